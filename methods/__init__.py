@@ -1,0 +1,1 @@
+"""GradLens: class activation maps for convolutional networks."""
