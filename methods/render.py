@@ -1,0 +1,129 @@
+"""Turn a normalized map into pictures: grayscale, colormap heatmap, overlay on the image.
+
+These are the four views of the original notebook (original, grayscale map, heatmap, overlay),
+as uint8 RGB arrays at the image's own size. The map is resized with bilinear interpolation
+(OpenCV's half-pixel convention, the same as ``align_corners=False``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["COLORMAPS", "Views", "resize_map", "to_uint8", "grayscale", "heatmap", "overlay", "render_views"]
+
+COLORMAPS: dict[str, int] = {
+    "jet": cv2.COLORMAP_JET,
+    "turbo": cv2.COLORMAP_TURBO,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "magma": cv2.COLORMAP_MAGMA,
+    "plasma": cv2.COLORMAP_PLASMA,
+    "cividis": cv2.COLORMAP_CIVIDIS,
+    "hot": cv2.COLORMAP_HOT,
+    "bone": cv2.COLORMAP_BONE,
+    "parula": cv2.COLORMAP_PARULA,
+}
+"""Colormap name -> OpenCV colormap id."""
+
+
+@dataclass(frozen=True)
+class Views:
+    """The four pictures of one explanation, uint8, at the image's size."""
+
+    original: np.ndarray  # (H, W, 3)
+    grayscale: np.ndarray  # (H, W)
+    heatmap: np.ndarray  # (H, W, 3)
+    overlay: np.ndarray  # (H, W, 3)
+
+
+def _as_map(m) -> np.ndarray:
+    arr = np.asarray(m.detach().cpu().numpy() if hasattr(m, "detach") else m, dtype=np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"a map must be 2-D (h, w); got shape {arr.shape}")
+    return np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def resize_map(m, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of an (h, w) map to ``size`` = (H, W); float32."""
+    arr = _as_map(m)
+    height, width = int(size[0]), int(size[1])
+    if arr.shape == (height, width):
+        return arr.copy()
+    return cv2.resize(arr, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def to_uint8(m, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Map values in ``value_range`` linearly to 0..255 (clipped), uint8.
+
+    Use ``value_range=(-1, 1)`` for signed maps from ``normalize(mode="max", relu=False)``.
+    """
+    lo, hi = value_range
+    if not hi > lo:
+        raise ValueError(f"value_range={value_range!r} must have high > low")
+    arr = (_as_map(m) - lo) / (hi - lo)
+    return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _colormap_id(colormap: str) -> int:
+    if colormap not in COLORMAPS:
+        raise ValueError(f"colormap={colormap!r} is not one of {sorted(COLORMAPS)}")
+    return COLORMAPS[colormap]
+
+
+def grayscale(m, size: tuple[int, int], *, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """The map as a grayscale image (H, W) uint8, white = high."""
+    return to_uint8(resize_map(m, size), value_range)
+
+
+def heatmap(
+    m, size: tuple[int, int], *, colormap: str = "jet", value_range: tuple[float, float] = (0.0, 1.0)
+) -> np.ndarray:
+    """The map through a colormap, (H, W, 3) uint8 RGB."""
+    bgr = cv2.applyColorMap(grayscale(m, size, value_range=value_range), _colormap_id(colormap))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def overlay(
+    image: np.ndarray,
+    m,
+    *,
+    colormap: str = "jet",
+    alpha: float = 0.5,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> np.ndarray:
+    """``(1 - alpha) * image + alpha * heatmap``, (H, W, 3) uint8 RGB at the image's size."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha={alpha!r} must be in [0, 1]")
+    img = _as_image(image)
+    heat = heatmap(m, img.shape[:2], colormap=colormap, value_range=value_range)
+    blended = (1.0 - alpha) * img.astype(np.float32) + alpha * heat.astype(np.float32)
+    return np.round(np.clip(blended, 0, 255)).astype(np.uint8)
+
+
+def _as_image(image: np.ndarray) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8 RGB; got shape {img.shape}, dtype {img.dtype}")
+    return img
+
+
+def render_views(
+    image: np.ndarray,
+    m,
+    *,
+    colormap: str = "jet",
+    alpha: float = 0.5,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> Views:
+    """All four views of a normalized map ``m`` (h, w) over ``image`` (H, W, 3) uint8."""
+    img = _as_image(image)
+    size = img.shape[:2]
+    return Views(
+        original=img.copy(),
+        grayscale=grayscale(m, size, value_range=value_range),
+        heatmap=heatmap(m, size, colormap=colormap, value_range=value_range),
+        overlay=overlay(img, m, colormap=colormap, alpha=alpha, value_range=value_range),
+    )
