@@ -1,0 +1,230 @@
+"""Which layers of a CNN can be explained, and which one to explain by default.
+
+Both answers come from one dummy forward pass with a forward hook on every named module (hooks
+registered in ``try`` and removed in ``finally``; the model is put in eval mode for the pass so no
+BatchNorm statistic changes, and every module's train/eval flag is restored afterwards).
+
+What counts as a *candidate layer*:
+
+* any named module except the root whose output is a single 4-D tensor ``(N, C, h, w)`` with more
+  than one spatial position (``h * w > 1``) - a map needs a spatial grid;
+* listed in the order the modules **finish** their forward (the order forward hooks fire). A
+  container therefore comes right after its last child: ``layer4.2`` ... then ``layer4``;
+* containers are kept even when their output is the very same tensor object as a child's output
+  (``layer4`` is ``layer4.2``'s output; VGG's ``features`` is ``features.30``'s). Users look for
+  block names like ``layer4``, and an alias costs nothing to record;
+* a module that runs **more than once** in one forward is excluded: torchvision's ResNet blocks
+  call one ``relu`` module three times, and "the output of ``layer1.0.relu``" would be ambiguous
+  (the recorder refuses such modules too). Modules that never run (unused heads) are not listed.
+
+The default layer (:func:`default_layer`) is "the end of the convolutional backbone": the last
+candidate that is not pooling / dropout / flatten / identity (nor an alias of one), then, among
+the modules that share that output tensor, the outermost one - unless that one receives the
+model's input image directly, in which case it *is* the whole backbone and the next one inside it
+is used. For torchvision this gives:
+
+=================== ======================= =====================================================
+model               default                 why
+=================== ======================= =====================================================
+VGG16               ``features.29``         last ReLU; ``features.30`` is a max-pool
+ResNet-18/50        ``layer4``              the last stage (same tensor as ``layer4.x``)
+DenseNet-121        ``features.norm5``      ``features`` is the whole backbone (sees the image);
+                                            the model's final ReLU is functional, not a module
+MobileNetV3-L       ``features.16``         last block; ``features`` sees the image
+EfficientNet-B0     ``features.8``          last block
+ConvNeXt-T          ``features.7``          last stage
+=================== ======================= =====================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["LayerInfo", "candidate_layers", "default_layer"]
+
+# Modules that only summarise or pass on the backbone's last map: never the default layer.
+_NOT_DEFAULT = (
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+    nn.modules.pooling._LPPoolNd,
+    nn.modules.dropout._DropoutNd,
+    nn.Flatten,
+    nn.Identity,
+)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One candidate layer.
+
+    Attributes:
+        name: dotted module name, as in ``model.named_modules()`` (``"layer4"``, ``"features.29"``).
+        type: class name of the module (``"ReLU"``, ``"Sequential"``, ``"Bottleneck"``).
+        shape: ``(C, h, w)`` of the module's output for the probed input size.
+        index: position in forward order, 0-based (the list index in :func:`candidate_layers`).
+    """
+
+    name: str
+    type: str
+    shape: tuple[int, int, int]
+    index: int
+
+
+@dataclass
+class _Fired:
+    """What the probe saw for one module (internal)."""
+
+    name: str
+    module: nn.Module
+    calls: int
+    order: int  # when it first finished
+    output: Any  # the output object of the first call (strong reference, dropped after the probe)
+    takes_input: bool  # the model's input tensor was one of its positional inputs
+
+
+def _check_size(input_size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(input_size, int) and not isinstance(input_size, bool):
+        input_size = (input_size, input_size)
+    try:
+        h, w = (int(v) for v in input_size)  # type: ignore[union-attr]
+        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in input_size) and h > 0 and w > 0  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"input_size must be (height, width) with two positive ints, got {input_size!r}")
+    return h, w
+
+
+def _in_channels(model: nn.Module) -> int:
+    """Channels the model expects: those of its first conv (3 if it has none)."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return int(m.in_channels)
+    return 3
+
+
+def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
+    """Run one no-grad forward with hooks on every named module; return what fired, in order."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    gen = torch.Generator().manual_seed(0)  # leaves the global RNG alone
+    x = torch.randn(1, _in_channels(model), *input_size, generator=gen).to(device=device, dtype=dtype)  # (1, C, H, W)
+
+    fired: dict[str, _Fired] = {}
+    counter = [0]
+
+    def make_hook(name: str):
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            rec = fired.get(name)
+            if rec is not None:
+                rec.calls += 1
+                return
+            fired[name] = _Fired(
+                name=name,
+                module=module,
+                calls=1,
+                order=counter[0],
+                output=output,
+                takes_input=any(a is x for a in args),
+            )
+            counter[0] += 1
+
+        return hook
+
+    modes = {m: m.training for m in model.modules()}
+    handles = []
+    try:
+        for name, module in model.named_modules():
+            if name:  # the root is the whole model, never a layer
+                handles.append(module.register_forward_hook(make_hook(name)))
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        for m, was_training in modes.items():
+            m.training = was_training
+    return sorted(fired.values(), key=lambda r: r.order)
+
+
+def _is_candidate(rec: _Fired) -> bool:
+    out = rec.output
+    return (
+        rec.calls == 1
+        and isinstance(out, torch.Tensor)
+        and out.dim() == 4
+        and out.shape[2] * out.shape[3] > 1
+    )
+
+
+def _shape(rec: _Fired) -> tuple[int, int, int]:
+    _, c, h, w = rec.output.shape
+    return int(c), int(h), int(w)
+
+
+def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 224)) -> list[LayerInfo]:
+    """List the layers of ``model`` whose output is a spatial feature map, in forward order.
+
+    Runs one forward pass on a (1, C, H, W) random input (C = the first conv's in_channels) under
+    ``torch.no_grad()`` on the model's device and dtype; the model's modes are restored. See the
+    module docstring for the exact rules (containers kept, reused modules excluded).
+
+    Args:
+        model: any ``nn.Module`` taking one image tensor.
+        input_size: ``(H, W)`` of the probe input, or one int for a square; shapes depend on it.
+
+    Returns:
+        list of :class:`LayerInfo`, ``index`` equal to the list position.
+
+    Raises:
+        ValueError: bad ``input_size``.
+        TypeError: ``model`` is not an ``nn.Module``.
+    """
+    size = _check_size(input_size)
+    kept = [r for r in _probe(model, size) if _is_candidate(r)]
+    return [LayerInfo(name=r.name, type=type(r.module).__name__, shape=_shape(r), index=i) for i, r in enumerate(kept)]
+
+
+def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)) -> str:
+    """Name of a sensible layer to explain by default: the end of the convolutional backbone.
+
+    Rule (module docstring has the table for torchvision models): walk the candidates backwards,
+    skipping pooling / dropout / flatten / identity modules and any module whose output is the
+    same tensor object as one of theirs (a container ending in a pool, such as VGG's ``features``). The first remaining one
+    fixes the *final map*. Of all candidates whose output is that very tensor (a block and its
+    last sub-block, a conv and its in-place ReLU), return the one that finished last (the
+    outermost), skipping modules that received the model's input directly (those are the whole
+    backbone, e.g. torchvision's ``features``) when another choice exists.
+
+    Raises:
+        ValueError: the model has no candidate layer (no 4-D output with h * w > 1), or bad
+            ``input_size``.
+    """
+    size = _check_size(input_size)
+    cands = [r for r in _probe(model, size) if _is_candidate(r)]
+    # Outputs of summarising modules; a container fires *after* its last child, so collect them
+    # all first rather than while walking backwards.
+    summaries = [r.output for r in cands if isinstance(r.module, _NOT_DEFAULT)]
+    final = None
+    for rec in reversed(cands):
+        if not any(rec.output is s for s in summaries):
+            final = rec
+            break
+    if final is None:
+        raise ValueError(
+            f"{type(model).__name__} has no layer with a spatial output (a 4-D tensor with h*w > 1) "
+            f"for input_size={size}; Grad-CAM-style maps need a convolutional layer"
+        )
+    group = [r for r in cands if r.output is final.output]  # forward order
+    inner = [r for r in group if not r.takes_input]
+    return (inner or group)[-1].name
