@@ -16,7 +16,8 @@ A raw map ``M`` (signed, any scale) becomes a displayable map in two independent
 or percentile pair) for the whole set, so maps of different layers or methods can be compared on
 the same scale and their relative magnitudes survive.
 
-Degenerate input never gives NaN: a constant or all-zero map scales to zeros, and non-finite
+Degenerate input never gives NaN: a constant or all-zero map (or set, with ``scope="shared"``)
+scales to zeros in every mode but ``"raw"`` — it says nothing about *where* — and non-finite
 values are replaced by 0 first.
 """
 
@@ -70,7 +71,7 @@ def _scale(values: list[np.ndarray], mode: str, percentiles: tuple[float, float]
         return values
     if mode == "max":
         peak = float(np.abs(flat).max())
-        if peak <= EPS:
+        if peak <= EPS or float(flat.max() - flat.min()) <= EPS * peak:  # zero or constant
             return [np.zeros_like(v) for v in values]
         return [v / peak for v in values]
     if mode == "percentile":

@@ -1,0 +1,64 @@
+"""Rendering: grayscale, heatmap, overlay values and sizes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from methods.render import COLORMAPS, grayscale, heatmap, overlay, render_views, resize_map, to_uint8
+
+
+def test_to_uint8_values():
+    np.testing.assert_array_equal(to_uint8(np.array([[0.0, 0.5, 1.0, 2.0, -1.0]])), [[0, 128, 255, 255, 0]])
+    np.testing.assert_array_equal(to_uint8(np.array([[-1.0, 0.0, 1.0]]), value_range=(-1, 1)), [[0, 128, 255]])
+
+
+def test_resize_matches_torch_bilinear_align_corners_false():
+    m = np.random.default_rng(0).random((7, 7)).astype(np.float32)
+    ours = resize_map(m, (28, 21))
+    ref = F.interpolate(torch.from_numpy(m)[None, None], size=(28, 21), mode="bilinear", align_corners=False)[0, 0]
+    np.testing.assert_allclose(ours, ref.numpy(), atol=1e-5)
+
+
+def test_heatmap_is_the_cv2_colormap_in_rgb():
+    m = np.array([[0.0, 1.0]], dtype=np.float32)
+    out = heatmap(m, (1, 2), colormap="jet")
+    bgr = cv2.applyColorMap(np.array([[0, 255]], np.uint8), cv2.COLORMAP_JET)
+    np.testing.assert_array_equal(out, bgr[..., ::-1])
+    assert tuple(out[0, 1]) == (128, 0, 0)  # jet's top is dark red in RGB
+    for name in COLORMAPS:
+        assert heatmap(m, (4, 4), colormap=name).shape == (4, 4, 3)
+
+
+def test_overlay_alpha_endpoints_and_midpoint():
+    img = np.full((4, 6, 3), 100, np.uint8)
+    m = np.ones((2, 3), np.float32)
+    heat = heatmap(m, (4, 6))
+    np.testing.assert_array_equal(overlay(img, m, alpha=0.0), img)
+    np.testing.assert_array_equal(overlay(img, m, alpha=1.0), heat)
+    mid = overlay(img, m, alpha=0.5)
+    np.testing.assert_array_equal(mid, np.round(0.5 * img + 0.5 * heat.astype(np.float32)).astype(np.uint8))
+
+
+def test_render_views_sizes_and_original():
+    img = np.random.default_rng(1).integers(0, 255, (50, 80, 3), dtype=np.uint8)
+    m = np.random.default_rng(2).random((7, 7)).astype(np.float32)
+    v = render_views(img, m, colormap="viridis", alpha=0.3)
+    assert v.original.shape == (50, 80, 3) and np.array_equal(v.original, img)
+    assert v.grayscale.shape == (50, 80) and v.grayscale.dtype == np.uint8
+    assert v.heatmap.shape == (50, 80, 3) and v.overlay.shape == (50, 80, 3)
+    np.testing.assert_array_equal(v.grayscale, grayscale(m, (50, 80)))
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="colormap='rainbowz'"):
+        heatmap(np.zeros((2, 2)), (2, 2), colormap="rainbowz")
+    with pytest.raises(ValueError, match="alpha"):
+        overlay(np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2)), alpha=1.5)
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        overlay(np.zeros((2, 2), np.uint8), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="2-D"):
+        grayscale(np.zeros((1, 2, 2)), (2, 2))
