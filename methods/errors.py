@@ -13,6 +13,7 @@ from __future__ import annotations
 __all__ = [
     "GradLensError",
     "WeightsNotAvailableError",
+    "UnknownModelError",
     "CheckpointError",
     "ImageError",
 ]
@@ -26,6 +27,13 @@ class WeightsNotAvailableError(GradLensError):
     """Pretrained weights are not on this machine and downloading was not allowed.
 
     The message names the exact file that is expected and how to put it there.
+    """
+
+
+class UnknownModelError(GradLensError, ValueError):
+    """A model or architecture name that GradLens does not know (also a ``ValueError``).
+
+    The message names the bad value and suggests the closest known names.
     """
 
 
