@@ -1,0 +1,102 @@
+"""GradLens home: the notebook's view of one image, and the methods the library knows.
+
+Run from the repository root: ``streamlit run dashboard/Home.py``.
+"""
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+import methods  # noqa: E402
+from dashboard import common, figures  # noqa: E402
+from dashboard.state import ViewState  # noqa: E402
+
+HOW_TO_READ = """
+* **Grayscale map**: where the class score is most sensitive to the layer's features; white = high.
+  It is computed at the layer's resolution (here the default layer) and resized to the image.
+* **Heatmap / overlay**: the same map through a colormap, then blended with the image
+  (opacity *alpha* in the sidebar).
+* The map explains **one class** (sidebar: *Target class*). Pick another class to see what in the
+  image speaks for it; a map for a wrong class that looks like the right one is a warning sign.
+* A map is not proof: compare methods (page *Methods*), layers (*Layers*) and check that removing
+  the highlighted pixels really lowers the score (*Faithfulness*).
+* Colours depend on the **normalization** (sidebar): min-max stretches every map to full contrast,
+  even a weak one; the page *Normalization* shows every choice side by side.
+"""
+
+
+def method_table() -> pd.DataFrame:
+    """The registry as a table: label, family, cost, paper, summary (never a hard-coded list)."""
+    rows = [
+        {"Method": s.label, "Key": s.name, "Family": s.family, "Cost": s.cost,
+         "Slow": "yes" if s.is_slow else "", "Paper": s.paper or None, "Summary": s.summary}
+        for s in common.method_specs()
+    ]
+    return pd.DataFrame(rows)
+
+
+def show(state: ViewState) -> None:
+    """Draw the home page from a view state."""
+    st.title("GradLens")
+    st.caption("Grad-CAM-style class activation maps: which pixels made the network say what it said.")
+
+    bundle = common.raw_maps(state, ["gradcam"], [None])
+    layer = next(iter(bundle.maps["gradcam"]))
+    raw = bundle.maps["gradcam"][layer]
+    norm = common.normalized([raw], state)[0]
+    value_range = figures.display_range(norm, mode=state.norm, relu=state.relu)
+    views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)
+    target_name = bundle.class_names[bundle.target] if bundle.target < len(bundle.class_names) else str(bundle.target)
+
+    left, right = st.columns([1, 3], gap="large")
+    with left:
+        st.subheader("Prediction")
+        order = bundle.probs.argsort()[::-1][:5]
+        top = pd.DataFrame({
+            "Class": [bundle.class_names[i] if i < len(bundle.class_names) else str(i) for i in order],
+            "Probability": [float(bundle.probs[i]) for i in order],
+        })
+        st.dataframe(
+            top, hide_index=True, width="stretch",
+            column_config={"Probability": st.column_config.ProgressColumn(
+                "Probability", format="percent", min_value=0.0, max_value=1.0)},
+        )
+        common.download_csv("Top-5 as CSV", top, "gradlens_top5.csv", key="dl_top5")
+    with right:
+        st.subheader(f"Grad-CAM for “{target_name}” at layer {layer}")
+        cols = st.columns(4)
+        pictures = [views.original, views.grayscale, views.heatmap, views.overlay]
+        captions = ["Original (as the model sees it)", "Grayscale map", f"Heatmap ({state.cmap})",
+                    f"Overlay (alpha {state.alpha:.2f})"]
+        for col, pic, cap in zip(cols, pictures, captions):
+            col.image(figures.enlarge(pic), caption=cap, width="stretch")
+        raw_lo, raw_hi = float(raw.min()), float(raw.max())
+        st.caption(
+            f"Raw map {raw.shape[0]}×{raw.shape[1]} at `{layer}`, values {raw_lo:.3g} … {raw_hi:.3g}; "
+            f"shown with {state.norm} normalization{' after ReLU' if state.relu else ''}. "
+            f"Computed in {bundle.seconds.get('gradcam', 0.0) * 1000:.0f} ms."
+        )
+        grid = figures.compose_grid(pictures, captions, ncols=4, cell=256,
+                                    title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}")
+        common.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home")
+
+    with st.expander("How to read this", expanded=True):
+        st.markdown(HOW_TO_READ)
+
+    st.subheader("Methods in the library")
+    table = method_table()
+    st.dataframe(
+        table, hide_index=True, width="stretch",
+        column_config={"Paper": st.column_config.LinkColumn("Paper", display_text="paper")},
+    )
+    common.download_csv("Method table as CSV", table, "gradlens_methods.csv", key="dl_methods")
+
+
+if __name__ == "__main__":
+    common.run_page("home", show)

@@ -1,0 +1,378 @@
+"""Figure and picture builders for the dashboard: pure numpy / PIL / plotly, no streamlit.
+
+Everything here takes arrays that are already computed (raw or normalized maps, curves) and
+returns a Plotly figure, an RGB array or bytes. Nothing runs a model.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from PIL import Image, ImageDraw, ImageFont
+
+from methods import render as _render
+
+__all__ = [
+    "png_bytes",
+    "data_uri",
+    "colorscale",
+    "display_range",
+    "display_ranges",
+    "compose_grid",
+    "map_figure",
+    "histogram_figure",
+    "top_share",
+    "concentration_figure",
+    "curves_figure",
+    "REFERENCE_STYLE",
+    "enlarge",
+]
+
+_PALETTE = (
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+    "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+)
+#: Line style of reference curves (random and centre maps) on the faithfulness chart.
+REFERENCE_STYLE = {"random": dict(color="#888888", dash="dot"), "centre": dict(color="#444444", dash="dash")}
+
+
+# ------------------------------------------------------------------------------------------
+# pictures
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """PNG encoding of an (H, W, 3) or (H, W) uint8 array."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def data_uri(image: np.ndarray) -> str:
+    """``data:image/png;base64,...`` of an image, for ``go.Image(source=...)``."""
+    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def compose_grid(
+    images: Sequence[np.ndarray],
+    captions: Sequence[str] = (),
+    *,
+    ncols: int = 4,
+    cell: int = 224,
+    title: str | None = None,
+    pad: int = 8,
+) -> np.ndarray:
+    """Tile pictures into one RGB image with a caption under each (for PNG downloads).
+
+    Args:
+        images: (H, W, 3) or (H, W) uint8 arrays; each is scaled to fit ``cell`` x ``cell``
+            (nearest-neighbour when enlarging small pictures, so pixels stay visible).
+        captions: one line under each picture (shortened to fit).
+        ncols: pictures per row.
+        cell: side of each picture's square, pixels.
+        title: optional line above the grid.
+
+    Returns:
+        (H, W, 3) uint8 RGB on a white background.
+    """
+    if not images:
+        raise ValueError("compose_grid needs at least one image")
+    ncols = max(1, min(ncols, len(images)))
+    nrows = math.ceil(len(images) / ncols)
+    font = _font(14)
+    cap_h = 22 if captions else 0
+    title_h = 28 if title else 0
+    width = ncols * cell + (ncols + 1) * pad
+    height = title_h + nrows * (cell + cap_h) + (nrows + 1) * pad
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((pad, pad), _fit_text(draw, title, _font(16), width - 2 * pad), fill=(0, 0, 0), font=_font(16))
+    for i, img in enumerate(images):
+        arr = np.asarray(img)
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        pic = Image.fromarray(np.ascontiguousarray(arr.astype(np.uint8)))
+        scale = cell / max(pic.size)
+        size = (max(1, round(pic.size[0] * scale)), max(1, round(pic.size[1] * scale)))
+        resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
+        pic = pic.resize(size, resample)
+        row, col = divmod(i, ncols)
+        x = pad + col * (cell + pad)
+        y = title_h + pad + row * (cell + cap_h + pad)
+        canvas.paste(pic, (x + (cell - size[0]) // 2, y + (cell - size[1]) // 2))
+        if i < len(captions):
+            text = _fit_text(draw, str(captions[i]), font, cell)
+            draw.text((x, y + cell + 4), text, fill=(20, 20, 20), font=font)
+    return np.asarray(canvas)
+
+
+# ------------------------------------------------------------------------------------------
+# colours and value ranges
+
+
+def colorscale(cmap: str, n: int = 33) -> list[list]:
+    """The OpenCV colormap ``cmap`` (as used by :func:`methods.render.heatmap`) as a Plotly
+    colorscale, so interactive figures and rendered PNGs use the very same colours."""
+    ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)[None, :]  # (1, n)
+    rgb = _render.heatmap(ramp, (1, n), colormap=cmap)[0]  # (n, 3)
+    return [[float(t), f"rgb({r},{g},{b})"] for t, (r, g, b) in zip(np.linspace(0, 1, n), rgb)]
+
+
+def display_range(m: np.ndarray, *, mode: str, relu: bool) -> tuple[float, float]:
+    """The value range a normalized map is drawn with (the colormap's two ends).
+
+    ``minmax`` and ``percentile`` give [0, 1]; ``max`` gives [0, 1] after ReLU and [-1, 1]
+    without (0 stays in the middle of the colormap); ``raw`` is drawn over its own min..max.
+    """
+    if mode in ("minmax", "percentile"):
+        return (0.0, 1.0)
+    if mode == "max":
+        return (0.0, 1.0) if relu else (-1.0, 1.0)
+    arr = np.asarray(m, dtype=np.float64)
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0)
+    if not hi > lo:
+        hi = lo + 1.0
+    return (lo, hi)
+
+
+def display_ranges(maps: Sequence[np.ndarray], *, mode: str, relu: bool, scope: str) -> list[tuple[float, float]]:
+    """:func:`display_range` of each map; for ``raw`` with a shared scope, one range for all."""
+    if mode == "raw" and scope == "shared" and maps:
+        joined = np.concatenate([np.asarray(m, dtype=np.float32).ravel() for m in maps])
+        common = display_range(joined, mode=mode, relu=relu)
+        return [common] * len(maps)
+    return [display_range(m, mode=mode, relu=relu) for m in maps]
+
+
+# ------------------------------------------------------------------------------------------
+# interactive maps
+
+
+def map_figure(
+    image: np.ndarray,
+    norm_maps: Sequence[np.ndarray],
+    raw_maps: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    ranges: Sequence[tuple[float, float]] | None = None,
+    ncols: int = 4,
+    cell_px: int = 300,
+) -> go.Figure:
+    """Maps over the image, one panel each; hover shows the cell, normalized and raw value.
+
+    Each map is drawn at its layer resolution (one coloured cell per map value) over the image,
+    with opacity ``alpha``.
+
+    Args:
+        image: (H, W, 3) uint8.
+        norm_maps: (h, w) normalized maps (what the colours show).
+        raw_maps: (h, w) raw maps of the same shapes (shown on hover).
+        titles: one per map.
+        ranges: colour range of each map (default: (0, 1)).
+    """
+    n = len(norm_maps)
+    if not (n == len(raw_maps) == len(titles)) or n == 0:
+        raise ValueError("map_figure needs as many normalized maps, raw maps and titles, at least one")
+    ranges = list(ranges) if ranges is not None else [(0.0, 1.0)] * n
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    height, width = image.shape[:2]
+    fig = make_subplots(
+        rows=nrows, cols=ncols, subplot_titles=list(titles),
+        horizontal_spacing=0.03, vertical_spacing=0.08 if nrows > 1 else 0.02,
+    )
+    shared = len(set(ranges)) == 1
+    scale = colorscale(cmap)
+    src = data_uri(image)
+    for i, (nm, rm) in enumerate(zip(norm_maps, raw_maps)):
+        nm = np.asarray(nm, dtype=np.float32)
+        rm = np.asarray(rm, dtype=np.float32)
+        if nm.shape != rm.shape:
+            raise ValueError(f"map {titles[i]!r}: normalized {nm.shape} and raw {rm.shape} shapes differ")
+        h, w = nm.shape
+        dx, dy = width / w, height / h
+        rows_idx, cols_idx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        custom = np.stack([rm, rows_idx, cols_idx], axis=-1)  # (h, w, 3)
+        row, col = divmod(i, ncols)
+        lo, hi = ranges[i]
+        fig.add_trace(go.Image(source=src, hoverinfo="skip"), row=row + 1, col=col + 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=nm,
+                customdata=custom,
+                x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy,
+                zmin=lo, zmax=hi,
+                colorscale=scale,
+                opacity=alpha,
+                showscale=shared and i == n - 1,
+                colorbar=dict(thickness=12, len=0.8) if shared else None,
+                hovertemplate=(
+                    "cell (row %{customdata[1]}, col %{customdata[2]})"
+                    f" of {h}×{w}<br>normalized %{{z:.3f}}<br>raw %{{customdata[0]:.4g}}"
+                    f"<extra>{titles[i]}</extra>"
+                ),
+            ),
+            row=row + 1, col=col + 1,
+        )
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, width - 0.5])
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=[height - 0.5, -0.5])
+    for i in range(n):
+        axis = "" if i == 0 else str(i + 1)
+        fig.update_layout({f"yaxis{axis}": dict(scaleanchor=f"x{axis}", scaleratio=1)})
+    fig.update_layout(
+        height=int(nrows * cell_px * max(0.6, height / width) + 60),
+        margin=dict(l=10, r=10, t=40, b=10),
+    )
+    return fig
+
+
+def histogram_figure(values: np.ndarray, *, value_range: tuple[float, float], title: str = "", bins: int = 40) -> go.Figure:
+    """A small bar histogram of a map's values over ``value_range`` (counts computed here)."""
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    lo, hi = value_range
+    if not hi > lo:
+        hi = lo + 1.0
+    counts, edges = np.histogram(np.clip(arr, lo, hi), bins=bins, range=(lo, hi))
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure(go.Bar(x=centres, y=counts, width=(hi - lo) / bins, marker_color="#4a6fa5",
+                           hovertemplate="%{x:.3g}: %{y} values<extra></extra>"))
+    fig.update_layout(
+        title=dict(text=title, font=dict(size=12)) if title else None,
+        height=170, margin=dict(l=10, r=10, t=28 if title else 8, b=10),
+        bargap=0, showlegend=False,
+        xaxis=dict(range=[lo, hi], tickfont=dict(size=10)),
+        yaxis=dict(tickfont=dict(size=10), title=None),
+    )
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# layers
+
+
+def top_share(m: np.ndarray, frac: float = 0.1) -> float:
+    """Share of the positive mass of ``m`` held by its top ``frac`` of pixels.
+
+    ``ReLU(m)`` is used; a uniform map gives ``frac``, a single hot pixel gives 1, a map with no
+    positive value gives NaN.
+    """
+    if not 0.0 < frac <= 1.0:
+        raise ValueError(f"frac={frac!r} must be in (0, 1]")
+    pos = np.maximum(np.asarray(m, dtype=np.float64).ravel(), 0.0)
+    total = pos.sum()
+    if pos.size == 0 or total <= 0:
+        return float("nan")
+    k = max(1, int(math.ceil(frac * pos.size)))
+    top = np.partition(pos, pos.size - k)[pos.size - k:]
+    return float(top.sum() / total)
+
+
+def concentration_figure(layers: Sequence[str], shares: Sequence[float], resolutions: Sequence[str], frac: float = 0.1) -> go.Figure:
+    """Share of positive mass in the top ``frac`` of pixels, by layer in forward order."""
+    fig = go.Figure(
+        go.Scatter(
+            x=list(range(len(layers))), y=list(shares), mode="lines+markers",
+            customdata=np.stack([np.asarray(layers, dtype=object), np.asarray(resolutions, dtype=object)], axis=-1)
+            if layers else None,
+            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>top share %{y:.2f}<extra></extra>",
+            line=dict(color="#1f77b4"),
+        )
+    )
+    fig.add_hline(y=frac, line=dict(color="#999999", dash="dot"), annotation_text="uniform map",
+                  annotation_position="bottom right")
+    fig.update_layout(
+        height=300, margin=dict(l=10, r=10, t=30, b=10),
+        xaxis=dict(tickmode="array", tickvals=list(range(len(layers))), ticktext=list(layers),
+                   title="layer (forward order)", tickangle=-45 if len(layers) > 6 else 0),
+        yaxis=dict(range=[0, 1.02], title=f"mass in top {frac:.0%} of pixels"),
+    )
+    return fig
+
+
+# ------------------------------------------------------------------------------------------
+# faithfulness
+
+
+def curves_figure(
+    deletion: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    insertion: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    labels: Mapping[str, str] | None = None,
+    references: Sequence[str] = ("random", "centre"),
+    marker: float | None = None,
+) -> go.Figure:
+    """Deletion and insertion curves side by side on one figure.
+
+    Args:
+        deletion, insertion: name -> (fractions, scores).
+        labels: display name per key (default: the key).
+        references: keys drawn as grey dashed reference curves.
+        marker: a fraction to mark with a vertical line (the step being shown).
+    """
+    labels = dict(labels or {})
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(
+        "Deletion: most salient pixels removed first (lower AUC = more faithful)",
+        "Insertion: most salient pixels added first (higher AUC = better)",
+    ), horizontal_spacing=0.08)
+    colour_index = 0
+    colours: dict[str, str] = {}
+    for key in list(deletion) + [k for k in insertion if k not in deletion]:
+        if key not in references:
+            colours[key] = _PALETTE[colour_index % len(_PALETTE)]
+            colour_index += 1
+    for col, curves in ((1, deletion), (2, insertion)):
+        for key, (fractions, scores) in curves.items():
+            name = labels.get(key, key)
+            if key in references:
+                line = dict(width=2, **REFERENCE_STYLE.get(key, dict(color="#666666", dash="dash")))
+            else:
+                line = dict(width=2.5, color=colours[key])
+            fig.add_trace(
+                go.Scatter(
+                    x=np.asarray(fractions, dtype=float), y=np.asarray(scores, dtype=float),
+                    mode="lines", name=name, legendgroup=key, showlegend=col == 1, line=line,
+                    hovertemplate=f"{name}<br>fraction %{{x:.2f}}<br>score %{{y:.3f}}<extra></extra>",
+                ),
+                row=1, col=col,
+            )
+    if marker is not None:
+        for col in (1, 2):
+            fig.add_vline(x=float(marker), line=dict(color="#aaaaaa", width=1), row=1, col=col)
+    fig.update_xaxes(title="fraction of pixels", range=[0, 1])
+    fig.update_yaxes(title="probability of the target class", rangemode="tozero")
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=50, b=10),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def enlarge(image: np.ndarray, min_side: int = 384) -> np.ndarray:
+    """Nearest-neighbour upscale by an integer factor so the short side reaches ``min_side``
+    (small model inputs stay crisp in the browser instead of being blurred)."""
+    arr = np.asarray(image)
+    factor = max(1, int(math.ceil(min_side / max(1, min(arr.shape[:2])))))
+    if factor == 1:
+        return arr
+    return np.repeat(np.repeat(arr, factor, axis=0), factor, axis=1)

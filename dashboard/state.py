@@ -1,0 +1,319 @@
+"""The dashboard's complete view state, and its round trip through URL query parameters.
+
+Pure: no streamlit import. One frozen :class:`ViewState` holds everything that decides what a
+page shows (page, model, image, target, methods, layers, normalization, colormap, alpha,
+faithfulness settings). Pages render from it, the sidebar writes it, the URL carries it, and a
+saved snapshot (``to_dict``/``from_dict``) restores it.
+
+Query parameters (only values that differ from the defaults are written)::
+
+    page      home | methods | layers | normalization | faithfulness
+    model     model id: a zoo name ("scenes_vgg", "resnet18"), or "upload:<digest>"
+    image     sample name ("scene_circle", "astronaut"), or "upload:<digest>"
+    target    class index (int); absent = the model's top-1 class
+    methods   comma-separated method keys (Methods, Faithfulness pages)
+    method    one method key (Layers, Normalization pages)
+    layer     module name; absent = the model's default layer
+    layers    comma-separated module names (Layers page); absent = every candidate layer
+    norm      raw | minmax | max | percentile
+    relu      1 | 0
+    scope     per_map | shared
+    plo, phi  percentiles for norm=percentile, 0 <= plo < phi <= 100
+    cmap      colormap name (methods.render.COLORMAPS)
+    alpha     overlay opacity in [0, 1]
+    baseline  deletion/insertion baseline: zero | mean | blur
+    steps     number of deletion/insertion steps
+    step      the step whose perturbed image is shown
+    slow      1 = run slow (score-family) methods without asking
+
+``from_query`` never raises on a hand-edited URL: every bad value falls back to its default and
+produces one human-readable message saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "PAGES",
+    "DEFAULT_BASELINES",
+    "STEPS_RANGE",
+    "UPLOAD_PREFIX",
+    "Choices",
+    "ViewState",
+    "is_upload",
+]
+
+PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness")
+#: Baselines documented for methods.faithfulness; the dashboard asks the module when it exists.
+DEFAULT_BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
+STEPS_RANGE: tuple[int, int] = (5, 200)
+UPLOAD_PREFIX = "upload:"
+
+
+def is_upload(value: str | None) -> bool:
+    """True for ids of uploaded files (``"upload:<digest>"``), which cannot travel in a URL."""
+    return isinstance(value, str) and value.startswith(UPLOAD_PREFIX)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """The valid values that depend on the library and the machine; None = do not check.
+
+    ``from_query`` checks names against these. Layer names and class indices depend on the
+    chosen model, so they are checked later (by the dashboard, with the model at hand).
+    """
+
+    models: tuple[str, ...] | None = None
+    images: tuple[str, ...] | None = None
+    methods: tuple[str, ...] | None = None
+    norms: tuple[str, ...] = ("raw", "minmax", "max", "percentile")
+    scopes: tuple[str, ...] = ("per_map", "shared")
+    colormaps: tuple[str, ...] | None = None
+    baselines: tuple[str, ...] = DEFAULT_BASELINES
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """Everything that decides what a dashboard page shows. Frozen: change it with ``replace``.
+
+    Attributes:
+        page: which page (one of :data:`PAGES`).
+        model: model id (zoo name or ``"upload:<digest>"``).
+        image: image id (sample name or ``"upload:<digest>"``); "" = the default sample.
+        target: class index to explain; None = the model's top-1 prediction.
+        methods: method keys compared side by side (Methods, Faithfulness).
+        method: the one method of the Layers and Normalization pages.
+        layer: layer to explain; None = the model's default layer.
+        layers: layers of the Layers page; empty = every candidate layer.
+        norm: normalization mode (``methods.normalize.MODES``).
+        relu: rectify before scaling.
+        scope: ``"per_map"`` or ``"shared"`` scale.
+        p_lo, p_hi: percentiles for ``norm="percentile"``.
+        cmap: colormap name (``methods.render.COLORMAPS``).
+        alpha: overlay opacity.
+        baseline: what deleted pixels become (faithfulness).
+        steps: number of deletion/insertion steps.
+        step: the step whose perturbed image is shown (0..steps).
+        slow: run slow methods without a button press.
+    """
+
+    page: str = "home"
+    model: str = "scenes_vgg"
+    image: str = ""
+    target: int | None = None
+    methods: tuple[str, ...] = ("gradcam", "gradcampp", "layercam")
+    method: str = "gradcam"
+    layer: str | None = None
+    layers: tuple[str, ...] = ()
+    norm: str = "minmax"
+    relu: bool = True
+    scope: str = "per_map"
+    p_lo: float = 1.0
+    p_hi: float = 99.0
+    cmap: str = "jet"
+    alpha: float = 0.5
+    baseline: str = "zero"
+    steps: int = 50
+    step: int = 10
+    slow: bool = False
+
+    # ---------------------------------------------------------------------------------------
+    # snapshots
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON-friendly values (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        for k, v in out.items():
+            if isinstance(v, tuple):
+                out[k] = list(v)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], choices: Choices | None = None) -> tuple["ViewState", list[str]]:
+        """Inverse of :meth:`to_dict`, validated like :meth:`from_query`."""
+        return cls.from_query({k: _encode_value(k, v) for k, v in data.items() if k in _FIELD_NAMES}, choices)
+
+    # ---------------------------------------------------------------------------------------
+    # URL
+
+    def to_query(self) -> dict[str, str]:
+        """The query parameters of this view: only values that differ from the defaults."""
+        default = ViewState()
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == getattr(default, f.name):
+                continue
+            out[_PARAM[f.name]] = _encode_value(f.name, value)
+        return out
+
+    @classmethod
+    def from_query(
+        cls, params: Mapping[str, Any], choices: Choices | None = None
+    ) -> tuple["ViewState", list[str]]:
+        """Read a view from query parameters; bad values fall back to defaults with a message.
+
+        Args:
+            params: parameter -> value (str, or a list of str of which the last counts, as in
+                ``st.query_params``). Unknown parameters are reported and ignored.
+            choices: valid names to check against (default: check only what needs no library).
+
+        Returns:
+            ``(state, messages)``; ``messages`` is empty when every parameter was valid.
+        """
+        choices = choices or Choices()
+        default = cls()
+        values: dict[str, Any] = {}
+        messages: list[str] = []
+        known = {v: k for k, v in _PARAM.items()}
+        for param, raw in params.items():
+            if isinstance(raw, (list, tuple)):
+                raw = raw[-1] if raw else ""
+            raw = str(raw)
+            name = known.get(param)
+            if name is None:
+                messages.append(f"URL parameter {param!r} is not used by the dashboard; ignored.")
+                continue
+            try:
+                values[name] = _PARSERS[name](raw.strip(), choices)
+            except ValueError as exc:
+                shown = _FALLBACK_TEXT.get(name) or _encode_value(name, getattr(default, name))
+                messages.append(f"URL parameter {param}={raw!r}: {exc}; using {shown}.")
+        state = replace(default, **values)
+        if state.p_lo >= state.p_hi:
+            messages.append(
+                f"URL parameters plo={state.p_lo:g}, phi={state.p_hi:g}: need plo < phi; "
+                f"using {default.p_lo:g} and {default.p_hi:g}."
+            )
+            state = replace(state, p_lo=default.p_lo, p_hi=default.p_hi)
+        if state.step > state.steps:
+            messages.append(f"URL parameter step={state.step}: larger than steps={state.steps}; using {state.steps}.")
+            state = replace(state, step=state.steps)
+        return state, messages
+
+    def with_changes(self, **changes: Any) -> "ViewState":
+        """``dataclasses.replace`` under a friendlier name."""
+        return replace(self, **changes)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(ViewState))
+_FALLBACK_TEXT = {
+    "target": "the top-1 class",
+    "layer": "the default layer",
+    "layers": "every candidate layer",
+}
+_PARAM: dict[str, str] = {name: name for name in _FIELD_NAMES}
+_PARAM.update({"p_lo": "plo", "p_hi": "phi"})
+
+
+def _encode_value(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if value is None:
+        return ""
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------
+# parsers: raw string -> value, ValueError with a short reason
+
+
+def _one_of(value: str, valid: Iterable[str] | None, what: str) -> str:
+    if not value:
+        raise ValueError(f"empty {what}")
+    if valid is not None and value not in valid:
+        raise ValueError(f"not a known {what} (valid: {', '.join(valid)})")
+    return value
+
+
+def _name_list(value: str, valid: Iterable[str] | None, what: str, *, allow_empty: bool) -> tuple[str, ...]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items and not allow_empty:
+        raise ValueError(f"no {what} given")
+    if len(set(items)) != len(items):
+        raise ValueError(f"a {what} is listed twice")
+    if valid is not None:
+        bad = [v for v in items if v not in valid]
+        if bad:
+            raise ValueError(f"unknown {what} {', '.join(repr(b) for b in bad)} (valid: {', '.join(valid)})")
+    return tuple(items)
+
+
+def _id(value: str, valid: Iterable[str] | None, what: str) -> str:
+    """A model or image id: a known name, or an upload id (checked later: it needs the session)."""
+    if is_upload(value):
+        if len(value) <= len(UPLOAD_PREFIX):
+            raise ValueError(f"empty upload id for the {what}")
+        return value
+    return _one_of(value, valid, what)
+
+
+def _int(value: str, lo: int, hi: int | None, what: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{what} must be a whole number") from None
+    if number < lo or (hi is not None and number > hi):
+        raise ValueError(f"{what} must be in [{lo}, {hi}]" if hi is not None else f"{what} must be >= {lo}")
+    return number
+
+
+def _float(value: str, lo: float, hi: float, what: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{what} must be a number") from None
+    if not math.isfinite(number) or not lo <= number <= hi:
+        raise ValueError(f"{what} must be in [{lo:g}, {hi:g}]")
+    return number
+
+
+def _bool(value: str) -> bool:
+    low = value.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be 1 or 0")
+
+
+def _target(value: str, choices: Choices) -> int | None:
+    if value in ("", "top1", "auto"):
+        return None
+    return _int(value, 0, None, "the class index")
+
+
+def _layer(value: str, choices: Choices) -> str | None:
+    return value or None
+
+
+_PARSERS = {
+    "page": lambda v, c: _one_of(v, PAGES, "page"),
+    "model": lambda v, c: _id(v, c.models, "model"),
+    "image": lambda v, c: _id(v, c.images, "image"),
+    "target": _target,
+    "methods": lambda v, c: _name_list(v, c.methods, "method", allow_empty=False),
+    "method": lambda v, c: _one_of(v, c.methods, "method"),
+    "layer": _layer,
+    "layers": lambda v, c: _name_list(v, None, "layer", allow_empty=True),
+    "norm": lambda v, c: _one_of(v, c.norms, "normalization mode"),
+    "relu": lambda v, c: _bool(v),
+    "scope": lambda v, c: _one_of(v, c.scopes, "scope"),
+    "p_lo": lambda v, c: _float(v, 0.0, 100.0, "the low percentile"),
+    "p_hi": lambda v, c: _float(v, 0.0, 100.0, "the high percentile"),
+    "cmap": lambda v, c: _one_of(v, c.colormaps, "colormap"),
+    "alpha": lambda v, c: _float(v, 0.0, 1.0, "alpha"),
+    "baseline": lambda v, c: _one_of(v, c.baselines, "baseline"),
+    "steps": lambda v, c: _int(v, STEPS_RANGE[0], STEPS_RANGE[1], "steps"),
+    "step": lambda v, c: _int(v, 0, STEPS_RANGE[1], "step"),
+    "slow": lambda v, c: _bool(v),
+}
+assert set(_PARSERS) == set(_FIELD_NAMES), "every ViewState field needs a parser"
