@@ -34,6 +34,7 @@ __all__ = [
     "Snapshot",
     "SnapshotSummary",
     "Comment",
+    "VerdictChange",
     "now_utc",
     "check_id",
     "check_text",
@@ -153,6 +154,21 @@ class SnapshotSummary:
     target_name: str | None
     image_sha256: str
     n_comments: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerdictChange:
+    """One entry of a snapshot's verdict history (:meth:`SnapshotStore.verdict_history`).
+
+    ``previous`` is ``None`` for the verdict a snapshot was saved with; ``author`` is ``None`` when
+    not given (and for the single entry a pre-v2 database gets on upgrade).
+    """
+
+    snapshot_id: str
+    verdict: str
+    previous: str | None
+    author: str | None
+    changed_at: str
 
 
 @dataclass(frozen=True, kw_only=True)

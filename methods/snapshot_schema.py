@@ -212,6 +212,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX comments_by_snapshot ON comments(snapshot_id, id)",
         "CREATE INDEX snapshots_by_created ON snapshots(created_at, seq)",
     ),
+    # v2: every verdict change is kept (who, when, from what); files from v1 get one row per
+    # snapshot with its verdict as of the upgrade. Indexes for the author and model filters.
+    (
+        """CREATE TABLE verdict_changes (
+            id          INTEGER PRIMARY KEY,
+            snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+            verdict     TEXT NOT NULL,
+            previous    TEXT,
+            author      TEXT,
+            changed_at  TEXT NOT NULL
+        )""",
+        "CREATE INDEX verdict_changes_by_snapshot ON verdict_changes(snapshot_id, id)",
+        """INSERT INTO verdict_changes (snapshot_id, verdict, previous, author, changed_at)
+           SELECT id, verdict, NULL, NULL, updated_at FROM snapshots ORDER BY seq""",
+        "CREATE INDEX snapshots_by_author ON snapshots(author COLLATE NOCASE)",
+        "CREATE INDEX snapshots_by_model ON snapshots(model_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -40,6 +40,7 @@ from methods.snapshot_records import (
     NormSettings,
     Snapshot,
     SnapshotSummary,
+    VerdictChange,
     check_id,
     check_text,
     check_verdict,
@@ -59,6 +60,7 @@ __all__ = [
     "Snapshot",
     "SnapshotSummary",
     "Comment",
+    "VerdictChange",
     "SnapshotStore",
 ]
 
@@ -215,6 +217,10 @@ class SnapshotStore:
             conn.execute(
                 "INSERT INTO snapshot_blobs (snapshot_id, image_png, maps_npz) VALUES (?, ?, ?)",
                 (snapshot_id, image_png, maps_npz),
+            )
+            conn.execute(
+                "INSERT INTO verdict_changes (snapshot_id, verdict, previous, author, changed_at) VALUES (?, ?, NULL, ?, ?)",
+                (snapshot_id, values["verdict"], values["author"], now),
             )
         return snapshot_id
 
@@ -389,18 +395,44 @@ class SnapshotStore:
             ).fetchall()
         return [Comment(id=r[0], snapshot_id=r[1], author=r[2], text=r[3], created_at=r[4]) for r in rows]
 
-    def set_verdict(self, snapshot_id: str, verdict: str) -> None:
-        """Set the verdict tag (one of :data:`VERDICTS`); ``updated_at`` moves when it changes.
+    def set_verdict(self, snapshot_id: str, verdict: str, *, author: str | None = None) -> None:
+        """Set the verdict tag (one of :data:`VERDICTS`).
+
+        A change moves ``updated_at`` and appends to :meth:`verdict_history` (with ``author`` if
+        given); setting the verdict a snapshot already has changes nothing.
 
         Raises:
             SnapshotNotFound: no snapshot with this id.
-            SnapshotError: ``verdict`` is not in :data:`VERDICTS`.
+            SnapshotError: ``verdict`` is not in :data:`VERDICTS`, or ``author`` is over its limit.
         """
         check_id(snapshot_id)
         check_verdict(verdict)
+        if author is not None:
+            author = check_text("author", author, LIMITS["author"], strip=True) or None
         with self._transaction(write=True) as conn:
             self._require(conn, snapshot_id)
+            (previous,) = conn.execute("SELECT verdict FROM snapshots WHERE id = ?", (snapshot_id,)).fetchone()
+            if previous == verdict:
+                return
+            now = now_utc()
+            conn.execute("UPDATE snapshots SET verdict = ?, updated_at = ? WHERE id = ?", (verdict, now, snapshot_id))
             conn.execute(
-                "UPDATE snapshots SET verdict = ?, updated_at = ? WHERE id = ? AND verdict != ?",
-                (verdict, now_utc(), snapshot_id, verdict),
+                "INSERT INTO verdict_changes (snapshot_id, verdict, previous, author, changed_at) VALUES (?, ?, ?, ?, ?)",
+                (snapshot_id, verdict, previous, author, now),
             )
+
+    def verdict_history(self, snapshot_id: str) -> list[VerdictChange]:
+        """Every verdict the snapshot has had, oldest first (the first is the one it was saved with).
+
+        Raises:
+            SnapshotNotFound: no snapshot with this id.
+        """
+        check_id(snapshot_id)
+        with self._transaction(write=False) as conn:
+            self._require(conn, snapshot_id)
+            rows = conn.execute(
+                "SELECT snapshot_id, verdict, previous, author, changed_at FROM verdict_changes "
+                "WHERE snapshot_id = ? ORDER BY id",
+                (snapshot_id,),
+            ).fetchall()
+        return [VerdictChange(snapshot_id=r[0], verdict=r[1], previous=r[2], author=r[3], changed_at=r[4]) for r in rows]

@@ -44,6 +44,7 @@ from methods.snapshots import (
     SnapshotError,
     SnapshotNotFound,
     SnapshotStore,
+    VerdictChange,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -199,7 +200,7 @@ def test_missing_id_is_not_found_and_key_error(store: SnapshotStore) -> None:
         store.get("AAAAAAAAAA")
     assert isinstance(info.value, KeyError) and isinstance(info.value, GradLensError)
     assert str(info.value).startswith("no snapshot")  # not KeyError's quoted repr
-    for call in (store.comments, store.delete, lambda i: store.set_verdict(i, "spurious"),
+    for call in (store.comments, store.delete, store.verdict_history, lambda i: store.set_verdict(i, "spurious"),
                  lambda i: store.add_comment(i, author="a", text="t")):
         with pytest.raises(SnapshotNotFound):
             call("AAAAAAAAAA")
@@ -311,8 +312,16 @@ def test_set_verdict_changes_verdict_and_updated_time(store: SnapshotStore) -> N
     after = store.get(sid)
     assert after.verdict == "spurious" and after.created_at == before.created_at
     assert after.updated_at > before.updated_at
-    store.set_verdict(sid, "spurious")  # unchanged: no new time
+    store.set_verdict(sid, "spurious")  # unchanged: no new time, no history entry
     assert store.get(sid).updated_at == after.updated_at
+    store.set_verdict(sid, "looks right", author=" ben ")
+    final = store.get(sid)
+    assert store.verdict_history(sid) == [
+        VerdictChange(snapshot_id=sid, verdict="unreviewed", previous=None, author="ana", changed_at=before.created_at),
+        VerdictChange(snapshot_id=sid, verdict="spurious", previous="unreviewed", author=None, changed_at=after.updated_at),
+        VerdictChange(snapshot_id=sid, verdict="looks right", previous="spurious", author="ben", changed_at=final.updated_at),
+    ]
+    store.set_verdict(sid, "spurious")
     assert [r.id for r in store.list(verdict="spurious")] == [sid]
     with pytest.raises(SnapshotError) as info:
         store.set_verdict(sid, "Spurious")
@@ -337,6 +346,7 @@ def test_delete_removes_snapshot_blobs_and_comments(store: SnapshotStore) -> Non
     assert [r.id for r in store.list()] == [keep]
     assert _raw(store.path, "SELECT count(*) FROM comments") == [(1,)]
     assert _raw(store.path, "SELECT snapshot_id FROM snapshot_blobs") == [(keep,)]
+    assert _raw(store.path, "SELECT DISTINCT snapshot_id FROM verdict_changes") == [(keep,)]
     assert store.get(keep).maps  # the other one is intact
 
 
@@ -532,6 +542,58 @@ def test_failed_migration_rolls_back_completely(tmp_path: Path) -> None:
         assert conn.execute("SELECT x FROM a").fetchall() == [(1,)]
     finally:
         conn.close()
+
+
+def _v1_database(path: Path) -> dict:
+    """A file at schema v1 (the first release) holding one snapshot and one comment, written with
+    plain SQL in v1's columns, the way a v1 GradLens left it."""
+    conn = connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    assert migrate(conn, migrations=MIGRATIONS[:1]) == 0
+    png = encode_png(_image())
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    row = dict(
+        id="OldSnap_01", created_at="2025-01-02T03:04:05.000006+00:00", updated_at="2025-02-01T00:00:00.000000+00:00",
+        author="ana", title="old", note="from v1", verdict="spurious", model_id="vgg16", model_sha256=None,
+        page="single", methods='["gradcam"]', layers='["features.29"]', target_index=3, target_name="cat",
+        norm_mode="max", norm_relu=0, norm_scope="per_map", norm_p_low=1.0, norm_p_high=99.0, colormap="turbo",
+        alpha=0.4, view='{"page":"single"}', metrics='{"auc":0.5}', image_sha256=hashlib.sha256(png).hexdigest(),
+        image_width=9, image_height=12,
+    )
+    conn.execute(f"INSERT INTO snapshots ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
+    conn.execute("INSERT INTO snapshot_blobs VALUES (?, ?, ?)", (row["id"], png, encode_maps({"gradcam": {"features.29": arr}})))
+    conn.execute("INSERT INTO comments (snapshot_id, author, text, created_at) VALUES (?, 'ben', 'hm', ?)", (row["id"], row["created_at"]))
+    conn.close()
+    return {**row, "png": png, "arr": arr}
+
+
+def test_upgrade_v1_database_to_current(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite3"
+    old = _v1_database(path)
+    assert _raw(path, "PRAGMA user_version") == [(1,)]
+    assert ("verdict_changes",) not in _raw(path, "SELECT name FROM sqlite_master WHERE type = 'table'")
+
+    store = SnapshotStore(path)  # opening upgrades
+    assert _raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert _raw(path, "PRAGMA integrity_check") == [("ok",)]
+    snap = store.get("OldSnap_01")
+    assert (snap.title, snap.note, snap.verdict, snap.model_id, snap.target_name) == ("old", "from v1", "spurious", "vgg16", "cat")
+    assert snap.normalization == NormSettings(mode="max", relu=False, scope="per_map", percentiles=(1.0, 99.0))
+    assert snap.image_png == old["png"] and snap.maps["gradcam"]["features.29"].tobytes() == old["arr"].tobytes()
+    assert [c.text for c in store.comments("OldSnap_01")] == ["hm"]
+    # v2's history starts with the verdict the snapshot had at the upgrade, dated by its last change
+    assert store.verdict_history("OldSnap_01") == [
+        VerdictChange(snapshot_id="OldSnap_01", verdict="spurious", previous=None, author=None, changed_at=old["updated_at"])
+    ]
+    store.set_verdict("OldSnap_01", "looks right", author="cleo")
+    assert [(v.previous, v.verdict, v.author) for v in store.verdict_history("OldSnap_01")] == [
+        (None, "spurious", None), ("spurious", "looks right", "cleo")
+    ]
+    new_id = store.save(_make())  # new snapshots work alongside the old one
+    assert {r.id for r in store.list()} == {"OldSnap_01", new_id}
+    assert [r.id for r in store.list(author="ANA", model="vgg16")] == ["OldSnap_01"]  # the v2 indexes serve filters
+    SnapshotStore(path)  # opening again is a no-op
+    assert len(store.verdict_history("OldSnap_01")) == 2
 
 
 def test_migrations_are_numbered_by_position() -> None:
