@@ -35,7 +35,7 @@ def method_table() -> pd.DataFrame:
     """The registry as a table: label, family, cost, paper, summary (never a hard-coded list)."""
     rows = [
         {"Method": s.label, "Key": s.name, "Family": s.family, "Cost": s.cost,
-         "Slow": "yes" if s.is_slow else "", "Paper": s.paper or None, "Summary": s.summary}
+         "Slow": "yes" if s.is_slow else "", "Paper": s.paper, "Summary": s.summary}
         for s in common.method_specs()
     ]
     return pd.DataFrame(rows)
@@ -43,7 +43,6 @@ def method_table() -> pd.DataFrame:
 
 def show(state: ViewState) -> None:
     """Draw the home page from a view state."""
-    st.title("GradLens")
     st.caption("Grad-CAM-style class activation maps: which pixels made the network say what it said.")
 
     bundle = common.raw_maps(state, ["gradcam"], [None])
@@ -52,9 +51,9 @@ def show(state: ViewState) -> None:
     norm = common.normalized([raw], state)[0]
     value_range = figures.display_range(norm, mode=state.norm, relu=state.relu)
     views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)
-    target_name = bundle.class_names[bundle.target] if bundle.target < len(bundle.class_names) else str(bundle.target)
+    target_name = bundle.target_name
 
-    left, right = st.columns([1, 3], gap="large")
+    left, right = st.columns([1.3, 3], gap="large")
     with left:
         st.subheader("Prediction")
         order = bundle.probs.argsort()[::-1][:5]
@@ -93,7 +92,10 @@ def show(state: ViewState) -> None:
     table = method_table()
     st.dataframe(
         table, hide_index=True, width="stretch",
-        column_config={"Paper": st.column_config.LinkColumn("Paper", display_text="paper")},
+        column_config={
+            "Paper": st.column_config.LinkColumn("Paper", display_text="paper"),
+            "Summary": st.column_config.TextColumn("Summary", width="large"),
+        },
     )
     common.download_csv("Method table as CSV", table, "gradlens_methods.csv", key="dl_methods")
 

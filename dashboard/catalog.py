@@ -1,0 +1,357 @@
+"""What the dashboard asks of the library, without streamlit: models, samples, layers, maps, curves.
+
+Plain functions over :mod:`methods`; :mod:`dashboard.common` wraps them in Streamlit caches and
+locks. Modules that land separately (``methods.samples``, ``methods.faithfulness``) are imported
+lazily, so the dashboard keeps working while they are missing and picks them up once they exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+import methods
+from methods.errors import GradLensError
+
+__all__ = [
+    "optional",
+    "ModelChoice",
+    "SampleChoice",
+    "LayerRow",
+    "MapBundle",
+    "Progress",
+    "model_choices",
+    "load_model",
+    "load_checkpoint",
+    "checkpoint_architectures",
+    "sample_choices",
+    "load_sample",
+    "decode_image",
+    "model_input",
+    "model_view",
+    "predict",
+    "layer_rows",
+    "compute_maps",
+    "merge",
+    "baselines",
+    "compute_curves",
+]
+
+DEFAULT_BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
+
+
+def optional(name: str):
+    """``methods.<name>``, or None when that module does not exist (yet)."""
+    try:
+        return importlib.import_module(f"methods.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"methods.{name}":
+            return None
+        raise
+
+
+def _zoo():
+    zoo = optional("zoo")
+    if zoo is None:
+        raise GradLensError("models need methods.zoo, which is not in this checkout")
+    return zoo
+
+
+# ------------------------------------------------------------------------------------------
+# data types
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the model menu; ``notice`` says why it cannot be loaded (missing weights)."""
+
+    id: str
+    label: str
+    available: bool
+    notice: str = ""
+
+
+@dataclass(frozen=True)
+class SampleChoice:
+    """One bundled sample image."""
+
+    id: str
+    label: str
+    kind: str  # "scene" | "photo"
+    description: str = ""
+    suggested_model: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """A candidate layer: name, module type, output shape (C, h, w), forward-order index."""
+
+    name: str
+    type: str
+    shape: tuple[int, int, int]
+    index: int
+
+    @property
+    def resolution(self) -> str:
+        c, h, w = self.shape
+        return f"{c}×{h}×{w}"
+
+
+@dataclass(frozen=True)
+class MapBundle:
+    """Raw maps of one image: what a page draws, and what a snapshot stores.
+
+    Attributes:
+        image: (H, W, 3) uint8, the image as the model sees it (after its resize).
+        maps: ``maps[method][layer]`` = RAW (h, w) float32 map.
+        target: the explained class index.
+        probs: (K,) softmax probabilities of the model for the image.
+        class_names: one per class.
+        seconds: method -> wall time of its computation.
+    """
+
+    image: np.ndarray
+    maps: dict[str, dict[str, np.ndarray]]
+    target: int
+    probs: np.ndarray
+    class_names: tuple[str, ...]
+    seconds: dict[str, float]
+
+    @property
+    def target_name(self) -> str:
+        return self.class_names[self.target] if 0 <= self.target < len(self.class_names) else f"class {self.target}"
+
+
+def merge(first: MapBundle | None, second: MapBundle | None) -> MapBundle | None:
+    """Union of two bundles of the same image, model and target."""
+    if first is None or second is None:
+        return first or second
+    return replace(first, maps={**first.maps, **second.maps}, seconds={**first.seconds, **second.seconds})
+
+
+class Progress:
+    """``(done, total)`` callback shared between a computing thread and a progress bar."""
+
+    def __init__(self) -> None:
+        self.done, self.total = 0, 1
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int, total: int) -> None:
+        with self._lock:
+            self.done, self.total = int(done), max(int(total), 1)
+
+    @property
+    def fraction(self) -> float:
+        with self._lock:
+            return min(max(self.done / self.total, 0.0), 1.0)
+
+
+# ------------------------------------------------------------------------------------------
+# models
+
+
+def allow_untrained() -> bool:
+    """Development switch (``GRADLENS_DASHBOARD_UNTRAINED=1``): random weights for the bundled
+    models while their weight files are missing. Never set in normal use."""
+    return os.environ.get("GRADLENS_DASHBOARD_UNTRAINED") == "1"
+
+
+def model_choices() -> list[ModelChoice]:
+    """Every catalog model in zoo order, with a notice naming the expected file when its
+    weights are not on this machine."""
+    out = []
+    for entry in _zoo().list_models():
+        available = bool(entry.available) or (allow_untrained() and entry.source == "bundled")
+        notice = "" if available else (
+            f"The weights of {entry.label} are not on this machine. Expected file: `{entry.expected_file}`"
+        )
+        out.append(ModelChoice(entry.name, entry.label, available, notice))
+    return out
+
+
+def load_model(name: str):
+    """A catalog model as a ``methods.zoo.LoadedModel``."""
+    zoo = _zoo()
+    if allow_untrained():
+        from methods import scene_models
+
+        if name in scene_models.BUNDLED and not scene_models.weights_path(name).is_file():
+            return zoo.LoadedModel(
+                name, scene_models.build(name).eval(), (scene_models.INPUT_SIZE,) * 2, scene_models.MEAN,
+                scene_models.STD, tuple(scene_models.CLASS_NAMES), scene_models.DEFAULT_LAYERS[name],
+                source="bundled", note="UNTRAINED development weights",
+            )
+    return zoo.load_model(name)
+
+
+def load_checkpoint(data: bytes, *, arch: str, num_classes: int, class_names: Sequence[str] | None):
+    """An uploaded checkpoint as a ``LoadedModel`` (read safely by the zoo)."""
+    return _zoo().load_checkpoint(io.BytesIO(data), arch=arch, num_classes=num_classes,
+                                  class_names=list(class_names) if class_names else None)
+
+
+def checkpoint_architectures() -> list[str]:
+    """Architectures an uploaded checkpoint may have; catalog ones first."""
+    zoo = optional("zoo")
+    if zoo is None:
+        return []
+    value = getattr(zoo, "checkpoint_architectures", None)
+    if value is not None:
+        archs = list(value() if callable(value) else value)
+    else:  # the zoo accepts every torchvision classification architecture
+        import torchvision.models as tvm
+
+        archs = sorted(tvm.list_models(module=tvm))
+    familiar = [m.id for m in model_choices() if m.id in archs]
+    return familiar + [a for a in archs if a not in familiar]
+
+
+# ------------------------------------------------------------------------------------------
+# images
+
+
+def sample_choices() -> list[SampleChoice]:
+    """The bundled samples: ``methods.samples`` when it exists, else a few scenes and photos."""
+    samples = optional("samples")
+    if samples is not None:
+        return [
+            SampleChoice(s.name, f"{'Scene' if s.kind == 'scene' else 'Photo'}: {s.name}", s.kind,
+                         getattr(s, "description", ""), getattr(s, "suggested_model", None))
+            for s in samples.list_samples()
+        ]
+    scenes = [SampleChoice(f"scene_{i}", f"Scene: scene_{i}", "scene", "synthetic scene", "scenes_vgg") for i in range(4)]
+    photos = [SampleChoice(p, f"Photo: {p}", "photo", "scikit-image photo", None) for p in ("astronaut", "coffee", "chelsea")]
+    return scenes + photos
+
+
+def load_sample(name: str) -> np.ndarray:
+    """(H, W, 3) uint8 sample image."""
+    samples = optional("samples")
+    if samples is not None:
+        return np.asarray(samples.load_sample(name))
+    if name.startswith("scene_"):
+        from methods.scenes import EVAL_SEED_START, make_scene
+
+        return make_scene(EVAL_SEED_START + int(name.split("_")[1])).image
+    from skimage import data as skdata
+
+    return np.asarray(getattr(skdata, name)())[:, :, :3]
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """An uploaded file -> (H, W, 3) uint8, refused with a clear ImageError when broken."""
+    from methods.images import load_image
+
+    return load_image(data)
+
+
+# ------------------------------------------------------------------------------------------
+# model computations (callers hold the model's lock)
+
+
+def model_input(loaded, image: np.ndarray) -> torch.Tensor:
+    """(1, 3, h, w) model input of an (H, W, 3) uint8 image."""
+    x = torch.as_tensor(loaded.preprocess(image))  # (3, h, w)
+    return x[None] if x.ndim == 3 else x
+
+
+def model_view(loaded, image: np.ndarray) -> np.ndarray:
+    """The image as the model sees it (its resize undone of nothing else), (h, w, 3) uint8."""
+    x = model_input(loaded, image)[0].float().numpy()  # (3, h, w)
+    mean = np.asarray(loaded.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(loaded.std, dtype=np.float32)[:, None, None]
+    rgb = np.clip((x * std + mean) * 255.0, 0, 255).round().astype(np.uint8)  # (3, h, w)
+    return np.ascontiguousarray(rgb.transpose(1, 2, 0))
+
+
+def predict(loaded, image: np.ndarray) -> np.ndarray:
+    """Softmax probabilities (K,)."""
+    with torch.no_grad():
+        logits = loaded.model(model_input(loaded, image))  # (1, K)
+    return logits.softmax(dim=1)[0].float().numpy()
+
+
+def layer_rows(loaded) -> tuple[list[LayerRow], str]:
+    """Candidate layers in forward order and the model's default layer."""
+    from methods.layers import candidate_layers, default_layer
+
+    size = tuple(loaded.input_size)
+    infos = candidate_layers(loaded.model, size)
+    default = getattr(loaded, "default_layer", None) or default_layer(loaded.model, size)
+    return [LayerRow(i.name, i.type, tuple(i.shape), i.index) for i in infos], default
+
+
+def compute_maps(
+    loaded, image: np.ndarray, method_names: Sequence[str], layers: Sequence[str], target: int,
+    options: dict | None = None, progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """RAW maps of several methods at several layers from ONE ``explain_many`` call.
+
+    Returns ``{"maps": {method: {layer: (h, w) float32}}, "seconds": {method: s}}``.
+    """
+    results = methods.explain_many(
+        loaded, model_input(loaded, image), list(method_names), layers=list(layers), target=target,
+        options=options or {}, progress=progress,
+    )
+    return {
+        "maps": {m: {l: e.maps[l][0].numpy().astype(np.float32) for l in e.layers} for m, e in results.items()},
+        "seconds": {m: float(e.seconds) for m, e in results.items()},
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# faithfulness (methods.faithfulness lands separately)
+
+
+def baselines() -> tuple[str, ...]:
+    """Baselines the deletion/insertion curves accept."""
+    mod = optional("faithfulness")
+    for attr in ("BASELINES", "BASELINE_CHOICES"):
+        value = getattr(mod, attr, None) if mod is not None else None
+        if value:
+            return tuple(value)
+    return DEFAULT_BASELINES
+
+
+def compute_curves(
+    loaded, image: np.ndarray, saliency: np.ndarray, target: int, *, steps: int, baseline: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """Deletion and insertion curves of one (H, W) saliency map: kind -> (fractions, scores, auc)."""
+    mod = optional("faithfulness")
+    if mod is None:
+        raise GradLensError("the deletion/insertion curves need methods.faithfulness, which has not landed in this checkout yet")
+    x = model_input(loaded, image)
+    sal = torch.from_numpy(np.ascontiguousarray(saliency, dtype=np.float32))[None]  # (1, H, W)
+    out = {}
+    for i, kind in enumerate(("deletion", "insertion")):
+        sub = None
+        if progress is not None:
+            sub = (lambda i: lambda d, t: progress(i * max(t, 1) + d, 2 * max(t, 1)))(i)
+        curve = getattr(mod, f"{kind}_curve")(loaded.model, x, sal, target, steps=steps, baseline=baseline, progress=sub)
+        out[kind] = (np.asarray(curve.fractions, dtype=np.float64).ravel(),
+                     np.asarray(curve.scores, dtype=np.float64).ravel(),
+                     float(np.asarray(curve.auc, dtype=np.float64).ravel()[0]))
+    return out
+
+
+def perturbed_images(loaded, image: np.ndarray, saliency: np.ndarray, fraction: float, *, baseline: str) -> dict[str, np.ndarray]:
+    """The deletion and insertion images at ``fraction`` of the pixels, (h, w, 3) uint8 each."""
+    mod = optional("faithfulness")
+    fn = getattr(mod, "perturbed_image", None) if mod is not None else None
+    if fn is None:
+        raise GradLensError("methods.faithfulness has no helper that draws the perturbed image yet")
+    x = model_input(loaded, image)
+    sal = torch.from_numpy(np.ascontiguousarray(saliency, dtype=np.float32))[None]  # (1, H, W)
+    out = {}
+    for kind in ("deletion", "insertion"):
+        xp = fn(x, sal, fraction, kind=kind, baseline=baseline)  # (1, 3, H, W)
+        out[kind] = loaded.denormalize(xp)[0]
+    return out

@@ -1,0 +1,82 @@
+"""Methods side by side: one layer, several methods, one normalization; hover shows the values."""
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+import methods  # noqa: E402
+from dashboard import common, figures  # noqa: E402
+from dashboard.state import ViewState  # noqa: E402
+
+
+def controls(state: ViewState) -> ViewState:
+    """Methods, layer, and the switch for slow methods (main area, above the maps)."""
+    specs = common.method_specs()
+    names = [s.name for s in specs]
+    labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
+    wanted = [m for m in state.methods if m in names] or names[:1]
+    common.seed("w_methods", wanted)
+    left, mid, right = st.columns([3, 2, 1.3], vertical_alignment="bottom")
+    chosen = left.multiselect("Methods", names, key="w_methods", format_func=labels.get,
+                              help="Every method registered in the library (methods.list_methods()).")
+    layer = common.layer_select(state, mid)
+    common.seed("w_slow", state.slow)
+    slow = right.toggle("Run slow methods", key="w_slow", help="Otherwise each slow method waits for its Run button.")
+    return state.with_changes(methods=tuple(chosen) or state.methods, layer=layer, slow=slow)
+
+
+def show(state: ViewState) -> None:
+    """Draw the Methods page from a view state."""
+    if not state.methods:
+        st.info("Choose at least one method.")
+        return
+    bundle = common.gated_maps(state, state.methods, [state.layer], key="methods")
+    if bundle is None:
+        return
+    names = [m for m in state.methods if m in bundle.maps]
+    layer = next(iter(bundle.maps[names[0]]))
+    raw = [bundle.maps[m][layer] for m in names]
+    norm = common.normalized(raw, state)
+    ranges = figures.display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
+    target = bundle.target_name
+    h, w = raw[0].shape
+    st.caption(
+        f"Class **{target}** · layer `{layer}` ({h}×{w} cells) · {state.norm} normalization"
+        f"{' after ReLU' if state.relu else ''}, {'one shared scale' if state.scope == 'shared' else 'each map on its own scale'}. "
+        "Hover a cell for its raw and normalized value."
+    )
+    titles = [common.method_label(m) for m in names]
+    fig = figures.map_figure(bundle.image, norm, raw, titles, cmap=state.cmap, alpha=state.alpha,
+                             ranges=ranges, ncols=min(4, len(names)))
+    st.plotly_chart(fig, width="stretch", key="methods_fig")
+
+    overlays = [methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
+                for m, r in zip(norm, ranges)]
+    grid = figures.compose_grid([bundle.image] + overlays, ["Image"] + titles, ncols=min(5, len(names) + 1),
+                                cell=224, title=f"{state.model} · {state.image} · class {target} · {layer}")
+    specs = {m: methods.get_method(m) for m in names}
+    table = pd.DataFrame({
+        "Method": titles,
+        "Family": [specs[m].family for m in names],
+        "Cost": [specs[m].cost for m in names],
+        "Seconds": [round(bundle.seconds.get(m, float("nan")), 4) for m in names],
+        "Raw min": [float(r.min()) for r in raw],
+        "Raw max": [float(r.max()) for r in raw],
+        "Positive share": [float((r > 0).mean()) for r in raw],
+    })
+    st.dataframe(table, hide_index=True, width="stretch")
+    a, b = st.columns(2)
+    with a:
+        common.download_png("Overlays as PNG", grid, "gradlens_methods.png", key="dl_methods_png")
+    with b:
+        common.download_csv("Table as CSV", table, "gradlens_methods.csv", key="dl_methods_csv")
+
+
+if __name__ == "__main__":
+    common.run_page("methods", show, controls)

@@ -1,0 +1,102 @@
+"""Layers: one method at every candidate layer (or a chosen subset), from ONE explain call."""
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+import methods  # noqa: E402
+from dashboard import common, figures  # noqa: E402
+from dashboard.state import ViewState  # noqa: E402
+
+TOP_FRACTION = 0.10
+
+
+def controls(state: ViewState) -> ViewState:
+    """The method and the layers (all candidate layers unless a subset is chosen)."""
+    handle = common.model_handle(state.model)
+    rows, default = common.layer_infos(handle)
+    by_name = {r.name: r for r in rows}
+    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    method = common.method_select(state, left)
+    unknown = [l for l in state.layers if l not in by_name]
+    if unknown:
+        st.warning(f"{state.model} has no layer(s) {', '.join(map(repr, unknown))} with a spatial output; "
+                   "they are left out.", icon=":material/link_off:")
+        common.force("w_layers", [l for l in state.layers if l in by_name] or list(by_name))
+    common.seed("w_layers", list(state.layers) or list(by_name))
+    chosen = right.multiselect(
+        "Layers", list(by_name), key="w_layers",
+        format_func=lambda n: f"{n} · {by_name[n].resolution}" + (" (default)" if n == default else ""),
+        help="Every candidate layer in forward order; remove some to focus on a few.",
+    )
+    chosen = sorted(chosen, key=lambda n: by_name[n].index)
+    layers = () if chosen == [r.name for r in rows] else tuple(chosen)
+    return state.with_changes(method=method, layers=layers)
+
+
+def show(state: ViewState) -> None:
+    """Draw the Layers page from a view state."""
+    handle = common.model_handle(state.model)
+    rows, default = common.layer_infos(handle)
+    by_name = {r.name: r for r in rows}
+    names = list(state.layers) or [r.name for r in rows]
+    if not names:
+        st.info("Choose at least one layer.")
+        return
+    bundle = common.gated_maps(state, [state.method], names, key="layers")
+    if bundle is None:
+        return
+    raw = [bundle.maps[state.method][n] for n in names]
+    norm = common.normalized(raw, state)
+    ranges = figures.display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
+    label = common.method_label(state.method)
+    st.caption(
+        f"{label} for class **{bundle.target_name}** at {len(names)} layers, in forward order, from one "
+        f"{'forward+backward pass' if methods.get_method(state.method).needs_gradients else 'pass'} "
+        f"({bundle.seconds.get(state.method, 0.0):.2f} s). "
+        f"{'One shared scale: compare strengths across layers.' if state.scope == 'shared' else 'Each map on its own scale.'}"
+    )
+    overlays = [methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
+                for m, r in zip(norm, ranges)]
+    captions = [f"{n} · {by_name[n].resolution}" + (" · default" if n == default else "") for n in names]
+    ncols = 4
+    for start in range(0, len(names), ncols):
+        cols = st.columns(ncols)
+        for col, pic, cap in zip(cols, overlays[start:start + ncols], captions[start:start + ncols]):
+            col.image(figures.enlarge(pic, 256), caption=cap, width="stretch")
+
+    st.subheader("How concentrated is the map, by depth?")
+    size = bundle.image.shape[:2]
+    shares = [figures.top_share(methods.render.resize_map(m, size), TOP_FRACTION) for m in raw]
+    st.plotly_chart(figures.concentration_figure(names, shares, [by_name[n].resolution for n in names], TOP_FRACTION),
+                    width="stretch", key="layers_concentration")
+    st.caption(f"Share of the map's positive mass in its top {TOP_FRACTION:.0%} of pixels (map resized to the "
+               f"image): {TOP_FRACTION:.2f} = spread evenly, 1 = all on a few pixels; computed on the raw map after "
+               "ReLU, so it does not depend on the normalization.")
+    table = pd.DataFrame({
+        "Layer": names,
+        "Type": [by_name[n].type for n in names],
+        "Output C×h×w": [by_name[n].resolution for n in names],
+        f"Top {TOP_FRACTION:.0%} share": [round(s, 4) for s in shares],
+        "Raw min": [float(m.min()) for m in raw],
+        "Raw max": [float(m.max()) for m in raw],
+    })
+    a, b = st.columns(2)
+    with a:
+        grid = figures.compose_grid(overlays, captions, ncols=ncols, cell=224,
+                                    title=f"{label} · {state.model} · {state.image} · class {bundle.target_name}")
+        common.download_png("Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png")
+    with b:
+        common.download_csv("Layer table as CSV", table, "gradlens_layers.csv", key="dl_layers_csv")
+    with st.expander("Layer table"):
+        st.dataframe(table, hide_index=True, width="stretch")
+
+
+if __name__ == "__main__":
+    common.run_page("layers", show, controls)

@@ -1,0 +1,89 @@
+"""Normalization: one raw map under every normalization choice, each with its value histogram."""
+
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+import methods  # noqa: E402
+from dashboard import common, figures  # noqa: E402
+from dashboard.state import ViewState  # noqa: E402
+
+MODE_TEXT = {
+    "raw": "unchanged; the colours stretch over the map's own range",
+    "minmax": "(M − min) / (max − min): always full contrast, even for a weak map",
+    "max": "M / max|M|: 0 stays 0 and the sign survives; a weak map stays pale next to a strong one",
+    "percentile": "clip to the percentiles, then min-max: one hot outlier cannot squash the rest",
+}
+
+WHY = """
+**Why both *max* and *min-max*?** Min-max maps the smallest value to 0 and the largest to 1, so every
+map looks equally confident, and without ReLU it moves zero to wherever the minimum was (compare the
+two *min-max* panels: the negative evidence becomes "warm"). *Max* divides by the largest magnitude
+only: zero stays zero, negative evidence stays negative (the colormap's lower half when ReLU is off),
+and with a shared scale across maps a weak map stays weak. *Percentile* is min-max that ignores the
+extreme tails. ReLU first (the papers' choice) keeps only evidence *for* the class.
+"""
+
+
+def controls(state: ViewState) -> ViewState:
+    left, right = st.columns(2)
+    method = common.method_select(state, left)
+    layer = common.layer_select(state, right)
+    return state.with_changes(method=method, layer=layer)
+
+
+def show(state: ViewState) -> None:
+    """Draw the Normalization page from a view state."""
+    bundle = common.gated_maps(state, [state.method], [state.layer], key="norm")
+    if bundle is None:
+        return
+    layer = next(iter(bundle.maps[state.method]))
+    raw = bundle.maps[state.method][layer]
+    label = common.method_label(state.method)
+    st.caption(
+        f"{label} for class **{bundle.target_name}** at `{layer}` ({raw.shape[0]}×{raw.shape[1]}). "
+        f"Raw values from **{raw.min():.4g}** to **{raw.max():.4g}** "
+        f"({(raw > 0).mean():.0%} positive). Histograms count the {raw.size} map values."
+    )
+    st.markdown(WHY)
+    pictures, captions, stats = [], [], []
+    for relu in (True, False):
+        st.subheader("ReLU, then scale" if relu else "No ReLU: the sign is kept")
+        cols = st.columns(len(common.NORM_MODES))
+        for col, mode in zip(cols, common.NORM_MODES):
+            norm = common.normalized([raw], state, mode=mode, relu=relu, scope="per_map")[0]
+            lo, hi = figures.display_range(norm, mode=mode, relu=relu)
+            heat = methods.render.heatmap(norm, bundle.image.shape[:2], colormap=state.cmap, value_range=(lo, hi))
+            title = f"{mode}{' (' + format(state.p_lo, 'g') + '–' + format(state.p_hi, 'g') + ' %)' if mode == 'percentile' else ''}"
+            with col:
+                st.markdown(f"**{title}**")
+                st.image(figures.enlarge(heat, 256), width="stretch")
+                st.plotly_chart(figures.histogram_figure(norm, value_range=(lo, hi)), width="stretch",
+                                key=f"hist_{mode}_{relu}", config={"displayModeBar": False})
+                st.caption(f"values {norm.min():.3g} … {norm.max():.3g} · colours span [{lo:.3g}, {hi:.3g}] · "
+                           f"{MODE_TEXT[mode]}")
+            pictures.append(heat)
+            captions.append(f"{title}, {'ReLU' if relu else 'no ReLU'}")
+            stats.append({"mode": mode, "relu": relu, "min": float(norm.min()), "max": float(norm.max()),
+                          "mean": float(norm.mean()), "share >= half of max": float((norm >= 0.5 * max(norm.max(), 1e-12)).mean()),
+                          "colour low": lo, "colour high": hi})
+    table = pd.DataFrame(stats)
+    a, b = st.columns(2)
+    with a:
+        grid = figures.compose_grid(pictures, captions, ncols=len(common.NORM_MODES), cell=200,
+                                    title=f"{label} · {layer} · class {bundle.target_name}")
+        common.download_png("All variants as PNG", grid, "gradlens_normalization.png", key="dl_norm_png")
+    with b:
+        common.download_csv("Value summary as CSV", table, "gradlens_normalization.csv", key="dl_norm_csv")
+    with st.expander("Value summary"):
+        st.dataframe(table.round(4), hide_index=True, width="stretch")
+
+
+if __name__ == "__main__":
+    common.run_page("normalization", show, controls)

@@ -1,0 +1,220 @@
+"""The sidebar every page shares: model, image, target class, display options.
+
+Each widget is keyed (``w_<field>``) and seeded from the view state, so choices persist across
+pages (Streamlit drops a widget's state when a page without it runs; the view state keeps it)
+and can be set from the URL. Uploads are registered in ``on_change`` / ``on_click`` callbacks,
+which run before the script, so the menus can select the new upload in the same run.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import streamlit as st
+
+from dashboard import catalog, common
+from dashboard.common import error_message, force, seed
+from dashboard.state import ViewState, is_upload
+
+__all__ = ["sidebar"]
+
+_TOP_K = 5
+_AUTO = -1  # the target menu's "top-1 prediction" (a selectbox shows None as "nothing chosen")
+_NORM_LABELS = {"raw": "raw", "minmax": "min-max", "max": "max", "percentile": "percentile"}
+_NO_URL = "Uploaded files stay in this browser session: they cannot travel in a URL."
+
+
+def _flash(container, area: str) -> None:
+    """Show (once) an error a callback left for ``area``."""
+    flash = st.session_state.get("_flash")
+    if flash and flash[0] == area:
+        container.error(flash[1], icon=":material/error:")
+        del st.session_state["_flash"]
+
+
+def _on_image_upload() -> None:
+    file = st.session_state.get("w_image_upload")
+    if file is None:
+        return
+    try:
+        image_id = common.register_uploaded_image(file.getvalue(), file.name)
+    except (common.GradLensError, ValueError) as exc:
+        st.session_state["_flash"] = ("image", f"{file.name}: {error_message(exc)}")
+        return
+    force("w_image", image_id)
+
+
+def _on_checkpoint_load() -> None:
+    file = st.session_state.get("w_ckpt_file")
+    if file is None:
+        st.session_state["_flash"] = ("model", "Choose a checkpoint file first.")
+        return
+    text = st.session_state.get("w_ckpt_names") or ""
+    names = tuple(n.strip() for n in text.replace(",", "\n").splitlines() if n.strip()) or None
+    try:
+        model_id = common.load_uploaded_checkpoint(
+            file.getvalue(), file.name, st.session_state.get("w_ckpt_arch"),
+            int(st.session_state.get("w_ckpt_classes") or 0), names,
+        )
+    except (common.GradLensError, ValueError) as exc:
+        st.session_state["_flash"] = ("model", f"{file.name}: {error_message(exc)}")
+        return
+    force("w_model", model_id)
+
+
+def _model_section(view: ViewState, messages: list[str]) -> ViewState:
+    sb = st.sidebar
+    sb.subheader("Model")
+    models = catalog.model_choices()
+    uploads = common.uploaded_models()
+    options = [m.id for m in models] + list(uploads)
+    labels = {m.id: m.label + ("" if m.available else " · weights missing") for m in models}
+    labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in uploads.items()})
+    if view.model not in options:
+        if is_upload(view.model):
+            messages.append(f"This link names an uploaded checkpoint ({view.model}). {_NO_URL} "
+                            f"Showing {options[0]}; upload the checkpoint again to see it.")
+        else:
+            messages.append(f"Model {view.model!r} is not available here; showing {options[0]}.")
+        view = view.with_changes(model=options[0])
+        force("w_model", view.model)
+    seed("w_model", view.model)
+    if st.session_state["w_model"] not in options:
+        force("w_model", view.model)
+    model_id = sb.selectbox("Model", options, key="w_model", format_func=lambda k: labels.get(k, k))
+    if model_id != view.model:  # another model: other layers and classes
+        view = view.with_changes(model=model_id, layer=None, layers=(), target=None)
+        for key in ("w_layer", "w_layers", "w_target"):
+            st.session_state.pop(key, None)
+    notice = next((m.notice for m in models if m.id == model_id), "")
+    if notice:
+        sb.warning(notice, icon=":material/cloud_off:")
+    _flash(sb, "model")
+    with sb.expander("Upload a checkpoint"):
+        st.file_uploader("Checkpoint file (state_dict or safetensors)",
+                         type=["pt", "pth", "ckpt", "bin", "safetensors"], key="w_ckpt_file")
+        archs = catalog.checkpoint_architectures()
+        st.selectbox("Architecture", archs, key="w_ckpt_arch")
+        st.number_input("Number of classes", min_value=1, max_value=100_000, value=10, step=1, key="w_ckpt_classes")
+        st.text_area("Class names (optional, one per line)", key="w_ckpt_names", height=80)
+        st.button("Load checkpoint", on_click=_on_checkpoint_load, disabled=not archs, key="w_ckpt_load")
+        st.caption(_NO_URL)
+    return view
+
+
+def _default_image(samples: Sequence[catalog.SampleChoice], model_id: str) -> str:
+    return next((s.id for s in samples if s.suggested_model == model_id), samples[0].id if samples else "")
+
+
+def _image_section(view: ViewState, messages: list[str]) -> ViewState:
+    sb = st.sidebar
+    sb.subheader("Image")
+    samples = catalog.sample_choices()
+    uploads = common.uploaded_images()
+    options = [s.id for s in samples] + list(uploads)
+    labels = {s.id: s.label for s in samples}
+    labels.update({k: f"Uploaded: {v['name']}" for k, v in uploads.items()})
+    if view.image not in options:
+        fallback = _default_image(samples, view.model)
+        if is_upload(view.image):
+            messages.append(f"This link names an uploaded image ({view.image}). {_NO_URL} "
+                            f"Showing {fallback}; upload the image again to see it.")
+        elif view.image:
+            messages.append(f"Image {view.image!r} is not a sample here; showing {fallback}.")
+        view = view.with_changes(image=fallback)
+        force("w_image", fallback)
+    seed("w_image", view.image)
+    if st.session_state["w_image"] not in options:
+        force("w_image", view.image)
+    image_id = sb.selectbox("Image", options, key="w_image", format_func=lambda k: labels.get(k, k))
+    description = next((s.description for s in samples if s.id == image_id), "")
+    if description:
+        sb.caption(description)
+    _flash(sb, "image")
+    with sb.expander("Upload an image"):
+        st.file_uploader("Image file", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
+                         key="w_image_upload", on_change=_on_image_upload)
+        st.caption(_NO_URL)
+    return view.with_changes(image=image_id)
+
+
+def _target_section(view: ViewState, messages: list[str]) -> ViewState:
+    sb = st.sidebar
+    sb.subheader("Target class")
+    with common.shown_errors(container=sb):
+        handle = common.model_handle(view.model)
+        probs = common.predictions(handle, view.image)
+        names = handle.class_names
+        order = [int(i) for i in np.argsort(-probs)]
+        top = order[:_TOP_K]
+        rest = sorted(order[_TOP_K:], key=lambda i: _cls(names, i).lower())
+        options = [_AUTO] + top + rest
+
+        def fmt(i: int) -> str:
+            if i == _AUTO:
+                return f"Top-1 prediction: {_cls(names, order[0])} ({probs[order[0]]:.1%})"
+            rank = f"#{top.index(i) + 1} " if i in top else ""
+            return f"{rank}{_cls(names, i)} ({probs[i]:.1%})"
+
+        if view.target is not None and view.target not in options:
+            messages.append(f"Target class {view.target} does not exist for {view.model} "
+                            f"({len(probs)} classes); explaining the top-1 class.")
+            view = view.with_changes(target=None)
+            force("w_target", _AUTO)
+        seed("w_target", _AUTO if view.target is None else view.target)
+        if st.session_state["w_target"] not in options:
+            force("w_target", _AUTO)
+        target = sb.selectbox("Explain the class", options, key="w_target", format_func=fmt,
+                              help="The top-5 predictions first (with probabilities), then every class by name.")
+        view = view.with_changes(target=None if target == _AUTO else int(target))
+    return view
+
+
+def _percentiles(sb, label: str) -> tuple[float, float]:
+    lo, hi = sb.slider(label, 0.0, 100.0, step=0.5, key="w_pct")
+    if lo >= hi:
+        sb.warning("The low percentile must be below the high one; using 1 and 99.")
+        return 1.0, 99.0
+    return float(lo), float(hi)
+
+
+def _display_section(view: ViewState, page: str) -> ViewState:
+    sb = st.sidebar
+    sb.subheader("Display")
+    for key, value in (("w_cmap", view.cmap), ("w_alpha", float(view.alpha)), ("w_norm", view.norm),
+                       ("w_relu", view.relu), ("w_scope", view.scope), ("w_pct", (float(view.p_lo), float(view.p_hi)))):
+        seed(key, value)
+    cmap = sb.selectbox("Colormap", list(common.COLORMAP_NAMES), key="w_cmap")
+    alpha = sb.slider("Overlay opacity (alpha)", 0.0, 1.0, step=0.05, key="w_alpha")
+    view = view.with_changes(cmap=cmap, alpha=float(alpha))
+    if page == "normalization":  # that page shows every mode and both ReLU settings
+        p_lo, p_hi = _percentiles(sb, "Percentiles (percentile mode)")
+        return view.with_changes(p_lo=p_lo, p_hi=p_hi)
+    norm = sb.selectbox("Normalization", list(common.NORM_MODES), key="w_norm", format_func=_NORM_LABELS.get,
+                        help="raw: unchanged · min-max: (M − min)/(max − min) · max: M / max|M| keeps 0 at 0 · "
+                             "percentile: clip to the percentiles, then min-max")
+    relu = sb.checkbox("ReLU before scaling", key="w_relu")
+    scope = sb.radio("Scale", list(common.NORM_SCOPES), key="w_scope", horizontal=True,
+                     format_func=lambda s: "per map" if s == "per_map" else "shared",
+                     help="per map: each map on its own scale · shared: one scale for every map on the page")
+    p_lo, p_hi = _percentiles(sb, "Percentiles") if norm == "percentile" else (view.p_lo, view.p_hi)
+    return view.with_changes(norm=norm, relu=relu, scope=scope, p_lo=p_lo, p_hi=p_hi)
+
+
+def _cls(names: Sequence[str], i: int) -> str:
+    return names[i] if 0 <= i < len(names) else f"class {i}"
+
+
+def sidebar(view: ViewState, page: str) -> ViewState:
+    """Draw the shared sidebar; return the view with the user's choices."""
+    messages: list[str] = st.session_state.pop("_url_messages", [])
+    view = _model_section(view, messages)
+    view = _image_section(view, messages)
+    view = _target_section(view, messages)
+    view = _display_section(view, page)
+    st.sidebar.divider()
+    st.sidebar.caption("The address bar holds this whole view: copy it to share it. " + _NO_URL)
+    for message in messages:
+        st.warning(message, icon=":material/link_off:")
+    return view
