@@ -1,0 +1,589 @@
+"""Faithfulness of a saliency map: deletion / insertion curves, their AUC, Average Drop and
+Increase in Confidence.
+
+Every function here is a pure function of (model, image, map, target, options): it does not care
+which method made the map, so a CAM, a reference map or a map drawn by hand are scored the same way.
+
+Deletion and insertion (RISE, Petsiuk et al., BMVC 2018, https://arxiv.org/abs/1806.07421)
+------------------------------------------------------------------------------------------------
+The map ``M`` (h, w) is upsampled bilinearly (``align_corners=False``) to the input's H x W and
+the N = H*W pixels are ranked by descending value. Ties are broken by pixel index (row-major,
+lower index first): the order is ``torch.argsort(-M, stable=True)``. A NaN in the map ranks last.
+
+With ``steps`` = S, step ``i`` (i = 0..S) perturbs the first ``k_i = round(i * N / S)`` pixels of
+that order (all channels of a pixel together; round half up):
+
+* deletion:  ``x_i = where(rank < k_i, b, x)``   — the most salient pixels are replaced by the
+  baseline ``b`` first;
+* insertion: ``x_i = where(rank < k_i, x, b)``   — starting from ``b`` (by default a blurred copy
+  of ``x``), the most salient pixels are put back first.
+
+The curve is ``p_i = softmax(f(x_i))[c]``, the probability of the explained class ``c``, against
+the fraction ``f_i = k_i / N``; its AUC is the trapezoid rule ``sum_i (f_{i+1} - f_i)(p_i + p_{i+1})/2``,
+in [0, 1]. A faithful map gives a LOW deletion AUC (the class collapses once its evidence is gone)
+and a HIGH insertion AUC.
+
+Baselines ``b`` (all in the model's normalized input space, the space of ``x``):
+
+* ``"zero"``  — zeros, i.e. the dataset-mean colour of a mean/std-normalized model (RISE's deletion);
+* ``"mean"``  — the per-channel mean of this image (its mean colour);
+* ``"blur"``  — a Gaussian blur of this image (RISE's insertion start): separable kernel,
+  sigma = ``blur_sigma`` pixels (default ``0.05 * max(H, W)``: 11.2 px at 224^2, 6.4 px at 128^2),
+  truncated at 3 sigma (kernel size ``2 * ceil(3 sigma) + 1``), reflect padding. Blurring commutes
+  with per-channel normalization (the kernel sums to 1), so blurring ``x`` equals normalizing the
+  blurred RGB image.
+  Deviation: RISE uses an 11 x 11 kernel with sigma 5 and zero padding at 224^2, a kernel cut at
+  one sigma; ours is a proper Gaussian whose width scales with the image.
+* a tensor of ``x``'s shape — any substrate you like.
+
+Deletion's default baseline is ``"zero"``, insertion's ``"blur"`` (RISE's protocol).
+
+Average Drop and Increase in Confidence (Grad-CAM++, Chattopadhyay et al., WACV 2018,
+https://arxiv.org/abs/1710.11063)
+------------------------------------------------------------------------------------------------
+``E = L ⊙ x`` with ``L`` the map upsampled to H x W, rectified and min-max scaled to [0, 1]
+(:func:`methods.normalize.normalize`). With ``Y = p_c(x)`` and ``O = p_c(E)`` (softmax
+probabilities), per image ``drop = max(0, Y - O) / Y * 100`` and ``increase = [O > Y]``; the
+Average Drop and Increase in Confidence of a data set are their means (the latter x100 as a %).
+
+Masking space (``space``):
+
+* ``"input"`` (default) — ``E = L * x`` in the model's normalized input space: a masked-out pixel
+  becomes 0, the dataset-mean colour (the same convention as the ``"zero"`` baseline and torch-cam).
+* ``"pixel"`` — ``E = normalize(L * rgb)`` with ``rgb = x * std + mean`` in [0, 1]: a masked-out
+  pixel becomes black, the paper's literal ``L ∘ I``. Needs the model's ``mean`` / ``std``
+  (taken from a ``LoadedModel`` or passed in).
+
+Deviation: the default masks in the normalized space (fading to the mean colour, not to black),
+which works for any model; ``space="pixel"`` is the paper's version.
+
+Speed
+-----
+Perturbed images go through the model in chunks of ``batch_size`` under ``torch.inference_mode()``,
+never all at once. For the duration of a call the model is in eval mode and its 4-D weights are
+held in channels_last layout (measured faster for convolutions on CPU); the original weight
+tensors, memory layout and train/eval flags are put back afterwards. ``precision="bf16"`` adds
+bfloat16 autocast (fast only on CPUs with AMX / avx512_bf16; see docs/faithfulness.md).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "BASELINES",
+    "PRECISIONS",
+    "Curve",
+    "ConfidenceChange",
+    "deletion_curve",
+    "insertion_curve",
+    "reference_maps",
+    "reference_curves",
+    "confidence_change",
+    "auc",
+    "blur",
+    "perturbation_order",
+]
+
+BaselineSpec = Union[Literal["zero", "mean", "blur"], torch.Tensor]
+Precision = Literal["fp32", "bf16"]
+Kind = Literal["deletion", "insertion"]
+Space = Literal["input", "pixel"]
+Progress = Callable[[int, int], None]
+
+BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+KINDS: tuple[str, ...] = ("deletion", "insertion")
+SPACES: tuple[str, ...] = ("input", "pixel")
+BLUR_SIGMA_FRACTION = 0.05
+"""Default blur sigma as a fraction of the image's longer side."""
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """One deletion or insertion curve.
+
+    Attributes:
+        kind: ``"deletion"`` or ``"insertion"``.
+        fractions: (steps+1,) float64, share of pixels perturbed at each point, 0 .. 1.
+        scores: (steps+1,) float64, softmax probability of ``target`` at each point.
+        counts: (steps+1,) int64, number of pixels perturbed at each point.
+        auc: trapezoid area under ``scores`` over ``fractions``, in [0, 1].
+        target: the explained class.
+        baseline: ``"zero" | "mean" | "blur" | "tensor"``.
+        steps: number of steps.
+        precision: ``"fp32"`` or ``"bf16"``.
+    """
+
+    kind: str
+    fractions: np.ndarray
+    scores: np.ndarray
+    counts: np.ndarray
+    auc: float
+    target: int
+    baseline: str
+    steps: int
+    precision: str
+
+
+@dataclass(frozen=True)
+class ConfidenceChange:
+    """Grad-CAM++'s per-image confidence numbers for one map.
+
+    Attributes:
+        score: ``Y``, softmax probability of the target on the image.
+        masked_score: ``O``, the same on the explanation map ``E = L ⊙ x``.
+        drop: ``max(0, Y - O) / Y * 100`` (percent; 0 when ``Y`` is 0).
+        increase: ``O > Y``.
+        space: ``"input"`` or ``"pixel"`` (where the masking happened).
+    """
+
+    score: float
+    masked_score: float
+    drop: float
+    increase: bool
+    space: str
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers: every error names the argument, the bad value and the valid choices.
+
+
+def _unwrap_model(model: Any) -> nn.Module:
+    if isinstance(model, nn.Module):
+        return model
+    inner = getattr(model, "model", None)
+    if isinstance(inner, nn.Module):
+        return inner
+    raise TypeError(f"model must be a torch.nn.Module or a LoadedModel (with .model); got {type(model).__name__}")
+
+
+def _check_x(x: Any) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"x must be a preprocessed torch.Tensor of shape (1, C, H, W) or (C, H, W); got {type(x).__name__}")
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError(f"x must be ONE preprocessed image, shape (1, C, H, W) or (C, H, W); got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor; got dtype {x.dtype}")
+    return x.detach()
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
+    return value
+
+
+def _check_map(saliency: Any) -> torch.Tensor:
+    if isinstance(saliency, np.ndarray):
+        saliency = torch.from_numpy(np.ascontiguousarray(saliency))
+    if not isinstance(saliency, torch.Tensor):
+        raise ValueError(f"saliency must be a 2-D (h, w) tensor or array; got {type(saliency).__name__}")
+    if saliency.ndim != 2:
+        raise ValueError(
+            f"saliency must be ONE 2-D (h, w) map; got shape {tuple(saliency.shape)} "
+            "(for an Explanation pass exp.maps[layer][0])"
+        )
+    if saliency.numel() == 0:
+        raise ValueError(f"saliency must not be empty; got shape {tuple(saliency.shape)}")
+    return saliency.detach().to(torch.float64)
+
+
+def _check_target(target: Any, num_classes: int) -> int:
+    if isinstance(target, torch.Tensor) and target.numel() == 1:
+        target = int(target.item())
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+        raise ValueError(f"target must be an int class index in [0, {num_classes - 1}]; got {target!r}")
+    if not 0 <= int(target) < num_classes:
+        raise ValueError(f"target={int(target)} is out of range for a model with {num_classes} classes (valid: 0 .. {num_classes - 1})")
+    return int(target)
+
+
+# --------------------------------------------------------------------------------------------
+# Maps and baselines
+
+
+def upsample(saliency: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(h, w) map -> (H, W) float64, bilinear, ``align_corners=False`` (identity if the size matches)."""
+    if tuple(saliency.shape) == tuple(size):
+        return saliency.to(torch.float64)
+    m = saliency.to(torch.float64)[None, None]  # (1, 1, h, w)
+    return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0]  # (H, W)
+
+
+def perturbation_order(saliency: Any, size: tuple[int, int]) -> torch.Tensor:
+    """The order in which pixels are perturbed: (H*W,) int64 flat pixel indices, most salient first.
+
+    The map is upsampled to ``size`` (bilinear, ``align_corners=False``); pixels are sorted by
+    descending value with ties broken by ascending pixel index (a stable sort); NaN ranks last.
+    """
+    m = upsample(_check_map(saliency), size).flatten()  # (H*W,)
+    m = torch.where(torch.isnan(m), torch.full_like(m, -math.inf), m)
+    return torch.argsort(m, descending=True, stable=True)  # (H*W,)
+
+
+def _gaussian_kernel(sigma: float, dtype: torch.dtype) -> torch.Tensor:
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-(t**2) / (2.0 * sigma * sigma))
+    return (k / k.sum()).to(dtype)  # (2r+1,)
+
+
+def blur(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+    """Gaussian blur of a (N, C, H, W) or (C, H, W) tensor, per channel (the ``"blur"`` baseline).
+
+    Args:
+        x: the image(s).
+        sigma: in pixels (> 0); default ``0.05 * max(H, W)``.
+
+    Returns:
+        A new tensor of ``x``'s shape. Separable kernel truncated at 3 sigma; reflect padding
+        (replicate where the image is too small to reflect).
+    """
+    squeeze = x.ndim == 3
+    xb = x[None] if squeeze else x
+    n, c, h, w = xb.shape
+    if sigma is None:
+        sigma = BLUR_SIGMA_FRACTION * max(h, w)
+    if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not sigma > 0:
+        raise ValueError(f"blur_sigma must be a number > 0 (pixels); got {sigma!r}")
+    k = _gaussian_kernel(float(sigma), xb.dtype)
+    r = (k.numel() - 1) // 2
+    out = xb.detach()
+    for dim, (pad, weight) in enumerate((((0, 0, r, r), k.view(1, 1, -1, 1)), ((r, r, 0, 0), k.view(1, 1, 1, -1)))):
+        side = h if dim == 0 else w
+        mode = "reflect" if r < side else "replicate"
+        padded = F.pad(out, pad, mode=mode)  # (N, C, H+2r, W) then (N, C, H, W+2r)
+        out = F.conv2d(padded, weight.expand(c, 1, *weight.shape[2:]), groups=c)  # (N, C, H, W)
+    return out[0] if squeeze else out
+
+
+def _baseline_tensor(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> tuple[torch.Tensor, str]:
+    """(1, C, H, W) substrate for ``baseline`` and its name."""
+    if isinstance(baseline, torch.Tensor):
+        b = baseline.detach()
+        if b.ndim == 3:
+            b = b[None]
+        if tuple(b.shape) != tuple(x.shape):
+            raise ValueError(f"baseline tensor must have x's shape {tuple(x.shape)}; got {tuple(baseline.shape)}")
+        return b.to(x.dtype), "tensor"
+    _check_choice("baseline", baseline, BASELINES)
+    if baseline == "zero":
+        return torch.zeros_like(x), "zero"
+    if baseline == "mean":
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone(), "mean"  # (1, C, H, W)
+    return blur(x, blur_sigma), "blur"
+
+
+def reference_maps(size: tuple[int, int], *, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The two information-free reference maps that a real method must beat.
+
+    * ``"random"`` — i.i.d. uniform noise on an (h, w) grid from ``torch.Generator().manual_seed(seed)``
+      (once upsampled, a random order of blobs of the grid's cell size: chance level);
+    * ``"centre"`` — :func:`methods.baselines.centre_gaussian` (the ``centre`` method's map).
+
+    Args:
+        size: (h, w) of the grid; pass the explained map's own shape so the references are as
+            coarse as the method's map.
+        seed: generator seed of the random map.
+
+    Returns:
+        name -> (h, w) float32 map.
+    """
+    from .baselines import centre_gaussian
+
+    h, w = (_check_int("size[0]", size[0], 1), _check_int("size[1]", size[1], 1))
+    gen = torch.Generator().manual_seed(int(seed))
+    return {"random": torch.rand(h, w, generator=gen), "centre": centre_gaussian(h, w)}
+
+
+# --------------------------------------------------------------------------------------------
+# The model runner: eval mode, channels_last weights, optional bf16 autocast; all restored.
+
+
+@contextmanager
+def _prepared(net: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and channels_last 4-D weights for the duration; flags and tensors restored after."""
+    modes = [(m, m.training) for m in net.modules()]
+    swapped: list[tuple[torch.Tensor, torch.Tensor]] = []
+    try:
+        net.eval()
+        for t in list(net.parameters()) + list(net.buffers()):
+            if t.ndim == 4 and t.is_floating_point() and not t.is_contiguous(memory_format=torch.channels_last):
+                original = t.data
+                t.data = original.contiguous(memory_format=torch.channels_last)
+                swapped.append((t, original))
+        yield net
+    finally:
+        for t, original in swapped:
+            t.data = original
+        for m, flag in modes:
+            m.training = flag
+
+
+def _probs(net: nn.Module, batch: torch.Tensor, target: int | None, precision: str) -> torch.Tensor:
+    """Softmax probabilities (B, K) float64, or of ``target`` only (B,)."""
+    batch = batch.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out = net(batch)
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"model must return (N, K) logits; got {shape}")
+    p = out.float().softmax(dim=1).double()  # (B, K)
+    return p if target is None else p[:, target]
+
+
+def _step_counts(n_pixels: int, steps: int) -> torch.Tensor:
+    """k_i = round(i * N / S), i = 0..S, round half up, in exact integer arithmetic. (S+1,) int64."""
+    i = torch.arange(steps + 1, dtype=torch.int64)
+    return (2 * i * n_pixels + steps) // (2 * steps)
+
+
+def auc(fractions: Any, scores: Any) -> float:
+    """Trapezoid area under ``scores`` over ``fractions`` (1-D, same length >= 2)."""
+    f = np.asarray(fractions, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    if f.ndim != 1 or f.shape != s.shape or f.size < 2:
+        raise ValueError(f"fractions and scores must be 1-D of equal length >= 2; got {f.shape} and {s.shape}")
+    return float(np.sum(np.diff(f) * (s[1:] + s[:-1]) / 2.0))
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+def _curve(
+    kind: str,
+    model: Any,
+    x: Any,
+    saliency: Any,
+    target: Any,
+    *,
+    steps: int,
+    baseline: Any,
+    batch_size: int,
+    precision: str,
+    blur_sigma: float | None,
+    progress: Progress | None,
+) -> Curve:
+    net = _unwrap_model(model)
+    x = _check_x(x)
+    steps = _check_int("steps", steps, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    _check_choice("precision", precision, PRECISIONS)
+    sal = _check_map(saliency)
+    substrate, baseline_name = _baseline_tensor(x, baseline, blur_sigma)  # (1, C, H, W)
+    _, c, h, w = x.shape
+    n = h * w
+    order = perturbation_order(sal, (h, w))  # (N,)
+    rank = torch.empty(n, dtype=torch.int64)
+    rank[order] = torch.arange(n)
+    rank = rank.view(1, 1, h, w).to(x.device)  # (1, 1, H, W)
+    counts = _step_counts(n, steps)  # (S+1,)
+
+    scores = torch.empty(steps + 1, dtype=torch.float64)
+    with _prepared(net):
+        # the target is checked against the model's output of the first chunk
+        for start in range(0, steps + 1, batch_size):
+            stop = min(start + batch_size, steps + 1)
+            k = counts[start:stop].to(x.device).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
+            chosen = rank < k  # (B, 1, H, W): the pixels perturbed at each point
+            if kind == "deletion":
+                batch = torch.where(chosen, substrate, x)  # (B, C, H, W)
+            else:
+                batch = torch.where(chosen, x, substrate)  # (B, C, H, W)
+            p = _probs(net, batch, None, precision)  # (B, K)
+            if start == 0:
+                target = _check_target(target, p.shape[1])
+            scores[start:stop] = p[:, target].cpu()
+            if progress is not None:
+                progress(stop, steps + 1)
+    fractions = counts.double() / n
+    f_np, s_np = fractions.numpy(), scores.numpy()
+    return Curve(
+        kind=kind,
+        fractions=_readonly(f_np.copy()),
+        scores=_readonly(s_np.copy()),
+        counts=_readonly(counts.numpy().copy()),
+        auc=auc(f_np, s_np),
+        target=int(target),
+        baseline=baseline_name,
+        steps=steps,
+        precision=precision,
+    )
+
+
+def deletion_curve(
+    model: Any,
+    x: torch.Tensor,
+    saliency: Any,
+    target: int,
+    *,
+    steps: int = 50,
+    baseline: BaselineSpec = "zero",
+    batch_size: int = 32,
+    precision: Precision = "fp32",
+    blur_sigma: float | None = None,
+    progress: Progress | None = None,
+) -> Curve:
+    """RISE deletion curve: remove the most salient pixels first; a faithful map drops fast (low AUC).
+
+    Args:
+        model: an ``nn.Module`` returning (N, K) logits, or a ``LoadedModel`` (uses ``.model``).
+        x: one preprocessed image, (1, C, H, W) or (C, H, W); never modified.
+        saliency: (h, w) raw map (tensor or array, any scale and sign); upsampled bilinearly to (H, W).
+        target: the explained class (int in [0, K)).
+        steps: number of equal steps S >= 1; the curve has S+1 points.
+        baseline: ``"zero"`` (default), ``"mean"``, ``"blur"`` or a tensor of x's shape: what a
+            removed pixel becomes (see the module docstring).
+        batch_size: perturbed images per forward (>= 1).
+        precision: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast).
+        blur_sigma: sigma in pixels of the ``"blur"`` baseline (default 0.05 * max(H, W)).
+        progress: ``(done, total)`` callback after every chunk.
+
+    Returns:
+        A :class:`Curve` (``kind="deletion"``).
+
+    Raises:
+        ValueError: bad ``steps``, ``baseline``, ``batch_size``, ``precision``, ``target``, map rank
+            or ``x`` shape (the message names the argument, the value and the valid choices).
+    """
+    return _curve(
+        "deletion", model, x, saliency, target, steps=steps, baseline=baseline, batch_size=batch_size,
+        precision=precision, blur_sigma=blur_sigma, progress=progress,
+    )
+
+
+def insertion_curve(
+    model: Any,
+    x: torch.Tensor,
+    saliency: Any,
+    target: int,
+    *,
+    steps: int = 50,
+    baseline: BaselineSpec = "blur",
+    batch_size: int = 32,
+    precision: Precision = "fp32",
+    blur_sigma: float | None = None,
+    progress: Progress | None = None,
+) -> Curve:
+    """RISE insertion curve: from the baseline (default a blurred copy), put back the most salient
+    pixels first; a faithful map rises fast (high AUC).
+
+    Arguments, return value and errors as :func:`deletion_curve`; ``baseline`` is the starting
+    image, default ``"blur"``.
+    """
+    return _curve(
+        "insertion", model, x, saliency, target, steps=steps, baseline=baseline, batch_size=batch_size,
+        precision=precision, blur_sigma=blur_sigma, progress=progress,
+    )
+
+
+def reference_curves(
+    model: Any,
+    x: torch.Tensor,
+    target: int,
+    *,
+    kind: Kind = "deletion",
+    size: tuple[int, int] = (16, 16),
+    seed: int = 0,
+    **options: Any,
+) -> dict[str, Curve]:
+    """Curves of the :func:`reference_maps` (``"random"``, ``"centre"``), computed exactly like a method's.
+
+    Args:
+        model, x, target: as :func:`deletion_curve`.
+        kind: ``"deletion"`` or ``"insertion"``.
+        size: (h, w) of the reference grids; pass the explained map's shape.
+        seed: seed of the random map.
+        **options: the curve options (``steps``, ``baseline``, ``batch_size``, ``precision``, ...).
+
+    Returns:
+        ``{"random": Curve, "centre": Curve}``.
+    """
+    _check_choice("kind", kind, KINDS)
+    fn = deletion_curve if kind == "deletion" else insertion_curve
+    return {name: fn(model, x, m, target, **options) for name, m in reference_maps(size, seed=seed).items()}
+
+
+def _mean_std(model: Any, mean: Any, std: Any, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = getattr(model, "mean", None) if mean is None else mean
+    std = getattr(model, "std", None) if std is None else std
+    if mean is None or std is None:
+        raise ValueError(
+            "space='pixel' needs the model's normalization: pass a LoadedModel (with .mean/.std) or mean=..., std=..."
+        )
+    m = torch.as_tensor(mean, dtype=torch.float32).flatten()
+    s = torch.as_tensor(std, dtype=torch.float32).flatten()
+    if m.numel() != c or s.numel() != c:
+        raise ValueError(f"mean and std must have {c} values (one per channel); got {m.numel()} and {s.numel()}")
+    return m.view(1, c, 1, 1), s.view(1, c, 1, 1)
+
+
+def confidence_change(
+    model: Any,
+    x: torch.Tensor,
+    saliency: Any,
+    target: int,
+    *,
+    space: Space = "input",
+    mean: Any = None,
+    std: Any = None,
+    precision: Precision = "fp32",
+) -> ConfidenceChange:
+    """Grad-CAM++'s Average Drop term and Increase-in-Confidence indicator for one image.
+
+    ``E = L ⊙ x`` with ``L`` = the map upsampled to (H, W) (bilinear), ReLU, min-max to [0, 1];
+    ``drop = max(0, Y - O) / Y * 100`` and ``increase = O > Y`` with ``Y``, ``O`` the softmax
+    probabilities of ``target`` on ``x`` and on ``E`` (see the module docstring for ``space``).
+
+    Args:
+        model, x, saliency, target, precision: as :func:`deletion_curve`.
+        space: ``"input"`` (mask the normalized input) or ``"pixel"`` (mask the RGB image in [0, 1]
+            and re-normalize; needs ``mean``/``std`` or a LoadedModel).
+        mean, std: per-channel normalization for ``space="pixel"``.
+
+    Returns:
+        A :class:`ConfidenceChange`.
+
+    Raises:
+        ValueError: bad arguments, as :func:`deletion_curve`.
+    """
+    from .normalize import normalize
+
+    net = _unwrap_model(model)
+    x = _check_x(x)
+    _check_choice("space", space, SPACES)
+    _check_choice("precision", precision, PRECISIONS)
+    sal = _check_map(saliency)
+    _, c, h, w = x.shape
+    weights = normalize(upsample(sal, (h, w)).float(), mode="minmax", relu=True).to(x.dtype)  # (H, W) in [0, 1]
+    if space == "input":
+        masked = x * weights  # (1, C, H, W)
+    else:
+        m, s = _mean_std(model, mean, std, c)
+        rgb = x * s + m  # (1, C, H, W)
+        masked = (rgb * weights - m) / s  # (1, C, H, W)
+    with _prepared(net):
+        p = _probs(net, torch.cat([x, masked]), None, precision)  # (2, K)
+    target = _check_target(target, p.shape[1])
+    y, o = float(p[0, target]), float(p[1, target])
+    drop = max(0.0, y - o) / y * 100.0 if y > 0 else 0.0
+    return ConfidenceChange(score=y, masked_score=o, drop=drop, increase=o > y, space=space)
