@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from methods import render
-from methods.report import Curve, curves_of, display_ranges, html_report, rendered_maps, safe_name, zip_report
+from methods.report import StoredCurve, curves_of, display_ranges, html_report, rendered_maps, safe_name, zip_report
 from methods.snapshot_codec import encode_png
 from methods.snapshots import NewSnapshot, NormSettings, SnapshotStore
 
@@ -274,7 +274,7 @@ def test_curves_of_formats_and_malformed_entries() -> None:
         "bad3": [1, 2, 3],
     }})
     assert [(c.method, c.kind) for c in curves] == [("gradcam", "deletion"), ("gradcam", "insertion"), ("layercam", "deletion")]
-    assert curves[1] == Curve(method="gradcam", kind="insertion", fractions=tuple(np.linspace(0, 1, 11).tolist()),
+    assert curves[1] == StoredCurve(method="gradcam", kind="insertion", fractions=tuple(np.linspace(0, 1, 11).tolist()),
                               scores=tuple(np.linspace(0, 1, 11).tolist()), auc=0.5)
     assert curves[2].fractions == (0.0, 0.5, 1.0) and curves[2].auc is None
     assert curves_of({}) == [] and curves_of({"curves": [1]}) == []
