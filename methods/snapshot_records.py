@@ -77,7 +77,7 @@ class NormSettings:
     percentiles: tuple[float, float] = (1.0, 99.0)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class NewSnapshot:
     """What the dashboard hands to :meth:`SnapshotStore.save`.
 
@@ -94,6 +94,8 @@ class NewSnapshot:
         view: any other view state (the dashboard's ``to_query()`` dict), JSON-serializable.
         metrics: AUCs, probabilities, curves (lists), JSON-serializable.
         title, note: free text; verdict: one of :data:`VERDICTS`.
+
+    Equality is identity (``eq=False``): the maps are arrays, and ``==`` on them is elementwise.
     """
 
     image_png: bytes
@@ -116,7 +118,7 @@ class NewSnapshot:
     verdict: str = "unreviewed"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Snapshot(NewSnapshot):
     """A stored snapshot: everything saved, plus its id, times and the image's digest and size.
 

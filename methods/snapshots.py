@@ -299,6 +299,9 @@ class SnapshotStore:
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise SnapshotError(f"limit={limit!r} must be an integer in 1..10000")
+        for name, value in (("author", author), ("model", model), ("method", method), ("text", text)):
+            if value is not None and not isinstance(value, str):
+                raise SnapshotError(f"{name}={value!r} must be a string or None")
         where: list[str] = []
         params: list[Any] = []
         if author is not None:

@@ -286,6 +286,9 @@ def test_list_rejects_bad_arguments(store: SnapshotStore) -> None:
     for bad in (0, -1, 10_001, 2.5, True):
         with pytest.raises(SnapshotError, match="limit"):
             store.list(limit=bad)
+    for name in ("author", "model", "method", "text"):
+        with pytest.raises(SnapshotError, match=f"{name}=3 must be a string or None"):
+            store.list(**{name: 3})
 
 
 # ----------------------------------------------------------------------------- comments, verdicts, delete
@@ -634,6 +637,27 @@ def test_sixteen_threads_save_concurrently(store: SnapshotStore) -> None:
     assert {r.id for r in listed} == set(flat)
     for k in range(16):  # each thread's own saves, complete
         assert {r.title for r in store.list(author=f"t{k}", limit=10_000)} == {f"{k}-{i}" for i in range(100)}
+    assert _raw(store.path, "PRAGMA integrity_check") == [("ok",)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_opens_its_own_connections(store: SnapshotStore) -> None:
+    """A store used before fork() keeps working in the child, on the child's own connections."""
+    parent_id = store.save(_make(title="parent"))
+    assert store._idle.qsize() >= 1  # the parent holds a pooled connection the child must not use
+    pid = os.fork()
+    if pid == 0:  # child: report through the exit status only
+        code = 1
+        try:
+            inherited = store._idle
+            child_id = store.save(_make(title="child"))
+            ok = store.get(parent_id).title == "parent" and store.get(child_id).title == "child"
+            code = 0 if ok and store._idle is not inherited else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert {r.title for r in store.list()} == {"parent", "child"}
     assert _raw(store.path, "PRAGMA integrity_check") == [("ok",)]
 
 
