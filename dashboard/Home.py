@@ -48,6 +48,7 @@ def show(state: ViewState) -> None:
     bundle = common.raw_maps(state, ["gradcam"], [None])
     layer = next(iter(bundle.maps["gradcam"]))
     raw = bundle.maps["gradcam"][layer]
+    common.note_constant({f"Grad-CAM at {layer}": raw})
     norm = common.normalized([raw], state)[0]
     value_range = figures.display_range(norm, mode=state.norm, relu=state.relu)
     views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)

@@ -42,9 +42,12 @@ __all__ = [
     "merge",
     "baselines",
     "compute_curves",
+    "compute_reference_curves",
+    "reference_map",
+    "perturbed_images",
 ]
 
-DEFAULT_BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
+DEFAULT_BASELINES: tuple[str, ...] = ("zero", "mean", "blur")  # before methods.faithfulness lands
 
 
 def optional(name: str):
@@ -222,8 +225,8 @@ def sample_choices() -> list[SampleChoice]:
     samples = optional("samples")
     if samples is not None:
         return [
-            SampleChoice(s.name, f"{'Scene' if s.kind == 'scene' else 'Photo'}: {s.name}", s.kind,
-                         getattr(s, "description", ""), getattr(s, "suggested_model", None))
+            SampleChoice(s.name, f"{'Scene' if s.kind == 'scene' else 'Photo'}: {getattr(s, 'description', '') or s.name}",
+                         s.kind, getattr(s, "description", ""), getattr(s, "suggested_model", None))
             for s in samples.list_samples()
         ]
     scenes = [SampleChoice(f"scene_{i}", f"Scene: scene_{i}", "scene", "synthetic scene", "scenes_vgg") for i in range(4)]
@@ -307,51 +310,91 @@ def compute_maps(
 
 
 # ------------------------------------------------------------------------------------------
-# faithfulness (methods.faithfulness lands separately)
+# faithfulness (methods.faithfulness)
+
+#: The library's own pairing: deletion to zeros, insertion from a blurred copy (RISE's protocol).
+RISE = "rise"
+REFERENCE_KEYS = ("ref:random", "ref:centre")
+
+
+def _faithfulness():
+    mod = optional("faithfulness")
+    if mod is None:
+        raise GradLensError("the deletion/insertion curves need methods.faithfulness, which is not in this checkout")
+    return mod
 
 
 def baselines() -> tuple[str, ...]:
-    """Baselines the deletion/insertion curves accept."""
+    """Baseline choices: "rise" (each curve's library default), then the library's baselines."""
     mod = optional("faithfulness")
-    for attr in ("BASELINES", "BASELINE_CHOICES"):
-        value = getattr(mod, attr, None) if mod is not None else None
-        if value:
-            return tuple(value)
-    return DEFAULT_BASELINES
+    return (RISE,) + tuple(getattr(mod, "BASELINES", DEFAULT_BASELINES) if mod is not None else DEFAULT_BASELINES)
+
+
+def _curve_baselines(baseline: str) -> dict[str, str]:
+    return {"deletion": "zero", "insertion": "blur"} if baseline == RISE else {"deletion": baseline, "insertion": baseline}
+
+
+def _as_dict(curve) -> dict:
+    return {"fractions": np.asarray(curve.fractions, dtype=np.float64).copy(),
+            "scores": np.asarray(curve.scores, dtype=np.float64).copy(),
+            "counts": np.asarray(curve.counts, dtype=np.int64).copy(), "auc": float(curve.auc)}
 
 
 def compute_curves(
     loaded, image: np.ndarray, saliency: np.ndarray, target: int, *, steps: int, baseline: str,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
-    """Deletion and insertion curves of one (H, W) saliency map: kind -> (fractions, scores, auc)."""
-    mod = optional("faithfulness")
-    if mod is None:
-        raise GradLensError("the deletion/insertion curves need methods.faithfulness, which has not landed in this checkout yet")
-    x = model_input(loaded, image)
-    sal = torch.from_numpy(np.ascontiguousarray(saliency, dtype=np.float32))[None]  # (1, H, W)
+) -> dict[str, dict]:
+    """Deletion and insertion curves of one raw (h, w) map: kind -> {fractions, scores, counts, auc}."""
+    mod = _faithfulness()
+    x = model_input(loaded, image)  # (1, 3, H, W)
     out = {}
-    for i, kind in enumerate(("deletion", "insertion")):
-        sub = None
-        if progress is not None:
-            sub = (lambda i: lambda d, t: progress(i * max(t, 1) + d, 2 * max(t, 1)))(i)
-        curve = getattr(mod, f"{kind}_curve")(loaded.model, x, sal, target, steps=steps, baseline=baseline, progress=sub)
-        out[kind] = (np.asarray(curve.fractions, dtype=np.float64).ravel(),
-                     np.asarray(curve.scores, dtype=np.float64).ravel(),
-                     float(np.asarray(curve.auc, dtype=np.float64).ravel()[0]))
+    for i, (kind, base) in enumerate(_curve_baselines(baseline).items()):
+        sub = None if progress is None else (lambda i: lambda d, t: progress(i * t + d, 2 * t))(i)
+        fn = mod.deletion_curve if kind == "deletion" else mod.insertion_curve
+        out[kind] = _as_dict(fn(loaded, x, saliency, target, steps=steps, baseline=base, progress=sub))
     return out
 
 
-def perturbed_images(loaded, image: np.ndarray, saliency: np.ndarray, fraction: float, *, baseline: str) -> dict[str, np.ndarray]:
-    """The deletion and insertion images at ``fraction`` of the pixels, (h, w, 3) uint8 each."""
-    mod = optional("faithfulness")
-    fn = getattr(mod, "perturbed_image", None) if mod is not None else None
-    if fn is None:
-        raise GradLensError("methods.faithfulness has no helper that draws the perturbed image yet")
+def compute_reference_curves(
+    loaded, image: np.ndarray, size: tuple[int, int], target: int, *, steps: int, baseline: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, dict[str, dict]]:
+    """Curves of the library's random and centre reference maps on an (h, w) grid:
+    ``{"ref:random": {kind: curve}, "ref:centre": {...}}``."""
+    mod = _faithfulness()
     x = model_input(loaded, image)
-    sal = torch.from_numpy(np.ascontiguousarray(saliency, dtype=np.float32))[None]  # (1, H, W)
+    out: dict[str, dict[str, dict]] = {key: {} for key in REFERENCE_KEYS}
+    for i, (kind, base) in enumerate(_curve_baselines(baseline).items()):
+        if progress is not None:
+            progress(i, 2)
+        curves = mod.reference_curves(loaded, x, target, kind=kind, size=tuple(size), steps=steps, baseline=base)
+        for name, curve in curves.items():
+            out[f"ref:{name}"][kind] = _as_dict(curve)
+    if progress is not None:
+        progress(2, 2)
+    return out
+
+
+def reference_map(key: str, size: tuple[int, int]) -> np.ndarray:
+    """The (h, w) reference map behind a ``REFERENCE_KEYS`` entry."""
+    return _faithfulness().reference_maps(tuple(size))[key.split(":", 1)[1]].numpy()
+
+
+def perturbed_images(loaded, image: np.ndarray, saliency: np.ndarray, count: int, *, baseline: str) -> dict[str, np.ndarray]:
+    """The deletion and insertion inputs with the ``count`` most salient pixels perturbed,
+    as (H, W, 3) uint8 pictures; the same rule as the curves (``perturbation_order`` and the
+    library's documented baselines: zeros, the image's channel means, ``blur(x)``)."""
+    mod = _faithfulness()
+    x = model_input(loaded, image)  # (1, 3, H, W)
+    h, w = x.shape[-2:]
+    rank = torch.empty(h * w, dtype=torch.int64)
+    rank[mod.perturbation_order(saliency, (h, w))] = torch.arange(h * w)
+    chosen = (rank < int(count)).view(1, 1, h, w)  # (1, 1, H, W)
+    substrates = {"zero": lambda: torch.zeros_like(x), "mean": lambda: x.mean(dim=(2, 3), keepdim=True).expand_as(x),
+                  "blur": lambda: mod.blur(x)}
     out = {}
-    for kind in ("deletion", "insertion"):
-        xp = fn(x, sal, fraction, kind=kind, baseline=baseline)  # (1, 3, H, W)
+    for kind, base in _curve_baselines(baseline).items():
+        b = substrates[base]()
+        xp = torch.where(chosen, b, x) if kind == "deletion" else torch.where(chosen, x, b)  # (1, 3, H, W)
         out[kind] = loaded.denormalize(xp)[0]
     return out

@@ -348,41 +348,58 @@ def normalized(maps: Sequence[np.ndarray], state: ViewState, **overrides: Any) -
     return [np.asarray(m) for m in methods.normalize_many(list(maps), **opts)]
 
 
+def note_constant(named: dict[str, np.ndarray]) -> None:
+    """Say so when maps are constant: normalization then gives all zeros (a flat picture)."""
+    flat = [f"{name} (every value {float(m.flat[0]):.3g})" for name, m in named.items()
+            if m.size and float(m.max()) == float(m.min())]
+    if flat:
+        st.info(f"Constant map: {', '.join(flat)}. There is nothing to rank, so every normalization draws it "
+                "flat. A uniform image, or a layer the class score does not depend on, does this.",
+                icon=":material/horizontal_rule:")
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
-def _curves(model_id: str, image_id: str, method: str, layer: str, target: int, baseline: str, steps: int,
-            map_digest: str, _handle: ModelHandle, _image: np.ndarray, _saliency: np.ndarray,
-            _progress: Progress | None = None) -> dict:
-    with _handle.lock:
+def _curves(model_id: str, image_id: str, what: str, target: int, baseline: str, steps: int, map_digest: str,
+            _handle: ModelHandle, _image: np.ndarray, _saliency: np.ndarray, _progress: Progress | None = None) -> dict:
+    with _handle.lock:  # the curves also switch the weights' memory layout for their duration
         MODEL_CALLS["faithfulness"] += 1
+        if what == "references":
+            return catalog.compute_reference_curves(_handle.loaded, _image, _saliency.shape, target, steps=steps,
+                                                    baseline=baseline, progress=_progress)
         return catalog.compute_curves(_handle.loaded, _image, _saliency, target, steps=steps, baseline=baseline,
                                       progress=_progress)
 
 
-def faithfulness_curves(state: ViewState, bundle: MapBundle, method: str, layer: str, label: str) -> dict:
-    """Deletion and insertion curves of one map (cached; a progress bar while they run)."""
+def _digest(m: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(m).tobytes() + str(m.shape).encode()).hexdigest()
+
+
+def faithfulness_curves(state: ViewState, bundle: MapBundle, method: str, layer: str) -> dict[str, dict]:
+    """Deletion and insertion curves of one raw map, ``kind -> {fractions, scores, counts, auc}``
+    (cached by model, image, map, target, baseline and steps; a progress bar while they run)."""
     handle = model_handle(state.model)
     raw = bundle.maps[method][layer]
-    saliency = resize_map(raw, bundle.image.shape[:2])  # (H, W) at the model's input size
-    key = (handle.id, state.image, method, layer, bundle.target, state.baseline, state.steps,
-           hashlib.sha1(raw.tobytes()).hexdigest())
-    image = image_for(state.image)
-    return run_with_progress(lambda p: _curves(*key, _handle=handle, _image=image, _saliency=saliency, _progress=p), label)
+    key = (handle.id, state.image, method, bundle.target, state.baseline, state.steps, _digest(raw))
+    label = f"{method_label(method)}: deletion and insertion curves, {state.steps} steps each"
+    return run_with_progress(
+        lambda p: _curves(*key, _handle=handle, _image=image_for(state.image), _saliency=raw, _progress=p), label)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _perturbed(model_id: str, image_id: str, method: str, layer: str, baseline: str, fraction: float, map_digest: str,
-               _handle: ModelHandle, _image: np.ndarray, _saliency: np.ndarray) -> dict:
-    return catalog.perturbed_images(_handle.loaded, _image, _saliency, fraction, baseline=baseline)
-
-
-def perturbed_images(state: ViewState, bundle: MapBundle, method: str, layer: str, fraction: float) -> dict:
-    """The deletion and insertion images of one map at ``fraction`` (no model run)."""
+def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int]) -> dict[str, dict[str, dict]]:
+    """Curves of the library's random and centre maps on the explained map's grid (cached)."""
     handle = model_handle(state.model)
-    raw = bundle.maps[method][layer]
-    saliency = resize_map(raw, bundle.image.shape[:2])
-    return _perturbed(handle.id, state.image, method, layer, state.baseline, round(fraction, 6),
-                      hashlib.sha1(raw.tobytes()).hexdigest(), _handle=handle, _image=image_for(state.image),
-                      _saliency=saliency)
+    grid = np.zeros(shape, dtype=np.float32)  # only its shape matters
+    key = (handle.id, state.image, "references", bundle.target, state.baseline, state.steps, f"{shape[0]}x{shape[1]}")
+    return run_with_progress(
+        lambda p: _curves(*key, _handle=handle, _image=image_for(state.image), _saliency=grid, _progress=p),
+        "Random and centre reference curves")
+
+
+def perturbed_images(state: ViewState, saliency: np.ndarray, count: int) -> dict[str, np.ndarray]:
+    """The deletion and insertion pictures with the ``count`` most salient pixels perturbed
+    (no model run: only the ranking and the baseline)."""
+    handle = model_handle(state.model)
+    return catalog.perturbed_images(handle.loaded, image_for(state.image), saliency, count, baseline=state.baseline)
 
 
 # ==========================================================================================
@@ -430,8 +447,12 @@ def choices() -> Choices:
 
 
 def seed(key: str, value: Any) -> None:
-    """Give a widget its value from the view unless it already holds the user's latest value."""
-    if key not in st.session_state:
+    """Give a widget its value from the view, unless it holds the user's latest value.
+
+    On a page's first run after a page switch every widget is set from the view: Streamlit does
+    not carry a widget's value to the same-keyed widget of another page.
+    """
+    if key not in st.session_state or st.session_state.get("_page_changed", True):
         st.session_state[key] = value
 
 
@@ -508,6 +529,8 @@ def run_page(page: str, show: Callable[[ViewState], None],
         raise ValueError(f"page={page!r} is not one of {PAGES}")
     st.set_page_config(page_title=f"{PAGE_TITLES[page]} · GradLens", page_icon=":material/blur_on:", layout="wide")
     first_run = VIEW_KEY not in st.session_state
+    st.session_state["_page_changed"] = st.session_state.get("_last_page") != page
+    st.session_state["_last_page"] = page
     view = current_view()
     if first_run and view.page != page and "page" in st.query_params:
         commit(view)  # a link to another page, opened on this one: go there with the same view

@@ -38,8 +38,8 @@ _PALETTE = (
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
     "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
 )
-#: Line style of reference curves (random and centre maps) on the faithfulness chart.
-REFERENCE_STYLE = {"random": dict(color="#888888", dash="dot"), "centre": dict(color="#444444", dash="dash")}
+#: Line styles of reference curves (the random and centre maps) on the faithfulness chart, in order.
+REFERENCE_STYLE = (dict(color="#888888", dash="dot"), dict(color="#444444", dash="dash"))
 
 
 # ------------------------------------------------------------------------------------------
@@ -323,6 +323,7 @@ def curves_figure(
     labels: Mapping[str, str] | None = None,
     references: Sequence[str] = ("random", "centre"),
     marker: float | None = None,
+    score_label: str = "probability of the target class",
 ) -> go.Figure:
     """Deletion and insertion curves side by side on one figure.
 
@@ -347,7 +348,7 @@ def curves_figure(
         for key, (fractions, scores) in curves.items():
             name = labels.get(key, key)
             if key in references:
-                line = dict(width=2, **REFERENCE_STYLE.get(key, dict(color="#666666", dash="dash")))
+                line = dict(width=2, **REFERENCE_STYLE[list(references).index(key) % len(REFERENCE_STYLE)])
             else:
                 line = dict(width=2.5, color=colours[key])
             fig.add_trace(
@@ -362,7 +363,7 @@ def curves_figure(
         for col in (1, 2):
             fig.add_vline(x=float(marker), line=dict(color="#aaaaaa", width=1), row=1, col=col)
     fig.update_xaxes(title="fraction of pixels", range=[0, 1])
-    fig.update_yaxes(title="probability of the target class", rangemode="tozero")
+    fig.update_yaxes(title=score_label, rangemode="tozero")
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=50, b=10),
                       legend=dict(orientation="h", y=-0.2))
     return fig

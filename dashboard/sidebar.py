@@ -104,7 +104,9 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
 
 
 def _default_image(samples: Sequence[catalog.SampleChoice], model_id: str) -> str:
-    return next((s.id for s in samples if s.suggested_model == model_id), samples[0].id if samples else "")
+    """A sample suggested for this model (scenes for the bundled models, photos for ImageNet ones)."""
+    wanted = model_id if model_id.startswith("scenes_") else "imagenet"
+    return next((s.id for s in samples if s.suggested_model == wanted), samples[0].id if samples else "")
 
 
 def _image_section(view: ViewState, messages: list[str]) -> ViewState:
@@ -128,9 +130,6 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     if st.session_state["w_image"] not in options:
         force("w_image", view.image)
     image_id = sb.selectbox("Image", options, key="w_image", format_func=lambda k: labels.get(k, k))
-    description = next((s.description for s in samples if s.id == image_id), "")
-    if description:
-        sb.caption(description)
     _flash(sb, "image")
     with sb.expander("Upload an image"):
         st.file_uploader("Image file", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],

@@ -21,7 +21,7 @@ Query parameters (only values that differ from the defaults are written)::
     plo, phi  percentiles for norm=percentile, 0 <= plo < phi <= 100
     cmap      colormap name (methods.render.COLORMAPS)
     alpha     overlay opacity in [0, 1]
-    baseline  deletion/insertion baseline: zero | mean | blur
+    baseline  deletion/insertion baseline: rise (deletion to zero, insertion from blur) | zero | mean | blur
     steps     number of deletion/insertion steps
     step      the step whose perturbed image is shown
     slow      1 = run slow (score-family) methods without asking
@@ -49,7 +49,7 @@ __all__ = [
 
 PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness")
 #: Baselines documented for methods.faithfulness; the dashboard asks the module when it exists.
-DEFAULT_BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
+DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
 STEPS_RANGE: tuple[int, int] = (5, 200)
 UPLOAD_PREFIX = "upload:"
 
@@ -95,7 +95,8 @@ class ViewState:
         p_lo, p_hi: percentiles for ``norm="percentile"``.
         cmap: colormap name (``methods.render.COLORMAPS``).
         alpha: overlay opacity.
-        baseline: what deleted pixels become (faithfulness).
+        baseline: what deleted pixels become and inserted ones start from (faithfulness);
+            ``"rise"`` = the library's per-curve defaults (deletion to zeros, insertion from blur).
         steps: number of deletion/insertion steps.
         step: the step whose perturbed image is shown (0..steps).
         slow: run slow methods without a button press.
@@ -116,7 +117,7 @@ class ViewState:
     p_hi: float = 99.0
     cmap: str = "jet"
     alpha: float = 0.5
-    baseline: str = "zero"
+    baseline: str = "rise"
     steps: int = 50
     step: int = 10
     slow: bool = False
@@ -135,7 +136,7 @@ class ViewState:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], choices: Choices | None = None) -> tuple["ViewState", list[str]]:
         """Inverse of :meth:`to_dict`, validated like :meth:`from_query`."""
-        return cls.from_query({k: _encode_value(k, v) for k, v in data.items() if k in _FIELD_NAMES}, choices)
+        return cls.from_query({_PARAM[k]: _encode_value(k, v) for k, v in data.items() if k in _FIELD_NAMES}, choices)
 
     # ---------------------------------------------------------------------------------------
     # URL
@@ -298,7 +299,7 @@ def _layer(value: str, choices: Choices) -> str | None:
 _PARSERS = {
     "page": lambda v, c: _one_of(v, PAGES, "page"),
     "model": lambda v, c: _id(v, c.models, "model"),
-    "image": lambda v, c: _id(v, c.images, "image"),
+    "image": lambda v, c: _id(v, c.images, "image") if v else "",
     "target": _target,
     "methods": lambda v, c: _name_list(v, c.methods, "method", allow_empty=False),
     "method": lambda v, c: _one_of(v, c.methods, "method"),

@@ -42,6 +42,7 @@ def show(state: ViewState) -> None:
     names = [m for m in state.methods if m in bundle.maps]
     layer = next(iter(bundle.maps[names[0]]))
     raw = [bundle.maps[m][layer] for m in names]
+    common.note_constant({common.method_label(m): r for m, r in zip(names, raw)})
     norm = common.normalized(raw, state)
     ranges = figures.display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     target = bundle.target_name

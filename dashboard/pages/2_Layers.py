@@ -53,6 +53,7 @@ def show(state: ViewState) -> None:
     if bundle is None:
         return
     raw = [bundle.maps[state.method][n] for n in names]
+    common.note_constant(dict(zip(names, raw)))
     norm = common.normalized(raw, state)
     ranges = figures.display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     label = common.method_label(state.method)

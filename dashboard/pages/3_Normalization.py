@@ -51,6 +51,7 @@ def show(state: ViewState) -> None:
         f"Raw values from **{raw.min():.4g}** to **{raw.max():.4g}** "
         f"({(raw > 0).mean():.0%} positive). Histograms count the {raw.size} map values."
     )
+    common.note_constant({f"{label} at {layer}": raw})
     st.markdown(WHY)
     pictures, captions, stats = [], [], []
     for relu in (True, False):

@@ -13,28 +13,32 @@ import streamlit as st  # noqa: E402
 from dashboard import catalog, common, figures  # noqa: E402
 from dashboard.state import STEPS_RANGE, ViewState  # noqa: E402
 
-REFERENCES = ("random", "centre")
+REF_LABELS = {"ref:random": "Random map (reference)", "ref:centre": "Centre map (reference)"}
+BASELINE_LABELS = {
+    "rise": "RISE: deletion to zero, insertion from blur",
+    "zero": "zero (the dataset-mean colour)",
+    "mean": "mean (this image's mean colour)",
+    "blur": "blur (a blurred copy)",
+}
 
 
 def controls(state: ViewState) -> ViewState:
     specs = common.method_specs()
-    names = [s.name for s in specs if s.name not in REFERENCES]
+    names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     common.seed("w_methods", [m for m in state.methods if m in names] or names[:1])
-    if any(m not in names for m in st.session_state["w_methods"]):
-        common.force("w_methods", [m for m in st.session_state["w_methods"] if m in names] or names[:1])
     top = st.columns([3, 2], vertical_alignment="bottom")
     chosen = top[0].multiselect("Methods", names, key="w_methods", format_func=labels.get,
-                                help="The random and centre maps are always drawn as references.")
+                                help="The library's random and centre reference maps are always drawn too.")
     layer = common.layer_select(state, top[1])
-    row = st.columns([1, 2, 1.2], vertical_alignment="bottom")
+    row = st.columns([2, 2, 1.2], vertical_alignment="bottom")
     options = list(catalog.baselines())
     common.seed("w_baseline", state.baseline if state.baseline in options else options[0])
-    baseline = row[0].selectbox("Baseline", options, key="w_baseline",
-                                help="What a removed pixel becomes (deletion) and what the insertion curve starts from.")
+    baseline = row[0].selectbox("Baseline", options, key="w_baseline", format_func=lambda b: BASELINE_LABELS.get(b, b),
+                                help="What a removed pixel becomes (deletion), and the picture insertion starts from.")
     common.seed("w_steps", int(state.steps))
     steps = row[1].slider("Steps", STEPS_RANGE[0], STEPS_RANGE[1], step=5, key="w_steps",
-                          help="Pixels are removed / added in this many equal chunks.")
+                          help="Pixels are removed / put back in this many equal chunks.")
     common.seed("w_slow", state.slow)
     slow = row[2].toggle("Run without asking", key="w_slow",
                          help="Otherwise the curves (and slow methods) wait for their Run button.")
@@ -42,85 +46,92 @@ def controls(state: ViewState) -> ViewState:
                               steps=int(steps), step=min(state.step, int(steps)), slow=slow)
 
 
-def _curves(state: ViewState, bundle, names: list[str], layer: str) -> dict[str, dict]:
-    out = {}
-    for name in names:
-        label = f"{common.method_label(name)}: deletion and insertion, {state.steps} steps each"
-        out[name] = common.faithfulness_curves(state, bundle, name, layer, label)
-    return out
-
-
 def show(state: ViewState) -> None:
     """Draw the Faithfulness page from a view state."""
     if catalog.optional("faithfulness") is None:
-        st.info("The deletion/insertion curves need `methods.faithfulness`, which has not landed in this "
-                "checkout yet. The rest of the dashboard works without it.", icon=":material/construction:")
+        st.info("The curves need `methods.faithfulness`, which is not in this checkout.", icon=":material/construction:")
         return
-    names = list(state.methods) + [r for r in REFERENCES if r not in state.methods]
-    bundle = common.gated_maps(state, names, [state.layer], key="faith")
+    bundle = common.gated_maps(state, list(state.methods), [state.layer], key="faith")
     if bundle is None:
         return
-    names = [n for n in names if n in bundle.maps]
+    names = [n for n in state.methods if n in bundle.maps]
     layer = next(iter(bundle.maps[names[0]]))
-    per_method = 2 * (state.steps + 1)
+    shape = bundle.maps[names[0]][layer].shape
+    per_map = 2 * (state.steps + 1)
     run_key = (state.model, state.image, state.target, layer, state.baseline, state.steps, tuple(names))
     ran: set = st.session_state.setdefault("_curves_ran", set())
     if not (state.slow or run_key in ran):
         with st.container(border=True):
-            st.markdown(f":material/hourglass_top: The curves cost about {per_method} forward passes per map "
-                        f"({len(names)} maps, {per_method * len(names)} in all, batched).")
+            st.markdown(f":material/hourglass_top: Each curve pair costs {per_map} forward passes, batched by 32: "
+                        f"{len(names)} map(s) + 2 references = {per_map * (len(names) + 2)} images through the model.")
             if not st.button("Run the curves", key="faith_run", icon=":material/play_arrow:"):
                 return
-    curves = _curves(state, bundle, names, layer)
+    curves = {n: common.faithfulness_curves(state, bundle, n, layer) for n in names}
+    curves.update(common.reference_curves(state, bundle, shape))
     ran.add(run_key)
-    labels = {n: common.method_label(n) for n in names}
-    deletion = {n: curves[n]["deletion"][:2] for n in names}
-    insertion = {n: curves[n]["insertion"][:2] for n in names}
-    fractions = curves[names[0]]["deletion"][0]
+    keys = list(curves)
+    labels = {**{n: common.method_label(n) for n in names}, **REF_LABELS}
+    fractions = curves[keys[0]]["deletion"]["fractions"]
     step = min(state.step, len(fractions) - 1)
 
-    st.caption(f"Class **{bundle.target_name}** · layer `{layer}` · baseline **{state.baseline}** · "
-               f"{state.steps} steps. Grey dashed: the random and centre reference maps a method must beat.")
-    st.plotly_chart(figures.curves_figure(deletion, insertion, labels=labels, references=REFERENCES,
-                                          marker=float(fractions[step])), width="stretch", key="faith_fig")
+    st.caption(f"Class **{bundle.target_name}** · layer `{layer}` ({shape[0]}×{shape[1]}) · baseline "
+               f"**{BASELINE_LABELS.get(state.baseline, state.baseline)}** · {state.steps} steps. Grey dashed: the "
+               "random and centre maps on the same grid, the chance level a method must beat.")
+    fig = figures.curves_figure({k: (curves[k]["deletion"]["fractions"], curves[k]["deletion"]["scores"]) for k in keys},
+                                {k: (curves[k]["insertion"]["fractions"], curves[k]["insertion"]["scores"]) for k in keys},
+                                labels=labels, references=catalog.REFERENCE_KEYS, marker=float(fractions[step]))
+    st.plotly_chart(fig, width="stretch", key="faith_fig")
     auc = pd.DataFrame({
-        "Method": [labels[n] for n in names],
-        "Reference": ["yes" if n in REFERENCES else "" for n in names],
-        "Deletion AUC (lower is better)": [curves[n]["deletion"][2] for n in names],
-        "Insertion AUC (higher is better)": [curves[n]["insertion"][2] for n in names],
+        "Map": [labels[k] for k in keys],
+        "Deletion AUC (lower is better)": [curves[k]["deletion"]["auc"] for k in keys],
+        "Insertion AUC (higher is better)": [curves[k]["insertion"]["auc"] for k in keys],
     })
-    auc["Insertion − deletion"] = auc.iloc[:, 3] - auc.iloc[:, 2]
+    auc["Insertion − deletion"] = auc.iloc[:, 2] - auc.iloc[:, 1]
     st.dataframe(auc.round(4), hide_index=True, width="stretch")
     long = pd.DataFrame([
-        {"method": n, "curve": kind, "fraction": f, "score": s}
-        for n in names for kind in ("deletion", "insertion")
-        for f, s in zip(curves[n][kind][0], curves[n][kind][1])
+        {"map": labels[k], "curve": kind, "fraction": f, "score": s}
+        for k in keys for kind in ("deletion", "insertion")
+        for f, s in zip(curves[k][kind]["fractions"], curves[k][kind]["scores"])
     ])
     a, b = st.columns(2)
     with a:
-        common.download_csv("AUC table as CSV", auc, "gradlens_auc.csv", key="dl_auc")
+        common.download_csv("AUC table as CSV", auc.round(6), "gradlens_auc.csv", key="dl_auc")
     with b:
         common.download_csv("Curves as CSV", long, "gradlens_curves.csv", key="dl_curves")
+    perturbed_view(state, bundle, curves, labels, layer)
 
+
+def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: str) -> None:
+    """The deletion and insertion inputs at one step of the curves (slider)."""
     st.subheader("The perturbed image at one step")
+    keys = list(curves)
+    fractions = curves[keys[0]]["deletion"]["fractions"]
     left, right = st.columns([1, 2], vertical_alignment="bottom")
-    common.seed("w_view_method", names[0])
-    shown = left.selectbox("Map", names, key="w_view_method", format_func=labels.get)
-    common.seed("w_step", step)
+    common.seed("w_view_map", keys[0])
+    if st.session_state["w_view_map"] not in keys:
+        common.force("w_view_map", keys[0])
+    shown = left.selectbox("Map", keys, key="w_view_map", format_func=labels.get)
+    common.seed("w_step", min(state.step, len(fractions) - 1))
     if st.session_state["w_step"] > len(fractions) - 1:
         common.force("w_step", len(fractions) - 1)
-    new_step = right.slider("Step", 0, len(fractions) - 1, key="w_step")
-    if new_step != state.step:
-        common.commit(state.with_changes(step=int(new_step)))
-    images = common.perturbed_images(state, bundle, shown, layer, float(fractions[new_step]))
+    step = right.slider("Step", 0, len(fractions) - 1, key="w_step", help="0 = nothing perturbed yet")
+    if step != state.step:
+        common.commit(state.with_changes(step=int(step)))
+    shape = next(iter(bundle.maps.values()))[layer].shape
+    saliency = catalog.reference_map(shown, shape) if shown in catalog.REFERENCE_KEYS else bundle.maps[shown][layer]
+    count = int(curves[shown]["deletion"]["counts"][step])
+    images = common.perturbed_images(state, saliency, count)
     cols = st.columns(2)
+    captions = []
     for col, kind in zip(cols, ("deletion", "insertion")):
+        score = curves[shown][kind]["scores"][step]
+        captions.append(f"{kind} at {fractions[step]:.0%}: p = {score:.3f}")
         col.image(figures.enlarge(images[kind], 320), width="stretch",
-                  caption=f"{kind.capitalize()} at {fractions[new_step]:.0%} of the pixels "
-                          f"(score {curves[shown][kind][1][new_step]:.3f})")
-    grid = figures.compose_grid([images["deletion"], images["insertion"]],
-                                [f"deletion {fractions[new_step]:.0%}", f"insertion {fractions[new_step]:.0%}"],
-                                ncols=2, cell=256, title=f"{labels[shown]} · {state.baseline} baseline")
+                  caption=f"{kind.capitalize()}: {fractions[step]:.0%} of the pixels ({count}) "
+                          f"{'removed' if kind == 'deletion' else 'put back'}; probability of "
+                          f"{bundle.target_name} = {score:.3f}")
+    grid = figures.compose_grid([images["deletion"], images["insertion"]], captions, ncols=2, cell=256,
+                                title=f"{labels[shown]} · {state.baseline} · step {step}/{len(fractions) - 1}")
     common.download_png("Perturbed images as PNG", grid, "gradlens_perturbed.png", key="dl_perturbed")
 
 

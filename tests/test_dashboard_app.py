@@ -1,0 +1,425 @@
+"""The dashboard pages under ``streamlit.testing.v1.AppTest``: widgets in, elements out.
+
+AppTest runs the page scripts in this process, so the tests can reach the same cached model
+objects as the pages (``common.model_handle``) and count their forward passes with a hook.
+
+While the bundled weight files are missing from ``methods/assets`` the tests switch on the
+dashboard's development flag (random weights for the bundled models): the pages, caches and
+messages under test do not depend on what the weights are.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+import methods  # noqa: E402
+from dashboard import common  # noqa: E402
+
+HOME = str(ROOT / "dashboard" / "Home.py")
+PAGES = {
+    "methods": "pages/1_Methods.py",
+    "layers": "pages/2_Layers.py",
+    "normalization": "pages/3_Normalization.py",
+    "faithfulness": "pages/4_Faithfulness.py",
+}
+TIMEOUT = 300  # seconds per script run: 2 shared cores, torch import on the first run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _weights_or_dev_flag():
+    from methods import scene_models
+
+    old = os.environ.get("GRADLENS_DASHBOARD_UNTRAINED")
+    if not scene_models.weights_path("scenes_vgg").is_file():
+        os.environ["GRADLENS_DASHBOARD_UNTRAINED"] = "1"
+    yield
+    if old is None:
+        os.environ.pop("GRADLENS_DASHBOARD_UNTRAINED", None)
+    else:
+        os.environ["GRADLENS_DASHBOARD_UNTRAINED"] = old
+
+
+def run_page(page: str | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    if page is None:
+        return at.run()
+    at.run()  # pages are found after the first run of the main script
+    return at.switch_page(PAGES[page]).run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def plotly_specs(at: AppTest) -> list[dict]:
+    import json
+
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+class ForwardCounter:
+    """Counts forward passes of the cached default model (a forward pre-hook)."""
+
+    def __init__(self, model_id: str = "scenes_vgg") -> None:
+        self.count = 0
+        net = common.model_handle(model_id).loaded.model
+        self.handle = net.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module, args):
+        self.count += 1
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
+def as_array(value) -> np.ndarray:
+    """A Plotly JSON array: a list, or a typed array ``{"dtype": "f8", "bdata": base64}``."""
+    import base64
+
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value)
+
+
+def model_calls() -> int:
+    return sum(common.MODEL_CALLS.values())
+
+
+# ------------------------------------------------------------------------------------------
+# every page renders
+
+
+def test_home_shows_prediction_views_and_the_method_table():
+    at = run_page()
+    assert_clean(at)
+    assert [t.value for t in at.title] == ["GradLens"]
+    heads = [h.value for h in at.subheader]
+    assert "Prediction" in heads and "Methods in the library" in heads
+    assert any(h.startswith("Grad-CAM for") for h in heads)
+    assert len(at.image) == 4  # original, grayscale, heatmap, overlay
+    top5, table = at.dataframe
+    assert len(top5.value) == 5
+    assert top5.value["Probability"].is_monotonic_decreasing
+    assert list(table.value["Key"]) == [s.name for s in methods.list_methods()]
+    assert {"Method", "Family", "Cost", "Paper", "Summary"} <= set(table.value.columns)
+    assert len(at.get("download_button")) == 3
+    assert "How to read this" in [e.label for e in at.expander]
+
+
+@pytest.mark.parametrize("page", ["methods", "layers", "normalization"])
+def test_analysis_pages_render(page):
+    at = run_page(page)
+    assert_clean(at)
+    assert [t.value for t in at.title] == [common.PAGE_TITLES[page]]
+    assert at.query_params["page"] == page
+    if page == "methods":
+        (spec,) = plotly_specs(at)
+        assert [t["type"] for t in spec["data"]].count("heatmap") == len(at.multiselect(key="w_methods").value)
+    elif page == "layers":
+        rows, _ = common.layer_infos(common.model_handle("scenes_vgg"))
+        assert len(at.image) == len(rows)  # a map for every candidate layer
+        assert at.image[0].proto.imgs[0].caption.startswith(rows[0].name)
+        assert len(plotly_specs(at)) == 1  # the concentration chart
+    else:
+        assert len(at.image) == 2 * len(common.NORM_MODES)  # every mode, with and without ReLU
+        assert len(plotly_specs(at)) == 2 * len(common.NORM_MODES)  # a histogram under each
+        assert any("Why both" in m.value for m in at.markdown)
+
+
+def test_method_menu_comes_from_the_registry():
+    at = run_page("methods")
+    assert at.multiselect(key="w_methods").options == [s.label for s in methods.list_methods()]
+
+
+def test_layers_page_uses_one_explain_call_for_all_layers():
+    at = run_page("layers")
+    before = common.MODEL_CALLS["explain"]
+    at.selectbox(key="w_method").set_value("xgradcam").run()  # a method not computed before
+    assert_clean(at)
+    assert common.MODEL_CALLS["explain"] == before + 1
+    rows, _ = common.layer_infos(common.model_handle("scenes_vgg"))
+    assert len(at.image) == len(rows)
+
+
+# ------------------------------------------------------------------------------------------
+# the cache boundary: display choices never run the model
+
+
+def test_normalization_colormap_and_alpha_never_run_the_model():
+    at = run_page("methods")
+    assert_clean(at)
+    counter = ForwardCounter()
+    try:
+        calls = model_calls()
+        spec_before = plotly_specs(at)[0]
+        changes = [
+            ("selectbox", "w_norm", "max"),
+            ("checkbox", "w_relu", False),
+            ("radio", "w_scope", "shared"),
+            ("selectbox", "w_norm", "percentile"),
+            ("slider", "w_pct", (5.0, 95.0)),
+            ("selectbox", "w_cmap", "viridis"),
+            ("slider", "w_alpha", 0.8),
+        ]
+        for kind, key, value in changes:
+            getattr(at, kind)(key=key).set_value(value).run()
+            assert_clean(at)
+            assert counter.count == 0, f"changing {key} ran the model"
+            assert model_calls() == calls, f"changing {key} missed the cache"
+        spec_after = plotly_specs(at)[0]
+        heat = [t for t in spec_after["data"] if t["type"] == "heatmap"][0]
+        assert heat["opacity"] == 0.8
+        assert spec_after != spec_before  # the picture did change
+        # positive control: a new method does run the model, once
+        at.multiselect(key="w_methods").select("hirescam").run()
+        assert_clean(at)
+        assert counter.count >= 1 and model_calls() == calls + 1
+    finally:
+        counter.close()
+
+
+def test_home_colormap_and_alpha_changes_hit_the_cache():
+    at = run_page()
+    counter = ForwardCounter()
+    try:
+        first = at.image[3].proto.imgs[0].url
+        at.selectbox(key="w_cmap").set_value("inferno").run()
+        at.slider(key="w_alpha").set_value(0.2).run()
+        assert_clean(at)
+        assert counter.count == 0
+        assert at.image[3].proto.imgs[0].url != first
+    finally:
+        counter.close()
+
+
+# ------------------------------------------------------------------------------------------
+# state across pages and in the URL
+
+
+def test_choices_persist_across_pages_and_live_in_the_url():
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.selectbox(key="w_cmap").set_value("viridis").run()
+    at.slider(key="w_alpha").set_value(0.3).run()
+    at.selectbox(key="w_norm").set_value("max").run()
+    assert at.query_params["cmap"] == "viridis" and at.query_params["alpha"] == "0.3"
+    at.switch_page(PAGES["normalization"]).run()
+    assert_clean(at)
+    at.switch_page(PAGES["methods"]).run()
+    assert_clean(at)
+    assert at.selectbox(key="w_cmap").value == "viridis"
+    assert at.slider(key="w_alpha").value == 0.3
+    assert at.selectbox(key="w_norm").value == "max"
+    assert at.query_params["page"] == "methods" and at.query_params["norm"] == "max"
+
+
+def test_a_link_restores_the_view():
+    query = {"page": "methods", "cmap": "turbo", "alpha": "0.7", "methods": "layercam,gradcam", "norm": "max",
+             "relu": "0", "scope": "shared", "target": "2", "layer": "features.13"}
+    at = AppTest.from_file(str(ROOT / "dashboard" / PAGES["methods"]), default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.run()
+    assert_clean(at)
+    assert not at.warning, [w.value for w in at.warning]
+    assert at.selectbox(key="w_cmap").value == "turbo"
+    assert at.slider(key="w_alpha").value == 0.7
+    assert at.multiselect(key="w_methods").value == ["layercam", "gradcam"]
+    assert at.selectbox(key="w_norm").value == "max" and at.checkbox(key="w_relu").value is False
+    assert at.radio(key="w_scope").value == "shared"
+    assert at.selectbox(key="w_target").value == 2
+    assert at.selectbox(key="w_layer").value == "features.13"
+    assert "features.13" in at.caption[0].value
+    for key, value in query.items():
+        assert at.query_params[key] == value
+
+
+def test_a_hand_edited_link_falls_back_with_messages():
+    query = {"alpha": "7", "cmap": "rainbow", "layer": "features.99", "model": "upload:0badc0de",
+             "image": "upload:feedbeef", "target": "999", "bogus": "1"}
+    at = AppTest.from_file(str(ROOT / "dashboard" / PAGES["methods"]), default_timeout=TIMEOUT)
+    at.query_params.update(query)
+    at.run()
+    assert_clean(at)
+    warnings = " ".join(w.value for w in at.warning)
+    for words in ("alpha='7'", "rainbow", "'features.99' is not a layer", "uploaded checkpoint",
+                  "uploaded image", "cannot travel in a URL", "Target class 999 does not exist", "'bogus'"):
+        assert words in warnings, words
+    assert at.selectbox(key="w_layer").value == ""  # the default layer
+    assert len(plotly_specs(at)) == 1  # the page still draws
+    assert "alpha" not in at.query_params and "bogus" not in at.query_params
+
+
+# ------------------------------------------------------------------------------------------
+# errors: st.error with the library's message, never a traceback
+
+
+def test_shown_errors_turns_library_errors_into_messages():
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import streamlit as st
+from dashboard import common
+from methods.errors import ImageError
+with common.shown_errors("Image"):
+    raise ImageError("the file is truncated")
+with common.shown_errors():
+    raise ValueError("alpha=2 must be in [0, 1]")
+st.write("still running")
+"""
+    at = AppTest.from_string(script, default_timeout=60).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Image: The file is truncated", "Alpha=2 must be in [0, 1]"]
+    assert at.markdown[0].value == "still running"
+    bug = AppTest.from_string(script.replace("ImageError(", "RuntimeError("), default_timeout=60).run()
+    assert bug.exception  # a bug keeps its traceback
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_image_upload_broken_then_constant():
+    at = run_page()
+    at.file_uploader(key="w_image_upload").upload("holiday.png", b"\x89PNG\r\n\x1a\n truncated", "image/png").run()
+    assert not at.exception
+    assert any("holiday.png" in e.value and "corrupt" in e.value.lower() for e in at.sidebar.error), \
+        [e.value for e in at.error]
+    assert not at.selectbox(key="w_image").value.startswith("upload:")
+
+    grey = np.full((96, 96, 3), 128, np.uint8)
+    at.file_uploader(key="w_image_upload").set_value(("grey.png", _png(grey), "image/png")).run()
+    assert_clean(at)
+    assert at.selectbox(key="w_image").value.startswith("upload:")
+    assert "image" in at.query_params and at.query_params["image"].startswith("upload:")
+    assert len(at.image) == 4
+
+
+def _checkpoint(num_classes: int) -> bytes:
+    import torchvision
+
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.save(torchvision.models.squeezenet1_1(num_classes=num_classes).state_dict(), buf)
+    return buf.getvalue()
+
+
+def test_checkpoint_upload_garbage_wrong_classes_then_right():
+    at = run_page()
+    at.file_uploader(key="w_ckpt_file").upload("junk.pt", b"definitely not a checkpoint").run()
+    at.selectbox(key="w_ckpt_arch").set_value("squeezenet1_1").run()
+    at.button(key="w_ckpt_load").click().run()
+    assert not at.exception
+    assert any(e.value.startswith("junk.pt:") for e in at.sidebar.error), [e.value for e in at.error]
+    assert at.selectbox(key="w_model").value == "scenes_vgg"
+
+    data = _checkpoint(3)
+    at.file_uploader(key="w_ckpt_file").set_value(("mine.pt", data, "application/octet-stream"))
+    at.number_input(key="w_ckpt_classes").set_value(5)
+    at.run()
+    at.button(key="w_ckpt_load").click().run()
+    assert not at.exception
+    assert any("mine.pt:" in e.value and "num_classes" in e.value for e in at.sidebar.error), \
+        [e.value for e in at.error]
+
+    at.number_input(key="w_ckpt_classes").set_value(3)
+    at.text_area(key="w_ckpt_names").set_value("apple\nbanana\ncherry")
+    at.run()
+    at.button(key="w_ckpt_load").click().run()
+    assert_clean(at)
+    assert at.selectbox(key="w_model").value.startswith("upload:")
+    assert set(at.dataframe[0].value["Class"]) == {"apple", "banana", "cherry"}
+    assert len(at.image) == 4
+
+
+# ------------------------------------------------------------------------------------------
+# slow methods wait for a button, then come from the cache
+
+
+@pytest.fixture
+def slow_method():
+    from methods import ForwardMethod, register_method
+    from methods.registry import _REGISTRY
+
+    @register_method(name="test_slowcam", label="Test-Slow-CAM", family="score", cost="8 forwards",
+                     summary="test only: channel mean, with progress")
+    class SlowCam(ForwardMethod):
+        progress_seen: list = []
+
+        def compute_layer(self, ctx):
+            for i in range(4):
+                if ctx.progress is not None:
+                    ctx.progress(i + 1, 4)
+                    SlowCam.progress_seen.append(i + 1)
+            return ctx.activations.mean(dim=1)  # (N, h, w)
+
+    yield SlowCam
+    _REGISTRY.pop("test_slowcam", None)  # the registry has no public unregister; keep it clean
+
+
+def test_slow_method_shows_its_cost_and_runs_on_the_button(slow_method):
+    assert methods.get_method("test_slowcam").is_slow
+    at = run_page("methods")
+    at.multiselect(key="w_methods").select("test_slowcam").run()
+    assert_clean(at)
+    assert any("Test-Slow-CAM is slow" in m.value and "8 forwards" in m.value for m in at.markdown)
+    (spec,) = plotly_specs(at)
+    assert "Test-Slow-CAM" not in str(spec["layout"]["annotations"])  # not run yet
+    assert slow_method.progress_seen == []
+
+    at.button(key="methods_run_test_slowcam").click().run()
+    assert_clean(at)
+    (spec,) = plotly_specs(at)
+    assert "Test-Slow-CAM" in str(spec["layout"]["annotations"])
+    assert slow_method.progress_seen == [1, 2, 3, 4]  # the progress callback reached the method
+
+    calls = model_calls()
+    at.selectbox(key="w_cmap").set_value("magma").run()  # no button press this time
+    assert_clean(at)
+    assert "Test-Slow-CAM" in str(plotly_specs(at)[0]["layout"]["annotations"])
+    assert model_calls() == calls
+
+
+# ------------------------------------------------------------------------------------------
+# faithfulness
+
+
+def test_faithfulness_curves_table_and_perturbed_images():
+    pytest.importorskip("methods.faithfulness")
+    at = run_page("faithfulness")
+    assert_clean(at)
+    at.slider(key="w_steps").set_value(10).run()
+    assert not plotly_specs(at)  # waits for the button
+    assert any("forward passes" in m.value for m in at.markdown)
+    at.button(key="faith_run").click().run()
+    assert_clean(at)
+    (spec,) = plotly_specs(at)
+    names = {t["name"] for t in spec["data"]}
+    assert {"Random map (reference)", "Centre map (reference)", "Grad-CAM"} <= names
+    assert all(len(as_array(t["x"])) == 11 for t in spec["data"])  # steps + 1 points
+    deletion = next(t for t in spec["data"] if t["name"] == "Grad-CAM" and t["xaxis"] == "x")
+    assert as_array(deletion["x"])[0] == 0.0 and as_array(deletion["x"])[-1] == 1.0
+    auc = at.dataframe[0].value
+    assert len(auc) == len(at.multiselect(key="w_methods").value) + 2
+    assert auc["Deletion AUC (lower is better)"].between(0, 1).all()
+    assert len(at.image) == 2
+    calls = model_calls()
+    at.slider(key="w_step").set_value(5).run()  # moving the step never re-runs the curves
+    assert_clean(at)
+    assert model_calls() == calls and at.query_params["step"] == "5"
