@@ -91,6 +91,7 @@ __all__ = [
     "auc",
     "blur",
     "perturbation_order",
+    "perturbed_image",
 ]
 
 BaselineSpec = Union[Literal["zero", "mean", "blur"], torch.Tensor]
@@ -195,10 +196,13 @@ def _check_map(saliency: Any) -> torch.Tensor:
         saliency = torch.from_numpy(np.ascontiguousarray(saliency))
     if not isinstance(saliency, torch.Tensor):
         raise ValueError(f"saliency must be a 2-D (h, w) tensor or array; got {type(saliency).__name__}")
+    shape = tuple(saliency.shape)
+    while saliency.ndim > 2 and saliency.shape[0] == 1:  # (1, h, w) or (1, 1, h, w): one map
+        saliency = saliency[0]
     if saliency.ndim != 2:
         raise ValueError(
-            f"saliency must be ONE 2-D (h, w) map; got shape {tuple(saliency.shape)} "
-            "(for an Explanation pass exp.maps[layer][0])"
+            f"saliency must be ONE 2-D (h, w) map (leading singleton dimensions are allowed); got shape {shape} "
+            "(for an Explanation pass exp.maps[layer][i])"
         )
     if saliency.numel() == 0:
         raise ValueError(f"saliency must not be empty; got shape {tuple(saliency.shape)}")
@@ -349,6 +353,57 @@ def _probs(net: nn.Module, batch: torch.Tensor, target: int | None, precision: s
     return p if target is None else p[:, target]
 
 
+def _ranks(sal: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """rank[pixel] = position of the pixel in the perturbation order, as (1, 1, H, W) int64."""
+    order = perturbation_order(sal, (h, w))  # (N,)
+    rank = torch.empty(h * w, dtype=torch.int64)
+    rank[order] = torch.arange(h * w)
+    return rank.view(1, 1, h, w)
+
+
+def _perturb(kind: str, x: torch.Tensor, substrate: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Deletion puts the substrate on the chosen pixels, insertion puts the image there. (B, C, H, W)."""
+    if kind == "deletion":
+        return torch.where(chosen, substrate, x)
+    return torch.where(chosen, x, substrate)
+
+
+def perturbed_image(
+    x: torch.Tensor,
+    saliency: Any,
+    fraction: float,
+    *,
+    kind: Kind = "deletion",
+    baseline: BaselineSpec | None = None,
+    blur_sigma: float | None = None,
+) -> torch.Tensor:
+    """The image a deletion or insertion curve scores after perturbing ``fraction`` of the pixels.
+
+    Args:
+        x: one preprocessed image, (1, C, H, W) or (C, H, W); never modified.
+        saliency: (h, w) raw map, ranked as in the curves.
+        fraction: share of pixels in [0, 1]; ``round(fraction * H * W)`` pixels are perturbed.
+        kind: ``"deletion"`` (the most salient pixels become the baseline) or ``"insertion"``
+            (only the most salient pixels show the image, the rest the baseline).
+        baseline: as in the curves; None = the kind's default (``"zero"`` / ``"blur"``).
+        blur_sigma: sigma of the ``"blur"`` baseline in pixels.
+
+    Returns:
+        (1, C, H, W) tensor in ``x``'s (normalized) space.
+    """
+    _check_choice("kind", kind, KINDS)
+    x = _check_x(x)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be a number in [0, 1]; got {fraction!r}")
+    if baseline is None:
+        baseline = "zero" if kind == "deletion" else "blur"
+    substrate, _ = _baseline_tensor(x, baseline, blur_sigma)  # (1, C, H, W)
+    _, _, h, w = x.shape
+    rank = _ranks(_check_map(saliency), h, w).to(x.device)  # (1, 1, H, W)
+    k = int(math.floor(fraction * h * w + 0.5))
+    return _perturb(kind, x, substrate, rank < k).clone()
+
+
 def _step_counts(n_pixels: int, steps: int) -> torch.Tensor:
     """k_i = round(i * N / S), i = 0..S, round half up, in exact integer arithmetic. (S+1,) int64."""
     i = torch.arange(steps + 1, dtype=torch.int64)
@@ -392,10 +447,7 @@ def _curve(
     substrate, baseline_name = _baseline_tensor(x, baseline, blur_sigma)  # (1, C, H, W)
     _, c, h, w = x.shape
     n = h * w
-    order = perturbation_order(sal, (h, w))  # (N,)
-    rank = torch.empty(n, dtype=torch.int64)
-    rank[order] = torch.arange(n)
-    rank = rank.view(1, 1, h, w).to(x.device)  # (1, 1, H, W)
+    rank = _ranks(sal, h, w).to(x.device)  # (1, 1, H, W)
     counts = _step_counts(n, steps)  # (S+1,)
 
     scores = torch.empty(steps + 1, dtype=torch.float64)
@@ -404,11 +456,7 @@ def _curve(
         for start in range(0, steps + 1, batch_size):
             stop = min(start + batch_size, steps + 1)
             k = counts[start:stop].to(x.device).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
-            chosen = rank < k  # (B, 1, H, W): the pixels perturbed at each point
-            if kind == "deletion":
-                batch = torch.where(chosen, substrate, x)  # (B, C, H, W)
-            else:
-                batch = torch.where(chosen, x, substrate)  # (B, C, H, W)
+            batch = _perturb(kind, x, substrate, rank < k)  # (B, C, H, W)
             p = _probs(net, batch, None, precision)  # (B, K)
             if start == 0:
                 target = _check_target(target, p.shape[1])

@@ -271,7 +271,7 @@ def test_accepts_a_loaded_model_and_3d_input():
         (dict(target=2), ["target=2", "2 classes", "0 .. 1"]),
         (dict(target=-1), ["target=-1", "0 .. 1"]),
         (dict(target=1.0), ["target", "1.0"]),
-        (dict(saliency=torch.rand(1, 4, 4)), ["saliency", "(1, 4, 4)", "2-D"]),
+        (dict(saliency=torch.rand(2, 4, 4)), ["saliency", "(2, 4, 4)", "2-D"]),
         (dict(saliency=torch.rand(16)), ["saliency", "(16,)"]),
         (dict(x=torch.rand(2, 2, 4, 4)), ["x", "(2, 2, 4, 4)"]),
         (dict(blur_sigma=-1.0, baseline="blur"), ["blur_sigma", "-1.0"]),
@@ -348,3 +348,31 @@ def test_confidence_change_normalizes_the_map_relu_then_minmax():
     a = fa.confidence_change(SumClassifier(A, B), x, raw, 0)
     b = fa.confidence_change(SumClassifier(A, B), x, scaled, 0)
     assert a.masked_score == pytest.approx(b.masked_score, abs=1e-6)
+
+
+def test_a_single_map_with_leading_singleton_dims_is_accepted():
+    model = SumClassifier(A, B)
+    sal = saliency_for(ORDER)
+    flat = fa.deletion_curve(model, image(), sal, 0, steps=4)
+    for shaped in (sal[None], sal[None, None]):
+        np.testing.assert_array_equal(fa.deletion_curve(model, image(), shaped, 0, steps=4).scores, flat.scores)
+
+
+def test_perturbed_image_is_the_image_the_curve_scores():
+    model = SumClassifier(A, B)
+    x = image()
+    sal = saliency_for(ORDER)
+    deleted = fa.perturbed_image(x, sal, 0.25, kind="deletion")  # 4 pixels, zero baseline
+    kept = torch.ones(16, dtype=torch.bool)
+    kept[ORDER[:4]] = False
+    torch.testing.assert_close(deleted, x * kept.view(1, 1, 4, 4))
+    inserted = fa.perturbed_image(x, sal, 0.5, kind="insertion", baseline="zero")
+    keep = torch.zeros(16, dtype=torch.bool)
+    keep[ORDER[:8]] = True
+    torch.testing.assert_close(inserted, x * keep.view(1, 1, 4, 4))
+    curve = fa.insertion_curve(model, x, sal, 0, steps=2, baseline="zero")
+    assert curve.scores[1] == pytest.approx(sigmoid(A * float(inserted.sum()) + B), abs=1e-6)
+    start = fa.perturbed_image(x, sal, 0.0, kind="insertion")  # default insertion start: the blur
+    torch.testing.assert_close(start, fa.blur(x))
+    with pytest.raises(ValueError, match="fraction"):
+        fa.perturbed_image(x, sal, 1.5)
