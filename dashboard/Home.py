@@ -54,7 +54,22 @@ def show(state: ViewState) -> None:
     views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)
     target_name = bundle.target_name
 
-    left, right = st.columns([1.3, 3], gap="large")
+    st.subheader(f"Grad-CAM for “{target_name}” at layer {layer}")
+    pictures = [views.original, views.grayscale, views.heatmap, views.overlay]
+    captions = ["Original (as the model sees it)", "Grayscale map", f"Heatmap ({state.cmap})",
+                f"Overlay (alpha {state.alpha:.2f})"]
+    for col, pic, cap in zip(st.columns(4), pictures, captions):
+        col.image(figures.enlarge(pic), caption=cap, width="stretch")
+    st.caption(
+        f"Raw map {raw.shape[0]}×{raw.shape[1]} at `{layer}`, values {float(raw.min()):.3g} … {float(raw.max()):.3g}; "
+        f"shown with {state.norm} normalization{' after ReLU' if state.relu else ''}. "
+        f"Computed in {bundle.seconds.get('gradcam', 0.0) * 1000:.0f} ms."
+    )
+    grid = figures.compose_grid(pictures, captions, ncols=4, cell=256,
+                                title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}")
+    common.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home")
+
+    left, right = st.columns([1, 2], gap="large")
     with left:
         st.subheader("Prediction")
         order = bundle.probs.argsort()[::-1][:5]
@@ -69,24 +84,7 @@ def show(state: ViewState) -> None:
         )
         common.download_csv("Top-5 as CSV", top, "gradlens_top5.csv", key="dl_top5")
     with right:
-        st.subheader(f"Grad-CAM for “{target_name}” at layer {layer}")
-        cols = st.columns(4)
-        pictures = [views.original, views.grayscale, views.heatmap, views.overlay]
-        captions = ["Original (as the model sees it)", "Grayscale map", f"Heatmap ({state.cmap})",
-                    f"Overlay (alpha {state.alpha:.2f})"]
-        for col, pic, cap in zip(cols, pictures, captions):
-            col.image(figures.enlarge(pic), caption=cap, width="stretch")
-        raw_lo, raw_hi = float(raw.min()), float(raw.max())
-        st.caption(
-            f"Raw map {raw.shape[0]}×{raw.shape[1]} at `{layer}`, values {raw_lo:.3g} … {raw_hi:.3g}; "
-            f"shown with {state.norm} normalization{' after ReLU' if state.relu else ''}. "
-            f"Computed in {bundle.seconds.get('gradcam', 0.0) * 1000:.0f} ms."
-        )
-        grid = figures.compose_grid(pictures, captions, ncols=4, cell=256,
-                                    title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}")
-        common.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home")
-
-    with st.expander("How to read this", expanded=True):
+        st.subheader("How to read this")
         st.markdown(HOW_TO_READ)
 
     st.subheader("Methods in the library")

@@ -225,8 +225,8 @@ def sample_choices() -> list[SampleChoice]:
     samples = optional("samples")
     if samples is not None:
         return [
-            SampleChoice(s.name, f"{'Scene' if s.kind == 'scene' else 'Photo'}: {getattr(s, 'description', '') or s.name}",
-                         s.kind, getattr(s, "description", ""), getattr(s, "suggested_model", None))
+            SampleChoice(s.name, getattr(s, "description", "") or s.name, s.kind, getattr(s, "description", ""),
+                         getattr(s, "suggested_model", None))
             for s in samples.list_samples()
         ]
     scenes = [SampleChoice(f"scene_{i}", f"Scene: scene_{i}", "scene", "synthetic scene", "scenes_vgg") for i in range(4)]

@@ -331,11 +331,13 @@ def gated_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[s
             handle = model_handle(state.model)
             shapes = {r.name: r.shape for r in layer_infos(handle)[0]}
             channels = ", ".join(str(shapes[resolve_layer(handle, l)][0]) for l in layers)
-            with st.container(border=True):
+            box = st.empty()
+            with box.container(border=True):
                 st.markdown(f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer "
                             f"({channels} channels here). It runs when you ask.")
                 if not st.button(f"Run {spec.label}", key=f"{key}_run_{name}", icon=":material/play_arrow:"):
                     continue
+            box.empty()  # pressed: the progress bar takes its place
         bundle = merge(bundle, raw_maps(state, [name], layers, progress_label=label))
         ran.add(run_key)
     return bundle

@@ -61,11 +61,13 @@ def show(state: ViewState) -> None:
     run_key = (state.model, state.image, state.target, layer, state.baseline, state.steps, tuple(names))
     ran: set = st.session_state.setdefault("_curves_ran", set())
     if not (state.slow or run_key in ran):
-        with st.container(border=True):
+        box = st.empty()
+        with box.container(border=True):
             st.markdown(f":material/hourglass_top: Each curve pair costs {per_map} forward passes, batched by 32: "
                         f"{len(names)} map(s) + 2 references = {per_map * (len(names) + 2)} images through the model.")
             if not st.button("Run the curves", key="faith_run", icon=":material/play_arrow:"):
                 return
+        box.empty()
     curves = {n: common.faithfulness_curves(state, bundle, n, layer) for n in names}
     curves.update(common.reference_curves(state, bundle, shape))
     ran.add(run_key)
