@@ -19,6 +19,7 @@ from .explain import Explanation, explain, explain_many
 
 # built-in methods: importing registers them, in this order
 from . import gradient as _gradient  # noqa: F401  Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM
+from . import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
 from . import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
 
 from .normalize import normalize, normalize_many
