@@ -10,6 +10,8 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from functools import partial  # noqa: E402
+
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
@@ -65,8 +67,8 @@ def show(state: ViewState) -> None:
         f"shown with {state.norm} normalization{' after ReLU' if state.relu else ''}. "
         f"Computed in {bundle.seconds.get('gradcam', 0.0) * 1000:.0f} ms."
     )
-    grid = figures.compose_grid(pictures, captions, ncols=4, cell=256,
-                                title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}")
+    grid = partial(figures.compose_grid, pictures, captions, ncols=4, cell=256,
+                   title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}")
     common.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home")
 
     left, right = st.columns([1, 2], gap="large")

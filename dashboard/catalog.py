@@ -380,21 +380,12 @@ def reference_map(key: str, size: tuple[int, int]) -> np.ndarray:
     return _faithfulness().reference_maps(tuple(size))[key.split(":", 1)[1]].numpy()
 
 
-def perturbed_images(loaded, image: np.ndarray, saliency: np.ndarray, count: int, *, baseline: str) -> dict[str, np.ndarray]:
-    """The deletion and insertion inputs with the ``count`` most salient pixels perturbed,
-    as (H, W, 3) uint8 pictures; the same rule as the curves (``perturbation_order`` and the
-    library's documented baselines: zeros, the image's channel means, ``blur(x)``)."""
+def perturbed_images(loaded, image: np.ndarray, saliency: np.ndarray, fraction: float, *, baseline: str) -> dict[str, np.ndarray]:
+    """The deletion and insertion inputs with ``fraction`` of the pixels perturbed, exactly as the
+    curves score them (``methods.faithfulness.perturbed_image``), as (H, W, 3) uint8 pictures."""
     mod = _faithfulness()
     x = model_input(loaded, image)  # (1, 3, H, W)
-    h, w = x.shape[-2:]
-    rank = torch.empty(h * w, dtype=torch.int64)
-    rank[mod.perturbation_order(saliency, (h, w))] = torch.arange(h * w)
-    chosen = (rank < int(count)).view(1, 1, h, w)  # (1, 1, H, W)
-    substrates = {"zero": lambda: torch.zeros_like(x), "mean": lambda: x.mean(dim=(2, 3), keepdim=True).expand_as(x),
-                  "blur": lambda: mod.blur(x)}
-    out = {}
-    for kind, base in _curve_baselines(baseline).items():
-        b = substrates[base]()
-        xp = torch.where(chosen, b, x) if kind == "deletion" else torch.where(chosen, x, b)  # (1, 3, H, W)
-        out[kind] = loaded.denormalize(xp)[0]
-    return out
+    return {
+        kind: loaded.denormalize(mod.perturbed_image(x, saliency, float(fraction), kind=kind, baseline=base))[0]
+        for kind, base in _curve_baselines(baseline).items()
+    }

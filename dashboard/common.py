@@ -397,11 +397,10 @@ def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int]
         "Random and centre reference curves")
 
 
-def perturbed_images(state: ViewState, saliency: np.ndarray, count: int) -> dict[str, np.ndarray]:
-    """The deletion and insertion pictures with the ``count`` most salient pixels perturbed
-    (no model run: only the ranking and the baseline)."""
+def perturbed_images(state: ViewState, saliency: np.ndarray, fraction: float) -> dict[str, np.ndarray]:
+    """The deletion and insertion pictures with ``fraction`` of the pixels perturbed (no model run)."""
     handle = model_handle(state.model)
-    return catalog.perturbed_images(handle.loaded, image_for(state.image), saliency, count, baseline=state.baseline)
+    return catalog.perturbed_images(handle.loaded, image_for(state.image), saliency, fraction, baseline=state.baseline)
 
 
 # ==========================================================================================
@@ -420,16 +419,18 @@ def method_label(name: str) -> str:
         return name
 
 
-def download_png(label: str, image: np.ndarray, file_name: str, key: str) -> None:
+def download_png(label: str, picture: Callable[[], np.ndarray], file_name: str, key: str) -> None:
+    """A PNG download; ``picture()`` composes the image only when the button is pressed."""
     from dashboard.figures import png_bytes
 
-    st.download_button(label, png_bytes(image), file_name=file_name, mime="image/png", key=key,
-                       icon=":material/download:")
+    st.download_button(label, lambda: png_bytes(picture(), compress_level=6), file_name=file_name, mime="image/png",
+                       key=key, icon=":material/download:")
 
 
 def download_csv(label: str, frame, file_name: str, key: str) -> None:
-    st.download_button(label, frame.to_csv(index=False).encode("utf-8"), file_name=file_name, mime="text/csv",
-                       key=key, icon=":material/download:")
+    """A CSV download of a DataFrame (encoded only when the button is pressed)."""
+    st.download_button(label, lambda: frame.to_csv(index=False).encode("utf-8"), file_name=file_name,
+                       mime="text/csv", key=key, icon=":material/download:")
 
 
 def choices() -> Choices:

@@ -46,10 +46,10 @@ REFERENCE_STYLE = (dict(color="#888888", dash="dot"), dict(color="#444444", dash
 # pictures
 
 
-def png_bytes(image: np.ndarray) -> bytes:
-    """PNG encoding of an (H, W, 3) or (H, W) uint8 array."""
+def png_bytes(image: np.ndarray, *, compress_level: int = 1) -> bytes:
+    """PNG encoding of an (H, W, 3) or (H, W) uint8 array (level 1: fast, for the page itself)."""
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
 
 
@@ -207,6 +207,7 @@ def map_figure(
     shared = len(set(ranges)) == 1
     scale = colorscale(cmap)
     src = data_uri(image)
+    traces, rows, cols = [], [], []
     for i, (nm, rm) in enumerate(zip(norm_maps, raw_maps)):
         nm = np.asarray(nm, dtype=np.float32)
         rm = np.asarray(rm, dtype=np.float32)
@@ -216,33 +217,32 @@ def map_figure(
         dx, dy = width / w, height / h
         rows_idx, cols_idx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
         custom = np.stack([rm, rows_idx, cols_idx], axis=-1)  # (h, w, 3)
-        row, col = divmod(i, ncols)
         lo, hi = ranges[i]
-        fig.add_trace(go.Image(source=src, hoverinfo="skip"), row=row + 1, col=col + 1)
-        fig.add_trace(
-            go.Heatmap(
-                z=nm,
-                customdata=custom,
-                x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy,
-                zmin=lo, zmax=hi,
-                colorscale=scale,
-                opacity=alpha,
-                showscale=shared and i == n - 1,
-                colorbar=dict(thickness=12, len=0.8) if shared else None,
-                hovertemplate=(
-                    "cell (row %{customdata[1]}, col %{customdata[2]})"
-                    f" of {h}×{w}<br>normalized %{{z:.3f}}<br>raw %{{customdata[0]:.4g}}"
-                    f"<extra>{titles[i]}</extra>"
-                ),
+        traces.append(go.Image(source=src, hoverinfo="skip"))
+        traces.append(go.Heatmap(
+            z=nm, customdata=custom,
+            x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy,
+            zmin=lo, zmax=hi, colorscale=scale, opacity=alpha,
+            showscale=shared and i == n - 1,
+            colorbar=dict(thickness=12, len=0.8) if shared else None,
+            hovertemplate=(
+                "cell (row %{customdata[1]}, col %{customdata[2]})"
+                f" of {h}×{w}<br>normalized %{{z:.3f}}<br>raw %{{customdata[0]:.4g}}"
+                f"<extra>{titles[i]}</extra>"
             ),
-            row=row + 1, col=col + 1,
-        )
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, width - 0.5])
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, range=[height - 0.5, -0.5])
-    for i in range(n):
-        axis = "" if i == 0 else str(i + 1)
-        fig.update_layout({f"yaxis{axis}": dict(scaleanchor=f"x{axis}", scaleratio=1)})
+        ))
+        row, col = divmod(i, ncols)
+        rows += [row + 1, row + 1]
+        cols += [col + 1, col + 1]
+    fig.add_traces(traces, rows=rows, cols=cols)
+    axes = {}
+    for i in range(nrows * ncols):
+        suffix = "" if i == 0 else str(i + 1)
+        axes[f"xaxis{suffix}"] = dict(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, width - 0.5])
+        axes[f"yaxis{suffix}"] = dict(showticklabels=False, showgrid=False, zeroline=False,
+                                      range=[height - 0.5, -0.5], scaleanchor=f"x{suffix}", scaleratio=1)
     fig.update_layout(
+        **axes,
         height=int(nrows * cell_px * max(0.6, height / width) + 60),
         margin=dict(l=10, r=10, t=40, b=10),
     )

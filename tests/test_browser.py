@@ -116,6 +116,13 @@ def panel_titles(page) -> list[str]:
     return page.eval_on_selector_all(".js-plotly-plot .infolayer .annotation-text", "els => els.map(e => e.textContent)")
 
 
+def download(page, label: str) -> bytes:
+    """Press a download button and return the file's bytes (the data is made on the click)."""
+    with page.expect_download(timeout=60_000) as info:
+        page.locator('[data-testid="stDownloadButton"] button', has_text=label).click()
+    return Path(info.value.path()).read_bytes()
+
+
 def nav(page, label: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
     page.wait_for_timeout(300)
@@ -133,12 +140,17 @@ def test_every_page_in_a_real_browser(server):
             assert "Prediction" in page.inner_text("body")
             assert page.locator('[data-testid="stDataFrame"]').count() == 2
             assert "image=" in page.url  # the view is in the address bar
+            png = download(page, "The four views as PNG")
+            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+            (ARTIFACTS / "download_home.png").write_bytes(png)
 
             nav(page, "Methods")
             check_page(page, "methods", "Methods side by side", plots=1)
             assert "/Methods" in page.url and "page=methods" in page.url
             panels = panel_titles(page)
             assert {"Grad-CAM", "Grad-CAM++", "LayerCAM"} <= set(panels)
+            csv = download(page, "Table as CSV").decode()
+            assert csv.splitlines()[0].startswith("Method,Family,Cost") and len(csv.splitlines()) == 4
 
             nav(page, "Layers")
             check_page(page, "layers", "Layers", images=8, plots=1)

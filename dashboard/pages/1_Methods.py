@@ -57,10 +57,12 @@ def show(state: ViewState) -> None:
                              ranges=ranges, ncols=min(4, len(names)))
     st.plotly_chart(fig, width="stretch", key="methods_fig")
 
-    overlays = [methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
-                for m, r in zip(norm, ranges)]
-    grid = figures.compose_grid([bundle.image] + overlays, ["Image"] + titles, ncols=min(5, len(names) + 1),
-                                cell=224, title=f"{state.model} · {state.image} · class {target} · {layer}")
+    def grid():  # composed only when the PNG is downloaded
+        overlays = [methods.render.overlay(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r)
+                    for m, r in zip(norm, ranges)]
+        return figures.compose_grid([bundle.image] + overlays, ["Image"] + titles, ncols=min(5, len(names) + 1),
+                                    cell=224, title=f"{state.model} · {state.image} · class {target} · {layer}")
+
     specs = {m: methods.get_method(m) for m in names}
     table = pd.DataFrame({
         "Method": titles,

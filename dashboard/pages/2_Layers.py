@@ -7,6 +7,8 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from functools import partial  # noqa: E402
+
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
@@ -90,8 +92,8 @@ def show(state: ViewState) -> None:
     })
     a, b = st.columns(2)
     with a:
-        grid = figures.compose_grid(overlays, captions, ncols=ncols, cell=224,
-                                    title=f"{label} · {state.model} · {state.image} · class {bundle.target_name}")
+        grid = partial(figures.compose_grid, overlays, captions, ncols=ncols, cell=224,
+                       title=f"{label} · {state.model} · {state.image} · class {bundle.target_name}")
         common.download_png("Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png")
     with b:
         common.download_csv("Layer table as CSV", table, "gradlens_layers.csv", key="dl_layers_csv")

@@ -7,6 +7,8 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from functools import partial  # noqa: E402
+
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
@@ -77,8 +79,8 @@ def show(state: ViewState) -> None:
     table = pd.DataFrame(stats)
     a, b = st.columns(2)
     with a:
-        grid = figures.compose_grid(pictures, captions, ncols=len(common.NORM_MODES), cell=200,
-                                    title=f"{label} · {layer} · class {bundle.target_name}")
+        grid = partial(figures.compose_grid, pictures, captions, ncols=len(common.NORM_MODES), cell=200,
+                       title=f"{label} · {layer} · class {bundle.target_name}")
         common.download_png("All variants as PNG", grid, "gradlens_normalization.png", key="dl_norm_png")
     with b:
         common.download_csv("Value summary as CSV", table, "gradlens_normalization.csv", key="dl_norm_csv")

@@ -7,6 +7,8 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from functools import partial  # noqa: E402
+
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
@@ -122,7 +124,7 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
     shape = next(iter(bundle.maps.values()))[layer].shape
     saliency = catalog.reference_map(shown, shape) if shown in catalog.REFERENCE_KEYS else bundle.maps[shown][layer]
     count = int(curves[shown]["deletion"]["counts"][step])
-    images = common.perturbed_images(state, saliency, count)
+    images = common.perturbed_images(state, saliency, float(fractions[step]))
     cols = st.columns(2)
     captions = []
     for col, kind in zip(cols, ("deletion", "insertion")):
@@ -132,8 +134,8 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
                   caption=f"{kind.capitalize()}: {fractions[step]:.0%} of the pixels ({count}) "
                           f"{'removed' if kind == 'deletion' else 'put back'}; probability of "
                           f"{bundle.target_name} = {score:.3f}")
-    grid = figures.compose_grid([images["deletion"], images["insertion"]], captions, ncols=2, cell=256,
-                                title=f"{labels[shown]} · {state.baseline} · step {step}/{len(fractions) - 1}")
+    grid = partial(figures.compose_grid, [images["deletion"], images["insertion"]], captions, ncols=2, cell=256,
+                   title=f"{labels[shown]} · {state.baseline} · step {step}/{len(fractions) - 1}")
     common.download_png("Perturbed images as PNG", grid, "gradlens_perturbed.png", key="dl_perturbed")
 
 
