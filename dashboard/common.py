@@ -100,16 +100,24 @@ def error_message(exc: BaseException) -> str:
     return text[0].upper() + text[1:]
 
 
+class Outcome:
+    """What :func:`shown_errors` saw: ``failed`` is True when it showed an error."""
+
+    failed = False
+
+
 @contextmanager
-def shown_errors(where: str | None = None, container=None) -> Iterator[None]:
+def shown_errors(where: str | None = None, container=None) -> Iterator[Outcome]:
     """Show GradLens errors and validation ``ValueError``s as ``st.error``; never a traceback.
 
-    The rest of the ``with`` block is skipped and the script goes on after it. Any other
-    exception is a bug and keeps Streamlit's traceback.
+    The rest of the ``with`` block is skipped and the script goes on after it (``as outcome``:
+    ``outcome.failed`` tells). Any other exception is a bug and keeps Streamlit's traceback.
     """
+    outcome = Outcome()
     try:
-        yield
+        yield outcome
     except (GradLensError, ValueError) as exc:
+        outcome.failed = True
         (container or st).error((f"{where}: " if where else "") + error_message(exc), icon=":material/error:")
 
 
@@ -541,8 +549,11 @@ def run_page(page: str, show: Callable[[ViewState], None],
     view = sidebar(view.with_changes(page=page), page)
     st.title(PAGE_TITLES[page])
     if controls is not None:
-        with shown_errors():
+        with shown_errors() as outcome:
             view = controls(view)
+        if outcome.failed:  # e.g. the model cannot be loaded: said once, nothing more to draw
+            commit(view)
+            return view
     commit(view)
     with shown_errors():
         show(view)

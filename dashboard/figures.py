@@ -178,8 +178,8 @@ def map_figure(
     cmap: str = "jet",
     alpha: float = 0.5,
     ranges: Sequence[tuple[float, float]] | None = None,
-    ncols: int = 4,
-    cell_px: int = 300,
+    ncols: int = 3,
+    cell_px: int = 420,
 ) -> go.Figure:
     """Maps over the image, one panel each; hover shows the cell, normalized and raw value.
 
@@ -243,7 +243,7 @@ def map_figure(
                                       range=[height - 0.5, -0.5], scaleanchor=f"x{suffix}", scaleratio=1)
     fig.update_layout(
         **axes,
-        height=int(nrows * cell_px * max(0.6, height / width) + 60),
+        height=int(nrows * min(cell_px, 1000 / ncols) * max(0.6, height / width) + 40 + 30 * nrows),
         margin=dict(l=10, r=10, t=40, b=10),
     )
     return fig

@@ -141,9 +141,15 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
 def _target_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Target class")
-    with common.shown_errors(container=sb):
+    try:
         handle = common.model_handle(view.model)
         probs = common.predictions(handle, view.image)
+    except (common.GradLensError, ValueError):
+        # the page shows the library's full message once; here a pointer is enough
+        sb.caption(":material/error: No classes to choose: the model or the image could not be loaded "
+                   "(the message is on the page).")
+        return view
+    with common.shown_errors(container=sb):
         names = handle.class_names
         order = [int(i) for i in np.argsort(-probs)]
         top = order[:_TOP_K]

@@ -152,6 +152,20 @@ def test_every_page_in_a_real_browser(server):
             csv = download(page, "Table as CSV").decode()
             assert csv.splitlines()[0].startswith("Method,Family,Cost") and len(csv.splitlines()) == 4
 
+            # a slow method: its cost first, then a progress bar while it runs
+            page.get_by_role("combobox", name="Methods").click()
+            page.get_by_role("combobox", name="Methods").fill("Score")
+            page.get_by_role("option", name="Score-CAM (slow)").click()
+            page.keyboard.press("Escape")
+            wait_ready(page)
+            assert "Score-CAM is slow" in page.inner_text("body")
+            page.get_by_role("button", name="Run Score-CAM").click()
+            page.wait_for_selector('[data-testid="stProgress"]', timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "methods_progress.png"))
+            check_page(page, "methods_scorecam", "Methods side by side", plots=1)
+            assert "Score-CAM" in panel_titles(page)
+            assert page.locator('[data-testid="stProgress"]').count() == 0
+
             nav(page, "Layers")
             check_page(page, "layers", "Layers", images=8, plots=1)
             assert "How concentrated is the map" in page.inner_text("body")

@@ -143,7 +143,8 @@ def test_analysis_pages_render(page):
 
 def test_method_menu_comes_from_the_registry():
     at = run_page("methods")
-    assert at.multiselect(key="w_methods").options == [s.label for s in methods.list_methods()]
+    expected = [s.label + (" (slow)" if s.is_slow else "") for s in methods.list_methods()]
+    assert at.multiselect(key="w_methods").options == expected
 
 
 def test_layers_page_uses_one_explain_call_for_all_layers():
@@ -286,6 +287,22 @@ st.write("still running")
     assert at.markdown[0].value == "still running"
     bug = AppTest.from_string(script.replace("ImageError(", "RuntimeError("), default_timeout=60).run()
     assert bug.exception  # a bug keeps its traceback
+
+
+def test_model_without_weights_names_the_expected_file():
+    from methods import zoo
+
+    missing = next((e for e in zoo.list_models() if e.source == "torchvision" and not e.available), None)
+    if missing is None:
+        pytest.skip("every torchvision model has its weights cached on this machine")
+    at = run_page()
+    at.selectbox(key="w_model").set_value(missing.name).run()
+    assert not at.exception
+    notice = " ".join(w.value for w in at.sidebar.warning)
+    assert str(missing.expected_file) in notice
+    errors = " ".join(e.value for e in at.error)
+    assert str(missing.expected_file) in errors  # the library's own message, not a traceback
+    assert at.selectbox(key="w_model").value == missing.name
 
 
 def _png(array: np.ndarray) -> bytes:

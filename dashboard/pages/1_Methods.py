@@ -54,7 +54,7 @@ def show(state: ViewState) -> None:
     )
     titles = [common.method_label(m) for m in names]
     fig = figures.map_figure(bundle.image, norm, raw, titles, cmap=state.cmap, alpha=state.alpha,
-                             ranges=ranges, ncols=min(4, len(names)))
+                             ranges=ranges, ncols=2 if len(names) == 4 else min(3, len(names)))
     st.plotly_chart(fig, width="stretch", key="methods_fig")
 
     def grid():  # composed only when the PNG is downloaded
