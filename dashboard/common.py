@@ -20,7 +20,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -47,6 +47,9 @@ __all__ = [
     "LayerRow",
     "ModelHandle",
     "run_page",
+    "render_view",
+    "page_show",
+    "preloaded",
     "shown_errors",
     "error_message",
     "seed",
@@ -202,6 +205,13 @@ def register_uploaded_image(data: bytes, name: str) -> str:
     return image_id
 
 
+def image_key(image_id: str, image: np.ndarray) -> str:
+    """Cache key of an image: its id and a digest of its pixels (an upload id already is one)."""
+    if is_upload(image_id):
+        return image_id
+    return f"{image_id}:{hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]}"
+
+
 def image_for(image_id: str) -> np.ndarray:
     """(H, W, 3) uint8 image of a sample, or of an upload of this session."""
     if is_upload(image_id):
@@ -220,12 +230,12 @@ def image_for(image_id: str) -> np.ndarray:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _model_view(model_id: str, image_id: str, _handle: ModelHandle, _image: np.ndarray) -> np.ndarray:
+def _model_view(model_id: str, image_key: str, _handle: ModelHandle, _image: np.ndarray) -> np.ndarray:
     return catalog.model_view(_handle.loaded, _image)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _predict(model_id: str, image_id: str, _handle: ModelHandle, _image: np.ndarray) -> np.ndarray:
+def _predict(model_id: str, image_key: str, _handle: ModelHandle, _image: np.ndarray) -> np.ndarray:
     with _handle.lock:
         MODEL_CALLS["predict"] += 1
         return catalog.predict(_handle.loaded, _image)
@@ -233,7 +243,8 @@ def _predict(model_id: str, image_id: str, _handle: ModelHandle, _image: np.ndar
 
 def predictions(handle: ModelHandle, image_id: str) -> np.ndarray:
     """Softmax probabilities (K,) for an image (cached)."""
-    return _predict(handle.id, image_id, _handle=handle, _image=image_for(image_id))
+    image = image_for(image_id)
+    return _predict(handle.id, image_key(image_id, image), _handle=handle, _image=image)
 
 
 @st.cache_data(show_spinner="Finding the layers…", max_entries=16)
@@ -274,7 +285,7 @@ def resolve_target(state: ViewState, probs: np.ndarray) -> int:
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def _raw_maps(model_id: str, image_id: str, method_names: tuple[str, ...], layers: tuple[str, ...], target: int,
+def _raw_maps(model_id: str, image_key: str, method_names: tuple[str, ...], layers: tuple[str, ...], target: int,
               options_key: str, _handle: ModelHandle, _image: np.ndarray, _progress: Progress | None = None) -> dict:
     with _handle.lock:
         MODEL_CALLS["explain"] += 1
@@ -289,17 +300,78 @@ def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str
     Cached by (model, image, methods, layers, target, options); normalization, colormap and alpha
     are not part of the key. With ``progress_label`` an ``st.progress`` bar follows the run.
     """
+    hit = _from_preloaded(method_names, layers)
+    if hit is not None:
+        return hit
     handle = model_handle(state.model)
     image = image_for(state.image)
     probs = predictions(handle, state.image)
-    key = (handle.id, state.image, tuple(method_names), tuple(resolve_layer(handle, l) for l in layers),
+    key = (handle.id, image_key(state.image, image), tuple(method_names), tuple(resolve_layer(handle, l) for l in layers),
            resolve_target(state, probs), json.dumps(options or {}, sort_keys=True))
     if progress_label is None:
         result = _raw_maps(*key, _handle=handle, _image=image)
     else:
         result = run_with_progress(lambda p: _raw_maps(*key, _handle=handle, _image=image, _progress=p), progress_label)
-    view = _model_view(handle.id, state.image, _handle=handle, _image=image)
+    view = _model_view(handle.id, key[1], _handle=handle, _image=image)
     return MapBundle(view, result["maps"], key[4], probs, handle.class_names, result["seconds"])
+
+
+_PRELOADED_KEY = "_gradlens_preloaded"
+
+
+@contextmanager
+def preloaded(bundle: MapBundle, default_layer: str | None = None) -> Iterator[None]:
+    """Within the block, :func:`raw_maps` serves maps from ``bundle`` (e.g. a saved snapshot's raw
+    maps) instead of computing them, when it holds every requested (method, layer).
+
+    ``default_layer`` is what a requested ``None`` layer means (default: the method's only layer).
+    """
+    st.session_state[_PRELOADED_KEY] = (bundle, default_layer)
+    try:
+        yield
+    finally:
+        st.session_state.pop(_PRELOADED_KEY, None)
+
+
+def _from_preloaded(method_names: Sequence[str], layers: Sequence[str | None]) -> MapBundle | None:
+    entry = st.session_state.get(_PRELOADED_KEY)
+    if entry is None:
+        return None
+    bundle, default = entry
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    for name in method_names:
+        have = bundle.maps.get(name)
+        if not have:
+            return None
+        chosen = {}
+        for layer in layers:
+            layer = layer if layer is not None else (default or (next(iter(have)) if len(have) == 1 else None))
+            if layer not in have:
+                return None
+            chosen[layer] = have[layer]
+        maps[name] = chosen
+    return replace(bundle, maps=maps, seconds={m: bundle.seconds.get(m, 0.0) for m in method_names})
+
+
+def page_show(page: str) -> Callable[[ViewState], None]:
+    """The ``show(state)`` function of a page, loaded from its file without running the page
+    (what a Review page calls to redraw a saved view)."""
+    import importlib.util
+    from pathlib import Path
+
+    if page not in PAGE_FILES:
+        raise ValueError(f"page={page!r} is not one of {list(PAGE_FILES)}")
+    path = Path(__file__).resolve().parent / PAGE_FILES[page]
+    spec = importlib.util.spec_from_file_location(f"gradlens_page_{page}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the page's `if __name__ == "__main__"` part does not run
+    return module.show
+
+
+def render_view(state: ViewState) -> None:
+    """Draw ``state.page``'s content from ``state`` (errors shown like on the page itself)."""
+    with shown_errors():
+        page_show(state.page)(state)
 
 
 def run_with_progress(fn: Callable[[Progress], Any], label: str) -> Any:
@@ -335,7 +407,7 @@ def gated_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[s
         spec = specs[name]
         run_key = (state.model, state.image, state.target, name, tuple(layers))
         label = f"Running {spec.label} ({spec.cost}) on {len(layers)} layer(s)"
-        if not (state.slow or run_key in ran):
+        if not (state.slow or run_key in ran or _from_preloaded([name], layers) is not None):
             handle = model_handle(state.model)
             shapes = {r.name: r.shape for r in layer_infos(handle)[0]}
             channels = ", ".join(str(shapes[resolve_layer(handle, l)][0]) for l in layers)
@@ -369,7 +441,7 @@ def note_constant(named: dict[str, np.ndarray]) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _curves(model_id: str, image_id: str, what: str, target: int, baseline: str, steps: int, map_digest: str,
+def _curves(model_id: str, image_key: str, what: str, target: int, baseline: str, steps: int, map_digest: str,
             _handle: ModelHandle, _image: np.ndarray, _saliency: np.ndarray, _progress: Progress | None = None) -> dict:
     with _handle.lock:  # the curves also switch the weights' memory layout for their duration
         MODEL_CALLS["faithfulness"] += 1
@@ -389,19 +461,22 @@ def faithfulness_curves(state: ViewState, bundle: MapBundle, method: str, layer:
     (cached by model, image, map, target, baseline and steps; a progress bar while they run)."""
     handle = model_handle(state.model)
     raw = bundle.maps[method][layer]
-    key = (handle.id, state.image, method, bundle.target, state.baseline, state.steps, _digest(raw))
+    image = image_for(state.image)
+    key = (handle.id, image_key(state.image, image), method, bundle.target, state.baseline, state.steps, _digest(raw))
     label = f"{method_label(method)}: deletion and insertion curves, {state.steps} steps each"
     return run_with_progress(
-        lambda p: _curves(*key, _handle=handle, _image=image_for(state.image), _saliency=raw, _progress=p), label)
+        lambda p: _curves(*key, _handle=handle, _image=image, _saliency=raw, _progress=p), label)
 
 
 def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int]) -> dict[str, dict[str, dict]]:
     """Curves of the library's random and centre maps on the explained map's grid (cached)."""
     handle = model_handle(state.model)
     grid = np.zeros(shape, dtype=np.float32)  # only its shape matters
-    key = (handle.id, state.image, "references", bundle.target, state.baseline, state.steps, f"{shape[0]}x{shape[1]}")
+    image = image_for(state.image)
+    key = (handle.id, image_key(state.image, image), "references", bundle.target, state.baseline, state.steps,
+           f"{shape[0]}x{shape[1]}")
     return run_with_progress(
-        lambda p: _curves(*key, _handle=handle, _image=image_for(state.image), _saliency=grid, _progress=p),
+        lambda p: _curves(*key, _handle=handle, _image=image, _saliency=grid, _progress=p),
         "Random and centre reference curves")
 
 

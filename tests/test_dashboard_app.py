@@ -265,6 +265,42 @@ def test_a_hand_edited_link_falls_back_with_messages():
 
 
 # ------------------------------------------------------------------------------------------
+# a saved view redraws from its state and stored raw maps, without the model
+
+
+def test_render_view_from_preloaded_maps_runs_no_model():
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import numpy as np
+from dashboard import common
+from dashboard.catalog import MapBundle
+from dashboard.state import ViewState
+
+ramp = np.arange(64, dtype=np.float32).reshape(8, 8) - 10.0
+bundle = MapBundle(image=np.full((32, 32, 3), 90, np.uint8), maps={{"gradcam": {{"L": ramp}}, "layercam": {{"L": -ramp}}}},
+                   target=1, probs=np.array([0.2, 0.8]), class_names=("cat", "dog"), seconds={{}})
+state = ViewState(page=PAGE, methods=("gradcam", "layercam"), method="gradcam", layer="L", cmap="viridis")
+with common.preloaded(bundle):
+    common.render_view(state)
+"""
+    calls = model_calls()
+    at = AppTest.from_string(script.replace("PAGE", '"methods"'), default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    (spec,) = plotly_specs(at)
+    heat = [t for t in spec["data"] if t["type"] == "heatmap"]
+    assert len(heat) == 2
+    custom = as_array(heat[1]["customdata"]).reshape(8, 8, 3) if isinstance(heat[1]["customdata"], dict) \
+        else np.asarray(heat[1]["customdata"])
+    np.testing.assert_allclose(custom[..., 0], -(np.arange(64).reshape(8, 8) - 10.0))
+    assert "dog" in at.caption[0].value
+    at = AppTest.from_string(script.replace("PAGE", '"normalization"'), default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    assert len(at.image) == 2 * len(common.NORM_MODES)
+    assert model_calls() == calls  # nothing was computed
+
+
+# ------------------------------------------------------------------------------------------
 # errors: st.error with the library's message, never a traceback
 
 
