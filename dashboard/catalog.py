@@ -201,17 +201,9 @@ def load_checkpoint(data: bytes, *, arch: str, num_classes: int, class_names: Se
 
 
 def checkpoint_architectures() -> list[str]:
-    """Architectures an uploaded checkpoint may have; catalog ones first."""
-    zoo = optional("zoo")
-    if zoo is None:
-        return []
-    value = getattr(zoo, "checkpoint_architectures", None)
-    if value is not None:
-        archs = list(value() if callable(value) else value)
-    else:  # the zoo accepts every torchvision classification architecture
-        import torchvision.models as tvm
-
-        archs = sorted(tvm.list_models(module=tvm))
+    """Architectures an uploaded checkpoint may have (``zoo.checkpoint_architectures()``);
+    the catalog's own ones first."""
+    archs = list(_zoo().checkpoint_architectures())
     familiar = [m.id for m in model_choices() if m.id in archs]
     return familiar + [a for a in archs if a not in familiar]
 
