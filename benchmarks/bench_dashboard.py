@@ -51,7 +51,7 @@ def main() -> None:
 
     import streamlit as st
 
-    from dashboard import common
+    from dashboard import common, ui
 
     warm = []
     for _ in range(3):
@@ -108,7 +108,7 @@ def main() -> None:
     import torch
 
     handle = common.model_handle("scenes_vgg")
-    x = torch.as_tensor(handle.loaded.preprocess(common.image_for(at.session_state["_gradlens_view"].image)))[None]
+    x = torch.as_tensor(handle.loaded.preprocess(common.image_for(at.session_state[ui.VIEW_KEY].image)))[None]
     x.requires_grad_(True)
     plain = []
     with handle.lock:

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 import methods  # noqa: E402
-from dashboard import common, figures  # noqa: E402
+from dashboard import common, figures, ui  # noqa: E402
 from dashboard.state import ViewState  # noqa: E402
 
 HOW_TO_READ = """
@@ -102,4 +102,4 @@ def show(state: ViewState) -> None:
 
 
 if __name__ == "__main__":
-    common.run_page("home", show)
+    ui.run_page("home", show)

@@ -14,7 +14,8 @@ import numpy as np
 import streamlit as st
 
 from dashboard import catalog, common
-from dashboard.common import error_message, force, seed
+from dashboard.common import error_message
+from dashboard.ui import force, seed
 from dashboard.state import ViewState, is_upload
 
 __all__ = ["sidebar"]

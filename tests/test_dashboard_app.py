@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import methods  # noqa: E402
-from dashboard import common  # noqa: E402
+from dashboard import common, ui  # noqa: E402
 
 HOME = str(ROOT / "dashboard" / "Home.py")
 PAGES = {
@@ -125,7 +125,7 @@ def test_home_shows_prediction_views_and_the_method_table():
 def test_analysis_pages_render(page):
     at = run_page(page)
     assert_clean(at)
-    assert [t.value for t in at.title] == [common.PAGE_TITLES[page]]
+    assert [t.value for t in at.title] == [ui.PAGE_TITLES[page]]
     assert at.query_params["page"] == page
     if page == "methods":
         (spec,) = plotly_specs(at)
@@ -273,7 +273,7 @@ def test_render_view_from_preloaded_maps_runs_no_model():
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 import numpy as np
-from dashboard import common
+from dashboard import common, ui
 from dashboard.catalog import MapBundle
 from dashboard.state import ViewState
 
@@ -282,7 +282,7 @@ bundle = MapBundle(image=np.full((32, 32, 3), 90, np.uint8), maps={{"gradcam": {
                    target=1, probs=np.array([0.2, 0.8]), class_names=("cat", "dog"), seconds={{}})
 state = ViewState(page=PAGE, methods=("gradcam", "layercam"), method="gradcam", layer="L", cmap="viridis")
 with common.preloaded(bundle):
-    common.render_view(state)
+    ui.render_view(state)
 """
     calls = model_calls()
     at = AppTest.from_string(script.replace("PAGE", '"methods"'), default_timeout=TIMEOUT).run()

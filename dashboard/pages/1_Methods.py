@@ -11,7 +11,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 import methods  # noqa: E402
-from dashboard import common, figures  # noqa: E402
+from dashboard import common, figures, ui  # noqa: E402
 from dashboard.state import ViewState  # noqa: E402
 
 
@@ -21,12 +21,12 @@ def controls(state: ViewState) -> ViewState:
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     wanted = [m for m in state.methods if m in names] or names[:1]
-    common.seed("w_methods", wanted)
+    ui.seed("w_methods", wanted)
     left, mid, right = st.columns([3, 2, 1.3], vertical_alignment="bottom")
     chosen = left.multiselect("Methods", names, key="w_methods", format_func=labels.get,
                               help="Every method registered in the library (methods.list_methods()).")
-    layer = common.layer_select(state, mid)
-    common.seed("w_slow", state.slow)
+    layer = ui.layer_select(state, mid)
+    ui.seed("w_slow", state.slow)
     slow = right.toggle("Run slow methods", key="w_slow", help="Otherwise each slow method waits for its Run button.")
     return state.with_changes(methods=tuple(chosen) or state.methods, layer=layer, slow=slow)
 
@@ -82,4 +82,4 @@ def show(state: ViewState) -> None:
 
 
 if __name__ == "__main__":
-    common.run_page("methods", show, controls)
+    ui.run_page("methods", show, controls)

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 import methods  # noqa: E402
-from dashboard import common, figures  # noqa: E402
+from dashboard import common, figures, ui  # noqa: E402
 from dashboard.state import ViewState  # noqa: E402
 
 TOP_FRACTION = 0.10
@@ -25,13 +25,13 @@ def controls(state: ViewState) -> ViewState:
     rows, default = common.layer_infos(handle)
     by_name = {r.name: r for r in rows}
     left, right = st.columns([1, 3], vertical_alignment="bottom")
-    method = common.method_select(state, left)
+    method = ui.method_select(state, left)
     unknown = [l for l in state.layers if l not in by_name]
     if unknown:
         st.warning(f"{state.model} has no layer(s) {', '.join(map(repr, unknown))} with a spatial output; "
                    "they are left out.", icon=":material/link_off:")
-        common.force("w_layers", [l for l in state.layers if l in by_name] or list(by_name))
-    common.seed("w_layers", list(state.layers) or list(by_name))
+        ui.force("w_layers", [l for l in state.layers if l in by_name] or list(by_name))
+    ui.seed("w_layers", list(state.layers) or list(by_name))
     chosen = right.multiselect(
         "Layers", list(by_name), key="w_layers",
         format_func=lambda n: f"{n} · {by_name[n].resolution}" + (" (default)" if n == default else ""),
@@ -102,4 +102,4 @@ def show(state: ViewState) -> None:
 
 
 if __name__ == "__main__":
-    common.run_page("layers", show, controls)
+    ui.run_page("layers", show, controls)

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
 import methods  # noqa: E402
-from dashboard import common, figures  # noqa: E402
+from dashboard import common, figures, ui  # noqa: E402
 from dashboard.state import ViewState  # noqa: E402
 
 MODE_TEXT = {
@@ -35,8 +35,8 @@ extreme tails. ReLU first (the papers' choice) keeps only evidence *for* the cla
 
 def controls(state: ViewState) -> ViewState:
     left, right = st.columns(2)
-    method = common.method_select(state, left)
-    layer = common.layer_select(state, right)
+    method = ui.method_select(state, left)
+    layer = ui.layer_select(state, right)
     return state.with_changes(method=method, layer=layer)
 
 
@@ -89,4 +89,4 @@ def show(state: ViewState) -> None:
 
 
 if __name__ == "__main__":
-    common.run_page("normalization", show, controls)
+    ui.run_page("normalization", show, controls)

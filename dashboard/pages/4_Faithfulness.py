@@ -12,7 +12,7 @@ from functools import partial  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import catalog, common, figures  # noqa: E402
+from dashboard import catalog, common, figures, ui  # noqa: E402
 from dashboard.state import STEPS_RANGE, ViewState  # noqa: E402
 
 REF_LABELS = {"ref:random": "Random map (reference)", "ref:centre": "Centre map (reference)"}
@@ -28,20 +28,20 @@ def controls(state: ViewState) -> ViewState:
     specs = common.method_specs()
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
-    common.seed("w_methods", [m for m in state.methods if m in names] or names[:1])
+    ui.seed("w_methods", [m for m in state.methods if m in names] or names[:1])
     top = st.columns([3, 2], vertical_alignment="bottom")
     chosen = top[0].multiselect("Methods", names, key="w_methods", format_func=labels.get,
                                 help="The library's random and centre reference maps are always drawn too.")
-    layer = common.layer_select(state, top[1])
+    layer = ui.layer_select(state, top[1])
     row = st.columns([2, 2, 1.2], vertical_alignment="bottom")
     options = list(catalog.baselines())
-    common.seed("w_baseline", state.baseline if state.baseline in options else options[0])
+    ui.seed("w_baseline", state.baseline if state.baseline in options else options[0])
     baseline = row[0].selectbox("Baseline", options, key="w_baseline", format_func=lambda b: BASELINE_LABELS.get(b, b),
                                 help="What a removed pixel becomes (deletion), and the picture insertion starts from.")
-    common.seed("w_steps", int(state.steps))
+    ui.seed("w_steps", int(state.steps))
     steps = row[1].slider("Steps", STEPS_RANGE[0], STEPS_RANGE[1], step=5, key="w_steps",
                           help="Pixels are removed / put back in this many equal chunks.")
-    common.seed("w_slow", state.slow)
+    ui.seed("w_slow", state.slow)
     slow = row[2].toggle("Run without asking", key="w_slow",
                          help="Otherwise the curves (and slow methods) wait for their Run button.")
     return state.with_changes(methods=tuple(chosen) or state.methods, layer=layer, baseline=baseline,
@@ -111,16 +111,16 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
     keys = list(curves)
     fractions = curves[keys[0]]["deletion"]["fractions"]
     left, right = st.columns([1, 2], vertical_alignment="bottom")
-    common.seed("w_view_map", keys[0])
+    ui.seed("w_view_map", keys[0])
     if st.session_state["w_view_map"] not in keys:
-        common.force("w_view_map", keys[0])
+        ui.force("w_view_map", keys[0])
     shown = left.selectbox("Map", keys, key="w_view_map", format_func=labels.get)
-    common.seed("w_step", min(state.step, len(fractions) - 1))
+    ui.seed("w_step", min(state.step, len(fractions) - 1))
     if st.session_state["w_step"] > len(fractions) - 1:
-        common.force("w_step", len(fractions) - 1)
+        ui.force("w_step", len(fractions) - 1)
     step = right.slider("Step", 0, len(fractions) - 1, key="w_step", help="0 = nothing perturbed yet")
     if step != state.step:
-        common.commit(state.with_changes(step=int(step)))
+        ui.commit(state.with_changes(step=int(step)))
     shape = next(iter(bundle.maps.values()))[layer].shape
     saliency = catalog.reference_map(shown, shape) if shown in catalog.REFERENCE_KEYS else bundle.maps[shown][layer]
     count = int(curves[shown]["deletion"]["counts"][step])
@@ -140,4 +140,4 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
 
 
 if __name__ == "__main__":
-    common.run_page("faithfulness", show, controls)
+    ui.run_page("faithfulness", show, controls)
