@@ -265,7 +265,7 @@ def resolve_target(state: ViewState, probs: np.ndarray) -> int:
     return int(state.target)
 
 
-@st.cache_data(show_spinner=False, max_entries=128)
+@st.cache_data(show_spinner=False, max_entries=128, max_size="512MB")  # "all layers" of a big model: ~10 MB
 def _raw_maps(model_id: str, image_key: str, method_names: tuple[str, ...], layers: tuple[str, ...], target: int,
               options_key: str, _handle: ModelHandle, _image: np.ndarray, _progress: Progress | None = None) -> dict:
     with _handle.lock:
@@ -370,11 +370,13 @@ def gated_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[s
         if not (state.slow or run_key in ran or _from_preloaded([name], layers) is not None):
             handle = model_handle(state.model)
             shapes = {r.name: r.shape for r in layer_infos(handle)[0]}
-            channels = ", ".join(str(shapes[resolve_layer(handle, l)][0]) for l in layers)
+            counts = [shapes[resolve_layer(handle, l)][0] for l in layers]
+            channels = (", ".join(map(str, counts)) + " channels here" if len(counts) <= 3
+                        else f"{sum(counts)} channels over {len(counts)} layers here")
             box = st.empty()
             with box.container(border=True):
                 st.markdown(f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer "
-                            f"({channels} channels here). It runs when you ask.")
+                            f"({channels}). It runs when you ask.")
                 if not st.button(f"Run {spec.label}", key=f"{key}_run_{name}", icon=":material/play_arrow:"):
                     continue
             box.empty()  # pressed: the progress bar takes its place
