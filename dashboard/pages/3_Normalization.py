@@ -58,6 +58,9 @@ def show(state: ViewState) -> None:
     pictures, captions, stats = [], [], []
     for relu in (True, False):
         st.subheader("ReLU, then scale" if relu else "No ReLU: the sign is kept")
+        if not relu and raw.min() >= 0:
+            st.caption("This map has no negative value, so ReLU changes nothing here; only *max* draws it "
+                       "differently, over [−1, 1] with 0 in the middle of the colormap.")
         cols = st.columns(len(common.NORM_MODES))
         for col, mode in zip(cols, common.NORM_MODES):
             norm = common.normalized([raw], state, mode=mode, relu=relu, scope="per_map")[0]
