@@ -48,6 +48,7 @@ __all__ = [
     "ModelHandle",
     "preloaded",
     "shown_errors",
+    "show_deferred_errors",
     "error_message",
     "did_you_mean",
     "choices",
@@ -91,18 +92,38 @@ class Outcome:
 
 
 @contextmanager
-def shown_errors(where: str | None = None, container=None) -> Iterator[Outcome]:
+def shown_errors(where: str | None = None, container=None, *, instead: str | None = None,
+                 defer_to: str | None = None) -> Iterator[Outcome]:
     """Show GradLens errors and validation ``ValueError``s as ``st.error``; never a traceback.
 
     The rest of the ``with`` block is skipped and the script goes on after it (``as outcome``:
     ``outcome.failed`` tells). Any other exception is a bug and keeps Streamlit's traceback.
+
+    Args:
+        where: a prefix naming what failed ("photo.png").
+        container: where to draw (default: the main area).
+        instead: a short text to show in place of the library's message (when the full message
+            is shown elsewhere already).
+        defer_to: inside a widget callback: keep the message under this name; the script shows
+            it with :func:`show_deferred_errors` where the widget is.
     """
     outcome = Outcome()
     try:
         yield outcome
     except (GradLensError, ValueError) as exc:
         outcome.failed = True
-        (container or st).error((f"{where}: " if where else "") + error_message(exc), icon=":material/error:")
+        text = instead or (f"{where}: " if where else "") + error_message(exc)
+        if defer_to is not None:
+            st.session_state.setdefault("_deferred_errors", {})[defer_to] = text
+        else:
+            (container or st).error(text, icon=":material/error:")
+
+
+def show_deferred_errors(name: str, container=None) -> None:
+    """Show (once) the error a widget callback kept under ``name``."""
+    text = st.session_state.get("_deferred_errors", {}).pop(name, None)
+    if text:
+        (container or st).error(text, icon=":material/error:")
 
 
 # ==========================================================================================

@@ -14,7 +14,6 @@ import numpy as np
 import streamlit as st
 
 from dashboard import catalog, common
-from dashboard.common import error_message
 from dashboard.ui import force, seed
 from dashboard.state import ViewState, is_upload
 
@@ -26,42 +25,25 @@ _NORM_LABELS = {"raw": "raw", "minmax": "min-max", "max": "max", "percentile": "
 _NO_URL = "Uploaded files stay in this browser session: they cannot travel in a URL."
 
 
-def _flash(container, area: str) -> None:
-    """Show (once) an error a callback left for ``area``."""
-    flash = st.session_state.get("_flash")
-    if flash and flash[0] == area:
-        container.error(flash[1], icon=":material/error:")
-        del st.session_state["_flash"]
-
-
 def _on_image_upload() -> None:
     file = st.session_state.get("w_image_upload")
     if file is None:
         return
-    try:
-        image_id = common.register_uploaded_image(file.getvalue(), file.name)
-    except (common.GradLensError, ValueError) as exc:
-        st.session_state["_flash"] = ("image", f"{file.name}: {error_message(exc)}")
-        return
-    force("w_image", image_id)
+    with common.shown_errors(file.name, defer_to="image"):
+        force("w_image", common.register_uploaded_image(file.getvalue(), file.name))
 
 
 def _on_checkpoint_load() -> None:
     file = st.session_state.get("w_ckpt_file")
-    if file is None:
-        st.session_state["_flash"] = ("model", "Choose a checkpoint file first.")
-        return
-    text = st.session_state.get("w_ckpt_names") or ""
-    names = tuple(n.strip() for n in text.replace(",", "\n").splitlines() if n.strip()) or None
-    try:
-        model_id = common.load_uploaded_checkpoint(
+    with common.shown_errors(file.name if file is not None else None, defer_to="model"):
+        if file is None:
+            raise ValueError("choose a checkpoint file first")
+        text = st.session_state.get("w_ckpt_names") or ""
+        names = tuple(n.strip() for n in text.replace(",", "\n").splitlines() if n.strip()) or None
+        force("w_model", common.load_uploaded_checkpoint(
             file.getvalue(), file.name, st.session_state.get("w_ckpt_arch"),
             int(st.session_state.get("w_ckpt_classes") or 0), names,
-        )
-    except (common.GradLensError, ValueError) as exc:
-        st.session_state["_flash"] = ("model", f"{file.name}: {error_message(exc)}")
-        return
-    force("w_model", model_id)
+        ))
 
 
 def _model_section(view: ViewState, messages: list[str]) -> ViewState:
@@ -91,7 +73,7 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     notice = next((m.notice for m in models if m.id == model_id), "")
     if notice:
         sb.warning(notice, icon=":material/cloud_off:")
-    _flash(sb, "model")
+    common.show_deferred_errors("model", sb)
     with sb.expander("Upload a checkpoint"):
         st.file_uploader("Checkpoint file (state_dict or safetensors)",
                          type=["pt", "pth", "ckpt", "bin", "safetensors"], key="w_ckpt_file")
@@ -131,7 +113,7 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     if st.session_state["w_image"] not in options:
         force("w_image", view.image)
     image_id = sb.selectbox("Image", options, key="w_image", format_func=lambda k: labels.get(k, k))
-    _flash(sb, "image")
+    common.show_deferred_errors("image", sb)
     with sb.expander("Upload an image"):
         st.file_uploader("Image file", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
                          key="w_image_upload", on_change=_on_image_upload)
@@ -142,13 +124,12 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
 def _target_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Target class")
-    try:
+    # the page shows the library's full message; here a pointer is enough
+    with common.shown_errors(container=sb, instead="No classes to choose: the model or the image could not be "
+                                                   "loaded (the message is on the page).") as outcome:
         handle = common.model_handle(view.model)
         probs = common.predictions(handle, view.image)
-    except (common.GradLensError, ValueError):
-        # the page shows the library's full message once; here a pointer is enough
-        sb.caption(":material/error: No classes to choose: the model or the image could not be loaded "
-                   "(the message is on the page).")
+    if outcome.failed:
         return view
     with common.shown_errors(container=sb):
         names = handle.class_names
