@@ -157,6 +157,21 @@ def test_layers_page_uses_one_explain_call_for_all_layers():
     assert len(at.image) == len(rows)
 
 
+def test_layers_subset_in_forward_order_and_in_the_url():
+    at = run_page("layers")
+    rows, default = common.layer_infos(common.model_handle("scenes_vgg"))
+    picked = [rows[-1].name, rows[0].name, rows[len(rows) // 2].name]  # out of order on purpose
+    at.multiselect(key="w_layers").set_value(picked).run()
+    assert_clean(at)
+    forward = sorted(picked, key=[r.name for r in rows].index)
+    assert [img.proto.imgs[0].caption.split(" · ")[0] for img in at.image] == forward
+    assert at.query_params["layers"] == ",".join(forward)
+    calls = model_calls()
+    at.radio(key="w_scope").set_value("shared").run()  # one scale across layers: display only
+    assert not at.exception and model_calls() == calls
+    assert "One shared scale" in at.caption[0].value
+
+
 # ------------------------------------------------------------------------------------------
 # the cache boundary: display choices never run the model
 
