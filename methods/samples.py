@@ -45,11 +45,11 @@ class Sample:
 # name -> (seed, n_objects); the classes and backgrounds in the descriptions are checked by tests.
 _SCENES: dict[str, tuple[int, int, str]] = {
     "scene_star_brick": (SAMPLE_SEED_START + 9, 1, "a star on brick"),
-    "scene_ring_cell": (SAMPLE_SEED_START + 8, 1, "a ring on a cell micrograph"),
+    "scene_diamond_cell": (SAMPLE_SEED_START + 8, 1, "a diamond on a cell micrograph"),
     "scene_cross_noise": (SAMPLE_SEED_START + 6, 1, "a cross on coloured noise"),
-    "scene_crescent_grass": (SAMPLE_SEED_START + 26, 1, "a crescent on grass"),
-    "scene_circle_crescent_grass": (SAMPLE_SEED_START + 13, 2, "a circle and a crescent on grass"),
-    "scene_cross_ring_moon": (SAMPLE_SEED_START + 25, 2, "a cross and a ring on the moon's surface"),
+    "scene_semicircle_grass": (SAMPLE_SEED_START + 26, 1, "a semicircle on grass"),
+    "scene_circle_semicircle_grass": (SAMPLE_SEED_START + 13, 2, "a circle and a semicircle on grass"),
+    "scene_cross_diamond_moon": (SAMPLE_SEED_START + 25, 2, "a cross and a diamond on the moon's surface"),
     "scene_triangle_square_brick": (SAMPLE_SEED_START + 28, 2, "a triangle and a square on brick"),
 }
 

@@ -17,8 +17,10 @@ Design choices that matter for the benchmark:
 * Clutter is drawn *before* the objects, so an object's mask is exactly its visible pixels.
 * Objects of two-object scenes have different classes and do not overlap (their bounding
   circles are at least ``_GAP`` pixels apart); each has its own mask.
-* Masks are the drawn pixels: the hole of a ``ring`` and the bite of a ``crescent`` are *not*
-  part of the mask.
+* Masks are the drawn pixels, and every class is a solid shape whose centre lies inside it.
+  Hollow shapes (a ring, a crescent) were tried and dropped: Grad-CAM of both bundled networks
+  peaks in the hole or the bite - the unit that sees the whole shape sits at its centre - so a
+  pixel-exact pointing game cannot score them (see ``docs/scenes.md``).
 
 Seed ranges: the bundled models were trained on seeds in ``TRAIN_SEEDS`` and every number
 reported for them is measured on seeds ``>= EVAL_SEED_START``; the two ranges are disjoint.
@@ -51,9 +53,9 @@ CLASS_NAMES: tuple[str, ...] = (
     "triangle",
     "star",
     "cross",
-    "ring",
+    "diamond",
     "ellipse",
-    "crescent",
+    "semicircle",
 )
 
 #: Background kinds, drawn with equal probability. All textures ship inside scikit-image.
@@ -250,20 +252,23 @@ def _shape_mask(cls: int, cy: float, cx: float, r: float, theta: float, shape, r
         xs = np.array([w, w, L, L, w, w, -w, -w, -L, -L, -w, -w])
         ys = np.array([L, w, w, -w, -w, -L, -L, -w, -w, w, w, L])
         return _poly_mask(cy, cx, r * np.hypot(xs, ys), np.arctan2(ys, xs), theta, shape)
-    if name == "ring":
-        inner = r * rng.uniform(0.4, 0.55)
-        return _disk(cy, cx, r, shape) & ~_disk(cy, cx, inner, shape)
+    if name == "diamond":
+        # a rhombus with unequal diagonals (a rotated square has equal ones)
+        a = rng.uniform(0.5, 0.62)
+        return _poly_mask(cy, cx, np.array([r, a * r, r, a * r]), np.arange(4) * np.pi / 2, theta, shape)
     if name == "ellipse":
         m = np.zeros(shape, bool)
         minor = r * rng.uniform(0.4, 0.6)
         rr, cc = _draw.ellipse(cy, cx, minor, r, shape=shape, rotation=theta)
         m[rr, cc] = True
         return m
-    if name == "crescent":
-        # a disk with a bite: the bite disk is 0.8 r wide, its centre 0.55 r from the centre
-        rb, d = r * rng.uniform(0.75, 0.85), r * rng.uniform(0.5, 0.6)
-        by, bx = cy - d * np.sin(theta), cx + d * np.cos(theta)
-        return _disk(cy, cx, r, shape) & ~_disk(by, bx, rb, shape)
+    if name == "semicircle":
+        # half disk of radius R with its centroid (4R / 3pi from the flat edge) at (cy, cx);
+        # R = 0.92 r keeps the flat edge's corners inside the bounding circle
+        R = 0.92 * r
+        t = np.linspace(0.0, np.pi, 25)
+        ys, xs = R * np.sin(t) - 4 * R / (3 * np.pi), R * np.cos(t)
+        return _poly_mask(cy, cx, np.hypot(ys, xs), np.arctan2(ys, xs), theta, shape)
     raise AssertionError(name)
 
 
@@ -321,23 +326,13 @@ def make_scene(seed: int, *, size: int = 128, n_objects: int = 1) -> Scene:
     s = size / 128.0
     if n_objects == 1:
         labels = (int(rng.integers(len(CLASS_NAMES))),)
-        radii = [rng.uniform(14.0, 30.0) * s]
+        radii = [rng.uniform(15.0, 30.0) * s]
     else:
         a, b = rng.choice(len(CLASS_NAMES), size=2, replace=False)
         labels = (int(a), int(b))
-        radii = [rng.uniform(13.0, 22.0) * s for _ in range(2)]
+        radii = [rng.uniform(15.0, 24.0) * s for _ in range(2)]
 
-    centres: list[tuple[float, float]] = []
-    for r in radii:
-        lo, hi = r + 2.0, size - r - 2.0
-        for _ in range(100):
-            cy, cx = rng.uniform(lo, hi, 2)
-            if all(np.hypot(cy - py, cx - px) >= r + pr + _GAP for (py, px), pr in zip(centres, radii)):
-                break
-        else:  # pragma: no cover - with these sizes 100 tries always find room
-            raise RuntimeError(f"could not place {n_objects} objects for seed {seed}")
-        centres.append((float(cy), float(cx)))
-
+    centres = _place(radii, size, rng)
     masks = np.zeros((n_objects, size, size), bool)
     for k, (cls, r, (cy, cx)) in enumerate(zip(labels, radii, centres)):
         theta = rng.uniform(0, 2 * np.pi)
@@ -347,6 +342,20 @@ def make_scene(seed: int, *, size: int = 128, n_objects: int = 1) -> Scene:
     img += _noise(size, rng) * _NOISE_SIGMA
     image = np.clip(img, 0, 255).astype(np.uint8)
     return Scene(image=image, labels=labels, masks=masks, seed=seed, background=kind)
+
+
+def _place(radii: list[float], size: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """Centres for objects of the given bounding radii, fully inside the image and (for two)
+    at least ``_GAP`` apart. All centres are redrawn together until they fit; should that fail
+    200 times (never seen at size 128), the radii shrink by 10 % in place and it tries again."""
+    while True:
+        for _ in range(200):
+            centres = [tuple(float(v) for v in rng.uniform(r + 2.0, size - r - 2.0, 2)) for r in radii]
+            if len(centres) < 2 or np.hypot(
+                centres[0][0] - centres[1][0], centres[0][1] - centres[1][1]
+            ) >= radii[0] + radii[1] + _GAP:
+                return centres
+        radii[:] = [0.9 * r for r in radii]  # pragma: no cover
 
 
 def make_batch(
