@@ -51,8 +51,7 @@ import math
 import pathlib
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,6 +59,7 @@ import torch
 
 from . import faithfulness as fa
 from .errors import GradLensError
+from .eval_sources import Sample, parse_images, samples
 from .localization import energy_pointing_game, pointing_game
 
 __all__ = ["REFERENCES", "Sample", "parse_images", "evaluate", "summarize", "format_summary", "main"]
@@ -72,83 +72,6 @@ COLUMNS: tuple[str, ...] = (
     "deletion_auc", "insertion_auc", "avg_drop", "increase", "pointing_hit", "energy_pg",
     "seconds", "eval_seconds", "model", "steps", "baseline", "insertion_baseline", "precision",
 )
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image to evaluate.
-
-    Attributes:
-        name: file name or ``scene:<seed>``.
-        image: (H, W, 3) uint8.
-        labels: true class of each object (empty without ground truth).
-        masks: (K, H, W) bool object masks, one per label (None without ground truth).
-        seed: the scene's seed (None for files).
-    """
-
-    name: str
-    image: np.ndarray
-    labels: tuple[int, ...] = ()
-    masks: np.ndarray | None = None
-    seed: int | None = None
-
-
-# --------------------------------------------------------------------------------------------
-# Image sources
-
-
-@dataclass(frozen=True)
-class _Source:
-    kind: str  # "scenes" | "scenes2" | "folder"
-    count: int
-    folder: pathlib.Path | None = None
-
-
-def parse_images(spec: str) -> _Source:
-    """Parse ``--images``: ``scenes:N``, ``scenes2:N`` or a folder path.
-
-    Raises:
-        ValueError: a malformed ``scenes`` spec, or a path that is not a folder.
-    """
-    if not isinstance(spec, str) or not spec:
-        raise ValueError(f"images must be 'scenes:N', 'scenes2:N' or a folder path; got {spec!r}")
-    head, sep, tail = spec.partition(":")
-    if sep and head in ("scenes", "scenes2"):
-        try:
-            n = int(tail)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise ValueError(f"images={spec!r}: the count after '{head}:' must be an int >= 1, e.g. '{head}:200'")
-        return _Source(head, n)
-    path = pathlib.Path(spec)
-    if not path.is_dir():
-        raise ValueError(f"images={spec!r} is neither 'scenes:N', 'scenes2:N' nor an existing folder")
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-    return _Source("folder", len(files), path)
-
-
-def _samples(source: _Source, seed: int, skipped: list[tuple[str, str]]) -> Iterator[Sample]:
-    if source.kind in ("scenes", "scenes2"):
-        from .scenes import make_scene
-        from .train_scenes import EVAL_SINGLE_START, EVAL_TWO_START
-
-        two = source.kind == "scenes2"
-        start = (EVAL_TWO_START if two else EVAL_SINGLE_START) + seed
-        for i in range(source.count):
-            sc = make_scene(start + i, n_objects=2 if two else 1)
-            yield Sample(f"scene:{sc.seed}", sc.image, tuple(sc.labels), sc.masks, sc.seed)
-        return
-    from .images import load_image
-
-    assert source.folder is not None
-    for path in sorted(p for p in source.folder.iterdir() if p.is_file() and not p.name.startswith(".")):
-        try:
-            image = load_image(path)
-        except (GradLensError, OSError, ValueError) as exc:
-            skipped.append((path.name, str(exc)))
-            continue
-        yield Sample(path.name, image)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +212,7 @@ def evaluate(
 
     bar = tqdm(total=source.count, desc="evaluating", unit="image", disable=not progress, file=sys.stderr)
     try:
-        for index, sample in enumerate(_samples(source, int(seed), skipped)):
+        for index, sample in enumerate(samples(source, int(seed), skipped)):
             x = loaded.preprocess(sample.image)[None]  # (1, 3, H, W)
             targets = list(sample.labels) if sample.labels else [None]
             for k, target in enumerate(targets):
