@@ -304,7 +304,7 @@ def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str
     """
     hit = _from_preloaded(method_names, layers)
     if hit is not None:
-        return hit
+        return _recorded_bundle(hit)
     handle = model_handle(state.model)
     image = image_for(state.image)
     probs = predictions(handle, state.image)
@@ -315,7 +315,34 @@ def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str
     else:
         result = run_with_progress(lambda p: _raw_maps(*key, _handle=handle, _image=image, _progress=p), progress_label)
     view = _model_view(handle.id, key[1], _handle=handle, _image=image)
-    return MapBundle(view, result["maps"], key[4], probs, handle.class_names, result["seconds"])
+    return _recorded_bundle(MapBundle(view, result["maps"], key[4], probs, handle.class_names, result["seconds"]))
+
+
+_RECORD_KEY = "_gradlens_recorded"
+
+
+def start_recording() -> None:
+    """Forget what the previous run computed (``ui.run_page`` calls it before a page draws)."""
+    st.session_state[_RECORD_KEY] = {"bundle": None, "curves": {}}
+
+
+def recorded() -> dict:
+    """What this run's page drew: ``{"bundle": MapBundle | None, "curves": {key: {kind: curve}}}``
+    (every :func:`raw_maps` result merged; the faithfulness curves), for "Save to review"."""
+    return st.session_state.setdefault(_RECORD_KEY, {"bundle": None, "curves": {}})
+
+
+def _recorded_bundle(bundle: MapBundle) -> MapBundle:
+    rec = recorded()
+    old = rec["bundle"]
+    if old is None or old.target != bundle.target:
+        rec["bundle"] = bundle
+    else:
+        maps = {m: dict(layers) for m, layers in old.maps.items()}
+        for m, layers in bundle.maps.items():
+            maps.setdefault(m, {}).update(layers)
+        rec["bundle"] = replace(old, maps=maps, seconds={**old.seconds, **bundle.seconds})
+    return bundle
 
 
 _PRELOADED_KEY = "_gradlens_preloaded"
@@ -447,8 +474,10 @@ def faithfulness_curves(state: ViewState, bundle: MapBundle, method: str, layer:
     image = image_for(state.image)
     key = (handle.id, image_key(state.image, image), method, bundle.target, state.baseline, state.steps, _digest(raw))
     label = f"{method_label(method)}: deletion and insertion curves, {state.steps} steps each"
-    return run_with_progress(
+    curves = run_with_progress(
         lambda p: _curves(*key, _handle=handle, _image=image, _saliency=raw, _progress=p), label)
+    recorded()["curves"][method] = curves
+    return curves
 
 
 def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int]) -> dict[str, dict[str, dict]]:
@@ -458,9 +487,11 @@ def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int]
     image = image_for(state.image)
     key = (handle.id, image_key(state.image, image), "references", bundle.target, state.baseline, state.steps,
            f"{shape[0]}x{shape[1]}")
-    return run_with_progress(
+    curves = run_with_progress(
         lambda p: _curves(*key, _handle=handle, _image=image, _saliency=grid, _progress=p),
         "Random and centre reference curves")
+    recorded()["curves"].update(curves)
+    return curves
 
 
 def perturbed_images(state: ViewState, saliency: np.ndarray, fraction: float) -> dict[str, np.ndarray]:

@@ -139,6 +139,8 @@ def run_page(page: str, show: Callable[[ViewState], None],
         st.switch_page(PAGE_FILES[view.page])
     view = sidebar(view.with_changes(page=page), page)
     st.title(PAGE_TITLES[page])
+    common.start_recording()
+    review_slot = st.container()  # "Save to review", filled once the page has drawn its maps
     if controls is not None:
         with shown_errors() as outcome:
             view = controls(view)
@@ -148,6 +150,10 @@ def run_page(page: str, show: Callable[[ViewState], None],
     commit(view)
     with shown_errors():
         show(view)
+    from dashboard import review
+
+    with review_slot, shown_errors():
+        review.save_panel(view)
     return view
 
 

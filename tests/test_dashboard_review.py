@@ -1,0 +1,162 @@
+"""Team review in the dashboard (dashboard/review.py, pages/5_Review.py) under AppTest.
+
+Every test uses its own SQLite file through ``GRADLENS_DB`` (never ``data/``). One module-level
+snapshot is saved through the Home page's "Save to review" form; the other tests read it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from dashboard import common  # noqa: E402
+from methods.snapshots import SnapshotStore  # noqa: E402
+from tests.test_dashboard_app import ForwardCounter, TIMEOUT, _weights_or_dev_flag, assert_clean, model_calls  # noqa: E402,F401
+
+HOME = str(ROOT / "dashboard" / "Home.py")
+REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
+EVIL = "<script>alert('x')</script> **bold**"
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("review") / "review.sqlite3"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRADLENS_DB", str(path))
+    yield path
+    mp.undo()
+
+
+def button(at: AppTest, label: str):
+    (b,) = [b for b in at.button if b.label == label]
+    return b
+
+
+@pytest.fixture(scope="module")
+def saved(db):
+    """Save the Home page's view through its form; return (snapshot id, the app after saving)."""
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    at.query_params.update({"cmap": "viridis", "alpha": "0.7"})
+    at.run()
+    assert_clean(at)
+    at.text_input(key="w_review_author").input("ana")
+    at.text_input(key="w_review_title").input("Background blob")
+    at.text_area(key="w_review_note").input(EVIL)
+    at.selectbox(key="w_review_verdict").select("needs check")
+    button(at, "Save snapshot").click().run()
+    assert_clean(at)
+    (row,) = SnapshotStore(db).list()
+    return row.id, at
+
+
+def test_save_stores_the_pages_view_maps_and_metrics(saved, db):
+    sid, at = saved
+    assert any(f"Review?snapshot={sid}" in s.value for s in at.success)
+    snap = SnapshotStore(db).get(sid)
+    assert (snap.author, snap.title, snap.note, snap.verdict, snap.page) == ("ana", "Background blob", EVIL,
+                                                                             "needs check", "home")
+    assert (snap.colormap, snap.alpha, snap.view["cmap"], snap.view["alpha"]) == ("viridis", 0.7, "viridis", 0.7)
+    assert snap.view["norm"] == "minmax" and "steps" in snap.view  # defaults are stored too
+    assert snap.methods == ("gradcam",) and len(snap.layers) == 1
+    raw = snap.maps["gradcam"][snap.layers[0]]
+    assert raw.ndim == 2 and raw.dtype == np.float32 and np.ptp(raw) > 0
+    probs = np.asarray(snap.metrics["probabilities"])
+    assert probs.sum() == pytest.approx(1.0, abs=1e-4) and snap.target_index == int(probs.argmax())
+    assert snap.target_name == snap.metrics["class_names"][snap.target_index]
+    assert snap.image_array().ndim == 3
+
+
+def test_review_list_and_filters(saved):
+    sid, _ = saved
+    at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    assert list(at.dataframe[0].value["id"]) == [sid]
+    at.text_input(key="w_rv_author").input("ANA").run()  # author ignores ASCII case
+    assert list(at.dataframe[0].value["id"]) == [sid]
+    at.text_input(key="w_rv_author").input("bob").run()
+    assert at.dataframe[0].value.empty
+    at.text_input(key="w_rv_author").input("").run()
+    at.selectbox(key="w_rv_verdict").select("spurious").run()
+    assert at.dataframe[0].value.empty
+    at.selectbox(key="w_rv_verdict").select("needs check").run()
+    at.selectbox(key="w_rv_method").select("gradcam").run()
+    at.text_input(key="w_rv_text").input("BLOB").run()
+    assert list(at.dataframe[0].value["id"]) == [sid]
+    at.text_input(key="w_rv_text").input("nothing like this").run()
+    assert at.dataframe[0].value.empty
+    assert_clean(at)
+
+
+def test_open_restores_the_view_without_the_model(saved):
+    sid, saving = saved
+    st.cache_data.clear()  # nothing cached: a map drawn now must come from the snapshot
+    calls = model_calls()
+    counter = ForwardCounter()
+    try:
+        at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT)
+        at.query_params["snapshot"] = sid
+        at.run()
+    finally:
+        counter.close()
+    assert_clean(at)
+    assert counter.count == 0 and model_calls() == calls
+    shown = [s.value for s in at.subheader]
+    assert saving.subheader[0].value in shown  # "Grad-CAM for “<class>” at layer <layer>"
+    assert shown[0] == "GradLens · scenes_vgg"
+    captions = [c for img in at.image for c in img.captions]
+    assert captions == [c for img in saving.image for c in img.captions]
+    assert "Heatmap (viridis)" in captions and "Overlay (alpha 0.70)" in captions
+    texts = [t.value for t in at.text]
+    assert EVIL in texts  # the note, as plain text
+    assert not any("<script>" in m.value for m in at.markdown)
+
+
+def test_comment_and_verdict(saved, db):
+    sid, _ = saved
+    at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT)
+    at.query_params["snapshot"] = sid
+    at.run()
+    at.text_input(key="w_rv_comment_author").input("ben")
+    at.text_area(key="w_rv_comment_text").input("Same on the other photos.")
+    button(at, "Add comment").click().run()
+    assert_clean(at)
+    at.selectbox(key="w_rv_set_verdict").select("spurious").run()  # the button enables on a change
+    button(at, "Set verdict").click().run()
+    assert_clean(at)
+    store = SnapshotStore(db)
+    (comment,) = store.comments(sid)
+    assert (comment.author, comment.text) == ("ben", "Same on the other photos.")
+    assert store.get(sid).verdict == "spurious"
+    assert [h.verdict for h in store.verdict_history(sid)] == ["needs check", "spurious"]
+    assert "Same on the other photos." in [t.value for t in at.text]
+
+
+@pytest.mark.parametrize("bad", ["nope0nope0", "../../etc", ""])
+def test_bad_snapshot_id_is_a_message(db, bad):
+    at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT)
+    at.query_params["snapshot"] = bad
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "snapshot" in at.error[0].value.lower()
+
+
+def test_html_export_escapes_the_note(saved):
+    from methods.report import html_report
+
+    sid, _ = saved
+    at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT).run()
+    labels = [el.proto.label for el in at.get("download_button")]
+    assert "HTML report" in labels and "ZIP (report, maps, settings)" in labels
+    # the page's button builds exactly this (AppTest cannot press a download button)
+    store = SnapshotStore()
+    html = html_report([store.get(sid)], comments={sid: store.comments(sid)})
+    assert "&lt;script&gt;alert(" in html and "<script>alert(" not in html
