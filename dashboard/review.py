@@ -239,7 +239,7 @@ def _open(snapshot_id: str) -> None:
 
     st.subheader("Verdict", anchor=False)
     cols = st.columns([2, 1], vertical_alignment="bottom")
-    verdict = cols[0].selectbox("Verdict", VERDICTS, index=list(VERDICTS).index(snap.verdict), key="w_rv_set_verdict")
+    verdict = cols[0].selectbox("Verdict", VERDICTS, index=list(VERDICTS).index(snap.verdict), key=f"w_rv_set_verdict_{snap.id}")
     if cols[1].button("Set verdict", key="rv_set_verdict", disabled=verdict == snap.verdict):
         store().set_verdict(snap.id, verdict, author=st.session_state.get(_AUTHOR_KEY) or None)
         st.rerun()

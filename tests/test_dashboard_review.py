@@ -129,7 +129,7 @@ def test_comment_and_verdict(saved, db):
     at.text_area(key="w_rv_comment_text").input("Same on the other photos.")
     button(at, "Add comment").click().run()
     assert_clean(at)
-    at.selectbox(key="w_rv_set_verdict").select("spurious").run()  # the button enables on a change
+    at.selectbox(key=f"w_rv_set_verdict_{sid}").select("spurious").run()  # the button enables on a change
     button(at, "Set verdict").click().run()
     assert_clean(at)
     store = SnapshotStore(db)
@@ -160,3 +160,29 @@ def test_html_export_escapes_the_note(saved):
     store = SnapshotStore()
     html = html_report([store.get(sid)], comments={sid: store.comments(sid)})
     assert "&lt;script&gt;alert(" in html and "<script>alert(" not in html
+
+
+def test_a_faithfulness_snapshot_opens_with_its_stored_curves(db):
+    """Curves are drawn from the snapshot's metrics: no model, no recomputation."""
+    from methods.snapshot_codec import encode_png
+    from methods.snapshots import NewSnapshot
+
+    ramp = np.arange(49, dtype=np.float32).reshape(7, 7)
+    curve = {"fractions": [0.0, 0.5, 1.0], "scores": [0.9, 0.4, 0.1], "auc": 0.45}
+    sid = SnapshotStore(db).save(NewSnapshot(
+        image_png=encode_png(np.full((28, 28, 3), 120, np.uint8)), model_id="scenes_vgg", author="cy",
+        methods=("gradcam",), layers=("L",), maps={"gradcam": {"L": ramp}}, page="faithfulness",
+        target_index=1, target_name="dog", view={"page": "faithfulness", "methods": ["gradcam"], "layer": "L"},
+        metrics={"probabilities": [0.3, 0.7], "class_names": ["cat", "dog"],
+                 "curves": {"gradcam": {"deletion": curve, "insertion": {**curve, "auc": 0.61}}}},
+    ))
+    st.cache_data.clear()
+    calls = model_calls()
+    at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT)
+    at.query_params["snapshot"] = sid
+    at.run()
+    assert_clean(at)
+    assert model_calls() == calls
+    assert len(at.get("plotly_chart")) == 2  # the maps and the curves
+    aucs = at.dataframe[-2].value  # AUC table (the last one is the verdict history)
+    assert list(aucs.iloc[0, 1:]) == [0.45, 0.61]
