@@ -186,3 +186,30 @@ def test_a_faithfulness_snapshot_opens_with_its_stored_curves(db):
     assert len(at.get("plotly_chart")) == 2  # the maps and the curves
     aucs = at.dataframe[-2].value  # AUC table (the last one is the verdict history)
     assert list(aucs.iloc[0, 1:]) == [0.45, 0.61]
+
+
+def test_a_snapshot_of_an_uploaded_image_opens_in_another_session(db):
+    """The upload's id cannot travel in a URL, but the snapshot holds the image itself."""
+    import io
+
+    from PIL import Image
+
+    stripes = np.zeros((80, 80, 3), np.uint8)
+    stripes[:, ::8] = 255
+    buf = io.BytesIO()
+    Image.fromarray(stripes).save(buf, format="PNG")
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="w_image_upload").set_value(("stripes.png", buf.getvalue(), "image/png")).run()
+    assert_clean(at)
+    at.text_input(key="w_review_author").input("dee")
+    at.text_input(key="w_review_title").input("uploaded stripes")
+    button(at, "Save snapshot").click().run()
+    assert_clean(at)
+    (row,) = SnapshotStore(db).list(text="uploaded stripes")
+    assert SnapshotStore(db).get(row.id).view["image"].startswith("upload:")
+
+    opened = AppTest.from_file(REVIEW, default_timeout=TIMEOUT)  # a new session: the upload is not in it
+    opened.query_params["snapshot"] = row.id
+    opened.run()
+    assert_clean(opened)
+    assert [c for img in opened.image for c in img.captions] == [c for img in at.image for c in img.captions]
