@@ -213,3 +213,26 @@ def test_a_snapshot_of_an_uploaded_image_opens_in_another_session(db):
     opened.run()
     assert_clean(opened)
     assert [c for img in opened.image for c in img.captions] == [c for img in at.image for c in img.captions]
+
+
+@pytest.mark.parametrize("page, file", [("methods", "pages/1_Methods.py"), ("layers", "pages/2_Layers.py"),
+                                        ("normalization", "pages/3_Normalization.py")])
+def test_save_and_open_from_each_map_page(db, page, file):
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.switch_page(file).run()
+    assert_clean(at)
+    at.text_input(key="w_review_author").input("eve")
+    at.text_input(key="w_review_title").input(f"from {page}")
+    button(at, "Save snapshot").click().run()
+    assert_clean(at)
+    (row,) = SnapshotStore(db).list(text=f"from {page}")
+    assert row.page == page
+    opened = AppTest.from_file(REVIEW, default_timeout=TIMEOUT)
+    opened.query_params["snapshot"] = row.id
+    opened.run()
+    assert_clean(opened)
+    assert len(opened.get("plotly_chart")) == len(at.get("plotly_chart"))
+    assert len(opened.image) == len(at.image)
+    first = [c.value for c in at.caption if "**" in c.value][:1]
+    assert first, [c.value for c in at.caption]
+    assert [c.value for c in opened.caption if "**" in c.value][:1] == first
