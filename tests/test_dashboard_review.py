@@ -236,3 +236,13 @@ def test_save_and_open_from_each_map_page(db, page, file):
     first = [c.value for c in at.caption if "**" in c.value][:1]
     assert first, [c.value for c in at.caption]
     assert [c.value for c in opened.caption if "**" in c.value][:1] == first
+
+
+def test_saving_without_a_name_is_a_message(db):
+    before = len(SnapshotStore(db).list())
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.text_input(key="w_review_title").input("no author")
+    button(at, "Save snapshot").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "author" in at.error[0].value.lower()
+    assert len(SnapshotStore(db).list()) == before
