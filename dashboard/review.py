@@ -201,7 +201,7 @@ def _open(snapshot_id: str) -> None:
     if st.button("Back to the list", icon=":material/arrow_back:", key="rv_back"):
         st.query_params.clear()
         st.rerun()
-    st.header(snap.title or "(untitled)", anchor=False)
+    st.header(_md_escape(snap.title) if snap.title else "(untitled)", anchor=False)  # a header is markdown
     st.text(f"Snapshot {snap.id} · by {snap.author} · {snap.created_at} · verdict: {snap.verdict}")
     if snap.note:
         st.text(snap.note)

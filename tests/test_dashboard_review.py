@@ -117,6 +117,7 @@ def test_open_restores_the_view_without_the_model(saved):
     assert "Heatmap (viridis)" in captions and "Overlay (alpha 0.70)" in captions
     texts = [t.value for t in at.text]
     assert EVIL in texts  # the note, as plain text
+    assert at.header[0].value == "Background blob"
     assert not any("<script>" in m.value for m in at.markdown)
 
 
@@ -246,3 +247,9 @@ def test_saving_without_a_name_is_a_message(db):
     assert not at.exception
     assert len(at.error) == 1 and "author" in at.error[0].value.lower()
     assert len(SnapshotStore(db).list()) == before
+
+
+def test_markdown_escape_shows_text_literally():
+    from dashboard.review import _md_escape
+
+    assert _md_escape("**a** [x](javascript:1) <b>") == r"\*\*a\*\* \[x\]\(javascript\:1\) \<b\>"
