@@ -11,7 +11,7 @@ import re
 import pytest
 
 from tests.test_browser import (  # noqa: F401  (server is a fixture)
-    ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, panel_titles, server, wait_ready,
+    ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, download, panel_titles, server, wait_ready,
 )
 
 pytestmark = pytest.mark.browser
@@ -58,6 +58,10 @@ def test_save_then_open_the_link_in_a_new_page(server):
             assert source_caption in body  # same class, layer, normalization
             assert panel_titles(other)[:2] == source_panels[:2]
             assert other.locator(".js-plotly-plot .heatmaplayer, .js-plotly-plot image").count() >= 1
+
+            html = download(other, "HTML report").decode("utf-8")
+            assert "Turbo &lt;b&gt;check&lt;/b&gt;" in html and "<b>check</b>" not in html
+            (ARTIFACTS / "review_report.html").write_text(html, encoding="utf-8")
 
             other.get_by_role("button", name="Back to the list").click()
             check_page(other, "review_list", "Review")
