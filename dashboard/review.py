@@ -76,12 +76,12 @@ def new_snapshot(view: ViewState, recorded: dict, *, author: str, title: str = "
             model_sha = hashlib.sha256(info["data"]).hexdigest()
     probs = np.asarray(bundle.probs, dtype=float)
     order = probs.argsort()[::-1][:5]
-    metrics: dict = {
-        "probabilities": probs.tolist(),
-        "class_names": list(bundle.class_names),
-        "top5": [{"class": bundle.class_names[i] if i < len(bundle.class_names) else str(i),
-                  "index": int(i), "probability": float(probs[i])} for i in order],
-        "seconds": {k: float(v) for k, v in bundle.seconds.items()},
+    names = bundle.class_names
+    metrics: dict = {  # top-5 only: a report stays readable for 1000 classes (and it is all Home shows)
+        "top5": [[int(i), names[i] if i < len(names) else str(i), round(float(probs[i]), 6)] for i in order],
+        "target_probability": round(float(probs[bundle.target]), 6),
+        "num_classes": int(len(probs)),
+        "seconds": {k: float(v) for k, v in bundle.seconds.items()},  # exact: pages print them
     }
     curves = recorded.get("curves") or {}
     if curves:
@@ -133,15 +133,18 @@ def save_panel(view: ViewState) -> None:
 def bundle_of(snap: Snapshot) -> MapBundle:
     """A snapshot's stored image, raw maps, target and probabilities as the pages' MapBundle."""
     metrics = snap.metrics or {}
-    probs = np.asarray(metrics.get("probabilities") or [], dtype=float)
-    names = tuple(metrics.get("class_names") or ())
     target = int(snap.target_index or 0)
-    if not names or len(probs) != len(names):
-        size = max(len(probs), target + 1)
-        probs = np.resize(probs, size) if len(probs) else np.zeros(size)
-        names = tuple(names[i] if i < len(names) else str(i) for i in range(size))
-        if 0 <= target < size and snap.target_name:
-            names = names[:target] + (snap.target_name,) + names[target + 1:]
+    size = max(int(metrics.get("num_classes") or 0), target + 1)
+    probs = np.zeros(size)  # the classes outside the top 5 were not stored
+    names = [str(i) for i in range(size)]
+    for index, name, p in metrics.get("top5") or []:
+        if 0 <= int(index) < size:
+            probs[int(index)], names[int(index)] = float(p), str(name)
+    if "target_probability" in metrics:
+        probs[target] = float(metrics["target_probability"])
+    if snap.target_name:
+        names[target] = snap.target_name
+    names = tuple(names)
     seconds = {k: float(v) for k, v in (metrics.get("seconds") or {}).items()}
     return MapBundle(snap.image_array(), {m: dict(l) for m, l in snap.maps.items()}, target, probs, names, seconds)
 

@@ -69,9 +69,12 @@ def test_save_stores_the_pages_view_maps_and_metrics(saved, db):
     assert snap.methods == ("gradcam",) and len(snap.layers) == 1
     raw = snap.maps["gradcam"][snap.layers[0]]
     assert raw.ndim == 2 and raw.dtype == np.float32 and np.ptp(raw) > 0
-    probs = np.asarray(snap.metrics["probabilities"])
-    assert probs.sum() == pytest.approx(1.0, abs=1e-4) and snap.target_index == int(probs.argmax())
-    assert snap.target_name == snap.metrics["class_names"][snap.target_index]
+    top5 = snap.metrics["top5"]
+    assert len(top5) == 5 and snap.metrics["num_classes"] >= 5
+    assert [row[0] for row in top5][0] == snap.target_index and top5[0][1] == snap.target_name  # top-1 explained
+    probs = [row[2] for row in top5]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    assert snap.metrics["target_probability"] == probs[0]
     assert snap.image_array().ndim == 3
 
 
@@ -115,6 +118,9 @@ def test_open_restores_the_view_without_the_model(saved):
     captions = [c for img in at.image for c in img.captions]
     assert captions == [c for img in saving.image for c in img.captions]
     assert "Heatmap (viridis)" in captions and "Overlay (alpha 0.70)" in captions
+    top5, before = at.dataframe[0].value, saving.dataframe[0].value  # the Prediction table
+    assert list(top5["Class"]) == list(before["Class"])
+    np.testing.assert_allclose(top5["Probability"], before["Probability"], atol=1e-6)
     texts = [t.value for t in at.text]
     assert EVIL in texts  # the note, as plain text
     assert at.header[0].value == "Background blob"
@@ -174,7 +180,7 @@ def test_a_faithfulness_snapshot_opens_with_its_stored_curves(db):
         image_png=encode_png(np.full((28, 28, 3), 120, np.uint8)), model_id="scenes_vgg", author="cy",
         methods=("gradcam",), layers=("L",), maps={"gradcam": {"L": ramp}}, page="faithfulness",
         target_index=1, target_name="dog", view={"page": "faithfulness", "methods": ["gradcam"], "layer": "L"},
-        metrics={"probabilities": [0.3, 0.7], "class_names": ["cat", "dog"],
+        metrics={"top5": [[1, "dog", 0.7], [0, "cat", 0.3]], "num_classes": 2,
                  "curves": {"gradcam": {"deletion": curve, "insertion": {**curve, "auc": 0.61}}}},
     ))
     st.cache_data.clear()
