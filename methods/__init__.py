@@ -24,6 +24,11 @@ from . import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
 
 from .normalize import normalize, normalize_many
 from .render import COLORMAPS, render_views
+from .layers import LayerInfo, candidate_layers, default_layer
+from .images import load_image
+from .zoo import LoadedModel, list_models, load_checkpoint, load_model
+from .faithfulness import confidence_change, deletion_curve, insertion_curve, reference_curves
+from .localization import energy_pointing_game, pointing_game
 
 __all__ = [
     "GradLensError",
@@ -50,4 +55,18 @@ __all__ = [
     "normalize_many",
     "COLORMAPS",
     "render_views",
+    "LayerInfo",
+    "candidate_layers",
+    "default_layer",
+    "load_image",
+    "LoadedModel",
+    "list_models",
+    "load_model",
+    "load_checkpoint",
+    "deletion_curve",
+    "insertion_curve",
+    "reference_curves",
+    "confidence_change",
+    "pointing_game",
+    "energy_pointing_game",
 ]
