@@ -34,8 +34,10 @@ Options common to the family (keyword-only, validated at construction):
 * ``batch_size`` (int >= 1, 32): masked inputs per forward pass; the peak extra memory is
   O(batch_size x input) — no more than ``batch_size`` rows ever reach the model at once;
 * ``channels`` ("all" | int k): see above;
-* ``precision`` ("fp32" | "bf16"): bf16 runs the extra forwards under autocast; fast only on CPUs
-  with native bf16 (AMX / AVX512-BF16) and on GPUs — on other CPUs it is emulated and slower.
+* ``precision`` ("fp32" | "bf16"): bf16 runs the extra forwards under autocast. It pays only on
+  hardware with native bf16 (CPUs with AMX or AVX512-BF16, recent GPUs); elsewhere it is emulated:
+  on the development CPU (AVX-512 without BF16) Score-CAM took 2.3x as long in bf16 as in fp32.
+  :func:`bf16_is_native` tells which case a device is.
   All 4-D batches are fed ``channels_last`` when the model accepts it, and (Score-CAM family, from
   ``FOLD_MIN_ROWS`` forwards on) Conv->BatchNorm pairs run as one folded convolution, checked
   against the real logits first (:mod:`methods.score_fold`).
@@ -60,6 +62,7 @@ from .score_engine import (
     ForwardRunner,
     Jobs,
     ScoreWarning,
+    bf16_is_native,
     check_options,
     eval_mode,
     noise,
@@ -69,7 +72,7 @@ from .score_engine import (
 from .score_fold import FoldedBatchNorm
 from .score_tail import SubstitutedForward, TailPlan, check_tail, plan_tail
 
-__all__ = ["ScoreCam", "SsCam", "IsCam", "AblationCam", "ScoreWarning", "ablation_path"]
+__all__ = ["ScoreCam", "SsCam", "IsCam", "AblationCam", "ScoreWarning", "ablation_path", "bf16_is_native"]
 
 _COMMON: Mapping[str, Any] = {"batch_size": 32, "channels": "all", "precision": "fp32"}
 
@@ -329,7 +332,7 @@ class AblationCam(_ScoreFamily):
     the only route from input to logits (see :mod:`methods.score_tail`: trunk modules replaced by
     placeholders, checked per call against the real logits); otherwise the full network runs for
     every copy and a :class:`ScoreWarning` says why. ``y(A)`` is recomputed by the same route and
-    precision as the ablated scores, so bf16 rounding cancels in the difference.
+    precision as the ablated scores, so most bf16 rounding cancels in the difference.
 
     Options: the family's, plus ``path`` ("auto": the tail when possible; "full": always the full
     network, for checking).

@@ -3,8 +3,10 @@
 In eval mode a ``BatchNorm2d`` that directly follows a convolution is a per-channel affine map of
 the convolution's output, so the pair is one convolution with weights ``W' = s W`` and bias
 ``b' = s (b - mu) + beta``, ``s = gamma / sqrt(var + eps)``. Running it that way skips one full
-pass over every BatchNorm output (a memory-bound pass as large as the convolution's output):
-measured about 25% of a resnet18 forward at batch 32 on this machine's CPU.
+pass over every BatchNorm output (a memory-bound pass as large as the convolution's output) and
+one tensor of that size. Measured on the development CPU (resnet18, channels_last, fp32): a
+batch-16 forward on one thread took 0.85 s folded vs 0.93 s (best of 10 interleaved), and the
+peak extra memory of a batch-32 forward was 147-166 MB folded vs 196-217 MB.
 
 Nothing is assumed about the model's code:
 

@@ -713,3 +713,10 @@ def test_fold_is_undone_when_a_forward_raises(monkeypatch):
     with pytest.raises(RuntimeError, match="flaky"):
         methods.explain(net, torch.randn(1, 3, 8, 8), "scorecam", layers=["2"], batch_size=1)
     assert net[3].calls >= 5 and _forward_overrides(net) == 0 and count_hooks(net) == 0 and net.training
+
+
+def test_bf16_is_native_answers_a_bool():
+    from methods.score import bf16_is_native
+
+    assert bf16_is_native("cpu") in (True, False)
+    assert bf16_is_native("meta") is False
