@@ -40,7 +40,7 @@ import torch
 import torchvision
 
 import methods
-import methods.score  # noqa: F401  registers the family until methods/__init__.py imports it
+import methods.score  # noqa: F401  (registers the family until methods/__init__.py imports it)
 from methods.base import LayerContext
 
 LAYER = "layer4"
@@ -58,7 +58,7 @@ def setup():
 
 def peer_available() -> bool:
     try:
-        import pytorch_grad_cam  # noqa: F401
+        import pytorch_grad_cam  # noqa: F401  (availability check)
     except ImportError:
         return False
     return True

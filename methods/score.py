@@ -149,9 +149,7 @@ class _MaskedScore(_ScoreFamily):
                 maps = acts[s, k.clamp(max=c - 1)]  # (B, h, w)
                 maps = torch.where((k == c)[:, None, None], torch.zeros_like(maps), maps)
                 masks = normalized_masks(maps, size)  # (B, 1, H, W)
-                steps_b = jobs.step[rows]
-
-                def inputs() -> torch.Tensor:
+                def inputs(s=s, masks=masks, steps_b=jobs.step[rows]) -> torch.Tensor:
                     return self._masked_inputs(x[s], masks.to(x.dtype), steps_b)  # (B, C_in, H, W)
 
                 probs = run(forward, inputs).softmax(dim=1)  # (B, K)
@@ -307,7 +305,10 @@ def ablation_path(model: torch.nn.Module, x: torch.Tensor, layer: str) -> tuple[
 
     rec = record(model, x[:1], [layer], gradients=False)
     with eval_mode(model):
-        plan, _ = _plan(model, x[:1], layer)
+        try:
+            plan, _ = _plan(model, x[:1], layer)
+        except Exception as exc:  # noqa: BLE001
+            return False, f"recording the module order failed ({type(exc).__name__}: {exc})"
         if not plan.stubs:
             return False, plan.reason
         acts = rec.activations[layer].to(x.dtype)
@@ -372,7 +373,7 @@ class AblationCam(_ScoreFamily):
                     ablated[hit, k[hit]] = 0
                     x_rows = x[s]  # (B, C_in, H, W)
 
-                    def forward(batch: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
+                    def forward(batch: torch.Tensor, fmt: torch.memory_format, x_rows=x_rows) -> torch.Tensor:
                         return substituted(x_rows.contiguous(memory_format=fmt), batch)
 
                     y = run(forward, ablated).gather(1, targets[s][:, None])[:, 0]  # (B,)
@@ -392,7 +393,10 @@ class AblationCam(_ScoreFamily):
             return {}, ""
         fresh = False
         while True:
-            plan, cached = _plan(ctx.model, ctx.x, ctx.layer, fresh=fresh)
+            try:
+                plan, cached = _plan(ctx.model, ctx.x, ctx.layer, fresh=fresh)
+            except Exception as exc:  # noqa: BLE001 - the full network may still work
+                return {}, f"recording the module order failed ({type(exc).__name__}: {exc}); running the full network for every ablated channel (slower)"
             if not plan.stubs:
                 return {}, ""  # nothing before the layer: full forwards ARE the tail
             why = check_tail(ctx.model, ctx.x, ctx.layer, plan, acts_in, ctx.logits, self.options["batch_size"])

@@ -115,7 +115,11 @@ class FoldedBatchNorm:
     def __enter__(self) -> "FoldedBatchNorm":
         try:
             with torch.inference_mode():
-                pairs, reference = self._find_pairs()
+                try:
+                    pairs, reference = self._find_pairs()
+                except Exception as exc:  # noqa: BLE001 - folding is an optimisation, never required
+                    self.reason = f"the search forward failed ({type(exc).__name__}: {exc})"
+                    return self
                 if not pairs:
                     self.reason = "no Conv2d -> BatchNorm2d pair"
                     return self
