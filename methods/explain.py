@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import CamMethod, ForwardMethod, LayerContext, Progress, RecordedMethod
-from .recorder import LayerError, record, resolve_modules
+from .recorder import LayerError, eval_mode, record, resolve_modules
 from .registry import create_method
 
 __all__ = ["Explanation", "explain", "explain_many", "resolve_layers"]
@@ -159,6 +159,19 @@ def explain_many(
     input_size = (int(x.shape[-2]), int(x.shape[-1]))
     layer_names = resolve_layers(net, layers, input_size, default)
 
+    with eval_mode(net):  # forward methods too run the model in eval mode; each flag restored after
+        return _explain_in_eval(net, x, configured, layer_names, input_size, target, progress)
+
+
+def _explain_in_eval(
+    net: nn.Module,
+    x: torch.Tensor,
+    configured: list[CamMethod],
+    layer_names: list[str],
+    input_size: tuple[int, int],
+    target: TargetSpec,
+    progress: Progress | None,
+) -> dict[str, Explanation]:
     needs_grad = any(m.spec.needs_gradients for m in configured if isinstance(m, RecordedMethod))
     start = time.perf_counter()
     rec = record(net, x, layer_names, target=target, gradients=needs_grad)

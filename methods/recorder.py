@@ -23,8 +23,9 @@ The explained score ``y`` is the pre-softmax logit of the target class, summed o
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ from .errors import GradLensError
 from .registry import suggest
 
 __all__ = [
+    "eval_mode",
     "LayerError",
     "TargetError",
     "RecorderError",
@@ -70,6 +72,19 @@ class Recording:
     gradients: dict[str, torch.Tensor] | None
     logits: torch.Tensor
     targets: torch.Tensor
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every module in eval mode for the block; restore each module's OWN flag afterwards
+    (a model may mix modes, e.g. a frozen BatchNorm kept in eval inside a training model)."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 def resolve_modules(model: nn.Module, layers: Sequence[str]) -> dict[str, nn.Module]:
@@ -181,11 +196,11 @@ def record(
 
         return hook
 
-    was_training = model.training
     grad_flags = [(p, p.requires_grad) for p in model.parameters()]
     handles = []
+    stack = ExitStack()
     try:
-        model.eval()
+        stack.enter_context(eval_mode(model))
         for p, _ in grad_flags:
             p.requires_grad_(False)
         for name, module in modules.items():
@@ -226,4 +241,4 @@ def record(
             handle.remove()
         for p, flag in grad_flags:
             p.requires_grad_(flag)
-        model.train(was_training)
+        stack.close()

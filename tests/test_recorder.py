@@ -148,3 +148,16 @@ def test_hand_net_logits_and_probs():
     # logit 0 = sum(G1*A1) + sum(G2*A2) = (1 - 4) + 0.5 * 10 = 2; logit 1 = A2[0,0] = 4
     torch.testing.assert_close(exp.logits, torch.tensor([[2.0, 4.0]]))
     torch.testing.assert_close(exp.probs, torch.tensor([[2.0, 4.0]]).softmax(1))
+
+
+def test_mixed_module_modes_are_restored_module_by_module():
+    """A training model with one BatchNorm frozen in eval mode comes back exactly as it was."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    net.train()
+    net[1].eval()
+    before = [m.training for m in net.modules()]
+    stats = net[1].running_mean.clone()
+    for name in ("gradcam", "scorecam", "eigencam"):
+        methods.explain(net, torch.randn(2, 3, 8, 8), name, layers=["0"])
+        assert [m.training for m in net.modules()] == before
+    assert torch.equal(net[1].running_mean, stats), "explaining must not update BatchNorm statistics"
