@@ -11,14 +11,10 @@ server-side script time of a rerun (no browser rendering, no websocket). Measure
    colormap, alpha), each applied repeatedly: median seconds per rerun and the model calls they
    made (goal: < 0.3 s, 0 model calls). For scale, the same page's rerun with a method added
    (a cache miss: one forward+backward) and a plain forward+backward of the model are printed too.
-
-While the bundled weights are missing the development flag GRADLENS_DASHBOARD_UNTRAINED=1 is set
-(speed does not depend on the weights' values).
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
@@ -34,12 +30,6 @@ RUNS = 7
 def main() -> None:
     t_start = time.perf_counter()
     from streamlit.testing.v1 import AppTest
-
-    from methods import scene_models
-
-    if not scene_models.weights_path("scenes_vgg").is_file():
-        os.environ["GRADLENS_DASHBOARD_UNTRAINED"] = "1"
-        print("note: bundled weights missing; using the dashboard's untrained development weights")
 
     at = AppTest.from_file(HOME, default_timeout=600)
     t0 = time.perf_counter()

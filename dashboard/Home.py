@@ -92,7 +92,7 @@ def show(state: ViewState) -> None:
     st.subheader("Methods in the library")
     table = method_table()
     st.dataframe(
-        table, hide_index=True, width="stretch",
+        table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3,  # every row, no scrolling
         column_config={
             "Paper": st.column_config.LinkColumn("Paper", display_text="paper"),
             "Summary": st.column_config.TextColumn("Summary", width="large"),

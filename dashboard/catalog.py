@@ -1,15 +1,12 @@
 """What the dashboard asks of the library, without streamlit: models, samples, layers, maps, curves.
 
 Plain functions over :mod:`methods`; :mod:`dashboard.common` wraps them in Streamlit caches and
-locks. Modules that land separately (``methods.samples``, ``methods.faithfulness``) are imported
-lazily, so the dashboard keeps working while they are missing and picks them up once they exist.
+locks.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
-import os
 import threading
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
@@ -18,10 +15,9 @@ import numpy as np
 import torch
 
 import methods
-from methods.errors import GradLensError
+from methods import faithfulness, samples, zoo
 
 __all__ = [
-    "optional",
     "ModelChoice",
     "SampleChoice",
     "LayerRow",
@@ -46,26 +42,6 @@ __all__ = [
     "reference_map",
     "perturbed_images",
 ]
-
-DEFAULT_BASELINES: tuple[str, ...] = ("zero", "mean", "blur")  # before methods.faithfulness lands
-
-
-def optional(name: str):
-    """``methods.<name>``, or None when that module does not exist (yet)."""
-    try:
-        return importlib.import_module(f"methods.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"methods.{name}":
-            return None
-        raise
-
-
-def _zoo():
-    zoo = optional("zoo")
-    if zoo is None:
-        raise GradLensError("models need methods.zoo, which is not in this checkout")
-    return zoo
-
 
 # ------------------------------------------------------------------------------------------
 # data types
@@ -160,18 +136,12 @@ class Progress:
 # models
 
 
-def allow_untrained() -> bool:
-    """Development switch (``GRADLENS_DASHBOARD_UNTRAINED=1``): random weights for the bundled
-    models while their weight files are missing. Never set in normal use."""
-    return os.environ.get("GRADLENS_DASHBOARD_UNTRAINED") == "1"
-
-
 def model_choices() -> list[ModelChoice]:
     """Every catalog model in zoo order, with a notice naming the expected file when its
     weights are not on this machine."""
     out = []
-    for entry in _zoo().list_models():
-        available = bool(entry.available) or (allow_untrained() and entry.source == "bundled")
+    for entry in zoo.list_models():
+        available = bool(entry.available)
         notice = "" if available else (
             f"The weights of {entry.label} are not on this machine. Expected file: `{entry.expected_file}`"
         )
@@ -181,29 +151,19 @@ def model_choices() -> list[ModelChoice]:
 
 def load_model(name: str):
     """A catalog model as a ``methods.zoo.LoadedModel``."""
-    zoo = _zoo()
-    if allow_untrained():
-        from methods import scene_models
-
-        if name in scene_models.BUNDLED and not scene_models.weights_path(name).is_file():
-            return zoo.LoadedModel(
-                name, scene_models.build(name).eval(), (scene_models.INPUT_SIZE,) * 2, scene_models.MEAN,
-                scene_models.STD, tuple(scene_models.CLASS_NAMES), scene_models.DEFAULT_LAYERS[name],
-                source="bundled", note="UNTRAINED development weights",
-            )
     return zoo.load_model(name)
 
 
 def load_checkpoint(data: bytes, *, arch: str, num_classes: int, class_names: Sequence[str] | None):
     """An uploaded checkpoint as a ``LoadedModel`` (read safely by the zoo)."""
-    return _zoo().load_checkpoint(io.BytesIO(data), arch=arch, num_classes=num_classes,
+    return zoo.load_checkpoint(io.BytesIO(data), arch=arch, num_classes=num_classes,
                                   class_names=list(class_names) if class_names else None)
 
 
 def checkpoint_architectures() -> list[str]:
     """Architectures an uploaded checkpoint may have (``zoo.checkpoint_architectures()``);
     the catalog's own ones first."""
-    archs = list(_zoo().checkpoint_architectures())
+    archs = list(zoo.checkpoint_architectures())
     familiar = [m.id for m in model_choices() if m.id in archs]
     return familiar + [a for a in archs if a not in familiar]
 
@@ -213,31 +173,14 @@ def checkpoint_architectures() -> list[str]:
 
 
 def sample_choices() -> list[SampleChoice]:
-    """The bundled samples: ``methods.samples`` when it exists, else a few scenes and photos."""
-    samples = optional("samples")
-    if samples is not None:
-        return [
-            SampleChoice(s.name, getattr(s, "description", "") or s.name, s.kind, getattr(s, "description", ""),
-                         getattr(s, "suggested_model", None))
-            for s in samples.list_samples()
-        ]
-    scenes = [SampleChoice(f"scene_{i}", f"Scene: scene_{i}", "scene", "synthetic scene", "scenes_vgg") for i in range(4)]
-    photos = [SampleChoice(p, f"Photo: {p}", "photo", "scikit-image photo", None) for p in ("astronaut", "coffee", "chelsea")]
-    return scenes + photos
+    """The sample gallery (``methods.samples``): scenes, then photos."""
+    return [SampleChoice(s.name, s.description or s.name, s.kind, s.description, s.suggested_model)
+            for s in samples.list_samples()]
 
 
 def load_sample(name: str) -> np.ndarray:
     """(H, W, 3) uint8 sample image."""
-    samples = optional("samples")
-    if samples is not None:
-        return np.asarray(samples.load_sample(name))
-    if name.startswith("scene_"):
-        from methods.scenes import EVAL_SEED_START, make_scene
-
-        return make_scene(EVAL_SEED_START + int(name.split("_")[1])).image
-    from skimage import data as skdata
-
-    return np.asarray(getattr(skdata, name)())[:, :, :3]
+    return np.asarray(samples.load_sample(name))
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -309,17 +252,9 @@ RISE = "rise"
 REFERENCE_KEYS = ("ref:random", "ref:centre")
 
 
-def _faithfulness():
-    mod = optional("faithfulness")
-    if mod is None:
-        raise GradLensError("the deletion/insertion curves need methods.faithfulness, which is not in this checkout")
-    return mod
-
-
 def baselines() -> tuple[str, ...]:
     """Baseline choices: "rise" (each curve's library default), then the library's baselines."""
-    mod = optional("faithfulness")
-    return (RISE,) + tuple(getattr(mod, "BASELINES", DEFAULT_BASELINES) if mod is not None else DEFAULT_BASELINES)
+    return (RISE,) + tuple(faithfulness.BASELINES)
 
 
 def _curve_baselines(baseline: str) -> dict[str, str]:
@@ -337,12 +272,11 @@ def compute_curves(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict]:
     """Deletion and insertion curves of one raw (h, w) map: kind -> {fractions, scores, counts, auc}."""
-    mod = _faithfulness()
     x = model_input(loaded, image)  # (1, 3, H, W)
     out = {}
     for i, (kind, base) in enumerate(_curve_baselines(baseline).items()):
         sub = None if progress is None else (lambda i: lambda d, t: progress(i * t + d, 2 * t))(i)
-        fn = mod.deletion_curve if kind == "deletion" else mod.insertion_curve
+        fn = faithfulness.deletion_curve if kind == "deletion" else faithfulness.insertion_curve
         out[kind] = _as_dict(fn(loaded, x, saliency, target, steps=steps, baseline=base, progress=sub))
     return out
 
@@ -353,13 +287,12 @@ def compute_reference_curves(
 ) -> dict[str, dict[str, dict]]:
     """Curves of the library's random and centre reference maps on an (h, w) grid:
     ``{"ref:random": {kind: curve}, "ref:centre": {...}}``."""
-    mod = _faithfulness()
     x = model_input(loaded, image)
     out: dict[str, dict[str, dict]] = {key: {} for key in REFERENCE_KEYS}
     for i, (kind, base) in enumerate(_curve_baselines(baseline).items()):
         if progress is not None:
             progress(i, 2)
-        curves = mod.reference_curves(loaded, x, target, kind=kind, size=tuple(size), steps=steps, baseline=base)
+        curves = faithfulness.reference_curves(loaded, x, target, kind=kind, size=tuple(size), steps=steps, baseline=base)
         for name, curve in curves.items():
             out[f"ref:{name}"][kind] = _as_dict(curve)
     if progress is not None:
@@ -369,15 +302,14 @@ def compute_reference_curves(
 
 def reference_map(key: str, size: tuple[int, int]) -> np.ndarray:
     """The (h, w) reference map behind a ``REFERENCE_KEYS`` entry."""
-    return _faithfulness().reference_maps(tuple(size))[key.split(":", 1)[1]].numpy()
+    return faithfulness.reference_maps(tuple(size))[key.split(":", 1)[1]].numpy()
 
 
 def perturbed_images(loaded, image: np.ndarray, saliency: np.ndarray, fraction: float, *, baseline: str) -> dict[str, np.ndarray]:
     """The deletion and insertion inputs with ``fraction`` of the pixels perturbed, exactly as the
     curves score them (``methods.faithfulness.perturbed_image``), as (H, W, 3) uint8 pictures."""
-    mod = _faithfulness()
     x = model_input(loaded, image)  # (1, 3, H, W)
     return {
-        kind: loaded.denormalize(mod.perturbed_image(x, saliency, float(fraction), kind=kind, baseline=base))[0]
+        kind: loaded.denormalize(faithfulness.perturbed_image(x, saliency, float(fraction), kind=kind, baseline=base))[0]
         for kind, base in _curve_baselines(baseline).items()
     }

@@ -250,7 +250,8 @@ def map_figure(
 
 
 def histogram_figure(values: np.ndarray, *, value_range: tuple[float, float], title: str = "", bins: int = 40) -> go.Figure:
-    """A small bar histogram of a map's values over ``value_range`` (counts computed here)."""
+    """A small bar histogram of a map's values over ``value_range`` (counts computed here; log
+    count axis, so the spike of zeros after a ReLU does not flatten everything else)."""
     arr = np.asarray(values, dtype=np.float64).ravel()
     lo, hi = value_range
     if not hi > lo:
@@ -264,7 +265,7 @@ def histogram_figure(values: np.ndarray, *, value_range: tuple[float, float], ti
         height=170, margin=dict(l=10, r=10, t=28 if title else 8, b=10),
         bargap=0, showlegend=False,
         xaxis=dict(range=[lo, hi], tickfont=dict(size=10)),
-        yaxis=dict(tickfont=dict(size=10), title=None),
+        yaxis=dict(tickfont=dict(size=10), title=None, type="log"),  # a spike at 0 must not hide the rest
     )
     return fig
 

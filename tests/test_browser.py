@@ -45,11 +45,7 @@ def server():
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the "
                     "browser test; `playwright install` cannot download browsers here")
-    from methods import scene_models
-
     env = dict(os.environ)
-    if not scene_models.weights_path("scenes_vgg").is_file():
-        env["GRADLENS_DASHBOARD_UNTRAINED"] = "1"  # the bundled weights have not landed yet
     port = _free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / "streamlit.log", "w")  # noqa: SIM115

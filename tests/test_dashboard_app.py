@@ -3,15 +3,12 @@
 AppTest runs the page scripts in this process, so the tests can reach the same cached model
 objects as the pages (``common.model_handle``) and count their forward passes with a hook.
 
-While the bundled weight files are missing from ``methods/assets`` the tests switch on the
-dashboard's development flag (random weights for the bundled models): the pages, caches and
-messages under test do not depend on what the weights are.
+The default model is the bundled ``scenes_vgg`` (weights in ``methods/assets``): no download.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import sys
 from pathlib import Path
 
@@ -36,20 +33,6 @@ PAGES = {
     "faithfulness": "pages/4_Faithfulness.py",
 }
 TIMEOUT = 300  # seconds per script run: 2 shared cores, torch import on the first run
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _weights_or_dev_flag():
-    from methods import scene_models
-
-    old = os.environ.get("GRADLENS_DASHBOARD_UNTRAINED")
-    if not scene_models.weights_path("scenes_vgg").is_file():
-        os.environ["GRADLENS_DASHBOARD_UNTRAINED"] = "1"
-    yield
-    if old is None:
-        os.environ.pop("GRADLENS_DASHBOARD_UNTRAINED", None)
-    else:
-        os.environ["GRADLENS_DASHBOARD_UNTRAINED"] = old
 
 
 def run_page(page: str | None = None, query: dict | None = None) -> AppTest:

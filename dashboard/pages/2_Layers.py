@@ -67,7 +67,8 @@ def show(state: ViewState) -> None:
     )
     overlays = [methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
                 for m, r in zip(norm, ranges)]
-    captions = [f"{n} · {by_name[n].resolution}" + (" · default" if n == default else "") for n in names]
+    captions = [f"{n} · {by_name[n].resolution}" + (" · default" if n == default else "")
+                + (" · no positive value" if state.relu and m.max() <= 0 else "") for n, m in zip(names, raw)]
     ncols = 4
     for start in range(0, len(names), ncols):
         cols = st.columns(ncols)
@@ -79,9 +80,11 @@ def show(state: ViewState) -> None:
     shares = [figures.top_share(methods.render.resize_map(m, size), TOP_FRACTION) for m in raw]
     st.plotly_chart(figures.concentration_figure(names, shares, [by_name[n].resolution for n in names], TOP_FRACTION),
                     width="stretch", key="layers_concentration")
+    empty = [n for n, s in zip(names, shares) if s != s]  # NaN: nothing positive to share
     st.caption(f"Share of the map's positive mass in its top {TOP_FRACTION:.0%} of pixels (map resized to the "
                f"image): {TOP_FRACTION:.2f} = spread evenly, 1 = all on a few pixels; computed on the raw map after "
-               "ReLU, so it does not depend on the normalization.")
+               "ReLU, so it does not depend on the normalization."
+               + (f" Gaps: {', '.join(empty)} have no positive value for this class." if empty else ""))
     table = pd.DataFrame({
         "Layer": names,
         "Type": [by_name[n].type for n in names],

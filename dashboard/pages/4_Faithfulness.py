@@ -50,9 +50,6 @@ def controls(state: ViewState) -> ViewState:
 
 def show(state: ViewState) -> None:
     """Draw the Faithfulness page from a view state."""
-    if catalog.optional("faithfulness") is None:
-        st.info("The curves need `methods.faithfulness`, which is not in this checkout.", icon=":material/construction:")
-        return
     bundle = common.gated_maps(state, list(state.methods), [state.layer], key="faith")
     if bundle is None:
         return
