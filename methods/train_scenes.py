@@ -399,7 +399,7 @@ def train(
             "channels_last": True,
             "seconds": round(train_seconds, 1),
             "cpu_seconds": round(train_cpu, 1),
-            "data_seconds": round(t_data, 1),
+            "data_wait_seconds": round(t_data, 1),
             "eval_seconds": round(eval_seconds, 1),
             "torch_threads": torch.get_num_threads(),
             "loader_workers": workers,

@@ -216,6 +216,12 @@ def test_acceptance_accuracy_and_pointing_game(pretrained, single_scenes):
     accuracy = (pred == labels).float().mean().item()
     hits = _peaks_inside(model, x, sm.DEFAULT_LAYERS[name], labels, masks)
     print(f"{name}: accuracy {accuracy:.4f}, pointing {hits.mean():.4f}")
+    # same verdicts as the library's own pointing game on the raw maps (first 100 scenes)
+    from methods.localization import pointing_game
+
+    layer = sm.DEFAULT_LAYERS[name]
+    raw = methods.explain(model, x[:100], method="gradcam", layers=[layer], target=labels[:100]).maps[layer]
+    assert [pointing_game(raw[i], masks[i]) for i in range(100)] == hits[:100].tolist()
     assert accuracy >= 0.97
     assert hits.mean() >= 0.95
     # the card reports what this test measures (same seeds, same batches of 100; one scene of
