@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard import common  # noqa: E402
 from methods.snapshots import SnapshotStore  # noqa: E402
-from tests.test_dashboard_app import ForwardCounter, TIMEOUT, _weights_or_dev_flag, assert_clean, model_calls  # noqa: E402,F401
+from tests.test_dashboard_app import ForwardCounter, TIMEOUT, assert_clean, model_calls  # noqa: E402,F401
 
 HOME = str(ROOT / "dashboard" / "Home.py")
 REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
