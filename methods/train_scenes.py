@@ -341,9 +341,11 @@ def train(
             )
         if eval_every and (step + 1) % eval_every == 0 and step + 1 < n_steps:
             say(f"[{name}] step {step + 1}: held-out accuracy {_quick_accuracy(model):.3f}")
+    main_cpu = time.process_time() - c0
     del it, loader  # shuts the workers down, so their CPU time is counted below
     train_seconds = time.time() - t0
-    train_cpu = time.process_time() - c0 + _children_cpu() - k0
+    loader_cpu = _children_cpu() - k0
+    train_cpu = main_cpu + loader_cpu
 
     model = model.to(memory_format=torch.contiguous_format).eval()
     layer = sm.DEFAULT_LAYERS[name]
@@ -399,6 +401,8 @@ def train(
             "channels_last": True,
             "seconds": round(train_seconds, 1),
             "cpu_seconds": round(train_cpu, 1),
+            "cpu_seconds_training_process": round(main_cpu, 1),
+            "cpu_seconds_loader_workers": round(loader_cpu, 1),
             "data_wait_seconds": round(t_data, 1),
             "eval_seconds": round(eval_seconds, 1),
             "torch_threads": torch.get_num_threads(),
