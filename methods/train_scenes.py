@@ -4,15 +4,21 @@ Usage::
 
     python -m methods.train_scenes --arch vgg|resnet [--steps N] [--out DIR] [--seed S]
 
+    # the shipped weights:
+    python -m methods.train_scenes --arch vgg --steps 1400 --seed 0 --threads 1 --workers 1
+
 Data: every step draws fresh scenes from :func:`methods.scenes.make_scene` with seeds in
 ``TRAIN_SEEDS`` (0 .. 999_999); evaluation uses seeds >= ``EVAL_SEED_START`` (10_000_000), so no
-evaluation scene is ever seen in training. Nothing is downloaded.
+evaluation scene is ever seen in training. Batch ``i`` (its scene seeds and crops) comes from
+``numpy.random.default_rng([seed, i])``, generated in a data-loader worker beside the training
+process; the stream is the same with any number of workers. Nothing is downloaded.
 
 Schedule (the defaults are what the shipped weights used; the card records them):
 
 1. ``crop`` phase (first ``crop_share`` of the steps): single-object scenes cut to a random
    ``crop`` x ``crop`` window that contains the whole object. Same pixel scale as the full
-   image, ~2.5x less compute per sample (the networks are fully convolutional + global pooling).
+   image, ~4x fewer pixels per sample at 64x64 (the networks are fully convolutional + global
+   pooling). The first 50 full-scene steps of phase 2 adapt them to whole scenes.
 2. ``full`` phase: whole 128x128 scenes; a share ``two_share`` of each batch has two objects.
    Their target is the soft label 1/2 on each class (cross-entropy with probabilities), which
    teaches the networks to give each class evidence at its own object - what makes Grad-CAM
