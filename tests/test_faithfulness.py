@@ -381,7 +381,7 @@ def test_perturbed_image_is_the_image_the_curve_scores():
 # --------------------------------------------------------------------------------------------
 # On a trained model: Grad-CAM must beat chance. Needs the bundled scene weights.
 
-SCENE_STEPS = 10  # 11 points per curve; 200 scenes x 2 maps x 2 curves = 8800 forwards of scenes_vgg
+SCENE_STEPS = 10  # 11 points per curve: 200 scenes x 2 maps x 2 curves = 8800 forwards of scenes_vgg
 
 
 def _scene_model(name: str):
@@ -397,8 +397,15 @@ def _scene_model(name: str):
 @pytest.mark.slow
 def test_gradcam_beats_the_random_map_on_200_fresh_scenes():
     """200 evaluation scenes never seen in training (seeds EVAL_SEED_START + 20_000 + i), the true
-    class explained at the default layer; the random map is reference_maps(..., seed=i)["random"]
-    on the same 16 x 16 grid. Deletion from zeros, insertion from the blur, 10 steps, fp32."""
+    class explained at scenes_vgg's default layer; the random map is reference_maps(..., seed=i)["random"]
+    on the same 16 x 16 grid. 10 steps, fp32. Insertion from the blur (the default).
+
+    Deletion uses the BLUR baseline here. With the default zero baseline the claim does not hold on
+    this benchmark (measured on these 200 scenes, 10 steps: Grad-CAM 0.182 vs random 0.205): the
+    scenes are classified by shape, and greying out exactly the object's pixels leaves a grey
+    silhouette of the same shape (p(true class) 0.81 -> 0.68 for scenes_vgg; blurring them instead
+    gives 0.60, and blurring the object dilated by 4 px 0.33). See docs/faithfulness.md.
+    """
     from methods.explain import explain
     from methods.scenes import EVAL_SEED_START, make_batch
 
@@ -414,9 +421,11 @@ def test_gradcam_beats_the_random_map_on_200_fresh_scenes():
         xi, target = x[i : i + 1], int(labels[i])
         ref = fa.reference_maps(tuple(maps.shape[-2:]), seed=i)["random"]
         for name, sal in (("gradcam", maps[i]), ("random", ref)):
-            auc[name, "deletion"].append(fa.deletion_curve(loaded, xi, sal, target, steps=SCENE_STEPS, batch_size=64).auc)
+            auc[name, "deletion"].append(
+                fa.deletion_curve(loaded, xi, sal, target, steps=SCENE_STEPS, baseline="blur", batch_size=64).auc
+            )
             auc[name, "insertion"].append(fa.insertion_curve(loaded, xi, sal, target, steps=SCENE_STEPS, batch_size=64).auc)
     mean = {key: float(np.mean(v)) for key, v in auc.items()}
     print({f"{m} {k}": round(v, 4) for (m, k), v in mean.items()})
     assert mean["gradcam", "deletion"] <= 0.5 * mean["random", "deletion"], mean
-    assert mean["gradcam", "insertion"] >= mean["random", "insertion"] + 0.1, mean
+    assert mean["gradcam", "insertion"] >= mean["random", "insertion"] + 0.2, mean
