@@ -72,11 +72,11 @@ class GradCamPlusPlus(GradientMethod):
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         # Where g != 0, alpha = g^2 / (g^2 (2 + S g)) = 1 / (2 + S g) with S = sum_ab A_ab, so
         # w_k = sum_{ij: g > 0} g / (2 + S g): the same numbers with one division and no powers.
+        # Where 2 + S g = 0 the quotient is +-inf (or NaN where g = 0 too): alpha = 0 there.
         sum_a = activations.sum(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
-        positive = gradients.clamp(min=0)  # (N, C, h, w)
-        denom = 2 + sum_a * gradients  # (N, C, h, w)
-        valid = (positive > 0) & (denom != 0)
-        ratio = torch.where(valid, positive / torch.where(valid, denom, torch.ones_like(denom)), 0.0)
+        denom = (gradients * sum_a).add_(2)  # (N, C, h, w)
+        ratio = gradients.clamp(min=0).div_(denom)  # (N, C, h, w)
+        ratio = torch.nan_to_num_(ratio, nan=0.0, posinf=0.0, neginf=0.0)
         weights = ratio.sum(dim=(2, 3))  # (N, C)
         return _weighted_sum(weights, activations)
 
@@ -99,7 +99,7 @@ class XGradCam(GradientMethod):
 
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         total = activations.sum(dim=(2, 3))  # (N, C)
-        weighted = (activations * gradients).sum(dim=(2, 3))  # (N, C)
+        weighted = torch.einsum("nchw,nchw->nc", activations, gradients)  # (N, C)
         safe = torch.where(total != 0, total, torch.ones_like(total))
         weights = torch.where(total != 0, weighted / safe, torch.zeros_like(total))  # (N, C)
         return _weighted_sum(weights, activations)
