@@ -9,7 +9,8 @@
 3. If pytorch-grad-cam is importable (benchmark environment only, never a dependency), its
    GradCAM on the same resnet50 layer / the same plain forward, for reference.
 
-Weights are random (the cost does not depend on them); threads = the machine's cores.
+Weights are random (the cost does not depend on them). ``--threads 1`` gives steadier ratios on a
+shared machine.
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ def bench_vgg16_all_layers() -> None:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     bench_resnet50()
