@@ -311,3 +311,26 @@ class ForwardRunner:
         """Report completion (also when there was nothing to run: ``progress(0, 0)``)."""
         if self.progress is not None and (self.done != self.total or self.total == 0):
             self.progress(self.total, self.total)
+
+
+class ForwardPatcher:
+    """Instance-level ``forward`` overrides of modules, undone in reverse order.
+
+    Subclasses set ``self._saved = []`` and call :meth:`_restore` in ``finally``; a module whose
+    class ``forward`` was in use gets its instance attribute removed again.
+    """
+
+    _saved: list[tuple[nn.Module, bool, Any]]
+
+    def _patch(self, module: nn.Module, fn: Callable) -> None:
+        had = "forward" in module.__dict__
+        self._saved.append((module, had, module.__dict__.get("forward")))
+        object.__setattr__(module, "forward", fn)
+
+    def _restore(self) -> None:
+        while self._saved:
+            module, had, old = self._saved.pop()
+            if had:
+                object.__setattr__(module, "forward", old)
+            else:
+                module.__dict__.pop("forward", None)

@@ -27,10 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .score_engine import ForwardPatcher
+
 __all__ = ["FoldedBatchNorm"]
 
 
-class FoldedBatchNorm:
+class FoldedBatchNorm(ForwardPatcher):
     """While entered, the model's conv->BN pairs run as single convolutions (when verified).
 
     Args:
@@ -97,19 +99,6 @@ class FoldedBatchNorm:
         bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(var)
         weight = conv.weight.double() * scale.view(-1, *([1] * (conv.weight.ndim - 1)))
         return weight.to(conv.weight.dtype), ((bias - mean) * scale + beta).to(conv.weight.dtype)
-
-    def _patch(self, module: nn.Module, fn: Any) -> None:
-        had = "forward" in module.__dict__
-        self._saved.append((module, had, module.__dict__.get("forward")))
-        object.__setattr__(module, "forward", fn)
-
-    def _restore(self) -> None:
-        while self._saved:
-            module, had, old = self._saved.pop()
-            if had:
-                object.__setattr__(module, "forward", old)
-            else:
-                module.__dict__.pop("forward", None)
 
     # ----------------------------------------------------------------------------------------
     def __enter__(self) -> "FoldedBatchNorm":

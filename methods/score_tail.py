@@ -37,7 +37,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .score_engine import ScoreError
+from .score_engine import ForwardPatcher, ScoreError
 
 __all__ = ["TailPlan", "plan_tail", "SubstitutedForward", "check_tail"]
 
@@ -123,7 +123,7 @@ def plan_tail(model: nn.Module, x_one: torch.Tensor, layer: str) -> TailPlan:
     return TailPlan(layer=layer, stubs=tuple(stubs), placeholders=placeholders, trunk_modules=len(trunk), reason=reason)
 
 
-class SubstitutedForward:
+class SubstitutedForward(ForwardPatcher):
     """While entered, ``self(x_rows, activations)`` runs ``model(x_rows)`` with the layer's output
     replaced by ``activations`` and the plan's trunk modules replaced by placeholders.
 
@@ -150,19 +150,6 @@ class SubstitutedForward:
 
     def __exit__(self, *exc: Any) -> None:
         self._restore()
-
-    def _patch(self, module: nn.Module, fn: Callable) -> None:
-        had = "forward" in module.__dict__
-        self._saved.append((module, had, module.__dict__.get("forward")))
-        object.__setattr__(module, "forward", fn)
-
-    def _restore(self) -> None:
-        while self._saved:
-            module, had, old = self._saved.pop()
-            if had:
-                object.__setattr__(module, "forward", old)
-            else:
-                module.__dict__.pop("forward", None)
         self._acts = None
 
     def _layer_forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
