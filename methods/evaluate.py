@@ -211,6 +211,7 @@ def evaluate(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=source.count, desc="evaluating", unit="image", disable=not progress, file=sys.stderr)
+    counted = 0  # skipped files already shown on the bar
     try:
         for index, sample in enumerate(samples(source, int(seed), skipped)):
             x = loaded.preprocess(sample.image)[None]  # (1, 3, H, W)
@@ -256,7 +257,9 @@ def evaluate(
                             eval_seconds=time.perf_counter() - t1,
                         )
                     )
-            bar.update(1)
+            bar.update(1 + len(skipped) - counted)  # skipped files count as done too
+            counted = len(skipped)
+        bar.update(len(skipped) - counted)
     finally:
         bar.close()
     for name, why in skipped:

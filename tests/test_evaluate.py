@@ -140,7 +140,7 @@ def test_folder_of_own_images_skips_bad_files(tiny, tmp_path, capsys):
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "notes.txt").write_text("hello")
     out = tmp_path / "r.parquet"
-    assert ev.main(["--model", "tiny", "--images", str(folder), "--steps", "2", "--out", str(out), "--quiet"]) == 0
+    assert ev.main(["--model", "tiny", "--images", str(folder), "--steps", "2", "--out", str(out)]) == 0
     df = pd.read_parquet(out)
     assert sorted(df["image"].unique()) == ["a.png", "b.png"]
     assert len(df) == 2 * 3
@@ -150,6 +150,7 @@ def test_folder_of_own_images_skips_bad_files(tiny, tmp_path, capsys):
     for name in ("broken.png", "empty.jpg", "notes.txt"):
         assert f"skipped {name}" in err.err
     assert "(3 file(s) skipped)" in err.out
+    assert "5/5" in err.err  # the progress bar counts skipped files as done
 
 
 def test_all_layers_and_named_layers(tiny):
