@@ -381,7 +381,9 @@ def test_perturbed_image_is_the_image_the_curve_scores():
 # --------------------------------------------------------------------------------------------
 # On a trained model: Grad-CAM must beat chance. Needs the bundled scene weights.
 
-SCENE_STEPS = 10  # 11 points per curve: 200 scenes x 2 maps x 2 curves = 8800 forwards of scenes_vgg
+# 11 points per curve: 200 scenes x 2 maps x 2 curves = 8800 forwards of scenes_vgg, fp32 (bf16 is slower
+# on CPUs without AMX). Measured: 25 s on an idle 2-core machine, 228 s while other jobs shared it.
+SCENE_STEPS = 10
 
 
 def _scene_model(name: str):
