@@ -39,7 +39,7 @@ import torchvision
 
 import methods
 from common import report, time_interleaved
-from methods import faithfulness as fa
+from methods.metrics import faithfulness as fa
 
 STEPS = 50
 BATCH = 32
@@ -102,11 +102,11 @@ def bench_speed(repeats: int) -> None:
 
 
 def bench_precision(n_scenes: int) -> None:
-    from methods.scenes import make_scene
-    from methods.train_scenes import EVAL_SINGLE_START
+    from methods.data.scenes import make_scene
+    from methods.models.train_scenes import EVAL_SINGLE_START
 
     try:
-        from methods.zoo import load_model
+        from methods.models.catalog import load_model
 
         loaded = load_model("scenes_vgg")
     except Exception as exc:  # weights not there yet

@@ -40,8 +40,8 @@ import torch
 import torchvision
 
 import methods
-import methods.score  # noqa: F401  (registers the family until methods/__init__.py imports it)
-from methods.base import LayerContext
+import methods.cams.score.family  # noqa: F401  (registers the family until methods/__init__.py imports it)
+from methods.cams.base import LayerContext
 
 LAYER = "layer4"
 BATCH = 32

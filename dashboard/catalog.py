@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 import methods
-from methods import faithfulness, samples, zoo
+from methods.metrics import faithfulness
+from methods.data import samples
+from methods.models import catalog as zoo
 
 __all__ = [
     "ModelChoice",
@@ -150,7 +152,7 @@ def model_choices() -> list[ModelChoice]:
 
 
 def load_model(name: str):
-    """A catalog model as a ``methods.zoo.LoadedModel``."""
+    """A catalog model as a ``methods.models.catalog.LoadedModel``."""
     return zoo.load_model(name)
 
 
@@ -173,7 +175,7 @@ def checkpoint_architectures() -> list[str]:
 
 
 def sample_choices() -> list[SampleChoice]:
-    """The sample gallery (``methods.samples``): scenes, then photos."""
+    """The sample gallery (``methods.data.samples``): scenes, then photos."""
     return [SampleChoice(s.name, s.description or s.name, s.kind, s.description, s.suggested_model)
             for s in samples.list_samples()]
 
@@ -185,7 +187,7 @@ def load_sample(name: str) -> np.ndarray:
 
 def decode_image(data: bytes) -> np.ndarray:
     """An uploaded file -> (H, W, 3) uint8, refused with a clear ImageError when broken."""
-    from methods.images import load_image
+    from methods.data.images import load_image
 
     return load_image(data)
 
@@ -218,7 +220,7 @@ def predict(loaded, image: np.ndarray) -> np.ndarray:
 
 def layer_rows(loaded) -> tuple[list[LayerRow], str]:
     """Candidate layers in forward order and the model's default layer."""
-    from methods.layers import candidate_layers, default_layer
+    from methods.cams.layers import candidate_layers, default_layer
 
     size = tuple(loaded.input_size)
     infos = candidate_layers(loaded.model, size)
@@ -245,7 +247,7 @@ def compute_maps(
 
 
 # ------------------------------------------------------------------------------------------
-# faithfulness (methods.faithfulness)
+# faithfulness (methods.metrics.faithfulness)
 
 #: The library's own pairing: deletion to zeros, insertion from a blurred copy (RISE's protocol).
 RISE = "rise"
@@ -307,7 +309,7 @@ def reference_map(key: str, size: tuple[int, int]) -> np.ndarray:
 
 def perturbed_images(loaded, image: np.ndarray, saliency: np.ndarray, fraction: float, *, baseline: str) -> dict[str, np.ndarray]:
     """The deletion and insertion inputs with ``fraction`` of the pixels perturbed, exactly as the
-    curves score them (``methods.faithfulness.perturbed_image``), as (H, W, 3) uint8 pictures."""
+    curves score them (``methods.metrics.faithfulness.perturbed_image``), as (H, W, 3) uint8 pictures."""
     x = model_input(loaded, image)  # (1, 3, H, W)
     return {
         kind: loaded.denormalize(faithfulness.perturbed_image(x, saliency, float(fraction), kind=kind, baseline=base))[0]

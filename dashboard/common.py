@@ -29,9 +29,9 @@ import streamlit as st
 
 import methods
 from methods.errors import GradLensError
-from methods.normalize import MODES, SCOPES
-from methods.registry import suggest
-from methods.render import resize_map
+from methods.viz.normalize import MODES, SCOPES
+from methods.cams.registry import suggest
+from methods.viz.render import resize_map
 
 from dashboard import catalog
 from dashboard.catalog import LayerRow, MapBundle, Progress, merge
@@ -135,7 +135,7 @@ class ModelHandle:
     """A loaded model shared by every session, and the lock that serialises its use."""
 
     id: str
-    loaded: Any  # methods.zoo.LoadedModel
+    loaded: Any  # methods.models.catalog.LoadedModel
     lock: threading.Lock
 
     @property

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from PIL import Image, ImageDraw, ImageFont
 
-from methods import render as _render
+from methods.viz import render as _render
 
 __all__ = [
     "png_bytes",
@@ -132,7 +132,7 @@ def compose_grid(
 
 
 def colorscale(cmap: str, n: int = 33) -> list[list]:
-    """The OpenCV colormap ``cmap`` (as used by :func:`methods.render.heatmap`) as a Plotly
+    """The OpenCV colormap ``cmap`` (as used by :func:`methods.viz.render.heatmap`) as a Plotly
     colorscale, so interactive figures and rendered PNGs use the very same colours."""
     ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)[None, :]  # (1, n)
     rgb = _render.heatmap(ramp, (1, n), colormap=cmap)[0]  # (n, 3)

@@ -1,6 +1,6 @@
 """Team review in the dashboard: "Save to review" on every analysis page, and the Review page.
 
-* :func:`store` is the one :class:`~methods.snapshots.SnapshotStore` of the process
+* :func:`store` is the one :class:`~methods.review.store.SnapshotStore` of the process
   (``st.cache_resource``, keyed by the database path: ``GRADLENS_DB``, secrets, or ``data/``).
 * :func:`save_panel` is drawn by ``ui.run_page`` under every page's title. It saves what the page
   has just drawn: the image as the model saw it, the RAW maps of every ``common.raw_maps`` call of
@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from methods.snapshot_codec import encode_png
-from methods.snapshots import VERDICTS, NewSnapshot, NormSettings, Snapshot, SnapshotStore
-from methods.report import html_report, zip_report
+from methods.review.codec import encode_png
+from methods.review.store import VERDICTS, NewSnapshot, NormSettings, Snapshot, SnapshotStore
+from methods.review.report import html_report, zip_report
 
 from dashboard import common, figures, ui
 from dashboard.catalog import MapBundle, REFERENCE_KEYS
@@ -44,7 +44,7 @@ def _store(path: str) -> SnapshotStore:
 
 def store() -> SnapshotStore:
     """The process's snapshot store (one per database file; shared by every session)."""
-    from methods.snapshot_schema import resolve_db_path
+    from methods.review.schema import resolve_db_path
 
     return _store(str(resolve_db_path(None)))
 

@@ -19,7 +19,7 @@ Query parameters (only values that differ from the defaults are written)::
     relu      1 | 0
     scope     per_map | shared
     plo, phi  percentiles for norm=percentile, 0 <= plo < phi <= 100
-    cmap      colormap name (methods.render.COLORMAPS)
+    cmap      colormap name (methods.viz.render.COLORMAPS)
     alpha     overlay opacity in [0, 1]
     baseline  deletion/insertion baseline: rise (deletion to zero, insertion from blur) | zero | mean | blur
     steps     number of deletion/insertion steps
@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness")
-#: Baselines documented for methods.faithfulness; the dashboard asks the module when it exists.
+#: Baselines documented for methods.metrics.faithfulness; the dashboard asks the module when it exists.
 DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
 STEPS_RANGE: tuple[int, int] = (5, 200)
 UPLOAD_PREFIX = "upload:"
@@ -89,11 +89,11 @@ class ViewState:
         method: the one method of the Layers and Normalization pages.
         layer: layer to explain; None = the model's default layer.
         layers: layers of the Layers page; empty = every candidate layer.
-        norm: normalization mode (``methods.normalize.MODES``).
+        norm: normalization mode (``methods.viz.normalize.MODES``).
         relu: rectify before scaling.
         scope: ``"per_map"`` or ``"shared"`` scale.
         p_lo, p_hi: percentiles for ``norm="percentile"``.
-        cmap: colormap name (``methods.render.COLORMAPS``).
+        cmap: colormap name (``methods.viz.render.COLORMAPS``).
         alpha: overlay opacity.
         baseline: what deleted pixels become and inserted ones start from (faithfulness);
             ``"rise"`` = the library's per-curve defaults (deletion to zeros, insertion from blur).

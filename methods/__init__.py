@@ -11,24 +11,24 @@ Method discovery is explicit: the imports below register the built-in methods. A
 registers its own with :func:`register_method` the same way.
 """
 
-from .errors import GradLensError
-from .registry import MethodSpec, UnknownMethodError, create_method, get_method, list_methods, register_method
-from .base import CamMethod, ForwardMethod, GradientMethod, LayerContext, RecordedMethod
-from .recorder import LayerError, RecorderError, Recording, TargetError, record
-from .explain import Explanation, explain, explain_many
+from methods.errors import GradLensError
+from methods.cams.registry import MethodSpec, UnknownMethodError, create_method, get_method, list_methods, register_method
+from methods.cams.base import CamMethod, ForwardMethod, GradientMethod, LayerContext, RecordedMethod
+from methods.cams.recorder import LayerError, RecorderError, Recording, TargetError, record
+from methods.cams.explain import Explanation, explain, explain_many
 
 # built-in methods: importing registers them, in this order
-from . import gradient as _gradient  # noqa: F401  Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM
-from . import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
-from . import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
+from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM
+from methods.cams.score import family as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
+from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
 
-from .normalize import normalize, normalize_many
-from .render import COLORMAPS, render_views
-from .layers import LayerInfo, candidate_layers, default_layer
-from .images import load_image
-from .zoo import LoadedModel, list_models, load_checkpoint, load_model
-from .faithfulness import confidence_change, deletion_curve, insertion_curve, reference_curves
-from .localization import energy_pointing_game, pointing_game
+from methods.viz.normalize import normalize, normalize_many
+from methods.viz.render import COLORMAPS, render_views
+from methods.cams.layers import LayerInfo, candidate_layers, default_layer
+from methods.data.images import load_image
+from methods.models.catalog import LoadedModel, list_models, load_checkpoint, load_model
+from methods.metrics.faithfulness import confidence_change, deletion_curve, insertion_curve, reference_curves
+from methods.metrics.localization import energy_pointing_game, pointing_game
 
 __all__ = [
     "GradLensError",

@@ -7,7 +7,7 @@ import math
 import torch
 
 import methods
-from methods.baselines import centre_gaussian
+from methods.cams.baselines import centre_gaussian
 from tiny_models import GapNet
 
 

@@ -324,7 +324,7 @@ st.write("still running")
 
 
 def test_model_without_weights_names_the_expected_file():
-    from methods import zoo
+    from methods.models import catalog as zoo
 
     missing = next((e for e in zoo.list_models() if e.source == "torchvision" and not e.available), None)
     if missing is None:
@@ -405,7 +405,7 @@ def test_checkpoint_upload_garbage_wrong_classes_then_right():
 @pytest.fixture
 def slow_method():
     from methods import ForwardMethod, register_method
-    from methods.registry import _REGISTRY
+    from methods.cams.registry import _REGISTRY
 
     @register_method(name="test_slowcam", label="Test-Slow-CAM", family="score", cost="8 forwards",
                      summary="test only: channel mean, with progress")
@@ -451,7 +451,7 @@ def test_slow_method_shows_its_cost_and_runs_on_the_button(slow_method):
 
 
 def test_faithfulness_curves_table_and_perturbed_images():
-    pytest.importorskip("methods.faithfulness")
+    pytest.importorskip("methods.metrics.faithfulness")
     at = run_page("faithfulness")
     assert_clean(at)
     at.slider(key="w_steps").set_value(10).run()

@@ -14,7 +14,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dashboard import figures  # noqa: E402
-from methods import render  # noqa: E402
+from methods.viz import render  # noqa: E402
 
 
 def test_top_share_closed_forms():

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard import common  # noqa: E402
-from methods.snapshots import SnapshotStore  # noqa: E402
+from methods.review.store import SnapshotStore  # noqa: E402
 from tests.test_dashboard_app import ForwardCounter, TIMEOUT, assert_clean, model_calls  # noqa: E402,F401
 
 HOME = str(ROOT / "dashboard" / "Home.py")
@@ -157,7 +157,7 @@ def test_bad_snapshot_id_is_a_message(db, bad):
 
 
 def test_html_export_escapes_the_note(saved):
-    from methods.report import html_report
+    from methods.review.report import html_report
 
     sid, _ = saved
     at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT).run()
@@ -171,8 +171,8 @@ def test_html_export_escapes_the_note(saved):
 
 def test_a_faithfulness_snapshot_opens_with_its_stored_curves(db):
     """Curves are drawn from the snapshot's metrics: no model, no recomputation."""
-    from methods.snapshot_codec import encode_png
-    from methods.snapshots import NewSnapshot
+    from methods.review.codec import encode_png
+    from methods.review.store import NewSnapshot
 
     ramp = np.arange(49, dtype=np.float32).reshape(7, 7)
     curve = {"fractions": [0.0, 0.5, 1.0], "scores": [0.9, 0.4, 0.1], "auc": 0.45}

@@ -1,6 +1,6 @@
 """The evaluation command end to end, in-process: tiny runs, the written tables read back and checked.
 
-A tiny untrained 8-class CNN stands in for a catalog model (``methods.zoo.load_model`` is
+A tiny untrained 8-class CNN stands in for a catalog model (``methods.models.catalog.load_model`` is
 patched), so these tests need no weights and stay fast. The claim that needs a trained model
 (Grad-CAM beats the random map on 200 scenes) is in ``test_faithfulness.py``.
 """
@@ -15,10 +15,10 @@ import pytest
 import torch
 from torch import nn
 
-from methods import evaluate as ev
-from methods import faithfulness as fa
-from methods.localization import energy_pointing_game, pointing_game
-from methods.scenes import CLASS_NAMES, EVAL_SEED_START, make_scene
+from methods.cli import evaluate as ev
+from methods.metrics import faithfulness as fa
+from methods.metrics.localization import energy_pointing_game, pointing_game
+from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_scene
 
 STEPS = 4
 
@@ -38,7 +38,7 @@ class Tiny(nn.Module):
 
 
 def tiny_loaded(classes=CLASS_NAMES, name="tiny"):
-    from methods.zoo import LoadedModel
+    from methods.models.catalog import LoadedModel
 
     torch.manual_seed(0)
     return LoadedModel(
@@ -50,7 +50,7 @@ def tiny_loaded(classes=CLASS_NAMES, name="tiny"):
 @pytest.fixture
 def tiny(monkeypatch):
     loaded = tiny_loaded()
-    monkeypatch.setattr("methods.zoo.load_model", lambda name, **kw: loaded)
+    monkeypatch.setattr("methods.models.catalog.load_model", lambda name, **kw: loaded)
     return loaded
 
 
@@ -79,7 +79,7 @@ def test_cli_scenes_to_parquet(tiny, tmp_path, capsys):
     assert (df["steps"] == STEPS).all() and (df["baseline"] == "zero").all() and (df["precision"] == "fp32").all()
 
     # one row recomputed directly from the library: the table holds exactly these numbers
-    from methods.explain import explain
+    from methods.cams.explain import explain
 
     s = seeds[1]
     sc = make_scene(s)
@@ -107,7 +107,7 @@ def test_cli_two_object_scenes_to_csv_explains_each_class(tiny, tmp_path):
                     "--no-references"]) == 0
     df = pd.read_csv(out)
     assert len(df) == 2 * 2  # 2 scenes x 2 classes x gradcam
-    from methods.train_scenes import EVAL_TWO_START
+    from methods.models.train_scenes import EVAL_TWO_START
 
     for i in range(2):
         sc = make_scene(EVAL_TWO_START + i, n_objects=2)
@@ -116,7 +116,7 @@ def test_cli_two_object_scenes_to_csv_explains_each_class(tiny, tmp_path):
         for k, label in enumerate(sc.labels):
             row = rows[rows["target"] == label].iloc[0]
             x = tiny.preprocess(sc.image)[None]
-            from methods.explain import explain
+            from methods.cams.explain import explain
 
             sal = explain(tiny, x, "gradcam", target=label).maps["features.4"][0]
             assert row["energy_pg"] == pytest.approx(energy_pointing_game(sal, sc.masks[k]), abs=1e-6)
@@ -155,7 +155,7 @@ def test_folder_of_own_images_skips_bad_files(tiny, tmp_path, capsys):
 
 def test_all_layers_and_named_layers(tiny):
     df = ev.evaluate(tiny, "scenes:1", layers="all", steps=1, progress=False, references=False)
-    from methods.layers import candidate_layers
+    from methods.cams.layers import candidate_layers
 
     assert list(df["layer"]) == [info.name for info in candidate_layers(tiny.model, (128, 128))]
     df = ev.evaluate(tiny, "scenes:1", layers="features.1,features.4", steps=1, progress=False)
@@ -188,7 +188,7 @@ def test_cli_bad_input_is_a_clear_error(tiny, tmp_path, capsys, argv, needle):
 
 def test_scenes_need_a_scene_model(monkeypatch, tmp_path, capsys):
     other = tiny_loaded(classes=[f"c{i}" for i in range(10)], name="other")
-    monkeypatch.setattr("methods.zoo.load_model", lambda name, **kw: other)
+    monkeypatch.setattr("methods.models.catalog.load_model", lambda name, **kw: other)
     assert ev.main(["--model", "other", "--images", "scenes:1", "--out", str(tmp_path / "r.csv"), "--quiet"]) == 2
     assert "scenes' classes" in capsys.readouterr().err
 

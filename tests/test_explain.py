@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import methods
-from methods.recorder import LayerError
+from methods.cams.recorder import LayerError
 from tiny_models import GapNet
 
 RECORDED = [s.name for s in methods.list_methods() if s.family != "score"]

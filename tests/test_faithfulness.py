@@ -1,4 +1,4 @@
-"""Tests of methods.faithfulness: exact curves on a model whose probabilities are known in closed form.
+"""Tests of methods.metrics.faithfulness: exact curves on a model whose probabilities are known in closed form.
 
 The "sum classifier" has two classes and logits ``(a * S + b, 0)`` with ``S`` the sum of every
 input value, so ``p_0 = sigmoid(a * S + b)``. Deleting pixel set D with the zero baseline leaves
@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from methods import faithfulness as fa
+from methods.metrics import faithfulness as fa
 
 
 class SumClassifier(nn.Module):
@@ -296,7 +296,7 @@ def test_bad_model_output_and_model_type():
 
 
 def test_reference_maps_and_curves():
-    from methods.baselines import centre_gaussian
+    from methods.cams.baselines import centre_gaussian
 
     maps = fa.reference_maps((5, 7), seed=3)
     assert set(maps) == {"random", "centre"}
@@ -387,11 +387,11 @@ SCENE_STEPS = 10
 
 
 def _scene_model(name: str):
-    from methods import scene_models as sm
+    from methods.models import scene_nets as sm
 
     if not sm.weights_path(name).is_file():
         pytest.skip(f"{name} weights not bundled yet ({sm.weights_path(name)})")
-    from methods.zoo import load_model
+    from methods.models.catalog import load_model
 
     return load_model(name)
 
@@ -408,8 +408,8 @@ def test_gradcam_beats_the_random_map_on_200_fresh_scenes():
     silhouette of the same shape (p(true class) 0.81 -> 0.68 for scenes_vgg; blurring them instead
     gives 0.60, and blurring the object dilated by 4 px 0.33). See docs/faithfulness.md.
     """
-    from methods.explain import explain
-    from methods.scenes import EVAL_SEED_START, make_batch
+    from methods.cams.explain import explain
+    from methods.data.scenes import EVAL_SEED_START, make_batch
 
     loaded = _scene_model("scenes_vgg")
     images, labels, _ = make_batch([EVAL_SEED_START + 20_000 + i for i in range(200)])

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import methods
-from methods.gradient import GradCamPlusPlus
+from methods.cams.gradient import GradCamPlusPlus
 from tiny_models import GapNet, HandNet
 
 A1, A2 = HandNet.A1, HandNet.A2

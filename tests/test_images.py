@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from methods.errors import GradLensError, ImageError
-from methods.images import ALLOWED_FORMATS, MAX_PIXELS, image_digest, load_image
+from methods.data.images import ALLOWED_FORMATS, MAX_PIXELS, image_digest, load_image
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -1,4 +1,4 @@
-"""Tests of methods.localization on hand-made maps and masks (every answer worked out by hand)."""
+"""Tests of methods.metrics.localization on hand-made maps and masks (every answer worked out by hand)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from methods.localization import energy_pointing_game, pointing_game
+from methods.metrics.localization import energy_pointing_game, pointing_game
 
 
 def mask_at(*pixels, size=(4, 4)) -> np.ndarray:

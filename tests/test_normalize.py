@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from methods.normalize import MODES, normalize, normalize_many
+from methods.viz.normalize import MODES, normalize, normalize_many
 
 M = np.array([[-2.0, 0.0], [1.0, 3.0]], dtype=np.float32)
 

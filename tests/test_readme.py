@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import methods  # noqa: F401  registers the built-in methods
-from methods.method_table import block
+from methods.cli.method_table import block
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_readme_method_table_matches_registry():
     readme = (ROOT / "README.md").read_text()
-    assert block() in readme, "README's method table is stale: paste `python -m methods.method_table` into it"
+    assert block() in readme, "README's method table is stale: paste `python -m methods.cli.method_table` into it"
 
 
 def test_ci_runs_the_readme_test_command():

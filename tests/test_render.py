@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.render import COLORMAPS, grayscale, heatmap, overlay, render_views, resize_map, to_uint8
+from methods.viz.render import COLORMAPS, grayscale, heatmap, overlay, render_views, resize_map, to_uint8
 
 
 def test_to_uint8_values():

@@ -1,7 +1,7 @@
 """Tests for methods/report.py: the self-contained HTML report and the ZIP export.
 
 Snapshots go through a real SnapshotStore (tmp_path) so the reports are built from what the store
-gives back. Expected pictures are computed by hand or with methods.render directly.
+gives back. Expected pictures are computed by hand or with methods.viz.render directly.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from methods import render
-from methods.report import StoredCurve, curves_of, display_ranges, html_report, rendered_maps, safe_name, zip_report
-from methods.snapshot_codec import encode_png
-from methods.snapshots import NewSnapshot, NormSettings, SnapshotStore
+from methods.viz import render
+from methods.review.report import StoredCurve, curves_of, display_ranges, html_report, rendered_maps, safe_name, zip_report
+from methods.review.codec import encode_png
+from methods.review.store import NewSnapshot, NormSettings, SnapshotStore
 
 PAYLOADS = (
     "<script>alert(1)</script>",
@@ -247,7 +247,7 @@ def test_rendered_maps_shared_scope_and_signed_max(store: SnapshotStore) -> None
     np.testing.assert_allclose(r1.normalized, [[0.0, 1.0]])
     np.testing.assert_allclose(r2.normalized, [[0.0, 1.0]])
     assert r1.value_range == (0.0, 1.0)
-    # the picture is what methods.render draws from the same inputs
+    # the picture is what methods.viz.render draws from the same inputs
     img = shared.image_array()
     np.testing.assert_array_equal(
         rendered_maps(shared)[1].overlay,

@@ -1,12 +1,12 @@
-"""Tests of methods.samples: every sample loads offline, scene samples carry true masks."""
+"""Tests of methods.data.samples: every sample loads offline, scene samples carry true masks."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from methods.samples import Sample, get_sample, list_samples, load_sample, load_sample_mask
-from methods.scenes import BACKGROUNDS, CLASS_NAMES, EVAL_SEED_START, make_scene
+from methods.data.samples import Sample, get_sample, list_samples, load_sample, load_sample_mask
+from methods.data.scenes import BACKGROUNDS, CLASS_NAMES, EVAL_SEED_START, make_scene
 
 
 def test_gallery_has_scenes_and_the_four_photos():
@@ -35,7 +35,7 @@ def test_every_sample_loads_as_rgb_uint8(name):
 @pytest.mark.parametrize("sample", [s for s in list_samples() if s.kind == "scene"], ids=lambda s: s.name)
 def test_scene_samples_say_what_they_show(sample):
     """The classes in the name/description and the background are what the generator draws."""
-    from methods import samples as mod
+    from methods.data import samples as mod
 
     seed, n, _ = mod._SCENES[sample.name]
     assert seed >= EVAL_SEED_START + 2_000_000  # never a training or card-evaluation seed

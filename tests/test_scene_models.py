@@ -1,4 +1,4 @@
-"""Tests of methods.scene_models: architectures, loading, errors, and the acceptance numbers of
+"""Tests of methods.models.scene_nets: architectures, loading, errors, and the acceptance numbers of
 the two shipped models on scenes whose seeds were never used in training.
 
 Acceptance (issue 4), measured with the library's own Grad-CAM (``methods.explain``):
@@ -20,8 +20,8 @@ import pytest
 import torch
 
 import methods
-from methods import scene_models as sm
-from methods.scenes import CLASS_NAMES, make_batch
+from methods.models import scene_nets as sm
+from methods.data.scenes import CLASS_NAMES, make_batch
 
 EVAL_SINGLE = range(10_000_000, 10_000_500)
 EVAL_TWO = range(11_000_000, 11_000_250)
@@ -84,7 +84,7 @@ def test_missing_weights_name_the_file_and_the_command(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         sm.load_weights("scenes_resnet", path)
     assert str(path) in str(e.value)
-    assert "python -m methods.train_scenes --arch resnet" in str(e.value)
+    assert "python -m methods.models.train_scenes --arch resnet" in str(e.value)
     assert isinstance(e.value, methods.GradLensError)
 
 
@@ -160,7 +160,7 @@ def test_mean_std_describe_the_training_scenes():
 @pytest.mark.parametrize("name", sm.BUNDLED)
 def test_shipped_files_exist_are_small_and_have_cards(name):
     path = sm.weights_path(name)
-    assert path.is_file(), f"{path} missing: run python -m methods.train_scenes"
+    assert path.is_file(), f"{path} missing: run python -m methods.models.train_scenes"
     assert path.stat().st_size <= 5_000_000
     card = sm.model_card(name)
     assert card["name"] == name
@@ -217,7 +217,7 @@ def test_acceptance_accuracy_and_pointing_game(pretrained, single_scenes):
     hits = _peaks_inside(model, x, sm.DEFAULT_LAYERS[name], labels, masks)
     print(f"{name}: accuracy {accuracy:.4f}, pointing {hits.mean():.4f}")
     # same verdicts as the library's own pointing game on the raw maps (first 100 scenes)
-    from methods.localization import pointing_game
+    from methods.metrics.localization import pointing_game
 
     layer = sm.DEFAULT_LAYERS[name]
     raw = methods.explain(model, x[:100], method="gradcam", layers=[layer], target=labels[:100]).maps[layer]

@@ -1,4 +1,4 @@
-"""Tests of methods.scenes: determinism, ground truth that matches the pixels, the API contract."""
+"""Tests of methods.data.scenes: determinism, ground truth that matches the pixels, the API contract."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from methods import scenes
-from methods.scenes import BACKGROUNDS, CLASS_NAMES, EVAL_SEED_START, TRAIN_SEEDS, Scene, make_batch, make_scene
+from methods.data import scenes
+from methods.data.scenes import BACKGROUNDS, CLASS_NAMES, EVAL_SEED_START, TRAIN_SEEDS, Scene, make_batch, make_scene
 
 
 def test_class_names_are_eight_distinct_strings():

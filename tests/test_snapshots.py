@@ -24,8 +24,8 @@ import pytest
 import torch
 
 from methods.errors import GradLensError
-from methods.snapshot_codec import decode_maps, encode_maps, encode_png
-from methods.snapshot_schema import (
+from methods.review.codec import decode_maps, encode_maps, encode_png
+from methods.review.schema import (
     DB_ENV,
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -34,7 +34,7 @@ from methods.snapshot_schema import (
     resolve_db_path,
     schema_version,
 )
-from methods.snapshots import (
+from methods.review.store import (
     LIMITS,
     VERDICTS,
     Comment,
@@ -680,8 +680,8 @@ _WRITER = textwrap.dedent(
     """
     import sys, time
     import numpy as np
-    from methods.snapshots import NewSnapshot, SnapshotStore
-    from methods.snapshot_codec import encode_png
+    from methods.review.store import NewSnapshot, SnapshotStore
+    from methods.review.codec import encode_png
 
     path, mode = sys.argv[1], sys.argv[2]
     rng = np.random.default_rng(0)

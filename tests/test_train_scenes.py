@@ -1,4 +1,4 @@
-"""Tests of methods.train_scenes: a tiny run writes loadable weights and an honest card, the data
+"""Tests of methods.models.train_scenes: a tiny run writes loadable weights and an honest card, the data
 stream is deterministic, the evaluation counts what it says."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from methods import scene_models as sm
-from methods import train_scenes as ts
-from methods.scenes import CLASS_NAMES, TRAIN_SEEDS, make_scene
+from methods.models import scene_nets as sm
+from methods.models import train_scenes as ts
+from methods.data.scenes import CLASS_NAMES, TRAIN_SEEDS, make_scene
 
 
 @pytest.mark.parametrize("arch", ts.ARCHS)
@@ -113,7 +113,7 @@ def _pixels_key(x: torch.Tensor) -> bytes:
 def test_evaluate_scores_an_oracle_cam_perfect_and_its_complement_zero():
     """A CAM that returns the true mask of the target class scores 1.0 on every measure; one that
     returns the complement scores 0.0 - whatever the (untrained) model predicts."""
-    from methods.scenes import make_batch
+    from methods.data.scenes import make_batch
 
     truth = {}
     for start, n_obj, count in ((ts.EVAL_SINGLE_START, 1, 10), (ts.EVAL_TWO_START, 2, 6)):

@@ -58,7 +58,7 @@ def show(state: ViewState) -> None:
     st.plotly_chart(fig, width="stretch", key="methods_fig")
 
     def grid():  # composed only when the PNG is downloaded
-        overlays = [methods.render.overlay(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r)
+        overlays = [methods.viz.render.overlay(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r)
                     for m, r in zip(norm, ranges)]
         return figures.compose_grid([bundle.image] + overlays, ["Image"] + titles, ncols=min(5, len(names) + 1),
                                     cell=224, title=f"{state.model} · {state.image} · class {target} · {layer}")

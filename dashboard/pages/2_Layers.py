@@ -77,7 +77,7 @@ def show(state: ViewState) -> None:
 
     st.subheader("How concentrated is the map, by depth?")
     size = bundle.image.shape[:2]
-    shares = [figures.top_share(methods.render.resize_map(m, size), TOP_FRACTION) for m in raw]
+    shares = [figures.top_share(methods.viz.render.resize_map(m, size), TOP_FRACTION) for m in raw]
     st.plotly_chart(figures.concentration_figure(names, shares, [by_name[n].resolution for n in names], TOP_FRACTION),
                     width="stretch", key="layers_concentration")
     empty = [n for n, s in zip(names, shares) if s != s]  # NaN: nothing positive to share

@@ -65,7 +65,7 @@ def show(state: ViewState) -> None:
         for col, mode in zip(cols, common.NORM_MODES):
             norm = common.normalized([raw], state, mode=mode, relu=relu, scope="per_map")[0]
             lo, hi = figures.display_range(norm, mode=mode, relu=relu)
-            heat = methods.render.heatmap(norm, bundle.image.shape[:2], colormap=state.cmap, value_range=(lo, hi))
+            heat = methods.viz.render.heatmap(norm, bundle.image.shape[:2], colormap=state.cmap, value_range=(lo, hi))
             title = f"{mode}{' (' + format(state.p_lo, 'g') + '–' + format(state.p_hi, 'g') + ' %)' if mode == 'percentile' else ''}"
             with col:
                 st.markdown(f"**{title}**")

@@ -1,0 +1,115 @@
+"""Reference maps that a real method must beat: Eigen-CAM, random channel weights, a centre blob.
+
+They use no gradients. Eigen-CAM is a real, class-agnostic method; ``random`` and ``centre`` are
+controls: a method whose deletion curve is no better than theirs explains nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from methods.cams.base import RecordedMethod
+from methods.cams.registry import register_method
+
+__all__ = ["EigenCam", "RandomCam", "CentreCam"]
+
+
+@register_method(
+    name="eigencam",
+    label="Eigen-CAM",
+    family="baseline",
+    cost="1 fwd + SVD",
+    paper="https://arxiv.org/abs/2008.00299",
+    summary="First principal component of the activations (class-agnostic).",
+)
+class EigenCam(RecordedMethod):
+    """Eigen-CAM (Muhammad & Yeasin, IJCNN 2020, arXiv:2008.00299).
+
+    Treat the layer as Z = h*w observations of C features, ``X`` (Z, C), centred per channel:
+    ``X_c = X - mean_z X``. With ``X_c = U S V^T``, the map is the projection on the first
+    principal direction, ``M = X_c v_1`` reshaped to (h, w).
+
+    The sign of a singular vector is arbitrary; it is chosen so that ``M`` correlates positively
+    with the channel-mean activation ``(1/C) sum_k A^k``.
+    Deviation: the paper projects the uncentred activations; centring makes it a true principal
+    component and removes the constant offset.
+    """
+
+    def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        n, c, h, w = activations.shape
+        x = activations.double().reshape(n, c, h * w).transpose(1, 2)  # (N, Z, C)
+        x = x - x.mean(dim=1, keepdim=True)
+        _, _, vh = torch.linalg.svd(x, full_matrices=False)  # vh: (N, min(Z,C), C)
+        v1 = vh[:, 0, :]  # (N, C)
+        maps = torch.einsum("nzc,nc->nz", x, v1)  # (N, Z)
+        mean_act = activations.double().mean(dim=1).reshape(n, h * w)  # (N, Z)
+        mean_act = mean_act - mean_act.mean(dim=1, keepdim=True)
+        sign = torch.sign((maps * mean_act).sum(dim=1))  # (N,)
+        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+        return (maps * sign[:, None]).reshape(n, h, w).float()
+
+
+@register_method(
+    name="random",
+    label="Random",
+    family="baseline",
+    cost="1 fwd",
+    summary="Control: activations weighted by seeded standard-normal channel weights.",
+)
+class RandomCam(RecordedMethod):
+    """Random channel weights: ``w_k ~ N(0, 1)`` (seeded), ``M = sum_k w_k A^k``.
+
+    A control with the layer's own spatial structure but no knowledge of the class.
+
+    Options:
+        seed: int, the generator seed (default 0). The same seed gives the same weights.
+    """
+
+    OPTIONS = {"seed": 0}
+
+    def validate(self) -> None:
+        if not isinstance(self.options["seed"], int):
+            raise ValueError(f"seed must be an int; got {self.options['seed']!r}")
+
+    def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        n, c = activations.shape[:2]
+        gen = torch.Generator().manual_seed(self.options["seed"])
+        weights = torch.randn(n, c, generator=gen).to(activations)  # (N, C)
+        return torch.einsum("nc,nchw->nhw", weights, activations)
+
+
+@register_method(
+    name="centre",
+    label="Centre",
+    family="baseline",
+    cost="none",
+    summary="Control: a Gaussian blob in the image centre, whatever the image.",
+)
+class CentreCam(RecordedMethod):
+    """A centred isotropic Gaussian on the layer's grid, the same for every image.
+
+    ``M_ij = exp(-((i - c_i)^2 + (j - c_j)^2) / (2 (sigma * max(h, w))^2))`` with the centre
+    ``(c_i, c_j) = ((h-1)/2, (w-1)/2)``.
+
+    Options:
+        sigma: float > 0, the standard deviation as a fraction of the map's side (default 0.25).
+    """
+
+    OPTIONS = {"sigma": 0.25}
+
+    def validate(self) -> None:
+        sigma = self.options["sigma"]
+        if not isinstance(sigma, (int, float)) or not sigma > 0:
+            raise ValueError(f"sigma must be a number > 0; got {sigma!r}")
+
+    def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        n, _, h, w = activations.shape
+        return centre_gaussian(h, w, sigma=self.options["sigma"]).expand(n, h, w).clone()
+
+
+def centre_gaussian(h: int, w: int, *, sigma: float = 0.25) -> torch.Tensor:
+    """The (h, w) centred Gaussian described in :class:`CentreCam` (peak value 1)."""
+    ii = torch.arange(h, dtype=torch.float32)[:, None] - (h - 1) / 2
+    jj = torch.arange(w, dtype=torch.float32)[None, :] - (w - 1) / 2
+    s = sigma * max(h, w)
+    return torch.exp(-(ii**2 + jj**2) / (2 * s * s))  # (h, w)

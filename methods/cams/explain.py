@@ -1,0 +1,260 @@
+"""The public entry points: :func:`explain` and :func:`explain_many`.
+
+Every recorded method (gradient family and baselines) of one call is computed from ONE
+forward+backward over all requested layers (:func:`methods.cams.recorder.record`). Forward methods
+(the score family) then run their own forwards per layer, reusing that pass's activations,
+logits and targets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Mapping, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.cams.base import CamMethod, ForwardMethod, LayerContext, Progress, RecordedMethod
+from methods.cams.recorder import LayerError, eval_mode, record, resolve_modules
+from methods.cams.registry import create_method
+
+__all__ = ["Explanation", "explain", "explain_many", "resolve_layers"]
+
+LayerSpec = Union[None, Literal["all"], str, Sequence[str]]
+TargetSpec = Union[None, int, Sequence[int], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The maps of one method for a batch.
+
+    Attributes:
+        method: registry key of the method.
+        maps: layer -> (N, h, w) float32 RAW map (signed, un-normalized, layer resolution).
+        layers: the layers, in the order requested.
+        targets: (N,) explained class per sample.
+        logits: (N, K) pre-softmax outputs.
+        probs: (N, K) softmax of ``logits``.
+        input_size: (H, W) of the explained input.
+        seconds: wall time of this method's share of the call (the shared pass counted once per method).
+        options: the method's options.
+    """
+
+    method: str
+    maps: dict[str, torch.Tensor]
+    layers: tuple[str, ...]
+    targets: torch.Tensor
+    logits: torch.Tensor
+    probs: torch.Tensor
+    input_size: tuple[int, int]
+    seconds: float = 0.0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def upsampled(self, layer: str | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """The raw map of ``layer`` resized to ``size`` (default: the input size), bilinear,
+        ``align_corners=False``. Returns (N, H, W). ``layer`` may be omitted when there is one."""
+        if layer is None:
+            if len(self.layers) != 1:
+                raise LayerError(f"this explanation has {len(self.layers)} layers; name one of {list(self.layers)}")
+            layer = self.layers[0]
+        if layer not in self.maps:
+            raise LayerError(f"layer {layer!r} is not in this explanation; it has {list(self.layers)}")
+        size = tuple(size) if size is not None else self.input_size
+        m = self.maps[layer][:, None]  # (N, 1, h, w)
+        return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[:, 0]  # (N, H, W)
+
+
+def _unwrap(model: Any) -> tuple[nn.Module, str | None]:
+    """Accept an ``nn.Module`` or a :class:`methods.models.catalog.LoadedModel`-like object."""
+    if isinstance(model, nn.Module):
+        return model, None
+    inner = getattr(model, "model", None)
+    if isinstance(inner, nn.Module):
+        return inner, getattr(model, "default_layer", None)
+    raise TypeError(f"model must be a torch.nn.Module or a LoadedModel; got {type(model).__name__}")
+
+
+def resolve_layers(model: nn.Module, layers: LayerSpec, input_size: tuple[int, int], default: str | None = None) -> list[str]:
+    """Turn the ``layers`` argument into a list of module names.
+
+    None -> the model's default layer; ``"all"`` -> every candidate layer (spatial 4-D outputs, in
+    forward order, modules that run once); a name or a list of names -> checked against
+    ``model.named_modules()``.
+    """
+    if layers is None:
+        if default:
+            return [default]
+        from methods.cams.layers import default_layer
+
+        return [default_layer(model, input_size=input_size)]
+    if isinstance(layers, str):
+        if layers == "all":
+            from methods.cams.layers import candidate_layers
+
+            return [info.name for info in candidate_layers(model, input_size=input_size)]
+        layers = [layers]
+    names = list(layers)
+    if not names:
+        raise LayerError("layers is an empty list; give layer names, 'all' or None for the default layer")
+    if len(set(names)) != len(names):
+        raise LayerError(f"layers {names} contain duplicates")
+    resolve_modules(model, names)
+    return names
+
+
+def _instantiate(methods: Iterable[str | CamMethod], options: Mapping[str, Mapping[str, Any]]) -> list[CamMethod]:
+    out: list[CamMethod] = []
+    for m in methods:
+        if isinstance(m, CamMethod):
+            out.append(m)
+        else:
+            out.append(create_method(m, **dict(options.get(m, {}))))
+    names = [m.spec.name for m in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"methods {names} contain duplicates")
+    if not out:
+        raise ValueError("methods is empty; name at least one method (methods.list_methods() lists them)")
+    return out
+
+
+def _clean(m: torch.Tensor) -> torch.Tensor:
+    """float32, finite (a NaN or inf becomes 0: never NaN in a map)."""
+    return torch.nan_to_num(m.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def explain_many(
+    model: nn.Module,
+    x: torch.Tensor,
+    methods: Sequence[str | CamMethod] = ("gradcam",),
+    *,
+    layers: LayerSpec = None,
+    target: TargetSpec = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Explanation]:
+    """Explain ``x`` with several methods; all recorded methods share ONE forward+backward.
+
+    Args:
+        model: an ``nn.Module`` (returning (N, K) logits) or a ``LoadedModel``.
+        x: preprocessed input (N, 3, H, W); never modified.
+        methods: registry keys (or configured method objects).
+        layers: None (default layer), ``"all"``, a name or a list of names.
+        target: None (top-1 per sample), an int, or N ints.
+        options: per-method keyword options, ``{"random": {"seed": 3}}``.
+        progress: ``(done, total)`` callback for forward methods (score family).
+
+    Returns:
+        method key -> :class:`Explanation`; each equals a separate :func:`explain` call.
+
+    Raises:
+        UnknownMethodError, LayerError, TargetError, RecorderError (all ``GradLensError``).
+    """
+    net, default = _unwrap(model)
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a preprocessed (N, 3, H, W) tensor; got {shape}")
+    configured = _instantiate(methods, options or {})
+    input_size = (int(x.shape[-2]), int(x.shape[-1]))
+    layer_names = resolve_layers(net, layers, input_size, default)
+
+    with eval_mode(net):  # forward methods too run the model in eval mode; each flag restored after
+        return _explain_in_eval(net, x, configured, layer_names, input_size, target, progress)
+
+
+def _explain_in_eval(
+    net: nn.Module,
+    x: torch.Tensor,
+    configured: list[CamMethod],
+    layer_names: list[str],
+    input_size: tuple[int, int],
+    target: TargetSpec,
+    progress: Progress | None,
+) -> dict[str, Explanation]:
+    needs_grad = any(m.spec.needs_gradients for m in configured if isinstance(m, RecordedMethod))
+    start = time.perf_counter()
+    rec = record(net, x, layer_names, target=target, gradients=needs_grad)
+    shared_seconds = time.perf_counter() - start
+    probs = rec.logits.softmax(dim=1)
+
+    forward_methods = [m for m in configured if isinstance(m, ForwardMethod)]
+    total_steps = len(forward_methods) * len(layer_names)
+    results: dict[str, Explanation] = {}
+    step = 0
+    for method in configured:
+        t0 = time.perf_counter()
+        maps: dict[str, torch.Tensor] = {}
+        for layer in layer_names:
+            acts = rec.activations[layer]
+            if isinstance(method, RecordedMethod):
+                grads = rec.gradients[layer] if (method.spec.needs_gradients and rec.gradients) else None
+                maps[layer] = _clean(method.compute(acts, grads))
+            elif isinstance(method, ForwardMethod):
+                sub = _sub_progress(progress, step, total_steps)
+                ctx = LayerContext(net, x, layer, acts, rec.targets, rec.logits, sub)
+                maps[layer] = _clean(method.compute_layer(ctx))
+                step += 1
+            else:
+                raise TypeError(f"{type(method).__name__} is neither a RecordedMethod nor a ForwardMethod")
+        results[method.spec.name] = Explanation(
+            method=method.spec.name,
+            maps=maps,
+            layers=tuple(layer_names),
+            targets=rec.targets,
+            logits=rec.logits,
+            probs=probs,
+            input_size=input_size,
+            seconds=shared_seconds + time.perf_counter() - t0,
+            options=dict(method.options),
+        )
+    return results
+
+
+def _sub_progress(progress: Progress | None, step: int, total_steps: int) -> Progress | None:
+    """Scale a per-layer progress ``(done, total)`` into the whole call's [step, step+1) share."""
+    if progress is None:
+        return None
+    scale = 1000
+
+    def sub(done: int, total: int) -> None:
+        frac = (step + (done / total if total else 1.0)) / max(total_steps, 1)
+        progress(int(round(frac * scale * total_steps)), scale * total_steps)
+
+    return sub
+
+
+def explain(
+    model: nn.Module,
+    x: torch.Tensor,
+    method: str | CamMethod = "gradcam",
+    layers: LayerSpec = None,
+    target: TargetSpec = None,
+    *,
+    progress: Progress | None = None,
+    **options: Any,
+) -> Explanation:
+    """Explain ``x`` with one method.
+
+    Args:
+        model: an ``nn.Module`` returning (N, K) logits, or a ``LoadedModel``.
+        x: preprocessed input (N, 3, H, W); never modified.
+        method: registry key (``methods.list_methods()``) or a configured method object.
+        layers: None = the model's default layer; a name or list of names from
+            ``model.named_modules()``; ``"all"`` = every candidate layer.
+        target: None = top-1 class per sample; an int for all samples; N ints (a length mismatch is
+            an error). The explained score is the pre-softmax logit of that class.
+        progress: ``(done, total)`` callback, used by the slow (score) methods.
+        **options: the method's keyword options (e.g. ``seed=3`` for ``random``).
+
+    Returns:
+        An :class:`Explanation` with raw maps per layer.
+    """
+    if isinstance(method, CamMethod):
+        if options:
+            raise TypeError("pass options when constructing the method object, not to explain()")
+        configured = method
+    else:
+        configured = create_method(method, **options)
+    results = explain_many(model, x, [configured], layers=layers, target=target, progress=progress)
+    return results[configured.spec.name]

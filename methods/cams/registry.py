@@ -1,0 +1,177 @@
+"""The one plugin registry of CAM methods.
+
+Every method registers itself with :func:`register_method`, a class decorator that attaches a
+frozen :class:`MethodSpec`. Everything that lists methods asks this module: the dashboard's menus
+and cost warnings, the test parametrisation and the README's method table. Nothing else keeps a
+list of method names.
+
+A user's own module registers a plugin the same way::
+
+    from methods import GradientMethod, register_method
+
+    @register_method(name="my_cam", label="My-CAM", family="gradient",
+                     cost="1 fwd + 1 bwd", paper="https://arxiv.org/abs/...",
+                     summary="Channel weights = max of the gradient.")
+    class MyCam(GradientMethod):
+        def compute(self, activations, gradients):
+            weights = gradients.amax(dim=(2, 3))                          # (N, C)
+            return torch.einsum("nc,nchw->nhw", weights, activations)      # (N, h, w)
+
+Importing that module is all it takes: ``methods.explain(model, x, method="my_cam")`` works.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, TypeVar
+
+from methods.errors import GradLensError
+
+__all__ = [
+    "Family",
+    "MethodSpec",
+    "UnknownMethodError",
+    "register_method",
+    "get_method",
+    "list_methods",
+    "create_method",
+    "suggest",
+]
+
+Family = Literal["gradient", "score", "baseline"]
+FAMILIES: tuple[str, ...] = ("gradient", "score", "baseline")
+_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class UnknownMethodError(GradLensError, ValueError):
+    """A method name that is not registered; the message suggests the closest names."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a registered method is, for menus, cost warnings, tests and the README.
+
+    Attributes:
+        name: registry key, lower_snake (``"gradcampp"``).
+        label: display name (``"Grad-CAM++"``).
+        family: ``"gradient"`` (one forward + one backward), ``"score"`` (many forwards, no
+            gradients) or ``"baseline"`` (a reference that a real method must beat).
+        needs_gradients: whether the method reads gradients of the layer.
+        cost: human cost note (``"1 fwd + 1 bwd"``, ``"C/batch forwards"``).
+        paper: URL of the paper (empty for baselines without one).
+        summary: one line saying how the map is made.
+        cls: the implementing class (a :class:`methods.cams.base.CamMethod` subclass).
+    """
+
+    name: str
+    label: str
+    family: Family
+    needs_gradients: bool
+    cost: str
+    paper: str
+    summary: str
+    cls: type
+
+    @property
+    def is_slow(self) -> bool:
+        """True for methods that run many forward passes (the dashboard warns before them)."""
+        return self.family == "score"
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+_C = TypeVar("_C", bound=type)
+
+
+def register_method(
+    *,
+    name: str,
+    label: str,
+    family: Family,
+    cost: str,
+    summary: str,
+    paper: str = "",
+    needs_gradients: bool | None = None,
+) -> Callable[[_C], _C]:
+    """Class decorator: register a CAM method under ``name`` with a frozen spec.
+
+    Args:
+        name: lower_snake key, unique.
+        label: display name.
+        family: one of ``"gradient"``, ``"score"``, ``"baseline"``.
+        cost: human cost note.
+        summary: one-line description.
+        paper: paper URL.
+        needs_gradients: defaults to ``family == "gradient"``.
+
+    Returns:
+        The decorator; it sets ``cls.spec`` and returns the class unchanged otherwise.
+
+    Raises:
+        ValueError: a malformed name, an unknown family, or a name already taken by another class.
+    """
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        raise ValueError(f"method name {name!r} must be lower_snake_case, e.g. 'my_cam'")
+    if family not in FAMILIES:
+        raise ValueError(f"family={family!r} is not one of {list(FAMILIES)}")
+
+    def decorator(cls: _C) -> _C:
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
+            raise ValueError(
+                f"method name {name!r} is already registered by {existing.cls.__module__}."
+                f"{existing.cls.__qualname__}; choose another name"
+            )
+        spec = MethodSpec(
+            name=name,
+            label=label,
+            family=family,
+            needs_gradients=(family == "gradient") if needs_gradients is None else needs_gradients,
+            cost=cost,
+            paper=paper,
+            summary=summary,
+            cls=cls,
+        )
+        cls.spec = spec  # type: ignore[attr-defined]
+        _REGISTRY[name] = spec
+        return cls
+
+    return decorator
+
+
+def suggest(value: str, choices: list[str], n: int = 3) -> str:
+    """A short "did you mean" phrase for ``value`` among ``choices`` (may be empty)."""
+    close = difflib.get_close_matches(str(value).lower(), [c.lower() for c in choices], n=n, cutoff=0.5)
+    lookup = {c.lower(): c for c in choices}
+    close = [lookup[c] for c in close]
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+def get_method(name: str) -> MethodSpec:
+    """The spec registered under ``name``.
+
+    Raises:
+        UnknownMethodError: ``name`` is not registered; the message lists the closest names and all
+            registered names.
+    """
+    spec = _REGISTRY.get(name) if isinstance(name, str) else None
+    if spec is None:
+        names = sorted(_REGISTRY)
+        raise UnknownMethodError(
+            f"unknown method {name!r}.{suggest(str(name), names)} Registered methods: {', '.join(names)}"
+        )
+    return spec
+
+
+def list_methods(family: Family | None = None) -> list[MethodSpec]:
+    """Registered methods in registration order, optionally of one family."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"family={family!r} is not one of {list(FAMILIES)}")
+    return [s for s in _REGISTRY.values() if family is None or s.family == family]
+
+
+def create_method(name: str, **options: Any):
+    """Instantiate the method ``name`` with validated keyword options."""
+    return get_method(name).cls(**options)

@@ -1,0 +1,418 @@
+"""Faithfulness of a saliency map: deletion / insertion curves, their AUC, Average Drop and
+Increase in Confidence.
+
+Every function here is a pure function of (model, image, map, target, options): it does not care
+which method made the map, so a CAM, a reference map or a map drawn by hand are scored the same way.
+
+Deletion and insertion (RISE, Petsiuk et al., BMVC 2018, https://arxiv.org/abs/1806.07421)
+------------------------------------------------------------------------------------------------
+The map ``M`` (h, w) is upsampled bilinearly (``align_corners=False``) to the input's H x W and
+the N = H*W pixels are ranked by descending value. Ties are broken by pixel index (row-major,
+lower index first): the order is ``torch.argsort(-M, stable=True)``. A NaN in the map ranks last.
+
+With ``steps`` = S, step ``i`` (i = 0..S) perturbs the first ``k_i = round(i * N / S)`` pixels of
+that order (all channels of a pixel together; round half up):
+
+* deletion:  ``x_i = where(rank < k_i, b, x)``   — the most salient pixels are replaced by the
+  baseline ``b`` first;
+* insertion: ``x_i = where(rank < k_i, x, b)``   — starting from ``b`` (by default a blurred copy
+  of ``x``), the most salient pixels are put back first.
+
+The curve is ``p_i = softmax(f(x_i))[c]``, the probability of the explained class ``c``, against
+the fraction ``f_i = k_i / N``; its AUC is the trapezoid rule ``sum_i (f_{i+1} - f_i)(p_i + p_{i+1})/2``,
+in [0, 1]. A faithful map gives a LOW deletion AUC (the class collapses once its evidence is gone)
+and a HIGH insertion AUC.
+
+Baselines ``b`` (all in the model's normalized input space, the space of ``x``):
+
+* ``"zero"``  — zeros, i.e. the dataset-mean colour of a mean/std-normalized model (RISE's deletion);
+* ``"mean"``  — the per-channel mean of this image (its mean colour);
+* ``"blur"``  — a Gaussian blur of this image (RISE's insertion start): separable kernel,
+  sigma = ``blur_sigma`` pixels (default ``0.05 * max(H, W)``: 11.2 px at 224^2, 6.4 px at 128^2),
+  truncated at 3 sigma (kernel size ``2 * ceil(3 sigma) + 1``), reflect padding. Blurring commutes
+  with per-channel normalization (the kernel sums to 1), so blurring ``x`` equals normalizing the
+  blurred RGB image.
+  Deviation: RISE uses an 11 x 11 kernel with sigma 5 and zero padding at 224^2, a kernel cut at
+  one sigma; ours is a proper Gaussian whose width scales with the image.
+* a tensor of ``x``'s shape — any substrate you like.
+
+Deletion's default baseline is ``"zero"``, insertion's ``"blur"`` (RISE's protocol).
+
+Average Drop and Increase in Confidence (Grad-CAM++, Chattopadhyay et al., WACV 2018,
+https://arxiv.org/abs/1710.11063)
+------------------------------------------------------------------------------------------------
+``E = L ⊙ x`` with ``L`` the map upsampled to H x W, rectified and min-max scaled to [0, 1]
+(:func:`methods.viz.normalize.normalize`). With ``Y = p_c(x)`` and ``O = p_c(E)`` (softmax
+probabilities), per image ``drop = max(0, Y - O) / Y * 100`` and ``increase = [O > Y]``; the
+Average Drop and Increase in Confidence of a data set are their means (the latter x100 as a %).
+
+Masking space (``space``):
+
+* ``"input"`` (default) — ``E = L * x`` in the model's normalized input space: a masked-out pixel
+  becomes 0, the dataset-mean colour (the same convention as the ``"zero"`` baseline and torch-cam).
+* ``"pixel"`` — ``E = normalize(L * rgb)`` with ``rgb = x * std + mean`` in [0, 1]: a masked-out
+  pixel becomes black, the paper's literal ``L ∘ I``. Needs the model's ``mean`` / ``std``
+  (taken from a ``LoadedModel`` or passed in).
+
+Deviation: the default masks in the normalized space (fading to the mean colour, not to black),
+which works for any model; ``space="pixel"`` is the paper's version.
+
+Speed
+-----
+Perturbed images go through the model in chunks of ``batch_size`` under ``torch.inference_mode()``,
+never all at once. For the duration of a call the model is in eval mode and its 4-D weights are
+held in channels_last layout (measured faster for convolutions on CPU); the original weight
+tensors, memory layout and train/eval flags are put back afterwards. ``precision="bf16"`` adds
+bfloat16 autocast (fast only on CPUs with AMX / avx512_bf16; see docs/faithfulness.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from methods.metrics.perturbation import (
+    BASELINES,
+    KINDS,
+    PRECISIONS,
+    BaselineSpec,
+    Kind,
+    Precision,
+    Progress,
+    _baseline_tensor,
+    _check_choice,
+    _check_int,
+    _check_map,
+    _check_target,
+    _check_x,
+    _perturb,
+    _prepared,
+    _probs,
+    _ranks,
+    _step_counts,
+    _unwrap_model,
+    blur,
+    perturbation_order,
+    perturbed_image,
+    upsample,
+)
+
+__all__ = [
+    "BASELINES",
+    "PRECISIONS",
+    "Curve",
+    "ConfidenceChange",
+    "deletion_curve",
+    "insertion_curve",
+    "reference_maps",
+    "reference_curves",
+    "confidence_change",
+    "auc",
+    "blur",
+    "perturbation_order",
+    "perturbed_image",
+]
+
+Space = Literal["input", "pixel"]
+SPACES: tuple[str, ...] = ("input", "pixel")
+
+
+@dataclass(frozen=True, eq=False)
+class Curve:
+    """One deletion or insertion curve.
+
+    Attributes:
+        kind: ``"deletion"`` or ``"insertion"``.
+        fractions: (steps+1,) float64, share of pixels perturbed at each point, 0 .. 1.
+        scores: (steps+1,) float64, softmax probability of ``target`` at each point.
+        counts: (steps+1,) int64, number of pixels perturbed at each point.
+        auc: trapezoid area under ``scores`` over ``fractions``, in [0, 1].
+        target: the explained class.
+        baseline: ``"zero" | "mean" | "blur" | "tensor"``.
+        steps: number of steps.
+        precision: ``"fp32"`` or ``"bf16"``.
+    """
+
+    kind: str
+    fractions: np.ndarray
+    scores: np.ndarray
+    counts: np.ndarray
+    auc: float
+    target: int
+    baseline: str
+    steps: int
+    precision: str
+
+
+@dataclass(frozen=True)
+class ConfidenceChange:
+    """Grad-CAM++'s per-image confidence numbers for one map.
+
+    Attributes:
+        score: ``Y``, softmax probability of the target on the image.
+        masked_score: ``O``, the same on the explanation map ``E = L ⊙ x``.
+        drop: ``max(0, Y - O) / Y * 100`` (percent; 0 when ``Y`` is 0).
+        increase: ``O > Y``.
+        space: ``"input"`` or ``"pixel"`` (where the masking happened).
+    """
+
+    score: float
+    masked_score: float
+    drop: float
+    increase: bool
+    space: str
+
+
+
+
+def reference_maps(size: tuple[int, int], *, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The two information-free reference maps that a real method must beat.
+
+    * ``"random"`` — i.i.d. uniform noise on an (h, w) grid from ``torch.Generator().manual_seed(seed)``
+      (once upsampled, a random order of blobs of the grid's cell size: chance level);
+    * ``"centre"`` — :func:`methods.cams.baselines.centre_gaussian` (the ``centre`` method's map).
+
+    Args:
+        size: (h, w) of the grid; pass the explained map's own shape so the references are as
+            coarse as the method's map.
+        seed: generator seed of the random map.
+
+    Returns:
+        name -> (h, w) float32 map.
+    """
+    from methods.cams.baselines import centre_gaussian
+
+    h, w = (_check_int("size[0]", size[0], 1), _check_int("size[1]", size[1], 1))
+    gen = torch.Generator().manual_seed(int(seed))
+    return {"random": torch.rand(h, w, generator=gen), "centre": centre_gaussian(h, w)}
+
+
+
+def auc(fractions: Any, scores: Any) -> float:
+    """Trapezoid area under ``scores`` over ``fractions`` (1-D, same length >= 2)."""
+    f = np.asarray(fractions, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    if f.ndim != 1 or f.shape != s.shape or f.size < 2:
+        raise ValueError(f"fractions and scores must be 1-D of equal length >= 2; got {f.shape} and {s.shape}")
+    return float(np.sum(np.diff(f) * (s[1:] + s[:-1]) / 2.0))
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+def _curve(
+    kind: str,
+    model: Any,
+    x: Any,
+    saliency: Any,
+    target: Any,
+    *,
+    steps: int,
+    baseline: Any,
+    batch_size: int,
+    precision: str,
+    blur_sigma: float | None,
+    progress: Progress | None,
+) -> Curve:
+    net = _unwrap_model(model)
+    x = _check_x(x)
+    steps = _check_int("steps", steps, 1)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    _check_choice("precision", precision, PRECISIONS)
+    sal = _check_map(saliency)
+    substrate, baseline_name = _baseline_tensor(x, baseline, blur_sigma)  # (1, C, H, W)
+    _, _, h, w = x.shape
+    n = h * w
+    rank = _ranks(sal, h, w).to(x.device)  # (1, 1, H, W)
+    counts = _step_counts(n, steps)  # (S+1,)
+
+    scores = torch.empty(steps + 1, dtype=torch.float64)
+    with _prepared(net):
+        # the target is checked against the model's output of the first chunk
+        for start in range(0, steps + 1, batch_size):
+            stop = min(start + batch_size, steps + 1)
+            k = counts[start:stop].to(x.device).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
+            batch = _perturb(kind, x, substrate, rank < k)  # (B, C, H, W)
+            p = _probs(net, batch, None, precision)  # (B, K)
+            if start == 0:
+                target = _check_target(target, p.shape[1])
+            scores[start:stop] = p[:, target].cpu()
+            if progress is not None:
+                progress(stop, steps + 1)
+    fractions = counts.double() / n
+    f_np, s_np = fractions.numpy(), scores.numpy()
+    return Curve(
+        kind=kind,
+        fractions=_readonly(f_np.copy()),
+        scores=_readonly(s_np.copy()),
+        counts=_readonly(counts.numpy().copy()),
+        auc=auc(f_np, s_np),
+        target=int(target),
+        baseline=baseline_name,
+        steps=steps,
+        precision=precision,
+    )
+
+
+def deletion_curve(
+    model: Any,
+    x: torch.Tensor,
+    saliency: Any,
+    target: int,
+    *,
+    steps: int = 50,
+    baseline: BaselineSpec = "zero",
+    batch_size: int = 32,
+    precision: Precision = "fp32",
+    blur_sigma: float | None = None,
+    progress: Progress | None = None,
+) -> Curve:
+    """RISE deletion curve: remove the most salient pixels first; a faithful map drops fast (low AUC).
+
+    Args:
+        model: an ``nn.Module`` returning (N, K) logits, or a ``LoadedModel`` (uses ``.model``).
+        x: one preprocessed image, (1, C, H, W) or (C, H, W); never modified.
+        saliency: (h, w) raw map (tensor or array, any scale and sign); upsampled bilinearly to (H, W).
+        target: the explained class (int in [0, K)).
+        steps: number of equal steps S >= 1; the curve has S+1 points.
+        baseline: ``"zero"`` (default), ``"mean"``, ``"blur"`` or a tensor of x's shape: what a
+            removed pixel becomes (see the module docstring).
+        batch_size: perturbed images per forward (>= 1).
+        precision: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast).
+        blur_sigma: sigma in pixels of the ``"blur"`` baseline (default 0.05 * max(H, W)).
+        progress: ``(done, total)`` callback after every chunk.
+
+    Returns:
+        A :class:`Curve` (``kind="deletion"``).
+
+    Raises:
+        ValueError: bad ``steps``, ``baseline``, ``batch_size``, ``precision``, ``target``, map rank
+            or ``x`` shape (the message names the argument, the value and the valid choices).
+    """
+    return _curve(
+        "deletion", model, x, saliency, target, steps=steps, baseline=baseline, batch_size=batch_size,
+        precision=precision, blur_sigma=blur_sigma, progress=progress,
+    )
+
+
+def insertion_curve(
+    model: Any,
+    x: torch.Tensor,
+    saliency: Any,
+    target: int,
+    *,
+    steps: int = 50,
+    baseline: BaselineSpec = "blur",
+    batch_size: int = 32,
+    precision: Precision = "fp32",
+    blur_sigma: float | None = None,
+    progress: Progress | None = None,
+) -> Curve:
+    """RISE insertion curve: from the baseline (default a blurred copy), put back the most salient
+    pixels first; a faithful map rises fast (high AUC).
+
+    Arguments, return value and errors as :func:`deletion_curve`; ``baseline`` is the starting
+    image, default ``"blur"``.
+    """
+    return _curve(
+        "insertion", model, x, saliency, target, steps=steps, baseline=baseline, batch_size=batch_size,
+        precision=precision, blur_sigma=blur_sigma, progress=progress,
+    )
+
+
+def reference_curves(
+    model: Any,
+    x: torch.Tensor,
+    target: int,
+    *,
+    kind: Kind = "deletion",
+    size: tuple[int, int] = (16, 16),
+    seed: int = 0,
+    **options: Any,
+) -> dict[str, Curve]:
+    """Curves of the :func:`reference_maps` (``"random"``, ``"centre"``), computed exactly like a method's.
+
+    Args:
+        model, x, target: as :func:`deletion_curve`.
+        kind: ``"deletion"`` or ``"insertion"``.
+        size: (h, w) of the reference grids; pass the explained map's shape.
+        seed: seed of the random map.
+        **options: the curve options (``steps``, ``baseline``, ``batch_size``, ``precision``, ...).
+
+    Returns:
+        ``{"random": Curve, "centre": Curve}``.
+    """
+    _check_choice("kind", kind, KINDS)
+    fn = deletion_curve if kind == "deletion" else insertion_curve
+    return {name: fn(model, x, m, target, **options) for name, m in reference_maps(size, seed=seed).items()}
+
+
+def _mean_std(model: Any, mean: Any, std: Any, c: int) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = getattr(model, "mean", None) if mean is None else mean
+    std = getattr(model, "std", None) if std is None else std
+    if mean is None or std is None:
+        raise ValueError(
+            "space='pixel' needs the model's normalization: pass a LoadedModel (with .mean/.std) or mean=..., std=..."
+        )
+    m = torch.as_tensor(mean, dtype=torch.float32).flatten()
+    s = torch.as_tensor(std, dtype=torch.float32).flatten()
+    if m.numel() != c or s.numel() != c:
+        raise ValueError(f"mean and std must have {c} values (one per channel); got {m.numel()} and {s.numel()}")
+    return m.view(1, c, 1, 1), s.view(1, c, 1, 1)
+
+
+def confidence_change(
+    model: Any,
+    x: torch.Tensor,
+    saliency: Any,
+    target: int,
+    *,
+    space: Space = "input",
+    mean: Any = None,
+    std: Any = None,
+    precision: Precision = "fp32",
+) -> ConfidenceChange:
+    """Grad-CAM++'s Average Drop term and Increase-in-Confidence indicator for one image.
+
+    ``E = L ⊙ x`` with ``L`` = the map upsampled to (H, W) (bilinear), ReLU, min-max to [0, 1];
+    ``drop = max(0, Y - O) / Y * 100`` and ``increase = O > Y`` with ``Y``, ``O`` the softmax
+    probabilities of ``target`` on ``x`` and on ``E`` (see the module docstring for ``space``).
+
+    Args:
+        model, x, saliency, target, precision: as :func:`deletion_curve`.
+        space: ``"input"`` (mask the normalized input) or ``"pixel"`` (mask the RGB image in [0, 1]
+            and re-normalize; needs ``mean``/``std`` or a LoadedModel).
+        mean, std: per-channel normalization for ``space="pixel"``.
+
+    Returns:
+        A :class:`ConfidenceChange`.
+
+    Raises:
+        ValueError: bad arguments, as :func:`deletion_curve`.
+    """
+    from methods.viz.normalize import normalize
+
+    net = _unwrap_model(model)
+    x = _check_x(x)
+    _check_choice("space", space, SPACES)
+    _check_choice("precision", precision, PRECISIONS)
+    sal = _check_map(saliency)
+    _, c, h, w = x.shape
+    weights = normalize(upsample(sal, (h, w)).float(), mode="minmax", relu=True).to(x.dtype)  # (H, W) in [0, 1]
+    if space == "input":
+        masked = x * weights  # (1, C, H, W)
+    else:
+        m, s = _mean_std(model, mean, std, c)
+        rgb = x * s + m  # (1, C, H, W)
+        masked = (rgb * weights - m) / s  # (1, C, H, W)
+    with _prepared(net):
+        p = _probs(net, torch.cat([x, masked]), None, precision)  # (2, K)
+    target = _check_target(target, p.shape[1])
+    y, o = float(p[0, target]), float(p[1, target])
+    drop = max(0.0, y - o) / y * 100.0 if y > 0 else 0.0
+    return ConfidenceChange(score=y, masked_score=o, drop=drop, increase=o > y, space=space)

@@ -1,0 +1,137 @@
+"""Your own weights for a torchvision architecture: :func:`load_checkpoint`.
+
+The file is read by :mod:`methods.models.weight_files` (``weights_only=True``; nothing in it runs) and
+becomes a :class:`methods.models.catalog.LoadedModel` with ``source="checkpoint"`` and the file's sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Sequence
+
+import torch
+
+from methods.errors import CheckpointError, UnknownModelError
+from methods.models.weight_files import (
+    CheckpointSource,
+    _build,
+    _densenet_keys,
+    _is_safetensors,
+    _read_bytes,
+    _safetensors_load,
+    _state_dict_of,
+    _torch_load,
+)
+from methods.models.catalog import _TORCHVISION, IMAGENET_MEAN, IMAGENET_STD, LoadedModel, _floats3, _size2, _suggest
+
+__all__ = ["load_checkpoint", "checkpoint_architectures"]
+
+
+def _probe_default_layer(arch: str, kwargs: dict, size: tuple[int, int]) -> str:
+    """methods.cams.layers.default_layer on a ``meta``-device copy: shapes only, no arithmetic (a real
+    CPU probe of e.g. GoogLeNet takes seconds)."""
+    from torchvision.models import get_model
+
+    from methods.cams.layers import default_layer
+
+    with torch.device("meta"):
+        return default_layer(get_model(arch, weights=None, **kwargs), input_size=size)
+
+
+def checkpoint_architectures() -> list[str]:
+    """Architecture names :func:`load_checkpoint` accepts: every torchvision classification model,
+    sorted. Only convolutional ones give maps (a ViT has no spatial 4-D layer)."""
+    import torchvision.models as tvm
+
+    return sorted(tvm.list_models(module=tvm))
+
+
+def load_checkpoint(
+    source: CheckpointSource,
+    *,
+    arch: str,
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    input_size: int | tuple[int, int] = (224, 224),
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+    name: str | None = None,
+) -> LoadedModel:
+    """Load your own weights for a torchvision architecture, safely.
+
+    The file must hold a state_dict: ``torch.save(model.state_dict(), path)`` (a dict holding one
+    under ``"state_dict"``, ``"model"`` or ``"model_state_dict"`` also works; a ``module.`` prefix
+    from DataParallel is removed), or a ``.safetensors`` file (recognised by content). It is read
+    with ``torch.load(weights_only=True, map_location="cpu")``: nothing in it is executed.
+
+    Args:
+        source: path, bytes, or binary file-like (a Streamlit upload).
+        arch: a torchvision classification architecture name (``"resnet18"``, ``"vgg16"`` ...).
+        num_classes: outputs of the classifier; must match the file.
+        class_names: one name per class; default ``("class 0", "class 1", ...)``.
+        input_size, mean, std: preprocessing; default 224 x 224 with ImageNet mean/std (what
+            torchvision-style training uses). Set them to your training values.
+        name: the LoadedModel's name; default ``"<arch>-<first 8 hex of sha256>"``.
+
+    Returns:
+        :class:`LoadedModel` with ``source="checkpoint"`` and ``digest`` = sha256 of the bytes.
+
+    Raises:
+        CheckpointError: unreadable or empty file; Python objects that could run code; no
+            state_dict; missing / unexpected keys or shape mismatches (a wrong ``num_classes`` is
+            named as such).
+        UnknownModelError (a ValueError): unknown ``arch``.
+        ValueError: bad ``num_classes``, ``class_names`` length, ``input_size``, ``mean``, ``std``.
+    """
+    archs = checkpoint_architectures()
+    if arch not in archs:
+        raise UnknownModelError(
+            f"unknown arch {arch!r}.{_suggest(arch, archs)} arch must be a torchvision "
+            f"classification model name, e.g. {', '.join(_TORCHVISION)}."
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    if class_names is None:
+        names = tuple(f"class {i}" for i in range(num_classes))
+    else:
+        names = tuple(str(c) for c in class_names)
+        if len(names) != num_classes:
+            raise ValueError(f"class_names has {len(names)} names but num_classes={num_classes}; give one name per class")
+    size = _size2(input_size)
+    mean3, std3 = _floats3(mean, "mean"), _floats3(std, "std")
+
+    data, what = _read_bytes(source)
+    if not data:
+        raise CheckpointError(f"{what[:1].upper() + what[1:]} is empty (0 bytes).")
+    digest = hashlib.sha256(data).hexdigest()
+    kind = "safetensors" if _is_safetensors(data) else "state_dict"
+    try:
+        state = _safetensors_load(data) if kind == "safetensors" else _state_dict_of(_torch_load(data))
+        if not state:
+            raise CheckpointError("the file holds no tensors.")
+    except CheckpointError as exc:
+        raise CheckpointError(f"Cannot load {what}: {exc}") from exc
+    kwargs: dict[str, Any] = {"num_classes": num_classes}
+    if arch in ("googlenet", "inception_v3") and not any(k.startswith(("aux1.", "aux2.", "AuxLogits.")) for k in state):
+        kwargs.update(aux_logits=False, init_weights=False)
+    if arch.startswith("densenet"):
+        state = _densenet_keys(state)
+    model = _build(arch, state, kwargs, context=f"{what[:1].upper() + what[1:]} does not fit arch={arch!r}: ", num_classes=num_classes)
+
+    known = _TORCHVISION.get(arch)
+    layer = known.default_layer if known else _probe_default_layer(arch, kwargs, size)
+    return LoadedModel(
+        name=name or f"{arch}-{digest[:8]}",
+        model=model,
+        input_size=size,
+        mean=mean3,
+        std=std3,
+        class_names=names,
+        default_layer=layer,
+        source="checkpoint",
+        digest=digest,
+        note=(
+            f"{arch} with weights from {what} ({kind}, sha256 {digest[:12]}), {num_classes} classes; "
+            f"input {size[0]}x{size[1]}, mean {mean3}, std {std3}."
+        ),
+    )

@@ -1,0 +1,161 @@
+"""What a report shows, computed from a stored snapshot: rendered maps and deletion/insertion curves.
+
+No HTML here: :mod:`methods.review.report` lays these out. The Review page of the dashboard can use the
+same two functions so that what it shows and what a report shows cannot drift apart.
+
+Curves are read from ``metrics["curves"]``: ``{method: {"deletion" | "insertion": curve}}`` where
+``curve`` is ``{"fractions": [...], "scores": [...], "auc": float}`` (``auc`` optional; other keys
+such as ``baseline`` or ``steps`` are ignored; :class:`methods.metrics.faithfulness.Curve` fields fit) or a
+bare list of scores (fractions then evenly spaced from 0 to 1). Entries in any other shape are
+skipped, not fatal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from methods.viz.normalize import normalize_many
+from methods.viz.render import heatmap, overlay
+from methods.review.records import Snapshot
+
+__all__ = ["CURVE_KINDS", "RenderedMap", "StoredCurve", "display_ranges", "fit_image", "rendered_maps", "curves_of"]
+
+CURVE_KINDS: tuple[str, ...] = ("deletion", "insertion")
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class RenderedMap:
+    """One stored map, normalized and drawn with the snapshot's settings."""
+
+    method: str
+    layer: str
+    raw: np.ndarray  # (h, w) float32, as stored
+    normalized: np.ndarray  # (h, w) float32
+    value_range: tuple[float, float]  # the colormap's two ends
+    heatmap: np.ndarray  # (H, W, 3) uint8
+    overlay: np.ndarray  # (H, W, 3) uint8
+
+
+def display_ranges(maps: Sequence[np.ndarray], *, mode: str, relu: bool, scope: str) -> list[tuple[float, float]]:
+    """The value range each normalized map is drawn with (the dashboard's rule).
+
+    ``minmax``/``percentile`` -> [0, 1]; ``max`` -> [0, 1] after ReLU, [-1, 1] without (0 stays at
+    the colormap's middle); ``raw`` -> the map's own min..max, one range for all with ``scope="shared"``.
+    """
+
+    def own(arrays: Sequence[np.ndarray]) -> tuple[float, float]:
+        finite = [a[np.isfinite(a)] for a in arrays]
+        finite = [a for a in finite if a.size]
+        if not finite:
+            return (0.0, 1.0)
+        lo, hi = float(min(a.min() for a in finite)), float(max(a.max() for a in finite))
+        return (lo, hi) if hi > lo else (lo, lo + 1.0)
+
+    if mode in ("minmax", "percentile"):
+        return [(0.0, 1.0)] * len(maps)
+    if mode == "max":
+        return [(0.0, 1.0) if relu else (-1.0, 1.0)] * len(maps)
+    if scope == "shared":
+        return [own(maps)] * len(maps)
+    return [own([m]) for m in maps]
+
+
+def fit_image(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Downscale (never upscale) so the long side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return image
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+
+
+def rendered_maps(snapshot: Snapshot, *, max_side: int | None = None, image: np.ndarray | None = None) -> list[RenderedMap]:
+    """Every stored map of ``snapshot`` as heatmap and overlay, in stored order.
+
+    With ``scope="shared"`` the normalization scale is shared by all maps of the snapshot.
+
+    Args:
+        max_side: draw at the image downscaled to this long side (``None``: full size).
+        image: the decoded image, if the caller already has it.
+    """
+    img = fit_image(snapshot.image_array() if image is None else image, max_side)
+    keys = [(method, layer) for method, layers in snapshot.maps.items() for layer in layers]
+    raws = [snapshot.maps[m][l] for m, l in keys]
+    norm = snapshot.normalization
+    normalized = normalize_many(raws, mode=norm.mode, relu=norm.relu, scope=norm.scope, percentiles=norm.percentiles)
+    ranges = display_ranges(normalized, mode=norm.mode, relu=norm.relu, scope=norm.scope)
+    out = []
+    for (method, layer), raw, n, vr in zip(keys, raws, normalized, ranges):
+        out.append(
+            RenderedMap(
+                method=method,
+                layer=layer,
+                raw=raw,
+                normalized=n,
+                value_range=vr,
+                heatmap=heatmap(n, img.shape[:2], colormap=snapshot.colormap, value_range=vr),
+                overlay=overlay(img, n, colormap=snapshot.colormap, alpha=snapshot.alpha, value_range=vr),
+            )
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- curves
+
+
+@dataclass(frozen=True)
+class StoredCurve:
+    """One deletion or insertion curve read from a snapshot's metrics."""
+
+    method: str
+    kind: str  # "deletion" | "insertion"
+    fractions: tuple[float, ...]
+    scores: tuple[float, ...]
+    auc: float | None
+
+
+def _floats(values: Any) -> tuple[float, ...] | None:
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+        return None
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
+
+
+def curves_of(metrics: Mapping[str, Any]) -> list[StoredCurve]:
+    """The curves in ``metrics["curves"]`` (format in the module docstring); malformed ones skipped."""
+    found = metrics.get("curves") if isinstance(metrics, Mapping) else None
+    if not isinstance(found, Mapping):
+        return []
+    out = []
+    for method, kinds in found.items():
+        if not isinstance(kinds, Mapping):
+            continue
+        for kind in CURVE_KINDS:
+            entry = kinds.get(kind)
+            auc = None
+            if isinstance(entry, Mapping):
+                scores, fractions = _floats(entry.get("scores")), _floats(entry.get("fractions"))
+                try:
+                    auc = float(entry["auc"]) if entry.get("auc") is not None else None
+                except (TypeError, ValueError):
+                    auc = None
+            else:
+                scores, fractions = _floats(entry), None
+            if not scores:
+                continue
+            if fractions is None:
+                fractions = tuple(np.linspace(0.0, 1.0, len(scores)).tolist())
+            if len(fractions) != len(scores):
+                continue
+            out.append(StoredCurve(method=str(method), kind=kind, fractions=fractions, scores=scores, auc=auc))
+    return out
