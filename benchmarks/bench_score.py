@@ -40,7 +40,7 @@ import torch
 import torchvision
 
 import methods
-import methods.cams.score.family  # noqa: F401  (registers the family until methods/__init__.py imports it)
+import methods.cams.score  # noqa: F401
 from methods.cams.base import LayerContext
 
 LAYER = "layer4"

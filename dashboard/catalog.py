@@ -17,7 +17,7 @@ import torch
 import methods
 from methods.metrics import faithfulness
 from methods.data import samples
-from methods.models import catalog as zoo
+from methods import models as zoo
 
 __all__ = [
     "ModelChoice",
@@ -152,7 +152,7 @@ def model_choices() -> list[ModelChoice]:
 
 
 def load_model(name: str):
-    """A catalog model as a ``methods.models.catalog.LoadedModel``."""
+    """A catalog model as a ``methods.models.loaded.LoadedModel``."""
     return zoo.load_model(name)
 
 

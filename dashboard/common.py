@@ -135,7 +135,7 @@ class ModelHandle:
     """A loaded model shared by every session, and the lock that serialises its use."""
 
     id: str
-    loaded: Any  # methods.models.catalog.LoadedModel
+    loaded: Any  # methods.models.loaded.LoadedModel
     lock: threading.Lock
 
     @property

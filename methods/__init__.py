@@ -3,35 +3,59 @@
 The public face of the library::
 
     import methods
-    exp = methods.explain(model, x, method="gradcam", layers=None, target=None)
+    exp = methods.explain(model, x, "gradcam", layers=None, target=None)
     maps = methods.explain_many(model, x, methods=["gradcam", "gradcampp"], layers="all")
     [spec.name for spec in methods.list_methods()]
+
+The rooms behind it (each imports only from rooms below it):
+
+==================  =====================================================================
+``errors``          every exception class; all derive from :class:`GradLensError`
+``_torch``          shared torch helpers (eval mode, hook scope, upsample, forward runner)
+``cams``            registry, options, recorder, layers, explain, the methods
+``viz``             normalization, rendering, display ranges
+``models``          LoadedModel, the catalog, checkpoints, the bundled scene networks
+``data``            safe image input, the synthetic scenes, the sample gallery
+``metrics``         faithfulness, perturbation, localization
+``review``          the snapshot store and its reports
+``cli``             the evaluate command and the README method table
+==================  =====================================================================
 
 Method discovery is explicit: the imports below register the built-in methods. A user's module
 registers its own with :func:`register_method` the same way.
 """
 
-from methods.errors import GradLensError
-from methods.cams.registry import MethodSpec, UnknownMethodError, create_method, get_method, list_methods, register_method
+from methods.errors import (
+    GradLensError,
+    LayerError,
+    OptionError,
+    RecorderError,
+    TargetError,
+    UnknownMethodError,
+)
+from methods._torch import bf16_is_native
+from methods.cams.registry import MethodSpec, create_method, get_method, list_methods, register_method
+from methods.cams.options import Options, option
 from methods.cams.base import CamMethod, ForwardMethod, GradientMethod, LayerContext, RecordedMethod
-from methods.cams.recorder import LayerError, RecorderError, Recording, TargetError, record
+from methods.cams.recorder import Recording, record
 from methods.cams.explain import Explanation, explain, explain_many
 
 # built-in methods: importing registers them, in this order
 from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM
-from methods.cams.score import family as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
+from methods.cams import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
 from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
 
 from methods.viz.normalize import normalize, normalize_many
 from methods.viz.render import COLORMAPS, render_views
 from methods.cams.layers import LayerInfo, candidate_layers, default_layer
 from methods.data.images import load_image
-from methods.models.catalog import LoadedModel, list_models, load_checkpoint, load_model
+from methods.models import LoadedModel, list_models, load_checkpoint, load_model
 from methods.metrics.faithfulness import confidence_change, deletion_curve, insertion_curve, reference_curves
 from methods.metrics.localization import energy_pointing_game, pointing_game
 
 __all__ = [
     "GradLensError",
+    "OptionError",
     "UnknownMethodError",
     "LayerError",
     "TargetError",
@@ -41,6 +65,8 @@ __all__ = [
     "get_method",
     "list_methods",
     "create_method",
+    "Options",
+    "option",
     "CamMethod",
     "RecordedMethod",
     "GradientMethod",
@@ -69,4 +95,5 @@ __all__ = [
     "confidence_change",
     "pointing_game",
     "energy_pointing_game",
+    "bf16_is_native",
 ]

@@ -1,21 +1,62 @@
-"""The exception types of GradLens.
+"""Every exception (and warning) class of GradLens, and the one "did you mean" helper.
 
 Every error the library raises on purpose derives from :class:`GradLensError`, so a caller (the
-dashboard, the batch command) can catch one type and show the library's own message. Messages
-say what was wrong and what to do about it.
+dashboard, the batch command) catches one type and shows the library's own message; anything
+else that escapes is a bug. Messages say what was wrong, the bad value, and what to do.
 
-The specific subclasses live here too, so that any module can raise them without importing the
-module that usually does (no import cycles).
+Several classes also derive from the built-in they refine (``OptionError`` is a ``ValueError``,
+``WrongTypeError`` a ``TypeError``, ``SnapshotNotFound`` a ``KeyError`` ...), so code written
+against the built-ins keeps working.
+
+=========================== ================================================================
+class                       raised when
+=========================== ================================================================
+OptionError                 an argument or method option has a bad value (ValueError)
+WrongTypeError              an argument has the wrong type (OptionError and TypeError)
+InputError                  the input tensor or image array cannot be explained (ValueError)
+UnknownMethodError          a method name that is not registered (ValueError)
+LayerError                  a layer that is not a module of the model or gives no map (ValueError)
+TargetError                 a target class that does not fit the batch or the model (ValueError)
+RecorderError               a forward pass without one clean activation/gradient pair (RuntimeError)
+ScoreError                  the model does not behave as a score-family method needs (RuntimeError)
+UnknownModelError           a model or architecture name GradLens does not know (ValueError)
+WeightsNotAvailableError    pretrained weights are not on this machine
+MissingWeightsError         a bundled weight file is missing (also FileNotFoundError)
+CheckpointError             a weight file cannot be loaded safely or does not fit
+BadWeightsError             a bundled weight file is unreadable (CheckpointError, ValueError)
+ImageError                  a file is not an image GradLens can read safely
+SnapshotError               the review store refused a snapshot, comment or verdict
+SnapshotNotFound            no snapshot has this id (SnapshotError, KeyError)
+=========================== ================================================================
+
+Warnings: :class:`ScoreWarning` (a score-family method took a slower route).
 """
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 __all__ = [
     "GradLensError",
-    "WeightsNotAvailableError",
+    "OptionError",
+    "WrongTypeError",
+    "InputError",
+    "UnknownMethodError",
+    "LayerError",
+    "TargetError",
+    "RecorderError",
+    "ScoreError",
     "UnknownModelError",
+    "WeightsNotAvailableError",
+    "MissingWeightsError",
     "CheckpointError",
+    "BadWeightsError",
     "ImageError",
+    "SnapshotError",
+    "SnapshotNotFound",
+    "ScoreWarning",
+    "suggest",
 ]
 
 
@@ -23,11 +64,38 @@ class GradLensError(Exception):
     """Base class of every error GradLens raises on purpose."""
 
 
-class WeightsNotAvailableError(GradLensError):
-    """Pretrained weights are not on this machine and downloading was not allowed.
+class OptionError(GradLensError, ValueError):
+    """An argument or a method option has a bad value; the message names it, the value and the
+    valid choices (also a ``ValueError``)."""
 
-    The message names the exact file that is expected and how to put it there.
-    """
+
+class WrongTypeError(OptionError, TypeError):
+    """An argument has the wrong type (also a ``TypeError``)."""
+
+
+class InputError(GradLensError, ValueError):
+    """The input (a tensor ``x``, an image array) cannot be explained: wrong shape, dtype, or
+    non-finite values (also a ``ValueError``)."""
+
+
+class UnknownMethodError(GradLensError, ValueError):
+    """A method name that is not registered; the message suggests the closest names."""
+
+
+class LayerError(GradLensError, ValueError):
+    """A layer name that is not a module of the model, or that cannot be recorded."""
+
+
+class TargetError(GradLensError, ValueError):
+    """A target class that does not fit the batch or the model's classes."""
+
+
+class RecorderError(GradLensError, RuntimeError):
+    """The forward pass did not give one clean (activation, gradient) pair per layer."""
+
+
+class ScoreError(GradLensError, RuntimeError):
+    """The model did not behave as a score-family method needs (e.g. it returned no logits)."""
 
 
 class UnknownModelError(GradLensError, ValueError):
@@ -37,9 +105,60 @@ class UnknownModelError(GradLensError, ValueError):
     """
 
 
+class WeightsNotAvailableError(GradLensError):
+    """Pretrained weights are not on this machine and downloading was not allowed (or failed).
+
+    The message names the exact file that is expected and how to put it there.
+    """
+
+
+class MissingWeightsError(WeightsNotAvailableError, FileNotFoundError):
+    """The weight file of a bundled model is not there (also a ``FileNotFoundError``)."""
+
+
 class CheckpointError(GradLensError):
-    """An uploaded checkpoint cannot be loaded safely or does not fit the architecture."""
+    """A checkpoint cannot be loaded safely or does not fit the architecture."""
+
+
+class BadWeightsError(CheckpointError, ValueError):
+    """The weight file of a bundled model is unreadable or does not fit the architecture."""
 
 
 class ImageError(GradLensError):
     """An input file is not an image GradLens can read safely (empty, truncated, too large...)."""
+
+
+class SnapshotError(GradLensError):
+    """A snapshot, comment or verdict was refused (too long, empty, wrong type...), or the
+    database cannot be used (newer schema, not SQLite, no WAL)."""
+
+
+class SnapshotNotFound(SnapshotError, KeyError):
+    """No snapshot has this id, or the id is malformed. Also a ``KeyError``."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "snapshot not found"
+
+
+class ScoreWarning(UserWarning):
+    """A score-family method took a slower route than it could (the message says why).
+
+    The dashboard records these with ``warnings.catch_warnings(record=True)`` and shows them.
+    """
+
+
+def suggest(value: object, choices: Iterable[str], n: int = 3) -> str:
+    """A short " Did you mean ...?" phrase for ``value`` among ``choices`` ("" when none is close).
+
+    Matching is case-insensitive (difflib ratio >= 0.5); the suggestions keep their own case.
+
+    Examples:
+        >>> suggest("gradcamm", ["gradcam", "gradcampp", "scorecam"])
+        " Did you mean 'gradcam', 'gradcampp', 'scorecam'?"
+        >>> suggest("xyz", ["gradcam"])
+        ''
+    """
+    choices = list(choices)
+    lookup = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(str(value).lower(), list(lookup), n=n, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(lookup[c]) for c in close)}?" if close else ""

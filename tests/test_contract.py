@@ -15,7 +15,7 @@ FAST_OPTIONS = {"batch_size": 16, "num_samples": 2, "steps": 2}
 
 
 def _options(spec):
-    return {k: v for k, v in FAST_OPTIONS.items() if k in spec.cls.OPTIONS}
+    return {k: v for k, v in FAST_OPTIONS.items() if k in spec.option_names}
 
 
 @pytest.fixture(scope="module")

@@ -324,7 +324,7 @@ st.write("still running")
 
 
 def test_model_without_weights_names_the_expected_file():
-    from methods.models import catalog as zoo
+    from methods import models as zoo
 
     missing = next((e for e in zoo.list_models() if e.source == "torchvision" and not e.available), None)
     if missing is None:

@@ -38,7 +38,7 @@ class Tiny(nn.Module):
 
 
 def tiny_loaded(classes=CLASS_NAMES, name="tiny"):
-    from methods.models.catalog import LoadedModel
+    from methods.models import LoadedModel
 
     torch.manual_seed(0)
     return LoadedModel(

@@ -80,7 +80,7 @@ def test_bad_registrations():
 def test_option_validation():
     with pytest.raises(TypeError, match="valid options: seed"):
         methods.create_method("random", sed=1)
-    with pytest.raises(ValueError, match="seed must be an int"):
+    with pytest.raises(ValueError, match="seed=.a. is not valid; expected an int"):
         methods.create_method("random", seed="a")
-    with pytest.raises(ValueError, match="sigma must be a number > 0"):
+    with pytest.raises(ValueError, match="sigma=0 is not valid; expected a number > 0"):
         methods.create_method("centre", sigma=0)

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import methods
-import methods.cams.score.family  # registers the family until methods/__init__.py imports it
+import methods.cams.score  # noqa: F401
 from methods.cams.base import LayerContext
-from methods.cams.score.family import ablation_path
+from methods.cams.score import ablation_path
 from methods.cams.score.engine import noise
 from tiny_models import count_hooks
 
@@ -472,7 +472,7 @@ def test_ablation_inside_a_residual_block_falls_back_with_a_note():
     x = torch.randn(1, 3, 32, 32)
     ok, why = ablation_path(net, x, "layer4.1.conv2")
     assert not ok and "bypasses the layer" in why
-    with pytest.warns(methods.cams.score.family.ScoreWarning, match="bypasses the layer"):
+    with pytest.warns(methods.cams.score.ScoreWarning, match="bypasses the layer"):
         auto = _explain(net, x, "ablationcam", "layer4.1.conv2", channels=16)
     full = _explain(net, x, "ablationcam", "layer4.1.conv2", channels=16, path="full")
     torch.testing.assert_close(auto, full)
@@ -527,7 +527,7 @@ def test_a_layer_that_raises_midway_leaves_no_trace(name, fail_after):
     net.pool = nn.Sequential(net.flaky, nn.AdaptiveAvgPool2d(1))
     net.train()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", methods.cams.score.family.ScoreWarning)  # Ablation-CAM's fallback note
+        warnings.simplefilter("ignore", methods.cams.score.ScoreWarning)  # Ablation-CAM's fallback note
         with pytest.raises(RuntimeError, match="flaky"):
             methods.explain(net, torch.randn(1, 3, 16, 16), name, layers=["act"], batch_size=1)
     assert net.flaky.calls >= fail_after
@@ -690,18 +690,18 @@ def test_folding_does_not_change_the_map(name, monkeypatch):
                 m.running_var.uniform_(0.5, 2.0)
     x = torch.randn(2, 3, 32, 32)
     opts = dict(channels=20, batch_size=20, **({"num_samples": 2} if name == "sscam" else {}))
-    monkeypatch.setattr(methods.cams.score.family, "FOLD_MIN_ROWS", 10**9)
+    monkeypatch.setattr(methods.cams.score.masked, "FOLD_MIN_ROWS", 10**9)
     plain = _explain(net, x, name, "layer3", **opts)
-    monkeypatch.setattr(methods.cams.score.family, "FOLD_MIN_ROWS", 0)
+    monkeypatch.setattr(methods.cams.score.masked, "FOLD_MIN_ROWS", 0)
     seen = []
 
-    class Spy(methods.cams.score.family.FoldedBatchNorm):
+    class Spy(methods.cams.score.masked.FoldedBatchNorm):
         def __enter__(self):
             out = super().__enter__()
             seen.append(self.pairs)
             return out
 
-    monkeypatch.setattr(methods.cams.score.family, "FoldedBatchNorm", Spy)
+    monkeypatch.setattr(methods.cams.score.masked, "FoldedBatchNorm", Spy)
     folded = _explain(net, x, name, "layer3", **opts)
     assert seen == [20]  # folding really ran
     torch.testing.assert_close(folded, plain, rtol=1e-4, atol=1e-6)
@@ -709,7 +709,7 @@ def test_folding_does_not_change_the_map(name, monkeypatch):
 
 
 def test_fold_is_undone_when_a_forward_raises(monkeypatch):
-    monkeypatch.setattr(methods.cams.score.family, "FOLD_MIN_ROWS", 0)
+    monkeypatch.setattr(methods.cams.score.masked, "FOLD_MIN_ROWS", 0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), FlakyLayer(fail_after=5),
                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
     with pytest.raises(RuntimeError, match="flaky"):
@@ -718,7 +718,7 @@ def test_fold_is_undone_when_a_forward_raises(monkeypatch):
 
 
 def test_bf16_is_native_answers_a_bool():
-    from methods.cams.score.family import bf16_is_native
+    from methods.cams.score import bf16_is_native
 
     assert bf16_is_native("cpu") in (True, False)
     assert bf16_is_native("meta") is False

@@ -21,10 +21,11 @@ import torch
 from torch import nn
 from torchvision.models import get_model, get_model_weights
 
-from methods.models import catalog as zoo
+from methods import models as zoo
 from methods.errors import CheckpointError, GradLensError, UnknownModelError, WeightsNotAvailableError
 from methods.cams.layers import default_layer
-from methods.models.catalog import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, list_models, load_checkpoint, load_model, weights_file
+from methods.models import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, list_models, load_checkpoint, load_model, weights_file
+from methods.models.torchvision_zoo import TORCHVISION
 
 TV_NAMES = ["vgg16", "resnet18", "resnet50", "densenet121", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny"]
 
@@ -103,7 +104,7 @@ def test_catalog_default_layer_matches_the_generic_rule(name):
     shapes only, no arithmetic)."""
     with torch.device("meta"):
         model = get_model(name, weights=None)
-    assert zoo._TORCHVISION[name].default_layer == default_layer(model)
+    assert TORCHVISION[name].default_layer == default_layer(model)
 
 
 def test_model_names_and_checkpoint_architectures():

@@ -13,42 +13,40 @@ separate stage (:mod:`methods.viz.normalize`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from methods._torch import Progress
+from methods.cams.options import NoOptions, Options, build_options
 from methods.cams.registry import MethodSpec
 
 __all__ = ["CamMethod", "RecordedMethod", "GradientMethod", "ForwardMethod", "LayerContext", "Progress"]
-
-Progress = Callable[[int, int], None]
-"""A progress callback: ``progress(done, total)``."""
 
 
 class CamMethod:
     """A configured CAM method. Options are keyword-only and validated at construction.
 
-    Subclasses list their options and defaults in ``OPTIONS`` and may check values in
-    :meth:`validate`. Constructing a method registers no hooks and touches no model.
+    A subclass declares its options as a frozen dataclass (:class:`methods.cams.options.Options`)
+    in ``options_class``; construction builds and validates it (an unknown keyword is a
+    ``WrongTypeError``, a bad value an ``OptionError``, both naming the option and the valid
+    values). Constructing a method registers no hooks and touches no model.
+
+    Attributes:
+        config: the validated options (a frozen dataclass instance).
+        options: the same as a plain dict (what an :class:`methods.Explanation` records).
     """
 
     spec: ClassVar[MethodSpec]
-    OPTIONS: ClassVar[Mapping[str, Any]] = {}
+    options_class: ClassVar[type[Options]] = NoOptions
 
     def __init__(self, **options: Any) -> None:
-        unknown = sorted(set(options) - set(self.OPTIONS))
-        if unknown:
-            valid = ", ".join(sorted(self.OPTIONS)) or "none"
-            raise TypeError(
-                f"{self.spec.label} got unknown option(s) {', '.join(map(repr, unknown))}; "
-                f"valid options: {valid}"
-            )
-        self.options: dict[str, Any] = {**self.OPTIONS, **options}
-        self.validate()
+        self.config = build_options(self.options_class, self.spec.label, options)
 
-    def validate(self) -> None:
-        """Raise ValueError for an option value that makes no sense (override as needed)."""
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.config.as_dict()
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
@@ -82,6 +80,8 @@ class LayerContext:
         targets: explained class per sample (N,).
         logits: the model's logits for ``x`` (N, K), detached.
         progress: callback ``(done, total)`` or None.
+        module: the layer's module, resolved once by :func:`methods.explain_many` (None when a
+            caller builds a context by hand; then methods look it up by name).
     """
 
     model: nn.Module
@@ -91,6 +91,7 @@ class LayerContext:
     targets: torch.Tensor
     logits: torch.Tensor
     progress: Progress | None = None
+    module: nn.Module | None = None
 
 
 class ForwardMethod(CamMethod):

@@ -8,10 +8,28 @@ from __future__ import annotations
 
 import torch
 
+from dataclasses import dataclass
+
 from methods.cams.base import RecordedMethod
+from methods.cams.options import Options, option
 from methods.cams.registry import register_method
 
-__all__ = ["EigenCam", "RandomCam", "CentreCam"]
+__all__ = ["EigenCam", "RandomCam", "CentreCam", "RandomOptions", "CentreOptions", "centre_gaussian"]
+
+
+@dataclass(frozen=True)
+class RandomOptions(Options):
+    """Options of :class:`RandomCam`."""
+
+    seed: int = option(0, "seed of the standard-normal channel weights")
+
+
+@dataclass(frozen=True)
+class CentreOptions(Options):
+    """Options of :class:`CentreCam`."""
+
+    sigma: float = option(0.25, "standard deviation as a fraction of the map's longer side", minimum=0.0,
+                          exclusive_minimum=True)
 
 
 @register_method(
@@ -61,19 +79,14 @@ class RandomCam(RecordedMethod):
 
     A control with the layer's own spatial structure but no knowledge of the class.
 
-    Options:
-        seed: int, the generator seed (default 0). The same seed gives the same weights.
+    Options (:class:`RandomOptions`): ``seed`` (0). The same seed gives the same weights.
     """
 
-    OPTIONS = {"seed": 0}
-
-    def validate(self) -> None:
-        if not isinstance(self.options["seed"], int):
-            raise ValueError(f"seed must be an int; got {self.options['seed']!r}")
+    options_class = RandomOptions
 
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         n, c = activations.shape[:2]
-        gen = torch.Generator().manual_seed(self.options["seed"])
+        gen = torch.Generator().manual_seed(self.config.seed)
         weights = torch.randn(n, c, generator=gen).to(activations)  # (N, C)
         return torch.einsum("nc,nchw->nhw", weights, activations)
 
@@ -91,20 +104,15 @@ class CentreCam(RecordedMethod):
     ``M_ij = exp(-((i - c_i)^2 + (j - c_j)^2) / (2 (sigma * max(h, w))^2))`` with the centre
     ``(c_i, c_j) = ((h-1)/2, (w-1)/2)``.
 
-    Options:
-        sigma: float > 0, the standard deviation as a fraction of the map's side (default 0.25).
+    Options (:class:`CentreOptions`): ``sigma`` (0.25), the standard deviation as a fraction
+    of the map's longer side.
     """
 
-    OPTIONS = {"sigma": 0.25}
-
-    def validate(self) -> None:
-        sigma = self.options["sigma"]
-        if not isinstance(sigma, (int, float)) or not sigma > 0:
-            raise ValueError(f"sigma must be a number > 0; got {sigma!r}")
+    options_class = CentreOptions
 
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         n, _, h, w = activations.shape
-        return centre_gaussian(h, w, sigma=self.options["sigma"]).expand(n, h, w).clone()
+        return centre_gaussian(h, w, sigma=self.config.sigma).expand(n, h, w).clone()
 
 
 def centre_gaussian(h: int, w: int, *, sigma: float = 0.25) -> torch.Tensor:

@@ -67,7 +67,7 @@ class Explanation:
 
 
 def _unwrap(model: Any) -> tuple[nn.Module, str | None]:
-    """Accept an ``nn.Module`` or a :class:`methods.models.catalog.LoadedModel`-like object."""
+    """Accept an ``nn.Module`` or a :class:`methods.models.loaded.LoadedModel`-like object."""
     if isinstance(model, nn.Module):
         return model, None
     inner = getattr(model, "model", None)

@@ -30,8 +30,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
-from methods.errors import GradLensError
-from methods.cams.registry import suggest
+from methods.errors import InputError, LayerError, RecorderError, TargetError, suggest
 
 __all__ = [
     "eval_mode",
@@ -43,18 +42,6 @@ __all__ = [
     "resolve_modules",
     "resolve_targets",
 ]
-
-
-class LayerError(GradLensError, ValueError):
-    """A layer name that is not a module of the model, or that cannot be recorded."""
-
-
-class TargetError(GradLensError, ValueError):
-    """A target class that does not fit the batch or the model's classes."""
-
-
-class RecorderError(GradLensError, RuntimeError):
-    """The forward pass did not give one clean (activation, gradient) pair per layer."""
 
 
 @dataclass(frozen=True)

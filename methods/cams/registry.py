@@ -22,12 +22,12 @@ Importing that module is all it takes: ``methods.explain(model, x, method="my_ca
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, TypeVar
 
-from methods.errors import GradLensError
+from methods.cams.options import OptionInfo, describe
+from methods.errors import OptionError, UnknownMethodError, suggest
 
 __all__ = [
     "Family",
@@ -43,10 +43,6 @@ __all__ = [
 Family = Literal["gradient", "score", "baseline"]
 FAMILIES: tuple[str, ...] = ("gradient", "score", "baseline")
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class UnknownMethodError(GradLensError, ValueError):
-    """A method name that is not registered; the message suggests the closest names."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +69,16 @@ class MethodSpec:
     paper: str
     summary: str
     cls: type
+
+    @property
+    def options(self) -> list[OptionInfo]:
+        """The method's options (name, kind, default, help, valid range), from its frozen
+        options dataclass: what docs, errors and the dashboard's widgets read."""
+        return describe(self.cls.options_class)
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.options)
 
     @property
     def is_slow(self) -> bool:
@@ -139,14 +145,6 @@ def register_method(
         return cls
 
     return decorator
-
-
-def suggest(value: str, choices: list[str], n: int = 3) -> str:
-    """A short "did you mean" phrase for ``value`` among ``choices`` (may be empty)."""
-    close = difflib.get_close_matches(str(value).lower(), [c.lower() for c in choices], n=n, cutoff=0.5)
-    lookup = {c.lower(): c for c in choices}
-    close = [lookup[c] for c in close]
-    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 def get_method(name: str) -> MethodSpec:

@@ -46,7 +46,6 @@ A summary (mean ± std per method x layer, references included) is printed at th
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import pathlib
 import sys
@@ -88,20 +87,9 @@ def _load(model: Any):
     return model
 
 
-def _register_all() -> None:
-    """Import the method families so their registrations exist (score family may land later)."""
-    importlib.import_module("methods")
-    try:
-        importlib.import_module("methods.cams.score.family")
-    except ModuleNotFoundError as exc:
-        if exc.name != "methods.cams.score.family":
-            raise
-
-
 def _check_methods(names: Sequence[str]) -> list[str]:
     from methods.cams.registry import get_method
 
-    _register_all()
     names = [n.strip() for n in names if n and n.strip()]
     if not names:
         raise ValueError("methods is empty; name at least one method, e.g. gradcam")

@@ -1,1 +1,27 @@
-"""models"""
+"""Models ready to explain: :class:`LoadedModel` and where they come from.
+
+* :mod:`~methods.models.loaded` — :class:`LoadedModel` (the module plus its preprocessing);
+* :mod:`~methods.models.catalog` — the catalog by name (:func:`list_models`, :func:`load_model`);
+* :mod:`~methods.models.torchvision_zoo` — torchvision ImageNet models from the local cache;
+* :mod:`~methods.models.checkpoints` / :mod:`~methods.models.weight_files` — your own weights,
+  read safely (``weights_only=True``);
+* :mod:`~methods.models.scene_nets` / :mod:`~methods.models.train_scenes` — the bundled scene
+  networks, their weights (``assets/``) and how they were trained.
+"""
+
+from methods.models.catalog import ModelEntry, list_models, load_model, model_names, weights_file
+from methods.models.checkpoints import checkpoint_architectures, load_checkpoint
+from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
+
+__all__ = [
+    "LoadedModel",
+    "ModelEntry",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "list_models",
+    "load_model",
+    "model_names",
+    "weights_file",
+    "load_checkpoint",
+    "checkpoint_architectures",
+]

@@ -1,7 +1,7 @@
 """Your own weights for a torchvision architecture: :func:`load_checkpoint`.
 
 The file is read by :mod:`methods.models.weight_files` (``weights_only=True``; nothing in it runs) and
-becomes a :class:`methods.models.catalog.LoadedModel` with ``source="checkpoint"`` and the file's sha256.
+becomes a :class:`methods.models.loaded.LoadedModel` with ``source="checkpoint"`` and the file's sha256.
 """
 
 from __future__ import annotations
@@ -11,18 +11,19 @@ from typing import Any, Sequence
 
 import torch
 
-from methods.errors import CheckpointError, UnknownModelError
+from methods.errors import CheckpointError, OptionError, UnknownModelError, suggest
 from methods.models.weight_files import (
     CheckpointSource,
-    _build,
-    _densenet_keys,
-    _is_safetensors,
-    _read_bytes,
-    _safetensors_load,
-    _state_dict_of,
-    _torch_load,
+    build_torchvision,
+    densenet_keys,
+    is_safetensors,
+    read_bytes,
+    safetensors_load,
+    state_dict_of,
+    torch_load,
 )
-from methods.models.catalog import _TORCHVISION, IMAGENET_MEAN, IMAGENET_STD, LoadedModel, _floats3, _size2, _suggest
+from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, floats3, size2
+from methods.models.torchvision_zoo import TORCHVISION
 
 __all__ = ["load_checkpoint", "checkpoint_architectures"]
 
@@ -86,27 +87,27 @@ def load_checkpoint(
     archs = checkpoint_architectures()
     if arch not in archs:
         raise UnknownModelError(
-            f"unknown arch {arch!r}.{_suggest(arch, archs)} arch must be a torchvision "
-            f"classification model name, e.g. {', '.join(_TORCHVISION)}."
+            f"unknown arch {arch!r}.{suggest(arch, archs)} arch must be a torchvision "
+            f"classification model name, e.g. {', '.join(TORCHVISION)}."
         )
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        raise OptionError(f"num_classes must be a positive int, got {num_classes!r}")
     if class_names is None:
         names = tuple(f"class {i}" for i in range(num_classes))
     else:
         names = tuple(str(c) for c in class_names)
         if len(names) != num_classes:
-            raise ValueError(f"class_names has {len(names)} names but num_classes={num_classes}; give one name per class")
-    size = _size2(input_size)
-    mean3, std3 = _floats3(mean, "mean"), _floats3(std, "std")
+            raise OptionError(f"class_names has {len(names)} names but num_classes={num_classes}; give one name per class")
+    size = size2(input_size)
+    mean3, std3 = floats3(mean, "mean"), floats3(std, "std")
 
-    data, what = _read_bytes(source)
+    data, what = read_bytes(source)
     if not data:
         raise CheckpointError(f"{what[:1].upper() + what[1:]} is empty (0 bytes).")
     digest = hashlib.sha256(data).hexdigest()
-    kind = "safetensors" if _is_safetensors(data) else "state_dict"
+    kind = "safetensors" if is_safetensors(data) else "state_dict"
     try:
-        state = _safetensors_load(data) if kind == "safetensors" else _state_dict_of(_torch_load(data))
+        state = safetensors_load(data) if kind == "safetensors" else state_dict_of(torch_load(data))
         if not state:
             raise CheckpointError("the file holds no tensors.")
     except CheckpointError as exc:
@@ -115,10 +116,10 @@ def load_checkpoint(
     if arch in ("googlenet", "inception_v3") and not any(k.startswith(("aux1.", "aux2.", "AuxLogits.")) for k in state):
         kwargs.update(aux_logits=False, init_weights=False)
     if arch.startswith("densenet"):
-        state = _densenet_keys(state)
-    model = _build(arch, state, kwargs, context=f"{what[:1].upper() + what[1:]} does not fit arch={arch!r}: ", num_classes=num_classes)
+        state = densenet_keys(state)
+    model = build_torchvision(arch, state, kwargs, context=f"{what[:1].upper() + what[1:]} does not fit arch={arch!r}: ", num_classes=num_classes)
 
-    known = _TORCHVISION.get(arch)
+    known = TORCHVISION.get(arch)
     layer = known.default_layer if known else _probe_default_layer(arch, kwargs, size)
     return LoadedModel(
         name=name or f"{arch}-{digest[:8]}",

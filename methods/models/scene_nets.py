@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods.errors import CheckpointError, WeightsNotAvailableError
+from methods.errors import BadWeightsError, CheckpointError, MissingWeightsError, WeightsNotAvailableError
 from methods.data.scenes import CLASS_NAMES
 
 __all__ = [
@@ -61,14 +61,6 @@ BUNDLED: tuple[str, ...] = ("scenes_vgg", "scenes_resnet")
 DEFAULT_LAYERS: dict[str, str] = {"scenes_vgg": "features.20", "scenes_resnet": "layer4"}
 
 ASSETS_DIR = pathlib.Path(__file__).resolve().parent / "assets"
-
-
-class MissingWeightsError(WeightsNotAvailableError, FileNotFoundError):
-    """The weight file of a bundled model is not there (also a ``FileNotFoundError``)."""
-
-
-class BadWeightsError(CheckpointError, ValueError):
-    """The weight file of a bundled model is unreadable or does not fit the architecture."""
 
 
 # --------------------------------------------------------------------------------------------

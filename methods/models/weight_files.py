@@ -20,12 +20,23 @@ from torch import nn
 
 from methods.errors import CheckpointError
 
+__all__ = [
+    "CheckpointSource",
+    "read_bytes",
+    "torch_load",
+    "is_safetensors",
+    "safetensors_load",
+    "state_dict_of",
+    "densenet_keys",
+    "build_torchvision",
+]
+
 CheckpointSource = Union[str, Path, bytes, bytearray, memoryview, BinaryIO]
 
 _DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 
 
-def _densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """torchvision's DenseNet files use old names (``norm.1.weight``); the modules are ``norm1``."""
     out = {}
     for key, value in state.items():
@@ -37,7 +48,7 @@ def _densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _read_bytes(source: CheckpointSource) -> tuple[bytes, str]:
+def read_bytes(source: CheckpointSource) -> tuple[bytes, str]:
     """The raw bytes of ``source`` and a short description for messages."""
     if isinstance(source, (str, Path)):
         path = Path(source)
@@ -70,7 +81,7 @@ _CODE_REFUSED = (
 )
 
 
-def _torch_load(data: bytes | Path) -> Any:
+def torch_load(data: bytes | Path) -> Any:
     """``torch.load`` with ``weights_only=True`` from bytes or a file; errors become CheckpointError.
 
     A file in the zip format is memory-mapped (``mmap=True``): a 500 MB VGG-16 file is not read
@@ -100,7 +111,7 @@ def _torch_load(data: bytes | Path) -> Any:
         ) from exc
 
 
-def _is_safetensors(data: bytes) -> bool:
+def is_safetensors(data: bytes) -> bool:
     """safetensors layout: 8-byte little-endian header length, then a JSON object."""
     if len(data) < 10:
         return False
@@ -108,7 +119,7 @@ def _is_safetensors(data: bytes) -> bool:
     return 2 <= n <= len(data) - 8 and data[8:9] == b"{"
 
 
-def _safetensors_load(data: bytes) -> dict[str, torch.Tensor]:
+def safetensors_load(data: bytes) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load as st_load
 
@@ -118,7 +129,7 @@ def _safetensors_load(data: bytes) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"this safetensors file cannot be read ({exc}); save it again.") from exc
 
 
-def _state_dict_of(obj: Any) -> dict[str, torch.Tensor]:
+def state_dict_of(obj: Any) -> dict[str, torch.Tensor]:
     """The state_dict in ``obj``: itself, or under "state_dict" / "model" / "model_state_dict".
     A ``module.`` prefix on every key (saved from DataParallel) is removed."""
     if not isinstance(obj, Mapping):
@@ -189,7 +200,7 @@ def _mismatch_message(model: nn.Module, expected: Mapping[str, torch.Tensor], st
     return "; ".join(parts) + "."
 
 
-def _build(arch: str, state: dict[str, torch.Tensor], kwargs: dict, *, context: str, num_classes: int = 1000) -> nn.Module:
+def build_torchvision(arch: str, state: dict[str, torch.Tensor], kwargs: dict, *, context: str, num_classes: int = 1000) -> nn.Module:
     """Build ``arch`` and load ``state`` strictly; mismatches become one explanatory CheckpointError.
 
     The architecture is first built on the ``meta`` device (no random init, which takes seconds

@@ -22,7 +22,7 @@ import tomllib
 from pathlib import Path
 from typing import Sequence
 
-from methods.errors import GradLensError
+from methods.errors import SnapshotError, SnapshotNotFound
 
 __all__ = [
     "DB_ENV",
@@ -48,18 +48,6 @@ DEFAULT_DB_NAME = "gradlens.sqlite3"
 """File name of the default database, inside the git-ignored ``data/`` folder."""
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class SnapshotError(GradLensError):
-    """A snapshot, comment or verdict was refused (too long, empty, wrong type...), or the
-    database cannot be used (newer schema, not SQLite, no WAL)."""
-
-
-class SnapshotNotFound(SnapshotError, KeyError):
-    """No snapshot has this id, or the id is malformed. Also a ``KeyError``."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else "snapshot not found"
 
 
 # ----------------------------------------------------------------------------- location

@@ -1,4 +1,4 @@
-"""The score-weighted family: channel weights from extra forward passes, no gradients.
+"""Score-CAM, SS-CAM and IS-CAM — the masked-input members of the score-weighted family: channel weights from extra forward passes, no gradients.
 
 Notation used in every docstring below, for one sample and one layer:
 
@@ -50,61 +50,60 @@ model's train/eval flags are restored and its parameters are never touched.
 from __future__ import annotations
 
 import contextlib
-import warnings
-import weakref
-from typing import Any, ClassVar, Mapping
+from dataclasses import dataclass
 
 import torch
 
-from methods.cams.base import ForwardMethod, LayerContext
+from methods.cams.base import LayerContext
+from methods.cams.options import option
 from methods.cams.registry import register_method
 from methods.cams.score.engine import (
     ForwardRunner,
     Jobs,
-    ScoreWarning,
-    bf16_is_native,
-    check_options,
+    ScoreFamily,
+    ScoreOptions,
+    constant_channels,
     eval_mode,
     noise,
     normalized_masks,
     select_channels,
 )
 from methods.cams.score.fold import FoldedBatchNorm
-from methods.cams.score.tail import SubstitutedForward, TailPlan, check_tail, plan_tail
 
-__all__ = ["ScoreCam", "SsCam", "IsCam", "AblationCam", "ScoreWarning", "ablation_path", "bf16_is_native"]
-
-_COMMON: Mapping[str, Any] = {"batch_size": 32, "channels": "all", "precision": "fp32"}
+__all__ = ["ScoreCam", "SsCam", "IsCam", "ScoreCamOptions", "SsCamOptions", "IsCamOptions", "FOLD_MIN_ROWS"]
 
 FOLD_MIN_ROWS = 64
 """Masked forwards from which Conv->BatchNorm pairs are folded (:mod:`methods.cams.score.fold`): the
 search and the check cost two single-input forwards, under 3% of 64 rows."""
 
 
-def _constant(acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, C) masks of constant channels and of all-zero channels."""
-    flat = acts.flatten(2)  # (N, C, h*w)
-    return flat.amax(2) == flat.amin(2), flat.abs().amax(2) == 0
+@dataclass(frozen=True)
+class ScoreCamOptions(ScoreOptions):
+    """Options of :class:`ScoreCam`."""
+
+    baseline_subtract: bool = option(False, "subtract p(baseline) from every weight (the paper's Increase of Confidence)")
 
 
-class _ScoreFamily(ForwardMethod):
-    """Shared plumbing: options, the map from the weights."""
+@dataclass(frozen=True)
+class SsCamOptions(ScoreOptions):
+    """Options of :class:`SsCam`."""
 
-    OPTIONS: ClassVar[Mapping[str, Any]] = dict(_COMMON)
-
-    def validate(self) -> None:
-        check_options(self.spec.label, self.options)
-
-    def weights(self, ctx: LayerContext) -> torch.Tensor:
-        """Channel weights ``w`` (N, C) float32 for ``ctx.layer``."""
-        raise NotImplementedError
-
-    def compute_layer(self, ctx: LayerContext) -> torch.Tensor:
-        w = self.weights(ctx)  # (N, C)
-        return torch.einsum("nc,nchw->nhw", w, ctx.activations.float())  # (N, h, w)
+    num_samples: int = option(35, "noisy copies per channel (the authors' code: 35)", minimum=1)
+    std: float = option(0.2, "noise standard deviation, in mask units (or input units for input noise)", minimum=0.0)
+    noise_on: str = option("mask", "where the noise is added", choices=("mask", "input"))
+    seed: int = option(0, "seed of the noise draws", minimum=0)
+    baseline_subtract: bool = option(False, "subtract p(baseline) from every weight")
 
 
-class _MaskedScore(_ScoreFamily):
+@dataclass(frozen=True)
+class IsCamOptions(ScoreOptions):
+    """Options of :class:`IsCam`."""
+
+    steps: int = option(10, "points on the path from the empty to the full mask", minimum=1)
+    baseline_subtract: bool = option(False, "subtract p(baseline) from every weight")
+
+
+class _MaskedScore(ScoreFamily):
     """Score-CAM and its variants: ``w_k`` = mean over ``_steps()`` masked inputs of ``p``."""
 
     def _steps(self) -> int:
@@ -115,12 +114,12 @@ class _MaskedScore(_ScoreFamily):
         return x_rows * masks
 
     def weights(self, ctx: LayerContext) -> torch.Tensor:
-        o = self.options
+        o = self.config
         acts, x, targets = ctx.activations, ctx.x, ctx.targets
         n, c = acts.shape[:2]
         size = (int(x.shape[-2]), int(x.shape[-1]))
-        chosen = select_channels(acts, o["channels"])  # (N, C)
-        constant, zero = _constant(acts)
+        chosen = select_channels(acts, o.channels)  # (N, C)
+        constant, zero = constant_channels(acts)
         scored = chosen & ~constant  # channels that get their own forwards
         shared = chosen & constant & ~zero  # constant non-zero: the empty-mask score, once per sample
         per_sample = []
@@ -131,19 +130,19 @@ class _MaskedScore(_ScoreFamily):
             per_sample.append(ks)
         steps = self._steps()
         jobs = Jobs.build(per_sample, steps)
-        subtract = bool(o.get("baseline_subtract", False))
+        subtract = bool(getattr(o, "baseline_subtract", False))
         sums = torch.zeros(n * (c + 1), dtype=torch.float64, device=x.device)
         p_base = None
 
         def forward(batch: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
             return ctx.model(batch)
 
-        runner = ForwardRunner(precision=o["precision"], device=x.device, total=len(jobs) + int(subtract), progress=ctx.progress)
+        runner = ForwardRunner(precision=o.precision, device=x.device, total=len(jobs) + int(subtract), progress=ctx.progress)
         fold = FoldedBatchNorm(ctx.model, x[:1]) if len(jobs) >= FOLD_MIN_ROWS else contextlib.nullcontext()
         with eval_mode(ctx.model), fold, runner as run:
             if subtract:
                 p_base = run(forward, torch.zeros_like(x[:1])).softmax(dim=1)[0]  # (K,)
-            for rows in jobs.batches(o["batch_size"]):
+            for rows in jobs.batches(o.batch_size):
                 s = jobs.sample[rows].to(x.device)  # (B,)
                 k = jobs.channel[rows].to(x.device)  # (B,)
                 maps = acts[s, k.clamp(max=c - 1)]  # (B, h, w)
@@ -186,7 +185,7 @@ class ScoreCam(_MaskedScore):
     the authors' code skips it (``w_k = 0``). All-zero channels contribute 0 either way.
     """
 
-    OPTIONS: ClassVar[Mapping[str, Any]] = {**_COMMON, "baseline_subtract": False}
+    options_class = ScoreCamOptions
 
 
 @register_method(
@@ -216,30 +215,18 @@ class SsCam(_MaskedScore):
     weights differ by the channel, not by the luck of the draw; the authors draw afresh per channel.
     """
 
-    OPTIONS: ClassVar[Mapping[str, Any]] = {
-        **_COMMON,
-        "num_samples": 35,
-        "std": 0.2,
-        "noise_on": "mask",
-        "seed": 0,
-        "baseline_subtract": False,
-    }
-
-    def validate(self) -> None:
-        super().validate()
-        if self.options["noise_on"] not in ("mask", "input"):
-            raise ValueError(f"SS-CAM: noise_on={self.options['noise_on']!r} is not valid; expected one of ['mask', 'input']")
+    options_class = SsCamOptions
 
     def _steps(self) -> int:
-        return 1 if float(self.options["std"]) == 0.0 else int(self.options["num_samples"])
+        return 1 if float(self.config.std) == 0.0 else int(self.config.num_samples)
 
     def _masked_inputs(self, x_rows: torch.Tensor, masks: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        std = float(self.options["std"])
+        std = float(self.config.std)
         if std == 0.0:
             return x_rows * masks
-        on_mask = self.options["noise_on"] == "mask"
+        on_mask = self.config.noise_on == "mask"
         shape = (1, *x_rows.shape[-2:]) if on_mask else tuple(x_rows.shape[1:])
-        draws = {int(j): noise(self.options["seed"], int(j), shape, x_rows.device).to(x_rows.dtype) for j in steps.unique()}
+        draws = {int(j): noise(self.config.seed, int(j), shape, x_rows.device).to(x_rows.dtype) for j in steps.unique()}
         d = torch.stack([draws[int(j)] for j in steps])  # (B, 1 or C_in, H, W)
         if on_mask:
             return x_rows * (masks + std * d)
@@ -267,142 +254,11 @@ class IsCam(_MaskedScore):
     interpolated); here the path is the straight line ``a H_k``, a in (0, 1].
     """
 
-    OPTIONS: ClassVar[Mapping[str, Any]] = {**_COMMON, "steps": 10, "baseline_subtract": False}
+    options_class = IsCamOptions
 
     def _steps(self) -> int:
-        return int(self.options["steps"])
+        return int(self.config.steps)
 
     def _masked_inputs(self, x_rows: torch.Tensor, masks: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         alpha = (steps.to(x_rows.device, x_rows.dtype) + 1) / self._steps()  # (B,)
         return x_rows * (masks * alpha[:, None, None, None])
-
-
-_PLANS: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, TailPlan]]" = weakref.WeakKeyDictionary()
-
-
-def _plan(model: torch.nn.Module, x: torch.Tensor, layer: str, fresh: bool = False) -> tuple[TailPlan, bool]:
-    """The tail plan of (model, layer, input shape), cached per model object; and whether cached.
-
-    A cached plan is safe even if the model changed since: every call checks it against the real
-    logits (:func:`methods.cams.score.tail.check_tail`) and re-plans once when a cached plan fails.
-    """
-    key = (layer, tuple(x.shape[1:]), x.dtype, str(x.device))
-    per_model = _PLANS.setdefault(model, {})
-    cached = key in per_model and not fresh
-    if not cached:
-        per_model[key] = plan_tail(model, x[:1], layer)
-    return per_model[key], cached
-
-
-def ablation_path(model: torch.nn.Module, x: torch.Tensor, layer: str) -> tuple[bool, str]:
-    """Whether Ablation-CAM runs only the network after ``layer`` for this model and input size.
-
-    Runs what a real call runs before its ablations (one recorded pass, the module-order pass,
-    the check of the tail on ``x[:1]``). Returns ``(True, "")``, or ``(False, reason)`` when every
-    ablated copy needs a full forward pass (the reason a dashboard can show).
-    """
-    from methods.cams.recorder import record
-
-    rec = record(model, x[:1], [layer], gradients=False)
-    with eval_mode(model):
-        try:
-            plan, _ = _plan(model, x[:1], layer)
-        except Exception as exc:  # noqa: BLE001
-            return False, f"recording the module order failed ({type(exc).__name__}: {exc})"
-        if not plan.stubs:
-            return False, plan.reason
-        acts = rec.activations[layer].to(x.dtype)
-        why = check_tail(model, x[:1], layer, plan, acts, rec.logits, batch_size=1)
-    return (not why), why
-
-
-@register_method(
-    name="ablationcam",
-    label="Ablation-CAM",
-    family="score",
-    cost="C/batch tail forwards",
-    paper="https://openaccess.thecvf.com/content_WACV_2020/html/Desai_Ablation-CAM_Visual_Explanations_for_Deep_Convolutional_Network_via_Gradient-free_Localization_WACV_2020_paper.html",
-    summary="Channel weight = relative drop of the class logit when that channel is set to zero.",
-)
-class AblationCam(_ScoreFamily):
-    """Ablation-CAM (Desai & Ramaswamy, WACV 2020).
-
-    ``w_k = (y(A) - y(A with channel k set to 0)) / |y(A)|``  and  ``M = sum_k w_k A^k``.
-
-    Only the network after the layer is run for the C ablated copies when the layer's output is
-    the only route from input to logits (see :mod:`methods.cams.score.tail`: trunk modules replaced by
-    placeholders, checked per call against the real logits); otherwise the full network runs for
-    every copy and a :class:`ScoreWarning` says why. ``y(A)`` is recomputed by the same route and
-    precision as the ablated scores, so most bf16 rounding cancels in the difference.
-
-    Options: the family's, plus ``path`` ("auto": the tail when possible; "full": always the full
-    network, for checking).
-    Deviation: the paper divides by ``y``; dividing by ``|y|`` keeps a negative class logit from
-    flipping the map's sign (identical for ``y > 0``, the paper's setting); ``y = 0`` divides by 1.
-    An all-zero channel is not run: ablating it changes nothing, ``w_k = 0``.
-    """
-
-    OPTIONS: ClassVar[Mapping[str, Any]] = {**_COMMON, "path": "auto"}
-
-    def validate(self) -> None:
-        super().validate()
-        if self.options["path"] not in ("auto", "full"):
-            raise ValueError(f"Ablation-CAM: path={self.options['path']!r} is not valid; expected one of ['auto', 'full']")
-
-    def weights(self, ctx: LayerContext) -> torch.Tensor:
-        o = self.options
-        acts, x, targets = ctx.activations, ctx.x, ctx.targets
-        n, c = acts.shape[:2]
-        chosen = select_channels(acts, o["channels"])  # (N, C)
-        _, zero = _constant(acts)
-        scored = chosen & ~zero
-        # per sample: first the unablated reference (channel index c = none), then each channel
-        per_sample = [torch.cat([torch.tensor([c]), scored[i].nonzero().flatten().cpu()]) for i in range(n)]
-        jobs = Jobs.build(per_sample, 1)
-        acts_in = acts.to(x.dtype)
-        with eval_mode(ctx.model):
-            placeholders, note = self._route(ctx, acts_in)
-            runner = ForwardRunner(precision=o["precision"], device=x.device, total=len(jobs), progress=ctx.progress)
-            scores = torch.zeros(n * (c + 1), dtype=torch.float64, device=x.device)
-            with SubstitutedForward(ctx.model, ctx.layer, placeholders) as substituted, runner as run:
-                for rows in jobs.batches(o["batch_size"]):
-                    s = jobs.sample[rows].to(x.device)  # (B,)
-                    k = jobs.channel[rows].to(x.device)  # (B,)
-                    ablated = acts_in[s]  # (B, C, h, w), a copy
-                    hit = (k < c).nonzero().flatten()
-                    ablated[hit, k[hit]] = 0
-                    x_rows = x[s]  # (B, C_in, H, W)
-
-                    def forward(batch: torch.Tensor, fmt: torch.memory_format, x_rows=x_rows) -> torch.Tensor:
-                        return substituted(x_rows.contiguous(memory_format=fmt), batch)
-
-                    y = run(forward, ablated).gather(1, targets[s][:, None])[:, 0]  # (B,)
-                    scores[s * (c + 1) + k] = y.double()
-                run.finish()
-        if note:
-            warnings.warn(f"Ablation-CAM at layer {ctx.layer!r}: {note}", ScoreWarning, stacklevel=3)
-        scores = scores.view(n, c + 1)
-        ref = scores[:, c:]  # (N, 1)
-        denom = torch.where(ref != 0, ref.abs(), torch.ones_like(ref))
-        w = (ref - scores[:, :c]) / denom  # (N, C)
-        return torch.where(scored, w, torch.zeros_like(w)).float()
-
-    def _route(self, ctx: LayerContext, acts_in: torch.Tensor) -> tuple[dict[str, torch.Tensor], str]:
-        """Placeholders for the fast path (checked), or ``({}, why not)`` for full forwards."""
-        if self.options["path"] == "full":
-            return {}, ""
-        fresh = False
-        while True:
-            try:
-                plan, cached = _plan(ctx.model, ctx.x, ctx.layer, fresh=fresh)
-            except Exception as exc:  # noqa: BLE001 - the full network may still work
-                return {}, f"recording the module order failed ({type(exc).__name__}: {exc}); running the full network for every ablated channel (slower)"
-            if not plan.stubs:
-                return {}, ""  # nothing before the layer: full forwards ARE the tail
-            why = check_tail(ctx.model, ctx.x, ctx.layer, plan, acts_in, ctx.logits, self.options["batch_size"])
-            if not why or not cached:
-                break
-            fresh = True  # a stale cached plan (the model changed): plan once more
-        if why:
-            return {}, f"{why}; running the full network for every ablated channel (slower)"
-        return plan.placeholders, ""

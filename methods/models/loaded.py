@@ -1,0 +1,146 @@
+"""A model ready to explain: :class:`LoadedModel`, the one type every catalog entry returns.
+
+Deviation from torchvision's preprocessing: torchvision's ImageNet weights come with
+"resize the short side to 256 (or 232/236), centre-crop 224". :meth:`LoadedModel.preprocess`
+instead resizes the **whole** image to the model's input size (bilinear, antialiased), so that a
+map covers the full picture the user sees. Non-square images are squeezed; accuracy can drop
+slightly compared with the published numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.errors import InputError, OptionError, WrongTypeError
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "LoadedModel", "floats3", "size2"]
+
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+Source = Literal["bundled", "torchvision", "checkpoint"]
+SOURCES: tuple[str, ...] = ("bundled", "torchvision", "checkpoint")
+
+
+def floats3(value: Any, what: str) -> tuple[float, float, float]:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != 3 or not all(np.isfinite(out)):
+        raise OptionError(f"{what} must be three finite numbers (R, G, B), got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+def size2(value: Any, what: str = "input_size") -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    ok = (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    )
+    if not ok:
+        raise OptionError(f"{what} must be (height, width) with two positive ints, got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model ready to explain: the module (eval mode, CPU) and how to feed it.
+
+    Equality and hashing are by identity (two loads are two models), so it can be a cache value.
+
+    Attributes:
+        name: catalog name (``"vgg16"``) or, for checkpoints, ``"<arch>-<first 8 hex of sha256>"``.
+        model: the ``nn.Module``, eval mode.
+        input_size: ``(H, W)`` the image is resized to.
+        mean, std: per-channel normalization of [0, 1] RGB.
+        class_names: one name per output logit.
+        default_layer: module name to explain when none is chosen.
+        source: ``"bundled"``, ``"torchvision"`` or ``"checkpoint"``.
+        digest: sha256 (hex) of an uploaded checkpoint's bytes; None otherwise.
+        note: human text: which weights, from where.
+    """
+
+    name: str
+    model: nn.Module
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    class_names: tuple[str, ...]
+    default_layer: str
+    source: Source
+    digest: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, nn.Module):
+            raise WrongTypeError(f"model must be a torch.nn.Module, got {type(self.model).__name__}")
+        if self.source not in SOURCES:
+            raise OptionError(f"source must be one of {list(SOURCES)}, got {self.source!r}")
+        std = floats3(self.std, "std")
+        if min(std) <= 0:
+            raise OptionError(f"std must be positive, got {self.std!r}")
+        object.__setattr__(self, "input_size", size2(self.input_size))
+        object.__setattr__(self, "mean", floats3(self.mean, "mean"))
+        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
+        return mean, std
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 RGB -> normalized (3, h, w) float32 model input, ``(h, w) = input_size``.
+
+        The whole image is resized to ``input_size`` (bilinear, antialiased when shrinking, like
+        PIL's bilinear), **without** torchvision's centre crop, so that the map covers exactly the
+        picture shown (see the module docstring), then scaled to [0, 1] and normalized:
+        ``x = (pixel / 255 - mean) / std`` per channel.
+
+        Raises:
+            ValueError: not a uint8 array of shape (H, W, 3) with H, W >= 1 (use
+                :func:`methods.data.images.load_image` to get one from any file).
+        """
+        arr = np.asarray(image)
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
+            raise InputError(
+                f"image must be a uint8 array of shape (H, W, 3), got dtype {arr.dtype} and shape "
+                f"{arr.shape}; methods.data.images.load_image() returns that from any image file"
+            )
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+        if tuple(x.shape[2:]) != self.input_size:
+            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
+        mean, std = self._stats()
+        return (x[0] / 255.0 - mean) / std  # (3, h, w)
+
+    def preprocess_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        """A list of (H_i, W_i, 3) uint8 images (sizes may differ) -> (N, 3, h, w) input batch."""
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            images = list(images)
+        if len(images) == 0:
+            raise InputError("images is empty; give at least one (H, W, 3) uint8 image")
+        return torch.stack([self.preprocess(im) for im in images])  # (N, 3, h, w)
+
+    def denormalize(self, x: torch.Tensor) -> np.ndarray:
+        """Undo :meth:`preprocess`'s normalization: (3, h, w) or (N, 3, h, w) -> (h, w, 3) or
+        (N, h, w, 3) uint8 (rounded, clipped to 0..255). The resize is not undone."""
+        if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4) or x.shape[-3] != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise InputError(f"x must be a tensor of shape (3, h, w) or (N, 3, h, w), got {shape}")
+        mean, std = self._stats()
+        img = (x.detach().float().cpu() * std + mean) * 255.0  # (..., 3, h, w)
+        img = img.round().clamp(0, 255).to(torch.uint8)
+        return img.movedim(-3, -1).contiguous().numpy()  # (..., h, w, 3)
