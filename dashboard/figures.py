@@ -17,6 +17,7 @@ from plotly.subplots import make_subplots
 from PIL import Image, ImageDraw, ImageFont
 
 from methods.viz import render as _render
+from methods.viz.ranges import display_range, display_ranges
 
 __all__ = [
     "png_bytes",
@@ -137,32 +138,6 @@ def colorscale(cmap: str, n: int = 33) -> list[list]:
     ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)[None, :]  # (1, n)
     rgb = _render.heatmap(ramp, (1, n), colormap=cmap)[0]  # (n, 3)
     return [[float(t), f"rgb({r},{g},{b})"] for t, (r, g, b) in zip(np.linspace(0, 1, n), rgb)]
-
-
-def display_range(m: np.ndarray, *, mode: str, relu: bool) -> tuple[float, float]:
-    """The value range a normalized map is drawn with (the colormap's two ends).
-
-    ``minmax`` and ``percentile`` give [0, 1]; ``max`` gives [0, 1] after ReLU and [-1, 1]
-    without (0 stays in the middle of the colormap); ``raw`` is drawn over its own min..max.
-    """
-    if mode in ("minmax", "percentile"):
-        return (0.0, 1.0)
-    if mode == "max":
-        return (0.0, 1.0) if relu else (-1.0, 1.0)
-    arr = np.asarray(m, dtype=np.float64)
-    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 1.0)
-    if not hi > lo:
-        hi = lo + 1.0
-    return (lo, hi)
-
-
-def display_ranges(maps: Sequence[np.ndarray], *, mode: str, relu: bool, scope: str) -> list[tuple[float, float]]:
-    """:func:`display_range` of each map; for ``raw`` with a shared scope, one range for all."""
-    if mode == "raw" and scope == "shared" and maps:
-        joined = np.concatenate([np.asarray(m, dtype=np.float32).ravel() for m in maps])
-        common = display_range(joined, mode=mode, relu=relu)
-        return [common] * len(maps)
-    return [display_range(m, mode=mode, relu=relu) for m in maps]
 
 
 # ------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@
 * :class:`ForwardRunner` — batched forwards under ``torch.inference_mode()``, bf16 autocast on
   the model's OWN device type, channels_last inputs, progress after every batch;
 * :func:`bf16_is_native` — whether bf16 autocast pays on a device;
-* :data:`Progress`, :data:`PRECISIONS` — the progress-callback type and the precision names.
+* :data:`Progress`, :class:`ProgressTracker`, :data:`PRECISIONS` — the progress-callback type, a
+  thread-safe (and cancellable) progress callback, and the precision names.
 
 Nothing here registers a hook on a model outside a ``with`` block.
 """
@@ -28,6 +29,7 @@ from methods.errors import InputError, OptionError, RecorderError, WrongTypeErro
 
 __all__ = [
     "Progress",
+    "ProgressTracker",
     "Precision",
     "PRECISIONS",
     "eval_mode",
@@ -44,6 +46,41 @@ __all__ = [
 
 Progress = Callable[[int, int], None]
 """A progress callback: ``progress(done, total)``."""
+
+
+
+class ProgressTracker:
+    """A thread-safe :data:`Progress` callback that remembers the latest ``(done, total)``: a
+    computing thread calls it, another thread (a progress bar) reads :attr:`fraction`.
+
+    Setting :attr:`cancelled` makes the next call raise :class:`methods.errors.Cancelled`, which
+    stops a long computation between two batches.
+
+    Examples:
+        >>> p = ProgressTracker(); p(3, 4); p.fraction
+        0.75
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.done, self.total = 0, 1
+        self.cancelled = False
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int, total: int) -> None:
+        from methods.errors import Cancelled
+
+        with self._lock:
+            self.done, self.total = int(done), max(int(total), 1)
+        if self.cancelled:
+            raise Cancelled("the computation was cancelled")
+
+    @property
+    def fraction(self) -> float:
+        with self._lock:
+            return min(max(self.done / self.total, 0.0), 1.0)
+
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")

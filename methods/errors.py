@@ -27,6 +27,7 @@ BadWeightsError             a bundled weight file is unreadable (CheckpointError
 ImageError                  a file is not an image GradLens can read safely
 SnapshotError               the review store refused a snapshot, comment or verdict
 SnapshotNotFound            no snapshot has this id (SnapshotError, KeyError)
+Cancelled                   a long computation was stopped on request
 =========================== ================================================================
 
 Warnings: :class:`ScoreWarning` (a score-family method took a slower route).
@@ -55,6 +56,7 @@ __all__ = [
     "ImageError",
     "SnapshotError",
     "SnapshotNotFound",
+    "Cancelled",
     "ScoreWarning",
     "suggest",
 ]
@@ -138,6 +140,10 @@ class SnapshotNotFound(SnapshotError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else "snapshot not found"
+
+
+class Cancelled(GradLensError):
+    """A long computation was stopped on request (a progress callback's ``cancelled`` flag)."""
 
 
 class ScoreWarning(UserWarning):

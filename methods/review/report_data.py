@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from methods.viz.normalize import normalize_many
+from methods.viz.ranges import display_ranges
 from methods.viz.render import heatmap, overlay
 from methods.review.records import Snapshot
 
@@ -41,30 +42,6 @@ class RenderedMap:
     value_range: tuple[float, float]  # the colormap's two ends
     heatmap: np.ndarray  # (H, W, 3) uint8
     overlay: np.ndarray  # (H, W, 3) uint8
-
-
-def display_ranges(maps: Sequence[np.ndarray], *, mode: str, relu: bool, scope: str) -> list[tuple[float, float]]:
-    """The value range each normalized map is drawn with (the dashboard's rule).
-
-    ``minmax``/``percentile`` -> [0, 1]; ``max`` -> [0, 1] after ReLU, [-1, 1] without (0 stays at
-    the colormap's middle); ``raw`` -> the map's own min..max, one range for all with ``scope="shared"``.
-    """
-
-    def own(arrays: Sequence[np.ndarray]) -> tuple[float, float]:
-        finite = [a[np.isfinite(a)] for a in arrays]
-        finite = [a for a in finite if a.size]
-        if not finite:
-            return (0.0, 1.0)
-        lo, hi = float(min(a.min() for a in finite)), float(max(a.max() for a in finite))
-        return (lo, hi) if hi > lo else (lo, lo + 1.0)
-
-    if mode in ("minmax", "percentile"):
-        return [(0.0, 1.0)] * len(maps)
-    if mode == "max":
-        return [(0.0, 1.0) if relu else (-1.0, 1.0)] * len(maps)
-    if scope == "shared":
-        return [own(maps)] * len(maps)
-    return [own([m]) for m in maps]
 
 
 def fit_image(image: np.ndarray, max_side: int | None) -> np.ndarray:
