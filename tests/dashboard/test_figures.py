@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dashboard import figures  # noqa: E402
 from methods.viz import render  # noqa: E402

@@ -47,7 +47,7 @@ from methods.review.store import (
     VerdictChange,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 # ----------------------------------------------------------------------------- helpers

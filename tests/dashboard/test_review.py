@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dashboard import common  # noqa: E402
 from methods.review.store import SnapshotStore  # noqa: E402
-from tests.test_dashboard_app import ForwardCounter, TIMEOUT, assert_clean, model_calls  # noqa: E402,F401
+from app_kit import ForwardCounter, TIMEOUT, assert_clean, model_calls  # noqa: E402,F401
 
 HOME = str(ROOT / "dashboard" / "Home.py")
 REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")

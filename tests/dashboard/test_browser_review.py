@@ -1,4 +1,4 @@
-"""Save to review and open the snapshot's link, in a real browser (helpers from test_browser.py).
+"""Save to review and open the snapshot's link, in a real browser (helpers from tests/browser_kit.py).
 
 The server gets its own database through ``GRADLENS_DB`` (a temp file), set before it starts.
 Screenshots: ``tests/_artifacts/review_*.png``.
@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.test_browser import (  # noqa: F401  (server is a fixture)
+from browser_kit import (  # noqa: F401  (server is a fixture)
     ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, download, panel_titles, server, wait_ready,
 )
 

@@ -1,0 +1,80 @@
+"""Shared pieces of the AppTest page tests: run a page, count model forwards, read Plotly specs
+(imported by tests/dashboard/test_app.py and test_review.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+import methods  # noqa: E402
+from dashboard import common, ui  # noqa: E402
+
+HOME = str(ROOT / "dashboard" / "Home.py")
+PAGES = {
+    "methods": "pages/1_Methods.py",
+    "layers": "pages/2_Layers.py",
+    "normalization": "pages/3_Normalization.py",
+    "faithfulness": "pages/4_Faithfulness.py",
+}
+TIMEOUT = 300  # seconds per script run: 2 shared cores, torch import on the first run
+
+
+def run_page(page: str | None = None, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    if query:
+        at.query_params.update(query)
+    if page is None:
+        return at.run()
+    at.run()  # pages are found after the first run of the main script
+    return at.switch_page(PAGES[page]).run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def plotly_specs(at: AppTest) -> list[dict]:
+    import json
+
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+class ForwardCounter:
+    """Counts forward passes of the cached default model (a forward pre-hook)."""
+
+    def __init__(self, model_id: str = "scenes_vgg") -> None:
+        self.count = 0
+        net = common.model_handle(model_id).loaded.model
+        self.handle = net.register_forward_pre_hook(self._hook)
+
+    def _hook(self, module, args):
+        self.count += 1
+
+    def close(self) -> None:
+        self.handle.remove()
+
+
+def as_array(value) -> np.ndarray:
+    """A Plotly JSON array: a list, or a typed array ``{"dtype": "f8", "bdata": base64}``."""
+    import base64
+
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value)
+
+
+def model_calls() -> int:
+    return sum(common.MODEL_CALLS.values())
+
+
+# ------------------------------------------------------------------------------------------
+# every page renders
