@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Mapping, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from methods.cams.base import CamMethod, ForwardMethod, LayerContext, Progress, RecordedMethod
-from methods.cams.recorder import LayerError, eval_mode, record, resolve_modules
+from methods._torch import Progress
+from methods.cams.base import CamMethod, ForwardMethod, LayerContext, RecordedMethod
+from methods._torch import check_input, eval_mode, unwrap_model, upsample
+from methods.cams.recorder import record, resolve_modules
+from methods.errors import LayerError, OptionError, WrongTypeError
+from methods.cams.layers import candidate_layers, default_layer
 from methods.cams.registry import create_method
 
 __all__ = ["Explanation", "explain", "explain_many", "resolve_layers"]
@@ -61,47 +64,29 @@ class Explanation:
             layer = self.layers[0]
         if layer not in self.maps:
             raise LayerError(f"layer {layer!r} is not in this explanation; it has {list(self.layers)}")
-        size = tuple(size) if size is not None else self.input_size
-        m = self.maps[layer][:, None]  # (N, 1, h, w)
-        return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[:, 0]  # (N, H, W)
+        return upsample(self.maps[layer], size if size is not None else self.input_size)  # (N, H, W)
 
 
-def _unwrap(model: Any) -> tuple[nn.Module, str | None]:
-    """Accept an ``nn.Module`` or a :class:`methods.models.loaded.LoadedModel`-like object."""
-    if isinstance(model, nn.Module):
-        return model, None
-    inner = getattr(model, "model", None)
-    if isinstance(inner, nn.Module):
-        return inner, getattr(model, "default_layer", None)
-    raise TypeError(f"model must be a torch.nn.Module or a LoadedModel; got {type(model).__name__}")
-
-
-def resolve_layers(model: nn.Module, layers: LayerSpec, input_size: tuple[int, int], default: str | None = None) -> list[str]:
-    """Turn the ``layers`` argument into a list of module names.
+def resolve_layers(model: nn.Module, layers: LayerSpec, input_size: tuple[int, int], default: str | None = None) -> dict[str, nn.Module]:
+    """Turn the ``layers`` argument into ``{name: module}``, in order: the call's one layer check.
 
     None -> the model's default layer; ``"all"`` -> every candidate layer (spatial 4-D outputs, in
     forward order, modules that run once); a name or a list of names -> checked against
-    ``model.named_modules()``.
+    ``model.named_modules()``. The modules are handed down to the recorder and to the forward
+    methods (:attr:`LayerContext.module`), so nothing looks a layer up twice.
+
+    Raises:
+        LayerError: an empty list, a duplicate, or a name that is not a module (with suggestions).
     """
     if layers is None:
-        if default:
-            return [default]
-        from methods.cams.layers import default_layer
-
-        return [default_layer(model, input_size=input_size)]
-    if isinstance(layers, str):
-        if layers == "all":
-            from methods.cams.layers import candidate_layers
-
-            return [info.name for info in candidate_layers(model, input_size=input_size)]
-        layers = [layers]
-    names = list(layers)
-    if not names:
-        raise LayerError("layers is an empty list; give layer names, 'all' or None for the default layer")
-    if len(set(names)) != len(names):
-        raise LayerError(f"layers {names} contain duplicates")
-    resolve_modules(model, names)
-    return names
+        names = [default] if default else [default_layer(model, input_size=input_size)]
+    elif isinstance(layers, str):
+        names = [info.name for info in candidate_layers(model, input_size=input_size)] if layers == "all" else [layers]
+    else:
+        names = list(layers)
+        if not names:
+            raise LayerError("layers is an empty list; give layer names, 'all' or None for the default layer")
+    return resolve_modules(model, names)
 
 
 def _instantiate(methods: Iterable[str | CamMethod], options: Mapping[str, Mapping[str, Any]]) -> list[CamMethod]:
@@ -113,9 +98,9 @@ def _instantiate(methods: Iterable[str | CamMethod], options: Mapping[str, Mappi
             out.append(create_method(m, **dict(options.get(m, {}))))
     names = [m.spec.name for m in out]
     if len(set(names)) != len(names):
-        raise ValueError(f"methods {names} contain duplicates")
+        raise OptionError(f"methods {names} contain duplicates")
     if not out:
-        raise ValueError("methods is empty; name at least one method (methods.list_methods() lists them)")
+        raise OptionError("methods is empty; name at least one method (methods.list_methods() lists them)")
     return out
 
 
@@ -151,30 +136,29 @@ def explain_many(
     Raises:
         UnknownMethodError, LayerError, TargetError, RecorderError (all ``GradLensError``).
     """
-    net, default = _unwrap(model)
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a preprocessed (N, 3, H, W) tensor; got {shape}")
+    net, default = unwrap_model(model)
+    check_input(x)
     configured = _instantiate(methods, options or {})
     input_size = (int(x.shape[-2]), int(x.shape[-1]))
-    layer_names = resolve_layers(net, layers, input_size, default)
+    modules = resolve_layers(net, layers, input_size, default)
 
     with eval_mode(net):  # forward methods too run the model in eval mode; each flag restored after
-        return _explain_in_eval(net, x, configured, layer_names, input_size, target, progress)
+        return _explain_in_eval(net, x, configured, modules, input_size, target, progress)
 
 
 def _explain_in_eval(
     net: nn.Module,
     x: torch.Tensor,
     configured: list[CamMethod],
-    layer_names: list[str],
+    modules: dict[str, nn.Module],
     input_size: tuple[int, int],
     target: TargetSpec,
     progress: Progress | None,
 ) -> dict[str, Explanation]:
     needs_grad = any(m.spec.needs_gradients for m in configured if isinstance(m, RecordedMethod))
     start = time.perf_counter()
-    rec = record(net, x, layer_names, target=target, gradients=needs_grad)
+    layer_names = list(modules)
+    rec = record(net, x, modules, target=target, gradients=needs_grad)
     shared_seconds = time.perf_counter() - start
     probs = rec.logits.softmax(dim=1)
 
@@ -192,11 +176,12 @@ def _explain_in_eval(
                 maps[layer] = _clean(method.compute(acts, grads))
             elif isinstance(method, ForwardMethod):
                 sub = _sub_progress(progress, step, total_steps)
-                ctx = LayerContext(net, x, layer, acts, rec.targets, rec.logits, sub)
+                ctx = LayerContext(model=net, x=x, layer=layer, activations=acts, targets=rec.targets,
+                                   logits=rec.logits, progress=sub, module=modules[layer])
                 maps[layer] = _clean(method.compute_layer(ctx))
                 step += 1
             else:
-                raise TypeError(f"{type(method).__name__} is neither a RecordedMethod nor a ForwardMethod")
+                raise WrongTypeError(f"{type(method).__name__} is neither a RecordedMethod nor a ForwardMethod")
         results[method.spec.name] = Explanation(
             method=method.spec.name,
             maps=maps,
@@ -228,9 +213,9 @@ def explain(
     model: nn.Module,
     x: torch.Tensor,
     method: str | CamMethod = "gradcam",
+    *,
     layers: LayerSpec = None,
     target: TargetSpec = None,
-    *,
     progress: Progress | None = None,
     **options: Any,
 ) -> Explanation:
@@ -252,7 +237,7 @@ def explain(
     """
     if isinstance(method, CamMethod):
         if options:
-            raise TypeError("pass options when constructing the method object, not to explain()")
+            raise WrongTypeError("pass options when constructing the method object, not to explain()")
         configured = method
     else:
         configured = create_method(method, **options)

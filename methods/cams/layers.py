@@ -44,6 +44,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from methods._checks import size2
+from methods._torch import HookScope, eval_mode
+from methods.errors import LayerError, WrongTypeError
+
 __all__ = ["LayerInfo", "candidate_layers", "default_layer"]
 
 # Modules that only summarise or pass on the backbone's last map: never the default layer.
@@ -88,19 +92,6 @@ class _Fired:
     takes_input: bool  # the model's input tensor was one of its positional inputs
 
 
-def _check_size(input_size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(input_size, int) and not isinstance(input_size, bool):
-        input_size = (input_size, input_size)
-    try:
-        h, w = (int(v) for v in input_size)  # type: ignore[union-attr]
-        ok = all(isinstance(v, int) and not isinstance(v, bool) for v in input_size) and h > 0 and w > 0  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(f"input_size must be (height, width) with two positive ints, got {input_size!r}")
-    return h, w
-
-
 def _in_channels(model: nn.Module) -> int:
     """Channels the model expects: those of its first conv (3 if it has none)."""
     for m in model.modules():
@@ -112,7 +103,7 @@ def _in_channels(model: nn.Module) -> int:
 def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
     """Run one no-grad forward with hooks on every named module; return what fired, in order."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise WrongTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
@@ -140,20 +131,11 @@ def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
 
         return hook
 
-    modes = {m: m.training for m in model.modules()}
-    handles = []
-    try:
+    with eval_mode(model), HookScope() as hooks, torch.no_grad():
         for name, module in model.named_modules():
             if name:  # the root is the whole model, never a layer
-                handles.append(module.register_forward_hook(make_hook(name)))
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        for m, was_training in modes.items():
-            m.training = was_training
+                hooks.forward(module, make_hook(name))
+        model(x)
     return sorted(fired.values(), key=lambda r: r.order)
 
 
@@ -187,10 +169,10 @@ def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 2
         list of :class:`LayerInfo`, ``index`` equal to the list position.
 
     Raises:
-        ValueError: bad ``input_size``.
-        TypeError: ``model`` is not an ``nn.Module``.
+        OptionError: bad ``input_size``.
+        WrongTypeError: ``model`` is not an ``nn.Module``.
     """
-    size = _check_size(input_size)
+    size = size2(input_size)
     kept = [r for r in _probe(model, size) if _is_candidate(r)]
     return [LayerInfo(name=r.name, type=type(r.module).__name__, shape=_shape(r), index=i) for i, r in enumerate(kept)]
 
@@ -207,10 +189,10 @@ def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)
     backbone, e.g. torchvision's ``features``) when another choice exists.
 
     Raises:
-        ValueError: the model has no candidate layer (no 4-D output with h * w > 1), or bad
-            ``input_size``.
+        LayerError: the model has no candidate layer (no 4-D output with h * w > 1).
+        OptionError: bad ``input_size``.
     """
-    size = _check_size(input_size)
+    size = size2(input_size)
     cands = [r for r in _probe(model, size) if _is_candidate(r)]
     # Outputs of summarising modules; a container fires *after* its last child, so collect them
     # all first rather than while walking backwards.
@@ -221,7 +203,7 @@ def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)
             final = rec
             break
     if final is None:
-        raise ValueError(
+        raise LayerError(
             f"{type(model).__name__} has no layer with a spatial output (a 4-D tensor with h*w > 1) "
             f"for input_size={size}; Grad-CAM-style maps need a convolutional layer"
         )

@@ -83,7 +83,7 @@ def _kind(annotation: Any) -> str:
     kinds = {"bool": "bool", "int": "int", "float": "float", "str": "choice", "int|str": "int_or_choice",
              "str|int": "int_or_choice"}
     if text not in kinds:
-        raise TypeError(f"option type {annotation!r} is not supported (bool, int, float, str, int | str)")
+        raise WrongTypeError(f"option type {annotation!r} is not supported (bool, int, float, str, int | str)")
     return kinds[text]
 
 

@@ -23,17 +23,18 @@ The explained score ``y`` is the pre-softmax logit of the target class, summed o
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-from methods.errors import InputError, LayerError, RecorderError, TargetError, suggest
+from methods._checks import is_int
+from methods._torch import HookScope, check_input, eval_mode
+from methods.errors import LayerError, RecorderError, TargetError, suggest
 
 __all__ = [
-    "eval_mode",
     "LayerError",
     "TargetError",
     "RecorderError",
@@ -61,21 +62,18 @@ class Recording:
     targets: torch.Tensor
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every module in eval mode for the block; restore each module's OWN flag afterwards
-    (a model may mix modes, e.g. a frozen BatchNorm kept in eval inside a training model)."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
-        yield model
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
 def resolve_modules(model: nn.Module, layers: Sequence[str]) -> dict[str, nn.Module]:
-    """Map each layer name to its module; an unknown name raises :class:`LayerError`."""
+    """Map each layer name to its module, in the given order: the one layer check of the library.
+
+    Raises:
+        LayerError: no layer, a duplicate, or a name that is not a module of ``model`` (the
+            message suggests the closest module names).
+    """
+    layers = list(layers)
+    if not layers:
+        raise LayerError("layers is empty: name at least one layer")
+    if len(set(layers)) != len(layers):
+        raise LayerError(f"layers {layers} contain duplicates")
     named = dict(model.named_modules())
     found: dict[str, nn.Module] = {}
     for name in layers:
@@ -88,6 +86,21 @@ def resolve_modules(model: nn.Module, layers: Sequence[str]) -> dict[str, nn.Mod
             )
         found[name] = named[name]
     return found
+
+
+def _class_index(value, k: int) -> int:
+    """One class index: an int (Python, numpy or a 0-d integer tensor); bools and floats are refused."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
+            raise TargetError(f"target {value.tolist()!r} ({value.dtype}) is not a class index; give an integer in "
+                              f"[0, {k - 1}]")
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)):
+        raise TargetError(f"target={value!r} is a bool; give a class index in [0, {k - 1}]")
+    if not is_int(value):
+        raise TargetError(f"target {value!r} is not a class index; give an integer in [0, {k - 1}] "
+                          "(floats are refused, never rounded)")
+    return int(value)
 
 
 def resolve_targets(target: int | Sequence[int] | torch.Tensor | None, logits: torch.Tensor) -> torch.Tensor:
@@ -104,17 +117,16 @@ def resolve_targets(target: int | Sequence[int] | torch.Tensor | None, logits: t
     n, k = logits.shape
     if target is None:
         return logits.argmax(dim=1)
-    if isinstance(target, bool):
-        raise TargetError(f"target={target!r} is a bool; give a class index in [0, {k - 1}]")
-    if isinstance(target, int) or (isinstance(target, torch.Tensor) and target.ndim == 0):
-        values = [int(target)] * n
+    scalar = is_int(target) or isinstance(target, (bool, float, np.bool_, np.floating)) or (
+        isinstance(target, torch.Tensor) and target.ndim == 0)
+    if scalar:
+        values = [_class_index(target, k)] * n
     else:
-        try:
-            values = [int(t) for t in target]  # type: ignore[union-attr]
-        except (TypeError, ValueError) as exc:
-            raise TargetError(
-                f"target must be None, an int or a sequence of {n} ints; got {target!r}"
-            ) from exc
+        if isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim != 1:
+            raise TargetError(f"target must be None, an int or a sequence of {n} ints; got shape {tuple(target.shape)}")
+        if not isinstance(target, (Sequence, torch.Tensor, np.ndarray)) or isinstance(target, (str, bytes)):
+            raise TargetError(f"target must be None, an int or a sequence of {n} ints; got {target!r}")
+        values = [_class_index(t, k) for t in target]
         if len(values) != n:
             raise TargetError(
                 f"target has {len(values)} entries but the batch has {n} samples; give one class per "
@@ -129,7 +141,7 @@ def resolve_targets(target: int | Sequence[int] | torch.Tensor | None, logits: t
 def record(
     model: nn.Module,
     x: torch.Tensor,
-    layers: Sequence[str],
+    layers: Sequence[str] | Mapping[str, nn.Module],
     *,
     target: int | Sequence[int] | torch.Tensor | None = None,
     gradients: bool = True,
@@ -138,8 +150,10 @@ def record(
 
     Args:
         model: any ``nn.Module`` returning (N, K) logits.
-        x: input batch (N, C, H, W); not modified.
-        layers: module names (``model.named_modules()``) to record; at least one.
+        x: input batch (N, C, H, W), floating point and finite; not modified.
+        layers: module names (``model.named_modules()``) to record, at least one; or the
+            ``{name: module}`` mapping :func:`resolve_modules` returned (then nothing is looked up
+            again).
         target: see :func:`resolve_targets`.
         gradients: also compute d(logit_target)/d(activation) for every layer.
 
@@ -147,16 +161,21 @@ def record(
         A :class:`Recording`.
 
     Raises:
+        InputError: ``x`` is not a finite floating-point (N, C, H, W) tensor.
         LayerError: unknown layer name, or a layer whose output is not a 4-D tensor.
         RecorderError: a layer that fires twice or never in the forward.
         TargetError: a bad target.
+
+    Examples:
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.Flatten(), nn.Linear(8, 3))
+        >>> rec = record(net, torch.ones(1, 1, 2, 2), ["0"], target=1)
+        >>> rec.activations["0"].shape, rec.gradients["0"].shape, rec.targets.tolist()
+        (torch.Size([1, 2, 2, 2]), torch.Size([1, 2, 2, 2]), [1])
     """
-    if not layers:
+    check_input(x)
+    modules = dict(layers) if isinstance(layers, Mapping) else resolve_modules(model, layers)
+    if not modules:
         raise LayerError("layers is empty: name at least one layer")
-    if not isinstance(x, torch.Tensor) or x.ndim != 4:
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a (N, C, H, W) tensor; got {shape}")
-    modules = resolve_modules(model, layers)
 
     captured: dict[str, torch.Tensor] = {}
     fired: dict[str, int] = {name: 0 for name in modules}
@@ -184,48 +203,43 @@ def record(
         return hook
 
     grad_flags = [(p, p.requires_grad) for p in model.parameters()]
-    handles = []
-    stack = ExitStack()
     try:
-        stack.enter_context(eval_mode(model))
-        for p, _ in grad_flags:
-            p.requires_grad_(False)
-        for name, module in modules.items():
-            handles.append(module.register_forward_hook(make_hook(name)))
-        x_in = x.detach().clone()
-        with torch.enable_grad() if gradients else torch.no_grad():
-            logits = model(x_in)
-            if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
-                raise RecorderError(
-                    f"the model must return (N, classes) logits; it returned "
-                    f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}"
-                )
-            silent = [name for name, count in fired.items() if count == 0]
-            if silent:
-                raise RecorderError(
-                    f"layer(s) {', '.join(map(repr, silent))} did not run in the forward pass; "
-                    "choose layers that the model actually uses"
-                )
-            targets = resolve_targets(target, logits)
-            grads_out: dict[str, torch.Tensor] | None = None
-            if gradients:
-                score = logits.gather(1, targets[:, None]).sum()
-                acts = [captured[name] for name in modules]
-                grads = torch.autograd.grad(score, acts, allow_unused=True)
-                grads_out = {
-                    name: (g if g is not None else torch.zeros_like(a)).detach().float()
-                    for name, a, g in zip(modules, acts, grads)
-                }
-        activations = {name: captured[name].detach().float() for name in modules}
-        return Recording(
-            activations=activations,
-            gradients=grads_out,
-            logits=logits.detach().float(),
-            targets=targets,
-        )
+        with eval_mode(model), HookScope() as hooks:
+            for p, _ in grad_flags:
+                p.requires_grad_(False)
+            for name, module in modules.items():
+                hooks.forward(module, make_hook(name))
+            x_in = x.detach().clone()
+            with torch.enable_grad() if gradients else torch.no_grad():
+                logits = model(x_in)
+                if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+                    raise RecorderError(
+                        f"the model must return (N, classes) logits; it returned "
+                        f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}"
+                    )
+                silent = [name for name, count in fired.items() if count == 0]
+                if silent:
+                    raise RecorderError(
+                        f"layer(s) {', '.join(map(repr, silent))} did not run in the forward pass; "
+                        "choose layers that the model actually uses"
+                    )
+                targets = resolve_targets(target, logits)
+                grads_out: dict[str, torch.Tensor] | None = None
+                if gradients:
+                    score = logits.gather(1, targets[:, None]).sum()
+                    acts = [captured[name] for name in modules]
+                    grads = torch.autograd.grad(score, acts, allow_unused=True)
+                    grads_out = {
+                        name: (g if g is not None else torch.zeros_like(a)).detach().float()
+                        for name, a, g in zip(modules, acts, grads)
+                    }
+            activations = {name: captured[name].detach().float() for name in modules}
+            return Recording(
+                activations=activations,
+                gradients=grads_out,
+                logits=logits.detach().float(),
+                targets=targets,
+            )
     finally:
-        for handle in handles:
-            handle.remove()
         for p, flag in grad_flags:
             p.requires_grad_(flag)
-        stack.close()

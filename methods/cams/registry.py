@@ -119,14 +119,14 @@ def register_method(
         ValueError: a malformed name, an unknown family, or a name already taken by another class.
     """
     if not isinstance(name, str) or not _NAME_PATTERN.match(name):
-        raise ValueError(f"method name {name!r} must be lower_snake_case, e.g. 'my_cam'")
+        raise OptionError(f"method name {name!r} must be lower_snake_case, e.g. 'my_cam'")
     if family not in FAMILIES:
-        raise ValueError(f"family={family!r} is not one of {list(FAMILIES)}")
+        raise OptionError(f"family={family!r} is not one of {list(FAMILIES)}")
 
     def decorator(cls: _C) -> _C:
         existing = _REGISTRY.get(name)
         if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
-            raise ValueError(
+            raise OptionError(
                 f"method name {name!r} is already registered by {existing.cls.__module__}."
                 f"{existing.cls.__qualname__}; choose another name"
             )
@@ -166,7 +166,7 @@ def get_method(name: str) -> MethodSpec:
 def list_methods(family: Family | None = None) -> list[MethodSpec]:
     """Registered methods in registration order, optionally of one family."""
     if family is not None and family not in FAMILIES:
-        raise ValueError(f"family={family!r} is not one of {list(FAMILIES)}")
+        raise OptionError(f"family={family!r} is not one of {list(FAMILIES)}")
     return [s for s in _REGISTRY.values() if family is None or s.family == family]
 
 

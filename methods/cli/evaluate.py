@@ -56,8 +56,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from methods._checks import check_choice, check_int
 from methods.metrics import faithfulness as fa
-from methods.errors import GradLensError
+from methods.errors import GradLensError, OptionError, WrongTypeError
 from methods.cli.sources import Sample, parse_images, samples
 from methods.metrics.localization import energy_pointing_game, pointing_game
 
@@ -83,7 +84,7 @@ def _load(model: Any):
 
         return load_model(model)
     if not hasattr(model, "model") or not hasattr(model, "preprocess"):
-        raise TypeError(f"model must be a catalog name or a LoadedModel; got {type(model).__name__}")
+        raise WrongTypeError(f"model must be a catalog name or a LoadedModel; got {type(model).__name__}")
     return model
 
 
@@ -92,15 +93,15 @@ def _check_methods(names: Sequence[str]) -> list[str]:
 
     names = [n.strip() for n in names if n and n.strip()]
     if not names:
-        raise ValueError("methods is empty; name at least one method, e.g. gradcam")
+        raise OptionError("methods is empty; name at least one method, e.g. gradcam")
     clash = [n for n in names if n in REFERENCES]
     if clash:
-        raise ValueError(
+        raise OptionError(
             f"methods {clash} are the evaluation's reference maps, added to every run (random = i.i.d. noise on "
             "the layer's grid, centre = a centred Gaussian); leave them out of methods"
         )
     if len(set(names)) != len(names):
-        raise ValueError(f"methods {names} contain duplicates")
+        raise OptionError(f"methods {names} contain duplicates")
     for n in names:
         get_method(n)  # UnknownMethodError names the closest registered methods
     return names
@@ -114,7 +115,7 @@ def _layers_arg(layers: Any) -> Any:
     if isinstance(layers, str):
         names = [s.strip() for s in layers.split(",") if s.strip()]
         if not names:
-            raise ValueError(f"layers={layers!r}: give 'default', 'all' or comma-separated module names")
+            raise OptionError(f"layers={layers!r}: give 'default', 'all' or comma-separated module names")
         return names
     return list(layers)
 
@@ -124,7 +125,7 @@ def _check_out(out: Any) -> pathlib.Path | None:
         return None
     path = pathlib.Path(out)
     if path.suffix.lower() not in (".parquet", ".csv"):
-        raise ValueError(f"out={str(out)!r} must end in .parquet or .csv")
+        raise OptionError(f"out={str(out)!r} must end in .parquet or .csv")
     return path
 
 
@@ -175,19 +176,19 @@ def evaluate(
     names = _check_methods(list(methods))
     source = parse_images(images)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0; got {seed!r}")
-    fa._check_int("steps", steps, 1)
-    fa._check_int("batch_size", batch_size, 1)
-    fa._check_choice("baseline", baseline, fa.BASELINES)
-    fa._check_choice("insertion_baseline", insertion_baseline, fa.BASELINES)
-    fa._check_choice("precision", precision, fa.PRECISIONS)
+        raise OptionError(f"seed must be an int >= 0; got {seed!r}")
+    check_int("steps", steps, 1)
+    check_int("batch_size", batch_size, 1)
+    check_choice("baseline", baseline, fa.BASELINES)
+    check_choice("insertion_baseline", insertion_baseline, fa.BASELINES)
+    check_choice("precision", precision, fa.PRECISIONS)
     loaded = _load(model)
     class_names = tuple(loaded.class_names)
     if source.kind != "folder":
         from methods.data.scenes import CLASS_NAMES
 
         if class_names != tuple(CLASS_NAMES):
-            raise ValueError(
+            raise OptionError(
                 f"images={images!r} needs a model trained on the scenes' classes {list(CLASS_NAMES)} "
                 f"(scenes_vgg, scenes_resnet); {getattr(loaded, 'name', 'this model')!r} has {len(class_names)} other classes"
             )
@@ -253,7 +254,7 @@ def evaluate(
     for name, why in skipped:
         say(f"skipped {name}: {why}")
     if not rows:
-        raise ValueError(f"no image could be evaluated from images={images!r} ({len(skipped)} file(s) skipped)")
+        raise OptionError(f"no image could be evaluated from images={images!r} ({len(skipped)} file(s) skipped)")
     df = _table(rows, loaded, curve_opts, baseline, insertion_baseline)
     df.attrs["skipped"] = [f"{n}: {w}" for n, w in skipped]
     if out_path is not None:

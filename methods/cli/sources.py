@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from methods.errors import GradLensError
+from methods.errors import GradLensError, OptionError
 
 __all__ = ["Sample", "Source", "parse_images", "samples"]
 
@@ -58,7 +58,7 @@ def parse_images(spec: str) -> Source:
         ValueError: a malformed ``scenes`` spec, or a path that is not a folder.
     """
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"images must be 'scenes:N', 'scenes2:N' or a folder path; got {spec!r}")
+        raise OptionError(f"images must be 'scenes:N', 'scenes2:N' or a folder path; got {spec!r}")
     head, sep, tail = spec.partition(":")
     if sep and head in ("scenes", "scenes2"):
         try:
@@ -66,11 +66,11 @@ def parse_images(spec: str) -> Source:
         except ValueError:
             n = 0
         if n < 1:
-            raise ValueError(f"images={spec!r}: the count after '{head}:' must be an int >= 1, e.g. '{head}:200'")
+            raise OptionError(f"images={spec!r}: the count after '{head}:' must be an int >= 1, e.g. '{head}:200'")
         return Source(head, n)
     path = pathlib.Path(spec)
     if not path.is_dir():
-        raise ValueError(f"images={spec!r} is neither 'scenes:N', 'scenes2:N' nor an existing folder")
+        raise OptionError(f"images={spec!r} is neither 'scenes:N', 'scenes2:N' nor an existing folder")
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     return Source("folder", len(files), path)
 

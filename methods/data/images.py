@@ -27,7 +27,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image, ImageOps
 
-from methods.errors import ImageError
+from methods.errors import ImageError, OptionError, WrongTypeError
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -60,7 +60,7 @@ def image_digest(data: bytes | bytearray | memoryview) -> str:
         TypeError: ``data`` is not bytes-like.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(
+        raise WrongTypeError(
             f"image_digest expects the raw bytes of a file, got {type(data).__name__}"
         )
     return hashlib.sha256(data).hexdigest()
@@ -105,12 +105,12 @@ def _open_stream(source: ImageSource) -> tuple[BinaryIO, bool]:
     elif hasattr(source, "read"):
         data = source.read()
     else:
-        raise TypeError(
+        raise WrongTypeError(
             "load_image(source=...) expects a path (str or Path), bytes, or a binary file-like "
             f"object with .read(), got {type(source).__name__}"
         )
     if isinstance(data, str):
-        raise TypeError("load_image got a text stream; open the file in binary mode ('rb')")
+        raise WrongTypeError("load_image got a text stream; open the file in binary mode ('rb')")
     return io.BytesIO(bytes(data)), True
 
 
@@ -223,7 +223,7 @@ def load_image(
     """
     for arg, value in (("max_side", max_side), ("max_pixels", max_pixels)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"load_image({arg}=...) must be a positive int, got {value!r}")
+            raise OptionError(f"load_image({arg}=...) must be a positive int, got {value!r}")
     what = _describe(source)
     stream, must_close = _open_stream(source)
     try:

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 from skimage import data as _skdata
 from skimage import draw as _draw
+from methods.errors import OptionError
 
 __all__ = [
     "CLASS_NAMES",
@@ -312,9 +313,9 @@ def make_scene(seed: int, *, size: int = 128, n_objects: int = 1) -> Scene:
     """
     seed = _check_seed(seed)
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 48:
-        raise ValueError(f"size must be an int >= 48, got {size!r}")
+        raise OptionError(f"size must be an int >= 48, got {size!r}")
     if n_objects not in (1, 2):
-        raise ValueError(f"n_objects must be 1 or 2, got {n_objects!r}")
+        raise OptionError(f"n_objects must be 1 or 2, got {n_objects!r}")
     size = int(size)
     rng = np.random.default_rng(seed)
     shape = (size, size)
@@ -374,7 +375,7 @@ def make_batch(
     """
     scenes = [make_scene(s, size=size, n_objects=n_objects) for s in seeds]
     if not scenes:
-        raise ValueError("seeds is empty")
+        raise OptionError("seeds is empty")
     images = np.stack([sc.image for sc in scenes])  # (N, H, W, 3)
     labels = np.array([sc.labels for sc in scenes], dtype=np.int64)  # (N, K)
     masks = np.stack([sc.masks for sc in scenes])  # (N, K, H, W)
@@ -385,5 +386,5 @@ def make_batch(
 
 def _check_seed(seed) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        raise OptionError(f"seed must be a non-negative int, got {seed!r}")
     return int(seed)

@@ -74,30 +74,27 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from methods._checks import check_choice, check_int
+from methods._torch import Precision, Progress, channels_last_weights, unwrap_model, upsample
+from methods.errors import OptionError
 from methods.metrics.perturbation import (
     BASELINES,
     KINDS,
     PRECISIONS,
     BaselineSpec,
     Kind,
-    Precision,
-    Progress,
-    _baseline_tensor,
-    _check_choice,
-    _check_int,
-    _check_map,
-    _check_target,
-    _check_x,
-    _perturb,
-    _prepared,
-    _probs,
-    _ranks,
-    _step_counts,
-    _unwrap_model,
+    baseline_substrate,
     blur,
+    check_class,
+    check_one_image,
+    check_saliency,
+    class_probabilities,
+    perturb,
     perturbation_order,
     perturbed_image,
-    upsample,
+    pixel_ranks,
+    runner_for,
+    step_counts,
 )
 
 __all__ = [
@@ -185,7 +182,7 @@ def reference_maps(size: tuple[int, int], *, seed: int = 0) -> dict[str, torch.T
     """
     from methods.cams.baselines import centre_gaussian
 
-    h, w = (_check_int("size[0]", size[0], 1), _check_int("size[1]", size[1], 1))
+    h, w = (check_int("size[0]", size[0], 1), check_int("size[1]", size[1], 1))
     gen = torch.Generator().manual_seed(int(seed))
     return {"random": torch.rand(h, w, generator=gen), "centre": centre_gaussian(h, w)}
 
@@ -196,7 +193,7 @@ def auc(fractions: Any, scores: Any) -> float:
     f = np.asarray(fractions, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
     if f.ndim != 1 or f.shape != s.shape or f.size < 2:
-        raise ValueError(f"fractions and scores must be 1-D of equal length >= 2; got {f.shape} and {s.shape}")
+        raise OptionError(f"fractions and scores must be 1-D of equal length >= 2; got {f.shape} and {s.shape}")
     return float(np.sum(np.diff(f) * (s[1:] + s[:-1]) / 2.0))
 
 
@@ -219,28 +216,28 @@ def _curve(
     blur_sigma: float | None,
     progress: Progress | None,
 ) -> Curve:
-    net = _unwrap_model(model)
-    x = _check_x(x)
-    steps = _check_int("steps", steps, 1)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    _check_choice("precision", precision, PRECISIONS)
-    sal = _check_map(saliency)
-    substrate, baseline_name = _baseline_tensor(x, baseline, blur_sigma)  # (1, C, H, W)
+    net, _ = unwrap_model(model)
+    x = check_one_image(x)
+    steps = check_int("steps", steps, 1)
+    batch_size = check_int("batch_size", batch_size, 1)
+    check_choice("precision", precision, PRECISIONS)
+    sal = check_saliency(saliency)
+    substrate, baseline_name = baseline_substrate(x, baseline, blur_sigma)  # (1, C, H, W)
     _, _, h, w = x.shape
     n = h * w
-    rank = _ranks(sal, h, w).to(x.device)  # (1, 1, H, W)
-    counts = _step_counts(n, steps)  # (S+1,)
+    rank = pixel_ranks(sal, h, w).to(x.device)  # (1, 1, H, W)
+    counts = step_counts(n, steps)  # (S+1,)
 
     scores = torch.empty(steps + 1, dtype=torch.float64)
-    with _prepared(net):
+    with channels_last_weights(net), runner_for(x, precision, steps + 1) as run:
         # the target is checked against the model's output of the first chunk
         for start in range(0, steps + 1, batch_size):
             stop = min(start + batch_size, steps + 1)
             k = counts[start:stop].to(x.device).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
-            batch = _perturb(kind, x, substrate, rank < k)  # (B, C, H, W)
-            p = _probs(net, batch, None, precision)  # (B, K)
+            batch = perturb(kind, x, substrate, rank < k)  # (B, C, H, W)
+            p = class_probabilities(run, net, batch)  # (B, K)
             if start == 0:
-                target = _check_target(target, p.shape[1])
+                target = check_class(target, p.shape[1])
             scores[start:stop] = p[:, target].cpu()
             if progress is not None:
                 progress(stop, steps + 1)
@@ -347,7 +344,7 @@ def reference_curves(
     Returns:
         ``{"random": Curve, "centre": Curve}``.
     """
-    _check_choice("kind", kind, KINDS)
+    check_choice("kind", kind, KINDS)
     fn = deletion_curve if kind == "deletion" else insertion_curve
     return {name: fn(model, x, m, target, **options) for name, m in reference_maps(size, seed=seed).items()}
 
@@ -356,13 +353,13 @@ def _mean_std(model: Any, mean: Any, std: Any, c: int) -> tuple[torch.Tensor, to
     mean = getattr(model, "mean", None) if mean is None else mean
     std = getattr(model, "std", None) if std is None else std
     if mean is None or std is None:
-        raise ValueError(
+        raise OptionError(
             "space='pixel' needs the model's normalization: pass a LoadedModel (with .mean/.std) or mean=..., std=..."
         )
     m = torch.as_tensor(mean, dtype=torch.float32).flatten()
     s = torch.as_tensor(std, dtype=torch.float32).flatten()
     if m.numel() != c or s.numel() != c:
-        raise ValueError(f"mean and std must have {c} values (one per channel); got {m.numel()} and {s.numel()}")
+        raise OptionError(f"mean and std must have {c} values (one per channel); got {m.numel()} and {s.numel()}")
     return m.view(1, c, 1, 1), s.view(1, c, 1, 1)
 
 
@@ -397,11 +394,11 @@ def confidence_change(
     """
     from methods.viz.normalize import normalize
 
-    net = _unwrap_model(model)
-    x = _check_x(x)
-    _check_choice("space", space, SPACES)
-    _check_choice("precision", precision, PRECISIONS)
-    sal = _check_map(saliency)
+    net, _ = unwrap_model(model)
+    x = check_one_image(x)
+    check_choice("space", space, SPACES)
+    check_choice("precision", precision, PRECISIONS)
+    sal = check_saliency(saliency)
     _, c, h, w = x.shape
     weights = normalize(upsample(sal, (h, w)).float(), mode="minmax", relu=True).to(x.dtype)  # (H, W) in [0, 1]
     if space == "input":
@@ -410,9 +407,9 @@ def confidence_change(
         m, s = _mean_std(model, mean, std, c)
         rgb = x * s + m  # (1, C, H, W)
         masked = (rgb * weights - m) / s  # (1, C, H, W)
-    with _prepared(net):
-        p = _probs(net, torch.cat([x, masked]), None, precision)  # (2, K)
-    target = _check_target(target, p.shape[1])
+    with channels_last_weights(net), runner_for(x, precision, 2) as run:
+        p = class_probabilities(run, net, torch.cat([x, masked]))  # (2, K)
+    target = check_class(target, p.shape[1])
     y, o = float(p[0, target]), float(p[1, target])
     drop = max(0.0, y - o) / y * 100.0 if y > 0 else 0.0
     return ConfidenceChange(score=y, masked_score=o, drop=drop, increase=o > y, space=space)

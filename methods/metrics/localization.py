@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from methods.errors import InputError, OptionError
 
 __all__ = ["pointing_game", "energy_pointing_game", "upsample_to_mask"]
 
@@ -32,7 +33,7 @@ def _as_map(saliency: Any) -> torch.Tensor:
         saliency = torch.from_numpy(np.ascontiguousarray(saliency))
     if not isinstance(saliency, torch.Tensor) or saliency.ndim != 2 or saliency.numel() == 0:
         shape = tuple(saliency.shape) if hasattr(saliency, "shape") else type(saliency).__name__
-        raise ValueError(f"saliency must be ONE non-empty 2-D (h, w) map; got {shape}")
+        raise InputError(f"saliency must be ONE non-empty 2-D (h, w) map; got {shape}")
     return torch.nan_to_num(saliency.detach().to(torch.float64), nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -41,11 +42,11 @@ def _as_mask(mask: Any) -> torch.Tensor:
         mask = torch.from_numpy(np.ascontiguousarray(mask))
     if not isinstance(mask, torch.Tensor) or mask.ndim != 2 or mask.numel() == 0:
         shape = tuple(mask.shape) if hasattr(mask, "shape") else type(mask).__name__
-        raise ValueError(f"mask must be ONE non-empty 2-D (H, W) boolean mask; got {shape}")
+        raise InputError(f"mask must be ONE non-empty 2-D (H, W) boolean mask; got {shape}")
     if mask.dtype != torch.bool:
         values = torch.unique(mask)
         if not bool(((values == 0) | (values == 1)).all()):
-            raise ValueError(f"mask must be boolean (or 0/1); got dtype {mask.dtype} with values other than 0 and 1")
+            raise InputError(f"mask must be boolean (or 0/1); got dtype {mask.dtype} with values other than 0 and 1")
         mask = mask != 0
     return mask
 
@@ -74,7 +75,7 @@ def pointing_game(saliency: Any, mask: Any, *, tolerance: float = 0) -> bool:
         ValueError: a map or mask that is not 2-D, a non-boolean mask, a negative tolerance.
     """
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
-        raise ValueError(f"tolerance must be a number of pixels >= 0; got {tolerance!r}")
+        raise OptionError(f"tolerance must be a number of pixels >= 0; got {tolerance!r}")
     mk = _as_mask(mask)
     m = upsample_to_mask(saliency, tuple(mk.shape))  # (H, W)
     idx = int(torch.argmax(m.flatten()))  # first maximum in row-major order

@@ -19,32 +19,40 @@ Drop); this module holds the pieces that protocol is made of, so each stays smal
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Literal, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods._checks import check_choice
+from methods._torch import PRECISIONS, ForwardRunner, Progress, check_input, upsample
+from methods.errors import InputError, OptionError, TargetError
+
 __all__ = [
     "BASELINES",
     "PRECISIONS",
     "KINDS",
     "BLUR_SIGMA_FRACTION",
-    "upsample",
+    "check_one_image",
+    "check_saliency",
+    "check_class",
+    "baseline_substrate",
     "perturbation_order",
+    "pixel_ranks",
+    "step_counts",
+    "perturb",
     "blur",
     "perturbed_image",
+    "class_probabilities",
+    "runner_for",
 ]
 
 BaselineSpec = Union[Literal["zero", "mean", "blur"], torch.Tensor]
-Precision = Literal["fp32", "bf16"]
 Kind = Literal["deletion", "insertion"]
-Progress = Callable[[int, int], None]
 
 BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 KINDS: tuple[str, ...] = ("deletion", "insertion")
 BLUR_SIGMA_FRACTION = 0.05
 """Default blur sigma as a fraction of the image's longer side."""
@@ -54,77 +62,48 @@ BLUR_SIGMA_FRACTION = 0.05
 # Validation helpers: every error names the argument, the bad value and the valid choices.
 
 
-def _unwrap_model(model: Any) -> nn.Module:
-    if isinstance(model, nn.Module):
-        return model
-    inner = getattr(model, "model", None)
-    if isinstance(inner, nn.Module):
-        return inner
-    raise TypeError(f"model must be a torch.nn.Module or a LoadedModel (with .model); got {type(model).__name__}")
-
-
-def _check_x(x: Any) -> torch.Tensor:
+def check_one_image(x: Any) -> torch.Tensor:
+    """ONE preprocessed image as (1, C, H, W): floating point and finite ((C, H, W) is accepted)."""
     if not isinstance(x, torch.Tensor):
-        raise ValueError(f"x must be a preprocessed torch.Tensor of shape (1, C, H, W) or (C, H, W); got {type(x).__name__}")
+        raise InputError(f"x must be a preprocessed torch.Tensor of shape (1, C, H, W) or (C, H, W); got {type(x).__name__}")
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or x.shape[0] != 1:
-        raise ValueError(f"x must be ONE preprocessed image, shape (1, C, H, W) or (C, H, W); got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"x must be a floating-point tensor; got dtype {x.dtype}")
-    return x.detach()
+        raise InputError(f"x must be ONE preprocessed image, shape (1, C, H, W) or (C, H, W); got {tuple(x.shape)}")
+    return check_input(x, batch=1).detach()
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return int(value)
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
-    return value
-
-
-def _check_map(saliency: Any) -> torch.Tensor:
+def check_saliency(saliency: Any) -> torch.Tensor:
+    """ONE (h, w) map as float64 (leading singleton dimensions are dropped; numpy arrays accepted)."""
     if isinstance(saliency, np.ndarray):
         saliency = torch.from_numpy(np.ascontiguousarray(saliency))
     if not isinstance(saliency, torch.Tensor):
-        raise ValueError(f"saliency must be a 2-D (h, w) tensor or array; got {type(saliency).__name__}")
+        raise InputError(f"saliency must be a 2-D (h, w) tensor or array; got {type(saliency).__name__}")
     shape = tuple(saliency.shape)
     while saliency.ndim > 2 and saliency.shape[0] == 1:  # (1, h, w) or (1, 1, h, w): one map
         saliency = saliency[0]
     if saliency.ndim != 2:
-        raise ValueError(
+        raise InputError(
             f"saliency must be ONE 2-D (h, w) map (leading singleton dimensions are allowed); got shape {shape} "
             "(for an Explanation pass exp.maps[layer][i])"
         )
     if saliency.numel() == 0:
-        raise ValueError(f"saliency must not be empty; got shape {tuple(saliency.shape)}")
+        raise InputError(f"saliency must not be empty; got shape {tuple(saliency.shape)}")
     return saliency.detach().to(torch.float64)
 
 
-def _check_target(target: Any, num_classes: int) -> int:
+def check_class(target: Any, num_classes: int) -> int:
     if isinstance(target, torch.Tensor) and target.numel() == 1:
         target = int(target.item())
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
-        raise ValueError(f"target must be an int class index in [0, {num_classes - 1}]; got {target!r}")
+        raise TargetError(f"target must be an int class index in [0, {num_classes - 1}]; got {target!r}")
     if not 0 <= int(target) < num_classes:
-        raise ValueError(f"target={int(target)} is out of range for a model with {num_classes} classes (valid: 0 .. {num_classes - 1})")
+        raise TargetError(f"target={int(target)} is out of range for a model with {num_classes} classes (valid: 0 .. {num_classes - 1})")
     return int(target)
 
 
 # --------------------------------------------------------------------------------------------
 # Maps and baselines
-
-
-def upsample(saliency: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(h, w) map -> (H, W) float64, bilinear, ``align_corners=False`` (identity if the size matches)."""
-    if tuple(saliency.shape) == tuple(size):
-        return saliency.to(torch.float64)
-    m = saliency.to(torch.float64)[None, None]  # (1, 1, h, w)
-    return F.interpolate(m, size=size, mode="bilinear", align_corners=False)[0, 0]  # (H, W)
 
 
 def perturbation_order(saliency: Any, size: tuple[int, int]) -> torch.Tensor:
@@ -133,7 +112,7 @@ def perturbation_order(saliency: Any, size: tuple[int, int]) -> torch.Tensor:
     The map is upsampled to ``size`` (bilinear, ``align_corners=False``); pixels are sorted by
     descending value with ties broken by ascending pixel index (a stable sort); NaN ranks last.
     """
-    m = upsample(_check_map(saliency), size).flatten()  # (H*W,)
+    m = upsample(check_saliency(saliency), size).flatten()  # (H*W,)
     m = torch.where(torch.isnan(m), torch.full_like(m, -math.inf), m)
     return torch.argsort(m, descending=True, stable=True)  # (H*W,)
 
@@ -162,7 +141,7 @@ def blur(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
     if sigma is None:
         sigma = BLUR_SIGMA_FRACTION * max(h, w)
     if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not sigma > 0:
-        raise ValueError(f"blur_sigma must be a number > 0 (pixels); got {sigma!r}")
+        raise OptionError(f"blur_sigma must be a number > 0 (pixels); got {sigma!r}")
     k = _gaussian_kernel(float(sigma), xb.dtype)
     r = (k.numel() - 1) // 2
     out = xb.detach()
@@ -174,16 +153,16 @@ def blur(x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
     return out[0] if squeeze else out
 
 
-def _baseline_tensor(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> tuple[torch.Tensor, str]:
+def baseline_substrate(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -> tuple[torch.Tensor, str]:
     """(1, C, H, W) substrate for ``baseline`` and its name."""
     if isinstance(baseline, torch.Tensor):
         b = baseline.detach()
         if b.ndim == 3:
             b = b[None]
         if tuple(b.shape) != tuple(x.shape):
-            raise ValueError(f"baseline tensor must have x's shape {tuple(x.shape)}; got {tuple(baseline.shape)}")
+            raise InputError(f"baseline tensor must have x's shape {tuple(x.shape)}; got {tuple(baseline.shape)}")
         return b.to(x.dtype), "tensor"
-    _check_choice("baseline", baseline, BASELINES)
+    check_choice("baseline", baseline, BASELINES)
     if baseline == "zero":
         return torch.zeros_like(x), "zero"
     if baseline == "mean":
@@ -194,39 +173,19 @@ def _baseline_tensor(x: torch.Tensor, baseline: Any, blur_sigma: float | None) -
 # The model runner: eval mode, channels_last weights, optional bf16 autocast; all restored.
 
 
-@contextmanager
-def _prepared(net: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and channels_last 4-D weights for the duration; flags and tensors restored after."""
-    modes = [(m, m.training) for m in net.modules()]
-    swapped: list[tuple[torch.Tensor, torch.Tensor]] = []
-    try:
-        net.eval()
-        for t in list(net.parameters()) + list(net.buffers()):
-            if t.ndim == 4 and t.is_floating_point() and not t.is_contiguous(memory_format=torch.channels_last):
-                original = t.data
-                t.data = original.contiguous(memory_format=torch.channels_last)
-                swapped.append((t, original))
-        yield net
-    finally:
-        for t, original in swapped:
-            t.data = original
-        for m, flag in modes:
-            m.training = flag
+def class_probabilities(run: ForwardRunner, net: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """Softmax probabilities (B, K) float64 of ``batch`` through ``net`` in the runner's precision
+    (autocast on the runner's device type, channels_last inputs, inference mode)."""
+    out = run(lambda b, fmt: net(b), batch)  # (B, K) float32
+    return out.softmax(dim=1).double()
 
 
-def _probs(net: nn.Module, batch: torch.Tensor, target: int | None, precision: str) -> torch.Tensor:
-    """Softmax probabilities (B, K) float64, or of ``target`` only (B,)."""
-    batch = batch.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        out = net(batch)
-    if not isinstance(out, torch.Tensor) or out.ndim != 2:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"model must return (N, K) logits; got {shape}")
-    p = out.float().softmax(dim=1).double()  # (B, K)
-    return p if target is None else p[:, target]
+def runner_for(x: torch.Tensor, precision: str, total: int, progress: Progress | None = None) -> ForwardRunner:
+    """The batched runner of a curve: autocast (bf16) on ``x``'s own device type, never a fixed "cpu"."""
+    return ForwardRunner(precision=precision, device=x.device, total=total, progress=progress, error=OptionError)
 
 
-def _ranks(sal: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def pixel_ranks(sal: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """rank[pixel] = position of the pixel in the perturbation order, as (1, 1, H, W) int64."""
     order = perturbation_order(sal, (h, w))  # (N,)
     rank = torch.empty(h * w, dtype=torch.int64)
@@ -234,7 +193,7 @@ def _ranks(sal: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return rank.view(1, 1, h, w)
 
 
-def _perturb(kind: str, x: torch.Tensor, substrate: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+def perturb(kind: str, x: torch.Tensor, substrate: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
     """Deletion puts the substrate on the chosen pixels, insertion puts the image there. (B, C, H, W)."""
     if kind == "deletion":
         return torch.where(chosen, substrate, x)
@@ -264,20 +223,20 @@ def perturbed_image(
     Returns:
         (1, C, H, W) tensor in ``x``'s (normalized) space.
     """
-    _check_choice("kind", kind, KINDS)
-    x = _check_x(x)
+    check_choice("kind", kind, KINDS)
+    x = check_one_image(x)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be a number in [0, 1]; got {fraction!r}")
+        raise OptionError(f"fraction must be a number in [0, 1]; got {fraction!r}")
     if baseline is None:
         baseline = "zero" if kind == "deletion" else "blur"
-    substrate, _ = _baseline_tensor(x, baseline, blur_sigma)  # (1, C, H, W)
+    substrate, _ = baseline_substrate(x, baseline, blur_sigma)  # (1, C, H, W)
     _, _, h, w = x.shape
-    rank = _ranks(_check_map(saliency), h, w).to(x.device)  # (1, 1, H, W)
+    rank = pixel_ranks(check_saliency(saliency), h, w).to(x.device)  # (1, 1, H, W)
     k = math.floor(fraction * h * w + 0.5)
-    return _perturb(kind, x, substrate, rank < k).clone()
+    return perturb(kind, x, substrate, rank < k).clone()
 
 
-def _step_counts(n_pixels: int, steps: int) -> torch.Tensor:
+def step_counts(n_pixels: int, steps: int) -> torch.Tensor:
     """k_i = round(i * N / S), i = 0..S, round half up, in exact integer arithmetic. (S+1,) int64."""
     i = torch.arange(steps + 1, dtype=torch.int64)
     return (2 * i * n_pixels + steps) // (2 * steps)

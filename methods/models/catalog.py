@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from methods.errors import UnknownModelError, WeightsNotAvailableError, WrongTypeError, suggest
+from methods.errors import UnknownModelError, WrongTypeError, suggest
 from methods.models import scene_nets
-from methods.models.loaded import LoadedModel, Source, size2
+from methods._checks import size2
+from methods.models.loaded import LoadedModel, Source
 from methods.models.torchvision_zoo import TORCHVISION, cache_path, load_torchvision, tv_input_size, tv_weights
 
 __all__ = ["ModelEntry", "list_models", "model_names", "weights_file", "load_model"]

@@ -22,7 +22,8 @@ from methods.models.weight_files import (
     state_dict_of,
     torch_load,
 )
-from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, floats3, size2
+from methods._checks import floats3, size2
+from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
 from methods.models.torchvision_zoo import TORCHVISION
 
 __all__ = ["load_checkpoint", "checkpoint_architectures"]

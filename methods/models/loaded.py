@@ -10,45 +10,23 @@ slightly compared with the published numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods._checks import floats3, size2
 from methods.errors import InputError, OptionError, WrongTypeError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "LoadedModel", "floats3", "size2"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "LoadedModel"]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 Source = Literal["bundled", "torchvision", "checkpoint"]
 SOURCES: tuple[str, ...] = ("bundled", "torchvision", "checkpoint")
-
-
-def floats3(value: Any, what: str) -> tuple[float, float, float]:
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        out = ()
-    if len(out) != 3 or not all(np.isfinite(out)):
-        raise OptionError(f"{what} must be three finite numbers (R, G, B), got {value!r}")
-    return out  # type: ignore[return-value]
-
-
-def size2(value: Any, what: str = "input_size") -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    ok = (
-        isinstance(value, (tuple, list))
-        and len(value) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-    )
-    if not ok:
-        raise OptionError(f"{what} must be (height, width) with two positive ints, got {value!r}")
-    return int(value[0]), int(value[1])
 
 
 @dataclass(frozen=True, eq=False)

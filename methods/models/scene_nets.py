@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods.errors import BadWeightsError, CheckpointError, MissingWeightsError, WeightsNotAvailableError
+from methods.errors import BadWeightsError, MissingWeightsError, OptionError
 from methods.data.scenes import CLASS_NAMES
 
 __all__ = [
@@ -182,7 +182,7 @@ _BUILDERS: dict[str, Callable[..., nn.Module]] = {
 
 def _check_name(name: str) -> str:
     if name not in _BUILDERS:
-        raise ValueError(f"unknown bundled model {name!r}; valid names are {list(BUNDLED)}")
+        raise OptionError(f"unknown bundled model {name!r}; valid names are {list(BUNDLED)}")
     return name
 
 
@@ -285,11 +285,11 @@ def preprocess(image: np.ndarray) -> torch.Tensor:
     """
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got dtype {arr.dtype}")
+        raise OptionError(f"image must be uint8, got dtype {arr.dtype}")
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or min(arr.shape[:2]) < 1:
-        raise ValueError(f"image must have shape (H, W), (H, W, 3) or (H, W, 4); got {arr.shape}")
+        raise OptionError(f"image must have shape (H, W), (H, W, 3) or (H, W, 4); got {arr.shape}")
     arr = arr[..., :3]
     if arr.shape[:2] != (INPUT_SIZE, INPUT_SIZE):
         from PIL import Image

@@ -52,6 +52,7 @@ from torch import nn
 
 from methods.models import scene_nets as sm
 from methods.data.scenes import BACKGROUNDS, CLASS_NAMES, EVAL_SEED_START, TRAIN_SEEDS, make_batch, make_scene
+from methods.errors import OptionError
 
 __all__ = [
     "ARCHS",
@@ -183,7 +184,7 @@ def evaluate(
         where both classes do), ``per_class_accuracy``, ``per_class_pointing`` and the counts.
     """
     if n_single < 1 or n_two < 0 or batch_size < 1:
-        raise ValueError(f"need n_single >= 1, n_two >= 0, batch_size >= 1; got {n_single}, {n_two}, {batch_size}")
+        raise OptionError(f"need n_single >= 1, n_two >= 0, batch_size >= 1; got {n_single}, {n_two}, {batch_size}")
     cam = cam or _gradcam_methods
     model.eval()
     correct, hits, labels_all = [], [], []
@@ -291,7 +292,7 @@ def train(
         ValueError: unknown ``arch`` or a bad option value.
     """
     if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
+        raise OptionError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
     cfg = dict(_DEFAULTS[arch])
     for key, val in dict(steps=steps, batch_size=batch_size, lr=lr, crop_share=crop_share, two_share=two_share).items():
         if val is not None:
@@ -299,9 +300,9 @@ def train(
     if crop != -1:
         cfg["crop"] = crop
     if int(cfg["steps"]) < 1 or int(cfg["batch_size"]) < 2:
-        raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {cfg['steps']} and {cfg['batch_size']}")
+        raise OptionError(f"steps must be >= 1 and batch_size >= 2, got {cfg['steps']} and {cfg['batch_size']}")
     if cfg["crop"] is not None and not (32 <= int(cfg["crop"]) <= sm.INPUT_SIZE):
-        raise ValueError(f"crop must be None or in [32, {sm.INPUT_SIZE}], got {cfg['crop']}")
+        raise OptionError(f"crop must be None or in [32, {sm.INPUT_SIZE}], got {cfg['crop']}")
     if threads:
         torch.set_num_threads(int(threads))
     say = log or (lambda s: None)

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Mapping, Union
 import torch
 from torch import nn
 
-from methods.errors import CheckpointError
+from methods.errors import CheckpointError, WrongTypeError
 
 __all__ = [
     "CheckpointSource",
@@ -67,11 +67,11 @@ def read_bytes(source: CheckpointSource) -> tuple[bytes, str]:
     elif hasattr(source, "read"):
         data = source.read()
     else:
-        raise TypeError(
+        raise WrongTypeError(
             f"source must be a path, bytes or a binary file-like object, got {type(source).__name__}"
         )
     if isinstance(data, str):
-        raise TypeError("the checkpoint stream is text; open the file in binary mode ('rb')")
+        raise WrongTypeError("the checkpoint stream is text; open the file in binary mode ('rb')")
     return bytes(data), what
 
 

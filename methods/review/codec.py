@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 from PIL import Image
+from methods.errors import OptionError, WrongTypeError
 
 __all__ = [
     "PNG_SIGNATURE",
@@ -43,7 +44,7 @@ def encode_png(image: np.ndarray) -> bytes:
     """An (H, W, 3) or (H, W) uint8 array as PNG bytes (lossless)."""
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ValueError(f"image must be (H, W), (H, W, 3) or (H, W, 4) uint8; got shape {arr.shape}, dtype {arr.dtype}")
+        raise OptionError(f"image must be (H, W), (H, W, 3) or (H, W, 4) uint8; got shape {arr.shape}, dtype {arr.dtype}")
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
     return buf.getvalue()
@@ -62,14 +63,14 @@ def png_size(data: bytes) -> tuple[int, int]:
         ValueError: not a PNG file, or Pillow cannot read its header.
     """
     if not bytes(data[:8]) == PNG_SIGNATURE:
-        raise ValueError("the bytes do not start with the PNG signature")
+        raise OptionError("the bytes do not start with the PNG signature")
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.format != "PNG":
-                raise ValueError(f"Pillow reads it as {im.format}, not PNG")
+                raise OptionError(f"Pillow reads it as {im.format}, not PNG")
             return int(im.width), int(im.height)
     except (OSError, SyntaxError) as exc:
-        raise ValueError(f"Pillow cannot read the PNG header: {exc}") from exc
+        raise OptionError(f"Pillow cannot read the PNG header: {exc}") from exc
 
 
 def as_map_array(value: Any) -> np.ndarray:
@@ -82,9 +83,9 @@ def as_map_array(value: Any) -> np.ndarray:
         value = value.detach().cpu().numpy()
     arr = np.asarray(value)
     if arr.dtype.kind not in "fiub":
-        raise ValueError(f"a map must hold real numbers; got dtype {arr.dtype}")
+        raise OptionError(f"a map must hold real numbers; got dtype {arr.dtype}")
     if arr.ndim != 2:
-        raise ValueError(f"a map must be 2-D (h, w); got shape {arr.shape}")
+        raise OptionError(f"a map must be 2-D (h, w); got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -128,7 +129,7 @@ def _plain(value: Any) -> Any:
         return sorted(value, key=repr)
     if hasattr(value, "detach"):
         return value.detach().cpu().tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+    raise WrongTypeError(f"{type(value).__name__} is not JSON-serializable")
 
 
 def dump_json(value: Any) -> str:

@@ -13,7 +13,7 @@ skipped, not fatal.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 from PIL import Image

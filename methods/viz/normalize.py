@@ -27,6 +27,7 @@ from typing import Literal, Sequence, TypeVar, Union
 
 import numpy as np
 import torch
+from methods.errors import OptionError
 
 __all__ = ["EPS", "MODES", "SCOPES", "Mode", "Scope", "normalize", "normalize_many"]
 
@@ -54,12 +55,12 @@ def _like(out: np.ndarray, original: ArrayLike) -> ArrayLike:
 
 def _validate(mode: str, scope: str, percentiles: tuple[float, float]) -> None:
     if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is not one of {list(MODES)}")
+        raise OptionError(f"mode={mode!r} is not one of {list(MODES)}")
     if scope not in SCOPES:
-        raise ValueError(f"scope={scope!r} is not one of {list(SCOPES)}")
+        raise OptionError(f"scope={scope!r} is not one of {list(SCOPES)}")
     lo, hi = percentiles
     if not (0.0 <= lo < hi <= 100.0):
-        raise ValueError(f"percentiles={percentiles!r} must satisfy 0 <= low < high <= 100")
+        raise OptionError(f"percentiles={percentiles!r} must satisfy 0 <= low < high <= 100")
 
 
 def _scale(values: list[np.ndarray], mode: str, percentiles: tuple[float, float]) -> list[np.ndarray]:

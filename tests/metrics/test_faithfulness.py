@@ -101,7 +101,7 @@ def test_insertion_curve_matches_closed_form_and_uneven_steps_round_half_up():
     np.testing.assert_allclose(curve.scores, expected, atol=1e-6)
     assert curve.auc == pytest.approx(trapezoid(np.array(counts) / 16, expected), abs=1e-6)
     # round half up, exact integers: N = 4, S = 8 -> k = 0, 0.5, 1, 1.5, ... -> 0 1 1 2 2 3 3 4 4
-    assert fa._step_counts(4, 8).tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert fa.step_counts(4, 8).tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4]
 
 
 def test_mean_and_tensor_baselines_closed_form():

@@ -21,7 +21,6 @@ Nothing here registers a hook; :mod:`methods.cams.score.tail` does, for Ablation
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -30,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods._torch import PRECISIONS, ForwardRunner, Progress, bf16_is_native, eval_mode
+from methods._torch import PRECISIONS, ForwardRunner, bf16_is_native, eval_mode
 from methods.cams.base import ForwardMethod, LayerContext
 from methods.cams.options import Options, option
 from methods.errors import ScoreError, ScoreWarning

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from methods._torch import HookScope
 from methods.cams.score.engine import ForwardPatcher
 
 __all__ = ["FoldedBatchNorm"]
@@ -36,7 +37,7 @@ class FoldedBatchNorm(ForwardPatcher):
     """While entered, the model's conv->BN pairs run as single convolutions (when verified).
 
     Args:
-        model: in eval mode (the caller's :func:`methods.cams.score.engine.eval_mode`).
+        model: in eval mode (the caller's :func:`methods._torch.eval_mode`).
         x_one: one real input (1, C, H, W) to find and verify the pairs on.
 
     Attributes:
@@ -68,18 +69,15 @@ class FoldedBatchNorm(ForwardPatcher):
             if args and isinstance(args[0], torch.Tensor):
                 bn_in[module] = args[0]
 
-        handles = []
-        try:
+        with HookScope() as hooks, torch.inference_mode():
             for m in self.model.modules():
                 if type(m) is nn.Conv2d:
-                    handles += [m.register_forward_pre_hook(count), m.register_forward_hook(on_conv)]
+                    hooks.forward_pre(m, count)
+                    hooks.forward(m, on_conv)
                 elif type(m) is nn.BatchNorm2d:
-                    handles += [m.register_forward_pre_hook(count), m.register_forward_pre_hook(on_bn)]
-            with torch.inference_mode():
-                logits = self.model(self.x_one)
-        finally:
-            for h in handles:
-                h.remove()
+                    hooks.forward_pre(m, count)
+                    hooks.forward_pre(m, on_bn)
+            logits = self.model(self.x_one)
         pairs = []
         for bn, inp in bn_in.items():
             found = conv_out.get(id(inp))

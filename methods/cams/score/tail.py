@@ -37,7 +37,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from methods.cams.score.engine import ForwardPatcher, ScoreError
+from methods._torch import HookScope
+from methods.cams.score.engine import ForwardPatcher
+from methods.errors import LayerError, RecorderError, ScoreError
 
 __all__ = ["TailPlan", "plan_tail", "SubstitutedForward", "check_tail"]
 
@@ -69,7 +71,7 @@ def plan_tail(model: nn.Module, x_one: torch.Tensor, layer: str) -> TailPlan:
     """
     named = dict(model.named_modules())
     if layer not in named or layer == "":
-        raise ScoreError(f"layer {layer!r} is not a submodule of {type(model).__name__}")
+        raise LayerError(f"layer {layer!r} is not a submodule of {type(model).__name__}")
     tick = [0]
     start: dict[str, int] = {}
     end: dict[str, int] = {}
@@ -95,19 +97,14 @@ def plan_tail(model: nn.Module, x_one: torch.Tensor, layer: str) -> TailPlan:
 
         return hook
 
-    handles = []
-    try:
+    with HookScope() as hooks, torch.inference_mode():
         for name, module in named.items():
             if name:
-                handles.append(module.register_forward_pre_hook(pre(name)))
-                handles.append(module.register_forward_hook(post(name)))
-        with torch.inference_mode():
-            model(x_one)
-    finally:
-        for h in handles:
-            h.remove()
+                hooks.forward_pre(module, pre(name))
+                hooks.forward(module, post(name))
+        model(x_one)
     if layer not in start:
-        raise ScoreError(f"layer {layer!r} did not run in the forward pass")
+        raise RecorderError(f"layer {layer!r} did not run in the forward pass")
     layer_start = start[layer]
     trunk = [n for n in named if n and n in end and end[n] < layer_start]
     stubs: list[str] = []
