@@ -50,7 +50,8 @@ from methods.viz.render import COLORMAPS, render_views
 from methods.cams.layers import LayerInfo, candidate_layers, default_layer
 from methods.data.images import load_image
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model
-from methods.metrics.faithfulness import confidence_change, deletion_curve, insertion_curve, reference_curves
+from methods.metrics.confidence import confidence_change
+from methods.metrics.faithfulness import deletion_curve, insertion_curve, reference_curves
 from methods.metrics.localization import energy_pointing_game, pointing_game
 
 __all__ = [

@@ -80,7 +80,7 @@ def samples(source: Source, seed: int, skipped: list[tuple[str, str]]) -> Iterat
     ``(file name, reason)`` and left out. ``seed`` offsets the scene seeds."""
     if source.kind in ("scenes", "scenes2"):
         from methods.data.scenes import make_scene
-        from methods.models.train_scenes import EVAL_SINGLE_START, EVAL_TWO_START
+        from methods.models.scene_eval import EVAL_SINGLE_START, EVAL_TWO_START
 
         two = source.kind == "scenes2"
         start = (EVAL_TWO_START if two else EVAL_SINGLE_START) + seed

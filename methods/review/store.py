@@ -24,14 +24,13 @@ applied when shown, exactly as the dashboard does after its cache.
 from __future__ import annotations
 
 import os
-import queue
 import secrets
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from methods.review.codec import decode_maps, encode_maps, load_json
+from methods.review.pool import ConnectionPool
 from methods.review.records import (
     LIMITS,
     VERDICTS,
@@ -48,7 +47,8 @@ from methods.review.records import (
     now_utc,
     validate_new,
 )
-from methods.review.schema import SnapshotError, SnapshotNotFound, connect, enable_wal, migrate, resolve_db_path
+from methods.errors import SnapshotError, SnapshotNotFound
+from methods.review.schema import connect, enable_wal, migrate, resolve_db_path
 
 __all__ = [
     "VERDICTS",
@@ -65,7 +65,6 @@ __all__ = [
 ]
 
 _ID_BYTES = 7  # token_urlsafe(7) -> 10 characters, 56 random bits
-_ABANDONED: list[object] = []  # connection pools inherited through fork(); see SnapshotStore._connection
 
 
 def _fold(value: Any) -> Any:
@@ -107,36 +106,14 @@ class SnapshotStore:
     ) -> None:
         self.path: Path = resolve_db_path(path)
         self.busy_timeout_ms = int(busy_timeout_ms)
-        self._max_idle = int(max_idle_connections)
-        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._pid = os.getpid()
-        with self._connection() as conn:
+        self._pool = ConnectionPool(self.path, self._connect, max_idle=int(max_idle_connections))
+        self._transaction = self._pool.transaction
+        with self._pool.connection() as conn:
             enable_wal(conn, self.path)
             migrate(conn, path=self.path)
 
-    def __repr__(self) -> str:
-        return f"SnapshotStore({str(self.path)!r})"
-
-    def close(self) -> None:
-        """Close the idle connections (the store stays usable; it reopens on demand)."""
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
-
-    def __enter__(self) -> "SnapshotStore":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- connections ---------------------------------------------------------------------------
-    # A small pool: a connection serves one thread at a time and goes back to the idle queue.
-    # Reusing connections matters: closing the LAST connection to a WAL file checkpoints and
-    # deletes the WAL (with fsyncs), ~10 ms per operation on a VM disk.
-
     def _connect(self) -> sqlite3.Connection:
+        """A new connection with the store's settings and its case-folding SQL function."""
         try:
             conn = connect(self.path, busy_timeout_ms=self.busy_timeout_ms, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -144,43 +121,22 @@ class SnapshotStore:
         conn.create_function("gl_fold", 1, _fold, deterministic=True)
         return conn
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        if os.getpid() != self._pid:  # forked: never use the parent's connections (SQLite's rule)
-            _ABANDONED.append(self._idle)  # kept referenced: closing them here could disturb the parent
-            self._idle, self._pid = queue.SimpleQueue(), os.getpid()
-        try:
-            conn = self._idle.get_nowait()
-        except queue.Empty:
-            conn = self._connect()
-        try:
-            yield conn
-        except sqlite3.Error as exc:  # a database error may leave the connection in any state: drop it
-            conn.close()
-            raise SnapshotError(f"review database {self.path}: {exc}") from exc
-        except BaseException:
-            self._release(conn)
-            raise
-        self._release(conn)
+    @property
+    def _idle(self):  # the pool's idle connections (tests look at its size)
+        return self._pool.idle
 
-    def _release(self, conn: sqlite3.Connection) -> None:
-        if not conn.in_transaction and self._idle.qsize() < self._max_idle:
-            self._idle.put(conn)
-        else:
-            conn.close()
+    def __repr__(self) -> str:
+        return f"SnapshotStore({str(self.path)!r})"
 
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        """One pooled connection, one transaction: committed on success, rolled back on any error."""
-        with self._connection() as conn:
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+    def close(self) -> None:
+        """Close the idle connections (the store stays usable; it reopens on demand)."""
+        self._pool.close()
+
+    def __enter__(self) -> "SnapshotStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @staticmethod
     def _require(conn: sqlite3.Connection, snapshot_id: str) -> None:

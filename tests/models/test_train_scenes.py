@@ -11,6 +11,7 @@ import torch
 
 from methods.models import scene_nets as sm
 from methods.models import train_scenes as ts
+from methods.models.scene_eval import peak_in_mask
 from methods.data.scenes import CLASS_NAMES, TRAIN_SEEDS, make_scene
 
 
@@ -100,7 +101,7 @@ def test_peak_in_mask_counts_hits_by_hand():
     maps[2, 0, 0] = 1.0  # inside
     masks = np.zeros((3, 4, 4), bool)
     masks[0, 1, 1] = masks[1, 0, 0] = masks[2, 0, 0] = True
-    np.testing.assert_array_equal(ts._peak_in_mask(maps, masks), [True, False, True])
+    np.testing.assert_array_equal(peak_in_mask(maps, masks), [True, False, True])
 
 
 def _pixels_key(x: torch.Tensor) -> bytes:
