@@ -92,7 +92,7 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     (a model may mix modes, e.g. a frozen BatchNorm kept in eval inside a training model).
 
     Examples:
-        >>> net = nn.Sequential(nn.BatchNorm2d(1), nn.Dropout()); net[0].eval()
+        >>> net = nn.Sequential(nn.BatchNorm2d(1), nn.Dropout()); _ = net[0].eval()
         >>> with eval_mode(net):
         ...     any(m.training for m in net.modules())
         False

@@ -133,6 +133,14 @@ def explain_many(
     Returns:
         method key -> :class:`Explanation`; each equals a separate :func:`explain` call.
 
+    Examples:
+        >>> import torch, methods
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> many = methods.explain_many(net, torch.rand(1, 3, 8, 8), ["gradcam", "hirescam"], layers="all")
+        >>> sorted(many), many["gradcam"].layers
+        (['gradcam', 'hirescam'], ('0', '1'))
+
     Raises:
         UnknownMethodError, LayerError, TargetError, RecorderError (all ``GradLensError``).
     """
@@ -233,7 +241,23 @@ def explain(
         **options: the method's keyword options (e.g. ``seed=3`` for ``random``).
 
     Returns:
-        An :class:`Explanation` with raw maps per layer.
+        An :class:`Explanation` with raw maps per layer: ``maps[layer]`` is (N, h, w).
+
+    Raises:
+        UnknownMethodError, OptionError, LayerError, TargetError, InputError, RecorderError (all
+        :class:`methods.GradLensError`).
+
+    Examples:
+        >>> import torch, methods
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+        ...                           torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        >>> exp = methods.explain(net, torch.rand(2, 3, 8, 8), "gradcam", layers="1", target=0)
+        >>> exp.maps["1"].shape, exp.targets.tolist()
+        (torch.Size([2, 8, 8]), [0, 0])
+        >>> methods.explain(net, torch.rand(1, 3, 8, 8), "gradcm")
+        Traceback (most recent call last):
+        ...
+        methods.errors.UnknownMethodError: unknown method 'gradcm'. Did you mean 'gradcam', ...
     """
     if isinstance(method, CamMethod):
         if options:

@@ -168,6 +168,14 @@ def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 2
     Returns:
         list of :class:`LayerInfo`, ``index`` equal to the list position.
 
+    Examples:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        >>> [(i.name, i.type, i.shape) for i in candidate_layers(net, (8, 8))]
+        [('0', 'Conv2d', (4, 6, 6)), ('1', 'ReLU', (4, 6, 6))]
+        >>> default_layer(net, (8, 8))
+        '1'
+
     Raises:
         OptionError: bad ``input_size``.
         WrongTypeError: ``model`` is not an ``nn.Module``.

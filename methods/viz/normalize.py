@@ -105,6 +105,12 @@ def normalize_many(
 
     Returns:
         float32 maps of the input types and shapes, finite.
+
+    Examples:
+        >>> import numpy as np
+        >>> a, b = np.array([[0.0, 1.0]]), np.array([[0.0, 4.0]])
+        >>> [m.max() for m in normalize_many([a, b], mode="max", scope="shared")]
+        [np.float32(0.25), np.float32(1.0)]
     """
     _validate(mode, scope, percentiles)
     arrays = [_to_numpy(m) for m in maps]
@@ -129,6 +135,16 @@ def normalize(
 
     For a stack, ``scope="per_map"`` scales each ``m[i]`` on its own and ``scope="shared"`` uses one
     scale for the whole stack. Arguments as in :func:`normalize_many`.
+
+    Examples:
+        >>> import numpy as np
+        >>> normalize(np.array([[-1.0, 0.0], [1.0, 3.0]]), mode="minmax")
+        array([[0.        , 0.        ],
+               [0.33333334, 1.        ]], dtype=float32)
+        >>> normalize(np.array([[-1.0, 2.0]]), mode="max", relu=False)
+        array([[-0.5,  1. ]], dtype=float32)
+        >>> normalize(np.full((2, 2), 7.0)).max()  # a constant map says nothing about where: zeros
+        np.float32(0.0)
     """
     arr = _to_numpy(m)
     if arr.ndim == 3:
