@@ -30,7 +30,8 @@ SnapshotNotFound            no snapshot has this id (SnapshotError, KeyError)
 Cancelled                   a long computation was stopped on request
 =========================== ================================================================
 
-Warnings: :class:`ScoreWarning` (a score-family method took a slower route).
+Warnings: :class:`GradLensWarning` (recorded in ``Explanation.notes``) and its subclass
+:class:`ScoreWarning` (a score-family method took a slower route).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ __all__ = [
     "SnapshotError",
     "SnapshotNotFound",
     "Cancelled",
+    "GradLensWarning",
     "ScoreWarning",
     "suggest",
 ]
@@ -146,11 +148,14 @@ class Cancelled(GradLensError):
     """A long computation was stopped on request (a progress callback's ``cancelled`` flag)."""
 
 
-class ScoreWarning(UserWarning):
-    """A score-family method took a slower route than it could (the message says why).
+class GradLensWarning(UserWarning):
+    """Something a user should know about a map (a slower route taken, a layer whose signed
+    activations invert a method ...). :func:`methods.explain_many` records the messages a method
+    warns during its computation in :attr:`methods.Explanation.notes` (and lets them propagate)."""
 
-    The dashboard records these with ``warnings.catch_warnings(record=True)`` and shows them.
-    """
+
+class ScoreWarning(GradLensWarning):
+    """A score-family method took a slower route than it could (the message says why)."""
 
 
 def suggest(value: object, choices: Iterable[str], n: int = 3) -> str:

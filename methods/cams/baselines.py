@@ -39,6 +39,7 @@ class CentreOptions(Options):
     cost="1 fwd + SVD",
     paper="https://arxiv.org/abs/2008.00299",
     summary="First principal component of the activations (class-agnostic).",
+    class_agnostic=True,
 )
 class EigenCam(RecordedMethod):
     """Eigen-CAM (Muhammad & Yeasin, IJCNN 2020, arXiv:2008.00299).
@@ -73,6 +74,7 @@ class EigenCam(RecordedMethod):
     family="baseline",
     cost="1 fwd",
     summary="Control: activations weighted by seeded standard-normal channel weights.",
+    class_agnostic=True,
 )
 class RandomCam(RecordedMethod):
     """Random channel weights: ``w_k ~ N(0, 1)`` (seeded), ``M = sum_k w_k A^k``.
@@ -97,6 +99,7 @@ class RandomCam(RecordedMethod):
     family="baseline",
     cost="none",
     summary="Control: a Gaussian blob in the image centre, whatever the image.",
+    class_agnostic=True,
 )
 class CentreCam(RecordedMethod):
     """A centred isotropic Gaussian on the layer's grid, the same for every image.

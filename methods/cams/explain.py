@@ -9,6 +9,7 @@ logits and targets.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Mapping, Sequence, Union
 
@@ -19,7 +20,7 @@ from methods._torch import Progress
 from methods.cams.base import CamMethod, ForwardMethod, LayerContext, RecordedMethod
 from methods._torch import check_input, eval_mode, unwrap_model, upsample
 from methods.cams.recorder import record, resolve_modules
-from methods.errors import LayerError, OptionError, WrongTypeError
+from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError
 from methods.cams.layers import candidate_layers, default_layer
 from methods.cams.registry import create_method
 
@@ -43,6 +44,8 @@ class Explanation:
         input_size: (H, W) of the explained input.
         seconds: wall time of this method's share of the call (the shared pass counted once per method).
         options: the method's options.
+        notes: what the user should know about these maps (messages the method warned with a
+            :class:`methods.errors.GradLensWarning`, e.g. a slower route or a signed layer).
     """
 
     method: str
@@ -54,6 +57,7 @@ class Explanation:
     input_size: tuple[int, int]
     seconds: float = 0.0
     options: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def upsampled(self, layer: str | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
         """The raw map of ``layer`` resized to ``size`` (default: the input size), bilinear,
@@ -177,19 +181,24 @@ def _explain_in_eval(
     for method in configured:
         t0 = time.perf_counter()
         maps: dict[str, torch.Tensor] = {}
-        for layer in layer_names:
-            acts = rec.activations[layer]
-            if isinstance(method, RecordedMethod):
-                grads = rec.gradients[layer] if (method.spec.needs_gradients and rec.gradients) else None
-                maps[layer] = _clean(method.compute(acts, grads))
-            elif isinstance(method, ForwardMethod):
-                sub = _sub_progress(progress, step, total_steps)
-                ctx = LayerContext(model=net, x=x, layer=layer, activations=acts, targets=rec.targets,
-                                   logits=rec.logits, progress=sub, module=modules[layer])
-                maps[layer] = _clean(method.compute_layer(ctx))
-                step += 1
-            else:
-                raise WrongTypeError(f"{type(method).__name__} is neither a RecordedMethod nor a ForwardMethod")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for layer in layer_names:
+                acts = rec.activations[layer]
+                if isinstance(method, RecordedMethod):
+                    grads = rec.gradients[layer] if (method.spec.needs_gradients and rec.gradients) else None
+                    maps[layer] = _clean(method.compute(acts, grads))
+                elif isinstance(method, ForwardMethod):
+                    sub = _sub_progress(progress, step, total_steps)
+                    ctx = LayerContext(model=net, x=x, layer=layer, activations=acts, targets=rec.targets,
+                                       logits=rec.logits, progress=sub, module=modules[layer])
+                    maps[layer] = _clean(method.compute_layer(ctx))
+                    step += 1
+                else:
+                    raise WrongTypeError(f"{type(method).__name__} is neither a RecordedMethod nor a ForwardMethod")
+        for w in caught:  # recorded for the Explanation, and passed on to the caller's filters
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        notes = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradLensWarning)))
         results[method.spec.name] = Explanation(
             method=method.spec.name,
             maps=maps,
@@ -200,6 +209,7 @@ def _explain_in_eval(
             input_size=input_size,
             seconds=shared_seconds + time.perf_counter() - t0,
             options=dict(method.options),
+            notes=notes,
         )
     return results
 

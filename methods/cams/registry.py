@@ -59,6 +59,8 @@ class MethodSpec:
         paper: URL of the paper (empty for baselines without one).
         summary: one line saying how the map is made.
         cls: the implementing class (a :class:`methods.cams.base.CamMethod` subclass).
+        class_agnostic: the map does not depend on the explained class (Eigen-CAM, the controls):
+            class-discrimination checks skip it and the dashboard says so.
     """
 
     name: str
@@ -69,6 +71,7 @@ class MethodSpec:
     paper: str
     summary: str
     cls: type
+    class_agnostic: bool = False
 
     @property
     def options(self) -> list[OptionInfo]:
@@ -100,6 +103,7 @@ def register_method(
     summary: str,
     paper: str = "",
     needs_gradients: bool | None = None,
+    class_agnostic: bool = False,
 ) -> Callable[[_C], _C]:
     """Class decorator: register a CAM method under ``name`` with a frozen spec.
 
@@ -111,6 +115,7 @@ def register_method(
         summary: one-line description.
         paper: paper URL.
         needs_gradients: defaults to ``family == "gradient"``.
+        class_agnostic: the map does not depend on the target class.
 
     Returns:
         The decorator; it sets ``cls.spec`` and returns the class unchanged otherwise.
@@ -139,6 +144,7 @@ def register_method(
             paper=paper,
             summary=summary,
             cls=cls,
+            class_agnostic=bool(class_agnostic),
         )
         cls.spec = spec  # type: ignore[attr-defined]
         _REGISTRY[name] = spec

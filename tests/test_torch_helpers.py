@@ -1,0 +1,99 @@
+"""methods/_torch.py: the shared torch helpers (eval mode, hook scope, the batched runner)."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import methods
+from methods import _torch
+from methods.errors import GradLensWarning, InputError, RecorderError
+from methods.metrics import faithfulness as fa
+from methods.metrics import perturbation
+
+
+def test_hook_scope_removes_hooks_also_when_the_forward_raises():
+    net = nn.Sequential(nn.Conv2d(1, 1, 1))
+    with pytest.raises(ZeroDivisionError):
+        with _torch.HookScope() as hooks:
+            hooks.forward(net[0], lambda m, a, o: 1 / 0)
+            hooks.forward_pre(net[0], lambda m, a: None)
+            assert hooks.count == 2
+            net(torch.zeros(1, 1, 2, 2))
+    assert not net[0]._forward_hooks and not net[0]._forward_pre_hooks
+
+
+@pytest.mark.parametrize("device_type", ["cuda", "xpu", "cpu"])
+def test_runner_autocasts_on_the_devices_own_type(monkeypatch, device_type):
+    """bf16 autocast follows the device it is given (never a hard-coded "cpu"): the runner enters
+    ``torch.autocast(device_type=<that device's type>)``. The autocast itself is replaced by a
+    recorder, so the check runs on a machine without that device."""
+    seen = []
+
+    @contextlib.contextmanager
+    def fake_autocast(device_type, dtype=None, **kwargs):
+        seen.append((device_type, dtype))
+        yield
+
+    monkeypatch.setattr(torch, "autocast", fake_autocast)
+    with _torch.ForwardRunner(precision="bf16", device=torch.device(device_type), total=1) as run:
+        assert run.autocast_device == device_type
+    assert seen == [(device_type, torch.bfloat16)]
+    seen.clear()
+    with _torch.ForwardRunner(precision="fp32", device=torch.device(device_type), total=1) as run:
+        assert run.autocast_device is None
+    assert seen == []
+
+
+def test_curves_run_on_the_inputs_device(monkeypatch):
+    """Deletion curves hand the input's own device to the runner (so bf16 faithfulness on a CUDA
+    model autocasts on CUDA); here a spy records the device of a CPU run."""
+    devices = []
+    real = perturbation.runner_for
+
+    def spy(x, precision, total, progress=None):
+        devices.append((x.device, precision))
+        return real(x, precision, total, progress)
+
+    monkeypatch.setattr(fa, "runner_for", spy)
+    net = nn.Sequential(nn.Conv2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    x = torch.rand(1, 3, 4, 4)
+    fa.deletion_curve(net, x, torch.rand(4, 4), 0, steps=2, precision="bf16")
+    assert devices == [(x.device, "bf16")]
+
+
+def test_runner_reports_a_model_without_logits():
+    with pytest.raises(RecorderError, match="logits"):
+        with _torch.ForwardRunner(precision="fp32", device="cpu", total=1) as run:
+            run(lambda b, fmt: b, torch.zeros(2, 3, 4, 4))
+
+
+@pytest.mark.parametrize("bad", [torch.full((1, 3, 4, 4), float("nan")), torch.zeros(3, 4, 4),
+                                 torch.zeros(1, 3, 4, 4, dtype=torch.int64)])
+def test_explain_refuses_nan_and_malformed_inputs(bad):
+    net = nn.Sequential(nn.Conv2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    with pytest.raises(InputError):
+        methods.explain(net, bad, "gradcam", layers="0")
+
+
+def test_a_methods_warning_becomes_a_note_of_its_explanation():
+    @methods.register_method(name="noted_test_method", label="Noted", family="baseline", cost="1 fwd",
+                             summary="Test: warns once.")
+    class Noted(methods.RecordedMethod):
+        def compute(self, activations, gradients):
+            warnings.warn("layer is mostly negative", GradLensWarning)
+            return activations.sum(dim=1)
+
+    from methods.cams import registry
+
+    net = nn.Sequential(nn.Conv2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    try:
+        with pytest.warns(GradLensWarning, match="mostly negative"):
+            exp = methods.explain(net, torch.rand(1, 3, 4, 4), "noted_test_method", layers=["0"])
+        assert exp.notes == ("layer is mostly negative",)
+    finally:
+        registry._REGISTRY.pop("noted_test_method")
