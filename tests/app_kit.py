@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
-import methods  # noqa: E402
-from dashboard import common, ui  # noqa: E402
+import methods
+from dashboard import common, ui
 
 HOME = str(ROOT / "dashboard" / "Home.py")
 PAGES = {

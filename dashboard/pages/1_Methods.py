@@ -1,18 +1,11 @@
 """Methods side by side: one layer, several methods, one normalization; hover shows the values."""
 
-import sys
-from pathlib import Path
+import pandas as pd
+import streamlit as st
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-import methods  # noqa: E402
-from dashboard import common, figures, ui  # noqa: E402
-from dashboard.state import ViewState  # noqa: E402
+import methods
+from dashboard import common, figures, ui
+from dashboard.state import ViewState
 
 
 def controls(state: ViewState) -> ViewState:

@@ -1,20 +1,13 @@
 """Layers: one method at every candidate layer (or a chosen subset), from ONE explain call."""
 
-import sys
-from pathlib import Path
+from functools import partial
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import pandas as pd
+import streamlit as st
 
-from functools import partial  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-import methods  # noqa: E402
-from dashboard import common, figures, ui  # noqa: E402
-from dashboard.state import ViewState  # noqa: E402
+import methods
+from dashboard import common, figures, ui
+from dashboard.state import ViewState
 
 TOP_FRACTION = 0.10
 

@@ -1,19 +1,12 @@
 """Faithfulness: deletion and insertion curves of the chosen methods against random and centre maps."""
 
-import sys
-from pathlib import Path
+from functools import partial
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import pandas as pd
+import streamlit as st
 
-from functools import partial  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from dashboard import catalog, common, figures, ui  # noqa: E402
-from dashboard.state import STEPS_RANGE, ViewState  # noqa: E402
+from dashboard import catalog, common, figures, ui
+from dashboard.state import STEPS_RANGE, ViewState
 
 REF_LABELS = {"ref:random": "Random map (reference)", "ref:centre": "Centre map (reference)"}
 BASELINE_LABELS = {

@@ -9,21 +9,19 @@ The default model is the bundled ``scenes_vgg`` (weights in ``methods/assets``):
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from app_kit import (  # noqa: E402
+from app_kit import (
     HOME, PAGES, ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, model_calls, plotly_specs, run_page,
 )
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
-import methods  # noqa: E402
-from dashboard import common, ui  # noqa: E402
+import methods
+from dashboard import common, ui
 
 
 def test_home_shows_prediction_views_and_the_method_table():
@@ -206,8 +204,6 @@ def test_a_hand_edited_link_falls_back_with_messages():
 
 def test_render_view_from_preloaded_maps_runs_no_model():
     script = f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
 import numpy as np
 from dashboard import common, ui
 from dashboard.catalog import MapBundle
@@ -242,8 +238,6 @@ with common.preloaded(bundle):
 
 def test_shown_errors_turns_library_errors_into_messages():
     script = f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
 import streamlit as st
 from dashboard import common
 from methods.errors import ImageError

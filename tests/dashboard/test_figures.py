@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import io
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from dashboard import figures  # noqa: E402
-from methods.viz import render  # noqa: E402
+from dashboard import figures
+from methods.viz import render
 
 
 def test_top_share_closed_forms():
