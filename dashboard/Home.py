@@ -9,7 +9,9 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from dashboard import common, figures, ui
+from methods.viz.ranges import display_range
+
+from dashboard import figures, runner, services, widgets
 from dashboard.state import ViewState
 
 HOW_TO_READ = """
@@ -31,7 +33,7 @@ def method_table() -> pd.DataFrame:
     rows = [
         {"Method": s.label, "Key": s.name, "Family": s.family, "Cost": s.cost,
          "Slow": "yes" if s.is_slow else "", "Paper": s.paper, "Summary": s.summary}
-        for s in common.method_specs()
+        for s in services.method_specs()
     ]
     return pd.DataFrame(rows)
 
@@ -40,12 +42,12 @@ def show(state: ViewState) -> None:
     """Draw the home page from a view state."""
     st.caption("Grad-CAM-style class activation maps: which pixels made the network say what it said.")
 
-    bundle = common.raw_maps(state, ["gradcam"], [None])
+    bundle = runner.raw_maps(state, ["gradcam"], [None])
     layer = next(iter(bundle.maps["gradcam"]))
     raw = bundle.maps["gradcam"][layer]
-    common.note_constant({f"Grad-CAM at {layer}": raw})
-    norm = common.normalized([raw], state)[0]
-    value_range = figures.display_range(norm, mode=state.norm, relu=state.relu)
+    widgets.note_constant({f"Grad-CAM at {layer}": raw})
+    norm = services.normalized([raw], state)[0]
+    value_range = display_range(norm, mode=state.norm, relu=state.relu)
     views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)
     target_name = bundle.target_name
 
@@ -62,7 +64,7 @@ def show(state: ViewState) -> None:
     )
     grid = partial(figures.compose_grid, pictures, captions, ncols=4, cell=256,
                    title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}")
-    common.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home")
+    widgets.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home")
 
     left, right = st.columns([1, 2], gap="large")
     with left:
@@ -77,7 +79,7 @@ def show(state: ViewState) -> None:
             column_config={"Probability": st.column_config.ProgressColumn(
                 "Probability", format="percent", min_value=0.0, max_value=1.0)},
         )
-        common.download_csv("Top-5 as CSV", top, "gradlens_top5.csv", key="dl_top5")
+        widgets.download_csv("Top-5 as CSV", top, "gradlens_top5.csv", key="dl_top5")
     with right:
         st.subheader("How to read this")
         st.markdown(HOW_TO_READ)
@@ -91,8 +93,8 @@ def show(state: ViewState) -> None:
             "Summary": st.column_config.TextColumn("Summary", width="large"),
         },
     )
-    common.download_csv("Method table as CSV", table, "gradlens_methods.csv", key="dl_methods")
+    widgets.download_csv("Method table as CSV", table, "gradlens_methods.csv", key="dl_methods")
 
 
 if __name__ == "__main__":
-    ui.run_page("home", show)
+    runner.run_page("home", show)

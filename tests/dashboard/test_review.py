@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 from streamlit.testing.v1 import AppTest
 
-from dashboard import common
 from methods.review.store import SnapshotStore
 from app_kit import ForwardCounter, TIMEOUT, assert_clean, model_calls  # noqa: F401
 

@@ -35,6 +35,7 @@ EVERYTHING_CHANGED = ViewState(
     steps=80,
     step=12,
     slow=True,
+    options=(("centre", "sigma", 0.125), ("random", "seed", 3)),
 )
 
 
