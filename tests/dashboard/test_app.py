@@ -430,3 +430,40 @@ def test_faithfulness_curves_table_and_perturbed_images():
     at.slider(key="w_step").set_value(5).run()  # moving the step never re-runs the curves
     assert_clean(at)
     assert model_calls() == calls and at.query_params["step"] == "5"
+
+
+# ------------------------------------------------------------------------------------------
+# one image context per run
+
+
+def test_the_image_is_preprocessed_once_per_page_run(monkeypatch):
+    """The sidebar's prediction, the maps, the model's view of the image and the curves all use
+    the one context the run made: LoadedModel.preprocess runs exactly once per script run."""
+    from methods.models.loaded import LoadedModel
+
+    calls = []
+    real = LoadedModel.preprocess
+
+    def spy(self, image):
+        calls.append(image.shape)
+        return real(self, image)
+
+    monkeypatch.setattr(LoadedModel, "preprocess", spy)
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    assert len(calls) == 1, calls
+    for page in ("methods", "layers", "normalization"):
+        calls.clear()
+        at.switch_page(PAGES[page]).run()
+        assert_clean(at)
+        assert len(calls) == 1, (page, calls)
+    calls.clear()
+    at.selectbox(key="w_cmap").set_value("viridis").run()  # a rerun of the same page
+    assert len(calls) == 1, calls
+    at.switch_page(PAGES["faithfulness"]).run()
+    at.slider(key="w_steps").set_value(10).run()
+    calls.clear()
+    at.button(key="faith_run").click().run()  # maps, curves, references and perturbed images
+    assert_clean(at)
+    assert len(at.image) == 2
+    assert len(calls) == 1, calls
