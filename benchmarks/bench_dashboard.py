@@ -41,7 +41,7 @@ def main() -> None:
 
     import streamlit as st
 
-    from dashboard import common, ui
+    from dashboard import cache, navigation
 
     warm = []
     for _ in range(3):
@@ -57,7 +57,7 @@ def main() -> None:
     at = AppTest.from_file(HOME, default_timeout=600).run()
     at.switch_page("pages/1_Methods.py").run()
     assert not at.exception
-    net = common.model_handle("scenes_vgg").loaded.model
+    net = cache.model_handle("scenes_vgg").loaded.model
     forwards = [0]
     hook = net.register_forward_pre_hook(lambda m, a: forwards.__setitem__(0, forwards[0] + 1))
     changes = {
@@ -71,7 +71,7 @@ def main() -> None:
     rows = []
     try:
         for label, (kind, key, values) in changes.items():
-            calls, fwd = sum(common.MODEL_CALLS.values()), forwards[0]
+            calls, fwd = sum(cache.MODEL_CALLS.values()), forwards[0]
             times = []
             for i in range(RUNS):
                 getattr(at, kind)(key=key).set_value(values[i % 2])
@@ -79,7 +79,7 @@ def main() -> None:
                 at.run()
                 times.append(time.perf_counter() - t0)
             assert not at.exception
-            made = sum(common.MODEL_CALLS.values()) - calls
+            made = sum(cache.MODEL_CALLS.values()) - calls
             rows.append((label, statistics.median(times), made, forwards[0] - fwd))
         extra = ["xgradcam", "hirescam", "eigencam", "gradcampp"]
         miss = []
@@ -97,8 +97,8 @@ def main() -> None:
 
     import torch
 
-    handle = common.model_handle("scenes_vgg")
-    x = torch.as_tensor(handle.loaded.preprocess(common.image_for(at.session_state[ui.VIEW_KEY].image)))[None]
+    handle = cache.model_handle("scenes_vgg")
+    x = torch.as_tensor(handle.loaded.preprocess(cache.image_for(at.session_state[navigation.VIEW_KEY].image)))[None]
     x.requires_grad_(True)
     plain = []
     with handle.lock:

@@ -3,21 +3,16 @@
 Run from the repository root: ``streamlit run dashboard/Home.py``.
 """
 
-import sys
-from pathlib import Path
+from functools import partial
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import pandas as pd
+import streamlit as st
 
-from functools import partial  # noqa: E402
+import methods
+from methods.viz.ranges import display_range
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-import methods  # noqa: E402
-from dashboard import common, figures, ui  # noqa: E402
-from dashboard.state import ViewState  # noqa: E402
+from dashboard import figures, runner, services, widgets
+from dashboard.state import ViewState
 
 HOW_TO_READ = """
 * **Grayscale map**: where the class score is most sensitive to the layer's features; white = high.
@@ -38,7 +33,7 @@ def method_table() -> pd.DataFrame:
     rows = [
         {"Method": s.label, "Key": s.name, "Family": s.family, "Cost": s.cost,
          "Slow": "yes" if s.is_slow else "", "Paper": s.paper, "Summary": s.summary}
-        for s in common.method_specs()
+        for s in services.method_specs()
     ]
     return pd.DataFrame(rows)
 
@@ -47,12 +42,12 @@ def show(state: ViewState) -> None:
     """Draw the home page from a view state."""
     st.caption("Grad-CAM-style class activation maps: which pixels made the network say what it said.")
 
-    bundle = common.raw_maps(state, ["gradcam"], [None])
+    bundle = runner.raw_maps(state, ["gradcam"], [None])
     layer = next(iter(bundle.maps["gradcam"]))
     raw = bundle.maps["gradcam"][layer]
-    common.note_constant({f"Grad-CAM at {layer}": raw})
-    norm = common.normalized([raw], state)[0]
-    value_range = figures.display_range(norm, mode=state.norm, relu=state.relu)
+    widgets.note_constant({f"Grad-CAM at {layer}": raw})
+    norm = services.normalized([raw], state)[0]
+    value_range = display_range(norm, mode=state.norm, relu=state.relu)
     views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)
     target_name = bundle.target_name
 
@@ -69,7 +64,7 @@ def show(state: ViewState) -> None:
     )
     grid = partial(figures.compose_grid, pictures, captions, ncols=4, cell=256,
                    title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}")
-    common.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home")
+    widgets.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home")
 
     left, right = st.columns([1, 2], gap="large")
     with left:
@@ -84,7 +79,7 @@ def show(state: ViewState) -> None:
             column_config={"Probability": st.column_config.ProgressColumn(
                 "Probability", format="percent", min_value=0.0, max_value=1.0)},
         )
-        common.download_csv("Top-5 as CSV", top, "gradlens_top5.csv", key="dl_top5")
+        widgets.download_csv("Top-5 as CSV", top, "gradlens_top5.csv", key="dl_top5")
     with right:
         st.subheader("How to read this")
         st.markdown(HOW_TO_READ)
@@ -98,8 +93,8 @@ def show(state: ViewState) -> None:
             "Summary": st.column_config.TextColumn("Summary", width="large"),
         },
     )
-    common.download_csv("Method table as CSV", table, "gradlens_methods.csv", key="dl_methods")
+    widgets.download_csv("Method table as CSV", table, "gradlens_methods.csv", key="dl_methods")
 
 
 if __name__ == "__main__":
-    ui.run_page("home", show)
+    runner.run_page("home", show)

@@ -17,14 +17,11 @@ from plotly.subplots import make_subplots
 from PIL import Image, ImageDraw, ImageFont
 
 from methods.viz import render as _render
-from methods.viz.ranges import display_range, display_ranges
 
 __all__ = [
     "png_bytes",
     "data_uri",
     "colorscale",
-    "display_range",
-    "display_ranges",
     "compose_grid",
     "map_figure",
     "histogram_figure",

@@ -2,13 +2,13 @@
 
 * :func:`store` is the one :class:`~methods.review.store.SnapshotStore` of the process
   (``st.cache_resource``, keyed by the database path: ``GRADLENS_DB``, secrets, or ``data/``).
-* :func:`save_panel` is drawn by ``ui.run_page`` under every page's title. It saves what the page
-  has just drawn: the image as the model saw it, the RAW maps of every ``common.raw_maps`` call of
-  the run (``common.recorded()``), the probabilities, the faithfulness curves, and the whole view
-  state (``ViewState.to_dict``: every field, defaults included).
+* :func:`save_panel` is drawn by ``runner.run_page`` under every page's title. It saves what the
+  page has just drawn: the image as the model saw it, the RAW maps of every ``runner.raw_maps``
+  call of the run (``capture.recorded()``), the probabilities, the faithfulness curves, and the
+  whole view state (``ViewState.to_dict``: every field, defaults included).
 * :func:`review_page` lists, filters, opens, comments, judges and exports snapshots. A snapshot
   opens from ``?snapshot=<id>`` on the Review page: its page's ``show(state)`` redraws it from the
-  stored image and maps (``common.preloaded``), so the model does not run.
+  stored image and maps (``capture.preloaded``), so the model does not run.
 
 User text (author, title, note, comments) is shown with ``st.text`` or in dataframes, never as
 markdown.
@@ -17,6 +17,7 @@ markdown.
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
@@ -25,9 +26,12 @@ import streamlit as st
 from methods.review.codec import encode_png
 from methods.review.store import VERDICTS, NewSnapshot, NormSettings, Snapshot, SnapshotStore
 from methods.review.report import html_report, zip_report
+from methods.review.schema import resolve_db_path
 
-from dashboard import common, figures, ui
-from dashboard.catalog import MapBundle, REFERENCE_KEYS
+from dashboard import cache, capture, figures, services
+from dashboard.errors import shown_errors
+from dashboard.navigation import PAGE_FILES, PAGE_TITLES, render_view
+from dashboard.services import REFERENCE_KEYS, MapBundle
 from dashboard.state import ViewState, is_upload
 
 __all__ = ["store", "new_snapshot", "save_panel", "snapshot_link", "bundle_of", "review_page", "REVIEW_PAGE"]
@@ -44,8 +48,6 @@ def _store(path: str) -> SnapshotStore:
 
 def store() -> SnapshotStore:
     """The process's snapshot store (one per database file; shared by every session)."""
-    from methods.review.schema import resolve_db_path
-
     return _store(str(resolve_db_path(None)))
 
 
@@ -64,14 +66,14 @@ def _curve(curve: dict) -> dict:
 
 def new_snapshot(view: ViewState, recorded: dict, *, author: str, title: str = "", note: str = "",
                  verdict: str = "unreviewed") -> NewSnapshot:
-    """The snapshot of what a page drew (``common.recorded()``) in ``view``."""
+    """The snapshot of what a page drew (``capture.recorded()``) in ``view``."""
     bundle: MapBundle = recorded["bundle"]
     layers: list[str] = []
     for per_layer in bundle.maps.values():
         layers += [l for l in per_layer if l not in layers]
     model_sha = None
     if is_upload(view.model):
-        info = common.uploaded_models().get(view.model)
+        info = cache.uploaded_models().get(view.model)
         if info is not None:
             model_sha = hashlib.sha256(info["data"]).hexdigest()
     probs = np.asarray(bundle.probs, dtype=float)
@@ -100,7 +102,7 @@ def new_snapshot(view: ViewState, recorded: dict, *, author: str, title: str = "
 
 def save_panel(view: ViewState) -> None:
     """The "Save to review" expander: author (remembered), title, note, verdict -> a snapshot."""
-    rec = common.recorded()
+    rec = capture.recorded()
     saved = st.session_state.get(_SAVED_KEY)
     with st.expander("Save to review", icon=":material/bookmark_add:", expanded=bool(saved and saved[0] == view.page)):
         if rec["bundle"] is None:
@@ -157,7 +159,7 @@ def _filters() -> dict:
     author = cols[0].text_input("Author", key="w_rv_author")
     model = cols[1].selectbox("Model", ["(any)"] + models, key="w_rv_model")
     method = cols[2].selectbox("Method", ["(any)"] + methods_, key="w_rv_method",
-                               format_func=lambda m: m if m == "(any)" else common.method_label(m))
+                               format_func=lambda m: m if m == "(any)" else services.method_label(m))
     verdict = cols[3].selectbox("Verdict", ("(any)",) + tuple(VERDICTS), key="w_rv_verdict")
     text = cols[4].text_input("Text in title, note or comments", key="w_rv_text")
     return {k: v for k, v in dict(author=author.strip(), model=model, method=method, verdict=verdict,
@@ -183,7 +185,7 @@ def _stored_curves(snap: Snapshot) -> None:
     curves = (snap.metrics or {}).get("curves") or {}
     if not curves:
         return
-    labels = {k: common.method_label(k) for k in curves}
+    labels = {k: services.method_label(k) for k in curves}
     labels.update({"ref:random": "Random map (reference)", "ref:centre": "Centre map (reference)"})
     have = {k: v for k, v in curves.items() if "deletion" in v and "insertion" in v}
     fig = figures.curves_figure({k: (v["deletion"]["fractions"], v["deletion"]["scores"]) for k, v in have.items()},
@@ -200,7 +202,7 @@ def _stored_curves(snap: Snapshot) -> None:
 def _open(snapshot_id: str) -> None:
     """One snapshot: its view redrawn from the stored maps, then review text, comments, verdict."""
     snap = store().get(snapshot_id)
-    state, messages = ViewState.from_dict(snap.view, common.choices())
+    state, messages = ViewState.from_dict(snap.view, services.choices())
     if st.button("Back to the list", icon=":material/arrow_back:", key="rv_back"):
         st.query_params.clear()
         st.rerun()
@@ -210,21 +212,19 @@ def _open(snapshot_id: str) -> None:
         st.text(snap.note)
     for text in messages:
         st.warning(text, icon=":material/link_off:")
-    page = state.page if state.page in ui.PAGE_TITLES else "home"
+    page = state.page if state.page in PAGE_TITLES else "home"
     with st.container(border=True):
-        st.subheader(f"{ui.PAGE_TITLES[page]} · {snap.model_id}", anchor=False)
+        st.subheader(f"{PAGE_TITLES[page]} · {snap.model_id}", anchor=False)
         bundle = bundle_of(snap)
         single = snap.layers[0] if len(snap.layers) == 1 else None
-        with common.preloaded(bundle, default_layer=single):
+        with capture.preloaded(bundle, default_layer=single):
             if page == "faithfulness":  # the curves are stored: draw them, and the maps they rank
-                ui.render_view(state.with_changes(page="methods", methods=tuple(snap.methods), slow=True))
+                render_view(state.with_changes(page="methods", methods=tuple(snap.methods), slow=True))
                 _stored_curves(snap)
             else:
-                ui.render_view(state.with_changes(slow=True))
+                render_view(state.with_changes(slow=True))
     if not is_upload(snap.model_id) and not is_upload(state.image):
-        from urllib.parse import urlencode
-
-        path = "./" if page == "home" else ui.PAGE_FILES[page].removesuffix(".py").split("_", 1)[-1]
+        path = "./" if page == "home" else PAGE_FILES[page].removesuffix(".py").split("_", 1)[-1]
         st.markdown(f"[Open this view live on its page (runs the model)]({path}?{urlencode(state.to_query())})")
 
     st.subheader("Comments", anchor=False)
@@ -235,7 +235,7 @@ def _open(snapshot_id: str) -> None:
         who = st.text_input("Your name", value=st.session_state.get(_AUTHOR_KEY, ""), key="w_rv_comment_author")
         text = st.text_area("Comment", key="w_rv_comment_text", height=80)
         if st.form_submit_button("Add comment", icon=":material/add_comment:"):
-            with common.shown_errors():
+            with shown_errors(doing="saving the comment"):
                 store().add_comment(snap.id, author=who, text=text)
                 st.session_state[_AUTHOR_KEY] = who
                 st.rerun()
@@ -267,13 +267,13 @@ def review_page() -> None:
     st.title("Review")
     sid = st.query_params.get("snapshot")
     if sid is not None:
-        with common.shown_errors() as outcome:
+        with shown_errors(doing="opening the snapshot") as outcome:
             _open(sid)
         if not outcome.failed:
             return
         st.query_params.clear()
     st.caption("Snapshots saved with “Save to review” on the analysis pages. Filters must all match.")
-    with common.shown_errors():
+    with shown_errors(doing="listing the snapshots"):
         found = store().list(**_filters(), limit=500)
         table = pd.DataFrame([{
             "id": s.id, "Title": s.title, "Author": s.author, "Verdict": s.verdict, "Model": s.model_id,

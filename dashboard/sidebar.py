@@ -13,9 +13,12 @@ from typing import Sequence
 import numpy as np
 import streamlit as st
 
-from dashboard import catalog, common
-from dashboard.ui import force, seed
+from methods.errors import OptionError
+
+from dashboard import cache, services
+from dashboard.errors import show_deferred_errors, shown_errors
 from dashboard.state import ViewState, is_upload
+from dashboard.widgets import force, seed
 
 __all__ = ["sidebar"]
 
@@ -29,18 +32,18 @@ def _on_image_upload() -> None:
     file = st.session_state.get("w_image_upload")
     if file is None:
         return
-    with common.shown_errors(file.name, defer_to="image"):
-        force("w_image", common.register_uploaded_image(file.getvalue(), file.name))
+    with shown_errors(file.name, defer_to="image", doing="reading the uploaded image"):
+        force("w_image", cache.register_uploaded_image(file.getvalue(), file.name))
 
 
 def _on_checkpoint_load() -> None:
     file = st.session_state.get("w_ckpt_file")
-    with common.shown_errors(file.name if file is not None else None, defer_to="model"):
+    with shown_errors(file.name if file is not None else None, defer_to="model", doing="loading the checkpoint"):
         if file is None:
-            raise ValueError("choose a checkpoint file first")
+            raise OptionError("choose a checkpoint file first")
         text = st.session_state.get("w_ckpt_names") or ""
         names = tuple(n.strip() for n in text.replace(",", "\n").splitlines() if n.strip()) or None
-        force("w_model", common.load_uploaded_checkpoint(
+        force("w_model", cache.load_uploaded_checkpoint(
             file.getvalue(), file.name, st.session_state.get("w_ckpt_arch"),
             int(st.session_state.get("w_ckpt_classes") or 0), names,
         ))
@@ -49,8 +52,8 @@ def _on_checkpoint_load() -> None:
 def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Model")
-    models = catalog.model_choices()
-    uploads = common.uploaded_models()
+    models = services.model_choices()
+    uploads = cache.uploaded_models()
     options = [m.id for m in models] + list(uploads)
     labels = {m.id: m.label + ("" if m.available else " · weights missing") for m in models}
     labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in uploads.items()})
@@ -73,11 +76,11 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     notice = next((m.notice for m in models if m.id == model_id), "")
     if notice:
         sb.warning(notice, icon=":material/cloud_off:")
-    common.show_deferred_errors("model", sb)
+    show_deferred_errors("model", sb)
     with sb.expander("Upload a checkpoint"):
         st.file_uploader("Checkpoint file (state_dict or safetensors)",
                          type=["pt", "pth", "ckpt", "bin", "safetensors"], key="w_ckpt_file")
-        archs = catalog.checkpoint_architectures()
+        archs = services.checkpoint_architectures()
         st.selectbox("Architecture", archs, key="w_ckpt_arch")
         st.number_input("Number of classes", min_value=1, max_value=100_000, value=10, step=1, key="w_ckpt_classes")
         st.text_area("Class names (optional, one per line)", key="w_ckpt_names", height=80)
@@ -86,7 +89,7 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     return view
 
 
-def _default_image(samples: Sequence[catalog.SampleChoice], model_id: str) -> str:
+def _default_image(samples: Sequence[services.SampleChoice], model_id: str) -> str:
     """A sample suggested for this model (scenes for the bundled models, photos for ImageNet ones)."""
     wanted = model_id if model_id.startswith("scenes_") else "imagenet"
     return next((s.id for s in samples if s.suggested_model == wanted), samples[0].id if samples else "")
@@ -95,8 +98,8 @@ def _default_image(samples: Sequence[catalog.SampleChoice], model_id: str) -> st
 def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Image")
-    samples = catalog.sample_choices()
-    uploads = common.uploaded_images()
+    samples = services.sample_choices()
+    uploads = cache.uploaded_images()
     options = [s.id for s in samples] + list(uploads)
     labels = {s.id: s.label for s in samples}
     labels.update({k: f"Uploaded: {v['name']}" for k, v in uploads.items()})
@@ -113,7 +116,7 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     if st.session_state["w_image"] not in options:
         force("w_image", view.image)
     image_id = sb.selectbox("Image", options, key="w_image", format_func=lambda k: labels.get(k, k))
-    common.show_deferred_errors("image", sb)
+    show_deferred_errors("image", sb)
     with sb.expander("Upload an image"):
         st.file_uploader("Image file", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
                          key="w_image_upload", on_change=_on_image_upload)
@@ -125,13 +128,13 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Target class")
     # the page shows the library's full message; here a pointer is enough
-    with common.shown_errors(container=sb, instead="No classes to choose: the model or the image could not be "
+    with shown_errors(container=sb, doing="predicting the classes", instead="No classes to choose: the model or the image could not be "
                                                    "loaded (the message is on the page).") as outcome:
-        handle = common.model_handle(view.model)
-        probs = common.predictions(handle, view.image)
+        handle = cache.model_handle(view.model)
+        probs = cache.predictions(handle, view.image)
     if outcome.failed:
         return view
-    with common.shown_errors(container=sb):
+    with shown_errors(container=sb, doing="listing the classes"):
         names = handle.class_names
         order = [int(i) for i in np.argsort(-probs)]
         top = order[:_TOP_K]
@@ -172,17 +175,17 @@ def _display_section(view: ViewState, page: str) -> ViewState:
     for key, value in (("w_cmap", view.cmap), ("w_alpha", float(view.alpha)), ("w_norm", view.norm),
                        ("w_relu", view.relu), ("w_scope", view.scope), ("w_pct", (float(view.p_lo), float(view.p_hi)))):
         seed(key, value)
-    cmap = sb.selectbox("Colormap", list(common.COLORMAP_NAMES), key="w_cmap")
+    cmap = sb.selectbox("Colormap", list(services.COLORMAP_NAMES), key="w_cmap")
     alpha = sb.slider("Overlay opacity (alpha)", 0.0, 1.0, step=0.05, key="w_alpha")
     view = view.with_changes(cmap=cmap, alpha=float(alpha))
     if page == "normalization":  # that page shows every mode and both ReLU settings
         p_lo, p_hi = _percentiles(sb, "Percentiles (percentile mode)")
         return view.with_changes(p_lo=p_lo, p_hi=p_hi)
-    norm = sb.selectbox("Normalization", list(common.NORM_MODES), key="w_norm", format_func=_NORM_LABELS.get,
+    norm = sb.selectbox("Normalization", list(services.NORM_MODES), key="w_norm", format_func=_NORM_LABELS.get,
                         help="raw: unchanged · min-max: (M − min)/(max − min) · max: M / max|M| keeps 0 at 0 · "
                              "percentile: clip to the percentiles, then min-max")
     relu = sb.checkbox("ReLU before scaling", key="w_relu")
-    scope = sb.radio("Scale", list(common.NORM_SCOPES), key="w_scope", horizontal=True,
+    scope = sb.radio("Scale", list(services.NORM_SCOPES), key="w_scope", horizontal=True,
                      format_func=lambda s: "per map" if s == "per_map" else "shared",
                      help="per map: each map on its own scale · shared: one scale for every map on the page")
     p_lo, p_hi = _percentiles(sb, "Percentiles") if norm == "percentile" else (view.p_lo, view.p_hi)

@@ -25,6 +25,8 @@ Query parameters (only values that differ from the defaults are written)::
     steps     number of deletion/insertion steps
     step      the step whose perturbed image is shown
     slow      1 = run slow (score-family) methods without asking
+    opts      non-default method options, ``method.option:value`` comma-separated
+              (``scorecam.batch_size:8,random.seed:3``; bools are true/false)
 
 ``from_query`` never raises on a hand-edited URL: every bad value falls back to its default and
 produces one human-readable message saying what was wrong.
@@ -35,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 __all__ = [
     "PAGES",
@@ -43,8 +45,10 @@ __all__ = [
     "STEPS_RANGE",
     "UPLOAD_PREFIX",
     "Choices",
+    "InvalidParam",
     "ViewState",
     "is_upload",
+    "option_text",
 ]
 
 PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness")
@@ -52,6 +56,14 @@ PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfu
 DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
 STEPS_RANGE: tuple[int, int] = (5, 200)
 UPLOAD_PREFIX = "upload:"
+
+
+class InvalidParam(Exception):
+    """A URL parameter (or a stored view's field) has a bad value; the message says why.
+
+    Its own class, not ``ValueError``: ``from_query`` catches exactly this, so a bug in a parser
+    is never mistaken for a bad link.
+    """
 
 
 def is_upload(value: str | None) -> bool:
@@ -74,6 +86,9 @@ class Choices:
     scopes: tuple[str, ...] = ("per_map", "shared")
     colormaps: tuple[str, ...] | None = None
     baselines: tuple[str, ...] = DEFAULT_BASELINES
+    #: ``parse_option(method, option, text) -> value``: checks one method option against the
+    #: library (raises :class:`InvalidParam`); None = take the value's literal type unchecked.
+    parse_option: Callable[[str, str, str], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,7 @@ class ViewState:
         steps: number of deletion/insertion steps.
         step: the step whose perturbed image is shown (0..steps).
         slow: run slow methods without a button press.
+        options: non-default method options, sorted ``(method, option, value)`` triples.
     """
 
     page: str = "home"
@@ -121,6 +137,11 @@ class ViewState:
     steps: int = 50
     step: int = 10
     slow: bool = False
+    options: tuple[tuple[str, str, Any], ...] = ()
+
+    def options_of(self, method: str) -> dict[str, Any]:
+        """The non-default options of ``method`` as keyword arguments."""
+        return {name: value for m, name, value in self.options if m == method}
 
     # ---------------------------------------------------------------------------------------
     # snapshots
@@ -130,7 +151,7 @@ class ViewState:
         out = dataclasses.asdict(self)
         for k, v in out.items():
             if isinstance(v, tuple):
-                out[k] = list(v)
+                out[k] = [list(i) if isinstance(i, tuple) else i for i in v]
         return out
 
     @classmethod
@@ -181,7 +202,7 @@ class ViewState:
                 continue
             try:
                 values[name] = _PARSERS[name](raw.strip(), choices)
-            except ValueError as exc:
+            except InvalidParam as exc:
                 shown = _FALLBACK_TEXT.get(name) or _encode_value(name, getattr(default, name))
                 messages.append(f"URL parameter {param}={raw!r}: {exc}; using {shown}.")
         state = replace(default, **values)
@@ -206,12 +227,24 @@ _FALLBACK_TEXT = {
     "target": "the top-1 class",
     "layer": "the default layer",
     "layers": "every candidate layer",
+    "options": "every method's default options",
 }
 _PARAM: dict[str, str] = {name: name for name in _FIELD_NAMES}
-_PARAM.update({"p_lo": "plo", "p_hi": "phi"})
+_PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts"})
+
+
+def option_text(value: Any) -> str:
+    """One option value as the URL writes it: true/false, numbers exactly, strings as they are."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def _encode_value(name: str, value: Any) -> str:
+    if name == "options":
+        return ",".join(f"{m}.{o}:{option_text(v)}" for m, o, v in value)
     if isinstance(value, bool):
         return "1" if value else "0"
     if value is None:
@@ -224,27 +257,27 @@ def _encode_value(name: str, value: Any) -> str:
 
 
 # ------------------------------------------------------------------------------------------
-# parsers: raw string -> value, ValueError with a short reason
+# parsers: raw string -> value, InvalidParam with a short reason
 
 
 def _one_of(value: str, valid: Iterable[str] | None, what: str) -> str:
     if not value:
-        raise ValueError(f"empty {what}")
+        raise InvalidParam(f"empty {what}")
     if valid is not None and value not in valid:
-        raise ValueError(f"not a known {what} (valid: {', '.join(valid)})")
+        raise InvalidParam(f"not a known {what} (valid: {', '.join(valid)})")
     return value
 
 
 def _name_list(value: str, valid: Iterable[str] | None, what: str, *, allow_empty: bool) -> tuple[str, ...]:
     items = [v.strip() for v in value.split(",") if v.strip()]
     if not items and not allow_empty:
-        raise ValueError(f"no {what} given")
+        raise InvalidParam(f"no {what} given")
     if len(set(items)) != len(items):
-        raise ValueError(f"a {what} is listed twice")
+        raise InvalidParam(f"a {what} is listed twice")
     if valid is not None:
         bad = [v for v in items if v not in valid]
         if bad:
-            raise ValueError(f"unknown {what} {', '.join(repr(b) for b in bad)} (valid: {', '.join(valid)})")
+            raise InvalidParam(f"unknown {what} {', '.join(repr(b) for b in bad)} (valid: {', '.join(valid)})")
     return tuple(items)
 
 
@@ -252,7 +285,7 @@ def _id(value: str, valid: Iterable[str] | None, what: str) -> str:
     """A model or image id: a known name, or an upload id (checked later: it needs the session)."""
     if is_upload(value):
         if len(value) <= len(UPLOAD_PREFIX):
-            raise ValueError(f"empty upload id for the {what}")
+            raise InvalidParam(f"empty upload id for the {what}")
         return value
     return _one_of(value, valid, what)
 
@@ -260,20 +293,20 @@ def _id(value: str, valid: Iterable[str] | None, what: str) -> str:
 def _int(value: str, lo: int, hi: int | None, what: str) -> int:
     try:
         number = int(value)
-    except ValueError:
-        raise ValueError(f"{what} must be a whole number") from None
+    except ValueError:  # int() of this one string, nothing else
+        raise InvalidParam(f"{what} must be a whole number") from None
     if number < lo or (hi is not None and number > hi):
-        raise ValueError(f"{what} must be in [{lo}, {hi}]" if hi is not None else f"{what} must be >= {lo}")
+        raise InvalidParam(f"{what} must be in [{lo}, {hi}]" if hi is not None else f"{what} must be >= {lo}")
     return number
 
 
 def _float(value: str, lo: float, hi: float, what: str) -> float:
     try:
         number = float(value)
-    except ValueError:
-        raise ValueError(f"{what} must be a number") from None
+    except ValueError:  # float() of this one string, nothing else
+        raise InvalidParam(f"{what} must be a number") from None
     if not math.isfinite(number) or not lo <= number <= hi:
-        raise ValueError(f"{what} must be in [{lo:g}, {hi:g}]")
+        raise InvalidParam(f"{what} must be in [{lo:g}, {hi:g}]")
     return number
 
 
@@ -283,7 +316,7 @@ def _bool(value: str) -> bool:
         return True
     if low in ("0", "false", "no", "off"):
         return False
-    raise ValueError("must be 1 or 0")
+    raise InvalidParam("must be 1 or 0")
 
 
 def _target(value: str, choices: Choices) -> int | None:
@@ -294,6 +327,34 @@ def _target(value: str, choices: Choices) -> int | None:
 
 def _layer(value: str, choices: Choices) -> str | None:
     return value or None
+
+
+def _literal(text: str) -> Any:
+    """An option value without the library at hand: true/false, an int, a float, else the text."""
+    if text in ("true", "false"):
+        return text == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:  # not this kind: try the next one
+            pass
+    return text
+
+
+def _options(value: str, choices: Choices) -> tuple[tuple[str, str, Any], ...]:
+    seen: dict[tuple[str, str], Any] = {}
+    for item in (v.strip() for v in value.split(",") if v.strip()):
+        key, sep, text = item.partition(":")
+        method, dot, name = key.partition(".")
+        if not (sep and dot and method and name):
+            raise InvalidParam(f"{item!r} is not method.option:value")
+        if choices.methods is not None and method not in choices.methods:
+            raise InvalidParam(f"unknown method {method!r} in {item!r}")
+        if (method, name) in seen:
+            raise InvalidParam(f"{method}.{name} is given twice")
+        parse = choices.parse_option
+        seen[(method, name)] = parse(method, name, text.strip()) if parse is not None else _literal(text.strip())
+    return tuple(sorted((m, n, v) for (m, n), v in seen.items()))
 
 
 _PARSERS = {
@@ -316,5 +377,6 @@ _PARSERS = {
     "steps": lambda v, c: _int(v, STEPS_RANGE[0], STEPS_RANGE[1], "steps"),
     "step": lambda v, c: _int(v, 0, STEPS_RANGE[1], "step"),
     "slow": lambda v, c: _bool(v),
+    "options": _options,
 }
 assert set(_PARSERS) == set(_FIELD_NAMES), "every ViewState field needs a parser"

@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
-import methods  # noqa: E402
-from dashboard import common, ui  # noqa: E402
+import methods
+from dashboard import cache
 
 HOME = str(ROOT / "dashboard" / "Home.py")
 PAGES = {
@@ -53,7 +51,7 @@ class ForwardCounter:
 
     def __init__(self, model_id: str = "scenes_vgg") -> None:
         self.count = 0
-        net = common.model_handle(model_id).loaded.model
+        net = cache.model_handle(model_id).loaded.model
         self.handle = net.register_forward_pre_hook(self._hook)
 
     def _hook(self, module, args):
@@ -73,7 +71,7 @@ def as_array(value) -> np.ndarray:
 
 
 def model_calls() -> int:
-    return sum(common.MODEL_CALLS.values())
+    return sum(cache.MODEL_CALLS.values())
 
 
 # ------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Shared pieces of the real-browser tests: the Streamlit server fixture, Chromium's launch
-arguments and the wait/check helpers (imported by tests/dashboard/test_browser*.py).
+"""Shared pieces of the real-browser tests: starting the Streamlit server, Chromium's launch
+arguments and the wait/check helpers (imported by tests/dashboard/test_browser*.py; the
+``server`` fixture itself is in tests/dashboard/conftest.py).
 
 Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``); without it the tests FAIL, on
 purpose: CI installs it.
@@ -32,15 +33,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
+def start_server(log_path: Path) -> tuple[subprocess.Popen, str, object]:
+    """``streamlit run dashboard/Home.py`` on a free port; returns (process, base URL, log file).
+    Fails the test when chromium is missing or the server does not answer its health check."""
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the "
                     "browser test; `playwright install` cannot download browsers here")
     env = dict(os.environ)
     port = _free_port()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "streamlit.log", "w")  # noqa: SIM115
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -52,15 +54,17 @@ def server():
         try:
             with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
                 if r.read().strip() == b"ok":
-                    break
+                    return proc, base, log
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             log.close()
-            pytest.fail(f"streamlit did not start; see {ARTIFACTS / 'streamlit.log'}")
+            pytest.fail(f"streamlit did not start; see {log_path}")
         time.sleep(0.5)
-    yield base
+
+
+def stop_server(proc: subprocess.Popen, log) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=20)

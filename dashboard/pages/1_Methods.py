@@ -1,34 +1,30 @@
 """Methods side by side: one layer, several methods, one normalization; hover shows the values."""
 
-import sys
-from pathlib import Path
+import pandas as pd
+import streamlit as st
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import methods
+from methods.viz.ranges import display_ranges
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-import methods  # noqa: E402
-from dashboard import common, figures, ui  # noqa: E402
-from dashboard.state import ViewState  # noqa: E402
+from dashboard import figures, runner, services, widgets
+from dashboard.state import ViewState
 
 
 def controls(state: ViewState) -> ViewState:
-    """Methods, layer, and the switch for slow methods (main area, above the maps)."""
-    specs = common.method_specs()
+    """Methods, layer, the switch for slow methods, and each method's options (above the maps)."""
+    specs = services.method_specs()
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     wanted = [m for m in state.methods if m in names] or names[:1]
-    ui.seed("w_methods", wanted)
+    widgets.seed("w_methods", wanted)
     left, mid, right = st.columns([3, 2, 1.3], vertical_alignment="bottom")
     chosen = left.multiselect("Methods", names, key="w_methods", format_func=labels.get,
                               help="Every method registered in the library (methods.list_methods()).")
-    layer = ui.layer_select(state, mid)
-    ui.seed("w_slow", state.slow)
+    layer = widgets.layer_select(state, mid)
+    widgets.seed("w_slow", state.slow)
     slow = right.toggle("Run slow methods", key="w_slow", help="Otherwise each slow method waits for its Run button.")
-    return state.with_changes(methods=tuple(chosen) or state.methods, layer=layer, slow=slow)
+    state = state.with_changes(methods=tuple(chosen) or state.methods, layer=layer, slow=slow)
+    return widgets.option_widgets(state, state.methods)  # an expander per chosen method with options
 
 
 def show(state: ViewState) -> None:
@@ -36,15 +32,15 @@ def show(state: ViewState) -> None:
     if not state.methods:
         st.info("Choose at least one method.")
         return
-    bundle = common.gated_maps(state, state.methods, [state.layer], key="methods")
+    bundle = runner.gated_maps(state, state.methods, [state.layer], key="methods")
     if bundle is None:
         return
     names = [m for m in state.methods if m in bundle.maps]
     layer = next(iter(bundle.maps[names[0]]))
     raw = [bundle.maps[m][layer] for m in names]
-    common.note_constant({common.method_label(m): r for m, r in zip(names, raw)})
-    norm = common.normalized(raw, state)
-    ranges = figures.display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
+    widgets.note_constant({services.method_label(m): r for m, r in zip(names, raw)})
+    norm = services.normalized(raw, state)
+    ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     target = bundle.target_name
     h, w = raw[0].shape
     st.caption(
@@ -52,7 +48,7 @@ def show(state: ViewState) -> None:
         f"{' after ReLU' if state.relu else ''}, {'one shared scale' if state.scope == 'shared' else 'each map on its own scale'}. "
         "Hover a cell for its raw and normalized value."
     )
-    titles = [common.method_label(m) for m in names]
+    titles = [services.method_label(m) for m in names]
     fig = figures.map_figure(bundle.image, norm, raw, titles, cmap=state.cmap, alpha=state.alpha,
                              ranges=ranges, ncols=2 if len(names) == 4 else min(3, len(names)))
     st.plotly_chart(fig, width="stretch", key="methods_fig")
@@ -76,10 +72,10 @@ def show(state: ViewState) -> None:
     st.dataframe(table, hide_index=True, width="stretch")
     a, b = st.columns(2)
     with a:
-        common.download_png("Overlays as PNG", grid, "gradlens_methods.png", key="dl_methods_png")
+        widgets.download_png("Overlays as PNG", grid, "gradlens_methods.png", key="dl_methods_png")
     with b:
-        common.download_csv("Table as CSV", table, "gradlens_methods.csv", key="dl_methods_csv")
+        widgets.download_csv("Table as CSV", table, "gradlens_methods.csv", key="dl_methods_csv")
 
 
 if __name__ == "__main__":
-    ui.run_page("methods", show, controls)
+    runner.run_page("methods", show, controls)

@@ -1,64 +1,59 @@
 """Layers: one method at every candidate layer (or a chosen subset), from ONE explain call."""
 
-import sys
-from pathlib import Path
+from functools import partial
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import pandas as pd
+import streamlit as st
 
-from functools import partial  # noqa: E402
+import methods
+from methods.viz.ranges import display_ranges
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-import methods  # noqa: E402
-from dashboard import common, figures, ui  # noqa: E402
-from dashboard.state import ViewState  # noqa: E402
+from dashboard import cache, figures, runner, services, widgets
+from dashboard.state import ViewState
 
 TOP_FRACTION = 0.10
 
 
 def controls(state: ViewState) -> ViewState:
-    """The method and the layers (all candidate layers unless a subset is chosen)."""
-    handle = common.model_handle(state.model)
-    rows, default = common.layer_infos(handle)
+    """The method, its options, and the layers (all candidate layers unless a subset is chosen)."""
+    handle = cache.model_handle(state.model)
+    rows, default = cache.layer_infos(handle)
     by_name = {r.name: r for r in rows}
     left, right = st.columns([1, 3], vertical_alignment="bottom")
-    method = ui.method_select(state, left)
+    method = widgets.method_select(state, left)
     unknown = [l for l in state.layers if l not in by_name]
     if unknown:
         st.warning(f"{state.model} has no layer(s) {', '.join(map(repr, unknown))} with a spatial output; "
                    "they are left out.", icon=":material/link_off:")
-        ui.force("w_layers", [l for l in state.layers if l in by_name] or list(by_name))
-    ui.seed("w_layers", list(state.layers) or list(by_name))
+        widgets.force("w_layers", [l for l in state.layers if l in by_name] or list(by_name))
+    widgets.seed("w_layers", list(state.layers) or list(by_name))
     chosen = right.multiselect(
         "Layers", list(by_name), key="w_layers",
-        format_func=lambda n: f"{n} · {by_name[n].resolution}" + (" (default)" if n == default else ""),
+        format_func=lambda n: f"{n} · {services.resolution(by_name[n])}" + (" (default)" if n == default else ""),
         help="Every candidate layer in forward order; remove some to focus on a few.",
     )
     chosen = sorted(chosen, key=lambda n: by_name[n].index)
     layers = () if chosen == [r.name for r in rows] else tuple(chosen)
-    return state.with_changes(method=method, layers=layers)
+    return widgets.option_widgets(state.with_changes(method=method, layers=layers), [method])
 
 
 def show(state: ViewState) -> None:
     """Draw the Layers page from a view state."""
-    handle = common.model_handle(state.model)
-    rows, default = common.layer_infos(handle)
+    handle = cache.model_handle(state.model)
+    rows, default = cache.layer_infos(handle)
     by_name = {r.name: r for r in rows}
     names = list(state.layers) or [r.name for r in rows]
     if not names:
         st.info("Choose at least one layer.")
         return
-    bundle = common.gated_maps(state, [state.method], names, key="layers")
+    bundle = runner.gated_maps(state, [state.method], names, key="layers")
     if bundle is None:
         return
     raw = [bundle.maps[state.method][n] for n in names]
-    common.note_constant(dict(zip(names, raw)))
-    norm = common.normalized(raw, state)
-    ranges = figures.display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
-    label = common.method_label(state.method)
+    widgets.note_constant(dict(zip(names, raw)))
+    norm = services.normalized(raw, state)
+    ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
+    label = services.method_label(state.method)
     st.caption(
         f"{label} for class **{bundle.target_name}** at {len(names)} layers, in forward order, from one "
         f"{'forward+backward pass' if methods.get_method(state.method).needs_gradients else 'pass'} "
@@ -67,7 +62,7 @@ def show(state: ViewState) -> None:
     )
     overlays = [methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
                 for m, r in zip(norm, ranges)]
-    captions = [f"{n} · {by_name[n].resolution}" + (" · default" if n == default else "")
+    captions = [f"{n} · {services.resolution(by_name[n])}" + (" · default" if n == default else "")
                 + (" · no positive value" if state.relu and m.max() <= 0 else "") for n, m in zip(names, raw)]
     ncols = 4
     for start in range(0, len(names), ncols):
@@ -78,7 +73,7 @@ def show(state: ViewState) -> None:
     st.subheader("How concentrated is the map, by depth?")
     size = bundle.image.shape[:2]
     shares = [figures.top_share(methods.viz.render.resize_map(m, size), TOP_FRACTION) for m in raw]
-    st.plotly_chart(figures.concentration_figure(names, shares, [by_name[n].resolution for n in names], TOP_FRACTION),
+    st.plotly_chart(figures.concentration_figure(names, shares, [services.resolution(by_name[n]) for n in names], TOP_FRACTION),
                     width="stretch", key="layers_concentration")
     empty = [n for n, s in zip(names, shares) if s != s]  # NaN: nothing positive to share
     st.caption(f"Share of the map's positive mass in its top {TOP_FRACTION:.0%} of pixels (map resized to the "
@@ -88,7 +83,7 @@ def show(state: ViewState) -> None:
     table = pd.DataFrame({
         "Layer": names,
         "Type": [by_name[n].type for n in names],
-        "Output C×h×w": [by_name[n].resolution for n in names],
+        "Output C×h×w": [services.resolution(by_name[n]) for n in names],
         f"Top {TOP_FRACTION:.0%} share": [round(s, 4) for s in shares],
         "Raw min": [float(m.min()) for m in raw],
         "Raw max": [float(m.max()) for m in raw],
@@ -97,12 +92,12 @@ def show(state: ViewState) -> None:
     with a:
         grid = partial(figures.compose_grid, overlays, captions, ncols=ncols, cell=224,
                        title=f"{label} · {state.model} · {state.image} · class {bundle.target_name}")
-        common.download_png("Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png")
+        widgets.download_png("Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png")
     with b:
-        common.download_csv("Layer table as CSV", table, "gradlens_layers.csv", key="dl_layers_csv")
+        widgets.download_csv("Layer table as CSV", table, "gradlens_layers.csv", key="dl_layers_csv")
     with st.expander("Layer table"):
         st.dataframe(table, hide_index=True, width="stretch")
 
 
 if __name__ == "__main__":
-    ui.run_page("layers", show, controls)
+    runner.run_page("layers", show, controls)

@@ -1,20 +1,15 @@
 """Normalization: one raw map under every normalization choice, each with its value histogram."""
 
-import sys
-from pathlib import Path
+from functools import partial
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import pandas as pd
+import streamlit as st
 
-from functools import partial  # noqa: E402
+import methods
+from methods.viz.ranges import display_range
 
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-import methods  # noqa: E402
-from dashboard import common, figures, ui  # noqa: E402
-from dashboard.state import ViewState  # noqa: E402
+from dashboard import figures, runner, services, widgets
+from dashboard.state import ViewState
 
 MODE_TEXT = {
     "raw": "unchanged; the colours stretch over the map's own range",
@@ -35,25 +30,25 @@ extreme tails. ReLU first (the papers' choice) keeps only evidence *for* the cla
 
 def controls(state: ViewState) -> ViewState:
     left, right = st.columns(2)
-    method = ui.method_select(state, left)
-    layer = ui.layer_select(state, right)
-    return state.with_changes(method=method, layer=layer)
+    method = widgets.method_select(state, left)
+    layer = widgets.layer_select(state, right)
+    return widgets.option_widgets(state.with_changes(method=method, layer=layer), [method])
 
 
 def show(state: ViewState) -> None:
     """Draw the Normalization page from a view state."""
-    bundle = common.gated_maps(state, [state.method], [state.layer], key="norm")
+    bundle = runner.gated_maps(state, [state.method], [state.layer], key="norm")
     if bundle is None:
         return
     layer = next(iter(bundle.maps[state.method]))
     raw = bundle.maps[state.method][layer]
-    label = common.method_label(state.method)
+    label = services.method_label(state.method)
     st.caption(
         f"{label} for class **{bundle.target_name}** at `{layer}` ({raw.shape[0]}×{raw.shape[1]}). "
         f"Raw values from **{raw.min():.4g}** to **{raw.max():.4g}** "
         f"({(raw > 0).mean():.0%} positive). Histograms count the {raw.size} map values."
     )
-    common.note_constant({f"{label} at {layer}": raw})
+    widgets.note_constant({f"{label} at {layer}": raw})
     st.markdown(WHY)
     pictures, captions, stats = [], [], []
     for relu in (True, False):
@@ -61,10 +56,10 @@ def show(state: ViewState) -> None:
         if not relu and raw.min() >= 0:
             st.caption("This map has no negative value, so ReLU changes nothing here; only *max* draws it "
                        "differently, over [−1, 1] with 0 in the middle of the colormap.")
-        cols = st.columns(len(common.NORM_MODES))
-        for col, mode in zip(cols, common.NORM_MODES):
-            norm = common.normalized([raw], state, mode=mode, relu=relu, scope="per_map")[0]
-            lo, hi = figures.display_range(norm, mode=mode, relu=relu)
+        cols = st.columns(len(services.NORM_MODES))
+        for col, mode in zip(cols, services.NORM_MODES):
+            norm = services.normalized([raw], state, mode=mode, relu=relu, scope="per_map")[0]
+            lo, hi = display_range(norm, mode=mode, relu=relu)
             heat = methods.viz.render.heatmap(norm, bundle.image.shape[:2], colormap=state.cmap, value_range=(lo, hi))
             title = f"{mode}{' (' + format(state.p_lo, 'g') + '–' + format(state.p_hi, 'g') + ' %)' if mode == 'percentile' else ''}"
             with col:
@@ -82,14 +77,14 @@ def show(state: ViewState) -> None:
     table = pd.DataFrame(stats)
     a, b = st.columns(2)
     with a:
-        grid = partial(figures.compose_grid, pictures, captions, ncols=len(common.NORM_MODES), cell=200,
+        grid = partial(figures.compose_grid, pictures, captions, ncols=len(services.NORM_MODES), cell=200,
                        title=f"{label} · {layer} · class {bundle.target_name}")
-        common.download_png("All variants as PNG", grid, "gradlens_normalization.png", key="dl_norm_png")
+        widgets.download_png("All variants as PNG", grid, "gradlens_normalization.png", key="dl_norm_png")
     with b:
-        common.download_csv("Value summary as CSV", table, "gradlens_normalization.csv", key="dl_norm_csv")
+        widgets.download_csv("Value summary as CSV", table, "gradlens_normalization.csv", key="dl_norm_csv")
     with st.expander("Value summary"):
         st.dataframe(table.round(4), hide_index=True, width="stretch")
 
 
 if __name__ == "__main__":
-    ui.run_page("normalization", show, controls)
+    runner.run_page("normalization", show, controls)

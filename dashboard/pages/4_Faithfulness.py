@@ -1,19 +1,12 @@
 """Faithfulness: deletion and insertion curves of the chosen methods against random and centre maps."""
 
-import sys
-from pathlib import Path
+from functools import partial
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+import pandas as pd
+import streamlit as st
 
-from functools import partial  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import streamlit as st  # noqa: E402
-
-from dashboard import catalog, common, figures, ui  # noqa: E402
-from dashboard.state import STEPS_RANGE, ViewState  # noqa: E402
+from dashboard import cache, figures, navigation, runner, services, widgets
+from dashboard.state import STEPS_RANGE, ViewState
 
 REF_LABELS = {"ref:random": "Random map (reference)", "ref:centre": "Centre map (reference)"}
 BASELINE_LABELS = {
@@ -25,23 +18,23 @@ BASELINE_LABELS = {
 
 
 def controls(state: ViewState) -> ViewState:
-    specs = common.method_specs()
+    specs = services.method_specs()
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
-    ui.seed("w_methods", [m for m in state.methods if m in names] or names[:1])
+    widgets.seed("w_methods", [m for m in state.methods if m in names] or names[:1])
     top = st.columns([3, 2], vertical_alignment="bottom")
     chosen = top[0].multiselect("Methods", names, key="w_methods", format_func=labels.get,
                                 help="The library's random and centre reference maps are always drawn too.")
-    layer = ui.layer_select(state, top[1])
+    layer = widgets.layer_select(state, top[1])
     row = st.columns([2, 2, 1.2], vertical_alignment="bottom")
-    options = list(catalog.baselines())
-    ui.seed("w_baseline", state.baseline if state.baseline in options else options[0])
+    options = list(services.baselines())
+    widgets.seed("w_baseline", state.baseline if state.baseline in options else options[0])
     baseline = row[0].selectbox("Baseline", options, key="w_baseline", format_func=lambda b: BASELINE_LABELS.get(b, b),
                                 help="What a removed pixel becomes (deletion), and the picture insertion starts from.")
-    ui.seed("w_steps", int(state.steps))
+    widgets.seed("w_steps", int(state.steps))
     steps = row[1].slider("Steps", STEPS_RANGE[0], STEPS_RANGE[1], step=5, key="w_steps",
                           help="Pixels are removed / put back in this many equal chunks.")
-    ui.seed("w_slow", state.slow)
+    widgets.seed("w_slow", state.slow)
     slow = row[2].toggle("Run without asking", key="w_slow",
                          help="Otherwise the curves (and slow methods) wait for their Run button.")
     return state.with_changes(methods=tuple(chosen) or state.methods, layer=layer, baseline=baseline,
@@ -50,7 +43,7 @@ def controls(state: ViewState) -> ViewState:
 
 def show(state: ViewState) -> None:
     """Draw the Faithfulness page from a view state."""
-    bundle = common.gated_maps(state, list(state.methods), [state.layer], key="faith")
+    bundle = runner.gated_maps(state, list(state.methods), [state.layer], key="faith")
     if bundle is None:
         return
     names = [n for n in state.methods if n in bundle.maps]
@@ -67,11 +60,11 @@ def show(state: ViewState) -> None:
             if not st.button("Run the curves", key="faith_run", icon=":material/play_arrow:"):
                 return
         box.empty()
-    curves = {n: common.faithfulness_curves(state, bundle, n, layer) for n in names}
-    curves.update(common.reference_curves(state, bundle, shape))
+    curves = {n: runner.faithfulness_curves(state, bundle, n, layer) for n in names}
+    curves.update(runner.reference_curves(state, bundle, shape))
     ran.add(run_key)
     keys = list(curves)
-    labels = {**{n: common.method_label(n) for n in names}, **REF_LABELS}
+    labels = {**{n: services.method_label(n) for n in names}, **REF_LABELS}
     fractions = curves[keys[0]]["deletion"]["fractions"]
     step = min(state.step, len(fractions) - 1)
 
@@ -80,7 +73,7 @@ def show(state: ViewState) -> None:
                "random and centre maps on the same grid, the chance level a method must beat.")
     fig = figures.curves_figure({k: (curves[k]["deletion"]["fractions"], curves[k]["deletion"]["scores"]) for k in keys},
                                 {k: (curves[k]["insertion"]["fractions"], curves[k]["insertion"]["scores"]) for k in keys},
-                                labels=labels, references=catalog.REFERENCE_KEYS, marker=float(fractions[step]))
+                                labels=labels, references=services.REFERENCE_KEYS, marker=float(fractions[step]))
     st.plotly_chart(fig, width="stretch", key="faith_fig")
     auc = pd.DataFrame({
         "Map": [labels[k] for k in keys],
@@ -96,9 +89,9 @@ def show(state: ViewState) -> None:
     ])
     a, b = st.columns(2)
     with a:
-        common.download_csv("AUC table as CSV", auc.round(6), "gradlens_auc.csv", key="dl_auc")
+        widgets.download_csv("AUC table as CSV", auc.round(6), "gradlens_auc.csv", key="dl_auc")
     with b:
-        common.download_csv("Curves as CSV", long, "gradlens_curves.csv", key="dl_curves")
+        widgets.download_csv("Curves as CSV", long, "gradlens_curves.csv", key="dl_curves")
     perturbed_view(state, bundle, curves, labels, layer)
 
 
@@ -108,20 +101,20 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
     keys = list(curves)
     fractions = curves[keys[0]]["deletion"]["fractions"]
     left, right = st.columns([1, 2], vertical_alignment="bottom")
-    ui.seed("w_view_map", keys[0])
+    widgets.seed("w_view_map", keys[0])
     if st.session_state["w_view_map"] not in keys:
-        ui.force("w_view_map", keys[0])
+        widgets.force("w_view_map", keys[0])
     shown = left.selectbox("Map", keys, key="w_view_map", format_func=labels.get)
-    ui.seed("w_step", min(state.step, len(fractions) - 1))
+    widgets.seed("w_step", min(state.step, len(fractions) - 1))
     if st.session_state["w_step"] > len(fractions) - 1:
-        ui.force("w_step", len(fractions) - 1)
+        widgets.force("w_step", len(fractions) - 1)
     step = right.slider("Step", 0, len(fractions) - 1, key="w_step", help="0 = nothing perturbed yet")
     if step != state.step:
-        ui.commit(state.with_changes(step=int(step)))
+        navigation.commit(state.with_changes(step=int(step)))
     shape = next(iter(bundle.maps.values()))[layer].shape
-    saliency = catalog.reference_map(shown, shape) if shown in catalog.REFERENCE_KEYS else bundle.maps[shown][layer]
+    saliency = services.reference_map(shown, shape) if shown in services.REFERENCE_KEYS else bundle.maps[shown][layer]
     count = int(curves[shown]["deletion"]["counts"][step])
-    images = common.perturbed_images(state, saliency, float(fractions[step]))
+    images = cache.perturbed_images(state, saliency, float(fractions[step]))
     cols = st.columns(2)
     captions = []
     for col, kind in zip(cols, ("deletion", "insertion")):
@@ -133,8 +126,8 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
                           f"{bundle.target_name} = {score:.3f}")
     grid = partial(figures.compose_grid, [images["deletion"], images["insertion"]], captions, ncols=2, cell=256,
                    title=f"{labels[shown]} · {state.baseline} · step {step}/{len(fractions) - 1}")
-    common.download_png("Perturbed images as PNG", grid, "gradlens_perturbed.png", key="dl_perturbed")
+    widgets.download_png("Perturbed images as PNG", grid, "gradlens_perturbed.png", key="dl_perturbed")
 
 
 if __name__ == "__main__":
-    ui.run_page("faithfulness", show, controls)
+    runner.run_page("faithfulness", show, controls)

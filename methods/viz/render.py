@@ -78,12 +78,25 @@ def grayscale(m, size: tuple[int, int], *, value_range: tuple[float, float] = (0
     return to_uint8(resize_map(m, size), value_range)
 
 
+def _colorize(gray: np.ndarray, colormap: str) -> np.ndarray:
+    """An (H, W) uint8 picture through a colormap: (H, W, 3) uint8 RGB."""
+    bgr = cv2.applyColorMap(gray, _colormap_id(colormap))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _blend(img: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:
+    """``(1 - alpha) * img + alpha * heat``, rounded to uint8."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha={alpha!r} must be in [0, 1]")
+    blended = (1.0 - alpha) * img.astype(np.float32) + alpha * heat.astype(np.float32)
+    return np.round(np.clip(blended, 0, 255)).astype(np.uint8)
+
+
 def heatmap(
     m, size: tuple[int, int], *, colormap: str = "jet", value_range: tuple[float, float] = (0.0, 1.0)
 ) -> np.ndarray:
     """The map through a colormap, (H, W, 3) uint8 RGB."""
-    bgr = cv2.applyColorMap(grayscale(m, size, value_range=value_range), _colormap_id(colormap))
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return _colorize(grayscale(m, size, value_range=value_range), colormap)
 
 
 def overlay(
@@ -98,9 +111,7 @@ def overlay(
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha={alpha!r} must be in [0, 1]")
     img = _as_image(image)
-    heat = heatmap(m, img.shape[:2], colormap=colormap, value_range=value_range)
-    blended = (1.0 - alpha) * img.astype(np.float32) + alpha * heat.astype(np.float32)
-    return np.round(np.clip(blended, 0, 255)).astype(np.uint8)
+    return _blend(img, heatmap(m, img.shape[:2], colormap=colormap, value_range=value_range), alpha)
 
 
 def _as_image(image: np.ndarray) -> np.ndarray:
@@ -118,12 +129,12 @@ def render_views(
     alpha: float = 0.5,
     value_range: tuple[float, float] = (0.0, 1.0),
 ) -> Views:
-    """All four views of a normalized map ``m`` (h, w) over ``image`` (H, W, 3) uint8."""
+    """All four views of a normalized map ``m`` (h, w) over ``image`` (H, W, 3) uint8.
+
+    The map is resized and scaled once; the heatmap is coloured once and the overlay is blended
+    from that same heatmap (equal to calling :func:`grayscale`, :func:`heatmap` and :func:`overlay`).
+    """
     img = _as_image(image)
-    size = img.shape[:2]
-    return Views(
-        original=img.copy(),
-        grayscale=grayscale(m, size, value_range=value_range),
-        heatmap=heatmap(m, size, colormap=colormap, value_range=value_range),
-        overlay=overlay(img, m, colormap=colormap, alpha=alpha, value_range=value_range),
-    )
+    gray = grayscale(m, img.shape[:2], value_range=value_range)  # (H, W)
+    heat = _colorize(gray, colormap)  # (H, W, 3)
+    return Views(original=img.copy(), grayscale=gray, heatmap=heat, overlay=_blend(img, heat, alpha))

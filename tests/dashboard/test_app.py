@@ -1,7 +1,7 @@
 """The dashboard pages under ``streamlit.testing.v1.AppTest``: widgets in, elements out.
 
 AppTest runs the page scripts in this process, so the tests can reach the same cached model
-objects as the pages (``common.model_handle``) and count their forward passes with a hook.
+objects as the pages (``cache.model_handle``) and count their forward passes with a hook.
 
 The default model is the bundled ``scenes_vgg`` (weights in ``methods/assets``): no download.
 """
@@ -9,21 +9,19 @@ The default model is the bundled ``scenes_vgg`` (weights in ``methods/assets``):
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from app_kit import (  # noqa: E402
+from app_kit import (
     HOME, PAGES, ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, model_calls, plotly_specs, run_page,
 )
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
-import methods  # noqa: E402
-from dashboard import common, ui  # noqa: E402
+import methods
+from dashboard import cache, navigation, services
 
 
 def test_home_shows_prediction_views_and_the_method_table():
@@ -46,19 +44,19 @@ def test_home_shows_prediction_views_and_the_method_table():
 def test_analysis_pages_render(page):
     at = run_page(page)
     assert_clean(at)
-    assert [t.value for t in at.title] == [ui.PAGE_TITLES[page]]
+    assert [t.value for t in at.title] == [navigation.PAGE_TITLES[page]]
     assert at.query_params["page"] == page
     if page == "methods":
         (spec,) = plotly_specs(at)
         assert [t["type"] for t in spec["data"]].count("heatmap") == len(at.multiselect(key="w_methods").value)
     elif page == "layers":
-        rows, _ = common.layer_infos(common.model_handle("scenes_vgg"))
+        rows, _ = cache.layer_infos(cache.model_handle("scenes_vgg"))
         assert len(at.image) == len(rows)  # a map for every candidate layer
         assert at.image[0].proto.imgs[0].caption.startswith(rows[0].name)
         assert len(plotly_specs(at)) == 1  # the concentration chart
     else:
-        assert len(at.image) == 2 * len(common.NORM_MODES)  # every mode, with and without ReLU
-        assert len(plotly_specs(at)) == 2 * len(common.NORM_MODES)  # a histogram under each
+        assert len(at.image) == 2 * len(services.NORM_MODES)  # every mode, with and without ReLU
+        assert len(plotly_specs(at)) == 2 * len(services.NORM_MODES)  # a histogram under each
         assert any("Why both" in m.value for m in at.markdown)
 
 
@@ -70,17 +68,17 @@ def test_method_menu_comes_from_the_registry():
 
 def test_layers_page_uses_one_explain_call_for_all_layers():
     at = run_page("layers")
-    before = common.MODEL_CALLS["explain"]
+    before = cache.MODEL_CALLS["explain"]
     at.selectbox(key="w_method").set_value("xgradcam").run()  # a method not computed before
     assert_clean(at)
-    assert common.MODEL_CALLS["explain"] == before + 1
-    rows, _ = common.layer_infos(common.model_handle("scenes_vgg"))
+    assert cache.MODEL_CALLS["explain"] == before + 1
+    rows, _ = cache.layer_infos(cache.model_handle("scenes_vgg"))
     assert len(at.image) == len(rows)
 
 
 def test_layers_subset_in_forward_order_and_in_the_url():
     at = run_page("layers")
-    rows, default = common.layer_infos(common.model_handle("scenes_vgg"))
+    rows, default = cache.layer_infos(cache.model_handle("scenes_vgg"))
     picked = [rows[-1].name, rows[0].name, rows[len(rows) // 2].name]  # out of order on purpose
     at.multiselect(key="w_layers").set_value(picked).run()
     assert_clean(at)
@@ -206,19 +204,17 @@ def test_a_hand_edited_link_falls_back_with_messages():
 
 def test_render_view_from_preloaded_maps_runs_no_model():
     script = f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
 import numpy as np
-from dashboard import common, ui
-from dashboard.catalog import MapBundle
+from dashboard import capture, navigation
+from dashboard.services import MapBundle
 from dashboard.state import ViewState
 
 ramp = np.arange(64, dtype=np.float32).reshape(8, 8) - 10.0
 bundle = MapBundle(image=np.full((32, 32, 3), 90, np.uint8), maps={{"gradcam": {{"L": ramp}}, "layercam": {{"L": -ramp}}}},
                    target=1, probs=np.array([0.2, 0.8]), class_names=("cat", "dog"), seconds={{}})
 state = ViewState(page=PAGE, methods=("gradcam", "layercam"), method="gradcam", layer="L", cmap="viridis")
-with common.preloaded(bundle):
-    ui.render_view(state)
+with capture.preloaded(bundle):
+    navigation.render_view(state)
 """
     calls = model_calls()
     at = AppTest.from_string(script.replace("PAGE", '"methods"'), default_timeout=TIMEOUT).run()
@@ -232,7 +228,7 @@ with common.preloaded(bundle):
     assert "dog" in at.caption[0].value
     at = AppTest.from_string(script.replace("PAGE", '"normalization"'), default_timeout=TIMEOUT).run()
     assert_clean(at)
-    assert len(at.image) == 2 * len(common.NORM_MODES)
+    assert len(at.image) == 2 * len(services.NORM_MODES)
     assert model_calls() == calls  # nothing was computed
 
 
@@ -241,24 +237,47 @@ with common.preloaded(bundle):
 
 
 def test_shown_errors_turns_library_errors_into_messages():
-    script = f"""
-import sys
-sys.path.insert(0, {str(ROOT)!r})
+    script = """
 import streamlit as st
-from dashboard import common
-from methods.errors import ImageError
-with common.shown_errors("Image"):
+from dashboard.errors import shown_errors
+from methods.errors import ImageError, OptionError
+with shown_errors("Image"):
     raise ImageError("the file is truncated")
-with common.shown_errors():
-    raise ValueError("alpha=2 must be in [0, 1]")
+with shown_errors():
+    raise OptionError("alpha=2 must be in [0, 1]")
 st.write("still running")
 """
     at = AppTest.from_string(script, default_timeout=60).run()
     assert not at.exception
     assert [e.value for e in at.error] == ["Image: The file is truncated", "Alpha=2 must be in [0, 1]"]
     assert at.markdown[0].value == "still running"
-    bug = AppTest.from_string(script.replace("ImageError(", "RuntimeError("), default_timeout=60).run()
-    assert bug.exception  # a bug keeps its traceback
+    assert not at.expander  # a library error is its own message: no details to show
+
+
+@pytest.mark.parametrize("bug", ["RuntimeError('tensor a (3) must match b (4)')", "ValueError('alpha=2 must be in [0, 1]')"])
+def test_any_other_exception_is_a_short_message_with_details_and_a_log_line(bug, caplog):
+    """A bug (a plain ValueError too: never mistaken for a validation message) becomes a short
+    message, the traceback goes into a "Details" expander and the server log, never raw."""
+    script = f"""
+import streamlit as st
+from dashboard.errors import shown_errors
+with shown_errors(doing="drawing the test maps"):
+    raise {bug}
+st.write("still running")
+"""
+    with caplog.at_level("ERROR", logger="dashboard"):
+        at = AppTest.from_string(script, default_timeout=60).run()
+    assert not at.exception  # no raw traceback box
+    (error,) = at.error
+    assert error.value.startswith("Something went wrong while drawing the test maps.")
+    assert "Traceback" not in error.value and "must" not in error.value  # short: the details are below
+    (details,) = at.expander
+    assert details.label == "Details"
+    (code,) = details.code
+    assert "Traceback (most recent call last)" in code.value and bug.split("(")[0] in code.value
+    assert at.markdown[0].value == "still running"
+    logged = [r for r in caplog.records if r.name == "dashboard" and r.levelname == "ERROR"]
+    assert logged and logged[0].exc_info is not None and "drawing the test maps" in logged[0].getMessage()
 
 
 def test_model_without_weights_names_the_expected_file():
@@ -411,3 +430,40 @@ def test_faithfulness_curves_table_and_perturbed_images():
     at.slider(key="w_step").set_value(5).run()  # moving the step never re-runs the curves
     assert_clean(at)
     assert model_calls() == calls and at.query_params["step"] == "5"
+
+
+# ------------------------------------------------------------------------------------------
+# one image context per run
+
+
+def test_the_image_is_preprocessed_once_per_page_run(monkeypatch):
+    """The sidebar's prediction, the maps, the model's view of the image and the curves all use
+    the one context the run made: LoadedModel.preprocess runs exactly once per script run."""
+    from methods.models.loaded import LoadedModel
+
+    calls = []
+    real = LoadedModel.preprocess
+
+    def spy(self, image):
+        calls.append(image.shape)
+        return real(self, image)
+
+    monkeypatch.setattr(LoadedModel, "preprocess", spy)
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    assert_clean(at)
+    assert len(calls) == 1, calls
+    for page in ("methods", "layers", "normalization"):
+        calls.clear()
+        at.switch_page(PAGES[page]).run()
+        assert_clean(at)
+        assert len(calls) == 1, (page, calls)
+    calls.clear()
+    at.selectbox(key="w_cmap").set_value("viridis").run()  # a rerun of the same page
+    assert len(calls) == 1, calls
+    at.switch_page(PAGES["faithfulness"]).run()
+    at.slider(key="w_steps").set_value(10).run()
+    calls.clear()
+    at.button(key="faith_run").click().run()  # maps, curves, references and perturbed images
+    assert_clean(at)
+    assert len(at.image) == 2
+    assert len(calls) == 1, calls

@@ -12,14 +12,10 @@ purpose: CI installs it.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from browser_kit import (  # noqa: F401  (server is a fixture)
-    ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, VIEWPORT, check_page, download, nav, panel_titles, server, wait_plots,
-    wait_ready,
-)
+from browser_kit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, download, nav, panel_titles, wait_ready
 
 pytestmark = pytest.mark.browser
 

@@ -10,9 +10,7 @@ import re
 
 import pytest
 
-from browser_kit import (  # noqa: F401  (server is a fixture)
-    ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, download, panel_titles, server, wait_ready,
-)
+from browser_kit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, download, panel_titles, wait_ready
 
 pytestmark = pytest.mark.browser
 

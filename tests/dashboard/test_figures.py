@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import io
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from dashboard import figures  # noqa: E402
-from methods.viz import render  # noqa: E402
+from dashboard import figures
+from methods.viz import render
+from methods.viz.ranges import display_range, display_ranges
 
 
 def test_top_share_closed_forms():
@@ -36,14 +33,14 @@ def test_top_share_closed_forms():
 
 def test_display_range():
     m = np.array([[-2.0, 0.5], [1.0, 3.0]])
-    assert figures.display_range(m, mode="minmax", relu=False) == (0.0, 1.0)
-    assert figures.display_range(m, mode="max", relu=True) == (0.0, 1.0)
-    assert figures.display_range(m, mode="max", relu=False) == (-1.0, 1.0)
-    assert figures.display_range(m, mode="raw", relu=False) == (-2.0, 3.0)
-    assert figures.display_range(np.full((2, 2), 7.0), mode="raw", relu=False) == (7.0, 8.0)  # never empty
+    assert display_range(m, mode="minmax", relu=False) == (0.0, 1.0)
+    assert display_range(m, mode="max", relu=True) == (0.0, 1.0)
+    assert display_range(m, mode="max", relu=False) == (-1.0, 1.0)
+    assert display_range(m, mode="raw", relu=False) == (-2.0, 3.0)
+    assert display_range(np.full((2, 2), 7.0), mode="raw", relu=False) == (7.0, 8.0)  # never empty
     a, b = np.array([0.0, 1.0]), np.array([5.0, 9.0])
-    assert figures.display_ranges([a, b], mode="raw", relu=True, scope="shared") == [(0.0, 9.0)] * 2
-    assert figures.display_ranges([a, b], mode="raw", relu=True, scope="per_map") == [(0.0, 1.0), (5.0, 9.0)]
+    assert display_ranges([a, b], mode="raw", relu=True, scope="shared") == [(0.0, 9.0)] * 2
+    assert display_ranges([a, b], mode="raw", relu=True, scope="per_map") == [(0.0, 1.0), (5.0, 9.0)]
 
 
 def test_colorscale_uses_the_rendered_colours():

@@ -6,7 +6,6 @@ snapshot is saved through the Home page's "Save to review" form; the other tests
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,11 @@ import pytest
 import streamlit as st
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
-from dashboard import common  # noqa: E402
-from methods.review.store import SnapshotStore  # noqa: E402
-from app_kit import ForwardCounter, TIMEOUT, assert_clean, model_calls  # noqa: E402,F401
+from methods.review.store import SnapshotStore
+from app_kit import ForwardCounter, TIMEOUT, assert_clean, model_calls  # noqa: F401
 
 HOME = str(ROOT / "dashboard" / "Home.py")
 REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")

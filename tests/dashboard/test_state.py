@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from dashboard.state import PAGES, STEPS_RANGE, Choices, ViewState  # noqa: E402
+from dashboard.state import PAGES, STEPS_RANGE, Choices, ViewState
 
 CHOICES = Choices(
     models=("scenes_vgg", "scenes_resnet", "resnet18"),
@@ -39,6 +35,7 @@ EVERYTHING_CHANGED = ViewState(
     steps=80,
     step=12,
     slow=True,
+    options=(("centre", "sigma", 0.125), ("random", "seed", 3)),
 )
 
 

@@ -62,3 +62,32 @@ def test_bad_inputs():
         overlay(np.zeros((2, 2), np.uint8), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="2-D"):
         grayscale(np.zeros((1, 2, 2)), (2, 2))
+
+
+def test_render_views_equals_the_three_calls_and_colours_once(monkeypatch):
+    """The overlay is blended from the heatmap just made: one resize, one colormap per call."""
+    from methods.viz import render
+
+    img = np.random.default_rng(3).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    m = np.random.default_rng(4).normal(size=(5, 6)).astype(np.float32)
+    v = render_views(img, m, colormap="turbo", alpha=0.4, value_range=(-1.0, 1.0))
+    np.testing.assert_array_equal(v.grayscale, grayscale(m, (30, 40), value_range=(-1.0, 1.0)))
+    np.testing.assert_array_equal(v.heatmap, heatmap(m, (30, 40), colormap="turbo", value_range=(-1.0, 1.0)))
+    np.testing.assert_array_equal(v.overlay, overlay(img, m, colormap="turbo", alpha=0.4, value_range=(-1.0, 1.0)))
+    calls = {"resize": 0, "colour": 0}
+    real_resize, real_colour = render.resize_map, cv2.applyColorMap
+
+    def counting_resize(*a, **k):
+        calls["resize"] += 1
+        return real_resize(*a, **k)
+
+    def counting_colour(*a, **k):
+        calls["colour"] += 1
+        return real_colour(*a, **k)
+
+    monkeypatch.setattr(render, "resize_map", counting_resize)
+    monkeypatch.setattr(render.cv2, "applyColorMap", counting_colour)
+    render_views(img, m, colormap="turbo", alpha=0.4)
+    assert calls == {"resize": 1, "colour": 1}
+    with pytest.raises(ValueError, match="alpha"):
+        render_views(img, m, alpha=-0.1)

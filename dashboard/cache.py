@@ -1,0 +1,281 @@
+"""Models, images and computations behind Streamlit's caches; the model runs only on a miss.
+
+* Models are cached with ``st.cache_resource`` (shared by every session) together with a lock;
+  every use of a model happens under its lock.
+* The image is loaded and preprocessed ONCE per script run (:func:`context`): the
+  :class:`~dashboard.services.ImageContext` (picture, model input, model view) is handed to every
+  cached computation below.
+* Predictions, candidate layers, RAW maps and faithfulness curves are cached with
+  ``st.cache_data``, keyed by model id, image key, methods, layers, target and method options.
+  Normalization, colormap and alpha are applied by the pages AFTER these caches, so changing them
+  never runs the model. :data:`MODEL_CALLS` counts the cache misses that did.
+* Uploaded checkpoints and images are registered per session (they cannot travel in a URL).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import streamlit as st
+
+from methods.cams.layers import LayerInfo
+from methods.errors import GradLensError, OptionError
+
+from dashboard import services
+from dashboard.services import ImageContext, MapBundle
+from dashboard.state import ViewState, is_upload
+
+__all__ = [
+    "MODEL_CALLS", "ModelHandle", "model_handle", "uploaded_models", "uploaded_images", "load_uploaded_checkpoint",
+    "register_uploaded_image", "image_key", "image_for", "begin_run", "context", "predictions", "layer_infos",
+    "resolve_layer", "resolve_target", "maps", "curves", "reference_curves", "perturbed_images",
+]
+
+#: Cache misses that ran the model, by kind ("predict", "layers", "explain", "faithfulness").
+MODEL_CALLS: collections.Counter = collections.Counter()
+
+Progress = Callable[[int, int], None]
+#: How a computation is run: ``run(work)`` calls ``work(progress)`` (``progress`` may be None).
+#: The default runs it here; ``runner.run_with_progress`` runs it in a thread behind a progress bar.
+Run = Callable[[Callable[[Progress | None], Any]], Any]
+
+
+def _here(work: Callable[[Progress | None], Any]) -> Any:
+    return work(None)
+
+# ------------------------------------------------------------------------------------------
+# models
+
+
+@dataclass(eq=False)
+class ModelHandle:
+    """A loaded model shared by every session, and the lock that serialises its use."""
+
+    id: str
+    loaded: Any  # methods.models.loaded.LoadedModel
+    lock: threading.Lock
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.loaded.class_names)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def _zoo_model(name: str) -> ModelHandle:
+    return ModelHandle(name, services.load_model(name), threading.Lock())
+
+
+@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
+def _checkpoint_model(model_id: str, arch: str, num_classes: int, class_names: tuple[str, ...] | None,
+                      _data: bytes) -> ModelHandle:
+    loaded = services.load_checkpoint(_data, arch=arch, num_classes=num_classes, class_names=class_names)
+    return ModelHandle(model_id, loaded, threading.Lock())
+
+
+def uploaded_models() -> dict[str, dict]:
+    return st.session_state.setdefault("_uploaded_models", {})
+
+
+def uploaded_images() -> dict[str, dict]:
+    return st.session_state.setdefault("_uploaded_images", {})
+
+
+def model_handle(model_id: str) -> ModelHandle:
+    """The cached model of ``model_id``: a catalog name, or a checkpoint uploaded in this session."""
+    if is_upload(model_id):
+        info = uploaded_models().get(model_id)
+        if info is None:
+            raise GradLensError(
+                f"the checkpoint {model_id!r} was uploaded in another session; uploaded files cannot "
+                "travel in a URL. Upload it again (the coming snapshots keep uploads)."
+            )
+        return _checkpoint_model(model_id, info["arch"], info["num_classes"], info["class_names"], info["data"])
+    return _zoo_model(model_id)
+
+
+def load_uploaded_checkpoint(data: bytes, name: str, arch: str, num_classes: int,
+                             class_names: tuple[str, ...] | None) -> str:
+    """Load an uploaded checkpoint once (errors raise), remember it for the session, return its id."""
+    if class_names is not None and len(class_names) != num_classes:
+        raise OptionError(f"{len(class_names)} class names for num_classes={num_classes}; give one name per class, "
+                          "or none")
+    digest = hashlib.sha256(data + f"|{arch}|{num_classes}|{class_names}".encode()).hexdigest()[:16]
+    model_id = f"upload:{digest}"
+    _checkpoint_model(model_id, arch, num_classes, class_names, data)
+    uploaded_models()[model_id] = {"data": data, "arch": arch, "num_classes": num_classes,
+                                   "class_names": class_names, "name": name}
+    return model_id
+
+
+# ------------------------------------------------------------------------------------------
+# images: loaded, then preprocessed once per script run
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _sample_image(name: str) -> np.ndarray:
+    return services.load_sample(name)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _decoded_upload(image_id: str, _data: bytes) -> np.ndarray:
+    return services.decode_image(_data)
+
+
+def register_uploaded_image(data: bytes, name: str) -> str:
+    """Decode an uploaded image once (ImageError raises), remember it, return its id."""
+    image_id = f"upload:{hashlib.sha256(data).hexdigest()[:16]}"
+    _decoded_upload(image_id, data)
+    uploaded_images()[image_id] = {"data": data, "name": name}
+    return image_id
+
+
+def image_key(image_id: str, image: np.ndarray) -> str:
+    """Cache key of an image: its id and a digest of its pixels (an upload id already is one)."""
+    if is_upload(image_id):
+        return image_id
+    return f"{image_id}:{hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]}"
+
+
+def image_for(image_id: str) -> np.ndarray:
+    """(H, W, 3) uint8 image of a sample, or of an upload of this session."""
+    if is_upload(image_id):
+        info = uploaded_images().get(image_id)
+        if info is None:
+            raise GradLensError(
+                f"the image {image_id!r} was uploaded in another session; uploaded files cannot travel "
+                "in a URL. Upload it again (the coming snapshots keep uploads)."
+            )
+        return _decoded_upload(image_id, info["data"])
+    return _sample_image(image_id)
+
+
+_CONTEXT_KEY = "_gradlens_context"
+
+
+def begin_run() -> None:
+    """Forget the previous run's image context (``runner.run_page`` calls it first)."""
+    st.session_state.pop(_CONTEXT_KEY, None)
+
+
+def context(handle: ModelHandle, image_id: str) -> ImageContext:
+    """The image ``image_id`` as ``handle``'s model sees it: loaded and preprocessed once per run,
+    then handed to every computation of the run."""
+    memo = st.session_state.get(_CONTEXT_KEY)
+    if memo is not None and memo[0] is handle.loaded and memo[1] == image_id:
+        return memo[2]
+    image = image_for(image_id)
+    ctx = services.image_context(handle.loaded, image_id, image_key(image_id, image), image)
+    st.session_state[_CONTEXT_KEY] = (handle.loaded, image_id, ctx)
+    return ctx
+
+
+# ------------------------------------------------------------------------------------------
+# model computations: cached; the model runs only on a cache miss, under its lock
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _predict(model_id: str, image_key: str, _handle: ModelHandle, _ctx: ImageContext) -> np.ndarray:
+    with _handle.lock:
+        MODEL_CALLS["predict"] += 1
+        return services.predict(_handle.loaded, _ctx.x)
+
+
+def predictions(handle: ModelHandle, image_id: str) -> np.ndarray:
+    """Softmax probabilities (K,) for an image (cached)."""
+    ctx = context(handle, image_id)
+    return _predict(handle.id, ctx.key, _handle=handle, _ctx=ctx)
+
+
+@st.cache_data(show_spinner="Finding the layers…", max_entries=16)
+def _layers(model_id: str, _handle: ModelHandle) -> tuple[list[LayerInfo], str]:
+    with _handle.lock:
+        MODEL_CALLS["layers"] += 1
+        return services.layer_list(_handle.loaded)
+
+
+def layer_infos(handle: ModelHandle) -> tuple[list[LayerInfo], str]:
+    """Candidate layers in forward order, and the model's default layer (cached)."""
+    return _layers(handle.id, _handle=handle)
+
+
+def resolve_layer(handle: ModelHandle, layer: str | None) -> str:
+    """``layer`` checked against the model's candidate layers; None -> the default layer."""
+    infos, default = layer_infos(handle)
+    return services.check_layer(layer, infos, default, handle.id)
+
+
+def resolve_target(state: ViewState, probs: np.ndarray) -> int:
+    """The class to explain: the state's, or the top-1 prediction."""
+    return services.check_target(state.target, probs, state.model)
+
+
+@st.cache_data(show_spinner=False, max_entries=128, max_size="512MB")  # "all layers" of a big model: ~10 MB
+def _raw_maps(model_id: str, image_key: str, method_names: tuple[str, ...], layers: tuple[str, ...], target: int,
+              options_key: str, _handle: ModelHandle, _ctx: ImageContext, _progress: Progress | None = None) -> dict:
+    with _handle.lock:
+        MODEL_CALLS["explain"] += 1
+        return services.compute_maps(_handle.loaded, _ctx.x, method_names, layers, target, json.loads(options_key),
+                                     _progress)
+
+
+def maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *,
+         run: Run = _here) -> MapBundle:
+    """RAW maps of ``method_names`` at ``layers`` (None = default layer), ONE explain call, with the
+    view's options for these methods. Cached by (model, image, methods, layers, target, options)."""
+    handle = model_handle(state.model)
+    ctx = context(handle, state.image)
+    probs = predictions(handle, state.image)
+    target = resolve_target(state, probs)
+    options = json.dumps(services.options_for(state, method_names), sort_keys=True)
+    key = (handle.id, ctx.key, tuple(method_names), tuple(resolve_layer(handle, l) for l in layers), target, options)
+    result = run(lambda progress: _raw_maps(*key, _handle=handle, _ctx=ctx, _progress=progress))
+    return MapBundle(ctx.view, result["maps"], target, probs, handle.class_names, result["seconds"])
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _curves(model_id: str, image_key: str, what: str, target: int, baseline: str, steps: int, map_digest: str,
+            _handle: ModelHandle, _ctx: ImageContext, _saliency: np.ndarray, _progress: Progress | None = None) -> dict:
+    with _handle.lock:  # the curves also switch the weights' memory layout for their duration
+        MODEL_CALLS["faithfulness"] += 1
+        if what == "references":
+            return services.compute_reference_curves(_handle.loaded, _ctx.x, _saliency.shape, target, steps=steps,
+                                                     baseline=baseline, progress=_progress)
+        return services.compute_curves(_handle.loaded, _ctx.x, _saliency, target, steps=steps, baseline=baseline,
+                                       progress=_progress)
+
+
+def _digest(m: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(m).tobytes() + str(m.shape).encode()).hexdigest()
+
+
+def curves(state: ViewState, bundle: MapBundle, method: str, layer: str, *, run: Run = _here) -> dict[str, dict]:
+    """Deletion and insertion curves of one raw map, ``kind -> {fractions, scores, counts, auc}``
+    (cached by model, image, map, target, baseline and steps)."""
+    handle = model_handle(state.model)
+    ctx = context(handle, state.image)
+    raw = bundle.maps[method][layer]
+    key = (handle.id, ctx.key, method, bundle.target, state.baseline, state.steps, _digest(raw))
+    return run(lambda progress: _curves(*key, _handle=handle, _ctx=ctx, _saliency=raw, _progress=progress))
+
+
+def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int], *,
+                     run: Run = _here) -> dict[str, dict[str, dict]]:
+    """Curves of the library's random and centre maps on the explained map's grid (cached)."""
+    handle = model_handle(state.model)
+    ctx = context(handle, state.image)
+    grid = np.zeros(shape, dtype=np.float32)  # only its shape matters
+    key = (handle.id, ctx.key, "references", bundle.target, state.baseline, state.steps, f"{shape[0]}x{shape[1]}")
+    return run(lambda progress: _curves(*key, _handle=handle, _ctx=ctx, _saliency=grid, _progress=progress))
+
+
+def perturbed_images(state: ViewState, saliency: np.ndarray, fraction: float) -> dict[str, np.ndarray]:
+    """The deletion and insertion pictures with ``fraction`` of the pixels perturbed (no model run)."""
+    handle = model_handle(state.model)
+    ctx = context(handle, state.image)
+    return services.perturbed_images(handle.loaded, ctx.x, saliency, fraction, baseline=state.baseline)

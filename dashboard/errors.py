@@ -1,0 +1,106 @@
+"""THE one place where exceptions become messages on the page.
+
+* :class:`methods.errors.GradLensError` (what the library raises on purpose) -> ``st.error`` with
+  the library's own message (``Cancelled`` -> ``st.info``: the user asked for it).
+* ANY other exception is a bug: a short "Something went wrong while …" message, an
+  ``st.expander("Details")`` with the traceback as code, and an error line with the traceback in
+  the server log. Never ``except ValueError``: a real bug must not pass for a validation message.
+* Streamlit's own control flow (``st.rerun``, ``st.stop``, ``st.switch_page``) derives from
+  ``BaseException`` and passes through untouched.
+
+Inside a widget callback nothing can be drawn where the widget is, so ``defer_to=name`` keeps the
+message and :func:`show_deferred_errors` draws it where the script reaches the widget.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import streamlit as st
+
+from methods.errors import Cancelled, GradLensError
+
+__all__ = ["GradLensError", "Outcome", "error_message", "shown_errors", "show_deferred_errors"]
+
+log = logging.getLogger("dashboard")
+_DEFERRED_KEY = "_deferred_errors"
+
+
+def error_message(exc: BaseException) -> str:
+    """The library's own message, first letter capitalised."""
+    text = str(exc).strip().strip('"') or type(exc).__name__
+    return text[0].upper() + text[1:]
+
+
+class Outcome:
+    """What :func:`shown_errors` saw: ``failed`` is True when it showed a message."""
+
+    failed = False
+
+
+@dataclass(frozen=True)
+class _Message:
+    text: str
+    details: str = ""  # a traceback: only for bugs
+    kind: str = "error"  # "error" | "info"
+
+
+def _draw(message: _Message, container=None) -> None:
+    where = container or st
+    if message.kind == "info":
+        where.info(message.text, icon=":material/block:")
+        return
+    where.error(message.text, icon=":material/error:")
+    if message.details:
+        with where.expander("Details"):
+            st.code(message.details, language=None)
+
+
+def _message(exc: Exception, where: str | None, instead: str | None, doing: str) -> _Message:
+    prefix = f"{where}: " if where else ""
+    if isinstance(exc, Cancelled):
+        return _Message(instead or prefix + error_message(exc), kind="info")
+    if isinstance(exc, GradLensError):
+        return _Message(instead or prefix + error_message(exc))
+    log.error("unexpected error while %s", doing, exc_info=exc)
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return _Message(instead or f"{prefix}Something went wrong while {doing}. This is a bug in GradLens, not "
+                               "in your input; the details below help to report it.", details)
+
+
+@contextmanager
+def shown_errors(where: str | None = None, container=None, *, instead: str | None = None,
+                 defer_to: str | None = None, doing: str = "drawing this part of the page") -> Iterator[Outcome]:
+    """Turn an exception in the block into a message; the rest of the block is skipped and the
+    script goes on after it (``as outcome``: ``outcome.failed`` tells).
+
+    Args:
+        where: a prefix naming what failed ("photo.png").
+        container: where to draw (default: the main area).
+        instead: a short text to show in place of the message (when it is shown elsewhere already).
+        defer_to: inside a widget callback: keep the message under this name; the script shows
+            it with :func:`show_deferred_errors` where the widget is.
+        doing: what the block was doing, for the message of an unexpected error
+            ("Something went wrong while loading the checkpoint").
+    """
+    outcome = Outcome()
+    try:
+        yield outcome
+    except Exception as exc:  # noqa: BLE001 -- library errors and bugs alike become messages, told apart in _message
+        outcome.failed = True
+        message = _message(exc, where, instead, doing)
+        if defer_to is not None:
+            st.session_state.setdefault(_DEFERRED_KEY, {})[defer_to] = message
+        else:
+            _draw(message, container)
+
+
+def show_deferred_errors(name: str, container=None) -> None:
+    """Show (once) the message a widget callback kept under ``name``."""
+    message = st.session_state.get(_DEFERRED_KEY, {}).pop(name, None)
+    if message is not None:
+        _draw(message, container)

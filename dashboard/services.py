@@ -1,0 +1,393 @@
+"""What the dashboard asks of the library, without streamlit: models, images, layers, maps, curves.
+
+Plain functions over :mod:`methods`; :mod:`dashboard.cache` wraps them in Streamlit caches and
+locks. An image enters once per script run as an :class:`ImageContext` (the picture, the model
+input and the model's view of it, each made once) and every computation takes that context.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+import methods
+from methods import models as zoo
+from methods.cams.layers import LayerInfo, candidate_layers, default_layer
+from methods.cams.options import OptionInfo, build_options
+from methods.data import samples
+from methods.data.images import load_image
+from methods.errors import GradLensError, LayerError, OptionError, TargetError, suggest
+from methods.metrics import faithfulness
+from methods.viz.normalize import MODES, SCOPES
+
+from dashboard.state import Choices, InvalidParam, ViewState
+
+__all__ = [
+    "COLORMAP_NAMES", "NORM_MODES", "NORM_SCOPES", "RISE", "REFERENCE_KEYS",
+    "ModelChoice", "SampleChoice", "ImageContext", "MapBundle", "merge",
+    "model_choices", "load_model", "load_checkpoint", "checkpoint_architectures",
+    "sample_choices", "load_sample", "decode_image", "image_context", "predict",
+    "layer_list", "resolution", "check_layer", "check_target", "compute_maps",
+    "method_specs", "method_label", "method_options", "check_options", "parse_option", "options_for",
+    "choices", "normalized",
+    "baselines", "compute_curves", "compute_reference_curves", "reference_map", "perturbed_images",
+]
+
+COLORMAP_NAMES: tuple[str, ...] = tuple(methods.COLORMAPS)
+NORM_MODES: tuple[str, ...] = tuple(MODES)
+NORM_SCOPES: tuple[str, ...] = tuple(SCOPES)
+
+# ------------------------------------------------------------------------------------------
+# data types
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the model menu; ``notice`` says why it cannot be loaded (missing weights)."""
+
+    id: str
+    label: str
+    available: bool
+    notice: str = ""
+
+
+@dataclass(frozen=True)
+class SampleChoice:
+    """One bundled sample image."""
+
+    id: str
+    label: str
+    kind: str  # "scene" | "photo"
+    description: str = ""
+    suggested_model: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ImageContext:
+    """One image as one model sees it, made once per script run and handed down.
+
+    Attributes:
+        image_id: sample name or ``"upload:<digest>"``.
+        key: the cache key of the image (its id and a digest of its pixels).
+        image: (H, W, 3) uint8, the picture as loaded.
+        x: (1, 3, h, w) float32 model input (``LoadedModel.preprocess``, run once).
+        view: (h, w, 3) uint8, the input with the normalization undone (what the model sees).
+    """
+
+    image_id: str
+    key: str
+    image: np.ndarray
+    x: torch.Tensor
+    view: np.ndarray
+
+
+@dataclass(frozen=True)
+class MapBundle:
+    """Raw maps of one image: what a page draws, and what a snapshot stores.
+
+    Attributes:
+        image: (h, w, 3) uint8, the image as the model sees it (after its resize).
+        maps: ``maps[method][layer]`` = RAW (h', w') float32 map.
+        target: the explained class index.
+        probs: (K,) softmax probabilities of the model for the image.
+        class_names: one per class.
+        seconds: method -> wall time of its computation.
+    """
+
+    image: np.ndarray
+    maps: dict[str, dict[str, np.ndarray]]
+    target: int
+    probs: np.ndarray
+    class_names: tuple[str, ...]
+    seconds: dict[str, float]
+
+    @property
+    def target_name(self) -> str:
+        return self.class_names[self.target] if 0 <= self.target < len(self.class_names) else f"class {self.target}"
+
+
+def merge(first: MapBundle | None, second: MapBundle | None) -> MapBundle | None:
+    """Union of two bundles of the same image, model and target."""
+    if first is None or second is None:
+        return first or second
+    return replace(first, maps={**first.maps, **second.maps}, seconds={**first.seconds, **second.seconds})
+
+
+# ------------------------------------------------------------------------------------------
+# models
+
+
+def model_choices() -> list[ModelChoice]:
+    """Every catalog model in zoo order, with a notice naming the expected file when its
+    weights are not on this machine."""
+    out = []
+    for entry in zoo.list_models():
+        available = bool(entry.available)
+        notice = "" if available else (
+            f"The weights of {entry.label} are not on this machine. Expected file: `{entry.expected_file}`"
+        )
+        out.append(ModelChoice(entry.name, entry.label, available, notice))
+    return out
+
+
+def load_model(name: str):
+    """A catalog model as a ``methods.models.loaded.LoadedModel``."""
+    return zoo.load_model(name)
+
+
+def load_checkpoint(data: bytes, *, arch: str, num_classes: int, class_names: Sequence[str] | None):
+    """An uploaded checkpoint as a ``LoadedModel`` (read safely by the zoo)."""
+    return zoo.load_checkpoint(io.BytesIO(data), arch=arch, num_classes=num_classes,
+                               class_names=list(class_names) if class_names else None)
+
+
+def checkpoint_architectures() -> list[str]:
+    """Architectures an uploaded checkpoint may have; the catalog's own ones first."""
+    archs = list(zoo.checkpoint_architectures())
+    familiar = [m.id for m in model_choices() if m.id in archs]
+    return familiar + [a for a in archs if a not in familiar]
+
+
+# ------------------------------------------------------------------------------------------
+# images
+
+
+def sample_choices() -> list[SampleChoice]:
+    """The sample gallery (``methods.data.samples``): scenes, then photos."""
+    return [SampleChoice(s.name, s.description or s.name, s.kind, s.description, s.suggested_model)
+            for s in samples.list_samples()]
+
+
+def load_sample(name: str) -> np.ndarray:
+    """(H, W, 3) uint8 sample image."""
+    return np.asarray(samples.load_sample(name))
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """An uploaded file -> (H, W, 3) uint8, refused with a clear ImageError when broken."""
+    return load_image(data)
+
+
+def image_context(loaded, image_id: str, key: str, image: np.ndarray) -> ImageContext:
+    """Preprocess ``image`` for ``loaded`` ONCE: the input ``x`` and the model's view of it."""
+    x = torch.as_tensor(loaded.preprocess(image))  # (3, h, w)
+    x = x[None] if x.ndim == 3 else x  # (1, 3, h, w)
+    return ImageContext(image_id, key, image, x, loaded.denormalize(x[0]))
+
+
+# ------------------------------------------------------------------------------------------
+# model computations (callers hold the model's lock)
+
+
+def predict(loaded, x: torch.Tensor) -> np.ndarray:
+    """Softmax probabilities (K,) of the (1, 3, h, w) input."""
+    with torch.no_grad():
+        logits = loaded.model(x)  # (1, K)
+    return logits.softmax(dim=1)[0].float().numpy()
+
+
+def layer_list(loaded) -> tuple[list[LayerInfo], str]:
+    """Candidate layers in forward order (``methods.cams.layers.LayerInfo``) and the default layer."""
+    size = tuple(loaded.input_size)
+    infos = candidate_layers(loaded.model, size)
+    default = getattr(loaded, "default_layer", None) or default_layer(loaded.model, size)
+    return list(infos), default
+
+
+def resolution(info: LayerInfo) -> str:
+    """A layer's output as ``"C×h×w"`` text."""
+    c, h, w = info.shape
+    return f"{c}×{h}×{w}"
+
+
+def check_layer(layer: str | None, infos: Sequence[LayerInfo], default: str, model_id: str) -> str:
+    """``layer`` checked against the candidate layers; None -> the default layer."""
+    if layer is None:
+        return default
+    names = [i.name for i in infos]
+    if layer not in names:
+        raise LayerError(f"layer {layer!r} is not a layer of {model_id} with a spatial output.{suggest(layer, names)} "
+                         f"The default layer is {default!r}.")
+    return layer
+
+
+def check_target(target: int | None, probs: np.ndarray, model_id: str) -> int:
+    """The class to explain: ``target``, or the top-1 prediction when None."""
+    if target is None:
+        return int(np.argmax(probs))
+    if not 0 <= target < len(probs):
+        raise TargetError(f"target class {target} does not exist: {model_id} has {len(probs)} classes "
+                          f"(0..{len(probs) - 1})")
+    return int(target)
+
+
+def compute_maps(
+    loaded, x: torch.Tensor, method_names: Sequence[str], layers: Sequence[str], target: int,
+    options: dict | None = None, progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """RAW maps of several methods at several layers from ONE ``explain_many`` call.
+
+    Returns ``{"maps": {method: {layer: (h, w) float32}}, "seconds": {method: s}}``.
+    """
+    results = methods.explain_many(loaded, x, list(method_names), layers=list(layers), target=target,
+                                   options=options or {}, progress=progress)
+    return {
+        "maps": {m: {l: e.maps[l][0].numpy().astype(np.float32) for l in e.layers} for m, e in results.items()},
+        "seconds": {m: float(e.seconds) for m, e in results.items()},
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# the registry: methods and their typed options
+
+
+def method_specs() -> list:
+    """Every registered method in registry order (menus never hard-code a list)."""
+    return list(methods.list_methods())
+
+
+def method_label(name: str) -> str:
+    try:
+        return methods.get_method(name).label
+    except GradLensError:
+        return name
+
+
+def method_options(name: str) -> list[OptionInfo]:
+    """The options a method declares (its frozen options dataclass), in declaration order."""
+    return list(methods.get_method(name).options)
+
+
+def check_options(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` validated by the method's own options dataclass (raises the library's
+    OptionError, whose message names the method, the option and the valid values)."""
+    spec = methods.get_method(name)
+    built = build_options(spec.cls.options_class, spec.label, dict(values))
+    return {k: built.as_dict()[k] for k in values}
+
+
+def _typed(info: OptionInfo, text: str) -> Any:
+    if info.kind == "bool":
+        if text.lower() not in ("true", "false", "1", "0"):
+            raise InvalidParam(f"{info.name} must be true or false")
+        return text.lower() in ("true", "1")
+    if info.kind == "choice" or (info.kind == "int_or_choice" and text in info.choices):
+        return text
+    kind = float if info.kind == "float" else int
+    try:
+        return kind(text)
+    except ValueError:  # kind() of this one string, nothing else
+        raise InvalidParam(f"{info.name}={text!r} is not {'a number' if kind is float else 'a whole number'}") from None
+
+
+def parse_option(method: str, name: str, text: str) -> Any:
+    """One option from a URL (``Choices.parse_option``): typed by its declaration, checked by the
+    library; raises :class:`~dashboard.state.InvalidParam` with the library's reason."""
+    infos = {o.name: o for o in method_options(method)}
+    if name not in infos:
+        raise InvalidParam(f"{method_label(method)} has no option {name!r}.{suggest(name, list(infos))} "
+                           f"Its options: {', '.join(infos) or 'none'}")
+    value = _typed(infos[name], text)
+    try:
+        return check_options(method, {name: value})[name]
+    except OptionError as exc:
+        raise InvalidParam(str(exc)) from None
+
+
+def options_for(state: ViewState, method_names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``explain_many``'s ``options`` for these methods, from the view's non-default options."""
+    return {m: state.options_of(m) for m in method_names if state.options_of(m)}
+
+
+def choices() -> Choices:
+    """The valid names a URL or a stored view is checked against."""
+    return Choices(
+        models=tuple(m.id for m in model_choices()),
+        images=tuple(s.id for s in sample_choices()),
+        methods=tuple(s.name for s in method_specs()),
+        norms=NORM_MODES,
+        scopes=NORM_SCOPES,
+        colormaps=COLORMAP_NAMES,
+        baselines=baselines(),
+        parse_option=parse_option,
+    )
+
+
+def normalized(maps: Sequence[np.ndarray], state: ViewState, **overrides: Any) -> list[np.ndarray]:
+    """The state's normalization applied to raw maps (never touches the model)."""
+    opts = dict(mode=state.norm, relu=state.relu, scope=state.scope, percentiles=(state.p_lo, state.p_hi))
+    opts.update(overrides)
+    return [np.asarray(m) for m in methods.normalize_many(list(maps), **opts)]
+
+
+# ------------------------------------------------------------------------------------------
+# faithfulness (methods.metrics.faithfulness)
+
+#: The library's own pairing: deletion to zeros, insertion from a blurred copy (RISE's protocol).
+RISE = "rise"
+REFERENCE_KEYS = ("ref:random", "ref:centre")
+
+
+def baselines() -> tuple[str, ...]:
+    """Baseline choices: "rise" (each curve's library default), then the library's baselines."""
+    return (RISE,) + tuple(faithfulness.BASELINES)
+
+
+def _curve_baselines(baseline: str) -> dict[str, str]:
+    return {"deletion": "zero", "insertion": "blur"} if baseline == RISE else {"deletion": baseline, "insertion": baseline}
+
+
+def _as_dict(curve) -> dict:
+    return {"fractions": np.asarray(curve.fractions, dtype=np.float64).copy(),
+            "scores": np.asarray(curve.scores, dtype=np.float64).copy(),
+            "counts": np.asarray(curve.counts, dtype=np.int64).copy(), "auc": float(curve.auc)}
+
+
+def compute_curves(
+    loaded, x: torch.Tensor, saliency: np.ndarray, target: int, *, steps: int, baseline: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, dict]:
+    """Deletion and insertion curves of one raw (h, w) map: kind -> {fractions, scores, counts, auc}."""
+    out = {}
+    for i, (kind, base) in enumerate(_curve_baselines(baseline).items()):
+        sub = None if progress is None else (lambda i: lambda d, t: progress(i * t + d, 2 * t))(i)
+        fn = faithfulness.deletion_curve if kind == "deletion" else faithfulness.insertion_curve
+        out[kind] = _as_dict(fn(loaded, x, saliency, target, steps=steps, baseline=base, progress=sub))
+    return out
+
+
+def compute_reference_curves(
+    loaded, x: torch.Tensor, size: tuple[int, int], target: int, *, steps: int, baseline: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, dict[str, dict]]:
+    """Curves of the library's random and centre reference maps on an (h, w) grid:
+    ``{"ref:random": {kind: curve}, "ref:centre": {...}}``."""
+    out: dict[str, dict[str, dict]] = {key: {} for key in REFERENCE_KEYS}
+    for i, (kind, base) in enumerate(_curve_baselines(baseline).items()):
+        if progress is not None:
+            progress(i, 2)
+        curves = faithfulness.reference_curves(loaded, x, target, kind=kind, size=tuple(size), steps=steps, baseline=base)
+        for name, curve in curves.items():
+            out[f"ref:{name}"][kind] = _as_dict(curve)
+    if progress is not None:
+        progress(2, 2)
+    return out
+
+
+def reference_map(key: str, size: tuple[int, int]) -> np.ndarray:
+    """The (h, w) reference map behind a ``REFERENCE_KEYS`` entry."""
+    return faithfulness.reference_maps(tuple(size))[key.split(":", 1)[1]].numpy()
+
+
+def perturbed_images(loaded, x: torch.Tensor, saliency: np.ndarray, fraction: float, *,
+                     baseline: str) -> dict[str, np.ndarray]:
+    """The deletion and insertion inputs with ``fraction`` of the pixels perturbed, exactly as the
+    curves score them (``faithfulness.perturbed_image``), as (h, w, 3) uint8 pictures."""
+    return {
+        kind: loaded.denormalize(faithfulness.perturbed_image(x, saliency, float(fraction), kind=kind, baseline=base))[0]
+        for kind, base in _curve_baselines(baseline).items()
+    }

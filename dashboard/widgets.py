@@ -1,0 +1,161 @@
+"""Widgets shared by the pages: seeding from the view, layer and method menus, method options,
+downloads, and the constant-map notice.
+
+Each widget is keyed (``w_<field>``) and seeded from the view state, so a choice persists across
+pages (Streamlit does not carry a widget's value to the same-keyed widget of another page; the
+view state does) and can come from a link.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import streamlit as st
+
+from methods.cams.options import OptionInfo
+from methods.errors import suggest
+
+from dashboard import cache, services
+from dashboard.errors import shown_errors
+from dashboard.figures import png_bytes
+from dashboard.state import ViewState
+
+__all__ = ["seed", "force", "layer_select", "method_select", "option_widgets", "download_png", "download_csv",
+           "note_constant"]
+
+
+def seed(key: str, value: Any) -> None:
+    """Give a widget its value from the view, unless it holds the user's latest value.
+
+    On a page's first run after a page switch every widget is set from the view: Streamlit does
+    not carry a widget's value to the same-keyed widget of another page.
+    """
+    if key not in st.session_state or st.session_state.get("_page_changed", True):
+        st.session_state[key] = value
+
+
+def force(key: str, value: Any) -> None:
+    """Set a widget's value from code (only before the widget is drawn in this run)."""
+    st.session_state[key] = value
+
+
+def layer_select(state: ViewState, container=None, *, label: str = "Layer") -> str | None:
+    """The layer menu: candidate layers in forward order with their output shape; None = default.
+
+    A layer from a hand-edited URL that the model lacks is reported and replaced by the default.
+    """
+    handle = cache.model_handle(state.model)
+    infos, default = cache.layer_infos(handle)
+    by_name = {i.name: i for i in infos}
+    if state.layer is not None and state.layer not in by_name:
+        st.warning(f"Layer {state.layer!r} is not a layer of {state.model} with a spatial output."
+                   f"{suggest(state.layer, list(by_name))} Showing the default layer {default!r}.",
+                   icon=":material/link_off:")
+        force("w_layer", "")
+    seed("w_layer", state.layer or "")  # "" = the default layer (a selectbox shows None as "nothing chosen")
+    if st.session_state["w_layer"] and st.session_state["w_layer"] not in by_name:
+        force("w_layer", "")
+
+    def fmt(name: str) -> str:
+        if not name:
+            return f"default: {default} · {services.resolution(by_name[default])}" if default in by_name \
+                else f"default: {default}"
+        return f"{name} · {by_name[name].type} · {services.resolution(by_name[name])}"
+
+    chosen = (container or st).selectbox(label, [""] + list(by_name), key="w_layer", format_func=fmt,
+                                         help="Candidate layers in forward order, with their output C×h×w.")
+    return chosen or None
+
+
+def method_select(state: ViewState, container=None, *, key: str = "w_method") -> str:
+    """One method from the registry (Layers and Normalization pages)."""
+    specs = services.method_specs()
+    names = [s.name for s in specs]
+    labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
+    seed(key, state.method if state.method in names else names[0])
+    return (container or st).selectbox("Method", names, key=key, format_func=labels.get)
+
+
+# ------------------------------------------------------------------------------------------
+# method options: built from each method's declared OptionInfo fields (never a list of names)
+
+
+def _option_widget(info: OptionInfo, key: str, current: Any, where) -> Any:
+    """One widget for one declared option; returns its value as typed as the widget can."""
+    label, help_ = info.name.replace("_", " "), info.help
+    if info.kind == "bool":
+        seed(key, bool(current))
+        return where.checkbox(label, key=key, help=help_)
+    if info.kind == "choice":
+        seed(key, current)
+        return where.selectbox(label, list(info.choices), key=key, help=help_)
+    if info.kind == "int_or_choice":  # "all" or a number: typed text, checked by the library
+        seed(key, str(current))
+        text = where.text_input(label, key=key, help=f"{help_} ({' or '.join(map(str, info.choices))}, "
+                                                     "or a whole number)").strip()
+        return int(text) if text.isdigit() else text
+    # numbers: inclusive bounds go to the widget, a strict bound (sigma > 0) is the library's to check
+    bounds: dict[str, Any] = {}
+    cast = int if info.kind == "int" else float
+    if info.minimum is not None and not info.exclusive_minimum:
+        bounds["min_value"] = cast(math.ceil(info.minimum) if cast is int else info.minimum)
+    if info.maximum is not None:
+        bounds["max_value"] = cast(math.floor(info.maximum) if cast is int else info.maximum)
+    seed(key, cast(current))
+    if cast is int:
+        return where.number_input(label, step=1, key=key, help=help_, **bounds)
+    return where.number_input(label, step=0.05, format="%g", key=key, help=help_, **bounds)
+
+
+def option_widgets(state: ViewState, method_names: Sequence[str], container=None) -> ViewState:
+    """An expander per method that declares options, with a widget per option (typed from its
+    :class:`~methods.cams.options.OptionInfo`); returns the view with the non-default values.
+
+    The values are checked by the method's own options dataclass: a bad one shows the library's
+    OptionError message under the widgets and the method keeps its last valid options.
+    """
+    kept = [o for o in state.options if o[0] not in method_names]
+    for method in method_names:
+        infos = services.method_options(method)
+        previous = state.options_of(method)
+        if not infos:
+            continue
+        with (container or st).expander(f"{services.method_label(method)} options", icon=":material/tune:"):
+            cols = st.columns(min(len(infos), 4))
+            values = {info.name: _option_widget(info, f"w_opt_{method}_{info.name}",
+                                                previous.get(info.name, info.default), cols[i % len(cols)])
+                      for i, info in enumerate(infos)}
+            checked = dict(previous)
+            with shown_errors(doing=f"checking the options of {method}"):
+                checked = services.check_options(method, values)
+        defaults = {info.name: info.default for info in infos}
+        kept += [(method, name, value) for name, value in checked.items() if value != defaults.get(name)]
+    return state.with_changes(options=tuple(sorted(kept, key=lambda o: (o[0], o[1]))))
+
+
+# ------------------------------------------------------------------------------------------
+# downloads and notices
+
+
+def download_png(label: str, picture: Callable[[], np.ndarray], file_name: str, key: str) -> None:
+    """A PNG download; ``picture()`` composes the image only when the button is pressed."""
+    st.download_button(label, lambda: png_bytes(picture(), compress_level=6), file_name=file_name, mime="image/png",
+                       key=key, icon=":material/download:")
+
+
+def download_csv(label: str, frame, file_name: str, key: str) -> None:
+    """A CSV download of a DataFrame (encoded only when the button is pressed)."""
+    st.download_button(label, lambda: frame.to_csv(index=False).encode("utf-8"), file_name=file_name,
+                       mime="text/csv", key=key, icon=":material/download:")
+
+
+def note_constant(named: dict[str, np.ndarray]) -> None:
+    """Say so when maps are constant: normalization then gives all zeros (a flat picture)."""
+    flat = [f"{name} (every value {float(m.flat[0]):.3g})" for name, m in named.items()
+            if m.size and float(m.max()) == float(m.min())]
+    if flat:
+        st.info(f"Constant map: {', '.join(flat)}. There is nothing to rank, so every normalization draws it "
+                "flat. A uniform image, or a layer the class score does not depend on, does this.",
+                icon=":material/horizontal_rule:")
