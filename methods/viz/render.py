@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from methods.errors import InputError, OptionError
+
 __all__ = ["COLORMAPS", "Views", "resize_map", "to_uint8", "grayscale", "heatmap", "overlay", "render_views"]
 
 COLORMAPS: dict[str, int] = {
@@ -42,7 +44,7 @@ class Views:
 def _as_map(m) -> np.ndarray:
     arr = np.asarray(m.detach().cpu().numpy() if hasattr(m, "detach") else m, dtype=np.float32)
     if arr.ndim != 2:
-        raise ValueError(f"a map must be 2-D (h, w); got shape {arr.shape}")
+        raise InputError(f"a map must be 2-D (h, w); got shape {arr.shape}")
     return np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
 
 
@@ -62,14 +64,14 @@ def to_uint8(m, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """
     lo, hi = value_range
     if not hi > lo:
-        raise ValueError(f"value_range={value_range!r} must have high > low")
+        raise OptionError(f"value_range={value_range!r} must have high > low")
     arr = (_as_map(m) - lo) / (hi - lo)
     return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _colormap_id(colormap: str) -> int:
     if colormap not in COLORMAPS:
-        raise ValueError(f"colormap={colormap!r} is not one of {sorted(COLORMAPS)}")
+        raise OptionError(f"colormap={colormap!r} is not one of {sorted(COLORMAPS)}")
     return COLORMAPS[colormap]
 
 
@@ -87,7 +89,7 @@ def _colorize(gray: np.ndarray, colormap: str) -> np.ndarray:
 def _blend(img: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:
     """``(1 - alpha) * img + alpha * heat``, rounded to uint8."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha={alpha!r} must be in [0, 1]")
+        raise OptionError(f"alpha={alpha!r} must be in [0, 1]")
     blended = (1.0 - alpha) * img.astype(np.float32) + alpha * heat.astype(np.float32)
     return np.round(np.clip(blended, 0, 255)).astype(np.uint8)
 
@@ -109,7 +111,7 @@ def overlay(
 ) -> np.ndarray:
     """``(1 - alpha) * image + alpha * heatmap``, (H, W, 3) uint8 RGB at the image's size."""
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha={alpha!r} must be in [0, 1]")
+        raise OptionError(f"alpha={alpha!r} must be in [0, 1]")
     img = _as_image(image)
     return _blend(img, heatmap(m, img.shape[:2], colormap=colormap, value_range=value_range), alpha)
 
@@ -117,7 +119,7 @@ def overlay(
 def _as_image(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
     if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ValueError(f"image must be (H, W, 3) uint8 RGB; got shape {img.shape}, dtype {img.dtype}")
+        raise InputError(f"image must be (H, W, 3) uint8 RGB; got shape {img.shape}, dtype {img.dtype}")
     return img
 
 
