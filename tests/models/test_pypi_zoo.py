@@ -104,7 +104,7 @@ def test_key_mapping_refuses_what_it_does_not_know():
 
 
 @pytest.mark.parametrize(("name", "photos"), [
-    ("efficientnet_lite0", ("chelsea", "coffee", "camera", "motorcycle")),
+    ("efficientnet_lite0", ("chelsea", "coffee", "camera", "motorcycle", "rocket", "astronaut")),
     ("efficientnet_lite1", ("chelsea",)),
     ("efficientnet_lite2", ("chelsea",)),
 ])
