@@ -192,16 +192,22 @@ def _sort_stats(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return ranks, top.astype(np.float64)
 
 
+def _mm(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``x @ y.T`` through torch: it keeps to ``torch.set_num_threads``, where numpy's threaded
+    OpenBLAS spin-waits on a busy machine (measured 400 ms vs 0.5 ms for a 22 x 4096 x 44 product)."""
+    return (torch.from_numpy(x) @ torch.from_numpy(y).T).numpy()
+
+
 def _centred(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows minus their mean (L, P) and their sums of squares (L,)."""
     c = x - x.mean(axis=1, keepdims=True)
-    return c, np.einsum("ip,ip->i", c, c)
+    return c, (c * c).sum(axis=1)
 
 
 def _correlation(cx: np.ndarray, ssx: np.ndarray, cy: np.ndarray, ssy: np.ndarray) -> np.ndarray:
     """Pearson matrix (Lx, Ly) of centred rows; 0 where a row is constant."""
     den = np.sqrt(np.outer(ssx, ssy))  # (Lx, Ly)
-    r = (cx @ cy.T) / np.where(den > 0, den, 1.0)
+    r = _mm(cx, cy) / np.where(den > 0, den, 1.0)
     return np.clip(np.where(den > 0, r, 0.0), -1.0, 1.0)
 
 
@@ -250,11 +256,11 @@ def agreement_matrix(maps_a: Sequence[Any], maps_b: Sequence[Any], *, top: float
     pearson = _correlation(ca, ssa, cb, ssb)
     (rank_a, top_a), (rank_b, top_b) = _sort_stats(a, k), _sort_stats(b, k)  # (L, P) each
     spearman = _correlation(*_centred(rank_a), *_centred(rank_b))
-    inter = top_a @ top_b.T  # (La, Lb)
+    inter = _mm(top_a, top_b)  # (La, Lb)
     iou = inter / (2 * k - inter)
     pos = np.maximum(a, 0.0)  # (La, P)
-    inside_b = pos @ top_b.T  # (La, Lb)
-    own_top = np.einsum("ip,ip->i", pos, top_a)[:, None]  # (La, 1)
+    inside_b = _mm(pos, top_b)  # (La, Lb)
+    own_top = (pos * top_a).sum(axis=1)[:, None]  # (La, 1)
     total = pos.sum(axis=1)[:, None]  # (La, 1)
     no_mass = total[:, 0] <= 0
     with np.errstate(invalid="ignore", divide="ignore"):
