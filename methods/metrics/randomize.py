@@ -92,6 +92,9 @@ def _walk(prefix: str, module: nn.Module, order: dict[str, int]) -> list[list[st
             units += [(max(order.get(m, -1) for m in group), "\0".join(group), False) for group in inner]
         elif full in order:
             units.append((order[full], full, next(child.children(), None) is None or isinstance(child, NORM_LAYERS)))
+        elif next(child.children(), None) is not None:  # a holder whose children the parent calls
+            units += [(max(order.get(m, -1) for m in group), "\0".join(group), False)
+                      for group in _walk(full, child, order)]
     units.sort()
     groups: list[list[str]] = []
     previous_direct = False

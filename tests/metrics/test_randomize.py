@@ -56,6 +56,25 @@ def test_single_sequential_and_wrapped_models():
                                                                   "body.features.0"]
 
 
+def test_a_holder_that_never_runs_is_looked_inside():
+    class Holder(nn.Module):  # no forward of its own: the parent calls its children
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 4, 3)
+            self.conv2 = nn.Conv2d(4, 4, 3)
+
+    class Parent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.parts = Holder()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(self.parts.conv2(self.parts.conv1(x)).mean((2, 3)))
+
+    assert [b.name for b in default_blocks(Parent(), (8, 8))] == ["fc", "parts.conv2", "parts.conv1"]
+
+
 class Scaled(nn.Module):
     """A module with a parameter and no reset_parameters (like a layer-scale vector)."""
 
