@@ -16,7 +16,8 @@ The rooms behind it (each imports only from rooms below it):
 ``viz``             normalization, rendering, display ranges
 ``models``          LoadedModel, the catalog, checkpoints, the bundled scene networks
 ``data``            safe image input, the synthetic scenes, the sample gallery
-``metrics``         faithfulness, perturbation, localization
+``metrics``         faithfulness, perturbation, localization, map agreement, model comparison,
+                    sanity checks
 ``review``          the snapshot store and its reports
 ``cli``             the evaluate command and the README method table
 ==================  =====================================================================
@@ -47,12 +48,17 @@ from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Rando
 
 from methods.viz.normalize import normalize, normalize_many
 from methods.viz.render import COLORMAPS, render_views
-from methods.cams.layers import LayerInfo, candidate_layers, default_layer
+from methods.cams.layers import LayerInfo, block_layers, candidate_layers, default_layer
 from methods.data.images import load_image
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model
 from methods.metrics.confidence import confidence_change
 from methods.metrics.faithfulness import deletion_curve, insertion_curve, reference_curves
 from methods.metrics.localization import energy_pointing_game, pointing_game
+from methods.metrics.agreement import Agreement, map_agreement
+from methods.metrics.matching import LayerMatch, matched_layers
+from methods.metrics.compare import LayerSimilarity, layer_similarity
+from methods.metrics.sanity import SanityResult, Verdict, sanity_check
+from methods.metrics.class_check import ClassSensitivity, class_sensitivity
 
 __all__ = [
     "GradLensError",
@@ -85,6 +91,7 @@ __all__ = [
     "LayerInfo",
     "candidate_layers",
     "default_layer",
+    "block_layers",
     "load_image",
     "LoadedModel",
     "list_models",
@@ -96,5 +103,16 @@ __all__ = [
     "confidence_change",
     "pointing_game",
     "energy_pointing_game",
+    "Agreement",
+    "map_agreement",
+    "LayerMatch",
+    "matched_layers",
+    "LayerSimilarity",
+    "layer_similarity",
+    "SanityResult",
+    "Verdict",
+    "sanity_check",
+    "ClassSensitivity",
+    "class_sensitivity",
     "bf16_is_native",
 ]
