@@ -113,3 +113,81 @@ def peak_rss_mb(imports: str, body: str, *, timeout: float = 300) -> tuple[float
         raise AssertionError(f"the probe crashed (rc {done.returncode}):\n{done.stderr[-3000:]}")
     lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith(("PEAK_MB", "ERROR")))
     return float(lines["PEAK_MB"]), lines.get("ERROR", "").strip()
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+_ELEMENT = {"FloatStorage": 4, "DoubleStorage": 8, "HalfStorage": 2, "LongStorage": 8, "IntStorage": 4,
+            "BoolStorage": 1, "ComplexFloatStorage": 8, "ByteStorage": 1}
+
+
+class _Storage:
+    def __init__(self, key: str, kind: str, numel: int) -> None:
+        self.key, self.kind, self.numel = key, kind, numel
+
+
+class _Tensor:
+    def __init__(self, storage: _Storage, shape: tuple[int, ...]) -> None:
+        self.storage, self.shape = storage, shape
+
+    def __reduce_ex__(self, protocol):
+        import collections
+
+        import torch
+
+        stride, step = [], 1
+        for n in reversed(self.shape):
+            stride.insert(0, step)
+            step *= n
+        return (torch._utils._rebuild_tensor_v2,
+                (self.storage, 0, tuple(self.shape), tuple(stride), False, collections.OrderedDict()))
+
+
+def torch_archive(path: Path, tensors: dict, *, deflate: bool = True, chunk: int = 1 << 24, level: int = 1) -> Path:
+    """A torch.save-style zip archive of ``tensors`` (name -> (shape, storage class name such as
+    "FloatStorage"[, storage numel when larger than the shape's])) whose data are zeros, written in chunks (a 2.4 GB tensor costs no memory to
+    make). With ``deflate`` the data records are compressed: 2.4 GB of zeros become 2.3 MB at
+    ``level=9`` (26 s to write), 10 MB at level 1 (6 s).
+
+    The pickle is written the way torch.save writes it (``_rebuild_tensor_v2`` of a persistent
+    ``("storage", <class>, key, "cpu", numel)``), so torch.load reads it as a normal checkpoint.
+    """
+    import pickle
+    import zipfile
+
+    import torch
+
+    storages = {}
+    objects = {}
+    for i, (name, spec) in enumerate(tensors.items()):
+        shape, kind = spec[0], spec[1]
+        numel = 1
+        for n in shape:
+            numel *= n
+        numel = spec[2] if len(spec) > 2 else numel
+        storages[str(i)] = _Storage(str(i), kind, numel)
+        objects[name] = _Tensor(storages[str(i)], tuple(shape))
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, _Storage):
+                return ("storage", getattr(torch, obj.kind), obj.key, "cpu", obj.numel)
+            return None
+
+    import io
+
+    buf = io.BytesIO()
+    Pickler(buf, protocol=2).dump(objects)
+    method = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", compression=method, compresslevel=level) as zf:
+        zf.writestr("archive/data.pkl", buf.getvalue())
+        zf.writestr("archive/byteorder", "little")
+        zf.writestr("archive/version", "3\n")
+        zero = bytes(chunk)
+        for key, s in storages.items():
+            with zf.open(f"archive/data/{key}", "w", force_zip64=True) as out:
+                left = s.numel * _ELEMENT[s.kind]
+                while left > 0:
+                    out.write(zero[: min(left, chunk)])
+                    left -= chunk
+    return path

@@ -5,6 +5,9 @@
 * :mod:`~methods.models.torchvision_zoo` — torchvision ImageNet models from the local cache;
 * :mod:`~methods.models.checkpoints` / :mod:`~methods.models.weight_files` — your own weights,
   read safely (``weights_only=True``);
+* :mod:`~methods.models.declared` — what a checkpoint declares (shapes, dtypes, sizes), checked
+  before its data is read; :mod:`~methods.models.architectures` — meta-device templates and
+  which torchvision architecture a file looks like;
 * :mod:`~methods.models.scene_nets` / :mod:`~methods.models.train_scenes` — the bundled scene
   networks, their weights (``assets/``) and how they were trained.
 """
