@@ -15,6 +15,7 @@ from methods.errors import CheckpointError, OptionError, UnknownModelError, sugg
 from methods.models.architectures import classifier_key, densenet_keys, fit_message, template
 from methods.models.declared import (
     MAX_CHECKPOINT_BYTES,
+    MAX_PICKLE_BYTES,
     Declared,
     check_declared,
     declared_of,
@@ -135,7 +136,7 @@ def load_checkpoint(
 
     max_bytes = check_int("max_bytes", max_bytes, 1)
 
-    data, what = read_bytes(source)
+    data, what = read_bytes(source, limit=max_bytes + MAX_PICKLE_BYTES)
     What = what[:1].upper() + what[1:]
     if not data:
         raise CheckpointError(f"{What} is empty (0 bytes).")

@@ -9,6 +9,7 @@ Used by the catalog (cached torchvision weights) and by uploaded checkpoints.
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import pickletools
 import re
@@ -40,11 +41,19 @@ CheckpointSource = Union[str, Path, bytes, bytearray, memoryview, BinaryIO]
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def read_bytes(source: CheckpointSource) -> tuple[bytes, str]:
-    """The raw bytes of ``source`` and a short description for messages."""
+def read_bytes(source: CheckpointSource, *, limit: int | None = None) -> tuple[bytes, str]:
+    """The raw bytes of ``source`` and a short description for messages.
+
+    A path must be a regular file (a FIFO is refused, not waited on) of at most ``limit`` bytes
+    (checked before reading).
+    """
     if isinstance(source, (str, Path)):
         path = Path(source)
-        with open_regular(path, CheckpointError, "checkpoint") as fh:  # a FIFO is refused, not waited on
+        with open_regular(path, CheckpointError, "checkpoint") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if limit is not None and size > limit:
+                raise CheckpointError(f"'{path.name}' is {size / 2**20:,.0f} MB, more than the {limit / 2**20:,.0f} MB "
+                                      "a checkpoint may be (max_bytes); pass a larger max_bytes for a bigger model you trust.")
             try:
                 return fh.read(), f"'{path.name}'"
             except OSError as exc:

@@ -215,6 +215,14 @@ def test_regnet_checkpoint_loads():
 # ----------------------------------------------------------------------------- paths
 
 
+def test_a_file_over_the_cap_is_refused_before_reading(tmp_path: Path):
+    big = tmp_path / "big.pt"
+    with open(big, "wb") as fh:
+        fh.truncate(90 * 2**20)  # sparse on disk: 90 MB that take no space
+    with pytest.raises(CheckpointError, match=r"'big\.pt' is 90 MB, more than the 84 MB a checkpoint may be \(max_bytes\)"):
+        load_checkpoint(big, arch="resnet18", num_classes=10, max_bytes=20 * 2**20)
+
+
 def test_fifo_checkpoint_path_is_refused_not_waited_on(tmp_path: Path):
     fifo = tmp_path / "weights.pt"
     os.mkfifo(fifo)
