@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from methods._checks import check_choice, check_int
+from methods._inputs import check_model_input
 from methods._torch import Precision, Progress, channels_last_weights, unwrap_model
 from methods.errors import OptionError
 from methods.metrics.confidence import ConfidenceChange, confidence_change
@@ -178,7 +179,7 @@ def _curve(
     progress: Progress | None,
 ) -> Curve:
     net, _ = unwrap_model(model)
-    x = check_one_image(x)
+    x = check_model_input(net, check_one_image(x))
     steps = check_int("steps", steps, 1)
     batch_size = check_int("batch_size", batch_size, 1)
     check_choice("precision", precision, PRECISIONS)
