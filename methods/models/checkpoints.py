@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
-import torch
-
 from methods.errors import CheckpointError, OptionError, UnknownModelError, suggest
 from methods.models.architectures import classifier_key, densenet_keys, fit_message, template
 from methods.models.declared import (
