@@ -77,7 +77,8 @@ def zip_records(data: bytes) -> dict[str, int]:
     """Record name -> uncompressed size, from the zip's central directory (nothing decompressed).
 
     Raises:
-        CheckpointError: not a readable zip, or its pickle is over :data:`MAX_PICKLE_BYTES`.
+        CheckpointError: not a readable zip, or its pickle (or another record that is not tensor
+            data, which torch reads whole) inflates past :data:`MAX_PICKLE_BYTES`.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -87,10 +88,11 @@ def zip_records(data: bytes) -> dict[str, int]:
             f"this is not a readable PyTorch checkpoint (the zip archive is damaged: {exc}). The file may be "
             "truncated or corrupt; save it again with torch.save(model.state_dict(), path)."
         ) from exc
-    for name, size in records.items():
-        if name.endswith("data.pkl") and size > MAX_PICKLE_BYTES:
+    for name, size in records.items():  # torch reads the pickle and the small records whole
+        if "/data/" not in f"/{name}" and size > MAX_PICKLE_BYTES:
+            kind = "pickle" if name.endswith("data.pkl") else "record"
             raise CheckpointError(
-                f"its pickle '{name}' inflates to {size / 2**20:,.0f} MB (a state_dict's pickle is a few hundred KB; "
+                f"its {kind} '{name}' inflates to {size / 2**20:,.0f} MB (a state_dict's pickle is a few hundred KB; "
                 f"the limit is {MAX_PICKLE_BYTES / 2**20:.0f} MB). Save the state_dict with torch.save(model.state_dict(), path)."
             )
     return records

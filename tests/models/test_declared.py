@@ -93,6 +93,12 @@ def test_a_pickle_that_inflates_is_refused_from_the_zip_directory():
     assert len(buf.getvalue()) < 400_000
     with pytest.raises(CheckpointError, match=r"pickle 'archive/data\.pkl' inflates to 64 MB"):
         load_checkpoint(buf.getvalue(), arch="resnet18", num_classes=10)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps({}, protocol=2))
+        zf.writestr("archive/version", bytes(dec.MAX_PICKLE_BYTES + 1))  # torch reads this record whole
+    with pytest.raises(CheckpointError, match=r"record 'archive/version' inflates to 64 MB"):
+        load_checkpoint(buf.getvalue(), arch="resnet18", num_classes=10)
 
 
 def test_a_normal_archive_reads_no_data_when_declared(r18):
