@@ -18,7 +18,8 @@ from torch import nn
 
 from methods._torch import Progress
 from methods.cams.base import CamMethod, ForwardMethod, LayerContext, RecordedMethod
-from methods._torch import check_input, eval_mode, unwrap_model, upsample
+from methods._inputs import check_model_input
+from methods._torch import eval_mode, unwrap_model, upsample
 from methods.cams.recorder import record, resolve_modules
 from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError
 from methods.cams.layers import candidate_layers, default_layer
@@ -149,7 +150,7 @@ def explain_many(
         UnknownMethodError, LayerError, TargetError, RecorderError (all ``GradLensError``).
     """
     net, default = unwrap_model(model)
-    check_input(x)
+    check_model_input(net, x)
     configured = _instantiate(methods, options or {})
     input_size = (int(x.shape[-2]), int(x.shape[-1]))
     modules = resolve_layers(net, layers, input_size, default)

@@ -29,7 +29,7 @@ label           true class index (empty without ground truth)
 predicted       the model's top-1 class index
 method, layer   what made the map
 target          the explained class index; ``target_name`` its name; ``prob`` its probability
-deletion_auc    RISE deletion AUC (``--baseline``, default zero): lower is better
+deletion_auc    RISE deletion AUC (``--baseline``, default blur; RISE's own is zero): lower is better
 insertion_auc   RISE insertion AUC (from ``--insertion-baseline``, default blur): higher is better
 avg_drop        Grad-CAM++ drop in %, masking in the normalized input space
 increase        Grad-CAM++ increase in confidence (bool)
@@ -40,13 +40,13 @@ eval_seconds    wall time of this row's faithfulness scores
 model, steps, baseline, insertion_baseline, precision   the run's options
 ==============  ==============================================================================
 
-A summary (mean ± std per method x layer, references included) is printed at the end.
+A summary (mean ± std per method x layer, references included) is printed at the end, with a
+warning for every method x layer that does not beat the random map (:func:`chance_warnings`).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import pathlib
 import sys
 import time
@@ -60,11 +60,11 @@ from methods._checks import check_choice, check_int
 from methods.metrics import faithfulness as fa
 from methods.errors import GradLensError, OptionError, WrongTypeError
 from methods.cli.sources import Sample, parse_images, samples
+from methods.cli.summary import REFERENCES, chance_warnings, format_summary, summarize
+from methods.review.csv_safe import csv_bytes
 from methods.metrics.localization import energy_pointing_game, pointing_game
 
-__all__ = ["REFERENCES", "Sample", "parse_images", "evaluate", "summarize", "format_summary", "main"]
-
-REFERENCES: tuple[str, ...] = ("random", "centre")
+__all__ = ["REFERENCES", "Sample", "parse_images", "evaluate", "summarize", "format_summary", "chance_warnings", "main"]
 """Reference maps added to every evaluation (information-free controls)."""
 
 COLUMNS: tuple[str, ...] = (
@@ -137,8 +137,8 @@ def evaluate(
     layers: Any = "default",
     seed: int = 0,
     steps: int = 50,
-    baseline: str = "zero",
-    insertion_baseline: str = "blur",
+    baseline: str = fa.DEFAULT_BASELINES["deletion"],
+    insertion_baseline: str = fa.DEFAULT_BASELINES["insertion"],
     precision: str = "fp32",
     batch_size: int = 32,
     references: bool = True,
@@ -284,58 +284,7 @@ def _write(df: pd.DataFrame, path: pathlib.Path) -> None:
     if path.suffix.lower() == ".parquet":
         frame.to_parquet(path, index=False)
     else:
-        frame.to_csv(path, index=False)
-
-
-# --------------------------------------------------------------------------------------------
-# Summary
-
-
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std per method x layer (references last): n, the two AUCs, Average Drop (%),
-    Increase in Confidence (%), pointing game (%) and energy."""
-    metrics = {
-        "deletion_auc": 1.0,
-        "insertion_auc": 1.0,
-        "avg_drop": 1.0,
-        "increase": 100.0,
-        "pointing_hit": 100.0,
-        "energy_pg": 1.0,
-        "seconds": 1.0,
-    }
-    order = list(dict.fromkeys([m for m in df["method"] if m not in REFERENCES] + [m for m in REFERENCES if m in set(df["method"])]))
-    out = []
-    for method in order:
-        for layer in dict.fromkeys(df.loc[df["method"] == method, "layer"]):
-            g = df[(df["method"] == method) & (df["layer"] == layer)]
-            row: dict[str, Any] = {"method": method, "layer": layer, "n": len(g)}
-            for col, scale in metrics.items():
-                v = pd.to_numeric(g[col].astype("Float64"), errors="coerce").dropna().astype(float) * scale
-                row[f"{col}_mean"] = float(v.mean()) if len(v) else math.nan
-                row[f"{col}_std"] = float(v.std(ddof=0)) if len(v) else math.nan
-            out.append(row)
-    return pd.DataFrame(out)
-
-
-def format_summary(summary: pd.DataFrame) -> str:
-    """The summary as a text table: ``mean ± std`` per metric (percent for the rates)."""
-    headers = {
-        "deletion_auc": "deletion AUC ↓",
-        "insertion_auc": "insertion AUC ↑",
-        "avg_drop": "avg drop % ↓",
-        "increase": "increase % ↑",
-        "pointing_hit": "pointing % ↑",
-        "energy_pg": "energy ↑",
-        "seconds": "map s",
-    }
-    table = {"method": summary["method"], "layer": summary["layer"], "n": summary["n"]}
-    for col, title in headers.items():
-        digits = 1 if col in ("avg_drop", "increase", "pointing_hit") else 3
-        table[title] = [
-            "—" if math.isnan(m) else (f"{m:.{digits}f}" if col in ("increase", "pointing_hit") else f"{m:.{digits}f} ± {s:.{digits}f}")
-            for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"])
-        ]
-    return pd.DataFrame(table).to_string(index=False)
+        path.write_bytes(csv_bytes(frame))  # text cells that would start a formula are neutralised
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,7 +304,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="scene seed offset and reference-map seed (default 0)")
     p.add_argument("--out", required=True, help="output table, .parquet or .csv")
     p.add_argument("--steps", type=int, default=50, help="deletion/insertion steps (default 50)")
-    p.add_argument("--baseline", default="zero", help=f"what deleted pixels become: {', '.join(fa.BASELINES)} (default zero)")
+    p.add_argument("--baseline", default=fa.DEFAULT_BASELINES["deletion"],
+                   help=f"what deleted pixels become: {', '.join(fa.BASELINES)} (default blur; zero is RISE's)")
     p.add_argument("--insertion-baseline", default="blur", help="the insertion curve's starting image (default blur)")
     p.add_argument("--precision", default="fp32", help=f"{' or '.join(fa.PRECISIONS)} (default fp32)")
     p.add_argument("--batch-size", type=int, default=32, help="perturbed images per forward (default 32)")
@@ -389,7 +339,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_images = df["image"].nunique()
     skipped = len(df.attrs.get("skipped", []))
     print(f"{n_images} image(s), {len(df)} rows -> {args.out}" + (f" ({skipped} file(s) skipped)" if skipped else ""))
-    print(format_summary(summarize(df)))
+    summary = summarize(df)
+    print(format_summary(summary))
+    for line in chance_warnings(summary):
+        print(line)
     return 0
 
 

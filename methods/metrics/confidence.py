@@ -28,6 +28,7 @@ from typing import Any, Literal
 import torch
 
 from methods._checks import check_choice
+from methods._inputs import check_model_input
 from methods._torch import PRECISIONS, Precision, channels_last_weights, unwrap_model, upsample
 from methods.errors import OptionError
 from methods.metrics.perturbation import (
@@ -108,7 +109,7 @@ def confidence_change(
         ValueError: bad arguments, as :func:`deletion_curve`.
     """
     net, _ = unwrap_model(model)
-    x = check_one_image(x)
+    x = check_model_input(net, check_one_image(x))
     check_choice("space", space, SPACES)
     check_choice("precision", precision, PRECISIONS)
     sal = check_saliency(saliency)

@@ -36,7 +36,11 @@ Baselines ``b`` (all in the model's normalized input space, the space of ``x``):
   one sigma; ours is a proper Gaussian whose width scales with the image.
 * a tensor of ``x``'s shape — any substrate you like.
 
-Deletion's default baseline is ``"zero"``, insertion's ``"blur"`` (RISE's protocol).
+Both curves default to ``"blur"`` (:data:`DEFAULT_BASELINES`).
+Deviation: RISE deletes to ``"zero"``. On the bundled scene models a zero (grey) deletion leaves
+the object's silhouette and hardly separates a method from the random map (Grad-CAM 0.143 vs
+random 0.156 on 200 scenes, against 0.148 vs 0.322 with blur; docs/faithfulness.md), so the
+default is blur for deletion too; pass ``baseline="zero"`` for RISE's protocol.
 
 Average Drop and Increase in Confidence live in :mod:`methods.metrics.confidence`.
 
@@ -58,11 +62,13 @@ import numpy as np
 import torch
 
 from methods._checks import check_choice, check_int
+from methods._inputs import check_model_input
 from methods._torch import Precision, Progress, channels_last_weights, unwrap_model
 from methods.errors import OptionError
 from methods.metrics.confidence import ConfidenceChange, confidence_change
 from methods.metrics.perturbation import (
     BASELINES,
+    DEFAULT_BASELINES,
     KINDS,
     PRECISIONS,
     BaselineSpec,
@@ -83,6 +89,7 @@ from methods.metrics.perturbation import (
 
 __all__ = [
     "BASELINES",
+    "DEFAULT_BASELINES",
     "PRECISIONS",
     "Curve",
     "ConfidenceChange",
@@ -178,7 +185,7 @@ def _curve(
     progress: Progress | None,
 ) -> Curve:
     net, _ = unwrap_model(model)
-    x = check_one_image(x)
+    x = check_model_input(net, check_one_image(x))
     steps = check_int("steps", steps, 1)
     batch_size = check_int("batch_size", batch_size, 1)
     check_choice("precision", precision, PRECISIONS)
@@ -224,7 +231,7 @@ def deletion_curve(
     target: int,
     *,
     steps: int = 50,
-    baseline: BaselineSpec = "zero",
+    baseline: BaselineSpec = "blur",
     batch_size: int = 32,
     precision: Precision = "fp32",
     blur_sigma: float | None = None,
@@ -238,8 +245,8 @@ def deletion_curve(
         saliency: (h, w) raw map (tensor or array, any scale and sign); upsampled bilinearly to (H, W).
         target: the explained class (int in [0, K)).
         steps: number of equal steps S >= 1; the curve has S+1 points.
-        baseline: ``"zero"`` (default), ``"mean"``, ``"blur"`` or a tensor of x's shape: what a
-            removed pixel becomes (see the module docstring).
+        baseline: ``"blur"`` (default), ``"zero"`` (RISE's deletion), ``"mean"`` or a tensor of
+            x's shape: what a removed pixel becomes (see the module docstring).
         batch_size: perturbed images per forward (>= 1).
         precision: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast).
         blur_sigma: sigma in pixels of the ``"blur"`` baseline (default 0.05 * max(H, W)).

@@ -32,6 +32,7 @@ from methods.errors import InputError, OptionError, TargetError
 
 __all__ = [
     "BASELINES",
+    "DEFAULT_BASELINES",
     "PRECISIONS",
     "KINDS",
     "BLUR_SIGMA_FRACTION",
@@ -53,6 +54,9 @@ BaselineSpec = Union[Literal["zero", "mean", "blur"], torch.Tensor]
 Kind = Literal["deletion", "insertion"]
 
 BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
+DEFAULT_BASELINES: dict[str, str] = {"deletion": "blur", "insertion": "blur"}
+"""The baseline each curve uses unless told: blur for both (see docs/faithfulness.md for why
+deletion does not use RISE's zero)."""
 KINDS: tuple[str, ...] = ("deletion", "insertion")
 BLUR_SIGMA_FRACTION = 0.05
 """Default blur sigma as a fraction of the image's longer side."""
@@ -217,7 +221,7 @@ def perturbed_image(
         fraction: share of pixels in [0, 1]; ``round(fraction * H * W)`` pixels are perturbed.
         kind: ``"deletion"`` (the most salient pixels become the baseline) or ``"insertion"``
             (only the most salient pixels show the image, the rest the baseline).
-        baseline: as in the curves; None = the kind's default (``"zero"`` / ``"blur"``).
+        baseline: as in the curves; None = the kind's default (:data:`DEFAULT_BASELINES`: ``"blur"``).
         blur_sigma: sigma of the ``"blur"`` baseline in pixels.
 
     Returns:
@@ -228,7 +232,7 @@ def perturbed_image(
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
         raise OptionError(f"fraction must be a number in [0, 1]; got {fraction!r}")
     if baseline is None:
-        baseline = "zero" if kind == "deletion" else "blur"
+        baseline = DEFAULT_BASELINES[kind]
     substrate, _ = baseline_substrate(x, baseline, blur_sigma)  # (1, C, H, W)
     _, _, h, w = x.shape
     rank = pixel_ranks(check_saliency(saliency), h, w).to(x.device)  # (1, 1, H, W)
