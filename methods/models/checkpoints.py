@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
+from torch import nn
+
 from methods.errors import CheckpointError, OptionError, UnknownModelError, suggest
 from methods.models.architectures import classifier_key, densenet_keys, fit_message, template
 from methods.models.declared import (
@@ -202,7 +204,7 @@ def load_checkpoint(
     return _loaded(name or f"{arch}-{digest[:8]}", model, arch, layer, size, mean3, std3, names, digest, what, kind)
 
 
-def _loaded(name: str, model: torch.nn.Module, arch: str, layer: str, size: tuple[int, int], mean3: tuple, std3: tuple,
+def _loaded(name: str, model: nn.Module, arch: str, layer: str, size: tuple[int, int], mean3: tuple, std3: tuple,
             names: tuple[str, ...], digest: str, what: str, kind: str) -> LoadedModel:
     return LoadedModel(
         name=name,

@@ -190,11 +190,11 @@ def test_both_torch_wordings_of_a_refused_global_are_understood(wording):
 
 
 def test_signatures_file_is_complete_and_current():
-    """Every architecture load_checkpoint accepts has a stored signature, and recomputing a few
+    """Every torchvision architecture load_checkpoint accepts has a stored signature, and recomputing a few
     from torchvision gives the stored digests (when torchvision changes, rerun
     ``python -m methods.models.architectures``)."""
     stored = archs.signatures()
-    assert sorted(stored) == checkpoint_architectures()
+    assert sorted(stored) == [a for a in checkpoint_architectures() if not a.startswith("timm:")]
     fresh = archs.build_signatures(["resnet18", "wide_resnet50_2", "vgg16_bn", "densenet121", "googlenet", "squeezenet1_1"])
     for arch, sig in fresh.items():
         assert stored[arch] == sig, arch
