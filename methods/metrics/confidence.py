@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 
 from methods._checks import check_choice
-from methods._torch import PRECISIONS, Precision, channels_last_weights, unwrap_model, upsample
+from methods._torch import Precision, channels_last_weights, resolve_precision, unwrap_model, upsample
 from methods.errors import OptionError
 from methods.metrics.perturbation import (
     check_class,
@@ -87,7 +87,7 @@ def confidence_change(
     space: Space = "input",
     mean: Any = None,
     std: Any = None,
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
 ) -> ConfidenceChange:
     """Grad-CAM++'s Average Drop term and Increase-in-Confidence indicator for one image.
 
@@ -110,10 +110,11 @@ def confidence_change(
     net, _ = unwrap_model(model)
     x = check_one_image(x)
     check_choice("space", space, SPACES)
-    check_choice("precision", precision, PRECISIONS)
+    precision = resolve_precision(precision, x.device)
     sal = check_saliency(saliency)
     _, c, h, w = x.shape
-    weights = normalize(upsample(sal, (h, w)).float(), mode="minmax", relu=True).to(x.dtype)  # (H, W) in [0, 1]
+    weights = normalize(upsample(sal, (h, w)).float(), mode="minmax", relu=True)  # (H, W) in [0, 1], on the CPU
+    weights = weights.to(device=x.device, dtype=x.dtype)
     if space == "input":
         masked = x * weights  # (1, C, H, W)
     else:

@@ -46,7 +46,8 @@ Perturbed images go through the model in chunks of ``batch_size`` under ``torch.
 never all at once. For the duration of a call the model is in eval mode and its 4-D weights are
 held in channels_last layout (measured faster for convolutions on CPU); the original weight
 tensors, memory layout and train/eval flags are put back afterwards. ``precision="bf16"`` adds
-bfloat16 autocast (fast only on CPUs with AMX / avx512_bf16; see docs/faithfulness.md).
+bfloat16 autocast (fast only on CPUs with AMX / avx512_bf16; see docs/faithfulness.md); the
+default ``"auto"`` picks it exactly there (:func:`methods._torch.resolve_precision`).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ import numpy as np
 import torch
 
 from methods._checks import check_choice, check_int
-from methods._torch import Precision, Progress, channels_last_weights, unwrap_model
+from methods._torch import Precision, Progress, channels_last_weights, resolve_precision, unwrap_model
 from methods.errors import OptionError
 from methods.metrics.confidence import ConfidenceChange, confidence_change
 from methods.metrics.perturbation import (
@@ -112,7 +113,7 @@ class Curve:
         target: the explained class.
         baseline: ``"zero" | "mean" | "blur" | "tensor"``.
         steps: number of steps.
-        precision: ``"fp32"`` or ``"bf16"``.
+        precision: ``"fp32"`` or ``"bf16"``: the precision that RAN (``"auto"`` resolved).
     """
 
     kind: str
@@ -181,7 +182,7 @@ def _curve(
     x = check_one_image(x)
     steps = check_int("steps", steps, 1)
     batch_size = check_int("batch_size", batch_size, 1)
-    check_choice("precision", precision, PRECISIONS)
+    precision = resolve_precision(precision, x.device)
     sal = check_saliency(saliency)
     substrate, baseline_name = baseline_substrate(x, baseline, blur_sigma)  # (1, C, H, W)
     _, _, h, w = x.shape
@@ -226,7 +227,7 @@ def deletion_curve(
     steps: int = 50,
     baseline: BaselineSpec = "zero",
     batch_size: int = 32,
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
     blur_sigma: float | None = None,
     progress: Progress | None = None,
 ) -> Curve:
@@ -241,7 +242,9 @@ def deletion_curve(
         baseline: ``"zero"`` (default), ``"mean"``, ``"blur"`` or a tensor of x's shape: what a
             removed pixel becomes (see the module docstring).
         batch_size: perturbed images per forward (>= 1).
-        precision: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast).
+        precision: ``"auto"`` (default: bf16 autocast where the device runs bf16 natively, else
+            fp32; :func:`methods._torch.resolve_precision`), ``"fp32"`` or ``"bf16"``. The curve
+            records the precision that ran.
         blur_sigma: sigma in pixels of the ``"blur"`` baseline (default 0.05 * max(H, W)).
         progress: ``(done, total)`` callback after every chunk.
 
@@ -267,7 +270,7 @@ def insertion_curve(
     steps: int = 50,
     baseline: BaselineSpec = "blur",
     batch_size: int = 32,
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
     blur_sigma: float | None = None,
     progress: Progress | None = None,
 ) -> Curve:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods._checks import floats3, size2
+from methods._torch import model_device
 from methods.errors import InputError, OptionError, WrongTypeError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "LoadedModel"]
@@ -31,7 +32,7 @@ SOURCES: tuple[str, ...] = ("bundled", "torchvision", "checkpoint")
 
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """A model ready to explain: the module (eval mode, CPU) and how to feed it.
+    """A model ready to explain: the module (eval mode; the catalog loads it on the CPU) and how to feed it.
 
     Equality and hashing are by identity (two loads are two models), so it can be a cache value.
 
@@ -75,13 +76,20 @@ class LoadedModel:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def device(self) -> torch.device:
+        """The device the model's weights are on (where :meth:`preprocess` puts its output).
+        Move the model with ``loaded.model.to(device)``; the catalog loads on the CPU."""
+        return model_device(self.model)
+
     def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
         return mean, std
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> normalized (3, h, w) float32 model input, ``(h, w) = input_size``.
+        """(H, W, 3) uint8 RGB -> normalized (3, h, w) float32 model input, ``(h, w) = input_size``,
+        on the model's device (:attr:`device`).
 
         The whole image is resized to ``input_size`` (bilinear, antialiased when shrinking, like
         PIL's bilinear), **without** torchvision's centre crop, so that the map covers exactly the
@@ -102,7 +110,7 @@ class LoadedModel:
         if tuple(x.shape[2:]) != self.input_size:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
         mean, std = self._stats()
-        return (x[0] / 255.0 - mean) / std  # (3, h, w)
+        return ((x[0] / 255.0 - mean) / std).to(self.device)  # (3, h, w), on the model's device
 
     def preprocess_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """A list of (H_i, W_i, 3) uint8 images (sizes may differ) -> (N, 3, h, w) input batch."""
