@@ -126,6 +126,20 @@ class Curve:
     steps: int
     precision: str
 
+    @classmethod
+    def from_scores(cls, kind: str, counts: torch.Tensor, n_pixels: int, scores: torch.Tensor, *, target: int,
+                    baseline: str, precision: str) -> "Curve":
+        """A curve from its (S+1,) pixel counts and scores (read-only arrays; AUC by the trapezoid rule)."""
+        def frozen(a: np.ndarray) -> np.ndarray:
+            a = np.array(a, copy=True)
+            a.setflags(write=False)
+            return a
+
+        f_np = frozen((counts.double() / n_pixels).numpy())
+        s_np = frozen(scores.double().cpu().numpy())
+        return cls(kind=kind, fractions=f_np, scores=s_np, counts=frozen(counts.numpy()), auc=auc(f_np, s_np),
+                   target=int(target), baseline=baseline, steps=int(counts.numel()) - 1, precision=precision)
+
 
 def reference_maps(size: tuple[int, int], *, seed: int = 0) -> dict[str, torch.Tensor]:
     """The two information-free reference maps that a real method must beat.
@@ -157,11 +171,6 @@ def auc(fractions: Any, scores: Any) -> float:
     if f.ndim != 1 or f.shape != s.shape or f.size < 2:
         raise OptionError(f"fractions and scores must be 1-D of equal length >= 2; got {f.shape} and {s.shape}")
     return float(np.sum(np.diff(f) * (s[1:] + s[:-1]) / 2.0))
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
 
 
 def _curve(
@@ -203,19 +212,7 @@ def _curve(
             scores[start:stop] = p[:, target].cpu()
             if progress is not None:
                 progress(stop, steps + 1)
-    fractions = counts.double() / n
-    f_np, s_np = fractions.numpy(), scores.numpy()
-    return Curve(
-        kind=kind,
-        fractions=_readonly(f_np.copy()),
-        scores=_readonly(s_np.copy()),
-        counts=_readonly(counts.numpy().copy()),
-        auc=auc(f_np, s_np),
-        target=int(target),
-        baseline=baseline_name,
-        steps=steps,
-        precision=precision,
-    )
+    return Curve.from_scores(kind, counts, n, scores, target=target, baseline=baseline_name, precision=precision)
 
 
 def deletion_curve(
