@@ -109,6 +109,7 @@ def run_items(
     batch_size = check_int("batch_size", batch_size, 1)
     if not items:
         return
+    on_results = _checked(on_results)
     if engine == "ray":
         _run_ray(spec, items, on_results, workers, batch_size, ray_address, num_gpus)
     elif workers == 1:
@@ -137,8 +138,23 @@ def _init_local(spec: WorkerSpec, threads: int) -> None:
 
 def _run_local(part: list[dict]) -> list[dict]:
     if "error" in _STATE:
-        raise EngineError(f"a worker process could not start: {_STATE['error']}")
+        return [{_START_ERROR: _STATE["error"]}]
     return _STATE["worker"](part)
+
+
+_START_ERROR = "__worker_could_not_start__"
+
+
+def _checked(on_results: Callable[[list[dict]], None]) -> Callable[[list[dict]], None]:
+    """``on_results`` that first turns a worker's start-up failure into an EngineError."""
+
+    def deliver(results: list[dict]) -> None:
+        for r in results:
+            if _START_ERROR in r:
+                raise EngineError(f"a worker could not start: {r[_START_ERROR]}")
+        on_results(results)
+
+    return deliver
 
 
 def _run_pool(spec: WorkerSpec, items: Sequence[dict], on_results, workers: int, batch_size: int) -> None:
@@ -195,13 +211,16 @@ class RayWorker:
     """A Ray Data actor: builds the spec once, then maps batches of pickled items to pickled results."""
 
     def __init__(self, spec: WorkerSpec) -> None:
-        self.worker = spec.build()
+        try:
+            self.worker, self.error = spec.build(), None
+        except Exception as exc:  # reported in the first result: Ray would otherwise retry the actor
+            self.worker, self.error = None, f"{type(exc).__name__}: {exc}"
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
         items = [pickle.loads(b) for b in batch["item"]]
-        results = self.worker(items)
+        results = [{_START_ERROR: self.error}] if self.worker is None else self.worker(items)
         return {"result": np.array([pickle.dumps(r, protocol=5) for r in results], dtype=object)}
 
 
