@@ -32,6 +32,12 @@ __all__ = ["PARTIAL_SUFFIX", "find_images", "image_dir", "write_atomic", "write_
 
 PARTIAL_SUFFIX = ".partial"
 
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+"""zlib level 1, run-length matching, the "sub" row filter: on the four views of a scenes_vgg map
+2.4x faster to encode than level 1 with the default strategy and filters (1.75 vs 4.13 ms CPU for
+the four), for the same size (78.5 vs 79.2 KB). Lossless either way."""
+
 
 def find_images(root: pathlib.Path, *, exclude: pathlib.Path | None = None) -> list[str]:
     """POSIX paths (relative to ``root``) of every regular, non-hidden file below it, sorted.
@@ -100,7 +106,7 @@ def write_png(path: pathlib.Path, image: np.ndarray) -> None:
     """An (H, W) gray or (H, W, 3) RGB uint8 image as a lossless PNG (atomically)."""
     arr = np.ascontiguousarray(image)
     bgr = arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, data = cv2.imencode(".png", bgr, PNG_PARAMS)
     if not ok:  # pragma: no cover  (OpenCV encodes any uint8 array)
         raise OSError(f"OpenCV could not encode {path}")
     write_atomic(path, data.tobytes())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import pathlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,17 +101,24 @@ class BatchWorker:
             self.loaded.model.to(self.device)
         self.precision = resolve_precision(spec.precision, self.device)
         self.root, self.out = pathlib.Path(spec.root), pathlib.Path(spec.out)
+        # decoding and writing (PIL, OpenCV, zlib, file I/O release the GIL) use this worker's
+        # cores while the model waits; the model itself runs in the calling thread
+        self.pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
 
-    def __call__(self, items: list[dict]) -> list[dict]:
+    def _read(self, item: dict) -> tuple[dict, np.ndarray | None, str]:
         from methods.data.images import load_image
 
+        try:
+            return item, load_image(self.root / item["image"]), ""
+        except (GradLensError, OSError, ValueError) as exc:
+            return item, None, str(exc)
+
+    def __call__(self, items: list[dict]) -> list[dict]:
         results: list[dict] = []
         groups: dict[tuple, list[tuple[dict, np.ndarray]]] = {}
-        for item in items:
-            try:
-                image = load_image(self.root / item["image"])
-            except (GradLensError, OSError, ValueError) as exc:
-                results.append(_result(item, "skipped", str(exc)))
+        for item, image, why in self.pool.map(self._read, items):
+            if image is None:
+                results.append(_result(item, "skipped", why))
                 continue
             groups.setdefault(tuple(tuple(p) for p in item["pairs"]), []).append((item, image))
         for pairs, group in groups.items():
@@ -137,15 +145,20 @@ class BatchWorker:
         target = None if all(v is None for v in labels) else [int(v) for v in labels]
         x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
         exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
-        out = []
-        for i, (item, _) in enumerate(group):
-            try:
-                out.append(_result(item, "done", rows=self._write(i, item, x, exps, pairs, len(group))))
-            except Exception as exc:
-                out.append(_result(item, "failed", f"{type(exc).__name__}: {exc}"))
-        return out
+        views = self.loaded.denormalize(x)  # (B, H, W, 3) uint8: the images as the model sees them
+        raws = {(m, layer): exps[m].maps[layer].detach().float().cpu().numpy() for m, layer in pairs}  # (B, h, w) each
 
-    def _write(self, i: int, item: dict, x: torch.Tensor, exps: dict, pairs: list, batch: int) -> list[dict]:
+        def write(i: int) -> dict:
+            item = group[i][0]
+            try:
+                return _result(item, "done", rows=self._write(i, item, views[i], raws, exps, pairs, len(group)))
+            except Exception as exc:
+                return _result(item, "failed", f"{type(exc).__name__}: {exc}")
+
+        return list(self.pool.map(write, range(len(group))))
+
+    def _write(self, i: int, item: dict, view: np.ndarray, all_raws: dict, exps: dict, pairs: list,
+               batch: int) -> list[dict]:
         from methods.cli.batch_files import image_dir, read_npz, write_npz, write_png
         from methods.viz.normalize import normalize_many
         from methods.viz.ranges import display_ranges
@@ -153,8 +166,7 @@ class BatchWorker:
 
         s, rel = self.spec, item["image"]
         folder = image_dir(self.out, rel)
-        view = self.loaded.denormalize(x[i])  # (H, W, 3) uint8: the image as the model sees it
-        raws = [exps[m].maps[layer][i].detach().float().cpu().numpy() for m, layer in pairs]  # each (h, w)
+        raws = [all_raws[pair][i] for pair in pairs]  # each (h, w)
         norms = normalize_many(raws, mode=s.norm, relu=s.relu, scope=s.scope, percentiles=s.percentiles)
         ranges = display_ranges(norms, mode=s.norm, relu=s.relu, scope=s.scope)
         write_png(folder / "original.png", view)

@@ -100,6 +100,10 @@ class LoadedModel:
             ValueError: not a uint8 array of shape (H, W, 3) with H, W >= 1 (use
                 :func:`methods.data.images.load_image` to get one from any file).
         """
+        return self._normalized(self._resized(image))[0]  # (3, h, w), on the model's device
+
+    def _resized(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 -> (1, 3, h, w) float32 pixel values 0..255 at ``input_size``."""
         arr = np.asarray(image)
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
             raise InputError(
@@ -109,16 +113,24 @@ class LoadedModel:
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         if tuple(x.shape[2:]) != self.input_size:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+    def _normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x / 255 - mean) / std`` per channel of (N, 3, h, w) pixel values, on the model's device."""
         mean, std = self._stats()
-        return ((x[0] / 255.0 - mean) / std).to(self.device)  # (3, h, w), on the model's device
+        return ((x / 255.0 - mean) / std).to(self.device)  # (N, 3, h, w)
 
     def preprocess_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """A list of (H_i, W_i, 3) uint8 images (sizes may differ) -> (N, 3, h, w) input batch."""
+        """A list of (H_i, W_i, 3) uint8 images (sizes may differ) -> (N, 3, h, w) input batch.
+
+        Each image is resized on its own, then the batch is normalized in one step: every value
+        equals :meth:`preprocess` of that image.
+        """
         if isinstance(images, np.ndarray) and images.ndim == 4:
             images = list(images)
         if len(images) == 0:
             raise InputError("images is empty; give at least one (H, W, 3) uint8 image")
-        return torch.stack([self.preprocess(im) for im in images])  # (N, 3, h, w)
+        return self._normalized(torch.cat([self._resized(im) for im in images]))  # (N, 3, h, w)
 
     def denormalize(self, x: torch.Tensor) -> np.ndarray:
         """Undo :meth:`preprocess`'s normalization: (3, h, w) or (N, 3, h, w) -> (h, w, 3) or
