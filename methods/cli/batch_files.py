@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from methods.errors import OptionError
+from methods.errors import InputError, OptionError
 
 __all__ = ["PARTIAL_SUFFIX", "find_images", "image_dir", "write_atomic", "write_png", "write_npz", "read_npz",
            "remove_partials", "read_labels", "file_stamp"]
@@ -108,7 +108,7 @@ def write_png(path: pathlib.Path, image: np.ndarray) -> None:
     bgr = arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
     ok, data = cv2.imencode(".png", bgr, PNG_PARAMS)
     if not ok:  # pragma: no cover  (OpenCV encodes any uint8 array)
-        raise OSError(f"OpenCV could not encode {path}")
+        raise InputError(f"OpenCV could not encode an image of shape {arr.shape}, dtype {arr.dtype} as {path}")
     write_atomic(path, data.tobytes())
 
 

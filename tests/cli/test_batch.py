@@ -39,6 +39,20 @@ from methods.viz.render import render_views
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+def plugin():
+    """Registers the test plugin (tests/batch_plugins.py) for one test and unregisters it after,
+    so no other test (the README's method table ...) sees it."""
+    import batch_plugins  # noqa: F401
+
+    from methods.cams import registry
+
+    registry.register_method(**{k: getattr(batch_plugins.FailsOnFlat.spec, k) for k in
+                                ("name", "label", "family", "cost", "summary")})(batch_plugins.FailsOnFlat)
+    yield
+    registry._REGISTRY.pop("fails_on_flat", None)
+
+
 def write_folder(folder: pathlib.Path, n_scenes: int = 3) -> list[str]:
     """Scenes as PNGs (one in a subfolder), an odd-sized image, a broken file, a hidden file."""
     (folder / "sub").mkdir(parents=True)
@@ -187,9 +201,7 @@ def test_a_killed_run_loses_nothing_written_and_resumes(tmp_path):
         assert len(np.load(out / rel / "maps.npz").files) == 3
 
 
-def test_an_image_that_fails_is_reported_and_the_rest_finish(tmp_path, vgg, capsys):
-    import batch_plugins  # noqa: F401  registers fails_on_flat
-
+def test_an_image_that_fails_is_reported_and_the_rest_finish(tmp_path, vgg, capsys, plugin):
     folder = tmp_path / "in"
     write_folder(folder, n_scenes=2)
     Image.fromarray(np.full((50, 50, 3), 128, dtype=np.uint8)).save(folder / "flat.png")

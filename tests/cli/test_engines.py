@@ -26,6 +26,20 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 FLOATS = ("prob", "top5_probs")
 
 
+@pytest.fixture
+def plugin():
+    """Registers the test plugin (tests/batch_plugins.py) for one test and unregisters it after,
+    so no other test (the README's method table ...) sees it."""
+    import batch_plugins  # noqa: F401
+
+    from methods.cams import registry
+
+    registry.register_method(**{k: getattr(batch_plugins.FailsOnFlat.spec, k) for k in
+                                ("name", "label", "family", "cost", "summary")})(batch_plugins.FailsOnFlat)
+    yield
+    registry._REGISTRY.pop("fails_on_flat", None)
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
@@ -59,7 +73,7 @@ def run(folder, out, engine):
                            engine=engine, workers=2, batch_size=2)
 
 
-def test_local_pool_and_ray_give_the_same_rows_and_maps(folder, tmp_path, ray_local):
+def test_local_pool_and_ray_give_the_same_rows_and_maps(folder, tmp_path, ray_local, plugin):
     local = run(folder, tmp_path / "local", "local")
     remote = run(folder, tmp_path / "ray", "ray")
     for res in (local, remote):
