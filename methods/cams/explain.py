@@ -19,7 +19,7 @@ from torch import nn
 from methods._torch import Progress
 from methods.cams.base import CamMethod, ForwardMethod, LayerContext, RecordedMethod
 from methods._inputs import check_model_input
-from methods._torch import eval_mode, unwrap_model, upsample
+from methods._torch import eval_mode, resolve_precision, unwrap_model, upsample
 from methods.cams.recorder import record, resolve_modules
 from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError
 from methods.cams.layers import candidate_layers, default_layer
@@ -44,7 +44,8 @@ class Explanation:
         probs: (N, K) softmax of ``logits``.
         input_size: (H, W) of the explained input.
         seconds: wall time of this method's share of the call (the shared pass counted once per method).
-        options: the method's options.
+        options: the method's options; a ``precision`` option records the precision that RAN
+            (``"auto"`` resolved for the input's device: ``"fp32"`` or ``"bf16"``).
         notes: what the user should know about these maps (messages the method warned with a
             :class:`methods.errors.GradLensWarning`, e.g. a slower route or a signed layer).
     """
@@ -209,10 +210,19 @@ def _explain_in_eval(
             probs=probs,
             input_size=input_size,
             seconds=shared_seconds + time.perf_counter() - t0,
-            options=dict(method.options),
+            options=_recorded_options(method, x.device),
             notes=notes,
         )
     return results
+
+
+def _recorded_options(method: CamMethod, device: torch.device) -> dict[str, Any]:
+    """The options an Explanation records: ``precision="auto"`` becomes the precision that ran on
+    ``device`` (:func:`methods._torch.resolve_precision`, the rule the method's runner applies)."""
+    opts = dict(method.options)
+    if opts.get("precision") == "auto":
+        opts["precision"] = resolve_precision("auto", device)
+    return opts
 
 
 def _sub_progress(progress: Progress | None, step: int, total_steps: int) -> Progress | None:

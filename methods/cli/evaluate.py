@@ -36,9 +36,16 @@ increase        Grad-CAM++ increase in confidence (bool)
 pointing_hit    pointing game (bool, tolerance 0)
 energy_pg       energy-based pointing game in [0, 1]
 seconds         wall time of the method's maps for this image and class (all requested layers)
-eval_seconds    wall time of this row's faithfulness scores
-model, steps, baseline, insertion_baseline, precision   the run's options
+eval_seconds    this row's share of the wall time of its image's faithfulness forwards
+model, steps, baseline, insertion_baseline   the run's options
+precision, device   the precision the curves RAN in (``--precision auto`` resolved) and the device
 ==============  ==============================================================================
+
+Where it runs: ``--engine local`` (default; ``--workers`` processes, one per CPU core) or
+``--engine ray`` (Ray Data actors, ``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster), each
+worker loading the model once (:mod:`methods.cli.engines`); the table is the same either way.
+Each image's maps are scored by :func:`methods.metrics.image_scores.image_scores`, which runs the
+forwards the maps share once. See docs/batch.md.
 
 A summary (mean ± std per method x layer, references included) is printed at the end, with a
 warning for every method x layer that does not beat the random map (:func:`chance_warnings`).
@@ -49,20 +56,20 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from methods._checks import check_choice, check_int
 from methods.metrics import faithfulness as fa
 from methods.errors import GradLensError, OptionError, WrongTypeError
-from methods.cli.sources import Sample, parse_images, samples
+from methods.cli.common import worker_model
+from methods.cli.engines import check_engine
+from methods.cli.evaluate_work import EvalSpec, run_evaluation
+from methods.cli.sources import Sample, parse_images, sample_items
 from methods.cli.summary import REFERENCES, chance_warnings, format_summary, summarize
 from methods.review.csv_safe import csv_bytes
-from methods.metrics.localization import energy_pointing_game, pointing_game
 
 __all__ = ["REFERENCES", "Sample", "parse_images", "evaluate", "summarize", "format_summary", "chance_warnings", "main"]
 """Reference maps added to every evaluation (information-free controls)."""
@@ -70,7 +77,7 @@ __all__ = ["REFERENCES", "Sample", "parse_images", "evaluate", "summarize", "for
 COLUMNS: tuple[str, ...] = (
     "image", "seed", "label", "predicted", "method", "layer", "target", "target_name", "prob",
     "deletion_auc", "insertion_auc", "avg_drop", "increase", "pointing_hit", "energy_pg",
-    "seconds", "eval_seconds", "model", "steps", "baseline", "insertion_baseline", "precision",
+    "seconds", "eval_seconds", "model", "steps", "baseline", "insertion_baseline", "precision", "device",
 )
 
 
@@ -139,12 +146,16 @@ def evaluate(
     steps: int = 50,
     baseline: str = fa.DEFAULT_BASELINES["deletion"],
     insertion_baseline: str = fa.DEFAULT_BASELINES["insertion"],
-    precision: str = "fp32",
+    precision: str = "auto",
     batch_size: int = 32,
     references: bool = True,
     out: str | pathlib.Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    device: Any = None,
 ) -> pd.DataFrame:
     """Score every map of every image; one row per image x method x layer x explained class.
 
@@ -161,6 +172,9 @@ def evaluate(
         out: write the table to this ``.parquet`` or ``.csv`` file.
         progress: show a tqdm bar (stderr).
         log: where notes go (skipped files); default: stderr.
+        engine, workers, ray_address: where the images are scored (:mod:`methods.cli.engines`:
+            ``"local"`` process pool, default one worker per CPU core, or ``"ray"``).
+        device: where the model runs (default ``$GRADLENS_DEVICE``, else CUDA when present).
 
     Returns:
         The table (``COLUMNS``), also written to ``out`` if given.
@@ -169,7 +183,7 @@ def evaluate(
         ValueError: bad options, scenes with a model not trained on the scenes' classes, or no
             readable image. UnknownMethodError / LayerError / UnknownModelError from the library.
     """
-    from methods.cams.explain import explain_many, resolve_layers
+    from methods.cams.explain import resolve_layers
 
     say = log or (lambda s: print(s, file=sys.stderr))
     out_path = _check_out(out)
@@ -195,68 +209,24 @@ def evaluate(
     layer_names = resolve_layers(loaded.model, _layers_arg(layers), tuple(loaded.input_size), loaded.default_layer)
     curve_opts = dict(steps=int(steps), batch_size=int(batch_size), precision=precision)
 
-    skipped: list[tuple[str, str]] = []
-    rows: list[dict] = []
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=source.count, desc="evaluating", unit="image", disable=not progress, file=sys.stderr)
-    counted = 0  # skipped files already shown on the bar
-    try:
-        for index, sample in enumerate(samples(source, int(seed), skipped)):
-            x = loaded.preprocess(sample.image)[None]  # (1, 3, H, W)
-            targets = list(sample.labels) if sample.labels else [None]
-            for k, target in enumerate(targets):
-                exps = explain_many(loaded, x, names, layers=layer_names, target=target)
-                first = exps[names[0]]
-                predicted = int(first.probs[0].argmax())
-                t = int(first.targets[0])
-                mask = sample.masks[k] if sample.masks is not None else None
-                maps: list[tuple[str, str, torch.Tensor, float]] = []
-                for name in names:
-                    for layer in layer_names:
-                        maps.append((name, layer, exps[name].maps[layer][0], exps[name].seconds))
-                if references:
-                    for layer in layer_names:
-                        size = tuple(exps[names[0]].maps[layer].shape[-2:])
-                        for ref, m in fa.reference_maps(size, seed=int(seed) + index).items():
-                            maps.append((ref, layer, m, 0.0))
-                for name, layer, sal, seconds in maps:
-                    t1 = time.perf_counter()
-                    dele = fa.deletion_curve(loaded, x, sal, t, baseline=baseline, **curve_opts)
-                    ins = fa.insertion_curve(loaded, x, sal, t, baseline=insertion_baseline, **curve_opts)
-                    conf = fa.confidence_change(loaded, x, sal, t, precision=precision)
-                    rows.append(
-                        dict(
-                            image=sample.name,
-                            seed=sample.seed,
-                            label=sample.labels[k] if sample.labels else None,
-                            predicted=predicted,
-                            method=name,
-                            layer=layer,
-                            target=t,
-                            target_name=class_names[t] if t < len(class_names) else str(t),
-                            prob=float(first.probs[0, t]),
-                            deletion_auc=dele.auc,
-                            insertion_auc=ins.auc,
-                            avg_drop=conf.drop,
-                            increase=conf.increase,
-                            pointing_hit=pointing_game(sal, mask) if mask is not None else None,
-                            energy_pg=energy_pointing_game(sal, mask) if mask is not None else None,
-                            seconds=seconds,
-                            eval_seconds=time.perf_counter() - t1,
-                        )
-                    )
-            bar.update(1 + len(skipped) - counted)  # skipped files count as done too
-            counted = len(skipped)
-        bar.update(len(skipped) - counted)
-    finally:
-        bar.close()
+    engine, workers = check_engine(engine, workers)
+    items = sample_items(source, int(seed))
+    n_workers = max(1, min(workers, len(items)))
+    sent, spec_device, run_device = worker_model(model, loaded, device, engine == "local" and n_workers == 1)
+    spec = EvalSpec(model=sent, names=tuple(names), layers=tuple(layer_names), seed=int(seed), precision=precision,
+                    steps=int(steps), baseline=baseline, insertion_baseline=insertion_baseline,
+                    batch_size=int(batch_size), references=bool(references), device=spec_device)
+    rows, skipped, failed = run_evaluation(spec, items, engine=engine, workers=n_workers, ray_address=ray_address,
+                                           bar=progress, num_gpus=1.0 if run_device.type == "cuda" else 0.0)
+    for name, why in failed:
+        say(f"failed {name}: {why}")
     for name, why in skipped:
         say(f"skipped {name}: {why}")
     if not rows:
         raise OptionError(f"no image could be evaluated from images={images!r} ({len(skipped)} file(s) skipped)")
     df = _table(rows, loaded, curve_opts, baseline, insertion_baseline)
     df.attrs["skipped"] = [f"{n}: {w}" for n, w in skipped]
+    df.attrs["failed"] = [f"{n}: {w}" for n, w in failed]
     if out_path is not None:
         _write(df, out_path)
     return df
@@ -273,7 +243,6 @@ def _table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFra
     df["steps"] = curve_opts["steps"]
     df["baseline"] = baseline
     df["insertion_baseline"] = insertion_baseline
-    df["precision"] = curve_opts["precision"]
     return df[list(COLUMNS)]
 
 
@@ -307,10 +276,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=fa.DEFAULT_BASELINES["deletion"],
                    help=f"what deleted pixels become: {', '.join(fa.BASELINES)} (default blur; zero is RISE's)")
     p.add_argument("--insertion-baseline", default="blur", help="the insertion curve's starting image (default blur)")
-    p.add_argument("--precision", default="fp32", help=f"{' or '.join(fa.PRECISIONS)} (default fp32)")
+    p.add_argument("--precision", default="auto", help=f"{', '.join(fa.PRECISIONS)} (default auto: bf16 where native)")
     p.add_argument("--batch-size", type=int, default=32, help="perturbed images per forward (default 32)")
     p.add_argument("--no-references", action="store_true", help="leave out the random and centre reference rows")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--engine", default="local", help="local (process pool) or ray (Ray Data); default local")
+    p.add_argument("--workers", type=int, default=None, help="processes or Ray actors (default: the CPU cores)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default $RAY_ADDRESS; none: a local Ray)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)")
     return p
 
 
@@ -332,6 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             references=not args.no_references,
             out=args.out,
             progress=not args.quiet,
+            engine=args.engine,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            device=args.device,
         )
     except (GradLensError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

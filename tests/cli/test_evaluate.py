@@ -51,6 +51,7 @@ def tiny_loaded(classes=CLASS_NAMES, name="tiny"):
 def tiny(monkeypatch):
     loaded = tiny_loaded()
     monkeypatch.setattr("methods.models.catalog.load_model", lambda name, **kw: loaded)
+    monkeypatch.setattr("methods.cli.engines.default_workers", lambda: 1)  # the tiny model lives in this process only
     return loaded
 
 
