@@ -40,6 +40,23 @@ def assert_clean(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
 
 
+def plain(markdown: str) -> str:
+    """What markdown escaped by ``dashboard.errors.md_escape`` reads as (backslashes dropped)."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def texts(elements) -> str:
+    """The plain text of alert elements (``at.warning``, ``at.error``...), joined."""
+    return " ".join(plain(e.value) for e in elements)
+
+
+def map_images(at: AppTest) -> list:
+    """The page's pictures without its colour bars (their caption says "colours")."""
+    return [img for img in at.image if "colours:" not in (img.proto.imgs[0].caption or "")]
+
+
 def plotly_specs(at: AppTest) -> list[dict]:
     import json
 

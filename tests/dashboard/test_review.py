@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 from streamlit.testing.v1 import AppTest
 
 from methods.review.store import SnapshotStore
-from app_kit import ForwardCounter, TIMEOUT, assert_clean, model_calls  # noqa: F401
+from app_kit import ForwardCounter, TIMEOUT, assert_clean, model_calls, plain  # noqa: F401
 
 HOME = str(ROOT / "dashboard" / "Home.py")
 REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
@@ -111,7 +111,7 @@ def test_open_restores_the_view_without_the_model(saved):
     assert counter.count == 0 and model_calls() == calls
     shown = [s.value for s in at.subheader]
     assert saving.subheader[0].value in shown  # "Grad-CAM for “<class>” at layer <layer>"
-    assert shown[0] == "GradLens · scenes_vgg"
+    assert plain(shown[0]) == "GradLens · scenes_vgg"
     captions = [c for img in at.image for c in img.captions]
     assert captions == [c for img in saving.image for c in img.captions]
     assert "Heatmap (viridis)" in captions and "Overlay (alpha 0.70)" in captions
@@ -129,7 +129,7 @@ def test_comment_and_verdict(saved, db):
     at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT)
     at.query_params["snapshot"] = sid
     at.run()
-    at.text_input(key="w_rv_comment_author").input("ben")
+    at.text_input(key="w_review_author").input("ben")
     at.text_area(key="w_rv_comment_text").input("Same on the other photos.")
     button(at, "Add comment").click().run()
     assert_clean(at)
@@ -253,6 +253,7 @@ def test_saving_without_a_name_is_a_message(db):
 
 
 def test_markdown_escape_shows_text_literally():
-    from dashboard.review import _md_escape
+    from dashboard.errors import md_escape
 
-    assert _md_escape("**a** [x](javascript:1) <b>") == r"\*\*a\*\* \[x\]\(javascript\:1\) \<b\>"
+    assert md_escape("**a** [x](javascript:1) <b>") == r"\*\*a\*\* \[x\]\(javascript\:1\) \<b\>"
+    assert md_escape("line\n# heading") == r"line \# heading"  # one paragraph: no heading, no list
