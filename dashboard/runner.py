@@ -204,15 +204,25 @@ def run_page(page: str, show: Callable[[ViewState], None],
     """Run one page: view -> sidebar -> page controls -> session + URL -> ``show(state)``.
 
     ``show`` is the page's single function that draws everything from a :class:`ViewState`
-    (a saved snapshot restores a view through it).
+    (a saved snapshot restores a view through it). Each step says its own failure
+    (``errors.shown_errors``); an outer guard catches the rest, so no run ends in a traceback.
     """
     if page not in PAGES:
         raise ValueError(f"page={page!r} is not one of {PAGES}")
     st.set_page_config(page_title=f"{PAGE_TITLES[page]} · GradLens", page_icon=PAGE_ICON, layout="wide")
+    view = ViewState(page=page)
+    with shown_errors(doing=f"drawing the {PAGE_TITLES[page]} page"):
+        view = _run(page, show, controls)
+    return view
+
+
+def _run(page: str, show: Callable[[ViewState], None], controls: Callable[[ViewState], ViewState] | None) -> ViewState:
     cache.begin_run()
     first_run = VIEW_KEY not in st.session_state
     enter_page(page)
-    view = current_view()
+    view = st.session_state.get(VIEW_KEY) or ViewState()
+    with shown_errors(doing="reading the view from the link"):
+        view = current_view()
     if first_run and view.page != page and "page" in st.query_params:
         commit(view)  # a link to another page, opened on this one: go there with the same view
         st.switch_page(PAGE_FILES[view.page])

@@ -80,12 +80,16 @@ def show(state: ViewState) -> None:
     table = pd.DataFrame(stats)
     a, b = st.columns(2)
     with a:
-        grid = partial(figures.compose_grid, pictures, captions, ncols=len(services.NORM_MODES), cell=260,
+        grid = partial(figures.compose_grid, pictures, captions, ncols=len(services.NORM_MODES),
+                       cell=max(pictures[0].shape[:2]),  # drawn 1:1: each variant's colour bar stays sharp
                        title=f"{label} · {layer} · class {bundle.target_name}",
                        note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}; under each variant: "
                             "its colour bar, value range and normalization")
         widgets.download_png("All variants as PNG", grid, "gradlens_normalization.png", key="dl_norm_png",
-                             info={"GradLens raw range": f"{float(raw.min()):.6g} .. {float(raw.max()):.6g}",
+                             info={"GradLens normalization": "every mode, with and without ReLU (one colour bar "
+                                                             "under each variant)",
+                                   "GradLens colour range": "each variant its own, written on its colour bar",
+                                   "GradLens raw range": f"{float(raw.min()):.6g} .. {float(raw.max()):.6g}",
                                    "GradLens colormap": state.cmap})
     with b:
         widgets.download_csv("Value summary as CSV", table, "gradlens_normalization.csv", key="dl_norm_csv")
