@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +43,23 @@ def assert_clean(at: AppTest) -> None:
 
 def plain(markdown: str) -> str:
     """What markdown escaped by ``dashboard.errors.md_escape`` reads as (backslashes dropped)."""
-    import re
-
     return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def texts(elements) -> str:
     """The plain text of alert elements (``at.warning``, ``at.error``...), joined."""
     return " ".join(plain(e.value) for e in elements)
+
+
+def live_markup(at: AppTest) -> list[tuple[str, str]]:
+    """Markdown the page renders that would make a link, an image or HTML: an unescaped bracket or
+    angle bracket, or a bare URL (GFM turns ``http://…`` and ``www.…`` into links)."""
+    found = []
+    for kind in ("warning", "error", "info", "success", "caption", "markdown", "subheader", "header"):
+        for el in getattr(at, kind):
+            for bit in re.findall(r"(?<!\\)[\[\]<>]|(?i:https?:|www\.)", el.value):
+                found.append((kind, f"{bit!r} in {el.value[:120]!r}"))
+    return found
 
 
 def map_images(at: AppTest) -> list:

@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from app_kit import (HOME, PAGES, ROOT, TIMEOUT, assert_clean, map_images, plain, plotly_specs, run_page,
-                     texts)
+from app_kit import (HOME, PAGES, ROOT, TIMEOUT, assert_clean, live_markup, map_images, plain, plotly_specs,
+                     run_page, texts)
 from dashboard import cache, navigation, runner, services, widgets
 from methods._torch import ProgressTracker
 from methods.errors import Cancelled
@@ -72,17 +72,6 @@ def _tiff_pillow_chokes_on() -> bytes:
         if struct.unpack_from("<H", data, entry)[0] == 273:  # StripOffsets
             struct.pack_into("<HI", data, entry + 2, 2, 1)  # type ASCII, count 1
     return bytes(data)
-
-
-def _live_markup(at: AppTest) -> list[tuple[str, str]]:
-    """Markdown the page renders that would make a link, an image or HTML: an unescaped bracket or
-    angle bracket, or a bare URL (GFM turns ``http://…`` and ``www.…`` into links)."""
-    found = []
-    for kind in ("warning", "error", "info", "success", "caption", "markdown", "subheader", "header"):
-        for el in getattr(at, kind):
-            for bit in re.findall(r"(?<!\\)[\[\]<>]|(?i:https?:|www\.)", el.value):
-                found.append((kind, f"{bit!r} in {el.value[:120]!r}"))
-    return found
 
 
 # ------------------------------------------------------------------------------------------
@@ -148,7 +137,7 @@ def test_values_echoed_from_a_link_render_as_text():
     shown = texts(at.warning)
     for value in (f"[Click to re-login]({EVIL}/login)", f"[name]({EVIL}/n)", f"[layer]({EVIL}/l)", f"<img src={EVIL}"):
         assert value in shown, value  # said, as text
-    assert _live_markup(at) == []
+    assert live_markup(at) == []
     assert len(plotly_specs(at)) == 1  # and the page still draws its maps
 
 
@@ -158,7 +147,7 @@ def test_a_hostile_snapshot_id_is_text(bad):
     at.query_params["snapshot"] = bad
     at.run()
     assert not at.exception and len(at.error) == 1
-    assert _live_markup(at) == []
+    assert live_markup(at) == []
 
 
 # ------------------------------------------------------------------------------------------
