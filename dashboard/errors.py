@@ -19,6 +19,7 @@ message and :func:`show_deferred_errors` draws it where the script reaches the w
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,11 +45,20 @@ _DEFERRED_KEY = "_deferred_errors"
 _MD_SPECIAL = frozenset("\\`*_{}[]<>()#+-.!|~$:")
 
 
+_ZWJ = "\u200d"  # zero-width joiner: invisible, neither a space nor punctuation
+_AUTOLINKS = re.compile(r"(?i)(https?|www(?=\.)|@)")
+
+
 def md_escape(text: object) -> str:
     """Text that markdown shows literally: every markdown-special character backslash-escaped,
-    line breaks kept as spaces (a message is one paragraph; a newline could start a heading)."""
+    line breaks kept as spaces (a message is one paragraph; a newline could start a heading).
+
+    GFM also turns bare ``http://…``, ``www.…`` and ``name@host`` into links AFTER the escapes
+    are read, so an invisible zero-width joiner goes after ``http``, ``www`` and ``@``: the text
+    reads the same and no longer makes a link.
+    """
     out = []
-    for ch in str(text):
+    for ch in _AUTOLINKS.sub(lambda m: m.group(0) + _ZWJ, str(text)):
         if ch in _MD_SPECIAL:
             out.append("\\" + ch)
         elif ch in "\r\n\t\v\f":

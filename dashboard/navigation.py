@@ -24,7 +24,8 @@ from dashboard import services
 from dashboard.errors import shown_errors
 from dashboard.state import ViewState
 
-__all__ = ["PAGE_TITLES", "PAGE_FILES", "PAGE_ICON", "VIEW_KEY", "enter_page", "current_view", "commit", "page_show", "render_view"]
+__all__ = ["PAGE_TITLES", "PAGE_FILES", "PAGE_ICON", "NAV_FILES", "VIEW_KEY", "enter_page", "current_view", "link_query", "commit",
+           "page_links", "page_show", "render_view"]
 
 PAGE_TITLES = {
     "home": "GradLens",
@@ -43,6 +44,10 @@ PAGE_FILES = {
 #: The browser tab's icon: an emoji, drawn by the browser itself (a ``:material/…:`` icon is
 #: fetched from a font host on the internet, which fails offline).
 PAGE_ICON = "🔥"
+#: The sidebar's page list: every page of PAGE_FILES, then Review. Drawn by :func:`page_links`
+#: with the view in each link; Streamlit's own list is hidden (``client.showSidebarNavigation``)
+#: because it drops the query on a switch, and writing it back pushed a second history entry.
+NAV_FILES = {**PAGE_FILES, "review": "pages/5_Review.py"}
 VIEW_KEY = "_gradlens_view"
 _COMMITTED_KEY = "_gradlens_committed_query"  # what commit() last wrote to the address bar
 _HERE = Path(__file__).resolve().parent
@@ -84,15 +89,30 @@ def current_view() -> ViewState:
     return view
 
 
+def link_query(view: ViewState) -> dict[str, str]:
+    """The query of a link to ``view``: ``to_query()`` without the model's default sample (what a
+    link without ``?image=`` shows anyway)."""
+    wanted = view.to_query()
+    if wanted.get("image") == services.default_image(view.model):
+        del wanted["image"]
+    return wanted
+
+
 def commit(view: ViewState) -> None:
     """Remember the view for the session and write it to the URL (when it changed)."""
     st.session_state[VIEW_KEY] = view
-    wanted = view.to_query()
-    if wanted.get("image") == services.default_image(view.model):
-        del wanted["image"]  # what a link without ?image= shows anyway
+    wanted = link_query(view)
     st.session_state[_COMMITTED_KEY] = wanted
     if _query() != wanted:
         st.query_params.from_dict(wanted)
+
+
+def page_links(container, view: ViewState | None) -> None:
+    """The page list, each link carrying the view (one history entry per switch; see NAV_FILES)."""
+    query = link_query(view) if view is not None else {}
+    for page, file in NAV_FILES.items():
+        label = "Home" if page == "home" else Path(file).stem.split("_", 1)[-1]
+        container.page_link(file, label=label, query_params=query if page != "review" else None)
 
 
 def page_show(page: str) -> Callable[[ViewState], None]:

@@ -47,7 +47,11 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+_GLYPHS = str.maketrans({"–": "-", "—": "-", "−": "-"})  # dashes Pillow's default font lacks
+
+
 def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    text = text.translate(_GLYPHS)
     if draw.textlength(text, font=font) <= width:
         return text
     while text and draw.textlength(text + "…", font=font) > width:
@@ -106,29 +110,46 @@ def scale_of(cmap: str, ranges: Sequence[tuple[float, float]], text: str) -> Col
     return ColourScale(cmap, ranges[0] if ranges and shared else None, text)
 
 
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font, width: int, lines: int = 2) -> list[str]:
+    """``text`` in at most ``lines`` lines of ``width`` pixels (the last one shortened to fit)."""
+    out: list[str] = []
+    words = text.translate(_GLYPHS).split(" ")
+    while words and len(out) < lines - 1:
+        line = words.pop(0)
+        while words and draw.textlength(line + " " + words[0], font=font) <= width:
+            line += " " + words.pop(0)
+        out.append(line)
+    if words:
+        out.append(_fit_text(draw, " ".join(words), font, width))
+    return out
+
+
 def colorbar(scale: ColourScale, width: int, *, bar_height: int = 16, pad: int = 8, font_size: int = 13) -> np.ndarray:
     """A horizontal colour bar ``width`` pixels wide: its two end values and the middle one (or
-    "min/max of each map" for per-map ranges) under it, then the colormap and the scale's text;
-    (H, width, 3) uint8 on white."""
+    "min/max of each map" for per-map ranges) under it, then the colormap and the scale's text
+    (up to two lines); (H, width, 3) uint8 on white."""
     font = _font(font_size)
     inner = max(16, width - 2 * pad)
     ramp = np.linspace(0.0, 1.0, inner, dtype=np.float32)[None, :]  # (1, inner)
     colours = _render.heatmap(ramp, (1, inner), colormap=scale.cmap)[0]  # (inner, 3)
     line = font_size + 5
-    canvas = Image.new("RGB", (width, bar_height + 2 * line + pad), (255, 255, 255))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text = f"{scale.cmap} · {scale.text}" + (" · each map from its own min to its own max"
+                                             if scale.value_range is None else "")
+    lines = _wrap(probe, text, font, inner)
+    canvas = Image.new("RGB", (width, bar_height + (1 + len(lines)) * line + pad), (255, 255, 255))
     canvas.paste(Image.fromarray(np.repeat(colours[None], bar_height, axis=0)), (pad, 0))
     draw = ImageDraw.Draw(canvas)
     if scale.value_range is None:
-        ticks = ["min of each map", "", "max of each map"]
+        ticks = ["min", "", "max"]
     else:
         lo, hi = scale.value_range
         ticks = [f"{lo:.3g}", f"{(lo + hi) / 2:.3g}", f"{hi:.3g}"]
     for i, tick in enumerate(ticks):
         x = pad + i * (inner - 1) / 2 - draw.textlength(tick, font=font) * i / 2  # left, centred, right aligned
         draw.text((x, bar_height + 2), tick, fill=(20, 20, 20), font=font)
-    span = "each map its own" if scale.value_range is None else f"{ticks[0]} … {ticks[2]}"
-    draw.text((pad, bar_height + line + 2), _fit_text(draw, f"{scale.cmap} · {scale.text} · colours span {span}",
-                                                      font, inner), fill=(60, 60, 60), font=font)
+    for i, words in enumerate(lines):
+        draw.text((pad, bar_height + (i + 1) * line + 2), words, fill=(60, 60, 60), font=font)
     return np.asarray(canvas)
 
 

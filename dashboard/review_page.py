@@ -22,7 +22,7 @@ from methods.review.store import VERDICTS, Snapshot
 
 from dashboard import capture, figures, services
 from dashboard.errors import md_escape, notice, shown_errors
-from dashboard.navigation import PAGE_FILES, PAGE_ICON, PAGE_TITLES, enter_page, render_view
+from dashboard.navigation import PAGE_FILES, PAGE_ICON, PAGE_TITLES, VIEW_KEY, enter_page, page_links, render_view
 from dashboard.review import bundle_of, identity_panel, store
 from dashboard.services import REFERENCE_KEYS
 from dashboard.state import ViewState, is_upload
@@ -225,6 +225,7 @@ def review_page() -> None:
     """The Review page: ``?snapshot=<id>`` opens one; otherwise the filtered list."""
     st.set_page_config(page_title="Review · GradLens", page_icon=PAGE_ICON, layout="wide")
     enter_page("review")
+    page_links(st.sidebar, st.session_state.get(VIEW_KEY))  # back to the analysis pages with the session's view
     st.title("Review")
     sid = st.query_params.get("snapshot")
     if sid is not None:

@@ -31,7 +31,8 @@ from methods.errors import Cancelled
 
 from dashboard import cache, capture, review, services
 from dashboard.errors import log, shown_errors
-from dashboard.navigation import PAGE_FILES, PAGE_ICON, PAGE_TITLES, VIEW_KEY, commit, current_view, enter_page
+from dashboard.navigation import (PAGE_FILES, PAGE_ICON, PAGE_TITLES, VIEW_KEY, commit, current_view, enter_page,
+                                  page_links)
 from dashboard.services import MapBundle, merge
 from dashboard.sidebar import sidebar
 from dashboard.state import PAGES, ViewState
@@ -69,6 +70,17 @@ class _SessionTracker(ProgressTracker):
         super().__call__(done, total)
 
 
+def _logged(work: Callable[[ProgressTracker], Any], label: str) -> Callable[[ProgressTracker], Any]:
+    """``work`` that says in the server log when it stopped on a cancel (what a test waits for)."""
+    def run(tracker: ProgressTracker) -> Any:
+        try:
+            return work(tracker)
+        except Cancelled:
+            log.info("job %r ended: cancelled, stopped at its next batch", label)
+            raise
+    return run
+
+
 def run_with_progress(work: Callable[[ProgressTracker], Any], label: str, *, job: Hashable | None = None) -> Any:
     """Run ``work(progress)`` in a worker thread while an ``st.progress`` bar follows it.
 
@@ -89,7 +101,7 @@ def run_with_progress(work: Callable[[ProgressTracker], Any], label: str, *, job
     stop.button("Cancel", key=f"cancel_{hashlib.sha1(repr((job, label)).encode()).hexdigest()[:12]}",
                 icon=":material/stop:", on_click=_request_cancel, args=(job,))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradlens-job")
-    future = pool.submit(work, tracker)
+    future = pool.submit(_logged(work, label), tracker)
     try:
         while not future.done():
             if not _session_alive(tracker.session_id):  # the worker stops at its next batch
@@ -210,9 +222,12 @@ def run_page(page: str, show: Callable[[ViewState], None],
     if page not in PAGES:
         raise ValueError(f"page={page!r} is not one of {PAGES}")
     st.set_page_config(page_title=f"{PAGE_TITLES[page]} · GradLens", page_icon=PAGE_ICON, layout="wide")
+    links = st.sidebar.container()  # the page list, drawn last: each link carries the final view
     view = ViewState(page=page)
     with shown_errors(doing=f"drawing the {PAGE_TITLES[page]} page"):
         view = _run(page, show, controls)
+    with shown_errors(container=st.sidebar, doing="drawing the page list"):
+        page_links(links, st.session_state.get(VIEW_KEY))
     return view
 
 

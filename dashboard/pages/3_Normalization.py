@@ -63,7 +63,7 @@ def show(state: ViewState) -> None:
             lo, hi = display_range(norm, mode=mode, relu=relu)
             heat = methods.viz.render.heatmap(norm, bundle.image.shape[:2], colormap=state.cmap, value_range=(lo, hi))
             title = f"{mode}{' (' + format(state.p_lo, 'g') + '–' + format(state.p_hi, 'g') + ' %)' if mode == 'percentile' else ''}"
-            scale = figures.ColourScale(state.cmap, (lo, hi), figures.scale_text(mode, relu, None, (state.p_lo, state.p_hi)))
+            scale = figures.ColourScale(state.cmap, (lo, hi), f"{title}, {'ReLU' if relu else 'no ReLU'}")
             heat = figures.with_colorbar(figures.enlarge(heat, 256), scale)  # each variant: its own range
             with col:
                 st.markdown(f"**{title}**")
