@@ -15,7 +15,13 @@ What counts as a *candidate layer*:
   block names like ``layer4``, and an alias costs nothing to record;
 * a module that runs **more than once** in one forward is excluded: torchvision's ResNet blocks
   call one ``relu`` module three times, and "the output of ``layer1.0.relu``" would be ambiguous
-  (the recorder refuses such modules too). Modules that never run (unused heads) are not listed.
+  (the recorder refuses the bare name too, and records a call site ``layer1.0.relu#1``, see
+  :mod:`methods.cams.sites`). Modules that never run (unused heads) are not listed;
+* ``name:act`` follows a layer whose output goes next into a FUNCTIONAL activation (an
+  ``F.relu`` in a ``forward``, not a module of its own): DenseNet's ``features.norm5:act`` is the
+  only way to name the tensor its classifier sees. Where the activation is a module used in
+  several places (one ReLU6 for a network's stem and head), ``name:act`` is listed for the
+  default layer only (every such ``name:act`` and ``module#k`` can still be recorded).
 
 The default layer (:func:`default_layer`) is "the end of the convolutional backbone": the last
 candidate that is not pooling / dropout / flatten / identity (nor an alias of one), then, among
@@ -28,7 +34,7 @@ model               default                 why
 =================== ======================= =====================================================
 VGG16               ``features.29``         last ReLU; ``features.30`` is a max-pool
 ResNet-18/50        ``layer4``              the last stage (same tensor as ``layer4.x``)
-DenseNet-121        ``features.norm5``      ``features`` is the whole backbone (sees the image);
+DenseNet-121        ``features.norm5:act``  ``features`` is the whole backbone (sees the image);
                                             the model's final ReLU is functional, not a module
 MobileNetV3-L       ``features.16``         last block; ``features`` sees the image
 EfficientNet-B0     ``features.8``          last block
@@ -46,6 +52,7 @@ from torch import nn
 
 from methods._checks import size2
 from methods._torch import HookScope, eval_mode
+from methods.cams.sites import TensorWatch
 from methods.errors import LayerError, WrongTypeError
 
 __all__ = ["LayerInfo", "candidate_layers", "default_layer"]
@@ -90,6 +97,7 @@ class _Fired:
     order: int  # when it first finished
     output: Any  # the output object of the first call (strong reference, dropped after the probe)
     takes_input: bool  # the model's input tensor was one of its positional inputs
+    act: tuple[str, str | None] | None = None  # (activation, module it runs in) consuming the output first
 
 
 def _in_channels(model: nn.Module) -> int:
@@ -101,7 +109,11 @@ def _in_channels(model: nn.Module) -> int:
 
 
 def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
-    """Run one no-grad forward with hooks on every named module; return what fired, in order."""
+    """Run one no-grad forward with hooks on every named module; return what fired, in order.
+
+    A :class:`methods.cams.sites.TensorWatch` also sees which function first consumes each
+    module's 4-D output, and inside which module that happens (:attr:`_Fired.act`).
+    """
     if not isinstance(model, nn.Module):
         raise WrongTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     param = next(model.parameters(), None)
@@ -112,9 +124,25 @@ def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
 
     fired: dict[str, _Fired] = {}
     counter = [0]
+    stack: list[str] = []
+    acts: dict[int, tuple[str, str | None]] = {}  # id(output) -> (activation name, module running it)
+
+    def on_activation(key: int, func, args, kwargs):
+        acts[key] = (getattr(func, "__name__", "activation"), stack[-1] if stack else None)
+        return func(*args, **kwargs)
+
+    watch = TensorWatch(on_activation)
+
+    def pre(name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            stack.append(name)
+
+        return hook
 
     def make_hook(name: str):
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            if stack and stack[-1] == name:
+                stack.pop()
             rec = fired.get(name)
             if rec is not None:
                 rec.calls += 1
@@ -128,15 +156,32 @@ def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
                 takes_input=any(a is x for a in args),
             )
             counter[0] += 1
+            if isinstance(output, torch.Tensor) and output.dim() == 4:
+                watch.watch(output, id(output))
 
         return hook
 
     with eval_mode(model), HookScope() as hooks, torch.no_grad():
         for name, module in model.named_modules():
             if name:  # the root is the whole model, never a layer
+                hooks.forward_pre(module, pre(name))
                 hooks.forward(module, make_hook(name))
-        model(x)
+        with watch:
+            model(x)
+    for rec in fired.values():
+        rec.act = acts.get(id(rec.output)) if isinstance(rec.output, torch.Tensor) else None
     return sorted(fired.values(), key=lambda r: r.order)
+
+
+def _act_entry(rec: _Fired, fired: dict[str, _Fired], named: dict[str, nn.Module]) -> str | None:
+    """"functional" / "reused" when ``rec``'s output goes to an activation that is not a module
+    of its own (then ``name:act`` is the only way to reach it), else None."""
+    if rec.act is None:
+        return None
+    _, inside = rec.act
+    if inside is None or len(list(named[inside].children())) > 0:
+        return "functional"
+    return "reused" if fired[inside].calls > 1 else None
 
 
 def _is_candidate(rec: _Fired) -> bool:
@@ -159,7 +204,8 @@ def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 2
 
     Runs one forward pass on a (1, C, H, W) random input (C = the first conv's in_channels) under
     ``torch.no_grad()`` on the model's device and dtype; the model's modes are restored. See the
-    module docstring for the exact rules (containers kept, reused modules excluded).
+    module docstring for the exact rules (containers kept, reused modules excluded, ``name:act``
+    after functional activations; its ``type`` is the activation function's name, ``"relu"``).
 
     Args:
         model: any ``nn.Module`` taking one image tensor.
@@ -181,8 +227,37 @@ def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 2
         WrongTypeError: ``model`` is not an ``nn.Module``.
     """
     size = size2(input_size)
-    kept = [r for r in _probe(model, size) if _is_candidate(r)]
-    return [LayerInfo(name=r.name, type=type(r.module).__name__, shape=_shape(r), index=i) for i, r in enumerate(kept)]
+    return _candidates(model, size)[0]
+
+
+def _candidates(model: nn.Module, size: tuple[int, int]) -> tuple[list[LayerInfo], str]:
+    """The candidate list and the default layer from ONE probe."""
+    probe = _probe(model, size)
+    fired = {r.name: r for r in probe}
+    named = dict(model.named_modules())
+    cands = [r for r in probe if _is_candidate(r)]
+    default = _default(cands, fired, named)
+    # name:act entries: after the last alias of the tensor, for the alias the default rule picks
+    entries: list[tuple[str, str, tuple[int, int, int]]] = []
+    done: set[int] = set()
+    for r in cands:
+        entries.append((r.name, type(r.module).__name__, _shape(r)))
+        group = [g for g in cands if g.output is r.output]
+        if r is not group[-1] or id(r.output) in done:
+            continue
+        done.add(id(r.output))
+        chosen = _outermost(group)
+        kind = _act_entry(chosen, fired, named)
+        if kind == "functional" or (kind == "reused" and default == chosen.name + ":act"):
+            entries.append((chosen.name + ":act", chosen.act[0], _shape(chosen)))
+    infos = [LayerInfo(name=n, type=t, shape=sh, index=i) for i, (n, t, sh) in enumerate(entries)]
+    return infos, default
+
+
+def _outermost(group: list[_Fired]) -> _Fired:
+    """Of modules sharing one output tensor (forward order), the outermost that does not see the input."""
+    inner = [r for r in group if not r.takes_input]
+    return (inner or group)[-1]
 
 
 def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)) -> str:
@@ -194,14 +269,26 @@ def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)
     fixes the *final map*. Of all candidates whose output is that very tensor (a block and its
     last sub-block, a conv and its in-place ReLU), return the one that finished last (the
     outermost), skipping modules that received the model's input directly (those are the whole
-    backbone, e.g. torchvision's ``features``) when another choice exists.
+    backbone, e.g. torchvision's ``features``) when another choice exists. When the model applies
+    an activation to that output that no module of its own gives (a functional ``F.relu``, or an
+    activation module that also runs elsewhere), the default is ``"<name>:act"``: the tensor the
+    classifier sees (DenseNet: ``features.norm5:act``).
 
     Raises:
         LayerError: the model has no candidate layer (no 4-D output with h * w > 1).
         OptionError: bad ``input_size``.
     """
     size = size2(input_size)
-    cands = [r for r in _probe(model, size) if _is_candidate(r)]
+    default = _candidates(model, size)[1]
+    if default is None:
+        raise LayerError(
+            f"{type(model).__name__} has no layer with a spatial output (a 4-D tensor with h*w > 1) "
+            f"for input_size={size}; Grad-CAM-style maps need a convolutional layer"
+        )
+    return default
+
+
+def _default(cands: list[_Fired], fired: dict[str, _Fired], named: dict[str, nn.Module]) -> str | None:
     # Outputs of summarising modules; a container fires *after* its last child, so collect them
     # all first rather than while walking backwards.
     summaries = [r.output for r in cands if isinstance(r.module, _NOT_DEFAULT)]
@@ -211,10 +298,7 @@ def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)
             final = rec
             break
     if final is None:
-        raise LayerError(
-            f"{type(model).__name__} has no layer with a spatial output (a 4-D tensor with h*w > 1) "
-            f"for input_size={size}; Grad-CAM-style maps need a convolutional layer"
-        )
-    group = [r for r in cands if r.output is final.output]  # forward order
-    inner = [r for r in group if not r.takes_input]
-    return (inner or group)[-1].name
+        return None
+    chosen = _outermost([r for r in cands if r.output is final.output])
+    # the classifier sees the output after an activation that no module of its own gives: explain that
+    return chosen.name + ":act" if _act_entry(chosen, fired, named) else chosen.name
