@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from methods.cams.base import RecordedMethod
 from methods.cams.options import Options, option
 from methods.cams.registry import register_method
+from methods.cams.smoothing import first_component
 
 __all__ = ["EigenCam", "RandomCam", "CentreCam", "RandomOptions", "CentreOptions", "centre_gaussian"]
 
@@ -55,17 +56,7 @@ class EigenCam(RecordedMethod):
     """
 
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
-        n, c, h, w = activations.shape
-        x = activations.double().reshape(n, c, h * w).transpose(1, 2)  # (N, Z, C)
-        x = x - x.mean(dim=1, keepdim=True)
-        _, _, vh = torch.linalg.svd(x, full_matrices=False)  # vh: (N, min(Z,C), C)
-        v1 = vh[:, 0, :]  # (N, C)
-        maps = torch.einsum("nzc,nc->nz", x, v1)  # (N, Z)
-        mean_act = activations.double().mean(dim=1).reshape(n, h * w)  # (N, Z)
-        mean_act = mean_act - mean_act.mean(dim=1, keepdim=True)
-        sign = torch.sign((maps * mean_act).sum(dim=1))  # (N,)
-        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-        return (maps * sign[:, None]).reshape(n, h, w).float()
+        return first_component(activations, reference=activations.mean(dim=1))  # (N, h, w)
 
 
 @register_method(

@@ -58,7 +58,7 @@ class MethodSpec:
             from many forwards, no gradients), ``"pixel"`` (maps at the input's resolution:
             guided backprop, FullGrad, RISE, occlusion ...) or ``"baseline"`` (a reference that a
             real method must beat).
-        needs_gradients: whether the method reads gradients of the layer.
+        needs_gradients: whether the method runs a backward pass (layer or input gradients).
         cost: human cost note (``"1 fwd + 1 bwd"``, ``"C/batch forwards"``).
         paper: URL of the paper (empty for baselines without one).
         summary: one line saying how the map is made.
@@ -73,6 +73,9 @@ class MethodSpec:
         layer_independent: one map per call whatever the layer (guided backprop, FullGrad, RISE,
             occlusion): :func:`methods.explain_many` computes it once and every requested layer key
             of :attr:`methods.Explanation.maps` holds that same tensor.
+        final_layer_only: the method works only at the layer whose output reaches the logits by
+            global average pooling and one linear map (CAM); elsewhere it raises
+            :class:`methods.errors.HeadError` (a page offers it at that layer only).
     """
 
     name: str
@@ -87,6 +90,7 @@ class MethodSpec:
     slow: bool = False
     resolution: Resolution = "layer"
     layer_independent: bool = False
+    final_layer_only: bool = False
 
     @property
     def options(self) -> list[OptionInfo]:
@@ -122,6 +126,7 @@ def register_method(
     slow: bool | None = None,
     resolution: Resolution | None = None,
     layer_independent: bool = False,
+    final_layer_only: bool = False,
 ) -> Callable[[_C], _C]:
     """Class decorator: register a CAM method under ``name`` with a frozen spec.
 
@@ -137,6 +142,7 @@ def register_method(
         slow: many passes, ask before running; defaults to ``family == "score"``.
         resolution: ``"layer"`` or ``"input"``; defaults to ``"input"`` for ``family="pixel"``.
         layer_independent: the map is the same for every layer (computed once per call).
+        final_layer_only: only the layer before a GAP + linear head works (CAM).
 
     Returns:
         The decorator; it sets ``cls.spec`` and returns the class unchanged otherwise.
@@ -174,6 +180,7 @@ def register_method(
             slow=(family == "score") if slow is None else bool(slow),
             resolution=resolution,
             layer_independent=bool(layer_independent),
+            final_layer_only=bool(final_layer_only),
         )
         cls.spec = spec  # type: ignore[attr-defined]
         _REGISTRY[name] = spec
