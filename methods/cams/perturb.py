@@ -80,7 +80,8 @@ class _MaskSet:
         (gh, gw), c, (h, w) = self.grid, self.cell, self.size
         up = F.interpolate(self.cells[index][:, None], size=((gh + 1) * c, (gw + 1) * c), mode="bilinear",
                            align_corners=False)[:, 0]  # (B, (gh+1) c, (gw+1) c)
-        return torch.stack([up[b, dy:dy + h, dx:dx + w] for b, (dy, dx) in enumerate(self.shifts[index].tolist())])
+        crops = [up[b, dy:dy + h, dx:dx + w] for b, (dy, dx) in enumerate(self.shifts[index].tolist())]
+        return torch.stack(crops).clamp_(0.0, 1.0)  # (B, H, W); the clamp only removes float rounding
 
 
 def rise_masks(num_masks: int, size: tuple[int, int], *, cell: int = 16, p: float = 0.5, seed: int = 0) -> torch.Tensor:

@@ -110,7 +110,7 @@ class AblationCam(ScoreFamily):
         acts, x, targets = ctx.activations, ctx.x, ctx.targets
         n, c = acts.shape[:2]
         warn_if_signed(self.spec.label, ctx.layer, acts,
-                       "Zeroing a channel of negative activations raises it, so its score drop changes sign")
+                       "Its weights come from zeroing a channel, which RAISES a channel of negative activations instead of removing its evidence")
         chosen = select_channels(acts, o.channels)  # (N, C)
         _, zero = constant_channels(acts)
         scored = chosen & ~zero
