@@ -67,8 +67,10 @@ class SmoothGradCamPlusPlus(SmoothedMethod):
     Deviation: the paper's alpha has the mean FIRST derivative in its numerator; with it ``n = 1``
     would not be Grad-CAM++, so the mean second derivative is used (as torch-cam does). torch-cam
     multiplies alpha by ReLU of the LAST noisy gradient instead of ``ReLU(D1)`` and adds 1e-8 to the
-    denominator; here it is the mean, and exact zeros are handled as in Grad-CAM++. The draws are
-    shared by every sample of a batch (see :func:`input_noise`).
+    denominator; here it is the mean, and exact zeros are handled as in Grad-CAM++. torch-cam 0.5.0
+    also sums its weights over the LAST noisy input's activations (its activation hook still
+    records during the noisy forwards), not the clean input's: measured in docs/methods.md. The
+    draws are shared by every sample of a batch (see :func:`input_noise`).
     """
 
     options_class = SmoothGradCamPlusPlusOptions

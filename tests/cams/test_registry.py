@@ -39,7 +39,7 @@ def test_spec_flags_of_the_new_families():
     independent = {s.name for s in list_methods() if s.layer_independent}
     assert independent == {"guidedbackprop", "fullgrad", "rise", "occlusion"}
     agnostic = {s.name for s in list_methods() if s.class_agnostic}
-    assert agnostic == {"guidedbackprop", "eigencam", "random", "centre"}
+    assert agnostic == {"guidedbackprop", "fullgrad", "eigencam", "random", "centre"}
     assert [s.name for s in list_methods() if s.final_layer_only] == ["cam"]
     with pytest.raises(ValueError, match="layer_independent=True needs resolution='input'"):
         register_method(name="badflags", label="x", family="gradient", cost="x", summary="x", layer_independent=True)
