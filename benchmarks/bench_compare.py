@@ -27,7 +27,8 @@ import torchvision
 
 import methods
 from common import report, time_interleaved
-from methods.cams.layers import block_layers, candidate_layers
+from methods.cams.layers import candidate_layers
+from methods.cams.blocks import block_layers
 from methods.metrics.agreement import agreement_matrix
 
 

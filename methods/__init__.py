@@ -28,6 +28,8 @@ registers its own with :func:`register_method` the same way.
 
 from methods.errors import (
     GradLensError,
+    GradLensWarning,
+    HeadError,
     LayerError,
     OptionError,
     RecorderError,
@@ -37,18 +39,33 @@ from methods.errors import (
 from methods._torch import bf16_is_native
 from methods.cams.registry import MethodSpec, create_method, get_method, list_methods, register_method
 from methods.cams.options import Options, option
-from methods.cams.base import CamMethod, ForwardMethod, GradientMethod, LayerContext, RecordedMethod
+from methods.cams.base import (
+    CallContext,
+    CamMethod,
+    ForwardMethod,
+    GradientMethod,
+    LayerContext,
+    PixelMethod,
+    RecordedMethod,
+    RecordingNeeds,
+)
 from methods.cams.recorder import Recording, record
 from methods.cams.explain import Explanation, explain, explain_many
 
-# built-in methods: importing registers them, in this order
-from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM
+# built-in methods: importing registers them, in this order (21 in all)
+from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, ++, XGrad, HiRes, Layer, Eigen-Grad, element-wise
+from methods.cams import smoothpp as _smoothpp  # noqa: F401  Smooth Grad-CAM++
+from methods.cams import cam as _cam  # noqa: F401  CAM
 from methods.cams import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
+from methods.cams import guided as _guided  # noqa: F401  Guided Backprop, Guided Grad-CAM
+from methods.cams import fullgrad as _fullgrad  # noqa: F401  FullGrad
+from methods.cams import perturb as _perturb  # noqa: F401  RISE, Occlusion
 from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
 
 from methods.viz.normalize import normalize, normalize_many
 from methods.viz.render import COLORMAPS, render_views
-from methods.cams.layers import LayerInfo, block_layers, candidate_layers, default_layer
+from methods.cams.layers import LayerInfo, candidate_layers, default_layer
+from methods.cams.blocks import block_layers
 from methods.data.images import load_image
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model
 from methods.metrics.confidence import confidence_change
@@ -62,9 +79,11 @@ from methods.metrics.class_check import ClassSensitivity, class_sensitivity
 
 __all__ = [
     "GradLensError",
+    "GradLensWarning",
     "OptionError",
     "UnknownMethodError",
     "LayerError",
+    "HeadError",
     "TargetError",
     "RecorderError",
     "MethodSpec",
@@ -78,7 +97,10 @@ __all__ = [
     "RecordedMethod",
     "GradientMethod",
     "ForwardMethod",
+    "PixelMethod",
     "LayerContext",
+    "CallContext",
+    "RecordingNeeds",
     "Recording",
     "record",
     "Explanation",

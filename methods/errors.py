@@ -16,6 +16,7 @@ WrongTypeError              an argument has the wrong type (OptionError and Type
 InputError                  the input tensor or image array cannot be explained (ValueError)
 UnknownMethodError          a method name that is not registered (ValueError)
 LayerError                  a layer that is not a module of the model or gives no map (ValueError)
+HeadError                   CAM at a layer that does not reach the logits by GAP + one linear map (LayerError)
 TargetError                 a target class that does not fit the batch or the model (ValueError)
 RecorderError               a forward pass without one clean activation/gradient pair (RuntimeError)
 ScoreError                  the model does not behave as a score-family method needs (RuntimeError)
@@ -47,6 +48,7 @@ __all__ = [
     "InputError",
     "UnknownMethodError",
     "LayerError",
+    "HeadError",
     "TargetError",
     "RecorderError",
     "ScoreError",
@@ -90,6 +92,12 @@ class UnknownMethodError(GradLensError, ValueError):
 
 class LayerError(GradLensError, ValueError):
     """A layer name that is not a module of the model, or that cannot be recorded."""
+
+
+class HeadError(LayerError):
+    """CAM was asked for a layer whose output does not reach the logits through global average
+    pooling and ONE linear map (a ``Linear`` or a 1x1 ``Conv2d``); the message says what was found
+    and which method to use instead (Grad-CAM equals CAM on such heads)."""
 
 
 class TargetError(GradLensError, ValueError):

@@ -1,9 +1,24 @@
 """The public entry points: :func:`explain` and :func:`explain_many`.
 
-Every recorded method (gradient family and baselines) of one call is computed from ONE
-forward+backward over all requested layers (:func:`methods.cams.recorder.record`). Forward methods
-(the score family) then run their own forwards per layer, reusing that pass's activations,
-logits and targets.
+Every method of one call reads ONE recorded forward (+ backward) over all requested layers
+(:func:`methods.cams.recorder.record`): the gradient and activation families and the baselines
+are computed from it alone; FullGrad takes its input and bias gradients from the same pass; the
+score family and the pixel perturbation methods (RISE, occlusion) run their own forwards, reusing
+that pass's activations, logits and targets; work two methods share (the augmented passes of
+``aug_smooth=True``, the guided backward of guided backprop and Guided Grad-CAM) runs once.
+
+How maps are keyed. ``Explanation.maps`` is always ``{layer: (N, h, w) or (N, H, W)}`` with one
+entry per requested layer, for every method, so code that loops over ``exp.layers`` works the
+same whatever the method:
+
+* layer maps (``spec.resolution == "layer"``) are at the layer's grid;
+* input-resolution maps (``"input"``, the pixel family) are (N, H, W) at the input's size;
+  a layer-independent method (``spec.layer_independent``: guided backprop, FullGrad, RISE,
+  occlusion) computes ONE map per call, whatever ``layers`` says (None, ``"all"``, names), and
+  every layer key holds that same tensor (not a copy; treat maps as read-only). Guided Grad-CAM is
+  input-resolution but layer-dependent (its Grad-CAM factor comes from the layer).
+  ``Explanation.resolution`` says which kind a map is; :meth:`Explanation.upsampled` is the
+  identity for input-resolution maps.
 """
 
 from __future__ import annotations
@@ -17,7 +32,7 @@ import torch
 from torch import nn
 
 from methods._torch import Progress
-from methods.cams.base import CamMethod, ForwardMethod, LayerContext, RecordedMethod
+from methods.cams.base import CallContext, CamMethod, sub_progress
 from methods._inputs import check_model_input
 from methods._torch import eval_mode, resolve_precision, unwrap_model, upsample
 from methods.cams.recorder import record, resolve_modules
@@ -48,6 +63,8 @@ class Explanation:
             (``"auto"`` resolved for the input's device: ``"fp32"`` or ``"bf16"``).
         notes: what the user should know about these maps (messages the method warned with a
             :class:`methods.errors.GradLensWarning`, e.g. a slower route or a signed layer).
+        resolution: ``"layer"`` (maps at each layer's grid) or ``"input"`` (maps at the input's
+            size; see the module docstring for how such maps are keyed).
     """
 
     method: str
@@ -60,6 +77,7 @@ class Explanation:
     seconds: float = 0.0
     options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    resolution: str = "layer"
 
     def upsampled(self, layer: str | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
         """The raw map of ``layer`` resized to ``size`` (default: the input size), bilinear,
@@ -169,35 +187,31 @@ def _explain_in_eval(
     target: TargetSpec,
     progress: Progress | None,
 ) -> dict[str, Explanation]:
-    needs_grad = any(m.spec.needs_gradients for m in configured if isinstance(m, RecordedMethod))
+    needs = [m.recording_needs(net) for m in configured]
     start = time.perf_counter()
     layer_names = list(modules)
-    rec = record(net, x, modules, target=target, gradients=needs_grad)
+    rec = record(net, x, modules, target=target, gradients=any(n.gradients for n in needs),
+                 input_gradient=any(n.input_gradient for n in needs),
+                 sites=list(dict.fromkeys(s for n in needs for s in n.sites)))
     shared_seconds = time.perf_counter() - start
     probs = rec.logits.softmax(dim=1)
 
-    forward_methods = [m for m in configured if isinstance(m, ForwardMethod)]
-    total_steps = len(forward_methods) * len(layer_names)
+    units = [m.progress_units(len(layer_names)) for m in configured]
+    total_units = sum(units)
+    cache: dict = {}
     results: dict[str, Explanation] = {}
-    step = 0
-    for method in configured:
+    done = 0
+    for method, n_units in zip(configured, units):
+        if not isinstance(method, CamMethod):
+            raise WrongTypeError(f"{type(method).__name__} is not a CamMethod")
         t0 = time.perf_counter()
-        maps: dict[str, torch.Tensor] = {}
+        call = CallContext(model=net, x=x, modules=modules, recording=rec,
+                           progress=sub_progress(progress, done, n_units, total_units), cache=cache)
+        done += n_units
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            for layer in layer_names:
-                acts = rec.activations[layer]
-                if isinstance(method, RecordedMethod):
-                    grads = rec.gradients[layer] if (method.spec.needs_gradients and rec.gradients) else None
-                    maps[layer] = _clean(method.compute(acts, grads))
-                elif isinstance(method, ForwardMethod):
-                    sub = _sub_progress(progress, step, total_steps)
-                    ctx = LayerContext(model=net, x=x, layer=layer, activations=acts, targets=rec.targets,
-                                       logits=rec.logits, progress=sub, module=modules[layer])
-                    maps[layer] = _clean(method.compute_layer(ctx))
-                    step += 1
-                else:
-                    raise WrongTypeError(f"{type(method).__name__} is neither a RecordedMethod nor a ForwardMethod")
+            raw = method.explain_layers(call)
+            maps = _clean_maps(raw, layer_names)
         for w in caught:  # recorded for the Explanation, and passed on to the caller's filters
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         notes = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradLensWarning)))
@@ -212,6 +226,7 @@ def _explain_in_eval(
             seconds=shared_seconds + time.perf_counter() - t0,
             options=_recorded_options(method, x.device),
             notes=notes,
+            resolution=method.spec.resolution,
         )
     return results
 
@@ -225,17 +240,16 @@ def _recorded_options(method: CamMethod, device: torch.device) -> dict[str, Any]
     return opts
 
 
-def _sub_progress(progress: Progress | None, step: int, total_steps: int) -> Progress | None:
-    """Scale a per-layer progress ``(done, total)`` into the whole call's [step, step+1) share."""
-    if progress is None:
-        return None
-    scale = 1000
-
-    def sub(done: int, total: int) -> None:
-        frac = (step + (done / total if total else 1.0)) / max(total_steps, 1)
-        progress(int(round(frac * scale * total_steps)), scale * total_steps)
-
-    return sub
+def _clean_maps(raw: Mapping[str, torch.Tensor], layer_names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """float32 and finite, one entry per layer; one tensor shared by several layers stays shared."""
+    cleaned: dict[int, torch.Tensor] = {}
+    out: dict[str, torch.Tensor] = {}
+    for layer in layer_names:
+        m = raw[layer]
+        if id(m) not in cleaned:
+            cleaned[id(m)] = _clean(m)
+        out[layer] = cleaned[id(m)]
+    return out
 
 
 def explain(

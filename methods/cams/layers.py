@@ -15,7 +15,13 @@ What counts as a *candidate layer*:
   block names like ``layer4``, and an alias costs nothing to record;
 * a module that runs **more than once** in one forward is excluded: torchvision's ResNet blocks
   call one ``relu`` module three times, and "the output of ``layer1.0.relu``" would be ambiguous
-  (the recorder refuses such modules too). Modules that never run (unused heads) are not listed.
+  (the recorder refuses the bare name too, and records a call site ``layer1.0.relu#1``, see
+  :mod:`methods.cams.sites`). Modules that never run (unused heads) are not listed;
+* ``name:act`` follows a layer whose output goes next into a FUNCTIONAL activation (an
+  ``F.relu`` in a ``forward``, not a module of its own): DenseNet's ``features.norm5:act`` is the
+  only way to name the tensor its classifier sees. Where the activation is a module used in
+  several places (one ReLU6 for a network's stem and head), ``name:act`` is listed for the
+  default layer only (every such ``name:act`` and ``module#k`` can still be recorded).
 
 The default layer (:func:`default_layer`) is "the end of the convolutional backbone": the last
 candidate that is not pooling / dropout / flatten / identity (nor an alias of a pooling output),
@@ -30,7 +36,7 @@ model               default                 why
 =================== ======================= =====================================================
 VGG16               ``features.29``         last ReLU; ``features.30`` is a max-pool
 ResNet-18/50        ``layer4``              the last stage (same tensor as ``layer4.x``)
-DenseNet-121        ``features.norm5``      ``features`` is the whole backbone (sees the image);
+DenseNet-121        ``features.norm5:act``  ``features`` is the whole backbone (sees the image);
                                             the model's final ReLU is functional, not a module
 MobileNetV3-L       ``features.16``         last block; ``features`` sees the image
 EfficientNet-B0     ``features.8``          last block
@@ -61,12 +67,14 @@ from torch import nn
 
 from methods._checks import size2
 from methods._torch import HookScope, eval_mode
+from methods.cams.sites import TensorWatch
 from methods.errors import LayerError, WrongTypeError
 
-__all__ = ["LayerInfo", "PLAIN_CONTAINERS", "candidate_layers", "default_layer", "block_layers", "forward_order"]
+__all__ = ["LayerInfo", "FiredModule", "PLAIN_CONTAINERS", "candidate_layers", "candidates_and_default", "default_layer",
+           "is_candidate", "output_shape", "probe_modules"]
 
 #: Containers that only chain or hold their children (exact types: a subclass such as
-#: torchvision's ``Conv2dNormActivation`` is a unit of its own). :func:`block_layers` and the
+#: torchvision's ``Conv2dNormActivation`` is a unit of its own). :func:`methods.cams.blocks.block_layers` and the
 #: sanity check's default blocks look inside them.
 PLAIN_CONTAINERS: tuple[type, ...] = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -101,7 +109,7 @@ class LayerInfo:
 
 
 @dataclass
-class _Fired:
+class FiredModule:
     """What the probe saw for one module (internal)."""
 
     name: str
@@ -111,6 +119,7 @@ class _Fired:
     output: Any  # the output object of the first call (strong reference, dropped after the probe)
     takes_input: bool  # the model's input tensor was one of its positional inputs
     passes_through: bool  # its output IS one of its inputs (Identity, Dropout in eval mode)
+    act: tuple[str, str | None] | None = None  # (activation, module it runs in) consuming the output first
 
 
 def _in_channels(model: nn.Module) -> int:
@@ -121,8 +130,12 @@ def _in_channels(model: nn.Module) -> int:
     return 3
 
 
-def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
-    """Run one no-grad forward with hooks on every named module; return what fired, in order."""
+def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredModule]:
+    """Run one no-grad forward with hooks on every named module; return what fired, in order.
+
+    A :class:`methods.cams.sites.TensorWatch` also sees which function first consumes each
+    module's 4-D output, and inside which module that happens (:attr:`FiredModule.act`).
+    """
     if not isinstance(model, nn.Module):
         raise WrongTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     param = next(model.parameters(), None)
@@ -131,16 +144,32 @@ def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
     gen = torch.Generator().manual_seed(0)  # leaves the global RNG alone
     x = torch.randn(1, _in_channels(model), *input_size, generator=gen).to(device=device, dtype=dtype)  # (1, C, H, W)
 
-    fired: dict[str, _Fired] = {}
+    fired: dict[str, FiredModule] = {}
     counter = [0]
+    stack: list[str] = []
+    acts: dict[int, tuple[str, str | None]] = {}  # id(output) -> (activation name, module running it)
+
+    def on_activation(key: int, func, args, kwargs):
+        acts[key] = (getattr(func, "__name__", "activation"), stack[-1] if stack else None)
+        return func(*args, **kwargs)
+
+    watch = TensorWatch(on_activation)
+
+    def pre(name: str):
+        def hook(module: nn.Module, args: tuple) -> None:
+            stack.append(name)
+
+        return hook
 
     def make_hook(name: str):
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            if stack and stack[-1] == name:
+                stack.pop()
             rec = fired.get(name)
             if rec is not None:
                 rec.calls += 1
                 return
-            fired[name] = _Fired(
+            fired[name] = FiredModule(
                 name=name,
                 module=module,
                 calls=1,
@@ -150,18 +179,35 @@ def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
                 passes_through=any(a is output for a in args),
             )
             counter[0] += 1
+            if isinstance(output, torch.Tensor) and output.dim() == 4:
+                watch.watch(output, id(output))
 
         return hook
 
     with eval_mode(model), HookScope() as hooks, torch.no_grad():
         for name, module in model.named_modules():
             if name:  # the root is the whole model, never a layer
+                hooks.forward_pre(module, pre(name))
                 hooks.forward(module, make_hook(name))
-        model(x)
+        with watch:
+            model(x)
+    for rec in fired.values():
+        rec.act = acts.get(id(rec.output)) if isinstance(rec.output, torch.Tensor) else None
     return sorted(fired.values(), key=lambda r: r.order)
 
 
-def _is_candidate(rec: _Fired) -> bool:
+def _act_entry(rec: FiredModule, fired: dict[str, FiredModule], named: dict[str, nn.Module]) -> str | None:
+    """"functional" / "reused" when ``rec``'s output goes to an activation that is not a module
+    of its own (then ``name:act`` is the only way to reach it), else None."""
+    if rec.act is None:
+        return None
+    _, inside = rec.act
+    if inside is None or len(list(named[inside].children())) > 0:
+        return "functional"
+    return "reused" if fired[inside].calls > 1 else None
+
+
+def is_candidate(rec: FiredModule) -> bool:
     out = rec.output
     return (
         rec.calls == 1
@@ -171,7 +217,7 @@ def _is_candidate(rec: _Fired) -> bool:
     )
 
 
-def _shape(rec: _Fired) -> tuple[int, int, int]:
+def output_shape(rec: FiredModule) -> tuple[int, int, int]:
     _, c, h, w = rec.output.shape
     return int(c), int(h), int(w)
 
@@ -181,7 +227,8 @@ def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 2
 
     Runs one forward pass on a (1, C, H, W) random input (C = the first conv's in_channels) under
     ``torch.no_grad()`` on the model's device and dtype; the model's modes are restored. See the
-    module docstring for the exact rules (containers kept, reused modules excluded).
+    module docstring for the exact rules (containers kept, reused modules excluded, ``name:act``
+    after functional activations; its ``type`` is the activation function's name, ``"relu"``).
 
     Args:
         model: any ``nn.Module`` taking one image tensor.
@@ -203,8 +250,38 @@ def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 2
         WrongTypeError: ``model`` is not an ``nn.Module``.
     """
     size = size2(input_size)
-    kept = [r for r in _probe(model, size) if _is_candidate(r)]
-    return [LayerInfo(name=r.name, type=type(r.module).__name__, shape=_shape(r), index=i) for i, r in enumerate(kept)]
+    return candidates_and_default(model, size)[0]
+
+
+def candidates_and_default(model: nn.Module, size: tuple[int, int], probe: list[FiredModule] | None = None) -> tuple[list[LayerInfo], str | None]:
+    """The candidate list and the default layer from ONE probe (``probe``: one already run)."""
+    probe = probe_modules(model, size) if probe is None else probe
+    fired = {r.name: r for r in probe}
+    named = dict(model.named_modules())
+    cands = [r for r in probe if is_candidate(r)]
+    default = _default(cands, fired, named)
+    # name:act entries: after the last alias of the tensor, for the alias the default rule picks
+    entries: list[tuple[str, str, tuple[int, int, int]]] = []
+    done: set[int] = set()
+    for r in cands:
+        entries.append((r.name, type(r.module).__name__, output_shape(r)))
+        group = [g for g in cands if g.output is r.output]
+        if r is not group[-1] or id(r.output) in done:
+            continue
+        done.add(id(r.output))
+        chosen = _outermost(group, cands)
+        kind = _act_entry(chosen, fired, named)
+        if kind == "functional" or (kind == "reused" and default == chosen.name + ":act"):
+            entries.append((chosen.name + ":act", chosen.act[0], output_shape(chosen)))
+    infos = [LayerInfo(name=n, type=t, shape=sh, index=i) for i, (n, t, sh) in enumerate(entries)]
+    return infos, default
+
+
+def _outermost(group: list[FiredModule], cands: list[FiredModule]) -> FiredModule:
+    """Of modules sharing one output tensor (forward order), the outermost that is not the whole
+    backbone (it does not see the model's input, nor hold several stages: :func:`_spans_stages`)."""
+    inner = [r for r in group if not r.takes_input and not _spans_stages(r, cands)]
+    return (inner or group)[-1]
 
 
 def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)) -> str:
@@ -219,13 +296,25 @@ def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)
     finished last (the outermost), skipping the whole backbone when another choice exists: a module
     that received the model's input directly (torchvision's ``features``) or whose direct children
     give maps of more than one size (timm's ``stages``).
+    When the model applies an activation to that output that no module of its own gives (a
+    functional ``F.relu``, or an activation module that also runs elsewhere), the default is
+    ``"<name>:act"``: the tensor the classifier sees (DenseNet: ``features.norm5:act``).
 
     Raises:
         LayerError: the model has no candidate layer (no 4-D output with h * w > 1).
         OptionError: bad ``input_size``.
     """
     size = size2(input_size)
-    cands = [r for r in _probe(model, size) if _is_candidate(r)]
+    default = candidates_and_default(model, size)[1]
+    if default is None:
+        raise LayerError(
+            f"{type(model).__name__} has no layer with a spatial output (a 4-D tensor with h*w > 1) "
+            f"for input_size={size}; Grad-CAM-style maps need a convolutional layer"
+        )
+    return default
+
+
+def _default(cands: list[FiredModule], fired: dict[str, FiredModule], named: dict[str, nn.Module]) -> str | None:
     # Outputs of summarising modules; a container fires *after* its last child, so collect them
     # all first rather than while walking backwards. A pass-through (Identity, Dropout in eval
     # mode) makes no tensor of its own: it must not disqualify the module whose output it hands on
@@ -237,113 +326,17 @@ def default_layer(model: nn.Module, input_size: int | Sequence[int] = (224, 224)
             final = rec
             break
     if final is None:
-        raise LayerError(
-            f"{type(model).__name__} has no layer with a spatial output (a 4-D tensor with h*w > 1) "
-            f"for input_size={size}; Grad-CAM-style maps need a convolutional layer"
-        )
+        return None
     group = [r for r in cands if r.output is final.output and not isinstance(r.module, _NOT_DEFAULT)]  # forward order
-    inner = [r for r in group if not r.takes_input and not _spans_stages(r, cands)]
-    return (inner or group)[-1].name
+    chosen = _outermost(group, cands)
+    # the classifier sees the output after an activation that no module of its own gives: explain that
+    return chosen.name + ":act" if _act_entry(chosen, fired, named) else chosen.name
 
 
-def _spans_stages(rec: _Fired, cands: list[_Fired]) -> bool:
+def _spans_stages(rec: FiredModule, cands: list[FiredModule]) -> bool:
     """``rec`` is a container of several stages: its direct children give maps of more than one
     spatial size (timm's ``stages``, torchvision's ``features``). A stage (``layer4``, whose blocks
     all give 7 x 7) is not."""
     prefix = rec.name + "."
     sizes = {tuple(r.output.shape[2:]) for r in cands if r.name.startswith(prefix) and "." not in r.name[len(prefix):]}
     return len(sizes) > 1
-
-
-def forward_order(model: nn.Module, input_size: int | Sequence[int] = (224, 224)) -> list[str]:
-    """Names of the modules that run in one forward pass, in the order they FINISH (a container
-    right after its last child); modules that never run are absent. One probe pass, as for
-    :func:`candidate_layers`.
-
-    Examples:
-        >>> from torch import nn
-        >>> forward_order(nn.Sequential(nn.Conv2d(3, 2, 1), nn.Sequential(nn.ReLU())), (4, 4))
-        ['0', '1.0', '1']
-    """
-    return [r.name for r in _probe(model, size2(input_size))]
-
-
-def block_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 224)) -> list[LayerInfo]:
-    """A short list of the candidate layers that end a block: one map per block, in forward order.
-
-    Real networks have hundreds of candidate layers (every conv, norm and activation); the block
-    outputs are what a person reads a network by. The rule walks the module tree from the root:
-
-    * a plain container (exactly ``nn.Sequential`` / ``nn.ModuleList`` / ``nn.ModuleDict``, and
-      the root itself) is looked inside: its children are the units;
-    * any other module with children is ONE unit (a ResNet ``Bottleneck``, an ``MBConv``, a
-      ``Conv2dNormActivation``, a DenseNet ``_DenseBlock``), unless its output is not a
-      candidate (then it is looked inside too);
-    * consecutive leaf children of one container whose outputs have the same shape are one unit,
-      represented by the last of them (conv -> BatchNorm -> ReLU gives the ReLU);
-    * a plain container that yields a single unit with its own output is named as the container
-      (``layer4`` rather than ``layer4.0``).
-
-    =================== =============================================================================
-    model               block layers (224 x 224 input)
-    =================== =============================================================================
-    ResNet-18 / 50      ``relu, maxpool, layer1.0 ... layer4.1`` (10) / ``... layer4.2`` (18)
-    VGG-16              the last layer of each run of equal shape: ``features.3, .4, .8, .9, .15,
-                        .16, .22, .29, .30`` and ``avgpool`` (10)
-    DenseNet-121        ``features.relu0, pool0, denseblock1, transition1 ... denseblock4, norm5`` (10)
-    EfficientNet-B0     ``features.0, features.1, features.2.0 ... features.6.3, features.7, features.8`` (18)
-    MobileNetV3-L       ``features.0 ... features.16`` (17)
-    ConvNeXt-T          ``features.0, features.1.0 ... features.7.2`` (25)
-    scenes_vgg (128^2)  ``features.2, .3, .6, .7, .13, .14, .20`` (7)
-    scenes_resnet       ``relu, layer1, layer2, layer3, layer4`` (5)
-    =================== =============================================================================
-
-    Args:
-        model: any ``nn.Module`` taking one image tensor.
-        input_size: ``(H, W)`` of the probe input, or one int.
-
-    Returns:
-        :class:`LayerInfo` entries in forward order; ``index`` is the layer's position in
-        :func:`candidate_layers` (so a relative depth can be read against either list).
-
-    Raises:
-        OptionError: bad ``input_size``.
-        WrongTypeError: ``model`` is not an ``nn.Module``.
-
-    Examples:
-        >>> from torch import nn
-        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-        ...                     nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(),
-        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
-        >>> [(i.name, i.shape, i.index) for i in block_layers(net, (8, 8))]
-        [('2', (4, 8, 8), 2), ('3', (4, 4, 4), 3), ('5', (8, 4, 4), 5)]
-    """
-    size = size2(input_size)
-    fired = {r.name: r for r in _probe(model, size)}
-    kept = [r for r in sorted(fired.values(), key=lambda r: r.order) if _is_candidate(r)]
-    index = {r.name: i for i, r in enumerate(kept)}
-    names = _units("", model, fired, index)
-    return [LayerInfo(name=n, type=type(fired[n].module).__name__, shape=_shape(fired[n]), index=index[n]) for n in names]
-
-
-def _units(prefix: str, module: nn.Module, fired: dict[str, _Fired], index: dict[str, int]) -> list[str]:
-    """The block-output names under ``module`` (see :func:`block_layers`), in forward order."""
-    entries: list[tuple[int, str, bool]] = []  # (forward position, name, is a direct leaf child)
-    for child_name, child in module.named_children():
-        full = f"{prefix}.{child_name}" if prefix else child_name
-        has_children = next(child.children(), None) is not None
-        if has_children and (type(child) in PLAIN_CONTAINERS or full not in index):
-            inner = _units(full, child, fired, index)
-            if len(inner) == 1 and full in index and fired[full].output is fired[inner[0]].output:
-                inner = [full]  # the container is that one unit: use its (outer) name
-            entries += [(index[n], n, False) for n in inner]
-        elif full in index:
-            entries.append((index[full], full, not has_children))
-    entries.sort()
-    out: list[str] = []
-    for pos, (_, name, leaf) in enumerate(entries):
-        nxt = entries[pos + 1] if pos + 1 < len(entries) else None
-        if leaf and nxt is not None and nxt[2] and _shape(fired[nxt[1]]) == _shape(fired[name]):
-            continue  # the next leaf of the same shape stands for this one
-        out.append(name)
-    return out

@@ -40,8 +40,9 @@ __all__ = [
     "suggest",
 ]
 
-Family = Literal["gradient", "score", "baseline"]
-FAMILIES: tuple[str, ...] = ("gradient", "score", "baseline")
+Family = Literal["gradient", "activation", "score", "pixel", "baseline"]
+FAMILIES: tuple[str, ...] = ("gradient", "activation", "score", "pixel", "baseline")
+Resolution = Literal["layer", "input"]
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -52,15 +53,29 @@ class MethodSpec:
     Attributes:
         name: registry key, lower_snake (``"gradcampp"``).
         label: display name (``"Grad-CAM++"``).
-        family: ``"gradient"`` (one forward + one backward), ``"score"`` (many forwards, no
-            gradients) or ``"baseline"`` (a reference that a real method must beat).
-        needs_gradients: whether the method reads gradients of the layer.
+        family: ``"gradient"`` (layer maps from one forward + one backward), ``"activation"``
+            (layer maps from one forward and the model's own weights: CAM), ``"score"`` (layer maps
+            from many forwards, no gradients), ``"pixel"`` (maps at the input's resolution:
+            guided backprop, FullGrad, RISE, occlusion ...) or ``"baseline"`` (a reference that a
+            real method must beat).
+        needs_gradients: whether the method runs a backward pass (layer or input gradients).
         cost: human cost note (``"1 fwd + 1 bwd"``, ``"C/batch forwards"``).
         paper: URL of the paper (empty for baselines without one).
         summary: one line saying how the map is made.
         cls: the implementing class (a :class:`methods.cams.base.CamMethod` subclass).
-        class_agnostic: the map does not depend on the explained class (Eigen-CAM, the controls):
-            class-discrimination checks skip it and the dashboard says so.
+        class_agnostic: the map does not depend on the explained class (Eigen-CAM, the controls), or
+            barely does (guided backpropagation, see its docstring): class-discrimination checks skip
+            it and the dashboard says so.
+        slow: the method runs many passes (the dashboard asks before running it, with its cost);
+            default: the score family.
+        resolution: ``"layer"`` (maps at the layer's grid, (N, h, w)) or ``"input"`` (maps at the
+            input's size, (N, H, W)); default ``"input"`` for the pixel family.
+        layer_independent: one map per call whatever the layer (guided backprop, FullGrad, RISE,
+            occlusion): :func:`methods.explain_many` computes it once and every requested layer key
+            of :attr:`methods.Explanation.maps` holds that same tensor.
+        final_layer_only: the method works only at the layer whose output reaches the logits by
+            global average pooling and one linear map (CAM); elsewhere it raises
+            :class:`methods.errors.HeadError` (a page offers it at that layer only).
     """
 
     name: str
@@ -72,6 +87,10 @@ class MethodSpec:
     summary: str
     cls: type
     class_agnostic: bool = False
+    slow: bool = False
+    resolution: Resolution = "layer"
+    layer_independent: bool = False
+    final_layer_only: bool = False
 
     @property
     def options(self) -> list[OptionInfo]:
@@ -85,8 +104,8 @@ class MethodSpec:
 
     @property
     def is_slow(self) -> bool:
-        """True for methods that run many forward passes (the dashboard warns before them)."""
-        return self.family == "score"
+        """The same as :attr:`slow` (kept for callers of the first release)."""
+        return self.slow
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
@@ -104,18 +123,26 @@ def register_method(
     paper: str = "",
     needs_gradients: bool | None = None,
     class_agnostic: bool = False,
+    slow: bool | None = None,
+    resolution: Resolution | None = None,
+    layer_independent: bool = False,
+    final_layer_only: bool = False,
 ) -> Callable[[_C], _C]:
     """Class decorator: register a CAM method under ``name`` with a frozen spec.
 
     Args:
         name: lower_snake key, unique.
         label: display name.
-        family: one of ``"gradient"``, ``"score"``, ``"baseline"``.
+        family: one of :data:`FAMILIES` (see :class:`MethodSpec`).
         cost: human cost note.
         summary: one-line description.
         paper: paper URL.
         needs_gradients: defaults to ``family == "gradient"``.
-        class_agnostic: the map does not depend on the target class.
+        class_agnostic: the map does not (or barely) depend on the target class.
+        slow: many passes, ask before running; defaults to ``family == "score"``.
+        resolution: ``"layer"`` or ``"input"``; defaults to ``"input"`` for ``family="pixel"``.
+        layer_independent: the map is the same for every layer (computed once per call).
+        final_layer_only: only the layer before a GAP + linear head works (CAM).
 
     Returns:
         The decorator; it sets ``cls.spec`` and returns the class unchanged otherwise.
@@ -127,6 +154,11 @@ def register_method(
         raise OptionError(f"method name {name!r} must be lower_snake_case, e.g. 'my_cam'")
     if family not in FAMILIES:
         raise OptionError(f"family={family!r} is not one of {list(FAMILIES)}")
+    resolution = resolution or ("input" if family == "pixel" else "layer")
+    if resolution not in ("layer", "input"):
+        raise OptionError(f"resolution={resolution!r} is not one of ['layer', 'input']")
+    if layer_independent and resolution != "input":
+        raise OptionError("layer_independent=True needs resolution='input' (a map at a layer's grid depends on the layer)")
 
     def decorator(cls: _C) -> _C:
         existing = _REGISTRY.get(name)
@@ -145,6 +177,10 @@ def register_method(
             summary=summary,
             cls=cls,
             class_agnostic=bool(class_agnostic),
+            slow=(family == "score") if slow is None else bool(slow),
+            resolution=resolution,
+            layer_independent=bool(layer_independent),
+            final_layer_only=bool(final_layer_only),
         )
         cls.spec = spec  # type: ignore[attr-defined]
         _REGISTRY[name] = spec

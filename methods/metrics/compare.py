@@ -26,7 +26,8 @@ import torch
 from methods._checks import is_int
 from methods._torch import Progress, check_input, unwrap_model
 from methods.cams.explain import explain_many
-from methods.cams.layers import LayerInfo, block_layers, candidate_layers
+from methods.cams.layers import LayerInfo, candidate_layers
+from methods.cams.blocks import block_layers
 from methods.cams.registry import create_method
 from methods.errors import OptionError, TargetError
 from methods.metrics.agreement import METRICS, Agreement, AgreementMatrix, agreement_matrix

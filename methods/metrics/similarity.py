@@ -110,6 +110,8 @@ def similarity_to(reference: Any, maps: Sequence[Any], *, size: int | Sequence[i
     ups = [up(m) for m in maps]
     spear = agreement_matrix([ref], ups, size=grid)["spearman"][0]
     spear_abs = agreement_matrix([ref.abs()], [u.abs() for u in ups], size=grid)["spearman"][0]
+    same = np.array([torch.equal(ref, u) for u in ups], dtype=bool)  # identical maps (a constant one too): 1.0
+    spear, spear_abs = np.where(same, 1.0, spear), np.where(same, 1.0, spear_abs)
     r = ref.numpy()
     return {
         "spearman": spear,

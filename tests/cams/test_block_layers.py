@@ -11,7 +11,8 @@ from torch import nn
 from torchvision.models import get_model
 
 import methods
-from methods.cams.layers import block_layers, candidate_layers, forward_order
+from methods.cams.layers import candidate_layers
+from methods.cams.blocks import block_layers, forward_order
 from methods.models import scene_nets
 
 

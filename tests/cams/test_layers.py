@@ -129,7 +129,7 @@ def test_resnet50_default(resnet50):
     ("arch", "expected", "channels"),
     [
         ("resnet18", "layer4", 512),
-        ("densenet121", "features.norm5", 1024),
+        ("densenet121", "features.norm5:act", 1024),
         ("mobilenet_v3_large", "features.16", 960),
         ("efficientnet_b0", "features.8", 1280),
         ("convnext_tiny", "features.7", 768),

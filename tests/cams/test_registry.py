@@ -11,24 +11,51 @@ import methods
 from methods.cams.registry import _REGISTRY, get_method, list_methods, register_method
 from tiny_models import GapNet
 
-BUILT_IN = ["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "eigencam", "random", "centre"]
+BUILT_IN = ["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "eigengradcam", "gradcam_elementwise",
+            "smoothgradcampp", "cam", "scorecam", "sscam", "iscam", "ablationcam", "guidedbackprop", "guidedgradcam",
+            "fullgrad", "rise", "occlusion", "eigencam", "random", "centre"]
 
 
-def test_built_in_methods_are_registered_with_complete_specs():
+def test_the_21_built_in_methods_are_registered_with_complete_specs():
     names = [s.name for s in list_methods()]
-    for name in BUILT_IN:
-        assert name in names
+    assert names[: len(BUILT_IN)] == BUILT_IN and len(BUILT_IN) == 21
     for spec in list_methods():
         assert spec.label and spec.cost and spec.summary
-        assert spec.family in ("gradient", "score", "baseline")
-        assert spec.needs_gradients == (spec.family == "gradient")
+        assert spec.family in ("gradient", "activation", "score", "pixel", "baseline")
+        if spec.family == "gradient":
+            assert spec.needs_gradients
+        if spec.family in ("score", "activation", "baseline"):
+            assert not spec.needs_gradients
         if spec.family != "baseline" or spec.name == "eigencam":
             assert spec.paper.startswith("https://")
         assert get_method(spec.name) is spec and spec.cls.spec is spec
+        assert spec.resolution == ("input" if spec.family == "pixel" else "layer")
+        assert spec.is_slow == spec.slow
+
+
+def test_spec_flags_of_the_new_families():
+    slow = {s.name for s in list_methods() if s.slow}
+    assert slow == {"scorecam", "sscam", "iscam", "ablationcam", "rise", "occlusion"}
+    independent = {s.name for s in list_methods() if s.layer_independent}
+    assert independent == {"guidedbackprop", "fullgrad", "rise", "occlusion"}
+    agnostic = {s.name for s in list_methods() if s.class_agnostic}
+    assert agnostic == {"guidedbackprop", "fullgrad", "eigencam", "random", "centre"}
+    assert [s.name for s in list_methods() if s.final_layer_only] == ["cam"]
+    with pytest.raises(ValueError, match="layer_independent=True needs resolution='input'"):
+        register_method(name="badflags", label="x", family="gradient", cost="x", summary="x", layer_independent=True)
+
+
+def test_every_gradient_family_method_has_the_smoothing_options():
+    for spec in list_methods(family="gradient"):
+        assert "aug_smooth" in spec.option_names
+        if spec.name != "eigengradcam":  # already the principal component
+            assert "eigen_smooth" in spec.option_names
 
 
 def test_family_filter():
-    assert [s.name for s in list_methods(family="gradient")] == ["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam"]
+    assert [s.name for s in list_methods(family="gradient")] == BUILT_IN[:8]
+    assert [s.name for s in list_methods(family="pixel")] == ["guidedbackprop", "guidedgradcam", "fullgrad", "rise",
+                                                             "occlusion"]
     with pytest.raises(ValueError, match="family='grad'"):
         list_methods(family="grad")
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 import methods
-from methods.cams.layers import LayerInfo, block_layers
+from methods.cams.layers import LayerInfo
+from methods.cams.blocks import block_layers
 from methods.errors import OptionError, WrongTypeError
 from methods.metrics.matching import matched_layers, nearest_index, relative_depths
 from methods.models import scene_nets

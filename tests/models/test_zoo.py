@@ -183,7 +183,7 @@ def test_densenet_legacy_file_keys_and_format():
     torch.save(old, path, _use_new_zipfile_serialization=False)
 
     lm = load_model("densenet121")
-    assert lm.default_layer == "features.norm5"
+    assert lm.default_layer == "features.norm5:act"
     assert _same_outputs(ref, lm.model)
 
 

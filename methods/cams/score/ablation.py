@@ -14,6 +14,7 @@ import torch
 from methods.cams.base import LayerContext
 from methods.cams.options import option
 from methods.cams.registry import register_method
+from methods.cams.signed import warn_if_signed
 from methods.cams.score.engine import (
     ForwardRunner,
     Jobs,
@@ -108,6 +109,8 @@ class AblationCam(ScoreFamily):
         o = self.config
         acts, x, targets = ctx.activations, ctx.x, ctx.targets
         n, c = acts.shape[:2]
+        warn_if_signed(self.spec.label, ctx.layer, acts,
+                       "Its weights come from zeroing a channel, which RAISES a channel of negative activations instead of removing its evidence")
         chosen = select_channels(acts, o.channels)  # (N, C)
         _, zero = constant_channels(acts)
         scored = chosen & ~zero

@@ -22,6 +22,12 @@ block, a DenseNet concatenation, a model that reads its input again later), the 
 unablated activations gives NaN or different logits and the caller falls back to full forwards.
 The check compares with the logits of the real forward pass (``max |diff| <= 1e-4 (1 + max |y|)``).
 
+Layer names with a call site or ``:act`` (:mod:`methods.cams.sites`): ``act#1`` replaces only the
+second call of ``act`` (its other calls run as usual, and "before the layer" means before that
+call starts); ``bn:act`` makes ``bn`` return a free marker tensor and a thread-local torch function
+mode hands the activations to the model where the activation function consumes that marker (the
+activation itself is not run).
+
 Which layers get the fast path: any layer whose output is the only route from the input to the
 logits — e.g. torchvision VGG/AlexNet ``features.N``; ResNet ``conv1`` ... ``maxpool``,
 ``layerK`` and whole blocks ``layerK.j``; MobileNet/EfficientNet/DenseNet ``features.*`` stages;
@@ -31,6 +37,7 @@ the bundled scene models' ``features.N`` / ``layerK``. Layers *inside* a residua
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,7 +46,8 @@ from torch import nn
 
 from methods._torch import HookScope
 from methods.cams.score.engine import ForwardPatcher
-from methods.errors import LayerError, RecorderError, ScoreError
+from methods.cams.sites import TensorWatch, parse_layer
+from methods.errors import RecorderError, ScoreError
 
 __all__ = ["TailPlan", "plan_tail", "SubstitutedForward", "check_tail"]
 
@@ -70,10 +78,10 @@ def plan_tail(model: nn.Module, x_one: torch.Tensor, layer: str) -> TailPlan:
     every module (removed in ``finally``). The caller puts the model in eval mode.
     """
     named = dict(model.named_modules())
-    if layer not in named or layer == "":
-        raise LayerError(f"layer {layer!r} is not a submodule of {type(model).__name__}")
+    ref = parse_layer(layer, named)
     tick = [0]
     start: dict[str, int] = {}
+    starts: dict[str, list[int]] = {}
     end: dict[str, int] = {}
     calls: dict[str, int] = {}
     outputs: dict[str, Any] = {}
@@ -82,6 +90,7 @@ def plan_tail(model: nn.Module, x_one: torch.Tensor, layer: str) -> TailPlan:
         def hook(module, args):
             tick[0] += 1
             start.setdefault(name, tick[0])
+            starts.setdefault(name, []).append(tick[0])
             calls[name] = calls.get(name, 0) + 1
 
         return hook
@@ -103,9 +112,9 @@ def plan_tail(model: nn.Module, x_one: torch.Tensor, layer: str) -> TailPlan:
                 hooks.forward_pre(module, pre(name))
                 hooks.forward(module, post(name))
         model(x_one)
-    if layer not in start:
+    if len(starts.get(ref.module, [])) <= ref.call_index:
         raise RecorderError(f"layer {layer!r} did not run in the forward pass")
-    layer_start = start[layer]
+    layer_start = starts[ref.module][ref.call_index]
     trunk = [n for n in named if n and n in end and end[n] < layer_start]
     stubs: list[str] = []
     for name in trunk:  # named_modules order: parents before children
@@ -130,14 +139,18 @@ class SubstitutedForward(ForwardPatcher):
     def __init__(self, model: nn.Module, layer: str, placeholders: dict[str, torch.Tensor] | None = None) -> None:
         self.model = model
         self.layer = layer
+        self.ref = parse_layer(layer, dict(model.named_modules()))
         self.placeholders = dict(placeholders or {})
         self._acts: torch.Tensor | None = None
         self._saved: list[tuple[nn.Module, bool, Any]] = []
+        self._calls = 0
+        self._original: Callable | None = None
 
     def __enter__(self) -> "SubstitutedForward":
         named = dict(self.model.named_modules())
         try:
-            self._patch(named[self.layer], self._layer_forward)
+            self._original = named[self.ref.module].forward
+            self._patch(named[self.ref.module], self._layer_forward)
             for name, ph in self.placeholders.items():
                 self._patch(named[name], self._stub_forward(ph))
         except BaseException:
@@ -152,7 +165,18 @@ class SubstitutedForward(ForwardPatcher):
     def _layer_forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         if self._acts is None:
             raise ScoreError(f"layer {self.layer!r} ran outside a substituted forward")
-        return self._acts
+        call = self._calls
+        self._calls += 1
+        if call != self.ref.call_index:
+            return self._original(*args, **kwargs)  # another call site of a reused module
+        if not self.ref.post_act:
+            return self._acts
+        marker = self._acts.view_as(self._acts)  # a new tensor object the activation will consume
+        self._watch.watch(marker, self.layer)
+        return marker
+
+    def _hand_over(self, key: Any, func: Callable, args: tuple, kwargs: dict) -> torch.Tensor:
+        return self._acts  # the activation's output IS the substituted tensor
 
     def _stub_forward(self, placeholder: torch.Tensor) -> Callable:
         def forward(*args: Any, **kwargs: Any) -> torch.Tensor:
@@ -164,8 +188,11 @@ class SubstitutedForward(ForwardPatcher):
     def __call__(self, x_rows: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
         """Logits of ``model`` on ``x_rows`` (B, ...) with the layer's output = ``activations`` (B, C, h, w)."""
         self._acts = activations
+        self._calls = 0
+        self._watch = TensorWatch(self._hand_over)
         try:
-            return self.model(x_rows)
+            with self._watch if self.ref.post_act else contextlib.nullcontext():
+                return self.model(x_rows)
         finally:
             self._acts = None
 
