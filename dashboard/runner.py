@@ -23,7 +23,7 @@ import methods
 from methods._torch import ProgressTracker
 from methods.errors import Cancelled
 
-from dashboard import cache, capture, review, services
+from dashboard import cache, capture, model_fit, review, services
 from dashboard.errors import shown_errors
 from dashboard.navigation import PAGE_FILES, PAGE_TITLES, VIEW_KEY, commit, current_view
 from dashboard.services import MapBundle, merge
@@ -158,6 +158,9 @@ def run_page(page: str, show: Callable[[ViewState], None],
         st.switch_page(PAGE_FILES[view.page])
     view = sidebar(view.with_changes(page=page), page)
     st.title(PAGE_TITLES[page])
+    if not model_fit.weights_panel(view, run=run_with_progress):  # the weights first: a download or a pip command
+        commit(view)
+        return view
     capture.start_recording()
     review_slot = st.container()  # "Save to review", filled once the page has drawn its maps
     if controls is not None:

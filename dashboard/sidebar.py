@@ -15,9 +15,9 @@ import streamlit as st
 
 from methods.errors import OptionError
 
-from dashboard import cache, services
+from dashboard import cache, menus, model_fit, services
 from dashboard.errors import show_deferred_errors, shown_errors
-from dashboard.state import ViewState, is_upload
+from dashboard.state import DEFAULT_MODEL, ViewState, is_upload
 from dashboard.widgets import force, seed
 
 __all__ = ["sidebar"]
@@ -58,22 +58,26 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     labels = {m.id: m.label + ("" if m.available else " · weights missing") for m in models}
     labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in uploads.items()})
     if view.model not in options:
+        fallback = DEFAULT_MODEL if DEFAULT_MODEL in options else options[0]
         if is_upload(view.model):
             messages.append(f"This link names an uploaded checkpoint ({view.model}). {_NO_URL} "
-                            f"Showing {options[0]}; upload the checkpoint again to see it.")
+                            f"Showing {fallback}; upload the checkpoint again to see it.")
         else:
-            messages.append(f"Model {view.model!r} is not available here; showing {options[0]}.")
-        view = view.with_changes(model=options[0])
+            messages.append(f"Model {view.model!r} is not available here; showing {fallback}.")
+        view = view.with_changes(model=fallback)
         force("w_model", view.model)
     seed("w_model", view.model)
     if st.session_state["w_model"] not in options:
         force("w_model", view.model)
     model_id = sb.selectbox("Model", options, key="w_model", format_func=lambda k: labels.get(k, k))
     if model_id != view.model:  # another model: other layers and classes
-        view = view.with_changes(model=model_id, layer=None, layers=(), target=None)
+        view = view.with_changes(model=model_id, layer=None, layers=(), target=None, image=_image_after(view, model_id))
         for key in ("w_layer", "w_layers", "w_target"):
             st.session_state.pop(key, None)
-    notice = next((m.notice for m in models if m.id == model_id), "")
+    choice = next((m for m in models if m.id == model_id), None)
+    if choice is not None and choice.trained_on:
+        sb.caption(f"Trained on: {choice.trained_on}")
+    notice = choice.notice if choice is not None else ""
     if notice:
         sb.warning(notice, icon=":material/cloud_off:")
     show_deferred_errors("model", sb)
@@ -89,10 +93,15 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     return view
 
 
-def _default_image(samples: Sequence[services.SampleChoice], model_id: str) -> str:
-    """A sample suggested for this model (scenes for the bundled models, photos for ImageNet ones)."""
-    wanted = model_id if model_id.startswith("scenes_") else "imagenet"
-    return next((s.id for s in samples if s.suggested_model == wanted), samples[0].id if samples else "")
+def _image_after(view: ViewState, model_id: str) -> str:
+    """The image once the model changes: a gallery sample of the other domain (a scene for an
+    ImageNet model, a photo for a scene model) gives way to the new model's default sample
+    ("" here: the image menu then picks it); a sample that fits, or an upload, stays."""
+    new = model_fit.model_choice(model_id)
+    shown = menus.image_domain(view.image) if view.image else None
+    if new is None or shown is None or new.domain not in ("scenes", "imagenet") or shown == new.domain:
+        return view.image
+    return ""
 
 
 def _image_section(view: ViewState, messages: list[str]) -> ViewState:
@@ -104,7 +113,7 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     labels = {s.id: s.label for s in samples}
     labels.update({k: f"Uploaded: {v['name']}" for k, v in uploads.items()})
     if view.image not in options:
-        fallback = _default_image(samples, view.model)
+        fallback = services.default_image(view.model)
         if is_upload(view.image):
             messages.append(f"This link names an uploaded image ({view.image}). {_NO_URL} "
                             f"Showing {fallback}; upload the image again to see it.")
@@ -115,7 +124,12 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     seed("w_image", view.image)
     if st.session_state["w_image"] not in options:
         force("w_image", view.image)
-    image_id = sb.selectbox("Image", options, key="w_image", format_func=lambda k: labels.get(k, k))
+    image_id = sb.selectbox("Image", options, key="w_image", format_func=lambda k: labels.get(k, k),
+                            help="The gallery: photos and composites for ImageNet models, scenes (with exact "
+                                 "object masks) for the scene models; or upload your own below.")
+    sample = next((s for s in samples if s.id == image_id), None)
+    if sample is not None:
+        sb.caption(sample.description)
     show_deferred_errors("image", sb)
     with sb.expander("Upload an image"):
         st.file_uploader("Image file", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
@@ -158,6 +172,9 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
         target = sb.selectbox("Explain the class", options, key="w_target", format_func=fmt,
                               help="The top-5 predictions first (with probabilities), then every class by name.")
         view = view.with_changes(target=None if target == _AUTO else int(target))
+    if model_fit.domain_text(view):
+        sb.caption(":material/explore_off: Out of domain: this model was not trained on images like this one; "
+                   "its prediction means little here.")
     return view
 
 

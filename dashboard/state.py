@@ -8,13 +8,17 @@ saved snapshot (``to_dict``/``from_dict``) restores it.
 Query parameters (only values that differ from the defaults are written)::
 
     page      home | methods | layers | normalization | faithfulness
-    model     model id: a zoo name ("scenes_vgg", "resnet18"), or "upload:<digest>"
-    image     sample name ("scene_circle", "astronaut"), or "upload:<digest>"
+    model     model id: a zoo name ("scenes_vgg", "resnet18"), or "upload:<digest>";
+              absent = efficientnet_lite0 (ImageNet, offline)
+    image     sample name ("chelsea", "scene_star_brick"), or "upload:<digest>"; absent = the
+              model's default sample (a photo for ImageNet models, a scene for the scene models)
     target    class index (int); absent = the model's top-1 class
     methods   comma-separated method keys (Methods, Faithfulness pages)
     method    one method key (Layers, Normalization pages)
     layer     module name; absent = the model's default layer
-    layers    comma-separated module names (Layers page); absent = every candidate layer
+    layers    comma-separated module names (Layers page); absent = every layer of ``layerset``
+    layerset  blocks | all: the Layers page's layers when none are chosen: one per block
+              (``methods.cams.layers.block_layers``, the default) or every candidate layer
     norm      raw | minmax | max | percentile
     relu      1 | 0
     scope     per_map | shared
@@ -41,6 +45,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 __all__ = [
     "PAGES",
+    "LAYER_SETS",
+    "DEFAULT_MODEL",
     "DEFAULT_BASELINES",
     "STEPS_RANGE",
     "UPLOAD_PREFIX",
@@ -52,6 +58,10 @@ __all__ = [
 ]
 
 PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness")
+#: The Layers page's layer sets: one map per block, or every candidate layer.
+LAYER_SETS: tuple[str, ...] = ("blocks", "all")
+#: The first screen's model: ImageNet-pretrained, installed from PyPI, no download.
+DEFAULT_MODEL = "efficientnet_lite0"
 #: Baselines documented for methods.metrics.faithfulness; the dashboard asks the module when it exists.
 DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
 STEPS_RANGE: tuple[int, int] = (5, 200)
@@ -103,7 +113,7 @@ class ViewState:
         methods: method keys compared side by side (Methods, Faithfulness).
         method: the one method of the Layers and Normalization pages.
         layer: layer to explain; None = the model's default layer.
-        layers: layers of the Layers page; empty = every candidate layer.
+        layers: layers of the Layers page; empty = every layer of ``layer_set``.
         norm: normalization mode (``methods.viz.normalize.MODES``).
         relu: rectify before scaling.
         scope: ``"per_map"`` or ``"shared"`` scale.
@@ -116,10 +126,12 @@ class ViewState:
         step: the step whose perturbed image is shown (0..steps).
         slow: run slow methods without a button press.
         options: non-default method options, sorted ``(method, option, value)`` triples.
+        layer_set: the Layers page's layers when none are chosen: ``"blocks"`` (one per block)
+            or ``"all"`` (every candidate layer).
     """
 
     page: str = "home"
-    model: str = "scenes_vgg"
+    model: str = DEFAULT_MODEL
     image: str = ""
     target: int | None = None
     methods: tuple[str, ...] = ("gradcam", "gradcampp", "layercam")
@@ -138,6 +150,7 @@ class ViewState:
     step: int = 10
     slow: bool = False
     options: tuple[tuple[str, str, Any], ...] = ()
+    layer_set: str = "blocks"
 
     def options_of(self, method: str) -> dict[str, Any]:
         """The non-default options of ``method`` as keyword arguments."""
@@ -226,11 +239,11 @@ _FIELD_NAMES = tuple(f.name for f in fields(ViewState))
 _FALLBACK_TEXT = {
     "target": "the top-1 class",
     "layer": "the default layer",
-    "layers": "every candidate layer",
+    "layers": "every layer of the layer set",
     "options": "every method's default options",
 }
 _PARAM: dict[str, str] = {name: name for name in _FIELD_NAMES}
-_PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts"})
+_PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts", "layer_set": "layerset"})
 
 
 def option_text(value: Any) -> str:
@@ -378,5 +391,6 @@ _PARSERS = {
     "step": lambda v, c: _int(v, 0, STEPS_RANGE[1], "step"),
     "slow": lambda v, c: _bool(v),
     "options": _options,
+    "layer_set": lambda v, c: _one_of(v, LAYER_SETS, "layer set"),
 }
 assert set(_PARSERS) == set(_FIELD_NAMES), "every ViewState field needs a parser"
