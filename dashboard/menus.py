@@ -7,7 +7,6 @@
   :func:`default_image` is the sample a view without an image shows (a photo for ImageNet models,
   a scene for the scene models).
 * :func:`domain_notice`: the short warning when an image is not what the model was trained on.
-* :func:`sample_masks`: a sample's ground truth (scene objects, composite tiles) for localization.
 
 :mod:`dashboard.services` re-exports the names the pages already use (``services.model_choices``).
 """
@@ -22,9 +21,10 @@ from methods import models as zoo
 from methods.data import samples
 
 __all__ = ["ModelChoice", "SampleChoice", "SAMPLE_GROUPS", "SCENE_MODEL", "model_choices", "sample_choices",
-           "default_image", "load_sample", "image_domain", "domain_notice", "sample_masks"]
+           "default_image", "load_sample", "image_domain", "domain_notice"]
 
-#: The model offered wherever ground-truth masks are needed (bundled, no download, exact masks).
+#: The model offered for synthetic scenes and when a download is not possible (bundled, no download,
+#: exact object masks).
 SCENE_MODEL = "scenes_vgg"
 #: The gallery's groups in menu order, with the word each label starts with.
 SAMPLE_GROUPS: dict[str, str] = {"photo": "Photo", "composite": "Composite", "scene": "Scene"}
@@ -93,7 +93,10 @@ def model_choices() -> list[ModelChoice]:
 def _sample_label(s) -> str:
     """The group, the name and the description's first words."""
     text = s.description.split(": ", 1)[-1] if s.kind in ("scene", "composite") else s.description
-    text = text.split(" (")[0].split(", for ")[0].split(", the same")[0]
+    if s.kind == "composite":  # "(left) | ... (right)" is the point of a composite: keep it
+        text = text.split(", for ")[0].split(", the same")[0]
+    else:
+        text = text.split(" (")[0]
     return f"{SAMPLE_GROUPS.get(s.kind, s.kind)} · {s.name}: {text}"
 
 
@@ -134,6 +137,11 @@ def image_domain(image_id: str) -> str | None:
     return next((s.domain for s in sample_choices() if s.id == image_id), None)
 
 
+def _short(trained_on: str, fallback: str) -> str:
+    """The card's training data in a few words: up to its first ":" or ";"."""
+    return trained_on.split(":")[0].split(";")[0].strip() or fallback
+
+
 def domain_notice(model_label: str, model_domain: str, trained_on: str, image_domain: str | None) -> str:
     """A short warning when the image is not what the model was trained on; "" when it is, or
     when nobody can tell (a checkpoint of unknown training data, an upload on an ImageNet model).
@@ -143,31 +151,18 @@ def domain_notice(model_label: str, model_domain: str, trained_on: str, image_do
     reverse case.
 
     Examples:
-        >>> domain_notice("Scenes VGG", "scenes", "synthetic shapes", "imagenet")[:33]
-        '**Out of domain:** Scenes VGG was'
+        >>> domain_notice("Scenes VGG", "scenes", "GradLens synthetic scenes: 8 shapes", "imagenet")
+        '**Out of domain:** Scenes VGG was trained on GradLens synthetic scenes, not photos, and this is a photo: its prediction (one of its shapes) means little here, and so does the map. For photos choose an ImageNet model such as EfficientNet-Lite0.'
         >>> domain_notice("EfficientNet-Lite0", "imagenet", "ImageNet-1k", None)
         ''
     """
     if model_domain == "scenes" and image_domain != "scenes":
         what = "an uploaded image" if image_domain is None else "a photo"
-        return (f"**Out of domain:** {model_label} was trained on {trained_on or 'synthetic shapes'}, and this is "
-                f"{what}. Its prediction means little here (it can only name one of its shapes), and so "
-                "does the map. For photos choose an ImageNet model such as EfficientNet-Lite0.")
+        return (f"**Out of domain:** {model_label} was trained on {_short(trained_on, 'synthetic shapes')}, not "
+                f"photos, and this is {what}: its prediction (one of its shapes) means little here, and so does "
+                "the map. For photos choose an ImageNet model such as EfficientNet-Lite0.")
     if model_domain == "imagenet" and image_domain == "scenes":
-        return (f"**Out of domain:** {model_label} was trained on {trained_on or 'ImageNet photos'}, and this is a "
-                "synthetic scene of shapes. Its prediction means little here; for scenes choose a bundled "
-                "scenes model (Scenes VGG).")
+        return (f"**Out of domain:** {model_label} was trained on {_short(trained_on, 'ImageNet')} photos, and "
+                "this is a synthetic scene of shapes: its prediction means little here, and so does the map. For "
+                "scenes choose a bundled scene model (Scenes VGG).")
     return ""
-
-
-def sample_masks(image_id: str) -> tuple[tuple[str, ...], tuple[int, ...], np.ndarray | None]:
-    """The ground truth of a gallery sample: ``(class names, class indices, (K, H, W) bool masks)``,
-    a scene's object masks or a composite's class tiles (at the sample's own size). Photos and
-    uploads have none: ``((), (), None)``."""
-    if image_domain(image_id) is None:
-        return (), (), None
-    masks = samples.load_sample_mask(image_id)
-    if masks is None:
-        return (), (), None
-    sample = samples.get_sample(image_id)
-    return tuple(sample.classes), tuple(sample.class_ids), np.asarray(masks, dtype=bool)

@@ -25,7 +25,7 @@ import streamlit as st
 from dashboard import menus, services
 from dashboard.errors import shown_errors
 from dashboard.navigation import VIEW_KEY
-from dashboard.state import ViewState, is_upload
+from dashboard.state import DEFAULT_MODEL, ViewState, is_upload
 from dashboard.widgets import force
 
 __all__ = ["model_choice", "domain_text", "domain_warning", "offer_model", "weights_panel"]
@@ -50,10 +50,16 @@ def domain_text(view: ViewState) -> str:
 
 
 def domain_warning(view: ViewState, container=None) -> bool:
-    """Draw the out-of-domain notice (when there is one); True when drawn."""
+    """Draw the out-of-domain notice (when there is one) with a button to a model that fits the
+    image (EfficientNet-Lite0 for a photo, the scene model for a scene); True when drawn."""
     text = domain_text(view)
     if text:
-        (container or st).warning(text, icon=":material/explore_off:")
+        box = container or st
+        box.warning(text, icon=":material/explore_off:")  # catalog text only: no user input
+        scenes = menus.image_domain(view.image) == "scenes"
+        other = menus.SCENE_MODEL if scenes else DEFAULT_MODEL
+        label = next((m.label for m in menus.model_choices() if m.id == other), other)
+        offer_model(other, f"Explain it with {label}", key="w_offer_domain", image=view.image, container=box)
     return bool(text)
 
 
@@ -95,8 +101,9 @@ def weights_panel(view: ViewState, run: Run) -> bool:
 
 
 def _download(name: str, choice: menus.ModelChoice, run: Run) -> None:
-    size = f"{choice.download_mb:.0f} MB" if choice.download_mb else "size unknown"
-    source = services.weights_source(name)
+    source = services.weights_source(name)  # what the download fetches: its size names the button
+    mb = source.megabytes or choice.download_mb
+    size = f"{mb:.0f} MB" if mb else "size unknown"
     st.markdown(
         f"torchvision's ImageNet weights are downloaded once, on your click, into the torch hub cache "
         f"(`{source.path}`), checked (length and sha256) and then loaded. Offline the download fails "

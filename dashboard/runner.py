@@ -120,6 +120,13 @@ def run_with_progress(work: Callable[[ProgressTracker], Any], label: str, *, job
     return future.result()
 
 
+def _run_clicked(work: Callable[[ProgressTracker], Any], label: str) -> Any:
+    """:func:`run_with_progress` for work a button press just started: a Cancel pressed on an
+    earlier run of it does not hold this one back."""
+    st.session_state.get(_CANCELLED, set()).discard(label)
+    return run_with_progress(work, label)
+
+
 def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *,
              progress_label: str | None = None, job: Hashable | None = None) -> MapBundle:
     """RAW maps of ``method_names`` at ``layers`` (None = default layer), ONE explain call, with
@@ -245,7 +252,7 @@ def _run(page: str, show: Callable[[ViewState], None], controls: Callable[[ViewS
     with shown_errors(container=st.sidebar, doing="drawing the sidebar"):
         view = sidebar(view, page)
     st.title(PAGE_TITLES[page])
-    if not model_fit.weights_panel(view, run=run_with_progress):  # the weights first: a download or a pip command
+    if not model_fit.weights_panel(view, run=_run_clicked):  # the weights first: a download or a pip command
         commit(view)
         return view
     capture.start_recording()

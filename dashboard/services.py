@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 import methods
+from methods import _torch
 from methods import models as zoo
 from methods.models import downloads
 from methods.cams.layers import LayerInfo, block_layers, candidate_layers, default_layer
@@ -33,7 +34,7 @@ __all__ = [
     "model_choices", "load_model", "load_checkpoint", "checkpoint_architectures", "download_weights",
     "weights_source",
     "sample_choices", "default_image", "load_sample", "decode_image", "image_context", "predict",
-    "layer_list", "block_list", "resolution", "check_layer", "check_target", "compute_maps",
+    "default_device", "device_label", "layer_list", "block_list", "resolution", "check_layer", "check_target", "compute_maps",
     "method_specs", "method_label", "method_options", "check_options", "parse_option", "options_for",
     "choices", "normalized",
     "baselines", "compute_curves", "compute_reference_curves", "reference_map", "perturbed_images",
@@ -149,6 +150,26 @@ def image_context(loaded, image_id: str, key: str, image: np.ndarray) -> ImageCo
 
 # ------------------------------------------------------------------------------------------
 # model computations (callers hold the model's lock)
+
+
+def default_device() -> torch.device:
+    """This machine's default device (``methods._torch.default_device``: ``$GRADLENS_DEVICE``,
+    else the first CUDA GPU, else the CPU)."""
+    return _torch.default_device()
+
+
+def device_label(device) -> str:
+    """``"CPU"``, ``"CUDA GPU 0 (<name>)"``, ``"MPS"``: a device as a person reads it.
+
+    Examples:
+        >>> device_label(torch.device("cpu"))
+        'CPU'
+    """
+    device = _torch.resolve_device(device) if not isinstance(device, torch.device) else device
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"CUDA GPU {index} ({torch.cuda.get_device_name(index)})"
+    return device.type.upper()
 
 
 def predict(loaded, x: torch.Tensor) -> np.ndarray:

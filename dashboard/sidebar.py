@@ -177,6 +177,10 @@ def _check_layers(view: ViewState, handle, messages: list[str]) -> ViewState:
 def _target_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Target class")
+    choice = model_fit.model_choice(view.model)
+    if choice is not None and not choice.available:  # nothing to load: the page says how to get the weights
+        sb.caption("The classes appear once the model's weights are on this machine (see the page).")
+        return view
     # the page shows the library's full message; here a pointer is enough
     with shown_errors(container=sb, doing="predicting the classes", instead="No classes to choose: the model or the image could not be "
                                                    "loaded (the message is on the page).") as outcome:
@@ -248,6 +252,20 @@ def _display_section(view: ViewState, page: str) -> ViewState:
     return view.with_changes(norm=norm, relu=relu, scope=scope, p_lo=p_lo, p_hi=p_hi)
 
 
+def _device_text(view: ViewState) -> str:
+    """Where the view's model runs (its weights' device), and the machine's default device
+    (``methods._torch.default_device``: ``$GRADLENS_DEVICE``, else a CUDA GPU, else the CPU)."""
+    choice = model_fit.model_choice(view.model)
+    loaded = choice is None or choice.available
+    device = cache.model_handle(view.model).loaded.device if loaded else services.default_device()
+    text = f":material/memory: Models run on **{services.device_label(device)}**"
+    default = services.default_device()
+    if device != default:
+        text += f" (this machine's default device is {services.device_label(default)}; the dashboard loads " \
+                "its models on the CPU)"
+    return text + "."
+
+
 def _cls(names: Sequence[str], i: int) -> str:
     return names[i] if 0 <= i < len(names) else f"class {i}"
 
@@ -262,6 +280,8 @@ def sidebar(view: ViewState, page: str) -> ViewState:
             view = section(view, messages)
     with shown_errors(container=st.sidebar, doing="drawing the display options"):
         view = _display_section(view, page)
+    with shown_errors(container=st.sidebar, doing="finding the device"):
+        st.sidebar.caption(_device_text(view))
     st.sidebar.divider()
     st.sidebar.caption("The address bar holds this whole view: copy it to share it. " + _NO_URL)
     for message in messages:

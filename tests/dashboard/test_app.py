@@ -17,7 +17,7 @@ from PIL import Image
 
 from app_kit import (
     HOME, PAGES, ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, map_images, model_calls, plain, plotly_specs,
-    run_page, texts,
+    open_app, run_page, texts,
 )
 from streamlit.testing.v1 import AppTest
 
@@ -149,7 +149,7 @@ def test_home_colormap_and_alpha_changes_hit_the_cache():
 
 
 def test_choices_persist_across_pages_and_live_in_the_url():
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at = open_app(HOME).run()
     at.selectbox(key="w_cmap").set_value("viridis").run()
     at.slider(key="w_alpha").set_value(0.3).run()
     at.selectbox(key="w_norm").set_value("max").run()
@@ -167,7 +167,7 @@ def test_choices_persist_across_pages_and_live_in_the_url():
 def test_a_link_restores_the_view():
     query = {"page": "methods", "cmap": "turbo", "alpha": "0.7", "methods": "layercam,gradcam", "norm": "max",
              "relu": "0", "scope": "shared", "target": "2", "layer": "features.13"}
-    at = AppTest.from_file(str(ROOT / "dashboard" / PAGES["methods"]), default_timeout=TIMEOUT)
+    at = open_app(str(ROOT / "dashboard" / PAGES["methods"]))
     at.query_params.update(query)
     at.run()
     assert_clean(at)
@@ -187,7 +187,7 @@ def test_a_link_restores_the_view():
 def test_a_hand_edited_link_falls_back_with_messages():
     query = {"alpha": "7", "cmap": "rainbow", "layer": "features.99", "model": "upload:0badc0de",
              "image": "upload:feedbeef", "target": "999", "bogus": "1"}
-    at = AppTest.from_file(str(ROOT / "dashboard" / PAGES["methods"]), default_timeout=TIMEOUT)
+    at = open_app(str(ROOT / "dashboard" / PAGES["methods"]))
     at.query_params.update(query)
     at.run()
     assert_clean(at)
@@ -456,7 +456,7 @@ def test_the_image_is_preprocessed_once_per_page_run(monkeypatch):
         return real(self, image)
 
     monkeypatch.setattr(LoadedModel, "preprocess", spy)
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at = open_app(HOME).run()
     assert_clean(at)
     assert len(calls) == 1, calls
     for page in ("methods", "layers", "normalization"):
