@@ -9,17 +9,14 @@ Query parameters (only values that differ from the defaults are written)::
 
     page      home | methods | layers | normalization | faithfulness (read from old links; the
               path names the page, so it is not written)
-    model     model id: a zoo name ("scenes_vgg", "resnet18"), or "upload:<digest>";
-              absent = efficientnet_lite0 (ImageNet, offline)
-    image     sample name ("chelsea", "scene_star_brick"), or "upload:<digest>"; absent = the
-              model's default sample (a photo for ImageNet models, a scene for the scene models)
+    model     a zoo name ("scenes_vgg", "resnet18") or "upload:<digest>"; absent = efficientnet_lite0
+    image     a sample ("chelsea") or "upload:<digest>"; absent = the model's default (photo or scene)
     target    class index (int); absent = the model's top-1 class
     methods   comma-separated method keys (Methods, Faithfulness pages)
     method    one method key (Layers, Normalization pages)
     layer     module name; absent = the model's default layer
     layers    comma-separated module names (Layers page); absent = every layer of ``layerset``
-    layerset  blocks | all: the Layers page's layers when none are chosen: one per block
-              (``methods.cams.layers.block_layers``, the default) or every candidate layer
+    layerset  blocks (one per block, ``methods.cams.layers.block_layers``) | all candidate layers
     norm      raw | minmax | max | percentile
     relu      1 | 0
     scope     per_map | shared
@@ -49,10 +46,8 @@ __all__ = ["PAGES", "LAYER_SETS", "DEFAULT_MODEL", "DEFAULT_BASELINES", "STEPS_R
            "Choices", "InvalidParam", "ViewState", "is_upload", "option_text"]
 
 PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness")
-#: The Layers page's layer sets: one map per block, or every candidate layer.
-LAYER_SETS: tuple[str, ...] = ("blocks", "all")
-#: The first screen's model: ImageNet-pretrained, installed from PyPI, no download.
-DEFAULT_MODEL = "efficientnet_lite0"
+LAYER_SETS: tuple[str, ...] = ("blocks", "all")  # the Layers page: one map per block, or every candidate layer
+DEFAULT_MODEL = "efficientnet_lite0"  # the first screen: ImageNet-pretrained, from PyPI, no download
 #: Baselines documented for methods.metrics.faithfulness; the dashboard asks the module when it exists.
 DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
 STEPS_RANGE: tuple[int, int] = (5, 200)
@@ -117,8 +112,7 @@ class ViewState:
         step: the step whose perturbed image is shown (0..steps).
         slow: run slow methods without a button press (this session only: never from a link).
         options: non-default method options, sorted ``(method, option, value)`` triples.
-        layer_set: the Layers page's layers when none are chosen: ``"blocks"`` (one per block)
-            or ``"all"`` (every candidate layer).
+        layer_set: the Layers page's layers when none are chosen: ``"blocks"`` or ``"all"``.
     """
 
     page: str = "home"
@@ -244,13 +238,8 @@ _FIELD_NAMES = tuple(f.name for f in fields(ViewState))
 #: minutes of computation on a shared server.
 SESSION_ONLY: tuple[str, ...] = ("slow",)
 _NOT_IN_LINKS = frozenset(SESSION_ONLY) | {"page"}
-_FALLBACK_TEXT = {
-    "image": "the model's default sample",
-    "target": "the top-1 class",
-    "layer": "the default layer",
-    "layers": "every layer of the layer set",
-    "options": "every method's default options",
-}
+_FALLBACK_TEXT = {"image": "the model's default sample", "target": "the top-1 class", "layer": "the default layer",
+                  "layers": "every layer of the layer set", "options": "every method's default options"}
 _PARAM: dict[str, str] = {name: name for name in _FIELD_NAMES}
 _PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts", "layer_set": "layerset"})
 
