@@ -2,8 +2,8 @@
 shows EfficientNet-Lite0 explaining chelsea the cat with Grad-CAM at its default layer.
 
 The screenshot ``tests/_artifacts/home_lite0.png`` is for a person to look at: the Grad-CAM map
-must sit on the cat (looked at when this test was written: the hot region covers the cat's head
-and body, not the background).
+must sit on the cat (looked at when this test was written: the hot region covers the cat's face,
+eyes to chin; the background at the left edge and top right stays cold).
 """
 
 from __future__ import annotations
