@@ -11,7 +11,7 @@ import streamlit as st
 import methods
 from methods.viz.ranges import display_range
 
-from dashboard import figures, runner, services, widgets
+from dashboard import figures, model_fit, runner, services, widgets
 from dashboard.errors import md_escape
 from dashboard.state import ViewState
 
@@ -88,6 +88,7 @@ def show(state: ViewState) -> None:
                 "Probability", format="percent", min_value=0.0, max_value=1.0)},
         )
         widgets.download_csv("Top-5 as CSV", top, "gradlens_top5.csv", key="dl_top5")
+        model_fit.domain_warning(state)  # a photo on a scenes model, a scene on an ImageNet model
     with right:
         st.subheader("How to read this")
         st.markdown(HOW_TO_READ)

@@ -44,7 +44,7 @@ __all__ = [
     "MODEL_CALLS", "SLOW_SLOTS", "UPLOAD_LIMITS", "ModelHandle", "model_handle", "uploaded_models", "uploaded_images",
     "upload_notes", "load_uploaded_checkpoint",
     "register_uploaded_image", "image_key", "image_for", "begin_run", "context", "predictions", "layer_infos",
-    "resolve_layer", "resolve_target", "maps", "curves", "reference_curves", "perturbed_images",
+    "block_infos", "resolve_layer", "resolve_target", "maps", "curves", "reference_curves", "perturbed_images",
 ]
 
 #: Cache misses that ran the model, by kind ("predict", "layers", "explain", "faithfulness").
@@ -283,6 +283,19 @@ def _layers(model_id: str, _handle: ModelHandle) -> tuple[list[LayerInfo], str]:
 def layer_infos(handle: ModelHandle) -> tuple[list[LayerInfo], str]:
     """Candidate layers in forward order, and the model's default layer (cached)."""
     return _layers(handle.id, _handle=handle)
+
+
+@st.cache_data(show_spinner="Finding the blocks…", max_entries=16)
+def _blocks(model_id: str, _handle: ModelHandle) -> list[LayerInfo]:
+    with _handle.lock:
+        MODEL_CALLS["layers"] += 1
+        return services.block_list(_handle.loaded)
+
+
+def block_infos(handle: ModelHandle) -> list[LayerInfo]:
+    """The block layers (one per block, forward order; ``LayerInfo.index`` = position among the
+    candidate layers) of the model (cached)."""
+    return _blocks(handle.id, _handle=handle)
 
 
 def resolve_layer(handle: ModelHandle, layer: str | None) -> str:

@@ -29,7 +29,7 @@ import methods
 from methods._torch import ProgressTracker
 from methods.errors import Cancelled
 
-from dashboard import cache, capture, review, services
+from dashboard import cache, capture, model_fit, review, services
 from dashboard.errors import log, shown_errors
 from dashboard.navigation import (PAGE_FILES, PAGE_ICON, PAGE_TITLES, VIEW_KEY, commit, current_view, enter_page,
                                   page_links)
@@ -118,6 +118,13 @@ def run_with_progress(work: Callable[[ProgressTracker], Any], label: str, *, job
     bar.empty()
     stop.empty()
     return future.result()
+
+
+def _run_clicked(work: Callable[[ProgressTracker], Any], label: str) -> Any:
+    """:func:`run_with_progress` for work a button press just started: a Cancel pressed on an
+    earlier run of it does not hold this one back."""
+    st.session_state.get(_CANCELLED, set()).discard(label)
+    return run_with_progress(work, label)
 
 
 def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *,
@@ -245,6 +252,9 @@ def _run(page: str, show: Callable[[ViewState], None], controls: Callable[[ViewS
     with shown_errors(container=st.sidebar, doing="drawing the sidebar"):
         view = sidebar(view, page)
     st.title(PAGE_TITLES[page])
+    if not model_fit.weights_panel(view, run=_run_clicked):  # the weights first: a download or a pip command
+        commit(view)
+        return view
     capture.start_recording()
     review_slot = st.container()  # "Save to review", filled once the page has drawn its maps
     if controls is not None:

@@ -15,23 +15,26 @@ import numpy as np
 import torch
 
 import methods
+from methods import _torch
 from methods import models as zoo
-from methods.cams.layers import LayerInfo, candidate_layers, default_layer
+from methods.models import downloads
+from methods.cams.layers import LayerInfo, block_layers, candidate_layers, default_layer
 from methods.cams.options import OptionInfo, build_options
-from methods.data import samples
 from methods.data.images import load_image
 from methods.errors import GradLensError, LayerError, OptionError, TargetError, suggest
 from methods.metrics import faithfulness
 from methods.viz.normalize import MODES, SCOPES
 
+from dashboard.menus import ModelChoice, SampleChoice, default_image, load_sample, model_choices, sample_choices
 from dashboard.state import Choices, InvalidParam, ViewState
 
 __all__ = [
     "COLORMAP_NAMES", "NORM_MODES", "NORM_SCOPES", "RISE", "REFERENCE_KEYS",
     "ModelChoice", "SampleChoice", "ImageContext", "MapBundle", "merge",
-    "model_choices", "load_model", "load_checkpoint", "checkpoint_architectures",
+    "model_choices", "load_model", "load_checkpoint", "checkpoint_architectures", "download_weights",
+    "weights_source",
     "sample_choices", "default_image", "load_sample", "decode_image", "image_context", "predict",
-    "layer_list", "resolution", "check_layer", "check_target", "compute_maps",
+    "default_device", "device_label", "layer_list", "block_list", "resolution", "check_layer", "check_target", "compute_maps",
     "method_specs", "method_label", "method_options", "check_options", "parse_option", "options_for",
     "choices", "normalized",
     "baselines", "compute_curves", "compute_reference_curves", "reference_map", "perturbed_images",
@@ -43,27 +46,6 @@ NORM_SCOPES: tuple[str, ...] = tuple(SCOPES)
 
 # ------------------------------------------------------------------------------------------
 # data types
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    """One entry of the model menu; ``notice`` says why it cannot be loaded (missing weights)."""
-
-    id: str
-    label: str
-    available: bool
-    notice: str = ""
-
-
-@dataclass(frozen=True)
-class SampleChoice:
-    """One bundled sample image."""
-
-    id: str
-    label: str
-    kind: str  # "scene" | "photo"
-    description: str = ""
-    suggested_model: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,19 +103,6 @@ def merge(first: MapBundle | None, second: MapBundle | None) -> MapBundle | None
 # models
 
 
-def model_choices() -> list[ModelChoice]:
-    """Every catalog model in zoo order, with a notice naming the expected file when its
-    weights are not on this machine."""
-    out = []
-    for entry in zoo.list_models():
-        available = bool(entry.available)
-        notice = "" if available else (
-            f"The weights of {entry.label} are not on this machine. Expected file: `{entry.expected_file}`"
-        )
-        out.append(ModelChoice(entry.name, entry.label, available, notice))
-    return out
-
-
 def load_model(name: str):
     """A catalog model as a ``methods.models.loaded.LoadedModel``."""
     return zoo.load_model(name)
@@ -145,6 +114,17 @@ def load_checkpoint(data: bytes, *, arch: str, num_classes: int, class_names: Se
                                class_names=list(class_names) if class_names else None)
 
 
+def download_weights(name: str, progress: Callable[[int, int], None] | None = None):
+    """Fetch a torchvision model's weights into the torch hub cache (``methods.models.download_weights``:
+    a temporary file, length and sha256 checked, renamed when complete); returns the file's path."""
+    return downloads.download_weights(name, progress=progress)
+
+
+def weights_source(name: str):
+    """Where a torchvision model's weights come from and go (``url``, ``path``, ``megabytes``)."""
+    return downloads.weights_source(name)
+
+
 def checkpoint_architectures() -> list[str]:
     """Architectures an uploaded checkpoint may have; the catalog's own ones first."""
     archs = list(zoo.checkpoint_architectures())
@@ -154,24 +134,6 @@ def checkpoint_architectures() -> list[str]:
 
 # ------------------------------------------------------------------------------------------
 # images
-
-
-def sample_choices() -> list[SampleChoice]:
-    """The sample gallery (``methods.data.samples``): scenes, then photos."""
-    return [SampleChoice(s.name, s.description or s.name, s.kind, s.description, s.suggested_model)
-            for s in samples.list_samples()]
-
-
-def default_image(model_id: str) -> str:
-    """The sample a view without an image shows: a scene for scene models, else a photo."""
-    choices = sample_choices()
-    wanted = model_id if model_id.startswith("scenes_") else "imagenet"
-    return next((s.id for s in choices if s.suggested_model == wanted), choices[0].id if choices else "")
-
-
-def load_sample(name: str) -> np.ndarray:
-    """(H, W, 3) uint8 sample image."""
-    return np.asarray(samples.load_sample(name))
 
 
 def decode_image(data: bytes) -> np.ndarray:
@@ -190,6 +152,26 @@ def image_context(loaded, image_id: str, key: str, image: np.ndarray) -> ImageCo
 # model computations (callers hold the model's lock)
 
 
+def default_device() -> torch.device:
+    """This machine's default device (``methods._torch.default_device``: ``$GRADLENS_DEVICE``,
+    else the first CUDA GPU, else the CPU)."""
+    return _torch.default_device()
+
+
+def device_label(device) -> str:
+    """``"CPU"``, ``"CUDA GPU 0 (<name>)"``, ``"MPS"``: a device as a person reads it.
+
+    Examples:
+        >>> device_label(torch.device("cpu"))
+        'CPU'
+    """
+    device = _torch.resolve_device(device) if not isinstance(device, torch.device) else device
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"CUDA GPU {index} ({torch.cuda.get_device_name(index)})"
+    return device.type.upper()
+
+
 def predict(loaded, x: torch.Tensor) -> np.ndarray:
     """Softmax probabilities (K,) of the (1, 3, h, w) input."""
     with torch.no_grad():
@@ -203,6 +185,12 @@ def layer_list(loaded) -> tuple[list[LayerInfo], str]:
     infos = candidate_layers(loaded.model, size)
     default = getattr(loaded, "default_layer", None) or default_layer(loaded.model, size)
     return list(infos), default
+
+
+def block_list(loaded) -> list[LayerInfo]:
+    """The candidate layers that end a block (``methods.cams.layers.block_layers``): one map per
+    block, in forward order (20 for EfficientNet-Lite0, of 261 candidate layers)."""
+    return list(block_layers(loaded.model, tuple(loaded.input_size)))
 
 
 def resolution(info: LayerInfo) -> str:

@@ -16,9 +16,9 @@ import streamlit as st
 
 from methods.errors import OptionError, suggest
 
-from dashboard import cache, services
+from dashboard import cache, menus, model_fit, services
 from dashboard.errors import notice, show_deferred_errors, shown_errors
-from dashboard.state import ViewState, is_upload
+from dashboard.state import DEFAULT_MODEL, ViewState, is_upload
 from dashboard.widgets import force, refresh_label, seed
 
 __all__ = ["sidebar"]
@@ -82,28 +82,43 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     labels = {m.id: m.label + ("" if m.available else " · weights missing") for m in models}
     labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in uploads.items()})
     if view.model not in options:
+        fallback = DEFAULT_MODEL if DEFAULT_MODEL in options else options[0]
         if is_upload(view.model):
             messages.append(f"The uploaded checkpoint {view.model} is not in this session: {_NO_URL} "
-                            f"Showing {options[0]}; upload the checkpoint again to see it.")
+                            f"Showing {fallback}; upload the checkpoint again to see it.")
         else:
-            messages.append(f"Model {view.model!r} is not available here; showing {options[0]}.")
-        view = view.with_changes(model=options[0])
+            messages.append(f"Model {view.model!r} is not available here; showing {fallback}.")
+        view = view.with_changes(model=fallback)
         force("w_model", view.model)
     seed("w_model", view.model)
     if st.session_state["w_model"] not in options:
         force("w_model", view.model)
     model_id = sb.selectbox("Model", options, key="w_model", format_func=lambda k: labels.get(k, k))
     if model_id != view.model:  # another model: other layers and classes
-        view = view.with_changes(model=model_id, layer=None, layers=(), target=None)
+        view = view.with_changes(model=model_id, layer=None, layers=(), target=None, image=_image_after(view, model_id))
         for key in ("w_layer", "w_layers", "w_target"):
             st.session_state.pop(key, None)
-    notice_text = next((m.notice for m in models if m.id == model_id), "")
+    choice = next((m for m in models if m.id == model_id), None)
+    if choice is not None and choice.trained_on:
+        sb.caption(f"Trained on: {choice.trained_on}")  # the catalog's card (no user input)
+    notice_text = choice.notice if choice is not None else ""
     if notice_text:
         sb.warning(notice_text, icon=":material/cloud_off:")  # the library's text and path (no user input)
     for text in cache.upload_notes():
         notice(text, "info", sb, icon=":material/delete_sweep:")
     _checkpoint_panel(sb)
     return view
+
+
+def _image_after(view: ViewState, model_id: str) -> str:
+    """The image once the model changes: a gallery sample of the other domain (a scene for an
+    ImageNet model, a photo for a scene model) gives way to the new model's default sample
+    ("" here: the image menu then picks it); a sample that fits, or an upload, stays."""
+    new = model_fit.model_choice(model_id)
+    shown = menus.image_domain(view.image) if view.image else None
+    if new is None or shown is None or new.domain not in ("scenes", "imagenet") or shown == new.domain:
+        return view.image
+    return ""
 
 
 def _image_section(view: ViewState, messages: list[str]) -> ViewState:
@@ -126,7 +141,12 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     seed("w_image", view.image)
     if st.session_state["w_image"] not in options:
         force("w_image", view.image)
-    image_id = sb.selectbox("Image", options, key="w_image", format_func=lambda k: labels.get(k, k))
+    image_id = sb.selectbox("Image", options, key="w_image", format_func=lambda k: labels.get(k, k),
+                            help="The gallery: photos and composites for ImageNet models, scenes (with exact "
+                                 "object masks) for the scene models; or upload your own below.")
+    sample = next((s for s in samples if s.id == image_id), None)
+    if sample is not None:
+        sb.caption(sample.description)
     show_deferred_errors("image", sb)
     with sb.expander("Upload an image"):
         st.file_uploader("Image file", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
@@ -157,6 +177,10 @@ def _check_layers(view: ViewState, handle, messages: list[str]) -> ViewState:
 def _target_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Target class")
+    choice = model_fit.model_choice(view.model)
+    if choice is not None and not choice.available:  # nothing to load: the page says how to get the weights
+        sb.caption("The classes appear once the model's weights are on this machine (see the page).")
+        return view
     # the page shows the library's full message; here a pointer is enough
     with shown_errors(container=sb, doing="predicting the classes", instead="No classes to choose: the model or the image could not be "
                                                    "loaded (the message is on the page).") as outcome:
@@ -190,6 +214,9 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
         target = sb.selectbox("Explain the class", options, key="w_target", format_func=fmt,
                               help="The top-5 predictions first (with probabilities), then every class by name.")
         view = view.with_changes(target=None if target == _AUTO else int(target))
+    if model_fit.domain_text(view):
+        sb.caption(":material/explore_off: Out of domain: this model was not trained on images like this one; "
+                   "its prediction means little here.")
     return view
 
 
@@ -225,6 +252,20 @@ def _display_section(view: ViewState, page: str) -> ViewState:
     return view.with_changes(norm=norm, relu=relu, scope=scope, p_lo=p_lo, p_hi=p_hi)
 
 
+def _device_text(view: ViewState) -> str:
+    """Where the view's model runs (its weights' device), and the machine's default device
+    (``methods._torch.default_device``: ``$GRADLENS_DEVICE``, else a CUDA GPU, else the CPU)."""
+    choice = model_fit.model_choice(view.model)
+    loaded = choice is None or choice.available
+    device = cache.model_handle(view.model).loaded.device if loaded else services.default_device()
+    text = f":material/memory: Models run on **{services.device_label(device)}**"
+    default = services.default_device()
+    if device != default:
+        text += f" (this machine's default device is {services.device_label(default)}; the dashboard loads " \
+                "its models on the CPU)"
+    return text + "."
+
+
 def _cls(names: Sequence[str], i: int) -> str:
     return names[i] if 0 <= i < len(names) else f"class {i}"
 
@@ -239,6 +280,8 @@ def sidebar(view: ViewState, page: str) -> ViewState:
             view = section(view, messages)
     with shown_errors(container=st.sidebar, doing="drawing the display options"):
         view = _display_section(view, page)
+    with shown_errors(container=st.sidebar, doing="finding the device"):
+        st.sidebar.caption(_device_text(view))
     st.sidebar.divider()
     st.sidebar.caption("The address bar holds this whole view: copy it to share it. " + _NO_URL)
     for message in messages:

@@ -9,13 +9,14 @@ Query parameters (only values that differ from the defaults are written)::
 
     page      home | methods | layers | normalization | faithfulness (read from old links; the
               path names the page, so it is not written)
-    model     model id: a zoo name ("scenes_vgg", "resnet18"), or "upload:<digest>"
-    image     sample name ("scene_circle", "astronaut"), or "upload:<digest>"
+    model     a zoo name ("scenes_vgg", "resnet18") or "upload:<digest>"; absent = efficientnet_lite0
+    image     a sample ("chelsea") or "upload:<digest>"; absent = the model's default (photo or scene)
     target    class index (int); absent = the model's top-1 class
     methods   comma-separated method keys (Methods, Faithfulness pages)
     method    one method key (Layers, Normalization pages)
     layer     module name; absent = the model's default layer
-    layers    comma-separated module names (Layers page); absent = every candidate layer
+    layers    comma-separated module names (Layers page); absent = every layer of ``layerset``
+    layerset  blocks (one per block, ``methods.cams.layers.block_layers``) | all candidate layers
     norm      raw | minmax | max | percentile
     relu      1 | 0
     scope     per_map | shared
@@ -41,10 +42,12 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ["PAGES", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX", "Choices", "InvalidParam",
-           "ViewState", "is_upload", "option_text"]
+__all__ = ["PAGES", "LAYER_SETS", "DEFAULT_MODEL", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX",
+           "Choices", "InvalidParam", "ViewState", "is_upload", "option_text"]
 
 PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness")
+LAYER_SETS: tuple[str, ...] = ("blocks", "all")  # the Layers page: one map per block, or every candidate layer
+DEFAULT_MODEL = "efficientnet_lite0"  # the first screen: ImageNet-pretrained, from PyPI, no download
 #: Baselines documented for methods.metrics.faithfulness; the dashboard asks the module when it exists.
 DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
 STEPS_RANGE: tuple[int, int] = (5, 200)
@@ -96,7 +99,7 @@ class ViewState:
         methods: method keys compared side by side (Methods, Faithfulness).
         method: the one method of the Layers and Normalization pages.
         layer: layer to explain; None = the model's default layer.
-        layers: layers of the Layers page; empty = every candidate layer.
+        layers: layers of the Layers page; empty = every layer of ``layer_set``.
         norm: normalization mode (``methods.viz.normalize.MODES``).
         relu: rectify before scaling.
         scope: ``"per_map"`` or ``"shared"`` scale.
@@ -109,10 +112,11 @@ class ViewState:
         step: the step whose perturbed image is shown (0..steps).
         slow: run slow methods without a button press (this session only: never from a link).
         options: non-default method options, sorted ``(method, option, value)`` triples.
+        layer_set: the Layers page's layers when none are chosen: ``"blocks"`` or ``"all"``.
     """
 
     page: str = "home"
-    model: str = "scenes_vgg"
+    model: str = DEFAULT_MODEL
     image: str = ""
     target: int | None = None
     methods: tuple[str, ...] = ("gradcam", "gradcampp", "layercam")
@@ -131,6 +135,7 @@ class ViewState:
     step: int = 10
     slow: bool = False
     options: tuple[tuple[str, str, Any], ...] = ()
+    layer_set: str = "blocks"
 
     def options_of(self, method: str) -> dict[str, Any]:
         """The non-default options of ``method`` as keyword arguments."""
@@ -233,15 +238,10 @@ _FIELD_NAMES = tuple(f.name for f in fields(ViewState))
 #: minutes of computation on a shared server.
 SESSION_ONLY: tuple[str, ...] = ("slow",)
 _NOT_IN_LINKS = frozenset(SESSION_ONLY) | {"page"}
-_FALLBACK_TEXT = {
-    "image": "the model's default sample",
-    "target": "the top-1 class",
-    "layer": "the default layer",
-    "layers": "every candidate layer",
-    "options": "every method's default options",
-}
+_FALLBACK_TEXT = {"image": "the model's default sample", "target": "the top-1 class", "layer": "the default layer",
+                  "layers": "every layer of the layer set", "options": "every method's default options"}
 _PARAM: dict[str, str] = {name: name for name in _FIELD_NAMES}
-_PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts"})
+_PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts", "layer_set": "layerset"})
 
 
 def option_text(value: Any) -> str:
@@ -393,5 +393,6 @@ _PARSERS = {
     "step": lambda v, c: _int(v, 0, STEPS_RANGE[1], "step"),
     "slow": lambda v, c: _bool(v),
     "options": _options,
+    "layer_set": lambda v, c: _one_of(v, LAYER_SETS, "layer set"),
 }
 assert set(_PARSERS) == set(_FIELD_NAMES), "every ViewState field needs a parser"

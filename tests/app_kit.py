@@ -7,13 +7,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
 from streamlit.testing.v1 import AppTest
 
-import methods
 from dashboard import cache
 
 HOME = str(ROOT / "dashboard" / "Home.py")
@@ -26,10 +24,25 @@ PAGES = {
 TIMEOUT = 300  # seconds per script run: 2 shared cores, torch import on the first run
 
 
-def run_page(page: str | None = None, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+#: The model the page tests run on unless they say otherwise: the bundled scene model (small,
+#: fast, exact object masks). The app itself opens on EfficientNet-Lite0 (tests/dashboard/test_imagenet.py).
+SCENES = "scenes_vgg"
+
+
+def open_app(path: str = HOME, query: dict | None = None, *, model: str | None = SCENES) -> AppTest:
+    """An AppTest of ``path`` (not run yet) whose link names ``model`` (None: the app's default),
+    plus ``query``."""
+    at = AppTest.from_file(path, default_timeout=TIMEOUT)
+    if model is not None:
+        at.query_params["model"] = model
     if query:
         at.query_params.update(query)
+    return at
+
+
+def run_page(page: str | None = None, query: dict | None = None, *, model: str | None = SCENES) -> AppTest:
+    """Home (then ``page``) run once, on ``model`` (None: the app's default model)."""
+    at = open_app(HOME, query, model=model)
     if page is None:
         return at.run()
     at.run()  # pages are found after the first run of the main script
@@ -77,7 +90,7 @@ def plotly_specs(at: AppTest) -> list[dict]:
 class ForwardCounter:
     """Counts forward passes of the cached default model (a forward pre-hook)."""
 
-    def __init__(self, model_id: str = "scenes_vgg") -> None:
+    def __init__(self, model_id: str = SCENES) -> None:
         self.count = 0
         net = cache.model_handle(model_id).loaded.model
         self.handle = net.register_forward_pre_hook(self._hook)

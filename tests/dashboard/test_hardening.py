@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import io
-import re
 import struct
 import threading
 import weakref
@@ -20,7 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app_kit import (HOME, PAGES, ROOT, TIMEOUT, assert_clean, live_markup, map_images, plain, plotly_specs,
-                     run_page, texts)
+                     open_app, run_page, texts)
 from dashboard import cache, navigation, runner, services, widgets
 from methods._torch import ProgressTracker
 from methods.errors import Cancelled
@@ -130,7 +129,7 @@ def test_values_echoed_from_a_link_render_as_text():
     query = {"model": f"[Click to re-login]({EVIL}/login)", "image": f"upload:x ![t]({EVIL}/t.png)",
              f"[name]({EVIL}/n)": "1", "layer": f"[layer]({EVIL}/l)", "methods": f"gradcam,[m]({EVIL})",
              "opts": f"gradcam.[o]({EVIL}):1", "cmap": f"<img src={EVIL}/c.png>", "target": f"www.evil.example"}
-    at = AppTest.from_file(METHODS_PAGE, default_timeout=TIMEOUT)
+    at = open_app(METHODS_PAGE)
     at.query_params.update(query)
     at.run()
     assert_clean(at)
@@ -186,7 +185,7 @@ def test_a_link_never_starts_slow_work(score_method):
         return ctx.activations.mean(dim=1)  # (N, h, w)
 
     score_method("test_linkcam", compute)
-    at = AppTest.from_file(METHODS_PAGE, default_timeout=TIMEOUT)
+    at = open_app(METHODS_PAGE)
     at.query_params.update({"methods": "gradcam,test_linkcam", "slow": "1"})
     at.run()
     assert_clean(at)
@@ -232,13 +231,13 @@ def test_a_slow_job_leaves_the_model_free_for_other_sessions(score_method):
     lock: now a slow job runs on its own copy, and the shared model is free meanwhile."""
     blocker = _Blocker()
     score_method("test_blockcam", blocker)
-    first = AppTest.from_file(METHODS_PAGE, default_timeout=TIMEOUT)
+    first = open_app(METHODS_PAGE)
     first.query_params.update({"methods": "gradcam,test_blockcam"})
     first.run()
     job = _start_in_background(first, "methods_run_test_blockcam")
     try:
         assert blocker.started.wait(TIMEOUT)
-        second = AppTest.from_file(HOME, default_timeout=120).run()  # another session, same model
+        second = open_app(HOME).run()  # another session, same model
         rng = np.random.default_rng(16)
         picture = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)  # new pixels: prediction and map run
         second.file_uploader(key="w_image_upload").set_value(("new.png", _png(picture), "image/png")).run()
@@ -261,7 +260,7 @@ def test_a_job_stops_when_its_session_ends(score_method, monkeypatch):
     alive = threading.Event()
     alive.set()
     monkeypatch.setattr(runner, "_session_alive", lambda session_id: alive.is_set())
-    at = AppTest.from_file(METHODS_PAGE, default_timeout=TIMEOUT)
+    at = open_app(METHODS_PAGE)
     at.query_params.update({"methods": "gradcam,test_orphancam"})
     at.run()
     job = _start_in_background(at, "methods_run_test_orphancam")
@@ -450,7 +449,7 @@ def test_pages_draw_colour_bars():
 
 def test_a_shared_scale_across_methods_says_their_units_differ():
     """Grad-CAM++'s raw maximum (22.8) next to the others' (about 0.19) blanked them, silently."""
-    at = AppTest.from_file(METHODS_PAGE, default_timeout=TIMEOUT)
+    at = open_app(METHODS_PAGE)
     at.query_params.update({"methods": "gradcam,gradcampp,layercam", "scope": "shared", "norm": "raw"})
     at.run()
     assert_clean(at)
@@ -467,7 +466,7 @@ def test_layers_states_what_the_maps_cost(score_method):
     score_method("test_costcam", lambda ctx: ctx.activations.mean(dim=1))
     rows, _ = cache.layer_infos(cache.model_handle("scenes_vgg"))
     picked = [rows[0].name, rows[-1].name]
-    at = AppTest.from_file(LAYERS_PAGE, default_timeout=TIMEOUT)
+    at = open_app(LAYERS_PAGE)
     at.query_params.update({"method": "test_costcam", "layers": ",".join(picked)})
     at.run()
     at.button(key="layers_run_test_costcam").click().run()
@@ -483,7 +482,7 @@ def test_layers_states_what_the_maps_cost(score_method):
 def test_a_layer_from_a_link_that_the_model_lacks_is_said_on_every_page():
     """``?layer=nonexistent`` was kept silently on Layers (and Home), then used elsewhere."""
     for page in (LAYERS_PAGE, HOME):
-        at = AppTest.from_file(page, default_timeout=TIMEOUT)
+        at = open_app(page)
         at.query_params.update({"layer": "nonexistent", "image": "nosuch"})
         at.run()
         assert_clean(at)

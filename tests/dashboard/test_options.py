@@ -8,7 +8,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import methods
-from app_kit import PAGES, ROOT, TIMEOUT, as_array, assert_clean, model_calls, plain, plotly_specs, run_page, texts
+from app_kit import PAGES, ROOT, as_array, assert_clean, model_calls, open_app, plain, plotly_specs, run_page, texts
 from dashboard import cache
 
 
@@ -25,7 +25,7 @@ def _raw_maps_on_page(at: AppTest) -> list[np.ndarray]:
 
 def _library_map(method: str, **options) -> np.ndarray:
     """The same map straight from the library (default model, default image, default layer)."""
-    at = AppTest.from_file(str(ROOT / "dashboard" / "Home.py"), default_timeout=TIMEOUT).run()
+    at = open_app(str(ROOT / "dashboard" / "Home.py")).run()
     handle = cache.model_handle("scenes_vgg")
     image = cache.image_for(at.selectbox(key="w_image").value)
     x = torch.as_tensor(handle.loaded.preprocess(image))[None]
@@ -66,7 +66,7 @@ def test_an_option_changes_the_map_and_travels_in_the_url():
     np.testing.assert_allclose(seed0, _library_map("random"), rtol=1e-5, atol=1e-6)
 
     # the link opens the same view: widget value and map
-    link = AppTest.from_file(str(ROOT / "dashboard" / PAGES["methods"]), default_timeout=TIMEOUT)
+    link = open_app(str(ROOT / "dashboard" / PAGES["methods"]))
     link.query_params.update({"page": "methods", "methods": "random", "opts": "random.seed:3"})
     link.run()
     assert_clean(link)
@@ -105,7 +105,7 @@ def test_a_bad_option_in_a_widget_is_the_librarys_message():
 
 
 def test_bad_options_in_a_link_fall_back_with_a_message():
-    at = AppTest.from_file(str(ROOT / "dashboard" / PAGES["methods"]), default_timeout=TIMEOUT)
+    at = open_app(str(ROOT / "dashboard" / PAGES["methods"]))
     at.query_params.update({"page": "methods", "methods": "centre", "opts": "centre.sigma:0"})
     at.run()
     assert_clean(at)
@@ -115,7 +115,7 @@ def test_bad_options_in_a_link_fall_back_with_a_message():
     assert at.number_input(key="w_opt_centre_sigma").value == 0.25
     for bad, words in (("centre.sigmx:1", "Did you mean 'sigma'"), ("nocam.seed:1", "unknown method 'nocam'"),
                        ("random.seed:x", "not a whole number")):
-        at = AppTest.from_file(str(ROOT / "dashboard" / PAGES["methods"]), default_timeout=TIMEOUT)
+        at = open_app(str(ROOT / "dashboard" / PAGES["methods"]))
         at.query_params.update({"page": "methods", "opts": bad})
         at.run()
         assert_clean(at)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 from streamlit.testing.v1 import AppTest
 
 from methods.review.store import SnapshotStore
-from app_kit import ForwardCounter, TIMEOUT, assert_clean, model_calls, plain  # noqa: F401
+from app_kit import ForwardCounter, TIMEOUT, assert_clean, model_calls, open_app, plain  # noqa: F401
 
 HOME = str(ROOT / "dashboard" / "Home.py")
 REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
@@ -42,7 +42,7 @@ def button(at: AppTest, label: str):
 @pytest.fixture(scope="module")
 def saved(db):
     """Save the Home page's view through its form; return (snapshot id, the app after saving)."""
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    at = open_app(HOME)
     at.query_params.update({"cmap": "viridis", "alpha": "0.7"})
     at.run()
     assert_clean(at)
@@ -203,7 +203,7 @@ def test_a_snapshot_of_an_uploaded_image_opens_in_another_session(db):
     stripes[:, ::8] = 255
     buf = io.BytesIO()
     Image.fromarray(stripes).save(buf, format="PNG")
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at = open_app(HOME).run()
     at.file_uploader(key="w_image_upload").set_value(("stripes.png", buf.getvalue(), "image/png")).run()
     assert_clean(at)
     at.text_input(key="w_review_author").input("dee")
@@ -223,7 +223,7 @@ def test_a_snapshot_of_an_uploaded_image_opens_in_another_session(db):
 @pytest.mark.parametrize("page, file", [("methods", "pages/1_Methods.py"), ("layers", "pages/2_Layers.py"),
                                         ("normalization", "pages/3_Normalization.py")])
 def test_save_and_open_from_each_map_page(db, page, file):
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at = open_app(HOME).run()
     at.switch_page(file).run()
     assert_clean(at)
     at.text_input(key="w_review_author").input("eve")
@@ -245,7 +245,7 @@ def test_save_and_open_from_each_map_page(db, page, file):
 
 def test_saving_without_a_name_is_a_message(db):
     before = len(SnapshotStore(db).list())
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at = open_app(HOME).run()
     at.text_input(key="w_review_title").input("no author")
     button(at, "Save snapshot").click().run()
     assert not at.exception
@@ -296,7 +296,7 @@ AUTH = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie
 
 def test_sign_in_mode_takes_names_from_st_user(db):
     """With authentication configured, the author is the signed-in user; there is no name box."""
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    at = open_app(HOME)
     at.secrets.update(AUTH)
     at.user = {"is_logged_in": True, "name": "Dana Reviewer", "email": "dana@example.com"}
     at.run()
@@ -309,7 +309,7 @@ def test_sign_in_mode_takes_names_from_st_user(db):
     (row,) = SnapshotStore(db).list(text="signed")
     assert row.author == "Dana Reviewer"
 
-    out = AppTest.from_file(HOME, default_timeout=TIMEOUT)
+    out = open_app(HOME)
     out.secrets.update(AUTH)
     out.user = {"is_logged_in": False}
     out.run()
@@ -327,7 +327,7 @@ def test_the_list_has_thumbnails_readable_times_and_upload_file_names(db):
     torch.manual_seed(0)
     buf = io.BytesIO()
     torch.save(torchvision.models.squeezenet1_1(num_classes=3).state_dict(), buf)
-    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at = open_app(HOME).run()
     at.file_uploader(key="w_ckpt_file").set_value(("mine.pt", buf.getvalue(), "application/octet-stream"))
     at.selectbox(key="w_ckpt_arch").set_value("squeezenet1_1")
     at.number_input(key="w_ckpt_classes").set_value(3)

@@ -9,7 +9,7 @@ import pytest
 from dashboard.state import PAGES, STEPS_RANGE, Choices, ViewState
 
 CHOICES = Choices(
-    models=("scenes_vgg", "scenes_resnet", "resnet18"),
+    models=("efficientnet_lite0", "scenes_vgg", "scenes_resnet", "resnet18"),
     images=("scene_a", "scene_b", "astronaut"),
     methods=("gradcam", "gradcampp", "layercam", "eigencam", "random", "centre"),
     colormaps=("jet", "viridis", "turbo"),
@@ -36,6 +36,7 @@ EVERYTHING_CHANGED = ViewState(
     step=12,
     slow=True,
     options=(("centre", "sigma", 0.125), ("random", "seed", 3)),
+    layer_set="all",
 )
 
 

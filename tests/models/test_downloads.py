@@ -11,88 +11,30 @@ progress callback - after each, the cache folder holds no file at all.
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
-import socket
-import threading
 import time
 
 import pytest
 import torch
 from torchvision.models import get_model
 
+from loopback_kit import block_network, loopback_server
 from methods.errors import Cancelled, GradLensError, OptionError, UnknownModelError, WeightsNotAvailableError
 from methods.models import downloads, load_model, weights_file
 from methods.models.downloads import WeightsSource, download_file, download_weights
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """GET /ok/<f> serves the payload; /drop/<f> sends the full Content-Length, half the bytes,
-    then closes; /stall/<f> sends 1 KiB then waits until released; anything else is a 404."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        server = self.server
-        server.requests.append(self.path)
-        body = server.payload
-        mode = self.path.split("/")[1]
-        if mode not in ("ok", "drop", "stall"):
-            self.send_error(404, "no such file")
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if mode == "ok":
-            self.wfile.write(body)
-        elif mode == "drop":
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        else:
-            self.wfile.write(body[:1024])
-            self.wfile.flush()
-            server.release.wait(10)
-
-    def log_message(self, *args) -> None:  # keep the test output clean
-        pass
-
-
 @pytest.fixture
 def server():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.payload = b""
-    srv.requests = []
-    srv.release = threading.Event()
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.release.set()
-    srv.shutdown()
-    srv.server_close()
+    with loopback_server() as srv:
+        yield srv
 
 
 @pytest.fixture(autouse=True)
 def loopback_only(tmp_path, monkeypatch):
     """Empty torch hub cache; connections and name lookups only for 127.0.0.1."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    real_connect, real_lookup = socket.socket.connect, socket.getaddrinfo
-    refused: list[str] = []
-
-    def connect(self, address):
-        if not (isinstance(address, tuple) and address[0] == "127.0.0.1"):
-            refused.append(f"connect {address}")
-            raise OSError("only 127.0.0.1 is reachable in this test")
-        return real_connect(self, address)
-
-    def lookup(host, *args, **kwargs):
-        if host != "127.0.0.1":
-            refused.append(f"getaddrinfo {host}")
-            raise OSError("name lookups are blocked in this test")
-        return real_lookup(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    refused = block_network(monkeypatch)
     yield refused
     assert refused == []
 
