@@ -3,12 +3,12 @@
     PYTHONPATH=$PWD python benchmarks/bench_evaluate.py [--images 4] [--steps 50] [--repeats 3]
 
 Setup: the bundled scenes_vgg model, ``scenes:N``, Grad-CAM at the default layer plus the two
-reference maps (random, centre): 3 maps per image, deletion (zero) and insertion (blur) curves of
+reference maps (random, centre): 3 maps per image, deletion and insertion curves (both blur, the defaults) of
 ``--steps`` steps and the confidence change, the default precision (``"auto"``: resolved on this
 machine and printed), curve batches of 32, in this process (``workers=1``).
 
-The floor: :func:`methods.metrics.image_scores.forward_count` images per image (300 at 50 steps:
-the shared x and baselines once, 2 (S - 1) + 1 per map) times the time of ONE image in a batch of
+The floor: :func:`methods.metrics.image_scores.forward_count` images per image (299 at 50 steps:
+the shared x and the one blurred baseline once, 2 (S - 1) + 1 per map) times the time of ONE image in a batch of
 32 through the same runner the curves use (channels_last weights and inputs, inference mode, the
 same precision), measured in the same run. Before sharing the count was 3 x (2 (S + 1) + 2) = 312.
 
@@ -32,6 +32,7 @@ from common import time_interleaved  # noqa: E402
 import methods  # noqa: E402
 from methods._torch import bf16_is_native, channels_last_weights, resolve_precision  # noqa: E402
 from methods.cli.evaluate import evaluate  # noqa: E402
+from methods.metrics import faithfulness as fa  # noqa: E402
 from methods.metrics.image_scores import forward_count  # noqa: E402
 from methods.metrics.perturbation import class_probabilities, runner_for  # noqa: E402
 
@@ -58,7 +59,8 @@ def main() -> None:
     times = time_interleaved({"evaluate": evaluation, "forward batch 32": forward32}, repeats=args.repeats, warmup=1)
     per_image = times["evaluate"] / args.images
     per_forward = times["forward batch 32"] / 32
-    shared, before = forward_count(3, args.steps), 3 * (2 * (args.steps + 1) + 2)
+    same = fa.DEFAULT_BASELINES["deletion"] == fa.DEFAULT_BASELINES["insertion"]  # blur and blur: one end image
+    shared, before = forward_count(3, args.steps, same_baselines=same), 3 * (2 * (args.steps + 1) + 2)
     floor = shared * per_forward
     print(f"\nscenes_vgg, {args.images} scenes, Grad-CAM + random + centre, {args.steps} steps, {precision}, "
           f"median of {args.repeats}")

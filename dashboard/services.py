@@ -18,7 +18,8 @@ import methods
 from methods import _torch
 from methods import models as zoo
 from methods.models import downloads
-from methods.cams.layers import LayerInfo, block_layers, candidate_layers, default_layer
+from methods.cams.blocks import block_layers
+from methods.cams.layers import LayerInfo, candidate_layers, default_layer
 from methods.cams.options import OptionInfo, build_options
 from methods.data.images import load_image
 from methods.errors import GradLensError, LayerError, OptionError, TargetError, suggest

@@ -187,14 +187,14 @@ def test_a_link_restores_the_view():
 
 def test_a_hand_edited_link_falls_back_with_messages():
     query = {"alpha": "7", "cmap": "rainbow", "layer": "features.99", "model": "upload:0badc0de",
-             "image": "upload:feedbeef", "target": "999", "bogus": "1"}
+             "image": "upload:feedbeef", "target": "5000", "bogus": "1"}  # no model has 5000 classes
     at = open_app(str(ROOT / "dashboard" / PAGES["methods"]))
     at.query_params.update(query)
     at.run()
     assert_clean(at)
     warnings = texts(at.warning)
     for words in ("alpha='7'", "rainbow", "'features.99' is not a layer", "uploaded checkpoint",
-                  "uploaded image", "cannot travel in a URL", "Target class 999 does not exist", "'bogus'"):
+                  "uploaded image", "cannot travel in a URL", "Target class 5000 does not exist", "'bogus'"):
         assert words in warnings, words
     assert at.selectbox(key="w_layer").value == ""  # the default layer
     assert len(plotly_specs(at)) == 1  # the page still draws

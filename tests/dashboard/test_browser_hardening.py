@@ -80,7 +80,7 @@ def test_downloads_work_right_after_each_change(browser, server):
     rerun made the file's id stale. Five changes, each followed at once by a download whose bytes
     say the change was applied."""
     page = browser.new_page(viewport=VIEWPORT)
-    page.goto(server + "/Methods")
+    page.goto(server + "/Methods?model=scenes_vgg")
     check_page(page, "hardening_methods", "Methods side by side", plots=1)
     labels = ["Grad-CAM", "Grad-CAM++", "LayerCAM"]
     steps = [
@@ -154,9 +154,9 @@ def test_a_hostile_link_shows_text_and_fetches_nothing(browser, server):
 def test_the_class_box_shows_the_new_images_top1_at_once(browser, server):
     """The box kept "Top-1 prediction: star (85.8%)" after an image change, until the next rerun."""
     page = browser.new_page(viewport=VIEWPORT)
-    page.goto(server + "/")
+    page.goto(server + "/?model=scenes_vgg")
     check_page(page, "hardening_label_before", "GradLens", images=4)
-    _pick(page, "Image", "Scene (one object): a cross on coloured noise")
+    _pick(page, "Image", "Scene · scene_cross_noise: a cross on coloured noise")
     heading = page.get_by_text(re.compile("^Grad-CAM for “")).first.inner_text()
     top = re.search(r"Grad-CAM for “(.+)” at layer", heading).group(1)
     box = page.get_by_role("combobox", name="Explain the class").input_value()

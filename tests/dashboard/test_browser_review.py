@@ -30,7 +30,7 @@ def test_save_then_open_the_link_in_a_new_page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            page.goto(server + "/Methods?page=methods&methods=layercam,gradcam&cmap=turbo&alpha=0.7")
+            page.goto(server + "/Methods?model=scenes_vgg&methods=layercam,gradcam&cmap=turbo&alpha=0.7")
             check_page(page, "review_source", "Methods side by side", plots=1)
             source_caption = page.locator('[data-testid="stCaptionContainer"]', has_text="Class ").first.inner_text()
             source_panels = panel_titles(page)

@@ -38,7 +38,8 @@ def test_score_cam_options_come_from_its_declaration():
     at = run_page("methods")
     at.multiselect(key="w_methods").set_value(["gradcam", "scorecam"]).run()
     assert_clean(at)
-    assert [e.label for e in at.expander if e.label.endswith(" options")] == ["Score-CAM options"]  # Grad-CAM has none
+    assert [e.label for e in at.expander if e.label.endswith(" options")] == ["Grad-CAM options", "Score-CAM options"]
+    assert [o.name for o in methods.get_method("gradcam").options] == ["aug_smooth", "eigen_smooth"]  # the gradient family's
     declared = methods.get_method("scorecam").options
     widgets = [*at.number_input, *at.text_input, *at.selectbox, *at.checkbox]
     keys = {w.key for w in widgets if (w.key or "").startswith("w_opt_scorecam_")}
