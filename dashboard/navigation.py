@@ -25,6 +25,8 @@ PAGE_TITLES = {
     "layers": "Layers",
     "normalization": "Normalization",
     "faithfulness": "Faithfulness",
+    "compare": "Compare models",
+    "sanity": "Sanity checks",
 }
 PAGE_FILES = {
     "home": "Home.py",
@@ -32,6 +34,8 @@ PAGE_FILES = {
     "layers": "pages/2_Layers.py",
     "normalization": "pages/3_Normalization.py",
     "faithfulness": "pages/4_Faithfulness.py",
+    "compare": "pages/6_Compare.py",
+    "sanity": "pages/7_Sanity.py",
 }
 VIEW_KEY = "_gradlens_view"
 _HERE = Path(__file__).resolve().parent

@@ -8,7 +8,7 @@ input and the model's view of it, each made once) and every computation takes th
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -21,7 +21,7 @@ from methods.cams.options import OptionInfo, build_options
 from methods.data import samples
 from methods.data.images import load_image
 from methods.errors import GradLensError, LayerError, OptionError, TargetError, suggest
-from methods.metrics import faithfulness
+from methods.metrics import agreement, faithfulness, sanity
 from methods.viz.normalize import MODES, SCOPES
 
 from dashboard.state import Choices, InvalidParam, ViewState
@@ -96,6 +96,8 @@ class MapBundle:
         probs: (K,) softmax probabilities of the model for the image.
         class_names: one per class.
         seconds: method -> wall time of its computation.
+        extras: what a page needs beyond one model's maps to redraw a saved view (JSON-friendly;
+            Compare, Sanity), stored as the snapshot's ``metrics["extras"]``.
     """
 
     image: np.ndarray
@@ -104,6 +106,7 @@ class MapBundle:
     probs: np.ndarray
     class_names: tuple[str, ...]
     seconds: dict[str, float]
+    extras: dict = field(default_factory=dict)
 
     @property
     def target_name(self) -> str:
@@ -314,6 +317,7 @@ def choices() -> Choices:
         colormaps=COLORMAP_NAMES,
         baselines=baselines(),
         parse_option=parse_option,
+        metrics=agreement.METRICS, modes=sanity.MODES,
     )
 
 
