@@ -7,7 +7,8 @@ Setup: torchvision resnet18 with RANDOM weights (the cost does not depend on the
 (512 channels, 7x7), one 224x224 image, 32 masked inputs per forward pass, the model's top-1 class.
 
 1. Time (one process, calls interleaved round-robin, median of ``--repeats``):
-   GradLens Score-CAM fp32 / bf16 / top-64 channels, pytorch-grad-cam ``ScoreCAM`` (its
+   GradLens Score-CAM with the default precision ("auto": bf16 where native, else fp32) / fp32 /
+   bf16 / top-64 channels, pytorch-grad-cam ``ScoreCAM`` (its
    ``batch_size`` set to 32); Ablation-CAM (GradLens fast path) and pytorch-grad-cam
    ``AblationCAM`` (batch 32). Ratios are GradLens / pytorch-grad-cam of the same run.
 2. Peak extra memory: every configuration runs once in a FRESH subprocess. After building the
@@ -41,6 +42,7 @@ import torchvision
 
 import methods
 import methods.cams.score  # noqa: F401
+from methods._torch import resolve_precision
 from methods.cams.base import LayerContext
 
 LAYER = "layer4"
@@ -71,6 +73,7 @@ def configs(model, x, target) -> dict:
         return lambda: methods.explain(model, x, method, layers=[LAYER], target=target, batch_size=BATCH, **opts).maps[LAYER][0]
 
     out = {
+        "GradLens Score-CAM default": ours("scorecam"),  # precision="auto": bf16 where native, else fp32
         "GradLens Score-CAM fp32": ours("scorecam", precision="fp32"),
         "GradLens Score-CAM bf16": ours("scorecam", precision="bf16"),
         "GradLens Score-CAM top-64 fp32": ours("scorecam", precision="fp32", channels=64),
@@ -153,7 +156,9 @@ def main() -> None:
         return
 
     model, x, target = setup()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu capability {torch.backends.cpu.get_cpu_capability()}")
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"bf16 native {methods.bf16_is_native('cpu')}, precision auto -> {resolve_precision('auto', 'cpu')}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"resnet18 (random weights) {LAYER}, 224x224, 1 image, batch_size {BATCH}, target class {target}")
     fns = configs(model, x, target)
     if "pytorch-grad-cam ScoreCAM" not in fns:
@@ -180,6 +185,11 @@ def main() -> None:
         print(f"  {name:<40s} {t:8.2f} s  {spread}")
     peer_sc, peer_ab = "pytorch-grad-cam ScoreCAM", "pytorch-grad-cam AblationCAM"
     if peer_sc in times:
+        native = methods.bf16_is_native("cpu")
+        goal = 0.5 if native else 0.7
+        ratio = times["GradLens Score-CAM default"] / times[peer_sc]
+        print(f"  GradLens Score-CAM default (auto -> {resolve_precision('auto', 'cpu')}) / {peer_sc} = {ratio:.2f}"
+              f"  (goal <= {goal:.2f} where bf16 is {'native' if native else 'not native'}: {'met' if ratio <= goal else 'NOT met'})")
         for ours in ("GradLens Score-CAM fp32", "GradLens Score-CAM bf16", "GradLens Score-CAM top-64 fp32"):
             ratio = times[ours] / times[peer_sc]
             verdict = "  (goal <= 0.50: %s)" % ("met" if ratio <= 0.5 else "NOT met") if "top-64" not in ours else ""

@@ -9,30 +9,40 @@
   ``st.cache_data``, keyed by model id, image key, methods, layers, target and method options.
   Normalization, colormap and alpha are applied by the pages AFTER these caches, so changing them
   never runs the model. :data:`MODEL_CALLS` counts the cache misses that did.
-* Uploaded checkpoints and images are registered per session (they cannot travel in a URL).
+* Uploaded checkpoints and images live in the session that uploaded them (they cannot travel in
+  a URL): the loaded model and the decoded picture are held by the session's state only, so they
+  are freed with the session. Each session holds at most :data:`UPLOAD_LIMITS` (count and bytes);
+  a new upload beyond them drops the oldest, and says so.
+* Long work (slow methods, faithfulness curves) runs on a private copy of the model
+  (:func:`_private_model`), at most :data:`SLOW_SLOTS` jobs at a time: the shared model's lock is
+  held only while the copy is made, so other sessions keep working during a job of minutes.
 """
 
 from __future__ import annotations
 
 import collections
+import copy
+import dataclasses
 import hashlib
 import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import streamlit as st
 
 from methods.cams.layers import LayerInfo
-from methods.errors import GradLensError, OptionError
+from methods.errors import CheckpointError, GradLensError, ImageError, OptionError
 
 from dashboard import services
 from dashboard.services import ImageContext, MapBundle
 from dashboard.state import ViewState, is_upload
 
 __all__ = [
-    "MODEL_CALLS", "ModelHandle", "model_handle", "uploaded_models", "uploaded_images", "load_uploaded_checkpoint",
+    "MODEL_CALLS", "SLOW_SLOTS", "UPLOAD_LIMITS", "ModelHandle", "model_handle", "uploaded_models", "uploaded_images",
+    "upload_notes", "load_uploaded_checkpoint",
     "register_uploaded_image", "image_key", "image_for", "begin_run", "context", "predictions", "layer_infos",
     "resolve_layer", "resolve_target", "maps", "curves", "reference_curves", "perturbed_images",
 ]
@@ -71,19 +81,51 @@ def _zoo_model(name: str) -> ModelHandle:
     return ModelHandle(name, services.load_model(name), threading.Lock())
 
 
-@st.cache_resource(show_spinner="Loading the checkpoint…", max_entries=4)
-def _checkpoint_model(model_id: str, arch: str, num_classes: int, class_names: tuple[str, ...] | None,
-                      _data: bytes) -> ModelHandle:
-    loaded = services.load_checkpoint(_data, arch=arch, num_classes=num_classes, class_names=class_names)
-    return ModelHandle(model_id, loaded, threading.Lock())
+#: Per session: how many uploads of each kind, and how many bytes of them in memory (the weights
+#: of the loaded checkpoints; the decoded pixels of the images). A larger single upload is refused.
+UPLOAD_LIMITS: dict[str, tuple[int, int]] = {"models": (3, 1_200_000_000), "images": (8, 200_000_000)}
+_UPLOAD_KEYS = {"models": "_uploaded_models", "images": "_uploaded_images"}
+_NOTES_KEY = "_upload_notes"
 
 
 def uploaded_models() -> dict[str, dict]:
-    return st.session_state.setdefault("_uploaded_models", {})
+    """This session's checkpoints, oldest first: id -> name, arch, num_classes, class_names,
+    sha256, nbytes, handle (the loaded model)."""
+    return st.session_state.setdefault(_UPLOAD_KEYS["models"], {})
 
 
 def uploaded_images() -> dict[str, dict]:
-    return st.session_state.setdefault("_uploaded_images", {})
+    """This session's images, oldest first: id -> name, nbytes, image (decoded (H, W, 3) uint8)."""
+    return st.session_state.setdefault(_UPLOAD_KEYS["images"], {})
+
+
+def upload_notes() -> list[str]:
+    """Messages about uploads dropped to stay within :data:`UPLOAD_LIMITS` (shown once, then cleared)."""
+    return st.session_state.pop(_NOTES_KEY, [])
+
+
+def _keep(kind: str, upload_id: str, entry: dict) -> None:
+    """Add an upload to the session, then drop the oldest ones beyond the session's limits."""
+    count, size = UPLOAD_LIMITS[kind]
+    what = "checkpoint" if kind == "models" else "image"
+    if entry["nbytes"] > size:
+        error = CheckpointError if kind == "models" else ImageError
+        raise error(f"it takes {entry['nbytes'] / 1e6:.0f} MB in memory, more than the {size / 1e6:.0f} MB a "
+                    f"session may hold for uploaded {what}s")
+    held = st.session_state.setdefault(_UPLOAD_KEYS[kind], {})
+    held.pop(upload_id, None)
+    held[upload_id] = entry  # the newest last
+    while len(held) > count or sum(e["nbytes"] for e in held.values()) > size:
+        old_id = next(iter(held))
+        old = held.pop(old_id)
+        st.session_state.setdefault(_NOTES_KEY, []).append(
+            f"Dropped the oldest uploaded {what}, {old['name']}, to stay within {count} {what}s and "
+            f"{size / 1e6:.0f} MB per session; upload it again to see it.")
+
+
+def _weight_bytes(loaded) -> int:
+    """Bytes the model's parameters and buffers take in memory (what an uploaded checkpoint costs)."""
+    return int(sum(t.numel() * t.element_size() for t in loaded.model.state_dict().values()))
 
 
 def model_handle(model_id: str) -> ModelHandle:
@@ -92,24 +134,27 @@ def model_handle(model_id: str) -> ModelHandle:
         info = uploaded_models().get(model_id)
         if info is None:
             raise GradLensError(
-                f"the checkpoint {model_id!r} was uploaded in another session; uploaded files cannot "
-                "travel in a URL. Upload it again (the coming snapshots keep uploads)."
+                f"the checkpoint {model_id!r} is not in this session (uploaded in another one, or dropped "
+                "to stay within the upload limits); uploaded files cannot travel in a URL. Upload it again."
             )
-        return _checkpoint_model(model_id, info["arch"], info["num_classes"], info["class_names"], info["data"])
+        return info["handle"]
     return _zoo_model(model_id)
 
 
 def load_uploaded_checkpoint(data: bytes, name: str, arch: str, num_classes: int,
                              class_names: tuple[str, ...] | None) -> str:
-    """Load an uploaded checkpoint once (errors raise), remember it for the session, return its id."""
+    """Load an uploaded checkpoint (errors raise), keep it in the session, return its id."""
     if class_names is not None and len(class_names) != num_classes:
         raise OptionError(f"{len(class_names)} class names for num_classes={num_classes}; give one name per class, "
                           "or none")
-    digest = hashlib.sha256(data + f"|{arch}|{num_classes}|{class_names}".encode()).hexdigest()[:16]
-    model_id = f"upload:{digest}"
-    _checkpoint_model(model_id, arch, num_classes, class_names, data)
-    uploaded_models()[model_id] = {"data": data, "arch": arch, "num_classes": num_classes,
-                                   "class_names": class_names, "name": name}
+    sha = hashlib.sha256(data).hexdigest()
+    model_id = f"upload:{hashlib.sha256(f'{sha}|{arch}|{num_classes}|{class_names}'.encode()).hexdigest()[:16]}"
+    known = uploaded_models().get(model_id)
+    if known is None:
+        loaded = services.load_checkpoint(data, arch=arch, num_classes=num_classes, class_names=class_names)
+        known = {"name": name, "arch": arch, "num_classes": num_classes, "class_names": class_names, "sha256": sha,
+                 "nbytes": _weight_bytes(loaded), "handle": ModelHandle(model_id, loaded, threading.Lock())}
+    _keep("models", model_id, known)
     return model_id
 
 
@@ -122,16 +167,14 @@ def _sample_image(name: str) -> np.ndarray:
     return services.load_sample(name)
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _decoded_upload(image_id: str, _data: bytes) -> np.ndarray:
-    return services.decode_image(_data)
-
-
 def register_uploaded_image(data: bytes, name: str) -> str:
-    """Decode an uploaded image once (ImageError raises), remember it, return its id."""
+    """Decode an uploaded image once (ImageError raises), keep it in the session, return its id."""
     image_id = f"upload:{hashlib.sha256(data).hexdigest()[:16]}"
-    _decoded_upload(image_id, data)
-    uploaded_images()[image_id] = {"data": data, "name": name}
+    entry = uploaded_images().get(image_id)
+    if entry is None:
+        image = services.decode_image(data)
+        entry = {"name": name, "image": image, "nbytes": int(image.nbytes)}
+    _keep("images", image_id, entry)
     return image_id
 
 
@@ -148,10 +191,10 @@ def image_for(image_id: str) -> np.ndarray:
         info = uploaded_images().get(image_id)
         if info is None:
             raise GradLensError(
-                f"the image {image_id!r} was uploaded in another session; uploaded files cannot travel "
-                "in a URL. Upload it again (the coming snapshots keep uploads)."
+                f"the image {image_id!r} is not in this session (uploaded in another one, or dropped to stay "
+                "within the upload limits); uploaded files cannot travel in a URL. Upload it again."
             )
-        return _decoded_upload(image_id, info["data"])
+        return info["image"]
     return _sample_image(image_id)
 
 
@@ -176,7 +219,45 @@ def context(handle: ModelHandle, image_id: str) -> ImageContext:
 
 
 # ------------------------------------------------------------------------------------------
-# model computations: cached; the model runs only on a cache miss, under its lock
+# model computations: cached; the model runs only on a cache miss, under its lock or on a copy
+
+#: Long jobs that may run at once in the process, each on its own copy of its model.
+SLOW_SLOTS = 2
+_SLOW_SLOTS = threading.BoundedSemaphore(SLOW_SLOTS)
+
+
+def _acquire(lock, progress: Progress | None) -> None:
+    """``lock.acquire()``; with a progress callback the wait itself can be cancelled: the
+    callback is called while waiting, and a cancelled ``ProgressTracker`` raises there."""
+    if progress is None:
+        lock.acquire()
+        return
+    while not lock.acquire(timeout=0.2):
+        progress(0, 1)
+
+
+@contextmanager
+def _locked(handle: ModelHandle, progress: Progress | None = None) -> Iterator[Any]:
+    """The shared model, under its lock, for a short job."""
+    _acquire(handle.lock, progress)
+    try:
+        yield handle.loaded
+    finally:
+        handle.lock.release()
+
+
+@contextmanager
+def _private_model(handle: ModelHandle, progress: Progress | None) -> Iterator[Any]:
+    """A copy of the model for one long job: the shared lock is held only while it is copied
+    (a copy taken under the lock carries no other job's hooks), so fast work of every session goes
+    on during the job. At most :data:`SLOW_SLOTS` jobs hold a copy at once; the others wait here."""
+    _acquire(_SLOW_SLOTS, progress)
+    try:
+        with _locked(handle, progress) as loaded:
+            own = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+        yield own
+    finally:
+        _SLOW_SLOTS.release()
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -217,36 +298,37 @@ def resolve_target(state: ViewState, probs: np.ndarray) -> int:
 
 @st.cache_data(show_spinner=False, max_entries=128, max_size="512MB")  # "all layers" of a big model: ~10 MB
 def _raw_maps(model_id: str, image_key: str, method_names: tuple[str, ...], layers: tuple[str, ...], target: int,
-              options_key: str, _handle: ModelHandle, _ctx: ImageContext, _progress: Progress | None = None) -> dict:
-    with _handle.lock:
+              options_key: str, _handle: ModelHandle, _ctx: ImageContext, _progress: Progress | None = None,
+              _private: bool = False) -> dict:
+    with (_private_model if _private else _locked)(_handle, _progress) as loaded:
         MODEL_CALLS["explain"] += 1
-        return services.compute_maps(_handle.loaded, _ctx.x, method_names, layers, target, json.loads(options_key),
-                                     _progress)
+        return services.compute_maps(loaded, _ctx.x, method_names, layers, target, json.loads(options_key), _progress)
 
 
 def maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *,
-         run: Run = _here) -> MapBundle:
+         run: Run = _here, private: bool = False) -> MapBundle:
     """RAW maps of ``method_names`` at ``layers`` (None = default layer), ONE explain call, with the
-    view's options for these methods. Cached by (model, image, methods, layers, target, options)."""
+    view's options for these methods. Cached by (model, image, methods, layers, target, options).
+    ``private``: a long job, on its own copy of the model (:func:`_private_model`)."""
     handle = model_handle(state.model)
     ctx = context(handle, state.image)
     probs = predictions(handle, state.image)
     target = resolve_target(state, probs)
     options = json.dumps(services.options_for(state, method_names), sort_keys=True)
     key = (handle.id, ctx.key, tuple(method_names), tuple(resolve_layer(handle, l) for l in layers), target, options)
-    result = run(lambda progress: _raw_maps(*key, _handle=handle, _ctx=ctx, _progress=progress))
+    result = run(lambda progress: _raw_maps(*key, _handle=handle, _ctx=ctx, _progress=progress, _private=private))
     return MapBundle(ctx.view, result["maps"], target, probs, handle.class_names, result["seconds"])
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _curves(model_id: str, image_key: str, what: str, target: int, baseline: str, steps: int, map_digest: str,
             _handle: ModelHandle, _ctx: ImageContext, _saliency: np.ndarray, _progress: Progress | None = None) -> dict:
-    with _handle.lock:  # the curves also switch the weights' memory layout for their duration
+    with _private_model(_handle, _progress) as loaded:  # long work (it also switches the weights' memory layout)
         MODEL_CALLS["faithfulness"] += 1
         if what == "references":
-            return services.compute_reference_curves(_handle.loaded, _ctx.x, _saliency.shape, target, steps=steps,
+            return services.compute_reference_curves(loaded, _ctx.x, _saliency.shape, target, steps=steps,
                                                      baseline=baseline, progress=_progress)
-        return services.compute_curves(_handle.loaded, _ctx.x, _saliency, target, steps=steps, baseline=baseline,
+        return services.compute_curves(loaded, _ctx.x, _saliency, target, steps=steps, baseline=baseline,
                                        progress=_progress)
 
 

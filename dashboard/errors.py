@@ -1,4 +1,4 @@
-"""THE one place where exceptions become messages on the page.
+"""THE one place where exceptions and echoed text become messages on the page.
 
 * :class:`methods.errors.GradLensError` (what the library raises on purpose) -> ``st.error`` with
   the library's own message (``Cancelled`` -> ``st.info``: the user asked for it).
@@ -7,6 +7,10 @@
   the server log. Never ``except ValueError``: a real bug must not pass for a validation message.
 * Streamlit's own control flow (``st.rerun``, ``st.stop``, ``st.switch_page``) derives from
   ``BaseException`` and passes through untouched.
+* Text that did not come from this code (a URL, an upload's name, a stored snapshot, a library
+  message quoting any of those) reaches markdown only through :func:`md_escape`; :func:`notice`
+  draws a whole message that way. Streamlit renders alerts, captions and headers as markdown, so
+  ``?model=[Click](http://…)`` would otherwise be a live link and ``![t](http://…)`` a remote image.
 
 Inside a widget callback nothing can be drawn where the widget is, so ``defer_to=name`` keeps the
 message and :func:`show_deferred_errors` draws it where the script reaches the widget.
@@ -15,6 +19,7 @@ message and :func:`show_deferred_errors` draws it where the script reaches the w
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,10 +29,50 @@ import streamlit as st
 
 from methods.errors import Cancelled, GradLensError
 
-__all__ = ["GradLensError", "Outcome", "error_message", "shown_errors", "show_deferred_errors"]
+__all__ = ["GradLensError", "Outcome", "error_message", "md_escape", "notice", "shown_errors",
+           "show_deferred_errors", "log"]
 
 log = logging.getLogger("dashboard")
+if not log.handlers:  # the server's log: Streamlit sets up only its own loggers
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
 _DEFERRED_KEY = "_deferred_errors"
+
+#: Every character CommonMark lets a backslash escape, and Streamlit's own directives use
+#: (``:red[…]``, ``:material/x:``, ``$…$``): escaped, each is shown as itself.
+_MD_SPECIAL = frozenset("\\`*_{}[]<>()#+-.!|~$:")
+
+
+_ZWJ = "\u200d"  # zero-width joiner: invisible, neither a space nor punctuation
+_AUTOLINKS = re.compile(r"(?i)(https?|www(?=\.)|@)")
+
+
+def md_escape(text: object) -> str:
+    """Text that markdown shows literally: every markdown-special character backslash-escaped,
+    line breaks kept as spaces (a message is one paragraph; a newline could start a heading).
+
+    GFM also turns bare ``http://…``, ``www.…`` and ``name@host`` into links AFTER the escapes
+    are read, so an invisible zero-width joiner goes after ``http``, ``www`` and ``@``: the text
+    reads the same and no longer makes a link.
+    """
+    out = []
+    for ch in _AUTOLINKS.sub(lambda m: m.group(0) + _ZWJ, str(text)):
+        if ch in _MD_SPECIAL:
+            out.append("\\" + ch)
+        elif ch in "\r\n\t\v\f":
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def notice(text: str, kind: str = "warning", container=None, icon: str | None = None) -> None:
+    """Draw a plain-text message (escaped whole) as ``st.warning`` / ``st.info`` / ``st.error``."""
+    where = container or st
+    draw = {"warning": where.warning, "info": where.info, "error": where.error, "success": where.success}[kind]
+    draw(md_escape(text), icon=icon)
 
 
 def error_message(exc: BaseException) -> str:
@@ -52,9 +97,9 @@ class _Message:
 def _draw(message: _Message, container=None) -> None:
     where = container or st
     if message.kind == "info":
-        where.info(message.text, icon=":material/block:")
+        notice(message.text, "info", where, icon=":material/block:")
         return
-    where.error(message.text, icon=":material/error:")
+    notice(message.text, "error", where, icon=":material/error:")
     if message.details:
         with where.expander("Details"):
             st.code(message.details, language=None)

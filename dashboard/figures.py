@@ -1,34 +1,28 @@
-"""Figure and picture builders for the dashboard: pure numpy / PIL / plotly, no streamlit.
+"""Figure builders for the dashboard: pure numpy / plotly, no streamlit.
 
 Everything here takes arrays that are already computed (raw or normalized maps, curves) and
-returns a Plotly figure, an RGB array or bytes. Nothing runs a model.
+returns a Plotly figure or a number. Nothing runs a model. The pictures and PNG grids are in
+:mod:`dashboard.pictures` (re-exported here, so ``figures.compose_grid`` keeps working).
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from PIL import Image, ImageDraw, ImageFont
 
 from methods.viz import render as _render
 
+from dashboard.pictures import (ColourScale, colorbar, compose_grid, data_uri, enlarge, png_bytes, scale_of,
+                                scale_text, with_colorbar)
+
 __all__ = [
-    "png_bytes",
-    "data_uri",
-    "colorscale",
+    "png_bytes", "data_uri", "colorscale", "ColourScale", "scale_text", "scale_of", "colorbar", "with_colorbar",
     "compose_grid",
-    "map_figure",
-    "histogram_figure",
-    "top_share",
-    "concentration_figure",
-    "curves_figure",
-    "REFERENCE_STYLE",
+    "map_figure", "histogram_figure", "top_share", "concentration_figure", "curves_figure", "REFERENCE_STYLE",
     "enlarge",
 ]
 
@@ -38,91 +32,6 @@ _PALETTE = (
 )
 #: Line styles of reference curves (the random and centre maps) on the faithfulness chart, in order.
 REFERENCE_STYLE = (dict(color="#888888", dash="dot"), dict(color="#444444", dash="dash"))
-
-
-# ------------------------------------------------------------------------------------------
-# pictures
-
-
-def png_bytes(image: np.ndarray, *, compress_level: int = 1) -> bytes:
-    """PNG encoding of an (H, W, 3) or (H, W) uint8 array (level 1: fast, for the page itself)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
-
-
-def data_uri(image: np.ndarray) -> str:
-    """``data:image/png;base64,...`` of an image, for ``go.Image(source=...)``."""
-    return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
-
-
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _fit_text(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    if draw.textlength(text, font=font) <= width:
-        return text
-    while text and draw.textlength(text + "…", font=font) > width:
-        text = text[:-1]
-    return text + "…"
-
-
-def compose_grid(
-    images: Sequence[np.ndarray],
-    captions: Sequence[str] = (),
-    *,
-    ncols: int = 4,
-    cell: int = 224,
-    title: str | None = None,
-    pad: int = 8,
-) -> np.ndarray:
-    """Tile pictures into one RGB image with a caption under each (for PNG downloads).
-
-    Args:
-        images: (H, W, 3) or (H, W) uint8 arrays; each is scaled to fit ``cell`` x ``cell``
-            (nearest-neighbour when enlarging small pictures, so pixels stay visible).
-        captions: one line under each picture (shortened to fit).
-        ncols: pictures per row.
-        cell: side of each picture's square, pixels.
-        title: optional line above the grid.
-
-    Returns:
-        (H, W, 3) uint8 RGB on a white background.
-    """
-    if not images:
-        raise ValueError("compose_grid needs at least one image")
-    ncols = max(1, min(ncols, len(images)))
-    nrows = math.ceil(len(images) / ncols)
-    font = _font(14)
-    cap_h = 22 if captions else 0
-    title_h = 28 if title else 0
-    width = ncols * cell + (ncols + 1) * pad
-    height = title_h + nrows * (cell + cap_h) + (nrows + 1) * pad
-    canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    if title:
-        draw.text((pad, pad), _fit_text(draw, title, _font(16), width - 2 * pad), fill=(0, 0, 0), font=_font(16))
-    for i, img in enumerate(images):
-        arr = np.asarray(img)
-        if arr.ndim == 2:
-            arr = np.repeat(arr[:, :, None], 3, axis=2)
-        pic = Image.fromarray(np.ascontiguousarray(arr.astype(np.uint8)))
-        scale = cell / max(pic.size)
-        size = (max(1, round(pic.size[0] * scale)), max(1, round(pic.size[1] * scale)))
-        resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
-        pic = pic.resize(size, resample)
-        row, col = divmod(i, ncols)
-        x = pad + col * (cell + pad)
-        y = title_h + pad + row * (cell + cap_h + pad)
-        canvas.paste(pic, (x + (cell - size[0]) // 2, y + (cell - size[1]) // 2))
-        if i < len(captions):
-            text = _fit_text(draw, str(captions[i]), font, cell)
-            draw.text((x, y + cell + 4), text, fill=(20, 20, 20), font=font)
-    return np.asarray(canvas)
 
 
 # ------------------------------------------------------------------------------------------
@@ -342,11 +251,3 @@ def curves_figure(
     return fig
 
 
-def enlarge(image: np.ndarray, min_side: int = 384) -> np.ndarray:
-    """Nearest-neighbour upscale by an integer factor so the short side reaches ``min_side``
-    (small model inputs stay crisp in the browser instead of being blurred)."""
-    arr = np.asarray(image)
-    factor = max(1, int(math.ceil(min_side / max(1, min(arr.shape[:2])))))
-    if factor == 1:
-        return arr
-    return np.repeat(np.repeat(arr, factor, axis=0), factor, axis=1)

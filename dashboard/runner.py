@@ -1,12 +1,16 @@
 """Running a page, and the long work a page asks for.
 
 * :func:`run_page`: view -> sidebar -> page controls -> session + URL -> ``show(state)``, then the
-  "Save to review" panel under the title.
+  "Save to review" panel under the title; every step goes through ``errors.shown_errors``.
 * :func:`raw_maps` / :func:`gated_maps`: the maps a page draws, from a preloaded snapshot or the
-  cache; slow methods wait behind a button showing their cost.
+  cache; slow methods wait behind a button showing their cost, pressed in THIS session (a link
+  never starts slow work).
 * :func:`run_with_progress`: long work in a worker thread behind a progress bar with a Cancel
-  button; a run interrupted by any click cancels the work at its next progress callback
-  (``methods._torch.ProgressTracker``), so the model is not kept busy for nothing.
+  button. The work stops at its next progress callback (between two batches) when Cancel is
+  pressed, when the script run is interrupted by any other click, and when the browser session
+  that started it has gone (tab closed): the worker itself checks the session, so a job never
+  outlives its session by more than one batch. Long work runs on a private copy of the model
+  (``cache``), so the shared model stays free for every other session meanwhile.
 """
 
 from __future__ import annotations
@@ -15,55 +19,99 @@ import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import streamlit as st
+from streamlit.runtime import Runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import methods
 from methods._torch import ProgressTracker
 from methods.errors import Cancelled
 
 from dashboard import cache, capture, review, services
-from dashboard.errors import shown_errors
-from dashboard.navigation import PAGE_FILES, PAGE_TITLES, VIEW_KEY, commit, current_view
+from dashboard.errors import log, shown_errors
+from dashboard.navigation import (PAGE_FILES, PAGE_ICON, PAGE_TITLES, VIEW_KEY, commit, current_view, enter_page,
+                                  page_links)
 from dashboard.services import MapBundle, merge
 from dashboard.sidebar import sidebar
 from dashboard.state import PAGES, ViewState
 
-__all__ = ["run_page", "run_with_progress", "raw_maps", "gated_maps", "faithfulness_curves", "reference_curves"]
+__all__ = ["run_page", "run_with_progress", "raw_maps", "gated_maps", "wait_for_click", "mark_ran",
+           "faithfulness_curves", "reference_curves"]
 
-_CANCEL_REQUEST = "_cancel_request"  # set by the Cancel button's callback (before the next run)
-_CANCELLED_NOW = "_cancelled_now"  # what the Cancel button of the previous run stopped
-
-
-def _request_cancel(label: str) -> None:
-    st.session_state[_CANCEL_REQUEST] = label
+_CANCELLED = "_cancelled_jobs"  # jobs stopped with Cancel: they wait for their Run button again
+_POLL_S = 0.1
 
 
-def run_with_progress(work: Callable[[ProgressTracker], Any], label: str) -> Any:
+def _request_cancel(job: Hashable) -> None:
+    st.session_state.setdefault(_CANCELLED, set()).add(job)
+
+
+def _session_alive(session_id: str | None) -> bool:
+    """False once the browser session that started a job is gone (tab closed, connection lost)."""
+    if session_id is None or not Runtime.exists():
+        return True
+    return bool(Runtime.instance().is_active_session(session_id))
+
+
+class _SessionTracker(ProgressTracker):
+    """The progress callback of one job: the worker calls it between batches; it raises
+    :class:`~methods.errors.Cancelled` once the job is cancelled or its session has gone."""
+
+    def __init__(self, session_id: str | None, label: str) -> None:
+        super().__init__()
+        self.session_id, self.label = session_id, label
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.cancelled and not _session_alive(self.session_id):
+            self.cancelled = True
+            log.info("stopped %r: the browser session that started it has ended", self.label)
+        super().__call__(done, total)
+
+
+def _logged(work: Callable[[ProgressTracker], Any], label: str) -> Callable[[ProgressTracker], Any]:
+    """``work`` that says in the server log when it stopped on a cancel (what a test waits for)."""
+    def run(tracker: ProgressTracker) -> Any:
+        try:
+            return work(tracker)
+        except Cancelled:
+            log.info("job %r ended: cancelled, stopped at its next batch", label)
+            raise
+    return run
+
+
+def run_with_progress(work: Callable[[ProgressTracker], Any], label: str, *, job: Hashable | None = None) -> Any:
     """Run ``work(progress)`` in a worker thread while an ``st.progress`` bar follows it.
 
     The worker has no Streamlit script context, so ``st.cache_data`` records no element in it
-    (nothing to replay on a cache hit); only this thread draws. When the script run is stopped
-    (the Cancel button, or any other widget) the tracker is cancelled: the work raises
-    :class:`~methods.errors.Cancelled` at its next progress callback and nothing is cached. The
-    run after a Cancel press says so instead of starting the same work again.
+    (nothing to replay on a cache hit); only this thread draws. The work stops (raising
+    :class:`~methods.errors.Cancelled` at its next progress callback; nothing is cached) when the
+    Cancel button is pressed, when any other click interrupts the script run, and when the
+    session ends. A job stopped with Cancel (``job``, default ``label``) is not started again by
+    the next run: :func:`gated_maps` shows its Run button instead.
     """
-    if st.session_state.get(_CANCELLED_NOW) == label:
-        raise Cancelled(f"{label}: cancelled. It runs again when you ask for it or change a setting.")
-    tracker = ProgressTracker()
+    job = label if job is None else job
+    if job in st.session_state.get(_CANCELLED, ()):
+        raise Cancelled(f"{label}: cancelled. Press its Run button to start it again.")
+    ctx = get_script_run_ctx()
+    tracker = _SessionTracker(ctx.session_id if ctx is not None else None, label)
     bar = st.progress(0.0, text=label)
     stop = st.empty()
-    stop.button("Cancel", key=f"cancel_{hashlib.sha1(label.encode()).hexdigest()[:10]}", icon=":material/stop:",
-                on_click=_request_cancel, args=(label,))
-    pool = ThreadPoolExecutor(max_workers=1)
-    future = pool.submit(work, tracker)
+    stop.button("Cancel", key=f"cancel_{hashlib.sha1(repr((job, label)).encode()).hexdigest()[:12]}",
+                icon=":material/stop:", on_click=_request_cancel, args=(job,))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradlens-job")
+    future = pool.submit(_logged(work, label), tracker)
     try:
         while not future.done():
+            if not _session_alive(tracker.session_id):  # the worker stops at its next batch
+                tracker.cancelled = True
+                break
             bar.progress(tracker.fraction, text=f"{label} — {tracker.fraction:.0%}")
-            time.sleep(0.1)
-    except BaseException:  # the script run was stopped (a click): stop the work too, then let Streamlit go on
+            time.sleep(_POLL_S)
+    except BaseException:  # the script run was stopped (Cancel, another click): stop the work, let Streamlit go on
         tracker.cancelled = True
+        log.info("stopped %r: the script run that showed it was interrupted", label)
         raise
     finally:
         pool.shutdown(wait=False)
@@ -73,18 +121,45 @@ def run_with_progress(work: Callable[[ProgressTracker], Any], label: str) -> Any
 
 
 def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *,
-             progress_label: str | None = None) -> MapBundle:
+             progress_label: str | None = None, job: Hashable | None = None) -> MapBundle:
     """RAW maps of ``method_names`` at ``layers`` (None = default layer), ONE explain call, with
     the view's method options; from a preloaded snapshot when one is open. Recorded for "Save to
-    review". With ``progress_label`` a progress bar follows the run."""
+    review". With ``progress_label`` it is long work: a progress bar, Cancel, a private model copy."""
     hit = capture.from_preloaded(method_names, layers)
     if hit is not None:
         return capture.record_bundle(hit)
     if progress_label is None:
         bundle = cache.maps(state, method_names, layers)
     else:
-        bundle = cache.maps(state, method_names, layers, run=partial(run_with_progress, label=progress_label))
+        bundle = cache.maps(state, method_names, layers, private=True,
+                            run=partial(run_with_progress, label=progress_label, job=job))
     return capture.record_bundle(bundle)
+
+
+def wait_for_click(job: Hashable, text: str, button: str, *, key: str, auto: bool = False) -> bool:
+    """Gate long work behind a button pressed in this session: True when it may run now.
+
+    It runs at once when it ran before in this session (``job`` seen: the result is cached) or
+    with ``auto`` (the session's own "run without asking" switch), unless it was cancelled; else
+    a box shows ``text`` (markdown: the cost, from the registry) and the button.
+    """
+    ran: set = st.session_state.setdefault("_jobs_ran", set())
+    cancelled: set = st.session_state.setdefault(_CANCELLED, set())
+    if job in ran or (auto and job not in cancelled):
+        return True
+    box = st.empty()
+    with box.container(border=True):
+        st.markdown(text + (" *Cancelled: it starts again when you press the button.*" if job in cancelled else ""))
+        if not st.button(button, key=key, icon=":material/play_arrow:"):
+            return False
+    box.empty()  # pressed: the progress bar takes its place
+    cancelled.discard(job)
+    return True
+
+
+def mark_ran(job: Hashable) -> None:
+    """Remember that ``job`` ran in this session (its result is cached: no button next time)."""
+    st.session_state.setdefault("_jobs_ran", set()).add(job)
 
 
 def gated_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *,
@@ -92,47 +167,46 @@ def gated_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[s
     """Raw maps; slow methods (``spec.is_slow``) wait behind a button showing their cost.
 
     Fast methods share one cached call. A slow method runs on its button (or at once with the
-    state's "run slow methods" switch), with a progress bar; once run it is read from the cache
+    session's "run slow methods" switch), with a progress bar; once run it is read from the cache
     on later reruns. Returns None when nothing is computed yet.
     """
     specs = {name: methods.get_method(name) for name in method_names}
     fast = [m for m in method_names if not specs[m].is_slow]
     bundle = raw_maps(state, fast, layers) if fast else None
-    ran: set = st.session_state.setdefault("_slow_ran", set())
     for name in (m for m in method_names if specs[m].is_slow):
         spec = specs[name]
-        run_key = (state.model, state.image, state.target, name, tuple(layers), tuple(state.options_of(name).items()))
-        label = f"Running {spec.label} ({spec.cost}) on {len(layers)} layer(s)"
-        if not (state.slow or run_key in ran or capture.from_preloaded([name], layers) is not None):
+        job = (state.model, state.image, state.target, name, tuple(layers), tuple(state.options_of(name).items()))
+        if capture.from_preloaded([name], layers) is None:
             handle = cache.model_handle(state.model)
             shapes = {i.name: i.shape for i in cache.layer_infos(handle)[0]}
             counts = [shapes[cache.resolve_layer(handle, l)][0] for l in layers]
             channels = (", ".join(map(str, counts)) + " channels here" if len(counts) <= 3
                         else f"{sum(counts)} channels over {len(counts)} layers here")
-            box = st.empty()
-            with box.container(border=True):
-                st.markdown(f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer "
-                            f"({channels}). It runs when you ask.")
-                if not st.button(f"Run {spec.label}", key=f"{key}_run_{name}", icon=":material/play_arrow:"):
-                    continue
-            box.empty()  # pressed: the progress bar takes its place
-        bundle = merge(bundle, raw_maps(state, [name], layers, progress_label=label))
-        ran.add(run_key)
+            text = (f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer ({channels}). "
+                    "It runs when you ask.")
+            if not wait_for_click(job, text, f"Run {spec.label}", key=f"{key}_run_{name}", auto=state.slow):
+                continue
+        label = f"Running {spec.label} ({spec.cost}) on {len(layers)} layer(s)"
+        bundle = merge(bundle, raw_maps(state, [name], layers, progress_label=label, job=job))
+        mark_ran(job)
     return bundle
 
 
-def faithfulness_curves(state: ViewState, bundle: MapBundle, method: str, layer: str) -> dict[str, dict]:
-    """Deletion and insertion curves of one raw map (cached; a progress bar while they run)."""
+def faithfulness_curves(state: ViewState, bundle: MapBundle, method: str, layer: str, *,
+                        job: Hashable | None = None) -> dict[str, dict]:
+    """Deletion and insertion curves of one raw map (cached; a progress bar while they run;
+    ``job``: what Cancel stops, see :func:`wait_for_click`)."""
     label = f"{services.method_label(method)}: deletion and insertion curves, {state.steps} steps each"
-    curves = cache.curves(state, bundle, method, layer, run=partial(run_with_progress, label=label))
+    curves = cache.curves(state, bundle, method, layer, run=partial(run_with_progress, label=label, job=job))
     capture.record_curves({method: curves})
     return curves
 
 
-def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int]) -> dict[str, dict[str, dict]]:
+def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int], *,
+                     job: Hashable | None = None) -> dict[str, dict[str, dict]]:
     """Curves of the library's random and centre maps on the explained map's grid (cached)."""
     curves = cache.reference_curves(state, bundle, shape,
-                                    run=partial(run_with_progress, label="Random and centre reference curves"))
+                                    run=partial(run_with_progress, label="Random and centre reference curves", job=job))
     capture.record_curves(curves)
     return curves
 
@@ -142,21 +216,34 @@ def run_page(page: str, show: Callable[[ViewState], None],
     """Run one page: view -> sidebar -> page controls -> session + URL -> ``show(state)``.
 
     ``show`` is the page's single function that draws everything from a :class:`ViewState`
-    (a saved snapshot restores a view through it).
+    (a saved snapshot restores a view through it). Each step says its own failure
+    (``errors.shown_errors``); an outer guard catches the rest, so no run ends in a traceback.
     """
     if page not in PAGES:
         raise ValueError(f"page={page!r} is not one of {PAGES}")
-    st.set_page_config(page_title=f"{PAGE_TITLES[page]} · GradLens", page_icon=":material/blur_on:", layout="wide")
+    st.set_page_config(page_title=f"{PAGE_TITLES[page]} · GradLens", page_icon=PAGE_ICON, layout="wide")
+    links = st.sidebar.container()  # the page list, drawn last: each link carries the final view
+    view = ViewState(page=page)
+    with shown_errors(doing=f"drawing the {PAGE_TITLES[page]} page"):
+        view = _run(page, show, controls)
+    with shown_errors(container=st.sidebar, doing="drawing the page list"):
+        page_links(links, st.session_state.get(VIEW_KEY))
+    return view
+
+
+def _run(page: str, show: Callable[[ViewState], None], controls: Callable[[ViewState], ViewState] | None) -> ViewState:
     cache.begin_run()
-    st.session_state[_CANCELLED_NOW] = st.session_state.pop(_CANCEL_REQUEST, None)
     first_run = VIEW_KEY not in st.session_state
-    st.session_state["_page_changed"] = st.session_state.get("_last_page") != page
-    st.session_state["_last_page"] = page
-    view = current_view()
+    enter_page(page)
+    view = st.session_state.get(VIEW_KEY) or ViewState()
+    with shown_errors(doing="reading the view from the link"):
+        view = current_view()
     if first_run and view.page != page and "page" in st.query_params:
         commit(view)  # a link to another page, opened on this one: go there with the same view
         st.switch_page(PAGE_FILES[view.page])
-    view = sidebar(view.with_changes(page=page), page)
+    view = view.with_changes(page=page)
+    with shown_errors(container=st.sidebar, doing="drawing the sidebar"):
+        view = sidebar(view, page)
     st.title(PAGE_TITLES[page])
     capture.start_recording()
     review_slot = st.container()  # "Save to review", filled once the page has drawn its maps

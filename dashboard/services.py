@@ -30,7 +30,7 @@ __all__ = [
     "COLORMAP_NAMES", "NORM_MODES", "NORM_SCOPES", "RISE", "REFERENCE_KEYS",
     "ModelChoice", "SampleChoice", "ImageContext", "MapBundle", "merge",
     "model_choices", "load_model", "load_checkpoint", "checkpoint_architectures",
-    "sample_choices", "load_sample", "decode_image", "image_context", "predict",
+    "sample_choices", "default_image", "load_sample", "decode_image", "image_context", "predict",
     "layer_list", "resolution", "check_layer", "check_target", "compute_maps",
     "method_specs", "method_label", "method_options", "check_options", "parse_option", "options_for",
     "choices", "normalized",
@@ -163,6 +163,13 @@ def sample_choices() -> list[SampleChoice]:
     """The sample gallery (``methods.data.samples``): scenes, then photos."""
     return [SampleChoice(s.name, s.description or s.name, s.kind, s.description, s.suggested_model)
             for s in samples.list_samples()]
+
+
+def default_image(model_id: str) -> str:
+    """The sample a view without an image shows: a scene for scene models, else a photo."""
+    choices = sample_choices()
+    wanted = model_id if model_id.startswith("scenes_") else "imagenet"
+    return next((s.id for s in choices if s.suggested_model == wanted), choices[0].id if choices else "")
 
 
 def load_sample(name: str) -> np.ndarray:

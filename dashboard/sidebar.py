@@ -3,7 +3,8 @@
 Each widget is keyed (``w_<field>``) and seeded from the view state, so choices persist across
 pages (Streamlit drops a widget's state when a page without it runs; the view state keeps it)
 and can be set from the URL. Uploads are registered in ``on_change`` / ``on_click`` callbacks,
-which run before the script, so the menus can select the new upload in the same run.
+which run before the script, so the menus can select the new upload in the same run. Every
+message that quotes a link, a file name or a stored value goes through ``errors.notice``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Sequence
 import numpy as np
 import streamlit as st
 
-from methods.errors import OptionError
+from methods.errors import OptionError, suggest
 
 from dashboard import cache, services
-from dashboard.errors import show_deferred_errors, shown_errors
+from dashboard.errors import notice, show_deferred_errors, shown_errors
 from dashboard.state import ViewState, is_upload
-from dashboard.widgets import force, seed
+from dashboard.widgets import force, refresh_label, seed
 
 __all__ = ["sidebar"]
 
@@ -26,6 +27,8 @@ _TOP_K = 5
 _AUTO = -1  # the target menu's "top-1 prediction" (a selectbox shows None as "nothing chosen")
 _NORM_LABELS = {"raw": "raw", "minmax": "min-max", "max": "max", "percentile": "percentile"}
 _NO_URL = "Uploaded files stay in this browser session: they cannot travel in a URL."
+_CKPT_OPEN = "w_ckpt_open"  # the checkpoint panel's open state: kept open across errors and pages
+_CKPT_FIELDS = {"w_ckpt_arch": None, "w_ckpt_classes": 10, "w_ckpt_names": ""}
 
 
 def _on_image_upload() -> None:
@@ -37,8 +40,9 @@ def _on_image_upload() -> None:
 
 
 def _on_checkpoint_load() -> None:
+    force(_CKPT_OPEN, True)  # the panel stays open: after an error every field is as the user left it
     file = st.session_state.get("w_ckpt_file")
-    with shown_errors(file.name if file is not None else None, defer_to="model", doing="loading the checkpoint"):
+    with shown_errors(defer_to="checkpoint", doing="loading the checkpoint"):
         if file is None:
             raise OptionError("choose a checkpoint file first")
         text = st.session_state.get("w_ckpt_names") or ""
@@ -47,6 +51,26 @@ def _on_checkpoint_load() -> None:
             file.getvalue(), file.name, st.session_state.get("w_ckpt_arch"),
             int(st.session_state.get("w_ckpt_classes") or 0), names,
         ))
+
+
+def _checkpoint_panel(sb) -> None:
+    """File, architecture, classes, names and Load, with the library's message (once, as it is)
+    under the button. Its open state and fields live in the session: an error keeps them."""
+    archs = services.checkpoint_architectures()
+    saved = st.session_state.setdefault("_ckpt_fields", {})
+    defaults = {**_CKPT_FIELDS, "w_ckpt_arch": archs[0] if archs else None, _CKPT_OPEN: False}
+    for key, default in defaults.items():
+        seed(key, saved.get(key, default))
+    with sb.expander("Upload a checkpoint", key=_CKPT_OPEN, on_change="rerun"):
+        st.file_uploader("Checkpoint file (state_dict or safetensors)",
+                         type=["pt", "pth", "ckpt", "bin", "safetensors"], key="w_ckpt_file")
+        st.selectbox("Architecture", archs, key="w_ckpt_arch")
+        st.number_input("Number of classes", min_value=1, max_value=100_000, step=1, key="w_ckpt_classes")
+        st.text_area("Class names (optional, one per line)", key="w_ckpt_names", height=80)
+        st.button("Load checkpoint", on_click=_on_checkpoint_load, disabled=not archs, key="w_ckpt_load")
+        show_deferred_errors("checkpoint")
+        st.caption(_NO_URL)
+    saved.update({key: st.session_state.get(key) for key in defaults})
 
 
 def _model_section(view: ViewState, messages: list[str]) -> ViewState:
@@ -59,7 +83,7 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in uploads.items()})
     if view.model not in options:
         if is_upload(view.model):
-            messages.append(f"This link names an uploaded checkpoint ({view.model}). {_NO_URL} "
+            messages.append(f"The uploaded checkpoint {view.model} is not in this session: {_NO_URL} "
                             f"Showing {options[0]}; upload the checkpoint again to see it.")
         else:
             messages.append(f"Model {view.model!r} is not available here; showing {options[0]}.")
@@ -73,26 +97,13 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
         view = view.with_changes(model=model_id, layer=None, layers=(), target=None)
         for key in ("w_layer", "w_layers", "w_target"):
             st.session_state.pop(key, None)
-    notice = next((m.notice for m in models if m.id == model_id), "")
-    if notice:
-        sb.warning(notice, icon=":material/cloud_off:")
-    show_deferred_errors("model", sb)
-    with sb.expander("Upload a checkpoint"):
-        st.file_uploader("Checkpoint file (state_dict or safetensors)",
-                         type=["pt", "pth", "ckpt", "bin", "safetensors"], key="w_ckpt_file")
-        archs = services.checkpoint_architectures()
-        st.selectbox("Architecture", archs, key="w_ckpt_arch")
-        st.number_input("Number of classes", min_value=1, max_value=100_000, value=10, step=1, key="w_ckpt_classes")
-        st.text_area("Class names (optional, one per line)", key="w_ckpt_names", height=80)
-        st.button("Load checkpoint", on_click=_on_checkpoint_load, disabled=not archs, key="w_ckpt_load")
-        st.caption(_NO_URL)
+    notice_text = next((m.notice for m in models if m.id == model_id), "")
+    if notice_text:
+        sb.warning(notice_text, icon=":material/cloud_off:")  # the library's text and path (no user input)
+    for text in cache.upload_notes():
+        notice(text, "info", sb, icon=":material/delete_sweep:")
+    _checkpoint_panel(sb)
     return view
-
-
-def _default_image(samples: Sequence[services.SampleChoice], model_id: str) -> str:
-    """A sample suggested for this model (scenes for the bundled models, photos for ImageNet ones)."""
-    wanted = model_id if model_id.startswith("scenes_") else "imagenet"
-    return next((s.id for s in samples if s.suggested_model == wanted), samples[0].id if samples else "")
 
 
 def _image_section(view: ViewState, messages: list[str]) -> ViewState:
@@ -104,9 +115,9 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     labels = {s.id: s.label for s in samples}
     labels.update({k: f"Uploaded: {v['name']}" for k, v in uploads.items()})
     if view.image not in options:
-        fallback = _default_image(samples, view.model)
+        fallback = services.default_image(view.model)
         if is_upload(view.image):
-            messages.append(f"This link names an uploaded image ({view.image}). {_NO_URL} "
+            messages.append(f"The uploaded image {view.image} is not in this session: {_NO_URL} "
                             f"Showing {fallback}; upload the image again to see it.")
         elif view.image:
             messages.append(f"Image {view.image!r} is not a sample here; showing {fallback}.")
@@ -124,6 +135,25 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     return view.with_changes(image=image_id)
 
 
+def _check_layers(view: ViewState, handle, messages: list[str]) -> ViewState:
+    """The view's layer and layers checked against the model (a hand-edited link may name any):
+    unknown ones are reported and replaced by the default, on every page."""
+    infos, default = cache.layer_infos(handle)
+    names = [i.name for i in infos]
+    if view.layer is not None and view.layer not in names:
+        messages.append(f"Layer {view.layer!r} is not a layer of {view.model} with a spatial output."
+                        f"{suggest(view.layer, names)} Showing the default layer {default!r}.")
+        view = view.with_changes(layer=None)
+        force("w_layer", "")
+    unknown = [l for l in view.layers if l not in names]
+    if unknown:
+        messages.append(f"{view.model} has no layer(s) {', '.join(map(repr, unknown))} with a spatial output; "
+                        "they are left out.")
+        view = view.with_changes(layers=tuple(l for l in view.layers if l in names))
+        st.session_state.pop("w_layers", None)
+    return view
+
+
 def _target_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Target class")
@@ -135,6 +165,7 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
     if outcome.failed:
         return view
     with shown_errors(container=sb, doing="listing the classes"):
+        view = _check_layers(view, handle, messages)
         names = handle.class_names
         order = [int(i) for i in np.argsort(-probs)]
         top = order[:_TOP_K]
@@ -155,6 +186,7 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
         seed("w_target", _AUTO if view.target is None else view.target)
         if st.session_state["w_target"] not in options:
             force("w_target", _AUTO)
+        refresh_label("w_target", fmt(st.session_state["w_target"]))  # a new image: the new top-1 in this run
         target = sb.selectbox("Explain the class", options, key="w_target", format_func=fmt,
                               help="The top-5 predictions first (with probabilities), then every class by name.")
         view = view.with_changes(target=None if target == _AUTO else int(target))
@@ -187,7 +219,8 @@ def _display_section(view: ViewState, page: str) -> ViewState:
     relu = sb.checkbox("ReLU before scaling", key="w_relu")
     scope = sb.radio("Scale", list(services.NORM_SCOPES), key="w_scope", horizontal=True,
                      format_func=lambda s: "per map" if s == "per_map" else "shared",
-                     help="per map: each map on its own scale · shared: one scale for every map on the page")
+                     help="per map: each map on its own scale · shared: one scale for every map on the page, "
+                          "meaningful where the maps share units (the layers of one method)")
     p_lo, p_hi = _percentiles(sb, "Percentiles") if norm == "percentile" else (view.p_lo, view.p_hi)
     return view.with_changes(norm=norm, relu=relu, scope=scope, p_lo=p_lo, p_hi=p_hi)
 
@@ -197,14 +230,17 @@ def _cls(names: Sequence[str], i: int) -> str:
 
 
 def sidebar(view: ViewState, page: str) -> ViewState:
-    """Draw the shared sidebar; return the view with the user's choices."""
+    """Draw the shared sidebar; return the view with the user's choices. Each section that fails
+    says so in the sidebar and leaves the rest of the sidebar and the page to draw."""
     messages: list[str] = st.session_state.pop("_url_messages", [])
-    view = _model_section(view, messages)
-    view = _image_section(view, messages)
-    view = _target_section(view, messages)
-    view = _display_section(view, page)
+    for section, doing in ((_model_section, "drawing the model menu"), (_image_section, "drawing the image menu"),
+                           (_target_section, "drawing the class menu")):
+        with shown_errors(container=st.sidebar, doing=doing):
+            view = section(view, messages)
+    with shown_errors(container=st.sidebar, doing="drawing the display options"):
+        view = _display_section(view, page)
     st.sidebar.divider()
     st.sidebar.caption("The address bar holds this whole view: copy it to share it. " + _NO_URL)
     for message in messages:
-        st.warning(message, icon=":material/link_off:")
+        notice(message, "warning", icon=":material/link_off:")
     return view

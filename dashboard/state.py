@@ -7,7 +7,8 @@ saved snapshot (``to_dict``/``from_dict``) restores it.
 
 Query parameters (only values that differ from the defaults are written)::
 
-    page      home | methods | layers | normalization | faithfulness
+    page      home | methods | layers | normalization | faithfulness (read from old links; the
+              path names the page, so it is not written)
     model     model id: a zoo name ("scenes_vgg", "resnet18"), or "upload:<digest>"
     image     sample name ("scene_circle", "astronaut"), or "upload:<digest>"
     target    class index (int); absent = the model's top-1 class
@@ -24,7 +25,8 @@ Query parameters (only values that differ from the defaults are written)::
     baseline  deletion/insertion baseline: rise (deletion to zero, insertion from blur) | zero | mean | blur
     steps     number of deletion/insertion steps
     step      the step whose perturbed image is shown
-    slow      1 = run slow (score-family) methods without asking
+    slow      NOT a link parameter: a link never starts slow work. The switch is for the session
+              that turns it on; ``from_query`` reports ``slow=1`` and ignores it
     opts      non-default method options, ``method.option:value`` comma-separated
               (``scorecam.batch_size:8,random.seed:3``; bools are true/false)
     models, depths, metric (Compare page), mode, seed, classes (Sanity page): dashboard/params.py
@@ -42,17 +44,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from dashboard.params import PAGE_PARSERS, UPLOAD_PREFIX, InvalidParam, is_upload
 
-__all__ = [
-    "PAGES",
-    "DEFAULT_BASELINES",
-    "STEPS_RANGE",
-    "UPLOAD_PREFIX",
-    "Choices",
-    "InvalidParam",
-    "ViewState",
-    "is_upload",
-    "option_text",
-]
+__all__ = ["PAGES", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX", "Choices", "InvalidParam",
+           "ViewState", "is_upload", "option_text"]
 
 PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness", "compare", "sanity")
 #: Baselines documented for methods.metrics.faithfulness; the dashboard asks the module when it exists.
@@ -105,7 +98,7 @@ class ViewState:
             ``"rise"`` = the library's per-curve defaults (deletion to zeros, insertion from blur).
         steps: number of deletion/insertion steps.
         step: the step whose perturbed image is shown (0..steps).
-        slow: run slow methods without a button press.
+        slow: run slow methods without a button press (this session only: never from a link).
         options: non-default method options, sorted ``(method, option, value)`` triples.
         models ... classes: the Compare and Sanity pages' fields (:mod:`dashboard.params`).
     """
@@ -154,19 +147,22 @@ class ViewState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], choices: Choices | None = None) -> tuple["ViewState", list[str]]:
-        """Inverse of :meth:`to_dict`, validated like :meth:`from_query`."""
-        return cls.from_query({_PARAM[k]: _encode_value(k, v) for k, v in data.items() if k in _FIELD_NAMES}, choices)
+        """Inverse of :meth:`to_dict`, validated like :meth:`from_query` (session-only fields,
+        such as ``slow``, are not restored)."""
+        return cls.from_query({_PARAM[k]: _encode_value(k, v) for k, v in data.items()
+                               if k in _FIELD_NAMES and k not in SESSION_ONLY}, choices)
 
     # ---------------------------------------------------------------------------------------
     # URL
 
     def to_query(self) -> dict[str, str]:
-        """The query parameters of this view: only values that differ from the defaults."""
+        """The query parameters of this view: only values that differ from the defaults, without
+        ``page`` (the URL's path names the page) and the session-only fields (``slow``)."""
         default = ViewState()
         out: dict[str, str] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            if value == getattr(default, f.name):
+            if value == getattr(default, f.name) or f.name in _NOT_IN_LINKS:
                 continue
             out[_PARAM[f.name]] = _encode_value(f.name, value)
         return out
@@ -198,6 +194,11 @@ class ViewState:
             if name is None:
                 messages.append(f"URL parameter {param!r} is not used by the dashboard; ignored.")
                 continue
+            if name in SESSION_ONLY:
+                if raw.strip() not in ("", "0", "false"):
+                    messages.append(f"URL parameter {param}={raw!r}: a link never starts slow work; each slow "
+                                    "method waits for its Run button (or the switch on its page, in your session).")
+                continue
             try:
                 values[name] = _PARSERS[name](raw.strip(), choices)
             except InvalidParam as exc:
@@ -215,13 +216,23 @@ class ViewState:
             state = replace(state, step=state.steps)
         return state, messages
 
+    @staticmethod
+    def parameter_names() -> frozenset[str]:
+        """Every URL parameter :meth:`from_query` reads (``plo``, ``opts``, ... not field names)."""
+        return frozenset(_PARAM.values())
+
     def with_changes(self, **changes: Any) -> "ViewState":
         """``dataclasses.replace`` under a friendlier name."""
         return replace(self, **changes)
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(ViewState))
+#: Fields a link never sets: a URL is a view anyone can send, and a click on it must not start
+#: minutes of computation on a shared server.
+SESSION_ONLY: tuple[str, ...] = ("slow",)
+_NOT_IN_LINKS = frozenset(SESSION_ONLY) | {"page"}
 _FALLBACK_TEXT = {
+    "image": "the model's default sample",
     "target": "the top-1 class",
     "layer": "the default layer",
     "layers": "every candidate layer",
@@ -281,10 +292,14 @@ def _name_list(value: str, valid: Iterable[str] | None, what: str, *, allow_empt
 
 
 def _id(value: str, valid: Iterable[str] | None, what: str) -> str:
-    """A model or image id: a known name, or an upload id (checked later: it needs the session)."""
+    """A model or image id: a known name, or an upload id (``upload:`` and hex digits; whether the
+    session has it is checked later)."""
     if is_upload(value):
-        if len(value) <= len(UPLOAD_PREFIX):
+        digest = value[len(UPLOAD_PREFIX):]
+        if not digest:
             raise InvalidParam(f"empty upload id for the {what}")
+        if len(digest) > 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise InvalidParam(f"not an upload id (upload: and hex digits) for the {what}")
         return value
     return _one_of(value, valid, what)
 

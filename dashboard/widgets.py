@@ -15,14 +15,13 @@ import numpy as np
 import streamlit as st
 
 from methods.cams.options import OptionInfo
-from methods.errors import suggest
 
 from dashboard import cache, services
-from dashboard.errors import shown_errors
+from dashboard.errors import log, notice, shown_errors
 from dashboard.figures import png_bytes
 from dashboard.state import ViewState
 
-__all__ = ["seed", "force", "layer_select", "method_select", "option_widgets", "download_png", "download_csv",
+__all__ = ["seed", "force", "refresh_label", "layer_select", "method_select", "option_widgets", "download_png", "download_csv",
            "note_constant"]
 
 
@@ -41,20 +40,29 @@ def force(key: str, value: Any) -> None:
     st.session_state[key] = value
 
 
+def refresh_label(key: str, label: str) -> None:
+    """Make the browser show ``label`` for a keyed selectbox's current value in THIS run.
+
+    A keyed selectbox keeps its identity when its options change, and the browser keeps the
+    label it showed for the selected value (the target menu said "Top-1 prediction: star (85.8%)"
+    after an image change, until the next rerun). Setting the value from code, even to itself,
+    makes Streamlit send it with the new label. Call it before the widget is drawn.
+    """
+    shown = st.session_state.setdefault("_labels_shown", {})
+    if key in st.session_state and shown.get(key, label) != label:
+        force(key, st.session_state[key])
+    shown[key] = label
+
+
 def layer_select(state: ViewState, container=None, *, label: str = "Layer") -> str | None:
     """The layer menu: candidate layers in forward order with their output shape; None = default.
 
-    A layer from a hand-edited URL that the model lacks is reported and replaced by the default.
+    A layer the model lacks (a hand-edited URL) was reported by the sidebar; here it falls back.
     """
     handle = cache.model_handle(state.model)
     infos, default = cache.layer_infos(handle)
     by_name = {i.name: i for i in infos}
-    if state.layer is not None and state.layer not in by_name:
-        st.warning(f"Layer {state.layer!r} is not a layer of {state.model} with a spatial output."
-                   f"{suggest(state.layer, list(by_name))} Showing the default layer {default!r}.",
-                   icon=":material/link_off:")
-        force("w_layer", "")
-    seed("w_layer", state.layer or "")  # "" = the default layer (a selectbox shows None as "nothing chosen")
+    seed("w_layer", state.layer if state.layer in by_name else "")  # "" = the default layer
     if st.session_state["w_layer"] and st.session_state["w_layer"] not in by_name:
         force("w_layer", "")
 
@@ -64,6 +72,7 @@ def layer_select(state: ViewState, container=None, *, label: str = "Layer") -> s
                 else f"default: {default}"
         return f"{name} · {by_name[name].type} · {services.resolution(by_name[name])}"
 
+    refresh_label("w_layer", fmt(st.session_state["w_layer"]))  # "default: <layer>" changes with the model
     chosen = (container or st).selectbox(label, [""] + list(by_name), key="w_layer", format_func=fmt,
                                          help="Candidate layers in forward order, with their output C×h×w.")
     return chosen or None
@@ -139,16 +148,38 @@ def option_widgets(state: ViewState, method_names: Sequence[str], container=None
 # downloads and notices
 
 
-def download_png(label: str, picture: Callable[[], np.ndarray], file_name: str, key: str) -> None:
-    """A PNG download; ``picture()`` composes the image only when the button is pressed."""
-    st.download_button(label, lambda: png_bytes(picture(), compress_level=6), file_name=file_name, mime="image/png",
-                       key=key, icon=":material/download:")
+def _made_on_click(make: Callable[[], bytes], what: str) -> Callable[[], bytes]:
+    """``make`` for a download button's deferred data, with a failure logged like any bug (the
+    browser only says "Failed to generate file for download")."""
+    def data() -> bytes:
+        try:
+            return make()
+        except Exception:
+            log.exception("unexpected error while making the download %s", what)
+            raise
+    return data
+
+
+def download_png(label: str, picture: Callable[[], np.ndarray], file_name: str, key: str,
+                 *, info: dict[str, str] | None = None) -> None:
+    """A PNG download; ``picture()`` composes the image only when the button is pressed
+    (``info``: text chunks written into the PNG, e.g. the normalization and the value range).
+
+    ``on_click="ignore"``: a download never reruns the page. With the default ("rerun") the
+    browser sends the rerun BEFORE it asks for the deferred file; the rerun registers the button
+    anew under a fresh id and, when it finishes, forgets the old one, so a request arriving after
+    that fails ("Failed to generate file for download", gone after 5 s). On a loaded server that
+    race lost 2 clicks of 5 right after a settings change.
+    """
+    st.download_button(label, _made_on_click(lambda: png_bytes(picture(), compress_level=6, info=info), file_name),
+                       file_name=file_name, mime="image/png", key=key, icon=":material/download:", on_click="ignore")
 
 
 def download_csv(label: str, frame, file_name: str, key: str) -> None:
-    """A CSV download of a DataFrame (encoded only when the button is pressed)."""
-    st.download_button(label, lambda: frame.to_csv(index=False).encode("utf-8"), file_name=file_name,
-                       mime="text/csv", key=key, icon=":material/download:")
+    """A CSV download of a DataFrame (encoded only when the button is pressed; never a rerun:
+    see :func:`download_png`)."""
+    st.download_button(label, _made_on_click(lambda: frame.to_csv(index=False).encode("utf-8"), file_name),
+                       file_name=file_name, mime="text/csv", key=key, icon=":material/download:", on_click="ignore")
 
 
 def note_constant(named: dict[str, np.ndarray]) -> None:
@@ -156,6 +187,6 @@ def note_constant(named: dict[str, np.ndarray]) -> None:
     flat = [f"{name} (every value {float(m.flat[0]):.3g})" for name, m in named.items()
             if m.size and float(m.max()) == float(m.min())]
     if flat:
-        st.info(f"Constant map: {', '.join(flat)}. There is nothing to rank, so every normalization draws it "
-                "flat. A uniform image, or a layer the class score does not depend on, does this.",
-                icon=":material/horizontal_rule:")
+        notice(f"Constant map: {', '.join(flat)}. There is nothing to rank, so every normalization draws it "
+               "flat. A uniform image, or a layer the class score does not depend on, does this.", "info",
+               icon=":material/horizontal_rule:")

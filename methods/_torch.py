@@ -9,9 +9,12 @@
 * :func:`channels_last_weights` — 4-D weights held channels_last for a block, restored after;
 * :class:`ForwardRunner` — batched forwards under ``torch.inference_mode()``, bf16 autocast on
   the model's OWN device type, channels_last inputs, progress after every batch;
-* :func:`bf16_is_native` — whether bf16 autocast pays on a device;
-* :data:`Progress`, :class:`ProgressTracker`, :data:`PRECISIONS` — the progress-callback type, a
-  thread-safe (and cancellable) progress callback, and the precision names.
+* :func:`bf16_is_native` — whether bf16 autocast pays on a device; :func:`resolve_precision` — the
+  ONE rule that turns ``precision="auto"`` into ``"bf16"`` or ``"fp32"`` for a device;
+* :func:`default_device` / :func:`resolve_device` — where models run (``$GRADLENS_DEVICE``, else a
+  CUDA GPU when present, else the CPU);
+* :data:`PRECISIONS` (computed precisions) and :data:`PRECISION_CHOICES` (what a user may ask for);
+  :data:`Progress` / :class:`ProgressTracker` are re-exported from :mod:`methods._progress`.
 
 Nothing here registers a hook on a model outside a ``with`` block.
 """
@@ -25,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods._device import DEVICE_ENV, default_device, resolve_device
+from methods._progress import Progress, ProgressTracker
 from methods.errors import InputError, OptionError, RecorderError, WrongTypeError
 
 __all__ = [
@@ -32,6 +37,7 @@ __all__ = [
     "ProgressTracker",
     "Precision",
     "PRECISIONS",
+    "PRECISION_CHOICES",
     "eval_mode",
     "HookScope",
     "unwrap_model",
@@ -41,49 +47,18 @@ __all__ = [
     "channels_last_weights",
     "bf16_is_native",
     "check_precision",
+    "resolve_precision",
+    "DEVICE_ENV",
+    "default_device",
+    "resolve_device",
     "ForwardRunner",
 ]
 
-Progress = Callable[[int, int], None]
-"""A progress callback: ``progress(done, total)``."""
-
-
-
-class ProgressTracker:
-    """A thread-safe :data:`Progress` callback that remembers the latest ``(done, total)``: a
-    computing thread calls it, another thread (a progress bar) reads :attr:`fraction`.
-
-    Setting :attr:`cancelled` makes the next call raise :class:`methods.errors.Cancelled`, which
-    stops a long computation between two batches.
-
-    Examples:
-        >>> p = ProgressTracker(); p(3, 4); p.fraction
-        0.75
-    """
-
-    def __init__(self) -> None:
-        import threading
-
-        self.done, self.total = 0, 1
-        self.cancelled = False
-        self._lock = threading.Lock()
-
-    def __call__(self, done: int, total: int) -> None:
-        from methods.errors import Cancelled
-
-        with self._lock:
-            self.done, self.total = int(done), max(int(total), 1)
-        if self.cancelled:
-            raise Cancelled("the computation was cancelled")
-
-    @property
-    def fraction(self) -> float:
-        with self._lock:
-            return min(max(self.done / self.total, 0.0), 1.0)
-
-
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+"""The precisions a computation RUNS in (what results record)."""
+PRECISION_CHOICES: tuple[str, ...] = ("auto",) + PRECISIONS
+"""What a caller may ask for: ``"auto"`` resolves per device (:func:`resolve_precision`)."""
 
 
 @contextlib.contextmanager
@@ -158,12 +133,13 @@ def unwrap_model(model: Any) -> tuple[nn.Module, str | None]:
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (or buffer); CPU for a model without tensors."""
+    """The device of the model's first parameter (or buffer); torch's default device for a model
+    without tensors."""
     for t in model.parameters():
         return t.device
     for t in model.buffers():
         return t.device
-    return torch.device("cpu")
+    return torch.get_default_device()
 
 
 def check_input(x: Any, *, what: str = "x", batch: int | None = None) -> torch.Tensor:
@@ -247,13 +223,13 @@ def channels_last_weights(net: nn.Module) -> Iterator[nn.Module]:
                 t.data = original
 
 
-def bf16_is_native(device: torch.device | str = "cpu") -> bool:
-    """Whether ``precision="bf16"`` can be faster than fp32 on ``device``.
+def bf16_is_native(device: torch.device | str | None = None) -> bool:
+    """Whether ``precision="bf16"`` can be faster than fp32 on ``device`` (default: :func:`default_device`).
 
     CPU: AVX512-BF16 or AMX (else oneDNN emulates bf16: Score-CAM took 2.3x as long as fp32 on a
     CPU without them). CUDA: ``torch.cuda.is_bf16_supported()``. Unknown -> False.
     """
-    device = torch.device(device)
+    device = default_device() if device is None else torch.device(device)
     try:
         if device.type == "cpu":
             return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
@@ -269,6 +245,42 @@ def check_precision(value: Any, *, what: str = "precision") -> str:
     if not isinstance(value, str) or value not in PRECISIONS:
         raise OptionError(f"{what}={value!r} is not valid; expected one of {list(PRECISIONS)}")
     return value
+
+
+def resolve_precision(precision: Any, device: torch.device | str | None = None, *, what: str = "precision") -> str:
+    """The precision a forward-bound computation runs in: the ONE rule for ``"auto"``.
+
+    ``"auto"`` -> ``"bf16"`` (bfloat16 autocast, channels_last inputs) where the device runs bf16
+    natively (:func:`bf16_is_native`: CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16), else
+    ``"fp32"``. ``"fp32"`` and ``"bf16"`` are returned as given (an explicit choice is obeyed, also
+    where bf16 is emulated). Gradient maps never call this: they stay fp32.
+
+    Args:
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
+        device: the device the work runs on (default: :func:`default_device`).
+        what: the argument's name in messages.
+
+    Returns:
+        ``"fp32"`` or ``"bf16"`` (what results record).
+
+    Raises:
+        OptionError: any other value; the message lists :data:`PRECISION_CHOICES`.
+
+    Examples:
+        >>> resolve_precision("fp32"), resolve_precision("bf16", "cpu")
+        ('fp32', 'bf16')
+        >>> resolve_precision("auto", "cpu") == ("bf16" if bf16_is_native("cpu") else "fp32")
+        True
+        >>> resolve_precision("fp16")
+        Traceback (most recent call last):
+        ...
+        methods.errors.OptionError: precision='fp16' is not valid; expected one of ['auto', 'fp32', 'bf16']
+    """
+    if not isinstance(precision, str) or precision not in PRECISION_CHOICES:
+        raise OptionError(f"{what}={precision!r} is not valid; expected one of {list(PRECISION_CHOICES)}")
+    if precision != "auto":
+        return precision
+    return "bf16" if bf16_is_native(device) else "fp32"
 
 
 class ForwardRunner:
@@ -301,8 +313,8 @@ class ForwardRunner:
         progress: Progress | None = None,
         error: type[Exception] = RecorderError,
     ) -> None:
-        self.precision = check_precision(precision)
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.total = int(total)
         self.progress = progress
         self.error = error

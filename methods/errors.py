@@ -28,6 +28,7 @@ ImageError                  a file is not an image GradLens can read safely
 SnapshotError               the review store refused a snapshot, comment or verdict
 SnapshotNotFound            no snapshot has this id (SnapshotError, KeyError)
 Cancelled                   a long computation was stopped on request
+EngineError                 a batch engine (process pool, Ray) could not run the work (RuntimeError)
 =========================== ================================================================
 
 Warnings: :class:`GradLensWarning` (recorded in ``Explanation.notes``) and its subclass
@@ -58,6 +59,7 @@ __all__ = [
     "SnapshotError",
     "SnapshotNotFound",
     "Cancelled",
+    "EngineError",
     "GradLensWarning",
     "ScoreWarning",
     "suggest",
@@ -146,6 +148,11 @@ class SnapshotNotFound(SnapshotError, KeyError):
 
 class Cancelled(GradLensError):
     """A long computation was stopped on request (a progress callback's ``cancelled`` flag)."""
+
+
+class EngineError(GradLensError, RuntimeError):
+    """A batch engine could not run the work: a worker did not start (its reason is in the
+    message), a worker process died, or Ray is missing or failed. What was finished is kept."""
 
 
 class GradLensWarning(UserWarning):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,33 @@ def run_page(page: str | None = None, query: dict | None = None) -> AppTest:
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+def plain(markdown: str) -> str:
+    """What markdown escaped by ``dashboard.errors.md_escape`` reads as (backslashes and the
+    zero-width joiners that stop autolinks dropped)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u200d", "")
+
+
+def texts(elements) -> str:
+    """The plain text of alert elements (``at.warning``, ``at.error``...), joined."""
+    return " ".join(plain(e.value) for e in elements)
+
+
+def live_markup(at: AppTest) -> list[tuple[str, str]]:
+    """Markdown the page renders that would make a link, an image or HTML: an unescaped bracket or
+    angle bracket, or a bare URL (GFM turns ``http://…`` and ``www.…`` into links)."""
+    found = []
+    for kind in ("warning", "error", "info", "success", "caption", "markdown", "subheader", "header"):
+        for el in getattr(at, kind):
+            for bit in re.findall(r"(?<!\\)[\[\]<>]|(?i:https?:|www\.)", el.value):
+                found.append((kind, f"{bit!r} in {el.value[:120]!r}"))
+    return found
+
+
+def map_images(at: AppTest) -> list:
+    """The page's pictures without its colour bars (their caption says "colours")."""
+    return [img for img in at.image if "colours:" not in (img.proto.imgs[0].caption or "")]
 
 
 def plotly_specs(at: AppTest) -> list[dict]:

@@ -116,5 +116,6 @@ def download(page, label: str) -> bytes:
 
 
 def nav(page, label: str) -> None:
-    page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
+    """Click the sidebar's link to a page (the dashboard's own page list: ``st.page_link``)."""
+    page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"] a', has_text=label).first.click()
     page.wait_for_timeout(300)

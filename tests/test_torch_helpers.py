@@ -97,3 +97,70 @@ def test_a_methods_warning_becomes_a_note_of_its_explanation():
         assert exp.notes == ("layer is mostly negative",)
     finally:
         registry._REGISTRY.pop("noted_test_method")
+
+
+# ------------------------------------------------------------------------------------------
+# precision="auto" and the device rule
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_follows_bf16_is_native(monkeypatch, native, expected):
+    """The ONE rule: "auto" is bf16 exactly where bf16 is native; explicit choices are obeyed."""
+    seen = []
+    monkeypatch.setattr(_torch, "bf16_is_native", lambda device=None: seen.append(device) or native)
+    assert _torch.resolve_precision("auto", "cpu") == expected
+    assert seen == ["cpu"]
+    assert _torch.resolve_precision("fp32", "cpu") == "fp32" and _torch.resolve_precision("bf16", "cpu") == "bf16"
+    assert len(seen) == 1  # an explicit choice never asks the hardware
+    with _torch.ForwardRunner(precision="auto", device="cpu", total=1) as run:
+        assert run.precision == expected and run.autocast_device == ("cpu" if native else None)
+
+
+def test_auto_precision_on_this_machine_is_fp32():
+    """This machine (AMD EPYC, AVX2 only, no AMX / AVX512-BF16) emulates bf16: auto must pick fp32."""
+    flags = open("/proc/cpuinfo").read()
+    if "amx_bf16" in flags or "avx512_bf16" in flags:
+        pytest.skip("this CPU runs bf16 natively")
+    assert not _torch.bf16_is_native("cpu")
+    assert _torch.resolve_precision("auto", "cpu") == "fp32"
+
+
+def test_bad_precision_names_the_choices():
+    with pytest.raises(methods.OptionError, match=r"precision='fp16' is not valid; expected one of \['auto', 'fp32', 'bf16'\]"):
+        _torch.resolve_precision("fp16")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_results_record_the_resolved_precision(monkeypatch, native):
+    """Explanation.options (score family) and Curve.precision say what RAN, not "auto"."""
+    monkeypatch.setattr(_torch, "bf16_is_native", lambda device=None: native)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    x = torch.rand(1, 3, 8, 8)
+    exp = methods.explain(net, x, "scorecam", layers="1")
+    assert exp.options["precision"] == ("bf16" if native else "fp32")
+    assert methods.explain(net, x, "scorecam", layers="1", precision="fp32").options["precision"] == "fp32"
+    assert methods.explain(net, x, "gradcam", layers="1").options == {}  # gradient maps: no precision, fp32
+    curve = fa.deletion_curve(net, x, torch.rand(4, 4), 0, steps=2)
+    assert curve.precision == ("bf16" if native else "fp32")
+
+
+def test_default_device_env_override(monkeypatch):
+    monkeypatch.delenv(_torch.DEVICE_ENV, raising=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert _torch.default_device().type == expected
+    monkeypatch.setenv(_torch.DEVICE_ENV, "cpu")
+    assert _torch.default_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the env var wins over a present GPU
+    assert _torch.default_device() == torch.device("cpu")
+    monkeypatch.delenv(_torch.DEVICE_ENV)
+    assert _torch.default_device() == torch.device("cuda")  # a GPU is used when present
+
+
+def test_unusable_devices_are_clear_errors(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv(_torch.DEVICE_ENV, "cuda")
+    with pytest.raises(methods.OptionError, match=r"\$GRADLENS_DEVICE='cuda'.*0 CUDA device"):
+        _torch.default_device()
+    with pytest.raises(methods.OptionError, match="'toaster' is not a device"):
+        _torch.resolve_device("toaster")

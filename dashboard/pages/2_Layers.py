@@ -9,6 +9,7 @@ import methods
 from methods.viz.ranges import display_ranges
 
 from dashboard import cache, figures, runner, services, widgets
+from dashboard.errors import md_escape
 from dashboard.state import ViewState
 
 TOP_FRACTION = 0.10
@@ -21,12 +22,8 @@ def controls(state: ViewState) -> ViewState:
     by_name = {r.name: r for r in rows}
     left, right = st.columns([1, 3], vertical_alignment="bottom")
     method = widgets.method_select(state, left)
-    unknown = [l for l in state.layers if l not in by_name]
-    if unknown:
-        st.warning(f"{state.model} has no layer(s) {', '.join(map(repr, unknown))} with a spatial output; "
-                   "they are left out.", icon=":material/link_off:")
-        widgets.force("w_layers", [l for l in state.layers if l in by_name] or list(by_name))
-    widgets.seed("w_layers", list(state.layers) or list(by_name))
+    known = [l for l in state.layers if l in by_name]  # the sidebar reported unknown ones
+    widgets.seed("w_layers", known or list(by_name))
     chosen = right.multiselect(
         "Layers", list(by_name), key="w_layers",
         format_func=lambda n: f"{n} · {services.resolution(by_name[n])}" + (" (default)" if n == default else ""),
@@ -35,6 +32,18 @@ def controls(state: ViewState) -> ViewState:
     chosen = sorted(chosen, key=lambda n: by_name[n].index)
     layers = () if chosen == [r.name for r in rows] else tuple(chosen)
     return widgets.option_widgets(state.with_changes(method=method, layers=layers), [method])
+
+
+def cost_text(spec, layers: list) -> str:
+    """What the maps of these layers cost, from the registry spec (a score method runs its masked
+    forwards layer by layer: Score-CAM at 8 layers of 1,536 channels in all is 1,536 of them)."""
+    if spec.family == "score":
+        channels = sum(info.shape[0] for info in layers)
+        return (f"from one explain call that costs {spec.cost} for each layer, C being the layer's channels: "
+                f"{channels:,} channels over these {len(layers)} layers")
+    if spec.needs_gradients:
+        return f"from one explain call: {spec.cost} records all {len(layers)} layers at once"
+    return f"from one explain call ({spec.cost} for each layer)"
 
 
 def show(state: ViewState) -> None:
@@ -55,20 +64,26 @@ def show(state: ViewState) -> None:
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     label = services.method_label(state.method)
     st.caption(
-        f"{label} for class **{bundle.target_name}** at {len(names)} layers, in forward order, from one "
-        f"{'forward+backward pass' if methods.get_method(state.method).needs_gradients else 'pass'} "
+        f"{label} for class **{md_escape(bundle.target_name)}** at {len(names)} layers, in forward order, "
+        f"{cost_text(methods.get_method(state.method), [by_name[n] for n in names])} "
         f"({bundle.seconds.get(state.method, 0.0):.2f} s). "
         f"{'One shared scale: compare strengths across layers.' if state.scope == 'shared' else 'Each map on its own scale.'}"
     )
     overlays = [methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
                 for m, r in zip(norm, ranges)]
+    scale = figures.scale_of(state.cmap, ranges, figures.scale_text(state.norm, state.relu, state.scope,
+                                                                    (state.p_lo, state.p_hi)))
     captions = [f"{n} · {services.resolution(by_name[n])}" + (" · default" if n == default else "")
-                + (" · no positive value" if state.relu and m.max() <= 0 else "") for n, m in zip(names, raw)]
+                + (" · no positive value" if state.relu and m.max() <= 0 else "")
+                + ("" if scale.value_range is not None else f" · [{r[0]:.3g}, {r[1]:.3g}]")
+                for n, m, r in zip(names, raw, ranges)]
     ncols = 4
     for start in range(0, len(names), ncols):
         cols = st.columns(ncols)
         for col, pic, cap in zip(cols, overlays[start:start + ncols], captions[start:start + ncols]):
             col.image(figures.enlarge(pic, 256), caption=cap, width="stretch")
+    _, bar = st.columns([2, 2])
+    bar.image(figures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
 
     st.subheader("How concentrated is the map, by depth?")
     size = bundle.image.shape[:2]
@@ -90,9 +105,10 @@ def show(state: ViewState) -> None:
     })
     a, b = st.columns(2)
     with a:
-        grid = partial(figures.compose_grid, overlays, captions, ncols=ncols, cell=224,
+        grid = partial(figures.compose_grid, overlays, captions, ncols=ncols, cell=224, scale=scale,
                        title=f"{label} · {state.model} · {state.image} · class {bundle.target_name}")
-        widgets.download_png("Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png")
+        widgets.download_png("Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png",
+                             info=scale.png_info())
     with b:
         widgets.download_csv("Layer table as CSV", table, "gradlens_layers.csv", key="dl_layers_csv")
     with st.expander("Layer table"):

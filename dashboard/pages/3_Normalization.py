@@ -9,6 +9,7 @@ import methods
 from methods.viz.ranges import display_range
 
 from dashboard import figures, runner, services, widgets
+from dashboard.errors import md_escape
 from dashboard.state import ViewState
 
 MODE_TEXT = {
@@ -44,7 +45,7 @@ def show(state: ViewState) -> None:
     raw = bundle.maps[state.method][layer]
     label = services.method_label(state.method)
     st.caption(
-        f"{label} for class **{bundle.target_name}** at `{layer}` ({raw.shape[0]}×{raw.shape[1]}). "
+        f"{label} for class **{md_escape(bundle.target_name)}** at {md_escape(layer)} ({raw.shape[0]}×{raw.shape[1]}). "
         f"Raw values from **{raw.min():.4g}** to **{raw.max():.4g}** "
         f"({(raw > 0).mean():.0%} positive). Histograms count the {raw.size} map values."
     )
@@ -62,9 +63,11 @@ def show(state: ViewState) -> None:
             lo, hi = display_range(norm, mode=mode, relu=relu)
             heat = methods.viz.render.heatmap(norm, bundle.image.shape[:2], colormap=state.cmap, value_range=(lo, hi))
             title = f"{mode}{' (' + format(state.p_lo, 'g') + '–' + format(state.p_hi, 'g') + ' %)' if mode == 'percentile' else ''}"
+            scale = figures.ColourScale(state.cmap, (lo, hi), f"{title}, {'ReLU' if relu else 'no ReLU'}")
+            heat = figures.with_colorbar(figures.enlarge(heat, 256), scale)  # each variant: its own range
             with col:
                 st.markdown(f"**{title}**")
-                st.image(figures.enlarge(heat, 256), width="stretch")
+                st.image(heat, width="stretch")
                 st.plotly_chart(figures.histogram_figure(norm, value_range=(lo, hi)), width="stretch",
                                 key=f"hist_{mode}_{relu}", config={"displayModeBar": False})
                 st.caption(f"values {norm.min():.3g} … {norm.max():.3g} · colours span [{lo:.3g}, {hi:.3g}] · "
@@ -77,9 +80,17 @@ def show(state: ViewState) -> None:
     table = pd.DataFrame(stats)
     a, b = st.columns(2)
     with a:
-        grid = partial(figures.compose_grid, pictures, captions, ncols=len(services.NORM_MODES), cell=200,
-                       title=f"{label} · {layer} · class {bundle.target_name}")
-        widgets.download_png("All variants as PNG", grid, "gradlens_normalization.png", key="dl_norm_png")
+        grid = partial(figures.compose_grid, pictures, captions, ncols=len(services.NORM_MODES),
+                       cell=max(pictures[0].shape[:2]),  # drawn 1:1: each variant's colour bar stays sharp
+                       title=f"{label} · {layer} · class {bundle.target_name}",
+                       note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}; under each variant: "
+                            "its colour bar, value range and normalization")
+        widgets.download_png("All variants as PNG", grid, "gradlens_normalization.png", key="dl_norm_png",
+                             info={"GradLens normalization": "every mode, with and without ReLU (one colour bar "
+                                                             "under each variant)",
+                                   "GradLens colour range": "each variant its own, written on its colour bar",
+                                   "GradLens raw range": f"{float(raw.min()):.6g} .. {float(raw.max()):.6g}",
+                                   "GradLens colormap": state.cmap})
     with b:
         widgets.download_csv("Value summary as CSV", table, "gradlens_normalization.csv", key="dl_norm_csv")
     with st.expander("Value summary"):

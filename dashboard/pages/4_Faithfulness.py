@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import cache, figures, navigation, runner, services, widgets
+from dashboard.errors import md_escape
 from dashboard.state import STEPS_RANGE, ViewState
 
 REF_LABELS = {"ref:random": "Random map (reference)", "ref:centre": "Centre map (reference)"}
@@ -50,25 +51,21 @@ def show(state: ViewState) -> None:
     layer = next(iter(bundle.maps[names[0]]))
     shape = bundle.maps[names[0]][layer].shape
     per_map = 2 * (state.steps + 1)
-    run_key = (state.model, state.image, state.target, layer, state.baseline, state.steps, tuple(names))
-    ran: set = st.session_state.setdefault("_curves_ran", set())
-    if not (state.slow or run_key in ran):
-        box = st.empty()
-        with box.container(border=True):
-            st.markdown(f":material/hourglass_top: Each curve pair costs {per_map} forward passes, batched by 32: "
-                        f"{len(names)} map(s) + 2 references = {per_map * (len(names) + 2)} images through the model.")
-            if not st.button("Run the curves", key="faith_run", icon=":material/play_arrow:"):
-                return
-        box.empty()
-    curves = {n: runner.faithfulness_curves(state, bundle, n, layer) for n in names}
-    curves.update(runner.reference_curves(state, bundle, shape))
-    ran.add(run_key)
+    job = ("curves", state.model, state.image, state.target, layer, state.baseline, state.steps, tuple(names))
+    if not runner.wait_for_click(
+            job, f":material/hourglass_top: Each curve pair costs {per_map} forward passes, batched by 32: "
+                 f"{len(names)} map(s) + 2 references = {per_map * (len(names) + 2)} images through the model.",
+            "Run the curves", key="faith_run", auto=state.slow):
+        return
+    curves = {n: runner.faithfulness_curves(state, bundle, n, layer, job=job) for n in names}
+    curves.update(runner.reference_curves(state, bundle, shape, job=job))
+    runner.mark_ran(job)
     keys = list(curves)
     labels = {**{n: services.method_label(n) for n in names}, **REF_LABELS}
     fractions = curves[keys[0]]["deletion"]["fractions"]
     step = min(state.step, len(fractions) - 1)
 
-    st.caption(f"Class **{bundle.target_name}** · layer `{layer}` ({shape[0]}×{shape[1]}) · baseline "
+    st.caption(f"Class **{md_escape(bundle.target_name)}** · layer {md_escape(layer)} ({shape[0]}×{shape[1]}) · baseline "
                f"**{BASELINE_LABELS.get(state.baseline, state.baseline)}** · {state.steps} steps. Grey dashed: the "
                "random and centre maps on the same grid, the chance level a method must beat.")
     fig = figures.curves_figure({k: (curves[k]["deletion"]["fractions"], curves[k]["deletion"]["scores"]) for k in keys},

@@ -1,6 +1,6 @@
-"""Review: saved snapshots — list, filter, open (``?snapshot=<id>``), comment, judge, export."""
+"""Review: saved snapshots — list, filter, open (``?snapshot=<id>``), comment, judge, delete, export."""
 
-from dashboard import review
+from dashboard import review_page
 
 if __name__ == "__main__":
-    review.review_page()
+    review_page.review_page()

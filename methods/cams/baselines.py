@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from methods.cams.base import RecordedMethod
 from methods.cams.options import Options, option
 from methods.cams.registry import register_method
+from methods.errors import RecorderError
 
 __all__ = ["EigenCam", "RandomCam", "CentreCam", "RandomOptions", "CentreOptions", "centre_gaussian"]
 
@@ -30,6 +31,23 @@ class CentreOptions(Options):
 
     sigma: float = option(0.25, "standard deviation as a fraction of the map's longer side", minimum=0.0,
                           exclusive_minimum=True)
+
+
+def _first_direction(x: torch.Tensor) -> torch.Tensor:
+    """The first right singular vector of each (Z, C) matrix in ``x`` (N, Z, C) -> (N, C).
+
+    SVD first; if LAPACK does not converge, the top eigenvector of the (C, C) matrix X^T X (its
+    eigenvectors are X's right singular vectors); if that fails too, a RecorderError.
+    """
+    try:
+        return torch.linalg.svd(x, full_matrices=False)[2][:, 0, :]  # vh: (N, min(Z,C), C)
+    except torch.linalg.LinAlgError:
+        pass
+    try:
+        return torch.linalg.eigh(x.transpose(1, 2) @ x)[1][:, :, -1]  # eigenvalues ascending: (N, C)
+    except torch.linalg.LinAlgError as exc:
+        raise RecorderError(f"Eigen-CAM: neither the SVD nor the eigen-decomposition of the activations converged ({exc}); "
+                            "the layer's activations are degenerate, choose another layer") from exc
 
 
 @register_method(
@@ -51,17 +69,19 @@ class EigenCam(RecordedMethod):
     The sign of a singular vector is arbitrary; it is chosen so that ``M`` correlates positively
     with the channel-mean activation ``(1/C) sum_k A^k``.
     Deviation: the paper projects the uncentred activations; centring makes it a true principal
-    component and removes the constant offset.
+    component and removes the constant offset. NaN/inf activations (a model that overflows) count
+    as 0, like NaN in every other map; when the SVD does not converge, ``v_1`` is the top
+    eigenvector of ``X_c^T X_c`` instead (the same direction), so no LinAlgError escapes.
     """
 
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         n, c, h, w = activations.shape
-        x = activations.double().reshape(n, c, h * w).transpose(1, 2)  # (N, Z, C)
+        finite = torch.nan_to_num(activations.double(), nan=0.0, posinf=0.0, neginf=0.0)  # (N, C, h, w)
+        x = finite.reshape(n, c, h * w).transpose(1, 2)  # (N, Z, C)
         x = x - x.mean(dim=1, keepdim=True)
-        _, _, vh = torch.linalg.svd(x, full_matrices=False)  # vh: (N, min(Z,C), C)
-        v1 = vh[:, 0, :]  # (N, C)
+        v1 = _first_direction(x)  # (N, C)
         maps = torch.einsum("nzc,nc->nz", x, v1)  # (N, Z)
-        mean_act = activations.double().mean(dim=1).reshape(n, h * w)  # (N, Z)
+        mean_act = finite.mean(dim=1).reshape(n, h * w)  # (N, Z)
         mean_act = mean_act - mean_act.mean(dim=1, keepdim=True)
         sign = torch.sign((maps * mean_act).sum(dim=1))  # (N,)
         sign = torch.where(sign == 0, torch.ones_like(sign), sign)

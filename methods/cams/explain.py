@@ -18,7 +18,8 @@ from torch import nn
 
 from methods._torch import Progress
 from methods.cams.base import CamMethod, ForwardMethod, LayerContext, RecordedMethod
-from methods._torch import check_input, eval_mode, unwrap_model, upsample
+from methods._inputs import check_model_input
+from methods._torch import eval_mode, resolve_precision, unwrap_model, upsample
 from methods.cams.recorder import record, resolve_modules
 from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError
 from methods.cams.layers import candidate_layers, default_layer
@@ -43,7 +44,8 @@ class Explanation:
         probs: (N, K) softmax of ``logits``.
         input_size: (H, W) of the explained input.
         seconds: wall time of this method's share of the call (the shared pass counted once per method).
-        options: the method's options.
+        options: the method's options; a ``precision`` option records the precision that RAN
+            (``"auto"`` resolved for the input's device: ``"fp32"`` or ``"bf16"``).
         notes: what the user should know about these maps (messages the method warned with a
             :class:`methods.errors.GradLensWarning`, e.g. a slower route or a signed layer).
     """
@@ -149,7 +151,7 @@ def explain_many(
         UnknownMethodError, LayerError, TargetError, RecorderError (all ``GradLensError``).
     """
     net, default = unwrap_model(model)
-    check_input(x)
+    check_model_input(net, x)
     configured = _instantiate(methods, options or {})
     input_size = (int(x.shape[-2]), int(x.shape[-1]))
     modules = resolve_layers(net, layers, input_size, default)
@@ -208,10 +210,19 @@ def _explain_in_eval(
             probs=probs,
             input_size=input_size,
             seconds=shared_seconds + time.perf_counter() - t0,
-            options=dict(method.options),
+            options=_recorded_options(method, x.device),
             notes=notes,
         )
     return results
+
+
+def _recorded_options(method: CamMethod, device: torch.device) -> dict[str, Any]:
+    """The options an Explanation records: ``precision="auto"`` becomes the precision that ran on
+    ``device`` (:func:`methods._torch.resolve_precision`, the rule the method's runner applies)."""
+    opts = dict(method.options)
+    if opts.get("precision") == "auto":
+        opts["precision"] = resolve_precision("auto", device)
+    return opts
 
 
 def _sub_progress(progress: Progress | None, step: int, total_steps: int) -> Progress | None:

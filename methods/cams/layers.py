@@ -126,7 +126,7 @@ def _probe(model: nn.Module, input_size: tuple[int, int]) -> list[_Fired]:
     if not isinstance(model, nn.Module):
         raise WrongTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    device = param.device if param is not None else torch.get_default_device()
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     gen = torch.Generator().manual_seed(0)  # leaves the global RNG alone
     x = torch.randn(1, _in_channels(model), *input_size, generator=gen).to(device=device, dtype=dtype)  # (1, C, H, W)

@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from methods._checks import is_int
-from methods._torch import HookScope, check_input, eval_mode
+from methods._inputs import check_model_input
+from methods._torch import HookScope, eval_mode
 from methods.errors import LayerError, RecorderError, TargetError, suggest
 
 __all__ = [
@@ -161,7 +162,8 @@ def record(
         A :class:`Recording`.
 
     Raises:
-        InputError: ``x`` is not a finite floating-point (N, C, H, W) tensor.
+        InputError: ``x`` is not a finite floating-point (N, C, H, W) tensor, or does not fit the
+            model (dtype or device of its weights, channels of its first convolution).
         LayerError: unknown layer name, or a layer whose output is not a 4-D tensor.
         RecorderError: a layer that fires twice or never in the forward.
         TargetError: a bad target.
@@ -172,7 +174,7 @@ def record(
         >>> rec.activations["0"].shape, rec.gradients["0"].shape, rec.targets.tolist()
         (torch.Size([1, 2, 2, 2]), torch.Size([1, 2, 2, 2]), [1])
     """
-    check_input(x)
+    check_model_input(model, x)
     modules = dict(layers) if isinstance(layers, Mapping) else resolve_modules(model, layers)
     if not modules:
         raise LayerError("layers is empty: name at least one layer")

@@ -29,48 +29,55 @@ label           true class index (empty without ground truth)
 predicted       the model's top-1 class index
 method, layer   what made the map
 target          the explained class index; ``target_name`` its name; ``prob`` its probability
-deletion_auc    RISE deletion AUC (``--baseline``, default zero): lower is better
+deletion_auc    RISE deletion AUC (``--baseline``, default blur; RISE's own is zero): lower is better
 insertion_auc   RISE insertion AUC (from ``--insertion-baseline``, default blur): higher is better
 avg_drop        Grad-CAM++ drop in %, masking in the normalized input space
 increase        Grad-CAM++ increase in confidence (bool)
 pointing_hit    pointing game (bool, tolerance 0)
 energy_pg       energy-based pointing game in [0, 1]
 seconds         wall time of the method's maps for this image and class (all requested layers)
-eval_seconds    wall time of this row's faithfulness scores
-model, steps, baseline, insertion_baseline, precision   the run's options
+eval_seconds    this row's share of the wall time of its image's faithfulness forwards
+model, steps, baseline, insertion_baseline   the run's options
+precision, device   the precision the curves RAN in (``--precision auto`` resolved) and the device
 ==============  ==============================================================================
 
-A summary (mean ± std per method x layer, references included) is printed at the end.
+Where it runs: ``--engine local`` (default; ``--workers`` processes, one per CPU core) or
+``--engine ray`` (Ray Data actors, ``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster), each
+worker loading the model once (:mod:`methods.cli.engines`); the table is the same either way.
+Each image's maps are scored by :func:`methods.metrics.image_scores.image_scores`, which runs the
+forwards the maps share once. See docs/batch.md.
+
+A summary (mean ± std per method x layer, references included) is printed at the end, with a
+warning for every method x layer that does not beat the random map (:func:`chance_warnings`).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import pathlib
 import sys
-import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 from methods._checks import check_choice, check_int
 from methods.metrics import faithfulness as fa
 from methods.errors import GradLensError, OptionError, WrongTypeError
-from methods.cli.sources import Sample, parse_images, samples
-from methods.metrics.localization import energy_pointing_game, pointing_game
+from methods.cli.common import worker_model
+from methods.cli.engines import check_engine
+from methods.cli.evaluate_work import EvalSpec, run_evaluation
+from methods.cli.sources import Sample, parse_images, sample_items
+from methods.cli.summary import REFERENCES, chance_warnings, format_summary, summarize
+from methods.review.csv_safe import csv_bytes
 
-__all__ = ["REFERENCES", "Sample", "parse_images", "evaluate", "summarize", "format_summary", "main"]
-
-REFERENCES: tuple[str, ...] = ("random", "centre")
+__all__ = ["REFERENCES", "Sample", "parse_images", "evaluate", "summarize", "format_summary", "chance_warnings", "main"]
 """Reference maps added to every evaluation (information-free controls)."""
 
 COLUMNS: tuple[str, ...] = (
     "image", "seed", "label", "predicted", "method", "layer", "target", "target_name", "prob",
     "deletion_auc", "insertion_auc", "avg_drop", "increase", "pointing_hit", "energy_pg",
-    "seconds", "eval_seconds", "model", "steps", "baseline", "insertion_baseline", "precision",
+    "seconds", "eval_seconds", "model", "steps", "baseline", "insertion_baseline", "precision", "device",
 )
 
 
@@ -137,14 +144,18 @@ def evaluate(
     layers: Any = "default",
     seed: int = 0,
     steps: int = 50,
-    baseline: str = "zero",
-    insertion_baseline: str = "blur",
-    precision: str = "fp32",
+    baseline: str = fa.DEFAULT_BASELINES["deletion"],
+    insertion_baseline: str = fa.DEFAULT_BASELINES["insertion"],
+    precision: str = "auto",
     batch_size: int = 32,
     references: bool = True,
     out: str | pathlib.Path | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    device: Any = None,
 ) -> pd.DataFrame:
     """Score every map of every image; one row per image x method x layer x explained class.
 
@@ -161,6 +172,9 @@ def evaluate(
         out: write the table to this ``.parquet`` or ``.csv`` file.
         progress: show a tqdm bar (stderr).
         log: where notes go (skipped files); default: stderr.
+        engine, workers, ray_address: where the images are scored (:mod:`methods.cli.engines`:
+            ``"local"`` process pool, default one worker per CPU core, or ``"ray"``).
+        device: where the model runs (default ``$GRADLENS_DEVICE``, else CUDA when present).
 
     Returns:
         The table (``COLUMNS``), also written to ``out`` if given.
@@ -169,7 +183,7 @@ def evaluate(
         ValueError: bad options, scenes with a model not trained on the scenes' classes, or no
             readable image. UnknownMethodError / LayerError / UnknownModelError from the library.
     """
-    from methods.cams.explain import explain_many, resolve_layers
+    from methods.cams.explain import resolve_layers
 
     say = log or (lambda s: print(s, file=sys.stderr))
     out_path = _check_out(out)
@@ -195,68 +209,24 @@ def evaluate(
     layer_names = resolve_layers(loaded.model, _layers_arg(layers), tuple(loaded.input_size), loaded.default_layer)
     curve_opts = dict(steps=int(steps), batch_size=int(batch_size), precision=precision)
 
-    skipped: list[tuple[str, str]] = []
-    rows: list[dict] = []
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=source.count, desc="evaluating", unit="image", disable=not progress, file=sys.stderr)
-    counted = 0  # skipped files already shown on the bar
-    try:
-        for index, sample in enumerate(samples(source, int(seed), skipped)):
-            x = loaded.preprocess(sample.image)[None]  # (1, 3, H, W)
-            targets = list(sample.labels) if sample.labels else [None]
-            for k, target in enumerate(targets):
-                exps = explain_many(loaded, x, names, layers=layer_names, target=target)
-                first = exps[names[0]]
-                predicted = int(first.probs[0].argmax())
-                t = int(first.targets[0])
-                mask = sample.masks[k] if sample.masks is not None else None
-                maps: list[tuple[str, str, torch.Tensor, float]] = []
-                for name in names:
-                    for layer in layer_names:
-                        maps.append((name, layer, exps[name].maps[layer][0], exps[name].seconds))
-                if references:
-                    for layer in layer_names:
-                        size = tuple(exps[names[0]].maps[layer].shape[-2:])
-                        for ref, m in fa.reference_maps(size, seed=int(seed) + index).items():
-                            maps.append((ref, layer, m, 0.0))
-                for name, layer, sal, seconds in maps:
-                    t1 = time.perf_counter()
-                    dele = fa.deletion_curve(loaded, x, sal, t, baseline=baseline, **curve_opts)
-                    ins = fa.insertion_curve(loaded, x, sal, t, baseline=insertion_baseline, **curve_opts)
-                    conf = fa.confidence_change(loaded, x, sal, t, precision=precision)
-                    rows.append(
-                        dict(
-                            image=sample.name,
-                            seed=sample.seed,
-                            label=sample.labels[k] if sample.labels else None,
-                            predicted=predicted,
-                            method=name,
-                            layer=layer,
-                            target=t,
-                            target_name=class_names[t] if t < len(class_names) else str(t),
-                            prob=float(first.probs[0, t]),
-                            deletion_auc=dele.auc,
-                            insertion_auc=ins.auc,
-                            avg_drop=conf.drop,
-                            increase=conf.increase,
-                            pointing_hit=pointing_game(sal, mask) if mask is not None else None,
-                            energy_pg=energy_pointing_game(sal, mask) if mask is not None else None,
-                            seconds=seconds,
-                            eval_seconds=time.perf_counter() - t1,
-                        )
-                    )
-            bar.update(1 + len(skipped) - counted)  # skipped files count as done too
-            counted = len(skipped)
-        bar.update(len(skipped) - counted)
-    finally:
-        bar.close()
+    engine, workers = check_engine(engine, workers)
+    items = sample_items(source, int(seed))
+    n_workers = max(1, min(workers, len(items)))
+    sent, spec_device, run_device = worker_model(model, loaded, device, engine == "local" and n_workers == 1)
+    spec = EvalSpec(model=sent, names=tuple(names), layers=tuple(layer_names), seed=int(seed), precision=precision,
+                    steps=int(steps), baseline=baseline, insertion_baseline=insertion_baseline,
+                    batch_size=int(batch_size), references=bool(references), device=spec_device)
+    rows, skipped, failed = run_evaluation(spec, items, engine=engine, workers=n_workers, ray_address=ray_address,
+                                           bar=progress, num_gpus=1.0 if run_device.type == "cuda" else 0.0)
+    for name, why in failed:
+        say(f"failed {name}: {why}")
     for name, why in skipped:
         say(f"skipped {name}: {why}")
     if not rows:
         raise OptionError(f"no image could be evaluated from images={images!r} ({len(skipped)} file(s) skipped)")
     df = _table(rows, loaded, curve_opts, baseline, insertion_baseline)
     df.attrs["skipped"] = [f"{n}: {w}" for n, w in skipped]
+    df.attrs["failed"] = [f"{n}: {w}" for n, w in failed]
     if out_path is not None:
         _write(df, out_path)
     return df
@@ -273,7 +243,6 @@ def _table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFra
     df["steps"] = curve_opts["steps"]
     df["baseline"] = baseline
     df["insertion_baseline"] = insertion_baseline
-    df["precision"] = curve_opts["precision"]
     return df[list(COLUMNS)]
 
 
@@ -284,58 +253,7 @@ def _write(df: pd.DataFrame, path: pathlib.Path) -> None:
     if path.suffix.lower() == ".parquet":
         frame.to_parquet(path, index=False)
     else:
-        frame.to_csv(path, index=False)
-
-
-# --------------------------------------------------------------------------------------------
-# Summary
-
-
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std per method x layer (references last): n, the two AUCs, Average Drop (%),
-    Increase in Confidence (%), pointing game (%) and energy."""
-    metrics = {
-        "deletion_auc": 1.0,
-        "insertion_auc": 1.0,
-        "avg_drop": 1.0,
-        "increase": 100.0,
-        "pointing_hit": 100.0,
-        "energy_pg": 1.0,
-        "seconds": 1.0,
-    }
-    order = list(dict.fromkeys([m for m in df["method"] if m not in REFERENCES] + [m for m in REFERENCES if m in set(df["method"])]))
-    out = []
-    for method in order:
-        for layer in dict.fromkeys(df.loc[df["method"] == method, "layer"]):
-            g = df[(df["method"] == method) & (df["layer"] == layer)]
-            row: dict[str, Any] = {"method": method, "layer": layer, "n": len(g)}
-            for col, scale in metrics.items():
-                v = pd.to_numeric(g[col].astype("Float64"), errors="coerce").dropna().astype(float) * scale
-                row[f"{col}_mean"] = float(v.mean()) if len(v) else math.nan
-                row[f"{col}_std"] = float(v.std(ddof=0)) if len(v) else math.nan
-            out.append(row)
-    return pd.DataFrame(out)
-
-
-def format_summary(summary: pd.DataFrame) -> str:
-    """The summary as a text table: ``mean ± std`` per metric (percent for the rates)."""
-    headers = {
-        "deletion_auc": "deletion AUC ↓",
-        "insertion_auc": "insertion AUC ↑",
-        "avg_drop": "avg drop % ↓",
-        "increase": "increase % ↑",
-        "pointing_hit": "pointing % ↑",
-        "energy_pg": "energy ↑",
-        "seconds": "map s",
-    }
-    table = {"method": summary["method"], "layer": summary["layer"], "n": summary["n"]}
-    for col, title in headers.items():
-        digits = 1 if col in ("avg_drop", "increase", "pointing_hit") else 3
-        table[title] = [
-            "—" if math.isnan(m) else (f"{m:.{digits}f}" if col in ("increase", "pointing_hit") else f"{m:.{digits}f} ± {s:.{digits}f}")
-            for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"])
-        ]
-    return pd.DataFrame(table).to_string(index=False)
+        path.write_bytes(csv_bytes(frame))  # text cells that would start a formula are neutralised
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,12 +273,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="scene seed offset and reference-map seed (default 0)")
     p.add_argument("--out", required=True, help="output table, .parquet or .csv")
     p.add_argument("--steps", type=int, default=50, help="deletion/insertion steps (default 50)")
-    p.add_argument("--baseline", default="zero", help=f"what deleted pixels become: {', '.join(fa.BASELINES)} (default zero)")
+    p.add_argument("--baseline", default=fa.DEFAULT_BASELINES["deletion"],
+                   help=f"what deleted pixels become: {', '.join(fa.BASELINES)} (default blur; zero is RISE's)")
     p.add_argument("--insertion-baseline", default="blur", help="the insertion curve's starting image (default blur)")
-    p.add_argument("--precision", default="fp32", help=f"{' or '.join(fa.PRECISIONS)} (default fp32)")
+    p.add_argument("--precision", default="auto", help=f"{', '.join(fa.PRECISIONS)} (default auto: bf16 where native)")
     p.add_argument("--batch-size", type=int, default=32, help="perturbed images per forward (default 32)")
     p.add_argument("--no-references", action="store_true", help="leave out the random and centre reference rows")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--engine", default="local", help="local (process pool) or ray (Ray Data); default local")
+    p.add_argument("--workers", type=int, default=None, help="processes or Ray actors (default: the CPU cores)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default $RAY_ADDRESS; none: a local Ray)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)")
     return p
 
 
@@ -382,6 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             references=not args.no_references,
             out=args.out,
             progress=not args.quiet,
+            engine=args.engine,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            device=args.device,
         )
     except (GradLensError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -389,7 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     n_images = df["image"].nunique()
     skipped = len(df.attrs.get("skipped", []))
     print(f"{n_images} image(s), {len(df)} rows -> {args.out}" + (f" ({skipped} file(s) skipped)" if skipped else ""))
-    print(format_summary(summarize(df)))
+    summary = summarize(df)
+    print(format_summary(summary))
+    for line in chance_warnings(summary):
+        print(line)
     return 0
 
 

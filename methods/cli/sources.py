@@ -19,7 +19,7 @@ import numpy as np
 
 from methods.errors import GradLensError, OptionError
 
-__all__ = ["Sample", "Source", "parse_images", "samples"]
+__all__ = ["Sample", "Source", "parse_images", "samples", "sample_items", "load_sample"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,34 @@ def samples(source: Source, seed: int, skipped: list[tuple[str, str]]) -> Iterat
             skipped.append((path.name, str(exc)))
             continue
         yield Sample(path.name, image)
+
+
+def sample_items(source: Source, seed: int) -> list[dict]:
+    """The samples of ``source`` as plain dicts an engine can send to a worker (nothing is read
+    yet): ``{"index", "name", "kind": "scene" | "file", "seed", "n_objects" | "path"}``."""
+    if source.kind in ("scenes", "scenes2"):
+        from methods.models.scene_eval import EVAL_SINGLE_START, EVAL_TWO_START
+
+        two = source.kind == "scenes2"
+        start = (EVAL_TWO_START if two else EVAL_SINGLE_START) + seed
+        return [{"index": i, "name": f"scene:{start + i}", "kind": "scene", "seed": start + i, "n_objects": 2 if two else 1}
+                for i in range(source.count)]
+    assert source.folder is not None
+    files = sorted(p for p in source.folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return [{"index": i, "name": p.name, "kind": "file", "path": str(p)} for i, p in enumerate(files)]
+
+
+def load_sample(item: dict) -> Sample:
+    """The :class:`Sample` of one :func:`sample_items` entry (a scene is re-made from its seed).
+
+    Raises:
+        ImageError, OSError: the file cannot be read.
+    """
+    if item["kind"] == "scene":
+        from methods.data.scenes import make_scene
+
+        sc = make_scene(int(item["seed"]), n_objects=int(item["n_objects"]))
+        return Sample(f"scene:{sc.seed}", sc.image, tuple(sc.labels), sc.masks, sc.seed)
+    from methods.data.images import load_image
+
+    return Sample(item["name"], load_image(item["path"]))

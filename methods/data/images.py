@@ -9,9 +9,14 @@ Everything a user can upload goes through :func:`load_image`. It is defensive on
   :data:`MAX_PIXELS`, without changing Pillow's global ``Image.MAX_IMAGE_PIXELS``;
 * truncated and corrupt files are refused (Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES`` is
   left as the process set it - False by default - and not mutated here);
+* the memory decoding will take is estimated from the header and refused over
+  :data:`MAX_DECODE_BYTES` (:mod:`methods.data.decode`), before decoding;
+* a path must be a regular file: a FIFO or a device is refused, never waited on;
 * EXIF orientation is applied, so a phone photo is shown the way the phone showed it;
-* every pixel mode is turned into 8-bit RGB (see :func:`to_rgb_uint8`);
-* large images are downscaled so that the long side is at most ``max_side``.
+* every pixel mode is turned into 8-bit RGB (see :func:`to_rgb_uint8`), in bands: 16-bit and float
+  images are never converted to float at full size;
+* large images are downscaled so that the long side is at most ``max_side`` (a box reduction per
+  band, then one Lanczos resize).
 
 Every refusal is an :class:`~methods.errors.ImageError` whose message says what was wrong and what
 to do.
@@ -25,13 +30,16 @@ from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
+from methods._files import open_regular
+from methods.data.decode import MAX_DECODE_BYTES, check_budget, orient, orientation_of, swaps_sides, to_small_rgb
 from methods.errors import ImageError, OptionError, WrongTypeError
 
 __all__ = [
     "ALLOWED_FORMATS",
     "MAX_PIXELS",
+    "MAX_DECODE_BYTES",
     "ImageSource",
     "load_image",
     "to_rgb_uint8",
@@ -49,9 +57,6 @@ MAX_PIXELS: int = 80_000_000
 #: What :func:`load_image` accepts: a path, the raw bytes, or a binary file-like object
 #: (including Streamlit's ``UploadedFile``, which has ``getvalue()``).
 ImageSource = Union[str, Path, bytes, bytearray, memoryview, BinaryIO]
-
-_WHITE = (255, 255, 255)
-
 
 def image_digest(data: bytes | bytearray | memoryview) -> str:
     """SHA-256 of raw file bytes as 64 lowercase hex characters (a cache key for uploads).
@@ -87,17 +92,13 @@ def _registered_formats() -> list[str]:
 
 
 def _open_stream(source: ImageSource) -> tuple[BinaryIO, bool]:
-    """Turn ``source`` into a seekable binary stream; the bool says whether we must close it."""
+    """Turn ``source`` into a seekable binary stream; the bool says whether we must close it.
+
+    A path must be a regular file (:func:`methods._files.open_regular`): a FIFO or a device is
+    refused at once instead of blocking or reading forever.
+    """
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        try:
-            return open(path, "rb"), True
-        except FileNotFoundError as exc:
-            raise ImageError(f"No such image file: '{path}'. Check the path.") from exc
-        except IsADirectoryError as exc:
-            raise ImageError(f"'{path}' is a folder, not an image file.") from exc
-        except OSError as exc:
-            raise ImageError(f"Cannot read the image file '{path}': {exc}.") from exc
+        return open_regular(source, ImageError, "image"), True
     if isinstance(source, (bytes, bytearray, memoryview)):
         return io.BytesIO(bytes(source)), True
     if hasattr(source, "getvalue"):  # io.BytesIO, Streamlit UploadedFile: position-independent
@@ -125,33 +126,6 @@ def _target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max_side
 
 
-def _high_depth_to_uint8(im: Image.Image) -> np.ndarray:
-    """Map a 16-bit / 32-bit int / float single-channel image to uint8 by its actual range.
-
-    Deviation from Pillow: ``Image.convert("L")`` clips I;16 / I / F values to 0..255, which turns
-    most 16-bit pictures white. Here the finite range [min, max] maps linearly to [0, 255];
-    non-finite values (NaN, +-inf) become 0 / 255 / 0 for NaN / +inf / -inf. A constant image has
-    no range; it is mapped by its nominal range instead (0..65535 for 16-bit, 0..1 for float,
-    0..255 clipped for 32-bit int).
-    """
-    a = np.asarray(im, dtype=np.float64)  # (H, W)
-    finite = np.isfinite(a)
-    out = np.zeros(a.shape, dtype=np.float64)
-    if finite.any():
-        lo = float(a[finite].min())
-        hi = float(a[finite].max())
-        if hi > lo:
-            out[finite] = (a[finite] - lo) / (hi - lo) * 255.0
-        elif im.mode.startswith("I;16"):
-            out[finite] = lo / 65535.0 * 255.0
-        elif im.mode == "F":
-            out[finite] = np.clip(lo, 0.0, 1.0) * 255.0
-        else:
-            out[finite] = np.clip(lo, 0.0, 255.0)
-    out[np.isposinf(a)] = 255.0
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
 def to_rgb_uint8(im: Image.Image) -> np.ndarray:
     """Convert a decoded Pillow image of any common mode to an (H, W, 3) uint8 RGB array.
 
@@ -160,34 +134,15 @@ def to_rgb_uint8(im: Image.Image) -> np.ndarray:
     * Anything with transparency (``LA``, ``PA``, ``P`` with a transparency entry, ``RGBA``,
       ``La``, ``RGBa``): alpha-composited on **white**, so transparent pixels are white.
     * ``I;16*``, ``I``, ``F`` (16-bit, 32-bit int, float): scaled to 8 bit by the actual value
-      range, not clipped (see :func:`_high_depth_to_uint8`), then grey -> RGB.
+      range, not clipped (see :func:`methods.data.decode.high_depth_to_uint8`), then grey -> RGB.
 
-    Colour profiles (ICC) are not applied; pixel values are taken as sRGB.
+    The conversion runs in bands (:func:`methods.data.decode.to_small_rgb`): no full-size float
+    copy is made. Colour profiles (ICC) are not applied; pixel values are taken as sRGB.
 
     Raises:
         ImageError: the mode cannot be converted.
     """
-    mode = im.mode
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        grey = _high_depth_to_uint8(im)  # (H, W)
-        return np.repeat(grey[:, :, None], 3, axis=2)
-    has_alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or (
-        mode in ("P", "L", "RGB") and "transparency" in im.info
-    )
-    try:
-        if has_alpha:
-            rgba = im.convert("RGBA")
-            canvas = Image.new("RGBA", rgba.size, _WHITE + (255,))
-            canvas.alpha_composite(rgba)
-            rgb = canvas.convert("RGB")
-        else:
-            rgb = im if mode == "RGB" else im.convert("RGB")
-    except (ValueError, OSError) as exc:
-        raise ImageError(
-            f"Cannot convert an image with pixel mode '{mode}' to RGB ({exc}). "
-            "Re-save the image as an 8-bit RGB PNG or JPEG."
-        ) from exc
-    return np.array(rgb, dtype=np.uint8)  # (H, W, 3), a writable copy
+    return to_small_rgb(im, im.size, "an image")
 
 
 def load_image(
@@ -195,6 +150,7 @@ def load_image(
     *,
     max_side: int = 2048,
     max_pixels: int = MAX_PIXELS,
+    max_decode_bytes: int = MAX_DECODE_BYTES,
 ) -> np.ndarray:
     """Read an image safely and return it as an (H, W, 3) uint8 RGB array.
 
@@ -207,6 +163,10 @@ def load_image(
             exactly. Must be >= 1.
         max_pixels: keyword-only; width x height from the file header above this is refused before
             decoding (decompression-bomb guard). Default :data:`MAX_PIXELS` (80 MP).
+        max_decode_bytes: keyword-only; a file whose decoding would take more memory than this
+            (estimated from the header: :func:`methods.data.decode.decode_bytes`) is refused
+            before decoding. Default :data:`MAX_DECODE_BYTES` (512 MiB). Converting and
+            downscaling after decoding work in bands and add little to it.
 
     Returns:
         ``np.ndarray`` of shape (H, W, 3), dtype uint8, RGB, C-contiguous and writable.
@@ -216,12 +176,19 @@ def load_image(
 
     Raises:
         ImageError: empty file, not an image / not an allowed format, truncated or corrupt data,
-            zero width or height, more than ``max_pixels`` pixels, unconvertible pixel mode,
-            missing or unreadable path.
+            zero width or height, more than ``max_pixels`` pixels or ``max_decode_bytes`` of
+            decoding memory, unconvertible pixel mode, missing or unreadable path, a path that
+            is not a regular file (a FIFO, a device).
         TypeError: ``source`` is none of the accepted types.
-        ValueError: ``max_side`` or ``max_pixels`` is not a positive int.
+        ValueError: ``max_side``, ``max_pixels`` or ``max_decode_bytes`` is not a positive int.
+
+    Examples:
+        >>> import io; from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("I;16", (4000, 10), 300).save(buf, "PNG")
+        >>> load_image(buf.getvalue(), max_side=400).shape
+        (1, 400, 3)
     """
-    for arg, value in (("max_side", max_side), ("max_pixels", max_pixels)):
+    for arg, value in (("max_side", max_side), ("max_pixels", max_pixels), ("max_decode_bytes", max_decode_bytes)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise OptionError(f"load_image({arg}=...) must be a positive int, got {value!r}")
     what = _describe(source)
@@ -235,13 +202,13 @@ def load_image(
                 f"{_cap(what)} is empty (0 bytes). Choose or upload an image file "
                 "(PNG, JPEG, ...)."
             )
-        return _decode(stream, what, max_side=max_side, max_pixels=max_pixels)
+        return _decode(stream, what, max_side=max_side, max_pixels=max_pixels, max_bytes=max_decode_bytes)
     finally:
         if must_close:
             stream.close()
 
 
-def _decode(stream: BinaryIO, what: str, *, max_side: int, max_pixels: int) -> np.ndarray:
+def _decode(stream: BinaryIO, what: str, *, max_side: int, max_pixels: int, max_bytes: int) -> np.ndarray:
     formats = ", ".join(f for f in ALLOWED_FORMATS if f != "MPO")
     try:
         im = Image.open(stream, formats=_registered_formats())
@@ -257,9 +224,9 @@ def _decode(stream: BinaryIO, what: str, *, max_side: int, max_pixels: int) -> n
             "the header is invalid (for example zero width or height). Supported formats: "
             f"{formats}. If it is a picture in another format, re-save it as PNG or JPEG."
         ) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError) as exc:
         raise ImageError(
-            f"{_cap(what)} has a corrupt image header ({exc}). Re-export or re-download it."
+            f"{_cap(what)} has a corrupt image header ({type(exc).__name__}: {exc}). Re-export or re-download it."
         ) from exc
 
     with im:
@@ -285,6 +252,7 @@ def _decode(stream: BinaryIO, what: str, *, max_side: int, max_pixels: int) -> n
             box = max(tw, th)
             if box < max(width, height):
                 im.draft("RGB", (box, box))
+        check_budget(im, _cap(what), max_bytes)  # from the header: nothing is decoded yet
         try:
             im.seek(0)
             im.load()
@@ -292,25 +260,15 @@ def _decode(stream: BinaryIO, what: str, *, max_side: int, max_pixels: int) -> n
             raise ImageError(
                 f"{_cap(what)} is too large to decode safely ({exc}). Downscale it first."
             ) from exc
-        except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        except (OSError, SyntaxError, ValueError, EOFError, MemoryError, TypeError) as exc:
             raise ImageError(
-                f"The image data in {what} is incomplete or corrupt ({exc}). The file may be "
+                f"The image data in {what} is incomplete or corrupt ({type(exc).__name__}: {exc}). The file may be "
                 "truncated (e.g. an interrupted download or upload); re-download or re-export it."
             ) from exc
 
-        try:
-            oriented = ImageOps.exif_transpose(im)
-        except Exception:  # noqa: BLE001 - a malformed EXIF block must not make a photo unreadable
-            oriented = im
-        if oriented is None:  # only happens with in_place=True; kept for type-checkers
-            oriented = im
-
-        tw, th = _target_size(*oriented.size, max_side)
-        if (tw, th) != oriented.size:
-            if oriented.mode not in ("RGB", "RGBA", "L", "LA"):
-                # Resample after conversion so palettes / 16-bit ranges are handled first.
-                rgb = to_rgb_uint8(oriented)
-                oriented = Image.fromarray(rgb)
-            oriented = oriented.resize((tw, th), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        rgb = to_rgb_uint8(oriented)
-    return np.ascontiguousarray(rgb)
+        orientation = orientation_of(im)  # after load(): PNG's getexif() decodes the image
+        # the size it is shown at (after EXIF orientation), then the same size before orientation
+        shown = (im.height, im.width) if swaps_sides(orientation) else im.size
+        tw, th = _target_size(*shown, max_side)
+        rgb = to_small_rgb(im, (th, tw) if swaps_sides(orientation) else (tw, th), what)  # (h, w, 3)
+    return orient(rgb, orientation)

@@ -28,7 +28,8 @@ from typing import Any, Literal
 import torch
 
 from methods._checks import check_choice
-from methods._torch import PRECISIONS, Precision, channels_last_weights, unwrap_model, upsample
+from methods._inputs import check_model_input
+from methods._torch import Precision, channels_last_weights, resolve_precision, unwrap_model, upsample
 from methods.errors import OptionError
 from methods.metrics.perturbation import (
     check_class,
@@ -39,7 +40,7 @@ from methods.metrics.perturbation import (
 )
 from methods.viz.normalize import normalize
 
-__all__ = ["Space", "SPACES", "ConfidenceChange", "confidence_change"]
+__all__ = ["Space", "SPACES", "ConfidenceChange", "confidence_change", "explanation_image", "confidence_from"]
 
 Space = Literal["input", "pixel"]
 SPACES: tuple[str, ...] = ("input", "pixel")
@@ -87,7 +88,7 @@ def confidence_change(
     space: Space = "input",
     mean: Any = None,
     std: Any = None,
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
 ) -> ConfidenceChange:
     """Grad-CAM++'s Average Drop term and Increase-in-Confidence indicator for one image.
 
@@ -108,21 +109,39 @@ def confidence_change(
         ValueError: bad arguments, as :func:`deletion_curve`.
     """
     net, _ = unwrap_model(model)
-    x = check_one_image(x)
-    check_choice("space", space, SPACES)
-    check_choice("precision", precision, PRECISIONS)
-    sal = check_saliency(saliency)
-    _, c, h, w = x.shape
-    weights = normalize(upsample(sal, (h, w)).float(), mode="minmax", relu=True).to(x.dtype)  # (H, W) in [0, 1]
-    if space == "input":
-        masked = x * weights  # (1, C, H, W)
-    else:
-        m, s = _mean_std(model, mean, std, c)
-        rgb = x * s + m  # (1, C, H, W)
-        masked = (rgb * weights - m) / s  # (1, C, H, W)
+    x = check_model_input(net, check_one_image(x))
+    precision = resolve_precision(precision, x.device)
+    masked = explanation_image(model, x, saliency, space=space, mean=mean, std=std)  # (1, C, H, W)
     with channels_last_weights(net), runner_for(x, precision, 2) as run:
         p = class_probabilities(run, net, torch.cat([x, masked]))  # (2, K)
     target = check_class(target, p.shape[1])
-    y, o = float(p[0, target]), float(p[1, target])
+    return confidence_from(float(p[0, target]), float(p[1, target]), space=space)
+
+
+def explanation_image(model: Any, x: torch.Tensor, saliency: Any, *, space: Space = "input", mean: Any = None,
+                      std: Any = None) -> torch.Tensor:
+    """Grad-CAM++'s explanation map ``E = L ⊙ x`` (1, C, H, W) in ``x``'s normalized space and device
+    (arguments as :func:`confidence_change`; ``model`` only supplies mean/std for ``space="pixel"``)."""
+    x = check_one_image(x)
+    check_choice("space", space, SPACES)
+    sal = check_saliency(saliency)
+    _, c, h, w = x.shape
+    weights = normalize(upsample(sal, (h, w)).float(), mode="minmax", relu=True)  # (H, W) in [0, 1], on the CPU
+    weights = weights.to(device=x.device, dtype=x.dtype)
+    if space == "input":
+        return x * weights  # (1, C, H, W)
+    m, s = _mean_std(model, mean, std, c)
+    m, s = m.to(x.device), s.to(x.device)
+    rgb = x * s + m  # (1, C, H, W)
+    return (rgb * weights - m) / s  # (1, C, H, W)
+
+
+def confidence_from(y: float, o: float, *, space: str = "input") -> ConfidenceChange:
+    """The :class:`ConfidenceChange` of scores ``Y`` (image) and ``O`` (explanation map).
+
+    Examples:
+        >>> confidence_from(0.8, 0.6).drop, confidence_from(0.5, 0.7).increase
+        (25.000000000000007, True)
+    """
     drop = max(0.0, y - o) / y * 100.0 if y > 0 else 0.0
     return ConfidenceChange(score=y, masked_score=o, drop=drop, increase=o > y, space=space)

@@ -107,4 +107,4 @@ def energy_pointing_game(saliency: Any, mask: Any) -> float:
     total = float(m.sum())
     if not total > 0.0:
         return 0.0
-    return float(m[mk].sum()) / total
+    return float(m[mk.to(m.device)].sum()) / total  # the map's own device (a GPU map stays there)

@@ -13,7 +13,8 @@ Drop); this module holds the pieces that protocol is made of, so each stays smal
 * the runner — for the duration of a call the model is in eval mode and its 4-D weights are held
   in channels_last layout (faster convolutions on CPU); the original tensors, layout and
   train/eval flags are put back afterwards, also when the call fails. Batches go through the
-  model under ``torch.inference_mode()``, with bfloat16 autocast for ``precision="bf16"``.
+  model under ``torch.inference_mode()``, with bfloat16 autocast for ``precision="bf16"``
+  (``"auto"``, the default, resolves per device: :func:`methods._torch.resolve_precision`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods._checks import check_choice
-from methods._torch import PRECISIONS, ForwardRunner, Progress, check_input, upsample
+from methods._torch import PRECISION_CHOICES, ForwardRunner, Progress, check_input, upsample
 from methods.errors import InputError, OptionError, TargetError
 
 __all__ = [
     "BASELINES",
+    "DEFAULT_BASELINES",
     "PRECISIONS",
     "KINDS",
     "BLUR_SIGMA_FRACTION",
@@ -53,6 +55,11 @@ BaselineSpec = Union[Literal["zero", "mean", "blur"], torch.Tensor]
 Kind = Literal["deletion", "insertion"]
 
 BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
+DEFAULT_BASELINES: dict[str, str] = {"deletion": "blur", "insertion": "blur"}
+"""The baseline each curve uses unless told: blur for both (see docs/faithfulness.md for why
+deletion does not use RISE's zero)."""
+PRECISIONS: tuple[str, ...] = PRECISION_CHOICES
+"""The precisions a curve accepts: ``"auto"`` (bf16 where native, else fp32), ``"fp32"``, ``"bf16"``."""
 KINDS: tuple[str, ...] = ("deletion", "insertion")
 BLUR_SIGMA_FRACTION = 0.05
 """Default blur sigma as a fraction of the image's longer side."""
@@ -187,9 +194,9 @@ def runner_for(x: torch.Tensor, precision: str, total: int, progress: Progress |
 
 def pixel_ranks(sal: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """rank[pixel] = position of the pixel in the perturbation order, as (1, 1, H, W) int64."""
-    order = perturbation_order(sal, (h, w))  # (N,)
-    rank = torch.empty(h * w, dtype=torch.int64)
-    rank[order] = torch.arange(h * w)
+    order = perturbation_order(sal, (h, w))  # (N,) on the map's device
+    rank = torch.empty(h * w, dtype=torch.int64, device=order.device)
+    rank[order] = torch.arange(h * w, device=order.device)
     return rank.view(1, 1, h, w)
 
 
@@ -217,7 +224,7 @@ def perturbed_image(
         fraction: share of pixels in [0, 1]; ``round(fraction * H * W)`` pixels are perturbed.
         kind: ``"deletion"`` (the most salient pixels become the baseline) or ``"insertion"``
             (only the most salient pixels show the image, the rest the baseline).
-        baseline: as in the curves; None = the kind's default (``"zero"`` / ``"blur"``).
+        baseline: as in the curves; None = the kind's default (:data:`DEFAULT_BASELINES`: ``"blur"``).
         blur_sigma: sigma of the ``"blur"`` baseline in pixels.
 
     Returns:
@@ -228,7 +235,7 @@ def perturbed_image(
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
         raise OptionError(f"fraction must be a number in [0, 1]; got {fraction!r}")
     if baseline is None:
-        baseline = "zero" if kind == "deletion" else "blur"
+        baseline = DEFAULT_BASELINES[kind]
     substrate, _ = baseline_substrate(x, baseline, blur_sigma)  # (1, C, H, W)
     _, _, h, w = x.shape
     rank = pixel_ranks(check_saliency(saliency), h, w).to(x.device)  # (1, 1, H, W)

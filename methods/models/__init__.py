@@ -8,6 +8,9 @@
 * :mod:`~methods.models.checkpoints` / :mod:`~methods.models.weight_files` — your own weights,
   read safely (``weights_only=True``), for torchvision or timm (``arch="timm:<name>"``,
   :mod:`~methods.models.timm_archs`) architectures;
+* :mod:`~methods.models.declared` — what a checkpoint declares (shapes, dtypes, sizes), checked
+  before its data is read; :mod:`~methods.models.architectures` — meta-device templates and
+  which torchvision architecture a file looks like;
 * :mod:`~methods.models.scene_nets` / :mod:`~methods.models.train_scenes` — the bundled scene
   networks, their weights (``assets/``) and how they were trained.
 """

@@ -10,36 +10,57 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
-import torch
+from torch import nn
 
 from methods.errors import CheckpointError, OptionError, UnknownModelError, suggest
+from methods.models.architectures import classifier_key, densenet_keys, fit_message, template
+from methods.models.declared import (
+    MAX_CHECKPOINT_BYTES,
+    MAX_PICKLE_BYTES,
+    Declared,
+    check_declared,
+    declared_of,
+    declared_safetensors,
+    is_zip,
+    zip_records,
+)
 from methods.models.weight_files import (
     CheckpointSource,
     build_torchvision,
-    densenet_keys,
     is_safetensors,
     read_bytes,
     safetensors_load,
     state_dict_of,
     torch_load,
 )
-from methods._checks import floats3, size2
+from methods._checks import check_int, floats3, size2
 from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
-from methods.models.timm_archs import TIMM_PREFIX, TIMM_SUGGESTED, build_timm, check_timm_name, timm_default_layer, timm_name
+from methods.models.timm_archs import TIMM_PREFIX, TIMM_SUGGESTED, build_timm, check_timm_name, timm_default_layer, timm_factory, timm_name
 from methods.models.torchvision_zoo import TORCHVISION
 
-__all__ = ["load_checkpoint", "checkpoint_architectures"]
+__all__ = ["load_checkpoint", "checkpoint_architectures", "MAX_CHECKPOINT_BYTES"]
 
 
 def _probe_default_layer(arch: str, kwargs: dict, size: tuple[int, int]) -> str:
-    """methods.cams.layers.default_layer on a ``meta``-device copy: shapes only, no arithmetic (a real
-    CPU probe of e.g. GoogLeNet takes seconds)."""
-    from torchvision.models import get_model
-
+    """methods.cams.layers.default_layer on a ``meta``-device copy (shapes only, no arithmetic: a
+    real CPU probe of e.g. GoogLeNet takes seconds); on the CPU for the few architectures whose
+    constructor needs data (RegNet)."""
     from methods.cams.layers import default_layer
 
-    with torch.device("meta"):
-        return default_layer(get_model(arch, weights=None, **kwargs), input_size=size)
+    net = template(arch, **kwargs)
+    return default_layer(net, input_size=size)
+
+
+def _declarations(data: bytes, kind: str) -> tuple[dict[str, Declared], dict[str, int] | None]:
+    """What the file declares (no tensor data read) and, for a zip archive, its record sizes."""
+    if kind == "safetensors":
+        declared, records = declared_safetensors(data), None
+    else:
+        records = zip_records(data) if is_zip(data) else None
+        declared = declared_of(state_dict_of(torch_load(data, meta=True)))
+    if not declared:
+        raise CheckpointError("the file holds no tensors.")
+    return declared, records
 
 
 def checkpoint_architectures() -> list[str]:
@@ -70,6 +91,7 @@ def load_checkpoint(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
     name: str | None = None,
+    max_bytes: int = MAX_CHECKPOINT_BYTES,
 ) -> LoadedModel:
     """Load your own weights for a torchvision architecture, safely.
 
@@ -77,6 +99,12 @@ def load_checkpoint(
     under ``"state_dict"``, ``"model"`` or ``"model_state_dict"`` also works; a ``module.`` prefix
     from DataParallel is removed), or a ``.safetensors`` file (recognised by content). It is read
     with ``torch.load(weights_only=True, map_location="cpu")``: nothing in it is executed.
+
+    Before any tensor data is read, what the file DECLARES (:mod:`methods.models.declared`: the
+    zip's record sizes, then the tensors built on the meta device; a safetensors header) is
+    checked against the architecture: keys and shapes, dense real floating-point weights, and a
+    data size no larger than the architecture needs at float64 (and ``max_bytes``). A 2.3 MB
+    archive declaring a 2.4 GB tensor is refused at a few MB of memory.
 
     Args:
         source: path, bytes, or binary file-like (a Streamlit upload).
@@ -88,14 +116,18 @@ def load_checkpoint(
         input_size, mean, std: preprocessing; default 224 x 224 with ImageNet mean/std (what
             torchvision-style training uses). Set them to your training values.
         name: the LoadedModel's name; default ``"<arch>-<first 8 hex of sha256>"``.
+        max_bytes: the most tensor data the file may declare (default 1 GiB,
+            :data:`MAX_CHECKPOINT_BYTES`).
 
     Returns:
         :class:`LoadedModel` with ``source="checkpoint"`` and ``digest`` = sha256 of the bytes.
 
     Raises:
-        CheckpointError: unreadable or empty file; Python objects that could run code; no
-            state_dict; missing / unexpected keys or shape mismatches (a wrong ``num_classes`` is
-            named as such).
+        CheckpointError: unreadable or empty file, or not a regular file (a FIFO); Python objects
+            that could run code (the message names what the pickle refers to); no state_dict;
+            sparse, quantized, complex, bool or integer weights; more declared data than the
+            architecture needs; keys or shapes that do not fit, in one sentence: the file's
+            number of classes, or the torchvision architecture the file looks like.
         UnknownModelError (a ValueError): unknown ``arch`` (torchvision or timm name).
         ValueError: bad ``num_classes``, ``class_names`` length, ``input_size``, ``mean``, ``std``.
     """
@@ -121,25 +153,48 @@ def load_checkpoint(
     size = size2(input_size)
     mean3, std3 = floats3(mean, "mean"), floats3(std, "std")
 
-    data, what = read_bytes(source)
+    max_bytes = check_int("max_bytes", max_bytes, 1)
+
+    data, what = read_bytes(source, limit=max_bytes + MAX_PICKLE_BYTES)
+    What = what[:1].upper() + what[1:]
     if not data:
-        raise CheckpointError(f"{what[:1].upper() + what[1:]} is empty (0 bytes).")
+        raise CheckpointError(f"{What} is empty (0 bytes).")
     digest = hashlib.sha256(data).hexdigest()
     kind = "safetensors" if is_safetensors(data) else "state_dict"
     try:
-        state = safetensors_load(data) if kind == "safetensors" else state_dict_of(torch_load(data))
-        if not state:
-            raise CheckpointError("the file holds no tensors.")
+        declared, records = _declarations(data, kind)
     except CheckpointError as exc:
         raise CheckpointError(f"Cannot load {what}: {exc}") from exc
-    context = f"{what[:1].upper() + what[1:]} does not fit arch={arch!r}: "
+    context = f"{What} does not fit arch={arch!r}: "
+    kwargs: dict[str, Any] = {"num_classes": num_classes}
+    if timm_arch is not None:
+        net = template(timm_factory(timm_arch, num_classes))
+    else:
+        if arch in ("googlenet", "inception_v3") and not any(k.startswith(("aux1.", "aux2.", "AuxLogits.")) for k in declared):
+            kwargs.update(aux_logits=False, init_weights=False)
+        if arch.startswith("densenet"):
+            declared = densenet_keys(declared)  # type: ignore[assignment]
+        net = template(arch, **kwargs)
+    expected = net.state_dict()
+    # decided from the declarations: no tensor data has been read yet
+    problem = fit_message(arch, {k: tuple(v.shape) for k, v in expected.items()},
+                          {k: d.shape for k, d in declared.items()}, num_classes=num_classes,
+                          classifier=classifier_key(net))
+    if problem:
+        raise CheckpointError(context + problem)
+    try:
+        check_declared(declared, expected, max_bytes=max_bytes, records=records)
+    except CheckpointError as exc:
+        raise CheckpointError(f"Cannot load {what}: {exc}") from exc
+    del net, expected
+    try:
+        state = safetensors_load(data) if kind == "safetensors" else state_dict_of(torch_load(data))
+    except CheckpointError as exc:
+        raise CheckpointError(f"Cannot load {what}: {exc}") from exc
     if timm_arch is not None:
         model = build_timm(timm_arch, state, num_classes=num_classes, context=context)
         layer = timm_default_layer(timm_arch, num_classes, size, model)
         return _loaded(name or f"{arch}-{digest[:8]}", model, arch, layer, size, mean3, std3, names, digest, what, kind)
-    kwargs: dict[str, Any] = {"num_classes": num_classes}
-    if arch in ("googlenet", "inception_v3") and not any(k.startswith(("aux1.", "aux2.", "AuxLogits.")) for k in state):
-        kwargs.update(aux_logits=False, init_weights=False)
     if arch.startswith("densenet"):
         state = densenet_keys(state)
     model = build_torchvision(arch, state, kwargs, context=context, num_classes=num_classes)
@@ -149,7 +204,7 @@ def load_checkpoint(
     return _loaded(name or f"{arch}-{digest[:8]}", model, arch, layer, size, mean3, std3, names, digest, what, kind)
 
 
-def _loaded(name: str, model: torch.nn.Module, arch: str, layer: str, size: tuple[int, int], mean3: tuple, std3: tuple,
+def _loaded(name: str, model: nn.Module, arch: str, layer: str, size: tuple[int, int], mean3: tuple, std3: tuple,
             names: tuple[str, ...], digest: str, what: str, kind: str) -> LoadedModel:
     return LoadedModel(
         name=name,

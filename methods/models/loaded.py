@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods._checks import floats3, size2
+from methods._torch import model_device
 from methods.errors import InputError, OptionError, WrongTypeError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "Domain", "DOMAINS", "ModelCard", "LoadedModel"]
@@ -57,7 +58,7 @@ class ModelCard:
 
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """A model ready to explain: the module (eval mode, CPU) and how to feed it.
+    """A model ready to explain: the module (eval mode; the catalog loads it on the CPU) and how to feed it.
 
     Equality and hashing are by identity (two loads are two models), so it can be a cache value.
 
@@ -110,13 +111,20 @@ class LoadedModel:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def device(self) -> torch.device:
+        """The device the model's weights are on (where :meth:`preprocess` puts its output).
+        Move the model with ``loaded.model.to(device)``; the catalog loads on the CPU."""
+        return model_device(self.model)
+
     def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
         return mean, std
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> normalized (3, h, w) float32 model input, ``(h, w) = input_size``.
+        """(H, W, 3) uint8 RGB -> normalized (3, h, w) float32 model input, ``(h, w) = input_size``,
+        on the model's device (:attr:`device`).
 
         The whole image is resized to ``input_size`` (bilinear, antialiased when shrinking, like
         PIL's bilinear), **without** torchvision's centre crop, so that the map covers exactly the
@@ -127,6 +135,10 @@ class LoadedModel:
             ValueError: not a uint8 array of shape (H, W, 3) with H, W >= 1 (use
                 :func:`methods.data.images.load_image` to get one from any file).
         """
+        return self._normalized(self._resized(image))[0]  # (3, h, w), on the model's device
+
+    def _resized(self, image: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 -> (1, 3, h, w) float32 pixel values 0..255 at ``input_size``."""
         arr = np.asarray(image)
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
             raise InputError(
@@ -136,16 +148,24 @@ class LoadedModel:
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
         if tuple(x.shape[2:]) != self.input_size:
             x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+    def _normalized(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x / 255 - mean) / std`` per channel of (N, 3, h, w) pixel values, on the model's device."""
         mean, std = self._stats()
-        return (x[0] / 255.0 - mean) / std  # (3, h, w)
+        return ((x / 255.0 - mean) / std).to(self.device)  # (N, 3, h, w)
 
     def preprocess_batch(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """A list of (H_i, W_i, 3) uint8 images (sizes may differ) -> (N, 3, h, w) input batch."""
+        """A list of (H_i, W_i, 3) uint8 images (sizes may differ) -> (N, 3, h, w) input batch.
+
+        Each image is resized on its own, then the batch is normalized in one step: every value
+        equals :meth:`preprocess` of that image.
+        """
         if isinstance(images, np.ndarray) and images.ndim == 4:
             images = list(images)
         if len(images) == 0:
             raise InputError("images is empty; give at least one (H, W, 3) uint8 image")
-        return torch.stack([self.preprocess(im) for im in images])  # (N, 3, h, w)
+        return self._normalized(torch.cat([self._resized(im) for im in images]))  # (N, 3, h, w)
 
     def denormalize(self, x: torch.Tensor) -> np.ndarray:
         """Undo :meth:`preprocess`'s normalization: (3, h, w) or (N, 3, h, w) -> (h, w, 3) or

@@ -76,10 +76,18 @@ def check_timm_name(name: str) -> str:
     )
 
 
-def _create(name: str, num_classes: int) -> nn.Module:
-    import timm
+def timm_factory(name: str, num_classes: int):
+    """A zero-argument function building timm's ``name`` with ``num_classes`` outputs (no weights)."""
+    def create() -> nn.Module:
+        import timm
 
-    return timm.create_model(name, pretrained=False, num_classes=num_classes)
+        return timm.create_model(name, pretrained=False, num_classes=num_classes)
+
+    return create
+
+
+def _create(name: str, num_classes: int) -> nn.Module:
+    return timm_factory(name, num_classes)()
 
 
 def build_timm(name: str, state: dict[str, torch.Tensor], *, num_classes: int, context: str) -> nn.Module:
@@ -88,7 +96,8 @@ def build_timm(name: str, state: dict[str, torch.Tensor], *, num_classes: int, c
     Raises:
         CheckpointError: the tensors do not fit (missing / unexpected keys, shapes, num_classes).
     """
-    return build_from(lambda: _create(name, num_classes), state, context=context, num_classes=num_classes)
+    return build_from(timm_factory(name, num_classes), state, context=context, num_classes=num_classes,
+                      arch=TIMM_PREFIX + name)
 
 
 def timm_default_layer(name: str, num_classes: int, input_size: Sequence[int], model: nn.Module) -> str:

@@ -217,7 +217,7 @@ def train(
         x, y = next(it)
         x = x.contiguous(memory_format=torch.channels_last)
         t_data += time.time() - td
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, label_smoothing=0.05)
         opt.zero_grad(set_to_none=True)

@@ -9,8 +9,11 @@ Used by the catalog (cached torchvision weights) and by uploaded checkpoints.
 from __future__ import annotations
 
 import io
+import os
 import pickle
+import pickletools
 import re
+import warnings
 from itertools import chain
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Mapping, Union
@@ -18,7 +21,9 @@ from typing import Any, BinaryIO, Callable, Mapping, Union
 import torch
 from torch import nn
 
+from methods._files import open_regular
 from methods.errors import CheckpointError, WrongTypeError
+from methods.models.architectures import classifier_key, densenet_keys, fit_message, template
 
 __all__ = [
     "CheckpointSource",
@@ -34,31 +39,26 @@ __all__ = [
 
 CheckpointSource = Union[str, Path, bytes, bytearray, memoryview, BinaryIO]
 
-_DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
-
-
-def densenet_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """torchvision's DenseNet files use old names (``norm.1.weight``); the modules are ``norm1``."""
-    out = {}
-    for key, value in state.items():
-        m = _DENSENET_OLD_KEY.match(key)
-        out[m.group(1) + m.group(2) if m else key] = value
-    return out
-
-
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def read_bytes(source: CheckpointSource) -> tuple[bytes, str]:
-    """The raw bytes of ``source`` and a short description for messages."""
+def read_bytes(source: CheckpointSource, *, limit: int | None = None) -> tuple[bytes, str]:
+    """The raw bytes of ``source`` and a short description for messages.
+
+    A path must be a regular file (a FIFO is refused, not waited on) of at most ``limit`` bytes
+    (checked before reading).
+    """
     if isinstance(source, (str, Path)):
         path = Path(source)
-        try:
-            return path.read_bytes(), f"'{path.name}'"
-        except FileNotFoundError as exc:
-            raise CheckpointError(f"No such checkpoint file: '{path}'.") from exc
-        except OSError as exc:
-            raise CheckpointError(f"Cannot read the checkpoint file '{path}': {exc}.") from exc
+        with open_regular(path, CheckpointError, "checkpoint") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if limit is not None and size > limit:
+                raise CheckpointError(f"'{path.name}' is {size / 2**20:,.0f} MB, more than the {limit / 2**20:,.0f} MB "
+                                      "a checkpoint may be (max_bytes); pass a larger max_bytes for a bigger model you trust.")
+            try:
+                return fh.read(), f"'{path.name}'"
+            except OSError as exc:
+                raise CheckpointError(f"Cannot read the checkpoint file '{path}': {exc}.") from exc
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "the uploaded checkpoint"
     name = getattr(source, "name", None)
@@ -82,30 +82,116 @@ _CODE_REFUSED = (
 )
 
 
-def torch_load(data: bytes | Path) -> Any:
+_REFUSED_GLOBAL = (
+    re.compile(r"Unsupported global: GLOBAL ([\w.]+)"),  # torch 2.4-2.13 and some 2.14 paths
+    re.compile(r"unsupported GLOBAL ([\w.]+)"),  # torch 2.14: "Trying to load unsupported GLOBAL posix.system ..."
+)
+_WHAT_IT_DOES = {
+    "posix.system": "os.system, which runs a shell command",
+    "nt.system": "os.system, which runs a shell command",
+    "builtins.exec": "exec, which runs Python code",
+    "builtins.eval": "eval, which runs Python code",
+    "exec": "exec, which runs Python code",
+    "eval": "eval, which runs Python code",
+    "subprocess.Popen": "subprocess.Popen, which starts a program",
+}
+_SAFE_GLOBALS = {"collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.bytearray", "builtins.complex"}
+
+
+def _pickle_globals(data: bytes) -> list[str]:
+    """The globals a pickle names (GLOBAL, or STACK_GLOBAL after two strings), read with pickletools
+    (nothing is executed); for a torch zip archive, of its data.pkl; stops quietly at bad data."""
+    if data[:4] == b"PK\x03\x04":
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                info = zf.getinfo(name) if name else None
+                if info is None or info.file_size > 64 * 2**20:
+                    return []
+                data = zf.read(name)
+        except (zipfile.BadZipFile, OSError, ValueError, KeyError):
+            return []
+    found: list[str] = []
+    strings: list[str] = []
+    stream = io.BytesIO(data)
+    try:
+        for _ in range(8):  # the legacy format is several pickles in a row
+            for op, arg, _pos in pickletools.genops(stream):
+                if op.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str):
+                    strings.append(arg)
+                if op.name == "STOP":
+                    break
+            else:
+                break
+    except Exception:  # noqa: BLE001 - tensor data after the pickles, or a damaged pickle: stop reading
+        pass
+    return found
+
+
+def _refused(exc: Exception, data: bytes | None) -> str | None:
+    """What a refused pickle refers to, from torch's message (both wordings) or the pickle itself."""
+    for pattern in _REFUSED_GLOBAL:
+        found = pattern.search(str(exc))
+        if found:
+            return found.group(1)
+    for name in _pickle_globals(data) if data is not None else []:
+        if not (name.startswith("torch.") or name in _SAFE_GLOBALS):
+            return name
+    return None
+
+
+def torch_load(data: bytes | Path, *, meta: bool = False) -> Any:
     """``torch.load`` with ``weights_only=True`` from bytes or a file; errors become CheckpointError.
 
     A file in the zip format is memory-mapped (``mmap=True``): a 500 MB VGG-16 file is not read
-    into memory twice, and its pages are shared between processes.
+    into memory twice, and its pages are shared between processes. With ``meta=True`` the tensors
+    are built on the meta device: shapes, dtypes and storage sizes, and NO data read
+    (:mod:`methods.models.declared`).
     """
     try:
-        if isinstance(data, Path):
-            with open(data, "rb") as fh:
-                zipped = fh.read(4) == b"PK\x03\x04"
-            return torch.load(data, map_location="cpu", weights_only=True, mmap=zipped)
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # protocol and sparse-on-meta notices; refusals are exceptions
+            if meta:
+                source = open(data, "rb") if isinstance(data, Path) else io.BytesIO(data)
+                with source:
+                    return torch.load(source, map_location="meta", weights_only=True)
+            if isinstance(data, Path):
+                with open(data, "rb") as fh:
+                    zipped = fh.read(4) == b"PK\x03\x04"
+                return torch.load(data, map_location="cpu", weights_only=True, mmap=zipped)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if found:
-            raise CheckpointError(_CODE_REFUSED.format(what=f"it refers to {found.group(1)}")) from exc
+        raw = data if isinstance(data, bytes) else None
+        name = _refused(exc, raw)
+        if name:
+            does = f", i.e. {_WHAT_IT_DOES[name]}" if name in _WHAT_IT_DOES else ""
+            raise CheckpointError(_CODE_REFUSED.format(what=f"it refers to {name}{does}")) from exc
+        lines = [l.strip() for l in str(exc).splitlines() if l.strip() and not l.strip().startswith(("Check the documentation", "(1)", "(2)", "Weights only load failed", "Please file an issue"))]
         raise CheckpointError(
             "this is not a readable PyTorch checkpoint (the weights-only loader refused it: "
-            f"{str(exc).splitlines()[-1][:200]}). If it was saved with torch.save(model), "
+            f"{(lines[-1] if lines else type(exc).__name__)[:200]}). If it was saved with torch.save(model), "
             + _CODE_REFUSED.format(what="a whole pickled model").split("; ", 1)[1]
             + "."
         ) from exc
     except Exception as exc:  # noqa: BLE001 - any failure of the loader means "not readable"
         first = str(exc).split(". ")[0][:160]
+        named = set(_pickle_globals(data)) if isinstance(data, bytes) else set()
+        if "torch._utils._rebuild_sparse_tensor" in named:
+            raise CheckpointError(
+                "it holds sparse tensors; GradLens loads dense tensors only. Save dense weights: "
+                "torch.save({k: v.to_dense() for k, v in model.state_dict().items()}, path)."
+            ) from exc
+        if "Quantized" in str(exc) or "torch._utils._rebuild_qtensor" in named:
+            raise CheckpointError(
+                "it holds quantized tensors; GradLens loads float weights (gradients do not flow through a "
+                "quantized model). Save the float model's state_dict before quantizing it."
+            ) from exc
         raise CheckpointError(
             f"this is not a readable PyTorch checkpoint ({type(exc).__name__}: {first}). "
             "The file may be truncated or corrupt; save it again with torch.save(model.state_dict(), path)."
@@ -159,91 +245,60 @@ def state_dict_of(obj: Any) -> dict[str, torch.Tensor]:
     return state
 
 
-def _classifier_key(model: nn.Module) -> str | None:
-    """``<name>.weight`` of the last Linear (else last Conv2d) module: the class-score layer."""
-    last_linear = last_conv = None
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            last_linear = name
-        elif isinstance(module, nn.Conv2d):
-            last_conv = name
-    name = last_linear if last_linear is not None else last_conv
-    return f"{name}.weight" if name is not None else None
-
-
-def _mismatch_message(model: nn.Module, expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor], num_classes: int) -> str | None:
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [(k, tuple(state[k].shape), tuple(expected[k].shape)) for k in expected if k in state and state[k].shape != expected[k].shape]
-    if not (missing or unexpected or shapes):
-        return None
-
-    def few(keys: list[str]) -> str:
-        return ", ".join(repr(k) for k in keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-
-    parts: list[str] = []
-    cls = _classifier_key(model)
-    cls_bad = [s for s in shapes if s[0] == cls]
-    if cls_bad:
-        _, got, want = cls_bad[0]
-        parts.append(
-            f"the classifier '{cls}' has {got[0]} outputs in the file (shape {got}) but num_classes="
-            f"{num_classes} expects shape {want}; pass num_classes={got[0]}"
-        )
-    cls_bias = cls[: -len("weight")] + "bias" if cls else None
-    other = [s for s in shapes if s[0] not in (cls, cls_bias if cls_bad else None)]
-    if other:
-        parts.append("shape mismatch: " + "; ".join(f"'{k}' is {g} in the file, the model needs {w}" for k, g, w in other[:5]))
-    if missing:
-        parts.append(f"{len(missing)} missing key(s): {few(missing)}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected key(s): {few(unexpected)}")
-    return "; ".join(parts) + "."
-
-
 def build_torchvision(arch: str, state: dict[str, torch.Tensor], kwargs: dict, *, context: str, num_classes: int = 1000) -> nn.Module:
     """Build torchvision's ``arch`` and load ``state`` strictly (see :func:`build_from`)."""
     from torchvision.models import get_model
 
-    return build_from(lambda: get_model(arch, weights=None, **kwargs), state, context=context, num_classes=num_classes)
+    return build_from(lambda: get_model(arch, weights=None, **kwargs), state, context=context,
+                      num_classes=num_classes, arch=arch)
 
 
-def build_from(factory: Callable[[], nn.Module], state: dict[str, torch.Tensor], *, context: str, num_classes: int = 1000) -> nn.Module:
-    """``factory()`` with ``state`` loaded strictly; mismatches become one explanatory CheckpointError.
+def build_from(factory: Callable[[], nn.Module], state: dict[str, torch.Tensor], *, context: str,
+               num_classes: int = 1000, arch: str = "") -> nn.Module:
+    """``factory()`` with ``state`` loaded strictly; a mismatch becomes ONE sentence in a
+    CheckpointError (:func:`methods.models.architectures.fit_message`: the file's number of
+    classes, or the torchvision architecture it looks like).
 
     The architecture is first built on the ``meta`` device (no random init, which takes seconds
-    for VGG-16) and the tensors are then assigned; floating tensors are cast to the module's dtype.
-    A model with tensors the state_dict does not carry (non-persistent buffers made at init, as in
-    some timm models) is built again on the CPU and loaded normally.
+    for VGG-16; on the CPU when its constructor computes with tensors, as RegNet's does) and the
+    tensors are then assigned; floating tensors are cast to the module's dtype. A model with tensors
+    the state_dict does not carry (non-persistent buffers made at init, as in some timm models) is
+    built again on the CPU and loaded normally.
 
     Args:
-        factory: builds the architecture with random (or no) weights; called on the meta device.
+        factory: builds the architecture with random (or no) weights.
         state: the tensors, by the module's own key names.
         context: start of the error message ("The file ... does not fit ...: ").
         num_classes: what the caller asked for (named when the classifier's shape differs).
+        arch: the architecture's name, for the "looks like" sentence.
 
     Raises:
-        CheckpointError: missing / unexpected keys or shape mismatches.
+        CheckpointError: integer weights where the model has float ones; keys or shapes that do not fit.
     """
-    with torch.device("meta"):
-        template = factory()
-    expected = template.state_dict()
+    net = template(factory)
+    expected = net.state_dict()
     # Files saved before PyTorch 0.4.1 (some torchvision weights) have no BatchNorm
     # `num_batches_tracked`; torch itself fills 0 for them, and so do we.
     state = dict(state)
     for key in expected:
         if key.endswith(".num_batches_tracked") and key not in state:
             state[key] = torch.tensor(0, dtype=torch.long)
-    problem = _mismatch_message(template, expected, state, num_classes)
+    ints = [k for k, v in state.items() if k in expected and expected[k].is_floating_point() and not v.is_floating_point()]
+    if ints:
+        raise CheckpointError(context + f"'{ints[0]}' holds {state[ints[0]].dtype} values where the model has float ones; "
+                              "save the weights as float: torch.save(model.float().state_dict(), path).")
+    problem = fit_message(arch, {k: tuple(v.shape) for k, v in expected.items()},
+                          {k: tuple(v.shape) for k, v in state.items()}, num_classes=num_classes,
+                          classifier=classifier_key(net))
     if problem:
         raise CheckpointError(context + problem)
     state = {
         k: (v.to(expected[k].dtype) if v.is_floating_point() and expected[k].is_floating_point() else v)
         for k, v in state.items()
     }
-    template.load_state_dict(state, strict=True, assign=True)
-    if any(t.is_meta for t in chain(template.parameters(), template.buffers())):
+    net.load_state_dict(state, strict=True, assign=True)
+    if any(t.is_meta for t in chain(net.parameters(), net.buffers())):
         model = factory()  # a tensor the state_dict does not carry
         model.load_state_dict(state, strict=True)
         return model.eval()
-    return template.eval()
+    return net.eval()

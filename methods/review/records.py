@@ -12,6 +12,7 @@ value (or its size) and the limit or the valid choices.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import numpy as np
+from PIL import Image
 
 from methods.data.images import MAX_PIXELS
 from methods.viz.normalize import MODES, SCOPES
@@ -38,6 +40,7 @@ __all__ = [
     "now_utc",
     "check_id",
     "check_text",
+    "check_unicode",
     "check_verdict",
     "validate_new",
     "like_pattern",
@@ -191,9 +194,32 @@ def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+def check_unicode(name: str, value: str) -> str:
+    """``value`` if it is text SQLite can store and LIKE can search: no lone surrogate (not
+    encodable as UTF-8) and no NUL (SQLite's LIKE stops at it, so ``"\\x00x"`` matched everything).
+
+    Examples:
+        >>> check_unicode("comment", "caf\u00e9")
+        'café'
+        >>> check_unicode("comment", "bad \\ud800")
+        Traceback (most recent call last):
+        ...
+        methods.errors.SnapshotError: comment holds a lone surrogate (U+D800 at position 4), which is not valid Unicode text; remove it
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SnapshotError(f"{name} holds a lone surrogate (U+{ord(value[exc.start]):04X} at position {exc.start}), "
+                            "which is not valid Unicode text; remove it") from None
+    if "\x00" in value:
+        raise SnapshotError(f"{name} holds a NUL character (at position {value.index(chr(0))}); remove it")
+    return value
+
+
 def check_text(name: str, value: Any, limit: int, *, required: bool = False, strip: bool = False) -> str:
     if not isinstance(value, str):
         raise SnapshotError(f"{name} must be a string; got {type(value).__name__}")
+    check_unicode(name, value)
     if strip:
         value = value.strip()
     if required and not value.strip():
@@ -234,6 +260,7 @@ def _json(name: str, value: Any) -> str:
         text = dump_json(dict(value))
     except (TypeError, ValueError) as exc:
         raise SnapshotError(f"{name} is not JSON-serializable: {exc}") from exc
+    check_unicode(name, text)  # json.dumps writes NUL as \u0000; a lone surrogate stays raw
     size = len(text.encode("utf-8"))
     if size > LIMITS["json_bytes"]:
         raise SnapshotError(f"{name} is {size:,} bytes as JSON; the limit is {LIMITS['json_bytes']:,}")
@@ -277,6 +304,9 @@ def _maps(maps: Any) -> MapDict:
     return out
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _image(data: Any) -> tuple[bytes, int, int]:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SnapshotError(f"image_png must be PNG bytes; got {type(data).__name__}")
@@ -289,6 +319,14 @@ def _image(data: Any) -> tuple[bytes, int, int]:
         raise SnapshotError(f"image_png is not a readable PNG: {exc}") from exc
     if width * height > MAX_PIXELS:
         raise SnapshotError(f"image_png is {width}x{height} pixels; the limit is {MAX_PIXELS:,} pixels")
+    try:  # the whole file (chunk CRCs up to IEND, whatever LOAD_TRUNCATED_IMAGES says), then the
+        # pixels as Snapshot.image_array() will decode them: a valid header is not enough
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+        decode_png(data)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise SnapshotError(f"image_png has a valid header ({width}x{height}) but its pixel data is truncated or "
+                            f"corrupt ({type(exc).__name__}: {exc}); encode the image again") from exc
     return data, width, height
 
 
@@ -302,9 +340,10 @@ def validate_new(snap: NewSnapshot) -> dict[str, Any]:
     ):
         raise SnapshotError(f"model_sha256={snap.model_sha256!r} must be 64 lowercase hex characters or None")
     if snap.target_index is not None and (
-        isinstance(snap.target_index, bool) or not isinstance(snap.target_index, (int, np.integer)) or snap.target_index < 0
+        isinstance(snap.target_index, bool) or not isinstance(snap.target_index, (int, np.integer))
+        or not 0 <= snap.target_index <= _INT64_MAX
     ):
-        raise SnapshotError(f"target_index={snap.target_index!r} must be a class index >= 0 or None")
+        raise SnapshotError(f"target_index={snap.target_index!r} must be a class index in 0..2**63-1 or None")
     if snap.colormap not in COLORMAPS:
         raise SnapshotError(f"colormap={snap.colormap!r} is not one of {sorted(COLORMAPS)}")
     try:

@@ -6,8 +6,10 @@ rendered again from the stored RAW maps with the stored normalization, colormap 
 after its cache.
 
 * :func:`html_report` — one HTML string that opens offline: images are ``data:image/png;base64``
-  URIs, plotly.js is embedded inline once per document (only if some snapshot has curves), no
-  external script, stylesheet or image. Every piece of user text (titles, notes, comments,
+  URIs, plotly.js (4.8 MB) is embedded inline ONCE per document, however many snapshots have
+  curves (none: not at all), no external script, stylesheet or image. The curves use the
+  dashboard's colours and labels (:mod:`methods.review.report_curves`); the top-5 predictions
+  are a table. Every piece of user text (titles, notes, comments,
   authors, class, model, method and layer names, view settings) goes through :func:`html.escape`.
 * :func:`zip_report` — per snapshot a folder ``<id>/`` with ``original.png``, a heatmap and an
   overlay PNG per map at the image's full size, the raw maps as ``.npy``, ``settings.json``,
@@ -32,9 +34,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.subplots import make_subplots
 
 from methods.review.report_data import (
     CURVE_KINDS,
@@ -46,7 +46,10 @@ from methods.review.report_data import (
     rendered_maps,
 )
 from methods.review.codec import encode_png, strict_json
+from methods.review.report_curves import curves_figure, method_labels
+from methods.review.csv_safe import safe_row
 from methods.review.records import Comment, Snapshot
+from methods.viz.styles import curve_label
 
 __all__ = [
     "HTML_MAX_SIDE",
@@ -62,41 +65,6 @@ __all__ = [
 
 HTML_MAX_SIDE = 512
 """Long side of the pictures inside the HTML (the ZIP keeps the image's full size)."""
-
-
-def _curves_figure(curves: Sequence[StoredCurve]) -> go.Figure:
-    fig = make_subplots(
-        rows=1,
-        cols=2,
-        subplot_titles=("Deletion (lower AUC = more faithful)", "Insertion (higher AUC = better)"),
-        horizontal_spacing=0.08,
-    )
-    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
-    colours: dict[str, str] = {}
-    for c in curves:
-        colours.setdefault(c.method, palette[len(colours) % len(palette)])
-    in_legend: set[str] = set()
-    for c in curves:
-        name = html.escape(c.method)  # plotly.js draws names as HTML-ish text; entities come out literal
-        fig.add_trace(
-            go.Scatter(
-                x=list(c.fractions),
-                y=list(c.scores),
-                mode="lines",
-                name=name,
-                legendgroup=name,
-                showlegend=c.method not in in_legend,
-                line=dict(color=colours[c.method], width=2),
-            ),
-            row=1,
-            col=1 if c.kind == "deletion" else 2,
-        )
-        in_legend.add(c.method)
-    fig.update_xaxes(title="fraction of pixels", range=[0, 1])
-    fig.update_yaxes(title="score of the target class", rangemode="tozero")
-    fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
-                      template="plotly_white")
-    return fig
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -153,6 +121,24 @@ def _rows(pairs: Sequence[tuple[str, Any]]) -> str:
     return "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in pairs)
 
 
+def _top5_table(top5: Any) -> str:
+    """``metrics["top5"]`` ([[index, name, probability], ...]) as a table; "" if it is not that shape."""
+    if not isinstance(top5, (list, tuple)) or not top5:
+        return ""
+    rows = []
+    for rank, entry in enumerate(top5, 1):
+        if not isinstance(entry, (list, tuple)) or len(entry) != 3:
+            return ""
+        index, name, p = entry
+        try:
+            prob = f"{float(p) * 100:.1f}%"
+        except (TypeError, ValueError):
+            return ""
+        rows.append(f"<tr><td>{rank}</td><td>{_e(name)}</td><td>{_e(index)}</td><td>{_e(prob)}</td></tr>")
+    return ('<table class="top5"><tr><th>#</th><th>Class</th><th>Index</th><th>Probability</th></tr>'
+            + "".join(rows) + "</table>")
+
+
 def _verdict_class(verdict: str) -> str:
     return "verdict-" + re.sub(r"[^a-z0-9]+", "-", verdict.lower()).strip("-")
 
@@ -198,14 +184,17 @@ def _section(s: Snapshot, comments: Sequence[Comment], *, plotly_included: bool,
             f'{_img(r.overlay, f"overlay {r.method} {r.layer}")}</div><figcaption>{_e(caption)}</figcaption></figure>'
         )
     parts.append("</div>")
+    top5 = _top5_table(s.metrics.get("top5"))
+    if top5:
+        parts.append(f"<h3>Top-5 predictions</h3>{top5}")
     scalars: list[tuple[str, Any]] = []
-    _flatten("", {k: v for k, v in s.metrics.items() if k != "curves"}, scalars)
+    _flatten("", {k: v for k, v in s.metrics.items() if k != "curves" and not (k == "top5" and top5)}, scalars)
     if scalars and scalars != [("", {})]:
         parts.append(f'<h3>Metrics</h3><table class="metrics">{_rows(scalars)}</table>')
     curves = curves_of(s.metrics)
     if curves:
         div = pio.to_html(
-            _curves_figure(curves),
+            curves_figure(curves),
             full_html=False,
             include_plotlyjs=not plotly_included,  # the whole plotly.js, inline, once per document
             div_id=f"curves-{s.id}",
@@ -218,8 +207,9 @@ def _section(s: Snapshot, comments: Sequence[Comment], *, plotly_included: bool,
             if c.auc is not None:
                 aucs.setdefault(c.method, {})[c.kind] = c.auc
         if aucs:
+            labels = method_labels(list(aucs))
             rows = "".join(
-                f"<tr><th>{_e(m)}</th>" + "".join(f"<td>{_e(_fmt(k.get(kind, '—')))}</td>" for kind in CURVE_KINDS) + "</tr>"
+                f"<tr><th>{_e(curve_label(m, labels))}</th>" + "".join(f"<td>{_e(_fmt(k.get(kind, '—')))}</td>" for kind in CURVE_KINDS) + "</tr>"
                 for m, k in aucs.items()
             )
             parts.append(f'<table class="aucs"><tr><th>AUC</th><th>deletion</th><th>insertion</th></tr>{rows}</table>')
@@ -320,7 +310,7 @@ def _curves_csv(curves: Sequence[StoredCurve]) -> bytes:
     writer.writerow(["method", "kind", "fraction", "score"])
     for c in curves:
         for f, sc in zip(c.fractions, c.scores):
-            writer.writerow([c.method, c.kind, repr(f), repr(sc)])
+            writer.writerow(safe_row([c.method, c.kind, f, sc]))  # floats are written as repr()
     return buf.getvalue().encode("utf-8")
 
 

@@ -42,6 +42,7 @@ from methods.review.records import (
     VerdictChange,
     check_id,
     check_text,
+    check_unicode,
     check_verdict,
     like_pattern,
     now_utc,
@@ -251,13 +252,15 @@ class SnapshotStore:
             limit: at most this many rows, 1..10 000.
 
         Raises:
-            SnapshotError: ``verdict`` not in :data:`VERDICTS`, or ``limit`` out of range.
+            SnapshotError: ``verdict`` not in :data:`VERDICTS`, ``limit`` out of range, or a filter
+                with a NUL character or a lone surrogate.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise SnapshotError(f"limit={limit!r} must be an integer in 1..10000")
         for name, value in (("author", author), ("model", model), ("method", method), ("text", text)):
             if value is not None and not isinstance(value, str):
                 raise SnapshotError(f"{name}={value!r} must be a string or None")
+            check_unicode(f"the {name} filter", value or "")  # a NUL made LIKE match every snapshot
         where: list[str] = []
         params: list[Any] = []
         if author is not None:

@@ -52,3 +52,31 @@ def test_centre_gaussian_values():
     assert g[1, 1] == 1.0
     assert math.isclose(g[0, 1].item(), math.exp(-1 / (2 * 1.5**2)), rel_tol=1e-6)
     assert math.isclose(g[0, 0].item(), math.exp(-2 / (2 * 1.5**2)), rel_tol=1e-6)
+
+
+def test_eigencam_with_non_finite_activations_gives_a_finite_map():
+    """A model whose layer overflows (inf, then NaN) from a finite input: the SVD raised a raw
+    LinAlgError ("the input matrix contained non-finite values"); now the non-finite values count
+    as 0 and the map is the one of the cleaned activations."""
+    a1 = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    acts = torch.stack([a1, 2 * a1])[None].clone()  # (1, 2, 2, 2)
+    dirty = acts.clone()
+    dirty[0, 0, 0, 1] = float("nan")
+    dirty[0, 1, 0, 1] = float("inf")  # both were 0 at (0, 1): cleaning gives back the hand example
+    out = methods.create_method("eigencam").compute(dirty, None)
+    torch.testing.assert_close(out, methods.create_method("eigencam").compute(acts, None))
+    assert torch.isfinite(out).all()
+
+
+def test_eigencam_falls_back_to_the_covariance_when_svd_fails(monkeypatch):
+    """When LAPACK's SVD does not converge, the top eigenvector of X^T X gives the same map (the
+    hand example of test_eigencam_hand_computed)."""
+
+    def no_convergence(*args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "svd", no_convergence)
+    a1 = torch.tensor([[1.0, 0.0], [0.0, 3.0]])
+    out = methods.create_method("eigencam").compute(torch.stack([a1, 2 * a1])[None], None)
+    r5 = math.sqrt(5)
+    torch.testing.assert_close(out[0], torch.tensor([[0.0, -r5], [-r5, 2 * r5]]), rtol=1e-5, atol=1e-5)

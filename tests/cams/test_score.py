@@ -594,7 +594,7 @@ def test_model_that_rejects_channels_last_still_works(name):
         ("scorecam", {"batch_size": True}, "batch_size=True"),
         ("iscam", {"channels": "top"}, "channels='top'"),
         ("iscam", {"channels": 0}, "channels=0"),
-        ("sscam", {"precision": "fp16"}, "precision='fp16' is not valid; expected one of ['fp32', 'bf16']"),
+        ("sscam", {"precision": "fp16"}, "precision='fp16' is not valid; expected one of ['auto', 'fp32', 'bf16']"),
         ("sscam", {"std": -1.0}, "std=-1.0"),
         ("sscam", {"num_samples": 0}, "num_samples=0"),
         ("sscam", {"noise_on": "both"}, "noise_on='both'"),

@@ -51,6 +51,7 @@ def tiny_loaded(classes=CLASS_NAMES, name="tiny"):
 def tiny(monkeypatch):
     loaded = tiny_loaded()
     monkeypatch.setattr("methods.models.catalog.load_model", lambda name, **kw: loaded)
+    monkeypatch.setattr("methods.cli.engines.default_workers", lambda: 1)  # the tiny model lives in this process only
     return loaded
 
 
@@ -76,7 +77,7 @@ def test_cli_scenes_to_parquet(tiny, tmp_path, capsys):
         assert df[col].between(0, 1).all(), col
     assert df["avg_drop"].between(0, 100).all()
     assert df["pointing_hit"].notna().all()
-    assert (df["steps"] == STEPS).all() and (df["baseline"] == "zero").all() and (df["precision"] == "fp32").all()
+    assert (df["steps"] == STEPS).all() and (df["baseline"] == "blur").all() and (df["precision"] == "fp32").all()
 
     # one row recomputed directly from the library: the table holds exactly these numbers
     from methods.cams.explain import explain
@@ -86,7 +87,9 @@ def test_cli_scenes_to_parquet(tiny, tmp_path, capsys):
     x = tiny.preprocess(sc.image)[None]
     sal = explain(tiny, x, "gradcam", target=sc.label).maps["features.4"][0]
     row = df[(df["seed"] == s) & (df["method"] == "gradcam")].iloc[0]
-    assert row["deletion_auc"] == pytest.approx(fa.deletion_curve(tiny, x, sal, sc.label, steps=STEPS).auc, abs=1e-6)
+    blur = fa.deletion_curve(tiny, x, sal, sc.label, steps=STEPS, baseline="blur").auc  # the default now
+    assert row["deletion_auc"] == pytest.approx(blur, abs=1e-6)
+    assert fa.deletion_curve(tiny, x, sal, sc.label, steps=STEPS).auc == blur
     assert row["insertion_auc"] == pytest.approx(fa.insertion_curve(tiny, x, sal, sc.label, steps=STEPS).auc, abs=1e-6)
     assert row["avg_drop"] == pytest.approx(fa.confidence_change(tiny, x, sal, sc.label).drop, abs=1e-4)
     assert row["energy_pg"] == pytest.approx(energy_pointing_game(sal, sc.masks[0]), abs=1e-9)
@@ -96,6 +99,8 @@ def test_cli_scenes_to_parquet(tiny, tmp_path, capsys):
     assert ref["deletion_auc"] == pytest.approx(fa.deletion_curve(tiny, x, rmap, sc.label, steps=STEPS).auc, abs=1e-6)
 
     printed = capsys.readouterr().out
+    expected = ev.chance_warnings(ev.summarize(df))  # the untrained net: whatever it gives, it is printed
+    assert [line for line in printed.splitlines() if line.startswith("warning:")] == expected
     assert "3 image(s), 12 rows" in printed
     for name in ("gradcam", "gradcampp", "random", "centre", "deletion AUC", "insertion AUC", "pointing"):
         assert name in printed
@@ -209,3 +214,32 @@ def test_summary_has_mean_and_std_per_method_and_layer():
     assert s.loc["random", "pointing_hit_mean"] == pytest.approx(0.0)
     text = ev.format_summary(ev.summarize(df))
     assert "0.200 ± 0.100" in text and "gradcam" in text and "random" in text
+
+
+def test_chance_warnings_by_hand():
+    """gradcam beats random on both curves; gradcampp ties on deletion (not lower: a warning) and
+    loses on insertion; each layer is compared with the random map of the same layer."""
+    s = pd.DataFrame({"method": ["gradcam", "gradcampp", "gradcam", "random", "centre", "random"],
+                      "layer": ["a", "a", "b", "a", "a", "b"],
+                      "deletion_auc_mean": [0.15, 0.32, 0.40, 0.32, 0.50, 0.35],
+                      "insertion_auc_mean": [0.75, 0.30, 0.60, 0.33, 0.10, 0.50]})
+    assert ev.chance_warnings(s) == [
+        "warning: gradcampp at a does not beat the random map on deletion (AUC 0.320 vs random 0.320; lower is better)",
+        "warning: gradcampp at a does not beat the random map on insertion (AUC 0.300 vs random 0.330; higher is better)",
+        "warning: gradcam at b does not beat the random map on deletion (AUC 0.400 vs random 0.350; lower is better)",
+    ]
+    assert ev.chance_warnings(s[s["method"] != "random"]) == []  # --no-references: nothing to compare with
+
+
+def test_csv_output_neutralises_formula_cells(tiny, tmp_path):
+    """A file named like a formula: its name in the CSV starts with a quote, so a spreadsheet
+    shows it as text (numbers, negative ones too, stay numbers)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "=HYPERLINK(1).png").write_bytes(_png(np.full((32, 32, 3), 90, np.uint8)))
+    out = tmp_path / "r.csv"
+    assert ev.main(["--model", "tiny", "--images", str(folder), "--steps", "1", "--out", str(out), "--quiet",
+                    "--no-references"]) == 0
+    raw = out.read_text().splitlines()
+    assert raw[1].startswith("'=HYPERLINK(1).png,")
+    assert pd.read_csv(out)["deletion_auc"].between(0, 1).all()

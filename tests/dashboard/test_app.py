@@ -16,7 +16,8 @@ import torch
 from PIL import Image
 
 from app_kit import (
-    HOME, PAGES, ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, model_calls, plotly_specs, run_page,
+    HOME, PAGES, ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, map_images, model_calls, plain, plotly_specs,
+    run_page, texts,
 )
 from streamlit.testing.v1 import AppTest
 
@@ -31,7 +32,8 @@ def test_home_shows_prediction_views_and_the_method_table():
     heads = [h.value for h in at.subheader]
     assert {"Prediction", "How to read this", "Methods in the library"} <= set(heads)
     assert any(h.startswith("Grad-CAM for") for h in heads)
-    assert len(at.image) == 4  # original, grayscale, heatmap, overlay
+    assert len(map_images(at)) == 4  # original, grayscale, heatmap, overlay
+    assert len(at.image) == 5  # and the colour bar under them
     top5, table = at.dataframe
     assert len(top5.value) == 5
     assert top5.value["Probability"].is_monotonic_decreasing
@@ -45,13 +47,13 @@ def test_analysis_pages_render(page):
     at = run_page(page)
     assert_clean(at)
     assert [t.value for t in at.title] == [navigation.PAGE_TITLES[page]]
-    assert at.query_params["page"] == page
+    assert "page" not in at.query_params  # the path names the page
     if page == "methods":
         (spec,) = plotly_specs(at)
         assert [t["type"] for t in spec["data"]].count("heatmap") == len(at.multiselect(key="w_methods").value)
     elif page == "layers":
         rows, _ = cache.layer_infos(cache.model_handle("scenes_vgg"))
-        assert len(at.image) == len(rows)  # a map for every candidate layer
+        assert len(map_images(at)) == len(rows)  # a map for every candidate layer
         assert at.image[0].proto.imgs[0].caption.startswith(rows[0].name)
         assert len(plotly_specs(at)) == 1  # the concentration chart
     else:
@@ -73,7 +75,7 @@ def test_layers_page_uses_one_explain_call_for_all_layers():
     assert_clean(at)
     assert cache.MODEL_CALLS["explain"] == before + 1
     rows, _ = cache.layer_infos(cache.model_handle("scenes_vgg"))
-    assert len(at.image) == len(rows)
+    assert len(map_images(at)) == len(rows)
 
 
 def test_layers_subset_in_forward_order_and_in_the_url():
@@ -83,7 +85,7 @@ def test_layers_subset_in_forward_order_and_in_the_url():
     at.multiselect(key="w_layers").set_value(picked).run()
     assert_clean(at)
     forward = sorted(picked, key=[r.name for r in rows].index)
-    assert [img.proto.imgs[0].caption.split(" · ")[0] for img in at.image] == forward
+    assert [img.proto.imgs[0].caption.split(" · ")[0] for img in map_images(at)] == forward
     assert at.query_params["layers"] == ",".join(forward)
     calls = model_calls()
     at.radio(key="w_scope").set_value("shared").run()  # one scale across layers: display only
@@ -159,7 +161,7 @@ def test_choices_persist_across_pages_and_live_in_the_url():
     assert at.selectbox(key="w_cmap").value == "viridis"
     assert at.slider(key="w_alpha").value == 0.3
     assert at.selectbox(key="w_norm").value == "max"
-    assert at.query_params["page"] == "methods" and at.query_params["norm"] == "max"
+    assert "page" not in at.query_params and at.query_params["norm"] == "max"
 
 
 def test_a_link_restores_the_view():
@@ -177,9 +179,9 @@ def test_a_link_restores_the_view():
     assert at.radio(key="w_scope").value == "shared"
     assert at.selectbox(key="w_target").value == 2
     assert at.selectbox(key="w_layer").value == "features.13"
-    assert "features.13" in at.caption[0].value
+    assert "features.13" in plain(at.caption[0].value)
     for key, value in query.items():
-        assert at.query_params[key] == value
+        assert at.query_params.get(key) == (None if key == "page" else value)  # the path names the page
 
 
 def test_a_hand_edited_link_falls_back_with_messages():
@@ -189,7 +191,7 @@ def test_a_hand_edited_link_falls_back_with_messages():
     at.query_params.update(query)
     at.run()
     assert_clean(at)
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = texts(at.warning)
     for words in ("alpha='7'", "rainbow", "'features.99' is not a layer", "uploaded checkpoint",
                   "uploaded image", "cannot travel in a URL", "Target class 999 does not exist", "'bogus'"):
         assert words in warnings, words
@@ -249,7 +251,7 @@ st.write("still running")
 """
     at = AppTest.from_string(script, default_timeout=60).run()
     assert not at.exception
-    assert [e.value for e in at.error] == ["Image: The file is truncated", "Alpha=2 must be in [0, 1]"]
+    assert [plain(e.value) for e in at.error] == ["Image: The file is truncated", "Alpha=2 must be in [0, 1]"]
     assert at.markdown[0].value == "still running"
     assert not at.expander  # a library error is its own message: no details to show
 
@@ -269,7 +271,7 @@ st.write("still running")
         at = AppTest.from_string(script, default_timeout=60).run()
     assert not at.exception  # no raw traceback box
     (error,) = at.error
-    assert error.value.startswith("Something went wrong while drawing the test maps.")
+    assert plain(error.value).startswith("Something went wrong while drawing the test maps.")
     assert "Traceback" not in error.value and "must" not in error.value  # short: the details are below
     (details,) = at.expander
     assert details.label == "Details"
@@ -291,7 +293,7 @@ def test_model_without_weights_names_the_expected_file():
     assert not at.exception
     notice = " ".join(w.value for w in at.sidebar.warning)
     assert str(missing.expected_file) in notice
-    errors = " ".join(e.value for e in at.error)
+    errors = texts(at.error)
     assert str(missing.expected_file) in errors  # the library's own message, not a traceback
     assert at.selectbox(key="w_model").value == missing.name
 
@@ -306,7 +308,7 @@ def test_image_upload_broken_then_constant():
     at = run_page()
     at.file_uploader(key="w_image_upload").upload("holiday.png", b"\x89PNG\r\n\x1a\n truncated", "image/png").run()
     assert not at.exception
-    assert any("holiday.png" in e.value and "corrupt" in e.value.lower() for e in at.sidebar.error), \
+    assert any("holiday.png" in plain(e.value) and "corrupt" in e.value.lower() for e in at.sidebar.error), \
         [e.value for e in at.error]
     assert not at.selectbox(key="w_image").value.startswith("upload:")
 
@@ -315,7 +317,7 @@ def test_image_upload_broken_then_constant():
     assert_clean(at)
     assert at.selectbox(key="w_image").value.startswith("upload:")
     assert "image" in at.query_params and at.query_params["image"].startswith("upload:")
-    assert len(at.image) == 4
+    assert len(map_images(at)) == 4
 
 
 def _checkpoint(num_classes: int) -> bytes:
@@ -333,8 +335,11 @@ def test_checkpoint_upload_garbage_wrong_classes_then_right():
     at.selectbox(key="w_ckpt_arch").set_value("squeezenet1_1").run()
     at.button(key="w_ckpt_load").click().run()
     assert not at.exception
-    assert any(e.value.startswith("junk.pt:") for e in at.sidebar.error), [e.value for e in at.error]
+    (error,) = at.sidebar.error  # the library's message, once, in the panel
+    assert "checkpoint" in plain(error.value).lower(), error.value
     assert at.selectbox(key="w_model").value == "scenes_vgg"
+    assert at.session_state["w_ckpt_open"] is True  # the panel stays open...
+    assert at.selectbox(key="w_ckpt_arch").value == "squeezenet1_1"  # ...with the architecture as chosen
 
     data = _checkpoint(3)
     at.file_uploader(key="w_ckpt_file").set_value(("mine.pt", data, "application/octet-stream"))
@@ -342,8 +347,10 @@ def test_checkpoint_upload_garbage_wrong_classes_then_right():
     at.run()
     at.button(key="w_ckpt_load").click().run()
     assert not at.exception
-    assert any("mine.pt:" in e.value and "num_classes" in e.value for e in at.sidebar.error), \
-        [e.value for e in at.error]
+    (error,) = at.sidebar.error
+    assert "num_classes" in plain(error.value), error.value
+    assert not at.error[1:], [e.value for e in at.error]  # said once: not on the page too
+    assert at.session_state["w_ckpt_open"] is True and at.number_input(key="w_ckpt_classes").value == 5
 
     at.number_input(key="w_ckpt_classes").set_value(3)
     at.text_area(key="w_ckpt_names").set_value("apple\nbanana\ncherry")
@@ -352,7 +359,7 @@ def test_checkpoint_upload_garbage_wrong_classes_then_right():
     assert_clean(at)
     assert at.selectbox(key="w_model").value.startswith("upload:")
     assert set(at.dataframe[0].value["Class"]) == {"apple", "banana", "cherry"}
-    assert len(at.image) == 4
+    assert len(map_images(at)) == 4
 
 
 # ------------------------------------------------------------------------------------------

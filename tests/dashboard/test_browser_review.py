@@ -37,7 +37,9 @@ def test_save_then_open_the_link_in_a_new_page(server):
             assert source_panels[:2] == ["LayerCAM", "Grad-CAM"]
 
             page.get_by_text("Save to review").click()
-            page.get_by_label("Your name").fill("ana")
+            page.get_by_role("textbox", name=re.compile("Your name")).fill("ana")
+            page.keyboard.press("Tab")  # outside the form: kept for the session on its own rerun
+            wait_ready(page)
             page.get_by_label("Title").fill("Turbo <b>check</b>")
             page.get_by_label("Note").fill("LayerCAM looks wider.")
             page.get_by_role("button", name="Save snapshot").click()

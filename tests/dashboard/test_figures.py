@@ -112,3 +112,56 @@ def test_curves_figure_draws_methods_and_grey_references():
     ref = next(t for t in fig.data if t.name == "random")
     assert ref.line.dash == "dot"
     assert sum(1 for t in fig.data if t.showlegend) == 2  # one legend entry per curve
+
+
+# ------------------------------------------------------------------------------------------
+# colour scales on pictures and exports (dashboard/pictures.py)
+
+
+def _ramp(cmap: str, n: int) -> np.ndarray:
+    return render.heatmap(np.linspace(0, 1, n, dtype=np.float32)[None], (1, n), colormap=cmap)[0]  # (n, 3)
+
+
+def test_colorbar_is_the_colormap_pixel_for_pixel():
+    scale = figures.ColourScale("viridis", (-2.0, 3.0), "raw values, no ReLU")
+    bar = figures.colorbar(scale, 200, pad=8)
+    assert bar.shape[1] == 200 and bar.dtype == np.uint8
+    np.testing.assert_array_equal(bar[0, 8:192], _ramp("viridis", 184))  # the first row of the bar
+    assert (bar[0, :8] == 255).all() and (bar[-1] == 255).all()  # white margins
+    assert (bar[20:] < 128).any()  # ticks and text are drawn under the bar
+
+
+def test_compose_grid_with_a_scale_and_a_note_adds_the_bar_under_the_pictures():
+    red = np.zeros((10, 10, 3), np.uint8)
+    red[..., 0] = 255
+    plain = figures.compose_grid([red, red], ["a", "b"], ncols=2, cell=40, pad=4)
+    scale = figures.ColourScale("jet", (0.0, 1.0), "min-max normalization after ReLU")
+    grid = figures.compose_grid([red, red], ["a", "b"], ncols=2, cell=40, pad=4, scale=scale, note="raw 0 … 1")
+    bar = figures.colorbar(scale, plain.shape[1], pad=4)
+    assert grid.shape == (plain.shape[0] + bar.shape[0] + 22, plain.shape[1], 3)
+    np.testing.assert_array_equal(grid[:plain.shape[0]], plain)
+    np.testing.assert_array_equal(grid[plain.shape[0]:plain.shape[0] + bar.shape[0]], bar)
+
+
+def test_scale_of_says_per_map_when_the_ranges_differ():
+    shared = figures.scale_of("jet", [(0.0, 1.0), (0.0, 1.0)], "t")
+    assert shared.value_range == (0.0, 1.0) and shared.range_text == "0 (left) to 1 (right)"
+    own = figures.scale_of("jet", [(0.0, 1.0), (-1.0, 5.0)], "t")
+    assert own.value_range is None and "its own" in own.range_text
+    assert figures.scale_text("percentile", False, "shared", (2.0, 98.0)) == \
+        "percentile normalization (2–98 %), no ReLU, one shared scale"
+
+
+def test_png_bytes_writes_text_chunks():
+    scale = figures.ColourScale("turbo", (-1.0, 1.0), "max normalization (M / max|M|), no ReLU")
+    data = figures.png_bytes(np.zeros((4, 4, 3), np.uint8), info=scale.png_info())
+    text = Image.open(io.BytesIO(data)).text
+    assert text == {"GradLens normalization": "max normalization (M / max|M|), no ReLU",
+                    "GradLens colour range": "-1 (left) to 1 (right)", "GradLens colormap": "turbo"}
+
+
+def test_with_colorbar_keeps_the_picture_and_its_width():
+    pic = np.full((30, 50, 3), 7, np.uint8)
+    out = figures.with_colorbar(pic, figures.ColourScale("bone", (0.0, 1.0), "x"))
+    assert out.shape[1] == 50 and out.shape[0] > 30
+    np.testing.assert_array_equal(out[:30], pic)

@@ -55,11 +55,22 @@ def test_round_trip_of_every_field():
     query = EVERYTHING_CHANGED.to_query()
     assert all(isinstance(v, str) for v in query.values())
     assert query["methods"] == "layercam,gradcam"
-    assert query["relu"] == "0" and query["slow"] == "1"
+    assert query["relu"] == "0"
     assert query["plo"] == "2.5" and query["phi"] == "97.5"
+    assert "page" not in query and "slow" not in query  # the path names the page; slow is the session's
     state, messages = ViewState.from_query(query, CHOICES)
     assert messages == []
-    assert state == EVERYTHING_CHANGED
+    assert state == EVERYTHING_CHANGED.with_changes(page="home", slow=False)
+
+
+def test_a_link_never_switches_slow_work_on():
+    """``?slow=1`` used to start every slow method of the page with no click; now it is reported
+    and ignored (the switch stays for the session that turns it on)."""
+    state, messages = ViewState.from_query({"slow": "1", "page": "layers"}, CHOICES)
+    assert state.slow is False and state.page == "layers"
+    assert len(messages) == 1 and "slow='1'" in messages[0] and "never starts slow work" in messages[0]
+    assert ViewState.from_query({"slow": "0"}, CHOICES) == (ViewState(), [])
+    assert "slow" not in ViewState(slow=True).to_query()
 
 
 def test_only_changed_values_are_written():
@@ -71,7 +82,7 @@ def test_dict_round_trip_for_snapshots():
     data = EVERYTHING_CHANGED.to_dict()
     assert data["methods"] == ["layercam", "gradcam"] and data["target"] == 281
     state, messages = ViewState.from_dict(data, CHOICES)
-    assert messages == [] and state == EVERYTHING_CHANGED
+    assert messages == [] and state == EVERYTHING_CHANGED.with_changes(slow=False)  # slow: session-only
     assert ViewState.from_dict(ViewState().to_dict(), CHOICES) == (ViewState(), [])
 
 
@@ -143,6 +154,19 @@ def test_upload_ids_pass_syntax_but_empty_ones_do_not():
     assert (state.image, state.model) == ("upload:0123abcd", "upload:ffee") and messages == []
     state, messages = ViewState.from_query({"image": "upload:"}, CHOICES)
     assert state.image == "" and "empty upload id" in messages[0]
+
+
+def test_an_upload_id_is_hex_digits_only():
+    """``?image=upload:x ![t](http://…)`` used to pass as an upload id and reach a warning."""
+    state, messages = ViewState.from_query({"image": "upload:x ![t](http://evil.example/t.png)"}, CHOICES)
+    assert state.image == "" and len(messages) == 1 and "not an upload id" in messages[0]
+
+
+def test_an_unknown_image_names_the_fallback():
+    """``?image=nosuch`` used to say "using ." (the default image is empty: the model's own)."""
+    _, messages = ViewState.from_query({"image": "nosuch"}, CHOICES)
+    assert messages == ["URL parameter image='nosuch': not a known image (valid: scene_a, scene_b, astronaut); "
+                        "using the model's default sample."]
 
 
 def test_layers_are_not_checked_here_and_empty_layer_means_default():

@@ -158,8 +158,8 @@ def test_ties_are_broken_by_pixel_index():
     nan_first = torch.tensor([[float("nan"), 0.0], [2.0, 1.0]])
     assert fa.perturbation_order(nan_first, (2, 2)).tolist() == [2, 3, 1, 0]  # NaN ranks last
     model = SumClassifier(A, B)
-    flat = fa.deletion_curve(model, image(), torch.zeros(4, 4), 0, steps=16)
-    by_index = fa.deletion_curve(model, image(), saliency_for(list(range(16))), 0, steps=16)
+    flat = fa.deletion_curve(model, image(), torch.zeros(4, 4), 0, steps=16, baseline="zero")
+    by_index = fa.deletion_curve(model, image(), saliency_for(list(range(16))), 0, steps=16, baseline="zero")
     np.testing.assert_array_equal(flat.scores, by_index.scores)
     expected = [sigmoid(A * V[k:].sum() + B) for k in range(17)]
     np.testing.assert_allclose(flat.scores, expected, atol=1e-6)
@@ -362,7 +362,7 @@ def test_perturbed_image_is_the_image_the_curve_scores():
     model = SumClassifier(A, B)
     x = image()
     sal = saliency_for(ORDER)
-    deleted = fa.perturbed_image(x, sal, 0.25, kind="deletion")  # 4 pixels, zero baseline
+    deleted = fa.perturbed_image(x, sal, 0.25, kind="deletion", baseline="zero")  # 4 pixels
     kept = torch.ones(16, dtype=torch.bool)
     kept[ORDER[:4]] = False
     torch.testing.assert_close(deleted, x * kept.view(1, 1, 4, 4))
@@ -431,3 +431,17 @@ def test_gradcam_beats_the_random_map_on_200_fresh_scenes():
     print({f"{m} {k}": round(v, 4) for (m, k), v in mean.items()})
     assert mean["gradcam", "deletion"] <= 0.5 * mean["random", "deletion"], mean
     assert mean["gradcam", "insertion"] >= mean["random", "insertion"] + 0.2, mean
+
+
+def test_both_curves_default_to_the_blur_baseline():
+    """Deletion's default is blur too (RISE deletes to zero; see docs/faithfulness.md for why):
+    the default curve and perturbed image equal the explicit blur ones, not the zero ones."""
+    model = SumClassifier(A, B)
+    x, sal = image(), saliency_for(ORDER)
+    assert fa.DEFAULT_BASELINES == {"deletion": "blur", "insertion": "blur"}
+    default = fa.deletion_curve(model, x, sal, 0, steps=4)
+    assert default.baseline == "blur"
+    assert default.scores.tolist() == fa.deletion_curve(model, x, sal, 0, steps=4, baseline="blur").scores.tolist()
+    assert default.scores.tolist() != fa.deletion_curve(model, x, sal, 0, steps=4, baseline="zero").scores.tolist()
+    torch.testing.assert_close(fa.perturbed_image(x, sal, 0.5, kind="deletion"),
+                               fa.perturbed_image(x, sal, 0.5, kind="deletion", baseline="blur"))

@@ -199,7 +199,7 @@ def test_cached_file_of_the_wrong_model():
     path = weights_file("resnet18")
     path.parent.mkdir(parents=True)
     torch.save(get_model("mobilenet_v3_small", weights=None).state_dict(), path)
-    with pytest.raises(CheckpointError, match="does not fit 'resnet18'.*missing key"):
+    with pytest.raises(CheckpointError, match="does not fit 'resnet18': its keys and shapes are those of mobilenet_v3_small with 1000 classes"):
         load_model("resnet18")
 
 
@@ -400,14 +400,24 @@ def test_num_classes_mismatch_conv_classifier():
         load_checkpoint(_saved(ref.state_dict()), arch="squeezenet1_1", num_classes=7)
 
 
-def test_wrong_architecture_lists_keys(resnet18_10):
+@pytest.mark.parametrize("arch", ["resnet34", "resnet50", "vgg11"])
+def test_wrong_architecture_is_one_sentence_naming_the_files_architecture(resnet18_10, arch):
+    """A resnet18 file (10 classes) given as another architecture: one sentence naming resnet18,
+    not a list of 80 missing keys or "num_classes=10 expects shape (10, 2048); pass num_classes=10"
+    (what the audit saw for resnet50)."""
     with pytest.raises(CheckpointError) as info:
-        load_checkpoint(_saved(resnet18_10.state_dict()), arch="resnet34", num_classes=10)
-    msg = str(info.value)
-    # resnet34 has 3/4/6/3 blocks where resnet18 has 2/2/2/2: 80 tensors are missing
-    assert "does not fit arch='resnet34'" in msg
-    assert "80 missing key(s): 'layer1.2.conv1.weight'" in msg
-    assert "and 75 more" in msg
+        load_checkpoint(_saved(resnet18_10.state_dict()), arch=arch, num_classes=10)
+    assert str(info.value) == (f"The uploaded checkpoint does not fit arch={arch!r}: its keys and shapes are those "
+                               "of resnet18 with 10 classes: choose arch='resnet18'.")
+    with pytest.raises(CheckpointError, match=r"those of resnet18 with 10 classes: choose arch='resnet18' and num_classes=10\.$"):
+        load_checkpoint(_saved(resnet18_10.state_dict()), arch=arch, num_classes=1000)
+
+
+def test_same_keys_different_widths_are_told_apart():
+    """wide_resnet50_2 has resnet50's keys; only the shapes say which one a file is."""
+    state = get_model("wide_resnet50_2", weights=None, num_classes=3).state_dict()
+    with pytest.raises(CheckpointError, match=r"those of wide_resnet50_2 with 3 classes: choose arch='wide_resnet50_2'\.$"):
+        load_checkpoint(_saved(state), arch="resnet50", num_classes=3)
 
 
 def test_shape_mismatch_inside_the_network(resnet18_10):

@@ -368,3 +368,53 @@ def test_zip_names_cannot_escape_their_folder(hostile, store: SnapshotStore) -> 
 )
 def test_safe_name(text: str, expected: str) -> None:
     assert safe_name(text) == expected
+
+
+# ----------------------------------------------------------------------------- top-5, curve styles, CSV
+
+
+def test_top5_is_a_table_not_a_python_list(store: SnapshotStore) -> None:
+    top5 = [[3, "tabby <cat>", 0.858], [7, "tiger cat", 0.1], [1, "lynx", 0.02]]
+    sid = store.save(NewSnapshot(image_png=encode_png(_image()), model_id="m", author="a",
+                                 metrics={"top5": top5, "target_probability": 0.858}))
+    doc = html_report([store.get(sid)])
+    assert "[[3," not in doc and "[3, " not in doc
+    assert ('<table class="top5"><tr><th>#</th><th>Class</th><th>Index</th><th>Probability</th></tr>'
+            "<tr><td>1</td><td>tabby &lt;cat&gt;</td><td>3</td><td>85.8%</td></tr>"
+            "<tr><td>2</td><td>tiger cat</td><td>7</td><td>10.0%</td></tr>") in doc
+    assert "<th>target_probability</th><td>0.858</td>" in doc  # the other metrics stay in their table
+
+
+def test_report_curves_use_the_dashboards_colours_and_labels() -> None:
+    """The report's chart and the dashboard's Faithfulness chart give each key the same colour and
+    dash, the same subplot titles; legend names are registry labels and the reference labels."""
+    from dashboard import figures
+    from methods.review.report_curves import curves_figure
+    from methods.viz.styles import REFERENCE_KEYS
+
+    keys = ["gradcampp", "scorecam", "ref:random", "ref:centre", "mine"]
+    f = [0.0, 0.5, 1.0]
+    stored = [StoredCurve(method=k, kind=kind, fractions=tuple(f), scores=(0.9, 0.5, 0.1), auc=None)
+              for k in keys for kind in ("deletion", "insertion")]
+    ours = curves_figure(stored)
+    theirs = figures.curves_figure({k: (f, [0.9, 0.5, 0.1]) for k in keys}, {k: (f, [0.9, 0.5, 0.1]) for k in keys},
+                                   references=REFERENCE_KEYS)
+
+    def styles(fig):
+        return {(t.legendgroup, t.xaxis): (t.line.color, t.line.dash) for t in fig.data}
+
+    assert styles(ours) == styles(theirs)
+    assert [a.text for a in ours.layout.annotations] == [a.text for a in theirs.layout.annotations]
+    names = {t.legendgroup: t.name for t in ours.data}
+    assert names == {"gradcampp": "Grad-CAM++", "scorecam": "Score-CAM", "ref:random": "Random map (reference)",
+                     "ref:centre": "Centre map (reference)", "mine": "mine"}
+    assert styles(ours)[("ref:random", "x")] == ("#888888", "dot")
+
+
+def test_zip_curves_csv_neutralises_formulas(store: SnapshotStore) -> None:
+    evil = '=HYPERLINK("http://evil.example","click")'
+    curves = {evil: {"deletion": {"fractions": [0.0, 1.0], "scores": [-0.5, 0.25]}}}
+    sid = store.save(NewSnapshot(image_png=encode_png(_image()), model_id="m", author="a", metrics={"curves": curves}))
+    with zipfile.ZipFile(io.BytesIO(zip_report([store.get(sid)]))) as zf:
+        rows = list(csv.reader(io.StringIO(zf.read(f"{sid}/curves.csv").decode("utf-8"))))
+    assert rows[1] == ["'" + evil, "deletion", "0.0", "-0.5"]  # the text is neutralised, the number is not

@@ -34,10 +34,12 @@ Options common to the family (keyword-only, validated at construction):
 * ``batch_size`` (int >= 1, 32): masked inputs per forward pass; the peak extra memory is
   O(batch_size x input) — no more than ``batch_size`` rows ever reach the model at once;
 * ``channels`` ("all" | int k): see above;
-* ``precision`` ("fp32" | "bf16"): bf16 runs the extra forwards under autocast. It pays only on
-  hardware with native bf16 (CPUs with AMX or AVX512-BF16, recent GPUs); elsewhere it is emulated:
-  on the development CPU (AVX-512 without BF16) Score-CAM took 2.3x as long in bf16 as in fp32.
-  :func:`bf16_is_native` tells which case a device is.
+* ``precision`` ("auto" | "fp32" | "bf16", default "auto"): bf16 runs the extra forwards under
+  autocast. It pays only on hardware with native bf16 (CPUs with AMX or AVX512-BF16, recent GPUs);
+  elsewhere it is emulated: on the development CPU (AVX-512 without BF16) Score-CAM took 2.3x as
+  long in bf16 as in fp32. ``"auto"`` picks bf16 exactly where :func:`bf16_is_native` says it is
+  native (:func:`methods._torch.resolve_precision`) and ``Explanation.options["precision"]`` records
+  the precision that ran.
   All 4-D batches are fed ``channels_last`` when the model accepts it, and (Score-CAM family, from
   ``FOLD_MIN_ROWS`` forwards on) Conv->BatchNorm pairs run as one folded convolution, checked
   against the real logits first (:mod:`methods.cams.score.fold`).

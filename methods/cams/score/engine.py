@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods._torch import PRECISIONS, ForwardRunner, bf16_is_native, eval_mode
+from methods._torch import PRECISION_CHOICES, PRECISIONS, ForwardRunner, bf16_is_native, eval_mode
 from methods.cams.base import ForwardMethod, LayerContext
 from methods.cams.options import Options, option
 from methods.errors import ScoreError, ScoreWarning
@@ -65,8 +65,9 @@ class ScoreOptions(Options):
                              minimum=1)
     channels: int | str = option("all", "'all', or score only the k channels of largest activation energy",
                                  minimum=1, choices=("all",))
-    precision: str = option("fp32", "bf16 autocast pays only where bf16 is native (methods.bf16_is_native())",
-                            choices=PRECISIONS)
+    precision: str = option("auto", "'auto' = bf16 autocast where the device runs bf16 natively "
+                            "(methods.bf16_is_native()), else fp32; the explanation records the resolved one",
+                            choices=PRECISION_CHOICES)
 
 
 def constant_channels(acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -127,17 +128,19 @@ def normalized_masks(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.where(span > 0, (up - lo) / safe, torch.zeros_like(up))  # (B, 1, H, W)
 
 
-def noise(seed: int, step: int, shape: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
-    """Standard-normal noise of draw ``step`` for ``seed``, shape ``shape``.
+def noise(seed: int, step: int, shape: Sequence[int], device: torch.device | str | None = None) -> torch.Tensor:
+    """Standard-normal noise of draw ``step`` for ``seed``, shape ``shape``, moved to ``device``.
 
     The draw depends only on ``(seed, step)``: every channel and every sample of a call sees the
     same ``num_samples`` draws (common random numbers), so the map of an image does not depend on
-    the batch it is in, nor on ``batch_size``.
+    the batch it is in, nor on ``batch_size``. It is drawn by a host (CPU) generator on purpose, so
+    a GPU run sees the same noise as a CPU run; ``device=None`` leaves it there.
     """
     state = np.random.SeedSequence([int(seed), int(step)]).generate_state(2, dtype=np.uint32)
-    gen = torch.Generator(device="cpu")
+    gen = torch.Generator()  # the host generator: the same draws whatever device the model is on
     gen.manual_seed((int(state[0]) << 31) ^ int(state[1]))
-    return torch.randn(tuple(shape), generator=gen).to(device)
+    out = torch.randn(tuple(shape), generator=gen)
+    return out if device is None else out.to(device)
 
 
 @dataclass(frozen=True)

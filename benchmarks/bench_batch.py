@@ -1,0 +1,120 @@
+"""Speed of the batch command against a plain batched forward+backward of the same images, in one run.
+
+    PYTHONPATH=$PWD python benchmarks/bench_batch.py [--images 64] [--batch-size 16] [--repeats 5]
+
+Setup: the bundled scenes_vgg model (128 x 128 inputs), ``--images`` synthetic scenes written as PNG
+files, Grad-CAM at the default layer (features.20), the four views per image.
+
+Timed, interleaved round-robin (median of ``--repeats``):
+
+* **batch command** — :func:`methods.cli.batch.run_batch` in this process (``workers=1``): read and
+  decode every PNG, preprocess, Grad-CAM over batches of ``--batch-size`` images, normalize,
+  render, and write ``original.png`` + 3 PNGs + ``maps.npz`` per image and the manifest, into a
+  fresh output folder each time (all files written through temp files and renames);
+* **plain forward+backward** — the same images, already preprocessed in memory, through the model
+  in the same batches with a forward hook on the layer and ``torch.autograd.grad`` of the top-1
+  logits to that layer's output: the minimum any Grad-CAM computes, with no library around it;
+* the parts: decoding + preprocessing alone, ``methods.explain`` on the in-memory batches alone.
+
+Also: Grad-CAM ms per image at batch 1 vs batch ``--batch-size`` (maps batched across images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import platform
+import shutil
+import sys
+import tempfile
+
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from common import time_interleaved  # noqa: E402
+
+import methods  # noqa: E402
+from methods.cli.batch import run_batch  # noqa: E402
+from methods.data.scenes import make_scene  # noqa: E402
+
+
+def machine() -> str:
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    name = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), platform.processor())
+    return (f"{name}; {len(os.sched_getaffinity(0))} usable cores; torch threads {torch.get_num_threads()}; "
+            f"AMX {'yes' if 'amx_bf16' in flags else 'no'}, AVX512-BF16 {'yes' if 'avx512_bf16' in flags else 'no'}; "
+            f"load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    print("machine:", machine())
+    work = pathlib.Path(tempfile.mkdtemp(prefix="gradlens-bench-batch-"))
+    folder = work / "in"
+    folder.mkdir()
+    for i in range(args.images):
+        Image.fromarray(make_scene(10_000_000 + i).image).save(folder / f"scene{i:04d}.png")
+    loaded = methods.load_model("scenes_vgg")
+    net, layer, bs = loaded.model, loaded.default_layer, args.batch_size
+    paths = sorted(folder.iterdir())
+    xs = torch.stack([loaded.preprocess(methods.load_image(p)) for p in paths])  # (N, 3, 128, 128)
+    chunks = list(xs.split(bs))
+    module = dict(net.named_modules())[layer]
+
+    def batch_command():
+        out = work / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        run_batch(loaded, folder, out, methods=["gradcam"], workers=1, batch_size=bs)
+
+    def plain():
+        for x in chunks:
+            seen = {}
+            handle = module.register_forward_hook(lambda m, a, o: seen.__setitem__("a", o))
+            try:
+                logits = net(x)
+            finally:
+                handle.remove()
+            score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
+            torch.autograd.grad(score, seen["a"])
+
+    def decode():
+        torch.stack([loaded.preprocess(methods.load_image(p)) for p in paths])
+
+    def explain_only():
+        for x in chunks:
+            methods.explain(loaded, x, "gradcam")
+
+    def explain_one_by_one():
+        for x in xs[:bs]:
+            methods.explain(loaded, x[None], "gradcam")
+
+    def explain_batched_same_images():
+        methods.explain(loaded, xs[:bs], "gradcam")
+
+    fns = {"batch command (decode .. PNGs, manifest)": batch_command, "plain forward+backward": plain,
+           "decode + preprocess": decode, "methods.explain on the batches": explain_only,
+           f"Grad-CAM {bs} images at batch 1": explain_one_by_one, f"Grad-CAM {bs} images at batch {bs}": explain_batched_same_images}
+    times = time_interleaved(fns, repeats=args.repeats, warmup=1)
+    n = args.images
+    print(f"\nscenes_vgg, {n} images of 128x128, Grad-CAM at {layer}, batch size {bs}, median of {args.repeats}")
+    for name, t in times.items():
+        count = bs if name.startswith("Grad-CAM") else n
+        print(f"  {name:<44s} {t:8.3f} s   {count / t:8.1f} images/s   {t / count * 1000:7.2f} ms/image")
+    ratio = times["batch command (decode .. PNGs, manifest)"] / times["plain forward+backward"]
+    print(f"\n  batch command / plain forward+backward = {ratio:.2f}  (goal <= 1.50: {'met' if ratio <= 1.5 else 'NOT met'})")
+    print(f"  methods.explain / plain forward+backward = {times['methods.explain on the batches'] / times['plain forward+backward']:.2f}")
+    rest = times["batch command (decode .. PNGs, manifest)"] - times["methods.explain on the batches"] - times["decode + preprocess"]
+    print(f"  the rest (normalize, render, PNG + npz + manifest writing): {rest / n * 1000:.2f} ms/image")
+    one, many = times[f"Grad-CAM {bs} images at batch 1"], times[f"Grad-CAM {bs} images at batch {bs}"]
+    print(f"  Grad-CAM batch 1 / batch {bs} = {one / many:.2f}  ({one / bs * 1000:.2f} vs {many / bs * 1000:.2f} ms/image)")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

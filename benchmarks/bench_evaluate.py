@@ -1,0 +1,79 @@
+"""Seconds per image of the evaluate command against the floor its forward count sets, in one run.
+
+    PYTHONPATH=$PWD python benchmarks/bench_evaluate.py [--images 4] [--steps 50] [--repeats 3]
+
+Setup: the bundled scenes_vgg model, ``scenes:N``, Grad-CAM at the default layer plus the two
+reference maps (random, centre): 3 maps per image, deletion (zero) and insertion (blur) curves of
+``--steps`` steps and the confidence change, the default precision (``"auto"``: resolved on this
+machine and printed), curve batches of 32, in this process (``workers=1``).
+
+The floor: :func:`methods.metrics.image_scores.forward_count` images per image (300 at 50 steps:
+the shared x and baselines once, 2 (S - 1) + 1 per map) times the time of ONE image in a batch of
+32 through the same runner the curves use (channels_last weights and inputs, inference mode, the
+same precision), measured in the same run. Before sharing the count was 3 x (2 (S + 1) + 2) = 312.
+
+Ratio = evaluate seconds per image / floor (goal <= 1.1). The map computation (Grad-CAM) and the
+per-image work (scene generation, preprocessing, pointing game) are inside the numerator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from bench_batch import machine  # noqa: E402
+from common import time_interleaved  # noqa: E402
+
+import methods  # noqa: E402
+from methods._torch import bf16_is_native, channels_last_weights, resolve_precision  # noqa: E402
+from methods.cli.evaluate import evaluate  # noqa: E402
+from methods.metrics.image_scores import forward_count  # noqa: E402
+from methods.metrics.perturbation import class_probabilities, runner_for  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    print("machine:", machine())
+    precision = resolve_precision("auto", "cpu")
+    print(f"precision auto -> {precision} (bf16 native here: {bf16_is_native('cpu')})")
+    loaded = methods.load_model("scenes_vgg")
+    x = torch.randn(32, 3, 128, 128)
+
+    def evaluation():
+        evaluate(loaded, f"scenes:{args.images}", methods=["gradcam"], steps=args.steps, workers=1, progress=False)
+
+    def forward32():
+        with channels_last_weights(loaded.model), runner_for(x[:1], precision, 32) as run:
+            class_probabilities(run, loaded.model, x)
+
+    times = time_interleaved({"evaluate": evaluation, "forward batch 32": forward32}, repeats=args.repeats, warmup=1)
+    per_image = times["evaluate"] / args.images
+    per_forward = times["forward batch 32"] / 32
+    shared, before = forward_count(3, args.steps), 3 * (2 * (args.steps + 1) + 2)
+    floor = shared * per_forward
+    print(f"\nscenes_vgg, {args.images} scenes, Grad-CAM + random + centre, {args.steps} steps, {precision}, "
+          f"median of {args.repeats}")
+    print(f"  evaluate                     {per_image:8.3f} s per image")
+    print(f"  one forward (batch 32)       {per_forward * 1000:8.2f} ms per image")
+    print(f"  floor: {shared} forwards        {floor:8.3f} s per image   (before sharing: {before} forwards, "
+          f"{before * per_forward:.3f} s)")
+    ratio = per_image / floor
+    print(f"\n  evaluate / floor = {ratio:.2f}  (goal <= 1.10: {'met' if ratio <= 1.1 else 'NOT met'})")
+    print(f"  evaluate / the one-map-at-a-time floor ({before} forwards) = {per_image / (before * per_forward):.2f}")
+    if not bf16_is_native("cpu"):
+        print("  default (auto) vs fp32 on a bf16-native machine: not measurable here (bf16 is emulated on this CPU, "
+              "auto = fp32)")
+    print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
