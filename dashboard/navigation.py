@@ -112,11 +112,25 @@ def commit(view: ViewState) -> None:
 
 
 def page_links(container, view: ViewState | None) -> None:
-    """The page list, each link carrying the view (one history entry per switch; see NAV_FILES)."""
+    """The page list, each link carrying the view (one history entry per switch; see NAV_FILES).
+
+    Drawn only when the app was started from ``dashboard/Home.py`` (``streamlit run
+    dashboard/Home.py``): Streamlit resolves a link's file against the entry script's folder and
+    knows only the pages it found there. A page file started on its own (``streamlit run
+    dashboard/pages/1_Methods.py``, or a test driving one page) has no page list to link to.
+    """
+    if not _started_from_home():
+        return
     query = link_query(view) if view is not None else {}
     for page, file in NAV_FILES.items():
         label = "Home" if page == "home" else Path(file).stem.split("_", 1)[-1]
         container.page_link(file, label=label, query_params=query if page != "review" else None)
+
+
+def _started_from_home() -> bool:
+    ctx = get_script_run_ctx()
+    main = getattr(ctx, "main_script_path", None) if ctx is not None else None
+    return main is not None and Path(main).resolve() == _HERE / PAGE_FILES["home"]
 
 
 def page_show(page: str) -> Callable[[ViewState], None]:

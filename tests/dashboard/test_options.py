@@ -45,7 +45,8 @@ def test_score_cam_options_come_from_its_declaration():
     assert keys == {f"w_opt_scorecam_{o.name}" for o in declared}
     assert at.number_input(key="w_opt_scorecam_batch_size").value == 32
     assert at.text_input(key="w_opt_scorecam_channels").value == "all"
-    assert at.selectbox(key="w_opt_scorecam_precision").options == ["fp32", "bf16"]
+    assert at.selectbox(key="w_opt_scorecam_precision").options == ["auto", "fp32", "bf16"]
+    assert at.selectbox(key="w_opt_scorecam_precision").value == "auto"  # bf16 where native, else fp32
     assert at.checkbox(key="w_opt_scorecam_baseline_subtract").value is False
 
 
