@@ -29,7 +29,7 @@ from dashboard import services
 from dashboard.services import MapBundle
 from dashboard.state import ViewState, is_upload
 
-__all__ = ["METRIC_LABELS", "TABLE_METRICS", "Side", "Row", "block_infos", "partner_options", "default_partners",
+__all__ = ["METRIC_LABELS", "TABLE_METRICS", "Side", "Row", "block_infos", "partner_options", "default_partners", "base_model",
            "same_classes", "class_plan", "pairs", "compare_grid", "matched_rows", "row_agreements",
            "agreement_table", "pair_matrix", "matrix_table", "overlays", "display_image", "to_bundle", "from_bundle"]
 
@@ -102,9 +102,9 @@ def default_partners(model_id: str, options: Sequence[str], uploads: Mapping[str
     if not options:
         return ()
     if is_upload(model_id):
-        arch = (uploads.get(model_id) or {}).get("arch")
-        if arch in options:
-            return (arch,)
+        base = base_model((uploads.get(model_id) or {}).get("arch") or "", options)
+        if base is not None:
+            return (base,)
     entries = list(zoo.list_models())
     domain = {e.name: getattr(e, "domain", None) for e in entries}
     order = [e.name for e in entries]
@@ -113,6 +113,24 @@ def default_partners(model_id: str, options: Sequence[str], uploads: Mapping[str
         if name in options and domain.get(name) == domain.get(model_id):
             return (name,)
     return (options[0],)
+
+
+def base_model(arch: str, options: Sequence[str]) -> str | None:
+    """The catalog model an uploaded checkpoint's architecture is built like, or None: the
+    architecture's own name, without a ``timm:`` source and a ``tf_`` port prefix
+    (``timm:tf_efficientnet_lite0`` -> ``efficientnet_lite0``).
+
+    Examples:
+        >>> base_model("timm:tf_efficientnet_lite0", ["scenes_vgg", "efficientnet_lite0"])
+        'efficientnet_lite0'
+        >>> base_model("squeezenet1_1", ["scenes_vgg"]) is None
+        True
+    """
+    bare = arch.split(":", 1)[-1]
+    for name in (arch, bare, bare.removeprefix("tf_")):
+        if name in options:
+            return name
+    return None
 
 
 def same_classes(class_lists: Sequence[Sequence[str]]) -> bool:
@@ -208,16 +226,17 @@ def display_image(views: Sequence[np.ndarray]) -> np.ndarray:
     return max(views, key=lambda v: v.shape[0] * v.shape[1])
 
 
-def overlays(image: np.ndarray, sides: Sequence[Side], rows: Sequence[Row], state: ViewState) -> list[list[np.ndarray]]:
+def overlays(image: np.ndarray, sides: Sequence[Side], rows: Sequence[Row],
+             state: ViewState) -> tuple[list[list[np.ndarray]], list[tuple[float, float]]]:
     """``[row][model]`` overlay pictures, normalized with the view's settings (shared scale = one
-    scale for every cell)."""
+    scale for every cell), and the display range of each cell in row-major order (for the colour bar)."""
     raw = [sides[i].maps[row.layers[i]] for row in rows for i in range(len(sides))]
     norm = services.normalized(raw, state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     pics = [methods.render_views(image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
             for m, r in zip(norm, ranges)]
     n = len(sides)
-    return [pics[k * n:(k + 1) * n] for k in range(len(rows))]
+    return [pics[k * n:(k + 1) * n] for k in range(len(rows))], list(ranges)
 
 
 # ------------------------------------------------------------------------------------------

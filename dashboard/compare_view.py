@@ -20,6 +20,7 @@ from methods.cams.layers import LayerInfo
 from dashboard import cache, capture, check_figures, figures, runner, services, widgets
 from dashboard import compare_services as cs
 from dashboard.compare_services import Side
+from dashboard.errors import md_escape
 from dashboard.state import ViewState, is_upload
 
 __all__ = ["block_infos", "partners", "model_labels", "controls", "show"]
@@ -73,11 +74,15 @@ def controls(state: ViewState) -> ViewState:
         st.warning(text, icon=":material/link_off:")
     labels = model_labels()
     widgets.seed("w_cmp_models", list(chosen))
-    if any(m not in options for m in st.session_state["w_cmp_models"]):
-        widgets.force("w_cmp_models", list(chosen))
-    top = st.columns([3, 2, 1.2, 1.6, 1.2], vertical_alignment="bottom")
+    followed = st.session_state.get("_cmp_default")  # the default the menu showed last
+    current = st.session_state["w_cmp_models"]
+    if any(m not in options for m in current) or (not state.models and followed is not None
+                                                  and list(followed) == current and followed != default):
+        widgets.force("w_cmp_models", list(chosen))  # another sidebar model: its own default partner
+    st.session_state["_cmp_default"] = default
+    top = st.columns([3, 2, 1, 1.5, 1.8], vertical_alignment="bottom")
     picked = top[0].multiselect(
-        f"Compare {labels.get(state.model, state.model)} with", options, key="w_cmp_models", max_selections=2,
+        f"Compare {md_escape(labels.get(state.model, state.model))} with", options, key="w_cmp_models", max_selections=2,
         format_func=lambda k: labels.get(k, k),
         help="The sidebar's model is the first column; add one or two more (catalog models, or checkpoints "
              "uploaded in the sidebar).")
@@ -99,31 +104,30 @@ def controls(state: ViewState) -> ViewState:
     return widgets.option_widgets(state, [method])
 
 
-def _gate(state: ViewState, ids: tuple[str, ...], infos: list[list[LayerInfo]], plan: list) -> tuple[bool, tuple]:
-    """A slow method waits for its Run button (showing its cost); returns (go on?, run key)."""
+def _gated(state: ViewState, ids: tuple[str, ...], infos: list[list[LayerInfo]], plan: list) -> tuple[bool, tuple]:
+    """A slow method waits for its Run button, pressed in this session (``runner.wait_for_click``,
+    showing its cost from the registry); returns (may it run now?, the job)."""
     spec = methods.get_method(state.method)
-    run_key = ("compare", ids, state.image, tuple(plan), state.method, tuple(state.options_of(state.method).items()))
-    ran: set = st.session_state.setdefault("_slow_ran", set())
-    if not spec.is_slow or state.slow or run_key in ran:
-        return True, run_key
+    job = ("compare", ids, state.image, tuple(plan), state.method, tuple(state.options_of(state.method).items()))
+    if not spec.is_slow:
+        return True, job
     channels = sum(i.shape[0] for layers in infos for i in layers)
-    box = st.empty()
-    with box.container(border=True):
-        st.markdown(f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer, here {channels} "
-                    f"channels over {sum(map(len, infos))} block layers of {len(ids)} models. It runs when you ask.")
-        if not st.button(f"Run {spec.label}", key="compare_run", icon=":material/play_arrow:"):
-            return False, run_key
-    box.empty()
-    return True, run_key
+    text = (f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer, here {channels:,} channels "
+            f"over {sum(map(len, infos))} block layers of {len(ids)} models. It runs when you ask.")
+    return runner.wait_for_click(job, text, f"Run {spec.label}", key="compare_run", auto=state.slow), job
 
 
 def _compute(state: ViewState):
-    """Every model's block-layer maps of the image (cached per model); None while gated."""
+    """Every model's block-layer maps of the image (cached per model); None while gated.
+
+    A fast method runs under each model's lock; a slow one on a private copy of each model behind
+    a progress bar with Cancel (``runner.run_with_progress``), like on the other pages.
+    """
     ids = (state.model,) + partners(state)[0]
     handles = [cache.model_handle(i) for i in ids]
     plan = cs.class_plan(state.target, [h.class_names for h in handles])
     infos = [block_infos(h) for h in handles]
-    go_on, run_key = _gate(state, ids, infos, plan)
+    go_on, job = _gated(state, ids, infos, plan)
     if not go_on:
         return None
     spec = methods.get_method(state.method)
@@ -135,8 +139,8 @@ def _compute(state: ViewState):
         layers = [i.name for i in info]
         kwargs = {}
         if spec.is_slow:
-            kwargs["run"] = partial(runner.run_with_progress,
-                                    label=f"{spec.label} on {labels.get(handle.id, handle.id)}: {len(layers)} block layers")
+            label = f"Running {spec.label} ({spec.cost}) on {labels.get(handle.id, handle.id)}: {len(layers)} block layers"
+            kwargs = dict(private=True, run=partial(runner.run_with_progress, label=label, job=job))
         bundle = cache.maps(state.with_changes(model=handle.id, target=target), [state.method], layers, **kwargs)
         first_probs = probs if first_probs is None else first_probs
         views.append(bundle.image)
@@ -146,7 +150,7 @@ def _compute(state: ViewState):
                           input_size=tuple(int(s) for s in handle.loaded.input_size),
                           seconds=float(bundle.seconds.get(state.method, 0.0))))
     if spec.is_slow:
-        st.session_state.setdefault("_slow_ran", set()).add(run_key)
+        runner.mark_ran(job)
     shared = cs.same_classes([h.class_names for h in handles])
     return sides, cs.display_image(views), first_probs, handles[0].class_names, shared
 
@@ -169,10 +173,11 @@ def show(state: ViewState) -> None:
 
 
 def _explained(sides: list[Side], shared: bool, state: ViewState) -> str:
-    each = " · ".join(f"**{s.label}** → {s.target_name} ({s.prob:.1%})" for s in sides)
+    """Which class each map explains (markdown; model labels and class names escaped)."""
+    each = " · ".join(f"**{md_escape(s.label)}** → {md_escape(s.target_name)} ({s.prob:.1%})" for s in sides)
     if shared and len({s.target for s in sides}) == 1 and state.target is not None:
-        return f"Every model explains the class you chose, **{sides[0].target_name}**: {each}."
-    hint = (" The models share a class list: choose a class in the sidebar (*Target class*) to have every model "
+        return f"Every model explains the class you chose, **{md_escape(sides[0].target_name)}**: {each}."
+    hint = (" The models share a class list: choose a class in the sidebar (*Explain the class*) to have every model "
             "explain it." if shared else " They do not share a class list, so each explains its own top-1 class"
             + (" (the sidebar's class applies to the first model)." if state.target is not None else "."))
     return f"Each map explains its model's own class: {each}.{hint}"
@@ -184,16 +189,17 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     grid = cs.compare_grid(sides)
     agreements = cs.row_agreements(rows, sides, grid)
     st.markdown(_explained(sides, shared, state))
+    pics, ranges = cs.overlays(image, sides, rows, state)
+    scale = figures.scale_of(state.cmap, ranges, figures.scale_text(state.norm, state.relu, state.scope,
+                                                                    (state.p_lo, state.p_hi)))
     st.caption(f"{label} at each model's block layers (`methods.block_layers`), rows at matched relative depth "
-               f"(`methods.matched_layers`). Agreement numbers on the raw maps, on one {grid[0]}×{grid[1]} grid; "
-               f"the colours follow the sidebar's normalization ({state.norm}"
-               f"{', after ReLU' if state.relu else ''}), which never changes a number.")
-    pics = cs.overlays(image, sides, rows, state)
+               f"(`methods.matched_layers`). The agreement numbers are computed on the raw maps, on one "
+               f"{grid[0]}×{grid[1]} grid: the colours ({scale.text}) never change a number.")
     widths = [0.55] + [1.0] * len(sides)
     head = st.columns(widths)
     head[0].markdown("**Depth**")
     for col, side in zip(head[1:], sides):
-        col.markdown(f"**{side.label}**  \n{len(side.layers)} block layers · {side.target_name}")
+        col.markdown(f"**{md_escape(side.label)}**  \n{len(side.layers)} block layers · {md_escape(side.target_name)}")
     captions = []
     for r, row in enumerate(rows):
         cols = st.columns(widths, vertical_alignment="center")
@@ -201,13 +207,16 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
         cols[0].markdown(f"**{row.target:.0%}**  \nSpearman {rho:.2f}")
         for i, (col, side) in enumerate(zip(cols[1:], sides)):
             layer = row.layers[i]
-            cap = f"{layer} · {side.resolution(layer)}"
+            lo, hi = ranges[r * len(sides) + i]
+            cap = f"{layer} · {side.resolution(layer)}" + ("" if scale.value_range is not None else f" · [{lo:.3g}, {hi:.3g}]")
             captions.append(f"{row.target:.0%} {side.label}: {cap}")
             col.image(figures.enlarge(pics[r][i], 224), caption=cap, width="stretch")
+    _, bar = st.columns([1, 2])
+    bar.image(figures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
 
     st.subheader("Agreement at the matched depths")
     table = cs.agreement_table(rows, sides, agreements)
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(table.drop(columns="Models") if len(sides) == 2 else table, hide_index=True, width="stretch")
     names = {(i, j): f"{sides[i].label} ↔ {sides[j].label}" for i, j in cs.pairs(len(sides))}
     series = {names[p]: {m: [getattr(agreements[(r, *p)], m) for r in range(len(rows))]
                          for m in ("spearman", "iou_top")} for p in names}
@@ -218,7 +227,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     st.subheader("Every block layer against every block layer")
     st.caption(f"{cs.METRIC_LABELS[state.metric]} of each pair of layers' maps (rows: the first model, columns: the "
                "second); hover a cell for both layers and every number. Squares: the matched depths above.")
-    tabs = st.tabs([names[p] for p in names]) if len(names) > 1 else [st.container()]
+    tabs = st.tabs([md_escape(names[p]) for p in names]) if len(names) > 1 else [st.container()]
     long = []
     for tab, (i, j) in zip(tabs, names):
         a, b = sides[i], sides[j]
@@ -231,10 +240,11 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
         long.append(cs.matrix_table(a, b, matrix))
     left, mid, right = st.columns(3)
     flat = [p for row in pics for p in row]
-    grid_png = partial(figures.compose_grid, flat, captions, ncols=len(sides), cell=224,
+    grid_png = partial(figures.compose_grid, flat, captions, ncols=len(sides), cell=224, scale=scale,
                        title=f"{label} · {' vs '.join(s.label for s in sides)} · {state.image}")
     with left:
-        widgets.download_png("Overlays as PNG", grid_png, "gradlens_compare.png", key="dl_compare_png")
+        widgets.download_png("Overlays as PNG", grid_png, "gradlens_compare.png", key="dl_compare_png",
+                             info=scale.png_info())
     with mid:
         widgets.download_csv("Agreement table as CSV", table, "gradlens_compare_depths.csv", key="dl_compare_csv")
     with right:

@@ -79,16 +79,15 @@ def parse_choice(value: str, valid: Iterable[str] | None, what: str) -> str:
 
 
 def parse_models(value: str, valid: Iterable[str] | None) -> tuple[str, ...]:
-    """1..:data:`PARTNERS_MAX` model ids, each a catalog name of ``valid`` or an upload id (whether
-    the session has the upload is checked by the page), no duplicates.
+    """0..:data:`PARTNERS_MAX` model ids, each a catalog name of ``valid`` or an upload id (whether
+    the session has the upload is checked by the page), no duplicates; none = the page's default
+    partner (what a stored view of the default writes).
 
     Examples:
         >>> parse_models("scenes_resnet,upload:ab12", ("scenes_vgg", "scenes_resnet"))
         ('scenes_resnet', 'upload:ab12')
     """
     items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise InvalidParam("no model given")
     if len(items) > PARTNERS_MAX:
         raise InvalidParam(f"{len(items)} models given; the Compare page sets at most {PARTNERS_MAX} beside the "
                            "sidebar's model")
