@@ -96,8 +96,7 @@ class MapBundle:
         probs: (K,) softmax probabilities of the model for the image.
         class_names: one per class.
         seconds: method -> wall time of its computation.
-        extras: what a page needs beyond one model's maps to redraw a saved view (JSON-friendly;
-            Compare, Sanity), stored as the snapshot's ``metrics["extras"]``.
+        extras: a page's own JSON-friendly data for redrawing a saved view (Compare): ``metrics["extras"]``.
     """
 
     image: np.ndarray
@@ -319,12 +318,8 @@ def choices() -> Choices:
         models=tuple(m.id for m in model_choices()),
         images=tuple(s.id for s in sample_choices()),
         methods=tuple(s.name for s in method_specs()),
-        norms=NORM_MODES,
-        scopes=NORM_SCOPES,
-        colormaps=COLORMAP_NAMES,
-        baselines=baselines(),
-        parse_option=parse_option,
-        metrics=agreement.METRICS, modes=sanity.MODES,
+        norms=NORM_MODES, scopes=NORM_SCOPES, colormaps=COLORMAP_NAMES, baselines=baselines(),
+        parse_option=parse_option, metrics=agreement.METRICS, modes=sanity.MODES,
     )
 
 

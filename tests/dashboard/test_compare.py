@@ -208,3 +208,41 @@ def test_an_uploaded_checkpoint_against_its_base_model(db):
     assert all(c.count == 0 for c in counters) and model_calls() == calls
     np.testing.assert_allclose(opened.dataframe[0].value["Spearman"], at.dataframe[0].value["Spearman"])
     assert [i.proto.imgs[0].caption for i in opened.image][:8] == [i.proto.imgs[0].caption for i in at.image][:8]
+
+
+@pytest.fixture
+def slow_method():
+    from methods import ForwardMethod, register_method
+    from methods.cams.registry import _REGISTRY
+
+    @register_method(name="test_slowcam", label="Test-Slow-CAM", family="score", cost="8 forwards",
+                     summary="test only: channel mean, with progress")
+    class SlowCam(ForwardMethod):
+        progress_seen: list = []
+
+        def compute_layer(self, ctx):
+            for i in range(2):
+                if ctx.progress is not None:
+                    ctx.progress(i + 1, 2)
+                    SlowCam.progress_seen.append(i + 1)
+            return ctx.activations.mean(dim=1)  # (N, h, w)
+
+    yield SlowCam
+    _REGISTRY.pop("test_slowcam", None)  # the registry has no public unregister; keep it clean
+
+
+def test_a_slow_method_waits_for_its_button_then_comes_from_the_cache(slow_method):
+    at = run_page("compare")
+    at.selectbox(key="w_method").select("test_slowcam").run()
+    assert_clean(at)
+    gate = [m.value for m in at.markdown if "Test-Slow-CAM is slow" in m.value]
+    assert gate and "8 forwards" in gate[0] and "12 block layers of 2 models" in gate[0], gate
+    assert not at.dataframe and slow_method.progress_seen == []  # nothing ran
+    at.button(key="compare_run").click().run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 4
+    assert len(slow_method.progress_seen) == 2 * 12  # every block layer of both models, through the progress bar
+    calls = model_calls()
+    at.selectbox(key="w_cmap").select("magma").run()
+    assert_clean(at)
+    assert model_calls() == calls and len(at.dataframe[0].value) == 4  # no button again, no model call
