@@ -119,6 +119,7 @@ def sanity_figure(steps: Sequence[str], curves: Mapping[str, Mapping[str, Sequen
     fig.update_xaxes(title=title, tickmode="array", tickvals=x,
                      ticktext=[str(k) for k in x] if cascading else ["trained"] + [str(k) for k in x[1:]])
     fig.update_yaxes(title="similarity to the trained map", range=[-1.02, 1.02], secondary_y=False)
-    fig.update_yaxes(title=f"probability of {target_name}", range=[0, 1.02], secondary_y=True, showgrid=False)
+    fig.update_yaxes(title=f"probability of {target_name}", range=[0, 1.02], secondary_y=True, showgrid=False,
+                     tickvals=[0, 0.25, 0.5, 0.75, 1])
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.22))
     return fig

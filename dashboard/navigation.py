@@ -34,6 +34,7 @@ PAGE_TITLES = {
     "normalization": "Normalization",
     "faithfulness": "Faithfulness",
     "compare": "Compare models",
+    "sanity": "Sanity checks",
 }
 PAGE_FILES = {
     "home": "Home.py",
@@ -42,6 +43,7 @@ PAGE_FILES = {
     "normalization": "pages/3_Normalization.py",
     "faithfulness": "pages/4_Faithfulness.py",
     "compare": "pages/6_Compare.py",
+    "sanity": "pages/7_Sanity.py",
 }
 #: The browser tab's icon: an emoji, drawn by the browser itself (a ``:material/…:`` icon is
 #: fetched from a font host on the internet, which fails offline).

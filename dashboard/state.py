@@ -29,8 +29,7 @@ Query parameters (only values that differ from the defaults are written)::
               that turns it on; ``from_query`` reports ``slow=1`` and ignores it
     opts      non-default method options, ``method.option:value`` comma-separated
               (``scorecam.batch_size:8,random.seed:3``; bools are true/false)
-    models, depths, metric (Compare page); mode, seed, classes (read for the Sanity page, not built
-              yet): dashboard/params.py
+    models, depths, metric (Compare page), mode, seed, classes (Sanity page): dashboard/params.py
 
 ``from_query`` never raises on a hand-edited URL: every bad value falls back to its default and
 produces one human-readable message saying what was wrong.
@@ -48,7 +47,7 @@ from dashboard.params import PAGE_PARSERS, UPLOAD_PREFIX, InvalidParam, is_uploa
 __all__ = ["PAGES", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX", "Choices", "InvalidParam",
            "ViewState", "is_upload", "option_text"]
 
-PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness", "compare")
+PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness", "compare", "sanity")
 #: Baselines documented for methods.metrics.faithfulness; the dashboard asks the module when it exists.
 DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
 STEPS_RANGE: tuple[int, int] = (5, 200)

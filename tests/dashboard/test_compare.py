@@ -24,15 +24,6 @@ from streamlit.testing.v1 import AppTest
 REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    path = tmp_path_factory.mktemp("compare") / "review.sqlite3"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GRADLENS_DB", str(path))
-    yield path
-    mp.undo()
-
-
 def _reference(model_a, model_b, image_id: str, target=None):
     """The library's own comparison of two loaded models' block layers on one sample."""
     image = services.load_sample(image_id)
@@ -208,27 +199,6 @@ def test_an_uploaded_checkpoint_against_its_base_model(db):
     assert all(c.count == 0 for c in counters) and model_calls() == calls
     np.testing.assert_allclose(opened.dataframe[0].value["Spearman"], at.dataframe[0].value["Spearman"])
     assert [i.proto.imgs[0].caption for i in opened.image][:8] == [i.proto.imgs[0].caption for i in at.image][:8]
-
-
-@pytest.fixture
-def slow_method():
-    from methods import ForwardMethod, register_method
-    from methods.cams.registry import _REGISTRY
-
-    @register_method(name="test_slowcam", label="Test-Slow-CAM", family="score", cost="8 forwards",
-                     summary="test only: channel mean, with progress")
-    class SlowCam(ForwardMethod):
-        progress_seen: list = []
-
-        def compute_layer(self, ctx):
-            for i in range(2):
-                if ctx.progress is not None:
-                    ctx.progress(i + 1, 2)
-                    SlowCam.progress_seen.append(i + 1)
-            return ctx.activations.mean(dim=1)  # (N, h, w)
-
-    yield SlowCam
-    _REGISTRY.pop("test_slowcam", None)  # the registry has no public unregister; keep it clean
 
 
 def test_a_slow_method_waits_for_its_button_then_comes_from_the_cache(slow_method):

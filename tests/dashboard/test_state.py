@@ -186,7 +186,7 @@ def test_without_choices_names_are_not_checked():
 
 
 def test_pages_are_the_dashboard_pages():
-    assert PAGES == ("home", "methods", "layers", "normalization", "faithfulness", "compare")
+    assert PAGES == ("home", "methods", "layers", "normalization", "faithfulness", "compare", "sanity")
     for page in PAGES:
         assert ViewState.from_query({"page": page}, CHOICES)[0].page == page
 

@@ -42,7 +42,7 @@ def _graph() -> dict[str, set[str]]:
 def test_the_modules_are_the_planned_ones():
     assert set(MODULES) == {"cache", "capture", "check_figures", "compare_services", "compare_view", "errors",
                             "figures", "navigation", "params", "pictures", "review", "review_page", "runner",
-                            "services", "sidebar", "state", "widgets"}
+                            "sanity_view", "services", "sidebar", "state", "widgets"}
 
 
 def test_no_import_cycle_among_dashboard_modules():

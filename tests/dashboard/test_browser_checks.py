@@ -1,6 +1,7 @@
-"""The Compare page in a real browser (Playwright on Debian's chromium): two ImageNet models from a
-link, the overlay grid, the depth table, the heatmap's hover naming both layers, a CSV download.
-Screenshots go to ``tests/_artifacts/compare*.png`` (look at them).
+"""The Compare and Sanity pages in a real browser (Playwright on Debian's chromium). Compare: two
+ImageNet models from a link, the overlay grid, the depth table, the heatmap's hover naming both
+layers, a CSV download. Sanity: two methods' strips, the chart, the verdicts, the class section.
+Screenshots go to ``tests/_artifacts/compare*.png`` and ``sanity*.png`` (look at them).
 
 ``GRADLENS_BROWSER_PORT`` picks the server's port (default: a free one).
 """
@@ -54,5 +55,25 @@ def test_compare_page_in_a_real_browser(compare_server):
             csv = download(page, "Agreement table as CSV").decode()
             lines = csv.splitlines()
             assert lines[0].startswith("Depth,Models,Layers,Grids,Spearman") and len(lines) == 5, lines
+        finally:
+            browser.close()
+
+
+def test_sanity_page_in_a_real_browser(compare_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(compare_server + "/Sanity?methods=gradcam,random")
+            check_page(page, "sanity", "Sanity checks", images=2 * 8 + 6, plots=1)
+            body = page.inner_text("body")
+            assert "Grad-CAM passes" in body and "Does the map depend on the class?" in body
+            assert page.locator('a[href="https://arxiv.org/abs/1810.03292"]').count() == 1
+            page.locator('[data-testid="stPlotlyChart"]').first.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "sanity_chart.png"))
+            csv = download(page, "Similarity by step as CSV").decode()
+            assert csv.splitlines()[0].startswith("method,step,block,probability,spearman") and len(csv.splitlines()) == 17
         finally:
             browser.close()
