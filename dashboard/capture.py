@@ -17,7 +17,8 @@ import streamlit as st
 
 from dashboard.services import MapBundle
 
-__all__ = ["start_recording", "recorded", "record_bundle", "record_curves", "preloaded", "from_preloaded"]
+__all__ = ["start_recording", "recorded", "record_bundle", "record_curves", "preloaded", "from_preloaded",
+           "preloaded_bundle"]
 
 _RECORD_KEY = "_gradlens_recorded"
 _PRELOADED_KEY = "_gradlens_preloaded"
@@ -86,3 +87,10 @@ def from_preloaded(method_names: Sequence[str], layers: Sequence[str | None]) ->
             chosen[layer] = have[layer]
         maps[name] = chosen
     return replace(bundle, maps=maps, seconds={m: bundle.seconds.get(m, 0.0) for m in method_names})
+
+
+def preloaded_bundle() -> MapBundle | None:
+    """The whole preloaded bundle (a saved snapshot's maps and ``extras``), or None: for pages
+    whose maps are not ``maps[method][layer]`` of one model (Compare, Sanity)."""
+    entry = st.session_state.get(_PRELOADED_KEY)
+    return None if entry is None else entry[0]

@@ -33,6 +33,8 @@ PAGE_TITLES = {
     "layers": "Layers",
     "normalization": "Normalization",
     "faithfulness": "Faithfulness",
+    "compare": "Compare models",
+    "sanity": "Sanity checks",
 }
 PAGE_FILES = {
     "home": "Home.py",
@@ -40,6 +42,8 @@ PAGE_FILES = {
     "layers": "pages/2_Layers.py",
     "normalization": "pages/3_Normalization.py",
     "faithfulness": "pages/4_Faithfulness.py",
+    "compare": "pages/6_Compare.py",
+    "sanity": "pages/7_Sanity.py",
 }
 #: The browser tab's icon: an emoji, drawn by the browser itself (a ``:material/…:`` icon is
 #: fetched from a font host on the internet, which fails offline).

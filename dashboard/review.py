@@ -141,12 +141,15 @@ def new_snapshot(view: ViewState, recorded: dict, *, author: str, title: str = "
     }
     if model_label:  # the list shows an uploaded model by its file name, not "upload:46bd…"
         metrics["model_label"] = model_label
+    if bundle.extras:  # what the Compare and Sanity pages need to redraw the view (bundle_of reads it back)
+        metrics["extras"] = bundle.extras
     curves = recorded.get("curves") or {}
     if curves:
         metrics["curves"] = {k: {kind: _curve(c) for kind, c in v.items()} for k, v in curves.items()}
         metrics["auc"] = {k: {kind: c.get("auc") for kind, c in v.items()} for k, v in curves.items()}
     return NewSnapshot(
-        image_png=encode_png(bundle.image), model_id=view.model, model_sha256=model_sha, author=author,
+        image_png=encode_png(bundle.image), model_id=bundle.extras.get("model_id") or view.model,
+        model_sha256=model_sha, author=author,
         methods=tuple(bundle.maps), layers=tuple(layers), maps=bundle.maps, page=view.page,
         target_index=int(bundle.target), target_name=bundle.target_name,
         normalization=NormSettings(mode=view.norm, relu=view.relu, scope=view.scope,
@@ -198,4 +201,5 @@ def bundle_of(snap: Snapshot) -> MapBundle:
         names[target] = snap.target_name
     names = tuple(names)
     seconds = {k: float(v) for k, v in (metrics.get("seconds") or {}).items()}
-    return MapBundle(snap.image_array(), {m: dict(l) for m, l in snap.maps.items()}, target, probs, names, seconds)
+    return MapBundle(snap.image_array(), {m: dict(l) for m, l in snap.maps.items()}, target, probs, names, seconds,
+                     dict(metrics.get("extras") or {}))

@@ -8,7 +8,7 @@ input and the model's view of it, each made once) and every computation takes th
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -23,7 +23,7 @@ from methods.cams.layers import LayerInfo, candidate_layers, default_layer
 from methods.cams.options import OptionInfo, build_options
 from methods.data.images import load_image
 from methods.errors import GradLensError, LayerError, OptionError, TargetError, suggest
-from methods.metrics import faithfulness
+from methods.metrics import agreement, faithfulness, sanity
 from methods.viz.normalize import MODES, SCOPES
 
 from dashboard.menus import ModelChoice, SampleChoice, default_image, load_sample, model_choices, sample_choices
@@ -79,6 +79,7 @@ class MapBundle:
         probs: (K,) softmax probabilities of the model for the image.
         class_names: one per class.
         seconds: method -> wall time of its computation.
+        extras: a page's own JSON-friendly data for redrawing a saved view (Compare): ``metrics["extras"]``.
     """
 
     image: np.ndarray
@@ -87,6 +88,7 @@ class MapBundle:
     probs: np.ndarray
     class_names: tuple[str, ...]
     seconds: dict[str, float]
+    extras: dict = field(default_factory=dict)
 
     @property
     def target_name(self) -> str:
@@ -305,11 +307,8 @@ def choices() -> Choices:
         models=tuple(m.id for m in model_choices()),
         images=tuple(s.id for s in sample_choices()),
         methods=tuple(s.name for s in method_specs()),
-        norms=NORM_MODES,
-        scopes=NORM_SCOPES,
-        colormaps=COLORMAP_NAMES,
-        baselines=baselines(),
-        parse_option=parse_option,
+        norms=NORM_MODES, scopes=NORM_SCOPES, colormaps=COLORMAP_NAMES, baselines=baselines(),
+        parse_option=parse_option, metrics=agreement.METRICS, modes=sanity.MODES,
     )
 
 

@@ -30,6 +30,7 @@ Query parameters (only values that differ from the defaults are written)::
               that turns it on; ``from_query`` reports ``slow=1`` and ignores it
     opts      non-default method options, ``method.option:value`` comma-separated
               (``scorecam.batch_size:8,random.seed:3``; bools are true/false)
+    models, depths, metric (Compare page), mode, seed, classes (Sanity page): dashboard/params.py
 
 ``from_query`` never raises on a hand-edited URL: every bad value falls back to its default and
 produces one human-readable message saying what was wrong.
@@ -42,29 +43,17 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Iterable, Mapping
 
+from dashboard.params import PAGE_PARSERS, UPLOAD_PREFIX, InvalidParam, is_upload
+
 __all__ = ["PAGES", "LAYER_SETS", "DEFAULT_MODEL", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX",
            "Choices", "InvalidParam", "ViewState", "is_upload", "option_text"]
 
-PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness")
+PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness", "compare", "sanity")
 LAYER_SETS: tuple[str, ...] = ("blocks", "all")  # the Layers page: one map per block, or every candidate layer
 DEFAULT_MODEL = "efficientnet_lite0"  # the first screen: ImageNet-pretrained, from PyPI, no download
 #: Baselines documented for methods.metrics.faithfulness; the dashboard asks the module when it exists.
 DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
 STEPS_RANGE: tuple[int, int] = (5, 200)
-UPLOAD_PREFIX = "upload:"
-
-
-class InvalidParam(Exception):
-    """A URL parameter (or a stored view's field) has a bad value; the message says why.
-
-    Its own class, not ``ValueError``: ``from_query`` catches exactly this, so a bug in a parser
-    is never mistaken for a bad link.
-    """
-
-
-def is_upload(value: str | None) -> bool:
-    """True for ids of uploaded files (``"upload:<digest>"``), which cannot travel in a URL."""
-    return isinstance(value, str) and value.startswith(UPLOAD_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -82,6 +71,8 @@ class Choices:
     scopes: tuple[str, ...] = ("per_map", "shared")
     colormaps: tuple[str, ...] | None = None
     baselines: tuple[str, ...] = DEFAULT_BASELINES
+    metrics: tuple[str, ...] | None = None  # the Compare heatmap's agreement numbers
+    modes: tuple[str, ...] | None = None  # the Sanity page's randomization modes
     #: ``parse_option(method, option, text) -> value``: checks one method option against the
     #: library (raises :class:`InvalidParam`); None = take the value's literal type unchecked.
     parse_option: Callable[[str, str, str], Any] | None = None
@@ -113,6 +104,7 @@ class ViewState:
         slow: run slow methods without a button press (this session only: never from a link).
         options: non-default method options, sorted ``(method, option, value)`` triples.
         layer_set: the Layers page's layers when none are chosen: ``"blocks"`` or ``"all"``.
+        models ... classes: the Compare and Sanity pages' fields (:mod:`dashboard.params`).
     """
 
     page: str = "home"
@@ -136,6 +128,12 @@ class ViewState:
     slow: bool = False
     options: tuple[tuple[str, str, Any], ...] = ()
     layer_set: str = "blocks"
+    models: tuple[str, ...] = ()  # Compare: the models beside `model` (empty: the page's default partner)
+    depths: int = 4  # Compare: matched depths, the rows
+    metric: str = "spearman"  # Compare: the layer x layer heatmap's agreement number
+    mode: str = "cascading"  # Sanity: cascading | independent randomization
+    seed: int = 0  # Sanity: seed of the re-initialisations
+    classes: int = 3  # Sanity: top classes of the class-sensitivity check
 
     def options_of(self, method: str) -> dict[str, Any]:
         """The non-default options of ``method`` as keyword arguments."""
@@ -239,7 +237,8 @@ _FIELD_NAMES = tuple(f.name for f in fields(ViewState))
 SESSION_ONLY: tuple[str, ...] = ("slow",)
 _NOT_IN_LINKS = frozenset(SESSION_ONLY) | {"page"}
 _FALLBACK_TEXT = {"image": "the model's default sample", "target": "the top-1 class", "layer": "the default layer",
-                  "layers": "every layer of the layer set", "options": "every method's default options"}
+                  "layers": "every layer of the layer set", "options": "every method's default options",
+                  "models": "the default partner"}
 _PARAM: dict[str, str] = {name: name for name in _FIELD_NAMES}
 _PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts", "layer_set": "layerset"})
 
@@ -394,5 +393,6 @@ _PARSERS = {
     "slow": lambda v, c: _bool(v),
     "options": _options,
     "layer_set": lambda v, c: _one_of(v, LAYER_SETS, "layer set"),
+    **PAGE_PARSERS,
 }
 assert set(_PARSERS) == set(_FIELD_NAMES), "every ViewState field needs a parser"

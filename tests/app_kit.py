@@ -20,6 +20,8 @@ PAGES = {
     "layers": "pages/2_Layers.py",
     "normalization": "pages/3_Normalization.py",
     "faithfulness": "pages/4_Faithfulness.py",
+    "compare": "pages/6_Compare.py",
+    "sanity": "pages/7_Sanity.py",
 }
 TIMEOUT = 300  # seconds per script run: 2 shared cores, torch import on the first run
 

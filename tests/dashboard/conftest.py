@@ -3,6 +3,7 @@
 ``server``: one ``streamlit run dashboard/Home.py`` per browser test module, on a free port, with
 the test environment (``PYTHONPATH``, ``GRADLENS_DB`` set by a module's autouse fixture) inherited;
 its log is ``tests/_artifacts/streamlit.log``. The helpers are in ``tests/browser_kit.py``.
+``db``: a module's own review store. ``slow_method``: a registered slow test method.
 """
 
 from __future__ import annotations
@@ -19,3 +20,35 @@ def server():
         yield base
     finally:
         stop_server(proc, log)
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    """A review store of the module's own (``GRADLENS_DB``), for pages that save snapshots."""
+    path = tmp_path_factory.mktemp("review") / "review.sqlite3"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRADLENS_DB", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture
+def slow_method():
+    """A registered slow (score-family) test method that reports progress, removed afterwards."""
+    from methods import ForwardMethod, register_method
+    from methods.cams.registry import _REGISTRY
+
+    @register_method(name="test_slowcam", label="Test-Slow-CAM", family="score", cost="8 forwards",
+                     summary="test only: channel mean, with progress")
+    class SlowCam(ForwardMethod):
+        progress_seen: list = []
+
+        def compute_layer(self, ctx):
+            for i in range(2):
+                if ctx.progress is not None:
+                    ctx.progress(i + 1, 2)
+                    SlowCam.progress_seen.append(i + 1)
+            return ctx.activations.mean(dim=1)  # (N, h, w)
+
+    yield SlowCam
+    _REGISTRY.pop("test_slowcam", None)  # the registry has no public unregister; keep it clean

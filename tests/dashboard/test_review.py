@@ -25,15 +25,6 @@ REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
 EVIL = "<script>alert('x')</script> **bold**"
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    path = tmp_path_factory.mktemp("review") / "review.sqlite3"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GRADLENS_DB", str(path))
-    yield path
-    mp.undo()
-
-
 def button(at: AppTest, label: str):
     (b,) = [b for b in at.button if b.label == label]
     return b

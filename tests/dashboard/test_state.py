@@ -37,6 +37,12 @@ EVERYTHING_CHANGED = ViewState(
     slow=True,
     options=(("centre", "sigma", 0.125), ("random", "seed", 3)),
     layer_set="all",
+    models=("scenes_vgg", "upload:ab12"),
+    depths=3,
+    metric="iou_top",
+    mode="independent",
+    seed=7,
+    classes=4,
 )
 
 
@@ -181,7 +187,7 @@ def test_without_choices_names_are_not_checked():
 
 
 def test_pages_are_the_dashboard_pages():
-    assert PAGES == ("home", "methods", "layers", "normalization", "faithfulness")
+    assert PAGES == ("home", "methods", "layers", "normalization", "faithfulness", "compare", "sanity")
     for page in PAGES:
         assert ViewState.from_query({"page": page}, CHOICES)[0].page == page
 
@@ -192,3 +198,23 @@ def test_with_changes_returns_a_new_frozen_state():
     assert a.alpha == 0.5 and b.alpha == 0.1
     with pytest.raises(Exception):
         a.alpha = 0.2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("query, words", [
+    ({"models": "scenes_vgg,scenes_resnet,resnet18"}, "at most 2"),
+    ({"models": "scenes_vgg,scenes_vgg"}, "listed twice"),
+    ({"models": "nope"}, "not a known model"),
+    ({"depths": "1"}, "depths must be in [2, 8]"),
+    ({"depths": "x"}, "whole number"),
+])
+def test_compare_parameters_fall_back_with_a_message(query, words):
+    state, messages = ViewState.from_query(query, CHOICES)
+    assert (state.models, state.depths) == ((), 4)
+    assert len(messages) == 1 and words in messages[0], messages
+
+
+def test_compare_models_round_trip_and_empty_means_the_default_partner():
+    state, messages = ViewState.from_query({"models": "scenes_resnet", "depths": "5"}, CHOICES)
+    assert (state.models, state.depths, messages) == (("scenes_resnet",), 5, [])
+    assert state.to_query() == {"models": "scenes_resnet", "depths": "5"}
+    assert ViewState.from_query({"models": ""}, CHOICES) == (ViewState(), [])

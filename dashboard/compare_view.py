@@ -1,0 +1,252 @@
+"""The Compare page: one image through two or three models, block layer by block layer.
+
+``controls(state)`` draws the partner models, the method, the depths and the heatmap's metric;
+``show(state)`` draws everything from a view state. The model runs only on cache misses: each
+model's block layers, prediction and maps are cached per model (``cache.maps``, under that
+model's own lock); a saved comparison (``capture.preloaded_bundle``) is redrawn from its stored
+maps without any model. Numbers and pictures come from :mod:`dashboard.compare_services`.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pandas as pd
+import streamlit as st
+
+import methods
+from methods.cams.layers import LayerInfo
+
+from dashboard import cache, capture, check_figures, figures, runner, services, widgets
+from dashboard import compare_services as cs
+from dashboard.compare_services import Side
+from dashboard.errors import md_escape
+from dashboard.state import ViewState, is_upload
+
+__all__ = ["block_infos", "partners", "model_labels", "controls", "show"]
+
+_NO_URL = "Uploaded files stay in this browser session: they cannot travel in a URL."
+
+
+@st.cache_data(show_spinner="Finding the block layers…", max_entries=16)
+def _blocks(model_id: str, _handle: cache.ModelHandle) -> list[LayerInfo]:
+    with _handle.lock:
+        cache.MODEL_CALLS["layers"] += 1
+        return cs.block_infos(_handle.loaded)
+
+
+def block_infos(handle: cache.ModelHandle) -> list[LayerInfo]:
+    """The model's block layers (cached per model; one probe forward on a miss)."""
+    return _blocks(handle.id, _handle=handle)
+
+
+def model_labels() -> dict[str, str]:
+    """Menu label of every catalog model and of this session's uploads."""
+    labels = {m.id: m.label for m in services.model_choices()}
+    labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in cache.uploaded_models().items()})
+    return labels
+
+
+def partners(state: ViewState) -> tuple[tuple[str, ...], list[str], tuple[str, ...], list[str]]:
+    """``(partners, options, default, messages)``: the models set beside ``state.model`` (the
+    view's, or the default partner), what may be chosen, the default, and why a model of the
+    view was dropped (an upload of another session, the sidebar's own model, an unknown one)."""
+    uploads = cache.uploaded_models()
+    options = cs.partner_options(state.model, uploads)
+    default = cs.default_partners(state.model, options, uploads)
+    kept, messages = [], []
+    for m in state.models:
+        if m in options:
+            kept.append(m)
+        elif m == state.model:
+            messages.append(f"{m} is the sidebar's model already; it is compared with the others.")
+        elif is_upload(m):
+            messages.append(f"This link names an uploaded checkpoint ({m}). {_NO_URL} Upload it again to compare it.")
+        else:
+            messages.append(f"Model {m!r} is not available here; it is left out.")
+    return tuple(kept) or default, options, default, messages
+
+
+def controls(state: ViewState) -> ViewState:
+    """Partner models, method (and its options), matched depths, the heatmap's metric, slow switch."""
+    chosen, options, default, messages = partners(state)
+    for text in messages:
+        st.warning(text, icon=":material/link_off:")
+    labels = model_labels()
+    widgets.seed("w_cmp_models", list(chosen))
+    followed = st.session_state.get("_cmp_default")  # the default the menu showed last
+    current = st.session_state["w_cmp_models"]
+    if any(m not in options for m in current) or (not state.models and followed is not None
+                                                  and list(followed) == current and followed != default):
+        widgets.force("w_cmp_models", list(chosen))  # another sidebar model: its own default partner
+    st.session_state["_cmp_default"] = default
+    top = st.columns([3, 2, 1, 1.5, 1.8], vertical_alignment="bottom")
+    picked = top[0].multiselect(
+        f"Compare {md_escape(labels.get(state.model, state.model))} with", options, key="w_cmp_models", max_selections=2,
+        format_func=lambda k: labels.get(k, k),
+        help="The sidebar's model is the first column; add one or two more (catalog models, or checkpoints "
+             "uploaded in the sidebar).")
+    method = widgets.method_select(state, top[1])
+    widgets.seed("w_cmp_depths", int(state.depths))
+    depths = top[2].number_input("Depths", 2, 8, step=1, key="w_cmp_depths",
+                                 help="Rows: the layers at 1/n, 2/n, ... of each model's block layers (4: 25 %, 50 %, "
+                                      "75 %, last).")
+    metrics = list(cs.METRIC_LABELS)
+    widgets.seed("w_cmp_metric", state.metric if state.metric in metrics else metrics[0])
+    metric = top[3].selectbox("Heatmap shows", metrics, key="w_cmp_metric", format_func=cs.METRIC_LABELS.get)
+    widgets.seed("w_slow", state.slow)
+    slow = top[4].toggle("Run slow methods", key="w_slow", help="Otherwise a slow method waits for its Run button.")
+    if not picked:
+        st.info(f"Choose at least one model to compare with; showing {', '.join(labels.get(m, m) for m in chosen)}.")
+    models = tuple(picked) or chosen
+    state = state.with_changes(models=() if models == default else models, method=method, depths=int(depths),
+                               metric=metric, slow=slow)
+    return widgets.option_widgets(state, [method])
+
+
+def _gated(state: ViewState, ids: tuple[str, ...], infos: list[list[LayerInfo]], plan: list) -> tuple[bool, tuple]:
+    """A slow method waits for its Run button, pressed in this session (``runner.wait_for_click``,
+    showing its cost from the registry); returns (may it run now?, the job)."""
+    spec = methods.get_method(state.method)
+    job = ("compare", ids, state.image, tuple(plan), state.method, tuple(state.options_of(state.method).items()))
+    if not spec.is_slow:
+        return True, job
+    channels = sum(i.shape[0] for layers in infos for i in layers)
+    text = (f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer, here {channels:,} channels "
+            f"over {sum(map(len, infos))} block layers of {len(ids)} models. It runs when you ask.")
+    return runner.wait_for_click(job, text, f"Run {spec.label}", key="compare_run", auto=state.slow), job
+
+
+def _compute(state: ViewState):
+    """Every model's block-layer maps of the image (cached per model); None while gated.
+
+    A fast method runs under each model's lock; a slow one on a private copy of each model behind
+    a progress bar with Cancel (``runner.run_with_progress``), like on the other pages.
+    """
+    ids = (state.model,) + partners(state)[0]
+    handles = [cache.model_handle(i) for i in ids]
+    plan = cs.class_plan(state.target, [h.class_names for h in handles])
+    infos = [block_infos(h) for h in handles]
+    go_on, job = _gated(state, ids, infos, plan)
+    if not go_on:
+        return None
+    spec = methods.get_method(state.method)
+    labels = model_labels()
+    sides, views, first_probs = [], [], None
+    for handle, info, wanted in zip(handles, infos, plan):  # one model after the other: one context each
+        probs = cache.predictions(handle, state.image)
+        target = services.check_target(wanted, probs, handle.id)
+        layers = [i.name for i in info]
+        kwargs = {}
+        if spec.is_slow:
+            label = f"Running {spec.label} ({spec.cost}) on {labels.get(handle.id, handle.id)}: {len(layers)} block layers"
+            kwargs = dict(private=True, run=partial(runner.run_with_progress, label=label, job=job))
+        bundle = cache.maps(state.with_changes(model=handle.id, target=target), [state.method], layers, **kwargs)
+        first_probs = probs if first_probs is None else first_probs
+        views.append(bundle.image)
+        sides.append(Side(id=handle.id, label=labels.get(handle.id, handle.id), layers=tuple(layers),
+                          shapes=tuple(tuple(i.shape) for i in info), maps=bundle.maps[state.method], target=target,
+                          target_name=bundle.target_name, prob=float(probs[target]),
+                          input_size=tuple(int(s) for s in handle.loaded.input_size),
+                          seconds=float(bundle.seconds.get(state.method, 0.0))))
+    if spec.is_slow:
+        runner.mark_ran(job)
+    shared = cs.same_classes([h.class_names for h in handles])
+    return sides, cs.display_image(views), first_probs, handles[0].class_names, shared
+
+
+def show(state: ViewState) -> None:
+    """Draw the Compare page from a view state (from a saved snapshot's maps when one is open)."""
+    pre = capture.preloaded_bundle()
+    if pre is not None and "compare" in pre.extras:
+        method, sides = cs.from_bundle(pre)
+        image, shared = pre.image, bool(pre.extras["compare"].get("shared"))
+        capture.record_bundle(pre)
+    else:
+        got = _compute(state)
+        if got is None:
+            return
+        sides, image, probs, names, shared = got
+        method = state.method
+        capture.record_bundle(cs.to_bundle(sides, method, image, probs, names, shared=shared))
+    _draw(state, method, sides, image, shared)
+
+
+def _explained(sides: list[Side], shared: bool, state: ViewState) -> str:
+    """Which class each map explains (markdown; model labels and class names escaped)."""
+    each = " · ".join(f"**{md_escape(s.label)}** → {md_escape(s.target_name)} ({s.prob:.1%})" for s in sides)
+    if shared and len({s.target for s in sides}) == 1 and state.target is not None:
+        return f"Every model explains the class you chose, **{md_escape(sides[0].target_name)}**: {each}."
+    hint = (" The models share a class list: choose a class in the sidebar (*Explain the class*) to have every model "
+            "explain it." if shared else " They do not share a class list, so each explains its own top-1 class"
+            + (" (the sidebar's class applies to the first model)." if state.target is not None else "."))
+    return f"Each map explains its model's own class: {each}.{hint}"
+
+
+def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool) -> None:
+    label = services.method_label(method)
+    rows = cs.matched_rows(sides, state.depths)
+    grid = cs.compare_grid(sides)
+    agreements = cs.row_agreements(rows, sides, grid)
+    st.markdown(_explained(sides, shared, state))
+    pics, ranges = cs.overlays(image, sides, rows, state)
+    scale = figures.scale_of(state.cmap, ranges, figures.scale_text(state.norm, state.relu, state.scope,
+                                                                    (state.p_lo, state.p_hi)))
+    st.caption(f"{label} at each model's block layers (`methods.block_layers`), rows at matched relative depth "
+               f"(`methods.matched_layers`). The agreement numbers are computed on the raw maps, on one "
+               f"{grid[0]}×{grid[1]} grid: the colours ({scale.text}) never change a number.")
+    widths = [0.55] + [1.0] * len(sides)
+    head = st.columns(widths)
+    head[0].markdown("**Depth**")
+    for col, side in zip(head[1:], sides):
+        col.markdown(f"**{md_escape(side.label)}**  \n{len(side.layers)} block layers · {md_escape(side.target_name)}")
+    captions = []
+    for r, row in enumerate(rows):
+        cols = st.columns(widths, vertical_alignment="center")
+        rho = agreements[(r, 0, 1)].spearman
+        cols[0].markdown(f"**{row.target:.0%}**  \nSpearman {rho:.2f}")
+        for i, (col, side) in enumerate(zip(cols[1:], sides)):
+            layer = row.layers[i]
+            lo, hi = ranges[r * len(sides) + i]
+            cap = f"{layer} · {side.resolution(layer)}" + ("" if scale.value_range is not None else f" · [{lo:.3g}, {hi:.3g}]")
+            captions.append(f"{row.target:.0%} {side.label}: {cap}")
+            col.image(figures.enlarge(pics[r][i], 224), caption=cap, width="stretch")
+    _, bar = st.columns([1, 2])
+    bar.image(figures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
+
+    st.subheader("Agreement at the matched depths")
+    table = cs.agreement_table(rows, sides, agreements)
+    st.dataframe(table.drop(columns="Models") if len(sides) == 2 else table, hide_index=True, width="stretch")
+    names = {(i, j): f"{sides[i].label} ↔ {sides[j].label}" for i, j in cs.pairs(len(sides))}
+    series = {names[p]: {m: [getattr(agreements[(r, *p)], m) for r in range(len(rows))]
+                         for m in ("spearman", "iou_top")} for p in names}
+    hover = {names[p]: [f"{row.layers[p[0]]} ↔ {row.layers[p[1]]}" for row in rows] for p in names}
+    st.plotly_chart(check_figures.depth_figure([r.target for r in rows], series, hover, cs.METRIC_LABELS),
+                    width="stretch", key="compare_depths")
+
+    st.subheader("Every block layer against every block layer")
+    st.caption(f"{cs.METRIC_LABELS[state.metric]} of each pair of layers' maps (rows: the first model, columns: the "
+               "second); hover a cell for both layers and every number. Squares: the matched depths above.")
+    tabs = st.tabs([md_escape(names[p]) for p in names]) if len(names) > 1 else [st.container()]
+    long = []
+    for tab, (i, j) in zip(tabs, names):
+        a, b = sides[i], sides[j]
+        matrix = cs.pair_matrix(a, b, grid)
+        fig = check_figures.similarity_heatmap(
+            a.layers, b.layers, [a.resolution(l) for l in a.layers], [b.resolution(l) for l in b.layers],
+            matrix.values, state.metric, cs.METRIC_LABELS, model_a=a.label, model_b=b.label,
+            marks=[(row.layers[i], row.layers[j]) for row in rows])
+        tab.plotly_chart(fig, width="stretch", key=f"compare_matrix_{i}{j}")
+        long.append(cs.matrix_table(a, b, matrix))
+    left, mid, right = st.columns(3)
+    flat = [p for row in pics for p in row]
+    grid_png = partial(figures.compose_grid, flat, captions, ncols=len(sides), cell=224, scale=scale,
+                       title=f"{label} · {' vs '.join(s.label for s in sides)} · {state.image}")
+    with left:
+        widgets.download_png("Overlays as PNG", grid_png, "gradlens_compare.png", key="dl_compare_png",
+                             info=scale.png_info())
+    with mid:
+        widgets.download_csv("Agreement table as CSV", table, "gradlens_compare_depths.csv", key="dl_compare_csv")
+    with right:
+        frame = pd.concat(long, ignore_index=True)
+        widgets.download_csv("Layer × layer matrix as CSV", frame, "gradlens_compare_matrix.csv", key="dl_compare_matrix")
