@@ -10,7 +10,8 @@ Query parameters (only values that differ from the defaults are written)::
     page      home | methods | layers | normalization | faithfulness (read from old links; the
               path names the page, so it is not written)
     model     model id: a zoo name ("scenes_vgg", "resnet18"), or "upload:<digest>"
-    image     sample name ("scene_circle", "astronaut"), or "upload:<digest>"
+    image     sample name ("scene_circle", "astronaut"), "upload:<digest>", or an evaluated scene
+              "scene:<seed>" / "scene2:<seed>" (dashboard.scene_ids; links from the Benchmark page)
     target    class index (int); absent = the model's top-1 class
     methods   comma-separated method keys (Methods, Faithfulness pages)
     method    one method key (Layers, Normalization pages)
@@ -40,6 +41,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Iterable, Mapping
+
+from dashboard.scene_ids import is_scene_id
 
 __all__ = ["PAGES", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX", "Choices", "InvalidParam",
            "ViewState", "is_upload", "option_text"]
@@ -375,7 +378,7 @@ def _options(value: str, choices: Choices) -> tuple[tuple[str, str, Any], ...]:
 _PARSERS = {
     "page": lambda v, c: _one_of(v, PAGES, "page"),
     "model": lambda v, c: _id(v, c.models, "model"),
-    "image": lambda v, c: _id(v, c.images, "image") if v else "",
+    "image": lambda v, c: (v if is_scene_id(v) else _id(v, c.images, "image")) if v else "",
     "target": _target,
     "methods": lambda v, c: _name_list(v, c.methods, "method", allow_empty=False),
     "method": lambda v, c: _one_of(v, c.methods, "method"),
