@@ -33,14 +33,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(log_path: Path) -> tuple[subprocess.Popen, str, object]:
-    """``streamlit run dashboard/Home.py`` on a free port; returns (process, base URL, log file).
-    Fails the test when chromium is missing or the server does not answer its health check."""
+def start_server(log_path: Path, port: int | None = None) -> tuple[subprocess.Popen, str, object]:
+    """``streamlit run dashboard/Home.py`` on ``port`` (default: a free one); returns (process,
+    base URL, log file). Fails the test when chromium is missing or the server does not answer
+    its health check."""
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the "
                     "browser test; `playwright install` cannot download browsers here")
     env = dict(os.environ)
-    port = _free_port()
+    port = port or _free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
