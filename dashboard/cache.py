@@ -34,9 +34,10 @@ import numpy as np
 import streamlit as st
 
 from methods.cams.layers import LayerInfo
+from methods.data.scenes import make_scene
 from methods.errors import CheckpointError, GradLensError, ImageError, OptionError
 
-from dashboard import services
+from dashboard import scene_ids, services
 from dashboard.services import ImageContext, MapBundle
 from dashboard.state import ViewState, is_upload
 
@@ -167,6 +168,13 @@ def _sample_image(name: str) -> np.ndarray:
     return services.load_sample(name)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def _scene_image(image_id: str) -> np.ndarray:
+    """(128, 128, 3) uint8: an evaluated scene's pixels, exactly as the evaluation scored them."""
+    seed, n_objects = scene_ids.parse_scene_id(image_id)
+    return make_scene(seed, n_objects=n_objects).image
+
+
 def register_uploaded_image(data: bytes, name: str) -> str:
     """Decode an uploaded image once (ImageError raises), keep it in the session, return its id."""
     image_id = f"upload:{hashlib.sha256(data).hexdigest()[:16]}"
@@ -195,6 +203,8 @@ def image_for(image_id: str) -> np.ndarray:
                 "within the upload limits); uploaded files cannot travel in a URL. Upload it again."
             )
         return info["image"]
+    if scene_ids.is_scene_id(image_id):  # an evaluated scene (a Benchmark page link)
+        return _scene_image(image_id)
     return _sample_image(image_id)
 
 

@@ -20,7 +20,8 @@ import pandas as pd
 
 import methods
 from methods import models as zoo
-from methods.cams.layers import LayerInfo, block_layers
+from methods.cams.blocks import block_layers
+from methods.cams.layers import LayerInfo
 from methods.metrics.agreement import MAX_GRID, METRICS, Agreement, AgreementMatrix, agreement_matrix, map_agreement
 from methods.metrics.matching import matched_layers
 from methods.viz.ranges import display_ranges

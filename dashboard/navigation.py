@@ -48,10 +48,11 @@ PAGE_FILES = {
 #: The browser tab's icon: an emoji, drawn by the browser itself (a ``:material/…:`` icon is
 #: fetched from a font host on the internet, which fails offline).
 PAGE_ICON = "🔥"
-#: The sidebar's page list: every page of PAGE_FILES, then Review. Drawn by :func:`page_links`
+#: The sidebar's page list: every page of PAGE_FILES, then Review and Benchmark. Drawn by :func:`page_links`
 #: with the view in each link; Streamlit's own list is hidden (``client.showSidebarNavigation``)
 #: because it drops the query on a switch, and writing it back pushed a second history entry.
-NAV_FILES = {**PAGE_FILES, "review": "pages/5_Review.py"}
+NAV_FILES = {**PAGE_FILES, "review": "pages/5_Review.py", "benchmark": "pages/8_Benchmark.py"}
+_NO_VIEW = ("review", "benchmark")  # pages that do not draw the view: their links carry none
 VIEW_KEY = "_gradlens_view"
 _COMMITTED_KEY = "_gradlens_committed_query"  # what commit() last wrote to the address bar
 _HERE = Path(__file__).resolve().parent
@@ -124,7 +125,7 @@ def page_links(container, view: ViewState | None) -> None:
     query = link_query(view) if view is not None else {}
     for page, file in NAV_FILES.items():
         label = "Home" if page == "home" else Path(file).stem.split("_", 1)[-1]
-        container.page_link(file, label=label, query_params=query if page != "review" else None)
+        container.page_link(file, label=label, query_params=query if page not in _NO_VIEW else None)
 
 
 def _started_from_home() -> bool:

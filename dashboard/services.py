@@ -191,7 +191,7 @@ def layer_list(loaded) -> tuple[list[LayerInfo], str]:
 
 
 def block_list(loaded) -> list[LayerInfo]:
-    """The candidate layers that end a block (``methods.cams.layers.block_layers``): one map per
+    """The candidate layers that end a block (``methods.cams.blocks.block_layers``): one map per
     block, in forward order (20 for EfficientNet-Lite0, of 261 candidate layers)."""
     return list(block_layers(loaded.model, tuple(loaded.input_size)))
 

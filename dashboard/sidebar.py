@@ -18,6 +18,7 @@ from methods.errors import OptionError, suggest
 
 from dashboard import cache, menus, model_fit, services
 from dashboard.errors import notice, show_deferred_errors, shown_errors
+from dashboard.scene_ids import is_scene_id, scene_label
 from dashboard.state import DEFAULT_MODEL, ViewState, is_upload
 from dashboard.widgets import force, refresh_label, seed
 
@@ -129,6 +130,9 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     options = [s.id for s in samples] + list(uploads)
     labels = {s.id: s.label for s in samples}
     labels.update({k: f"Uploaded: {v['name']}" for k, v in uploads.items()})
+    if is_scene_id(view.image):  # an evaluated scene, opened from the Benchmark page
+        options.append(view.image)
+        labels[view.image] = scene_label(view.image)
     if view.image not in options:
         fallback = services.default_image(view.model)
         if is_upload(view.image):

@@ -10,13 +10,14 @@ Query parameters (only values that differ from the defaults are written)::
     page      home | methods | layers | normalization | faithfulness (read from old links; the
               path names the page, so it is not written)
     model     a zoo name ("scenes_vgg", "resnet18") or "upload:<digest>"; absent = efficientnet_lite0
-    image     a sample ("chelsea") or "upload:<digest>"; absent = the model's default (photo or scene)
+    image     a sample ("chelsea") or "upload:<digest>"; absent = the model's default (photo or scene),
+              or an evaluated scene "scene:<seed>" / "scene2:<seed>" (dashboard.scene_ids; Benchmark links)
     target    class index (int); absent = the model's top-1 class
     methods   comma-separated method keys (Methods, Faithfulness pages)
     method    one method key (Layers, Normalization pages)
     layer     module name; absent = the model's default layer
     layers    comma-separated module names (Layers page); absent = every layer of ``layerset``
-    layerset  blocks (one per block, ``methods.cams.layers.block_layers``) | all candidate layers
+    layerset  blocks (one per block, ``methods.cams.blocks.block_layers``) | all candidate layers
     norm      raw | minmax | max | percentile
     relu      1 | 0
     scope     per_map | shared
@@ -44,6 +45,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from dashboard.params import PAGE_PARSERS, UPLOAD_PREFIX, InvalidParam, is_upload
+from dashboard.scene_ids import is_scene_id
 
 __all__ = ["PAGES", "LAYER_SETS", "DEFAULT_MODEL", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX",
            "Choices", "InvalidParam", "ViewState", "is_upload", "option_text"]
@@ -374,7 +376,7 @@ def _options(value: str, choices: Choices) -> tuple[tuple[str, str, Any], ...]:
 _PARSERS = {
     "page": lambda v, c: _one_of(v, PAGES, "page"),
     "model": lambda v, c: _id(v, c.models, "model"),
-    "image": lambda v, c: _id(v, c.images, "image") if v else "",
+    "image": lambda v, c: (v if is_scene_id(v) else _id(v, c.images, "image")) if v else "",
     "target": _target,
     "methods": lambda v, c: _name_list(v, c.methods, "method", allow_empty=False),
     "method": lambda v, c: _one_of(v, c.methods, "method"),

@@ -76,6 +76,7 @@ from methods.metrics.matching import LayerMatch, matched_layers
 from methods.metrics.compare import LayerSimilarity, layer_similarity
 from methods.metrics.sanity import SanityResult, Verdict, sanity_check
 from methods.metrics.class_check import ClassSensitivity, class_sensitivity
+from methods.metrics.leaderboard import bootstrap_interval, leaderboard, per_class, sign_test
 
 __all__ = [
     "GradLensError",
@@ -136,5 +137,9 @@ __all__ = [
     "sanity_check",
     "ClassSensitivity",
     "class_sensitivity",
+    "leaderboard",
+    "per_class",
+    "bootstrap_interval",
+    "sign_test",
     "bf16_is_native",
 ]

@@ -42,7 +42,8 @@ def _graph() -> dict[str, set[str]]:
 def test_the_modules_are_the_planned_ones():
     assert set(MODULES) == {"cache", "capture", "check_figures", "compare_services", "compare_view", "errors",
                             "figures", "menus", "model_fit", "navigation", "params", "pictures", "review", "review_page",
-                            "runner", "sanity_view", "services", "sidebar", "state", "widgets"}
+                            "runner", "sanity_view", "services", "sidebar", "state", "widgets",
+                            "benchmark_data", "benchmark_figures", "benchmark_page", "benchmark_run", "scene_ids"}
 
 
 def test_no_import_cycle_among_dashboard_modules():
@@ -65,7 +66,8 @@ def test_no_import_cycle_among_dashboard_modules():
 
 
 def test_pure_modules_import_no_streamlit():
-    for name in ("state", "params", "services", "figures", "pictures", "menus", "check_figures", "compare_services"):
+    for name in ("state", "params", "services", "figures", "pictures", "menus", "check_figures", "compare_services",
+                 "benchmark_data", "benchmark_figures", "benchmark_run", "scene_ids"):
         tree = _tree(PACKAGE / f"{name}.py")
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
