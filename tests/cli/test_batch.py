@@ -24,7 +24,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
 import methods
