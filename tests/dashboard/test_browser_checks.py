@@ -66,7 +66,7 @@ def test_sanity_page_in_a_real_browser(compare_server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            page.goto(compare_server + "/Sanity?methods=gradcam,random")
+            page.goto(compare_server + "/Sanity?model=scenes_vgg&methods=gradcam,random")  # 7 blocks: 8 steps per method
             check_page(page, "sanity", "Sanity checks", images=2 * 8 + 6, plots=1)
             body = page.inner_text("body")
             assert "Grad-CAM passes" in body and "Does the map depend on the class?" in body
