@@ -100,6 +100,17 @@ def uploaded_images() -> dict[str, dict]:
     return st.session_state.setdefault(_UPLOAD_KEYS["images"], {})
 
 
+def _session_upload(store: dict[str, dict], upload_id: str, what: str) -> dict:
+    """The entry of ``upload_id`` in this session's ``store``, or an error saying why it is not there."""
+    info = store.get(upload_id)
+    if info is None:
+        raise GradLensError(
+            f"the {what} {upload_id!r} is not in this session (uploaded in another one, or dropped to stay "
+            "within the upload limits); uploaded files cannot travel in a URL. Upload it again."
+        )
+    return info
+
+
 def upload_notes() -> list[str]:
     """Messages about uploads dropped to stay within :data:`UPLOAD_LIMITS` (shown once, then cleared)."""
     return st.session_state.pop(_NOTES_KEY, [])
@@ -132,13 +143,7 @@ def _weight_bytes(loaded) -> int:
 def model_handle(model_id: str) -> ModelHandle:
     """The cached model of ``model_id``: a catalog name, or a checkpoint uploaded in this session."""
     if is_upload(model_id):
-        info = uploaded_models().get(model_id)
-        if info is None:
-            raise GradLensError(
-                f"the checkpoint {model_id!r} is not in this session (uploaded in another one, or dropped "
-                "to stay within the upload limits); uploaded files cannot travel in a URL. Upload it again."
-            )
-        return info["handle"]
+        return _session_upload(uploaded_models(), model_id, "checkpoint")["handle"]
     return _zoo_model(model_id)
 
 
@@ -196,13 +201,7 @@ def image_key(image_id: str, image: np.ndarray) -> str:
 def image_for(image_id: str) -> np.ndarray:
     """(H, W, 3) uint8 image of a sample, or of an upload of this session."""
     if is_upload(image_id):
-        info = uploaded_images().get(image_id)
-        if info is None:
-            raise GradLensError(
-                f"the image {image_id!r} is not in this session (uploaded in another one, or dropped to stay "
-                "within the upload limits); uploaded files cannot travel in a URL. Upload it again."
-            )
-        return info["image"]
+        return _session_upload(uploaded_images(), image_id, "image")["image"]
     if scene_ids.is_scene_id(image_id):  # an evaluated scene (a Benchmark page link)
         return _scene_image(image_id)
     return _sample_image(image_id)

@@ -15,6 +15,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from pathlib import Path
 
@@ -191,3 +192,25 @@ def torch_archive(path: Path, tensors: dict, *, deflate: bool = True, chunk: int
                     out.write(zero[: min(left, chunk)])
                     left -= chunk
     return path
+
+
+def call_on_fifo(fifo: Path, call) -> tuple[bool, BaseException | None]:
+    """Run ``call(fifo)`` in a thread; returns ``(blocked, what it raised)``. If it is still waiting
+    for a writer after 10 s, the writing end is opened here so the reader is released."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call(fifo)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    blocked = worker.is_alive()
+    if blocked:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # release the reader
+        worker.join(timeout=10)
+    return blocked, (outcome[0] if outcome else None)

@@ -38,20 +38,6 @@ from methods.viz.render import render_views
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def plugin():
-    """Registers the test plugin (tests/batch_plugins.py) for one test and unregisters it after,
-    so no other test (the README's method table ...) sees it."""
-    import batch_plugins  # noqa: F401
-
-    from methods.cams import registry
-
-    registry.register_method(**{k: getattr(batch_plugins.FailsOnFlat.spec, k) for k in
-                                ("name", "label", "family", "cost", "summary")})(batch_plugins.FailsOnFlat)
-    yield
-    registry._REGISTRY.pop("fails_on_flat", None)
-
-
 def write_folder(folder: pathlib.Path, n_scenes: int = 3) -> list[str]:
     """Scenes as PNGs (one in a subfolder), an odd-sized image, a broken file, a hidden file."""
     (folder / "sub").mkdir(parents=True)

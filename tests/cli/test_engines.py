@@ -26,20 +26,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 FLOATS = ("prob", "top5_probs")
 
 
-@pytest.fixture
-def plugin():
-    """Registers the test plugin (tests/batch_plugins.py) for one test and unregisters it after,
-    so no other test (the README's method table ...) sees it."""
-    import batch_plugins  # noqa: F401
-
-    from methods.cams import registry
-
-    registry.register_method(**{k: getattr(batch_plugins.FailsOnFlat.spec, k) for k in
-                                ("name", "label", "family", "cost", "summary")})(batch_plugins.FailsOnFlat)
-    yield
-    registry._REGISTRY.pop("fails_on_flat", None)
-
-
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
@@ -98,8 +84,6 @@ def test_evaluate_on_ray_equals_the_local_run(ray_local):
     there = ev.evaluate("scenes_vgg", "scenes:2", engine="ray", workers=2, **opts)
     cols = [c for c in ev.COLUMNS if c not in ("seconds", "eval_seconds")]
     pd.testing.assert_frame_equal(here[cols], there[cols], atol=1e-6)
-
-
 
 
 def test_a_worker_that_cannot_start_is_an_engine_error(ray_local):

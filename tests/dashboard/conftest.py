@@ -33,8 +33,11 @@ def db(tmp_path_factory):
 
 
 @pytest.fixture
-def slow_method():
-    """A registered slow (score-family) test method that reports progress, removed afterwards."""
+def slow_method(request):
+    """A registered slow (score-family) test method that reports progress in ``steps`` steps per
+    layer (2, or the test's ``@pytest.mark.parametrize("slow_method", [k], indirect=True)``),
+    removed afterwards."""
+    steps = getattr(request, "param", 2)
     from methods import ForwardMethod, register_method
     from methods.cams.registry import _REGISTRY
 
@@ -44,9 +47,9 @@ def slow_method():
         progress_seen: list = []
 
         def compute_layer(self, ctx):
-            for i in range(2):
+            for i in range(steps):
                 if ctx.progress is not None:
-                    ctx.progress(i + 1, 2)
+                    ctx.progress(i + 1, steps)
                     SlowCam.progress_seen.append(i + 1)
             return ctx.activations.mean(dim=1)  # (N, h, w)
 

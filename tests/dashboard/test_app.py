@@ -369,27 +369,7 @@ def test_checkpoint_upload_garbage_wrong_classes_then_right():
 # slow methods wait for a button, then come from the cache
 
 
-@pytest.fixture
-def slow_method():
-    from methods import ForwardMethod, register_method
-    from methods.cams.registry import _REGISTRY
-
-    @register_method(name="test_slowcam", label="Test-Slow-CAM", family="score", cost="8 forwards",
-                     summary="test only: channel mean, with progress")
-    class SlowCam(ForwardMethod):
-        progress_seen: list = []
-
-        def compute_layer(self, ctx):
-            for i in range(4):
-                if ctx.progress is not None:
-                    ctx.progress(i + 1, 4)
-                    SlowCam.progress_seen.append(i + 1)
-            return ctx.activations.mean(dim=1)  # (N, h, w)
-
-    yield SlowCam
-    _REGISTRY.pop("test_slowcam", None)  # the registry has no public unregister; keep it clean
-
-
+@pytest.mark.parametrize("slow_method", [4], indirect=True)
 def test_slow_method_shows_its_cost_and_runs_on_the_button(slow_method):
     assert methods.get_method("test_slowcam").is_slow
     at = run_page("methods")

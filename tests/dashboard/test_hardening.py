@@ -336,7 +336,7 @@ def test_uploaded_checkpoints_are_capped_per_session(monkeypatch):
 
 
 def test_the_upload_byte_limit_drops_the_oldest_and_refuses_a_too_large_one(monkeypatch):
-    one = sum(t.numel() * t.element_size() for t in torch.load(io.BytesIO(_checkpoint("plain", 3))).values())
+    one = sum(t.numel() * t.element_size() for t in torch.load(io.BytesIO(_checkpoint("plain", 3)), weights_only=True).values())
     monkeypatch.setitem(cache.UPLOAD_LIMITS, "models", (10, int(one * 1.5)))
     at = _load(run_page(), "a.pt", _checkpoint("plain", 3), 3)
     _load(at, "b.pt", _checkpoint("plain", 4), 4)

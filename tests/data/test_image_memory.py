@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import io
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from hostile_files import peak_rss_mb, png16, tiff_shared_strips
+from hostile_files import call_on_fifo, peak_rss_mb, png16, tiff_shared_strips
 from methods.data import decode
 from methods.data.images import MAX_DECODE_BYTES, load_image
 from methods.errors import ImageError
@@ -109,25 +108,10 @@ def test_fifo_path_is_refused_not_waited_on(tmp_path: Path):
     blocks, the test opens the writing end itself so the reader is released and the test fails."""
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            load_image(fifo)
-            outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
-            outcome.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(timeout=10)
-    blocked = worker.is_alive()
-    if blocked:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # release the reader
-        worker.join(timeout=10)
+    blocked, raised = call_on_fifo(fifo, load_image)
     assert not blocked, "load_image blocked on a FIFO"
-    assert isinstance(outcome[0], ImageError)
-    assert "named pipe (FIFO), not a regular file" in str(outcome[0])
+    assert isinstance(raised, ImageError)
+    assert "named pipe (FIFO), not a regular file" in str(raised)
 
 
 def test_character_device_is_refused():

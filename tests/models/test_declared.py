@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 import torch
 from torchvision.models import get_model
 
-from hostile_files import peak_rss_mb, torch_archive
+from hostile_files import call_on_fifo, peak_rss_mb, torch_archive
 from methods.errors import CheckpointError
 from methods.models import checkpoint_architectures, load_checkpoint
 from methods.models import architectures as archs
@@ -232,21 +231,6 @@ def test_a_file_over_the_cap_is_refused_before_reading(tmp_path: Path):
 def test_fifo_checkpoint_path_is_refused_not_waited_on(tmp_path: Path):
     fifo = tmp_path / "weights.pt"
     os.mkfifo(fifo)
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            load_checkpoint(fifo, arch="resnet18", num_classes=10)
-            outcome.append(None)
-        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
-            outcome.append(exc)
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(timeout=10)
-    blocked = worker.is_alive()
-    if blocked:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        worker.join(timeout=10)
+    blocked, raised = call_on_fifo(fifo, lambda f: load_checkpoint(f, arch="resnet18", num_classes=10))
     assert not blocked, "load_checkpoint blocked on a FIFO"
-    assert isinstance(outcome[0], CheckpointError) and "named pipe (FIFO)" in str(outcome[0])
+    assert isinstance(raised, CheckpointError) and "named pipe (FIFO)" in str(raised)
