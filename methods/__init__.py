@@ -36,7 +36,7 @@ from methods.errors import (
     TargetError,
     UnknownMethodError,
 )
-from methods._torch import bf16_is_native
+from methods._torch import PRECISION_ENV, bf16_is_native, resolve_precision
 from methods.cams.registry import MethodSpec, create_method, get_method, list_methods, register_method
 from methods.cams.options import Options, option
 from methods.cams.base import (
@@ -142,4 +142,6 @@ __all__ = [
     "bootstrap_interval",
     "sign_test",
     "bf16_is_native",
+    "resolve_precision",
+    "PRECISION_ENV",
 ]

@@ -13,6 +13,8 @@
   ONE rule that turns ``precision="auto"`` into ``"bf16"`` or ``"fp32"`` for a device;
 * :func:`default_device` / :func:`resolve_device` — where models run (``$GRADLENS_DEVICE``, else a
   CUDA GPU when present, else the CPU);
+* :data:`PRECISION_ENV` — ``$GRADLENS_PRECISION`` (``auto`` | ``fp32`` | ``bf16``): what ``"auto"``
+  means on this machine; ``GRADLENS_PRECISION=fp32`` makes every default computation fp32;
 * :data:`PRECISIONS` (computed precisions) and :data:`PRECISION_CHOICES` (what a user may ask for);
   :data:`Progress` / :class:`ProgressTracker` are re-exported from :mod:`methods._progress`.
 
@@ -22,6 +24,7 @@ Nothing here registers a hook on a model outside a ``with`` block.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Callable, Iterator, Literal, Sequence
 
 import torch
@@ -48,6 +51,7 @@ __all__ = [
     "bf16_is_native",
     "check_precision",
     "resolve_precision",
+    "PRECISION_ENV",
     "DEVICE_ENV",
     "default_device",
     "resolve_device",
@@ -59,6 +63,9 @@ PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 """The precisions a computation RUNS in (what results record)."""
 PRECISION_CHOICES: tuple[str, ...] = ("auto",) + PRECISIONS
 """What a caller may ask for: ``"auto"`` resolves per device (:func:`resolve_precision`)."""
+PRECISION_ENV = "GRADLENS_PRECISION"
+"""Environment variable that says what ``precision="auto"`` resolves to: ``auto`` (or unset: the
+hardware rule), ``fp32`` (reproducible results on every machine) or ``bf16``."""
 
 
 @contextlib.contextmanager
@@ -250,10 +257,13 @@ def check_precision(value: Any, *, what: str = "precision") -> str:
 def resolve_precision(precision: Any, device: torch.device | str | None = None, *, what: str = "precision") -> str:
     """The precision a forward-bound computation runs in: the ONE rule for ``"auto"``.
 
-    ``"auto"`` -> ``"bf16"`` (bfloat16 autocast, channels_last inputs) where the device runs bf16
-    natively (:func:`bf16_is_native`: CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16), else
-    ``"fp32"``. ``"fp32"`` and ``"bf16"`` are returned as given (an explicit choice is obeyed, also
-    where bf16 is emulated). Gradient maps never call this: they stay fp32.
+    ``"auto"`` -> the value of ``$GRADLENS_PRECISION`` when it is ``fp32`` or ``bf16`` (the one
+    switch for reproducible, machine-independent results: ``GRADLENS_PRECISION=fp32``); otherwise
+    ``"bf16"`` (bfloat16 autocast, channels_last inputs) where the device runs bf16 natively
+    (:func:`bf16_is_native`: CPUs with AMX or AVX512-BF16, CUDA GPUs with bf16), else ``"fp32"``.
+    ``"fp32"`` and ``"bf16"`` are returned as given (an explicit choice is obeyed, also where bf16
+    is emulated, and also when the variable says otherwise). Gradient maps never call this: they
+    stay fp32.
 
     Args:
         precision: ``"auto"``, ``"fp32"`` or ``"bf16"``.
@@ -264,12 +274,17 @@ def resolve_precision(precision: Any, device: torch.device | str | None = None, 
         ``"fp32"`` or ``"bf16"`` (what results record).
 
     Raises:
-        OptionError: any other value; the message lists :data:`PRECISION_CHOICES`.
+        OptionError: any other value (the message lists :data:`PRECISION_CHOICES`), or a
+            ``$GRADLENS_PRECISION`` that is not one of them.
 
     Examples:
         >>> resolve_precision("fp32"), resolve_precision("bf16", "cpu")
         ('fp32', 'bf16')
-        >>> resolve_precision("auto", "cpu") == ("bf16" if bf16_is_native("cpu") else "fp32")
+        >>> import os
+        >>> expected = os.environ.get("GRADLENS_PRECISION", "auto").strip().lower()
+        >>> if expected in ("", "auto"):
+        ...     expected = "bf16" if bf16_is_native("cpu") else "fp32"
+        >>> resolve_precision("auto", "cpu") == expected
         True
         >>> resolve_precision("fp16")
         Traceback (most recent call last):
@@ -280,6 +295,12 @@ def resolve_precision(precision: Any, device: torch.device | str | None = None, 
         raise OptionError(f"{what}={precision!r} is not valid; expected one of {list(PRECISION_CHOICES)}")
     if precision != "auto":
         return precision
+    forced = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if forced in PRECISIONS:
+        return forced
+    if forced not in ("", "auto"):
+        raise OptionError(f"${PRECISION_ENV}={forced!r} is not valid; expected one of {list(PRECISION_CHOICES)} "
+                          "(unset it for the hardware rule)")
     return "bf16" if bf16_is_native(device) else "fp32"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from methods import PRECISION_ENV
 from tiny_models import GapNet, HandNet
 
 
@@ -28,3 +29,19 @@ def hand_net() -> HandNet:
 def gap_net() -> GapNet:
     """A small conv net ending in global average pooling + linear (Grad-CAM == CAM up to scale)."""
     return GapNet().eval()
+
+
+@pytest.fixture
+def fp32(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test checks an fp32 closed form: ``precision="auto"`` resolves to fp32 on every machine
+    (``$GRADLENS_PRECISION=fp32`` for this test; see tests/precision_kit.py)."""
+    monkeypatch.setenv(PRECISION_ENV, "fp32")
+    return "fp32"
+
+
+@pytest.fixture(params=["fp32", "bf16"])
+def precision(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once per precision on every machine: ``"auto"`` resolves to the parameter
+    (bf16 is emulated, and slow, where it is not native). Pair it with ``precision_kit.tolerance``."""
+    monkeypatch.setenv(PRECISION_ENV, request.param)
+    return request.param

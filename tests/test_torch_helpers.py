@@ -105,7 +105,9 @@ def test_a_methods_warning_becomes_a_note_of_its_explanation():
 
 @pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
 def test_auto_precision_follows_bf16_is_native(monkeypatch, native, expected):
-    """The ONE rule: "auto" is bf16 exactly where bf16 is native; explicit choices are obeyed."""
+    """The ONE rule: "auto" is bf16 exactly where bf16 is native; explicit choices are obeyed.
+    Both outcomes are forced here, so every machine tests both branches."""
+    monkeypatch.delenv(_torch.PRECISION_ENV, raising=False)
     seen = []
     monkeypatch.setattr(_torch, "bf16_is_native", lambda device=None: seen.append(device) or native)
     assert _torch.resolve_precision("auto", "cpu") == expected
@@ -116,13 +118,31 @@ def test_auto_precision_follows_bf16_is_native(monkeypatch, native, expected):
         assert run.precision == expected and run.autocast_device == ("cpu" if native else None)
 
 
-def test_auto_precision_on_this_machine_is_fp32():
-    """This machine (AMD EPYC, AVX2 only, no AMX / AVX512-BF16) emulates bf16: auto must pick fp32."""
-    flags = open("/proc/cpuinfo").read()
-    if "amx_bf16" in flags or "avx512_bf16" in flags:
-        pytest.skip("this CPU runs bf16 natively")
-    assert not _torch.bf16_is_native("cpu")
-    assert _torch.resolve_precision("auto", "cpu") == "fp32"
+def test_bf16_detection_agrees_with_the_cpu_flags():
+    """The hardware answer matches what the kernel reports (AMX or AVX512-BF16), whichever CPU runs this."""
+    flags = set(open("/proc/cpuinfo").read().split())
+    native = bool(flags & {"amx_bf16", "amx_tile", "avx512_bf16"})
+    assert _torch.bf16_is_native("cpu") is native
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_precision_env_decides_what_auto_means(monkeypatch, native):
+    """$GRADLENS_PRECISION=fp32 is the one switch for reproducible results: "auto" becomes fp32 even
+    where bf16 is native; =bf16 forces bf16 where it is not; "auto" or unset keeps the hardware rule;
+    explicit arguments are obeyed whatever the variable says; a bad value is a clear error."""
+    monkeypatch.setattr(_torch, "bf16_is_native", lambda device=None: native)
+    hardware = "bf16" if native else "fp32"
+    for value, expected in (("fp32", "fp32"), ("bf16", "bf16"), (" FP32 ", "fp32"), ("auto", hardware), ("", hardware)):
+        monkeypatch.setenv(_torch.PRECISION_ENV, value)
+        assert _torch.resolve_precision("auto", "cpu") == expected, value
+    monkeypatch.setenv(_torch.PRECISION_ENV, "fp32")
+    assert _torch.resolve_precision("bf16", "cpu") == "bf16"
+    with _torch.ForwardRunner(precision="auto", device="cpu", total=1) as run:
+        assert run.precision == "fp32" and run.autocast_device is None
+    monkeypatch.setenv(_torch.PRECISION_ENV, "half")
+    with pytest.raises(methods.OptionError, match=r"\$GRADLENS_PRECISION='half' is not valid.*'fp32'"):
+        _torch.resolve_precision("auto", "cpu")
+    assert _torch.resolve_precision("fp32", "cpu") == "fp32"  # an explicit choice never reads it
 
 
 def test_bad_precision_names_the_choices():
@@ -132,15 +152,17 @@ def test_bad_precision_names_the_choices():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_results_record_the_resolved_precision(monkeypatch, native):
-    """Explanation.options (score family) and Curve.precision say what RAN, not "auto"."""
+    """Explanation.precision / options (score family) and Curve.precision say what RAN, not "auto"."""
+    monkeypatch.delenv(_torch.PRECISION_ENV, raising=False)
     monkeypatch.setattr(_torch, "bf16_is_native", lambda device=None: native)
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
     x = torch.rand(1, 3, 8, 8)
     exp = methods.explain(net, x, "scorecam", layers="1")
-    assert exp.options["precision"] == ("bf16" if native else "fp32")
+    assert exp.options["precision"] == exp.precision == ("bf16" if native else "fp32")
     assert methods.explain(net, x, "scorecam", layers="1", precision="fp32").options["precision"] == "fp32"
-    assert "precision" not in methods.explain(net, x, "gradcam", layers="1").options  # gradient maps: fp32
+    grad = methods.explain(net, x, "gradcam", layers="1")
+    assert "precision" not in grad.options and grad.precision == "fp32"  # gradient maps: always fp32
     curve = fa.deletion_curve(net, x, torch.rand(4, 4), 0, steps=2)
     assert curve.precision == ("bf16" if native else "fp32")
 

@@ -65,6 +65,9 @@ class Explanation:
             :class:`methods.errors.GradLensWarning`, e.g. a slower route or a signed layer).
         resolution: ``"layer"`` (maps at each layer's grid) or ``"input"`` (maps at the input's
             size; see the module docstring for how such maps are keyed).
+        precision: the precision the map's computation RAN in: ``"fp32"`` for the gradient,
+            activation and baseline families (always fp32), the resolved ``precision`` option
+            (``"fp32"`` or ``"bf16"``) for methods that run their own forwards.
     """
 
     method: str
@@ -78,6 +81,7 @@ class Explanation:
     options: Mapping[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     resolution: str = "layer"
+    precision: str = "fp32"
 
     def upsampled(self, layer: str | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
         """The raw map of ``layer`` resized to ``size`` (default: the input size), bilinear,
@@ -215,6 +219,7 @@ def _explain_in_eval(
         for w in caught:  # recorded for the Explanation, and passed on to the caller's filters
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
         notes = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradLensWarning)))
+        options = _recorded_options(method, x.device)
         results[method.spec.name] = Explanation(
             method=method.spec.name,
             maps=maps,
@@ -224,9 +229,10 @@ def _explain_in_eval(
             probs=probs,
             input_size=input_size,
             seconds=shared_seconds + time.perf_counter() - t0,
-            options=_recorded_options(method, x.device),
+            options=options,
             notes=notes,
             resolution=method.spec.resolution,
+            precision=str(options.get("precision", "fp32")),
         )
     return results
 

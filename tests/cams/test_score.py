@@ -20,6 +20,7 @@ import methods.cams.score  # noqa: F401
 from methods.cams.base import LayerContext
 from methods.cams.score import ablation_path
 from methods.cams.score.engine import noise
+from precision_kit import tolerance
 from tiny_models import count_hooks
 
 SCORE = [s.name for s in methods.list_methods(family="score")]
@@ -99,18 +100,19 @@ def _weights(model, x, method, layer, target=0, **options):
     return methods.create_method(method, **options).weights(ctx)
 
 
-def test_scorecam_hand_computed():
+def test_scorecam_hand_computed(precision):
     net, x = KnownNet(), KnownNet.image()
     margin = KnownNet.B[0] - KnownNet.B[1]
     expected = [_sigmoid(c + margin) for c in KnownNet.contributions()[:3]] + [0.0]  # empty channel: 0
+    tol = tolerance(precision, rtol=1e-5, atol=1e-6)
     w = _weights(net, x, "scorecam", "feat")[0]
-    torch.testing.assert_close(w, torch.tensor(expected), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(w, torch.tensor(expected), **tol)
     assert w[:3].argsort(descending=True).tolist() == [0, 1, 2]
-    torch.testing.assert_close(_explain(net, x, "scorecam", "feat")[0], _hand_map(expected), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(_explain(net, x, "scorecam", "feat")[0], _hand_map(expected), **tol)
     # Increase of Confidence: minus p on the all-zero baseline input, sigmoid(b0 - b1)
     base = _sigmoid(margin)
     w_ic = _weights(net, x, "scorecam", "feat", baseline_subtract=True)[0]
-    torch.testing.assert_close(w_ic, torch.tensor([e - base for e in expected[:3]] + [0.0]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(w_ic, torch.tensor([e - base for e in expected[:3]] + [0.0]), **tol)
 
 
 def test_iscam_hand_computed():
@@ -126,7 +128,7 @@ def test_iscam_hand_computed():
 
 
 @pytest.mark.parametrize("noise_on", ["mask", "input"])
-def test_sscam_hand_computed(noise_on):
+def test_sscam_hand_computed(noise_on, fp32):
     """z_0 is linear in the input, so each noisy score is v_k a_k + std * sum_j v_j mean(noise on R_j) + b_0."""
     net, x = KnownNet(), KnownNet.image()
     v, b = torch.tensor(KnownNet.V, dtype=torch.float64), KnownNet.B
@@ -259,8 +261,9 @@ REFERENCE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(REFERENCE_CASES))
-def test_masked_family_matches_naive_reference(case, small):
-    """Batched, skipping code == the one-at-a-time formula (incl. the all-zero and constant channels)."""
+def test_masked_family_matches_naive_reference(case, small, precision):
+    """Batched, skipping code == the one-at-a-time fp32 formula (incl. the all-zero and constant
+    channels): to 1e-4 relative in fp32, to the stated bf16 tolerance in bf16 (forced on every machine)."""
     net, x = small
     options, transform, steps, baseline = REFERENCE_CASES[case]
     method = case.split("_")[0]
@@ -270,13 +273,15 @@ def test_masked_family_matches_naive_reference(case, small):
     # the all-zero channel 0 is skipped: weight 0 instead of p(X o 0), the same term 0 in the map
     assert torch.equal(w[:, 0], torch.zeros(3))
     assert baseline or float(w_ref[:, 0].abs().min()) > 0
-    torch.testing.assert_close(w[:, 1:], w_ref[:, 1:], rtol=1e-4, atol=1e-6)
+    tol = tolerance(precision, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(w[:, 1:], w_ref[:, 1:], **tol)
     exp = methods.explain(net, x, method, layers=["act"], target=target, **options)
-    torch.testing.assert_close(exp.maps["act"], m_ref, rtol=1e-4, atol=1e-6)
+    assert exp.precision == precision and exp.options["precision"] == precision
+    torch.testing.assert_close(exp.maps["act"], m_ref, **tol)
     assert baseline or float(w_ref[:, 1].abs().min()) > 0  # the constant channel really has a weight
 
 
-def test_ablation_matches_naive_reference(small):
+def test_ablation_matches_naive_reference(small, fp32):
     net, x = small
     w_ref, m_ref = _naive_ablation(net, x, "act", [0, 3, 1])
     for path in ("auto", "full"):
@@ -615,7 +620,7 @@ def test_unknown_option_is_a_type_error():
         methods.create_method("scorecam", num_samples=3)
 
 
-def test_explain_end_to_end(small):
+def test_explain_end_to_end(small, fp32):
     net, x = small
     exp = methods.explain(net, x, "scorecam", layers=["conv1", "act"], target=[0, 1, 2])
     assert exp.method == "scorecam" and exp.layers == ("conv1", "act")
@@ -678,7 +683,7 @@ def test_fold_refuses_when_the_raw_conv_output_is_reused():
 
 
 @pytest.mark.parametrize("name", ["scorecam", "sscam"])
-def test_folding_does_not_change_the_map(name, monkeypatch):
+def test_folding_does_not_change_the_map(name, monkeypatch, fp32):
     import torchvision
 
     torch.manual_seed(0)

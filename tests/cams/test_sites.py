@@ -91,7 +91,7 @@ def test_errors_name_the_call_sites_and_the_consumer():
 
 
 @pytest.mark.parametrize("layer", ["features.1:act"])
-def test_ablation_cam_at_a_post_activation_layer_matches_the_full_network(layer):
+def test_ablation_cam_at_a_post_activation_layer_matches_the_full_network(layer, fp32):
     """The fast path (trunk stubbed, the activation's output handed over) equals full forwards."""
     net = DenseLike().eval()
     x = torch.randn(2, 3, 8, 8)

@@ -55,7 +55,7 @@ def tiny(monkeypatch):
     return loaded
 
 
-def test_cli_scenes_to_parquet(tiny, tmp_path, capsys):
+def test_cli_scenes_to_parquet(tiny, tmp_path, capsys, fp32):
     out = tmp_path / "r.parquet"
     code = ev.main(["--model", "tiny", "--images", "scenes:3", "--methods", "gradcam,gradcampp", "--seed", "5",
                     "--steps", str(STEPS), "--out", str(out), "--quiet"])

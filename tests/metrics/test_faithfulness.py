@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from methods.metrics import faithfulness as fa
+from precision_kit import tolerance
 
 
 class SumClassifier(nn.Module):
@@ -79,7 +80,8 @@ def saliency_for(order) -> torch.Tensor:
     return m.view(4, 4)
 
 
-def test_deletion_curve_matches_closed_form():
+def test_deletion_curve_matches_closed_form(precision):
+    """In fp32 to 1e-6; in bf16 (forced on every machine) to the stated bf16 tolerance."""
     model = SumClassifier(A, B)
     curve = fa.deletion_curve(model, image(), saliency_for(ORDER), 0, steps=4, baseline="zero")
     counts = [0, 4, 8, 12, 16]
@@ -87,24 +89,28 @@ def test_deletion_curve_matches_closed_form():
     assert curve.kind == "deletion" and curve.baseline == "zero" and curve.target == 0
     assert list(curve.counts) == counts
     np.testing.assert_allclose(curve.fractions, [0, 0.25, 0.5, 0.75, 1.0])
-    np.testing.assert_allclose(curve.scores, expected, rtol=0, atol=1e-6)
-    assert curve.auc == pytest.approx(trapezoid(curve.fractions, expected), abs=1e-6)
+    assert curve.precision == precision
+    tol = tolerance(precision, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(curve.scores, expected, **tol)
+    assert curve.auc == pytest.approx(trapezoid(curve.fractions, expected), abs=tol["atol"], rel=tol["rtol"])
 
 
-def test_insertion_curve_matches_closed_form_and_uneven_steps_round_half_up():
+def test_insertion_curve_matches_closed_form_and_uneven_steps_round_half_up(precision):
     model = SumClassifier(A, B)
     curve = fa.insertion_curve(model, image(), saliency_for(ORDER), 0, steps=3, baseline="zero")
     counts = [0, 5, 11, 16]  # round(16 * i / 3): 5.33 -> 5, 10.67 -> 11
     expected = [sigmoid(A * sum(V[j] for j in ORDER[:k]) + B) for k in counts]
     assert list(curve.counts) == counts
     np.testing.assert_allclose(curve.fractions, np.array(counts) / 16)
-    np.testing.assert_allclose(curve.scores, expected, atol=1e-6)
-    assert curve.auc == pytest.approx(trapezoid(np.array(counts) / 16, expected), abs=1e-6)
+    assert curve.precision == precision
+    tol = tolerance(precision, rtol=1e-7, atol=1e-6)
+    np.testing.assert_allclose(curve.scores, expected, **tol)
+    assert curve.auc == pytest.approx(trapezoid(np.array(counts) / 16, expected), abs=tol["atol"], rel=tol["rtol"])
     # round half up, exact integers: N = 4, S = 8 -> k = 0, 0.5, 1, 1.5, ... -> 0 1 1 2 2 3 3 4 4
     assert fa.step_counts(4, 8).tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4]
 
 
-def test_mean_and_tensor_baselines_closed_form():
+def test_mean_and_tensor_baselines_closed_form(fp32):
     model = SumClassifier(A, B)
     x = image()
     mean_sum = float(V.mean())  # channel means of this image sum to mean(v) per pixel
@@ -142,7 +148,7 @@ def test_blur_matches_a_numpy_reference_and_keeps_constants():
     torch.testing.assert_close(fa.blur(const), const)  # default sigma = 1.0 px: no edge darkening
 
 
-def test_insertion_starts_from_the_blurred_image_by_default():
+def test_insertion_starts_from_the_blurred_image_by_default(fp32):
     model = SumClassifier(A, B)
     x = image()
     curve = fa.insertion_curve(model, x, saliency_for(ORDER), 0, steps=2)
@@ -151,7 +157,7 @@ def test_insertion_starts_from_the_blurred_image_by_default():
     assert curve.scores[-1] == pytest.approx(sigmoid(A * V.sum() + B), abs=1e-6)
 
 
-def test_ties_are_broken_by_pixel_index():
+def test_ties_are_broken_by_pixel_index(fp32):
     m = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
     assert fa.perturbation_order(m, (2, 2)).tolist() == [0, 1, 3, 2]
     assert fa.perturbation_order(torch.zeros(4, 4), (4, 4)).tolist() == list(range(16))
@@ -176,7 +182,7 @@ def test_map_is_upsampled_bilinearly_for_ranking():
 
 
 @pytest.mark.parametrize("steps", [1, 7, 50])
-def test_auc_of_a_constant_curve_is_the_constant(steps):
+def test_auc_of_a_constant_curve_is_the_constant(steps, fp32):
     model = SumClassifier(0.0, 0.8)  # output ignores the input
     curve = fa.deletion_curve(model, image(), torch.rand(3, 3), 0, steps=steps)
     assert np.all(curve.scores == curve.scores[0])
@@ -312,7 +318,7 @@ def test_reference_maps_and_curves():
         fa.reference_curves(model, image(), 0, kind="both")
 
 
-def test_confidence_change_closed_form_input_and_pixel_space():
+def test_confidence_change_closed_form_input_and_pixel_space(fp32):
     x = image()
     w = torch.tensor([[0.0, 0.5, 1.0, 0.25]] * 4)  # already in [0, 1] with min 0 and max 1
     weights = w.flatten().numpy()
@@ -358,7 +364,7 @@ def test_a_single_map_with_leading_singleton_dims_is_accepted():
         np.testing.assert_array_equal(fa.deletion_curve(model, image(), shaped, 0, steps=4).scores, flat.scores)
 
 
-def test_perturbed_image_is_the_image_the_curve_scores():
+def test_perturbed_image_is_the_image_the_curve_scores(fp32):
     model = SumClassifier(A, B)
     x = image()
     sal = saliency_for(ORDER)
