@@ -13,8 +13,7 @@
   ONE rule that turns ``precision="auto"`` into ``"bf16"`` or ``"fp32"`` for a device;
 * :func:`default_device` / :func:`resolve_device` — where models run (``$GRADLENS_DEVICE``, else a
   CUDA GPU when present, else the CPU);
-* :data:`PRECISION_ENV` — ``$GRADLENS_PRECISION`` (``auto`` | ``fp32`` | ``bf16``): what ``"auto"``
-  means on this machine; ``GRADLENS_PRECISION=fp32`` makes every default computation fp32;
+* :data:`PRECISION_ENV` — ``$GRADLENS_PRECISION``: what ``"auto"`` means (``fp32``: reproducible);
 * :data:`PRECISIONS` (computed precisions) and :data:`PRECISION_CHOICES` (what a user may ask for);
   :data:`Progress` / :class:`ProgressTracker` are re-exported from :mod:`methods._progress`.
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:  # pandas is imported where a table is read: `import methods` 
     import pandas as pd
 
 __all__ = ["METRICS", "REFERENCES", "MetricInfo", "Interval", "bootstrap_interval", "sign_test", "paired_p",
-           "paired_differences", "reference_notes", "leaderboard", "per_class"]
+           "paired_differences", "reference_notes", "precision_notes", "leaderboard", "per_class"]
 
 Test = Literal["auto", "wilcoxon", "sign"]
 KEY_COLUMNS: tuple[str, ...] = ("image", "method", "layer", "target")
@@ -266,8 +266,11 @@ def leaderboard(
     Returns:
         Columns ``method, layer, metric, n, mean, low, high``, then per reference ``R``:
         ``R_diff, R_low, R_high, R_p, R_pairs`` (NaN / 0 when there is no reference row to pair
-        with, and for the reference itself), and ``test``. Methods come in table order, the
-        references last. ``attrs["notes"]`` lists missing references (:func:`reference_notes`).
+        with, and for the reference itself), ``test``, and ``precision``: the precision(s) the
+        rows' curves ran in (``"fp32"``, ``"bf16"``, ``"bf16+fp32"`` when mixed; ``"unrecorded"`` for
+        a table without a ``precision`` column). Methods come in table order, the references
+        last. ``attrs["notes"]`` lists missing references (:func:`reference_notes`) and says when
+        the table mixes precisions.
 
     Raises:
         OptionError: not an evaluate table (missing columns, no metric column, repeated keys),
@@ -295,10 +298,38 @@ def leaderboard(
                             f"{ref}_p": paired_p(pairs["diff"].values, chosen) if d.n else math.nan,
                             f"{ref}_pairs": d.n})
             row["test"] = chosen
+            row["precision"] = _precisions(g)
             rows.append(row)
     out = pd.DataFrame(rows)
-    out.attrs["notes"] = reference_notes(df, references)
+    out.attrs["notes"] = reference_notes(df, references) + precision_notes(df)
     return out
+
+
+def _precisions(g: pd.DataFrame) -> str:
+    """The precisions a group of rows ran in, sorted and joined by "+" ("unrecorded" without the column)."""
+    if "precision" not in g.columns:
+        return "unrecorded"
+    return "+".join(sorted({str(p) for p in g["precision"].dropna()})) or "unrecorded"
+
+
+def precision_notes(df: pd.DataFrame) -> list[str]:
+    """A note when the table's rows ran in more than one precision (their numbers are not strictly
+    comparable: bf16 moves a deletion AUC by ~1e-3, see docs/precision.md).
+
+    Examples:
+        >>> import pandas as pd
+        >>> precision_notes(pd.DataFrame({"precision": ["fp32", "bf16"]}))
+        ['rows ran in more than one precision (bf16, fp32): differences of about 0.003 in an AUC can come from precision alone; rerun with GRADLENS_PRECISION=fp32 to compare like with like']
+        >>> precision_notes(pd.DataFrame({"precision": ["fp32", "fp32"]}))
+        []
+    """
+    if "precision" not in df.columns:
+        return []
+    seen = sorted({str(p) for p in df["precision"].dropna()})
+    if len(seen) <= 1:
+        return []
+    return [f"rows ran in more than one precision ({', '.join(seen)}): differences of about 0.003 in an AUC can "
+            "come from precision alone; rerun with GRADLENS_PRECISION=fp32 to compare like with like"]
 
 
 def per_class(df: pd.DataFrame, metric: str, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:

@@ -153,3 +153,17 @@ def test_per_class_by_hand():
     assert m["target_name"].tolist() == ["c0", "c1", "c2"]
     assert m["mean"].tolist() == pytest.approx([0.9, 0.8, 0.7])
     assert (m["low"] == m["mean"]).all() and (m["high"] == m["mean"]).all()  # one value per class
+
+
+def test_leaderboard_says_which_precision_made_each_row():
+    """A row names the precision its curves ran in; a table that mixes precisions gets a note."""
+    df = _table()
+    board = lb.leaderboard(df, n_boot=20)
+    assert set(board["precision"]) == {"unrecorded"}  # an old table without the column
+    df["precision"] = "fp32"
+    df.loc[(df["method"] == "m") & (df["image"] == "b"), "precision"] = "bf16"
+    board = lb.leaderboard(df, n_boot=20)
+    assert set(board.loc[board["method"] == "m", "precision"]) == {"bf16+fp32"}
+    assert set(board.loc[board["method"] == "random", "precision"]) == {"fp32"}
+    assert len(board.attrs["notes"]) == 1 and "more than one precision (bf16, fp32)" in board.attrs["notes"][0]
+    assert lb.leaderboard(df.assign(precision="bf16"), n_boot=20).attrs["notes"] == []
