@@ -1,21 +1,29 @@
 """Guided backpropagation and Guided Grad-CAM: input-resolution maps from a rectified backward pass.
 
-How the ReLUs are guided, for one call only:
+The guided rule, for EVERY elementwise activation ``a = f(z)`` of the forward (not only ``nn.ReLU``)::
 
-* every ``nn.ReLU`` module (any depth, ``isinstance``) is swapped for a :class:`GuidedReLU` with the
-  same ``inplace`` flag, and the ORIGINAL objects are put back in ``finally`` — also when the
-  forward raises (:func:`guided_relus`);
-* functional ReLUs (``F.relu``, ``torch.relu``, ``torch.relu_``, ``Tensor.relu``, as in
-  torchvision's DenseNet ``forward``) are guided by a thread-local
-  :class:`torch.overrides.TorchFunctionMode` active during the forward only;
-* not covered: every other activation (ReLU6 arrives as ``hardtanh``, SiLU, GELU, Hardswish, ...):
-  their backward is the plain gradient. The mode counts them and the call warns (a
-  :class:`methods.errors.GradLensWarning`, so :attr:`methods.Explanation.notes` says so).
+    R_in = ReLU(R_out) * max(f'(z), 0)
 
-While the call runs the model object is changed (its ReLU modules are replaced): serialise the
-use of one model across threads (the dashboard holds a lock per model, as it must for hooks).
-The forward runs in eval mode on a copy of the input; parameters are frozen for the pass and their
-``requires_grad`` flags restored; no hook is registered.
+Only positive backward signal passes, scaled by the activation's local slope. For ReLU,
+``f'(z) = [z > 0]`` and this is exactly Springenberg et al.'s rule (eq. 6); for ReLU6 (which arrives
+as ``hardtanh(z, 0, 6)``) the signal passes where ``0 < z < 6``; LeakyReLU passes it with its slope
+on the negative side; ELU, SELU, CELU and softplus with their (positive) derivative.
+
+Choice for activations that are not monotone — SiLU, GELU, Hardswish, Mish: their derivative is
+negative on part of the negative axis (SiLU below z ≈ -1.28), where the guided signal would change
+sign. GradLens clamps the derivative at zero there (``max(f'(z), 0)``), so the guided signal stays
+non-negative, as it does through every ReLU, and the map carries a note naming those activations.
+The paper defines the rule for ReLU networks only; this extension is ours (docs/methods.md).
+
+How, for one call only: a thread-local :class:`torch.overrides.TorchFunctionMode` active during the
+forward intercepts every activation function by name (:data:`methods.cams.sites.ACTIVATIONS`:
+``F.relu``, ``torch.relu_``, ``Tensor.relu``, and the functions ``nn.ReLU``, ``nn.ReLU6``,
+``nn.SiLU`` ... call), computes ``f`` and ``f'`` with the original function and hands back a tensor
+whose backward is the guided rule. In-place calls keep their semantics (the result is written into
+the input). Nothing on the model is changed, no hook is registered; the forward runs in eval mode on
+a copy of the input, parameters are frozen for the pass and their ``requires_grad`` flags restored.
+Sigmoid and tanh (gates, e.g. squeeze-and-excitation) are not activations in this sense and keep
+their plain backward.
 """
 
 from __future__ import annotations
@@ -23,8 +31,8 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections import Counter
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -37,95 +45,92 @@ from methods.cams.registry import register_method
 from methods.cams.sites import ACTIVATIONS
 from methods.errors import GradLensWarning, RecorderError
 
-__all__ = ["GuidedReLU", "guided_relu", "guided_relus", "guided_gradients", "reduce_channels",
-           "GuidedBackprop", "GuidedGradCam", "GuidedOptions"]
+__all__ = ["NON_MONOTONE", "guided_activation", "guided_activations", "guided_gradients", "reduce_channels",
+           "GuidedBackprop", "GuidedGradCam", "GuidedOptions", "GuidedPass"]
+
+NON_MONOTONE: frozenset[str] = frozenset({"silu", "gelu", "hardswish", "mish"})
+"""Activations whose derivative is negative somewhere: guided with ``max(f'(z), 0)``, and said in a note."""
 
 
-class _GuidedReluFunction(torch.autograd.Function):
-    """Forward: ReLU. Backward: ``grad_in = ReLU(grad_out) * [x > 0]`` (Springenberg et al., eq. 6)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        mask = x > 0
-        ctx.save_for_backward(mask)  # the mask, not x: an in-place caller may overwrite x
-        return x * mask
+class _GuidedFunction(torch.autograd.Function):
+    """Forward: the activation's output ``a`` (computed outside). Backward: ``ReLU(R_out) * slope``."""
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (mask,) = ctx.saved_tensors
-        return grad.clamp(min=0) * mask
+    def forward(ctx, z: torch.Tensor, a: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(slope)  # the slope, not z: an in-place caller may overwrite z
+        return a.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        (slope,) = ctx.saved_tensors
+        return grad.clamp(min=0) * slope, None, None
 
 
-def guided_relu(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
-    """ReLU with the guided backward; ``inplace=True`` writes the result into ``x`` and returns it."""
-    out = _GuidedReluFunction.apply(x)
-    if inplace:
-        return x.copy_(out)
-    return out
+def guided_activation(func: Callable[..., Any], z: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """``func(z, *args, **kwargs)`` (an elementwise activation, possibly in place) with the guided backward.
 
+    The forward value is the activation's own; ``f'(z)`` comes from autograd on a detached copy,
+    clamped at zero. An in-place ``func`` writes the result into ``z`` and returns ``z``, as it would.
 
-class GuidedReLU(nn.Module):
-    """A ReLU module whose backward is guided (what :func:`guided_relus` puts in place of ``nn.ReLU``)."""
-
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()
-        self.inplace = inplace
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return guided_relu(x, self.inplace)
-
-
-class _FunctionalGuide(TorchFunctionMode):
-    """Guides functional ReLU calls; counts the other activations it lets through."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.guided = 0
-        self.unguided: Counter[str] = Counter()
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = getattr(func, "__name__", "")
-        if name in ("relu", "relu_") and args and isinstance(args[0], torch.Tensor):
-            self.guided += 1
-            inplace = name == "relu_" or bool(kwargs.get("inplace", args[1] if len(args) > 1 else False))
-            return guided_relu(args[0], inplace)
-        if name in ACTIVATIONS:
-            self.unguided[name] += 1
-        return func(*args, **kwargs)
+    Examples:
+        >>> z = torch.tensor([-1.0, 0.5, 7.0], requires_grad=True)
+        >>> a = guided_activation(torch.nn.functional.relu6, z)
+        >>> a.tolist()
+        [0.0, 0.5, 6.0]
+        >>> (g,) = torch.autograd.grad(a, z, torch.tensor([1.0, -1.0, 1.0]))
+        >>> g.tolist()  # negative signal stopped; slope 0 below 0 and above 6
+        [0.0, 0.0, 0.0]
+    """
+    with torch.enable_grad():
+        leaf = z.detach().requires_grad_(True)
+        work = leaf * 1.0  # a non-leaf copy: in-place activations may write into it
+        out = func(work, *args, **kwargs)
+        (slope,) = torch.autograd.grad(out, leaf, torch.ones_like(out))
+    guided = _GuidedFunction.apply(z, out.detach(), slope.clamp(min=0))
+    if out.data_ptr() == work.data_ptr():  # the call was in place: keep that semantics
+        return z.copy_(guided)
+    return guided
 
 
 @dataclass
 class GuidedPass:
-    """What one guided pass changed: ``modules`` ReLU modules swapped, ``functional`` ReLU calls
-    guided, ``unguided`` other activation calls (name -> count) left with their plain backward."""
+    """What one guided pass did: ``guided`` activation calls by name (trailing ``_`` dropped),
+    ``clamped`` the non-monotone ones among them (:data:`NON_MONOTONE`)."""
 
-    modules: int = 0
-    functional: int = 0
-    unguided: Counter | None = None
+    guided: Counter = field(default_factory=Counter)
+
+    @property
+    def clamped(self) -> Counter:
+        return Counter({k: v for k, v in self.guided.items() if k in NON_MONOTONE})
+
+
+class _GuideMode(TorchFunctionMode):
+    """Routes every activation call (by name) through :func:`guided_activation` and counts them."""
+
+    def __init__(self, info: GuidedPass) -> None:
+        super().__init__()
+        self.info = info
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in ACTIVATIONS and args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point():
+            self.info.guided[name.rstrip("_")] += 1
+            return guided_activation(func, args[0], *args[1:], **kwargs)
+        return func(*args, **kwargs)
 
 
 @contextlib.contextmanager
-def guided_relus(model: nn.Module) -> Iterator[GuidedPass]:
-    """Every ``nn.ReLU`` of ``model`` swapped for :class:`GuidedReLU` and functional ReLUs guided,
-    for the block; the original modules are back in ``finally`` (also after an exception)."""
-    sites = [(parent, key, child) for parent in model.modules() for key, child in parent._modules.items()
-             if isinstance(child, nn.ReLU)]
-    info = GuidedPass(modules=len(sites))
-    mode = _FunctionalGuide()
-    try:
-        for parent, key, child in sites:
-            parent._modules[key] = GuidedReLU(inplace=bool(child.inplace))
-        with mode:
-            yield info
-    finally:
-        for parent, key, child in reversed(sites):
-            parent._modules[key] = child
-        info.functional, info.unguided = mode.guided, mode.unguided
+def guided_activations(model: nn.Module) -> Iterator[GuidedPass]:
+    """Every activation call made while the block runs is guided (see the module docstring); the
+    mode is thread-local and gone after the block, also after an exception. ``model`` is unchanged."""
+    info = GuidedPass()
+    with _GuideMode(info):
+        yield info
 
 
 def guided_gradients(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, GuidedPass]:
-    """``d y_target / d x`` (N, C, H, W) float32 with every ReLU's backward guided, and what was guided.
+    """``d y_target / d x`` (N, C, H, W) float32 with every activation's backward guided, and what was guided.
 
     Args:
         model: any ``nn.Module`` returning (N, K) logits (run in eval mode; restored after).
@@ -138,7 +143,7 @@ def guided_gradients(model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -
             for p, _ in flags:
                 p.requires_grad_(False)
             x_in = x.detach().clone().requires_grad_(True)
-            with guided_relus(model) as info:
+            with guided_activations(model) as info:
                 logits = model(x_in)
             if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
                 raise RecorderError("the model must return (N, classes) logits")
@@ -159,13 +164,14 @@ def reduce_channels(grad: torch.Tensor, how: str) -> torch.Tensor:
 def _shared_guided(call: CallContext) -> torch.Tensor:
     def make() -> torch.Tensor:
         grad, info = guided_gradients(call.model, call.x, call.targets)
-        if info.unguided:
-            listed = ", ".join(f"{name} x{n}" for name, n in sorted(info.unguided.items()))
-            warnings.warn(
-                f"guided backpropagation rectifies ReLU only ({info.modules} ReLU module(s) swapped, "
-                f"{info.functional} functional ReLU call(s) guided); this model also applies {listed}, whose "
-                "backward is the plain gradient, so the map is only partly guided",
-                GradLensWarning, stacklevel=2)
+        if not info.guided:
+            warnings.warn("guided backpropagation found no activation function in this model's forward, so the "
+                          "map is the plain input gradient", GradLensWarning, stacklevel=2)
+        elif info.clamped:
+            listed = ", ".join(f"{name} x{n}" for name, n in sorted(info.clamped.items()))
+            warnings.warn(f"guided through non-monotone activations ({listed}) with their derivative clamped at "
+                          "zero where it is negative: GradLens's extension of the ReLU rule (docs/methods.md)",
+                          GradLensWarning, stacklevel=2)
         return grad
 
     return call.shared("guided_gradients", make)
@@ -185,7 +191,7 @@ class GuidedOptions(Options):
     family="pixel",
     cost="1 fwd + 1 bwd",
     paper="https://arxiv.org/abs/1412.6806",
-    summary="Input gradient with every ReLU's backward rectified: fine edges, nearly the same for any class.",
+    summary="Input gradient with every activation's backward rectified: fine edges, nearly the same for any class.",
     needs_gradients=True,
     class_agnostic=True,
     layer_independent=True,
@@ -194,8 +200,8 @@ class GuidedBackprop(PixelMethod):
     """Guided backpropagation (Springenberg et al., ICLR-W 2015, "Striving for Simplicity: The All
     Convolutional Net", arXiv:1412.6806).
 
-    ``G = d y_c / d x`` computed with every ReLU's backward replaced by
-    ``R_in = ReLU(R_out) * [x > 0]`` (the input of the ReLU positive AND the gradient positive),
+    ``G = d y_c / d x`` computed with every activation's backward replaced by
+    ``R_in = ReLU(R_out) * max(f'(z), 0)`` (for a ReLU: its input positive AND the gradient positive),
     then one map per pixel: ``M_ij = max_c |G_cij|`` (``reduce="abs_max"``) or ``sum_c G_cij``
     (``"sum"``); (N, H, W) at the input's resolution, the same for every requested layer.
 
@@ -208,7 +214,8 @@ class GuidedBackprop(PixelMethod):
     discrimination checks skip it and the dashboard says not to read class evidence into it.
 
     Deviation: the paper shows the 3-channel gradient image; a heat map needs one value per pixel
-    (``reduce``). Which ReLUs are guided and what is not covered: the module docstring.
+    (``reduce``). The paper guides ReLUs only; here every activation is guided (the module
+    docstring gives the rule and the choice for non-monotone activations).
     """
 
     options_class = GuidedOptions
