@@ -16,12 +16,12 @@ import torch
 
 import methods
 from methods.review.store import SnapshotStore
-from dashboard import cache, services
-from app_kit import ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page, TIMEOUT, ROOT
+from dashboard.app import cache
+from dashboard.core import services
+from app_kit import REVIEW, ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page, TIMEOUT, ROOT
 
 from streamlit.testing.v1 import AppTest
 
-REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
 
 
 def _reference(model_a, model_b, image_id: str, target=None):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard import figures
+from dashboard.draw import figures
 from methods.viz import render
 from methods.viz.ranges import display_range, display_ranges
 

@@ -20,7 +20,8 @@ from streamlit.testing.v1 import AppTest
 
 from app_kit import (HOME, PAGES, ROOT, TIMEOUT, assert_clean, live_markup, map_images, plain, plotly_specs,
                      open_app, run_page, texts)
-from dashboard import cache, navigation, runner, services, widgets
+from dashboard.app import cache, jobs, navigation, widgets
+from dashboard.core import services
 from methods._torch import ProgressTracker
 from methods.errors import Cancelled
 from methods.viz import render
@@ -102,9 +103,9 @@ def _boom(*args, **kwargs):
     raise RuntimeError("a planted bug, with a long message that must stay in the details")
 
 
-@pytest.mark.parametrize("target", ["dashboard.services.sample_choices", "dashboard.services.model_choices",
-                                    "dashboard.widgets.layer_select", "dashboard.figures.map_figure",
-                                    "dashboard.review.identity_panel"],
+@pytest.mark.parametrize("target", ["dashboard.core.services.sample_choices", "dashboard.core.services.model_choices",
+                                    "dashboard.app.widgets.layer_select", "dashboard.draw.figures.map_figure",
+                                    "dashboard.app.save_panel.identity_panel"],
                          ids=["sidebar image", "sidebar model", "controls", "show", "save panel"])
 def test_a_bug_in_any_part_of_a_page_is_a_short_message(monkeypatch, target):
     """Every part of a page (each sidebar section, controls, show, the save panel) goes through
@@ -142,7 +143,7 @@ def test_values_echoed_from_a_link_render_as_text():
 
 @pytest.mark.parametrize("bad", [f"[x]({EVIL})", f"![t]({EVIL}/t.png)"])
 def test_a_hostile_snapshot_id_is_text(bad):
-    at = AppTest.from_file(str(ROOT / "dashboard" / "pages" / "5_Review.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "dashboard" / PAGES["review"]), default_timeout=TIMEOUT)
     at.query_params["snapshot"] = bad
     at.run()
     assert not at.exception and len(at.error) == 1

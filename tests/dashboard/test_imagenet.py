@@ -30,7 +30,8 @@ from PIL import Image
 from app_kit import assert_clean, map_images, plain, run_page, texts
 from loopback_kit import block_network, loopback_server
 
-from dashboard import cache, services
+from dashboard.app import cache
+from dashboard.core import services
 from methods.models import WeightsSource, downloads, weights_file
 
 LITE0 = "efficientnet_lite0"

@@ -10,12 +10,12 @@ import torch
 
 import methods
 from methods.review.store import SnapshotStore
-from dashboard import cache, services
-from app_kit import ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page
+from dashboard.app import cache
+from dashboard.core import services
+from app_kit import REVIEW, ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page
 
 from streamlit.testing.v1 import AppTest
 
-REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
 
 
 def test_sanity_page_shows_the_librarys_numbers_and_reopens_without_the_model(db):

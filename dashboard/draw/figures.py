@@ -2,7 +2,7 @@
 
 Everything here takes arrays that are already computed (raw or normalized maps, curves) and
 returns a Plotly figure or a number. Nothing runs a model. The pictures and PNG grids are in
-:mod:`dashboard.pictures` (re-exported here, so ``figures.compose_grid`` keeps working).
+:mod:`dashboard.draw.pictures` (re-exported here, so ``figures.compose_grid`` keeps working).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from plotly.subplots import make_subplots
 
 from methods.viz import render as _render
 
-from dashboard.pictures import (ColourScale, colorbar, compose_grid, data_uri, enlarge, png_bytes, scale_of,
+from dashboard.draw.pictures import (ColourScale, colorbar, compose_grid, data_uri, enlarge, png_bytes, scale_of,
                                 scale_text, with_colorbar)
 
 __all__ = [

@@ -10,7 +10,7 @@
   page has just drawn: the image as the model saw it, the RAW maps of every ``runner.raw_maps``
   call of the run (``capture.recorded()``), the probabilities, the faithfulness curves, and the
   whole view state (``ViewState.to_dict``: every field, defaults included).
-* The Review page (list, open, comment, judge, delete, export) is :mod:`dashboard.review_page`.
+* The Review page (list, open, comment, judge, delete, export) is :mod:`dashboard.views.review`.
 
 User text (author, title, note, comments) is shown with ``st.text``, in dataframes, or through
 ``errors.md_escape``; never as markdown of its own.
@@ -25,11 +25,11 @@ from methods.review.codec import encode_png
 from methods.review.store import VERDICTS, NewSnapshot, NormSettings, Snapshot, SnapshotStore
 from methods.review.schema import resolve_db_path
 
-from dashboard import cache, capture
-from dashboard.errors import md_escape
-from dashboard.services import MapBundle
-from dashboard.state import ViewState, is_upload
-from dashboard.widgets import seed
+from dashboard.app import cache, capture
+from dashboard.app.errors import md_escape
+from dashboard.core.services import MapBundle
+from dashboard.core.state import ViewState, is_upload
+from dashboard.app.widgets import seed
 
 __all__ = ["store", "auth_configured", "reviewer", "identity_panel", "new_snapshot", "save_panel", "snapshot_link",
            "bundle_of", "REVIEW_PAGE"]

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import streamlit as st
 
-from dashboard.services import MapBundle
+from dashboard.core.services import MapBundle
 
 __all__ = ["start_recording", "recorded", "record_bundle", "record_curves", "preloaded", "from_preloaded",
            "preloaded_bundle"]

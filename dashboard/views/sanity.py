@@ -12,6 +12,7 @@ with Cancel. A slow method waits for its Run button, as on the other pages.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import copy
 import dataclasses
 import json
@@ -25,10 +26,12 @@ import methods
 from methods.metrics.sanity import MODES, PAPER
 from methods.viz.ranges import display_ranges
 
-from dashboard import cache, capture, check_figures, figures, runner, services, widgets
-from dashboard.errors import md_escape
-from dashboard.services import MapBundle
-from dashboard.state import ViewState
+from dashboard.app import cache, capture, jobs, widgets
+from dashboard.draw import checks, figures
+from dashboard.core import services
+from dashboard.app.errors import md_escape
+from dashboard.core.services import MapBundle
+from dashboard.core.state import ViewState
 
 __all__ = ["controls", "show"]
 
@@ -51,7 +54,7 @@ def controls(state: ViewState) -> ViewState:
                                   help="Class sensitivity: maps of the top classes, compared with the top-1's.")
     widgets.seed("w_slow", state.slow)
     slow = top[4].toggle("Run slow methods", key="w_slow", help="Otherwise a slow method waits for its Run button.")
-    state = state.with_changes(methods=tuple(chosen), layer=layer, mode=mode, classes=int(classes), slow=slow)
+    state = replace(state, methods=tuple(chosen), layer=layer, mode=mode, classes=int(classes), slow=slow)
     return widgets.option_widgets(state, list(chosen))
 
 
@@ -82,10 +85,10 @@ def _run(state: ViewState, kind: str, method: str, label: str):
     if spec.is_slow:
         text = (f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per map, one map per step here. "
                 "It runs when you ask.")
-        if not runner.wait_for_click(job, text, f"Run {spec.label}", key=f"sanity_run_{kind}_{method}", auto=state.slow):
+        if not jobs.wait_for_click(job, text, f"Run {spec.label}", key=f"sanity_run_{kind}_{method}", auto=state.slow):
             return None
-    result = runner.run_with_progress(lambda p: _check(*key, _handle=handle, _x=ctx.x, _progress=p), label, job=job)
-    runner.mark_ran(job)
+    result = jobs.run_with_progress(lambda p: _check(*key, _handle=handle, _x=ctx.x, _progress=p), label, job=job)
+    jobs.mark_ran(job)
     return result, ctx.view, probs
 
 
@@ -185,7 +188,7 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         rows += [{"method": entry["label"], "step": k, "block": b, "probability": entry["probs"][k],
                   **{m: v[k] for m, v in entry["similarity"].items()}} for k, b in enumerate(entry["steps"])]
     curves = {e["label"]: {"spearman": e["similarity"]["spearman"], "ssim": e["similarity"]["ssim"]} for e in saved.values()}
-    st.plotly_chart(check_figures.sanity_figure(first["steps"], curves, first["probs"],
+    st.plotly_chart(checks.sanity_figure(first["steps"], curves, first["probs"],
                                                 cascading=first["mode"] == "cascading", target_name=target_name),
                     width="stretch", key="sanity_curves")
     table = pd.DataFrame(rows)

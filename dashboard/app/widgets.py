@@ -8,6 +8,7 @@ view state does) and can come from a link.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import math
 from typing import Any, Callable, Sequence
 
@@ -16,10 +17,11 @@ import streamlit as st
 
 from methods.cams.options import OptionInfo
 
-from dashboard import cache, services
-from dashboard.errors import log, notice, shown_errors
-from dashboard.figures import png_bytes
-from dashboard.state import ViewState
+from dashboard.app import cache
+from dashboard.core import services
+from dashboard.app.errors import log, notice, shown_errors
+from dashboard.draw.figures import png_bytes
+from dashboard.core.state import ViewState
 
 __all__ = ["seed", "force", "refresh_label", "layer_select", "method_select", "option_widgets", "download_png", "download_csv",
            "note_constant"]
@@ -141,7 +143,7 @@ def option_widgets(state: ViewState, method_names: Sequence[str], container=None
                 checked = services.check_options(method, values)
         defaults = {info.name: info.default for info in infos}
         kept += [(method, name, value) for name, value in checked.items() if value != defaults.get(name)]
-    return state.with_changes(options=tuple(sorted(kept, key=lambda o: (o[0], o[1]))))
+    return replace(state, options=tuple(sorted(kept, key=lambda o: (o[0], o[1]))))
 
 
 # ------------------------------------------------------------------------------------------

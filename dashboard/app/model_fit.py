@@ -18,15 +18,16 @@ this module sits below the runner.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import streamlit as st
 
-from dashboard import menus, services
-from dashboard.errors import shown_errors
-from dashboard.navigation import VIEW_KEY
-from dashboard.state import DEFAULT_MODEL, ViewState, is_upload
-from dashboard.widgets import force
+from dashboard.core import menus, services
+from dashboard.app.errors import shown_errors
+from dashboard.app.navigation import VIEW_KEY
+from dashboard.core.state import DEFAULT_MODEL, ViewState, is_upload
+from dashboard.app.widgets import force
 
 __all__ = ["model_choice", "domain_text", "domain_warning", "offer_model", "weights_panel"]
 
@@ -66,7 +67,7 @@ def domain_warning(view: ViewState, container=None) -> bool:
 def _switch(model: str, image: str) -> None:
     """Button callback (runs before the script): the session's view moves to ``model`` on ``image``."""
     view = st.session_state.get(VIEW_KEY) or ViewState()
-    st.session_state[VIEW_KEY] = view.with_changes(model=model, image=image, layer=None, layers=(), target=None)
+    st.session_state[VIEW_KEY] = replace(view, model=model, image=image, layer=None, layers=(), target=None)
     force("w_model", model)
     force("w_image", image)
     for key in ("w_layer", "w_layers", "w_target"):

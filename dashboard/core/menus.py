@@ -8,7 +8,7 @@
   a scene for the scene models).
 * :func:`domain_notice`: the short warning when an image is not what the model was trained on.
 
-:mod:`dashboard.services` re-exports the names the pages already use (``services.model_choices``).
+:mod:`dashboard.core.services` re-exports the names the pages already use (``services.model_choices``).
 """
 
 from __future__ import annotations

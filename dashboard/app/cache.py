@@ -3,7 +3,7 @@
 * Models are cached with ``st.cache_resource`` (shared by every session) together with a lock;
   every use of a model happens under its lock.
 * The image is loaded and preprocessed ONCE per script run (:func:`context`): the
-  :class:`~dashboard.services.ImageContext` (picture, model input, model view) is handed to every
+  :class:`~dashboard.core.services.ImageContext` (picture, model input, model view) is handed to every
   cached computation below.
 * Predictions, candidate layers, RAW maps and faithfulness curves are cached with
   ``st.cache_data``, keyed by model id, image key, methods, layers, target and method options.
@@ -37,9 +37,9 @@ from methods.cams.layers import LayerInfo
 from methods.data.scenes import make_scene
 from methods.errors import CheckpointError, GradLensError, ImageError, OptionError
 
-from dashboard import scene_ids, services
-from dashboard.services import ImageContext, MapBundle
-from dashboard.state import ViewState, is_upload
+from dashboard.core import scene_ids, services
+from dashboard.core.services import ImageContext, MapBundle
+from dashboard.core.state import ViewState, is_upload
 
 __all__ = [
     "MODEL_CALLS", "SLOW_SLOTS", "UPLOAD_LIMITS", "ModelHandle", "model_handle", "uploaded_models", "uploaded_images",

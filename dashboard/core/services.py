@@ -1,6 +1,6 @@
 """What the dashboard asks of the library, without streamlit: models, images, layers, maps, curves.
 
-Plain functions over :mod:`methods`; :mod:`dashboard.cache` wraps them in Streamlit caches and
+Plain functions over :mod:`methods`; :mod:`dashboard.app.cache` wraps them in Streamlit caches and
 locks. An image enters once per script run as an :class:`ImageContext` (the picture, the model
 input and the model's view of it, each made once) and every computation takes that context.
 """
@@ -26,8 +26,8 @@ from methods.errors import GradLensError, LayerError, OptionError, TargetError, 
 from methods.metrics import agreement, faithfulness, sanity
 from methods.viz.normalize import MODES, SCOPES
 
-from dashboard.menus import ModelChoice, SampleChoice, default_image, load_sample, model_choices, sample_choices
-from dashboard.state import Choices, InvalidParam, ViewState
+from dashboard.core.menus import ModelChoice, SampleChoice, default_image, load_sample, model_choices, sample_choices
+from dashboard.core.state import Choices, InvalidParam, ViewState
 
 __all__ = [
     "COLORMAP_NAMES", "NORM_MODES", "NORM_SCOPES", "RISE", "REFERENCE_KEYS",
@@ -284,7 +284,7 @@ def _typed(info: OptionInfo, text: str) -> Any:
 
 def parse_option(method: str, name: str, text: str) -> Any:
     """One option from a URL (``Choices.parse_option``): typed by its declaration, checked by the
-    library; raises :class:`~dashboard.state.InvalidParam` with the library's reason."""
+    library; raises :class:`~dashboard.core.state.InvalidParam` with the library's reason."""
     infos = {o.name: o for o in method_options(method)}
     if name not in infos:
         raise InvalidParam(f"{method_label(method)} has no option {name!r}.{suggest(name, list(infos))} "
