@@ -131,10 +131,11 @@ def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str
     hit = capture.from_preloaded(method_names, layers)
     if hit is not None:
         return capture.record_bundle(hit)
+    request = services.map_request(state, method_names, layers)
     if progress_label is None:
-        bundle = cache.maps(state, method_names, layers)
+        bundle = cache.maps(request)
     else:
-        bundle = cache.maps(state, method_names, layers, private=True,
+        bundle = cache.maps(request, private=True,
                             run=partial(run_with_progress, label=progress_label, job=job))
     return capture.record_bundle(bundle)
 

@@ -23,11 +23,14 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from dashboard.core import menus, services
+from methods.models import downloads
+
+from dashboard.core import menus
 from dashboard.app.errors import shown_errors
 from dashboard.app.navigation import VIEW_KEY
-from dashboard.core.state import DEFAULT_MODEL, ViewState, is_upload
+from dashboard.core.state import DEFAULT_MODEL, ViewState
 from dashboard.app.widgets import force
+from dashboard.core.params import is_upload
 
 __all__ = ["model_choice", "domain_text", "domain_warning", "offer_model", "weights_panel"]
 
@@ -102,7 +105,7 @@ def weights_panel(view: ViewState, run: Run) -> bool:
 
 
 def _download(name: str, choice: menus.ModelChoice, run: Run) -> None:
-    source = services.weights_source(name)  # what the download fetches: its size names the button
+    source = downloads.weights_source(name)  # what the download fetches: its size names the button
     mb = source.megabytes or choice.download_mb
     size = f"{mb:.0f} MB" if mb else "size unknown"
     st.markdown(
@@ -114,7 +117,7 @@ def _download(name: str, choice: menus.ModelChoice, run: Run) -> None:
                      type="primary"):
         return
     with shown_errors(doing=f"downloading the weights of {name}") as outcome:
-        run(lambda progress: services.download_weights(name, progress), label=f"Downloading the weights of "
+        run(lambda progress: downloads.download_weights(name, progress=progress), label=f"Downloading the weights of "
             f"{choice.label} ({size})")
     if not outcome.failed:
         st.rerun()  # the whole page again, with the model loaded

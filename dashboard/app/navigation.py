@@ -21,7 +21,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard.app.errors import shown_errors
-from dashboard.core import services
+from dashboard.core import menus, services
 from dashboard.core import pages
 from dashboard.core.state import ViewState
 
@@ -76,7 +76,7 @@ def link_query(view: ViewState) -> dict[str, str]:
     """The query of a link to ``view``: ``to_query()`` without the model's default sample (what a
     link without ``?image=`` shows anyway)."""
     wanted = view.to_query()
-    if wanted.get("image") == services.default_image(view.model):
+    if wanted.get("image") == menus.default_image(view.model):
         del wanted["image"]
     return wanted
 

@@ -21,8 +21,9 @@ from dashboard.app import cache, model_fit
 from dashboard.core import menus, services
 from dashboard.app.errors import notice, show_deferred_errors, shown_errors
 from dashboard.core.scene_ids import is_scene_id, scene_label
-from dashboard.core.state import DEFAULT_MODEL, ViewState, is_upload
+from dashboard.core.state import DEFAULT_MODEL, ViewState
 from dashboard.app.widgets import force, refresh_label, seed
+from dashboard.core.params import is_upload
 
 __all__ = ["sidebar"]
 
@@ -79,7 +80,7 @@ def _checkpoint_panel(sb) -> None:
 def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Model")
-    models = services.model_choices()
+    models = menus.model_choices()
     uploads = cache.uploaded_models()
     options = [m.id for m in models] + list(uploads)
     labels = {m.id: m.label + ("" if m.available else " · weights missing") for m in models}
@@ -127,7 +128,7 @@ def _image_after(view: ViewState, model_id: str) -> str:
 def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Image")
-    samples = services.sample_choices()
+    samples = menus.sample_choices()
     uploads = cache.uploaded_images()
     options = [s.id for s in samples] + list(uploads)
     labels = {s.id: s.label for s in samples}
@@ -136,7 +137,7 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
         options.append(view.image)
         labels[view.image] = scene_label(view.image)
     if view.image not in options:
-        fallback = services.default_image(view.model)
+        fallback = menus.default_image(view.model)
         if is_upload(view.image):
             messages.append(f"The uploaded image {view.image} is not in this session: {_NO_URL} "
                             f"Showing {fallback}; upload the image again to see it.")

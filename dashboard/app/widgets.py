@@ -16,11 +16,12 @@ import numpy as np
 import streamlit as st
 
 from methods.cams.options import OptionInfo
+import methods
 
 from dashboard.app import cache
 from dashboard.core import services
 from dashboard.app.errors import log, notice, shown_errors
-from dashboard.draw.figures import png_bytes
+from dashboard.draw.pictures import png_bytes
 from dashboard.core.state import ViewState
 
 __all__ = ["seed", "force", "refresh_label", "layer_select", "method_select", "option_widgets", "download_png", "download_csv",
@@ -82,7 +83,7 @@ def layer_select(state: ViewState, container=None, *, label: str = "Layer") -> s
 
 def method_select(state: ViewState, container=None, *, key: str = "w_method") -> str:
     """One method from the registry (Layers and Normalization pages)."""
-    specs = services.method_specs()
+    specs = methods.list_methods()
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     seed(key, state.method if state.method in names else names[0])
@@ -129,7 +130,7 @@ def option_widgets(state: ViewState, method_names: Sequence[str], container=None
     """
     kept = [o for o in state.options if o[0] not in method_names]
     for method in method_names:
-        infos = services.method_options(method)
+        infos = methods.get_method(method).options
         previous = state.options_of(method)
         if not infos:
             continue

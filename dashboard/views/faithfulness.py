@@ -6,13 +6,15 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
+import methods
+from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
+
 from dashboard.app import cache, jobs, navigation, widgets
-from dashboard.draw import figures
+from dashboard.draw import figures, pictures
 from dashboard.core import services
 from dashboard.app.errors import md_escape
 from dashboard.core.state import STEPS_RANGE, ViewState
 
-REF_LABELS = {"ref:random": "Random map (reference)", "ref:centre": "Centre map (reference)"}
 BASELINE_LABELS = {
     "rise": "RISE: deletion to zero, insertion from blur",
     "zero": "zero (the dataset-mean colour)",
@@ -22,7 +24,7 @@ BASELINE_LABELS = {
 
 
 def controls(state: ViewState) -> ViewState:
-    specs = services.method_specs()
+    specs = methods.list_methods()
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     widgets.seed("w_methods", [m for m in state.methods if m in names] or names[:1])
@@ -64,7 +66,7 @@ def show(state: ViewState) -> None:
     curves.update(jobs.reference_curves(state, bundle, shape, job=job))
     jobs.mark_ran(job)
     keys = list(curves)
-    labels = {**{n: services.method_label(n) for n in names}, **REF_LABELS}
+    labels = {**{n: services.method_label(n) for n in names}, **REFERENCE_LABELS}
     fractions = curves[keys[0]]["deletion"]["fractions"]
     step = min(state.step, len(fractions) - 1)
 
@@ -73,7 +75,7 @@ def show(state: ViewState) -> None:
                "random and centre maps on the same grid, the chance level a method must beat.")
     fig = figures.curves_figure({k: (curves[k]["deletion"]["fractions"], curves[k]["deletion"]["scores"]) for k in keys},
                                 {k: (curves[k]["insertion"]["fractions"], curves[k]["insertion"]["scores"]) for k in keys},
-                                labels=labels, references=services.REFERENCE_KEYS, marker=float(fractions[step]))
+                                labels=labels, references=REFERENCE_KEYS, marker=float(fractions[step]))
     st.plotly_chart(fig, width="stretch", key="faith_fig")
     auc = pd.DataFrame({
         "Map": [labels[k] for k in keys],
@@ -112,7 +114,7 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
     if step != state.step:
         navigation.commit(replace(state, step=int(step)))
     shape = next(iter(bundle.maps.values()))[layer].shape
-    saliency = services.reference_map(shown, shape) if shown in services.REFERENCE_KEYS else bundle.maps[shown][layer]
+    saliency = services.reference_map(shown, shape) if shown in REFERENCE_KEYS else bundle.maps[shown][layer]
     count = int(curves[shown]["deletion"]["counts"][step])
     images = cache.perturbed_images(state, saliency, float(fractions[step]))
     cols = st.columns(2)
@@ -120,11 +122,11 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
     for col, kind in zip(cols, ("deletion", "insertion")):
         score = curves[shown][kind]["scores"][step]
         captions.append(f"{kind} at {fractions[step]:.0%}: p = {score:.3f}")
-        col.image(figures.enlarge(images[kind], 320), width="stretch",
+        col.image(pictures.enlarge(images[kind], 320), width="stretch",
                   caption=f"{kind.capitalize()}: {fractions[step]:.0%} of the pixels ({count}) "
                           f"{'removed' if kind == 'deletion' else 'put back'}; probability of "
                           f"{bundle.target_name} = {score:.3f}")
-    grid = partial(figures.compose_grid, [images["deletion"], images["insertion"]], captions, ncols=2, cell=256,
+    grid = partial(pictures.compose_grid, [images["deletion"], images["insertion"]], captions, ncols=2, cell=256,
                    title=f"{labels[shown]} · {state.baseline} · step {step}/{len(fractions) - 1}")
     widgets.download_png("Perturbed images as PNG", grid, "gradlens_perturbed.png", key="dl_perturbed")
 

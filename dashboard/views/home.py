@@ -11,7 +11,7 @@ import streamlit as st
 import methods
 from methods.viz.ranges import display_range
 
-from dashboard.draw import figures
+from dashboard.draw import pictures
 from dashboard.app import jobs, model_fit, widgets
 from dashboard.core import services
 from dashboard.app.errors import md_escape
@@ -36,7 +36,7 @@ def method_table() -> pd.DataFrame:
     rows = [
         {"Method": s.label, "Key": s.name, "Family": s.family, "Cost": s.cost,
          "Slow": "yes" if s.is_slow else "", "Paper": s.paper, "Summary": s.summary}
-        for s in services.method_specs()
+        for s in methods.list_methods()
     ]
     return pd.DataFrame(rows)
 
@@ -53,25 +53,25 @@ def show(state: ViewState) -> None:
     value_range = display_range(norm, mode=state.norm, relu=state.relu)
     views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)
     target_name = bundle.target_name
-    scale = figures.ColourScale(state.cmap, value_range, figures.scale_text(state.norm, state.relu, None,
+    scale = pictures.ColourScale(state.cmap, value_range, pictures.scale_text(state.norm, state.relu, None,
                                                                             (state.p_lo, state.p_hi)))
 
     st.subheader(f"Grad-CAM for “{md_escape(target_name)}” at layer {md_escape(layer)}")
-    pictures = [views.original, views.grayscale, views.heatmap, views.overlay]
+    panels = [views.original, views.grayscale, views.heatmap, views.overlay]
     captions = ["Original (as the model sees it)", "Grayscale map (black = low, white = high)",
                 f"Heatmap ({state.cmap})", f"Overlay (alpha {state.alpha:.2f})"]
     cols = st.columns(4)
-    for col, pic, cap in zip(cols, pictures, captions):
-        col.image(figures.enlarge(pic), caption=cap, width="stretch")
+    for col, pic, cap in zip(cols, panels, captions):
+        col.image(pictures.enlarge(pic), caption=cap, width="stretch")
     _, bar = st.columns([2, 2])
-    bar.image(figures.colorbar(scale, 480), caption=f"Heatmap and overlay colours: {scale.range_text}",
+    bar.image(pictures.colorbar(scale, 480), caption=f"Heatmap and overlay colours: {scale.range_text}",
               width="stretch")
     st.caption(
         f"Raw map {raw.shape[0]}×{raw.shape[1]} at {md_escape(layer)}, values {float(raw.min()):.3g} … "
         f"{float(raw.max()):.3g}; shown with {state.norm} normalization{' after ReLU' if state.relu else ''}. "
         f"Computed in {bundle.seconds.get('gradcam', 0.0) * 1000:.0f} ms."
     )
-    grid = partial(figures.compose_grid, pictures, captions, ncols=4, cell=256, scale=scale,
+    grid = partial(pictures.compose_grid, panels, captions, ncols=4, cell=256, scale=scale,
                    title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}",
                    note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}")
     widgets.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home", info=scale.png_info())

@@ -10,7 +10,7 @@ import methods
 from methods.viz.ranges import display_ranges
 
 from dashboard.app import cache, jobs, widgets
-from dashboard.draw import figures
+from dashboard.draw import figures, pictures
 from dashboard.core import services
 from dashboard.app.errors import md_escape
 from dashboard.core.state import ViewState
@@ -96,7 +96,7 @@ def show(state: ViewState) -> None:
     )
     overlays = [methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
                 for m, r in zip(norm, ranges)]
-    scale = figures.scale_of(state.cmap, ranges, figures.scale_text(state.norm, state.relu, state.scope,
+    scale = pictures.scale_of(state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope,
                                                                     (state.p_lo, state.p_hi)))
     captions = [f"{n} · {services.resolution(by_name[n])}" + (" · default" if n == default else "")
                 + (" · no positive value" if state.relu and m.max() <= 0 else "")
@@ -106,9 +106,9 @@ def show(state: ViewState) -> None:
     for start in range(0, len(names), ncols):
         cols = st.columns(ncols)
         for col, pic, cap in zip(cols, overlays[start:start + ncols], captions[start:start + ncols]):
-            col.image(figures.enlarge(pic, 256), caption=cap, width="stretch")
+            col.image(pictures.enlarge(pic, 256), caption=cap, width="stretch")
     _, bar = st.columns([2, 2])
-    bar.image(figures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
+    bar.image(pictures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
 
     st.subheader("How concentrated is the map, by depth?")
     size = bundle.image.shape[:2]
@@ -130,7 +130,7 @@ def show(state: ViewState) -> None:
     })
     a, b = st.columns(2)
     with a:
-        grid = partial(figures.compose_grid, overlays, captions, ncols=ncols, cell=224, scale=scale,
+        grid = partial(pictures.compose_grid, overlays, captions, ncols=ncols, cell=224, scale=scale,
                        title=f"{label} · {state.model} · {state.image} · class {bundle.target_name}")
         widgets.download_png("Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png",
                              info=scale.png_info())

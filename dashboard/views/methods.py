@@ -7,7 +7,7 @@ import streamlit as st
 import methods
 from methods.viz.ranges import display_ranges
 
-from dashboard.draw import figures
+from dashboard.draw import figures, pictures
 from dashboard.app import jobs, widgets
 from dashboard.core import services
 from dashboard.app.errors import md_escape, notice
@@ -16,7 +16,7 @@ from dashboard.core.state import ViewState
 
 def controls(state: ViewState) -> ViewState:
     """Methods, layer, the switch for slow methods, and each method's options (above the maps)."""
-    specs = services.method_specs()
+    specs = methods.list_methods()
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     wanted = [m for m in state.methods if m in names] or names[:1]
@@ -73,14 +73,14 @@ def show(state: ViewState) -> None:
                              ranges=ranges, ncols=2 if len(names) == 4 else min(3, len(names)))
     st.plotly_chart(fig, width="stretch", key="methods_fig")
 
-    scale = figures.scale_of(state.cmap, ranges, figures.scale_text(state.norm, state.relu, state.scope,
+    scale = pictures.scale_of(state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope,
                                                                     (state.p_lo, state.p_hi)))
 
     def grid():  # composed only when the PNG is downloaded
         overlays = [methods.viz.render.overlay(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r)
                     for m, r in zip(norm, ranges)]
         caps = titles if scale.value_range is not None else [f"{t} [{r[0]:.3g}, {r[1]:.3g}]" for t, r in zip(titles, ranges)]
-        return figures.compose_grid([bundle.image] + overlays, ["Image"] + caps, ncols=min(5, len(names) + 1),
+        return pictures.compose_grid([bundle.image] + overlays, ["Image"] + caps, ncols=min(5, len(names) + 1),
                                     cell=224, title=f"{state.model} · {state.image} · class {target} · {layer}",
                                     scale=scale)
 

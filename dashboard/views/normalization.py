@@ -9,7 +9,7 @@ import streamlit as st
 import methods
 from methods.viz.ranges import display_range
 
-from dashboard.draw import figures
+from dashboard.draw import figures, pictures
 from dashboard.app import jobs, widgets
 from dashboard.core import services
 from dashboard.app.errors import md_escape
@@ -54,7 +54,7 @@ def show(state: ViewState) -> None:
     )
     widgets.note_constant({f"{label} at {layer}": raw})
     st.markdown(WHY)
-    pictures, captions, stats = [], [], []
+    panels, captions, stats = [], [], []
     for relu in (True, False):
         st.subheader("ReLU, then scale" if relu else "No ReLU: the sign is kept")
         if not relu and raw.min() >= 0:
@@ -66,8 +66,8 @@ def show(state: ViewState) -> None:
             lo, hi = display_range(norm, mode=mode, relu=relu)
             heat = methods.viz.render.heatmap(norm, bundle.image.shape[:2], colormap=state.cmap, value_range=(lo, hi))
             title = f"{mode}{' (' + format(state.p_lo, 'g') + '–' + format(state.p_hi, 'g') + ' %)' if mode == 'percentile' else ''}"
-            scale = figures.ColourScale(state.cmap, (lo, hi), f"{title}, {'ReLU' if relu else 'no ReLU'}")
-            heat = figures.with_colorbar(figures.enlarge(heat, 256), scale)  # each variant: its own range
+            scale = pictures.ColourScale(state.cmap, (lo, hi), f"{title}, {'ReLU' if relu else 'no ReLU'}")
+            heat = pictures.with_colorbar(pictures.enlarge(heat, 256), scale)  # each variant: its own range
             with col:
                 st.markdown(f"**{title}**")
                 st.image(heat, width="stretch")
@@ -75,7 +75,7 @@ def show(state: ViewState) -> None:
                                 key=f"hist_{mode}_{relu}", config={"displayModeBar": False})
                 st.caption(f"values {norm.min():.3g} … {norm.max():.3g} · colours span [{lo:.3g}, {hi:.3g}] · "
                            f"{MODE_TEXT[mode]}")
-            pictures.append(heat)
+            panels.append(heat)
             captions.append(f"{title}, {'ReLU' if relu else 'no ReLU'}")
             stats.append({"mode": mode, "relu": relu, "min": float(norm.min()), "max": float(norm.max()),
                           "mean": float(norm.mean()), "share >= half of max": float((norm >= 0.5 * max(norm.max(), 1e-12)).mean()),
@@ -83,8 +83,8 @@ def show(state: ViewState) -> None:
     table = pd.DataFrame(stats)
     a, b = st.columns(2)
     with a:
-        grid = partial(figures.compose_grid, pictures, captions, ncols=len(services.NORM_MODES),
-                       cell=max(pictures[0].shape[:2]),  # drawn 1:1: each variant's colour bar stays sharp
+        grid = partial(pictures.compose_grid, panels, captions, ncols=len(services.NORM_MODES),
+                       cell=max(panels[0].shape[:2]),  # drawn 1:1: each variant's colour bar stays sharp
                        title=f"{label} · {layer} · class {bundle.target_name}",
                        note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}; under each variant: "
                             "its colour bar, value range and normalization")

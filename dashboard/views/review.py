@@ -20,16 +20,17 @@ import streamlit as st
 
 from methods.review.report import html_report, zip_report
 from methods.review.store import VERDICTS, Snapshot
+from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
 
 from dashboard.app import capture
-from dashboard.draw import figures
+from dashboard.draw import figures, pictures
 from dashboard.core import services
 from dashboard.app.errors import md_escape, notice, shown_errors
 from dashboard.app.navigation import render_view
 from dashboard.core import pages
 from dashboard.app.save_panel import bundle_of, identity_panel, store
-from dashboard.core.services import REFERENCE_KEYS
-from dashboard.core.state import ViewState, is_upload
+from dashboard.core.state import ViewState
+from dashboard.core.params import is_upload
 
 __all__ = ["show", "when", "THUMB_PX", "PAGE_SIZE"]
 
@@ -58,7 +59,7 @@ def _card(snapshot_id: str, image_sha256: str) -> tuple[str, str | None]:
     snap = store().get(snapshot_id)
     image = snap.image_array()
     step = max(1, int(np.ceil(max(image.shape[:2]) / THUMB_PX)))
-    return figures.data_uri(np.ascontiguousarray(image[::step, ::step])), (snap.metrics or {}).get("model_label")
+    return pictures.data_uri(np.ascontiguousarray(image[::step, ::step])), (snap.metrics or {}).get("model_label")
 
 
 def _model_name(model_id: str, label: str | None) -> str:
@@ -101,7 +102,7 @@ def _stored_curves(snap: Snapshot) -> None:
     if not curves:
         return
     labels = {k: html.escape(services.method_label(k)) for k in curves}  # Plotly renders <a href> in names
-    labels.update({"ref:random": "Random map (reference)", "ref:centre": "Centre map (reference)"})
+    labels.update(REFERENCE_LABELS)
     have = {k: v for k, v in curves.items() if "deletion" in v and "insertion" in v}
     fig = figures.curves_figure({k: (v["deletion"]["fractions"], v["deletion"]["scores"]) for k, v in have.items()},
                                 {k: (v["insertion"]["fractions"], v["insertion"]["scores"]) for k, v in have.items()},

@@ -27,7 +27,7 @@ from methods.metrics.sanity import MODES, PAPER
 from methods.viz.ranges import display_ranges
 
 from dashboard.app import cache, capture, jobs, widgets
-from dashboard.draw import checks, figures
+from dashboard.draw import checks, pictures
 from dashboard.core import services
 from dashboard.app.errors import md_escape
 from dashboard.core.services import MapBundle
@@ -38,7 +38,7 @@ __all__ = ["controls", "show"]
 
 def controls(state: ViewState) -> ViewState:
     """Methods (several), the layer, the randomization mode, the number of classes."""
-    specs = services.method_specs()
+    specs = methods.list_methods()
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     top = st.columns([3, 2, 1.6, 1.2, 1.4], vertical_alignment="bottom")
@@ -181,7 +181,7 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         cols = st.columns(len(pics))
         for k, (col, pic) in enumerate(zip(cols, pics)):
             cap = f"{k}: {entry['steps'][k]} · ρ {entry['similarity']['spearman'][k]:.2f}"
-            col.image(figures.enlarge(pic, 128), caption=cap, width="stretch")
+            col.image(pictures.enlarge(pic, 128), caption=cap, width="stretch")
             strips.append(pic)
             captions.append(f"{entry['label']} {cap}")
         _say(entry["verdict"])
@@ -194,7 +194,7 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
     table = pd.DataFrame(rows)
     left, right = st.columns(2)
     with left:
-        widgets.download_png("Strips as PNG", partial(figures.compose_grid, strips, captions, ncols=len(first["steps"]),
+        widgets.download_png("Strips as PNG", partial(pictures.compose_grid, strips, captions, ncols=len(first["steps"]),
                                                       cell=160, title=f"Sanity · {state.model} · {state.image}"),
                              "gradlens_sanity.png", key="dl_sanity_png")
     with right:
@@ -210,6 +210,6 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         cols = st.columns(len(pics))
         for j, (col, pic) in enumerate(zip(cols, pics)):
             agree = "reference" if j == 0 else f"IoU {cls['iou_top'][j - 1]:.2f} · ρ {cls['spearman'][j - 1]:.2f}"
-            col.image(figures.enlarge(pic, 128), width="stretch",
+            col.image(pictures.enlarge(pic, 128), width="stretch",
                       caption=f"{bundle.class_names[cls['classes'][j]]} ({cls['probs'][j]:.1%}) · {agree}")
         _say(cls["verdict"])

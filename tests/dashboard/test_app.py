@@ -24,7 +24,7 @@ from app_kit import (
 from streamlit.testing.v1 import AppTest
 
 import methods
-from dashboard.app import cache, navigation
+from dashboard.app import cache
 from dashboard.core import pages, services
 
 

@@ -17,11 +17,12 @@ import streamlit as st
 
 from methods.metrics.leaderboard import METRICS, REFERENCES, leaderboard, per_class
 from methods.models.catalog import load_model
+import methods
 
 from dashboard.views.benchmark import data as bd
 from dashboard.views.benchmark import evaluation
 from dashboard.app import jobs, widgets
-from dashboard.core import services
+from dashboard.core import menus, services
 from dashboard.draw.benchmark import distribution_figure
 from dashboard.app.errors import md_escape, notice, show_deferred_errors, shown_errors
 from dashboard.app.navigation import link_query
@@ -51,11 +52,11 @@ def _on_path() -> None:
 
 
 def _scene_models() -> list[str]:
-    return [m.id for m in services.model_choices() if m.available and m.id.startswith("scenes_")]
+    return [m.id for m in menus.model_choices() if m.available and m.id.startswith("scenes_")]
 
 
 def _run_tab() -> None:
-    specs = [s for s in services.method_specs() if s.name not in REFERENCES]
+    specs = [s for s in methods.list_methods() if s.name not in REFERENCES]
     fast = [s.name for s in specs if not s.is_slow]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     a, b, c = st.columns([2, 3, 1])
@@ -166,7 +167,7 @@ def _details(df: pd.DataFrame, digest: str, n_boot: int, seed: int) -> None:
     metric = a.selectbox("Metric", metrics, key="bm_metric", format_func=lambda m: METRICS[m].label)
     layer = b.selectbox("Layer", layers, key="bm_layer")
     kind = c.radio("Plot", ["box", "violin"], key="bm_plot", horizontal=True)
-    labels = {s.name: s.label for s in services.method_specs()}
+    labels = {s.name: s.label for s in methods.list_methods()}
     st.plotly_chart(distribution_figure(df, metric, layer, kind=kind, labels=labels), width="stretch", key="bm_fig")
 
     st.subheader("Per class", anchor=False)

@@ -28,7 +28,8 @@ from methods.viz.ranges import display_ranges
 
 from dashboard.core import services
 from dashboard.core.services import MapBundle
-from dashboard.core.state import ViewState, is_upload
+from dashboard.core.state import ViewState
+from dashboard.core.params import is_upload
 
 __all__ = ["METRIC_LABELS", "TABLE_METRICS", "Side", "Row", "block_infos", "partner_options", "default_partners", "base_model",
            "same_classes", "class_plan", "pairs", "compare_grid", "matched_rows", "row_agreements",

@@ -19,12 +19,13 @@ import methods
 from methods.cams.layers import LayerInfo
 
 from dashboard.app import cache, capture, jobs, widgets
-from dashboard.draw import checks, figures
-from dashboard.core import services
+from dashboard.draw import checks, pictures
+from dashboard.core import menus, services
 from dashboard.views.compare import data as cs
 from dashboard.views.compare.data import Side
 from dashboard.app.errors import md_escape
-from dashboard.core.state import ViewState, is_upload
+from dashboard.core.state import ViewState
+from dashboard.core.params import is_upload
 
 __all__ = ["block_infos", "partners", "model_labels", "controls", "show"]
 
@@ -45,7 +46,7 @@ def block_infos(handle: cache.ModelHandle) -> list[LayerInfo]:
 
 def model_labels() -> dict[str, str]:
     """Menu label of every catalog model and of this session's uploads."""
-    labels = {m.id: m.label for m in services.model_choices()}
+    labels = {m.id: m.label for m in menus.model_choices()}
     labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in cache.uploaded_models().items()})
     return labels
 
@@ -144,7 +145,8 @@ def _compute(state: ViewState):
         if spec.is_slow:
             label = f"Running {spec.label} ({spec.cost}) on {labels.get(handle.id, handle.id)}: {len(layers)} block layers"
             kwargs = dict(private=True, run=partial(jobs.run_with_progress, label=label, job=job))
-        bundle = cache.maps(replace(state, model=handle.id, target=target), [state.method], layers, **kwargs)
+        request = services.map_request(replace(state, model=handle.id, target=target), [state.method], layers)
+        bundle = cache.maps(request, **kwargs)
         first_probs = probs if first_probs is None else first_probs
         views.append(bundle.image)
         sides.append(Side(id=handle.id, label=labels.get(handle.id, handle.id), layers=tuple(layers),
@@ -193,7 +195,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     agreements = cs.row_agreements(rows, sides, grid)
     st.markdown(_explained(sides, shared, state))
     pics, ranges = cs.overlays(image, sides, rows, state)
-    scale = figures.scale_of(state.cmap, ranges, figures.scale_text(state.norm, state.relu, state.scope,
+    scale = pictures.scale_of(state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope,
                                                                     (state.p_lo, state.p_hi)))
     st.caption(f"{label} at each model's block layers (`methods.block_layers`), rows at matched relative depth "
                f"(`methods.matched_layers`). The agreement numbers are computed on the raw maps, on one "
@@ -213,9 +215,9 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
             lo, hi = ranges[r * len(sides) + i]
             cap = f"{layer} · {side.resolution(layer)}" + ("" if scale.value_range is not None else f" · [{lo:.3g}, {hi:.3g}]")
             captions.append(f"{row.target:.0%} {side.label}: {cap}")
-            col.image(figures.enlarge(pics[r][i], 224), caption=cap, width="stretch")
+            col.image(pictures.enlarge(pics[r][i], 224), caption=cap, width="stretch")
     _, bar = st.columns([1, 2])
-    bar.image(figures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
+    bar.image(pictures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
 
     st.subheader("Agreement at the matched depths")
     table = cs.agreement_table(rows, sides, agreements)
@@ -243,7 +245,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
         long.append(cs.matrix_table(a, b, matrix))
     left, mid, right = st.columns(3)
     flat = [p for row in pics for p in row]
-    grid_png = partial(figures.compose_grid, flat, captions, ncols=len(sides), cell=224, scale=scale,
+    grid_png = partial(pictures.compose_grid, flat, captions, ncols=len(sides), cell=224, scale=scale,
                        title=f"{label} · {' vs '.join(s.label for s in sides)} · {state.image}")
     with left:
         widgets.download_png("Overlays as PNG", grid_png, "gradlens_compare.png", key="dl_compare_png",
