@@ -33,17 +33,17 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import streamlit as st
 
-from methods.cams.layers import LayerInfo
-from methods.data.scenes import make_scene
-from methods._torch import Progress
-from methods.errors import CheckpointError, GradLensError, ImageError, OptionError
 from methods import models as zoo
+from methods._torch import Progress
+from methods.cams.layers import LayerInfo
 from methods.data.images import load_image
+from methods.data.scenes import make_scene
+from methods.errors import CheckpointError, GradLensError, ImageError, OptionError
 
 from dashboard.core import menus, scene_ids, services
+from dashboard.core.params import is_upload
 from dashboard.core.services import ImageContext, MapBundle, MapRequest
 from dashboard.core.state import ViewState
-from dashboard.core.params import is_upload
 
 __all__ = [
     "MODEL_CALLS", "SLOW_SLOTS", "UPLOAD_LIMITS", "ModelHandle", "model_handle", "uploaded_models", "uploaded_images",

@@ -25,12 +25,12 @@ import streamlit as st
 
 from methods.models import downloads
 
-from dashboard.core import menus
 from dashboard.app.errors import shown_errors
 from dashboard.app.navigation import VIEW_KEY
-from dashboard.core.state import DEFAULT_MODEL, ViewState
 from dashboard.app.widgets import force
+from dashboard.core import menus
 from dashboard.core.params import is_upload
+from dashboard.core.state import DEFAULT_MODEL, ViewState
 
 __all__ = ["model_choice", "domain_text", "domain_warning", "offer_model", "weights_panel"]
 

@@ -21,8 +21,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard.app.errors import shown_errors
-from dashboard.core import menus, services
-from dashboard.core import pages
+from dashboard.core import menus, pages, services
 from dashboard.core.state import ViewState
 
 __all__ = ["PAGE_ICON", "VIEW_KEY", "enter_page", "current_view", "link_query", "commit", "page_links", "view_module",

@@ -22,15 +22,21 @@ import numpy as np
 import streamlit as st
 
 from methods.review.codec import encode_png
-from methods.review.store import VERDICTS, NewSnapshot, NormSettings, Snapshot, SnapshotStore
 from methods.review.schema import resolve_db_path
+from methods.review.store import (
+    VERDICTS,
+    NewSnapshot,
+    NormSettings,
+    Snapshot,
+    SnapshotStore,
+)
 
 from dashboard.app import cache, capture
 from dashboard.app.errors import md_escape
-from dashboard.core.services import MapBundle
-from dashboard.core.state import ViewState
 from dashboard.app.widgets import seed
 from dashboard.core.params import is_upload
+from dashboard.core.services import MapBundle
+from dashboard.core.state import ViewState
 
 __all__ = ["store", "auth_configured", "reviewer", "identity_panel", "new_snapshot", "save_panel", "snapshot_link",
            "bundle_of", "REVIEW_PAGE"]

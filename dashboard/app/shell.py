@@ -16,8 +16,15 @@ import streamlit as st
 from dashboard.app import cache, capture, model_fit, save_panel
 from dashboard.app.errors import shown_errors
 from dashboard.app.jobs import run_clicked
-from dashboard.app.navigation import (PAGE_ICON, VIEW_KEY, commit, current_view, enter_page, page_links,
-                                      view_module)
+from dashboard.app.navigation import (
+    PAGE_ICON,
+    VIEW_KEY,
+    commit,
+    current_view,
+    enter_page,
+    page_links,
+    view_module,
+)
 from dashboard.app.sidebar import sidebar
 from dashboard.core import pages
 from dashboard.core.state import ViewState

@@ -18,12 +18,12 @@ import streamlit as st
 from methods.errors import OptionError, suggest
 
 from dashboard.app import cache, model_fit
-from dashboard.core import menus, services
 from dashboard.app.errors import notice, show_deferred_errors, shown_errors
+from dashboard.app.widgets import force, refresh_label, seed
+from dashboard.core import menus, services
+from dashboard.core.params import is_upload
 from dashboard.core.scene_ids import is_scene_id, scene_label
 from dashboard.core.state import DEFAULT_MODEL, ViewState
-from dashboard.app.widgets import force, refresh_label, seed
-from dashboard.core.params import is_upload
 
 __all__ = ["sidebar"]
 

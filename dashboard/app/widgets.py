@@ -8,21 +8,21 @@ view state does) and can come from a link.
 
 from __future__ import annotations
 
-from dataclasses import replace
 import math
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import streamlit as st
 
-from methods.cams.options import OptionInfo
 import methods
+from methods.cams.options import OptionInfo
 
 from dashboard.app import cache
-from dashboard.core import services
 from dashboard.app.errors import log, notice, shown_errors
-from dashboard.draw.pictures import png_bytes
+from dashboard.core import services
 from dashboard.core.state import ViewState
+from dashboard.draw.pictures import png_bytes
 
 __all__ = ["seed", "force", "refresh_label", "layer_select", "method_select", "option_widgets", "download_png", "download_csv",
            "note_constant"]

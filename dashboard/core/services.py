@@ -27,8 +27,8 @@ from methods.viz.normalize import MODES, SCOPES
 from methods.viz.styles import REFERENCE_KEYS
 
 from dashboard.core import menus
-from dashboard.core.state import Choices, ViewState
 from dashboard.core.params import InvalidParam
+from dashboard.core.state import Choices, ViewState
 
 __all__ = [
     "COLORMAP_NAMES", "NORM_MODES", "NORM_SCOPES", "RISE",

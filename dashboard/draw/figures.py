@@ -15,7 +15,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from methods.viz import render as _render
-from methods.viz.styles import CURVE_TITLES, PALETTE, REFERENCE_KEYS, SCORE_LABEL, curve_lines
+from methods.viz.styles import (
+    CURVE_TITLES,
+    PALETTE,
+    REFERENCE_KEYS,
+    SCORE_LABEL,
+    curve_lines,
+)
 
 from dashboard.draw.pictures import data_uri
 

@@ -10,10 +10,10 @@ import methods
 from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
 
 from dashboard.app import cache, jobs, navigation, widgets
-from dashboard.draw import figures, pictures
-from dashboard.core import services
 from dashboard.app.errors import md_escape
+from dashboard.core import services
 from dashboard.core.state import STEPS_RANGE, ViewState
+from dashboard.draw import figures, pictures
 
 BASELINE_LABELS = {
     "rise": "RISE: deletion to zero, insertion from blur",

@@ -11,11 +11,11 @@ import streamlit as st
 import methods
 from methods.viz.ranges import display_range
 
-from dashboard.draw import pictures
 from dashboard.app import jobs, model_fit, widgets
-from dashboard.core import services
 from dashboard.app.errors import md_escape
+from dashboard.core import services
 from dashboard.core.state import ViewState
+from dashboard.draw import pictures
 
 HOW_TO_READ = """
 * **Grayscale map**: where the class score is most sensitive to the layer's features; white = high.

@@ -10,10 +10,10 @@ import methods
 from methods.viz.ranges import display_ranges
 
 from dashboard.app import cache, jobs, widgets
-from dashboard.draw import figures, pictures
-from dashboard.core import services
 from dashboard.app.errors import md_escape
+from dashboard.core import services
 from dashboard.core.state import ViewState
+from dashboard.draw import figures, pictures
 
 TOP_FRACTION = 0.10
 

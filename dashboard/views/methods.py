@@ -1,17 +1,18 @@
 """Methods side by side: one layer, several methods, one normalization; hover shows the values."""
 
 from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
 import methods
 from methods.viz.ranges import display_ranges
 
-from dashboard.draw import figures, pictures
 from dashboard.app import jobs, widgets
-from dashboard.core import services
 from dashboard.app.errors import md_escape, notice
+from dashboard.core import services
 from dashboard.core.state import ViewState
+from dashboard.draw import figures, pictures
 
 
 def controls(state: ViewState) -> ViewState:

@@ -9,11 +9,11 @@ import streamlit as st
 import methods
 from methods.viz.ranges import display_range
 
-from dashboard.draw import figures, pictures
 from dashboard.app import jobs, widgets
-from dashboard.core import services
 from dashboard.app.errors import md_escape
+from dashboard.core import services
 from dashboard.core.state import ViewState
+from dashboard.draw import figures, pictures
 
 MODE_TEXT = {
     "raw": "unchanged; the colours stretch over the map's own range",

@@ -9,8 +9,8 @@ shown with ``st.text``, in dataframes, or through ``errors.md_escape``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 import html
+from dataclasses import replace
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
@@ -23,14 +23,13 @@ from methods.review.store import VERDICTS, Snapshot
 from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
 
 from dashboard.app import capture
-from dashboard.draw import figures, pictures
-from dashboard.core import services
 from dashboard.app.errors import md_escape, notice, shown_errors
 from dashboard.app.navigation import render_view
-from dashboard.core import pages
 from dashboard.app.save_panel import bundle_of, identity_panel, store
-from dashboard.core.state import ViewState
+from dashboard.core import pages, services
 from dashboard.core.params import is_upload
+from dashboard.core.state import ViewState
+from dashboard.draw import figures, pictures
 
 __all__ = ["show", "when", "THUMB_PX", "PAGE_SIZE"]
 

@@ -12,10 +12,10 @@ with Cancel. A slow method waits for its Run button, as on the other pages.
 
 from __future__ import annotations
 
-from dataclasses import replace
 import copy
 import dataclasses
 import json
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -27,11 +27,11 @@ from methods.metrics.sanity import MODES, PAPER
 from methods.viz.ranges import display_ranges
 
 from dashboard.app import cache, capture, jobs, widgets
-from dashboard.draw import checks, pictures
-from dashboard.core import services
 from dashboard.app.errors import md_escape
+from dashboard.core import services
 from dashboard.core.services import MapBundle
 from dashboard.core.state import ViewState
+from dashboard.draw import checks, pictures
 
 __all__ = ["controls", "show"]
 

@@ -15,18 +15,17 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
+import methods
 from methods.metrics.leaderboard import METRICS, REFERENCES, leaderboard, per_class
 from methods.models.catalog import load_model
-import methods
 
-from dashboard.views.benchmark import data as bd
-from dashboard.views.benchmark import evaluation
 from dashboard.app import jobs, widgets
-from dashboard.core import menus, services
-from dashboard.draw.benchmark import distribution_figure
 from dashboard.app.errors import md_escape, notice, show_deferred_errors, shown_errors
 from dashboard.app.navigation import link_query
-from dashboard.core import pages
+from dashboard.core import menus, pages, services
+from dashboard.draw.benchmark import distribution_figure
+from dashboard.views.benchmark import data as bd
+from dashboard.views.benchmark import evaluation
 
 __all__ = ["show", "TABLE_KEY"]
 

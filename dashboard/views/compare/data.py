@@ -22,14 +22,21 @@ import methods
 from methods import models as zoo
 from methods.cams.blocks import block_layers
 from methods.cams.layers import LayerInfo
-from methods.metrics.agreement import MAX_GRID, METRICS, Agreement, AgreementMatrix, agreement_matrix, map_agreement
+from methods.metrics.agreement import (
+    MAX_GRID,
+    METRICS,
+    Agreement,
+    AgreementMatrix,
+    agreement_matrix,
+    map_agreement,
+)
 from methods.metrics.matching import matched_layers
 from methods.viz.ranges import display_ranges
 
 from dashboard.core import services
+from dashboard.core.params import is_upload
 from dashboard.core.services import MapBundle
 from dashboard.core.state import ViewState
-from dashboard.core.params import is_upload
 
 __all__ = ["METRIC_LABELS", "TABLE_METRICS", "Side", "Row", "block_infos", "partner_options", "default_partners", "base_model",
            "same_classes", "class_plan", "pairs", "compare_grid", "matched_rows", "row_agreements",

@@ -19,13 +19,13 @@ import methods
 from methods.cams.layers import LayerInfo
 
 from dashboard.app import cache, capture, jobs, widgets
-from dashboard.draw import checks, pictures
+from dashboard.app.errors import md_escape
 from dashboard.core import menus, services
+from dashboard.core.params import is_upload
+from dashboard.core.state import ViewState
+from dashboard.draw import checks, pictures
 from dashboard.views.compare import data as cs
 from dashboard.views.compare.data import Side
-from dashboard.app.errors import md_escape
-from dashboard.core.state import ViewState
-from dashboard.core.params import is_upload
 
 __all__ = ["block_infos", "partners", "model_labels", "controls", "show"]
 
