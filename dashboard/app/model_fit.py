@@ -12,8 +12,8 @@
   Cancel, then loads; offline it fails within seconds with the library's message. A PyPI model
   whose package is missing: the pip command.
 
-The progress bar comes from the caller (``runner.run_with_progress``, handed in as ``run``), so
-this module sits below the runner.
+The progress bar comes from the caller (``jobs.run_with_progress``, handed in as ``run``), so
+this module sits below ``jobs``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from dashboard.core.state import DEFAULT_MODEL, ViewState
 
 __all__ = ["model_choice", "domain_text", "domain_warning", "offer_model", "weights_panel"]
 
-#: ``run(work, label)``: calls ``work(progress)`` behind a progress bar (``runner.run_with_progress``).
+#: ``run(work, label)``: calls ``work(progress)`` behind a progress bar (``jobs.run_with_progress``).
 Run = Callable[..., Any]
 
 

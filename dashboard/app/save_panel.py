@@ -6,8 +6,8 @@
   section in ``.streamlit/secrets.toml``: ``st.login`` with an OIDC provider), authors and comment
   names come from ``st.user`` and nobody can write under another name. Otherwise (open mode) a
   name typed once is kept for the whole session; anyone can type any name, and the panel says so.
-* :func:`save_panel` is drawn by ``runner.run_page`` under every page's title. It saves what the
-  page has just drawn: the image as the model saw it, the RAW maps of every ``runner.raw_maps``
+* :func:`save_panel` is drawn by ``shell.run_page`` under every page's title. It saves what the
+  page has just drawn: the image as the model saw it, the RAW maps of every ``jobs.raw_maps``
   call of the run (``capture.recorded()``), the probabilities, the faithfulness curves, and the
   whole view state (``ViewState.to_dict``: every field, defaults included).
 * The Review page (list, open, comment, judge, delete, export) is :mod:`dashboard.views.review`.
@@ -181,7 +181,7 @@ def save_panel(view: ViewState) -> None:
             verdict = right.selectbox("Verdict", VERDICTS, key="w_review_verdict")
             note = st.text_area("Note", max_chars=10_000, key="w_review_note", height=80)
             pressed = st.form_submit_button("Save snapshot", icon=":material/save:")
-        if pressed:  # an empty author is the store's SnapshotError, shown by runner.run_page
+        if pressed:  # an empty author is the store's SnapshotError, shown by shell.run_page
             sid = store().save(new_snapshot(view, rec, author=author, title=title, note=note, verdict=verdict))
             st.session_state[_SAVED_KEY] = (view.page, sid)
             saved = (view.page, sid)

@@ -11,7 +11,7 @@ Query parameters (only values that differ from the defaults are written)::
               path names the page, so it is not written)
     model     a zoo name ("scenes_vgg", "resnet18") or "upload:<digest>"; absent = efficientnet_lite0
     image     a sample ("chelsea") or "upload:<digest>"; absent = the model's default (photo or scene),
-              or an evaluated scene "scene:<seed>" / "scene2:<seed>" (dashboard.scene_ids; Benchmark links)
+              or an evaluated scene "scene:<seed>" / "scene2:<seed>" (dashboard.core.scene_ids; Benchmark links)
     target    class index (int); absent = the model's top-1 class
     methods   comma-separated method keys (Methods, Faithfulness pages)
     method    one method key (Layers, Normalization pages)
@@ -31,7 +31,7 @@ Query parameters (only values that differ from the defaults are written)::
               that turns it on; ``from_query`` reports ``slow=1`` and ignores it
     opts      non-default method options, ``method.option:value`` comma-separated
               (``scorecam.batch_size:8,random.seed:3``; bools are true/false)
-    models, depths, metric (Compare page), mode, seed, classes (Sanity page): dashboard/params.py
+    models, depths, metric (Compare page), mode, seed, classes (Sanity page): dashboard/core/params.py
 
 ``from_query`` never raises on a hand-edited URL: every bad value falls back to its default and
 produces one human-readable message saying what was wrong.

@@ -1,4 +1,4 @@
-"""dashboard/figures.py: pure figure builders, checked with numbers."""
+"""dashboard/draw/figures.py: pure figure builders, checked with numbers."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ def test_curves_figure_draws_methods_and_grey_references():
 
 
 # ------------------------------------------------------------------------------------------
-# colour scales on pictures and exports (dashboard/pictures.py)
+# colour scales on pictures and exports (dashboard/draw/pictures.py)
 
 
 def _ramp(cmap: str, n: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""dashboard/state.py: the view state <-> query parameters round trip, and hand-edited URLs."""
+"""dashboard/core/state.py: the view state <-> query parameters round trip, and hand-edited URLs."""
 
 from __future__ import annotations
 
