@@ -44,7 +44,7 @@ def main() -> None:
 
     import streamlit as st
 
-    from dashboard import cache, navigation
+    from dashboard.app import cache, navigation
 
     for model in ("efficientnet_lite0", "scenes_vgg"):
         warm = []

@@ -12,17 +12,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from streamlit.testing.v1 import AppTest
 
-from dashboard import cache
+from dashboard.app import cache
+from dashboard.core import pages
 
-HOME = str(ROOT / "dashboard" / "Home.py")
-PAGES = {
-    "methods": "pages/1_Methods.py",
-    "layers": "pages/2_Layers.py",
-    "normalization": "pages/3_Normalization.py",
-    "faithfulness": "pages/4_Faithfulness.py",
-    "compare": "pages/6_Compare.py",
-    "sanity": "pages/7_Sanity.py",
-}
+HOME = str(ROOT / "dashboard" / pages.page("home").script)
+#: page key -> its script, from THE page table (dashboard.core.pages): the tests keep no copy of it.
+PAGES = {p.key: p.script for p in pages.PAGES if p.key != "home"}
+REVIEW = str(ROOT / "dashboard" / PAGES["review"])
 TIMEOUT = 300  # seconds per script run: 2 shared cores, torch import on the first run
 
 
@@ -57,7 +53,7 @@ def assert_clean(at: AppTest) -> None:
 
 
 def plain(markdown: str) -> str:
-    """What markdown escaped by ``dashboard.errors.md_escape`` reads as (backslashes and the
+    """What markdown escaped by ``dashboard.app.errors.md_escape`` reads as (backslashes and the
     zero-width joiners that stop autolinks dropped)."""
     return re.sub(r"\\(.)", r"\1", markdown).replace("\u200d", "")
 

@@ -1,6 +1,5 @@
-"""Review: saved snapshots — list, filter, open (``?snapshot=<id>``), comment, judge, delete, export."""
+"""Review: saved snapshots. Drawn by dashboard/views/review.py through the one page shell."""
 
-from dashboard import review_page
+from dashboard.app.shell import run_page
 
-if __name__ == "__main__":
-    review_page.review_page()
+run_page("review")

@@ -1,7 +1,5 @@
-"""Benchmark: a data set's leaderboard (means with bootstrap intervals, paired tests against the
-random and centre maps), distributions, per-class numbers, and one image opened on the Methods page."""
+"""Benchmark: a data set's leaderboard. Drawn by dashboard/views/benchmark/ through the one page shell."""
 
-from dashboard import benchmark_page
+from dashboard.app.shell import run_page
 
-if __name__ == "__main__":
-    benchmark_page.benchmark_page()
+run_page("benchmark")

@@ -24,7 +24,8 @@ from app_kit import (
 from streamlit.testing.v1 import AppTest
 
 import methods
-from dashboard import cache, navigation, services
+from dashboard.app import cache
+from dashboard.core import pages, services
 
 
 def test_home_shows_prediction_views_and_the_method_table():
@@ -48,7 +49,7 @@ def test_home_shows_prediction_views_and_the_method_table():
 def test_analysis_pages_render(page):
     at = run_page(page)
     assert_clean(at)
-    assert [t.value for t in at.title] == [navigation.PAGE_TITLES[page]]
+    assert [t.value for t in at.title] == [pages.page(page).title]
     assert "page" not in at.query_params  # the path names the page
     if page == "methods":
         (spec,) = plotly_specs(at)
@@ -208,9 +209,9 @@ def test_a_hand_edited_link_falls_back_with_messages():
 def test_render_view_from_preloaded_maps_runs_no_model():
     script = f"""
 import numpy as np
-from dashboard import capture, navigation
-from dashboard.services import MapBundle
-from dashboard.state import ViewState
+from dashboard.app import capture, navigation
+from dashboard.core.services import MapBundle
+from dashboard.core.state import ViewState
 
 ramp = np.arange(64, dtype=np.float32).reshape(8, 8) - 10.0
 bundle = MapBundle(image=np.full((32, 32, 3), 90, np.uint8), maps={{"gradcam": {{"L": ramp}}, "layercam": {{"L": -ramp}}}},
@@ -242,7 +243,7 @@ with capture.preloaded(bundle):
 def test_shown_errors_turns_library_errors_into_messages():
     script = """
 import streamlit as st
-from dashboard.errors import shown_errors
+from dashboard.app.errors import shown_errors
 from methods.errors import ImageError, OptionError
 with shown_errors("Image"):
     raise ImageError("the file is truncated")
@@ -263,7 +264,7 @@ def test_any_other_exception_is_a_short_message_with_details_and_a_log_line(bug,
     message, the traceback goes into a "Details" expander and the server log, never raw."""
     script = f"""
 import streamlit as st
-from dashboard.errors import shown_errors
+from dashboard.app.errors import shown_errors
 with shown_errors(doing="drawing the test maps"):
     raise {bug}
 st.write("still running")

@@ -1,4 +1,4 @@
-"""The Benchmark page (dashboard/benchmark_page.py, pages/8_Benchmark.py) under AppTest.
+"""The Benchmark page (dashboard/views/benchmark/, pages/8_Benchmark.py) under AppTest.
 
 The evaluate table is made here by the library's own API (``methods.cli.evaluate.evaluate`` on two
 two-object scenes, Grad-CAM and the references, 5 steps), and every number the page shows is
@@ -25,12 +25,13 @@ from methods.data.scenes import make_scene
 from methods.errors import InputError
 from methods.metrics.leaderboard import leaderboard, per_class
 
-from dashboard import benchmark_data as bd
-from dashboard import cache, services
-from dashboard.scene_ids import parse_scene_id
-from dashboard.state import ViewState
+from dashboard.views.benchmark import data as bd
+from dashboard.app import cache
+from dashboard.core import pages, services
+from dashboard.core.scene_ids import parse_scene_id
+from dashboard.core.state import ViewState
 
-BENCH = "pages/8_Benchmark.py"
+BENCH = pages.page("benchmark").script
 EVAL = dict(methods=["gradcam"], steps=5, workers=1, progress=False, log=lambda _s: None)
 
 
@@ -119,7 +120,7 @@ def test_link_opens_that_image_on_the_methods_page(table):
     methods_page = AppTest.from_file(HOME, default_timeout=TIMEOUT)
     methods_page.query_params.update(query)
     methods_page.run()
-    methods_page.switch_page("pages/1_Methods.py").run()
+    methods_page.switch_page(pages.page("methods").script).run()
     assert_clean(methods_page)
     assert methods_page.selectbox(key="w_image").value == f"scene2:{seed}"
     assert int(methods_page.selectbox(key="w_target").value) == int(worst["target"])

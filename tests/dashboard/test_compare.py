@@ -16,17 +16,17 @@ import torch
 
 import methods
 from methods.review.store import SnapshotStore
-from dashboard import cache, services
-from app_kit import ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page, TIMEOUT, ROOT
+from dashboard.app import cache
+from dashboard.core import menus, services
+from app_kit import REVIEW, ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page, TIMEOUT, ROOT
 
 from streamlit.testing.v1 import AppTest
 
-REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
 
 
 def _reference(model_a, model_b, image_id: str, target=None):
     """The library's own comparison of two loaded models' block layers on one sample."""
-    image = services.load_sample(image_id)
+    image = menus.load_sample(image_id)
     xs = []
     for loaded in (model_a, model_b):
         x = torch.as_tensor(loaded.preprocess(image))
@@ -76,7 +76,7 @@ def test_two_bundled_models_show_the_librarys_numbers():
     at = run_page("compare")
     assert_clean(at)
     vgg, resnet = (cache.model_handle(m).loaded for m in ("scenes_vgg", "scenes_resnet"))
-    sim = _reference(vgg, resnet, services.default_image("scenes_vgg"))
+    sim = _reference(vgg, resnet, menus.default_image("scenes_vgg"))
     assert sim.names_a == tuple(i.name for i in methods.block_layers(vgg.model, vgg.input_size))
     assert len(sim.names_a) == 7 and len(sim.names_b) == 5
     _check_numbers(at, sim, ("Scenes VGG (bundled)", "Scenes ResNet (bundled)"))
@@ -103,7 +103,7 @@ def test_a_shared_class_is_explained_by_both_and_said():
     said = plain(at.markdown[0].value).replace("**", "")
     assert said.startswith(f"Every model explains the class you chose, {names[2]}"), said
     vgg, resnet = (cache.model_handle(m).loaded for m in ("scenes_vgg", "scenes_resnet"))
-    sim = _reference(vgg, resnet, services.default_image("scenes_vgg"), target=2)
+    sim = _reference(vgg, resnet, menus.default_image("scenes_vgg"), target=2)
     assert sim.targets == (2, 2)
     _check_numbers(at, sim, ("Scenes VGG (bundled)", "Scenes ResNet (bundled)"))
 
@@ -232,11 +232,11 @@ def test_three_models_of_two_tasks():
     assert "do not share a class list" in said
     lite = cache.model_handle("efficientnet_lite0").loaded
     vgg = cache.model_handle("scenes_vgg").loaded
-    image = services.load_sample(services.default_image("scenes_vgg"))
+    image = menus.load_sample(menus.default_image("scenes_vgg"))
     x = torch.as_tensor(lite.preprocess(image))[None]
     top = int(methods.explain(lite, x, "gradcam").targets[0])
     assert f"EfficientNet-Lite0 (ImageNet, PyPI) → {lite.class_names[top]}" in said
-    sim = _reference(vgg, lite, services.default_image("scenes_vgg"))
+    sim = _reference(vgg, lite, menus.default_image("scenes_vgg"))
     (row,) = [r for _, r in table[table["Models"].str.contains("Scenes VGG.*Lite0")].iterrows() if r["Depth"] == "100%"]
     last = sim.agreement(sim.names_a[-1], sim.names_b[-1])
     assert row["Layers"] == f"{sim.names_a[-1]} ↔ {sim.names_b[-1]}"

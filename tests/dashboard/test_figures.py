@@ -1,4 +1,4 @@
-"""dashboard/figures.py: pure figure builders, checked with numbers."""
+"""dashboard/draw/figures.py: pure figure builders, checked with numbers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dashboard import figures
+from dashboard.draw import figures, pictures
 from methods.viz import render
 from methods.viz.ranges import display_range, display_ranges
 
@@ -55,25 +55,25 @@ def test_compose_grid_places_each_picture():
     red = np.zeros((10, 10, 3), np.uint8)
     red[..., 0] = 255
     grey = np.full((20, 10), 128, np.uint8)
-    grid = figures.compose_grid([red, grey, red], ["a", "b", "c"], ncols=2, cell=40, pad=4)
+    grid = pictures.compose_grid([red, grey, red], ["a", "b", "c"], ncols=2, cell=40, pad=4)
     # 2 columns, 2 rows, a caption line under each row
     assert grid.shape == (2 * (40 + 22) + 3 * 4, 2 * 40 + 3 * 4, 3)
     assert grid.dtype == np.uint8
     assert tuple(grid[4 + 20, 4 + 20]) == (255, 0, 0)  # centre of the first cell is red
     assert tuple(grid[4 + 20, 4 + 40 + 4 + 20]) == (128, 128, 128)  # second cell grey
     assert tuple(grid[4 + 20, 4 + 40 + 4 + 2]) == (255, 255, 255)  # grey picture is 20x40: white margin
-    png = figures.png_bytes(grid)
+    png = pictures.png_bytes(grid)
     assert Image.open(io.BytesIO(png)).size == (grid.shape[1], grid.shape[0])
     with pytest.raises(ValueError):
-        figures.compose_grid([])
+        pictures.compose_grid([])
 
 
 def test_enlarge_is_an_exact_nearest_neighbour_upscale():
     img = np.arange(12, dtype=np.uint8).reshape(2, 2, 3)
-    big = figures.enlarge(img, 6)
+    big = pictures.enlarge(img, 6)
     assert big.shape == (6, 6, 3)
     assert (big[::3, ::3] == img).all() and (big[2, 2] == img[0, 0]).all()
-    assert figures.enlarge(np.zeros((500, 600, 3), np.uint8), 384).shape == (500, 600, 3)
+    assert pictures.enlarge(np.zeros((500, 600, 3), np.uint8), 384).shape == (500, 600, 3)
 
 
 def test_map_figure_hover_carries_raw_values_and_cells():
@@ -115,7 +115,7 @@ def test_curves_figure_draws_methods_and_grey_references():
 
 
 # ------------------------------------------------------------------------------------------
-# colour scales on pictures and exports (dashboard/pictures.py)
+# colour scales on pictures and exports (dashboard/draw/pictures.py)
 
 
 def _ramp(cmap: str, n: int) -> np.ndarray:
@@ -123,8 +123,8 @@ def _ramp(cmap: str, n: int) -> np.ndarray:
 
 
 def test_colorbar_is_the_colormap_pixel_for_pixel():
-    scale = figures.ColourScale("viridis", (-2.0, 3.0), "raw values, no ReLU")
-    bar = figures.colorbar(scale, 200, pad=8)
+    scale = pictures.ColourScale("viridis", (-2.0, 3.0), "raw values, no ReLU")
+    bar = pictures.colorbar(scale, 200, pad=8)
     assert bar.shape[1] == 200 and bar.dtype == np.uint8
     np.testing.assert_array_equal(bar[0, 8:192], _ramp("viridis", 184))  # the first row of the bar
     assert (bar[0, :8] == 255).all() and (bar[-1] == 255).all()  # white margins
@@ -134,27 +134,27 @@ def test_colorbar_is_the_colormap_pixel_for_pixel():
 def test_compose_grid_with_a_scale_and_a_note_adds_the_bar_under_the_pictures():
     red = np.zeros((10, 10, 3), np.uint8)
     red[..., 0] = 255
-    plain = figures.compose_grid([red, red], ["a", "b"], ncols=2, cell=40, pad=4)
-    scale = figures.ColourScale("jet", (0.0, 1.0), "min-max normalization after ReLU")
-    grid = figures.compose_grid([red, red], ["a", "b"], ncols=2, cell=40, pad=4, scale=scale, note="raw 0 … 1")
-    bar = figures.colorbar(scale, plain.shape[1], pad=4)
+    plain = pictures.compose_grid([red, red], ["a", "b"], ncols=2, cell=40, pad=4)
+    scale = pictures.ColourScale("jet", (0.0, 1.0), "min-max normalization after ReLU")
+    grid = pictures.compose_grid([red, red], ["a", "b"], ncols=2, cell=40, pad=4, scale=scale, note="raw 0 … 1")
+    bar = pictures.colorbar(scale, plain.shape[1], pad=4)
     assert grid.shape == (plain.shape[0] + bar.shape[0] + 22, plain.shape[1], 3)
     np.testing.assert_array_equal(grid[:plain.shape[0]], plain)
     np.testing.assert_array_equal(grid[plain.shape[0]:plain.shape[0] + bar.shape[0]], bar)
 
 
 def test_scale_of_says_per_map_when_the_ranges_differ():
-    shared = figures.scale_of("jet", [(0.0, 1.0), (0.0, 1.0)], "t")
+    shared = pictures.scale_of("jet", [(0.0, 1.0), (0.0, 1.0)], "t")
     assert shared.value_range == (0.0, 1.0) and shared.range_text == "0 (left) to 1 (right)"
-    own = figures.scale_of("jet", [(0.0, 1.0), (-1.0, 5.0)], "t")
+    own = pictures.scale_of("jet", [(0.0, 1.0), (-1.0, 5.0)], "t")
     assert own.value_range is None and "its own" in own.range_text
-    assert figures.scale_text("percentile", False, "shared", (2.0, 98.0)) == \
+    assert pictures.scale_text("percentile", False, "shared", (2.0, 98.0)) == \
         "percentile normalization (2–98 %), no ReLU, one shared scale"
 
 
 def test_png_bytes_writes_text_chunks():
-    scale = figures.ColourScale("turbo", (-1.0, 1.0), "max normalization (M / max|M|), no ReLU")
-    data = figures.png_bytes(np.zeros((4, 4, 3), np.uint8), info=scale.png_info())
+    scale = pictures.ColourScale("turbo", (-1.0, 1.0), "max normalization (M / max|M|), no ReLU")
+    data = pictures.png_bytes(np.zeros((4, 4, 3), np.uint8), info=scale.png_info())
     text = Image.open(io.BytesIO(data)).text
     assert text == {"GradLens normalization": "max normalization (M / max|M|), no ReLU",
                     "GradLens colour range": "-1 (left) to 1 (right)", "GradLens colormap": "turbo"}
@@ -162,6 +162,6 @@ def test_png_bytes_writes_text_chunks():
 
 def test_with_colorbar_keeps_the_picture_and_its_width():
     pic = np.full((30, 50, 3), 7, np.uint8)
-    out = figures.with_colorbar(pic, figures.ColourScale("bone", (0.0, 1.0), "x"))
+    out = pictures.with_colorbar(pic, pictures.ColourScale("bone", (0.0, 1.0), "x"))
     assert out.shape[1] == 50 and out.shape[0] > 30
     np.testing.assert_array_equal(out[:30], pic)

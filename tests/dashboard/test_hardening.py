@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_kit import (HOME, PAGES, ROOT, TIMEOUT, assert_clean, live_markup, map_images, plain, plotly_specs,
                      open_app, run_page, texts)
-from dashboard import cache, navigation, runner, services, widgets
+from dashboard.app import cache, jobs, navigation, widgets
 from methods._torch import ProgressTracker
 from methods.errors import Cancelled
 from methods.viz import render
@@ -102,9 +102,9 @@ def _boom(*args, **kwargs):
     raise RuntimeError("a planted bug, with a long message that must stay in the details")
 
 
-@pytest.mark.parametrize("target", ["dashboard.services.sample_choices", "dashboard.services.model_choices",
-                                    "dashboard.widgets.layer_select", "dashboard.figures.map_figure",
-                                    "dashboard.review.identity_panel"],
+@pytest.mark.parametrize("target", ["dashboard.core.menus.sample_choices", "dashboard.core.menus.model_choices",
+                                    "dashboard.app.widgets.layer_select", "dashboard.draw.figures.map_figure",
+                                    "dashboard.app.save_panel.identity_panel"],
                          ids=["sidebar image", "sidebar model", "controls", "show", "save panel"])
 def test_a_bug_in_any_part_of_a_page_is_a_short_message(monkeypatch, target):
     """Every part of a page (each sidebar section, controls, show, the save panel) goes through
@@ -142,7 +142,7 @@ def test_values_echoed_from_a_link_render_as_text():
 
 @pytest.mark.parametrize("bad", [f"[x]({EVIL})", f"![t]({EVIL}/t.png)"])
 def test_a_hostile_snapshot_id_is_text(bad):
-    at = AppTest.from_file(str(ROOT / "dashboard" / "pages" / "5_Review.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(ROOT / "dashboard" / PAGES["review"]), default_timeout=TIMEOUT)
     at.query_params["snapshot"] = bad
     at.run()
     assert not at.exception and len(at.error) == 1
@@ -259,7 +259,7 @@ def test_a_job_stops_when_its_session_ends(score_method, monkeypatch):
     score_method("test_orphancam", blocker)
     alive = threading.Event()
     alive.set()
-    monkeypatch.setattr(runner, "_session_alive", lambda session_id: alive.is_set())
+    monkeypatch.setattr(jobs, "_session_alive", lambda session_id: alive.is_set())
     at = open_app(METHODS_PAGE)
     at.query_params.update({"methods": "gradcam,test_orphancam"})
     at.run()
@@ -365,8 +365,8 @@ class _Probe(np.ndarray):
 def test_uploads_are_held_by_their_session_and_freed_with_it(monkeypatch):
     """Checkpoints were kept by st.cache_resource after their session ended; now the session's
     state holds the loaded model and the decoded image, and nothing else does."""
-    real = services.decode_image
-    monkeypatch.setattr(services, "decode_image", lambda data: real(data).view(_Probe))
+    real = cache.load_image
+    monkeypatch.setattr(cache, "load_image", lambda data: real(data).view(_Probe))
     at = _load(run_page(), "gone.pt", _checkpoint("plain", 3), 3)
     at.file_uploader(key="w_image_upload").set_value(("gone.png", _png(np.full((40, 40, 3), 9, np.uint8)),
                                                       "image/png")).run()

@@ -30,7 +30,8 @@ from PIL import Image
 from app_kit import assert_clean, map_images, plain, run_page, texts
 from loopback_kit import block_network, loopback_server
 
-from dashboard import cache, services
+from dashboard.app import cache
+from dashboard.core import services
 from methods.models import WeightsSource, downloads, weights_file
 
 LITE0 = "efficientnet_lite0"
@@ -132,15 +133,15 @@ def _cache_files(src: WeightsSource) -> list[str]:
 
 def test_download_button_fetches_with_progress_then_loads(empty_cache, monkeypatch):
     seen = []
-    real = services.download_weights
+    real = downloads.download_weights
 
     def spy(name, progress=None):
         calls = []
-        out = real(name, lambda d, t: (calls.append((d, t)), progress(d, t)))
+        out = real(name, progress=lambda d, t: (calls.append((d, t)), progress(d, t)))
         seen.append((name, type(progress).__name__, calls))
         return out
 
-    monkeypatch.setattr(services, "download_weights", spy)
+    monkeypatch.setattr(downloads, "download_weights", spy)
     with loopback_server() as server:
         src = _serve(monkeypatch, server, "ok")
         at = run_page(model=MODEL)

@@ -8,8 +8,8 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import methods
-from app_kit import PAGES, ROOT, as_array, assert_clean, model_calls, open_app, plain, plotly_specs, run_page, texts
-from dashboard import cache
+from app_kit import HOME, PAGES, ROOT, as_array, assert_clean, model_calls, open_app, plain, plotly_specs, run_page, texts
+from dashboard.app import cache
 
 
 def _raw_maps_on_page(at: AppTest) -> list[np.ndarray]:
@@ -25,7 +25,7 @@ def _raw_maps_on_page(at: AppTest) -> list[np.ndarray]:
 
 def _library_map(method: str, **options) -> np.ndarray:
     """The same map straight from the library (default model, default image, default layer)."""
-    at = open_app(str(ROOT / "dashboard" / "Home.py")).run()
+    at = open_app(HOME).run()
     handle = cache.model_handle("scenes_vgg")
     image = cache.image_for(at.selectbox(key="w_image").value)
     x = torch.as_tensor(handle.loaded.preprocess(image))[None]

@@ -1,4 +1,4 @@
-"""Team review in the dashboard (dashboard/review.py, pages/5_Review.py) under AppTest.
+"""Team review in the dashboard (dashboard/app/save_panel.py, dashboard/views/review.py) under AppTest.
 
 Every test uses its own SQLite file through ``GRADLENS_DB`` (never ``data/``). One module-level
 snapshot is saved through the Home page's "Save to review" form; the other tests read it.
@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 from streamlit.testing.v1 import AppTest
 
 from methods.review.store import SnapshotStore
-from app_kit import ForwardCounter, TIMEOUT, assert_clean, model_calls, open_app, plain  # noqa: F401
+from app_kit import HOME, ForwardCounter, TIMEOUT, assert_clean, model_calls, open_app, plain  # noqa: F401
+from dashboard.core import pages
 
-HOME = str(ROOT / "dashboard" / "Home.py")
-REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
+REVIEW = str(ROOT / "dashboard" / pages.page("review").script)
 EVIL = "<script>alert('x')</script> **bold**"
 
 
@@ -211,8 +211,7 @@ def test_a_snapshot_of_an_uploaded_image_opens_in_another_session(db):
     assert [c for img in opened.image for c in img.captions] == [c for img in at.image for c in img.captions]
 
 
-@pytest.mark.parametrize("page, file", [("methods", "pages/1_Methods.py"), ("layers", "pages/2_Layers.py"),
-                                        ("normalization", "pages/3_Normalization.py")])
+@pytest.mark.parametrize("page, file", [(k, pages.page(k).script) for k in ("methods", "layers", "normalization")])
 def test_save_and_open_from_each_map_page(db, page, file):
     at = open_app(HOME).run()
     at.switch_page(file).run()
@@ -245,7 +244,7 @@ def test_saving_without_a_name_is_a_message(db):
 
 
 def test_markdown_escape_shows_text_literally():
-    from dashboard.errors import md_escape
+    from dashboard.app.errors import md_escape
 
     assert md_escape("**a** [x](javascript:1) <b>") == r"\*\*a\*\* \[x\]\(javascript\:1\) \<b\>"
     assert md_escape("line\n# heading") == r"line \# heading"  # one paragraph: no heading, no list
@@ -341,7 +340,7 @@ def test_the_list_has_thumbnails_readable_times_and_upload_file_names(db):
 def test_when_reads_like_a_person_would_say_it():
     from datetime import datetime, timezone
 
-    from dashboard.review_page import when
+    from dashboard.views.review import when
 
     now = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
     assert when("2026-12-01T11:55:00.000000+00:00", now) == "2026-12-01 11:55 UTC (5 min ago)"

@@ -10,19 +10,19 @@ import torch
 
 import methods
 from methods.review.store import SnapshotStore
-from dashboard import cache, services
-from app_kit import ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page
+from dashboard.app import cache
+from dashboard.core import menus
+from app_kit import REVIEW, TIMEOUT, ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page
 
 from streamlit.testing.v1 import AppTest
 
-REVIEW = str(ROOT / "dashboard" / "pages" / "5_Review.py")
 
 
 def test_sanity_page_shows_the_librarys_numbers_and_reopens_without_the_model(db):
     at = run_page("sanity", {"methods": "gradcam,random"})
     assert_clean(at)
     loaded = cache.model_handle("scenes_vgg").loaded
-    image = services.load_sample(services.default_image("scenes_vgg"))
+    image = menus.load_sample(menus.default_image("scenes_vgg"))
     x = torch.as_tensor(loaded.preprocess(image))[None]
     before = {k: v.clone() for k, v in loaded.model.state_dict().items()}
     res = {m: methods.sanity_check(loaded, x, method=m, mode="cascading", seed=0) for m in ("gradcam", "random")}

@@ -1,12 +1,13 @@
-"""dashboard/state.py: the view state <-> query parameters round trip, and hand-edited URLs."""
+"""dashboard/core/state.py: the view state <-> query parameters round trip, and hand-edited URLs."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 
-from dashboard.state import PAGES, STEPS_RANGE, Choices, ViewState
+from dashboard.core.pages import VIEW_PAGES
+from dashboard.core.state import STEPS_RANGE, Choices, ViewState
 
 CHOICES = Choices(
     models=("efficientnet_lite0", "scenes_vgg", "scenes_resnet", "resnet18"),
@@ -67,7 +68,7 @@ def test_round_trip_of_every_field():
     assert "page" not in query and "slow" not in query  # the path names the page; slow is the session's
     state, messages = ViewState.from_query(query, CHOICES)
     assert messages == []
-    assert state == EVERYTHING_CHANGED.with_changes(page="home", slow=False)
+    assert state == replace(EVERYTHING_CHANGED, page="home", slow=False)
 
 
 def test_a_link_never_switches_slow_work_on():
@@ -89,7 +90,7 @@ def test_dict_round_trip_for_snapshots():
     data = EVERYTHING_CHANGED.to_dict()
     assert data["methods"] == ["layercam", "gradcam"] and data["target"] == 281
     state, messages = ViewState.from_dict(data, CHOICES)
-    assert messages == [] and state == EVERYTHING_CHANGED.with_changes(slow=False)  # slow: session-only
+    assert messages == [] and state == replace(EVERYTHING_CHANGED, slow=False)  # slow: session-only
     assert ViewState.from_dict(ViewState().to_dict(), CHOICES) == (ViewState(), [])
 
 
@@ -187,14 +188,14 @@ def test_without_choices_names_are_not_checked():
 
 
 def test_pages_are_the_dashboard_pages():
-    assert PAGES == ("home", "methods", "layers", "normalization", "faithfulness", "compare", "sanity")
-    for page in PAGES:
+    assert VIEW_PAGES == ("home", "methods", "layers", "normalization", "faithfulness", "compare", "sanity")
+    for page in VIEW_PAGES:
         assert ViewState.from_query({"page": page}, CHOICES)[0].page == page
 
 
-def test_with_changes_returns_a_new_frozen_state():
+def test_replace_returns_a_new_frozen_state():
     a = ViewState()
-    b = a.with_changes(alpha=0.1)
+    b = replace(a, alpha=0.1)
     assert a.alpha == 0.5 and b.alpha == 0.1
     with pytest.raises(Exception):
         a.alpha = 0.2  # type: ignore[misc]

@@ -4,46 +4,85 @@ each under ~400 lines, with no sys.path edits, no imports hidden in functions, a
 from __future__ import annotations
 
 import ast
+import dataclasses
+import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from dashboard.core import pages
+from dashboard.core.state import ViewState
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "dashboard"
-MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "Home"))
+ROOMS = ("app", "core", "draw", "views")
+#: Every dashboard module as its dotted name below ``dashboard`` ("core.state", "views.compare.view").
+MODULES = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
+                 if p.parts[len(PACKAGE.parts)] in ROOMS and p.stem != "__init__")
 SCRIPTS = [PACKAGE / "Home.py", *sorted((PACKAGE / "pages").glob("*.py"))]
 EVERY_FILE = sorted(PACKAGE.rglob("*.py"))
+#: Pure modules import no streamlit: the pure rooms, and the pure helpers of a page's folder.
+PURE = [m for m in MODULES if m.split(".")[0] in ("core", "draw")] + [
+    "views.compare.data", "views.benchmark.data", "views.benchmark.evaluation"]
 
 
 def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
+def _path(module: str) -> Path:
+    return PACKAGE.joinpath(*module.split(".")).with_suffix(".py")
+
+
 def _dashboard_imports(node: ast.AST) -> set[str]:
-    """Names of the dashboard modules ``node`` imports (``from dashboard import x``, ``dashboard.x``)."""
+    """Dotted names (below ``dashboard``) of the dashboard modules ``node`` imports:
+    ``from dashboard.app import cache`` -> app.cache, ``from dashboard.core.state import X`` -> core.state."""
     out: set[str] = set()
     for n in ast.walk(node):
-        if isinstance(n, ast.ImportFrom) and n.module and n.level == 0:
-            if n.module == "dashboard":
-                out |= {a.name for a in n.names}
-            elif n.module.startswith("dashboard."):
-                out.add(n.module.split(".")[1])
+        if isinstance(n, ast.ImportFrom) and n.module and n.level == 0 and n.module.startswith("dashboard"):
+            base = n.module.split(".")[1:]
+            for a in n.names:
+                name = ".".join([*base, a.name])
+                out.add(name if name in MODULES else ".".join(base))
         elif isinstance(n, ast.Import):
-            out |= {a.name.split(".")[1] for a in n.names if a.name.startswith("dashboard.")}
-    return out
+            out |= {a.name.split(".", 1)[1] for a in n.names if a.name.startswith("dashboard.")}
+    return out - {""}
 
 
 def _graph() -> dict[str, set[str]]:
-    return {m: _dashboard_imports(_tree(PACKAGE / f"{m}.py")) - {m} for m in MODULES}
+    return {m: _dashboard_imports(_tree(_path(m))) - {m} for m in MODULES}
 
 
-def test_the_modules_are_the_planned_ones():
-    assert set(MODULES) == {"cache", "capture", "check_figures", "compare_services", "compare_view", "errors",
-                            "figures", "menus", "model_fit", "navigation", "params", "pictures", "review", "review_page",
-                            "runner", "sanity_view", "services", "sidebar", "state", "widgets",
-                            "benchmark_data", "benchmark_figures", "benchmark_page", "benchmark_run", "scene_ids"}
+def test_every_module_lives_in_a_room():
+    """Nothing but ``__init__`` and the scripts sits at the top: every module is in app/, core/,
+    draw/ or views/ (the rooms of docs/dashboard.md)."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["Home.py", "__init__.py"]
+    assert {m.split(".")[0] for m in MODULES} == set(ROOMS)
+
+
+def test_the_page_scripts_are_the_page_table():
+    """One script per row of THE page table, each two lines through the one page shell."""
+    scripts = {str(p.relative_to(PACKAGE)) for p in SCRIPTS}
+    assert scripts == {p.script for p in pages.PAGES}
+    for row in pages.PAGES:
+        text = (PACKAGE / row.script).read_text(encoding="utf-8")
+        assert f'run_page("{row.key}")' in text and "from dashboard.app.shell import run_page" in text, row.script
+
+
+def test_each_row_names_a_view_with_show_and_fields_of_the_view_state():
+    every = {f.name for f in dataclasses.fields(ViewState)}
+    used = {"page"}
+    for row in pages.PAGES:
+        module = importlib.import_module(row.view)
+        assert callable(module.show), row.view
+        assert set(row.fields) <= every, (row.key, set(row.fields) - every)
+        if not row.draws_view:
+            assert not hasattr(module, "controls"), row.view
+        used |= set(row.fields)
+    assert used == every, every - used  # every field of the view state is read by some page
 
 
 def test_no_import_cycle_among_dashboard_modules():
@@ -65,10 +104,17 @@ def test_no_import_cycle_among_dashboard_modules():
         visit(m, [])
 
 
+def test_rooms_import_downwards():
+    """core imports no other room, draw only core, app no views (views read by name from the table)."""
+    allowed = {"core": {"core"}, "draw": {"core", "draw"}, "app": {"core", "draw", "app"},
+               "views": {"core", "draw", "app", "views"}}
+    wrong = [(m, d) for m, deps in _graph().items() for d in deps if d.split(".")[0] not in allowed[m.split(".")[0]]]
+    assert wrong == []
+
+
 def test_pure_modules_import_no_streamlit():
-    for name in ("state", "params", "services", "figures", "pictures", "menus", "check_figures", "compare_services",
-                 "benchmark_data", "benchmark_figures", "benchmark_run", "scene_ids"):
-        tree = _tree(PACKAGE / f"{name}.py")
+    for name in PURE:
+        tree = _tree(_path(name))
         imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert "streamlit" not in imported, name

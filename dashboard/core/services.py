@@ -1,6 +1,6 @@
 """What the dashboard asks of the library, without streamlit: models, images, layers, maps, curves.
 
-Plain functions over :mod:`methods`; :mod:`dashboard.cache` wraps them in Streamlit caches and
+Plain functions over :mod:`methods`; :mod:`dashboard.app.cache` wraps them in Streamlit caches and
 locks. An image enters once per script run as an :class:`ImageContext` (the picture, the model
 input and the model's view of it, each made once) and every computation takes that context.
 """
@@ -8,6 +8,7 @@ input and the model's view of it, each made once) and every computation takes th
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,26 +18,25 @@ import torch
 import methods
 from methods import _torch
 from methods import models as zoo
-from methods.models import downloads
 from methods.cams.blocks import block_layers
 from methods.cams.layers import LayerInfo, candidate_layers, default_layer
 from methods.cams.options import OptionInfo, build_options
-from methods.data.images import load_image
 from methods.errors import GradLensError, LayerError, OptionError, TargetError, suggest
 from methods.metrics import agreement, faithfulness, sanity
 from methods.viz.normalize import MODES, SCOPES
+from methods.viz.styles import REFERENCE_KEYS
 
-from dashboard.menus import ModelChoice, SampleChoice, default_image, load_sample, model_choices, sample_choices
-from dashboard.state import Choices, InvalidParam, ViewState
+from dashboard.core import menus
+from dashboard.core.params import InvalidParam
+from dashboard.core.state import Choices, ViewState
 
 __all__ = [
-    "COLORMAP_NAMES", "NORM_MODES", "NORM_SCOPES", "RISE", "REFERENCE_KEYS",
-    "ModelChoice", "SampleChoice", "ImageContext", "MapBundle", "merge",
-    "model_choices", "load_model", "load_checkpoint", "checkpoint_architectures", "download_weights",
-    "weights_source",
-    "sample_choices", "default_image", "load_sample", "decode_image", "image_context", "predict",
+    "COLORMAP_NAMES", "NORM_MODES", "NORM_SCOPES", "RISE",
+    "ImageContext", "MapBundle", "merge",
+    "load_checkpoint", "checkpoint_architectures",
+    "image_context", "predict",
     "default_device", "device_label", "layer_list", "block_list", "resolution", "check_layer", "check_target", "compute_maps",
-    "method_specs", "method_label", "method_options", "check_options", "parse_option", "options_for",
+    "method_label", "check_options", "parse_option", "MapRequest", "map_request",
     "choices", "normalized",
     "baselines", "compute_curves", "compute_reference_curves", "reference_map", "perturbed_images",
 ]
@@ -106,9 +106,6 @@ def merge(first: MapBundle | None, second: MapBundle | None) -> MapBundle | None
 # models
 
 
-def load_model(name: str):
-    """A catalog model as a ``methods.models.loaded.LoadedModel``."""
-    return zoo.load_model(name)
 
 
 def load_checkpoint(data: bytes, *, arch: str, num_classes: int, class_names: Sequence[str] | None):
@@ -117,21 +114,14 @@ def load_checkpoint(data: bytes, *, arch: str, num_classes: int, class_names: Se
                                class_names=list(class_names) if class_names else None)
 
 
-def download_weights(name: str, progress: Callable[[int, int], None] | None = None):
-    """Fetch a torchvision model's weights into the torch hub cache (``methods.models.download_weights``:
-    a temporary file, length and sha256 checked, renamed when complete); returns the file's path."""
-    return downloads.download_weights(name, progress=progress)
 
 
-def weights_source(name: str):
-    """Where a torchvision model's weights come from and go (``url``, ``path``, ``megabytes``)."""
-    return downloads.weights_source(name)
 
 
 def checkpoint_architectures() -> list[str]:
     """Architectures an uploaded checkpoint may have; the catalog's own ones first."""
     archs = list(zoo.checkpoint_architectures())
-    familiar = [m.id for m in model_choices() if m.id in archs]
+    familiar = [m.id for m in menus.model_choices() if m.id in archs]
     return familiar + [a for a in archs if a not in familiar]
 
 
@@ -139,9 +129,6 @@ def checkpoint_architectures() -> list[str]:
 # images
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """An uploaded file -> (H, W, 3) uint8, refused with a clear ImageError when broken."""
-    return load_image(data)
 
 
 def image_context(loaded, image_id: str, key: str, image: np.ndarray) -> ImageContext:
@@ -243,9 +230,6 @@ def compute_maps(
 # the registry: methods and their typed options
 
 
-def method_specs() -> list:
-    """Every registered method in registry order (menus never hard-code a list)."""
-    return list(methods.list_methods())
 
 
 def method_label(name: str) -> str:
@@ -255,9 +239,6 @@ def method_label(name: str) -> str:
         return name
 
 
-def method_options(name: str) -> list[OptionInfo]:
-    """The options a method declares (its frozen options dataclass), in declaration order."""
-    return list(methods.get_method(name).options)
 
 
 def check_options(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,8 +265,8 @@ def _typed(info: OptionInfo, text: str) -> Any:
 
 def parse_option(method: str, name: str, text: str) -> Any:
     """One option from a URL (``Choices.parse_option``): typed by its declaration, checked by the
-    library; raises :class:`~dashboard.state.InvalidParam` with the library's reason."""
-    infos = {o.name: o for o in method_options(method)}
+    library; raises :class:`~dashboard.core.state.InvalidParam` with the library's reason."""
+    infos = {o.name: o for o in methods.get_method(method).options}
     if name not in infos:
         raise InvalidParam(f"{method_label(method)} has no option {name!r}.{suggest(name, list(infos))} "
                            f"Its options: {', '.join(infos) or 'none'}")
@@ -296,17 +277,47 @@ def parse_option(method: str, name: str, text: str) -> Any:
         raise InvalidParam(str(exc)) from None
 
 
-def options_for(state: ViewState, method_names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``explain_many``'s ``options`` for these methods, from the view's non-default options."""
-    return {m: state.options_of(m) for m in method_names if state.options_of(m)}
+@dataclass(frozen=True)
+class MapRequest:
+    """What one map computation asks for, read from a view without the model or streamlit: the
+    cache key's parts before the model resolves the default layer and the top-1 class.
+
+    Attributes:
+        model: model id; image: image id ("" = the model's default sample).
+        methods: method keys, computed by ONE ``explain_many`` call.
+        layers: layer names; None = the model's default layer.
+        target: class index; None = the model's top-1 prediction.
+        options: the methods' non-default options as sorted JSON (``explain_many``'s ``options``).
+    """
+
+    model: str
+    image: str
+    methods: tuple[str, ...]
+    layers: tuple[str | None, ...]
+    target: int | None
+    options: str
+
+
+def map_request(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None]) -> MapRequest:
+    """The request for RAW maps of ``method_names`` at ``layers`` in ``state``'s view (pure: the
+    one step between a page and :func:`dashboard.app.cache.maps`).
+
+    Examples:
+        >>> map_request(ViewState(model="scenes_vgg", options=(("scorecam", "batch_size", 8),)),
+        ...             ["gradcam", "scorecam"], [None]).options
+        '{"scorecam": {"batch_size": 8}}'
+    """
+    options = {m: state.options_of(m) for m in method_names if state.options_of(m)}
+    return MapRequest(state.model, state.image, tuple(method_names), tuple(layers), state.target,
+                      json.dumps(options, sort_keys=True))
 
 
 def choices() -> Choices:
     """The valid names a URL or a stored view is checked against."""
     return Choices(
-        models=tuple(m.id for m in model_choices()),
-        images=tuple(s.id for s in sample_choices()),
-        methods=tuple(s.name for s in method_specs()),
+        models=tuple(m.id for m in menus.model_choices()),
+        images=tuple(s.id for s in menus.sample_choices()),
+        methods=tuple(s.name for s in methods.list_methods()),
         norms=NORM_MODES, scopes=NORM_SCOPES, colormaps=COLORMAP_NAMES, baselines=baselines(),
         parse_option=parse_option, metrics=agreement.METRICS, modes=sanity.MODES,
     )
@@ -324,7 +335,6 @@ def normalized(maps: Sequence[np.ndarray], state: ViewState, **overrides: Any) -
 
 #: The library's own pairing: deletion to zeros, insertion from a blurred copy (RISE's protocol).
 RISE = "rise"
-REFERENCE_KEYS = ("ref:random", "ref:centre")
 
 
 def baselines() -> tuple[str, ...]:
@@ -374,7 +384,7 @@ def compute_reference_curves(
 
 
 def reference_map(key: str, size: tuple[int, int]) -> np.ndarray:
-    """The (h, w) reference map behind a ``REFERENCE_KEYS`` entry."""
+    """The (h, w) reference map behind a ``methods.viz.styles.REFERENCE_KEYS`` entry."""
     return faithfulness.reference_maps(tuple(size))[key.split(":", 1)[1]].numpy()
 
 

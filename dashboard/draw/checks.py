@@ -5,6 +5,8 @@
 * :func:`depth_figure`: agreement by matched depth, one line per pair of models;
 * :func:`sanity_figure`: similarity to the trained map against the number of randomized blocks,
   one colour per method (Spearman solid, SSIM dashed), the target probability on a second axis.
+
+Colours come from THE palette, :data:`methods.viz.styles.PALETTE`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-__all__ = ["PALETTE", "similarity_heatmap", "depth_figure", "sanity_figure"]
+from methods.viz.styles import PALETTE
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+__all__ = ["similarity_heatmap", "depth_figure", "sanity_figure"]
+
 _CORRELATIONS = ("spearman", "pearson")  # in [-1, 1]: a diverging scale around 0
 
 

@@ -12,25 +12,29 @@
   Cancel, then loads; offline it fails within seconds with the library's message. A PyPI model
   whose package is missing: the pip command.
 
-The progress bar comes from the caller (``runner.run_with_progress``, handed in as ``run``), so
-this module sits below the runner.
+The progress bar comes from the caller (``jobs.run_with_progress``, handed in as ``run``), so
+this module sits below ``jobs``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import streamlit as st
 
-from dashboard import menus, services
-from dashboard.errors import shown_errors
-from dashboard.navigation import VIEW_KEY
-from dashboard.state import DEFAULT_MODEL, ViewState, is_upload
-from dashboard.widgets import force
+from methods.models import downloads
+
+from dashboard.app.errors import shown_errors
+from dashboard.app.navigation import VIEW_KEY
+from dashboard.app.widgets import force
+from dashboard.core import menus
+from dashboard.core.params import is_upload
+from dashboard.core.state import DEFAULT_MODEL, ViewState
 
 __all__ = ["model_choice", "domain_text", "domain_warning", "offer_model", "weights_panel"]
 
-#: ``run(work, label)``: calls ``work(progress)`` behind a progress bar (``runner.run_with_progress``).
+#: ``run(work, label)``: calls ``work(progress)`` behind a progress bar (``jobs.run_with_progress``).
 Run = Callable[..., Any]
 
 
@@ -66,7 +70,7 @@ def domain_warning(view: ViewState, container=None) -> bool:
 def _switch(model: str, image: str) -> None:
     """Button callback (runs before the script): the session's view moves to ``model`` on ``image``."""
     view = st.session_state.get(VIEW_KEY) or ViewState()
-    st.session_state[VIEW_KEY] = view.with_changes(model=model, image=image, layer=None, layers=(), target=None)
+    st.session_state[VIEW_KEY] = replace(view, model=model, image=image, layer=None, layers=(), target=None)
     force("w_model", model)
     force("w_image", image)
     for key in ("w_layer", "w_layers", "w_target"):
@@ -101,7 +105,7 @@ def weights_panel(view: ViewState, run: Run) -> bool:
 
 
 def _download(name: str, choice: menus.ModelChoice, run: Run) -> None:
-    source = services.weights_source(name)  # what the download fetches: its size names the button
+    source = downloads.weights_source(name)  # what the download fetches: its size names the button
     mb = source.megabytes or choice.download_mb
     size = f"{mb:.0f} MB" if mb else "size unknown"
     st.markdown(
@@ -113,7 +117,7 @@ def _download(name: str, choice: menus.ModelChoice, run: Run) -> None:
                      type="primary"):
         return
     with shown_errors(doing=f"downloading the weights of {name}") as outcome:
-        run(lambda progress: services.download_weights(name, progress), label=f"Downloading the weights of "
+        run(lambda progress: downloads.download_weights(name, progress=progress), label=f"Downloading the weights of "
             f"{choice.label} ({size})")
     if not outcome.failed:
         st.rerun()  # the whole page again, with the model loaded

@@ -15,16 +15,19 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
+import methods
 from methods.metrics.leaderboard import METRICS, REFERENCES, leaderboard, per_class
 from methods.models.catalog import load_model
 
-from dashboard import benchmark_data as bd
-from dashboard import benchmark_run, runner, services, widgets
-from dashboard.benchmark_figures import distribution_figure
-from dashboard.errors import md_escape, notice, show_deferred_errors, shown_errors
-from dashboard.navigation import NAV_FILES, PAGE_ICON, VIEW_KEY, enter_page, link_query, page_links
+from dashboard.app import jobs, widgets
+from dashboard.app.errors import md_escape, notice, show_deferred_errors, shown_errors
+from dashboard.app.navigation import link_query
+from dashboard.core import menus, pages, services
+from dashboard.draw.benchmark import distribution_figure
+from dashboard.views.benchmark import data as bd
+from dashboard.views.benchmark import evaluation
 
-__all__ = ["benchmark_page", "TABLE_KEY"]
+__all__ = ["show", "TABLE_KEY"]
 
 TABLE_KEY = "_bm_table"  # (Table, digest) of the open table
 
@@ -48,18 +51,18 @@ def _on_path() -> None:
 
 
 def _scene_models() -> list[str]:
-    return [m.id for m in services.model_choices() if m.available and m.id.startswith("scenes_")]
+    return [m.id for m in menus.model_choices() if m.available and m.id.startswith("scenes_")]
 
 
 def _run_tab() -> None:
-    specs = [s for s in services.method_specs() if s.name not in REFERENCES]
+    specs = [s for s in methods.list_methods() if s.name not in REFERENCES]
     fast = [s.name for s in specs if not s.is_slow]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     a, b, c = st.columns([2, 3, 1])
     model = a.selectbox("Model", _scene_models(), key="bm_model", help="A model trained on the scenes' classes.")
-    kind = b.radio("Images", list(benchmark_run.KINDS), key="bm_kind", format_func=benchmark_run.KINDS.get,
+    kind = b.radio("Images", list(evaluation.KINDS), key="bm_kind", format_func=evaluation.KINDS.get,
                    horizontal=True)
-    n = c.number_input("Scenes", 1, benchmark_run.MAX_SCENES, 3, key="bm_n")
+    n = c.number_input("Scenes", 1, evaluation.MAX_SCENES, 3, key="bm_n")
     d, e, f = st.columns([3, 2, 1])
     chosen = d.multiselect("Methods", [s.name for s in specs], default=[m for m in ("gradcam", "gradcampp") if m in fast],
                            key="bm_methods", format_func=labels.get, help="The random and centre maps are always added.")
@@ -68,7 +71,7 @@ def _run_tab() -> None:
     if not chosen:
         st.info("Choose at least one method.")
         return
-    per_image = benchmark_run.forwards_per_image(kind, len(chosen), 1, int(steps))
+    per_image = evaluation.forwards_per_image(kind, len(chosen), 1, int(steps))
     job = ("benchmark", model, kind, int(n), tuple(chosen), int(steps), int(seed))
     text = (f":material/hourglass_top: About {per_image * int(n):,} forward passes (batched by 32) for {int(n)} scene(s) "
             f"on the default layer, plus the maps: {md_escape(model)}, seed {int(seed)}.")
@@ -76,15 +79,15 @@ def _run_tab() -> None:
     if job in runs:  # ran before in this session: its table is kept, nothing runs again
         _run_download(runs[job], kind, int(n))
         return
-    if not runner.wait_for_click(job, text, "Run the evaluation", key="bm_run"):
+    if not jobs.wait_for_click(job, text, "Run the evaluation", key="bm_run"):
         return
     def work(tracker):  # a fresh copy of the model for this job: the shared one stays free
-        return benchmark_run.run_small(load_model(model), kind=kind, n=int(n), methods=chosen, steps=int(steps),
+        return evaluation.run_small(load_model(model), kind=kind, n=int(n), methods=chosen, steps=int(steps),
                                        seed=int(seed), progress=tracker)
 
-    df = runner.run_with_progress(work, f"Scoring {int(n)} scene(s)", job=job)
-    runner.mark_ran(job)
-    runs[job] = data = benchmark_run.to_parquet(df)
+    df = jobs.run_with_progress(work, f"Scoring {int(n)} scene(s)", job=job)
+    jobs.mark_ran(job)
+    runs[job] = data = evaluation.to_parquet(df)
     _keep(bd.read_table(data, f"{kind}_{int(n)}_{model}.parquet"))
     _run_download(data, kind, int(n))
 
@@ -163,7 +166,7 @@ def _details(df: pd.DataFrame, digest: str, n_boot: int, seed: int) -> None:
     metric = a.selectbox("Metric", metrics, key="bm_metric", format_func=lambda m: METRICS[m].label)
     layer = b.selectbox("Layer", layers, key="bm_layer")
     kind = c.radio("Plot", ["box", "violin"], key="bm_plot", horizontal=True)
-    labels = {s.name: s.label for s in services.method_specs()}
+    labels = {s.name: s.label for s in methods.list_methods()}
     st.plotly_chart(distribution_figure(df, metric, layer, kind=kind, labels=labels), width="stretch", key="bm_fig")
 
     st.subheader("Per class", anchor=False)
@@ -193,7 +196,7 @@ def _details(df: pd.DataFrame, digest: str, n_boot: int, seed: int) -> None:
     if view is None:
         notice(why, "info")
         return
-    st.page_link(NAV_FILES["methods"], label=md_escape(f"Open {row['image']} · {row['target_name']} on the Methods page"),
+    st.page_link(pages.page("methods").script, label=md_escape(f"Open {row['image']} · {row['target_name']} on the Methods page"),
                  query_params=link_query(view), icon=":material/open_in_new:")
 
 
@@ -228,13 +231,8 @@ def _manifest_view(table: bd.Table) -> None:
             col.image(str(path), caption=f"{view} · {row['target_name']}", width="stretch")
 
 
-def benchmark_page() -> None:
-    """The Benchmark page (``dashboard/pages/8_Benchmark.py``)."""
-    st.set_page_config(page_title="Benchmark · GradLens", page_icon=PAGE_ICON, layout="wide")
-    enter_page("benchmark")
-    with shown_errors(container=st.sidebar, doing="drawing the page list"):
-        page_links(st.sidebar, st.session_state.get(VIEW_KEY))
-    st.title("Benchmark")
+def show() -> None:
+    """The Benchmark page under its title (``dashboard/pages/8_Benchmark.py``)."""
     st.caption("Data-set-level numbers with their uncertainty, from `python -m methods.evaluate` or a run here.")
     with shown_errors(doing="drawing the table choices"):
         _source()

@@ -3,7 +3,7 @@
 * Models are cached with ``st.cache_resource`` (shared by every session) together with a lock;
   every use of a model happens under its lock.
 * The image is loaded and preprocessed ONCE per script run (:func:`context`): the
-  :class:`~dashboard.services.ImageContext` (picture, model input, model view) is handed to every
+  :class:`~dashboard.core.services.ImageContext` (picture, model input, model view) is handed to every
   cached computation below.
 * Predictions, candidate layers, RAW maps and faithfulness curves are cached with
   ``st.cache_data``, keyed by model id, image key, methods, layers, target and method options.
@@ -28,18 +28,22 @@ import json
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import streamlit as st
 
+from methods import models as zoo
+from methods._torch import Progress
 from methods.cams.layers import LayerInfo
+from methods.data.images import load_image
 from methods.data.scenes import make_scene
 from methods.errors import CheckpointError, GradLensError, ImageError, OptionError
 
-from dashboard import scene_ids, services
-from dashboard.services import ImageContext, MapBundle
-from dashboard.state import ViewState, is_upload
+from dashboard.core import menus, scene_ids, services
+from dashboard.core.params import is_upload
+from dashboard.core.services import ImageContext, MapBundle, MapRequest
+from dashboard.core.state import ViewState
 
 __all__ = [
     "MODEL_CALLS", "SLOW_SLOTS", "UPLOAD_LIMITS", "ModelHandle", "model_handle", "uploaded_models", "uploaded_images",
@@ -51,9 +55,8 @@ __all__ = [
 #: Cache misses that ran the model, by kind ("predict", "layers", "explain", "faithfulness").
 MODEL_CALLS: collections.Counter = collections.Counter()
 
-Progress = Callable[[int, int], None]
 #: How a computation is run: ``run(work)`` calls ``work(progress)`` (``progress`` may be None).
-#: The default runs it here; ``runner.run_with_progress`` runs it in a thread behind a progress bar.
+#: The default runs it here; ``jobs.run_with_progress`` runs it in a thread behind a progress bar.
 Run = Callable[[Callable[[Progress | None], Any]], Any]
 
 
@@ -79,7 +82,7 @@ class ModelHandle:
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
 def _zoo_model(name: str) -> ModelHandle:
-    return ModelHandle(name, services.load_model(name), threading.Lock())
+    return ModelHandle(name, zoo.load_model(name), threading.Lock())
 
 
 #: Per session: how many uploads of each kind, and how many bytes of them in memory (the weights
@@ -170,7 +173,7 @@ def load_uploaded_checkpoint(data: bytes, name: str, arch: str, num_classes: int
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _sample_image(name: str) -> np.ndarray:
-    return services.load_sample(name)
+    return menus.load_sample(name)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -185,7 +188,7 @@ def register_uploaded_image(data: bytes, name: str) -> str:
     image_id = f"upload:{hashlib.sha256(data).hexdigest()[:16]}"
     entry = uploaded_images().get(image_id)
     if entry is None:
-        image = services.decode_image(data)
+        image = load_image(data)
         entry = {"name": name, "image": image, "nbytes": int(image.nbytes)}
     _keep("images", image_id, entry)
     return image_id
@@ -211,7 +214,7 @@ _CONTEXT_KEY = "_gradlens_context"
 
 
 def begin_run() -> None:
-    """Forget the previous run's image context (``runner.run_page`` calls it first)."""
+    """Forget the previous run's image context (the page shell calls it first)."""
     st.session_state.pop(_CONTEXT_KEY, None)
 
 
@@ -327,17 +330,17 @@ def _raw_maps(model_id: str, image_key: str, method_names: tuple[str, ...], laye
         return services.compute_maps(loaded, _ctx.x, method_names, layers, target, json.loads(options_key), _progress)
 
 
-def maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *,
-         run: Run = _here, private: bool = False) -> MapBundle:
-    """RAW maps of ``method_names`` at ``layers`` (None = default layer), ONE explain call, with the
-    view's options for these methods. Cached by (model, image, methods, layers, target, options).
-    ``private``: a long job, on its own copy of the model (:func:`_private_model`)."""
-    handle = model_handle(state.model)
-    ctx = context(handle, state.image)
-    probs = predictions(handle, state.image)
-    target = resolve_target(state, probs)
-    options = json.dumps(services.options_for(state, method_names), sort_keys=True)
-    key = (handle.id, ctx.key, tuple(method_names), tuple(resolve_layer(handle, l) for l in layers), target, options)
+def maps(request: MapRequest, *, run: Run = _here, private: bool = False) -> MapBundle:
+    """RAW maps of a request (:func:`dashboard.core.services.map_request`): ONE explain call,
+    cached by (model, image, methods, layers, target, options) once the model has resolved the
+    default layer and the top-1 class. ``private``: a long job, on its own copy of the model
+    (:func:`_private_model`)."""
+    handle = model_handle(request.model)
+    ctx = context(handle, request.image)
+    probs = predictions(handle, request.image)
+    target = services.check_target(request.target, probs, request.model)
+    key = (handle.id, ctx.key, request.methods, tuple(resolve_layer(handle, l) for l in request.layers), target,
+           request.options)
     result = run(lambda progress: _raw_maps(*key, _handle=handle, _ctx=ctx, _progress=progress, _private=private))
     return MapBundle(ctx.view, result["maps"], target, probs, handle.class_names, result["seconds"])
 

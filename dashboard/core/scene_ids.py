@@ -4,7 +4,7 @@ The evaluate command names its images ``scene:<seed>`` (:mod:`methods.cli.source
 scene is ``make_scene(seed)``, a two-object one ``make_scene(seed, n_objects=2)``. The dashboard's
 image id says which: ``scene:<seed>`` (one object) or ``scene2:<seed>`` (two), so a link from the
 Benchmark page opens exactly the scored picture on the Methods page. Pure and light (no
-streamlit, no torch: :mod:`dashboard.state` imports it); ``dashboard.cache`` makes the pixels.
+streamlit, no torch: :mod:`dashboard.core.state` imports it); ``dashboard.app.cache`` makes the pixels.
 """
 
 from __future__ import annotations

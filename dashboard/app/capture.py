@@ -1,7 +1,7 @@
 """What a page drew, for "Save to review"; and saved maps standing in for the computation.
 
 * :func:`start_recording` / :func:`recorded`: every map bundle and curve a page drew in this run
-  (``runner.raw_maps`` and the curve helpers record them), which ``review.save_panel`` stores.
+  (``jobs.raw_maps`` and the curve helpers record them), which ``save_panel.save_panel`` stores.
 * :func:`preloaded`: within the block, maps are served from a bundle (a saved snapshot's raw
   maps) instead of running the model; :func:`from_preloaded` is the lookup.
 """
@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import streamlit as st
 
-from dashboard.services import MapBundle
+from dashboard.core.services import MapBundle
 
 __all__ = ["start_recording", "recorded", "record_bundle", "record_curves", "preloaded", "from_preloaded",
            "preloaded_bundle"]
@@ -25,7 +25,7 @@ _PRELOADED_KEY = "_gradlens_preloaded"
 
 
 def start_recording() -> None:
-    """Forget what the previous run computed (``runner.run_page`` calls it before a page draws)."""
+    """Forget what the previous run computed (``shell.run_page`` calls it before a page draws)."""
     st.session_state[_RECORD_KEY] = {"bundle": None, "curves": {}}
 
 

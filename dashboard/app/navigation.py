@@ -1,6 +1,6 @@
 """Pages and the view state's round trip: session <-> URL, and redrawing a page from a state.
 
-The session keeps one :class:`~dashboard.state.ViewState`; on a session's first run it comes
+The session keeps one :class:`~dashboard.core.state.ViewState`; on a session's first run it comes
 from the URL (bad values fall back with messages), and :func:`commit` writes it back to the
 address bar after each run, so a link always reproduces the view.
 
@@ -13,49 +13,26 @@ again from the URL of that entry (otherwise the session's view would write its o
 
 from __future__ import annotations
 
-import importlib.util
+from dataclasses import replace
+from importlib import import_module
 from pathlib import Path
-from typing import Callable
 
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from dashboard import services
-from dashboard.errors import shown_errors
-from dashboard.state import ViewState
+from dashboard.app.errors import shown_errors
+from dashboard.core import menus, pages, services
+from dashboard.core.state import ViewState
 
-__all__ = ["PAGE_TITLES", "PAGE_FILES", "PAGE_ICON", "NAV_FILES", "VIEW_KEY", "enter_page", "current_view", "link_query", "commit",
-           "page_links", "page_show", "render_view"]
+__all__ = ["PAGE_ICON", "VIEW_KEY", "enter_page", "current_view", "link_query", "commit", "page_links", "view_module",
+           "render_view"]
 
-PAGE_TITLES = {
-    "home": "GradLens",
-    "methods": "Methods side by side",
-    "layers": "Layers",
-    "normalization": "Normalization",
-    "faithfulness": "Faithfulness",
-    "compare": "Compare models",
-    "sanity": "Sanity checks",
-}
-PAGE_FILES = {
-    "home": "Home.py",
-    "methods": "pages/1_Methods.py",
-    "layers": "pages/2_Layers.py",
-    "normalization": "pages/3_Normalization.py",
-    "faithfulness": "pages/4_Faithfulness.py",
-    "compare": "pages/6_Compare.py",
-    "sanity": "pages/7_Sanity.py",
-}
 #: The browser tab's icon: an emoji, drawn by the browser itself (a ``:material/…:`` icon is
 #: fetched from a font host on the internet, which fails offline).
 PAGE_ICON = "🔥"
-#: The sidebar's page list: every page of PAGE_FILES, then Review and Benchmark. Drawn by :func:`page_links`
-#: with the view in each link; Streamlit's own list is hidden (``client.showSidebarNavigation``)
-#: because it drops the query on a switch, and writing it back pushed a second history entry.
-NAV_FILES = {**PAGE_FILES, "review": "pages/5_Review.py", "benchmark": "pages/8_Benchmark.py"}
-_NO_VIEW = ("review", "benchmark")  # pages that do not draw the view: their links carry none
 VIEW_KEY = "_gradlens_view"
 _COMMITTED_KEY = "_gradlens_committed_query"  # what commit() last wrote to the address bar
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(__file__).resolve().parents[1]  # dashboard/: the page scripts' folder
 
 
 def enter_page(page: str) -> None:
@@ -87,7 +64,7 @@ def current_view() -> ViewState:
         params = {k: st.query_params.get_all(k) for k in st.query_params.keys()}
         fresh, messages = ViewState.from_query(params, services.choices())
         if view is not None:  # Back/Forward: the entry's view, the session's own switches
-            fresh = fresh.with_changes(slow=view.slow)
+            fresh = replace(fresh, slow=view.slow)
             st.session_state["_page_changed"] = True  # every widget takes the entry's value
         st.session_state["_url_messages"] = messages
         st.session_state[VIEW_KEY] = view = fresh
@@ -98,7 +75,7 @@ def link_query(view: ViewState) -> dict[str, str]:
     """The query of a link to ``view``: ``to_query()`` without the model's default sample (what a
     link without ``?image=`` shows anyway)."""
     wanted = view.to_query()
-    if wanted.get("image") == services.default_image(view.model):
+    if wanted.get("image") == menus.default_image(view.model):
         del wanted["image"]
     return wanted
 
@@ -113,7 +90,11 @@ def commit(view: ViewState) -> None:
 
 
 def page_links(container, view: ViewState | None) -> None:
-    """The page list, each link carrying the view (one history entry per switch; see NAV_FILES).
+    """The page list (every row of the page table), each link carrying the view (one history
+    entry per switch); a page that draws no view gets a link without one.
+
+    Streamlit's own list is hidden (``client.showSidebarNavigation``) because it drops the query
+    on a switch, and writing it back pushed a second history entry.
 
     Drawn only when the app was started from ``dashboard/Home.py`` (``streamlit run
     dashboard/Home.py``): Streamlit resolves a link's file against the entry script's folder and
@@ -123,29 +104,23 @@ def page_links(container, view: ViewState | None) -> None:
     if not _started_from_home():
         return
     query = link_query(view) if view is not None else {}
-    for page, file in NAV_FILES.items():
-        label = "Home" if page == "home" else Path(file).stem.split("_", 1)[-1]
-        container.page_link(file, label=label, query_params=query if page not in _NO_VIEW else None)
+    for row in pages.PAGES:
+        container.page_link(row.script, label=row.label, query_params=query if row.draws_view else None)
 
 
 def _started_from_home() -> bool:
     ctx = get_script_run_ctx()
     main = getattr(ctx, "main_script_path", None) if ctx is not None else None
-    return main is not None and Path(main).resolve() == _HERE / PAGE_FILES["home"]
+    return main is not None and Path(main).resolve() == _HERE / pages.page("home").script
 
 
-def page_show(page: str) -> Callable[[ViewState], None]:
-    """The ``show(state)`` function of a page, loaded from its file without running the page
-    (what the Review page calls to redraw a saved view)."""
-    if page not in PAGE_FILES:
-        raise ValueError(f"page={page!r} is not one of {list(PAGE_FILES)}")
-    spec = importlib.util.spec_from_file_location(f"gradlens_page_{page}", _HERE / PAGE_FILES[page])
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # the page's `if __name__ == "__main__"` part does not run
-    return module.show
+def view_module(key: str):
+    """The view module of page ``key`` (its ``show``, and ``controls`` when it has one), imported
+    by the name the page table gives: what the shell runs and the Review page redraws with."""
+    return import_module(pages.page(key).view)
 
 
 def render_view(state: ViewState) -> None:
     """Draw ``state.page``'s content from ``state`` (errors shown like on the page itself)."""
     with shown_errors(doing=f"drawing the saved {state.page} view"):
-        page_show(state.page)(state)
+        view_module(state.page).show(state)

@@ -1,6 +1,6 @@
 """URL parameters of the Compare and Sanity pages, and the pieces every parameter parser shares.
 
-Pure: no streamlit, no library import. :mod:`dashboard.state` holds the view state and its
+Pure: no streamlit, no library import. :mod:`dashboard.core.state` holds the view state and its
 round trip; the parsers of the two model-checking pages live here so that ``state.py`` stays one
 readable module. Each parser takes the raw text and a ``Choices`` (duck-typed: it reads
 ``models``, ``metrics``, ``modes``; None = do not check) and returns the value or raises
@@ -58,7 +58,7 @@ def parse_int(value: str, lo: int, hi: int, what: str) -> int:
         >>> parse_int("9", 2, 8, "depths")
         Traceback (most recent call last):
         ...
-        dashboard.params.InvalidParam: depths must be in [2, 8]
+        dashboard.core.params.InvalidParam: depths must be in [2, 8]
     """
     try:
         number = int(value)

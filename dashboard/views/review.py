@@ -3,13 +3,14 @@ models), filtered, opened (``?snapshot=<id>``), commented, judged, deleted and e
 
 A snapshot opens from ``?snapshot=<id>``: its page's ``show(state)`` redraws it from the stored
 image and maps (``capture.preloaded``), so the model does not run. Names of who comments and
-judges come from :func:`dashboard.review.identity_panel` (sign-in or open mode). Stored text is
+judges come from :func:`dashboard.app.save_panel.identity_panel` (sign-in or open mode). Stored text is
 shown with ``st.text``, in dataframes, or through ``errors.md_escape``.
 """
 
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from datetime import datetime, timezone
 from urllib.parse import urlencode
 
@@ -19,15 +20,18 @@ import streamlit as st
 
 from methods.review.report import html_report, zip_report
 from methods.review.store import VERDICTS, Snapshot
+from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
 
-from dashboard import capture, figures, services
-from dashboard.errors import md_escape, notice, shown_errors
-from dashboard.navigation import PAGE_FILES, PAGE_ICON, PAGE_TITLES, VIEW_KEY, enter_page, page_links, render_view
-from dashboard.review import bundle_of, identity_panel, store
-from dashboard.services import REFERENCE_KEYS
-from dashboard.state import ViewState, is_upload
+from dashboard.app import capture
+from dashboard.app.errors import md_escape, notice, shown_errors
+from dashboard.app.navigation import render_view
+from dashboard.app.save_panel import bundle_of, identity_panel, store
+from dashboard.core import pages, services
+from dashboard.core.params import is_upload
+from dashboard.core.state import ViewState
+from dashboard.draw import figures, pictures
 
-__all__ = ["review_page", "when", "THUMB_PX", "PAGE_SIZE"]
+__all__ = ["show", "when", "THUMB_PX", "PAGE_SIZE"]
 
 THUMB_PX = 72  # long side of a list thumbnail
 PAGE_SIZE = 50  # rows of the list per page (each new row loads its snapshot once, for the thumbnail)
@@ -54,7 +58,7 @@ def _card(snapshot_id: str, image_sha256: str) -> tuple[str, str | None]:
     snap = store().get(snapshot_id)
     image = snap.image_array()
     step = max(1, int(np.ceil(max(image.shape[:2]) / THUMB_PX)))
-    return figures.data_uri(np.ascontiguousarray(image[::step, ::step])), (snap.metrics or {}).get("model_label")
+    return pictures.data_uri(np.ascontiguousarray(image[::step, ::step])), (snap.metrics or {}).get("model_label")
 
 
 def _model_name(model_id: str, label: str | None) -> str:
@@ -97,7 +101,7 @@ def _stored_curves(snap: Snapshot) -> None:
     if not curves:
         return
     labels = {k: html.escape(services.method_label(k)) for k in curves}  # Plotly renders <a href> in names
-    labels.update({"ref:random": "Random map (reference)", "ref:centre": "Centre map (reference)"})
+    labels.update(REFERENCE_LABELS)
     have = {k: v for k, v in curves.items() if "deletion" in v and "insertion" in v}
     fig = figures.curves_figure({k: (v["deletion"]["fractions"], v["deletion"]["scores"]) for k, v in have.items()},
                                 {k: (v["insertion"]["fractions"], v["insertion"]["scores"]) for k, v in have.items()},
@@ -124,19 +128,19 @@ def _open(snapshot_id: str) -> None:
         st.text(snap.note)
     for text in messages:
         notice(text, "warning", icon=":material/link_off:")
-    page = state.page if state.page in PAGE_TITLES else "home"
+    page = state.page if state.page in pages.VIEW_PAGES else "home"
     with st.container(border=True):
-        st.subheader(f"{PAGE_TITLES[page]} · {md_escape(model)}", anchor=False)
+        st.subheader(f"{pages.page(page).title} · {md_escape(model)}", anchor=False)
         bundle = bundle_of(snap)
         single = snap.layers[0] if len(snap.layers) == 1 else None
         with capture.preloaded(bundle, default_layer=single):
             if page == "faithfulness":  # the curves are stored: draw them, and the maps they rank
-                render_view(state.with_changes(page="methods", methods=tuple(snap.methods), slow=True))
+                render_view(replace(state, page="methods", methods=tuple(snap.methods), slow=True))
                 _stored_curves(snap)
             else:
-                render_view(state.with_changes(slow=True))
+                render_view(replace(state, slow=True))
     if not is_upload(snap.model_id) and not is_upload(state.image):
-        path = "./" if page == "home" else PAGE_FILES[page].removesuffix(".py").split("_", 1)[-1]
+        path = "./" if page == "home" else pages.page(page).script.removesuffix(".py").split("_", 1)[-1]
         st.markdown(f"[Open this view live on its page (runs the model)]({path}?{urlencode(state.to_query())})")
 
     st.subheader("Comments", anchor=False)
@@ -193,8 +197,8 @@ def _listing() -> None:
     if done:
         notice(done, "success", icon=":material/check:")
     found = store().list(**_filters(), limit=500)
-    pages = max(1, -(-len(found) // PAGE_SIZE))
-    page = st.number_input("List page", 1, pages, 1, key="w_rv_page") if pages > 1 else 1
+    n_pages = max(1, -(-len(found) // PAGE_SIZE))
+    page = st.number_input("List page", 1, n_pages, 1, key="w_rv_page") if n_pages > 1 else 1
     shown = found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     cards = {s.id: _card(s.id, s.image_sha256) for s in shown}
     table = pd.DataFrame([{
@@ -205,7 +209,7 @@ def _listing() -> None:
                                 "Comments", "Saved"])
     st.dataframe(table, hide_index=True, width="stretch", row_height=THUMB_PX + 4,
                  column_config={"Image": st.column_config.ImageColumn("Image", width="small")})
-    st.caption(f"{len(found)} snapshot(s)." + (f" Page {page} of {pages}." if pages > 1 else ""))
+    st.caption(f"{len(found)} snapshot(s)." + (f" Page {page} of {n_pages}." if n_pages > 1 else ""))
     if shown:
         cols = st.columns([3, 1, 1], vertical_alignment="bottom")
         chosen = cols[0].selectbox("Snapshot", [s.id for s in shown], key="w_rv_open",
@@ -221,12 +225,8 @@ def _listing() -> None:
     _exports([s.id for s in found], "gradlens_review", "rv_all")
 
 
-def review_page() -> None:
-    """The Review page: ``?snapshot=<id>`` opens one; otherwise the filtered list."""
-    st.set_page_config(page_title="Review · GradLens", page_icon=PAGE_ICON, layout="wide")
-    enter_page("review")
-    page_links(st.sidebar, st.session_state.get(VIEW_KEY))  # back to the analysis pages with the session's view
-    st.title("Review")
+def show() -> None:
+    """The Review page under its title: ``?snapshot=<id>`` opens one; otherwise the filtered list."""
     sid = st.query_params.get("snapshot")
     if sid is not None:
         with shown_errors(doing="opening the snapshot") as outcome:

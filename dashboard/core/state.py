@@ -11,7 +11,7 @@ Query parameters (only values that differ from the defaults are written)::
               path names the page, so it is not written)
     model     a zoo name ("scenes_vgg", "resnet18") or "upload:<digest>"; absent = efficientnet_lite0
     image     a sample ("chelsea") or "upload:<digest>"; absent = the model's default (photo or scene),
-              or an evaluated scene "scene:<seed>" / "scene2:<seed>" (dashboard.scene_ids; Benchmark links)
+              or an evaluated scene "scene:<seed>" / "scene2:<seed>" (dashboard.core.scene_ids; Benchmark links)
     target    class index (int); absent = the model's top-1 class
     methods   comma-separated method keys (Methods, Faithfulness pages)
     method    one method key (Layers, Normalization pages)
@@ -31,7 +31,7 @@ Query parameters (only values that differ from the defaults are written)::
               that turns it on; ``from_query`` reports ``slow=1`` and ignores it
     opts      non-default method options, ``method.option:value`` comma-separated
               (``scorecam.batch_size:8,random.seed:3``; bools are true/false)
-    models, depths, metric (Compare page), mode, seed, classes (Sanity page): dashboard/params.py
+    models, depths, metric (Compare page), mode, seed, classes (Sanity page): dashboard/core/params.py
 
 ``from_query`` never raises on a hand-edited URL: every bad value falls back to its default and
 produces one human-readable message saying what was wrong.
@@ -44,13 +44,13 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Iterable, Mapping
 
-from dashboard.params import PAGE_PARSERS, UPLOAD_PREFIX, InvalidParam, is_upload
-from dashboard.scene_ids import is_scene_id
+from dashboard.core.pages import VIEW_PAGES
+from dashboard.core.params import PAGE_PARSERS, UPLOAD_PREFIX, InvalidParam, is_upload
+from dashboard.core.scene_ids import is_scene_id
 
-__all__ = ["PAGES", "LAYER_SETS", "DEFAULT_MODEL", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX",
+__all__ = ["LAYER_SETS", "DEFAULT_MODEL", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX",
            "Choices", "InvalidParam", "ViewState", "is_upload", "option_text"]
 
-PAGES: tuple[str, ...] = ("home", "methods", "layers", "normalization", "faithfulness", "compare", "sanity")
 LAYER_SETS: tuple[str, ...] = ("blocks", "all")  # the Layers page: one map per block, or every candidate layer
 DEFAULT_MODEL = "efficientnet_lite0"  # the first screen: ImageNet-pretrained, from PyPI, no download
 #: Baselines documented for methods.metrics.faithfulness; the dashboard asks the module when it exists.
@@ -85,7 +85,7 @@ class ViewState:
     """Everything that decides what a dashboard page shows. Frozen: change it with ``replace``.
 
     Attributes:
-        page: which page (one of :data:`PAGES`).
+        page: which page (one of :data:`dashboard.core.pages.VIEW_PAGES`, from the page table).
         model: model id (zoo name or ``"upload:<digest>"``).
         image: image id (sample name or ``"upload:<digest>"``); "" = the default sample.
         target: class index to explain; None = the model's top-1 prediction.
@@ -106,7 +106,7 @@ class ViewState:
         slow: run slow methods without a button press (this session only: never from a link).
         options: non-default method options, sorted ``(method, option, value)`` triples.
         layer_set: the Layers page's layers when none are chosen: ``"blocks"`` or ``"all"``.
-        models ... classes: the Compare and Sanity pages' fields (:mod:`dashboard.params`).
+        models ... classes: the Compare and Sanity pages' fields (:mod:`dashboard.core.params`).
     """
 
     page: str = "home"
@@ -227,10 +227,6 @@ class ViewState:
     def parameter_names() -> frozenset[str]:
         """Every URL parameter :meth:`from_query` reads (``plo``, ``opts``, ... not field names)."""
         return frozenset(_PARAM.values())
-
-    def with_changes(self, **changes: Any) -> "ViewState":
-        """``dataclasses.replace`` under a friendlier name."""
-        return replace(self, **changes)
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(ViewState))
@@ -374,7 +370,7 @@ def _options(value: str, choices: Choices) -> tuple[tuple[str, str, Any], ...]:
 
 
 _PARSERS = {
-    "page": lambda v, c: _one_of(v, PAGES, "page"),
+    "page": lambda v, c: _one_of(v, VIEW_PAGES, "page"),
     "model": lambda v, c: _id(v, c.models, "model"),
     "image": lambda v, c: (v if is_scene_id(v) else _id(v, c.images, "image")) if v else "",
     "target": _target,

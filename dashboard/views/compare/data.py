@@ -7,7 +7,7 @@ model), the agreement :func:`methods.map_agreement` / :func:`methods.metrics.agr
 on ONE grid for the whole comparison (the finest map grid of the compared models, at most
 :data:`methods.metrics.agreement.MAX_GRID` a side), on the RAW maps: normalization is display only.
 A comparison is a list of :class:`Side` (one per model); :func:`to_bundle` / :func:`from_bundle`
-turn it into the :class:`~dashboard.services.MapBundle` a snapshot stores, and back.
+turn it into the :class:`~dashboard.core.services.MapBundle` a snapshot stores, and back.
 """
 
 from __future__ import annotations
@@ -22,13 +22,21 @@ import methods
 from methods import models as zoo
 from methods.cams.blocks import block_layers
 from methods.cams.layers import LayerInfo
-from methods.metrics.agreement import MAX_GRID, METRICS, Agreement, AgreementMatrix, agreement_matrix, map_agreement
+from methods.metrics.agreement import (
+    MAX_GRID,
+    METRICS,
+    Agreement,
+    AgreementMatrix,
+    agreement_matrix,
+    map_agreement,
+)
 from methods.metrics.matching import matched_layers
 from methods.viz.ranges import display_ranges
 
-from dashboard import services
-from dashboard.services import MapBundle
-from dashboard.state import ViewState, is_upload
+from dashboard.core import services
+from dashboard.core.params import is_upload
+from dashboard.core.services import MapBundle
+from dashboard.core.state import ViewState
 
 __all__ = ["METRIC_LABELS", "TABLE_METRICS", "Side", "Row", "block_infos", "partner_options", "default_partners", "base_model",
            "same_classes", "class_plan", "pairs", "compare_grid", "matched_rows", "row_agreements",

@@ -1,7 +1,5 @@
-"""Running a page, and the long work a page asks for.
+"""The long work a page asks for (the page shell itself is :mod:`dashboard.app.shell`).
 
-* :func:`run_page`: view -> sidebar -> page controls -> session + URL -> ``show(state)``, then the
-  "Save to review" panel under the title; every step goes through ``errors.shown_errors``.
 * :func:`raw_maps` / :func:`gated_maps`: the maps a page draws, from a preloaded snapshot or the
   cache; slow methods wait behind a button showing their cost, pressed in THIS session (a link
   never starts slow work).
@@ -29,15 +27,13 @@ import methods
 from methods._torch import ProgressTracker
 from methods.errors import Cancelled
 
-from dashboard import cache, capture, model_fit, review, services
-from dashboard.errors import log, shown_errors
-from dashboard.navigation import (PAGE_FILES, PAGE_ICON, PAGE_TITLES, VIEW_KEY, commit, current_view, enter_page,
-                                  page_links)
-from dashboard.services import MapBundle, merge
-from dashboard.sidebar import sidebar
-from dashboard.state import PAGES, ViewState
+from dashboard.app import cache, capture
+from dashboard.app.errors import log
+from dashboard.core import services
+from dashboard.core.services import MapBundle, merge
+from dashboard.core.state import ViewState
 
-__all__ = ["run_page", "run_with_progress", "raw_maps", "gated_maps", "wait_for_click", "mark_ran",
+__all__ = ["run_with_progress", "run_clicked", "raw_maps", "gated_maps", "wait_for_click", "mark_ran",
            "faithfulness_curves", "reference_curves"]
 
 _CANCELLED = "_cancelled_jobs"  # jobs stopped with Cancel: they wait for their Run button again
@@ -120,7 +116,7 @@ def run_with_progress(work: Callable[[ProgressTracker], Any], label: str, *, job
     return future.result()
 
 
-def _run_clicked(work: Callable[[ProgressTracker], Any], label: str) -> Any:
+def run_clicked(work: Callable[[ProgressTracker], Any], label: str) -> Any:
     """:func:`run_with_progress` for work a button press just started: a Cancel pressed on an
     earlier run of it does not hold this one back."""
     st.session_state.get(_CANCELLED, set()).discard(label)
@@ -135,10 +131,11 @@ def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str
     hit = capture.from_preloaded(method_names, layers)
     if hit is not None:
         return capture.record_bundle(hit)
+    request = services.map_request(state, method_names, layers)
     if progress_label is None:
-        bundle = cache.maps(state, method_names, layers)
+        bundle = cache.maps(request)
     else:
-        bundle = cache.maps(state, method_names, layers, private=True,
+        bundle = cache.maps(request, private=True,
                             run=partial(run_with_progress, label=progress_label, job=job))
     return capture.record_bundle(bundle)
 
@@ -217,55 +214,3 @@ def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int]
     capture.record_curves(curves)
     return curves
 
-
-def run_page(page: str, show: Callable[[ViewState], None],
-             controls: Callable[[ViewState], ViewState] | None = None) -> ViewState:
-    """Run one page: view -> sidebar -> page controls -> session + URL -> ``show(state)``.
-
-    ``show`` is the page's single function that draws everything from a :class:`ViewState`
-    (a saved snapshot restores a view through it). Each step says its own failure
-    (``errors.shown_errors``); an outer guard catches the rest, so no run ends in a traceback.
-    """
-    if page not in PAGES:
-        raise ValueError(f"page={page!r} is not one of {PAGES}")
-    st.set_page_config(page_title=f"{PAGE_TITLES[page]} · GradLens", page_icon=PAGE_ICON, layout="wide")
-    links = st.sidebar.container()  # the page list, drawn last: each link carries the final view
-    view = ViewState(page=page)
-    with shown_errors(doing=f"drawing the {PAGE_TITLES[page]} page"):
-        view = _run(page, show, controls)
-    with shown_errors(container=st.sidebar, doing="drawing the page list"):
-        page_links(links, st.session_state.get(VIEW_KEY))
-    return view
-
-
-def _run(page: str, show: Callable[[ViewState], None], controls: Callable[[ViewState], ViewState] | None) -> ViewState:
-    cache.begin_run()
-    first_run = VIEW_KEY not in st.session_state
-    enter_page(page)
-    view = st.session_state.get(VIEW_KEY) or ViewState()
-    with shown_errors(doing="reading the view from the link"):
-        view = current_view()
-    if first_run and view.page != page and "page" in st.query_params:
-        commit(view)  # a link to another page, opened on this one: go there with the same view
-        st.switch_page(PAGE_FILES[view.page])
-    view = view.with_changes(page=page)
-    with shown_errors(container=st.sidebar, doing="drawing the sidebar"):
-        view = sidebar(view, page)
-    st.title(PAGE_TITLES[page])
-    if not model_fit.weights_panel(view, run=_run_clicked):  # the weights first: a download or a pip command
-        commit(view)
-        return view
-    capture.start_recording()
-    review_slot = st.container()  # "Save to review", filled once the page has drawn its maps
-    if controls is not None:
-        with shown_errors(doing="drawing the page's controls") as outcome:
-            view = controls(view)
-        if outcome.failed:  # e.g. the model cannot be loaded: said once, nothing more to draw
-            commit(view)
-            return view
-    commit(view)
-    with shown_errors(doing=f"drawing the {PAGE_TITLES[page]} page"):
-        show(view)
-    with review_slot, shown_errors(doing="preparing the Save to review panel"):
-        review.save_panel(view)
-    return view

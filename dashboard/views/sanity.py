@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -25,17 +26,19 @@ import methods
 from methods.metrics.sanity import MODES, PAPER
 from methods.viz.ranges import display_ranges
 
-from dashboard import cache, capture, check_figures, figures, runner, services, widgets
-from dashboard.errors import md_escape
-from dashboard.services import MapBundle
-from dashboard.state import ViewState
+from dashboard.app import cache, capture, jobs, widgets
+from dashboard.app.errors import md_escape
+from dashboard.core import services
+from dashboard.core.services import MapBundle
+from dashboard.core.state import ViewState
+from dashboard.draw import checks, pictures
 
 __all__ = ["controls", "show"]
 
 
 def controls(state: ViewState) -> ViewState:
     """Methods (several), the layer, the randomization mode, the number of classes."""
-    specs = services.method_specs()
+    specs = methods.list_methods()
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     top = st.columns([3, 2, 1.6, 1.2, 1.4], vertical_alignment="bottom")
@@ -51,7 +54,7 @@ def controls(state: ViewState) -> ViewState:
                                   help="Class sensitivity: maps of the top classes, compared with the top-1's.")
     widgets.seed("w_slow", state.slow)
     slow = top[4].toggle("Run slow methods", key="w_slow", help="Otherwise a slow method waits for its Run button.")
-    state = state.with_changes(methods=tuple(chosen), layer=layer, mode=mode, classes=int(classes), slow=slow)
+    state = replace(state, methods=tuple(chosen), layer=layer, mode=mode, classes=int(classes), slow=slow)
     return widgets.option_widgets(state, list(chosen))
 
 
@@ -82,10 +85,10 @@ def _run(state: ViewState, kind: str, method: str, label: str):
     if spec.is_slow:
         text = (f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per map, one map per step here. "
                 "It runs when you ask.")
-        if not runner.wait_for_click(job, text, f"Run {spec.label}", key=f"sanity_run_{kind}_{method}", auto=state.slow):
+        if not jobs.wait_for_click(job, text, f"Run {spec.label}", key=f"sanity_run_{kind}_{method}", auto=state.slow):
             return None
-    result = runner.run_with_progress(lambda p: _check(*key, _handle=handle, _x=ctx.x, _progress=p), label, job=job)
-    runner.mark_ran(job)
+    result = jobs.run_with_progress(lambda p: _check(*key, _handle=handle, _x=ctx.x, _progress=p), label, job=job)
+    jobs.mark_ran(job)
     return result, ctx.view, probs
 
 
@@ -178,20 +181,20 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         cols = st.columns(len(pics))
         for k, (col, pic) in enumerate(zip(cols, pics)):
             cap = f"{k}: {entry['steps'][k]} · ρ {entry['similarity']['spearman'][k]:.2f}"
-            col.image(figures.enlarge(pic, 128), caption=cap, width="stretch")
+            col.image(pictures.enlarge(pic, 128), caption=cap, width="stretch")
             strips.append(pic)
             captions.append(f"{entry['label']} {cap}")
         _say(entry["verdict"])
         rows += [{"method": entry["label"], "step": k, "block": b, "probability": entry["probs"][k],
                   **{m: v[k] for m, v in entry["similarity"].items()}} for k, b in enumerate(entry["steps"])]
     curves = {e["label"]: {"spearman": e["similarity"]["spearman"], "ssim": e["similarity"]["ssim"]} for e in saved.values()}
-    st.plotly_chart(check_figures.sanity_figure(first["steps"], curves, first["probs"],
+    st.plotly_chart(checks.sanity_figure(first["steps"], curves, first["probs"],
                                                 cascading=first["mode"] == "cascading", target_name=target_name),
                     width="stretch", key="sanity_curves")
     table = pd.DataFrame(rows)
     left, right = st.columns(2)
     with left:
-        widgets.download_png("Strips as PNG", partial(figures.compose_grid, strips, captions, ncols=len(first["steps"]),
+        widgets.download_png("Strips as PNG", partial(pictures.compose_grid, strips, captions, ncols=len(first["steps"]),
                                                       cell=160, title=f"Sanity · {state.model} · {state.image}"),
                              "gradlens_sanity.png", key="dl_sanity_png")
     with right:
@@ -207,6 +210,6 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         cols = st.columns(len(pics))
         for j, (col, pic) in enumerate(zip(cols, pics)):
             agree = "reference" if j == 0 else f"IoU {cls['iou_top'][j - 1]:.2f} · ρ {cls['spearman'][j - 1]:.2f}"
-            col.image(figures.enlarge(pic, 128), width="stretch",
+            col.image(pictures.enlarge(pic, 128), width="stretch",
                       caption=f"{bundle.class_names[cls['classes'][j]]} ({cls['probs'][j]:.1%}) · {agree}")
         _say(cls["verdict"])

@@ -9,6 +9,7 @@ message that quotes a link, a file name or a stored value goes through ``errors.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
@@ -16,11 +17,13 @@ import streamlit as st
 
 from methods.errors import OptionError, suggest
 
-from dashboard import cache, menus, model_fit, services
-from dashboard.errors import notice, show_deferred_errors, shown_errors
-from dashboard.scene_ids import is_scene_id, scene_label
-from dashboard.state import DEFAULT_MODEL, ViewState, is_upload
-from dashboard.widgets import force, refresh_label, seed
+from dashboard.app import cache, model_fit
+from dashboard.app.errors import notice, show_deferred_errors, shown_errors
+from dashboard.app.widgets import force, refresh_label, seed
+from dashboard.core import menus, services
+from dashboard.core.params import is_upload
+from dashboard.core.scene_ids import is_scene_id, scene_label
+from dashboard.core.state import DEFAULT_MODEL, ViewState
 
 __all__ = ["sidebar"]
 
@@ -77,7 +80,7 @@ def _checkpoint_panel(sb) -> None:
 def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Model")
-    models = services.model_choices()
+    models = menus.model_choices()
     uploads = cache.uploaded_models()
     options = [m.id for m in models] + list(uploads)
     labels = {m.id: m.label + ("" if m.available else " · weights missing") for m in models}
@@ -89,14 +92,14 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
                             f"Showing {fallback}; upload the checkpoint again to see it.")
         else:
             messages.append(f"Model {view.model!r} is not available here; showing {fallback}.")
-        view = view.with_changes(model=fallback)
+        view = replace(view, model=fallback)
         force("w_model", view.model)
     seed("w_model", view.model)
     if st.session_state["w_model"] not in options:
         force("w_model", view.model)
     model_id = sb.selectbox("Model", options, key="w_model", format_func=lambda k: labels.get(k, k))
     if model_id != view.model:  # another model: other layers and classes
-        view = view.with_changes(model=model_id, layer=None, layers=(), target=None, image=_image_after(view, model_id))
+        view = replace(view, model=model_id, layer=None, layers=(), target=None, image=_image_after(view, model_id))
         for key in ("w_layer", "w_layers", "w_target"):
             st.session_state.pop(key, None)
     choice = next((m for m in models if m.id == model_id), None)
@@ -125,7 +128,7 @@ def _image_after(view: ViewState, model_id: str) -> str:
 def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Image")
-    samples = services.sample_choices()
+    samples = menus.sample_choices()
     uploads = cache.uploaded_images()
     options = [s.id for s in samples] + list(uploads)
     labels = {s.id: s.label for s in samples}
@@ -134,13 +137,13 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
         options.append(view.image)
         labels[view.image] = scene_label(view.image)
     if view.image not in options:
-        fallback = services.default_image(view.model)
+        fallback = menus.default_image(view.model)
         if is_upload(view.image):
             messages.append(f"The uploaded image {view.image} is not in this session: {_NO_URL} "
                             f"Showing {fallback}; upload the image again to see it.")
         elif view.image:
             messages.append(f"Image {view.image!r} is not a sample here; showing {fallback}.")
-        view = view.with_changes(image=fallback)
+        view = replace(view, image=fallback)
         force("w_image", fallback)
     seed("w_image", view.image)
     if st.session_state["w_image"] not in options:
@@ -156,7 +159,7 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
         st.file_uploader("Image file", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
                          key="w_image_upload", on_change=_on_image_upload)
         st.caption(_NO_URL)
-    return view.with_changes(image=image_id)
+    return replace(view, image=image_id)
 
 
 def _check_layers(view: ViewState, handle, messages: list[str]) -> ViewState:
@@ -167,13 +170,13 @@ def _check_layers(view: ViewState, handle, messages: list[str]) -> ViewState:
     if view.layer is not None and view.layer not in names:
         messages.append(f"Layer {view.layer!r} is not a layer of {view.model} with a spatial output."
                         f"{suggest(view.layer, names)} Showing the default layer {default!r}.")
-        view = view.with_changes(layer=None)
+        view = replace(view, layer=None)
         force("w_layer", "")
     unknown = [l for l in view.layers if l not in names]
     if unknown:
         messages.append(f"{view.model} has no layer(s) {', '.join(map(repr, unknown))} with a spatial output; "
                         "they are left out.")
-        view = view.with_changes(layers=tuple(l for l in view.layers if l in names))
+        view = replace(view, layers=tuple(l for l in view.layers if l in names))
         st.session_state.pop("w_layers", None)
     return view
 
@@ -209,7 +212,7 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
         if view.target is not None and view.target not in options:
             messages.append(f"Target class {view.target} does not exist for {view.model} "
                             f"({len(probs)} classes); explaining the top-1 class.")
-            view = view.with_changes(target=None)
+            view = replace(view, target=None)
             force("w_target", _AUTO)
         seed("w_target", _AUTO if view.target is None else view.target)
         if st.session_state["w_target"] not in options:
@@ -217,7 +220,7 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
         refresh_label("w_target", fmt(st.session_state["w_target"]))  # a new image: the new top-1 in this run
         target = sb.selectbox("Explain the class", options, key="w_target", format_func=fmt,
                               help="The top-5 predictions first (with probabilities), then every class by name.")
-        view = view.with_changes(target=None if target == _AUTO else int(target))
+        view = replace(view, target=None if target == _AUTO else int(target))
     if model_fit.domain_text(view):
         sb.caption(":material/explore_off: Out of domain: this model was not trained on images like this one; "
                    "its prediction means little here.")
@@ -240,10 +243,10 @@ def _display_section(view: ViewState, page: str) -> ViewState:
         seed(key, value)
     cmap = sb.selectbox("Colormap", list(services.COLORMAP_NAMES), key="w_cmap")
     alpha = sb.slider("Overlay opacity (alpha)", 0.0, 1.0, step=0.05, key="w_alpha")
-    view = view.with_changes(cmap=cmap, alpha=float(alpha))
+    view = replace(view, cmap=cmap, alpha=float(alpha))
     if page == "normalization":  # that page shows every mode and both ReLU settings
         p_lo, p_hi = _percentiles(sb, "Percentiles (percentile mode)")
-        return view.with_changes(p_lo=p_lo, p_hi=p_hi)
+        return replace(view, p_lo=p_lo, p_hi=p_hi)
     norm = sb.selectbox("Normalization", list(services.NORM_MODES), key="w_norm", format_func=_NORM_LABELS.get,
                         help="raw: unchanged · min-max: (M − min)/(max − min) · max: M / max|M| keeps 0 at 0 · "
                              "percentile: clip to the percentiles, then min-max")
@@ -253,7 +256,7 @@ def _display_section(view: ViewState, page: str) -> ViewState:
                      help="per map: each map on its own scale · shared: one scale for every map on the page, "
                           "meaningful where the maps share units (the layers of one method)")
     p_lo, p_hi = _percentiles(sb, "Percentiles") if norm == "percentile" else (view.p_lo, view.p_hi)
-    return view.with_changes(norm=norm, relu=relu, scope=scope, p_lo=p_lo, p_hi=p_hi)
+    return replace(view, norm=norm, relu=relu, scope=scope, p_lo=p_lo, p_hi=p_hi)
 
 
 def _device_text(view: ViewState) -> str:

@@ -22,8 +22,8 @@ import pandas as pd
 from methods.errors import InputError
 from methods.metrics.leaderboard import METRICS, REFERENCES
 
-from dashboard.scene_ids import scene_id
-from dashboard.state import ViewState
+from dashboard.core.scene_ids import scene_id
+from dashboard.core.state import ViewState
 
 __all__ = ["MAX_BYTES", "Table", "read_table", "read_path", "leaderboard_tables", "cell", "manifest_summary",
            "scene_of", "methods_view", "picture_path"]

@@ -2,7 +2,7 @@
 
 Everything here takes arrays that are already computed (raw or normalized maps, curves) and
 returns a Plotly figure or a number. Nothing runs a model. The pictures and PNG grids are in
-:mod:`dashboard.pictures` (re-exported here, so ``figures.compose_grid`` keeps working).
+:mod:`dashboard.draw.pictures`; colours and curve styles come from :mod:`methods.viz.styles`.
 """
 
 from __future__ import annotations
@@ -15,23 +15,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from methods.viz import render as _render
-
-from dashboard.pictures import (ColourScale, colorbar, compose_grid, data_uri, enlarge, png_bytes, scale_of,
-                                scale_text, with_colorbar)
-
-__all__ = [
-    "png_bytes", "data_uri", "colorscale", "ColourScale", "scale_text", "scale_of", "colorbar", "with_colorbar",
-    "compose_grid",
-    "map_figure", "histogram_figure", "top_share", "concentration_figure", "curves_figure", "REFERENCE_STYLE",
-    "enlarge",
-]
-
-_PALETTE = (
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-    "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f",
+from methods.viz.styles import (
+    CURVE_TITLES,
+    PALETTE,
+    REFERENCE_KEYS,
+    SCORE_LABEL,
+    curve_lines,
 )
-#: Line styles of reference curves (the random and centre maps) on the faithfulness chart, in order.
-REFERENCE_STYLE = (dict(color="#888888", dash="dot"), dict(color="#444444", dash="dash"))
+
+from dashboard.draw.pictures import data_uri
+
+__all__ = ["colorscale", "map_figure", "histogram_figure", "top_share", "concentration_figure", "curves_figure"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -180,7 +174,7 @@ def concentration_figure(layers: Sequence[str], shares: Sequence[float], resolut
             customdata=np.stack([np.asarray(layers, dtype=object), np.asarray(resolutions, dtype=object)], axis=-1)
             if layers else None,
             hovertemplate="%{customdata[0]} (%{customdata[1]})<br>top share %{y:.2f}<extra></extra>",
-            line=dict(color="#1f77b4"),
+            line=dict(color=PALETTE[0]),
         )
     )
     fig.add_hline(y=frac, line=dict(color="#999999", dash="dot"), annotation_text="uniform map",
@@ -203,11 +197,12 @@ def curves_figure(
     insertion: Mapping[str, tuple[np.ndarray, np.ndarray]],
     *,
     labels: Mapping[str, str] | None = None,
-    references: Sequence[str] = ("random", "centre"),
+    references: Sequence[str] = REFERENCE_KEYS,
     marker: float | None = None,
-    score_label: str = "probability of the target class",
+    score_label: str = SCORE_LABEL,
 ) -> go.Figure:
-    """Deletion and insertion curves side by side on one figure.
+    """Deletion and insertion curves side by side on one figure, in the library's curve styles
+    (:func:`methods.viz.styles.curve_lines`: palette colours for methods, grey for references).
 
     Args:
         deletion, insertion: name -> (fractions, scores).
@@ -216,23 +211,13 @@ def curves_figure(
         marker: a fraction to mark with a vertical line (the step being shown).
     """
     labels = dict(labels or {})
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "Deletion: most salient pixels removed first (lower AUC = more faithful)",
-        "Insertion: most salient pixels added first (higher AUC = better)",
-    ), horizontal_spacing=0.08)
-    colour_index = 0
-    colours: dict[str, str] = {}
-    for key in list(deletion) + [k for k in insertion if k not in deletion]:
-        if key not in references:
-            colours[key] = _PALETTE[colour_index % len(_PALETTE)]
-            colour_index += 1
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(CURVE_TITLES["deletion"], CURVE_TITLES["insertion"]),
+                        horizontal_spacing=0.08)
+    lines = curve_lines([*deletion, *insertion], references)
     for col, curves in ((1, deletion), (2, insertion)):
         for key, (fractions, scores) in curves.items():
             name = labels.get(key, key)
-            if key in references:
-                line = dict(width=2, **REFERENCE_STYLE[list(references).index(key) % len(REFERENCE_STYLE)])
-            else:
-                line = dict(width=2.5, color=colours[key])
+            line = lines[key]
             fig.add_trace(
                 go.Scatter(
                     x=np.asarray(fractions, dtype=float), y=np.asarray(scores, dtype=float),

@@ -6,11 +6,11 @@
   section in ``.streamlit/secrets.toml``: ``st.login`` with an OIDC provider), authors and comment
   names come from ``st.user`` and nobody can write under another name. Otherwise (open mode) a
   name typed once is kept for the whole session; anyone can type any name, and the panel says so.
-* :func:`save_panel` is drawn by ``runner.run_page`` under every page's title. It saves what the
-  page has just drawn: the image as the model saw it, the RAW maps of every ``runner.raw_maps``
+* :func:`save_panel` is drawn by ``shell.run_page`` under every page's title. It saves what the
+  page has just drawn: the image as the model saw it, the RAW maps of every ``jobs.raw_maps``
   call of the run (``capture.recorded()``), the probabilities, the faithfulness curves, and the
   whole view state (``ViewState.to_dict``: every field, defaults included).
-* The Review page (list, open, comment, judge, delete, export) is :mod:`dashboard.review_page`.
+* The Review page (list, open, comment, judge, delete, export) is :mod:`dashboard.views.review`.
 
 User text (author, title, note, comments) is shown with ``st.text``, in dataframes, or through
 ``errors.md_escape``; never as markdown of its own.
@@ -22,14 +22,21 @@ import numpy as np
 import streamlit as st
 
 from methods.review.codec import encode_png
-from methods.review.store import VERDICTS, NewSnapshot, NormSettings, Snapshot, SnapshotStore
 from methods.review.schema import resolve_db_path
+from methods.review.store import (
+    VERDICTS,
+    NewSnapshot,
+    NormSettings,
+    Snapshot,
+    SnapshotStore,
+)
 
-from dashboard import cache, capture
-from dashboard.errors import md_escape
-from dashboard.services import MapBundle
-from dashboard.state import ViewState, is_upload
-from dashboard.widgets import seed
+from dashboard.app import cache, capture
+from dashboard.app.errors import md_escape
+from dashboard.app.widgets import seed
+from dashboard.core.params import is_upload
+from dashboard.core.services import MapBundle
+from dashboard.core.state import ViewState
 
 __all__ = ["store", "auth_configured", "reviewer", "identity_panel", "new_snapshot", "save_panel", "snapshot_link",
            "bundle_of", "REVIEW_PAGE"]
@@ -174,7 +181,7 @@ def save_panel(view: ViewState) -> None:
             verdict = right.selectbox("Verdict", VERDICTS, key="w_review_verdict")
             note = st.text_area("Note", max_chars=10_000, key="w_review_note", height=80)
             pressed = st.form_submit_button("Save snapshot", icon=":material/save:")
-        if pressed:  # an empty author is the store's SnapshotError, shown by runner.run_page
+        if pressed:  # an empty author is the store's SnapshotError, shown by shell.run_page
             sid = store().save(new_snapshot(view, rec, author=author, title=title, note=note, verdict=verdict))
             st.session_state[_SAVED_KEY] = (view.page, sid)
             saved = (view.page, sid)

@@ -4,11 +4,12 @@
 ``show(state)`` draws everything from a view state. The model runs only on cache misses: each
 model's block layers, prediction and maps are cached per model (``cache.maps``, under that
 model's own lock); a saved comparison (``capture.preloaded_bundle``) is redrawn from its stored
-maps without any model. Numbers and pictures come from :mod:`dashboard.compare_services`.
+maps without any model. Numbers and pictures come from :mod:`dashboard.views.compare.data`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 
 import pandas as pd
@@ -17,11 +18,14 @@ import streamlit as st
 import methods
 from methods.cams.layers import LayerInfo
 
-from dashboard import cache, capture, check_figures, figures, runner, services, widgets
-from dashboard import compare_services as cs
-from dashboard.compare_services import Side
-from dashboard.errors import md_escape
-from dashboard.state import ViewState, is_upload
+from dashboard.app import cache, capture, jobs, widgets
+from dashboard.app.errors import md_escape
+from dashboard.core import menus, services
+from dashboard.core.params import is_upload
+from dashboard.core.state import ViewState
+from dashboard.draw import checks, pictures
+from dashboard.views.compare import data as cs
+from dashboard.views.compare.data import Side
 
 __all__ = ["block_infos", "partners", "model_labels", "controls", "show"]
 
@@ -42,7 +46,7 @@ def block_infos(handle: cache.ModelHandle) -> list[LayerInfo]:
 
 def model_labels() -> dict[str, str]:
     """Menu label of every catalog model and of this session's uploads."""
-    labels = {m.id: m.label for m in services.model_choices()}
+    labels = {m.id: m.label for m in menus.model_choices()}
     labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in cache.uploaded_models().items()})
     return labels
 
@@ -99,13 +103,13 @@ def controls(state: ViewState) -> ViewState:
     if not picked:
         st.info(f"Choose at least one model to compare with; showing {', '.join(labels.get(m, m) for m in chosen)}.")
     models = tuple(picked) or chosen
-    state = state.with_changes(models=() if models == default else models, method=method, depths=int(depths),
+    state = replace(state, models=() if models == default else models, method=method, depths=int(depths),
                                metric=metric, slow=slow)
     return widgets.option_widgets(state, [method])
 
 
 def _gated(state: ViewState, ids: tuple[str, ...], infos: list[list[LayerInfo]], plan: list) -> tuple[bool, tuple]:
-    """A slow method waits for its Run button, pressed in this session (``runner.wait_for_click``,
+    """A slow method waits for its Run button, pressed in this session (``jobs.wait_for_click``,
     showing its cost from the registry); returns (may it run now?, the job)."""
     spec = methods.get_method(state.method)
     job = ("compare", ids, state.image, tuple(plan), state.method, tuple(state.options_of(state.method).items()))
@@ -114,14 +118,14 @@ def _gated(state: ViewState, ids: tuple[str, ...], infos: list[list[LayerInfo]],
     channels = sum(i.shape[0] for layers in infos for i in layers)
     text = (f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer, here {channels:,} channels "
             f"over {sum(map(len, infos))} block layers of {len(ids)} models. It runs when you ask.")
-    return runner.wait_for_click(job, text, f"Run {spec.label}", key="compare_run", auto=state.slow), job
+    return jobs.wait_for_click(job, text, f"Run {spec.label}", key="compare_run", auto=state.slow), job
 
 
 def _compute(state: ViewState):
     """Every model's block-layer maps of the image (cached per model); None while gated.
 
     A fast method runs under each model's lock; a slow one on a private copy of each model behind
-    a progress bar with Cancel (``runner.run_with_progress``), like on the other pages.
+    a progress bar with Cancel (``jobs.run_with_progress``), like on the other pages.
     """
     ids = (state.model,) + partners(state)[0]
     handles = [cache.model_handle(i) for i in ids]
@@ -140,8 +144,9 @@ def _compute(state: ViewState):
         kwargs = {}
         if spec.is_slow:
             label = f"Running {spec.label} ({spec.cost}) on {labels.get(handle.id, handle.id)}: {len(layers)} block layers"
-            kwargs = dict(private=True, run=partial(runner.run_with_progress, label=label, job=job))
-        bundle = cache.maps(state.with_changes(model=handle.id, target=target), [state.method], layers, **kwargs)
+            kwargs = dict(private=True, run=partial(jobs.run_with_progress, label=label, job=job))
+        request = services.map_request(replace(state, model=handle.id, target=target), [state.method], layers)
+        bundle = cache.maps(request, **kwargs)
         first_probs = probs if first_probs is None else first_probs
         views.append(bundle.image)
         sides.append(Side(id=handle.id, label=labels.get(handle.id, handle.id), layers=tuple(layers),
@@ -150,7 +155,7 @@ def _compute(state: ViewState):
                           input_size=tuple(int(s) for s in handle.loaded.input_size),
                           seconds=float(bundle.seconds.get(state.method, 0.0))))
     if spec.is_slow:
-        runner.mark_ran(job)
+        jobs.mark_ran(job)
     shared = cs.same_classes([h.class_names for h in handles])
     return sides, cs.display_image(views), first_probs, handles[0].class_names, shared
 
@@ -190,7 +195,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     agreements = cs.row_agreements(rows, sides, grid)
     st.markdown(_explained(sides, shared, state))
     pics, ranges = cs.overlays(image, sides, rows, state)
-    scale = figures.scale_of(state.cmap, ranges, figures.scale_text(state.norm, state.relu, state.scope,
+    scale = pictures.scale_of(state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope,
                                                                     (state.p_lo, state.p_hi)))
     st.caption(f"{label} at each model's block layers (`methods.block_layers`), rows at matched relative depth "
                f"(`methods.matched_layers`). The agreement numbers are computed on the raw maps, on one "
@@ -210,9 +215,9 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
             lo, hi = ranges[r * len(sides) + i]
             cap = f"{layer} · {side.resolution(layer)}" + ("" if scale.value_range is not None else f" · [{lo:.3g}, {hi:.3g}]")
             captions.append(f"{row.target:.0%} {side.label}: {cap}")
-            col.image(figures.enlarge(pics[r][i], 224), caption=cap, width="stretch")
+            col.image(pictures.enlarge(pics[r][i], 224), caption=cap, width="stretch")
     _, bar = st.columns([1, 2])
-    bar.image(figures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
+    bar.image(pictures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
 
     st.subheader("Agreement at the matched depths")
     table = cs.agreement_table(rows, sides, agreements)
@@ -221,7 +226,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     series = {names[p]: {m: [getattr(agreements[(r, *p)], m) for r in range(len(rows))]
                          for m in ("spearman", "iou_top")} for p in names}
     hover = {names[p]: [f"{row.layers[p[0]]} ↔ {row.layers[p[1]]}" for row in rows] for p in names}
-    st.plotly_chart(check_figures.depth_figure([r.target for r in rows], series, hover, cs.METRIC_LABELS),
+    st.plotly_chart(checks.depth_figure([r.target for r in rows], series, hover, cs.METRIC_LABELS),
                     width="stretch", key="compare_depths")
 
     st.subheader("Every block layer against every block layer")
@@ -232,7 +237,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     for tab, (i, j) in zip(tabs, names):
         a, b = sides[i], sides[j]
         matrix = cs.pair_matrix(a, b, grid)
-        fig = check_figures.similarity_heatmap(
+        fig = checks.similarity_heatmap(
             a.layers, b.layers, [a.resolution(l) for l in a.layers], [b.resolution(l) for l in b.layers],
             matrix.values, state.metric, cs.METRIC_LABELS, model_a=a.label, model_b=b.label,
             marks=[(row.layers[i], row.layers[j]) for row in rows])
@@ -240,7 +245,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
         long.append(cs.matrix_table(a, b, matrix))
     left, mid, right = st.columns(3)
     flat = [p for row in pics for p in row]
-    grid_png = partial(figures.compose_grid, flat, captions, ncols=len(sides), cell=224, scale=scale,
+    grid_png = partial(pictures.compose_grid, flat, captions, ncols=len(sides), cell=224, scale=scale,
                        title=f"{label} · {' vs '.join(s.label for s in sides)} · {state.image}")
     with left:
         widgets.download_png("Overlays as PNG", grid_png, "gradlens_compare.png", key="dl_compare_png",

@@ -9,17 +9,20 @@ view state does) and can come from a link.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import streamlit as st
 
+import methods
 from methods.cams.options import OptionInfo
 
-from dashboard import cache, services
-from dashboard.errors import log, notice, shown_errors
-from dashboard.figures import png_bytes
-from dashboard.state import ViewState
+from dashboard.app import cache
+from dashboard.app.errors import log, notice, shown_errors
+from dashboard.core import services
+from dashboard.core.state import ViewState
+from dashboard.draw.pictures import png_bytes
 
 __all__ = ["seed", "force", "refresh_label", "layer_select", "method_select", "option_widgets", "download_png", "download_csv",
            "note_constant"]
@@ -80,7 +83,7 @@ def layer_select(state: ViewState, container=None, *, label: str = "Layer") -> s
 
 def method_select(state: ViewState, container=None, *, key: str = "w_method") -> str:
     """One method from the registry (Layers and Normalization pages)."""
-    specs = services.method_specs()
+    specs = methods.list_methods()
     names = [s.name for s in specs]
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     seed(key, state.method if state.method in names else names[0])
@@ -127,7 +130,7 @@ def option_widgets(state: ViewState, method_names: Sequence[str], container=None
     """
     kept = [o for o in state.options if o[0] not in method_names]
     for method in method_names:
-        infos = services.method_options(method)
+        infos = methods.get_method(method).options
         previous = state.options_of(method)
         if not infos:
             continue
@@ -141,7 +144,7 @@ def option_widgets(state: ViewState, method_names: Sequence[str], container=None
                 checked = services.check_options(method, values)
         defaults = {info.name: info.default for info in infos}
         kept += [(method, name, value) for name, value in checked.items() if value != defaults.get(name)]
-    return state.with_changes(options=tuple(sorted(kept, key=lambda o: (o[0], o[1]))))
+    return replace(state, options=tuple(sorted(kept, key=lambda o: (o[0], o[1]))))
 
 
 # ------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
   a scene for the scene models).
 * :func:`domain_notice`: the short warning when an image is not what the model was trained on.
 
-:mod:`dashboard.services` re-exports the names the pages already use (``services.model_choices``).
+Pure: no streamlit. The sidebar, the cache and the view state's choices call these directly.
 """
 
 from __future__ import annotations

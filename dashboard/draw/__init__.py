@@ -1,0 +1,1 @@
+"""Figures and pictures (pure: numpy, plotly, PIL); palette and curve styles from methods.viz.styles."""

@@ -1,0 +1,1 @@
+"""The Compare page: ``view`` (controls, show) over ``data`` (pure: sides, rows, agreement numbers)."""
