@@ -35,6 +35,7 @@ import streamlit as st
 
 from methods import models as zoo
 from methods._torch import Progress
+from methods import resolve_precision
 from methods.cams.layers import LayerInfo
 from methods.data.images import load_image
 from methods.data.scenes import make_scene
@@ -323,7 +324,7 @@ def resolve_target(state: ViewState, probs: np.ndarray) -> int:
 
 @st.cache_data(show_spinner=False, max_entries=128, max_size="512MB")  # "all layers" of a big model: ~10 MB
 def _raw_maps(model_id: str, image_key: str, method_names: tuple[str, ...], layers: tuple[str, ...], target: int,
-              options_key: str, _handle: ModelHandle, _ctx: ImageContext, _progress: Progress | None = None,
+              options_key: str, auto_precision: str, _handle: ModelHandle, _ctx: ImageContext, _progress: Progress | None = None,
               _private: bool = False) -> dict:
     with (_private_model if _private else _locked)(_handle, _progress) as loaded:
         MODEL_CALLS["explain"] += 1
@@ -340,9 +341,10 @@ def maps(request: MapRequest, *, run: Run = _here, private: bool = False) -> Map
     probs = predictions(handle, request.image)
     target = services.check_target(request.target, probs, request.model)
     key = (handle.id, ctx.key, request.methods, tuple(resolve_layer(handle, l) for l in request.layers), target,
-           request.options)
+           request.options, resolve_precision("auto", "cpu"))  # what "auto" means is part of the key
     result = run(lambda progress: _raw_maps(*key, _handle=handle, _ctx=ctx, _progress=progress, _private=private))
-    return MapBundle(ctx.view, result["maps"], target, probs, handle.class_names, result["seconds"])
+    return MapBundle(ctx.view, result["maps"], target, probs, handle.class_names, result["seconds"],
+                     notes=result["notes"], precision=result["precision"])
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -145,6 +145,8 @@ def new_snapshot(view: ViewState, recorded: dict, *, author: str, title: str = "
         "target_probability": round(float(probs[bundle.target]), 6),
         "num_classes": int(len(probs)),
         "seconds": {k: float(v) for k, v in bundle.seconds.items()},  # exact: pages print them
+        "notes": {k: list(v) for k, v in bundle.notes.items() if v},  # shown beside the maps when reopened
+        "precision": dict(bundle.precision),
     }
     if model_label:  # the list shows an uploaded model by its file name, not "upload:46bd…"
         metrics["model_label"] = model_label
@@ -208,5 +210,7 @@ def bundle_of(snap: Snapshot) -> MapBundle:
         names[target] = snap.target_name
     names = tuple(names)
     seconds = {k: float(v) for k, v in (metrics.get("seconds") or {}).items()}
+    notes = {str(k): tuple(str(n) for n in v) for k, v in (metrics.get("notes") or {}).items() if isinstance(v, list)}
+    precision = {str(k): str(v) for k, v in (metrics.get("precision") or {}).items()}
     return MapBundle(snap.image_array(), {m: dict(l) for m, l in snap.maps.items()}, target, probs, names, seconds,
-                     dict(metrics.get("extras") or {}))
+                     dict(metrics.get("extras") or {}), notes=notes, precision=precision)

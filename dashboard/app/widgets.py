@@ -193,3 +193,18 @@ def note_constant(named: dict[str, np.ndarray]) -> None:
         notice(f"Constant map: {', '.join(flat)}. There is nothing to rank, so every normalization draws it "
                "flat. A uniform image, or a layer the class score does not depend on, does this.", "info",
                icon=":material/horizontal_rule:")
+
+
+def map_notes(bundle, names, label=None) -> None:
+    """Beside the maps: each method's notes (``Explanation.notes``: a signed layer, a rule extended,
+    a fallback) and the precision its maps ran in where it is not fp32 — text from the library,
+    escaped whole. ``label`` turns a method key into its display name."""
+    for name in names:
+        title = label(name) if label else name
+        for text in bundle.notes.get(name, ()):
+            notice(f"{title}: {text}", "warning", icon=":material/report:")
+        precision = bundle.precision.get(name, "fp32")
+        if precision != "fp32":
+            notice(f"{title}: computed in {precision} (bfloat16 autocast: precision \"auto\" on this machine), so "
+                   "its values can differ from an fp32 run (docs/precision.md). Set GRADLENS_PRECISION=fp32 on the "
+                   "server for fp32.", "info", icon=":material/memory:")

@@ -80,6 +80,9 @@ class MapBundle:
         class_names: one per class.
         seconds: method -> wall time of its computation.
         extras: a page's own JSON-friendly data for redrawing a saved view (Compare): ``metrics["extras"]``.
+        notes: method -> what the reader must know about its maps (``Explanation.notes``: a signed
+            layer, an extension of a rule, a slower route), shown beside the maps and saved with them.
+        precision: method -> the precision its maps were computed in (``Explanation.precision``).
     """
 
     image: np.ndarray
@@ -89,6 +92,8 @@ class MapBundle:
     class_names: tuple[str, ...]
     seconds: dict[str, float]
     extras: dict = field(default_factory=dict)
+    notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    precision: dict[str, str] = field(default_factory=dict)
 
     @property
     def target_name(self) -> str:
@@ -99,23 +104,18 @@ def merge(first: MapBundle | None, second: MapBundle | None) -> MapBundle | None
     """Union of two bundles of the same image, model and target."""
     if first is None or second is None:
         return first or second
-    return replace(first, maps={**first.maps, **second.maps}, seconds={**first.seconds, **second.seconds})
+    return replace(first, maps={**first.maps, **second.maps}, seconds={**first.seconds, **second.seconds},
+                   notes={**first.notes, **second.notes}, precision={**first.precision, **second.precision})
 
 
 # ------------------------------------------------------------------------------------------
 # models
 
 
-
-
 def load_checkpoint(data: bytes, *, arch: str, num_classes: int, class_names: Sequence[str] | None):
     """An uploaded checkpoint as a ``LoadedModel`` (read safely by the zoo)."""
     return zoo.load_checkpoint(io.BytesIO(data), arch=arch, num_classes=num_classes,
                                class_names=list(class_names) if class_names else None)
-
-
-
-
 
 
 def checkpoint_architectures() -> list[str]:
@@ -127,8 +127,6 @@ def checkpoint_architectures() -> list[str]:
 
 # ------------------------------------------------------------------------------------------
 # images
-
-
 
 
 def image_context(loaded, image_id: str, key: str, image: np.ndarray) -> ImageContext:
@@ -216,13 +214,16 @@ def compute_maps(
 ) -> dict[str, Any]:
     """RAW maps of several methods at several layers from ONE ``explain_many`` call.
 
-    Returns ``{"maps": {method: {layer: (h, w) float32}}, "seconds": {method: s}}``.
+    Returns ``{"maps": {method: {layer: (h, w) float32}}, "seconds": {method: s}, "notes": {method:
+    (note, ...)}, "precision": {method: "fp32" | "bf16"}}``.
     """
     results = methods.explain_many(loaded, x, list(method_names), layers=list(layers), target=target,
                                    options=options or {}, progress=progress)
     return {
         "maps": {m: {l: e.maps[l][0].numpy().astype(np.float32) for l in e.layers} for m, e in results.items()},
         "seconds": {m: float(e.seconds) for m, e in results.items()},
+        "notes": {m: tuple(e.notes) for m, e in results.items()},
+        "precision": {m: e.precision for m, e in results.items()},
     }
 
 
@@ -230,15 +231,11 @@ def compute_maps(
 # the registry: methods and their typed options
 
 
-
-
 def method_label(name: str) -> str:
     try:
         return methods.get_method(name).label
     except GradLensError:
         return name
-
-
 
 
 def check_options(name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -349,7 +346,8 @@ def _curve_baselines(baseline: str) -> dict[str, str]:
 def _as_dict(curve) -> dict:
     return {"fractions": np.asarray(curve.fractions, dtype=np.float64).copy(),
             "scores": np.asarray(curve.scores, dtype=np.float64).copy(),
-            "counts": np.asarray(curve.counts, dtype=np.int64).copy(), "auc": float(curve.auc)}
+            "counts": np.asarray(curve.counts, dtype=np.int64).copy(), "auc": float(curve.auc),
+            "precision": str(curve.precision)}
 
 
 def compute_curves(

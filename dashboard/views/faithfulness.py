@@ -10,7 +10,7 @@ import methods
 from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
 
 from dashboard.app import cache, jobs, navigation, widgets
-from dashboard.app.errors import md_escape
+from dashboard.app.errors import md_escape, notice
 from dashboard.core import services
 from dashboard.core.state import STEPS_RANGE, ViewState
 from dashboard.draw import figures, pictures
@@ -70,9 +70,17 @@ def show(state: ViewState) -> None:
     fractions = curves[keys[0]]["deletion"]["fractions"]
     step = min(state.step, len(fractions) - 1)
 
+    widgets.map_notes(bundle, names, services.method_label)
+    precisions = sorted({str(c.get("precision", "fp32")) for k in keys for c in curves[k].values()})
     st.caption(f"Class **{md_escape(bundle.target_name)}** · layer {md_escape(layer)} ({shape[0]}×{shape[1]}) · baseline "
-               f"**{BASELINE_LABELS.get(state.baseline, state.baseline)}** · {state.steps} steps. Grey dashed: the "
-               "random and centre maps on the same grid, the chance level a method must beat.")
+               f"**{BASELINE_LABELS.get(state.baseline, state.baseline)}** · {state.steps} steps · curves in "
+               f"{' and '.join(precisions)}. Grey dashed: the random and centre maps on the same grid, the chance "
+               "level a method must beat.")
+    if precisions != ["fp32"]:
+        notice(f"The curves were computed in {' and '.join(precisions)} (bfloat16 autocast: precision \"auto\" on "
+               "this machine). An AUC can differ from fp32 by up to 0.03 on EfficientNet-Lite0 (docs/precision.md), "
+               "more than two methods may differ by on one image. Set GRADLENS_PRECISION=fp32 on the server for fp32.",
+               "info", icon=":material/memory:")
     fig = figures.curves_figure({k: (curves[k]["deletion"]["fractions"], curves[k]["deletion"]["scores"]) for k in keys},
                                 {k: (curves[k]["insertion"]["fractions"], curves[k]["insertion"]["scores"]) for k in keys},
                                 labels=labels, references=REFERENCE_KEYS, marker=float(fractions[step]))
@@ -81,8 +89,9 @@ def show(state: ViewState) -> None:
         "Map": [labels[k] for k in keys],
         "Deletion AUC (lower is better)": [curves[k]["deletion"]["auc"] for k in keys],
         "Insertion AUC (higher is better)": [curves[k]["insertion"]["auc"] for k in keys],
+        "Precision": [curves[k]["deletion"].get("precision", "fp32") for k in keys],
     })
-    auc["Insertion − deletion"] = auc.iloc[:, 2] - auc.iloc[:, 1]
+    auc.insert(3, "Insertion − deletion", auc.iloc[:, 2] - auc.iloc[:, 1])
     st.dataframe(auc.round(4), hide_index=True, width="stretch")
     long = pd.DataFrame([
         {"map": labels[k], "curve": kind, "fraction": f, "score": s}

@@ -49,6 +49,7 @@ def show(state: ViewState) -> None:
     layer = next(iter(bundle.maps["gradcam"]))
     raw = bundle.maps["gradcam"][layer]
     widgets.note_constant({f"Grad-CAM at {layer}": raw})
+    widgets.map_notes(bundle, ["gradcam"], services.method_label)
     norm = services.normalized([raw], state)[0]
     value_range = display_range(norm, mode=state.norm, relu=state.relu)
     views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)

@@ -84,6 +84,7 @@ def show(state: ViewState) -> None:
     if bundle is None:
         return
     raw = [bundle.maps[state.method][n] for n in names]
+    widgets.map_notes(bundle, [state.method], services.method_label)
     widgets.note_constant(dict(zip(names, raw)))
     norm = services.normalized(raw, state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)

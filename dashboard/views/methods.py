@@ -58,6 +58,7 @@ def show(state: ViewState) -> None:
     layer = next(iter(bundle.maps[names[0]]))
     raw = [bundle.maps[m][layer] for m in names]
     widgets.note_constant({services.method_label(m): r for m, r in zip(names, raw)})
+    widgets.map_notes(bundle, names, services.method_label)
     norm = services.normalized(raw, state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     target = bundle.target_name

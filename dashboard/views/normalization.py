@@ -46,6 +46,7 @@ def show(state: ViewState) -> None:
         return
     layer = next(iter(bundle.maps[state.method]))
     raw = bundle.maps[state.method][layer]
+    widgets.map_notes(bundle, [state.method], services.method_label)
     label = services.method_label(state.method)
     st.caption(
         f"{label} for class **{md_escape(bundle.target_name)}** at {md_escape(layer)} ({raw.shape[0]}×{raw.shape[1]}). "

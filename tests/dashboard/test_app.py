@@ -18,7 +18,8 @@ import torch
 from PIL import Image
 
 from app_kit import (
-    HOME, PAGES, ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, map_images, model_calls, plain, plotly_specs,
+    HOME, PAGES, ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, live_markup, map_images, model_calls, plain,
+    plotly_specs,
     open_app, run_page, texts,
 )
 from streamlit.testing.v1 import AppTest
@@ -460,3 +461,39 @@ def test_the_image_is_preprocessed_once_per_page_run(monkeypatch):
     assert_clean(at)
     assert len(at.image) == 2
     assert len(calls) == 1, calls
+
+
+def test_map_notes_and_precision_are_shown_beside_the_maps_and_saved(monkeypatch):
+    """A method's notes (Explanation.notes) and a precision other than fp32 reach the page, next to
+    the maps, and travel with the bundle a snapshot stores (bundle_of reads them back)."""
+    from methods import ForwardMethod, GradLensWarning, register_method
+    from methods.cams.registry import _REGISTRY
+
+    from dashboard.app import save_panel
+    from dashboard.core.state import ViewState
+
+    @register_method(name="test_notedcam", label="Test-Noted-CAM", family="score", cost="0 forwards",
+                     summary="test only: the channel mean, with a note")
+    class NotedCam(ForwardMethod):
+        def compute_layer(self, ctx):
+            import warnings
+
+            warnings.warn("a note <b>for</b> the [reader](http://x)", GradLensWarning, stacklevel=2)
+            return ctx.activations.mean(dim=1)  # (N, h, w)
+
+    try:
+        monkeypatch.setenv("GRADLENS_PRECISION", "bf16")
+        at = run_page("methods", {"methods": "gradcam,scorecam,test_notedcam"})
+        at.toggle(key="w_slow").set_value(True).run()  # slow methods run only after a click in the session
+        assert_clean(at)
+        shown = texts(at.warning) + " " + texts(at.info)
+        assert "Test-Noted-CAM: a note <b>for</b> the [reader](http://x)" in shown  # escaped, as text
+        assert "Score-CAM: computed in bf16" in shown and "Grad-CAM: computed in" not in shown  # gradient maps: fp32
+        assert not live_markup(at)
+    finally:
+        _REGISTRY.pop("test_notedcam", None)
+    bundle = services.MapBundle(np.zeros((4, 4, 3), np.uint8), {"scorecam": {"l": np.ones((2, 2), np.float32)}}, 0,
+                                np.array([1.0]), ("a",), {"scorecam": 0.1}, notes={"scorecam": ("n1",)},
+                                precision={"scorecam": "bf16"})
+    snap = save_panel.new_snapshot(ViewState(), {"bundle": bundle}, author="t")
+    assert snap.metrics["notes"] == {"scorecam": ["n1"]} and snap.metrics["precision"] == {"scorecam": "bf16"}
