@@ -30,7 +30,7 @@ from bench_batch import machine  # noqa: E402
 from common import time_interleaved  # noqa: E402
 
 import methods  # noqa: E402
-from methods._torch import bf16_is_native, channels_last_weights, resolve_precision  # noqa: E402
+from methods._internal.torch_utils import bf16_is_native, channels_last_weights, resolve_precision  # noqa: E402
 from methods.cli.evaluate import evaluate  # noqa: E402
 from methods.metrics import faithfulness as fa  # noqa: E402
 from methods.metrics.image_scores import forward_count  # noqa: E402

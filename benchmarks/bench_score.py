@@ -42,7 +42,7 @@ import torchvision
 
 import methods
 import methods.cams.score  # noqa: F401
-from methods._torch import resolve_precision
+from methods._internal.torch_utils import resolve_precision
 from methods.cams.base import LayerContext
 
 LAYER = "layer4"

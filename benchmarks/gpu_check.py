@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import methods
-from methods._torch import ForwardRunner, bf16_is_native, resolve_precision
+from methods._internal.torch_utils import ForwardRunner, bf16_is_native, resolve_precision
 
 FAILURES: list[str] = []
 

@@ -11,7 +11,8 @@ The rooms behind it (each imports only from rooms below it):
 
 ==================  =====================================================================
 ``errors``          every exception class; all derive from :class:`GradLensError`
-``_torch``          shared torch helpers (eval mode, hook scope, upsample, forward runner)
+``_internal``       private to methods/: torch helpers, input checks, device, progress, files
+``runtime``         the public face of where and how work runs (device, precision, progress)
 ``cams``            registry, options, recorder, layers, explain, the methods
 ``viz``             normalization, rendering, display ranges
 ``models``          LoadedModel, the catalog, checkpoints, the bundled scene networks
@@ -36,7 +37,7 @@ from methods.errors import (
     TargetError,
     UnknownMethodError,
 )
-from methods._torch import PRECISION_ENV, bf16_is_native, resolve_precision
+from methods._internal.torch_utils import PRECISION_ENV, bf16_is_native, resolve_precision
 from methods.cams.registry import MethodSpec, create_method, get_method, list_methods, register_method
 from methods.cams.options import Options, option
 from methods.cams.base import (

@@ -29,7 +29,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from methods._torch import Progress
+from methods._internal.progress import Progress
 from methods.cams.options import NoOptions, Options, build_options
 from methods.cams.recorder import Recording
 from methods.cams.registry import MethodSpec

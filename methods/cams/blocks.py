@@ -12,7 +12,7 @@ from typing import Sequence
 
 from torch import nn
 
-from methods._checks import size2
+from methods._internal.checks import size2
 from methods.cams.layers import (
     PLAIN_CONTAINERS,
     FiredModule,

@@ -31,10 +31,10 @@ from typing import Any, Iterable, Literal, Mapping, Sequence, Union
 import torch
 from torch import nn
 
-from methods._torch import Progress
+from methods._internal.progress import Progress
 from methods.cams.base import CallContext, CamMethod, sub_progress
-from methods._inputs import check_model_input
-from methods._torch import eval_mode, resolve_precision, unwrap_model, upsample
+from methods._internal.inputs import check_model_input
+from methods._internal.torch_utils import eval_mode, resolve_precision, unwrap_model, upsample
 from methods.cams.recorder import record, resolve_modules
 from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError
 from methods.cams.layers import candidate_layers, default_layer
@@ -239,7 +239,7 @@ def _explain_in_eval(
 
 def _recorded_options(method: CamMethod, device: torch.device) -> dict[str, Any]:
     """The options an Explanation records: ``precision="auto"`` becomes the precision that ran on
-    ``device`` (:func:`methods._torch.resolve_precision`, the rule the method's runner applies)."""
+    ``device`` (:func:`methods._internal.torch_utils.resolve_precision`, the rule the method's runner applies)."""
     opts = dict(method.options)
     if opts.get("precision") == "auto":
         opts["precision"] = resolve_precision("auto", device)

@@ -28,7 +28,7 @@ import warnings
 import torch
 from torch import nn
 
-from methods._torch import upsample
+from methods._internal.torch_utils import upsample
 from methods.cams.base import CallContext, PixelMethod, RecordingNeeds
 from methods.cams.registry import register_method
 from methods.cams.sites import site_name

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from methods._torch import eval_mode, upsample
+from methods._internal.torch_utils import eval_mode, upsample
 from methods.cams.base import CallContext, PixelMethod, RecordingNeeds
 from methods.cams.options import Options, option
 from methods.cams.registry import register_method

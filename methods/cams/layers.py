@@ -65,8 +65,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from methods._checks import size2
-from methods._torch import HookScope, eval_mode
+from methods._internal.checks import size2
+from methods._internal.torch_utils import HookScope, eval_mode
 from methods.cams.sites import TensorWatch
 from methods.errors import LayerError, WrongTypeError
 

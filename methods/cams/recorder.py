@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods._checks import is_int
-from methods._inputs import check_model_input
-from methods._torch import HookScope, eval_mode
+from methods._internal.checks import is_int
+from methods._internal.inputs import check_model_input
+from methods._internal.torch_utils import HookScope, eval_mode
 from methods.cams.sites import LayerRef, TensorWatch, parse_layer, site_name
 from methods.errors import LayerError, RecorderError, TargetError
 

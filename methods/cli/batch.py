@@ -35,8 +35,9 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from methods._checks import check_bool, check_choice, check_int, check_number
-from methods._torch import PRECISION_CHOICES, Progress
+from methods._internal.checks import check_bool, check_choice, check_int, check_number
+from methods._internal.progress import Progress
+from methods._internal.torch_utils import PRECISION_CHOICES
 from methods.cli import engines
 from methods.cli.batch_files import file_stamp, find_images, read_labels, remove_partials, write_atomic
 from methods.cli.batch_worker import BatchSpec

@@ -57,7 +57,7 @@ class BatchSpec:
         root, out: the images folder and the output folder (paths every worker can read / write).
         norm, relu, scope, percentiles, cmap, alpha: the pictures' settings (as the dashboard's).
         precision: ``"auto" | "fp32" | "bf16"`` for forward methods (resolved on the worker's device).
-        device: the device to run on (None: the worker's :func:`methods._torch.default_device`).
+        device: the device to run on (None: the worker's :func:`methods._internal.device.default_device`).
         plugins: modules to import first (they register a user's own methods).
         sid: the settings id the rows carry (:func:`methods.cli.manifest.settings_id`).
     """
@@ -89,7 +89,8 @@ class BatchWorker:
     """Loads the model once; ``worker(items) -> results`` (see the module docstring)."""
 
     def __init__(self, spec: BatchSpec) -> None:
-        from methods._torch import resolve_device, resolve_precision
+        from methods._internal.device import resolve_device
+        from methods._internal.torch_utils import resolve_precision
         from methods.models.catalog import load_model
 
         for name in spec.plugins:

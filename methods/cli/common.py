@@ -85,7 +85,7 @@ def worker_model(model: Any, loaded: Any, device: Any, in_process: bool) -> tupl
     import copy
     import dataclasses
 
-    from methods._torch import resolve_device
+    from methods._internal.device import resolve_device
 
     by_name = isinstance(model, str)
     run_device = resolve_device(device) if (device is not None or by_name) else loaded.device

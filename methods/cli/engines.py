@@ -35,7 +35,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from methods._checks import check_choice, check_int
+from methods._internal.checks import check_choice, check_int
 from methods.errors import EngineError
 
 __all__ = ["ENGINES", "WorkerSpec", "Worker", "default_workers", "check_engine", "run_items", "chunks", "import_ray"]

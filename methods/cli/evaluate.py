@@ -61,7 +61,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from methods._checks import check_choice, check_int
+from methods._internal.checks import check_choice, check_int
 from methods.metrics import faithfulness as fa
 from methods.errors import GradLensError, OptionError, WrongTypeError
 from methods.cli.common import worker_model

@@ -61,7 +61,7 @@ class EvalWorker:
     """Loads the model once; ``worker(items) -> results``."""
 
     def __init__(self, spec: EvalSpec) -> None:
-        from methods._torch import resolve_device
+        from methods._internal.device import resolve_device
         from methods.models.catalog import load_model
 
         for name in spec.plugins:

@@ -1,7 +1,7 @@
 """How much two saliency maps agree: rank and linear correlation, top-region overlap, mass overlap.
 
 Both maps are first resized to ONE common grid ``(H, W)``, bilinearly with
-``align_corners=False`` (the library's one resize rule, :func:`methods._torch.upsample`); a map
+``align_corners=False`` (the library's one resize rule, :func:`methods._internal.torch_utils.upsample`); a map
 finer than the grid is shrunk with torch's antialiased bilinear filter instead, so no pixel is
 skipped. By default :func:`map_agreement` uses the finer of the two grids,
 ``H = max(h_a, h_b)``, ``W = max(w_a, w_b)`` (the coarser map is upsampled, the finer one left as
@@ -44,8 +44,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from methods._checks import check_number, size2
-from methods._torch import upsample
+from methods._internal.checks import check_number, size2
+from methods._internal.torch_utils import upsample
 from methods.errors import InputError
 
 __all__ = ["Agreement", "AgreementMatrix", "METRICS", "MAX_GRID", "map_agreement", "agreement_matrix", "common_grid",
@@ -150,7 +150,7 @@ def common_grid(shapes: Sequence[Sequence[int]]) -> tuple[int, int]:
 
 
 def resize_map(m: torch.Tensor, grid: Sequence[int]) -> torch.Tensor:
-    """(h, w) -> ``grid``: :func:`methods._torch.upsample` (bilinear, ``align_corners=False``)
+    """(h, w) -> ``grid``: :func:`methods._internal.torch_utils.upsample` (bilinear, ``align_corners=False``)
     when no side shrinks, else torch's antialiased bilinear (``antialias=True``).
 
     Examples:

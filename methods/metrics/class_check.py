@@ -17,8 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from methods._checks import check_choice, check_int, check_number, is_int
-from methods._torch import check_input, eval_mode, unwrap_model
+from methods._internal.checks import check_choice, check_int, check_number, is_int
+from methods._internal.torch_utils import check_input, eval_mode, unwrap_model
 from methods.cams.explain import explain_many
 from methods.cams.layers import default_layer
 from methods.cams.recorder import resolve_modules

@@ -23,8 +23,9 @@ from typing import Any, Literal, Mapping, Sequence, Union
 import numpy as np
 import torch
 
-from methods._checks import is_int
-from methods._torch import Progress, check_input, unwrap_model
+from methods._internal.checks import is_int
+from methods._internal.progress import Progress
+from methods._internal.torch_utils import check_input, unwrap_model
 from methods.cams.explain import explain_many
 from methods.cams.layers import LayerInfo, candidate_layers
 from methods.cams.blocks import block_layers

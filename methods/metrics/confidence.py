@@ -27,9 +27,9 @@ from typing import Any, Literal
 
 import torch
 
-from methods._checks import check_choice
-from methods._inputs import check_model_input
-from methods._torch import Precision, channels_last_weights, resolve_precision, unwrap_model, upsample
+from methods._internal.checks import check_choice
+from methods._internal.inputs import check_model_input
+from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model, upsample
 from methods.errors import OptionError
 from methods.metrics.perturbation import (
     check_class,

@@ -51,7 +51,7 @@ never all at once. For the duration of a call the model is in eval mode and its 
 held in channels_last layout (measured faster for convolutions on CPU); the original weight
 tensors, memory layout and train/eval flags are put back afterwards. ``precision="bf16"`` adds
 bfloat16 autocast (fast only on CPUs with AMX / avx512_bf16; see docs/faithfulness.md); the
-default ``"auto"`` picks it exactly there (:func:`methods._torch.resolve_precision`).
+default ``"auto"`` picks it exactly there (:func:`methods._internal.torch_utils.resolve_precision`).
 """
 
 from __future__ import annotations
@@ -62,9 +62,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from methods._checks import check_choice, check_int
-from methods._inputs import check_model_input
-from methods._torch import Precision, Progress, channels_last_weights, resolve_precision, unwrap_model
+from methods._internal.checks import check_choice, check_int
+from methods._internal.inputs import check_model_input
+from methods._internal.progress import Progress
+from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
 from methods.errors import OptionError
 from methods.metrics.confidence import ConfidenceChange, confidence_change
 from methods.metrics.perturbation import (
@@ -247,7 +248,7 @@ def deletion_curve(
             x's shape: what a removed pixel becomes (see the module docstring).
         batch_size: perturbed images per forward (>= 1).
         precision: ``"auto"`` (default: bf16 autocast where the device runs bf16 natively, else
-            fp32; :func:`methods._torch.resolve_precision`), ``"fp32"`` or ``"bf16"``. The curve
+            fp32; :func:`methods._internal.torch_utils.resolve_precision`), ``"fp32"`` or ``"bf16"``. The curve
             records the precision that ran.
         blur_sigma: sigma in pixels of the ``"blur"`` baseline (default 0.05 * max(H, W)).
         progress: ``(done, total)`` callback after every chunk.

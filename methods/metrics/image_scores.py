@@ -24,9 +24,10 @@ from typing import Any, Sequence
 
 import torch
 
-from methods._checks import check_int
-from methods._inputs import check_model_input
-from methods._torch import Precision, Progress, channels_last_weights, resolve_precision, unwrap_model
+from methods._internal.checks import check_int
+from methods._internal.inputs import check_model_input
+from methods._internal.progress import Progress
+from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
 from methods.errors import InputError
 from methods.metrics.confidence import ConfidenceChange, Space, confidence_from, explanation_image
 from methods.metrics.faithfulness import Curve

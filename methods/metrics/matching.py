@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Literal, Sequence
 
-from methods._checks import check_choice, check_int, size2
+from methods._internal.checks import check_choice, check_int, size2
 from methods.cams.layers import LayerInfo
 from methods.errors import OptionError, WrongTypeError
 

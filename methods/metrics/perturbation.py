@@ -14,7 +14,7 @@ Drop); this module holds the pieces that protocol is made of, so each stays smal
   in channels_last layout (faster convolutions on CPU); the original tensors, layout and
   train/eval flags are put back afterwards, also when the call fails. Batches go through the
   model under ``torch.inference_mode()``, with bfloat16 autocast for ``precision="bf16"``
-  (``"auto"``, the default, resolves per device: :func:`methods._torch.resolve_precision`).
+  (``"auto"``, the default, resolves per device: :func:`methods._internal.torch_utils.resolve_precision`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods._checks import check_choice
-from methods._torch import PRECISION_CHOICES, ForwardRunner, Progress, check_input, upsample
+from methods._internal.checks import check_choice
+from methods._internal.progress import Progress
+from methods._internal.torch_utils import PRECISION_CHOICES, ForwardRunner, check_input, upsample
 from methods.errors import InputError, OptionError, TargetError
 
 __all__ = [

@@ -28,8 +28,9 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 import torch
 
-from methods._checks import check_choice, check_int, check_number, size2
-from methods._torch import Progress, check_input, unwrap_model
+from methods._internal.checks import check_choice, check_int, check_number, size2
+from methods._internal.progress import Progress
+from methods._internal.torch_utils import check_input, unwrap_model
 from methods.cams.explain import explain_many
 from methods.cams.layers import default_layer
 from methods.cams.recorder import resolve_modules
@@ -177,7 +178,7 @@ def sanity_check(
             together (default :func:`methods.metrics.randomize.default_blocks`).
         options: the method's keyword options.
         size: the grid of the similarities (default: the input size).
-        progress: ``(done, total)`` after each step (a :class:`methods._torch.ProgressTracker`
+        progress: ``(done, total)`` after each step (a :class:`methods._internal.progress.ProgressTracker`
             can cancel between steps).
 
     Returns:

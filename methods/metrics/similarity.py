@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from methods._checks import size2
+from methods._internal.checks import size2
 from methods.metrics.agreement import agreement_matrix, resize_map
 
 __all__ = ["SIMILARITIES", "SIMILARITY_LABELS", "similarity_to", "ssim", "hog_similarity", "scale01"]

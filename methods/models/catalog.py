@@ -31,7 +31,7 @@ from typing import Any
 
 from methods.errors import UnknownModelError, WrongTypeError, suggest
 from methods.models import scene_nets
-from methods._checks import size2
+from methods._internal.checks import size2
 from methods.models.downloads import download_weights
 from methods.models.loaded import Domain, LoadedModel, ModelCard, Source
 from methods.models.pypi_zoo import PYPI, load_pypi, pypi_available, pypi_card, pypi_weights_path

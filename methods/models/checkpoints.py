@@ -33,7 +33,7 @@ from methods.models.weight_files import (
     state_dict_of,
     torch_load,
 )
-from methods._checks import check_int, floats3, size2
+from methods._internal.checks import check_int, floats3, size2
 from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
 from methods.models.timm_archs import TIMM_PREFIX, TIMM_SUGGESTED, build_timm, check_timm_name, timm_default_layer, timm_factory, timm_name
 from methods.models.torchvision_zoo import TORCHVISION

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, Callable, Mapping, Union
 import torch
 from torch import nn
 
-from methods._files import open_regular
+from methods._internal.files import open_regular
 from methods.errors import CheckpointError, WrongTypeError
 from methods.models.architectures import classifier_key, densenet_keys, fit_message, template
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import methods
-from methods._torch import upsample
+from methods._internal.torch_utils import upsample
 from methods.cams.guided import guided_gradients
 from tiny_models import GapNet, count_hooks
 

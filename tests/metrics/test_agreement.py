@@ -11,7 +11,7 @@ import torch
 from scipy.stats import spearmanr
 
 import methods
-from methods._torch import upsample
+from methods._internal.torch_utils import upsample
 from methods.errors import InputError, OptionError
 from methods.metrics.agreement import METRICS, agreement_matrix, map_agreement
 

@@ -44,7 +44,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from methods._torch import HookScope
+from methods._internal.torch_utils import HookScope
 from methods.cams.score.engine import ForwardPatcher
 from methods.cams.sites import TensorWatch, parse_layer
 from methods.errors import RecorderError, ScoreError

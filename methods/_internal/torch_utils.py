@@ -11,12 +11,11 @@
   the model's OWN device type, channels_last inputs, progress after every batch;
 * :func:`bf16_is_native` — whether bf16 autocast pays on a device; :func:`resolve_precision` — the
   ONE rule that turns ``precision="auto"`` into ``"bf16"`` or ``"fp32"`` for a device;
-* :func:`default_device` / :func:`resolve_device` — where models run (``$GRADLENS_DEVICE``, else a
-  CUDA GPU when present, else the CPU);
 * :data:`PRECISION_ENV` — ``$GRADLENS_PRECISION`` (``auto`` | ``fp32`` | ``bf16``): what ``"auto"``
   means on this machine; ``GRADLENS_PRECISION=fp32`` makes every default computation fp32;
-* :data:`PRECISIONS` (computed precisions) and :data:`PRECISION_CHOICES` (what a user may ask for);
-  :data:`Progress` / :class:`ProgressTracker` are re-exported from :mod:`methods._progress`.
+* :data:`PRECISIONS` (computed precisions) and :data:`PRECISION_CHOICES` (what a user may ask for).
+
+Where models run is :mod:`methods._internal.device`; progress callbacks are :mod:`methods._internal.progress`.
 
 Nothing here registers a hook on a model outside a ``with`` block.
 """
@@ -31,13 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods._device import DEVICE_ENV, default_device, resolve_device
-from methods._progress import Progress, ProgressTracker
+from methods._internal.device import default_device
+from methods._internal.progress import Progress
 from methods.errors import InputError, OptionError, RecorderError, WrongTypeError
 
 __all__ = [
-    "Progress",
-    "ProgressTracker",
     "Precision",
     "PRECISIONS",
     "PRECISION_CHOICES",
@@ -52,9 +49,6 @@ __all__ = [
     "check_precision",
     "resolve_precision",
     "PRECISION_ENV",
-    "DEVICE_ENV",
-    "default_device",
-    "resolve_device",
     "ForwardRunner",
 ]
 

@@ -1,4 +1,4 @@
-"""The model-aware check of an input batch: what :func:`methods._torch.check_input` cannot know.
+"""The model-aware check of an input batch: what :func:`methods._internal.torch_utils.check_input` cannot know.
 
 :func:`check_model_input` adds to the shape / dtype / finiteness check of ``check_input`` what only
 the model knows: the dtype and device of its weights, and the channels its first convolution
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods._torch import check_input
+from methods._internal.torch_utils import check_input
 from methods.errors import InputError
 
 __all__ = ["first_conv", "check_model_input"]
@@ -30,7 +30,7 @@ def first_conv(net: nn.Module) -> tuple[str, nn.Conv2d] | None:
 
 
 def check_model_input(net: nn.Module, x: Any, *, what: str = "x", batch: int | None = None) -> torch.Tensor:
-    """:func:`methods._torch.check_input`, then ``x`` against ``net``: same floating dtype and
+    """:func:`methods._internal.torch_utils.check_input`, then ``x`` against ``net``: same floating dtype and
     device as its first floating parameter, and as many channels as its first convolution takes.
 
     Returns:

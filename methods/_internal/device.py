@@ -1,5 +1,5 @@
 """Where models run: :func:`default_device` and :func:`resolve_device` (re-exported by
-:mod:`methods._torch`).
+:mod:`methods._internal.torch_utils`).
 
 The rule: ``$GRADLENS_DEVICE`` if set (``cpu``, ``cuda``, ``cuda:1``, ``mps`` ...), else the first
 CUDA GPU when one is present, else the CPU. The commands (batch, evaluate) put their model there;

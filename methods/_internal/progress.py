@@ -3,7 +3,7 @@
 Long computations (score-family maps, curves, the batch and evaluate commands) report
 ``progress(done, total)`` after every batch; a caller shows a bar or stops the work by raising
 from the callback (:class:`ProgressTracker` raises :class:`methods.errors.Cancelled`).
-:mod:`methods._torch` re-exports both names.
+:mod:`methods._internal.torch_utils` re-exports both names.
 """
 
 from __future__ import annotations
