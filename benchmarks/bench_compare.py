@@ -27,8 +27,8 @@ import torchvision
 
 import methods
 from common import report, time_interleaved
-from methods.cams.layers import candidate_layers
-from methods.cams.blocks import block_layers
+from methods.cams.core.layers import candidate_layers
+from methods.cams.core.blocks import block_layers
 from methods.metrics.agreement import agreement_matrix
 
 

@@ -43,7 +43,7 @@ import torchvision
 import methods
 import methods.cams.score  # noqa: F401
 from methods._internal.torch_utils import resolve_precision
-from methods.cams.base import LayerContext
+from methods.cams.core.base import LayerContext
 
 LAYER = "layer4"
 BATCH = 32

@@ -38,9 +38,9 @@ from methods.errors import (
     UnknownMethodError,
 )
 from methods._internal.torch_utils import PRECISION_ENV, bf16_is_native, resolve_precision
-from methods.cams.registry import MethodSpec, create_method, get_method, list_methods, register_method
-from methods.cams.options import Options, option
-from methods.cams.base import (
+from methods.cams.core.registry import MethodSpec, create_method, get_method, list_methods, register_method
+from methods.cams.core.options import Options, option
+from methods.cams.core.base import (
     CallContext,
     CamMethod,
     ForwardMethod,
@@ -50,8 +50,8 @@ from methods.cams.base import (
     RecordedMethod,
     RecordingNeeds,
 )
-from methods.cams.recorder import Recording, record
-from methods.cams.explain import Explanation, explain, explain_many
+from methods.cams.core.recorder import Recording, record
+from methods.cams.core.explain import Explanation, explain, explain_many
 
 # built-in methods: importing registers them, in this order (21 in all)
 from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, ++, XGrad, HiRes, Layer, Eigen-Grad, element-wise
@@ -65,8 +65,8 @@ from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Rando
 
 from methods.viz.normalize import normalize, normalize_many
 from methods.viz.render import COLORMAPS, render_views
-from methods.cams.layers import LayerInfo, candidate_layers, default_layer
-from methods.cams.blocks import block_layers
+from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
+from methods.cams.core.blocks import block_layers
 from methods.data.images import load_image
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model
 from methods.metrics.confidence import confidence_change

@@ -89,7 +89,7 @@ def test_a_methods_warning_becomes_a_note_of_its_explanation():
             warnings.warn("layer is mostly negative", GradLensWarning)
             return activations.sum(dim=1)
 
-    from methods.cams import registry
+    from methods.cams.core import registry
 
     net = nn.Sequential(nn.Conv2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     try:

@@ -12,7 +12,7 @@ ReLU to the map; here it is applied in the normalization stage (``methods.viz.no
 default) so negative evidence can be looked at too.
 
 Each map is written as ``M_ij = sum_k T^k_ij`` of per-channel terms (:meth:`terms`), so every method
-has the ``aug_smooth`` and ``eigen_smooth`` options of :mod:`methods.cams.smoothing` (off by
+has the ``aug_smooth`` and ``eigen_smooth`` options of :mod:`methods.cams.core.smoothing` (off by
 default; their cost is there).
 """
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from methods.cams.registry import register_method
-from methods.cams.signed import warn_if_signed
-from methods.cams.smoothing import AugOptions, SmoothedMethod, first_component
+from methods.cams.core.registry import register_method
+from methods.cams.core.signed import warn_if_signed
+from methods.cams.core.smoothing import AugOptions, SmoothedMethod, first_component
 
 __all__ = ["GradCam", "GradCamPlusPlus", "XGradCam", "HiResCam", "LayerCam", "EigenGradCam", "GradCamElementWise",
            "gradcampp_weights", "PP_SIGNED_NOTE"]
@@ -193,7 +193,7 @@ class EigenGradCam(SmoothedMethod):
     map ``sum_k T^k`` (pytorch-grad-cam keeps whatever sign the SVD returns, so its map is sometimes
     negated; its own ReLU then keeps the wrong half).
 
-    Options (:class:`methods.cams.smoothing.AugOptions`): ``aug_smooth`` only — the map already is
+    Options (:class:`methods.cams.core.smoothing.AugOptions`): ``aug_smooth`` only — the map already is
     the principal component, so ``eigen_smooth`` would change nothing.
     """
 

@@ -31,10 +31,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from methods._internal.torch_utils import eval_mode, upsample
-from methods.cams.base import CallContext, PixelMethod, RecordingNeeds
-from methods.cams.options import Options, option
-from methods.cams.registry import register_method
-from methods.cams.sites import ACTIVATIONS
+from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
+from methods.cams.core.options import Options, option
+from methods.cams.core.registry import register_method
+from methods.cams.core.sites import ACTIVATIONS
 from methods.errors import GradLensWarning, RecorderError
 
 __all__ = ["GuidedReLU", "guided_relu", "guided_relus", "guided_gradients", "reduce_channels",

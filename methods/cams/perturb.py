@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from methods._internal.torch_utils import PRECISIONS, ForwardRunner, eval_mode
-from methods.cams.base import CallContext, PixelMethod, RecordingNeeds
-from methods.cams.options import Options, option
-from methods.cams.registry import register_method
+from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
+from methods.cams.core.options import Options, option
+from methods.cams.core.registry import register_method
 from methods.errors import ScoreError
 
 __all__ = ["Rise", "Occlusion", "RiseOptions", "OcclusionOptions", "rise_masks", "window_starts"]

@@ -157,7 +157,7 @@ def run_batch(
     root, out = pathlib.Path(images), pathlib.Path(out)
     rels = find_images(root, exclude=out if out.resolve().is_relative_to(root.resolve()) else None)
     loaded = load_model_arg(model)
-    from methods.cams.explain import resolve_layers
+    from methods.cams.core.explain import resolve_layers
 
     layer_names = list(resolve_layers(loaded.model, layers_arg(layers), tuple(loaded.input_size), loaded.default_layer))
     labels = None if str(targets) == "top1" else read_labels(pathlib.Path(targets), loaded.class_names)

@@ -136,8 +136,8 @@ class BatchWorker:
     # ----------------------------------------------------------------------------------------
 
     def _run(self, group: list[tuple[dict, np.ndarray]], pairs: list[tuple[str, str]]) -> list[dict]:
-        from methods.cams.explain import explain_many
-        from methods.cams.registry import get_method
+        from methods.cams.core.explain import explain_many
+        from methods.cams.core.registry import get_method
 
         names = list(dict.fromkeys(m for m, _ in pairs))
         layers = list(dict.fromkeys(layer for _, layer in pairs))

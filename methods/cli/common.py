@@ -22,7 +22,7 @@ def load_model_arg(model: Any):
 
 
 def layers_arg(layers: Any) -> Any:
-    """``--layers`` for :func:`methods.cams.explain.resolve_layers`: ``"default"`` -> None,
+    """``--layers`` for :func:`methods.cams.core.explain.resolve_layers`: ``"default"`` -> None,
     ``"all"``, or comma-separated names -> a list.
 
     Examples:
@@ -43,7 +43,7 @@ def layers_arg(layers: Any) -> Any:
 
 def method_names(methods: Sequence[str] | str) -> list[str]:
     """Registered method keys from a list or a comma-separated string (unknown -> suggestions)."""
-    from methods.cams.registry import get_method
+    from methods.cams.core.registry import get_method
 
     if isinstance(methods, str):
         methods = methods.split(",")

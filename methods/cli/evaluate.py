@@ -96,7 +96,7 @@ def _load(model: Any):
 
 
 def _check_methods(names: Sequence[str]) -> list[str]:
-    from methods.cams.registry import get_method
+    from methods.cams.core.registry import get_method
 
     names = [n.strip() for n in names if n and n.strip()]
     if not names:
@@ -183,7 +183,7 @@ def evaluate(
         ValueError: bad options, scenes with a model not trained on the scenes' classes, or no
             readable image. UnknownMethodError / LayerError / UnknownModelError from the library.
     """
-    from methods.cams.explain import resolve_layers
+    from methods.cams.core.explain import resolve_layers
 
     say = log or (lambda s: print(s, file=sys.stderr))
     out_path = _check_out(out)

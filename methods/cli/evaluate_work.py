@@ -92,7 +92,7 @@ class EvalWorker:
 
 def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> list[dict]:
     """The rows of one image: per explained class, each method x layer and the references."""
-    from methods.cams.explain import explain_many
+    from methods.cams.core.explain import explain_many
     from methods.metrics.faithfulness import reference_maps
     from methods.metrics.image_scores import image_scores
     from methods.metrics.localization import energy_pointing_game, pointing_game

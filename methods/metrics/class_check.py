@@ -19,10 +19,10 @@ import torch
 
 from methods._internal.checks import check_choice, check_int, check_number, is_int
 from methods._internal.torch_utils import check_input, eval_mode, unwrap_model
-from methods.cams.explain import explain_many
-from methods.cams.layers import default_layer
-from methods.cams.recorder import resolve_modules
-from methods.cams.registry import create_method
+from methods.cams.core.explain import explain_many
+from methods.cams.core.layers import default_layer
+from methods.cams.core.recorder import resolve_modules
+from methods.cams.core.registry import create_method
 from methods.errors import OptionError, TargetError
 from methods.metrics.agreement import METRICS, Agreement, map_agreement
 from methods.metrics.sanity import Verdict

@@ -26,10 +26,10 @@ import torch
 from methods._internal.checks import is_int
 from methods._internal.progress import Progress
 from methods._internal.torch_utils import check_input, unwrap_model
-from methods.cams.explain import explain_many
-from methods.cams.layers import LayerInfo, candidate_layers
-from methods.cams.blocks import block_layers
-from methods.cams.registry import create_method
+from methods.cams.core.explain import explain_many
+from methods.cams.core.layers import LayerInfo, candidate_layers
+from methods.cams.core.blocks import block_layers
+from methods.cams.core.registry import create_method
 from methods.errors import OptionError, TargetError
 from methods.metrics.agreement import METRICS, Agreement, AgreementMatrix, agreement_matrix
 from methods.metrics.matching import LayerMatch, matched_layers, relative_depths

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Literal, Sequence
 
 from methods._internal.checks import check_choice, check_int, size2
-from methods.cams.layers import LayerInfo
+from methods.cams.core.layers import LayerInfo
 from methods.errors import OptionError, WrongTypeError
 
 __all__ = ["LayerMatch", "matched_layers", "relative_depths", "nearest_index", "MATCH_BY"]

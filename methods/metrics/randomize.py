@@ -52,8 +52,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods.cams.layers import PLAIN_CONTAINERS
-from methods.cams.blocks import forward_order
+from methods.cams.core.layers import PLAIN_CONTAINERS
+from methods.cams.core.blocks import forward_order
 from methods.errors import OptionError, WrongTypeError, suggest
 
 __all__ = ["Block", "default_blocks", "check_blocks", "reinitialise", "block_seed", "NORM_LAYERS"]

@@ -31,10 +31,10 @@ import torch
 from methods._internal.checks import check_choice, check_int, check_number, size2
 from methods._internal.progress import Progress
 from methods._internal.torch_utils import check_input, unwrap_model
-from methods.cams.explain import explain_many
-from methods.cams.layers import default_layer
-from methods.cams.recorder import resolve_modules
-from methods.cams.registry import create_method
+from methods.cams.core.explain import explain_many
+from methods.cams.core.layers import default_layer
+from methods.cams.core.recorder import resolve_modules
+from methods.cams.core.registry import create_method
 from methods.errors import OptionError
 from methods.metrics.randomize import Block, block_seed, check_blocks, default_blocks, reinitialise
 from methods.metrics.similarity import SIMILARITIES, SIMILARITY_LABELS, similarity_to

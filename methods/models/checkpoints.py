@@ -42,10 +42,10 @@ __all__ = ["load_checkpoint", "checkpoint_architectures", "MAX_CHECKPOINT_BYTES"
 
 
 def _probe_default_layer(arch: str, kwargs: dict, size: tuple[int, int]) -> str:
-    """methods.cams.layers.default_layer on a ``meta``-device copy (shapes only, no arithmetic: a
+    """methods.cams.core.layers.default_layer on a ``meta``-device copy (shapes only, no arithmetic: a
     real CPU probe of e.g. GoogLeNet takes seconds); on the CPU for the few architectures whose
     constructor needs data (RegNet)."""
-    from methods.cams.layers import default_layer
+    from methods.cams.core.layers import default_layer
 
     net = template(arch, **kwargs)
     return default_layer(net, input_size=size)

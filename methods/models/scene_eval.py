@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from methods.cams.explain import explain
+from methods.cams.core.explain import explain
 from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_batch
 from methods.errors import OptionError
 from methods.models import scene_nets as sm

@@ -27,7 +27,7 @@ __all__ = ["TIMM_PREFIX", "TIMM_SUGGESTED", "timm_name", "check_timm_name", "bui
 TIMM_PREFIX = "timm:"
 
 #: timm CNNs offered in menus (any other ``timm:<name>`` is accepted too). Their default layers
-#: are checked in tests/cams/test_layers.py (TIMM_DEFAULTS).
+#: are checked in tests/cams/core/test_layers.py (TIMM_DEFAULTS).
 TIMM_SUGGESTED: tuple[str, ...] = tuple(
     TIMM_PREFIX + n
     for n in (
@@ -101,13 +101,13 @@ def build_timm(name: str, state: dict[str, torch.Tensor], *, num_classes: int, c
 
 
 def timm_default_layer(name: str, num_classes: int, input_size: Sequence[int], model: nn.Module) -> str:
-    """:func:`methods.cams.layers.default_layer` of timm's ``name``, probed on a ``meta`` copy
+    """:func:`methods.cams.core.layers.default_layer` of timm's ``name``, probed on a ``meta`` copy
     (shapes only); when a model cannot run on the meta device, probed on ``model`` itself.
 
     Raises:
         LayerError: the model has no spatial layer (not a CNN).
     """
-    from methods.cams.layers import default_layer
+    from methods.cams.core.layers import default_layer
 
     try:
         with torch.device("meta"):

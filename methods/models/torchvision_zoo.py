@@ -35,7 +35,7 @@ __all__ = [
 class TorchvisionEntry:
     label: str
     description: str
-    default_layer: str  # checked against methods.cams.layers.default_layer in the tests
+    default_layer: str  # checked against methods.cams.core.layers.default_layer in the tests
 
 
 TORCHVISION: dict[str, TorchvisionEntry] = {

@@ -11,7 +11,7 @@ def plugin():
     so no other test (the README's method table ...) sees it."""
     import batch_plugins  # noqa: F401
 
-    from methods.cams import registry
+    from methods.cams.core import registry
 
     registry.register_method(**{k: getattr(batch_plugins.FailsOnFlat.spec, k) for k in
                                 ("name", "label", "family", "cost", "summary")})(batch_plugins.FailsOnFlat)

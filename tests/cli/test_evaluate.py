@@ -80,7 +80,7 @@ def test_cli_scenes_to_parquet(tiny, tmp_path, capsys, fp32):
     assert (df["steps"] == STEPS).all() and (df["baseline"] == "blur").all() and (df["precision"] == "fp32").all()
 
     # one row recomputed directly from the library: the table holds exactly these numbers
-    from methods.cams.explain import explain
+    from methods.cams.core.explain import explain
 
     s = seeds[1]
     sc = make_scene(s)
@@ -121,7 +121,7 @@ def test_cli_two_object_scenes_to_csv_explains_each_class(tiny, tmp_path):
         for k, label in enumerate(sc.labels):
             row = rows[rows["target"] == label].iloc[0]
             x = tiny.preprocess(sc.image)[None]
-            from methods.cams.explain import explain
+            from methods.cams.core.explain import explain
 
             sal = explain(tiny, x, "gradcam", target=label).maps["features.4"][0]
             assert row["energy_pg"] == pytest.approx(energy_pointing_game(sal, sc.masks[k]), abs=1e-6)
@@ -160,7 +160,7 @@ def test_folder_of_own_images_skips_bad_files(tiny, tmp_path, capsys):
 
 def test_all_layers_and_named_layers(tiny):
     df = ev.evaluate(tiny, "scenes:1", layers="all", steps=1, progress=False, references=False)
-    from methods.cams.layers import candidate_layers
+    from methods.cams.core.layers import candidate_layers
 
     assert list(df["layer"]) == [info.name for info in candidate_layers(tiny.model, (128, 128))]
     df = ev.evaluate(tiny, "scenes:1", layers="features.1,features.4", steps=1, progress=False)

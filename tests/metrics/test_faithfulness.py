@@ -414,7 +414,7 @@ def test_gradcam_beats_the_random_map_on_200_fresh_scenes():
     silhouette of the same shape (p(true class) 0.81 -> 0.68 for scenes_vgg; blurring them instead
     gives 0.60, and blurring the object dilated by 4 px 0.33). See docs/faithfulness.md.
     """
-    from methods.cams.explain import explain
+    from methods.cams.core.explain import explain
     from methods.data.scenes import EVAL_SEED_START, make_batch
 
     loaded = _scene_model("scenes_vgg")

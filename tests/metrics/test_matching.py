@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 import methods
-from methods.cams.layers import LayerInfo
-from methods.cams.blocks import block_layers
+from methods.cams.core.layers import LayerInfo
+from methods.cams.core.blocks import block_layers
 from methods.errors import OptionError, WrongTypeError
 from methods.metrics.matching import matched_layers, nearest_index, relative_depths
 from methods.models import scene_nets
@@ -76,7 +76,7 @@ def test_by_resolution_across_input_sizes_uses_the_stride():
 
 
 def test_models_of_different_depth():
-    """scenes_vgg has 7 block layers, scenes_resnet 5 (tests/cams/test_block_layers.py). n = 4:
+    """scenes_vgg has 7 block layers, scenes_resnet 5 (tests/cams/core/test_block_layers.py). n = 4:
     VGG indices 2, 3, 5, 6 (floor(1.5 + .5), floor(3.5), floor(5), 6) and ResNet 1, 2, 3, 4.
     Without n the 5 ResNet layers lead: VGG 0, 2 (1.5 -> 2), 3, 5 (4.5 -> 5), 6. By resolution the
     grids 64, 32, 16 are shared."""

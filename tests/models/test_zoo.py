@@ -23,7 +23,7 @@ from torchvision.models import get_model, get_model_weights
 
 from methods import models as zoo
 from methods.errors import CheckpointError, GradLensError, UnknownModelError, WeightsNotAvailableError
-from methods.cams.layers import default_layer
+from methods.cams.core.layers import default_layer
 from methods.models import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, list_models, load_checkpoint, load_model, weights_file
 from methods.models.torchvision_zoo import TORCHVISION
 
@@ -106,7 +106,7 @@ def test_availability_follows_the_cache_file(offline):
 
 @pytest.mark.parametrize("name", TV_NAMES)
 def test_catalog_default_layer_matches_the_generic_rule(name):
-    """The hard-coded default layers equal what methods.cams.layers.default_layer finds (meta device:
+    """The hard-coded default layers equal what methods.cams.core.layers.default_layer finds (meta device:
     shapes only, no arithmetic)."""
     with torch.device("meta"):
         model = get_model(name, weights=None)
@@ -322,7 +322,7 @@ def test_checkpoint_overrides_and_generic_default_layer():
     )
     assert lm.name == "mine"
     assert lm.input_size == (96, 128) and lm.mean == (0.5, 0.5, 0.5) and lm.std == (0.25, 0.25, 0.25)
-    assert lm.default_layer == "layer4"  # found by methods.cams.layers.default_layer
+    assert lm.default_layer == "layer4"  # found by methods.cams.core.layers.default_layer
     assert lm.preprocess(np.zeros((10, 20, 3), np.uint8)).shape == (3, 96, 128)
 
 

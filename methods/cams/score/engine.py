@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods._internal.torch_utils import PRECISIONS, PRECISION_CHOICES, ForwardRunner, bf16_is_native, eval_mode
-from methods.cams.base import ForwardMethod, LayerContext
-from methods.cams.options import Options, option
+from methods.cams.core.base import ForwardMethod, LayerContext
+from methods.cams.core.options import Options, option
 from methods.errors import ScoreError, ScoreWarning
 
 __all__ = [

@@ -1,5 +1,5 @@
 """block_layers (one map per block) and forward_order, on torchvision architectures built on the
-``meta`` device (shapes and names only, no arithmetic; see tests/cams/test_layers.py) and on the
+``meta`` device (shapes and names only, no arithmetic; see tests/cams/core/test_layers.py) and on the
 bundled scene networks. The expected lists follow from each architecture's definition: the block
 modules of its plain containers, the stem's leaves collapsed to the last one of equal shape."""
 
@@ -11,8 +11,8 @@ from torch import nn
 from torchvision.models import get_model
 
 import methods
-from methods.cams.layers import candidate_layers
-from methods.cams.blocks import block_layers, forward_order
+from methods.cams.core.layers import candidate_layers
+from methods.cams.core.blocks import block_layers, forward_order
 from methods.models import scene_nets
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import methods
-from methods.cams.recorder import LayerError
+from methods.cams.core.recorder import LayerError
 from tiny_models import GapNet
 
 #: every method that answers at any layer with a bounded number of passes (the score family, RISE

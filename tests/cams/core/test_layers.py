@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision.models import get_model
 
-from methods.cams.layers import LayerInfo, candidate_layers, default_layer
+from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
 
 VGG16_CONVS = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 VGG16_POOLS = [4, 9, 16, 23, 30]

@@ -1,7 +1,7 @@
 """The public entry points: :func:`explain` and :func:`explain_many`.
 
 Every method of one call reads ONE recorded forward (+ backward) over all requested layers
-(:func:`methods.cams.recorder.record`): the gradient and activation families and the baselines
+(:func:`methods.cams.core.recorder.record`): the gradient and activation families and the baselines
 are computed from it alone; FullGrad takes its input and bias gradients from the same pass; the
 score family and the pixel perturbation methods (RISE, occlusion) run their own forwards, reusing
 that pass's activations, logits and targets; work two methods share (the augmented passes of
@@ -32,13 +32,13 @@ import torch
 from torch import nn
 
 from methods._internal.progress import Progress
-from methods.cams.base import CallContext, CamMethod, sub_progress
+from methods.cams.core.base import CallContext, CamMethod, sub_progress
 from methods._internal.inputs import check_model_input
 from methods._internal.torch_utils import eval_mode, resolve_precision, unwrap_model, upsample
-from methods.cams.recorder import record, resolve_modules
+from methods.cams.core.recorder import record, resolve_modules
 from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError
-from methods.cams.layers import candidate_layers, default_layer
-from methods.cams.registry import create_method
+from methods.cams.core.layers import candidate_layers, default_layer
+from methods.cams.core.registry import create_method
 
 __all__ = ["Explanation", "explain", "explain_many", "resolve_layers"]
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import methods
-from methods.cams.smoothing import AUGMENTATIONS, first_component
+from methods.cams.core.smoothing import AUGMENTATIONS, first_component
 from tiny_models import GapNet
 
 SMOOTHED = [s.name for s in methods.list_methods() if "aug_smooth" in s.option_names and s.name != "cam"]

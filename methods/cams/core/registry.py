@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, TypeVar
 
-from methods.cams.options import OptionInfo, describe
+from methods.cams.core.options import OptionInfo, describe
 from methods.errors import OptionError, UnknownMethodError, suggest
 
 __all__ = [
@@ -62,7 +62,7 @@ class MethodSpec:
         cost: human cost note (``"1 fwd + 1 bwd"``, ``"C/batch forwards"``).
         paper: URL of the paper (empty for baselines without one).
         summary: one line saying how the map is made.
-        cls: the implementing class (a :class:`methods.cams.base.CamMethod` subclass).
+        cls: the implementing class (a :class:`methods.cams.core.base.CamMethod` subclass).
         class_agnostic: the map does not depend on the explained class (Eigen-CAM, the controls), or
             barely does (guided backpropagation, see its docstring): class-discrimination checks skip
             it and the dashboard says so.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 import methods
-from methods.cams.signed import negative_fraction
+from methods.cams.core.signed import negative_fraction
 from tiny_models import GapNet
 
 WARNS = {"xgradcam", "gradcampp", "smoothgradcampp", "ablationcam"}

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import methods
-from methods.cams.layers import candidate_layers, default_layer
-from methods.cams.recorder import RecorderError, record
+from methods.cams.core.layers import candidate_layers, default_layer
+from methods.cams.core.recorder import RecorderError, record
 from tiny_models import GapNet, ReusedReluNet, count_hooks
 
 

@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from methods._internal.progress import Progress
-from methods.cams.options import NoOptions, Options, build_options
-from methods.cams.recorder import Recording
-from methods.cams.registry import MethodSpec
+from methods.cams.core.options import NoOptions, Options, build_options
+from methods.cams.core.recorder import Recording
+from methods.cams.core.registry import MethodSpec
 
 __all__ = ["CamMethod", "RecordedMethod", "GradientMethod", "ForwardMethod", "PixelMethod", "LayerContext",
            "CallContext", "RecordingNeeds", "Progress", "sub_progress"]
@@ -116,7 +116,7 @@ def sub_progress(progress: Progress | None, start: int, units: int, total: int) 
 class CamMethod:
     """A configured CAM method. Options are keyword-only and validated at construction.
 
-    A subclass declares its options as a frozen dataclass (:class:`methods.cams.options.Options`)
+    A subclass declares its options as a frozen dataclass (:class:`methods.cams.core.options.Options`)
     in ``options_class``; construction builds and validates it (an unknown keyword is a
     ``WrongTypeError``, a bad value an ``OptionError``, both naming the option and the valid
     values). Constructing a method registers no hooks and touches no model.

@@ -1,6 +1,6 @@
 """Block outputs and forward order: the short list of layers a person reads a network by.
 
-Real networks have hundreds of candidate layers (:func:`methods.cams.layers.candidate_layers`:
+Real networks have hundreds of candidate layers (:func:`methods.cams.core.layers.candidate_layers`:
 every conv, norm and activation). :func:`block_layers` keeps one per block (the rule is in its
 docstring); :func:`forward_order` lists every module that runs, in the order it finishes. Both
 come from the same one-pass probe as the candidate layers.
@@ -13,7 +13,7 @@ from typing import Sequence
 from torch import nn
 
 from methods._internal.checks import size2
-from methods.cams.layers import (
+from methods.cams.core.layers import (
     PLAIN_CONTAINERS,
     FiredModule,
     LayerInfo,

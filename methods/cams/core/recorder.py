@@ -17,7 +17,7 @@ How it works, and why:
 * A module that fires twice in one forward (a shared ``ReLU`` object used twice in a block) makes
   "its output" ambiguous: naming it is an error (never a silent mismatch) whose message lists the
   call sites ``relu#0``, ``relu#1`` ... that can be recorded instead; ``name:act`` records the
-  output after the activation that follows the module (:mod:`methods.cams.sites`).
+  output after the activation that follows the module (:mod:`methods.cams.core.sites`).
 
 The explained score ``y`` is the pre-softmax logit of the target class, summed over the batch
 (samples do not interact in eval mode, so each sample's gradient is its own).
@@ -36,7 +36,7 @@ from torch import nn
 from methods._internal.checks import is_int
 from methods._internal.inputs import check_model_input
 from methods._internal.torch_utils import HookScope, eval_mode
-from methods.cams.sites import LayerRef, TensorWatch, parse_layer, site_name
+from methods.cams.core.sites import LayerRef, TensorWatch, parse_layer, site_name
 from methods.errors import LayerError, RecorderError, TargetError
 
 __all__ = [
@@ -76,7 +76,7 @@ def resolve_modules(model: nn.Module, layers: Sequence[str]) -> dict[str, nn.Mod
     """Map each layer name to its module, in the given order: the one layer check of the library.
 
     A name is a module name, optionally with a call site ``#k`` and/or ``:act``
-    (:mod:`methods.cams.sites`); the module of ``"act#1:act"`` is ``act``.
+    (:mod:`methods.cams.core.sites`); the module of ``"act#1:act"`` is ``act``.
 
     Raises:
         LayerError: no layer, a duplicate, or a name that is not a module of ``model`` (the
@@ -161,7 +161,7 @@ def record(
         model: any ``nn.Module`` returning (N, K) logits.
         x: input batch (N, C, H, W), floating point and finite; not modified.
         layers: layer names (module names, optionally with ``#k`` / ``:act``, see
-            :mod:`methods.cams.sites`) to record, at least one; or the ``{name: module}`` mapping
+            :mod:`methods.cams.core.sites`) to record, at least one; or the ``{name: module}`` mapping
             :func:`resolve_modules` returned (then nothing is looked up again).
         target: see :func:`resolve_targets`.
         gradients: also compute d(logit_target)/d(activation) for every layer.

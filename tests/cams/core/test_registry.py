@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import methods
-from methods.cams.registry import _REGISTRY, get_method, list_methods, register_method
+from methods.cams.core.registry import _REGISTRY, get_method, list_methods, register_method
 from tiny_models import GapNet
 
 BUILT_IN = ["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "eigengradcam", "gradcam_elementwise",

@@ -17,7 +17,7 @@ stem and the head). "The output of ``relu``" is then ambiguous; ``relu#1`` is no
 
 Why ``:act``: torchvision's DenseNet applies ``F.relu`` to ``features.norm5`` inside its own
 ``forward``, so the tensor its classifier sees is not the output of any module.
-``"features.norm5:act"`` names it (and is DenseNet's default layer, :mod:`methods.cams.layers`).
+``"features.norm5:act"`` names it (and is DenseNet's default layer, :mod:`methods.cams.core.layers`).
 
 How ``:act`` is seen (:class:`TensorWatch`): a :class:`torch.overrides.TorchFunctionMode` is
 active during the forward and watches the tensor the module returned. The FIRST torch function

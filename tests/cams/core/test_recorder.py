@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import methods
-from methods.cams.recorder import LayerError, RecorderError, TargetError, record, resolve_targets
+from methods.cams.core.recorder import LayerError, RecorderError, TargetError, record, resolve_targets
 from tiny_models import GapNet, HandNet, RaisingNet, ReusedReluNet, count_hooks
 
 

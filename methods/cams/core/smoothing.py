@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.cams.base import CallContext, RecordedMethod
-from methods.cams.options import Options, option
-from methods.cams.recorder import Recording, record
+from methods.cams.core.base import CallContext, RecordedMethod
+from methods.cams.core.options import Options, option
+from methods.cams.core.recorder import Recording, record
 from methods.errors import RecorderError
 
 __all__ = ["AUGMENTATIONS", "SmoothOptions", "AugOptions", "SmoothedMethod", "first_component", "augmented_views"]

@@ -16,7 +16,7 @@ What counts as a *candidate layer*:
 * a module that runs **more than once** in one forward is excluded: torchvision's ResNet blocks
   call one ``relu`` module three times, and "the output of ``layer1.0.relu``" would be ambiguous
   (the recorder refuses the bare name too, and records a call site ``layer1.0.relu#1``, see
-  :mod:`methods.cams.sites`). Modules that never run (unused heads) are not listed;
+  :mod:`methods.cams.core.sites`). Modules that never run (unused heads) are not listed;
 * ``name:act`` follows a layer whose output goes next into a FUNCTIONAL activation (an
   ``F.relu`` in a ``forward``, not a module of its own): DenseNet's ``features.norm5:act`` is the
   only way to name the tensor its classifier sees. Where the activation is a module used in
@@ -43,7 +43,7 @@ EfficientNet-B0     ``features.8``          last block
 ConvNeXt-T          ``features.7``          last stage
 =================== ======================= =====================================================
 
-and for timm (checked in tests/cams/test_layers.py):
+and for timm (checked in tests/cams/core/test_layers.py):
 
 =========================== ================ =====================================================
 model                       default          why
@@ -67,14 +67,14 @@ from torch import nn
 
 from methods._internal.checks import size2
 from methods._internal.torch_utils import HookScope, eval_mode
-from methods.cams.sites import TensorWatch
+from methods.cams.core.sites import TensorWatch
 from methods.errors import LayerError, WrongTypeError
 
 __all__ = ["LayerInfo", "FiredModule", "PLAIN_CONTAINERS", "candidate_layers", "candidates_and_default", "default_layer",
            "is_candidate", "output_shape", "probe_modules"]
 
 #: Containers that only chain or hold their children (exact types: a subclass such as
-#: torchvision's ``Conv2dNormActivation`` is a unit of its own). :func:`methods.cams.blocks.block_layers` and the
+#: torchvision's ``Conv2dNormActivation`` is a unit of its own). :func:`methods.cams.core.blocks.block_layers` and the
 #: sanity check's default blocks look inside them.
 PLAIN_CONTAINERS: tuple[type, ...] = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -133,7 +133,7 @@ def _in_channels(model: nn.Module) -> int:
 def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredModule]:
     """Run one no-grad forward with hooks on every named module; return what fired, in order.
 
-    A :class:`methods.cams.sites.TensorWatch` also sees which function first consumes each
+    A :class:`methods.cams.core.sites.TensorWatch` also sees which function first consumes each
     module's 4-D output, and inside which module that happens (:attr:`FiredModule.act`).
     """
     if not isinstance(model, nn.Module):
