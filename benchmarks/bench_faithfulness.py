@@ -39,7 +39,7 @@ import torchvision
 
 import methods
 from common import report, time_interleaved
-from methods.metrics import faithfulness as fa
+from methods.metrics.faithfulness import curves as fa
 
 STEPS = 50
 BATCH = 32

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     check(pearson(logits16, logits32) >= 0.99, f"bf16 vs fp32 logits Pearson {pearson(logits16, logits32):.5f}")
 
     print("\n3. curves and commands")
-    from methods.metrics import faithfulness as fa
+    from methods.metrics.faithfulness import curves as fa
 
     sal = methods.explain(cpu_model, x_cpu[:1], "gradcam").maps[cpu_model.default_layer][0]
     d_cpu = fa.deletion_curve(cpu_model, x_cpu[:1], sal, 0, steps=20, precision="fp32")

@@ -69,15 +69,15 @@ from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
 from methods.cams.core.blocks import block_layers
 from methods.data.images import load_image
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model
-from methods.metrics.confidence import confidence_change
-from methods.metrics.faithfulness import deletion_curve, insertion_curve, reference_curves
+from methods.metrics.faithfulness.confidence import confidence_change
+from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve, reference_curves
 from methods.metrics.localization import energy_pointing_game, pointing_game
-from methods.metrics.agreement import Agreement, map_agreement
-from methods.metrics.matching import LayerMatch, matched_layers
-from methods.metrics.compare import LayerSimilarity, layer_similarity
-from methods.metrics.sanity import SanityResult, Verdict, sanity_check
-from methods.metrics.class_check import ClassSensitivity, class_sensitivity
-from methods.metrics.leaderboard import bootstrap_interval, leaderboard, per_class, sign_test
+from methods.metrics.agreement.maps import Agreement, map_agreement
+from methods.metrics.agreement.matching import LayerMatch, matched_layers
+from methods.metrics.agreement.compare import LayerSimilarity, layer_similarity
+from methods.metrics.sanity.check import SanityResult, Verdict, sanity_check
+from methods.metrics.sanity.class_check import ClassSensitivity, class_sensitivity
+from methods.metrics.benchmark.leaderboard import bootstrap_interval, leaderboard, per_class, sign_test
 
 __all__ = [
     "GradLensError",

@@ -12,8 +12,8 @@ import torch
 
 import methods
 from methods.errors import InputError
-from methods.metrics.confidence import confidence_change
-from methods.metrics.faithfulness import deletion_curve, insertion_curve
+from methods.metrics.faithfulness.confidence import confidence_change
+from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve
 from tiny_models import GapNet
 
 BAD = {

@@ -13,8 +13,8 @@ import methods
 from methods._internal import device as _device
 from methods._internal import torch_utils as _torch
 from methods.errors import GradLensWarning, InputError, RecorderError
-from methods.metrics import faithfulness as fa
-from methods.metrics import perturbation
+from methods.metrics.faithfulness import curves as fa
+from methods.metrics.faithfulness import perturbation
 
 
 def test_hook_scope_removes_hooks_also_when_the_forward_raises():

@@ -19,7 +19,7 @@ Usage::
 
 ``--layers`` is ``default``, ``all`` or comma-separated module names. The output (``.parquet`` or
 ``.csv``) has one row per image x method x layer x explained class, plus rows for the two reference
-maps ``random`` and ``centre`` (:func:`methods.metrics.faithfulness.reference_maps`, on each layer's own
+maps ``random`` and ``centre`` (:func:`methods.metrics.faithfulness.curves.reference_maps`, on each layer's own
 grid; the random map's seed is ``seed + image index``). Columns:
 
 ==============  ==============================================================================
@@ -44,7 +44,7 @@ precision, device   the precision the curves RAN in (``--precision auto`` resolv
 Where it runs: ``--engine local`` (default; ``--workers`` processes, one per CPU core) or
 ``--engine ray`` (Ray Data actors, ``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster), each
 worker loading the model once (:mod:`methods.cli.engines`); the table is the same either way.
-Each image's maps are scored by :func:`methods.metrics.image_scores.image_scores`, which runs the
+Each image's maps are scored by :func:`methods.metrics.faithfulness.image_scores.image_scores`, which runs the
 forwards the maps share once. See docs/batch.md.
 
 A summary (mean ± std per method x layer, references included) is printed at the end, with a
@@ -62,7 +62,7 @@ import numpy as np
 import pandas as pd
 
 from methods._internal.checks import check_choice, check_int
-from methods.metrics import faithfulness as fa
+from methods.metrics.faithfulness import curves as fa
 from methods.errors import GradLensError, OptionError, WrongTypeError
 from methods.cli.common import worker_model
 from methods.cli.engines import check_engine
@@ -166,7 +166,7 @@ def evaluate(
             ``references=True``.
         layers: ``"default"``, ``"all"``, comma-separated names or a list of names.
         seed: scene seed offset (scenes start at the evaluation range) and reference-map seed.
-        steps, baseline, precision, batch_size: curve options (:func:`methods.metrics.faithfulness.deletion_curve`);
+        steps, baseline, precision, batch_size: curve options (:func:`methods.metrics.faithfulness.curves.deletion_curve`);
             ``insertion_baseline`` is the insertion curve's start.
         references: add the ``random`` and ``centre`` reference rows.
         out: write the table to this ``.parquet`` or ``.csv`` file.

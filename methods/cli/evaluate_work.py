@@ -7,7 +7,7 @@ image never stops the others.
 
 Per image and explained class, every map (each method x layer, then the ``random`` and
 ``centre`` references on each layer's grid) is scored by ONE
-:func:`methods.metrics.image_scores.image_scores` call: the unperturbed and the fully perturbed
+:func:`methods.metrics.faithfulness.image_scores.image_scores` call: the unperturbed and the fully perturbed
 images, which are the same for every map, run once, and the curve forwards of all maps share
 full batches.
 """
@@ -93,8 +93,8 @@ class EvalWorker:
 def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> list[dict]:
     """The rows of one image: per explained class, each method x layer and the references."""
     from methods.cams.core.explain import explain_many
-    from methods.metrics.faithfulness import reference_maps
-    from methods.metrics.image_scores import image_scores
+    from methods.metrics.faithfulness.curves import reference_maps
+    from methods.metrics.faithfulness.image_scores import image_scores
     from methods.metrics.localization import energy_pointing_game, pointing_game
 
     names, class_names = list(spec.names), tuple(loaded.class_names)

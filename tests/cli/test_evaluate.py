@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from methods.cli import evaluate as ev
-from methods.metrics import faithfulness as fa
+from methods.metrics.faithfulness import curves as fa
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_scene
 

@@ -13,7 +13,7 @@ from scipy.stats import spearmanr
 import methods
 from methods._internal.torch_utils import upsample
 from methods.errors import InputError, OptionError
-from methods.metrics.agreement import METRICS, agreement_matrix, map_agreement
+from methods.metrics.agreement.maps import METRICS, agreement_matrix, map_agreement
 
 
 def _close(agr, **expected):

@@ -9,7 +9,7 @@ import methods
 from methods.data.samples import list_samples, load_sample, load_sample_mask
 from methods.data.scenes import CLASS_NAMES
 from methods.errors import OptionError, TargetError
-from methods.metrics.class_check import class_sensitivity
+from methods.metrics.sanity.class_check import class_sensitivity
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from tiny_models import GapNet
 

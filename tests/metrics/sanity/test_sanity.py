@@ -11,9 +11,9 @@ import torch
 import methods
 from methods.data.samples import load_sample
 from methods.errors import LayerError, OptionError
-from methods.metrics.randomize import Block, block_seed, reinitialise
-from methods.metrics.sanity import sanity_check
-from methods.metrics.similarity import SIMILARITIES
+from methods.metrics.sanity.randomize import Block, block_seed, reinitialise
+from methods.metrics.sanity.check import sanity_check
+from methods.metrics.agreement.similarity import SIMILARITIES
 from tiny_models import GapNet, count_hooks
 
 

@@ -4,7 +4,7 @@
 https://arxiv.org/abs/1810.03292) compares the map of a randomized model with the trained
 model's map by rank correlation (with and without absolute values), SSIM and the correlation of
 HOG features. Here, with every map first resized to one grid ``(H, W)`` (by default the input
-size, the map as a user sees it; :func:`methods.metrics.agreement.resize_map`):
+size, the map as a user sees it; :func:`methods.metrics.agreement.maps.resize_map`):
 
 * ``spearman``      Spearman rank correlation of the raw (signed) maps;
 * ``spearman_abs``  Spearman rank correlation of their absolute values ``|M|``;
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from methods._internal.checks import size2
-from methods.metrics.agreement import agreement_matrix, resize_map
+from methods.metrics.agreement.maps import agreement_matrix, resize_map
 
 __all__ = ["SIMILARITIES", "SIMILARITY_LABELS", "similarity_to", "ssim", "hog_similarity", "scale01"]
 

@@ -2,7 +2,7 @@
 
 The evaluation scores each map of an image (every method x layer, and the reference maps) with a
 deletion curve, an insertion curve and Grad-CAM++'s confidence change
-(:mod:`methods.metrics.faithfulness`, :mod:`methods.metrics.confidence`). Done one map at a time
+(:mod:`methods.metrics.faithfulness.curves`, :mod:`methods.metrics.faithfulness.confidence`). Done one map at a time
 that is ``M x (2 (S + 1) + 2)`` forwards for ``M`` maps and ``S`` steps. Several of those images
 do not depend on the map at all:
 
@@ -29,9 +29,9 @@ from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
 from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
 from methods.errors import InputError
-from methods.metrics.confidence import ConfidenceChange, Space, confidence_from, explanation_image
-from methods.metrics.faithfulness import Curve
-from methods.metrics.perturbation import (
+from methods.metrics.faithfulness.confidence import ConfidenceChange, Space, confidence_from, explanation_image
+from methods.metrics.faithfulness.curves import Curve
+from methods.metrics.faithfulness.perturbation import (
     BaselineSpec,
     baseline_substrate,
     check_class,
@@ -52,9 +52,9 @@ class MapScores:
     """The faithfulness scores of one map.
 
     Attributes:
-        deletion: the RISE deletion :class:`~methods.metrics.faithfulness.Curve`.
+        deletion: the RISE deletion :class:`~methods.metrics.faithfulness.curves.Curve`.
         insertion: the RISE insertion curve.
-        confidence: Grad-CAM++'s :class:`~methods.metrics.confidence.ConfidenceChange`.
+        confidence: Grad-CAM++'s :class:`~methods.metrics.faithfulness.confidence.ConfidenceChange`.
     """
 
     deletion: Curve
@@ -104,7 +104,7 @@ def image_scores(
         precision: ``"auto"`` (bf16 where native, else fp32), ``"fp32"`` or ``"bf16"``; the
             curves record the precision that ran.
         blur_sigma: sigma of the ``"blur"`` baseline in pixels (default 0.05 * max(H, W)).
-        space, mean, std: the confidence change's masking space (see :func:`methods.metrics.confidence.confidence_change`).
+        space, mean, std: the confidence change's masking space (see :func:`methods.metrics.faithfulness.confidence.confidence_change`).
         progress: ``(done, total)`` callback after every chunk (total = :func:`forward_count`).
 
     Returns:

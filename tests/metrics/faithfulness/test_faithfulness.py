@@ -1,4 +1,4 @@
-"""Tests of methods.metrics.faithfulness: exact curves on a model whose probabilities are known in closed form.
+"""Tests of methods.metrics.faithfulness.curves: exact curves on a model whose probabilities are known in closed form.
 
 The "sum classifier" has two classes and logits ``(a * S + b, 0)`` with ``S`` the sum of every
 input value, so ``p_0 = sigmoid(a * S + b)``. Deleting pixel set D with the zero baseline leaves
@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from methods.metrics import faithfulness as fa
+from methods.metrics.faithfulness import curves as fa
 from precision_kit import tolerance
 
 

@@ -28,7 +28,7 @@ import pytest
 
 import methods
 from methods.data.samples import load_sample
-from methods.metrics.sanity import sanity_check
+from methods.metrics.sanity.check import sanity_check
 
 
 def _x(loaded, sample):

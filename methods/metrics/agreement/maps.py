@@ -14,7 +14,7 @@ side. NaN / inf values count as 0. On the grid each map is a vector of ``P = H *
   (as ``scipy.stats.rankdata(method="average")``);
 * ``iou_top``  with ``k = max(1, round(top * P))`` (round half up) and ``T_a`` the ``k`` pixels
   of highest ``a`` (ties broken by the lower pixel index, row-major: a stable sort, the rule of
-  :mod:`methods.metrics.faithfulness`), ``|T_a ∩ T_b| / |T_a ∪ T_b| = i / (2k - i)``;
+  :mod:`methods.metrics.faithfulness.curves`), ``|T_a ∩ T_b| / |T_a ∪ T_b| = i / (2k - i)``;
 * ``mass_share``   ``sum_{p in T_b} a+_p / sum_p a+_p`` with ``a+ = max(a, 0)``: the share of a's
   positive mass that falls where b is in its top fraction (an energy pointing game with b's top
   region as the mask);

@@ -1,6 +1,6 @@
 """The blocks a model-parameter randomization test destroys, and how each is re-initialised.
 
-Used by :func:`methods.metrics.sanity.sanity_check` on a DEEP COPY of the model (the caller's
+Used by :func:`methods.metrics.sanity.check.sanity_check` on a DEEP COPY of the model (the caller's
 model is never touched).
 
 Default blocks (:func:`default_blocks`): the parameterised units of the model, in REVERSE forward

@@ -9,7 +9,7 @@ import methods
 from methods.cams.core.layers import LayerInfo
 from methods.cams.core.blocks import block_layers
 from methods.errors import OptionError, WrongTypeError
-from methods.metrics.matching import matched_layers, nearest_index, relative_depths
+from methods.metrics.agreement.matching import matched_layers, nearest_index, relative_depths
 from methods.models import scene_nets
 
 

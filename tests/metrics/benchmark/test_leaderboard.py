@@ -1,4 +1,4 @@
-"""methods.metrics.leaderboard against hand computations.
+"""methods.metrics.benchmark.leaderboard against hand computations.
 
 Provenance of the reference values (all by hand, in each test's docstring): bootstrap quantiles
 of a two-point sample, binomial tails of the exact sign test, the exact Wilcoxon null
@@ -15,7 +15,7 @@ import pytest
 
 import methods
 from methods.errors import OptionError
-from methods.metrics import leaderboard as lb
+from methods.metrics.benchmark import leaderboard as lb
 
 
 def _table() -> pd.DataFrame:

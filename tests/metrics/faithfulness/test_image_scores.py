@@ -1,4 +1,4 @@
-"""methods.metrics.image_scores: several maps of one image scored with the shared forwards run once.
+"""methods.metrics.faithfulness.image_scores: several maps of one image scored with the shared forwards run once.
 
 The reference is the one-map functions (deletion_curve, insertion_curve, confidence_change), whose
 numbers test_faithfulness.py checks against closed forms: every score must be theirs, and the
@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from methods.errors import InputError, TargetError
-from methods.metrics import faithfulness as fa
-from methods.metrics.image_scores import forward_count, image_scores
+from methods.metrics.faithfulness import curves as fa
+from methods.metrics.faithfulness.image_scores import forward_count, image_scores
 
 
 class Counting(nn.Module):

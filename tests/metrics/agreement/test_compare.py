@@ -10,8 +10,8 @@ from torch import nn
 
 import methods
 from methods.errors import LayerError, OptionError, TargetError
-from methods.metrics.agreement import METRICS, map_agreement
-from methods.metrics.compare import layer_similarity
+from methods.metrics.agreement.maps import METRICS, map_agreement
+from methods.metrics.agreement.compare import layer_similarity
 from tiny_models import GapNet
 
 
@@ -82,7 +82,7 @@ def test_targets_none_int_and_pair():
 
 def test_blocks_and_matched_rows_on_the_bundled_models():
     """scenes_vgg vs scenes_resnet, block layers (7 and 5): rows at 25/50/75/100 % are the pairs of
-    tests/metrics/test_matching.py, and each row's numbers are the matrix cell."""
+    tests/metrics/agreement/test_matching.py, and each row's numbers are the matrix cell."""
     va, vb = methods.load_model("scenes_vgg"), methods.load_model("scenes_resnet")
     from methods.data.samples import load_sample
 

@@ -3,7 +3,7 @@
 "Sanity Checks for Saliency Maps" (Adebayo, Gilmer, Muelly, Goodfellow, Hardt, Kim, NeurIPS 2018,
 https://arxiv.org/abs/1810.03292): a saliency method that gives the same map once the model's
 weights are destroyed explains the image, not the model. The test re-initialises the model's
-blocks ``B_1 .. B_n`` (logits layer first, :mod:`methods.metrics.randomize`) on a DEEP COPY:
+blocks ``B_1 .. B_n`` (logits layer first, :mod:`methods.metrics.sanity.randomize`) on a DEEP COPY:
 
 * ``mode="cascading"``: step ``k`` re-initialises ``B_1 .. B_k`` (top down, accumulating);
 * ``mode="independent"``: step ``k`` re-initialises ``B_k`` alone (the others trained).
@@ -11,7 +11,7 @@ blocks ``B_1 .. B_n`` (logits layer first, :mod:`methods.metrics.randomize`) on 
 At every step ``k = 0 .. n`` (step 0 = the trained model) the SAME layer is explained for the
 SAME class ``c`` (the trained model's top-1 unless given): ``M_k``, the raw map, and
 ``p_k = softmax(f_k(x))_c``. The similarity of ``M_k`` to ``M_0`` is measured four ways
-(:mod:`methods.metrics.similarity`: Spearman of the raw maps and of ``|M|``, SSIM, HOG), on the
+(:mod:`methods.metrics.agreement.similarity`: Spearman of the raw maps and of ``|M|``, SSIM, HOG), on the
 input's grid. A method PASSES when its map decorrelates as the weights go.
 
 The caller's model is never touched: not its weights, buffers, train/eval flags or
@@ -36,8 +36,8 @@ from methods.cams.core.layers import default_layer
 from methods.cams.core.recorder import resolve_modules
 from methods.cams.core.registry import create_method
 from methods.errors import OptionError
-from methods.metrics.randomize import Block, block_seed, check_blocks, default_blocks, reinitialise
-from methods.metrics.similarity import SIMILARITIES, SIMILARITY_LABELS, similarity_to
+from methods.metrics.sanity.randomize import Block, block_seed, check_blocks, default_blocks, reinitialise
+from methods.metrics.agreement.similarity import SIMILARITIES, SIMILARITY_LABELS, similarity_to
 
 __all__ = ["PAPER", "MODES", "SanityResult", "Verdict", "sanity_check"]
 
@@ -87,7 +87,7 @@ class SanityResult:
         maps: raw (h, w) float32 map of each step.
         probs: (n+1,) softmax probability of ``target`` at each step.
         similarity: measure -> (n+1,) float64 similarity of each step's map to the trained one
-            (:data:`methods.metrics.similarity.SIMILARITIES`); entry 0 is 1.0.
+            (:data:`methods.metrics.agreement.similarity.SIMILARITIES`); entry 0 is 1.0.
         grid: the grid the similarities were measured on (the input size by default).
         notes: what the user should know (a constant trained map ...).
     """
@@ -175,7 +175,7 @@ def sanity_check(
         mode: ``"cascading"`` (top down, accumulating) or ``"independent"`` (one block at a time).
         seed: seed of the re-initialisations (>= 0); the same seed repeats the test exactly.
         blocks: the steps, top block first: module names, or lists of names re-initialised
-            together (default :func:`methods.metrics.randomize.default_blocks`).
+            together (default :func:`methods.metrics.sanity.randomize.default_blocks`).
         options: the method's keyword options.
         size: the grid of the similarities (default: the input size).
         progress: ``(done, total)`` after each step (a :class:`methods._internal.progress.ProgressTracker`

@@ -50,7 +50,7 @@ __all__ = ["METRICS", "REFERENCES", "MetricInfo", "Interval", "bootstrap_interva
 
 Test = Literal["auto", "wilcoxon", "sign"]
 KEY_COLUMNS: tuple[str, ...] = ("image", "method", "layer", "target")
-#: The evaluation's reference maps (:func:`methods.metrics.faithfulness.reference_maps`; the same
+#: The evaluation's reference maps (:func:`methods.metrics.faithfulness.curves.reference_maps`; the same
 #: names as ``methods.cli.summary.REFERENCES``).
 REFERENCES: tuple[str, ...] = ("random", "centre")
 

@@ -24,8 +24,8 @@ from methods.cams.core.layers import default_layer
 from methods.cams.core.recorder import resolve_modules
 from methods.cams.core.registry import create_method
 from methods.errors import OptionError, TargetError
-from methods.metrics.agreement import METRICS, Agreement, map_agreement
-from methods.metrics.sanity import Verdict
+from methods.metrics.agreement.maps import METRICS, Agreement, map_agreement
+from methods.metrics.sanity.check import Verdict
 
 __all__ = ["ClassSensitivity", "class_sensitivity"]
 

@@ -1,7 +1,7 @@
 """The machinery under the faithfulness scores: argument checks, pixel ranking, baselines, the
 perturbed images and the batched model runner.
 
-:mod:`methods.metrics.faithfulness` documents the protocol (RISE deletion / insertion, Grad-CAM++ Average
+:mod:`methods.metrics.faithfulness.curves` documents the protocol (RISE deletion / insertion, Grad-CAM++ Average
 Drop); this module holds the pieces that protocol is made of, so each stays small and testable:
 
 * ranking — :func:`perturbation_order`: the map is upsampled to the input's H x W (bilinear,

@@ -42,7 +42,7 @@ the object's silhouette and hardly separates a method from the random map (Grad-
 random 0.156 on 200 scenes, against 0.148 vs 0.322 with blur; docs/faithfulness.md), so the
 default is blur for deletion too; pass ``baseline="zero"`` for RISE's protocol.
 
-Average Drop and Increase in Confidence live in :mod:`methods.metrics.confidence`.
+Average Drop and Increase in Confidence live in :mod:`methods.metrics.faithfulness.confidence`.
 
 Speed
 -----
@@ -67,8 +67,8 @@ from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
 from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
 from methods.errors import OptionError
-from methods.metrics.confidence import ConfidenceChange, confidence_change
-from methods.metrics.perturbation import (
+from methods.metrics.faithfulness.confidence import ConfidenceChange, confidence_change
+from methods.metrics.faithfulness.perturbation import (
     BASELINES,
     DEFAULT_BASELINES,
     KINDS,

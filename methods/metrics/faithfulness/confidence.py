@@ -31,7 +31,7 @@ from methods._internal.checks import check_choice
 from methods._internal.inputs import check_model_input
 from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model, upsample
 from methods.errors import OptionError
-from methods.metrics.perturbation import (
+from methods.metrics.faithfulness.perturbation import (
     check_class,
     check_one_image,
     check_saliency,

@@ -3,7 +3,7 @@
 :func:`layer_similarity` explains each model ONCE: one :func:`methods.explain_many` call per model
 over all its chosen layers (for the gradient family and the baselines that is one forward and
 one backward per model, whatever the number of layers), then compares every map of A with every
-map of B on one common grid with :func:`methods.metrics.agreement.agreement_matrix`. The result
+map of B on one common grid with :func:`methods.metrics.agreement.maps.agreement_matrix`. The result
 holds everything a Compare view needs: the layer names and grids (the heatmap's axes), one
 matrix per agreement metric, the raw maps (the overlays), each model's explained class and its
 probability, and matched-depth rows (:meth:`LayerSimilarity.by_depth`).
@@ -31,8 +31,8 @@ from methods.cams.core.layers import LayerInfo, candidate_layers
 from methods.cams.core.blocks import block_layers
 from methods.cams.core.registry import create_method
 from methods.errors import OptionError, TargetError
-from methods.metrics.agreement import METRICS, Agreement, AgreementMatrix, agreement_matrix
-from methods.metrics.matching import LayerMatch, matched_layers, relative_depths
+from methods.metrics.agreement.maps import METRICS, Agreement, AgreementMatrix, agreement_matrix
+from methods.metrics.agreement.matching import LayerMatch, matched_layers, relative_depths
 
 __all__ = ["LayerSimilarity", "layer_similarity", "resolve_layer_list"]
 
@@ -72,7 +72,7 @@ class LayerSimilarity:
     top: float
 
     def values(self, metric: str = "spearman") -> np.ndarray:
-        """The (L_a, L_b) matrix of one metric of :data:`methods.metrics.agreement.METRICS`."""
+        """The (L_a, L_b) matrix of one metric of :data:`methods.metrics.agreement.maps.METRICS`."""
         if metric not in METRICS:
             raise OptionError(f"metric={metric!r} is not one of {list(METRICS)}")
         return self.matrix[metric]
@@ -141,7 +141,7 @@ def layer_similarity(
 
     Each model is explained by ONE :func:`methods.explain_many` call over all its layers (one
     forward + one backward for the gradient family), then all L_a x L_b pairs are compared on one
-    grid at once (:func:`methods.metrics.agreement.agreement_matrix`; formulas there).
+    grid at once (:func:`methods.metrics.agreement.maps.agreement_matrix`; formulas there).
 
     Args:
         model_a, model_b: ``nn.Module`` or :class:`methods.LoadedModel` (returning logits).
@@ -155,7 +155,7 @@ def layer_similarity(
         options: the method's keyword options (``{"batch_size": 16}`` for Score-CAM).
         top: the top fraction for ``iou_top`` / ``mass_*``.
         size: the common grid; default the finest layer grid of both models, each side at most
-            :data:`methods.metrics.agreement.MAX_GRID` (64). Every cell equals
+            :data:`methods.metrics.agreement.maps.MAX_GRID` (64). Every cell equals
             ``map_agreement(map_a, map_b, size=sim.grid)``.
         progress: ``(done, total)`` callback, handed to the score family's forwards.
 
