@@ -31,7 +31,7 @@ from common import time_interleaved  # noqa: E402
 
 import methods  # noqa: E402
 from methods._internal.torch_utils import bf16_is_native, channels_last_weights, resolve_precision  # noqa: E402
-from methods.cli.evaluate import evaluate  # noqa: E402
+from methods.pipeline.evaluate import evaluate  # noqa: E402
 from methods.metrics.faithfulness import curves as fa  # noqa: E402
 from methods.metrics.faithfulness.image_scores import forward_count  # noqa: E402
 from methods.metrics.faithfulness.perturbation import class_probabilities, runner_for  # noqa: E402

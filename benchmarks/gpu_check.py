@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     check(abs(d_cpu.auc - d_gpu.auc) <= 1e-4, f"deletion AUC CPU {d_cpu.auc:.6f} vs GPU {d_gpu.auc:.6f}")
     from PIL import Image
 
-    from methods.cli.batch import run_batch
-    from methods.cli.evaluate import evaluate
+    from methods.pipeline.batch import run_batch
+    from methods.pipeline.evaluate import evaluate
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="gradlens-gpu-check-"))
     (work / "in").mkdir()

@@ -1,7 +1,7 @@
 """A data set's leaderboard: per method x layer, each metric's mean with a bootstrap interval and
 its paired difference to the reference maps, with a p-value.
 
-The input is the table of ``python -m methods.evaluate`` (:mod:`methods.cli.evaluate`): one row
+The input is the table of ``python -m methods.evaluate`` (:mod:`methods.pipeline.evaluate`): one row
 per image x method x layer x explained class, with the ``random`` and ``centre`` reference maps
 scored on each layer's own grid.
 
@@ -27,7 +27,7 @@ scored on each layer's own grid.
 Deviation: no correction for multiple comparisons (6 metrics x 2 references per row); read a
 p-value near 0.05 with that in mind.
 
-Units follow :func:`methods.cli.summary.summarize`: AUCs and energy in [0, 1], Average Drop in %,
+Units follow :func:`methods.pipeline.summary.summarize`: AUCs and energy in [0, 1], Average Drop in %,
 Increase in Confidence and pointing game as % of the rows.
 """
 
@@ -51,7 +51,7 @@ __all__ = ["METRICS", "REFERENCES", "MetricInfo", "Interval", "bootstrap_interva
 Test = Literal["auto", "wilcoxon", "sign"]
 KEY_COLUMNS: tuple[str, ...] = ("image", "method", "layer", "target")
 #: The evaluation's reference maps (:func:`methods.metrics.faithfulness.curves.reference_maps`; the same
-#: names as ``methods.cli.summary.REFERENCES``).
+#: names as ``methods.pipeline.summary.REFERENCES``).
 REFERENCES: tuple[str, ...] = ("random", "centre")
 
 

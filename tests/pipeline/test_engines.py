@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from methods.cli import batch, engines
-from methods.cli import evaluate as ev
+from methods.pipeline import batch, engines
+from methods.pipeline import evaluate as ev
 from methods.data.scenes import make_scene
 from methods.errors import EngineError
 

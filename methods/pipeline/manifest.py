@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from methods.cli.batch_files import write_atomic
+from methods.pipeline.batch_files import write_atomic
 
 __all__ = ["COLUMNS", "KEY", "MANIFEST", "PARTS", "ManifestStore", "frame", "settings_id", "done_pairs"]
 

@@ -1,7 +1,7 @@
 """The evaluate command's worker: one image in, its rows of faithfulness and localization scores out.
 
 :class:`EvalWorker` is built once per worker process / Ray actor from an :class:`EvalSpec` (so
-the model loads once) and maps items of :func:`methods.cli.sources.sample_items` to results
+the model loads once) and maps items of :func:`methods.pipeline.sources.sample_items` to results
 (``"done"`` with rows, ``"skipped"`` for an unreadable file, ``"failed"`` with the error): one bad
 image never stops the others.
 
@@ -14,14 +14,20 @@ full batches.
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from methods.cams.core.explain import explain_many
 from methods.errors import GradLensError
+from methods.metrics.faithfulness.curves import reference_maps
+from methods.metrics.faithfulness.image_scores import image_scores
+from methods.metrics.localization import energy_pointing_game, pointing_game
+from methods.pipeline.common import worker_setup
+from methods.pipeline.engines import run_items
+from methods.pipeline.sources import load_sample
 
 __all__ = ["EvalSpec", "EvalWorker", "evaluate_sample"]
 
@@ -61,20 +67,10 @@ class EvalWorker:
     """Loads the model once; ``worker(items) -> results``."""
 
     def __init__(self, spec: EvalSpec) -> None:
-        from methods._internal.device import resolve_device
-        from methods.models.catalog import load_model
-
-        for name in spec.plugins:
-            importlib.import_module(name)
         self.spec = spec
-        self.loaded = load_model(spec.model) if isinstance(spec.model, str) else spec.model
-        self.device = resolve_device(spec.device)
-        if self.loaded.device != self.device:
-            self.loaded.model.to(self.device)
+        self.loaded, self.device = worker_setup(spec.model, spec.device, spec.plugins)
 
     def __call__(self, items: list[dict]) -> list[dict]:
-        from methods.cli.sources import load_sample
-
         out = []
         for item in items:
             base = {"index": item["index"], "name": item["name"], "rows": [], "reason": ""}
@@ -92,11 +88,6 @@ class EvalWorker:
 
 def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> list[dict]:
     """The rows of one image: per explained class, each method x layer and the references."""
-    from methods.cams.core.explain import explain_many
-    from methods.metrics.faithfulness.curves import reference_maps
-    from methods.metrics.faithfulness.image_scores import image_scores
-    from methods.metrics.localization import energy_pointing_game, pointing_game
-
     names, class_names = list(spec.names), tuple(loaded.class_names)
     x = loaded.preprocess(sample.image)[None]  # (1, 3, H, W)
     targets = list(sample.labels) if sample.labels else [None]
@@ -142,8 +133,6 @@ def run_evaluation(spec: EvalSpec, items: list[dict], *, engine: str, workers: i
     import sys
 
     from tqdm.auto import tqdm
-
-    from methods.cli.engines import run_items
 
     finished: list[dict] = []
     tq = tqdm(total=len(items), desc="evaluating", unit="image", disable=not bar, file=sys.stderr)

@@ -1,20 +1,28 @@
-"""Argument helpers the batch and evaluate commands share (model, methods, layers, plugins)."""
+"""What the batch and evaluate loops share: their arguments (model, methods, layers, plugins) and
+the set-up of every worker (plugins imported, model loaded once, put on its device).
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import importlib
 from typing import Any, Sequence
 
-from methods.errors import OptionError, WrongTypeError
+import torch
 
-__all__ = ["load_model_arg", "layers_arg", "method_names", "import_plugins"]
+from methods._internal.device import resolve_device
+from methods.cams.core.registry import get_method
+from methods.errors import OptionError, WrongTypeError
+from methods.models.catalog import load_model
+from methods.models.loaded import LoadedModel
+
+__all__ = ["load_model_arg", "layers_arg", "method_names", "import_plugins", "worker_model", "worker_setup"]
 
 
 def load_model_arg(model: Any):
     """A ``LoadedModel`` from a catalog name (loaded on the CPU) or a ``LoadedModel`` (as given)."""
     if isinstance(model, str):
-        from methods.models.catalog import load_model
-
         return load_model(model)
     if not hasattr(model, "model") or not hasattr(model, "preprocess"):
         raise WrongTypeError(f"model must be a catalog name or a LoadedModel; got {type(model).__name__}")
@@ -43,8 +51,6 @@ def layers_arg(layers: Any) -> Any:
 
 def method_names(methods: Sequence[str] | str) -> list[str]:
     """Registered method keys from a list or a comma-separated string (unknown -> suggestions)."""
-    from methods.cams.core.registry import get_method
-
     if isinstance(methods, str):
         methods = methods.split(",")
     names = [n.strip() for n in methods if isinstance(n, str) and n.strip()]
@@ -82,14 +88,24 @@ def worker_model(model: Any, loaded: Any, device: Any, in_process: bool) -> tupl
     * a caller's ``LoadedModel``: it runs where it is unless ``device`` says otherwise, and then a
       COPY is moved (the caller's model is never moved); worker processes get a pickled copy.
     """
-    import copy
-    import dataclasses
-
-    from methods._internal.device import resolve_device
-
     by_name = isinstance(model, str)
     run_device = resolve_device(device) if (device is not None or by_name) else loaded.device
     if in_process and not by_name and run_device != loaded.device:
         loaded = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
     sent = loaded if (in_process or not by_name) else model
     return sent, (None if (device is None and by_name) else str(run_device)), run_device
+
+
+def worker_setup(model: Any, device: Any, plugins: Sequence[str]) -> tuple[LoadedModel, torch.device]:
+    """In a worker (process, Ray actor or this process): import the plugins, load the model once
+    (a catalog name) or take the one sent, and put it on the worker's device.
+
+    Returns:
+        ``(loaded model, the device it runs on)``.
+    """
+    import_plugins(tuple(plugins))
+    loaded = load_model(model) if isinstance(model, str) else model
+    run_device = resolve_device(device)
+    if loaded.device != run_device:
+        loaded.model.to(run_device)
+    return loaded, run_device

@@ -12,7 +12,7 @@ One :class:`BatchWorker` lives in each worker process or Ray actor (built once f
    (the run's mode, ReLU, scope and percentiles; ``scope="shared"`` = one scale over all maps of
    the image), :func:`methods.viz.ranges.display_ranges` and :func:`methods.viz.render.render_views`
    over the image as the model sees it; writes ``original.png``, three PNGs per map and ONE
-   compressed ``maps.npz``, each atomically (:func:`methods.cli.batch_files.write_atomic`);
+   compressed ``maps.npz``, each atomically (:func:`methods.pipeline.batch_files.write_atomic`);
 4. returns one result per item: ``"done"`` with its manifest rows, ``"skipped"`` or ``"failed"``.
 
 A failure never takes the batch down: if the batched computation raises, each image is run on
@@ -21,7 +21,6 @@ its own, and the image that raises again is reported as ``"failed"`` with the er
 
 from __future__ import annotations
 
-import importlib
 import pathlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +29,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from methods._internal.torch_utils import resolve_precision
+from methods.cams.core.explain import explain_many
+from methods.cams.core.registry import get_method
+from methods.data.images import load_image
 from methods.errors import GradLensError
+from methods.pipeline.batch_files import image_dir, read_npz, write_npz, write_png
+from methods.pipeline.common import worker_setup
+from methods.viz.normalize import normalize_many
+from methods.viz.ranges import display_ranges
+from methods.viz.render import render_views
 
 __all__ = ["BatchSpec", "BatchWorker", "VIEWS", "view_name"]
 
@@ -59,7 +67,7 @@ class BatchSpec:
         precision: ``"auto" | "fp32" | "bf16"`` for forward methods (resolved on the worker's device).
         device: the device to run on (None: the worker's :func:`methods._internal.device.default_device`).
         plugins: modules to import first (they register a user's own methods).
-        sid: the settings id the rows carry (:func:`methods.cli.manifest.settings_id`).
+        sid: the settings id the rows carry (:func:`methods.pipeline.manifest.settings_id`).
     """
 
     model: Any
@@ -89,17 +97,8 @@ class BatchWorker:
     """Loads the model once; ``worker(items) -> results`` (see the module docstring)."""
 
     def __init__(self, spec: BatchSpec) -> None:
-        from methods._internal.device import resolve_device
-        from methods._internal.torch_utils import resolve_precision
-        from methods.models.catalog import load_model
-
-        for name in spec.plugins:
-            importlib.import_module(name)
         self.spec = spec
-        self.loaded = load_model(spec.model) if isinstance(spec.model, str) else spec.model
-        self.device = resolve_device(spec.device)
-        if self.loaded.device != self.device:
-            self.loaded.model.to(self.device)
+        self.loaded, self.device = worker_setup(spec.model, spec.device, spec.plugins)
         self.precision = resolve_precision(spec.precision, self.device)
         self.root, self.out = pathlib.Path(spec.root), pathlib.Path(spec.out)
         # decoding and writing (PIL, OpenCV, zlib, file I/O release the GIL) use this worker's
@@ -107,8 +106,6 @@ class BatchWorker:
         self.pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
 
     def _read(self, item: dict) -> tuple[dict, np.ndarray | None, str]:
-        from methods.data.images import load_image
-
         try:
             return item, load_image(self.root / item["image"]), ""
         except (GradLensError, OSError, ValueError) as exc:
@@ -136,9 +133,6 @@ class BatchWorker:
     # ----------------------------------------------------------------------------------------
 
     def _run(self, group: list[tuple[dict, np.ndarray]], pairs: list[tuple[str, str]]) -> list[dict]:
-        from methods.cams.core.explain import explain_many
-        from methods.cams.core.registry import get_method
-
         names = list(dict.fromkeys(m for m, _ in pairs))
         layers = list(dict.fromkeys(layer for _, layer in pairs))
         options = {m: {"precision": self.precision} for m in names if "precision" in get_method(m).option_names}
@@ -160,11 +154,6 @@ class BatchWorker:
 
     def _write(self, i: int, item: dict, view: np.ndarray, all_raws: dict, exps: dict, pairs: list,
                batch: int) -> list[dict]:
-        from methods.cli.batch_files import image_dir, read_npz, write_npz, write_png
-        from methods.viz.normalize import normalize_many
-        from methods.viz.ranges import display_ranges
-        from methods.viz.render import render_views
-
         s, rel = self.spec, item["image"]
         folder = image_dir(self.out, rel)
         raws = [all_raws[pair][i] for pair in pairs]  # each (h, w)

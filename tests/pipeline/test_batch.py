@@ -27,8 +27,9 @@ import pytest
 from PIL import Image
 
 import methods
-from methods.cli import batch
-from methods.cli.manifest import COLUMNS
+from methods.cli import batch as batch_cli
+from methods.pipeline import batch
+from methods.pipeline.manifest import COLUMNS
 from methods.data.scenes import make_scene
 from methods.errors import Cancelled, OptionError, UnknownMethodError
 from methods.viz.normalize import normalize_many
@@ -195,7 +196,7 @@ def test_an_image_that_fails_is_reported_and_the_rest_finish(tmp_path, vgg, caps
     assert [f[0] for f in res.failed] == ["flat.png"] and "constant image" in res.failed[0][1]
     assert res.done == 3 and sorted(res.manifest["image"].unique()) == ["odd.png", "s0.png", "sub/s1.png"]
     assert not (tmp_path / "out" / "flat.png" / "maps.npz").exists()
-    code = batch.main(["--model", "scenes_vgg", "--images", str(folder), "--out", str(tmp_path / "out"),
+    code = batch_cli.main(["--model", "scenes_vgg", "--images", str(folder), "--out", str(tmp_path / "out"),
                        "--methods", "gradcam,fails_on_flat", "--plugins", "batch_plugins", "--workers", "1", "--quiet"])
     assert code == 1  # the failure is retried and reported again; the others were already done
     captured = capsys.readouterr()
@@ -238,7 +239,7 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys, argv, needle):
     (tmp_path / "in").mkdir()
     args = {"--images": str(tmp_path / "in"), "--out": str(tmp_path / "out")}
     args.update(dict(zip(argv[::2], argv[1::2])))
-    assert batch.main(["--model", "scenes_vgg", "--quiet"] + [v for kv in args.items() for v in kv]) == 2
+    assert batch_cli.main(["--model", "scenes_vgg", "--quiet"] + [v for kv in args.items() for v in kv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err
 

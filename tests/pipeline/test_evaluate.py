@@ -1,7 +1,7 @@
 """The evaluation command end to end, in-process: tiny runs, the written tables read back and checked.
 
-A tiny untrained 8-class CNN stands in for a catalog model (``methods.models.catalog.load_model`` is
-patched), so these tests need no weights and stay fast. The claim that needs a trained model
+A tiny untrained 8-class CNN stands in for a catalog model (the pipeline's
+``load_model`` is patched), so these tests need no weights and stay fast. The claim that needs a trained model
 (Grad-CAM beats the random map on 200 scenes) is in ``test_faithfulness.py``.
 """
 
@@ -15,7 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from methods.cli import evaluate as ev
+from methods.cli import evaluate as evaluate_cli
+from methods.pipeline import evaluate as ev
 from methods.metrics.faithfulness import curves as fa
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_scene
@@ -50,14 +51,14 @@ def tiny_loaded(classes=CLASS_NAMES, name="tiny"):
 @pytest.fixture
 def tiny(monkeypatch):
     loaded = tiny_loaded()
-    monkeypatch.setattr("methods.models.catalog.load_model", lambda name, **kw: loaded)
-    monkeypatch.setattr("methods.cli.engines.default_workers", lambda: 1)  # the tiny model lives in this process only
+    monkeypatch.setattr("methods.pipeline.common.load_model", lambda name, **kw: loaded)
+    monkeypatch.setattr("methods.pipeline.engines.default_workers", lambda: 1)  # the tiny model lives in this process only
     return loaded
 
 
 def test_cli_scenes_to_parquet(tiny, tmp_path, capsys, fp32):
     out = tmp_path / "r.parquet"
-    code = ev.main(["--model", "tiny", "--images", "scenes:3", "--methods", "gradcam,gradcampp", "--seed", "5",
+    code = evaluate_cli.main(["--model", "tiny", "--images", "scenes:3", "--methods", "gradcam,gradcampp", "--seed", "5",
                     "--steps", str(STEPS), "--out", str(out), "--quiet"])
     assert code == 0
     df = pd.read_parquet(out)
@@ -108,7 +109,7 @@ def test_cli_scenes_to_parquet(tiny, tmp_path, capsys, fp32):
 
 def test_cli_two_object_scenes_to_csv_explains_each_class(tiny, tmp_path):
     out = tmp_path / "sub" / "r.csv"
-    assert ev.main(["--model", "tiny", "--images", "scenes2:2", "--steps", "2", "--out", str(out), "--quiet",
+    assert evaluate_cli.main(["--model", "tiny", "--images", "scenes2:2", "--steps", "2", "--out", str(out), "--quiet",
                     "--no-references"]) == 0
     df = pd.read_csv(out)
     assert len(df) == 2 * 2  # 2 scenes x 2 classes x gradcam
@@ -145,7 +146,7 @@ def test_folder_of_own_images_skips_bad_files(tiny, tmp_path, capsys):
     (folder / "empty.jpg").write_bytes(b"")
     (folder / "notes.txt").write_text("hello")
     out = tmp_path / "r.parquet"
-    assert ev.main(["--model", "tiny", "--images", str(folder), "--steps", "2", "--out", str(out)]) == 0
+    assert evaluate_cli.main(["--model", "tiny", "--images", str(folder), "--steps", "2", "--out", str(out)]) == 0
     df = pd.read_parquet(out)
     assert sorted(df["image"].unique()) == ["a.png", "b.png"]
     assert len(df) == 2 * 3
@@ -186,15 +187,15 @@ def test_cli_bad_input_is_a_clear_error(tiny, tmp_path, capsys, argv, needle):
     args = dict(base)
     args.update(dict(zip(argv[::2], argv[1::2])))
     flat = ["--model", "tiny", "--quiet"] + [v for kv in args.items() for v in kv]
-    assert ev.main(flat) == 2
+    assert evaluate_cli.main(flat) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err
 
 
 def test_scenes_need_a_scene_model(monkeypatch, tmp_path, capsys):
     other = tiny_loaded(classes=[f"c{i}" for i in range(10)], name="other")
-    monkeypatch.setattr("methods.models.catalog.load_model", lambda name, **kw: other)
-    assert ev.main(["--model", "other", "--images", "scenes:1", "--out", str(tmp_path / "r.csv"), "--quiet"]) == 2
+    monkeypatch.setattr("methods.pipeline.common.load_model", lambda name, **kw: other)
+    assert evaluate_cli.main(["--model", "other", "--images", "scenes:1", "--out", str(tmp_path / "r.csv"), "--quiet"]) == 2
     assert "scenes' classes" in capsys.readouterr().err
 
 
@@ -238,7 +239,7 @@ def test_csv_output_neutralises_formula_cells(tiny, tmp_path):
     folder.mkdir()
     (folder / "=HYPERLINK(1).png").write_bytes(_png(np.full((32, 32, 3), 90, np.uint8)))
     out = tmp_path / "r.csv"
-    assert ev.main(["--model", "tiny", "--images", str(folder), "--steps", "1", "--out", str(out), "--quiet",
+    assert evaluate_cli.main(["--model", "tiny", "--images", str(folder), "--steps", "1", "--out", str(out), "--quiet",
                     "--no-references"]) == 0
     raw = out.read_text().splitlines()
     assert raw[1].startswith("'=HYPERLINK(1).png,")

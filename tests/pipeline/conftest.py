@@ -1,4 +1,4 @@
-"""Fixtures of the batch and evaluate command tests."""
+"""Fixtures of the batch and evaluate loop tests (and their commands)."""
 
 from __future__ import annotations
 

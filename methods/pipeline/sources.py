@@ -17,7 +17,10 @@ from typing import Iterator
 
 import numpy as np
 
+from methods.data.images import load_image
+from methods.data.scenes import make_scene
 from methods.errors import GradLensError, OptionError
+from methods.models.scene_eval import EVAL_SINGLE_START, EVAL_TWO_START
 
 __all__ = ["Sample", "Source", "parse_images", "samples", "sample_items", "load_sample"]
 
@@ -79,17 +82,12 @@ def samples(source: Source, seed: int, skipped: list[tuple[str, str]]) -> Iterat
     """Yield the samples of ``source`` in order; unreadable files are appended to ``skipped`` as
     ``(file name, reason)`` and left out. ``seed`` offsets the scene seeds."""
     if source.kind in ("scenes", "scenes2"):
-        from methods.data.scenes import make_scene
-        from methods.models.scene_eval import EVAL_SINGLE_START, EVAL_TWO_START
-
         two = source.kind == "scenes2"
         start = (EVAL_TWO_START if two else EVAL_SINGLE_START) + seed
         for i in range(source.count):
             sc = make_scene(start + i, n_objects=2 if two else 1)
             yield Sample(f"scene:{sc.seed}", sc.image, tuple(sc.labels), sc.masks, sc.seed)
         return
-    from methods.data.images import load_image
-
     assert source.folder is not None
     for path in sorted(p for p in source.folder.iterdir() if p.is_file() and not p.name.startswith(".")):
         try:
@@ -104,8 +102,6 @@ def sample_items(source: Source, seed: int) -> list[dict]:
     """The samples of ``source`` as plain dicts an engine can send to a worker (nothing is read
     yet): ``{"index", "name", "kind": "scene" | "file", "seed", "n_objects" | "path"}``."""
     if source.kind in ("scenes", "scenes2"):
-        from methods.models.scene_eval import EVAL_SINGLE_START, EVAL_TWO_START
-
         two = source.kind == "scenes2"
         start = (EVAL_TWO_START if two else EVAL_SINGLE_START) + seed
         return [{"index": i, "name": f"scene:{start + i}", "kind": "scene", "seed": start + i, "n_objects": 2 if two else 1}
@@ -122,10 +118,6 @@ def load_sample(item: dict) -> Sample:
         ImageError, OSError: the file cannot be read.
     """
     if item["kind"] == "scene":
-        from methods.data.scenes import make_scene
-
         sc = make_scene(int(item["seed"]), n_objects=int(item["n_objects"]))
         return Sample(f"scene:{sc.seed}", sc.image, tuple(sc.labels), sc.masks, sc.seed)
-    from methods.data.images import load_image
-
     return Sample(item["name"], load_image(item["path"]))
