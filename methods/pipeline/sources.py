@@ -20,7 +20,7 @@ import numpy as np
 from methods.data.images import load_image
 from methods.data.scenes import make_scene
 from methods.errors import GradLensError, OptionError
-from methods.models.scene_eval import EVAL_SINGLE_START, EVAL_TWO_START
+from methods.models.scenes.evaluation import EVAL_SINGLE_START, EVAL_TWO_START
 
 __all__ = ["Sample", "Source", "parse_images", "samples", "sample_items", "load_sample"]
 

@@ -113,7 +113,7 @@ def test_cli_two_object_scenes_to_csv_explains_each_class(tiny, tmp_path):
                     "--no-references"]) == 0
     df = pd.read_csv(out)
     assert len(df) == 2 * 2  # 2 scenes x 2 classes x gradcam
-    from methods.models.train_scenes import EVAL_TWO_START
+    from methods.models.scenes.train import EVAL_TWO_START
 
     for i in range(2):
         sc = make_scene(EVAL_TWO_START + i, n_objects=2)

@@ -13,7 +13,7 @@ from torchvision.models import get_model
 import methods
 from methods.cams.core.layers import candidate_layers
 from methods.cams.core.blocks import block_layers, forward_order
-from methods.models import scene_nets
+from methods.models.scenes import nets as scene_nets
 
 
 def _meta(arch: str) -> nn.Module:

@@ -261,7 +261,7 @@ def test_container_of_several_stages_is_not_the_default():
 
 
 #: timm architectures (meta device) and the default layer the rule finds; every entry of the
-#: checkpoint menu's short timm list (methods.models.timm_archs.TIMM_SUGGESTED) is here.
+#: checkpoint menu's short timm list (methods.models.checkpoints.timm_archs.TIMM_SUGGESTED) is here.
 TIMM_DEFAULTS = {
     "convnext_nano": ("stages.3", 640),
     "convnext_tiny": ("stages.3", 768),
@@ -282,7 +282,7 @@ TIMM_DEFAULTS = {
 def test_default_layer_of_timm_architectures(arch):
     import timm
 
-    from methods.models.timm_archs import TIMM_SUGGESTED
+    from methods.models.checkpoints.timm_archs import TIMM_SUGGESTED
 
     assert {a.split(":", 1)[1] for a in TIMM_SUGGESTED} == set(TIMM_DEFAULTS)
     with torch.device("meta"):

@@ -10,7 +10,7 @@ from methods.cams.core.layers import LayerInfo
 from methods.cams.core.blocks import block_layers
 from methods.errors import OptionError, WrongTypeError
 from methods.metrics.agreement.matching import matched_layers, nearest_index, relative_depths
-from methods.models import scene_nets
+from methods.models.scenes import nets as scene_nets
 
 
 def _names(prefix, n):

@@ -393,7 +393,7 @@ SCENE_STEPS = 10
 
 
 def _scene_model(name: str):
-    from methods.models import scene_nets as sm
+    from methods.models.scenes import nets as sm
 
     if not sm.weights_path(name).is_file():
         pytest.skip(f"{name} weights not bundled yet ({sm.weights_path(name)})")

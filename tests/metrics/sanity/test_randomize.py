@@ -9,7 +9,7 @@ from torchvision.models import get_model
 
 from methods.errors import OptionError, WrongTypeError
 from methods.metrics.sanity.randomize import Block, block_seed, check_blocks, default_blocks, reinitialise
-from methods.models import scene_nets
+from methods.models.scenes import nets as scene_nets
 from tiny_models import GapNet
 
 

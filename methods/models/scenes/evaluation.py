@@ -2,7 +2,7 @@
 
 Single-object seeds start at ``EVAL_SINGLE_START`` (= :data:`methods.data.scenes.EVAL_SEED_START`,
 10_000_000), two-object seeds at ``EVAL_TWO_START``: ranges that training
-(:mod:`methods.models.train_scenes`, seeds in ``TRAIN_SEEDS``) never draws from. The numbers go
+(:mod:`methods.models.scenes.train`, seeds in ``TRAIN_SEEDS``) never draws from. The numbers go
 into the model cards and are re-measured by the test suite.
 """
 
@@ -17,7 +17,7 @@ from torch import nn
 from methods.cams.core.explain import explain
 from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_batch
 from methods.errors import OptionError
-from methods.models import scene_nets as sm
+from methods.models.scenes import nets as sm
 
 __all__ = ["EVAL_SINGLE_START", "EVAL_TWO_START", "to_tensor", "gradcam_maps", "peak_in_mask", "evaluate", "quick_accuracy"]
 

@@ -19,8 +19,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from methods.cams.core.layers import default_layer
 from methods.errors import LayerError, UnknownModelError, suggest
-from methods.models.weight_files import build_from
+from methods.models.checkpoints.weight_files import build_from
 
 __all__ = ["TIMM_PREFIX", "TIMM_SUGGESTED", "timm_name", "check_timm_name", "build_timm", "timm_default_layer"]
 
@@ -107,8 +108,6 @@ def timm_default_layer(name: str, num_classes: int, input_size: Sequence[int], m
     Raises:
         LayerError: the model has no spatial layer (not a CNN).
     """
-    from methods.cams.core.layers import default_layer
-
     try:
         with torch.device("meta"):
             template = _create(name, num_classes)

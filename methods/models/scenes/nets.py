@@ -14,7 +14,7 @@ synthetic scenes whose object masks are known, so their maps can be checked agai
 Both end in a 16x16 map at their default layer (``DEFAULT_LAYERS``), fine enough for objects
 of 26-60 pixels in a 128x128 image. Weights are stored as float32 safetensors in
 ``methods/models/assets/`` with a JSON model card next to them (accuracy, localization numbers, seeds,
-training time); retrain with ``python -m methods.models.train_scenes --arch vgg|resnet``.
+training time); retrain with ``python -m methods.models.scenes.train --arch vgg|resnet``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ BUNDLED: tuple[str, ...] = ("scenes_vgg", "scenes_resnet")
 #: Layer whose Grad-CAM localizes best (measured, see the model cards): the end of each backbone.
 DEFAULT_LAYERS: dict[str, str] = {"scenes_vgg": "features.20", "scenes_resnet": "layer4"}
 
-ASSETS_DIR = pathlib.Path(__file__).resolve().parent / "assets"
+ASSETS_DIR = pathlib.Path(__file__).resolve().parents[1] / "assets"
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def load_weights(name: str, path: str | pathlib.Path) -> nn.Module:
 
     model = build(name)
     path = pathlib.Path(path)
-    retrain = f"python -m methods.models.train_scenes --arch {_arch_flag(name)}"
+    retrain = f"python -m methods.models.scenes.train --arch {_arch_flag(name)}"
     if not path.is_file():
         raise MissingWeightsError(f"weights of {name!r} not found at {path}; recreate them with `{retrain}`")
     try:
@@ -267,7 +267,7 @@ def model_card(name: str) -> dict:
     if not path.is_file():
         raise MissingWeightsError(
             f"model card of {name!r} not found at {path}; recreate it with "
-            f"`python -m methods.models.train_scenes --arch {_arch_flag(name)}`"
+            f"`python -m methods.models.scenes.train --arch {_arch_flag(name)}`"
         )
     return json.loads(path.read_text(encoding="utf-8"))
 

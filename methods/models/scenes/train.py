@@ -2,10 +2,10 @@
 
 Usage::
 
-    python -m methods.models.train_scenes --arch vgg|resnet [--steps N] [--out DIR] [--seed S]
+    python -m methods.models.scenes.train --arch vgg|resnet [--steps N] [--out DIR] [--seed S]
 
     # the shipped weights:
-    python -m methods.models.train_scenes --arch vgg --steps 1400 --seed 0 --threads 1 --workers 1
+    python -m methods.models.scenes.train --arch vgg --steps 1400 --seed 0 --threads 1 --workers 1
 
 Data: every step draws fresh scenes from :func:`methods.data.scenes.make_scene` with seeds in
 ``TRAIN_SEEDS`` (0 .. 999_999); evaluation uses seeds >= ``EVAL_SEED_START`` (10_000_000), so no
@@ -49,10 +49,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from methods.models import scene_nets as sm
+from methods.models.scenes import nets as sm
 from methods.data.scenes import BACKGROUNDS, CLASS_NAMES, EVAL_SEED_START, TRAIN_SEEDS, make_scene
 from methods.errors import OptionError
-from methods.models.scene_eval import EVAL_SINGLE_START, EVAL_TWO_START, evaluate, quick_accuracy, to_tensor
+from methods.models.scenes.evaluation import EVAL_SINGLE_START, EVAL_TWO_START, evaluate, quick_accuracy, to_tensor
 
 __all__ = [
     "ARCHS",
@@ -303,7 +303,7 @@ def train(
             "torch": torch.__version__,
             "python": platform.python_version(),
             "date": datetime.date.today().isoformat(),
-            "command": f"python -m methods.models.train_scenes --arch {arch} --steps {n_steps} --seed {seed}"
+            "command": f"python -m methods.models.scenes.train --arch {arch} --steps {n_steps} --seed {seed}"
             + (f" --threads {threads}" if threads else "")
             + f" --workers {workers}",
         },
@@ -314,7 +314,7 @@ def train(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m methods.models.train_scenes", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m methods.models.scenes.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--arch", required=True, choices=ARCHS)
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default per arch)")
     p.add_argument("--out", default=str(sm.ASSETS_DIR), help="output directory (default: methods/models/assets)")

@@ -1,4 +1,4 @@
-"""Tests of methods.models.scene_nets: architectures, loading, errors, and the acceptance numbers of
+"""Tests of methods.models.scenes.nets: architectures, loading, errors, and the acceptance numbers of
 the two shipped models on scenes whose seeds were never used in training.
 
 Acceptance (issue 4), measured with the library's own Grad-CAM (``methods.explain``):
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import methods
-from methods.models import scene_nets as sm
+from methods.models.scenes import nets as sm
 from methods.data.scenes import CLASS_NAMES, make_batch
 
 EVAL_SINGLE = range(10_000_000, 10_000_500)
@@ -84,7 +84,7 @@ def test_missing_weights_name_the_file_and_the_command(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         sm.load_weights("scenes_resnet", path)
     assert str(path) in str(e.value)
-    assert "python -m methods.models.train_scenes --arch resnet" in str(e.value)
+    assert "python -m methods.models.scenes.train --arch resnet" in str(e.value)
     assert isinstance(e.value, methods.GradLensError)
 
 
@@ -160,7 +160,7 @@ def test_mean_std_describe_the_training_scenes():
 @pytest.mark.parametrize("name", sm.BUNDLED)
 def test_shipped_files_exist_are_small_and_have_cards(name):
     path = sm.weights_path(name)
-    assert path.is_file(), f"{path} missing: run python -m methods.models.train_scenes"
+    assert path.is_file(), f"{path} missing: run python -m methods.models.scenes.train"
     assert path.stat().st_size <= 5_000_000
     card = sm.model_card(name)
     assert card["name"] == name

@@ -1,4 +1,4 @@
-"""Checkpoints checked before their data is read (methods/models/declared.py, architectures.py,
+"""Checkpoints checked before their data is read (methods/models/checkpoints/declared.py, architectures.py,
 weight_files.py): inflating archives, non-float weights, refused pickles, the architecture a file
 looks like, non-regular paths.
 """
@@ -19,9 +19,9 @@ from torchvision.models import get_model
 from hostile_files import call_on_fifo, peak_rss_mb, torch_archive
 from methods.errors import CheckpointError
 from methods.models import checkpoint_architectures, load_checkpoint
-from methods.models import architectures as archs
-from methods.models import declared as dec
-from methods.models import weight_files
+from methods.models.checkpoints import architectures as archs
+from methods.models.checkpoints import declared as dec
+from methods.models.checkpoints import weight_files
 
 
 def _saved(obj, **kwargs) -> bytes:
@@ -130,7 +130,7 @@ def test_non_float_safetensors_refused_from_the_header(r18, monkeypatch):
     from safetensors.torch import save
 
     data = save({k: (v.to(torch.int16) if v.is_floating_point() else v) for k, v in r18.items()})
-    monkeypatch.setattr("methods.models.checkpoints.safetensors_load",
+    monkeypatch.setattr("methods.models.checkpoints.load.safetensors_load",
                         lambda data: pytest.fail("the tensor data was read"))
     with pytest.raises(CheckpointError, match=r"integer weights.*dtype torch\.int16"):
         load_checkpoint(data, arch="resnet18", num_classes=10)
@@ -191,7 +191,7 @@ def test_both_torch_wordings_of_a_refused_global_are_understood(wording):
 def test_signatures_file_is_complete_and_current():
     """Every torchvision architecture load_checkpoint accepts has a stored signature, and recomputing a few
     from torchvision gives the stored digests (when torchvision changes, rerun
-    ``python -m methods.models.architectures``)."""
+    ``python -m methods.models.checkpoints.architectures``)."""
     stored = archs.signatures()
     assert sorted(stored) == [a for a in checkpoint_architectures() if not a.startswith("timm:")]
     fresh = archs.build_signatures(["resnet18", "wide_resnet50_2", "vgg16_bn", "densenet121", "googlenet", "squeezenet1_1"])

@@ -1,7 +1,7 @@
 """What a checkpoint declares, read BEFORE any tensor data: names, shapes, dtypes, layouts, sizes.
 
 A 2.3 MB torch archive can hold a deflated 2.4 GB storage, and ``torch.load`` inflates it before
-anyone looks at a shape. So :func:`methods.models.checkpoints.load_checkpoint` reads the file in
+anyone looks at a shape. So :func:`methods.models.checkpoints.load.load_checkpoint` reads the file in
 two steps:
 
 1. **Declarations.** For a torch zip archive: the zip's central directory (record sizes, no

@@ -1,7 +1,7 @@
 """Your own weights for a torchvision or timm architecture: :func:`load_checkpoint`.
 
 ``arch`` is a torchvision classification model name (``"resnet18"``) or any timm model name
-after ``timm:`` (``"timm:convnext_tiny"``, :mod:`methods.models.timm_archs`). The file is read by :mod:`methods.models.weight_files` (``weights_only=True``; nothing in it runs) and
+after ``timm:`` (``"timm:convnext_tiny"``, :mod:`methods.models.checkpoints.timm_archs`). The file is read by :mod:`methods.models.checkpoints.weight_files` (``weights_only=True``; nothing in it runs) and
 becomes a :class:`methods.models.loaded.LoadedModel` with ``source="checkpoint"`` and the file's sha256.
 """
 
@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 from torch import nn
 
+from methods.cams.core.layers import default_layer
 from methods.errors import CheckpointError, OptionError, UnknownModelError, suggest
-from methods.models.architectures import classifier_key, densenet_keys, fit_message, template
-from methods.models.declared import (
+from methods.models.checkpoints.architectures import classifier_key, densenet_keys, fit_message, template
+from methods.models.checkpoints.declared import (
     MAX_CHECKPOINT_BYTES,
     MAX_PICKLE_BYTES,
     Declared,
@@ -24,7 +25,7 @@ from methods.models.declared import (
     is_zip,
     zip_records,
 )
-from methods.models.weight_files import (
+from methods.models.checkpoints.weight_files import (
     CheckpointSource,
     build_torchvision,
     is_safetensors,
@@ -35,7 +36,7 @@ from methods.models.weight_files import (
 )
 from methods._internal.checks import check_int, floats3, size2
 from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
-from methods.models.timm_archs import TIMM_PREFIX, TIMM_SUGGESTED, build_timm, check_timm_name, timm_default_layer, timm_factory, timm_name
+from methods.models.checkpoints.timm_archs import TIMM_PREFIX, TIMM_SUGGESTED, build_timm, check_timm_name, timm_default_layer, timm_factory, timm_name
 from methods.models.torchvision_zoo import TORCHVISION
 
 __all__ = ["load_checkpoint", "checkpoint_architectures", "MAX_CHECKPOINT_BYTES"]
@@ -45,8 +46,6 @@ def _probe_default_layer(arch: str, kwargs: dict, size: tuple[int, int]) -> str:
     """methods.cams.core.layers.default_layer on a ``meta``-device copy (shapes only, no arithmetic: a
     real CPU probe of e.g. GoogLeNet takes seconds); on the CPU for the few architectures whose
     constructor needs data (RegNet)."""
-    from methods.cams.core.layers import default_layer
-
     net = template(arch, **kwargs)
     return default_layer(net, input_size=size)
 
@@ -100,7 +99,7 @@ def load_checkpoint(
     from DataParallel is removed), or a ``.safetensors`` file (recognised by content). It is read
     with ``torch.load(weights_only=True, map_location="cpu")``: nothing in it is executed.
 
-    Before any tensor data is read, what the file DECLARES (:mod:`methods.models.declared`: the
+    Before any tensor data is read, what the file DECLARES (:mod:`methods.models.checkpoints.declared`: the
     zip's record sizes, then the tensors built on the meta device; a safetensors header) is
     checked against the architecture: keys and shapes, dense real floating-point weights, and a
     data size no larger than the architecture needs at float64 (and ``max_bytes``). A 2.3 MB

@@ -1,4 +1,4 @@
-"""Tests of methods.models.train_scenes: a tiny run writes loadable weights and an honest card, the data
+"""Tests of methods.models.scenes.train: a tiny run writes loadable weights and an honest card, the data
 stream is deterministic, the evaluation counts what it says."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from methods.models import scene_nets as sm
-from methods.models import train_scenes as ts
-from methods.models.scene_eval import peak_in_mask
+from methods.models.scenes import nets as sm
+from methods.models.scenes import train as ts
+from methods.models.scenes.evaluation import peak_in_mask
 from methods.data.scenes import CLASS_NAMES, TRAIN_SEEDS, make_scene
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from methods._internal.files import open_regular
 from methods.errors import CheckpointError, WrongTypeError
-from methods.models.architectures import classifier_key, densenet_keys, fit_message, template
+from methods.models.checkpoints.architectures import classifier_key, densenet_keys, fit_message, template
 
 __all__ = [
     "CheckpointSource",
@@ -152,7 +152,7 @@ def torch_load(data: bytes | Path, *, meta: bool = False) -> Any:
     A file in the zip format is memory-mapped (``mmap=True``): a 500 MB VGG-16 file is not read
     into memory twice, and its pages are shared between processes. With ``meta=True`` the tensors
     are built on the meta device: shapes, dtypes and storage sizes, and NO data read
-    (:mod:`methods.models.declared`).
+    (:mod:`methods.models.checkpoints.declared`).
     """
     try:
         with warnings.catch_warnings():
@@ -256,7 +256,7 @@ def build_torchvision(arch: str, state: dict[str, torch.Tensor], kwargs: dict, *
 def build_from(factory: Callable[[], nn.Module], state: dict[str, torch.Tensor], *, context: str,
                num_classes: int = 1000, arch: str = "") -> nn.Module:
     """``factory()`` with ``state`` loaded strictly; a mismatch becomes ONE sentence in a
-    CheckpointError (:func:`methods.models.architectures.fit_message`: the file's number of
+    CheckpointError (:func:`methods.models.checkpoints.architectures.fit_message`: the file's number of
     classes, or the torchvision architecture it looks like).
 
     The architecture is first built on the ``meta`` device (no random init, which takes seconds

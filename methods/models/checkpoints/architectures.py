@@ -10,8 +10,8 @@
 
 Signatures: for every torchvision classification architecture, a digest of its state_dict keys
 and one of its shapes without the classifier (so any number of classes matches), written by
-``python -m methods.models.architectures`` into ``assets/torchvision_signatures.json``
-(tests/models/test_declared.py recomputes several and checks the list is complete).
+``python -m methods.models.checkpoints.architectures`` into ``assets/torchvision_signatures.json``
+(tests/models/checkpoints/test_declared.py recomputes several and checks the list is complete).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
     "fit_message",
 ]
 
-SIGNATURES_FILE = Path(__file__).with_name("assets") / "torchvision_signatures.json"
+SIGNATURES_FILE = Path(__file__).resolve().parents[1] / "assets" / "torchvision_signatures.json"
 
 _DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
 _AUX = ("aux1.", "aux2.", "AuxLogits.")
