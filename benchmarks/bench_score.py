@@ -42,7 +42,7 @@ import torchvision
 
 import methods
 import methods.cams.score  # noqa: F401
-from methods._internal.torch_utils import resolve_precision
+from methods.runtime import resolve_precision
 from methods.cams.core.base import LayerContext
 
 LAYER = "layer4"

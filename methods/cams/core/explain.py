@@ -31,14 +31,14 @@ from typing import Any, Iterable, Literal, Mapping, Sequence, Union
 import torch
 from torch import nn
 
-from methods._internal.progress import Progress
-from methods.cams.core.base import CallContext, CamMethod, sub_progress
 from methods._internal.inputs import check_model_input
+from methods._internal.progress import Progress
 from methods._internal.torch_utils import eval_mode, resolve_precision, unwrap_model, upsample
-from methods.cams.core.recorder import record, resolve_modules
-from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError
+from methods.cams.core.base import CallContext, CamMethod, sub_progress
 from methods.cams.core.layers import candidate_layers, default_layer
+from methods.cams.core.recorder import record, resolve_modules
 from methods.cams.core.registry import create_method
+from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError
 
 __all__ = ["Explanation", "explain", "explain_many", "resolve_layers"]
 

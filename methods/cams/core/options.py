@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from methods.errors import OptionError, WrongTypeError
+from methods.errors import OptionError, WrongTypeError, suggest
 
 __all__ = ["Options", "NoOptions", "OptionInfo", "option", "describe", "build_options"]
 
@@ -190,8 +190,6 @@ def build_options(options_class: type[Options], label: str, given: dict[str, Any
     valid = [f.name for f in dataclasses.fields(options_class)]
     unknown = sorted(set(given) - set(valid))
     if unknown:
-        from methods.errors import suggest
-
         hint = suggest(unknown[0], valid)
         raise WrongTypeError(
             f"{label} got unknown option(s) {', '.join(map(repr, unknown))};{hint} "

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Callable, Literal, Protocol, TypeVar
 
-from methods.cams.core.options import OptionInfo, describe
+from methods.cams.core.options import OptionInfo, Options, describe
 from methods.errors import OptionError, UnknownMethodError, suggest
 
 __all__ = [
     "Family",
     "MethodSpec",
+    "MethodClass",
     "UnknownMethodError",
     "register_method",
     "get_method",
@@ -44,6 +45,21 @@ Family = Literal["gradient", "activation", "score", "pixel", "baseline"]
 FAMILIES: tuple[str, ...] = ("gradient", "activation", "score", "pixel", "baseline")
 Resolution = Literal["layer", "input"]
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class MethodClass(Protocol):
+    """What the registry needs from a method's class: a :class:`methods.cams.core.base.CamMethod`
+    subclass, described by its shape here because :mod:`~methods.cams.core.base` imports this module.
+
+    Calling it with validated keyword options builds the method; ``options_class`` is its options
+    dataclass (what menus and the option widgets read).
+    """
+
+    options_class: type[Options]
+    __module__: str
+    __qualname__: str
+
+    def __call__(self, **options: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,7 @@ class MethodSpec:
     cost: str
     paper: str
     summary: str
-    cls: type
+    cls: MethodClass
     class_agnostic: bool = False
     slow: bool = False
     resolution: Resolution = "layer"

@@ -66,6 +66,7 @@ from methods._internal.checks import check_choice, check_int
 from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
 from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
+from methods.cams.baselines import centre_gaussian
 from methods.errors import OptionError
 from methods.metrics.faithfulness.confidence import ConfidenceChange, confidence_change
 from methods.metrics.faithfulness.perturbation import (
@@ -164,8 +165,6 @@ def reference_maps(size: tuple[int, int], *, seed: int = 0) -> dict[str, torch.T
     Returns:
         name -> (h, w) float32 map.
     """
-    from methods.cams.baselines import centre_gaussian
-
     h, w = (check_int("size[0]", size[0], 1), check_int("size[1]", size[1], 1))
     gen = torch.Generator().manual_seed(int(seed))
     return {"random": torch.rand(h, w, generator=gen), "centre": centre_gaussian(h, w)}

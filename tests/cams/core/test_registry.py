@@ -30,7 +30,6 @@ def test_the_21_built_in_methods_are_registered_with_complete_specs():
             assert spec.paper.startswith("https://")
         assert get_method(spec.name) is spec and spec.cls.spec is spec
         assert spec.resolution == ("input" if spec.family == "pixel" else "layer")
-        assert spec.is_slow == spec.slow
 
 
 def test_spec_flags_of_the_new_families():

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from methods.metrics.faithfulness import curves as fa
+from methods.models.catalog import load_model
 from precision_kit import tolerance
 
 
@@ -385,21 +386,11 @@ def test_perturbed_image_is_the_image_the_curve_scores(fp32):
 
 
 # --------------------------------------------------------------------------------------------
-# On a trained model: Grad-CAM must beat chance. Needs the bundled scene weights.
+# On a trained model: Grad-CAM must beat chance, on the bundled scenes_vgg.
 
 # 11 points per curve: 200 scenes x 2 maps x 2 curves = 8800 forwards of scenes_vgg, fp32 (bf16 is slower
 # on CPUs without AMX). Measured: 25 s on an idle 2-core machine, 228 s while other jobs shared it.
 SCENE_STEPS = 10
-
-
-def _scene_model(name: str):
-    from methods.models.scenes import nets as sm
-
-    if not sm.weights_path(name).is_file():
-        pytest.skip(f"{name} weights not bundled yet ({sm.weights_path(name)})")
-    from methods.models.catalog import load_model
-
-    return load_model(name)
 
 
 @pytest.mark.slow
@@ -417,7 +408,7 @@ def test_gradcam_beats_the_random_map_on_200_fresh_scenes():
     from methods.cams.core.explain import explain
     from methods.data.scenes import EVAL_SEED_START, make_batch
 
-    loaded = _scene_model("scenes_vgg")
+    loaded = load_model("scenes_vgg")
     images, labels, _ = make_batch([EVAL_SEED_START + 20_000 + i for i in range(200)])
     x = loaded.preprocess_batch(list(images))  # (200, 3, 128, 128)
     maps = torch.cat([
