@@ -7,7 +7,7 @@ files, Grad-CAM at the default layer (features.20), the four views per image.
 
 Timed, interleaved round-robin (median of ``--repeats``):
 
-* **batch command** — :func:`methods.cli.batch.run_batch` in this process (``workers=1``): read and
+* **batch command** — :func:`methods.pipeline.batch.run_batch` in this process (``workers=1``): read and
   decode every PNG, preprocess, Grad-CAM over batches of ``--batch-size`` images, normalize,
   render, and write ``original.png`` + 3 PNGs + ``maps.npz`` per image and the manifest, into a
   fresh output folder each time (all files written through temp files and renames);
@@ -36,7 +36,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import time_interleaved  # noqa: E402
 
 import methods  # noqa: E402
-from methods.cli.batch import run_batch  # noqa: E402
+from methods.pipeline.batch import run_batch  # noqa: E402
 from methods.data.scenes import make_scene  # noqa: E402
 
 

@@ -27,9 +27,9 @@ import torchvision
 
 import methods
 from common import report, time_interleaved
-from methods.cams.layers import candidate_layers
-from methods.cams.blocks import block_layers
-from methods.metrics.agreement import agreement_matrix
+from methods.cams.core.layers import candidate_layers
+from methods.cams.core.blocks import block_layers
+from methods.metrics.agreement.maps import agreement_matrix
 
 
 def _pair(title: str, a: torch.nn.Module, b: torch.nn.Module, x_a: torch.Tensor, x_b: torch.Tensor,

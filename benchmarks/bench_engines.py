@@ -5,7 +5,7 @@
 Setup: the bundled scenes_vgg model, ``--images`` synthetic scenes as PNG files, Grad-CAM at the
 default layer, the four views per image, a fresh output folder per run:
 
-* ``local`` — :func:`methods.cli.batch.run_batch` with ``engine="local"``: a spawn process pool;
+* ``local`` — :func:`methods.pipeline.batch.run_batch` with ``engine="local"``: a spawn process pool;
 * ``ray`` — the same with ``engine="ray"``: a local Ray instance started for the run
   (``num_cpus=workers``, no dashboard), Ray Data actors.
 
@@ -30,7 +30,7 @@ from PIL import Image
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from bench_batch import machine  # noqa: E402
 
-from methods.cli.batch import run_batch  # noqa: E402
+from methods.pipeline.batch import run_batch  # noqa: E402
 from methods.data.scenes import make_scene  # noqa: E402
 
 

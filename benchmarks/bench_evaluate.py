@@ -7,7 +7,7 @@ reference maps (random, centre): 3 maps per image, deletion and insertion curves
 ``--steps`` steps and the confidence change, the default precision (``"auto"``: resolved on this
 machine and printed), curve batches of 32, in this process (``workers=1``).
 
-The floor: :func:`methods.metrics.image_scores.forward_count` images per image (299 at 50 steps:
+The floor: :func:`methods.metrics.faithfulness.image_scores.forward_count` images per image (299 at 50 steps:
 the shared x and the one blurred baseline once, 2 (S - 1) + 1 per map) times the time of ONE image in a batch of
 32 through the same runner the curves use (channels_last weights and inputs, inference mode, the
 same precision), measured in the same run. Before sharing the count was 3 x (2 (S + 1) + 2) = 312.
@@ -30,11 +30,11 @@ from bench_batch import machine  # noqa: E402
 from common import time_interleaved  # noqa: E402
 
 import methods  # noqa: E402
-from methods._torch import bf16_is_native, channels_last_weights, resolve_precision  # noqa: E402
-from methods.cli.evaluate import evaluate  # noqa: E402
-from methods.metrics import faithfulness as fa  # noqa: E402
-from methods.metrics.image_scores import forward_count  # noqa: E402
-from methods.metrics.perturbation import class_probabilities, runner_for  # noqa: E402
+from methods._internal.torch_utils import bf16_is_native, channels_last_weights, resolve_precision  # noqa: E402
+from methods.pipeline.evaluate import evaluate  # noqa: E402
+from methods.metrics.faithfulness import curves as fa  # noqa: E402
+from methods.metrics.faithfulness.image_scores import forward_count  # noqa: E402
+from methods.metrics.faithfulness.perturbation import class_probabilities, runner_for  # noqa: E402
 
 
 def main() -> None:

@@ -39,7 +39,7 @@ import torchvision
 
 import methods
 from common import report, time_interleaved
-from methods.metrics import faithfulness as fa
+from methods.metrics.faithfulness import curves as fa
 
 STEPS = 50
 BATCH = 32
@@ -103,7 +103,7 @@ def bench_speed(repeats: int) -> None:
 
 def bench_precision(n_scenes: int) -> None:
     from methods.data.scenes import make_scene
-    from methods.models.train_scenes import EVAL_SINGLE_START
+    from methods.models.scenes.train import EVAL_SINGLE_START
 
     try:
         from methods.models.catalog import load_model

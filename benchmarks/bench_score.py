@@ -42,8 +42,8 @@ import torchvision
 
 import methods
 import methods.cams.score  # noqa: F401
-from methods._torch import resolve_precision
-from methods.cams.base import LayerContext
+from methods.runtime import resolve_precision
+from methods.cams.core.base import LayerContext
 
 LAYER = "layer4"
 BATCH = 32

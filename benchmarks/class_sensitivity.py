@@ -24,7 +24,7 @@ import torch
 
 import methods
 from methods.data.scenes import make_batch
-from methods.models.scene_eval import EVAL_TWO_START, to_tensor
+from methods.models.scenes.evaluation import EVAL_TWO_START, to_tensor
 
 FAST = {"num_samples": 4, "steps": 4, "num_masks": 1000, "batch_size": 64}
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 import methods
-from methods._torch import ForwardRunner, bf16_is_native, resolve_precision
+from methods._internal.torch_utils import ForwardRunner, bf16_is_native, resolve_precision
 
 FAILURES: list[str] = []
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     check(pearson(logits16, logits32) >= 0.99, f"bf16 vs fp32 logits Pearson {pearson(logits16, logits32):.5f}")
 
     print("\n3. curves and commands")
-    from methods.metrics import faithfulness as fa
+    from methods.metrics.faithfulness import curves as fa
 
     sal = methods.explain(cpu_model, x_cpu[:1], "gradcam").maps[cpu_model.default_layer][0]
     d_cpu = fa.deletion_curve(cpu_model, x_cpu[:1], sal, 0, steps=20, precision="fp32")
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     check(abs(d_cpu.auc - d_gpu.auc) <= 1e-4, f"deletion AUC CPU {d_cpu.auc:.6f} vs GPU {d_gpu.auc:.6f}")
     from PIL import Image
 
-    from methods.cli.batch import run_batch
-    from methods.cli.evaluate import evaluate
+    from methods.pipeline.batch import run_batch
+    from methods.pipeline.evaluate import evaluate
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="gradlens-gpu-check-"))
     (work / "in").mkdir()

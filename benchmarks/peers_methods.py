@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 import methods
-from methods._torch import upsample
+from methods._internal.torch_utils import upsample
 from methods.cams.guided import guided_gradients
 from methods.cams.smoothpp import input_noise
 from methods.data.samples import load_sample

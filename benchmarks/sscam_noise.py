@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import methods
-from methods._torch import upsample
+from methods._internal.torch_utils import upsample
 from methods.data.samples import list_samples, load_sample
 
 STDS = (0.02, 0.05, 0.1, 0.2)

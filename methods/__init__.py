@@ -11,7 +11,8 @@ The rooms behind it (each imports only from rooms below it):
 
 ==================  =====================================================================
 ``errors``          every exception class; all derive from :class:`GradLensError`
-``_torch``          shared torch helpers (eval mode, hook scope, upsample, forward runner)
+``_internal``       private to methods/: torch helpers, input checks, device, progress, files
+``runtime``         the public face of where and how work runs (device, precision, progress)
 ``cams``            registry, options, recorder, layers, explain, the methods
 ``viz``             normalization, rendering, display ranges
 ``models``          LoadedModel, the catalog, checkpoints, the bundled scene networks
@@ -36,10 +37,10 @@ from methods.errors import (
     TargetError,
     UnknownMethodError,
 )
-from methods._torch import PRECISION_ENV, bf16_is_native, resolve_precision
-from methods.cams.registry import MethodSpec, create_method, get_method, list_methods, register_method
-from methods.cams.options import Options, option
-from methods.cams.base import (
+from methods._internal.torch_utils import PRECISION_ENV, bf16_is_native, resolve_precision
+from methods.cams.core.registry import MethodSpec, create_method, get_method, list_methods, register_method
+from methods.cams.core.options import Options, option
+from methods.cams.core.base import (
     CallContext,
     CamMethod,
     ForwardMethod,
@@ -49,8 +50,8 @@ from methods.cams.base import (
     RecordedMethod,
     RecordingNeeds,
 )
-from methods.cams.recorder import Recording, record
-from methods.cams.explain import Explanation, explain, explain_many
+from methods.cams.core.recorder import Recording, record
+from methods.cams.core.explain import Explanation, explain, explain_many
 
 # built-in methods: importing registers them, in this order (21 in all)
 from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, ++, XGrad, HiRes, Layer, Eigen-Grad, element-wise
@@ -64,19 +65,19 @@ from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Rando
 
 from methods.viz.normalize import normalize, normalize_many
 from methods.viz.render import COLORMAPS, render_views
-from methods.cams.layers import LayerInfo, candidate_layers, default_layer
-from methods.cams.blocks import block_layers
+from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
+from methods.cams.core.blocks import block_layers
 from methods.data.images import load_image
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model
-from methods.metrics.confidence import confidence_change
-from methods.metrics.faithfulness import deletion_curve, insertion_curve, reference_curves
+from methods.metrics.faithfulness.confidence import confidence_change
+from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve, reference_curves
 from methods.metrics.localization import energy_pointing_game, pointing_game
-from methods.metrics.agreement import Agreement, map_agreement
-from methods.metrics.matching import LayerMatch, matched_layers
-from methods.metrics.compare import LayerSimilarity, layer_similarity
-from methods.metrics.sanity import SanityResult, Verdict, sanity_check
-from methods.metrics.class_check import ClassSensitivity, class_sensitivity
-from methods.metrics.leaderboard import bootstrap_interval, leaderboard, per_class, sign_test
+from methods.metrics.agreement.maps import Agreement, map_agreement
+from methods.metrics.agreement.matching import LayerMatch, matched_layers
+from methods.metrics.agreement.compare import LayerSimilarity, layer_similarity
+from methods.metrics.sanity.check import SanityResult, Verdict, sanity_check
+from methods.metrics.sanity.class_check import ClassSensitivity, class_sensitivity
+from methods.metrics.benchmark.leaderboard import bootstrap_interval, leaderboard, per_class, sign_test
 
 __all__ = [
     "GradLensError",

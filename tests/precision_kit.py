@@ -17,7 +17,7 @@ BF16_TOLERANCE: dict[str, float] = {"rtol": 2e-2, "atol": 5e-3}
 
 bf16 keeps 8 significand bits, so every rounding of an input, weight or activation is off by at most
 2^-9 ≈ 0.2 % relative; a short chain of them, accumulated in fp32, stays within a few of those. Measured
-on the hand-set nets of tests/cams/test_score.py and tests/metrics/test_faithfulness.py when this was
+on the hand-set nets of tests/cams/test_score.py and tests/metrics/faithfulness/test_faithfulness.py when this was
 written (CPU without AMX, emulated bf16): at most 3.9e-3 absolute (Score-CAM weights ~0.3-0.7) and
 1.3e-3 on the sum classifier's deletion curve (probabilities ~0.45-0.96)."""
 

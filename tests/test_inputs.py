@@ -1,4 +1,4 @@
-"""methods/_inputs.py: inputs that do not fit the model are InputErrors before any forward pass.
+"""methods/_internal/inputs.py: inputs that do not fit the model are InputErrors before any forward pass.
 
 Before the model-aware check, a float64 batch for float32 weights raised torch's RuntimeError
 ("Input type (double) and bias type (float) should be the same") and a 2-channel batch for an RGB
@@ -12,8 +12,8 @@ import torch
 
 import methods
 from methods.errors import InputError
-from methods.metrics.confidence import confidence_change
-from methods.metrics.faithfulness import deletion_curve, insertion_curve
+from methods.metrics.faithfulness.confidence import confidence_change
+from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve
 from tiny_models import GapNet
 
 BAD = {
@@ -57,6 +57,6 @@ def test_a_double_model_takes_double_inputs():
 
 def test_lazy_first_convolution_is_not_used_for_channels():
     net = torch.nn.Sequential(torch.nn.LazyConv2d(4, 3), torch.nn.Conv2d(4, 2, 1), torch.nn.Flatten(), torch.nn.LazyLinear(2))
-    from methods._inputs import first_conv
+    from methods._internal.inputs import first_conv
 
     assert first_conv(net)[0] == "1"

@@ -1,5 +1,6 @@
-"""The house stays in order: rooms without import cycles, small modules, private names kept
-private, every deliberate error a GradLensError, and the public face unchanged.
+"""The house stays in order: rooms without import cycles, small modules, private names and private
+modules (``methods._internal``) kept private, the library below its faces (no ``methods.cli``, no
+``dashboard``), every deliberate error a GradLensError, and the public face unchanged.
 
 These read the source with ``ast`` (nothing is imported but :mod:`methods` itself), so a failure
 names the file and line to fix.
@@ -117,6 +118,46 @@ def test_no_module_imports_another_modules_private_names():
             if private and target != name:
                 offenders.append(f"{path.relative_to(ROOT)}:{line} imports {private} from {target}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_nothing_outside_methods_imports_its_private_modules():
+    """``methods._internal`` is private to ``methods/`` (the dashboard asks ``methods.runtime``);
+    so is any ``_module`` of the library: private MODULES, not only private names."""
+    offenders = []
+    for name, path in ALL.items():
+        if name.startswith("methods"):
+            continue
+        for line, target, _ in _imports(name, path):
+            if any(part.startswith("_") and not part.startswith("__") for part in target.split(".")[1:]):
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports the private module {target}")
+    assert not offenders, "\n".join(offenders)
+
+
+#: the ``python -m methods.batch`` / ``python -m methods.evaluate`` forwarders (the README documents them)
+FORWARDERS = ("methods.batch", "methods.evaluate")
+
+
+def test_the_library_imports_neither_its_command_line_nor_the_dashboard():
+    """The library sits below both faces: only ``methods/cli`` and the ``python -m`` forwarders
+    import ``methods.cli``; nothing in ``methods/`` imports ``dashboard``."""
+    offenders = []
+    for name, path in ALL.items():
+        if not name.startswith("methods") or name == "methods.cli" or name.startswith("methods.cli."):
+            continue
+        for line, target, _ in _imports(name, path):
+            if target.split(".")[0] == "dashboard":
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+            elif (target == "methods.cli" or target.startswith("methods.cli.")) and name not in FORWARDERS:
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {target}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_the_layout_checks_see_the_modules_they_guard():
+    """The checks above would pass vacuously on an empty tree: the rooms they guard exist."""
+    for room in ("methods._internal.torch_utils", "methods.runtime", "methods.cli.main", "methods.pipeline.evaluate",
+                 "methods.pipeline.batch", "methods.cams.core.registry", "methods.models.sources.base"):
+        assert room in ALL, room
+    assert all(name in ALL for name in FORWARDERS)
 
 
 def test_every_deliberate_error_is_a_gradlens_error():

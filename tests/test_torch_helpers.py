@@ -1,4 +1,4 @@
-"""methods/_torch.py: the shared torch helpers (eval mode, hook scope, the batched runner)."""
+"""methods/_internal/torch_utils.py: the shared torch helpers (eval mode, hook scope, the batched runner)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import torch
 from torch import nn
 
 import methods
-from methods import _torch
+from methods._internal import device as _device
+from methods._internal import torch_utils as _torch
 from methods.errors import GradLensWarning, InputError, RecorderError
-from methods.metrics import faithfulness as fa
-from methods.metrics import perturbation
+from methods.metrics.faithfulness import curves as fa
+from methods.metrics.faithfulness import perturbation
 
 
 def test_hook_scope_removes_hooks_also_when_the_forward_raises():
@@ -88,7 +89,7 @@ def test_a_methods_warning_becomes_a_note_of_its_explanation():
             warnings.warn("layer is mostly negative", GradLensWarning)
             return activations.sum(dim=1)
 
-    from methods.cams import registry
+    from methods.cams.core import registry
 
     net = nn.Sequential(nn.Conv2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     try:
@@ -168,21 +169,21 @@ def test_results_record_the_resolved_precision(monkeypatch, native):
 
 
 def test_default_device_env_override(monkeypatch):
-    monkeypatch.delenv(_torch.DEVICE_ENV, raising=False)
+    monkeypatch.delenv(_device.DEVICE_ENV, raising=False)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert _torch.default_device().type == expected
-    monkeypatch.setenv(_torch.DEVICE_ENV, "cpu")
-    assert _torch.default_device() == torch.device("cpu")
+    assert _device.default_device().type == expected
+    monkeypatch.setenv(_device.DEVICE_ENV, "cpu")
+    assert _device.default_device() == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the env var wins over a present GPU
-    assert _torch.default_device() == torch.device("cpu")
-    monkeypatch.delenv(_torch.DEVICE_ENV)
-    assert _torch.default_device() == torch.device("cuda")  # a GPU is used when present
+    assert _device.default_device() == torch.device("cpu")
+    monkeypatch.delenv(_device.DEVICE_ENV)
+    assert _device.default_device() == torch.device("cuda")  # a GPU is used when present
 
 
 def test_unusable_devices_are_clear_errors(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setenv(_torch.DEVICE_ENV, "cuda")
+    monkeypatch.setenv(_device.DEVICE_ENV, "cuda")
     with pytest.raises(methods.OptionError, match=r"\$GRADLENS_DEVICE='cuda'.*0 CUDA device"):
-        _torch.default_device()
+        _device.default_device()
     with pytest.raises(methods.OptionError, match="'toaster' is not a device"):
-        _torch.resolve_device("toaster")
+        _device.resolve_device("toaster")

@@ -34,9 +34,9 @@ import numpy as np
 import streamlit as st
 
 from methods import models as zoo
-from methods._torch import Progress
+from methods.runtime import Progress
 from methods import resolve_precision
-from methods.cams.layers import LayerInfo
+from methods.cams.core.layers import LayerInfo
 from methods.data.images import load_image
 from methods.data.scenes import make_scene
 from methods.errors import CheckpointError, GradLensError, ImageError, OptionError

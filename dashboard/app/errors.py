@@ -2,9 +2,10 @@
 
 * :class:`methods.errors.GradLensError` (what the library raises on purpose) -> ``st.error`` with
   the library's own message (``Cancelled`` -> ``st.info``: the user asked for it).
-* ANY other exception is a bug: a short "Something went wrong while …" message, an
-  ``st.expander("Details")`` with the traceback as code, and an error line with the traceback in
-  the server log. Never ``except ValueError``: a real bug must not pass for a validation message.
+* ANY other exception is a bug: a short "Something went wrong while …" message with an error id,
+  and an error line with that id and the traceback in the server log. The viewer never sees the
+  traceback (it shows server paths and code). Never ``except ValueError``: a real bug must not pass
+  for a validation message.
 * Streamlit's own control flow (``st.rerun``, ``st.stop``, ``st.switch_page``) derives from
   ``BaseException`` and passes through untouched.
 * Text that did not come from this code (a URL, an upload's name, a stored snapshot, a library
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-import traceback
+import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -90,7 +91,6 @@ class Outcome:
 @dataclass(frozen=True)
 class _Message:
     text: str
-    details: str = ""  # a traceback: only for bugs
     kind: str = "error"  # "error" | "info"
 
 
@@ -100,21 +100,26 @@ def _draw(message: _Message, container=None) -> None:
         notice(message.text, "info", where, icon=":material/block:")
         return
     notice(message.text, "error", where, icon=":material/error:")
-    if message.details:
-        with where.expander("Details"):
-            st.code(message.details, language=None)
+
+
+def error_id() -> str:
+    """A short random id that ties a message a viewer sees to its server log line."""
+    return secrets.token_hex(4)
 
 
 def _message(exc: Exception, where: str | None, instead: str | None, doing: str) -> _Message:
+    """A library error is its own message; anything else (a bug) is a short message with an error
+    id, and its traceback goes to the server log under that id — never to the viewer (a traceback
+    shows server paths and code)."""
     prefix = f"{where}: " if where else ""
     if isinstance(exc, Cancelled):
         return _Message(instead or prefix + error_message(exc), kind="info")
     if isinstance(exc, GradLensError):
         return _Message(instead or prefix + error_message(exc))
-    log.error("unexpected error while %s", doing, exc_info=exc)
-    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return _Message(instead or f"{prefix}Something went wrong while {doing}. This is a bug in GradLens, not "
-                               "in your input; the details below help to report it.", details)
+    ident = error_id()
+    log.error("unexpected error %s while %s", ident, doing, exc_info=exc)
+    return _Message(instead or f"{prefix}Something went wrong while {doing}. This is a bug in GradLens, not in your "
+                               f"input. Error id {ident}: the server log has the details under it.")
 
 
 @contextmanager

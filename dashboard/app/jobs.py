@@ -24,7 +24,7 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import methods
-from methods._torch import ProgressTracker
+from methods.runtime import ProgressTracker
 from methods.errors import Cancelled
 
 from dashboard.app import cache, capture

@@ -261,7 +261,7 @@ def _display_section(view: ViewState, page: str) -> ViewState:
 
 def _device_text(view: ViewState) -> str:
     """Where the view's model runs (its weights' device), and the machine's default device
-    (``methods._torch.default_device``: ``$GRADLENS_DEVICE``, else a CUDA GPU, else the CPU)."""
+    (``methods.runtime.default_device``: ``$GRADLENS_DEVICE``, else a CUDA GPU, else the CPU)."""
     choice = model_fit.model_choice(view.model)
     loaded = choice is None or choice.available
     device = cache.model_handle(view.model).loaded.device if loaded else services.default_device()

@@ -16,7 +16,8 @@ import numpy as np
 import streamlit as st
 
 import methods
-from methods.cams.options import OptionInfo
+from methods.cams.core.options import OptionInfo
+from methods.review.csv_safe import csv_bytes
 
 from dashboard.app import cache
 from dashboard.app.errors import log, notice, shown_errors
@@ -123,7 +124,7 @@ def _option_widget(info: OptionInfo, key: str, current: Any, where) -> Any:
 
 def option_widgets(state: ViewState, method_names: Sequence[str], container=None) -> ViewState:
     """An expander per method that declares options, with a widget per option (typed from its
-    :class:`~methods.cams.options.OptionInfo`); returns the view with the non-default values.
+    :class:`~methods.cams.core.options.OptionInfo`); returns the view with the non-default values.
 
     The values are checked by the method's own options dataclass: a bad one shows the library's
     OptionError message under the widgets and the method keeps its last valid options.
@@ -180,8 +181,10 @@ def download_png(label: str, picture: Callable[[], np.ndarray], file_name: str, 
 
 def download_csv(label: str, frame, file_name: str, key: str) -> None:
     """A CSV download of a DataFrame (encoded only when the button is pressed; never a rerun:
-    see :func:`download_png`)."""
-    st.download_button(label, _made_on_click(lambda: frame.to_csv(index=False).encode("utf-8"), file_name),
+    see :func:`download_png`). Text cells that a spreadsheet would run as a formula (``=``, ``+``,
+    ``-``, ``@`` ...) are neutralised (:func:`methods.review.csv_safe.csv_bytes`), as in every
+    CSV GradLens writes."""
+    st.download_button(label, _made_on_click(lambda: csv_bytes(frame), file_name),
                        file_name=file_name, mime="text/csv", key=key, icon=":material/download:", on_click="ignore")
 
 

@@ -10,8 +10,8 @@ readable module. Each parser takes the raw text and a ``Choices`` (duck-typed: i
               checkpoint's ``upload:<digest>`` too); absent = the page's default partner
     depths    Compare: number of matched depths (rows), 2..8; 4 = 25 %, 50 %, 75 %, last
     metric    Compare: the agreement number of the layer x layer heatmap
-              (``methods.metrics.agreement.METRICS``)
-    mode      Sanity: cascading | independent (``methods.metrics.sanity.MODES``)
+              (``methods.metrics.agreement.maps.METRICS``)
+    mode      Sanity: cascading | independent (``methods.metrics.sanity.check.MODES``)
     seed      Sanity: seed of the re-initialisations, >= 0
     classes   Sanity: how many top classes the class-sensitivity check compares, 2..10
 """

@@ -1,6 +1,6 @@
 """Image ids for the synthetic scenes of an evaluation: ``scene:<seed>`` and ``scene2:<seed>``.
 
-The evaluate command names its images ``scene:<seed>`` (:mod:`methods.cli.sources`); a one-object
+The evaluate command names its images ``scene:<seed>`` (:mod:`methods.pipeline.sources`); a one-object
 scene is ``make_scene(seed)``, a two-object one ``make_scene(seed, n_objects=2)``. The dashboard's
 image id says which: ``scene:<seed>`` (one object) or ``scene2:<seed>`` (two), so a link from the
 Benchmark page opens exactly the scored picture on the Methods page. Pure and light (no

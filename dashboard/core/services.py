@@ -16,13 +16,15 @@ import numpy as np
 import torch
 
 import methods
-from methods import _torch
+from methods import runtime
 from methods import models as zoo
-from methods.cams.blocks import block_layers
-from methods.cams.layers import LayerInfo, candidate_layers, default_layer
-from methods.cams.options import OptionInfo, build_options
+from methods.cams.core.blocks import block_layers
+from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
+from methods.cams.core.options import OptionInfo, build_options
 from methods.errors import GradLensError, LayerError, OptionError, TargetError, suggest
-from methods.metrics import agreement, faithfulness, sanity
+from methods.metrics.agreement import maps as agreement
+from methods.metrics.faithfulness import curves as faithfulness
+from methods.metrics.sanity import check as sanity
 from methods.viz.normalize import MODES, SCOPES
 from methods.viz.styles import REFERENCE_KEYS
 
@@ -141,9 +143,9 @@ def image_context(loaded, image_id: str, key: str, image: np.ndarray) -> ImageCo
 
 
 def default_device() -> torch.device:
-    """This machine's default device (``methods._torch.default_device``: ``$GRADLENS_DEVICE``,
+    """This machine's default device (``methods.runtime.default_device``: ``$GRADLENS_DEVICE``,
     else the first CUDA GPU, else the CPU)."""
-    return _torch.default_device()
+    return runtime.default_device()
 
 
 def device_label(device) -> str:
@@ -153,7 +155,7 @@ def device_label(device) -> str:
         >>> device_label(torch.device("cpu"))
         'CPU'
     """
-    device = _torch.resolve_device(device) if not isinstance(device, torch.device) else device
+    device = runtime.resolve_device(device) if not isinstance(device, torch.device) else device
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"CUDA GPU {index} ({torch.cuda.get_device_name(index)})"
@@ -168,7 +170,7 @@ def predict(loaded, x: torch.Tensor) -> np.ndarray:
 
 
 def layer_list(loaded) -> tuple[list[LayerInfo], str]:
-    """Candidate layers in forward order (``methods.cams.layers.LayerInfo``) and the default layer."""
+    """Candidate layers in forward order (``methods.cams.core.layers.LayerInfo``) and the default layer."""
     size = tuple(loaded.input_size)
     infos = candidate_layers(loaded.model, size)
     default = getattr(loaded, "default_layer", None) or default_layer(loaded.model, size)
@@ -176,7 +178,7 @@ def layer_list(loaded) -> tuple[list[LayerInfo], str]:
 
 
 def block_list(loaded) -> list[LayerInfo]:
-    """The candidate layers that end a block (``methods.cams.blocks.block_layers``): one map per
+    """The candidate layers that end a block (``methods.cams.core.blocks.block_layers``): one map per
     block, in forward order (20 for EfficientNet-Lite0, of 261 candidate layers)."""
     return list(block_layers(loaded.model, tuple(loaded.input_size)))
 
@@ -328,7 +330,7 @@ def normalized(maps: Sequence[np.ndarray], state: ViewState, **overrides: Any) -
 
 
 # ------------------------------------------------------------------------------------------
-# faithfulness (methods.metrics.faithfulness)
+# faithfulness (methods.metrics.faithfulness.curves)
 
 #: The library's own pairing: deletion to zeros, insertion from a blurred copy (RISE's protocol).
 RISE = "rise"

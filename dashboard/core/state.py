@@ -17,7 +17,7 @@ Query parameters (only values that differ from the defaults are written)::
     method    one method key (Layers, Normalization pages)
     layer     module name; absent = the model's default layer
     layers    comma-separated module names (Layers page); absent = every layer of ``layerset``
-    layerset  blocks (one per block, ``methods.cams.blocks.block_layers``) | all candidate layers
+    layerset  blocks (one per block, ``methods.cams.core.blocks.block_layers``) | all candidate layers
     norm      raw | minmax | max | percentile
     relu      1 | 0
     scope     per_map | shared
@@ -53,7 +53,7 @@ __all__ = ["LAYER_SETS", "DEFAULT_MODEL", "DEFAULT_BASELINES", "STEPS_RANGE", "S
 
 LAYER_SETS: tuple[str, ...] = ("blocks", "all")  # the Layers page: one map per block, or every candidate layer
 DEFAULT_MODEL = "efficientnet_lite0"  # the first screen: ImageNet-pretrained, from PyPI, no download
-#: Baselines documented for methods.metrics.faithfulness; the dashboard asks the module when it exists.
+#: Baselines documented for methods.metrics.faithfulness.curves; the dashboard asks the module when it exists.
 DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
 STEPS_RANGE: tuple[int, int] = (5, 200)
 

@@ -7,7 +7,7 @@ from typing import Literal
 import pandas as pd
 import plotly.graph_objects as go
 
-from methods.metrics.leaderboard import METRICS, REFERENCES
+from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES
 
 __all__ = ["distribution_figure"]
 
@@ -18,7 +18,7 @@ def distribution_figure(df: pd.DataFrame, metric: str, layer: str, *, kind: Lite
                         labels: dict[str, str] | None = None) -> go.Figure:
     """One box (or violin) per method of ``metric``'s per-row values on ``layer``, every point
     drawn; the mean is the dashed line (box) or the mean line (violin). Values in the metric's
-    unit (:data:`methods.metrics.leaderboard.METRICS`: 0/1 metrics as 0 or 100 %)."""
+    unit (:data:`methods.metrics.benchmark.leaderboard.METRICS`: 0/1 metrics as 0 or 100 %)."""
     info = METRICS[metric]
     labels = labels or {}
     rows = df[df["layer"] == layer]

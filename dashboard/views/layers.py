@@ -22,7 +22,7 @@ _SET_LABELS = {"blocks": "Block outputs", "all": "Every candidate layer"}
 
 
 def layer_set(handle, which: str) -> list:
-    """The layers a view without a chosen subset shows: one per block (``methods.cams.blocks.block_layers``)
+    """The layers a view without a chosen subset shows: one per block (``methods.cams.core.blocks.block_layers``)
     or every candidate layer, in forward order (``LayerInfo`` rows)."""
     rows, _ = cache.layer_infos(handle)
     if which == "all":

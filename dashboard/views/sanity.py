@@ -23,7 +23,7 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.metrics.sanity import MODES, PAPER
+from methods.metrics.sanity.check import MODES, PAPER
 from methods.viz.ranges import display_ranges
 
 from dashboard.app import cache, capture, jobs, widgets

@@ -10,10 +10,10 @@ import torch
 
 from dataclasses import dataclass
 
-from methods.cams.base import RecordedMethod
-from methods.cams.options import Options, option
-from methods.cams.registry import register_method
-from methods.cams.smoothing import first_component
+from methods.cams.core.base import RecordedMethod
+from methods.cams.core.options import Options, option
+from methods.cams.core.registry import register_method
+from methods.cams.core.smoothing import first_component
 
 __all__ = ["EigenCam", "RandomCam", "CentreCam", "RandomOptions", "CentreOptions", "centre_gaussian"]
 

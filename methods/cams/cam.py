@@ -15,10 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.cams.base import CallContext
-from methods.cams.recorder import Recording
-from methods.cams.registry import register_method
-from methods.cams.smoothing import SmoothedMethod, first_component
+from methods.cams.core.base import CallContext
+from methods.cams.core.recorder import Recording
+from methods.cams.core.registry import register_method
+from methods.cams.core.smoothing import SmoothedMethod, first_component
 from methods.errors import HeadError
 
 __all__ = ["Cam", "find_head"]
@@ -95,7 +95,7 @@ class Cam(SmoothedMethod):
     so Grad-CAM = CAM / Z.
 
     Deviation: none in the formula; the paper's ReLU and scaling are the normalization stage's.
-    Options: ``aug_smooth``, ``eigen_smooth`` (:mod:`methods.cams.smoothing`; the terms are
+    Options: ``aug_smooth``, ``eigen_smooth`` (:mod:`methods.cams.core.smoothing`; the terms are
     ``W_ck A^k``). Needs no gradients: one forward.
 
     Raises:

@@ -1,7 +1,7 @@
 """FullGrad: the input-gradient term plus every convolution's and BatchNorm's bias-gradient term.
 
 Which bias terms are covered (every call of each module, from the call's ONE shared recorded pass:
-:func:`methods.cams.recorder.record` with ``input_gradient=True`` and these modules as ``sites``):
+:func:`methods.cams.core.recorder.record` with ``input_gradient=True`` and these modules as ``sites``):
 
 * ``nn.Conv2d`` with a bias: ``b = conv.bias``;
 * ``nn.BatchNorm2d`` with running statistics (eval mode): its effective bias
@@ -28,10 +28,10 @@ import warnings
 import torch
 from torch import nn
 
-from methods._torch import upsample
-from methods.cams.base import CallContext, PixelMethod, RecordingNeeds
-from methods.cams.registry import register_method
-from methods.cams.sites import site_name
+from methods._internal.torch_utils import upsample
+from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
+from methods.cams.core.registry import register_method
+from methods.cams.core.sites import site_name
 from methods.errors import GradLensWarning
 
 __all__ = ["FullGrad", "bias_modules", "effective_bias", "minmax_abs"]

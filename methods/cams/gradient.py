@@ -12,7 +12,7 @@ ReLU to the map; here it is applied in the normalization stage (``methods.viz.no
 default) so negative evidence can be looked at too.
 
 Each map is written as ``M_ij = sum_k T^k_ij`` of per-channel terms (:meth:`terms`), so every method
-has the ``aug_smooth`` and ``eigen_smooth`` options of :mod:`methods.cams.smoothing` (off by
+has the ``aug_smooth`` and ``eigen_smooth`` options of :mod:`methods.cams.core.smoothing` (off by
 default; their cost is there).
 """
 
@@ -20,12 +20,26 @@ from __future__ import annotations
 
 import torch
 
-from methods.cams.registry import register_method
-from methods.cams.signed import warn_if_signed
-from methods.cams.smoothing import AugOptions, SmoothedMethod, first_component
+from methods.cams.core.registry import register_method
+from methods.cams.core.signed import warn_if_signed
+from methods.cams.core.smoothing import AugOptions, SmoothedMethod, first_component
+from methods.errors import RecorderError
 
 __all__ = ["GradCam", "GradCamPlusPlus", "XGradCam", "HiResCam", "LayerCam", "EigenGradCam", "GradCamElementWise",
            "gradcampp_weights", "PP_SIGNED_NOTE"]
+
+
+def recorded(gradients: torch.Tensor | None) -> torch.Tensor:
+    """The gradients a gradient method asked for (``needs_gradients=True``), never None.
+
+    Raises:
+        RecorderError: the recording has no gradients (a method registered with
+            ``needs_gradients=False`` that uses this family's maths).
+    """
+    if gradients is None:
+        raise RecorderError("this method needs the layer's gradients, but the recording has none; "
+                            "register it with needs_gradients=True")
+    return gradients
 
 
 def _terms(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
@@ -69,6 +83,7 @@ class GradCam(SmoothedMethod):
     """
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        gradients = recorded(gradients)
         return _terms(gradients.mean(dim=(2, 3)), activations)  # (N, C, h, w)
 
 
@@ -95,6 +110,7 @@ class GradCamPlusPlus(SmoothedMethod):
         warn_if_signed(self.spec.label, layer, activations, PP_SIGNED_NOTE)
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        gradients = recorded(gradients)
         # Where g != 0, alpha = g^2 / (g^2 (2 + S g)) = 1 / (2 + S g) with S = sum_ab A_ab, so
         # w_k = sum_{ij: g > 0} g / (2 + S g): the same numbers with one division and no powers.
         # Where 2 + S g = 0 the quotient is +-inf (or NaN where g = 0 too): alpha = 0 there.
@@ -125,6 +141,7 @@ class XGradCam(SmoothedMethod):
         warn_if_signed(self.spec.label, layer, activations, "Its channel weights divide by each channel's activation sum")
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        gradients = recorded(gradients)
         total = activations.sum(dim=(2, 3))  # (N, C)
         weighted = torch.einsum("nchw,nchw->nc", activations, gradients)  # (N, C)
         safe = torch.where(total != 0, total, torch.ones_like(total))
@@ -150,6 +167,7 @@ class HiResCam(SmoothedMethod):
     """
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        gradients = recorded(gradients)
         return gradients * activations  # (N, C, h, w)
 
 
@@ -169,6 +187,7 @@ class LayerCam(SmoothedMethod):
     """
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        gradients = recorded(gradients)
         return gradients.clamp(min=0) * activations  # (N, C, h, w)
 
 
@@ -193,13 +212,14 @@ class EigenGradCam(SmoothedMethod):
     map ``sum_k T^k`` (pytorch-grad-cam keeps whatever sign the SVD returns, so its map is sometimes
     negated; its own ReLU then keeps the wrong half).
 
-    Options (:class:`methods.cams.smoothing.AugOptions`): ``aug_smooth`` only — the map already is
+    Options (:class:`methods.cams.core.smoothing.AugOptions`): ``aug_smooth`` only — the map already is
     the principal component, so ``eigen_smooth`` would change nothing.
     """
 
     options_class = AugOptions
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        gradients = recorded(gradients)
         return gradients * activations  # (N, C, h, w)
 
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
@@ -225,4 +245,5 @@ class GradCamElementWise(SmoothedMethod):
     """
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
+        gradients = recorded(gradients)
         return (gradients * activations).clamp(min=0)  # (N, C, h, w)

@@ -16,7 +16,7 @@ non-negative, as it does through every ReLU, and the map carries a note naming t
 The paper defines the rule for ReLU networks only; this extension is ours (docs/methods.md).
 
 How, for one call only: a thread-local :class:`torch.overrides.TorchFunctionMode` active during the
-forward intercepts every activation function by name (:data:`methods.cams.sites.ACTIVATIONS`:
+forward intercepts every activation function by name (:data:`methods.cams.core.sites.ACTIVATIONS`:
 ``F.relu``, ``torch.relu_``, ``Tensor.relu``, and the functions ``nn.ReLU``, ``nn.ReLU6``,
 ``nn.SiLU`` ... call), computes ``f`` and ``f'`` with the original function and hands back a tensor
 whose backward is the guided rule. In-place calls keep their semantics (the result is written into
@@ -38,11 +38,11 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from methods._torch import eval_mode, upsample
-from methods.cams.base import CallContext, PixelMethod, RecordingNeeds
-from methods.cams.options import Options, option
-from methods.cams.registry import register_method
-from methods.cams.sites import ACTIVATIONS
+from methods._internal.torch_utils import eval_mode, upsample
+from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
+from methods.cams.core.options import Options, option
+from methods.cams.core.registry import register_method
+from methods.cams.core.sites import ACTIVATIONS
 from methods.errors import GradLensWarning, RecorderError
 
 __all__ = ["NON_MONOTONE", "guided_activation", "guided_activations", "guided_gradients", "reduce_channels",

@@ -5,7 +5,7 @@ softmax probability ``p_c`` of the explained class — no gradients, no layer. T
 (``spec.slow``: one forward per mask or window position), layer-independent (one map per call, the
 same for every requested layer) and batched like the score family: at most ``batch_size`` inputs
 reach the model at once (peak extra memory O(batch_size x input)), forwards run through
-:class:`methods._torch.ForwardRunner` (``torch.inference_mode``, channels_last, bf16 autocast with
+:class:`methods._internal.torch_utils.ForwardRunner` (``torch.inference_mode``, channels_last, bf16 autocast with
 ``precision="bf16"``: it pays only where bf16 is native, see :func:`methods.bf16_is_native`), and
 progress is reported after every batch. The masks and windows are the same for every sample of a
 batch, so an image's map does not depend on the batch it is in.
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from methods._torch import PRECISIONS, ForwardRunner, eval_mode
-from methods.cams.base import CallContext, PixelMethod, RecordingNeeds
-from methods.cams.options import Options, option
-from methods.cams.registry import register_method
+from methods._internal.torch_utils import PRECISIONS, ForwardRunner, eval_mode
+from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
+from methods.cams.core.options import Options, option
+from methods.cams.core.registry import register_method
 from methods.errors import ScoreError
 
 __all__ = ["Rise", "Occlusion", "RiseOptions", "OcclusionOptions", "rise_masks", "window_starts"]

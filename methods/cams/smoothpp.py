@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.cams.base import CallContext
+from methods.cams.core.base import CallContext
 from methods.cams.gradient import PP_SIGNED_NOTE, gradcampp_weights
-from methods.cams.options import option
-from methods.cams.recorder import Recording, record
-from methods.cams.registry import register_method
-from methods.cams.signed import warn_if_signed
-from methods.cams.smoothing import SmoothedMethod, SmoothOptions, first_component
+from methods.cams.core.options import option
+from methods.cams.core.recorder import Recording, record
+from methods.cams.core.registry import register_method
+from methods.cams.core.signed import warn_if_signed
+from methods.cams.core.smoothing import SmoothedMethod, SmoothOptions, first_component
 
 __all__ = ["SmoothGradCamPlusPlus", "SmoothGradCamPlusPlusOptions", "input_noise"]
 
@@ -61,7 +61,7 @@ class SmoothGradCamPlusPlus(SmoothedMethod):
     Options: ``num_samples`` (8), ``std`` (0.3, absolute, in preprocessed-input units: torch-cam's
     default; for a mean/std-normalized image whose values span about 4.5 that is 7 % of the range,
     under SmoothGrad's suggested 10-20 %), ``seed`` (0), and ``aug_smooth`` / ``eigen_smooth``
-    (:mod:`methods.cams.smoothing`; with ``aug_smooth`` each of the six views gets its own noisy
+    (:mod:`methods.cams.core.smoothing`; with ``aug_smooth`` each of the six views gets its own noisy
     copies: 6 x num_samples passes).
 
     Deviation: the paper's alpha has the mean FIRST derivative in its numerator; with it ``n = 1``

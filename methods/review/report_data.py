@@ -5,7 +5,7 @@ same two functions so that what it shows and what a report shows cannot drift ap
 
 Curves are read from ``metrics["curves"]``: ``{method: {"deletion" | "insertion": curve}}`` where
 ``curve`` is ``{"fractions": [...], "scores": [...], "auc": float}`` (``auc`` optional; other keys
-such as ``baseline`` or ``steps`` are ignored; :class:`methods.metrics.faithfulness.Curve` fields fit) or a
+such as ``baseline`` or ``steps`` are ignored; :class:`methods.metrics.faithfulness.curves.Curve` fields fit) or a
 bare list of scores (fractions then evenly spaced from 0 to 1). Entries in any other shape are
 skipped, not fatal.
 """

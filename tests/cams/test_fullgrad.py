@@ -8,7 +8,7 @@ from torch import nn
 
 import methods
 from methods.cams.fullgrad import bias_modules, effective_bias, minmax_abs
-from methods.cams.sites import site_name
+from methods.cams.core.sites import site_name
 from tiny_models import HandNet
 
 

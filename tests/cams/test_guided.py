@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import methods
-from methods._torch import upsample
+from methods._internal.torch_utils import upsample
 from methods.cams.guided import NON_MONOTONE, guided_activation, guided_gradients
 from tiny_models import GapNet, count_hooks
 
@@ -161,7 +161,7 @@ def test_guided_backprop_on_relu6_lite0_is_guided_and_fails_the_sanity_check(lit
     xx = x.clone().requires_grad_(True)
     (plain,) = torch.autograd.grad(loaded.model(xx)[0, int(exp.targets[0])], xx)
     assert _pearson(exp.maps[exp.layers[0]][0], plain.abs().amax(dim=1)[0]) < 0.5
-    from methods.metrics.randomize import default_blocks
+    from methods.metrics.sanity.randomize import default_blocks
 
     top = [m for b in default_blocks(loaded.model)[:10] for m in b.modules]
     result = methods.sanity_check(loaded, x, method="guidedbackprop", blocks=[top])

@@ -17,7 +17,7 @@ from torch import nn
 
 import methods
 import methods.cams.score  # noqa: F401
-from methods.cams.base import LayerContext
+from methods.cams.core.base import LayerContext
 from methods.cams.score import ablation_path
 from methods.cams.score.engine import noise
 from precision_kit import tolerance

@@ -39,7 +39,7 @@ def slow_method(request):
     removed afterwards."""
     steps = getattr(request, "param", 2)
     from methods import ForwardMethod, register_method
-    from methods.cams.registry import _REGISTRY
+    from methods.cams.core.registry import _REGISTRY
 
     @register_method(name="test_slowcam", label="Test-Slow-CAM", family="score", cost="8 forwards",
                      summary="test only: channel mean, with progress")

@@ -1,8 +1,8 @@
 """The Benchmark page (dashboard/views/benchmark/, pages/8_Benchmark.py) under AppTest.
 
-The evaluate table is made here by the library's own API (``methods.cli.evaluate.evaluate`` on two
+The evaluate table is made here by the library's own API (``methods.pipeline.evaluate.evaluate`` on two
 two-object scenes, Grad-CAM and the references, 5 steps), and every number the page shows is
-checked against :func:`methods.metrics.leaderboard.leaderboard` of that same table, whose own
+checked against :func:`methods.metrics.benchmark.leaderboard.leaderboard` of that same table, whose own
 numbers are checked by hand in tests/metrics/test_leaderboard.py.
 """
 
@@ -19,11 +19,11 @@ from PIL import Image
 from app_kit import HOME, TIMEOUT, assert_clean, live_markup, plotly_specs, texts
 from streamlit.testing.v1 import AppTest
 
-from methods.cli.evaluate import evaluate
-from methods.cli.manifest import frame as manifest_frame
+from methods.pipeline.evaluate import evaluate
+from methods.pipeline.manifest import frame as manifest_frame
 from methods.data.scenes import make_scene
 from methods.errors import InputError
-from methods.metrics.leaderboard import leaderboard, per_class
+from methods.metrics.benchmark.leaderboard import leaderboard, per_class
 
 from dashboard.views.benchmark import data as bd
 from dashboard.app import cache

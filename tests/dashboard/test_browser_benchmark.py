@@ -13,7 +13,7 @@ import pytest
 
 from browser_kit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, start_server, stop_server, wait_ready
 
-from methods.cli.evaluate import evaluate
+from methods.pipeline.evaluate import evaluate
 
 pytestmark = pytest.mark.browser
 

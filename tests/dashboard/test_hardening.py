@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from app_kit import (HOME, PAGES, ROOT, TIMEOUT, assert_clean, live_markup, map_images, plain, plotly_specs,
                      open_app, run_page, texts)
 from dashboard.app import cache, jobs, navigation, widgets
-from methods._torch import ProgressTracker
+from methods.runtime import ProgressTracker
 from methods.errors import Cancelled
 from methods.viz import render
 
@@ -108,14 +108,16 @@ def _boom(*args, **kwargs):
                          ids=["sidebar image", "sidebar model", "controls", "show", "save panel"])
 def test_a_bug_in_any_part_of_a_page_is_a_short_message(monkeypatch, target):
     """Every part of a page (each sidebar section, controls, show, the save panel) goes through
-    errors.shown_errors: a short message, the traceback in Details, the rest of the page drawn."""
+    errors.shown_errors: a short message with an error id (the traceback only in the server log),
+    the rest of the page drawn."""
     monkeypatch.setattr(target, _boom)
     at = run_page("methods")
     assert not at.exception, [e.value[:300] for e in at.exception]
     errors = [plain(e.value) for e in at.error]
     assert any(e.startswith("Something went wrong while") for e in errors), errors
     assert not any("planted" in e for e in errors)
-    assert any(x.label == "Details" for x in at.expander)
+    assert not any(x.label == "Details" for x in at.expander) and not any("Traceback" in c.value for c in at.code)
+    assert any("Error id" in e for e in errors)
     assert [t.value for t in at.title] == ["Methods side by side"]
 
 
@@ -157,7 +159,7 @@ def test_a_hostile_snapshot_id_is_text(bad):
 def score_method():
     """Registers a score-family (slow) test method for one test; ``make(name, compute)``."""
     from methods import ForwardMethod, register_method
-    from methods.cams.registry import _REGISTRY
+    from methods.cams.core.registry import _REGISTRY
 
     names = []
 
@@ -495,3 +497,18 @@ def test_a_layer_from_a_link_that_the_model_lacks_is_said_on_every_page():
 def test_the_page_icon_needs_no_network():
     """``:material/…:`` page icons are fetched from fonts.gstatic.com, which fails offline."""
     assert not navigation.PAGE_ICON.startswith(":") and len(navigation.PAGE_ICON) <= 2
+
+
+def test_csv_downloads_neutralise_formulas(monkeypatch):
+    """The Methods table download wrote "=HYPERLINK(...)" cells as formulas; every dashboard CSV now
+    goes through methods.review.csv_safe (a leading quote on text that starts a formula)."""
+    import pandas as pd
+
+    made = {}
+    monkeypatch.setattr(widgets.st, "download_button", lambda label, data, **kw: made.setdefault(kw["key"], data))
+    frame = pd.DataFrame({"Method": ['=HYPERLINK("http://127.0.0.1:8999/x","y")', "@SUM(1+1)", "Grad-CAM"],
+                          "AUC": [-0.5, 0.25, 1.0]})
+    widgets.download_csv("t", frame, "t.csv", key="k")
+    text = made["k"]().decode()
+    assert text.splitlines() == ["Method,AUC", "\"'=HYPERLINK(\"\"http://127.0.0.1:8999/x\"\",\"\"y\"\")\",-0.5",
+                                 "'@SUM(1+1),0.25", "Grad-CAM,1.0"]

@@ -8,7 +8,7 @@
   HTTP server on 127.0.0.1 (tests/loopback_kit.py): the file lands in the torch cache with a
   progress callback, then the model loads; a server that drops mid-file and a machine offline
   give the library's message, no traceback and no file in the cache;
-* the Layers page: block outputs by default (``methods.cams.blocks.block_layers``), every
+* the Layers page: block outputs by default (``methods.cams.core.blocks.block_layers``), every
   candidate layer on request;
 * the sidebar says where the models run.
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import methods
-from methods.cams.layers import candidate_layers, default_layer
+from methods.cams.core.layers import candidate_layers, default_layer
 from methods.data.samples import get_sample, load_sample, load_sample_mask
 from methods.errors import BadWeightsError, CheckpointError, GradLensError, WeightsNotAvailableError
 from methods.metrics.localization import energy_pointing_game

@@ -1,4 +1,4 @@
-"""Tests for methods/zoo.py: catalog, offline torchvision loading, safe checkpoints, preprocessing.
+"""Tests for methods/models (catalog.py and its sources): catalog, offline torchvision loading, safe checkpoints, preprocessing.
 
 Nothing touches the network: every test runs with TORCH_HOME in a temporary folder, sockets
 refuse to connect, and torch.hub's downloader fails the test if it is called unexpectedly.
@@ -23,8 +23,10 @@ from torchvision.models import get_model, get_model_weights
 
 from methods import models as zoo
 from methods.errors import CheckpointError, GradLensError, UnknownModelError, WeightsNotAvailableError
-from methods.cams.layers import default_layer
+from methods.cams.core.layers import default_layer
+from methods.data import scenes
 from methods.models import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, list_models, load_checkpoint, load_model, weights_file
+from methods.models.scenes import nets as sm
 from methods.models.torchvision_zoo import TORCHVISION
 
 TV_NAMES = ["vgg16", "resnet18", "resnet50", "densenet121", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny"]
@@ -106,7 +108,7 @@ def test_availability_follows_the_cache_file(offline):
 
 @pytest.mark.parametrize("name", TV_NAMES)
 def test_catalog_default_layer_matches_the_generic_rule(name):
-    """The hard-coded default layers equal what methods.cams.layers.default_layer finds (meta device:
+    """The hard-coded default layers equal what methods.cams.core.layers.default_layer finds (meta device:
     shapes only, no arithmetic)."""
     with torch.device("meta"):
         model = get_model(name, weights=None)
@@ -217,10 +219,8 @@ def test_allow_download_fails_fast_offline():
 
 
 def test_bundled_entries_and_loading(tmp_path, monkeypatch):
-    """Needs methods/scene_models.py (another engineer's module). Its weight files may not exist
-    yet, so random weights are saved to a temporary file and weights_path is pointed at it."""
-    sm = pytest.importorskip("methods.models.scene_nets")
-    scenes = pytest.importorskip("methods.data.scenes")
+    """Random weights are saved to a temporary file and weights_path is pointed at it, so the
+    loading path is checked against known weights (not only the bundled file)."""
     from safetensors.torch import save_file
 
     entries = list_models()
@@ -245,7 +245,6 @@ def test_bundled_entries_and_loading(tmp_path, monkeypatch):
 
 
 def test_bundled_missing_weights(tmp_path, monkeypatch):
-    sm = pytest.importorskip("methods.models.scene_nets")
     monkeypatch.setattr(sm, "weights_path", lambda name: tmp_path / "nope.safetensors")
     assert {e.name: e for e in list_models()}["scenes_resnet"].available is False
     with pytest.raises(WeightsNotAvailableError, match="nope.safetensors"):
@@ -322,7 +321,7 @@ def test_checkpoint_overrides_and_generic_default_layer():
     )
     assert lm.name == "mine"
     assert lm.input_size == (96, 128) and lm.mean == (0.5, 0.5, 0.5) and lm.std == (0.25, 0.25, 0.25)
-    assert lm.default_layer == "layer4"  # found by methods.cams.layers.default_layer
+    assert lm.default_layer == "layer4"  # found by methods.cams.core.layers.default_layer
     assert lm.preprocess(np.zeros((10, 20, 3), np.uint8)).shape == (3, 96, 128)
 
 

@@ -3,10 +3,10 @@ leaderboard, and make the view that opens one scored image on the Methods page.
 
 Two kinds of table open here:
 
-* an **evaluate** result (``python -m methods.evaluate``, columns in :mod:`methods.cli.evaluate`):
+* an **evaluate** result (``python -m methods.evaluate``, columns in :mod:`methods.pipeline.evaluate`):
   scores per image x method x layer x class, the leaderboard's input
-  (:func:`methods.metrics.leaderboard.leaderboard`);
-* a **batch manifest** (``python -m methods.batch``, columns in :mod:`methods.cli.manifest`): maps
+  (:func:`methods.metrics.benchmark.leaderboard.leaderboard`);
+* a **batch manifest** (``python -m methods.batch``, columns in :mod:`methods.pipeline.manifest`): maps
   and pictures, no scores; the page summarises it and shows its pictures.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from methods.errors import InputError
-from methods.metrics.leaderboard import METRICS, REFERENCES
+from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES
 
 from dashboard.core.scene_ids import scene_id
 from dashboard.core.state import ViewState

@@ -4,7 +4,7 @@ bar can follow and Cancel can stop it between two images. No streamlit here.
 Scoring scene ``i`` alone, as ``images="<kind>:1", seed=seed + i``, gives the rows
 ``images="<kind>:N", seed=seed`` gives for it: the scene's seed is ``start + seed + i`` either way,
 and the random reference map's seed (``seed + image index``) is ``seed + i`` either way
-(:mod:`methods.cli.evaluate`; tested in tests/dashboard/test_benchmark.py).
+(:mod:`methods.pipeline.evaluate`; tested in tests/dashboard/test_benchmark.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from methods.cli.evaluate import evaluate
+from methods.pipeline.evaluate import evaluate
 from methods.errors import OptionError
 
 __all__ = ["KINDS", "MAX_SCENES", "forwards_per_image", "run_small", "to_parquet"]
@@ -34,7 +34,7 @@ def forwards_per_image(kind: str, n_methods: int, n_layers: int, steps: int) -> 
 
 def run_small(loaded, *, kind: str, n: int, methods: Sequence[str], steps: int, seed: int = 0,
               layers: str = "default", progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Score ``n`` scenes of ``kind`` with :func:`methods.cli.evaluate.evaluate` (in this process,
+    """Score ``n`` scenes of ``kind`` with :func:`methods.pipeline.evaluate.evaluate` (in this process,
     one at a time); ``progress(done, n)`` is called before each scene and at the end (it may
     raise ``Cancelled`` to stop)."""
     if kind not in KINDS:

@@ -1,7 +1,7 @@
 """The Benchmark page: a data set's numbers with their uncertainty.
 
 Open an evaluate result or a batch manifest (a path on the server or an upload), or run a small
-evaluation here; then the leaderboard (:func:`methods.metrics.leaderboard.leaderboard`: means
+evaluation here; then the leaderboard (:func:`methods.metrics.benchmark.leaderboard.leaderboard`: means
 with bootstrap intervals, paired differences to the random and centre maps with p-values), one
 metric's distribution per method, a per-class breakdown, and a link that opens one scored image on
 the Methods page. Everything a file or a user typed is shown as text (``st.text``, dataframes,
@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.metrics.leaderboard import METRICS, REFERENCES, leaderboard, per_class
+from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES, leaderboard, per_class
 from methods.models.catalog import load_model
 
 from dashboard.app import jobs, widgets

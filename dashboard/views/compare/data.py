@@ -3,9 +3,9 @@ agreement numbers, and the pictures and figures of a comparison.
 
 Every number comes from the library: the block layers are :func:`methods.block_layers`, the rows
 :func:`methods.matched_layers` (model 1 against each other model, so one row holds one layer per
-model), the agreement :func:`methods.map_agreement` / :func:`methods.metrics.agreement.agreement_matrix`
+model), the agreement :func:`methods.map_agreement` / :func:`methods.metrics.agreement.maps.agreement_matrix`
 on ONE grid for the whole comparison (the finest map grid of the compared models, at most
-:data:`methods.metrics.agreement.MAX_GRID` a side), on the RAW maps: normalization is display only.
+:data:`methods.metrics.agreement.maps.MAX_GRID` a side), on the RAW maps: normalization is display only.
 A comparison is a list of :class:`Side` (one per model); :func:`to_bundle` / :func:`from_bundle`
 turn it into the :class:`~dashboard.core.services.MapBundle` a snapshot stores, and back.
 """
@@ -20,9 +20,9 @@ import pandas as pd
 
 import methods
 from methods import models as zoo
-from methods.cams.blocks import block_layers
-from methods.cams.layers import LayerInfo
-from methods.metrics.agreement import (
+from methods.cams.core.blocks import block_layers
+from methods.cams.core.layers import LayerInfo
+from methods.metrics.agreement.maps import (
     MAX_GRID,
     METRICS,
     Agreement,
@@ -30,7 +30,7 @@ from methods.metrics.agreement import (
     agreement_matrix,
     map_agreement,
 )
-from methods.metrics.matching import matched_layers
+from methods.metrics.agreement.matching import matched_layers
 from methods.viz.ranges import display_ranges
 
 from dashboard.core import services

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.cams.layers import LayerInfo
+from methods.cams.core.layers import LayerInfo
 
 from dashboard.app import cache, capture, jobs, widgets
 from dashboard.app.errors import md_escape

@@ -38,7 +38,7 @@ Options common to the family (keyword-only, validated at construction):
   autocast. It pays only on hardware with native bf16 (CPUs with AMX or AVX512-BF16, recent GPUs);
   elsewhere it is emulated: on the development CPU (AVX-512 without BF16) Score-CAM took 2.3x as
   long in bf16 as in fp32. ``"auto"`` picks bf16 exactly where :func:`bf16_is_native` says it is
-  native (:func:`methods._torch.resolve_precision`) and ``Explanation.options["precision"]`` records
+  native (:func:`methods._internal.torch_utils.resolve_precision`) and ``Explanation.options["precision"]`` records
   the precision that ran.
   All 4-D batches are fed ``channels_last`` when the model accepts it, and (Score-CAM family, from
   ``FOLD_MIN_ROWS`` forwards on) Conv->BatchNorm pairs run as one folded convolution, checked
@@ -49,7 +49,7 @@ Progress: ``ctx.progress(done, total)`` after every batch, counting forward rows
 model's train/eval flags are restored and its parameters are never touched.
 """
 
-from methods._torch import bf16_is_native
+from methods._internal.torch_utils import bf16_is_native
 # registration order: Score-CAM, SS-CAM, IS-CAM, then Ablation-CAM
 from methods.cams.score.masked import IsCam, ScoreCam, SsCam
 from methods.cams.score.ablation import AblationCam, ablation_path

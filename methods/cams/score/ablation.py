@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.cams.base import LayerContext
-from methods.cams.options import option
-from methods.cams.registry import register_method
-from methods.cams.signed import warn_if_signed
+from methods.cams.core.base import LayerContext
+from methods.cams.core.options import option
+from methods.cams.core.recorder import record
+from methods.cams.core.registry import register_method
+from methods.cams.core.signed import warn_if_signed
 from methods.cams.score.engine import (
     ForwardRunner,
     Jobs,
@@ -62,8 +63,6 @@ def ablation_path(model: torch.nn.Module, x: torch.Tensor, layer: str) -> tuple[
     the check of the tail on ``x[:1]``). Returns ``(True, "")``, or ``(False, reason)`` when every
     ablated copy needs a full forward pass (the reason a dashboard can show).
     """
-    from methods.cams.recorder import record
-
     rec = record(model, x[:1], [layer], gradients=False)
     with eval_mode(model):
         try:

@@ -13,7 +13,7 @@ makes those passes bounded in memory and cheap:
   (a ``.view`` on a channels-last tensor fails), and reports progress after every batch;
 * :class:`ScoreOptions` are the options every member has, :class:`ScoreFamily` its base class
   (the map from channel weights); :class:`ForwardRunner` and :func:`eval_mode` come from
-  :mod:`methods._torch`.
+  :mod:`methods._internal.torch_utils`.
 
 Nothing here registers a hook; :mod:`methods.cams.score.tail` does, for Ablation-CAM, inside ``try`` /
 ``finally``.
@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods._torch import PRECISION_CHOICES, PRECISIONS, ForwardRunner, bf16_is_native, eval_mode
-from methods.cams.base import ForwardMethod, LayerContext
-from methods.cams.options import Options, option
+from methods._internal.torch_utils import PRECISIONS, PRECISION_CHOICES, ForwardRunner, bf16_is_native, eval_mode
+from methods.cams.core.base import ForwardMethod, LayerContext
+from methods.cams.core.options import Options, option
 from methods.errors import ScoreError, ScoreWarning
 
 __all__ = [

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from methods._torch import HookScope
+from methods._internal.torch_utils import HookScope
 from methods.cams.score.engine import ForwardPatcher
 
 __all__ = ["FoldedBatchNorm"]
@@ -37,7 +37,7 @@ class FoldedBatchNorm(ForwardPatcher):
     """While entered, the model's conv->BN pairs run as single convolutions (when verified).
 
     Args:
-        model: in eval mode (the caller's :func:`methods._torch.eval_mode`).
+        model: in eval mode (the caller's :func:`methods._internal.torch_utils.eval_mode`).
         x_one: one real input (1, C, H, W) to find and verify the pairs on.
 
     Attributes:

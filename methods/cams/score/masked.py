@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.cams.base import LayerContext
-from methods.cams.options import option
-from methods.cams.registry import register_method
+from methods.cams.core.base import LayerContext
+from methods.cams.core.options import option
+from methods.cams.core.registry import register_method
 from methods.cams.score.engine import (
     ForwardRunner,
     Jobs,

@@ -22,7 +22,7 @@ block, a DenseNet concatenation, a model that reads its input again later), the 
 unablated activations gives NaN or different logits and the caller falls back to full forwards.
 The check compares with the logits of the real forward pass (``max |diff| <= 1e-4 (1 + max |y|)``).
 
-Layer names with a call site or ``:act`` (:mod:`methods.cams.sites`): ``act#1`` replaces only the
+Layer names with a call site or ``:act`` (:mod:`methods.cams.core.sites`): ``act#1`` replaces only the
 second call of ``act`` (its other calls run as usual, and "before the layer" means before that
 call starts); ``bn:act`` makes ``bn`` return a free marker tensor and a thread-local torch function
 mode hands the activations to the model where the activation function consumes that marker (the
@@ -44,9 +44,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from methods._torch import HookScope
+from methods._internal.torch_utils import HookScope
 from methods.cams.score.engine import ForwardPatcher
-from methods.cams.sites import TensorWatch, parse_layer
+from methods.cams.core.sites import TensorWatch, parse_layer
 from methods.errors import RecorderError, ScoreError
 
 __all__ = ["TailPlan", "plan_tail", "SubstitutedForward", "check_tail"]

@@ -1,0 +1,233 @@
+"""The one plugin registry of CAM methods.
+
+Every method registers itself with :func:`register_method`, a class decorator that attaches a
+frozen :class:`MethodSpec`. Everything that lists methods asks this module: the dashboard's menus
+and cost warnings, the test parametrisation and the README's method table. Nothing else keeps a
+list of method names.
+
+A user's own module registers a plugin the same way::
+
+    from methods import GradientMethod, register_method
+
+    @register_method(name="my_cam", label="My-CAM", family="gradient",
+                     cost="1 fwd + 1 bwd", paper="https://arxiv.org/abs/...",
+                     summary="Channel weights = max of the gradient.")
+    class MyCam(GradientMethod):
+        def compute(self, activations, gradients):
+            weights = gradients.amax(dim=(2, 3))                          # (N, C)
+            return torch.einsum("nc,nchw->nhw", weights, activations)      # (N, h, w)
+
+Importing that module is all it takes: ``methods.explain(model, x, method="my_cam")`` works.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Protocol, TypeVar
+
+from methods.cams.core.options import OptionInfo, Options, describe
+from methods.errors import OptionError, UnknownMethodError, suggest
+
+__all__ = [
+    "Family",
+    "MethodSpec",
+    "MethodClass",
+    "UnknownMethodError",
+    "register_method",
+    "get_method",
+    "list_methods",
+    "create_method",
+    "suggest",
+]
+
+Family = Literal["gradient", "activation", "score", "pixel", "baseline"]
+FAMILIES: tuple[str, ...] = ("gradient", "activation", "score", "pixel", "baseline")
+Resolution = Literal["layer", "input"]
+_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class MethodClass(Protocol):
+    """What the registry needs from a method's class: a :class:`methods.cams.core.base.CamMethod`
+    subclass, described by its shape here because :mod:`~methods.cams.core.base` imports this module.
+
+    Calling it with validated keyword options builds the method; ``options_class`` is its options
+    dataclass (what menus and the option widgets read).
+    """
+
+    options_class: type[Options]
+    __module__: str
+    __qualname__: str
+
+    def __call__(self, **options: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a registered method is, for menus, cost warnings, tests and the README.
+
+    Attributes:
+        name: registry key, lower_snake (``"gradcampp"``).
+        label: display name (``"Grad-CAM++"``).
+        family: ``"gradient"`` (layer maps from one forward + one backward), ``"activation"``
+            (layer maps from one forward and the model's own weights: CAM), ``"score"`` (layer maps
+            from many forwards, no gradients), ``"pixel"`` (maps at the input's resolution:
+            guided backprop, FullGrad, RISE, occlusion ...) or ``"baseline"`` (a reference that a
+            real method must beat).
+        needs_gradients: whether the method runs a backward pass (layer or input gradients).
+        cost: human cost note (``"1 fwd + 1 bwd"``, ``"C/batch forwards"``).
+        paper: URL of the paper (empty for baselines without one).
+        summary: one line saying how the map is made.
+        cls: the implementing class (a :class:`methods.cams.core.base.CamMethod` subclass).
+        class_agnostic: the map does not depend on the explained class (Eigen-CAM, the controls), or
+            barely does (guided backpropagation, see its docstring): class-discrimination checks skip
+            it and the dashboard says so.
+        slow: the method runs many passes (the dashboard asks before running it, with its cost);
+            default: the score family.
+        resolution: ``"layer"`` (maps at the layer's grid, (N, h, w)) or ``"input"`` (maps at the
+            input's size, (N, H, W)); default ``"input"`` for the pixel family.
+        layer_independent: one map per call whatever the layer (guided backprop, FullGrad, RISE,
+            occlusion): :func:`methods.explain_many` computes it once and every requested layer key
+            of :attr:`methods.Explanation.maps` holds that same tensor.
+        final_layer_only: the method works only at the layer whose output reaches the logits by
+            global average pooling and one linear map (CAM); elsewhere it raises
+            :class:`methods.errors.HeadError` (a page offers it at that layer only).
+    """
+
+    name: str
+    label: str
+    family: Family
+    needs_gradients: bool
+    cost: str
+    paper: str
+    summary: str
+    cls: MethodClass
+    class_agnostic: bool = False
+    slow: bool = False
+    resolution: Resolution = "layer"
+    layer_independent: bool = False
+    final_layer_only: bool = False
+
+    @property
+    def options(self) -> list[OptionInfo]:
+        """The method's options (name, kind, default, help, valid range), from its frozen
+        options dataclass: what docs, errors and the dashboard's widgets read."""
+        return describe(self.cls.options_class)
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.options)
+
+    @property
+    def is_slow(self) -> bool:
+        """The same as :attr:`slow` (kept for callers of the first release)."""
+        return self.slow
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+_C = TypeVar("_C", bound=type)
+
+
+def register_method(
+    *,
+    name: str,
+    label: str,
+    family: Family,
+    cost: str,
+    summary: str,
+    paper: str = "",
+    needs_gradients: bool | None = None,
+    class_agnostic: bool = False,
+    slow: bool | None = None,
+    resolution: Resolution | None = None,
+    layer_independent: bool = False,
+    final_layer_only: bool = False,
+) -> Callable[[_C], _C]:
+    """Class decorator: register a CAM method under ``name`` with a frozen spec.
+
+    Args:
+        name: lower_snake key, unique.
+        label: display name.
+        family: one of :data:`FAMILIES` (see :class:`MethodSpec`).
+        cost: human cost note.
+        summary: one-line description.
+        paper: paper URL.
+        needs_gradients: defaults to ``family == "gradient"``.
+        class_agnostic: the map does not (or barely) depend on the target class.
+        slow: many passes, ask before running; defaults to ``family == "score"``.
+        resolution: ``"layer"`` or ``"input"``; defaults to ``"input"`` for ``family="pixel"``.
+        layer_independent: the map is the same for every layer (computed once per call).
+        final_layer_only: only the layer before a GAP + linear head works (CAM).
+
+    Returns:
+        The decorator; it sets ``cls.spec`` and returns the class unchanged otherwise.
+
+    Raises:
+        ValueError: a malformed name, an unknown family, or a name already taken by another class.
+    """
+    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        raise OptionError(f"method name {name!r} must be lower_snake_case, e.g. 'my_cam'")
+    if family not in FAMILIES:
+        raise OptionError(f"family={family!r} is not one of {list(FAMILIES)}")
+    resolution = resolution or ("input" if family == "pixel" else "layer")
+    if resolution not in ("layer", "input"):
+        raise OptionError(f"resolution={resolution!r} is not one of ['layer', 'input']")
+    if layer_independent and resolution != "input":
+        raise OptionError("layer_independent=True needs resolution='input' (a map at a layer's grid depends on the layer)")
+
+    def decorator(cls: _C) -> _C:
+        existing = _REGISTRY.get(name)
+        if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
+            raise OptionError(
+                f"method name {name!r} is already registered by {existing.cls.__module__}."
+                f"{existing.cls.__qualname__}; choose another name"
+            )
+        spec = MethodSpec(
+            name=name,
+            label=label,
+            family=family,
+            needs_gradients=(family == "gradient") if needs_gradients is None else needs_gradients,
+            cost=cost,
+            paper=paper,
+            summary=summary,
+            cls=cls,
+            class_agnostic=bool(class_agnostic),
+            slow=(family == "score") if slow is None else bool(slow),
+            resolution=resolution,
+            layer_independent=bool(layer_independent),
+            final_layer_only=bool(final_layer_only),
+        )
+        cls.spec = spec  # type: ignore[attr-defined]
+        _REGISTRY[name] = spec
+        return cls
+
+    return decorator
+
+
+def get_method(name: str) -> MethodSpec:
+    """The spec registered under ``name``.
+
+    Raises:
+        UnknownMethodError: ``name`` is not registered; the message lists the closest names and all
+            registered names.
+    """
+    spec = _REGISTRY.get(name) if isinstance(name, str) else None
+    if spec is None:
+        names = sorted(_REGISTRY)
+        raise UnknownMethodError(
+            f"unknown method {name!r}.{suggest(str(name), names)} Registered methods: {', '.join(names)}"
+        )
+    return spec
+
+
+def list_methods(family: Family | None = None) -> list[MethodSpec]:
+    """Registered methods in registration order, optionally of one family."""
+    if family is not None and family not in FAMILIES:
+        raise OptionError(f"family={family!r} is not one of {list(FAMILIES)}")
+    return [s for s in _REGISTRY.values() if family is None or s.family == family]
+
+
+def create_method(name: str, **options: Any):
+    """Instantiate the method ``name`` with validated keyword options."""
+    return get_method(name).cls(**options)

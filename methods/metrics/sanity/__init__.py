@@ -1,0 +1,1 @@
+"""Sanity checks: the model-parameter randomization test and class sensitivity."""

@@ -1,0 +1,50 @@
+"""torchvision ImageNet models from the local torch hub cache (:mod:`methods.models.torchvision_zoo`);
+downloaded only when the caller allows it (:func:`methods.models.downloads.download_weights`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from methods.models.downloads import download_weights
+from methods.models.loaded import LoadedModel
+from methods.models.sources.base import ModelEntry, register_source
+from methods.models.torchvision_zoo import TORCHVISION, cache_path, load_torchvision, tv_card, tv_input_size, tv_weights
+
+__all__ = ["TorchvisionSource"]
+
+
+class TorchvisionSource:
+    """torchvision architectures with their ImageNet weights, read from ``$TORCH_HOME/hub/checkpoints``."""
+
+    kind = "torchvision"
+
+    def names(self) -> list[str]:
+        return list(TORCHVISION)
+
+    def owns(self, name: str) -> bool:
+        return name in TORCHVISION
+
+    def entries(self) -> list[ModelEntry]:
+        out = []
+        for name, tv in TORCHVISION.items():
+            weights = tv_weights(name)
+            path = cache_path(weights.url)
+            mb = weights.meta.get("_file_size")
+            out.append(
+                ModelEntry(name, tv.label, "torchvision", tv_input_size(weights), tv.description, path.is_file(),
+                           str(path), domain="imagenet", card=tv_card(name),
+                           how_to_get=f"download_weights({name!r}) fetches {weights.url}" + (f" ({mb:g} MB)" if mb else ""),
+                           download_mb=float(mb) if mb else None)
+            )
+        return out
+
+    def weights_file(self, name: str) -> Path:
+        return cache_path(tv_weights(name).url)
+
+    def load(self, name: str, *, allow_download: bool = False) -> LoadedModel:
+        if allow_download and not self.weights_file(name).is_file():
+            download_weights(name)
+        return load_torchvision(name)
+
+
+register_source(TorchvisionSource())

@@ -1,0 +1,234 @@
+"""``python -m methods.batch``: the four views, the raw maps and a manifest for every image of a folder.
+
+Usage::
+
+    python -m methods.batch --model scenes_vgg --methods gradcam,gradcampp --layers default \\
+        --images photos/ --out results/ [--targets top1|labels.csv] [--engine local|ray] \\
+        [--workers N] [--batch-size 16] [--norm minmax] [--relu/--no-relu] [--scope per_map] \\
+        [--cmap jet] [--alpha 0.5] [--precision auto] [--device cuda]
+
+For every readable image under ``--images`` (recursive, sorted; unreadable files are listed with
+the reason and skipped) and every method x layer it writes::
+
+    OUTDIR/<relative path>/original.png                          the image as the model sees it
+    OUTDIR/<relative path>/<method>__<layer>__grayscale.png       the dashboard's three views
+    OUTDIR/<relative path>/<method>__<layer>__heatmap.png
+    OUTDIR/<relative path>/<method>__<layer>__overlay.png
+    OUTDIR/<relative path>/maps.npz                               every raw map of the image (key <method>__<layer>)
+    OUTDIR/manifest.parquet                                       one row per image x method x layer
+    OUTDIR/skipped.csv                                            this run's skipped and failed images
+
+The pictures are the dashboard's for the same settings (:mod:`methods.pipeline.batch_worker`). The
+run is resumable: rows already in the manifest with the same settings are skipped, and a killed
+run loses only the batch in flight (:mod:`methods.pipeline.manifest`). Engines: :mod:`methods.pipeline.engines`.
+The long form, with measured speeds, is docs/batch.md.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+
+from methods._internal.checks import check_bool, check_choice, check_int, check_number
+from methods._internal.progress import Progress
+from methods._internal.torch_utils import PRECISION_CHOICES
+from methods.cams.core.explain import resolve_layers
+from methods.errors import GradLensError, OptionError
+from methods.pipeline import engines
+from methods.pipeline.batch_files import file_stamp, find_images, read_labels, remove_partials, write_atomic
+from methods.pipeline.batch_worker import BatchSpec
+from methods.pipeline.common import import_plugins, layers_arg, load_model_arg, method_names, worker_model
+from methods.pipeline.manifest import ManifestStore, done_pairs, settings_id
+from methods.viz.normalize import MODES, SCOPES
+from methods.viz.render import COLORMAPS
+
+__all__ = ["BatchResult", "run_batch"]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a batch run did.
+
+    Attributes:
+        out: the output folder.
+        manifest: the whole manifest after the run (every run's rows, not only this one's).
+        done: images computed in this run.
+        already: images skipped because the manifest held all their maps (same settings).
+        skipped: ``(image, reason)`` of files that could not be read (or had no label).
+        failed: ``(image, error)`` of images whose maps or pictures failed.
+        seconds: wall time of the run.
+    """
+
+    out: pathlib.Path
+    manifest: pd.DataFrame
+    done: int
+    already: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _check_pictures(norm, relu, scope, percentiles, cmap, alpha) -> tuple[float, float]:
+    check_choice("norm", norm, MODES)
+    check_bool("relu", relu)
+    check_choice("scope", scope, SCOPES)
+    check_choice("cmap", cmap, sorted(COLORMAPS))
+    check_number("alpha", alpha, minimum=0.0, maximum=1.0)
+    try:
+        lo, hi = (float(v) for v in percentiles)
+    except (TypeError, ValueError):
+        lo, hi = -1.0, -1.0
+    if not 0.0 <= lo < hi <= 100.0:
+        raise OptionError(f"percentiles={percentiles!r} must be two numbers with 0 <= low < high <= 100")
+    return lo, hi
+
+
+def run_batch(
+    model: Any,
+    images: str | pathlib.Path,
+    out: str | pathlib.Path,
+    *,
+    methods: Sequence[str] | str = ("gradcam",),
+    layers: Any = "default",
+    targets: str | pathlib.Path = "top1",
+    engine: str = "local",
+    workers: int | None = None,
+    batch_size: int = 16,
+    norm: str = "minmax",
+    relu: bool = True,
+    scope: str = "per_map",
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    precision: str = "auto",
+    device: Any = None,
+    ray_address: str | None = None,
+    plugins: Sequence[str] | str = (),
+    progress: Progress | None = None,
+    bar: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> BatchResult:
+    """Write the views, raw maps and manifest rows of every image under ``images`` (see the module docstring).
+
+    Args:
+        model: catalog name, or a ``LoadedModel`` (sent to each worker process).
+        images: the input folder (searched recursively).
+        out: the output folder (created; may already hold an earlier run to resume).
+        methods: registry keys (list or comma-separated).
+        layers: ``"default"``, ``"all"``, comma-separated module names or a list.
+        targets: ``"top1"`` (each image's predicted class) or a CSV label file (columns
+            ``image,label``; images not in it are skipped).
+        engine, workers, ray_address: where the work runs (:mod:`methods.pipeline.engines`); workers
+            default to the CPU cores, and never exceed the number of batches.
+        batch_size: images per forward+backward (and per worker call).
+        norm, relu, scope, percentiles, cmap, alpha: the pictures, with the dashboard's
+            defaults (min-max after ReLU, each map on its own scale, jet, 0.5); ``scope="shared"``
+            puts all maps of one image on one scale.
+        precision: for forward methods (score family): ``"auto"`` (bf16 where native, else fp32),
+            ``"fp32"`` or ``"bf16"``; gradient maps always run in fp32.
+        device: where models run (default ``$GRADLENS_DEVICE``, else CUDA when present, else CPU).
+        plugins: modules that register your own methods, imported here and in every worker.
+        progress: ``(images finished, images to do)`` callback after every batch (raising
+            :class:`methods.errors.Cancelled` from it stops the run; what finished is kept).
+        bar: show a tqdm progress bar (images/s, time left) on stderr.
+        log: where notes go (default: stderr).
+
+    Returns:
+        A :class:`BatchResult`.
+
+    Raises:
+        OptionError, UnknownMethodError, LayerError, UnknownModelError: bad arguments, before any work.
+        EngineError: the engine could not run (what finished is kept).
+    """
+    t0 = time.perf_counter()
+    say = log or (lambda s: print(s, file=sys.stderr))
+    plugin_names = import_plugins(plugins)
+    names = method_names(methods)
+    lo, hi = _check_pictures(norm, relu, scope, percentiles, cmap, alpha)
+    check_choice("precision", precision, PRECISION_CHOICES)
+    batch_size = check_int("batch_size", batch_size, 1)
+    engine, workers = engines.check_engine(engine, workers)
+    root, out = pathlib.Path(images), pathlib.Path(out)
+    rels = find_images(root, exclude=out if out.resolve().is_relative_to(root.resolve()) else None)
+    loaded = load_model_arg(model)
+    layer_names = list(resolve_layers(loaded.model, layers_arg(layers), tuple(loaded.input_size), loaded.default_layer))
+    labels = None if str(targets) == "top1" else read_labels(pathlib.Path(targets), loaded.class_names)
+    pairs = [(m, layer) for m in names for layer in layer_names]
+    settings = dict(model=loaded.name, norm=norm, relu=bool(relu), scope=scope, percentiles=[lo, hi], cmap=cmap,
+                    alpha=float(alpha), precision=precision, targets="top1" if labels is None else "labels")
+    if scope == "shared":  # one scale over the image's maps: the set of maps changes every picture
+        settings["pairs"] = pairs
+    sid = settings_id(settings)
+
+    out.mkdir(parents=True, exist_ok=True)
+    if (n := remove_partials(out)):
+        say(f"removed {n} partial file(s) an interrupted run left behind")
+    store = ManifestStore(out)
+    stamps = {rel: file_stamp(root / rel) for rel in rels}
+    wanted = {rel: (labels.get(rel) if labels is not None else None) for rel in rels}
+    done = done_pairs(store.fold(), sid, stamps, wanted)
+    skipped: list[tuple[str, str]] = []
+    failed: list[tuple[str, str]] = []
+    items, already = [], 0
+    for rel in rels:
+        if labels is not None and rel not in labels:
+            skipped.append((rel, f"no label in {targets}"))
+            continue
+        have = done.get(rel, set())
+        missing = [p for p in pairs if p not in have]
+        if not missing:
+            already += 1
+            continue
+        items.append({"image": rel, "pairs": pairs if scope == "shared" else missing, "label": wanted[rel],
+                      "file_size": stamps[rel][0], "file_mtime_ns": stamps[rel][1], "merge": bool(have)})
+
+    n_workers = max(1, min(workers, -(-len(items) // batch_size)))  # never more workers than batches
+    sent, spec_device, run_device = worker_model(model, loaded, device, engine == "local" and n_workers == 1)
+    spec = BatchSpec(
+        model=sent, model_name=loaded.name, root=str(root), out=str(out), norm=norm, relu=bool(relu), scope=scope,
+        percentiles=(lo, hi), cmap=cmap, alpha=float(alpha), precision=precision, device=spec_device,
+        plugins=plugin_names, sid=sid,
+    )
+    from tqdm.auto import tqdm
+
+    tq = tqdm(total=len(items), desc="batch", unit=" images", disable=not bar, file=sys.stderr, dynamic_ncols=True)
+    finished, n_done = [0], [0]
+
+    def on_results(results: list[dict]) -> None:
+        rows = []
+        for r in results:
+            if r["status"] == "done":
+                rows += r["rows"]
+                n_done[0] += 1
+            else:
+                (skipped if r["status"] == "skipped" else failed).append((r["image"], r["reason"]))
+        store.append(rows)  # persisted before the bar moves: a kill from here on loses nothing of it
+        store.fold_if_due()
+        finished[0] += len(results)
+        tq.update(len(results))
+        if progress is not None:
+            progress(finished[0], len(items))
+
+    try:
+        engines.run_items(spec, items, on_results=on_results, engine=engine,
+                          workers=n_workers, batch_size=batch_size,
+                          ray_address=ray_address, num_gpus=1.0 if run_device.type == "cuda" else 0.0)
+    finally:
+        tq.close()
+        manifest = store.fold()
+        _write_problems(out, skipped, failed)
+    for what, entries in (("skipped", skipped), ("failed", failed)):
+        for image, why in entries:
+            say(f"{what} {image}: {why}")
+    return BatchResult(out, manifest, n_done[0], already, skipped, failed, time.perf_counter() - t0)
+
+
+def _write_problems(out: pathlib.Path, skipped, failed) -> None:
+    df = pd.DataFrame([(i, "skipped", w) for i, w in skipped] + [(i, "failed", w) for i, w in failed],
+                      columns=["image", "status", "reason"])
+    write_atomic(out / "skipped.csv", df.to_csv(index=False).encode())

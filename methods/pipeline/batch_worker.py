@@ -1,0 +1,197 @@
+"""The batch command's worker: a batch of image paths in, the pictures, raw maps and manifest rows out.
+
+One :class:`BatchWorker` lives in each worker process or Ray actor (built once from a
+:class:`BatchSpec`, so the model is loaded once). For a batch of items it
+
+1. reads each image with :func:`methods.data.images.load_image` (an unreadable file becomes a
+   ``"skipped"`` result with the reason);
+2. preprocesses all images to the model's input size and explains them TOGETHER: one
+   :func:`methods.explain_many` call, so every gradient method and layer of the batch share one
+   forward+backward over B images (on scenes_vgg 3.9 ms per image at B = 16 against 6.5 ms at B = 1);
+3. per image, draws exactly the dashboard's pictures: :func:`methods.viz.normalize.normalize_many`
+   (the run's mode, ReLU, scope and percentiles; ``scope="shared"`` = one scale over all maps of
+   the image), :func:`methods.viz.ranges.display_ranges` and :func:`methods.viz.render.render_views`
+   over the image as the model sees it; writes ``original.png``, three PNGs per map and ONE
+   compressed ``maps.npz``, each atomically (:func:`methods.pipeline.batch_files.write_atomic`);
+4. returns one result per item: ``"done"`` with its manifest rows, ``"skipped"`` or ``"failed"``.
+
+A failure never takes the batch down: if the batched computation raises, each image is run on
+its own, and the image that raises again is reported as ``"failed"`` with the error.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from methods._internal.torch_utils import resolve_precision
+from methods.cams.core.explain import explain_many
+from methods.cams.core.registry import get_method
+from methods.data.images import load_image
+from methods.errors import GradLensError
+from methods.pipeline.batch_files import image_dir, read_npz, write_npz, write_png
+from methods.pipeline.common import worker_setup
+from methods.viz.normalize import normalize_many
+from methods.viz.ranges import display_ranges
+from methods.viz.render import render_views
+
+__all__ = ["BatchSpec", "BatchWorker", "VIEWS", "view_name"]
+
+VIEWS: tuple[str, ...] = ("grayscale", "heatmap", "overlay")
+
+
+def view_name(method: str, layer: str, view: str) -> str:
+    """The file name of one view of one map.
+
+    Examples:
+        >>> view_name("gradcam", "features.20", "overlay")
+        'gradcam__features.20__overlay.png'
+    """
+    return f"{method}__{layer}__{view}.png"
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """Everything a worker needs (picklable: it travels to worker processes and Ray actors).
+
+    Attributes:
+        model: a catalog name (each worker loads it) or a ``LoadedModel`` (sent to each worker).
+        model_name: the name the manifest records.
+        root, out: the images folder and the output folder (paths every worker can read / write).
+        norm, relu, scope, percentiles, cmap, alpha: the pictures' settings (as the dashboard's).
+        precision: ``"auto" | "fp32" | "bf16"`` for forward methods (resolved on the worker's device).
+        device: the device to run on (None: the worker's :func:`methods._internal.device.default_device`).
+        plugins: modules to import first (they register a user's own methods).
+        sid: the settings id the rows carry (:func:`methods.pipeline.manifest.settings_id`).
+    """
+
+    model: Any
+    model_name: str
+    root: str
+    out: str
+    norm: str = "minmax"
+    relu: bool = True
+    scope: str = "per_map"
+    percentiles: tuple[float, float] = (1.0, 99.0)
+    cmap: str = "jet"
+    alpha: float = 0.5
+    precision: str = "auto"
+    device: str | None = None
+    plugins: tuple[str, ...] = ()
+    sid: str = ""
+
+    def build(self) -> "BatchWorker":
+        return BatchWorker(self)
+
+
+def _result(item: dict, status: str, reason: str = "", rows: list | None = None) -> dict:
+    return {"image": item["image"], "status": status, "reason": reason, "rows": rows or []}
+
+
+class BatchWorker:
+    """Loads the model once; ``worker(items) -> results`` (see the module docstring)."""
+
+    def __init__(self, spec: BatchSpec) -> None:
+        self.spec = spec
+        self.loaded, self.device = worker_setup(spec.model, spec.device, spec.plugins)
+        self.precision = resolve_precision(spec.precision, self.device)
+        self.root, self.out = pathlib.Path(spec.root), pathlib.Path(spec.out)
+        # decoding and writing (PIL, OpenCV, zlib, file I/O release the GIL) use this worker's
+        # cores while the model waits; the model itself runs in the calling thread
+        self.pool = ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
+
+    def _read(self, item: dict) -> tuple[dict, np.ndarray | None, str]:
+        try:
+            return item, load_image(self.root / item["image"]), ""
+        except (GradLensError, OSError, ValueError) as exc:
+            return item, None, str(exc)
+
+    def __call__(self, items: list[dict]) -> list[dict]:
+        results: list[dict] = []
+        groups: dict[tuple, list[tuple[dict, np.ndarray]]] = {}
+        for item, image, why in self.pool.map(self._read, items):
+            if image is None:
+                results.append(_result(item, "skipped", why))
+                continue
+            groups.setdefault(tuple(tuple(p) for p in item["pairs"]), []).append((item, image))
+        for pairs, group in groups.items():
+            try:
+                results += self._run(group, list(pairs))
+            except Exception:  # find the image that fails: each on its own
+                for one in group:
+                    try:
+                        results += self._run([one], list(pairs))
+                    except Exception as exc:
+                        results.append(_result(one[0], "failed", f"{type(exc).__name__}: {exc}"))
+        return results
+
+    # ----------------------------------------------------------------------------------------
+
+    def _run(self, group: list[tuple[dict, np.ndarray]], pairs: list[tuple[str, str]]) -> list[dict]:
+        names = list(dict.fromkeys(m for m, _ in pairs))
+        layers = list(dict.fromkeys(layer for _, layer in pairs))
+        options = {m: {"precision": self.precision} for m in names if "precision" in get_method(m).option_names}
+        labels = [item.get("label") for item, _ in group]
+        target = None if all(v is None for v in labels) else [int(v) for v in labels]
+        x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
+        exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
+        views = self.loaded.denormalize(x)  # (B, H, W, 3) uint8: the images as the model sees them
+        raws = {(m, layer): exps[m].maps[layer].detach().float().cpu().numpy() for m, layer in pairs}  # (B, h, w) each
+
+        def write(i: int) -> dict:
+            item = group[i][0]
+            try:
+                return _result(item, "done", rows=self._write(i, item, views[i], raws, exps, pairs, len(group)))
+            except Exception as exc:
+                return _result(item, "failed", f"{type(exc).__name__}: {exc}")
+
+        return list(self.pool.map(write, range(len(group))))
+
+    def _write(self, i: int, item: dict, view: np.ndarray, all_raws: dict, exps: dict, pairs: list,
+               batch: int) -> list[dict]:
+        s, rel = self.spec, item["image"]
+        folder = image_dir(self.out, rel)
+        raws = [all_raws[pair][i] for pair in pairs]  # each (h, w)
+        norms = normalize_many(raws, mode=s.norm, relu=s.relu, scope=s.scope, percentiles=s.percentiles)
+        ranges = display_ranges(norms, mode=s.norm, relu=s.relu, scope=s.scope)
+        write_png(folder / "original.png", view)
+        for (m, layer), norm, value_range in zip(pairs, norms, ranges):
+            views = render_views(view, norm, colormap=s.cmap, alpha=s.alpha, value_range=value_range)
+            for name in VIEWS:
+                write_png(folder / view_name(m, layer, name), getattr(views, name))
+        arrays = read_npz(folder / "maps.npz") if item.get("merge") else {}
+        arrays.update({f"{m}__{layer}": raw for (m, layer), raw in zip(pairs, raws)})
+        write_npz(folder / "maps.npz", arrays)
+        return self._rows(i, item, exps, pairs, raws, batch)
+
+    def _rows(self, i: int, item: dict, exps: dict, pairs: list, raws: list, batch: int) -> list[dict]:
+        s, rel = self.spec, item["image"]
+        names = self.loaded.class_names
+        first = exps[pairs[0][0]]
+        probs = first.probs[i].detach().float().cpu()  # (K,)
+        top = torch.topk(probs, min(5, probs.numel()))
+        target = int(first.targets[i])
+        base = {
+            "image": rel, "target": target, "target_name": names[target] if target < len(names) else str(target),
+            "prob": float(probs[target]), "label": item.get("label"), "predicted": int(probs.argmax()),
+            "top5": [int(k) for k in top.indices], "top5_names": [names[int(k)] for k in top.indices],
+            "top5_probs": [float(v) for v in top.values], "original": f"{rel}/original.png", "maps": f"{rel}/maps.npz",
+            "model": s.model_name, "precision_requested": s.precision, "device": str(self.device), "norm": s.norm,
+            "relu": s.relu, "scope": s.scope, "percentile_low": float(s.percentiles[0]),
+            "percentile_high": float(s.percentiles[1]), "cmap": s.cmap, "alpha": float(s.alpha), "settings_id": s.sid,
+            "file_size": item["file_size"], "file_mtime_ns": item["file_mtime_ns"],
+        }
+        rows = []
+        for (m, layer), raw in zip(pairs, raws):
+            exp = exps[m]
+            row = dict(base, method=m, layer=layer, map_key=f"{m}__{layer}", map_height=int(raw.shape[0]),
+                       map_width=int(raw.shape[1]), seconds=float(exp.seconds) / batch, notes="; ".join(exp.notes),
+                       precision=str(exp.options.get("precision", "fp32")))
+            row.update({v: f"{rel}/{view_name(m, layer, v)}" for v in VIEWS})
+            rows.append(row)
+        return rows

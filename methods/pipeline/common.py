@@ -1,0 +1,111 @@
+"""What the batch and evaluate loops share: their arguments (model, methods, layers, plugins) and
+the set-up of every worker (plugins imported, model loaded once, put on its device).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+from typing import Any, Sequence
+
+import torch
+
+from methods._internal.device import resolve_device
+from methods.cams.core.registry import get_method
+from methods.errors import OptionError, WrongTypeError
+from methods.models.catalog import load_model
+from methods.models.loaded import LoadedModel
+
+__all__ = ["load_model_arg", "layers_arg", "method_names", "import_plugins", "worker_model", "worker_setup"]
+
+
+def load_model_arg(model: Any):
+    """A ``LoadedModel`` from a catalog name (loaded on the CPU) or a ``LoadedModel`` (as given)."""
+    if isinstance(model, str):
+        return load_model(model)
+    if not hasattr(model, "model") or not hasattr(model, "preprocess"):
+        raise WrongTypeError(f"model must be a catalog name or a LoadedModel; got {type(model).__name__}")
+    return model
+
+
+def layers_arg(layers: Any) -> Any:
+    """``--layers`` for :func:`methods.cams.core.explain.resolve_layers`: ``"default"`` -> None,
+    ``"all"``, or comma-separated names -> a list.
+
+    Examples:
+        >>> layers_arg("default"), layers_arg("features.3, features.8")
+        (None, ['features.3', 'features.8'])
+    """
+    if layers is None or layers == "default":
+        return None
+    if layers == "all":
+        return "all"
+    if isinstance(layers, str):
+        names = [s.strip() for s in layers.split(",") if s.strip()]
+        if not names:
+            raise OptionError(f"layers={layers!r}: give 'default', 'all' or comma-separated module names")
+        return names
+    return list(layers)
+
+
+def method_names(methods: Sequence[str] | str) -> list[str]:
+    """Registered method keys from a list or a comma-separated string (unknown -> suggestions)."""
+    if isinstance(methods, str):
+        methods = methods.split(",")
+    names = [n.strip() for n in methods if isinstance(n, str) and n.strip()]
+    if not names:
+        raise OptionError("methods is empty; name at least one method, e.g. gradcam")
+    if len(set(names)) != len(names):
+        raise OptionError(f"methods {names} contain duplicates")
+    for n in names:
+        get_method(n)  # UnknownMethodError names the closest registered methods
+    return names
+
+
+def import_plugins(plugins: Sequence[str] | str | None) -> tuple[str, ...]:
+    """Import the modules that register a user's own methods (also done in every worker).
+
+    Raises:
+        OptionError: a module that cannot be imported (the message has the import error).
+    """
+    if not plugins:
+        return ()
+    names = tuple(p.strip() for p in (plugins.split(",") if isinstance(plugins, str) else plugins) if p.strip())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise OptionError(f"plugins: module {name!r} cannot be imported ({exc})") from None
+    return names
+
+
+def worker_model(model: Any, loaded: Any, device: Any, in_process: bool) -> tuple[Any, str | None, Any]:
+    """``(model for the spec, device for the spec, the device it runs on here)``.
+
+    * a catalog name: in this process the driver's own copy is used (loaded once); worker
+      processes load it by name; ``device=None`` lets each worker pick its default device;
+    * a caller's ``LoadedModel``: it runs where it is unless ``device`` says otherwise, and then a
+      COPY is moved (the caller's model is never moved); worker processes get a pickled copy.
+    """
+    by_name = isinstance(model, str)
+    run_device = resolve_device(device) if (device is not None or by_name) else loaded.device
+    if in_process and not by_name and run_device != loaded.device:
+        loaded = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+    sent = loaded if (in_process or not by_name) else model
+    return sent, (None if (device is None and by_name) else str(run_device)), run_device
+
+
+def worker_setup(model: Any, device: Any, plugins: Sequence[str]) -> tuple[LoadedModel, torch.device]:
+    """In a worker (process, Ray actor or this process): import the plugins, load the model once
+    (a catalog name) or take the one sent, and put it on the worker's device.
+
+    Returns:
+        ``(loaded model, the device it runs on)``.
+    """
+    import_plugins(tuple(plugins))
+    loaded = load_model(model) if isinstance(model, str) else model
+    run_device = resolve_device(device)
+    if loaded.device != run_device:
+        loaded.model.to(run_device)
+    return loaded, run_device

@@ -1,0 +1,221 @@
+"""Evaluate CAM methods on a data set from the command line: faithfulness and localization per map.
+
+Usage::
+
+    python -m methods.evaluate --model scenes_vgg --methods gradcam,gradcampp,scorecam \\
+        --layers default --images scenes:200 --seed 0 --out results.parquet
+
+``--images`` is one of
+
+* ``scenes:N``  — N single-object scenes ``make_scene(EVAL_SINGLE_START + seed + i)``; the seeds
+  start at 10_000_000, a range the bundled models never saw in training (see :mod:`methods.data.scenes`).
+  The explained class is the object's true class; its mask gives the pointing game and energy.
+* ``scenes2:N`` — N two-object scenes ``make_scene(EVAL_TWO_START + seed + i, n_objects=2)``
+  (seeds from 11_000_000); EACH of the two classes is explained, one row per class, scored against
+  its own object's mask.
+* a folder — every file in it (not recursive, sorted by name) that :func:`methods.data.images.load_image`
+  can read; other files are reported and skipped. The explained class is the model's top-1; there
+  is no ground truth, so ``label``, ``pointing_hit`` and ``energy_pg`` are empty.
+
+``--layers`` is ``default``, ``all`` or comma-separated module names. The output (``.parquet`` or
+``.csv``) has one row per image x method x layer x explained class, plus rows for the two reference
+maps ``random`` and ``centre`` (:func:`methods.metrics.faithfulness.curves.reference_maps`, on each layer's own
+grid; the random map's seed is ``seed + image index``). Columns:
+
+==============  ==============================================================================
+image           file name, or ``scene:<seed>``
+seed            the scene's seed (empty for files)
+label           true class index (empty without ground truth)
+predicted       the model's top-1 class index
+method, layer   what made the map
+target          the explained class index; ``target_name`` its name; ``prob`` its probability
+deletion_auc    RISE deletion AUC (``--baseline``, default blur; RISE's own is zero): lower is better
+insertion_auc   RISE insertion AUC (from ``--insertion-baseline``, default blur): higher is better
+avg_drop        Grad-CAM++ drop in %, masking in the normalized input space
+increase        Grad-CAM++ increase in confidence (bool)
+pointing_hit    pointing game (bool, tolerance 0)
+energy_pg       energy-based pointing game in [0, 1]
+seconds         wall time of the method's maps for this image and class (all requested layers)
+eval_seconds    this row's share of the wall time of its image's faithfulness forwards
+model, steps, baseline, insertion_baseline   the run's options
+precision, device   the precision the curves RAN in (``--precision auto`` resolved) and the device
+==============  ==============================================================================
+
+Where it runs: ``--engine local`` (default; ``--workers`` processes, one per CPU core) or
+``--engine ray`` (Ray Data actors, ``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster), each
+worker loading the model once (:mod:`methods.pipeline.engines`); the table is the same either way.
+Each image's maps are scored by :func:`methods.metrics.faithfulness.image_scores.image_scores`, which runs the
+forwards the maps share once. See docs/batch.md.
+
+A summary (mean ± std per method x layer, references included) is printed at the end, with a
+warning for every method x layer that does not beat the random map (:func:`chance_warnings`).
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from methods._internal.checks import check_choice, check_int
+from methods.cams.core.explain import resolve_layers
+from methods.data.scenes import CLASS_NAMES
+from methods.errors import OptionError
+from methods.metrics.faithfulness import curves as fa
+from methods.pipeline.common import layers_arg, load_model_arg, method_names, worker_model
+from methods.pipeline.engines import check_engine
+from methods.pipeline.evaluate_work import EvalSpec, run_evaluation
+from methods.pipeline.sources import Sample, parse_images, sample_items
+from methods.pipeline.summary import REFERENCES, chance_warnings, format_summary, summarize
+from methods.review.csv_safe import csv_bytes
+
+__all__ = ["REFERENCES", "Sample", "parse_images", "evaluate", "summarize", "format_summary", "chance_warnings"]
+"""Reference maps added to every evaluation (information-free controls)."""
+
+COLUMNS: tuple[str, ...] = (
+    "image", "seed", "label", "predicted", "method", "layer", "target", "target_name", "prob",
+    "deletion_auc", "insertion_auc", "avg_drop", "increase", "pointing_hit", "energy_pg",
+    "seconds", "eval_seconds", "model", "steps", "baseline", "insertion_baseline", "precision", "device",
+)
+
+
+# --------------------------------------------------------------------------------------------
+# The evaluation
+
+
+def _check_methods(names: Sequence[str]) -> list[str]:
+    clash = [n.strip() for n in names if isinstance(n, str) and n.strip() in REFERENCES]
+    if clash:
+        raise OptionError(
+            f"methods {clash} are the evaluation's reference maps, added to every run (random = i.i.d. noise on "
+            "the layer's grid, centre = a centred Gaussian); leave them out of methods"
+        )
+    return method_names(list(names))
+
+
+def _check_out(out: Any) -> pathlib.Path | None:
+    if out is None:
+        return None
+    path = pathlib.Path(out)
+    if path.suffix.lower() not in (".parquet", ".csv"):
+        raise OptionError(f"out={str(out)!r} must end in .parquet or .csv")
+    return path
+
+
+def evaluate(
+    model: Any,
+    images: str,
+    *,
+    methods: Sequence[str] = ("gradcam",),
+    layers: Any = "default",
+    seed: int = 0,
+    steps: int = 50,
+    baseline: str = fa.DEFAULT_BASELINES["deletion"],
+    insertion_baseline: str = fa.DEFAULT_BASELINES["insertion"],
+    precision: str = "auto",
+    batch_size: int = 32,
+    references: bool = True,
+    out: str | pathlib.Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    engine: str = "local",
+    workers: int | None = None,
+    ray_address: str | None = None,
+    device: Any = None,
+) -> pd.DataFrame:
+    """Score every map of every image; one row per image x method x layer x explained class.
+
+    Args:
+        model: catalog name (``methods.models.catalog.load_model``) or a ``LoadedModel``.
+        images: ``"scenes:N"``, ``"scenes2:N"`` or a folder (see the module docstring).
+        methods: registry keys; ``random`` and ``centre`` are the references and are added by
+            ``references=True``.
+        layers: ``"default"``, ``"all"``, comma-separated names or a list of names.
+        seed: scene seed offset (scenes start at the evaluation range) and reference-map seed.
+        steps, baseline, precision, batch_size: curve options (:func:`methods.metrics.faithfulness.curves.deletion_curve`);
+            ``insertion_baseline`` is the insertion curve's start.
+        references: add the ``random`` and ``centre`` reference rows.
+        out: write the table to this ``.parquet`` or ``.csv`` file.
+        progress: show a tqdm bar (stderr).
+        log: where notes go (skipped files); default: stderr.
+        engine, workers, ray_address: where the images are scored (:mod:`methods.pipeline.engines`:
+            ``"local"`` process pool, default one worker per CPU core, or ``"ray"``).
+        device: where the model runs (default ``$GRADLENS_DEVICE``, else CUDA when present).
+
+    Returns:
+        The table (``COLUMNS``), also written to ``out`` if given.
+
+    Raises:
+        ValueError: bad options, scenes with a model not trained on the scenes' classes, or no
+            readable image. UnknownMethodError / LayerError / UnknownModelError from the library.
+    """
+    say = log or (lambda s: print(s, file=sys.stderr))
+    out_path = _check_out(out)
+    names = _check_methods(list(methods))
+    source = parse_images(images)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise OptionError(f"seed must be an int >= 0; got {seed!r}")
+    check_int("steps", steps, 1)
+    check_int("batch_size", batch_size, 1)
+    check_choice("baseline", baseline, fa.BASELINES)
+    check_choice("insertion_baseline", insertion_baseline, fa.BASELINES)
+    check_choice("precision", precision, fa.PRECISIONS)
+    loaded = load_model_arg(model)
+    class_names = tuple(loaded.class_names)
+    if source.kind != "folder":
+        if class_names != tuple(CLASS_NAMES):
+            raise OptionError(
+                f"images={images!r} needs a model trained on the scenes' classes {list(CLASS_NAMES)} "
+                f"(scenes_vgg, scenes_resnet); {getattr(loaded, 'name', 'this model')!r} has {len(class_names)} other classes"
+            )
+    layer_names = resolve_layers(loaded.model, layers_arg(layers), tuple(loaded.input_size), loaded.default_layer)
+    curve_opts = dict(steps=int(steps), batch_size=int(batch_size), precision=precision)
+
+    engine, workers = check_engine(engine, workers)
+    items = sample_items(source, int(seed))
+    n_workers = max(1, min(workers, len(items)))
+    sent, spec_device, run_device = worker_model(model, loaded, device, engine == "local" and n_workers == 1)
+    spec = EvalSpec(model=sent, names=tuple(names), layers=tuple(layer_names), seed=int(seed), precision=precision,
+                    steps=int(steps), baseline=baseline, insertion_baseline=insertion_baseline,
+                    batch_size=int(batch_size), references=bool(references), device=spec_device)
+    rows, skipped, failed = run_evaluation(spec, items, engine=engine, workers=n_workers, ray_address=ray_address,
+                                           bar=progress, num_gpus=1.0 if run_device.type == "cuda" else 0.0)
+    for name, why in failed:
+        say(f"failed {name}: {why}")
+    for name, why in skipped:
+        say(f"skipped {name}: {why}")
+    if not rows:
+        raise OptionError(f"no image could be evaluated from images={images!r} ({len(skipped)} file(s) skipped)")
+    df = _table(rows, loaded, curve_opts, baseline, insertion_baseline)
+    df.attrs["skipped"] = [f"{n}: {w}" for n, w in skipped]
+    df.attrs["failed"] = [f"{n}: {w}" for n, w in failed]
+    if out_path is not None:
+        _write(df, out_path)
+    return df
+
+
+def _table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    df["seed"] = df["seed"].astype("Int64")
+    df["label"] = df["label"].astype("Int64")
+    df["pointing_hit"] = df["pointing_hit"].astype("boolean")
+    df["energy_pg"] = df["energy_pg"].astype("Float64")
+    df["increase"] = df["increase"].astype(bool)
+    df["model"] = str(getattr(loaded, "name", type(loaded.model).__name__))
+    df["steps"] = curve_opts["steps"]
+    df["baseline"] = baseline
+    df["insertion_baseline"] = insertion_baseline
+    return df[list(COLUMNS)]
+
+
+def _write(df: pd.DataFrame, path: pathlib.Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = df.copy()
+    frame.attrs = {}
+    if path.suffix.lower() == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        path.write_bytes(csv_bytes(frame))  # text cells that would start a formula are neutralised

@@ -1,0 +1,153 @@
+"""The evaluate command's worker: one image in, its rows of faithfulness and localization scores out.
+
+:class:`EvalWorker` is built once per worker process / Ray actor from an :class:`EvalSpec` (so
+the model loads once) and maps items of :func:`methods.pipeline.sources.sample_items` to results
+(``"done"`` with rows, ``"skipped"`` for an unreadable file, ``"failed"`` with the error): one bad
+image never stops the others.
+
+Per image and explained class, every map (each method x layer, then the ``random`` and
+``centre`` references on each layer's grid) is scored by ONE
+:func:`methods.metrics.faithfulness.image_scores.image_scores` call: the unperturbed and the fully perturbed
+images, which are the same for every map, run once, and the curve forwards of all maps share
+full batches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from methods.cams.core.explain import explain_many
+from methods.errors import GradLensError
+from methods.metrics.faithfulness.curves import reference_maps
+from methods.metrics.faithfulness.image_scores import image_scores
+from methods.metrics.localization import energy_pointing_game, pointing_game
+from methods.pipeline.common import worker_setup
+from methods.pipeline.engines import run_items
+from methods.pipeline.sources import load_sample
+
+__all__ = ["EvalSpec", "EvalWorker", "evaluate_sample"]
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    """Everything an evaluate worker needs (picklable).
+
+    Attributes:
+        model: catalog name (each worker loads it) or a ``LoadedModel``.
+        names, layers: method keys and resolved layer names.
+        seed: the reference maps' seed offset (the random map of image i uses ``seed + i``).
+        steps, baseline, insertion_baseline, batch_size, precision: the curve options.
+        references: add the random and centre rows.
+        device: where to run (None: the worker's default device).
+        plugins: modules to import first (a user's own methods).
+    """
+
+    model: Any
+    names: tuple[str, ...]
+    layers: tuple[str, ...]
+    seed: int = 0
+    steps: int = 50
+    baseline: str = "blur"
+    insertion_baseline: str = "blur"
+    batch_size: int = 32
+    precision: str = "auto"
+    references: bool = True
+    device: str | None = None
+    plugins: tuple[str, ...] = ()
+
+    def build(self) -> "EvalWorker":
+        return EvalWorker(self)
+
+
+class EvalWorker:
+    """Loads the model once; ``worker(items) -> results``."""
+
+    def __init__(self, spec: EvalSpec) -> None:
+        self.spec = spec
+        self.loaded, self.device = worker_setup(spec.model, spec.device, spec.plugins)
+
+    def __call__(self, items: list[dict]) -> list[dict]:
+        out = []
+        for item in items:
+            base = {"index": item["index"], "name": item["name"], "rows": [], "reason": ""}
+            try:
+                sample = load_sample(item)
+            except (GradLensError, OSError, ValueError) as exc:
+                out.append(dict(base, status="skipped", reason=str(exc)))
+                continue
+            try:
+                out.append(dict(base, status="done", rows=evaluate_sample(self.loaded, sample, item["index"], self.spec)))
+            except Exception as exc:
+                out.append(dict(base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
+        return out
+
+
+def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> list[dict]:
+    """The rows of one image: per explained class, each method x layer and the references."""
+    names, class_names = list(spec.names), tuple(loaded.class_names)
+    x = loaded.preprocess(sample.image)[None]  # (1, 3, H, W)
+    targets = list(sample.labels) if sample.labels else [None]
+    rows: list[dict] = []
+    for k, target in enumerate(targets):
+        exps = explain_many(loaded, x, names, layers=list(spec.layers), target=target)
+        first = exps[names[0]]
+        predicted = int(first.probs[0].argmax())
+        t = int(first.targets[0])
+        mask = sample.masks[k] if sample.masks is not None else None
+        maps: list[tuple[str, str, torch.Tensor, float]] = []
+        for name in names:
+            for layer in spec.layers:
+                maps.append((name, layer, exps[name].maps[layer][0], exps[name].seconds))
+        if spec.references:
+            for layer in spec.layers:
+                size = tuple(first.maps[layer].shape[-2:])
+                for ref, m in reference_maps(size, seed=int(spec.seed) + index).items():
+                    maps.append((ref, layer, m, 0.0))
+        t1 = time.perf_counter()
+        scores = image_scores(loaded, x, [m for _, _, m, _ in maps], t, steps=spec.steps, baseline=spec.baseline,
+                              insertion_baseline=spec.insertion_baseline, batch_size=spec.batch_size,
+                              precision=spec.precision)
+        share = (time.perf_counter() - t1) / len(maps)  # the shared forwards split evenly over the maps
+        for (name, layer, sal, seconds), sc in zip(maps, scores):
+            rows.append(dict(
+                image=sample.name, seed=sample.seed, label=sample.labels[k] if sample.labels else None,
+                predicted=predicted, method=name, layer=layer, target=t,
+                target_name=class_names[t] if t < len(class_names) else str(t), prob=float(first.probs[0, t]),
+                deletion_auc=sc.deletion.auc, insertion_auc=sc.insertion.auc, avg_drop=sc.confidence.drop,
+                increase=sc.confidence.increase,
+                pointing_hit=pointing_game(sal, mask) if mask is not None else None,
+                energy_pg=energy_pointing_game(sal, mask) if mask is not None else None,
+                seconds=seconds, eval_seconds=share, precision=sc.deletion.precision, device=str(x.device),
+            ))
+    return rows
+
+
+def run_evaluation(spec: EvalSpec, items: list[dict], *, engine: str, workers: int, ray_address: str | None = None,
+                   bar: bool = True, num_gpus: float = 0.0) -> tuple[list[dict], list[tuple[str, str]], list[tuple[str, str]]]:
+    """Run ``spec`` over ``items`` on an engine, with a tqdm bar (one step per image, skipped
+    files included). Returns ``(rows in image order, skipped (name, reason), failed (name, error))``."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    finished: list[dict] = []
+    tq = tqdm(total=len(items), desc="evaluating", unit="image", disable=not bar, file=sys.stderr)
+
+    def on_results(results: list[dict]) -> None:
+        finished.extend(results)
+        tq.update(len(results))
+
+    try:
+        run_items(spec, items, on_results=on_results, engine=engine, workers=max(1, min(workers, len(items))),
+                  batch_size=1, ray_address=ray_address, num_gpus=num_gpus)
+    finally:
+        tq.close()
+    finished.sort(key=lambda r: r["index"])
+    rows = [row for r in finished if r["status"] == "done" for row in r["rows"]]
+    skipped = [(r["name"], r["reason"]) for r in finished if r["status"] == "skipped"]
+    failed = [(r["name"], r["reason"]) for r in finished if r["status"] == "failed"]
+    return rows, skipped, failed
