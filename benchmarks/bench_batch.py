@@ -36,16 +36,21 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from common import time_interleaved  # noqa: E402
 
 import methods  # noqa: E402
-from methods.pipeline.batch import run_batch  # noqa: E402
 from methods.data.scenes import make_scene  # noqa: E402
+from methods.pipeline.batch import run_batch  # noqa: E402
 
 
 def machine() -> str:
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    name = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), platform.processor())
-    return (f"{name}; {len(os.sched_getaffinity(0))} usable cores; torch threads {torch.get_num_threads()}; "
-            f"AMX {'yes' if 'amx_bf16' in flags else 'no'}, AVX512-BF16 {'yes' if 'avx512_bf16' in flags else 'no'}; "
-            f"load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}")
+    name = next(
+        (line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
+    return (
+        f"{name}; {len(os.sched_getaffinity(0))} usable cores; torch threads {torch.get_num_threads()}; "
+        f"AMX {'yes' if 'amx_bf16' in flags else 'no'}, AVX512-BF16 {'yes' if 'avx512_bf16' in flags else 'no'}; "
+        f"load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}"
+    )
 
 
 def main() -> None:
@@ -75,7 +80,7 @@ def main() -> None:
     def plain():
         for x in chunks:
             seen = {}
-            handle = module.register_forward_hook(lambda m, a, o: seen.__setitem__("a", o))
+            handle = module.register_forward_hook(lambda m, a, o, seen=seen: seen.__setitem__("a", o))
             try:
                 logits = net(x)
             finally:
@@ -97,9 +102,14 @@ def main() -> None:
     def explain_batched_same_images():
         methods.explain(loaded, xs[:bs], "gradcam")
 
-    fns = {"batch command (decode .. PNGs, manifest)": batch_command, "plain forward+backward": plain,
-           "decode + preprocess": decode, "methods.explain on the batches": explain_only,
-           f"Grad-CAM {bs} images at batch 1": explain_one_by_one, f"Grad-CAM {bs} images at batch {bs}": explain_batched_same_images}
+    fns = {
+        "batch command (decode .. PNGs, manifest)": batch_command,
+        "plain forward+backward": plain,
+        "decode + preprocess": decode,
+        "methods.explain on the batches": explain_only,
+        f"Grad-CAM {bs} images at batch 1": explain_one_by_one,
+        f"Grad-CAM {bs} images at batch {bs}": explain_batched_same_images,
+    }
     times = time_interleaved(fns, repeats=args.repeats, warmup=1)
     n = args.images
     print(f"\nscenes_vgg, {n} images of 128x128, Grad-CAM at {layer}, batch size {bs}, median of {args.repeats}")
@@ -107,12 +117,22 @@ def main() -> None:
         count = bs if name.startswith("Grad-CAM") else n
         print(f"  {name:<44s} {t:8.3f} s   {count / t:8.1f} images/s   {t / count * 1000:7.2f} ms/image")
     ratio = times["batch command (decode .. PNGs, manifest)"] / times["plain forward+backward"]
-    print(f"\n  batch command / plain forward+backward = {ratio:.2f}  (goal <= 1.50: {'met' if ratio <= 1.5 else 'NOT met'})")
-    print(f"  methods.explain / plain forward+backward = {times['methods.explain on the batches'] / times['plain forward+backward']:.2f}")
-    rest = times["batch command (decode .. PNGs, manifest)"] - times["methods.explain on the batches"] - times["decode + preprocess"]
+    print(
+        f"\n  batch command / plain forward+backward = {ratio:.2f}  (goal <= 1.50: {'met' if ratio <= 1.5 else 'NOT met'})"
+    )
+    print(
+        f"  methods.explain / plain forward+backward = {times['methods.explain on the batches'] / times['plain forward+backward']:.2f}"
+    )
+    rest = (
+        times["batch command (decode .. PNGs, manifest)"]
+        - times["methods.explain on the batches"]
+        - times["decode + preprocess"]
+    )
     print(f"  the rest (normalize, render, PNG + npz + manifest writing): {rest / n * 1000:.2f} ms/image")
     one, many = times[f"Grad-CAM {bs} images at batch 1"], times[f"Grad-CAM {bs} images at batch {bs}"]
-    print(f"  Grad-CAM batch 1 / batch {bs} = {one / many:.2f}  ({one / bs * 1000:.2f} vs {many / bs * 1000:.2f} ms/image)")
+    print(
+        f"  Grad-CAM batch 1 / batch {bs} = {one / many:.2f}  ({one / bs * 1000:.2f} vs {many / bs * 1000:.2f} ms/image)"
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import torch
 import torchvision
+from common import report, time_interleaved
 
 import methods
-from common import report, time_interleaved
-from methods.cams.core.layers import candidate_layers
 from methods.cams.core.blocks import block_layers
+from methods.cams.core.layers import candidate_layers
 from methods.metrics.agreement.maps import agreement_matrix
 
 
-def _pair(title: str, a: torch.nn.Module, b: torch.nn.Module, x_a: torch.Tensor, x_b: torch.Tensor,
-          repeats: int) -> None:
+def _pair(
+    title: str, a: torch.nn.Module, b: torch.nn.Module, x_a: torch.Tensor, x_b: torch.Tensor, repeats: int
+) -> None:
     size_a, size_b = tuple(x_a.shape[-2:]), tuple(x_b.shape[-2:])
     la = [i.name for i in candidate_layers(a, size_a)]
     lb = [i.name for i in candidate_layers(b, size_b)]
@@ -51,21 +52,30 @@ def _pair(title: str, a: torch.nn.Module, b: torch.nn.Module, x_a: torch.Tensor,
     fns = {
         "two plain forward+backward passes (A, B)": plain,
         "explain_many A + B, all candidate layers": lambda: (
-            methods.explain_many(a, x_a, ["gradcam"], layers=la), methods.explain_many(b, x_b, ["gradcam"], layers=lb)),
+            methods.explain_many(a, x_a, ["gradcam"], layers=la),
+            methods.explain_many(b, x_b, ["gradcam"], layers=lb),
+        ),
         f"agreement_matrix {len(la)} x {len(lb)} maps": lambda: agreement_matrix(maps_a, maps_b),
-        "layer_similarity, layer lists given": lambda: methods.layer_similarity(a, b, x_a, x_b, layers_a=la, layers_b=lb),
+        "layer_similarity, layer lists given": lambda: methods.layer_similarity(
+            a, b, x_a, x_b, layers_a=la, layers_b=lb
+        ),
         "layer_similarity, layers='all' (+ probes)": lambda: methods.layer_similarity(a, b, x_a, x_b),
         f"layer_similarity, {len(ba)} x {len(bb)} block layers given": lambda: methods.layer_similarity(
-            a, b, x_a, x_b, layers_a=ba, layers_b=bb),
+            a, b, x_a, x_b, layers_a=ba, layers_b=bb
+        ),
     }
     names = list(fns)
-    report(title, time_interleaved(fns, repeats=repeats), [
-        ("matrix (layers given) / two plain passes", names[3], names[0], 1.5),
-        ("  of which the two explain passes / two plain passes", names[1], names[0], None),
-        ("  of which the comparisons / two plain passes", names[2], names[0], None),
-        ("matrix (layers='all') / two plain passes", names[4], names[0], None),
-        ("matrix (block layers given) / two plain passes", names[5], names[0], 1.5),
-    ])
+    report(
+        title,
+        time_interleaved(fns, repeats=repeats),
+        [
+            ("matrix (layers given) / two plain passes", names[3], names[0], 1.5),
+            ("  of which the two explain passes / two plain passes", names[1], names[0], None),
+            ("  of which the comparisons / two plain passes", names[2], names[0], None),
+            ("matrix (layers='all') / two plain passes", names[4], names[0], None),
+            ("matrix (block layers given) / two plain passes", names[5], names[0], 1.5),
+        ],
+    )
     for net in (a, b):
         net.zero_grad(set_to_none=True)
 
@@ -75,8 +85,14 @@ def bench_bundled(repeats: int) -> None:
 
     va, vb = methods.load_model("scenes_vgg"), methods.load_model("scenes_resnet")
     img = load_sample("scene_star_brick")
-    _pair("scenes_vgg vs scenes_resnet, 128x128, batch 1", va.model, vb.model, va.preprocess(img)[None],
-          vb.preprocess(img)[None], repeats)
+    _pair(
+        "scenes_vgg vs scenes_resnet, 128x128, batch 1",
+        va.model,
+        vb.model,
+        va.preprocess(img)[None],
+        vb.preprocess(img)[None],
+        repeats,
+    )
 
 
 def bench_torchvision(repeats: int) -> None:

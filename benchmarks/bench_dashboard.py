@@ -100,7 +100,9 @@ def main() -> None:
         hook.remove()
     for label, t, made, fwd in rows:
         verdict = "met" if t < 0.3 and made == 0 and fwd == 0 else "NOT met"
-        print(f"  {label:<24s} median {t * 1000:7.1f} ms   model calls {made}   forwards {fwd}   (goal < 300 ms, 0 calls: {verdict})")
+        print(
+            f"  {label:<24s} median {t * 1000:7.1f} ms   model calls {made}   forwards {fwd}   (goal < 300 ms, 0 calls: {verdict})"
+        )
     print(f"  {'method added (cache miss)':<24s} median {statistics.median(miss) * 1000:7.1f} ms")
 
     import torch

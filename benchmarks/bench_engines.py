@@ -30,15 +30,17 @@ from PIL import Image
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from bench_batch import machine  # noqa: E402
 
-from methods.pipeline.batch import run_batch  # noqa: E402
 from methods.data.scenes import make_scene  # noqa: E402
+from methods.pipeline.batch import run_batch  # noqa: E402
 
 
 def one_run(folder: pathlib.Path, out: pathlib.Path, engine: str, workers: int, batch_size: int) -> float:
     """Wall seconds of one batch run into a fresh output folder."""
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    res = run_batch("scenes_vgg", folder, out, methods=["gradcam"], engine=engine, workers=workers, batch_size=batch_size)
+    res = run_batch(
+        "scenes_vgg", folder, out, methods=["gradcam"], engine=engine, workers=workers, batch_size=batch_size
+    )
     wall = time.perf_counter() - t0
     assert res.done == len(list(folder.iterdir())), res
     return wall
@@ -66,15 +68,21 @@ def main() -> None:
             got.append(one_run(folders[size], work / "out", engine, args.workers, args.batch_size))
             print(f"  repeat {r + 1}: {engine:<5s} {size:4d} images {got[-1]:7.1f} s", flush=True)
     med = {k: statistics.median(v) for k, v in walls.items()}
-    print(f"\nscenes_vgg, Grad-CAM + 4 views, {args.workers} workers, batch {args.batch_size}, median of {args.repeats}")
+    print(
+        f"\nscenes_vgg, Grad-CAM + 4 views, {args.workers} workers, batch {args.batch_size}, median of {args.repeats}"
+    )
     rate = {}
     for engine in ("local", "ray"):
         rate[engine] = n / (med[engine, 2 * n] - med[engine, n])
-        print(f"  {engine:<5s} {n} images {med[engine, n]:6.1f} s, {2 * n} images {med[engine, 2 * n]:6.1f} s; "
-              f"marginal {rate[engine]:6.1f} images/s = {rate[engine] / args.workers:5.1f} images/s per worker; "
-              f"start-up about {med[engine, n] - n / rate[engine]:5.1f} s")
-    print(f"\n  ray / local wall time ({2 * n} images) = {med['ray', 2 * n] / med['local', 2 * n]:.2f};  "
-          f"ray / local marginal throughput = {rate['ray'] / rate['local']:.2f}")
+        print(
+            f"  {engine:<5s} {n} images {med[engine, n]:6.1f} s, {2 * n} images {med[engine, 2 * n]:6.1f} s; "
+            f"marginal {rate[engine]:6.1f} images/s = {rate[engine] / args.workers:5.1f} images/s per worker; "
+            f"start-up about {med[engine, n] - n / rate[engine]:5.1f} s"
+        )
+    print(
+        f"\n  ray / local wall time ({2 * n} images) = {med['ray', 2 * n] / med['local', 2 * n]:.2f};  "
+        f"ray / local marginal throughput = {rate['ray'] / rate['local']:.2f}"
+    )
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -31,10 +31,10 @@ from common import time_interleaved  # noqa: E402
 
 import methods  # noqa: E402
 from methods._internal.torch_utils import bf16_is_native, channels_last_weights, resolve_precision  # noqa: E402
-from methods.pipeline.evaluate import evaluate  # noqa: E402
 from methods.metrics.faithfulness import curves as fa  # noqa: E402
 from methods.metrics.faithfulness.image_scores import forward_count  # noqa: E402
 from methods.metrics.faithfulness.perturbation import class_probabilities, runner_for  # noqa: E402
+from methods.pipeline.evaluate import evaluate  # noqa: E402
 
 
 def main() -> None:
@@ -62,18 +62,24 @@ def main() -> None:
     same = fa.DEFAULT_BASELINES["deletion"] == fa.DEFAULT_BASELINES["insertion"]  # blur and blur: one end image
     shared, before = forward_count(3, args.steps, same_baselines=same), 3 * (2 * (args.steps + 1) + 2)
     floor = shared * per_forward
-    print(f"\nscenes_vgg, {args.images} scenes, Grad-CAM + random + centre, {args.steps} steps, {precision}, "
-          f"median of {args.repeats}")
+    print(
+        f"\nscenes_vgg, {args.images} scenes, Grad-CAM + random + centre, {args.steps} steps, {precision}, "
+        f"median of {args.repeats}"
+    )
     print(f"  evaluate                     {per_image:8.3f} s per image")
     print(f"  one forward (batch 32)       {per_forward * 1000:8.2f} ms per image")
-    print(f"  floor: {shared} forwards        {floor:8.3f} s per image   (before sharing: {before} forwards, "
-          f"{before * per_forward:.3f} s)")
+    print(
+        f"  floor: {shared} forwards        {floor:8.3f} s per image   (before sharing: {before} forwards, "
+        f"{before * per_forward:.3f} s)"
+    )
     ratio = per_image / floor
     print(f"\n  evaluate / floor = {ratio:.2f}  (goal <= 1.10: {'met' if ratio <= 1.1 else 'NOT met'})")
     print(f"  evaluate / the one-map-at-a-time floor ({before} forwards) = {per_image / (before * per_forward):.2f}")
     if not bf16_is_native("cpu"):
-        print("  default (auto) vs fp32 on a bf16-native machine: not measurable here (bf16 is emulated on this CPU, "
-              "auto = fp32)")
+        print(
+            "  default (auto) vs fp32 on a bf16-native machine: not measurable here (bf16 is emulated on this CPU, "
+            "auto = fp32)"
+        )
     print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
 
 

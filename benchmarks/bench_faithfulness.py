@@ -36,9 +36,9 @@ import time
 import numpy as np
 import torch
 import torchvision
+from common import report, time_interleaved
 
 import methods
-from common import report, time_interleaved
 from methods.metrics.faithfulness import curves as fa
 
 STEPS = 50
@@ -97,8 +97,11 @@ def bench_speed(repeats: int) -> None:
     except ImportError:
         print("  (torchcam not installed: peer comparison skipped; see the module docstring)")
     print(f"threads: {torch.get_num_threads()}, repeats: {repeats}")
-    report(f"resnet50, 224x224, deletion + insertion, {STEPS} steps, batch {BATCH}",
-           time_interleaved(fns, repeats=repeats, warmup=1), ratios)
+    report(
+        f"resnet50, 224x224, deletion + insertion, {STEPS} steps, batch {BATCH}",
+        time_interleaved(fns, repeats=repeats, warmup=1),
+        ratios,
+    )
 
 
 def bench_precision(n_scenes: int) -> None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import torch
 import torchvision
+from common import report, time_interleaved
 
 import methods
-from common import report, time_interleaved
 
 GRADIENT_METHODS = [s.name for s in methods.list_methods(family="gradient") if s.cost == "1 fwd + 1 bwd"]
 
@@ -48,7 +48,14 @@ def bench_resnet50() -> None:
             peer(input_tensor=x, targets=[ClassifierOutputTarget(0)])
 
         fns["pytorch-grad-cam GradCAM layer4"] = peer_gradcam
-        ratios.append(("pytorch-grad-cam Grad-CAM / plain forward", "pytorch-grad-cam GradCAM layer4", "plain inference forward", None))
+        ratios.append(
+            (
+                "pytorch-grad-cam Grad-CAM / plain forward",
+                "pytorch-grad-cam GradCAM layer4",
+                "plain inference forward",
+                None,
+            )
+        )
     except ImportError:
         print("  (pytorch-grad-cam not installed: peer comparison skipped)")
     report("resnet50 layer4, 224x224, batch 1", time_interleaved(fns, repeats=15), ratios)
@@ -67,7 +74,10 @@ def bench_vgg16_all_layers() -> None:
     def all_layers():
         methods.explain_many(model, x, GRADIENT_METHODS, layers=convs)
 
-    fns = {"plain forward+backward (param grads)": plain_fwd_bwd, f"explain_many 13 convs x {len(GRADIENT_METHODS)} methods": all_layers}
+    fns = {
+        "plain forward+backward (param grads)": plain_fwd_bwd,
+        f"explain_many 13 convs x {len(GRADIENT_METHODS)} methods": all_layers,
+    }
     report(
         "vgg16, all 13 conv layers x gradient methods, 224x224, batch 1",
         time_interleaved(fns, repeats=7),

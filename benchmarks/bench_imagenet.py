@@ -25,9 +25,9 @@ import subprocess
 import sys
 
 import torch
+from common import report, time_interleaved
 
 import methods
-from common import report, time_interleaved
 from methods.data.samples import load_sample
 from methods.models import load_model
 
@@ -90,13 +90,18 @@ def bench_cold_load(runs: int, threads: int | None) -> None:
     for _ in range(runs):  # alternate: a cold load, then timm's import alone (torch, torchvision imported)
         results.append({**_run(code), **_run(_TIMM)})
     print(f"\n== cold load_model('efficientnet_lite0') in a fresh process, median of {runs}")
-    for key, label in (("torch", "import torch"), ("import", "import methods (torch imported)"),
-                       ("load", "first load_model (imports timm, reads file)"),
-                       ("timm", "  of it: import timm, torchvision imported (other process)"),
-                       ("map", "then preprocess chelsea + first Grad-CAM"),
-                       ("second", "second load_model, same process")):
+    for key, label in (
+        ("torch", "import torch"),
+        ("import", "import methods (torch imported)"),
+        ("load", "first load_model (imports timm, reads file)"),
+        ("timm", "  of it: import timm, torchvision imported (other process)"),
+        ("map", "then preprocess chelsea + first Grad-CAM"),
+        ("second", "second load_model, same process"),
+    ):
         vals = [r[key] for r in results]
-        print(f"  {label:<48s} {statistics.median(vals) * 1000:9.0f} ms   (runs: {', '.join(f'{v:.2f}' for v in vals)} s)")
+        print(
+            f"  {label:<48s} {statistics.median(vals) * 1000:9.0f} ms   (runs: {', '.join(f'{v:.2f}' for v in vals)} s)"
+        )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,8 @@ import torchvision
 
 import methods
 import methods.cams.score  # noqa: F401
-from methods.runtime import resolve_precision
 from methods.cams.core.base import LayerContext
+from methods.runtime import resolve_precision
 
 LAYER = "layer4"
 BATCH = 32
@@ -70,7 +70,9 @@ def configs(model, x, target) -> dict:
     """name -> zero-argument callable returning the (224x224 or layer-size) map."""
 
     def ours(method, **opts):
-        return lambda: methods.explain(model, x, method, layers=[LAYER], target=target, batch_size=BATCH, **opts).maps[LAYER][0]
+        return lambda: methods.explain(model, x, method, layers=[LAYER], target=target, batch_size=BATCH, **opts).maps[
+            LAYER
+        ][0]
 
     out = {
         "GradLens Score-CAM default": ours("scorecam"),  # precision="auto": bf16 where native, else fp32
@@ -126,7 +128,10 @@ def measure_memory(names: list[str]) -> dict[str, float]:
         )
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         out[name] = result["extra_mb"]
-        print(f"  {name:<40s} peak extra {result['extra_mb']:8.1f} MB   (run alone: {result['seconds']:.1f} s)", flush=True)
+        print(
+            f"  {name:<40s} peak extra {result['extra_mb']:8.1f} MB   (run alone: {result['seconds']:.1f} s)",
+            flush=True,
+        )
     return out
 
 
@@ -156,9 +161,11 @@ def main() -> None:
         return
 
     model, x, target = setup()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu capability {torch.backends.cpu.get_cpu_capability()}, "
-          f"bf16 native {methods.bf16_is_native('cpu')}, precision auto -> {resolve_precision('auto', 'cpu')}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, cpu capability {torch.backends.cpu.get_cpu_capability()}, "
+        f"bf16 native {methods.bf16_is_native('cpu')}, precision auto -> {resolve_precision('auto', 'cpu')}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"resnet18 (random weights) {LAYER}, 224x224, 1 image, batch_size {BATCH}, target class {target}")
     fns = configs(model, x, target)
     if "pytorch-grad-cam ScoreCAM" not in fns:
@@ -188,8 +195,10 @@ def main() -> None:
         native = methods.bf16_is_native("cpu")
         goal = 0.5 if native else 0.7
         ratio = times["GradLens Score-CAM default"] / times[peer_sc]
-        print(f"  GradLens Score-CAM default (auto -> {resolve_precision('auto', 'cpu')}) / {peer_sc} = {ratio:.2f}"
-              f"  (goal <= {goal:.2f} where bf16 is {'native' if native else 'not native'}: {'met' if ratio <= goal else 'NOT met'})")
+        print(
+            f"  GradLens Score-CAM default (auto -> {resolve_precision('auto', 'cpu')}) / {peer_sc} = {ratio:.2f}"
+            f"  (goal <= {goal:.2f} where bf16 is {'native' if native else 'not native'}: {'met' if ratio <= goal else 'NOT met'})"
+        )
         for ours in ("GradLens Score-CAM fp32", "GradLens Score-CAM bf16", "GradLens Score-CAM top-64 fp32"):
             ratio = times[ours] / times[peer_sc]
             verdict = "  (goal <= 0.50: %s)" % ("met" if ratio <= 0.5 else "NOT met") if "top-64" not in ours else ""
@@ -201,8 +210,10 @@ def main() -> None:
     w32, w16 = weights(model, x, target, precision="fp32"), weights(model, x, target, precision="bf16")
     p_w = pearson(w32, w16)
     print(f"  Pearson(bf16 map, fp32 map) = {p_map:.6f}   (goal >= 0.99: {'met' if p_map >= 0.99 else 'NOT met'})")
-    print(f"  Pearson(bf16 weights, fp32 weights) = {p_w:.6f};  max |w_bf16 - w_fp32| = {float((w32 - w16).abs().max()):.2e}"
-          f" (weights range {float(w32.min()):.4f} .. {float(w32.max()):.4f})")
+    print(
+        f"  Pearson(bf16 weights, fp32 weights) = {p_w:.6f};  max |w_bf16 - w_fp32| = {float((w32 - w16).abs().max()):.2e}"
+        f" (weights range {float(w32.min()):.4f} .. {float(w32.max()):.4f})"
+    )
     acts = methods.record(model, x, [LAYER], gradients=False).activations[LAYER][0]
     zero = int((acts.flatten(1).abs().amax(1) == 0).sum())
     print(f"  all-zero channels at {LAYER} (skipped, weight 0): {zero} of {acts.shape[0]}")

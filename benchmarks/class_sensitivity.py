@@ -39,8 +39,11 @@ def main() -> None:
     lm = methods.load_model(args.model)
     images, labels, masks = make_batch(range(EVAL_TWO_START, EVAL_TWO_START + args.scenes), n_objects=2)
     x = to_tensor(images)
-    names = args.methods.split(",") if args.methods else [s.name for s in methods.list_methods()
-                                                          if s.family != "baseline" or s.name == "eigencam"]
+    names = (
+        args.methods.split(",")
+        if args.methods
+        else [s.name for s in methods.list_methods() if s.family != "baseline" or s.name == "eigencam"]
+    )
     print(f"{args.model}, layer {lm.default_layer}, {args.scenes} two-object scenes (seeds {EVAL_TWO_START}+)")
     print(f"{'method':22s} {'r(A,B)':>8s} {'index':>7s} {'own peak':>9s} {'agnostic':>9s} {'s':>6s}")
     for name in names:
@@ -62,8 +65,10 @@ def main() -> None:
                 shares.append(own / (own + other) if own + other > 0 else 0.5)
                 peaks.append(bool(masks[s, k].ravel()[maps[k][s].argmax()]))
             index.append(shares[0] + shares[1] - 1)
-        print(f"{name:22s} {np.mean(r):8.2f} {np.mean(index):7.2f} {np.mean(peaks):9.2f} "
-              f"{'yes' if spec.class_agnostic else '':>9s} {time.perf_counter() - t0:6.1f}")
+        print(
+            f"{name:22s} {np.mean(r):8.2f} {np.mean(index):7.2f} {np.mean(peaks):9.2f} "
+            f"{'yes' if spec.class_agnostic else '':>9s} {time.perf_counter() - t0:6.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def time_interleaved(fns: dict[str, Callable[[], object]], *, repeats: int = 7, warmup: int = 2) -> dict[str, float]:
@@ -28,5 +28,5 @@ def report(title: str, times: dict[str, float], ratios: list[tuple[str, str, str
         print(f"  {name:<48s} {t * 1000:9.1f} ms")
     for label, num, den, goal in ratios:
         ratio = times[num] / times[den]
-        verdict = "" if goal is None else ("  (goal <= %.2f: %s)" % (goal, "met" if ratio <= goal else "NOT met"))
+        verdict = "" if goal is None else (f"  (goal <= {goal:.2f}: {'met' if ratio <= goal else 'NOT met'})")
         print(f"  {label} = {ratio:.2f}{verdict}")

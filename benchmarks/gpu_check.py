@@ -72,11 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda", help="the device under test (default cuda; cpu = self-test)")
     args = ap.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print("No CUDA GPU on this machine (torch.cuda.is_available() is False): nothing to check. "
-              "Run this script where a GPU is present.")
+        print(
+            "No CUDA GPU on this machine (torch.cuda.is_available() is False): nothing to check. "
+            "Run this script where a GPU is present."
+        )
         return 0
     gpu = torch.device(args.device)
-    name = torch.cuda.get_device_name(gpu) if gpu.type == "cuda" else "none (the CPU stands in: a self-test of the script)"
+    name = (
+        torch.cuda.get_device_name(gpu) if gpu.type == "cuda" else "none (the CPU stands in: a self-test of the script)"
+    )
     print(f"device under test: {gpu}, {name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
     from methods.data.scenes import make_scene
 
@@ -123,8 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     for i, im in enumerate(images):
         Image.fromarray(im).save(work / "in" / f"s{i}.png")
     on_cpu = run_batch("scenes_vgg", work / "in", work / "cpu", methods="gradcam,scorecam", device="cpu", workers=1)
-    on_gpu = run_batch("scenes_vgg", work / "in", work / "gpu", methods="gradcam,scorecam", device=str(gpu), workers=1,
-                       precision="fp32")
+    on_gpu = run_batch(
+        "scenes_vgg",
+        work / "in",
+        work / "gpu",
+        methods="gradcam,scorecam",
+        device=str(gpu),
+        workers=1,
+        precision="fp32",
+    )
     check(set(on_gpu.manifest["device"]) == {str(gpu)}, f"manifest device {sorted(set(on_gpu.manifest['device']))}")
     worst = 0.0
     for rel in on_cpu.manifest["image"].unique():
@@ -150,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     net_gpu, xg = copy.deepcopy(net).to(gpu), x.to(gpu)
     runs = {
         "GPU default precision": lambda: methods.explain(net_gpu, xg, "scorecam", layers=["layer4"], batch_size=32),
-        "GPU fp32": lambda: methods.explain(net_gpu, xg, "scorecam", layers=["layer4"], batch_size=32, precision="fp32"),
+        "GPU fp32": lambda: methods.explain(
+            net_gpu, xg, "scorecam", layers=["layer4"], batch_size=32, precision="fp32"
+        ),
     }
     try:
         from pytorch_grad_cam import ScoreCAM
@@ -170,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, t in times.items():
         print(f"  {name:<34s} {t:8.3f} s")
     if "pytorch-grad-cam ScoreCAM (GPU)" in times:
-        print(f"  GPU default / pytorch-grad-cam = {times['GPU default precision'] / times['pytorch-grad-cam ScoreCAM (GPU)']:.2f}")
+        print(
+            f"  GPU default / pytorch-grad-cam = {times['GPU default precision'] / times['pytorch-grad-cam ScoreCAM (GPU)']:.2f}"
+        )
     print(f"\n{'all checks passed' if not FAILURES else f'{len(FAILURES)} check(s) FAILED'}")
     return 1 if FAILURES else 0
 

@@ -55,30 +55,42 @@ def measure_pair(a, b, samples, *, method: str, target: str) -> None:
             targets = int(methods.explain(a, xs_a[i], method).targets[0])
         elif target == "label":
             targets = CLASS_NAMES.index(s.classes[0])
-        sims.append(methods.layer_similarity(a, b, xs_a[i], xs_b[i], method=method, layers_a="blocks",
-                                             layers_b="blocks", targets=targets))
+        sims.append(
+            methods.layer_similarity(
+                a, b, xs_a[i], xs_b[i], method=method, layers_a="blocks", layers_b="blocks", targets=targets
+            )
+        )
     # chance: image i of A against image i+1 of B, the same layers
     chance = []
     for i in range(len(samples)):
         j = (i + 1) % len(samples)
         ta = sims[i].targets[0] if target != "own" else None
         tb = sims[j].targets[1] if target != "own" else None
-        chance.append(methods.layer_similarity(a, b, xs_a[i], xs_b[j], method=method, layers_a="blocks",
-                                               layers_b="blocks", targets=(ta, tb)))
+        chance.append(
+            methods.layer_similarity(
+                a, b, xs_a[i], xs_b[j], method=method, layers_a="blocks", layers_b="blocks", targets=(ta, tb)
+            )
+        )
     first = sims[0]
-    print(f"\n== {a.name} ({len(first.names_a)} block layers) vs {b.name} ({len(first.names_b)}), {method}, "
-          f"targets={target}, {len(samples)} images, grid {first.grid}")
+    print(
+        f"\n== {a.name} ({len(first.names_a)} block layers) vs {b.name} ({len(first.names_b)}), {method}, "
+        f"targets={target}, {len(samples)} images, grid {first.grid}"
+    )
     for by in ("depth", "resolution"):
         rows = first.by_depth(4, by=by)
-        for (match, r, _) in rows:
+        for match, r, _ in rows:
             la, lb = match.pairs[r]
             i, j = first.names_a.index(la), first.names_b.index(lb)
             where = f"{match.targets[r]:4.0%}" if by == "depth" else f"{match.grids[r][0]:>3}x{match.grids[r][1]:<3}"
             cells = {m: [s.values(m)[i, j] for s in sims] for m in ("spearman", "pearson", "iou_top")}
             base = [s.values("spearman")[i, j] for s in chance]
-            print(f"  {by:10s} {where}  {la:>14s} {str(first.grids_a[i]):>9s} | {lb:<14s} {str(first.grids_b[j]):>9s}  "
-                  + _row("spearman", cells["spearman"]) + _row("  pearson", cells["pearson"])
-                  + _row("  iou10%", cells["iou_top"]) + _row("  | chance spearman", base))
+            print(
+                f"  {by:10s} {where}  {la:>14s} {str(first.grids_a[i]):>9s} | {lb:<14s} {str(first.grids_b[j]):>9s}  "
+                + _row("spearman", cells["spearman"])
+                + _row("  pearson", cells["pearson"])
+                + _row("  iou10%", cells["iou_top"])
+                + _row("  | chance spearman", base)
+            )
 
 
 def main() -> int:

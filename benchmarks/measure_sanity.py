@@ -66,8 +66,10 @@ def class_check(loaded, method_names: list[str]) -> None:
             x = loaded.preprocess(load_sample(s.name))[None]
             res = methods.class_sensitivity(loaded, x, method=name, classes=[CLASS_NAMES.index(c) for c in s.classes])
             a = res.agreements[0]
-            print(f"   {res.label:12s} {s.name:32s} spearman {a.spearman:5.2f}  iou10% {a.iou_top:4.2f}  "
-                  f"{'pass' if res.verdict().passes else 'FAIL'}")
+            print(
+                f"   {res.label:12s} {s.name:32s} spearman {a.spearman:5.2f}  iou10% {a.iou_top:4.2f}  "
+                f"{'pass' if res.verdict().passes else 'FAIL'}"
+            )
 
 
 def main() -> int:

@@ -66,8 +66,12 @@ def setups():
 
     photo = load_sample("chelsea")
     rn = resnet18(weights=None).eval()
-    x_rn = F.interpolate(torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255, size=(224, 224),
-                         mode="bilinear", align_corners=False)[0]  # (3, 224, 224) in [0, 1]
+    x_rn = F.interpolate(
+        torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255,
+        size=(224, 224),
+        mode="bilinear",
+        align_corners=False,
+    )[0]  # (3, 224, 224) in [0, 1]
     mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
     std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     yield "resnet18 (random weights), chelsea 224", rn, ((x_rn - mean) / std)[None], "layer4", 281
@@ -84,8 +88,13 @@ def pytorch_grad_cam_rows(model, x, layer, target):
 
     size = tuple(x.shape[-2:])
     tgt = [ClassifierOutputTarget(target)]
-    ours = methods.explain_many(model, x, ["eigengradcam", "gradcam_elementwise", "fullgrad", "gradcam", "hirescam"],
-                                layers=[layer], target=target)
+    ours = methods.explain_many(
+        model,
+        x,
+        ["eigengradcam", "gradcam_elementwise", "fullgrad", "gradcam", "hirescam"],
+        layers=[layer],
+        target=target,
+    )
 
     def peer(cls, **kw):
         m = copy.deepcopy(model)
@@ -110,8 +119,10 @@ def pytorch_grad_cam_rows(model, x, layer, target):
     cam_mask = peer(GradCAM)  # (H, W) in [0, 1]
     theirs_ggc = (cam_mask[..., None] * gb).sum(-1)
     ours_ggc = methods.explain(model, x, "guidedgradcam", layers=[layer], target=target, reduce="sum").maps[layer][0]
-    print(f"  Guided Grad-CAM     sum_c {stats(_fit_scale(ours_ggc.numpy(), theirs_ggc), theirs_ggc, relative=True)}"
-          "  (ours times its least-squares positive scale)")
+    print(
+        f"  Guided Grad-CAM     sum_c {stats(_fit_scale(ours_ggc.numpy(), theirs_ggc), theirs_ggc, relative=True)}"
+        "  (ours times its least-squares positive scale)"
+    )
 
 
 def _fullgrad_per_channel(model, x, target) -> np.ndarray:
@@ -120,8 +131,9 @@ def _fullgrad_per_channel(model, x, target) -> np.ndarray:
     from methods.cams.fullgrad import bias_modules, effective_bias
 
     size = tuple(x.shape[-2:])
-    rec = methods.record(model, x, [next(iter(bias_modules(model)))], target=target, input_gradient=True,
-                         sites=bias_modules(model))
+    rec = methods.record(
+        model, x, [next(iter(bias_modules(model)))], target=target, input_gradient=True, sites=bias_modules(model)
+    )
     named = dict(model.named_modules())
 
     def per_channel(t):  # (C, h, w) -> (C, H, W): each channel min-max, then resize
@@ -131,7 +143,7 @@ def _fullgrad_per_channel(model, x, target) -> np.ndarray:
         t = t / (1e-7 + t.flatten(1).amax(1)[:, None, None])
         return upsample(t.float(), size)
 
-    total = per_channel((x[0] * rec.input_gradient[0])).sum(0)
+    total = per_channel(x[0] * rec.input_gradient[0]).sum(0)
     for key, g in rec.site_gradients.items():
         b = effective_bias(named[key.split("#")[0]]).float()
         total = total + per_channel(g[0] * b[:, None, None]).sum(0)
@@ -167,7 +179,7 @@ def _sgcpp_last(model, x, layer, target, last_acts: bool) -> np.ndarray:
     for d in input_noise(0, 8, (1, *x.shape[1:]), 0.3):
         noisy = methods.record(model, x + d, [layer], target=target)
         g, noisy_acts = noisy.gradients[layer].double(), noisy.activations[layer].double()
-        s2, s3 = s2 + g * g, s3 + g ** 3
+        s2, s3 = s2 + g * g, s3 + g**3
     s2, s3 = s2 / 8, s3 / 8
     alpha = s2 / (2 * s2 + (s3 * acts).sum(dim=(2, 3), keepdim=True) + 1e-8)
     w = (alpha * g.clamp(min=0)).sum(dim=(2, 3))
@@ -184,8 +196,14 @@ def captum_rows(model, x, layer, target):
     occ = Occlusion(lambda inp: peer(inp).softmax(dim=1))
     win, stride = 16, 8  # (H - 16) / 8 is whole for H = 128 and 224: the windows tile exactly
     with torch.no_grad():
-        theirs = occ.attribute(x.clone(), sliding_window_shapes=(x.shape[1], win, win), strides=(x.shape[1], stride, stride),
-                               baselines=0.0, target=target, perturbations_per_eval=32)[0, 0]
+        theirs = occ.attribute(
+            x.clone(),
+            sliding_window_shapes=(x.shape[1], win, win),
+            strides=(x.shape[1], stride, stride),
+            baselines=0.0,
+            target=target,
+            perturbations_per_eval=32,
+        )[0, 0]
     ours_occ = methods.explain(model, x, "occlusion", layers=[layer], target=target, window=win, stride=stride)
     print(f"  Occlusion           raw   {stats(ours_occ.maps[layer][0].numpy(), theirs.numpy(), relative=True)}")
 
@@ -209,9 +227,11 @@ def densenet_rows() -> None:
     def gc(a, g):
         return torch.einsum("nc,nchw->nhw", g.mean(dim=(2, 3)), a)[0]
 
-    ours = {"pre act x pre grad ('features.norm5')": gc(pre_a, pre_g),
-            "post act x post grad ('features.norm5:act', the default)": gc(post_a, post_g),
-            "post act x pre grad (mixed)": gc(post_a, pre_g)}
+    ours = {
+        "pre act x pre grad ('features.norm5')": gc(pre_a, pre_g),
+        "post act x post grad ('features.norm5:act', the default)": gc(post_a, post_g),
+        "post act x pre grad (mixed)": gc(post_a, pre_g),
+    }
     m = copy.deepcopy(model)
     with GradCAM(model=m, target_layers=[m.features.norm5]) as cam:
         pgc = cam(input_tensor=x.clone(), targets=[ClassifierOutputTarget(target)])[0]
@@ -222,14 +242,18 @@ def densenet_rows() -> None:
     for label, raw in ours.items():
         print(f"  pytorch-grad-cam vs ours {label:58s} norm {stats(norm(raw, (224, 224)), pgc)}")
     for label, raw in ours.items():
-        print(f"  torch-cam        vs ours {label:58s} raw  {stats(raw.clamp(min=0).numpy(), tc.numpy(), relative=True)}")
+        print(
+            f"  torch-cam        vs ours {label:58s} raw  {stats(raw.clamp(min=0).numpy(), tc.numpy(), relative=True)}"
+        )
 
 
 def main() -> None:
     from importlib.metadata import version
 
-    print(f"peers: grad-cam {version('grad-cam')}, torchcam {version('torchcam')}, "
-          f"captum {version('captum')}; torch {torch.__version__}")
+    print(
+        f"peers: grad-cam {version('grad-cam')}, torchcam {version('torchcam')}, "
+        f"captum {version('captum')}; torch {torch.__version__}"
+    )
     for title, model, x, layer, target in setups():
         print(f"\n== {title}: layer {layer}, target {target}")
         print(" pytorch-grad-cam")

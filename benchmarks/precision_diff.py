@@ -44,7 +44,10 @@ def measure(name: str, images: list[np.ndarray], steps: int, channels: int | Non
         x = loaded.preprocess(img)[None]
         exp = methods.explain(loaded, x, "gradcam")
         sal, target = exp.maps[exp.layers[0]][0], int(exp.targets[0])
-        for kind, fn, store in (("deletion", methods.deletion_curve, d_auc), ("insertion", methods.insertion_curve, i_auc)):
+        for fn, store in (
+            (methods.deletion_curve, d_auc),
+            (methods.insertion_curve, i_auc),
+        ):
             a32 = fn(loaded, x, sal, target, steps=steps, precision="fp32").auc
             a16 = fn(loaded, x, sal, target, steps=steps, precision="bf16").auc
             store.append(abs(a16 - a32))
@@ -59,8 +62,10 @@ def measure(name: str, images: list[np.ndarray], steps: int, channels: int | Non
     print(f"{name} ({len(images)} images, layer {exp.layers[0]}, Score-CAM channels {channels or 'all'}):")
     print(f"  deletion AUC |bf16 - fp32|: mean {np.mean(d_auc):.5f}, max {np.max(d_auc):.5f}")
     print(f"  insertion AUC |bf16 - fp32|: mean {np.mean(i_auc):.5f}, max {np.max(i_auc):.5f}")
-    print(f"  Score-CAM map Pearson(bf16, fp32): min {np.min(rho):.5f}, mean {np.mean(rho):.5f}; "
-          f"relative L2 difference max {np.max(rel):.4f}")
+    print(
+        f"  Score-CAM map Pearson(bf16, fp32): min {np.min(rho):.5f}, mean {np.mean(rho):.5f}; "
+        f"relative L2 difference max {np.max(rel):.4f}"
+    )
     print(f"  Score-CAM time bf16 / fp32: {t16 / t32:.2f}")
 
 
@@ -71,7 +76,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     print("machine:", machine())
-    print(f"precision auto -> {methods.resolve_precision('auto', 'cpu')} (bf16 native here: {methods.bf16_is_native('cpu')})")
+    print(
+        f"precision auto -> {methods.resolve_precision('auto', 'cpu')} (bf16 native here: {methods.bf16_is_native('cpu')})"
+    )
     scenes = [make_scene(900_000 + i).image for i in range(args.scenes)]
     measure("scenes_vgg", scenes, args.steps, None)
     photos = [load_photo(name) for name in PHOTOS]

@@ -64,11 +64,15 @@ def main() -> None:
         eff = 4 / span**3
         q = np.quantile(eff.numpy(), [0.1, 0.25, 0.5, 0.75, 0.9])
         print(f"\n== {name}, layer {layer}, {args.objects}-object scenes {scenes}, targets {targets}")
-        print(f"  activation range R per channel: median {float(span.median()):.3g} (10%-90%: "
-              f"{float(span.quantile(0.1)):.3g} - {float(span.quantile(0.9)):.3g}); {int((span > 0).sum())} channel maps "
-              f"(rows x channels)")
-        print(f"  authors' noise 4/R^3 in mask units: 10% {q[0]:.3g}, 25% {q[1]:.3g}, median {q[2]:.3g}, "
-              f"75% {q[3]:.3g}, 90% {q[4]:.3g}")
+        print(
+            f"  activation range R per channel: median {float(span.median()):.3g} (10%-90%: "
+            f"{float(span.quantile(0.1)):.3g} - {float(span.quantile(0.9)):.3g}); {int((span > 0).sum())} channel maps "
+            f"(rows x channels)"
+        )
+        print(
+            f"  authors' noise 4/R^3 in mask units: 10% {q[0]:.3g}, 25% {q[1]:.3g}, median {q[2]:.3g}, "
+            f"75% {q[3]:.3g}, 90% {q[4]:.3g}"
+        )
         t0 = time.perf_counter()
         score = methods.explain(lm, x, "scorecam", batch_size=64, target=targets).maps[layer]
         print(f"  Score-CAM: {time.perf_counter() - t0:.1f} s")
@@ -76,8 +80,10 @@ def main() -> None:
             t0 = time.perf_counter()
             ss = methods.explain(lm, x, "sscam", std=std, num_samples=35, batch_size=64, target=targets).maps[layer]
             rs = [np.corrcoef(ss[i].flatten().numpy(), score[i].flatten().numpy())[0, 1] for i in range(len(x))]
-            print(f"  SS-CAM std={std:<5g} Pearson with Score-CAM: mean {np.mean(rs):.3f} (min {np.min(rs):.3f})  "
-                  f"{time.perf_counter() - t0:.1f} s")
+            print(
+                f"  SS-CAM std={std:<5g} Pearson with Score-CAM: mean {np.mean(rs):.3f} (min {np.min(rs):.3f})  "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
 
 
 if __name__ == "__main__":

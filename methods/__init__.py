@@ -20,26 +20,25 @@ The rooms behind it (each imports only from rooms below it):
 ``metrics``         faithfulness, perturbation, localization, map agreement, model comparison,
                     sanity checks
 ``review``          the snapshot store and its reports
-``cli``             the evaluate command and the README method table
+``pipeline``        the data-set loops below both faces: evaluate(), run_batch(), engines, manifests
+``cli``             argparse only: the ``gradlens`` command and the README method table
 ==================  =====================================================================
 
 Method discovery is explicit: the imports below register the built-in methods. A user's module
 registers its own with :func:`register_method` the same way.
 """
 
-from methods.errors import (
-    GradLensError,
-    GradLensWarning,
-    HeadError,
-    LayerError,
-    OptionError,
-    RecorderError,
-    TargetError,
-    UnknownMethodError,
-)
 from methods._internal.torch_utils import PRECISION_ENV, bf16_is_native, resolve_precision
-from methods.cams.core.registry import MethodSpec, create_method, get_method, list_methods, register_method
-from methods.cams.core.options import Options, option
+from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
+from methods.cams import cam as _cam  # noqa: F401  CAM
+from methods.cams import fullgrad as _fullgrad  # noqa: F401  FullGrad
+
+# built-in methods: importing registers them, in this order (21 in all)
+from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, ++, XGrad, HiRes, Layer, Eigen-Grad, element-wise
+from methods.cams import guided as _guided  # noqa: F401  Guided Backprop, Guided Grad-CAM
+from methods.cams import perturb as _perturb  # noqa: F401  RISE, Occlusion
+from methods.cams import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
+from methods.cams import smoothpp as _smoothpp  # noqa: F401  Smooth Grad-CAM++
 from methods.cams.core.base import (
     CallContext,
     CamMethod,
@@ -50,36 +49,41 @@ from methods.cams.core.base import (
     RecordedMethod,
     RecordingNeeds,
 )
-from methods.cams.core.recorder import Recording, record
-from methods.cams.core.explain import Explanation, explain, explain_many
-
-# built-in methods: importing registers them, in this order (21 in all)
-from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, ++, XGrad, HiRes, Layer, Eigen-Grad, element-wise
-from methods.cams import smoothpp as _smoothpp  # noqa: F401  Smooth Grad-CAM++
-from methods.cams import cam as _cam  # noqa: F401  CAM
-from methods.cams import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
-from methods.cams import guided as _guided  # noqa: F401  Guided Backprop, Guided Grad-CAM
-from methods.cams import fullgrad as _fullgrad  # noqa: F401  FullGrad
-from methods.cams import perturb as _perturb  # noqa: F401  RISE, Occlusion
-from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
-
-from methods.viz.normalize import normalize, normalize_many
-from methods.viz.render import COLORMAPS, render_views
-from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
 from methods.cams.core.blocks import block_layers
+from methods.cams.core.explain import Explanation, explain, explain_many
+from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
+from methods.cams.core.options import Options, option
+from methods.cams.core.recorder import Recording, record
+from methods.cams.core.registry import MethodSpec, create_method, get_method, list_methods, register_method
 from methods.data.images import load_image
-from methods.models import LoadedModel, list_models, load_checkpoint, load_model
+from methods.errors import (
+    GradLensError,
+    GradLensWarning,
+    HeadError,
+    LayerError,
+    OptionError,
+    RecorderError,
+    TargetError,
+    UnknownMethodError,
+)
+from methods.metrics.agreement.compare import LayerSimilarity, layer_similarity
+from methods.metrics.agreement.maps import Agreement, map_agreement
+from methods.metrics.agreement.matching import LayerMatch, matched_layers
+from methods.metrics.benchmark.leaderboard import bootstrap_interval, leaderboard, per_class, sign_test
 from methods.metrics.faithfulness.confidence import confidence_change
 from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve, reference_curves
 from methods.metrics.localization import energy_pointing_game, pointing_game
-from methods.metrics.agreement.maps import Agreement, map_agreement
-from methods.metrics.agreement.matching import LayerMatch, matched_layers
-from methods.metrics.agreement.compare import LayerSimilarity, layer_similarity
 from methods.metrics.sanity.check import SanityResult, Verdict, sanity_check
 from methods.metrics.sanity.class_check import ClassSensitivity, class_sensitivity
-from methods.metrics.benchmark.leaderboard import bootstrap_interval, leaderboard, per_class, sign_test
+from methods.models import LoadedModel, list_models, load_checkpoint, load_model
+from methods.viz.normalize import normalize, normalize_many
+from methods.viz.render import COLORMAPS, render_views
+
+__version__ = "0.3.0.dev0"
+"""The package version (pyproject reads it; CHANGELOG.md says what changed)."""
 
 __all__ = [
+    "__version__",
     "GradLensError",
     "GradLensWarning",
     "OptionError",

@@ -39,7 +39,7 @@ Warnings: :class:`GradLensWarning` (recorded in ``Explanation.notes``) and its s
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = [
     "GradLensError",

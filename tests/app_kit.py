@@ -7,13 +7,12 @@ import re
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-
 from streamlit.testing.v1 import AppTest
 
 from dashboard.app import cache
 from dashboard.core import pages
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HOME = str(ROOT / "dashboard" / pages.page("home").script)
 #: page key -> its script, from THE page table (dashboard.core.pages): the tests keep no copy of it.

@@ -8,8 +8,13 @@ import torch
 from methods import ForwardMethod, register_method
 
 
-@register_method(name="fails_on_flat", label="Fails on flat (test)", family="baseline", cost="none",
-                 summary="Test plugin: the channel sum, but it raises on a constant (flat) image.")
+@register_method(
+    name="fails_on_flat",
+    label="Fails on flat (test)",
+    family="baseline",
+    cost="none",
+    summary="Test plugin: the channel sum, but it raises on a constant (flat) image.",
+)
 class FailsOnFlat(ForwardMethod):
     """Raises RuntimeError when any image of the batch is constant, like a method with a bug."""
 

@@ -21,11 +21,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "_artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 VIEWPORT = {"width": 1400, "height": 2600}
 READY = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 LOAD_TIMEOUT_MS = 240_000  # first page: torch import + model load on 2 shared cores
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -37,16 +46,34 @@ def start_server(log_path: Path, port: int | None = None) -> tuple[subprocess.Po
     """``streamlit run dashboard/Home.py`` on ``port`` (default: a free one); returns (process, base URL, log file).
     Fails the test when chromium is missing or the server does not answer its health check."""
     if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the "
-                    "browser test; `playwright install` cannot download browsers here")
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the "
+            "browser test; `playwright install` cannot download browsers here"
+        )
     env = dict(os.environ)
     port = port or _free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "w")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/Home.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/Home.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -85,8 +112,7 @@ def wait_ready(page, settle_ms: int = 800) -> None:
 
 
 def wait_plots(page, n: int) -> None:
-    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}",
-                           timeout=60_000)
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}", timeout=60_000)
 
 
 def check_page(page, name: str, heading: str, *, images: int = 0, plots: int = 0) -> None:
@@ -105,7 +131,9 @@ def check_page(page, name: str, heading: str, *, images: int = 0, plots: int = 0
 
 def panel_titles(page) -> list[str]:
     """Subplot titles of the Plotly figures (SVG text, so textContent rather than innerText)."""
-    return page.eval_on_selector_all(".js-plotly-plot .infolayer .annotation-text", "els => els.map(e => e.textContent)")
+    return page.eval_on_selector_all(
+        ".js-plotly-plot .infolayer .annotation-text", "els => els.map(e => e.textContent)"
+    )
 
 
 def download(page, label: str) -> bytes:

@@ -43,8 +43,16 @@ def png16(path: Path, width: int, height: int) -> Path:
     return path
 
 
-def tiff_shared_strips(path: Path, width: int, height: int, *, bits: int = 16, sample_format: int = 1,
-                       rows_per_strip: int = 64, stored_rows: int | None = None) -> Path:
+def tiff_shared_strips(
+    path: Path,
+    width: int,
+    height: int,
+    *,
+    bits: int = 16,
+    sample_format: int = 1,
+    rows_per_strip: int = 64,
+    stored_rows: int | None = None,
+) -> Path:
     """A little-endian deflate TIFF (one sample per pixel) whose strips share one compressed strip.
 
     ``bits=16, sample_format=1``: uint16 (Pillow mode I;16); ``bits=32, sample_format=3``: float32
@@ -52,9 +60,9 @@ def tiff_shared_strips(path: Path, width: int, height: int, *, bits: int = 16, s
     ``rows_per_strip``) rows are actually compressed: fewer make a file that is truncated but whose
     header is whole (for checks made before decoding).
     """
-    bpp = bits // 8
-    row = b"".join(struct.pack("<H", (x * 997) % 65536) if bits == 16 else struct.pack("<f", float(x % 1000))
-                   for x in range(width))
+    row = b"".join(
+        struct.pack("<H", (x * 997) % 65536) if bits == 16 else struct.pack("<f", float(x % 1000)) for x in range(width)
+    )
     strip = zlib.compress(row * (rows_per_strip if stored_rows is None else stored_rows), 9)
     n_strips = -(-height // rows_per_strip)
     header = 8
@@ -63,9 +71,17 @@ def tiff_shared_strips(path: Path, width: int, height: int, *, bits: int = 16, s
     counts_at = offsets_at + 4 * n_strips
     ifd_at = counts_at + 4 * n_strips
     entries = [
-        (256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, bits), (259, 3, 1, 8),  # deflate
-        (262, 3, 1, 1), (273, 4, n_strips, offsets_at), (277, 3, 1, 1), (278, 4, 1, rows_per_strip),
-        (279, 4, n_strips, counts_at), (284, 3, 1, 1), (339, 3, 1, sample_format),
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 1, bits),
+        (259, 3, 1, 8),  # deflate
+        (262, 3, 1, 1),
+        (273, 4, n_strips, offsets_at),
+        (277, 3, 1, 1),
+        (278, 4, 1, rows_per_strip),
+        (279, 4, n_strips, counts_at),
+        (284, 3, 1, 1),
+        (339, 3, 1, sample_format),
     ]
     with open(path, "wb") as fh:
         fh.write(b"II*\x00" + struct.pack("<I", ifd_at))
@@ -106,8 +122,9 @@ def peak_rss_mb(imports: str, body: str, *, timeout: float = 300) -> tuple[float
     The baseline is the resident memory after ``imports``, so a fixture's setup (building a file)
     belongs in the test process, not in ``body``.
     """
-    code = _PROBE.format(repo=str(REPO), imports=imports,
-                         body="\n".join("    " + line for line in body.strip().splitlines()))
+    code = _PROBE.format(
+        repo=str(REPO), imports=imports, body="\n".join("    " + line for line in body.strip().splitlines())
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode != 0:
@@ -118,8 +135,16 @@ def peak_rss_mb(imports: str, body: str, *, timeout: float = 300) -> tuple[float
 
 # ----------------------------------------------------------------------------- checkpoints
 
-_ELEMENT = {"FloatStorage": 4, "DoubleStorage": 8, "HalfStorage": 2, "LongStorage": 8, "IntStorage": 4,
-            "BoolStorage": 1, "ComplexFloatStorage": 8, "ByteStorage": 1}
+_ELEMENT = {
+    "FloatStorage": 4,
+    "DoubleStorage": 8,
+    "HalfStorage": 2,
+    "LongStorage": 8,
+    "IntStorage": 4,
+    "BoolStorage": 1,
+    "ComplexFloatStorage": 8,
+    "ByteStorage": 1,
+}
 
 
 class _Storage:
@@ -140,8 +165,10 @@ class _Tensor:
         for n in reversed(self.shape):
             stride.insert(0, step)
             step *= n
-        return (torch._utils._rebuild_tensor_v2,
-                (self.storage, 0, tuple(self.shape), tuple(stride), False, collections.OrderedDict()))
+        return (
+            torch._utils._rebuild_tensor_v2,
+            (self.storage, 0, tuple(self.shape), tuple(stride), False, collections.OrderedDict()),
+        )
 
 
 def torch_archive(path: Path, tensors: dict, *, deflate: bool = True, chunk: int = 1 << 24, level: int = 1) -> Path:

@@ -11,7 +11,8 @@ import pytest
 import methods
 
 MODULES = sorted(
-    info.name for info in pkgutil.walk_packages(methods.__path__, prefix="methods.")
+    info.name
+    for info in pkgutil.walk_packages(methods.__path__, prefix="methods.")
     if not info.name.endswith("__main__")
 )
 
@@ -27,6 +28,12 @@ def test_the_examples_exist():
     """The public entry points carry runnable examples."""
     finder = doctest.DocTestFinder()
     with_examples = {t.name for name in MODULES for t in finder.find(importlib.import_module(name)) if t.examples}
-    for public in ("methods.cams.core.explain.explain", "methods.cams.core.explain.explain_many", "methods.viz.normalize.normalize",
-                   "methods.cams.core.layers.candidate_layers", "methods.cams.core.recorder.record", "methods.errors.suggest"):
+    for public in (
+        "methods.cams.core.explain.explain",
+        "methods.cams.core.explain.explain_many",
+        "methods.viz.normalize.normalize",
+        "methods.cams.core.layers.candidate_layers",
+        "methods.cams.core.recorder.record",
+        "methods.errors.suggest",
+    ):
         assert public in with_examples, public

@@ -17,10 +17,14 @@ from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve
 from tiny_models import GapNet
 
 BAD = {
-    "float64": (lambda: torch.rand(1, 3, 16, 16, dtype=torch.float64),
-                r"x is torch\.float64 but the model's weights are torch\.float32; convert it with x\.to\(torch\.float32\)"),
-    "2 channels": (lambda: torch.rand(1, 2, 16, 16),
-                   r"x has 2 channel\(s\) \(shape \(1, 2, 16, 16\)\) but the model's first convolution 'features\.0' takes 3"),
+    "float64": (
+        lambda: torch.rand(1, 3, 16, 16, dtype=torch.float64),
+        r"x is torch\.float64 but the model's weights are torch\.float32; convert it with x\.to\(torch\.float32\)",
+    ),
+    "2 channels": (
+        lambda: torch.rand(1, 2, 16, 16),
+        r"x has 2 channel\(s\) \(shape \(1, 2, 16, 16\)\) but the model's first convolution 'features\.0' takes 3",
+    ),
     "1-D": (lambda: torch.rand(16), r"must be a preprocessed \(N, C, H, W\) tensor; got shape \(16,\)"),
 }
 
@@ -41,8 +45,11 @@ def test_the_metrics_refuse_them_too(bad):
     one = x if x.ndim != 4 else x[:1]
     if bad == "1-D":
         pattern = r"ONE preprocessed image"
-    for run in (lambda: deletion_curve(net, one, sal, 0, steps=2), lambda: insertion_curve(net, one, sal, 0, steps=2),
-                lambda: confidence_change(net, one, sal, 0)):
+    for run in (
+        lambda: deletion_curve(net, one, sal, 0, steps=2),
+        lambda: insertion_curve(net, one, sal, 0, steps=2),
+        lambda: confidence_change(net, one, sal, 0),
+    ):
         with pytest.raises(InputError, match=pattern):
             run()
 
@@ -56,7 +63,9 @@ def test_a_double_model_takes_double_inputs():
 
 
 def test_lazy_first_convolution_is_not_used_for_channels():
-    net = torch.nn.Sequential(torch.nn.LazyConv2d(4, 3), torch.nn.Conv2d(4, 2, 1), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    net = torch.nn.Sequential(
+        torch.nn.LazyConv2d(4, 3), torch.nn.Conv2d(4, 2, 1), torch.nn.Flatten(), torch.nn.LazyLinear(2)
+    )
     from methods._internal.inputs import first_conv
 
     assert first_conv(net)[0] == "1"

@@ -17,7 +17,7 @@ import methods
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("methods", "dashboard")
-MAX_LINES = 400
+MAX_LINES = 450  # ruff-formatted lines (the before-stop hook warns above 450 too)
 
 #: The public names of ``import methods`` before the restructure (issue 10): all must stay.
 PUBLIC_BEFORE = (
@@ -92,7 +92,7 @@ def test_no_import_cycle_between_modules():
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = stack[stack.index(nxt) :] + [nxt]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)
@@ -154,8 +154,15 @@ def test_the_library_imports_neither_its_command_line_nor_the_dashboard():
 
 def test_the_layout_checks_see_the_modules_they_guard():
     """The checks above would pass vacuously on an empty tree: the rooms they guard exist."""
-    for room in ("methods._internal.torch_utils", "methods.runtime", "methods.cli.main", "methods.pipeline.evaluate",
-                 "methods.pipeline.batch", "methods.cams.core.registry", "methods.models.sources.base"):
+    for room in (
+        "methods._internal.torch_utils",
+        "methods.runtime",
+        "methods.cli.main",
+        "methods.pipeline.evaluate",
+        "methods.pipeline.batch",
+        "methods.cams.core.registry",
+        "methods.models.sources.base",
+    ):
         assert room in ALL, room
     assert all(name in ALL for name in FORWARDERS)
 
@@ -185,10 +192,15 @@ def test_every_exception_class_lives_in_errors_and_derives_from_gradlens_error()
             if isinstance(node, ast.ClassDef):
                 bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
                 assert not any(b.endswith(("Error", "Exception")) for b in bases), (
-                    f"{path.relative_to(ROOT)}:{node.lineno} defines exception {node.name}; put it in methods/errors.py")
+                    f"{path.relative_to(ROOT)}:{node.lineno} defines exception {node.name}; put it in methods/errors.py"
+                )
     for value in vars(errors).values():
-        if isinstance(value, type) and issubclass(value, Exception) and not issubclass(value, Warning) \
-                and value.__module__ == errors.__name__:
+        if (
+            isinstance(value, type)
+            and issubclass(value, Exception)
+            and not issubclass(value, Warning)
+            and value.__module__ == errors.__name__
+        ):
             assert issubclass(value, errors.GradLensError), value
 
 

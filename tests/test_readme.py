@@ -42,8 +42,8 @@ def test_readme_python_blocks_run_as_written(tmp_path, monkeypatch):
     blocks = python_blocks((ROOT / "README.md").read_text())
     assert len(blocks) >= 4
     namespace: dict = {"__name__": "readme"}
-    for i, block in enumerate(blocks, 1):
+    for i, code in enumerate(blocks, 1):
         try:
-            exec(compile(block, f"README.md python block {i}", "exec"), namespace)  # noqa: S102
+            exec(compile(code, f"README.md python block {i}", "exec"), namespace)  # noqa: S102
         except Exception as exc:  # noqa: BLE001 - report which block failed
-            raise AssertionError(f"README python block {i} failed: {type(exc).__name__}: {exc}\n{block}") from exc
+            raise AssertionError(f"README python block {i} failed: {type(exc).__name__}: {exc}\n{code}") from exc

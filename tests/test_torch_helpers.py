@@ -73,8 +73,9 @@ def test_runner_reports_a_model_without_logits():
             run(lambda b, fmt: b, torch.zeros(2, 3, 4, 4))
 
 
-@pytest.mark.parametrize("bad", [torch.full((1, 3, 4, 4), float("nan")), torch.zeros(3, 4, 4),
-                                 torch.zeros(1, 3, 4, 4, dtype=torch.int64)])
+@pytest.mark.parametrize(
+    "bad", [torch.full((1, 3, 4, 4), float("nan")), torch.zeros(3, 4, 4), torch.zeros(1, 3, 4, 4, dtype=torch.int64)]
+)
 def test_explain_refuses_nan_and_malformed_inputs(bad):
     net = nn.Sequential(nn.Conv2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     with pytest.raises(InputError):
@@ -82,11 +83,12 @@ def test_explain_refuses_nan_and_malformed_inputs(bad):
 
 
 def test_a_methods_warning_becomes_a_note_of_its_explanation():
-    @methods.register_method(name="noted_test_method", label="Noted", family="baseline", cost="1 fwd",
-                             summary="Test: warns once.")
+    @methods.register_method(
+        name="noted_test_method", label="Noted", family="baseline", cost="1 fwd", summary="Test: warns once."
+    )
     class Noted(methods.RecordedMethod):
         def compute(self, activations, gradients):
-            warnings.warn("layer is mostly negative", GradLensWarning)
+            warnings.warn("layer is mostly negative", GradLensWarning, stacklevel=2)
             return activations.sum(dim=1)
 
     from methods.cams.core import registry
@@ -147,7 +149,9 @@ def test_precision_env_decides_what_auto_means(monkeypatch, native):
 
 
 def test_bad_precision_names_the_choices():
-    with pytest.raises(methods.OptionError, match=r"precision='fp16' is not valid; expected one of \['auto', 'fp32', 'bf16'\]"):
+    with pytest.raises(
+        methods.OptionError, match=r"precision='fp16' is not valid; expected one of \['auto', 'fp32', 'bf16'\]"
+    ):
         _torch.resolve_precision("fp16")
 
 
@@ -157,7 +161,9 @@ def test_results_record_the_resolved_precision(monkeypatch, native):
     monkeypatch.delenv(_torch.PRECISION_ENV, raising=False)
     monkeypatch.setattr(_torch, "bf16_is_native", lambda device=None: native)
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    )
     x = torch.rand(1, 3, 8, 8)
     exp = methods.explain(net, x, "scorecam", layers="1")
     assert exp.options["precision"] == exp.precision == ("bf16" if native else "fp32")

@@ -9,10 +9,8 @@
   ``st.cache_data``, keyed by model id, image key, methods, layers, target and method options.
   Normalization, colormap and alpha are applied by the pages AFTER these caches, so changing them
   never runs the model. :data:`MODEL_CALLS` counts the cache misses that did.
-* Uploaded checkpoints and images live in the session that uploaded them (they cannot travel in
-  a URL): the loaded model and the decoded picture are held by the session's state only, so they
-  are freed with the session. Each session holds at most :data:`UPLOAD_LIMITS` (count and bytes);
-  a new upload beyond them drops the oldest, and says so.
+* Uploaded checkpoints and images live in the session that uploaded them
+  (:mod:`dashboard.app.uploads`); :func:`model_handle` and :func:`image_for` find them there.
 * Long work (slow methods, faithfulness curves) runs on a private copy of the model
   (:func:`_private_model`), at most :data:`SLOW_SLOTS` jobs at a time: the shared model's lock is
   held only while the copy is made, so other sessions keep working during a job of minutes.
@@ -26,31 +24,41 @@ import dataclasses
 import hashlib
 import json
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
+from dashboard.app import uploads
+from dashboard.core import faithfulness, menus, scene_ids, services
+from dashboard.core.params import is_upload
+from dashboard.core.services import ImageContext, MapBundle, MapRequest, ModelHandle
+from dashboard.core.state import ViewState
 from methods import models as zoo
-from methods.runtime import Progress
 from methods import resolve_precision
 from methods.cams.core.layers import LayerInfo
-from methods.data.images import load_image
 from methods.data.scenes import make_scene
-from methods.errors import CheckpointError, GradLensError, ImageError, OptionError
-
-from dashboard.core import menus, scene_ids, services
-from dashboard.core.params import is_upload
-from dashboard.core.services import ImageContext, MapBundle, MapRequest
-from dashboard.core.state import ViewState
+from methods.runtime import Progress
 
 __all__ = [
-    "MODEL_CALLS", "SLOW_SLOTS", "UPLOAD_LIMITS", "ModelHandle", "model_handle", "uploaded_models", "uploaded_images",
-    "upload_notes", "load_uploaded_checkpoint",
-    "register_uploaded_image", "image_key", "image_for", "begin_run", "context", "predictions", "layer_infos",
-    "block_infos", "resolve_layer", "resolve_target", "maps", "curves", "reference_curves", "perturbed_images",
+    "MODEL_CALLS",
+    "SLOW_SLOTS",
+    "model_handle",
+    "image_key",
+    "image_for",
+    "begin_run",
+    "context",
+    "predictions",
+    "layer_infos",
+    "block_infos",
+    "resolve_layer",
+    "resolve_target",
+    "maps",
+    "curves",
+    "reference_curves",
+    "perturbed_images",
 ]
 
 #: Cache misses that ran the model, by kind ("predict", "layers", "explain", "faithfulness").
@@ -64,21 +72,9 @@ Run = Callable[[Callable[[Progress | None], Any]], Any]
 def _here(work: Callable[[Progress | None], Any]) -> Any:
     return work(None)
 
+
 # ------------------------------------------------------------------------------------------
 # models
-
-
-@dataclass(eq=False)
-class ModelHandle:
-    """A loaded model shared by every session, and the lock that serialises its use."""
-
-    id: str
-    loaded: Any  # methods.models.loaded.LoadedModel
-    lock: threading.Lock
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return tuple(self.loaded.class_names)
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
@@ -86,86 +82,11 @@ def _zoo_model(name: str) -> ModelHandle:
     return ModelHandle(name, zoo.load_model(name), threading.Lock())
 
 
-#: Per session: how many uploads of each kind, and how many bytes of them in memory (the weights
-#: of the loaded checkpoints; the decoded pixels of the images). A larger single upload is refused.
-UPLOAD_LIMITS: dict[str, tuple[int, int]] = {"models": (3, 1_200_000_000), "images": (8, 200_000_000)}
-_UPLOAD_KEYS = {"models": "_uploaded_models", "images": "_uploaded_images"}
-_NOTES_KEY = "_upload_notes"
-
-
-def uploaded_models() -> dict[str, dict]:
-    """This session's checkpoints, oldest first: id -> name, arch, num_classes, class_names,
-    sha256, nbytes, handle (the loaded model)."""
-    return st.session_state.setdefault(_UPLOAD_KEYS["models"], {})
-
-
-def uploaded_images() -> dict[str, dict]:
-    """This session's images, oldest first: id -> name, nbytes, image (decoded (H, W, 3) uint8)."""
-    return st.session_state.setdefault(_UPLOAD_KEYS["images"], {})
-
-
-def _session_upload(store: dict[str, dict], upload_id: str, what: str) -> dict:
-    """The entry of ``upload_id`` in this session's ``store``, or an error saying why it is not there."""
-    info = store.get(upload_id)
-    if info is None:
-        raise GradLensError(
-            f"the {what} {upload_id!r} is not in this session (uploaded in another one, or dropped to stay "
-            "within the upload limits); uploaded files cannot travel in a URL. Upload it again."
-        )
-    return info
-
-
-def upload_notes() -> list[str]:
-    """Messages about uploads dropped to stay within :data:`UPLOAD_LIMITS` (shown once, then cleared)."""
-    return st.session_state.pop(_NOTES_KEY, [])
-
-
-def _keep(kind: str, upload_id: str, entry: dict) -> None:
-    """Add an upload to the session, then drop the oldest ones beyond the session's limits."""
-    count, size = UPLOAD_LIMITS[kind]
-    what = "checkpoint" if kind == "models" else "image"
-    if entry["nbytes"] > size:
-        error = CheckpointError if kind == "models" else ImageError
-        raise error(f"it takes {entry['nbytes'] / 1e6:.0f} MB in memory, more than the {size / 1e6:.0f} MB a "
-                    f"session may hold for uploaded {what}s")
-    held = st.session_state.setdefault(_UPLOAD_KEYS[kind], {})
-    held.pop(upload_id, None)
-    held[upload_id] = entry  # the newest last
-    while len(held) > count or sum(e["nbytes"] for e in held.values()) > size:
-        old_id = next(iter(held))
-        old = held.pop(old_id)
-        st.session_state.setdefault(_NOTES_KEY, []).append(
-            f"Dropped the oldest uploaded {what}, {old['name']}, to stay within {count} {what}s and "
-            f"{size / 1e6:.0f} MB per session; upload it again to see it.")
-
-
-def _weight_bytes(loaded) -> int:
-    """Bytes the model's parameters and buffers take in memory (what an uploaded checkpoint costs)."""
-    return int(sum(t.numel() * t.element_size() for t in loaded.model.state_dict().values()))
-
-
 def model_handle(model_id: str) -> ModelHandle:
     """The cached model of ``model_id``: a catalog name, or a checkpoint uploaded in this session."""
     if is_upload(model_id):
-        return _session_upload(uploaded_models(), model_id, "checkpoint")["handle"]
+        return uploads.session_upload(uploads.uploaded_models(), model_id, "checkpoint")["handle"]
     return _zoo_model(model_id)
-
-
-def load_uploaded_checkpoint(data: bytes, name: str, arch: str, num_classes: int,
-                             class_names: tuple[str, ...] | None) -> str:
-    """Load an uploaded checkpoint (errors raise), keep it in the session, return its id."""
-    if class_names is not None and len(class_names) != num_classes:
-        raise OptionError(f"{len(class_names)} class names for num_classes={num_classes}; give one name per class, "
-                          "or none")
-    sha = hashlib.sha256(data).hexdigest()
-    model_id = f"upload:{hashlib.sha256(f'{sha}|{arch}|{num_classes}|{class_names}'.encode()).hexdigest()[:16]}"
-    known = uploaded_models().get(model_id)
-    if known is None:
-        loaded = services.load_checkpoint(data, arch=arch, num_classes=num_classes, class_names=class_names)
-        known = {"name": name, "arch": arch, "num_classes": num_classes, "class_names": class_names, "sha256": sha,
-                 "nbytes": _weight_bytes(loaded), "handle": ModelHandle(model_id, loaded, threading.Lock())}
-    _keep("models", model_id, known)
-    return model_id
 
 
 # ------------------------------------------------------------------------------------------
@@ -184,17 +105,6 @@ def _scene_image(image_id: str) -> np.ndarray:
     return make_scene(seed, n_objects=n_objects).image
 
 
-def register_uploaded_image(data: bytes, name: str) -> str:
-    """Decode an uploaded image once (ImageError raises), keep it in the session, return its id."""
-    image_id = f"upload:{hashlib.sha256(data).hexdigest()[:16]}"
-    entry = uploaded_images().get(image_id)
-    if entry is None:
-        image = load_image(data)
-        entry = {"name": name, "image": image, "nbytes": int(image.nbytes)}
-    _keep("images", image_id, entry)
-    return image_id
-
-
 def image_key(image_id: str, image: np.ndarray) -> str:
     """Cache key of an image: its id and a digest of its pixels (an upload id already is one)."""
     if is_upload(image_id):
@@ -205,7 +115,7 @@ def image_key(image_id: str, image: np.ndarray) -> str:
 def image_for(image_id: str) -> np.ndarray:
     """(H, W, 3) uint8 image of a sample, or of an upload of this session."""
     if is_upload(image_id):
-        return _session_upload(uploaded_images(), image_id, "image")["image"]
+        return uploads.session_upload(uploads.uploaded_images(), image_id, "image")["image"]
     if scene_ids.is_scene_id(image_id):  # an evaluated scene (a Benchmark page link)
         return _scene_image(image_id)
     return _sample_image(image_id)
@@ -323,9 +233,19 @@ def resolve_target(state: ViewState, probs: np.ndarray) -> int:
 
 
 @st.cache_data(show_spinner=False, max_entries=128, max_size="512MB")  # "all layers" of a big model: ~10 MB
-def _raw_maps(model_id: str, image_key: str, method_names: tuple[str, ...], layers: tuple[str, ...], target: int,
-              options_key: str, auto_precision: str, _handle: ModelHandle, _ctx: ImageContext, _progress: Progress | None = None,
-              _private: bool = False) -> dict:
+def _raw_maps(
+    model_id: str,
+    image_key: str,
+    method_names: tuple[str, ...],
+    layers: tuple[str, ...],
+    target: int,
+    options_key: str,
+    auto_precision: str,
+    _handle: ModelHandle,
+    _ctx: ImageContext,
+    _progress: Progress | None = None,
+    _private: bool = False,
+) -> dict:
     with (_private_model if _private else _locked)(_handle, _progress) as loaded:
         MODEL_CALLS["explain"] += 1
         return services.compute_maps(loaded, _ctx.x, method_names, layers, target, json.loads(options_key), _progress)
@@ -340,23 +260,51 @@ def maps(request: MapRequest, *, run: Run = _here, private: bool = False) -> Map
     ctx = context(handle, request.image)
     probs = predictions(handle, request.image)
     target = services.check_target(request.target, probs, request.model)
-    key = (handle.id, ctx.key, request.methods, tuple(resolve_layer(handle, l) for l in request.layers), target,
-           request.options, resolve_precision("auto", "cpu"))  # what "auto" means is part of the key
+    key = (
+        handle.id,
+        ctx.key,
+        request.methods,
+        tuple(resolve_layer(handle, l) for l in request.layers),
+        target,
+        request.options,
+        resolve_precision("auto", "cpu"),
+    )  # what "auto" means is part of the key
     result = run(lambda progress: _raw_maps(*key, _handle=handle, _ctx=ctx, _progress=progress, _private=private))
-    return MapBundle(ctx.view, result["maps"], target, probs, handle.class_names, result["seconds"],
-                     notes=result["notes"], precision=result["precision"])
+    return MapBundle(
+        ctx.view,
+        result["maps"],
+        target,
+        probs,
+        handle.class_names,
+        result["seconds"],
+        notes=result["notes"],
+        precision=result["precision"],
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _curves(model_id: str, image_key: str, what: str, target: int, baseline: str, steps: int, map_digest: str,
-            _handle: ModelHandle, _ctx: ImageContext, _saliency: np.ndarray, _progress: Progress | None = None) -> dict:
+def _curves(
+    model_id: str,
+    image_key: str,
+    what: str,
+    target: int,
+    baseline: str,
+    steps: int,
+    map_digest: str,
+    _handle: ModelHandle,
+    _ctx: ImageContext,
+    _saliency: np.ndarray,
+    _progress: Progress | None = None,
+) -> dict:
     with _private_model(_handle, _progress) as loaded:  # long work (it also switches the weights' memory layout)
         MODEL_CALLS["faithfulness"] += 1
         if what == "references":
-            return services.compute_reference_curves(loaded, _ctx.x, _saliency.shape, target, steps=steps,
-                                                     baseline=baseline, progress=_progress)
-        return services.compute_curves(loaded, _ctx.x, _saliency, target, steps=steps, baseline=baseline,
-                                       progress=_progress)
+            return faithfulness.compute_reference_curves(
+                loaded, _ctx.x, _saliency.shape, target, steps=steps, baseline=baseline, progress=_progress
+            )
+        return faithfulness.compute_curves(
+            loaded, _ctx.x, _saliency, target, steps=steps, baseline=baseline, progress=_progress
+        )
 
 
 def _digest(m: np.ndarray) -> str:
@@ -373,8 +321,9 @@ def curves(state: ViewState, bundle: MapBundle, method: str, layer: str, *, run:
     return run(lambda progress: _curves(*key, _handle=handle, _ctx=ctx, _saliency=raw, _progress=progress))
 
 
-def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int], *,
-                     run: Run = _here) -> dict[str, dict[str, dict]]:
+def reference_curves(
+    state: ViewState, bundle: MapBundle, shape: tuple[int, int], *, run: Run = _here
+) -> dict[str, dict[str, dict]]:
     """Curves of the library's random and centre maps on the explained map's grid (cached)."""
     handle = model_handle(state.model)
     ctx = context(handle, state.image)
@@ -387,4 +336,4 @@ def perturbed_images(state: ViewState, saliency: np.ndarray, fraction: float) ->
     """The deletion and insertion pictures with ``fraction`` of the pixels perturbed (no model run)."""
     handle = model_handle(state.model)
     ctx = context(handle, state.image)
-    return services.perturbed_images(handle.loaded, ctx.x, saliency, fraction, baseline=state.baseline)
+    return faithfulness.perturbed_images(handle.loaded, ctx.x, saliency, fraction, baseline=state.baseline)

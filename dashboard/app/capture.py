@@ -8,17 +8,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Iterator, Sequence
 
 import numpy as np
 import streamlit as st
 
 from dashboard.core.services import MapBundle
 
-__all__ = ["start_recording", "recorded", "record_bundle", "record_curves", "preloaded", "from_preloaded",
-           "preloaded_bundle"]
+__all__ = [
+    "start_recording",
+    "recorded",
+    "record_bundle",
+    "record_curves",
+    "preloaded",
+    "from_preloaded",
+    "preloaded_bundle",
+]
 
 _RECORD_KEY = "_gradlens_recorded"
 _PRELOADED_KEY = "_gradlens_preloaded"

@@ -22,16 +22,24 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import streamlit as st
 
 from methods.errors import Cancelled, GradLensError
 
-__all__ = ["GradLensError", "Outcome", "error_message", "md_escape", "notice", "shown_errors",
-           "show_deferred_errors", "log"]
+__all__ = [
+    "GradLensError",
+    "Outcome",
+    "error_message",
+    "md_escape",
+    "notice",
+    "shown_errors",
+    "show_deferred_errors",
+    "log",
+]
 
 log = logging.getLogger("dashboard")
 if not log.handlers:  # the server's log: Streamlit sets up only its own loggers
@@ -118,13 +126,22 @@ def _message(exc: Exception, where: str | None, instead: str | None, doing: str)
         return _Message(instead or prefix + error_message(exc))
     ident = error_id()
     log.error("unexpected error %s while %s", ident, doing, exc_info=exc)
-    return _Message(instead or f"{prefix}Something went wrong while {doing}. This is a bug in GradLens, not in your "
-                               f"input. Error id {ident}: the server log has the details under it.")
+    return _Message(
+        instead
+        or f"{prefix}Something went wrong while {doing}. This is a bug in GradLens, not in your "
+        f"input. Error id {ident}: the server log has the details under it."
+    )
 
 
 @contextmanager
-def shown_errors(where: str | None = None, container=None, *, instead: str | None = None,
-                 defer_to: str | None = None, doing: str = "drawing this part of the page") -> Iterator[Outcome]:
+def shown_errors(
+    where: str | None = None,
+    container=None,
+    *,
+    instead: str | None = None,
+    defer_to: str | None = None,
+    doing: str = "drawing this part of the page",
+) -> Iterator[Outcome]:
     """Turn an exception in the block into a message; the rest of the block is skipped and the
     script goes on after it (``as outcome``: ``outcome.failed`` tells).
 

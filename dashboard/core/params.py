@@ -18,10 +18,21 @@ readable module. Each parser takes the raw text and a ``Choices`` (duck-typed: i
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
-__all__ = ["UPLOAD_PREFIX", "InvalidParam", "is_upload", "PARTNERS_MAX", "DEPTHS_RANGE", "CLASSES_RANGE",
-           "PAGE_PARSERS", "parse_int", "parse_choice", "parse_models"]
+__all__ = [
+    "UPLOAD_PREFIX",
+    "InvalidParam",
+    "is_upload",
+    "PARTNERS_MAX",
+    "DEPTHS_RANGE",
+    "CLASSES_RANGE",
+    "PAGE_PARSERS",
+    "parse_int",
+    "parse_choice",
+    "parse_models",
+]
 
 UPLOAD_PREFIX = "upload:"
 #: Compare: how many models may stand beside the sidebar's model.
@@ -89,8 +100,9 @@ def parse_models(value: str, valid: Iterable[str] | None) -> tuple[str, ...]:
     """
     items = [v.strip() for v in value.split(",") if v.strip()]
     if len(items) > PARTNERS_MAX:
-        raise InvalidParam(f"{len(items)} models given; the Compare page sets at most {PARTNERS_MAX} beside the "
-                           "sidebar's model")
+        raise InvalidParam(
+            f"{len(items)} models given; the Compare page sets at most {PARTNERS_MAX} beside the sidebar's model"
+        )
     if len(set(items)) != len(items):
         raise InvalidParam("a model is listed twice")
     for item in items:

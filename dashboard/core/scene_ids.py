@@ -30,7 +30,7 @@ def parse_scene_id(value: object) -> tuple[int, int] | None:
     if not isinstance(value, str):
         return None
     for prefix, n in PREFIXES.items():
-        digits = value[len(prefix):]
+        digits = value[len(prefix) :]
         if value.startswith(prefix) and digits.isascii() and digits.isdigit() and len(digits) <= 18:
             seed = int(digits)
             return (seed, n) if seed <= _MAX_SEED else None

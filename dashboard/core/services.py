@@ -9,38 +9,56 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 import methods
-from methods import runtime
+from dashboard.core import menus
+from dashboard.core.faithfulness import baselines
+from dashboard.core.params import InvalidParam
+from dashboard.core.state import Choices, ViewState
 from methods import models as zoo
+from methods import runtime
 from methods.cams.core.blocks import block_layers
 from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
 from methods.cams.core.options import OptionInfo, build_options
 from methods.errors import GradLensError, LayerError, OptionError, TargetError, suggest
 from methods.metrics.agreement import maps as agreement
-from methods.metrics.faithfulness import curves as faithfulness
 from methods.metrics.sanity import check as sanity
 from methods.viz.normalize import MODES, SCOPES
-from methods.viz.styles import REFERENCE_KEYS
-
-from dashboard.core import menus
-from dashboard.core.params import InvalidParam
-from dashboard.core.state import Choices, ViewState
 
 __all__ = [
-    "COLORMAP_NAMES", "NORM_MODES", "NORM_SCOPES", "RISE",
-    "ImageContext", "MapBundle", "merge",
-    "load_checkpoint", "checkpoint_architectures",
-    "image_context", "predict",
-    "default_device", "device_label", "layer_list", "block_list", "resolution", "check_layer", "check_target", "compute_maps",
-    "method_label", "check_options", "parse_option", "MapRequest", "map_request",
-    "choices", "normalized",
-    "baselines", "compute_curves", "compute_reference_curves", "reference_map", "perturbed_images",
+    "COLORMAP_NAMES",
+    "NORM_MODES",
+    "NORM_SCOPES",
+    "ModelHandle",
+    "ImageContext",
+    "MapBundle",
+    "merge",
+    "load_checkpoint",
+    "checkpoint_architectures",
+    "image_context",
+    "predict",
+    "default_device",
+    "device_label",
+    "layer_list",
+    "block_list",
+    "resolution",
+    "check_layer",
+    "check_target",
+    "compute_maps",
+    "method_label",
+    "check_options",
+    "parse_option",
+    "MapRequest",
+    "map_request",
+    "choices",
+    "normalized",
 ]
 
 COLORMAP_NAMES: tuple[str, ...] = tuple(methods.COLORMAPS)
@@ -49,6 +67,19 @@ NORM_SCOPES: tuple[str, ...] = tuple(SCOPES)
 
 # ------------------------------------------------------------------------------------------
 # data types
+
+
+@dataclass(eq=False)
+class ModelHandle:
+    """A loaded model shared by every session, and the lock that serialises its use."""
+
+    id: str
+    loaded: Any  # methods.models.loaded.LoadedModel
+    lock: threading.Lock
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.loaded.class_names)
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,8 +137,13 @@ def merge(first: MapBundle | None, second: MapBundle | None) -> MapBundle | None
     """Union of two bundles of the same image, model and target."""
     if first is None or second is None:
         return first or second
-    return replace(first, maps={**first.maps, **second.maps}, seconds={**first.seconds, **second.seconds},
-                   notes={**first.notes, **second.notes}, precision={**first.precision, **second.precision})
+    return replace(
+        first,
+        maps={**first.maps, **second.maps},
+        seconds={**first.seconds, **second.seconds},
+        notes={**first.notes, **second.notes},
+        precision={**first.precision, **second.precision},
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -116,8 +152,9 @@ def merge(first: MapBundle | None, second: MapBundle | None) -> MapBundle | None
 
 def load_checkpoint(data: bytes, *, arch: str, num_classes: int, class_names: Sequence[str] | None):
     """An uploaded checkpoint as a ``LoadedModel`` (read safely by the zoo)."""
-    return zoo.load_checkpoint(io.BytesIO(data), arch=arch, num_classes=num_classes,
-                               class_names=list(class_names) if class_names else None)
+    return zoo.load_checkpoint(
+        io.BytesIO(data), arch=arch, num_classes=num_classes, class_names=list(class_names) if class_names else None
+    )
 
 
 def checkpoint_architectures() -> list[str]:
@@ -195,8 +232,10 @@ def check_layer(layer: str | None, infos: Sequence[LayerInfo], default: str, mod
         return default
     names = [i.name for i in infos]
     if layer not in names:
-        raise LayerError(f"layer {layer!r} is not a layer of {model_id} with a spatial output.{suggest(layer, names)} "
-                         f"The default layer is {default!r}.")
+        raise LayerError(
+            f"layer {layer!r} is not a layer of {model_id} with a spatial output.{suggest(layer, names)} "
+            f"The default layer is {default!r}."
+        )
     return layer
 
 
@@ -205,22 +244,29 @@ def check_target(target: int | None, probs: np.ndarray, model_id: str) -> int:
     if target is None:
         return int(np.argmax(probs))
     if not 0 <= target < len(probs):
-        raise TargetError(f"target class {target} does not exist: {model_id} has {len(probs)} classes "
-                          f"(0..{len(probs) - 1})")
+        raise TargetError(
+            f"target class {target} does not exist: {model_id} has {len(probs)} classes (0..{len(probs) - 1})"
+        )
     return int(target)
 
 
 def compute_maps(
-    loaded, x: torch.Tensor, method_names: Sequence[str], layers: Sequence[str], target: int,
-    options: dict | None = None, progress: Callable[[int, int], None] | None = None,
+    loaded,
+    x: torch.Tensor,
+    method_names: Sequence[str],
+    layers: Sequence[str],
+    target: int,
+    options: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """RAW maps of several methods at several layers from ONE ``explain_many`` call.
 
     Returns ``{"maps": {method: {layer: (h, w) float32}}, "seconds": {method: s}, "notes": {method:
     (note, ...)}, "precision": {method: "fp32" | "bf16"}}``.
     """
-    results = methods.explain_many(loaded, x, list(method_names), layers=list(layers), target=target,
-                                   options=options or {}, progress=progress)
+    results = methods.explain_many(
+        loaded, x, list(method_names), layers=list(layers), target=target, options=options or {}, progress=progress
+    )
     return {
         "maps": {m: {l: e.maps[l][0].numpy().astype(np.float32) for l in e.layers} for m, e in results.items()},
         "seconds": {m: float(e.seconds) for m, e in results.items()},
@@ -267,8 +313,10 @@ def parse_option(method: str, name: str, text: str) -> Any:
     library; raises :class:`~dashboard.core.state.InvalidParam` with the library's reason."""
     infos = {o.name: o for o in methods.get_method(method).options}
     if name not in infos:
-        raise InvalidParam(f"{method_label(method)} has no option {name!r}.{suggest(name, list(infos))} "
-                           f"Its options: {', '.join(infos) or 'none'}")
+        raise InvalidParam(
+            f"{method_label(method)} has no option {name!r}.{suggest(name, list(infos))} "
+            f"Its options: {', '.join(infos) or 'none'}"
+        )
     value = _typed(infos[name], text)
     try:
         return check_options(method, {name: value})[name]
@@ -307,8 +355,9 @@ def map_request(state: ViewState, method_names: Sequence[str], layers: Sequence[
         '{"scorecam": {"batch_size": 8}}'
     """
     options = {m: state.options_of(m) for m in method_names if state.options_of(m)}
-    return MapRequest(state.model, state.image, tuple(method_names), tuple(layers), state.target,
-                      json.dumps(options, sort_keys=True))
+    return MapRequest(
+        state.model, state.image, tuple(method_names), tuple(layers), state.target, json.dumps(options, sort_keys=True)
+    )
 
 
 def choices() -> Choices:
@@ -317,8 +366,13 @@ def choices() -> Choices:
         models=tuple(m.id for m in menus.model_choices()),
         images=tuple(s.id for s in menus.sample_choices()),
         methods=tuple(s.name for s in methods.list_methods()),
-        norms=NORM_MODES, scopes=NORM_SCOPES, colormaps=COLORMAP_NAMES, baselines=baselines(),
-        parse_option=parse_option, metrics=agreement.METRICS, modes=sanity.MODES,
+        norms=NORM_MODES,
+        scopes=NORM_SCOPES,
+        colormaps=COLORMAP_NAMES,
+        baselines=baselines(),
+        parse_option=parse_option,
+        metrics=agreement.METRICS,
+        modes=sanity.MODES,
     )
 
 
@@ -327,72 +381,3 @@ def normalized(maps: Sequence[np.ndarray], state: ViewState, **overrides: Any) -
     opts = dict(mode=state.norm, relu=state.relu, scope=state.scope, percentiles=(state.p_lo, state.p_hi))
     opts.update(overrides)
     return [np.asarray(m) for m in methods.normalize_many(list(maps), **opts)]
-
-
-# ------------------------------------------------------------------------------------------
-# faithfulness (methods.metrics.faithfulness.curves)
-
-#: The library's own pairing: deletion to zeros, insertion from a blurred copy (RISE's protocol).
-RISE = "rise"
-
-
-def baselines() -> tuple[str, ...]:
-    """Baseline choices: "rise" (each curve's library default), then the library's baselines."""
-    return (RISE,) + tuple(faithfulness.BASELINES)
-
-
-def _curve_baselines(baseline: str) -> dict[str, str]:
-    return {"deletion": "zero", "insertion": "blur"} if baseline == RISE else {"deletion": baseline, "insertion": baseline}
-
-
-def _as_dict(curve) -> dict:
-    return {"fractions": np.asarray(curve.fractions, dtype=np.float64).copy(),
-            "scores": np.asarray(curve.scores, dtype=np.float64).copy(),
-            "counts": np.asarray(curve.counts, dtype=np.int64).copy(), "auc": float(curve.auc),
-            "precision": str(curve.precision)}
-
-
-def compute_curves(
-    loaded, x: torch.Tensor, saliency: np.ndarray, target: int, *, steps: int, baseline: str,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, dict]:
-    """Deletion and insertion curves of one raw (h, w) map: kind -> {fractions, scores, counts, auc}."""
-    out = {}
-    for i, (kind, base) in enumerate(_curve_baselines(baseline).items()):
-        sub = None if progress is None else (lambda i: lambda d, t: progress(i * t + d, 2 * t))(i)
-        fn = faithfulness.deletion_curve if kind == "deletion" else faithfulness.insertion_curve
-        out[kind] = _as_dict(fn(loaded, x, saliency, target, steps=steps, baseline=base, progress=sub))
-    return out
-
-
-def compute_reference_curves(
-    loaded, x: torch.Tensor, size: tuple[int, int], target: int, *, steps: int, baseline: str,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, dict[str, dict]]:
-    """Curves of the library's random and centre reference maps on an (h, w) grid:
-    ``{"ref:random": {kind: curve}, "ref:centre": {...}}``."""
-    out: dict[str, dict[str, dict]] = {key: {} for key in REFERENCE_KEYS}
-    for i, (kind, base) in enumerate(_curve_baselines(baseline).items()):
-        if progress is not None:
-            progress(i, 2)
-        curves = faithfulness.reference_curves(loaded, x, target, kind=kind, size=tuple(size), steps=steps, baseline=base)
-        for name, curve in curves.items():
-            out[f"ref:{name}"][kind] = _as_dict(curve)
-    if progress is not None:
-        progress(2, 2)
-    return out
-
-
-def reference_map(key: str, size: tuple[int, int]) -> np.ndarray:
-    """The (h, w) reference map behind a ``methods.viz.styles.REFERENCE_KEYS`` entry."""
-    return faithfulness.reference_maps(tuple(size))[key.split(":", 1)[1]].numpy()
-
-
-def perturbed_images(loaded, x: torch.Tensor, saliency: np.ndarray, fraction: float, *,
-                     baseline: str) -> dict[str, np.ndarray]:
-    """The deletion and insertion inputs with ``fraction`` of the pixels perturbed, exactly as the
-    curves score them (``faithfulness.perturbed_image``), as (h, w, 3) uint8 pictures."""
-    return {
-        kind: loaded.denormalize(faithfulness.perturbed_image(x, saliency, float(fraction), kind=kind, baseline=base))[0]
-        for kind, base in _curve_baselines(baseline).items()
-    }

@@ -41,15 +41,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from dashboard.core.pages import VIEW_PAGES
 from dashboard.core.params import PAGE_PARSERS, UPLOAD_PREFIX, InvalidParam, is_upload
 from dashboard.core.scene_ids import is_scene_id
 
-__all__ = ["LAYER_SETS", "DEFAULT_MODEL", "DEFAULT_BASELINES", "STEPS_RANGE", "SESSION_ONLY", "UPLOAD_PREFIX",
-           "Choices", "InvalidParam", "ViewState", "is_upload", "option_text"]
+__all__ = [
+    "LAYER_SETS",
+    "DEFAULT_MODEL",
+    "DEFAULT_BASELINES",
+    "STEPS_RANGE",
+    "SESSION_ONLY",
+    "UPLOAD_PREFIX",
+    "Choices",
+    "InvalidParam",
+    "ViewState",
+    "is_upload",
+    "option_text",
+]
 
 LAYER_SETS: tuple[str, ...] = ("blocks", "all")  # the Layers page: one map per block, or every candidate layer
 DEFAULT_MODEL = "efficientnet_lite0"  # the first screen: ImageNet-pretrained, from PyPI, no download
@@ -153,11 +165,13 @@ class ViewState:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], choices: Choices | None = None) -> tuple["ViewState", list[str]]:
+    def from_dict(cls, data: Mapping[str, Any], choices: Choices | None = None) -> tuple[ViewState, list[str]]:
         """Inverse of :meth:`to_dict`, validated like :meth:`from_query` (session-only fields,
         such as ``slow``, are not restored)."""
-        return cls.from_query({_PARAM[k]: _encode_value(k, v) for k, v in data.items()
-                               if k in _FIELD_NAMES and k not in SESSION_ONLY}, choices)
+        return cls.from_query(
+            {_PARAM[k]: _encode_value(k, v) for k, v in data.items() if k in _FIELD_NAMES and k not in SESSION_ONLY},
+            choices,
+        )
 
     # ---------------------------------------------------------------------------------------
     # URL
@@ -175,9 +189,7 @@ class ViewState:
         return out
 
     @classmethod
-    def from_query(
-        cls, params: Mapping[str, Any], choices: Choices | None = None
-    ) -> tuple["ViewState", list[str]]:
+    def from_query(cls, params: Mapping[str, Any], choices: Choices | None = None) -> tuple[ViewState, list[str]]:
         """Read a view from query parameters; bad values fall back to defaults with a message.
 
         Args:
@@ -203,8 +215,10 @@ class ViewState:
                 continue
             if name in SESSION_ONLY:
                 if raw.strip() not in ("", "0", "false"):
-                    messages.append(f"URL parameter {param}={raw!r}: a link never starts slow work; each slow "
-                                    "method waits for its Run button (or the switch on its page, in your session).")
+                    messages.append(
+                        f"URL parameter {param}={raw!r}: a link never starts slow work; each slow "
+                        "method waits for its Run button (or the switch on its page, in your session)."
+                    )
                 continue
             try:
                 values[name] = _PARSERS[name](raw.strip(), choices)
@@ -234,9 +248,14 @@ _FIELD_NAMES = tuple(f.name for f in fields(ViewState))
 #: minutes of computation on a shared server.
 SESSION_ONLY: tuple[str, ...] = ("slow",)
 _NOT_IN_LINKS = frozenset(SESSION_ONLY) | {"page"}
-_FALLBACK_TEXT = {"image": "the model's default sample", "target": "the top-1 class", "layer": "the default layer",
-                  "layers": "every layer of the layer set", "options": "every method's default options",
-                  "models": "the default partner"}
+_FALLBACK_TEXT = {
+    "image": "the model's default sample",
+    "target": "the top-1 class",
+    "layer": "the default layer",
+    "layers": "every layer of the layer set",
+    "options": "every method's default options",
+    "models": "the default partner",
+}
 _PARAM: dict[str, str] = {name: name for name in _FIELD_NAMES}
 _PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts", "layer_set": "layerset"})
 
@@ -293,7 +312,7 @@ def _id(value: str, valid: Iterable[str] | None, what: str) -> str:
     """A model or image id: a known name, or an upload id (``upload:`` and hex digits; whether the
     session has it is checked later)."""
     if is_upload(value):
-        digest = value[len(UPLOAD_PREFIX):]
+        digest = value[len(UPLOAD_PREFIX) :]
         if not digest:
             raise InvalidParam(f"empty upload id for the {what}")
         if len(digest) > 64 or any(c not in "0123456789abcdef" for c in digest):

@@ -14,30 +14,50 @@ __all__ = ["distribution_figure"]
 _REF_COLOUR = "#9e9e9e"
 
 
-def distribution_figure(df: pd.DataFrame, metric: str, layer: str, *, kind: Literal["box", "violin"] = "box",
-                        labels: dict[str, str] | None = None) -> go.Figure:
+def distribution_figure(
+    df: pd.DataFrame,
+    metric: str,
+    layer: str,
+    *,
+    kind: Literal["box", "violin"] = "box",
+    labels: dict[str, str] | None = None,
+) -> go.Figure:
     """One box (or violin) per method of ``metric``'s per-row values on ``layer``, every point
     drawn; the mean is the dashed line (box) or the mean line (violin). Values in the metric's
     unit (:data:`methods.metrics.benchmark.leaderboard.METRICS`: 0/1 metrics as 0 or 100 %)."""
     info = METRICS[metric]
     labels = labels or {}
     rows = df[df["layer"] == layer]
-    order = [m for m in dict.fromkeys(rows["method"]) if m not in REFERENCES] + \
-            [m for m in REFERENCES if m in set(rows["method"])]
+    order = [m for m in dict.fromkeys(rows["method"]) if m not in REFERENCES] + [
+        m for m in REFERENCES if m in set(rows["method"])
+    ]
     fig = go.Figure()
     for method in order:
         values = pd.to_numeric(rows.loc[rows["method"] == method, metric], errors="coerce").dropna() * info.scale
         name = labels.get(method, method)
         colour = _REF_COLOUR if method in REFERENCES else None
         if kind == "violin":
-            fig.add_trace(go.Violin(y=values, name=name, points="all", meanline_visible=True, box_visible=True,
-                                    line_color=colour, spanmode="hard"))
+            fig.add_trace(
+                go.Violin(
+                    y=values,
+                    name=name,
+                    points="all",
+                    meanline_visible=True,
+                    box_visible=True,
+                    line_color=colour,
+                    spanmode="hard",
+                )
+            )
         else:
-            fig.add_trace(go.Box(y=values, name=name, boxpoints="all", jitter=0.4, pointpos=0, boxmean=True,
-                                 marker_color=colour))
+            fig.add_trace(
+                go.Box(y=values, name=name, boxpoints="all", jitter=0.4, pointpos=0, boxmean=True, marker_color=colour)
+            )
     unit = f" ({info.unit})" if info.unit else ""
     fig.update_layout(
         title=f"{info.label}{unit} per map on {layer} · {'lower' if info.better == 'lower' else 'higher'} is better",
-        yaxis_title=f"{info.label}{unit}", showlegend=False, height=420, margin=dict(l=60, r=20, t=50, b=40),
+        yaxis_title=f"{info.label}{unit}",
+        showlegend=False,
+        height=420,
+        margin=dict(l=60, r=20, t=50, b=40),
     )
     return fig

@@ -11,7 +11,7 @@ Colours come from THE palette, :data:`methods.viz.styles.PALETTE`.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -24,9 +24,19 @@ __all__ = ["similarity_heatmap", "depth_figure", "sanity_figure"]
 _CORRELATIONS = ("spearman", "pearson")  # in [-1, 1]: a diverging scale around 0
 
 
-def similarity_heatmap(names_a: Sequence[str], names_b: Sequence[str], grids_a: Sequence[str], grids_b: Sequence[str],
-                       values: Mapping[str, np.ndarray], metric: str, labels: Mapping[str, str], *,
-                       model_a: str, model_b: str, marks: Sequence[tuple[str, str]] = ()) -> go.Figure:
+def similarity_heatmap(
+    names_a: Sequence[str],
+    names_b: Sequence[str],
+    grids_a: Sequence[str],
+    grids_b: Sequence[str],
+    values: Mapping[str, np.ndarray],
+    metric: str,
+    labels: Mapping[str, str],
+    *,
+    model_a: str,
+    model_b: str,
+    marks: Sequence[tuple[str, str]] = (),
+) -> go.Figure:
     """Rows = layers of A (forward order, top to bottom), columns = layers of B.
 
     Args:
@@ -46,33 +56,69 @@ def similarity_heatmap(names_a: Sequence[str], names_b: Sequence[str], grids_a: 
             custom[i, j, 1] = f"{names_b[j]} ({grids_b[j]})"
             for k, m in enumerate(names):
                 custom[i, j, 2 + k] = f"{float(values[m][i, j]):.3f}"
-    hover = (f"{model_a}: %{{customdata[0]}}<br>{model_b}: %{{customdata[1]}}<br>"
-             + "<br>".join(f"{labels.get(m, m)} %{{customdata[{2 + k}]}}" for k, m in enumerate(names))
-             + "<extra></extra>")
+    hover = (
+        f"{model_a}: %{{customdata[0]}}<br>{model_b}: %{{customdata[1]}}<br>"
+        + "<br>".join(f"{labels.get(m, m)} %{{customdata[{2 + k}]}}" for k, m in enumerate(names))
+        + "<extra></extra>"
+    )
     diverging = metric in _CORRELATIONS
-    fig = go.Figure(go.Heatmap(
-        z=z, x=list(range(lb)), y=list(range(la)), customdata=custom, hovertemplate=hover,
-        colorscale="RdBu_r" if diverging else "Viridis", zmin=-1.0 if diverging else 0.0, zmax=1.0,
-        colorbar=dict(title=dict(text=labels.get(metric, metric), side="right"), thickness=14),
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(range(lb)),
+            y=list(range(la)),
+            customdata=custom,
+            hovertemplate=hover,
+            colorscale="RdBu_r" if diverging else "Viridis",
+            zmin=-1.0 if diverging else 0.0,
+            zmax=1.0,
+            colorbar=dict(title=dict(text=labels.get(metric, metric), side="right"), thickness=14),
+        )
+    )
     if marks:
         ia = [list(names_a).index(a) for a, _ in marks]
         ib = [list(names_b).index(b) for _, b in marks]
-        fig.add_trace(go.Scatter(x=ib, y=ia, mode="markers", name="matched depths", hoverinfo="skip",
-                                 marker=dict(symbol="square-open", size=16, color="black", line=dict(width=2))))
+        fig.add_trace(
+            go.Scatter(
+                x=ib,
+                y=ia,
+                mode="markers",
+                name="matched depths",
+                hoverinfo="skip",
+                marker=dict(symbol="square-open", size=16, color="black", line=dict(width=2)),
+            )
+        )
     fig.update_layout(
-        height=max(360, min(900, 22 * la + 160)), margin=dict(l=10, r=10, t=30, b=10), showlegend=bool(marks),
+        height=max(360, min(900, 22 * la + 160)),
+        margin=dict(l=10, r=10, t=30, b=10),
+        showlegend=bool(marks),
         legend=dict(orientation="h", y=1.02, x=0, yanchor="bottom"),
-        xaxis=dict(title=f"{model_b} (forward order)", tickmode="array", tickvals=list(range(lb)),
-                   ticktext=list(names_b), tickangle=-60, tickfont=dict(size=10)),
-        yaxis=dict(title=f"{model_a} (forward order)", tickmode="array", tickvals=list(range(la)),
-                   ticktext=list(names_a), autorange="reversed", tickfont=dict(size=10)),
+        xaxis=dict(
+            title=f"{model_b} (forward order)",
+            tickmode="array",
+            tickvals=list(range(lb)),
+            ticktext=list(names_b),
+            tickangle=-60,
+            tickfont=dict(size=10),
+        ),
+        yaxis=dict(
+            title=f"{model_a} (forward order)",
+            tickmode="array",
+            tickvals=list(range(la)),
+            ticktext=list(names_a),
+            autorange="reversed",
+            tickfont=dict(size=10),
+        ),
     )
     return fig
 
 
-def depth_figure(depths: Sequence[float], series: Mapping[str, Mapping[str, Sequence[float]]],
-                 hover: Mapping[str, Sequence[str]], labels: Mapping[str, str]) -> go.Figure:
+def depth_figure(
+    depths: Sequence[float],
+    series: Mapping[str, Mapping[str, Sequence[float]]],
+    hover: Mapping[str, Sequence[str]],
+    labels: Mapping[str, str],
+) -> go.Figure:
     """Agreement by matched depth: ``series[pair][metric]`` (one value per depth), one colour per
     pair, one dash per metric (the first solid); ``hover[pair]`` names the layers at each depth."""
     fig = go.Figure()
@@ -80,23 +126,41 @@ def depth_figure(depths: Sequence[float], series: Mapping[str, Mapping[str, Sequ
     x = [100.0 * d for d in depths]
     for p, (pair, by_metric) in enumerate(series.items()):
         for k, (metric, values) in enumerate(by_metric.items()):
-            fig.add_trace(go.Scatter(
-                x=x, y=list(values), mode="lines+markers", name=f"{pair}: {labels.get(metric, metric)}",
-                line=dict(color=PALETTE[p % len(PALETTE)], dash=dashes[k % len(dashes)], width=2.5 if k == 0 else 1.8),
-                customdata=list(hover.get(pair, [""] * len(x))),
-                hovertemplate=f"{pair}<br>depth %{{x:.0f}} %<br>%{{customdata}}<br>{labels.get(metric, metric)} "
-                              "%{y:.3f}<extra></extra>",
-            ))
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=list(values),
+                    mode="lines+markers",
+                    name=f"{pair}: {labels.get(metric, metric)}",
+                    line=dict(
+                        color=PALETTE[p % len(PALETTE)], dash=dashes[k % len(dashes)], width=2.5 if k == 0 else 1.8
+                    ),
+                    customdata=list(hover.get(pair, [""] * len(x))),
+                    hovertemplate=f"{pair}<br>depth %{{x:.0f}} %<br>%{{customdata}}<br>{labels.get(metric, metric)} "
+                    "%{y:.3f}<extra></extra>",
+                )
+            )
     fig.add_hline(y=0.0, line=dict(color="#999999", width=1))
-    fig.update_layout(height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.25),
-                      xaxis=dict(title="matched depth (% of each model's block layers)", tickvals=x,
-                                 ticktext=[f"{v:.0f} %" for v in x]),
-                      yaxis=dict(title="agreement between the models' maps", range=[-1.02, 1.02]))
+    fig.update_layout(
+        height=340,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=-0.25),
+        xaxis=dict(
+            title="matched depth (% of each model's block layers)", tickvals=x, ticktext=[f"{v:.0f} %" for v in x]
+        ),
+        yaxis=dict(title="agreement between the models' maps", range=[-1.02, 1.02]),
+    )
     return fig
 
 
-def sanity_figure(steps: Sequence[str], curves: Mapping[str, Mapping[str, Sequence[float]]], probs: Sequence[float],
-                  *, cascading: bool, target_name: str) -> go.Figure:
+def sanity_figure(
+    steps: Sequence[str],
+    curves: Mapping[str, Mapping[str, Sequence[float]]],
+    probs: Sequence[float],
+    *,
+    cascading: bool,
+    target_name: str,
+) -> go.Figure:
     """Similarity to the trained map by step: ``curves[method label]["spearman" | "ssim"]``, one
     colour per method (Spearman solid, SSIM dashed); the probability of the explained class on
     the right axis (grey). ``steps[k]`` names the block of step k (hover)."""
@@ -107,22 +171,46 @@ def sanity_figure(steps: Sequence[str], curves: Mapping[str, Mapping[str, Sequen
     for m, (label, by) in enumerate(curves.items()):
         for measure, values in by.items():
             dash, what = styles.get(measure, ("dot", measure))
-            fig.add_trace(go.Scatter(
-                x=x, y=list(values), mode="lines+markers", name=f"{label}: {what}", customdata=names,
-                line=dict(color=PALETTE[m % len(PALETTE)], dash=dash, width=2.5 if measure == "spearman" else 1.6),
-                hovertemplate=f"{label}<br>%{{customdata}}<br>{what} %{{y:.3f}}<extra></extra>",
-            ), secondary_y=False)
-    fig.add_trace(go.Scatter(
-        x=x, y=list(probs), mode="lines+markers", name=f"p({target_name})", customdata=names,
-        line=dict(color="#777777", dash="dot", width=1.5), marker=dict(symbol="diamond", size=6),
-        hovertemplate="%{customdata}<br>probability %{y:.3f}<extra></extra>",
-    ), secondary_y=True)
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=list(values),
+                    mode="lines+markers",
+                    name=f"{label}: {what}",
+                    customdata=names,
+                    line=dict(color=PALETTE[m % len(PALETTE)], dash=dash, width=2.5 if measure == "spearman" else 1.6),
+                    hovertemplate=f"{label}<br>%{{customdata}}<br>{what} %{{y:.3f}}<extra></extra>",
+                ),
+                secondary_y=False,
+            )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=list(probs),
+            mode="lines+markers",
+            name=f"p({target_name})",
+            customdata=names,
+            line=dict(color="#777777", dash="dot", width=1.5),
+            marker=dict(symbol="diamond", size=6),
+            hovertemplate="%{customdata}<br>probability %{y:.3f}<extra></extra>",
+        ),
+        secondary_y=True,
+    )
     fig.add_hline(y=0.0, line=dict(color="#bbbbbb", width=1))
     title = "blocks randomized, top down (cascading)" if cascading else "the one block randomized (independent)"
-    fig.update_xaxes(title=title, tickmode="array", tickvals=x,
-                     ticktext=[str(k) for k in x] if cascading else ["trained"] + [str(k) for k in x[1:]])
+    fig.update_xaxes(
+        title=title,
+        tickmode="array",
+        tickvals=x,
+        ticktext=[str(k) for k in x] if cascading else ["trained"] + [str(k) for k in x[1:]],
+    )
     fig.update_yaxes(title="similarity to the trained map", range=[-1.02, 1.02], secondary_y=False)
-    fig.update_yaxes(title=f"probability of {target_name}", range=[0, 1.02], secondary_y=True, showgrid=False,
-                     tickvals=[0, 0.25, 0.5, 0.75, 1])
+    fig.update_yaxes(
+        title=f"probability of {target_name}",
+        range=[0, 1.02],
+        secondary_y=True,
+        showgrid=False,
+        tickvals=[0, 0.25, 0.5, 0.75, 1],
+    )
     fig.update_layout(height=420, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.22))
     return fig

@@ -8,12 +8,13 @@ returns a Plotly figure or a number. Nothing runs a model. The pictures and PNG 
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.draw.pictures import data_uri
 from methods.viz import render as _render
 from methods.viz.styles import (
     CURVE_TITLES,
@@ -22,8 +23,6 @@ from methods.viz.styles import (
     SCORE_LABEL,
     curve_lines,
 )
-
-from dashboard.draw.pictures import data_uri
 
 __all__ = ["colorscale", "map_figure", "histogram_figure", "top_share", "concentration_figure", "curves_figure"]
 
@@ -76,8 +75,11 @@ def map_figure(
     nrows = math.ceil(n / ncols)
     height, width = image.shape[:2]
     fig = make_subplots(
-        rows=nrows, cols=ncols, subplot_titles=list(titles),
-        horizontal_spacing=0.03, vertical_spacing=0.08 if nrows > 1 else 0.02,
+        rows=nrows,
+        cols=ncols,
+        subplot_titles=list(titles),
+        horizontal_spacing=0.03,
+        vertical_spacing=0.08 if nrows > 1 else 0.02,
     )
     shared = len(set(ranges)) == 1
     scale = colorscale(cmap)
@@ -94,18 +96,27 @@ def map_figure(
         custom = np.stack([rm, rows_idx, cols_idx], axis=-1)  # (h, w, 3)
         lo, hi = ranges[i]
         traces.append(go.Image(source=src, hoverinfo="skip"))
-        traces.append(go.Heatmap(
-            z=nm, customdata=custom,
-            x0=dx / 2 - 0.5, dx=dx, y0=dy / 2 - 0.5, dy=dy,
-            zmin=lo, zmax=hi, colorscale=scale, opacity=alpha,
-            showscale=shared and i == n - 1,
-            colorbar=dict(thickness=12, len=0.8) if shared else None,
-            hovertemplate=(
-                "cell (row %{customdata[1]}, col %{customdata[2]})"
-                f" of {h}×{w}<br>normalized %{{z:.3f}}<br>raw %{{customdata[0]:.4g}}"
-                f"<extra>{titles[i]}</extra>"
-            ),
-        ))
+        traces.append(
+            go.Heatmap(
+                z=nm,
+                customdata=custom,
+                x0=dx / 2 - 0.5,
+                dx=dx,
+                y0=dy / 2 - 0.5,
+                dy=dy,
+                zmin=lo,
+                zmax=hi,
+                colorscale=scale,
+                opacity=alpha,
+                showscale=shared and i == n - 1,
+                colorbar=dict(thickness=12, len=0.8) if shared else None,
+                hovertemplate=(
+                    "cell (row %{customdata[1]}, col %{customdata[2]})"
+                    f" of {h}×{w}<br>normalized %{{z:.3f}}<br>raw %{{customdata[0]:.4g}}"
+                    f"<extra>{titles[i]}</extra>"
+                ),
+            )
+        )
         row, col = divmod(i, ncols)
         rows += [row + 1, row + 1]
         cols += [col + 1, col + 1]
@@ -114,8 +125,14 @@ def map_figure(
     for i in range(nrows * ncols):
         suffix = "" if i == 0 else str(i + 1)
         axes[f"xaxis{suffix}"] = dict(showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, width - 0.5])
-        axes[f"yaxis{suffix}"] = dict(showticklabels=False, showgrid=False, zeroline=False,
-                                      range=[height - 0.5, -0.5], scaleanchor=f"x{suffix}", scaleratio=1)
+        axes[f"yaxis{suffix}"] = dict(
+            showticklabels=False,
+            showgrid=False,
+            zeroline=False,
+            range=[height - 0.5, -0.5],
+            scaleanchor=f"x{suffix}",
+            scaleratio=1,
+        )
     fig.update_layout(
         **axes,
         height=int(nrows * min(cell_px, 1000 / ncols) * max(0.6, height / width) + 40 + 30 * nrows),
@@ -124,7 +141,9 @@ def map_figure(
     return fig
 
 
-def histogram_figure(values: np.ndarray, *, value_range: tuple[float, float], title: str = "", bins: int = 40) -> go.Figure:
+def histogram_figure(
+    values: np.ndarray, *, value_range: tuple[float, float], title: str = "", bins: int = 40
+) -> go.Figure:
     """A small bar histogram of a map's values over ``value_range`` (counts computed here; log
     count axis, so the spike of zeros after a ReLU does not flatten everything else)."""
     arr = np.asarray(values, dtype=np.float64).ravel()
@@ -133,12 +152,21 @@ def histogram_figure(values: np.ndarray, *, value_range: tuple[float, float], ti
         hi = lo + 1.0
     counts, edges = np.histogram(np.clip(arr, lo, hi), bins=bins, range=(lo, hi))
     centres = (edges[:-1] + edges[1:]) / 2
-    fig = go.Figure(go.Bar(x=centres, y=counts, width=(hi - lo) / bins, marker_color="#4a6fa5",
-                           hovertemplate="%{x:.3g}: %{y} values<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=centres,
+            y=counts,
+            width=(hi - lo) / bins,
+            marker_color="#4a6fa5",
+            hovertemplate="%{x:.3g}: %{y} values<extra></extra>",
+        )
+    )
     fig.update_layout(
         title=dict(text=title, font=dict(size=12)) if title else None,
-        height=170, margin=dict(l=10, r=10, t=28 if title else 8, b=10),
-        bargap=0, showlegend=False,
+        height=170,
+        margin=dict(l=10, r=10, t=28 if title else 8, b=10),
+        bargap=0,
+        showlegend=False,
         xaxis=dict(range=[lo, hi], tickfont=dict(size=10)),
         yaxis=dict(tickfont=dict(size=10), title=None, type="log"),  # a spike at 0 must not hide the rest
     )
@@ -162,27 +190,42 @@ def top_share(m: np.ndarray, frac: float = 0.1) -> float:
     if pos.size == 0 or total <= 0:
         return float("nan")
     k = max(1, int(math.ceil(frac * pos.size)))
-    top = np.partition(pos, pos.size - k)[pos.size - k:]
+    top = np.partition(pos, pos.size - k)[pos.size - k :]
     return float(top.sum() / total)
 
 
-def concentration_figure(layers: Sequence[str], shares: Sequence[float], resolutions: Sequence[str], frac: float = 0.1) -> go.Figure:
+def concentration_figure(
+    layers: Sequence[str], shares: Sequence[float], resolutions: Sequence[str], frac: float = 0.1
+) -> go.Figure:
     """Share of positive mass in the top ``frac`` of pixels, by layer in forward order."""
     fig = go.Figure(
         go.Scatter(
-            x=list(range(len(layers))), y=list(shares), mode="lines+markers",
+            x=list(range(len(layers))),
+            y=list(shares),
+            mode="lines+markers",
             customdata=np.stack([np.asarray(layers, dtype=object), np.asarray(resolutions, dtype=object)], axis=-1)
-            if layers else None,
+            if layers
+            else None,
             hovertemplate="%{customdata[0]} (%{customdata[1]})<br>top share %{y:.2f}<extra></extra>",
             line=dict(color=PALETTE[0]),
         )
     )
-    fig.add_hline(y=frac, line=dict(color="#999999", dash="dot"), annotation_text="uniform map",
-                  annotation_position="bottom right")
+    fig.add_hline(
+        y=frac,
+        line=dict(color="#999999", dash="dot"),
+        annotation_text="uniform map",
+        annotation_position="bottom right",
+    )
     fig.update_layout(
-        height=300, margin=dict(l=10, r=10, t=30, b=10),
-        xaxis=dict(tickmode="array", tickvals=list(range(len(layers))), ticktext=list(layers),
-                   title="layer (forward order)", tickangle=-45 if len(layers) > 6 else 0),
+        height=300,
+        margin=dict(l=10, r=10, t=30, b=10),
+        xaxis=dict(
+            tickmode="array",
+            tickvals=list(range(len(layers))),
+            ticktext=list(layers),
+            title="layer (forward order)",
+            tickangle=-45 if len(layers) > 6 else 0,
+        ),
         yaxis=dict(range=[0, 1.02], title=f"mass in top {frac:.0%} of pixels"),
     )
     return fig
@@ -211,8 +254,9 @@ def curves_figure(
         marker: a fraction to mark with a vertical line (the step being shown).
     """
     labels = dict(labels or {})
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(CURVE_TITLES["deletion"], CURVE_TITLES["insertion"]),
-                        horizontal_spacing=0.08)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=(CURVE_TITLES["deletion"], CURVE_TITLES["insertion"]), horizontal_spacing=0.08
+    )
     lines = curve_lines([*deletion, *insertion], references)
     for col, curves in ((1, deletion), (2, insertion)):
         for key, (fractions, scores) in curves.items():
@@ -220,19 +264,22 @@ def curves_figure(
             line = lines[key]
             fig.add_trace(
                 go.Scatter(
-                    x=np.asarray(fractions, dtype=float), y=np.asarray(scores, dtype=float),
-                    mode="lines", name=name, legendgroup=key, showlegend=col == 1, line=line,
+                    x=np.asarray(fractions, dtype=float),
+                    y=np.asarray(scores, dtype=float),
+                    mode="lines",
+                    name=name,
+                    legendgroup=key,
+                    showlegend=col == 1,
+                    line=line,
                     hovertemplate=f"{name}<br>fraction %{{x:.2f}}<br>score %{{y:.3f}}<extra></extra>",
                 ),
-                row=1, col=col,
+                row=1,
+                col=col,
             )
     if marker is not None:
         for col in (1, 2):
             fig.add_vline(x=float(marker), line=dict(color="#aaaaaa", width=1), row=1, col=col)
     fig.update_xaxes(title="fraction of pixels", range=[0, 1])
     fig.update_yaxes(title=score_label, rangemode="tozero")
-    fig.update_layout(height=420, margin=dict(l=10, r=10, t=50, b=10),
-                      legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(height=420, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
     return fig
-
-

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -19,7 +19,17 @@ from PIL.PngImagePlugin import PngInfo
 
 from methods.viz import render as _render
 
-__all__ = ["png_bytes", "data_uri", "ColourScale", "scale_text", "scale_of", "colorbar", "with_colorbar", "compose_grid", "enlarge"]
+__all__ = [
+    "png_bytes",
+    "data_uri",
+    "ColourScale",
+    "scale_text",
+    "scale_of",
+    "colorbar",
+    "with_colorbar",
+    "compose_grid",
+    "enlarge",
+]
 
 
 def png_bytes(image: np.ndarray, *, compress_level: int = 1, info: Mapping[str, str] | None = None) -> bytes:
@@ -83,12 +93,19 @@ class ColourScale:
 
     def png_info(self) -> dict[str, str]:
         """The scale as PNG text chunks (what ``widgets.download_png(info=...)`` writes)."""
-        return {"GradLens normalization": self.text, "GradLens colour range": self.range_text,
-                "GradLens colormap": self.cmap}
+        return {
+            "GradLens normalization": self.text,
+            "GradLens colour range": self.range_text,
+            "GradLens colormap": self.cmap,
+        }
 
 
-_MODE_TEXT = {"raw": "raw values", "minmax": "min-max normalization", "max": "max normalization (M / max|M|)",
-              "percentile": "percentile normalization"}
+_MODE_TEXT = {
+    "raw": "raw values",
+    "minmax": "min-max normalization",
+    "max": "max normalization (M / max|M|)",
+    "percentile": "percentile normalization",
+}
 
 
 def scale_text(mode: str, relu: bool, scope: str | None, percentiles: tuple[float, float] | None = None) -> str:
@@ -134,8 +151,9 @@ def colorbar(scale: ColourScale, width: int, *, bar_height: int = 16, pad: int =
     colours = _render.heatmap(ramp, (1, inner), colormap=scale.cmap)[0]  # (inner, 3)
     line = font_size + 5
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    text = f"{scale.cmap} · {scale.text}" + (" · each map from its own min to its own max"
-                                             if scale.value_range is None else "")
+    text = f"{scale.cmap} · {scale.text}" + (
+        " · each map from its own min to its own max" if scale.value_range is None else ""
+    )
     lines = _wrap(probe, text, font, inner)
     canvas = Image.new("RGB", (width, bar_height + (1 + len(lines)) * line + pad), (255, 255, 255))
     canvas.paste(Image.fromarray(np.repeat(colours[None], bar_height, axis=0)), (pad, 0))
@@ -224,7 +242,9 @@ def compose_grid(
     if note:
         line = Image.new("RGB", (width, 22), (255, 255, 255))
         line_draw = ImageDraw.Draw(line)
-        line_draw.text((pad, 2), _fit_text(line_draw, note, _font(12), width - 2 * pad), fill=(60, 60, 60), font=_font(12))
+        line_draw.text(
+            (pad, 2), _fit_text(line_draw, note, _font(12), width - 2 * pad), fill=(60, 60, 60), font=_font(12)
+        )
         parts.append(np.asarray(line))
     return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
 

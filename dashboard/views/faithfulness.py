@@ -7,13 +7,12 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
-
 from dashboard.app import cache, jobs, navigation, widgets
 from dashboard.app.errors import md_escape, notice
-from dashboard.core import services
+from dashboard.core import faithfulness, services
 from dashboard.core.state import STEPS_RANGE, ViewState
 from dashboard.draw import figures, pictures
+from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
 
 BASELINE_LABELS = {
     "rise": "RISE: deletion to zero, insertion from blur",
@@ -29,22 +28,46 @@ def controls(state: ViewState) -> ViewState:
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     widgets.seed("w_methods", [m for m in state.methods if m in names] or names[:1])
     top = st.columns([3, 2], vertical_alignment="bottom")
-    chosen = top[0].multiselect("Methods", names, key="w_methods", format_func=labels.get,
-                                help="The library's random and centre reference maps are always drawn too.")
+    chosen = top[0].multiselect(
+        "Methods",
+        names,
+        key="w_methods",
+        format_func=labels.get,
+        help="The library's random and centre reference maps are always drawn too.",
+    )
     layer = widgets.layer_select(state, top[1])
     row = st.columns([2, 2, 1.2], vertical_alignment="bottom")
-    options = list(services.baselines())
+    options = list(faithfulness.baselines())
     widgets.seed("w_baseline", state.baseline if state.baseline in options else options[0])
-    baseline = row[0].selectbox("Baseline", options, key="w_baseline", format_func=lambda b: BASELINE_LABELS.get(b, b),
-                                help="What a removed pixel becomes (deletion), and the picture insertion starts from.")
+    baseline = row[0].selectbox(
+        "Baseline",
+        options,
+        key="w_baseline",
+        format_func=lambda b: BASELINE_LABELS.get(b, b),
+        help="What a removed pixel becomes (deletion), and the picture insertion starts from.",
+    )
     widgets.seed("w_steps", int(state.steps))
-    steps = row[1].slider("Steps", STEPS_RANGE[0], STEPS_RANGE[1], step=5, key="w_steps",
-                          help="Pixels are removed / put back in this many equal chunks.")
+    steps = row[1].slider(
+        "Steps",
+        STEPS_RANGE[0],
+        STEPS_RANGE[1],
+        step=5,
+        key="w_steps",
+        help="Pixels are removed / put back in this many equal chunks.",
+    )
     widgets.seed("w_slow", state.slow)
-    slow = row[2].toggle("Run without asking", key="w_slow",
-                         help="Otherwise the curves (and slow methods) wait for their Run button.")
-    return replace(state, methods=tuple(chosen) or state.methods, layer=layer, baseline=baseline,
-                              steps=int(steps), step=min(state.step, int(steps)), slow=slow)
+    slow = row[2].toggle(
+        "Run without asking", key="w_slow", help="Otherwise the curves (and slow methods) wait for their Run button."
+    )
+    return replace(
+        state,
+        methods=tuple(chosen) or state.methods,
+        layer=layer,
+        baseline=baseline,
+        steps=int(steps),
+        step=min(state.step, int(steps)),
+        slow=slow,
+    )
 
 
 def show(state: ViewState) -> None:
@@ -58,9 +81,13 @@ def show(state: ViewState) -> None:
     per_map = 2 * (state.steps + 1)
     job = ("curves", state.model, state.image, state.target, layer, state.baseline, state.steps, tuple(names))
     if not jobs.wait_for_click(
-            job, f":material/hourglass_top: Each curve pair costs {per_map} forward passes, batched by 32: "
-                 f"{len(names)} map(s) + 2 references = {per_map * (len(names) + 2)} images through the model.",
-            "Run the curves", key="faith_run", auto=state.slow):
+        job,
+        f":material/hourglass_top: Each curve pair costs {per_map} forward passes, batched by 32: "
+        f"{len(names)} map(s) + 2 references = {per_map * (len(names) + 2)} images through the model.",
+        "Run the curves",
+        key="faith_run",
+        auto=state.slow,
+    ):
         return
     curves = {n: jobs.faithfulness_curves(state, bundle, n, layer, job=job) for n in names}
     curves.update(jobs.reference_curves(state, bundle, shape, job=job))
@@ -72,32 +99,46 @@ def show(state: ViewState) -> None:
 
     widgets.map_notes(bundle, names, services.method_label)
     precisions = sorted({str(c.get("precision", "fp32")) for k in keys for c in curves[k].values()})
-    st.caption(f"Class **{md_escape(bundle.target_name)}** · layer {md_escape(layer)} ({shape[0]}×{shape[1]}) · baseline "
-               f"**{BASELINE_LABELS.get(state.baseline, state.baseline)}** · {state.steps} steps · curves in "
-               f"{' and '.join(precisions)}. Grey dashed: the random and centre maps on the same grid, the chance "
-               "level a method must beat.")
+    st.caption(
+        f"Class **{md_escape(bundle.target_name)}** · layer {md_escape(layer)} ({shape[0]}×{shape[1]}) · baseline "
+        f"**{BASELINE_LABELS.get(state.baseline, state.baseline)}** · {state.steps} steps · curves in "
+        f"{' and '.join(precisions)}. Grey dashed: the random and centre maps on the same grid, the chance "
+        "level a method must beat."
+    )
     if precisions != ["fp32"]:
-        notice(f"The curves were computed in {' and '.join(precisions)} (bfloat16 autocast: precision \"auto\" on "
-               "this machine). An AUC can differ from fp32 by up to 0.03 on EfficientNet-Lite0 (docs/precision.md), "
-               "more than two methods may differ by on one image. Set GRADLENS_PRECISION=fp32 on the server for fp32.",
-               "info", icon=":material/memory:")
-    fig = figures.curves_figure({k: (curves[k]["deletion"]["fractions"], curves[k]["deletion"]["scores"]) for k in keys},
-                                {k: (curves[k]["insertion"]["fractions"], curves[k]["insertion"]["scores"]) for k in keys},
-                                labels=labels, references=REFERENCE_KEYS, marker=float(fractions[step]))
+        notice(
+            f'The curves were computed in {" and ".join(precisions)} (bfloat16 autocast: precision "auto" on '
+            "this machine). An AUC can differ from fp32 by up to 0.03 on EfficientNet-Lite0 (docs/precision.md), "
+            "more than two methods may differ by on one image. Set GRADLENS_PRECISION=fp32 on the server for fp32.",
+            "info",
+            icon=":material/memory:",
+        )
+    fig = figures.curves_figure(
+        {k: (curves[k]["deletion"]["fractions"], curves[k]["deletion"]["scores"]) for k in keys},
+        {k: (curves[k]["insertion"]["fractions"], curves[k]["insertion"]["scores"]) for k in keys},
+        labels=labels,
+        references=REFERENCE_KEYS,
+        marker=float(fractions[step]),
+    )
     st.plotly_chart(fig, width="stretch", key="faith_fig")
-    auc = pd.DataFrame({
-        "Map": [labels[k] for k in keys],
-        "Deletion AUC (lower is better)": [curves[k]["deletion"]["auc"] for k in keys],
-        "Insertion AUC (higher is better)": [curves[k]["insertion"]["auc"] for k in keys],
-        "Precision": [curves[k]["deletion"].get("precision", "fp32") for k in keys],
-    })
+    auc = pd.DataFrame(
+        {
+            "Map": [labels[k] for k in keys],
+            "Deletion AUC (lower is better)": [curves[k]["deletion"]["auc"] for k in keys],
+            "Insertion AUC (higher is better)": [curves[k]["insertion"]["auc"] for k in keys],
+            "Precision": [curves[k]["deletion"].get("precision", "fp32") for k in keys],
+        }
+    )
     auc.insert(3, "Insertion − deletion", auc.iloc[:, 2] - auc.iloc[:, 1])
     st.dataframe(auc.round(4), hide_index=True, width="stretch")
-    long = pd.DataFrame([
-        {"map": labels[k], "curve": kind, "fraction": f, "score": s}
-        for k in keys for kind in ("deletion", "insertion")
-        for f, s in zip(curves[k][kind]["fractions"], curves[k][kind]["scores"])
-    ])
+    long = pd.DataFrame(
+        [
+            {"map": labels[k], "curve": kind, "fraction": f, "score": s}
+            for k in keys
+            for kind in ("deletion", "insertion")
+            for f, s in zip(curves[k][kind]["fractions"], curves[k][kind]["scores"])
+        ]
+    )
     a, b = st.columns(2)
     with a:
         widgets.download_csv("AUC table as CSV", auc.round(6), "gradlens_auc.csv", key="dl_auc")
@@ -123,7 +164,7 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
     if step != state.step:
         navigation.commit(replace(state, step=int(step)))
     shape = next(iter(bundle.maps.values()))[layer].shape
-    saliency = services.reference_map(shown, shape) if shown in REFERENCE_KEYS else bundle.maps[shown][layer]
+    saliency = faithfulness.reference_map(shown, shape) if shown in REFERENCE_KEYS else bundle.maps[shown][layer]
     count = int(curves[shown]["deletion"]["counts"][step])
     images = cache.perturbed_images(state, saliency, float(fractions[step]))
     cols = st.columns(2)
@@ -131,11 +172,19 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
     for col, kind in zip(cols, ("deletion", "insertion")):
         score = curves[shown][kind]["scores"][step]
         captions.append(f"{kind} at {fractions[step]:.0%}: p = {score:.3f}")
-        col.image(pictures.enlarge(images[kind], 320), width="stretch",
-                  caption=f"{kind.capitalize()}: {fractions[step]:.0%} of the pixels ({count}) "
-                          f"{'removed' if kind == 'deletion' else 'put back'}; probability of "
-                          f"{bundle.target_name} = {score:.3f}")
-    grid = partial(pictures.compose_grid, [images["deletion"], images["insertion"]], captions, ncols=2, cell=256,
-                   title=f"{labels[shown]} · {state.baseline} · step {step}/{len(fractions) - 1}")
+        col.image(
+            pictures.enlarge(images[kind], 320),
+            width="stretch",
+            caption=f"{kind.capitalize()}: {fractions[step]:.0%} of the pixels ({count}) "
+            f"{'removed' if kind == 'deletion' else 'put back'}; probability of "
+            f"{bundle.target_name} = {score:.3f}",
+        )
+    grid = partial(
+        pictures.compose_grid,
+        [images["deletion"], images["insertion"]],
+        captions,
+        ncols=2,
+        cell=256,
+        title=f"{labels[shown]} · {state.baseline} · step {step}/{len(fractions) - 1}",
+    )
     widgets.download_png("Perturbed images as PNG", grid, "gradlens_perturbed.png", key="dl_perturbed")
-

@@ -9,13 +9,12 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.viz.ranges import display_range
-
 from dashboard.app import jobs, model_fit, widgets
 from dashboard.app.errors import md_escape
 from dashboard.core import services
 from dashboard.core.state import ViewState
 from dashboard.draw import pictures
+from methods.viz.ranges import display_range
 
 HOW_TO_READ = """
 * **Grayscale map**: where the class score is most sensitive to the layer's features; white = high.
@@ -34,8 +33,15 @@ HOW_TO_READ = """
 def method_table() -> pd.DataFrame:
     """The registry as a table: label, family, cost, paper, summary (never a hard-coded list)."""
     rows = [
-        {"Method": s.label, "Key": s.name, "Family": s.family, "Cost": s.cost,
-         "Slow": "yes" if s.is_slow else "", "Paper": s.paper, "Summary": s.summary}
+        {
+            "Method": s.label,
+            "Key": s.name,
+            "Family": s.family,
+            "Cost": s.cost,
+            "Slow": "yes" if s.is_slow else "",
+            "Paper": s.paper,
+            "Summary": s.summary,
+        }
         for s in methods.list_methods()
     ]
     return pd.DataFrame(rows)
@@ -54,41 +60,61 @@ def show(state: ViewState) -> None:
     value_range = display_range(norm, mode=state.norm, relu=state.relu)
     views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)
     target_name = bundle.target_name
-    scale = pictures.ColourScale(state.cmap, value_range, pictures.scale_text(state.norm, state.relu, None,
-                                                                            (state.p_lo, state.p_hi)))
+    scale = pictures.ColourScale(
+        state.cmap, value_range, pictures.scale_text(state.norm, state.relu, None, (state.p_lo, state.p_hi))
+    )
 
     st.subheader(f"Grad-CAM for “{md_escape(target_name)}” at layer {md_escape(layer)}")
     panels = [views.original, views.grayscale, views.heatmap, views.overlay]
-    captions = ["Original (as the model sees it)", "Grayscale map (black = low, white = high)",
-                f"Heatmap ({state.cmap})", f"Overlay (alpha {state.alpha:.2f})"]
+    captions = [
+        "Original (as the model sees it)",
+        "Grayscale map (black = low, white = high)",
+        f"Heatmap ({state.cmap})",
+        f"Overlay (alpha {state.alpha:.2f})",
+    ]
     cols = st.columns(4)
     for col, pic, cap in zip(cols, panels, captions):
         col.image(pictures.enlarge(pic), caption=cap, width="stretch")
     _, bar = st.columns([2, 2])
-    bar.image(pictures.colorbar(scale, 480), caption=f"Heatmap and overlay colours: {scale.range_text}",
-              width="stretch")
+    bar.image(
+        pictures.colorbar(scale, 480), caption=f"Heatmap and overlay colours: {scale.range_text}", width="stretch"
+    )
     st.caption(
         f"Raw map {raw.shape[0]}×{raw.shape[1]} at {md_escape(layer)}, values {float(raw.min()):.3g} … "
         f"{float(raw.max()):.3g}; shown with {state.norm} normalization{' after ReLU' if state.relu else ''}. "
         f"Computed in {bundle.seconds.get('gradcam', 0.0) * 1000:.0f} ms."
     )
-    grid = partial(pictures.compose_grid, panels, captions, ncols=4, cell=256, scale=scale,
-                   title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}",
-                   note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}")
+    grid = partial(
+        pictures.compose_grid,
+        panels,
+        captions,
+        ncols=4,
+        cell=256,
+        scale=scale,
+        title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}",
+        note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}",
+    )
     widgets.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home", info=scale.png_info())
 
     left, right = st.columns([1, 2], gap="large")
     with left:
         st.subheader("Prediction")
         order = bundle.probs.argsort()[::-1][:5]
-        top = pd.DataFrame({
-            "Class": [bundle.class_names[i] if i < len(bundle.class_names) else str(i) for i in order],
-            "Probability": [float(bundle.probs[i]) for i in order],
-        })
+        top = pd.DataFrame(
+            {
+                "Class": [bundle.class_names[i] if i < len(bundle.class_names) else str(i) for i in order],
+                "Probability": [float(bundle.probs[i]) for i in order],
+            }
+        )
         st.dataframe(
-            top, hide_index=True, width="stretch",
-            column_config={"Probability": st.column_config.ProgressColumn(
-                "Probability", format="percent", min_value=0.0, max_value=1.0)},
+            top,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "Probability": st.column_config.ProgressColumn(
+                    "Probability", format="percent", min_value=0.0, max_value=1.0
+                )
+            },
         )
         widgets.download_csv("Top-5 as CSV", top, "gradlens_top5.csv", key="dl_top5")
         model_fit.domain_warning(state)  # a photo on a scenes model, a scene on an ImageNet model
@@ -99,11 +125,13 @@ def show(state: ViewState) -> None:
     st.subheader("Methods in the library")
     table = method_table()
     st.dataframe(
-        table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3,  # every row, no scrolling
+        table,
+        hide_index=True,
+        width="stretch",
+        height=35 * (len(table) + 1) + 3,  # every row, no scrolling
         column_config={
             "Paper": st.column_config.LinkColumn("Paper", display_text="paper"),
             "Summary": st.column_config.TextColumn("Summary", width="large"),
         },
     )
     widgets.download_csv("Method table as CSV", table, "gradlens_methods.csv", key="dl_methods")
-

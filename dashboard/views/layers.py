@@ -7,13 +7,12 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.viz.ranges import display_ranges
-
 from dashboard.app import cache, jobs, widgets
 from dashboard.app.errors import md_escape
 from dashboard.core import services
 from dashboard.core.state import ViewState
 from dashboard.draw import figures, pictures
+from methods.viz.ranges import display_ranges
 
 TOP_FRACTION = 0.10
 
@@ -40,9 +39,15 @@ def controls(state: ViewState) -> ViewState:
     left, mid, right = st.columns([1, 1, 3], vertical_alignment="bottom")
     method = widgets.method_select(state, left)
     widgets.seed("w_layer_set", state.layer_set)
-    which = mid.radio("Layers shown", list(_SET_LABELS), key="w_layer_set", format_func=_SET_LABELS.get,
-                      horizontal=True, help="Block outputs: one map per block, what a network is read by. "
-                      f"Every candidate layer: all {len(rows)} layers with a spatial output (slower).")
+    which = mid.radio(
+        "Layers shown",
+        list(_SET_LABELS),
+        key="w_layer_set",
+        format_func=_SET_LABELS.get,
+        horizontal=True,
+        help="Block outputs: one map per block, what a network is read by. "
+        f"Every candidate layer: all {len(rows)} layers with a spatial output (slower).",
+    )
     if which != state.layer_set:  # another set: its own layers, not the old subset
         state = replace(state, layer_set=which, layers=())
         st.session_state.pop("w_layers", None)
@@ -50,7 +55,9 @@ def controls(state: ViewState) -> ViewState:
     known = [l for l in state.layers if l in by_name]  # the sidebar reported unknown ones
     widgets.seed("w_layers", known or shown)
     chosen = right.multiselect(
-        "Layers", list(by_name), key="w_layers",
+        "Layers",
+        list(by_name),
+        key="w_layers",
         format_func=lambda n: f"{n} · {services.resolution(by_name[n])}" + (" (default)" if n == default else ""),
         help="Every candidate layer in forward order; remove some to focus on a few, or add any.",
     )
@@ -64,8 +71,10 @@ def cost_text(spec, layers: list) -> str:
     forwards layer by layer: Score-CAM at 8 layers of 1,536 channels in all is 1,536 of them)."""
     if spec.family == "score":
         channels = sum(info.shape[0] for info in layers)
-        return (f"from one explain call that costs {spec.cost} for each layer, C being the layer's channels: "
-                f"{channels:,} channels over these {len(layers)} layers")
+        return (
+            f"from one explain call that costs {spec.cost} for each layer, C being the layer's channels: "
+            f"{channels:,} channels over these {len(layers)} layers"
+        )
     if spec.needs_gradients:
         return f"from one explain call: {spec.cost} records all {len(layers)} layers at once"
     return f"from one explain call ({spec.cost} for each layer)"
@@ -95,18 +104,24 @@ def show(state: ViewState) -> None:
         f"({bundle.seconds.get(state.method, 0.0):.2f} s). "
         f"{'One shared scale: compare strengths across layers.' if state.scope == 'shared' else 'Each map on its own scale.'}"
     )
-    overlays = [methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
-                for m, r in zip(norm, ranges)]
-    scale = pictures.scale_of(state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope,
-                                                                    (state.p_lo, state.p_hi)))
-    captions = [f"{n} · {services.resolution(by_name[n])}" + (" · default" if n == default else "")
-                + (" · no positive value" if state.relu and m.max() <= 0 else "")
-                + ("" if scale.value_range is not None else f" · [{r[0]:.3g}, {r[1]:.3g}]")
-                for n, m, r in zip(names, raw, ranges)]
+    overlays = [
+        methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
+        for m, r in zip(norm, ranges)
+    ]
+    scale = pictures.scale_of(
+        state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
+    )
+    captions = [
+        f"{n} · {services.resolution(by_name[n])}"
+        + (" · default" if n == default else "")
+        + (" · no positive value" if state.relu and m.max() <= 0 else "")
+        + ("" if scale.value_range is not None else f" · [{r[0]:.3g}, {r[1]:.3g}]")
+        for n, m, r in zip(names, raw, ranges)
+    ]
     ncols = 4
     for start in range(0, len(names), ncols):
         cols = st.columns(ncols)
-        for col, pic, cap in zip(cols, overlays[start:start + ncols], captions[start:start + ncols]):
+        for col, pic, cap in zip(cols, overlays[start : start + ncols], captions[start : start + ncols]):
             col.image(pictures.enlarge(pic, 256), caption=cap, width="stretch")
     _, bar = st.columns([2, 2])
     bar.image(pictures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
@@ -114,29 +129,43 @@ def show(state: ViewState) -> None:
     st.subheader("How concentrated is the map, by depth?")
     size = bundle.image.shape[:2]
     shares = [figures.top_share(methods.viz.render.resize_map(m, size), TOP_FRACTION) for m in raw]
-    st.plotly_chart(figures.concentration_figure(names, shares, [services.resolution(by_name[n]) for n in names], TOP_FRACTION),
-                    width="stretch", key="layers_concentration")
+    st.plotly_chart(
+        figures.concentration_figure(names, shares, [services.resolution(by_name[n]) for n in names], TOP_FRACTION),
+        width="stretch",
+        key="layers_concentration",
+    )
     empty = [n for n, s in zip(names, shares) if s != s]  # NaN: nothing positive to share
-    st.caption(f"Share of the map's positive mass in its top {TOP_FRACTION:.0%} of pixels (map resized to the "
-               f"image): {TOP_FRACTION:.2f} = spread evenly, 1 = all on a few pixels; computed on the raw map after "
-               "ReLU, so it does not depend on the normalization."
-               + (f" Gaps: {', '.join(empty)} have no positive value for this class." if empty else ""))
-    table = pd.DataFrame({
-        "Layer": names,
-        "Type": [by_name[n].type for n in names],
-        "Output C×h×w": [services.resolution(by_name[n]) for n in names],
-        f"Top {TOP_FRACTION:.0%} share": [round(s, 4) for s in shares],
-        "Raw min": [float(m.min()) for m in raw],
-        "Raw max": [float(m.max()) for m in raw],
-    })
+    st.caption(
+        f"Share of the map's positive mass in its top {TOP_FRACTION:.0%} of pixels (map resized to the "
+        f"image): {TOP_FRACTION:.2f} = spread evenly, 1 = all on a few pixels; computed on the raw map after "
+        "ReLU, so it does not depend on the normalization."
+        + (f" Gaps: {', '.join(empty)} have no positive value for this class." if empty else "")
+    )
+    table = pd.DataFrame(
+        {
+            "Layer": names,
+            "Type": [by_name[n].type for n in names],
+            "Output C×h×w": [services.resolution(by_name[n]) for n in names],
+            f"Top {TOP_FRACTION:.0%} share": [round(s, 4) for s in shares],
+            "Raw min": [float(m.min()) for m in raw],
+            "Raw max": [float(m.max()) for m in raw],
+        }
+    )
     a, b = st.columns(2)
     with a:
-        grid = partial(pictures.compose_grid, overlays, captions, ncols=ncols, cell=224, scale=scale,
-                       title=f"{label} · {state.model} · {state.image} · class {bundle.target_name}")
-        widgets.download_png("Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png",
-                             info=scale.png_info())
+        grid = partial(
+            pictures.compose_grid,
+            overlays,
+            captions,
+            ncols=ncols,
+            cell=224,
+            scale=scale,
+            title=f"{label} · {state.model} · {state.image} · class {bundle.target_name}",
+        )
+        widgets.download_png(
+            "Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png", info=scale.png_info()
+        )
     with b:
         widgets.download_csv("Layer table as CSV", table, "gradlens_layers.csv", key="dl_layers_csv")
     with st.expander("Layer table"):
         st.dataframe(table, hide_index=True, width="stretch")
-

@@ -6,13 +6,12 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.viz.ranges import display_ranges
-
 from dashboard.app import jobs, widgets
 from dashboard.app.errors import md_escape, notice
 from dashboard.core import services
 from dashboard.core.state import ViewState
 from dashboard.draw import figures, pictures
+from methods.viz.ranges import display_ranges
 
 
 def controls(state: ViewState) -> ViewState:
@@ -23,8 +22,13 @@ def controls(state: ViewState) -> ViewState:
     wanted = [m for m in state.methods if m in names] or names[:1]
     widgets.seed("w_methods", wanted)
     left, mid, right = st.columns([3, 2, 1.3], vertical_alignment="bottom")
-    chosen = left.multiselect("Methods", names, key="w_methods", format_func=labels.get,
-                              help="Every method registered in the library (methods.list_methods()).")
+    chosen = left.multiselect(
+        "Methods",
+        names,
+        key="w_methods",
+        format_func=labels.get,
+        help="Every method registered in the library (methods.list_methods()).",
+    )
     layer = widgets.layer_select(state, mid)
     widgets.seed("w_slow", state.slow)
     slow = right.toggle("Run slow methods", key="w_slow", help="Otherwise each slow method waits for its Run button.")
@@ -39,11 +43,13 @@ def shared_scale_warning(titles: list[str], raw: list, relu: bool) -> str:
     order = sorted(range(len(titles)), key=lambda i: -peaks[i])
     listed = ", ".join(f"{titles[i]} {peaks[i]:.3g}" for i in order)
     ratio = peaks[order[0]] / peaks[order[-1]] if peaks[order[-1]] > 0 else float("inf")
-    return (f"One shared scale across methods compares raw values whose units differ from method to method "
-            f"(largest {'positive ' if relu else ''}value: {listed}"
-            + (f"; ×{ratio:.3g} apart" if ratio != float("inf") else "")
-            + "). Maps with small units then draw pale or blank. The shared scale is meant for maps of one "
-              "method (the Layers page); choose “per map” in the sidebar to compare where each method looks.")
+    return (
+        f"One shared scale across methods compares raw values whose units differ from method to method "
+        f"(largest {'positive ' if relu else ''}value: {listed}"
+        + (f"; ×{ratio:.3g} apart" if ratio != float("inf") else "")
+        + "). Maps with small units then draw pale or blank. The shared scale is meant for maps of one "
+        "method (the Layers page); choose “per map” in the sidebar to compare where each method looks."
+    )
 
 
 def show(state: ViewState) -> None:
@@ -71,35 +77,58 @@ def show(state: ViewState) -> None:
     titles = [services.method_label(m) for m in names]
     if state.scope == "shared" and len(names) > 1:
         notice(shared_scale_warning(titles, raw, state.relu), "info", icon=":material/straighten:")
-    fig = figures.map_figure(bundle.image, norm, raw, titles, cmap=state.cmap, alpha=state.alpha,
-                             ranges=ranges, ncols=2 if len(names) == 4 else min(3, len(names)))
+    fig = figures.map_figure(
+        bundle.image,
+        norm,
+        raw,
+        titles,
+        cmap=state.cmap,
+        alpha=state.alpha,
+        ranges=ranges,
+        ncols=2 if len(names) == 4 else min(3, len(names)),
+    )
     st.plotly_chart(fig, width="stretch", key="methods_fig")
 
-    scale = pictures.scale_of(state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope,
-                                                                    (state.p_lo, state.p_hi)))
+    scale = pictures.scale_of(
+        state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
+    )
 
     def grid():  # composed only when the PNG is downloaded
-        overlays = [methods.viz.render.overlay(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r)
-                    for m, r in zip(norm, ranges)]
-        caps = titles if scale.value_range is not None else [f"{t} [{r[0]:.3g}, {r[1]:.3g}]" for t, r in zip(titles, ranges)]
-        return pictures.compose_grid([bundle.image] + overlays, ["Image"] + caps, ncols=min(5, len(names) + 1),
-                                    cell=224, title=f"{state.model} · {state.image} · class {target} · {layer}",
-                                    scale=scale)
+        overlays = [
+            methods.viz.render.overlay(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r)
+            for m, r in zip(norm, ranges)
+        ]
+        caps = (
+            titles
+            if scale.value_range is not None
+            else [f"{t} [{r[0]:.3g}, {r[1]:.3g}]" for t, r in zip(titles, ranges)]
+        )
+        return pictures.compose_grid(
+            [bundle.image] + overlays,
+            ["Image"] + caps,
+            ncols=min(5, len(names) + 1),
+            cell=224,
+            title=f"{state.model} · {state.image} · class {target} · {layer}",
+            scale=scale,
+        )
 
     specs = {m: methods.get_method(m) for m in names}
-    table = pd.DataFrame({
-        "Method": titles,
-        "Family": [specs[m].family for m in names],
-        "Cost": [specs[m].cost for m in names],
-        "Seconds": [round(bundle.seconds.get(m, float("nan")), 4) for m in names],
-        "Raw min": [float(r.min()) for r in raw],
-        "Raw max": [float(r.max()) for r in raw],
-        "Positive share": [float((r > 0).mean()) for r in raw],
-    })
+    table = pd.DataFrame(
+        {
+            "Method": titles,
+            "Family": [specs[m].family for m in names],
+            "Cost": [specs[m].cost for m in names],
+            "Seconds": [round(bundle.seconds.get(m, float("nan")), 4) for m in names],
+            "Raw min": [float(r.min()) for r in raw],
+            "Raw max": [float(r.max()) for r in raw],
+            "Positive share": [float((r > 0).mean()) for r in raw],
+        }
+    )
     st.dataframe(table, hide_index=True, width="stretch")
     a, b = st.columns(2)
     with a:
-        widgets.download_png("Overlays as PNG", grid, "gradlens_methods.png", key="dl_methods_png", info=scale.png_info())
+        widgets.download_png(
+            "Overlays as PNG", grid, "gradlens_methods.png", key="dl_methods_png", info=scale.png_info()
+        )
     with b:
         widgets.download_csv("Table as CSV", table, "gradlens_methods.csv", key="dl_methods_csv")
-

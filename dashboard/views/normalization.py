@@ -7,13 +7,12 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.viz.ranges import display_range
-
 from dashboard.app import jobs, widgets
 from dashboard.app.errors import md_escape
 from dashboard.core import services
 from dashboard.core.state import ViewState
 from dashboard.draw import figures, pictures
+from methods.viz.ranges import display_range
 
 MODE_TEXT = {
     "raw": "unchanged; the colours stretch over the map's own range",
@@ -59,8 +58,10 @@ def show(state: ViewState) -> None:
     for relu in (True, False):
         st.subheader("ReLU, then scale" if relu else "No ReLU: the sign is kept")
         if not relu and raw.min() >= 0:
-            st.caption("This map has no negative value, so ReLU changes nothing here; only *max* draws it "
-                       "differently, over [−1, 1] with 0 in the middle of the colormap.")
+            st.caption(
+                "This map has no negative value, so ReLU changes nothing here; only *max* draws it "
+                "differently, over [−1, 1] with 0 in the middle of the colormap."
+            )
         cols = st.columns(len(services.NORM_MODES))
         for col, mode in zip(cols, services.NORM_MODES):
             norm = services.normalized([raw], state, mode=mode, relu=relu, scope="per_map")[0]
@@ -72,31 +73,56 @@ def show(state: ViewState) -> None:
             with col:
                 st.markdown(f"**{title}**")
                 st.image(heat, width="stretch")
-                st.plotly_chart(figures.histogram_figure(norm, value_range=(lo, hi)), width="stretch",
-                                key=f"hist_{mode}_{relu}", config={"displayModeBar": False})
-                st.caption(f"values {norm.min():.3g} … {norm.max():.3g} · colours span [{lo:.3g}, {hi:.3g}] · "
-                           f"{MODE_TEXT[mode]}")
+                st.plotly_chart(
+                    figures.histogram_figure(norm, value_range=(lo, hi)),
+                    width="stretch",
+                    key=f"hist_{mode}_{relu}",
+                    config={"displayModeBar": False},
+                )
+                st.caption(
+                    f"values {norm.min():.3g} … {norm.max():.3g} · colours span [{lo:.3g}, {hi:.3g}] · "
+                    f"{MODE_TEXT[mode]}"
+                )
             panels.append(heat)
             captions.append(f"{title}, {'ReLU' if relu else 'no ReLU'}")
-            stats.append({"mode": mode, "relu": relu, "min": float(norm.min()), "max": float(norm.max()),
-                          "mean": float(norm.mean()), "share >= half of max": float((norm >= 0.5 * max(norm.max(), 1e-12)).mean()),
-                          "colour low": lo, "colour high": hi})
+            stats.append(
+                {
+                    "mode": mode,
+                    "relu": relu,
+                    "min": float(norm.min()),
+                    "max": float(norm.max()),
+                    "mean": float(norm.mean()),
+                    "share >= half of max": float((norm >= 0.5 * max(norm.max(), 1e-12)).mean()),
+                    "colour low": lo,
+                    "colour high": hi,
+                }
+            )
     table = pd.DataFrame(stats)
     a, b = st.columns(2)
     with a:
-        grid = partial(pictures.compose_grid, panels, captions, ncols=len(services.NORM_MODES),
-                       cell=max(panels[0].shape[:2]),  # drawn 1:1: each variant's colour bar stays sharp
-                       title=f"{label} · {layer} · class {bundle.target_name}",
-                       note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}; under each variant: "
-                            "its colour bar, value range and normalization")
-        widgets.download_png("All variants as PNG", grid, "gradlens_normalization.png", key="dl_norm_png",
-                             info={"GradLens normalization": "every mode, with and without ReLU (one colour bar "
-                                                             "under each variant)",
-                                   "GradLens colour range": "each variant its own, written on its colour bar",
-                                   "GradLens raw range": f"{float(raw.min()):.6g} .. {float(raw.max()):.6g}",
-                                   "GradLens colormap": state.cmap})
+        grid = partial(
+            pictures.compose_grid,
+            panels,
+            captions,
+            ncols=len(services.NORM_MODES),
+            cell=max(panels[0].shape[:2]),  # drawn 1:1: each variant's colour bar stays sharp
+            title=f"{label} · {layer} · class {bundle.target_name}",
+            note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}; under each variant: "
+            "its colour bar, value range and normalization",
+        )
+        widgets.download_png(
+            "All variants as PNG",
+            grid,
+            "gradlens_normalization.png",
+            key="dl_norm_png",
+            info={
+                "GradLens normalization": "every mode, with and without ReLU (one colour bar under each variant)",
+                "GradLens colour range": "each variant its own, written on its colour bar",
+                "GradLens raw range": f"{float(raw.min()):.6g} .. {float(raw.max()):.6g}",
+                "GradLens colormap": state.cmap,
+            },
+        )
     with b:
         widgets.download_csv("Value summary as CSV", table, "gradlens_normalization.csv", key="dl_norm_csv")
     with st.expander("Value summary"):
         st.dataframe(table.round(4), hide_index=True, width="stretch")
-

@@ -18,10 +18,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from methods.review.report import html_report, zip_report
-from methods.review.store import VERDICTS, Snapshot
-from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
-
 from dashboard.app import capture
 from dashboard.app.errors import md_escape, notice, shown_errors
 from dashboard.app.navigation import render_view
@@ -30,6 +26,9 @@ from dashboard.core import pages, services
 from dashboard.core.params import is_upload
 from dashboard.core.state import ViewState
 from dashboard.draw import figures, pictures
+from methods.review.report import html_report, zip_report
+from methods.review.store import VERDICTS, Snapshot
+from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
 
 __all__ = ["show", "when", "THUMB_PX", "PAGE_SIZE"]
 
@@ -47,8 +46,15 @@ def when(stamp: str, now: datetime | None = None) -> str:
         return str(stamp)
     t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
     seconds = ((now or datetime.now(timezone.utc)) - t).total_seconds()
-    ago = ("just now" if seconds < 60 else f"{seconds // 60:.0f} min ago" if seconds < 3600
-           else f"{seconds // 3600:.0f} h ago" if seconds < 86_400 else f"{seconds // 86_400:.0f} days ago")
+    ago = (
+        "just now"
+        if seconds < 60
+        else f"{seconds // 60:.0f} min ago"
+        if seconds < 3600
+        else f"{seconds // 3600:.0f} h ago"
+        if seconds < 86_400
+        else f"{seconds // 86_400:.0f} days ago"
+    )
     return f"{t.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC ({ago if seconds >= 0 else 'in the future'})"
 
 
@@ -74,12 +80,19 @@ def _filters() -> dict:
     cols = st.columns([2, 2, 2, 2, 3])
     author = cols[0].text_input("Author", key="w_rv_author")
     model = cols[1].selectbox("Model", ["(any)"] + models, key="w_rv_model")
-    method = cols[2].selectbox("Method", ["(any)"] + methods_, key="w_rv_method",
-                               format_func=lambda m: m if m == "(any)" else services.method_label(m))
+    method = cols[2].selectbox(
+        "Method",
+        ["(any)"] + methods_,
+        key="w_rv_method",
+        format_func=lambda m: m if m == "(any)" else services.method_label(m),
+    )
     verdict = cols[3].selectbox("Verdict", ("(any)",) + tuple(VERDICTS), key="w_rv_verdict")
     text = cols[4].text_input("Text in title, note or comments", key="w_rv_text")
-    return {k: v for k, v in dict(author=author.strip(), model=model, method=method, verdict=verdict,
-                                  text=text.strip()).items() if v and v != "(any)"}
+    return {
+        k: v
+        for k, v in dict(author=author.strip(), model=model, method=method, verdict=verdict, text=text.strip()).items()
+        if v and v != "(any)"
+    }
 
 
 def _exports(ids: list[str], stem: str, key: str) -> None:
@@ -90,10 +103,26 @@ def _exports(ids: list[str], stem: str, key: str) -> None:
         return zip_report([store().get(i) for i in ids], comments={i: store().comments(i) for i in ids})
 
     a, b = st.columns(2)  # on_click="ignore": a download never reruns the page (see widgets.download_png)
-    a.download_button("HTML report", html_file, file_name=f"{stem}.html", mime="text/html", key=f"{key}_html",
-                      icon=":material/download:", disabled=not ids, on_click="ignore")
-    b.download_button("ZIP (report, maps, settings)", zipped, file_name=f"{stem}.zip", mime="application/zip",
-                      key=f"{key}_zip", icon=":material/download:", disabled=not ids, on_click="ignore")
+    a.download_button(
+        "HTML report",
+        html_file,
+        file_name=f"{stem}.html",
+        mime="text/html",
+        key=f"{key}_html",
+        icon=":material/download:",
+        disabled=not ids,
+        on_click="ignore",
+    )
+    b.download_button(
+        "ZIP (report, maps, settings)",
+        zipped,
+        file_name=f"{stem}.zip",
+        mime="application/zip",
+        key=f"{key}_zip",
+        icon=":material/download:",
+        disabled=not ids,
+        on_click="ignore",
+    )
 
 
 def _stored_curves(snap: Snapshot) -> None:
@@ -103,15 +132,24 @@ def _stored_curves(snap: Snapshot) -> None:
     labels = {k: html.escape(services.method_label(k)) for k in curves}  # Plotly renders <a href> in names
     labels.update(REFERENCE_LABELS)
     have = {k: v for k, v in curves.items() if "deletion" in v and "insertion" in v}
-    fig = figures.curves_figure({k: (v["deletion"]["fractions"], v["deletion"]["scores"]) for k, v in have.items()},
-                                {k: (v["insertion"]["fractions"], v["insertion"]["scores"]) for k, v in have.items()},
-                                labels=labels, references=REFERENCE_KEYS)
+    fig = figures.curves_figure(
+        {k: (v["deletion"]["fractions"], v["deletion"]["scores"]) for k, v in have.items()},
+        {k: (v["insertion"]["fractions"], v["insertion"]["scores"]) for k, v in have.items()},
+        labels=labels,
+        references=REFERENCE_KEYS,
+    )
     st.plotly_chart(fig, width="stretch", key="review_curves")
-    st.dataframe(pd.DataFrame({
-        "Map": [services.method_label(k) if k not in REFERENCE_KEYS else labels[k] for k in have],
-        "Deletion AUC (lower is better)": [v["deletion"].get("auc") for v in have.values()],
-        "Insertion AUC (higher is better)": [v["insertion"].get("auc") for v in have.values()],
-    }), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Map": [services.method_label(k) if k not in REFERENCE_KEYS else labels[k] for k in have],
+                "Deletion AUC (lower is better)": [v["deletion"].get("auc") for v in have.values()],
+                "Insertion AUC (higher is better)": [v["insertion"].get("auc") for v in have.values()],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 def _open(snapshot_id: str) -> None:
@@ -157,14 +195,23 @@ def _open(snapshot_id: str) -> None:
 
     st.subheader("Verdict", anchor=False)
     cols = st.columns([2, 1], vertical_alignment="bottom")
-    verdict = cols[0].selectbox("Verdict", VERDICTS, index=list(VERDICTS).index(snap.verdict),
-                                key=f"w_rv_set_verdict_{snap.id}")
+    verdict = cols[0].selectbox(
+        "Verdict", VERDICTS, index=list(VERDICTS).index(snap.verdict), key=f"w_rv_set_verdict_{snap.id}"
+    )
     if cols[1].button("Set verdict", key="rv_set_verdict", disabled=verdict == snap.verdict):
         store().set_verdict(snap.id, verdict, author=who or None)
         st.rerun()
     history = store().verdict_history(snap.id)
-    st.dataframe(pd.DataFrame([{"When": when(h.changed_at), "Verdict": h.verdict, "Before": h.previous or "",
-                                "By": h.author or ""} for h in history]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"When": when(h.changed_at), "Verdict": h.verdict, "Before": h.previous or "", "By": h.author or ""}
+                for h in history
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
     st.subheader("Export", anchor=False)
     _exports([snap.id], f"gradlens_{snap.id}", "rv_one")
 
@@ -177,9 +224,12 @@ def _confirm_delete(found: list) -> None:
         st.session_state.pop(_CONFIRM_KEY, None)
         return
     with st.container(border=True):
-        notice(f"Delete snapshot {snap.id} “{snap.title or '(untitled)'}” by {snap.author}, with its "
-               f"{snap.n_comments} comment(s) and its verdict history? This cannot be undone.", "warning",
-               icon=":material/delete:")
+        notice(
+            f"Delete snapshot {snap.id} “{snap.title or '(untitled)'}” by {snap.author}, with its "
+            f"{snap.n_comments} comment(s) and its verdict history? This cannot be undone.",
+            "warning",
+            icon=":material/delete:",
+        )
         yes, no = st.columns(2)
         if yes.button("Delete for good", key="rv_delete_yes", type="primary", icon=":material/delete_forever:"):
             store().delete(snap.id)
@@ -199,22 +249,43 @@ def _listing() -> None:
     found = store().list(**_filters(), limit=500)
     n_pages = max(1, -(-len(found) // PAGE_SIZE))
     page = st.number_input("List page", 1, n_pages, 1, key="w_rv_page") if n_pages > 1 else 1
-    shown = found[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+    shown = found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     cards = {s.id: _card(s.id, s.image_sha256) for s in shown}
-    table = pd.DataFrame([{
-        "Image": cards[s.id][0], "id": s.id, "Title": s.title, "Author": s.author, "Verdict": s.verdict,
-        "Model": _model_name(s.model_id, cards[s.id][1]), "Page": s.page, "Methods": ", ".join(s.methods),
-        "Class": s.target_name or "", "Comments": s.n_comments, "Saved": when(s.created_at),
-    } for s in shown], columns=["Image", "id", "Title", "Author", "Verdict", "Model", "Page", "Methods", "Class",
-                                "Comments", "Saved"])
-    st.dataframe(table, hide_index=True, width="stretch", row_height=THUMB_PX + 4,
-                 column_config={"Image": st.column_config.ImageColumn("Image", width="small")})
+    table = pd.DataFrame(
+        [
+            {
+                "Image": cards[s.id][0],
+                "id": s.id,
+                "Title": s.title,
+                "Author": s.author,
+                "Verdict": s.verdict,
+                "Model": _model_name(s.model_id, cards[s.id][1]),
+                "Page": s.page,
+                "Methods": ", ".join(s.methods),
+                "Class": s.target_name or "",
+                "Comments": s.n_comments,
+                "Saved": when(s.created_at),
+            }
+            for s in shown
+        ],
+        columns=["Image", "id", "Title", "Author", "Verdict", "Model", "Page", "Methods", "Class", "Comments", "Saved"],
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        row_height=THUMB_PX + 4,
+        column_config={"Image": st.column_config.ImageColumn("Image", width="small")},
+    )
     st.caption(f"{len(found)} snapshot(s)." + (f" Page {page} of {n_pages}." if n_pages > 1 else ""))
     if shown:
         cols = st.columns([3, 1, 1], vertical_alignment="bottom")
-        chosen = cols[0].selectbox("Snapshot", [s.id for s in shown], key="w_rv_open",
-                                   format_func=lambda i: next(f"{s.id} · {s.title or '(untitled)'}"
-                                                              for s in shown if s.id == i))
+        chosen = cols[0].selectbox(
+            "Snapshot",
+            [s.id for s in shown],
+            key="w_rv_open",
+            format_func=lambda i: next(f"{s.id} · {s.title or '(untitled)'}" for s in shown if s.id == i),
+        )
         if cols[1].button("Open", key="rv_open", icon=":material/open_in_new:"):
             st.query_params["snapshot"] = chosen
             st.rerun()

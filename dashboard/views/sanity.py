@@ -23,15 +23,14 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.metrics.sanity.check import MODES, PAPER
-from methods.viz.ranges import display_ranges
-
 from dashboard.app import cache, capture, jobs, widgets
 from dashboard.app.errors import md_escape
 from dashboard.core import services
 from dashboard.core.services import MapBundle
 from dashboard.core.state import ViewState
 from dashboard.draw import checks, pictures
+from methods.metrics.sanity.check import MODES, PAPER
+from methods.viz.ranges import display_ranges
 
 __all__ = ["controls", "show"]
 
@@ -46,12 +45,22 @@ def controls(state: ViewState) -> ViewState:
     chosen = top[0].multiselect("Methods", names, key="w_methods", format_func=labels.get)
     layer = widgets.layer_select(state, top[1])
     widgets.seed("w_sn_mode", state.mode if state.mode in MODES else MODES[0])
-    mode = top[2].selectbox("Randomization", MODES, key="w_sn_mode",
-                            help="cascading: blocks re-initialised from the top (classifier) down, accumulating; "
-                                 "independent: one block at a time.")
+    mode = top[2].selectbox(
+        "Randomization",
+        MODES,
+        key="w_sn_mode",
+        help="cascading: blocks re-initialised from the top (classifier) down, accumulating; "
+        "independent: one block at a time.",
+    )
     widgets.seed("w_sn_classes", int(state.classes))
-    classes = top[3].number_input("Classes", 2, 10, step=1, key="w_sn_classes",
-                                  help="Class sensitivity: maps of the top classes, compared with the top-1's.")
+    classes = top[3].number_input(
+        "Classes",
+        2,
+        10,
+        step=1,
+        key="w_sn_classes",
+        help="Class sensitivity: maps of the top classes, compared with the top-1's.",
+    )
     widgets.seed("w_slow", state.slow)
     slow = top[4].toggle("Run slow methods", key="w_slow", help="Otherwise a slow method waits for its Run button.")
     state = replace(state, methods=tuple(chosen), layer=layer, mode=mode, classes=int(classes), slow=slow)
@@ -59,8 +68,21 @@ def controls(state: ViewState) -> ViewState:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _check(kind: str, model_id: str, image_key: str, method: str, layer: str, target: int, mode: str, seed: int,
-           classes: int, options_key: str, _handle: cache.ModelHandle, _x, _progress=None):
+def _check(
+    kind: str,
+    model_id: str,
+    image_key: str,
+    method: str,
+    layer: str,
+    target: int,
+    mode: str,
+    seed: int,
+    classes: int,
+    options_key: str,
+    _handle: services.ModelHandle,
+    _x,
+    _progress=None,
+):
     with _handle.lock:  # a private copy: the shared model is free again while the check runs
         net = copy.deepcopy(_handle.loaded.model)
     own = dataclasses.replace(_handle.loaded, model=net)
@@ -68,8 +90,9 @@ def _check(kind: str, model_id: str, image_key: str, method: str, layer: str, ta
     options = json.loads(options_key)
     if kind == "classes":
         return methods.class_sensitivity(own, _x, method=method, layer=layer, classes=classes, options=options)
-    return methods.sanity_check(own, _x, method=method, layer=layer, target=target, mode=mode, seed=seed,
-                                options=options, progress=_progress)
+    return methods.sanity_check(
+        own, _x, method=method, layer=layer, target=target, mode=mode, seed=seed, options=options, progress=_progress
+    )
 
 
 def _run(state: ViewState, kind: str, method: str, label: str):
@@ -78,13 +101,25 @@ def _run(state: ViewState, kind: str, method: str, label: str):
     probs = cache.predictions(handle, state.image)
     target = cache.resolve_target(state, probs)
     layer = cache.resolve_layer(handle, state.layer)
-    key = (kind, handle.id, ctx.key, method, layer, target, state.mode, state.seed, state.classes,
-           json.dumps(state.options_of(method), sort_keys=True))
+    key = (
+        kind,
+        handle.id,
+        ctx.key,
+        method,
+        layer,
+        target,
+        state.mode,
+        state.seed,
+        state.classes,
+        json.dumps(state.options_of(method), sort_keys=True),
+    )
     job = ("sanity",) + key
     spec = methods.get_method(method)
     if spec.is_slow:
-        text = (f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per map, one map per step here. "
-                "It runs when you ask.")
+        text = (
+            f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per map, one map per step here. "
+            "It runs when you ask."
+        )
         if not jobs.wait_for_click(job, text, f"Run {spec.label}", key=f"sanity_run_{kind}_{method}", auto=state.slow):
             return None
     result = jobs.run_with_progress(lambda p: _check(*key, _handle=handle, _x=ctx.x, _progress=p), label, job=job)
@@ -96,8 +131,10 @@ def _strip(image: np.ndarray, maps, state: ViewState) -> list[np.ndarray]:
     """Overlays of raw maps with the view's normalization (each map its own scale unless shared)."""
     norm = services.normalized([np.asarray(m, dtype=np.float32) for m in maps], state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
-    return [methods.render_views(image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
-            for m, r in zip(norm, ranges)]
+    return [
+        methods.render_views(image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
+        for m, r in zip(norm, ranges)
+    ]
 
 
 def _compute(state: ViewState):
@@ -123,26 +160,37 @@ def _to_bundle(image, probs, names, results) -> MapBundle:
     maps, saved = {}, {}
     for method, (res, cls) in results.items():
         maps[method] = {f"step {k}": np.asarray(m, dtype=np.float32) for k, m in enumerate(res.maps)}
-        entry = {"label": res.label, "layer": res.layer, "target": res.target, "mode": res.mode, "steps": list(res.steps),
-                 "probs": [float(p) for p in res.probs], "grid": list(res.grid),
-                 "similarity": {k: [float(x) for x in v] for k, v in res.similarity.items()},
-                 "verdict": dataclasses.asdict(res.verdict()) if res.mode == "cascading" else None}
+        entry = {
+            "label": res.label,
+            "layer": res.layer,
+            "target": res.target,
+            "mode": res.mode,
+            "steps": list(res.steps),
+            "probs": [float(p) for p in res.probs],
+            "grid": list(res.grid),
+            "similarity": {k: [float(x) for x in v] for k, v in res.similarity.items()},
+            "verdict": dataclasses.asdict(res.verdict()) if res.mode == "cascading" else None,
+        }
         if cls is not None:
             maps[method].update({f"class {c}": np.asarray(m, dtype=np.float32) for c, m in zip(cls.classes, cls.maps)})
-            entry["classes"] = {"classes": list(cls.classes), "probs": list(cls.probs),
-                                "iou_top": [a.iou_top for a in cls.agreements],
-                                "spearman": [a.spearman for a in cls.agreements],
-                                "verdict": dataclasses.asdict(cls.verdict())}
+            entry["classes"] = {
+                "classes": list(cls.classes),
+                "probs": list(cls.probs),
+                "iou_top": [a.iou_top for a in cls.agreements],
+                "spearman": [a.spearman for a in cls.agreements],
+                "verdict": dataclasses.asdict(cls.verdict()),
+            }
         saved[method] = entry
     first = next(iter(saved.values()))
-    return MapBundle(image, maps, int(first["target"]), np.asarray(probs), tuple(names), {},
-                     {"sanity": saved})
+    return MapBundle(image, maps, int(first["target"]), np.asarray(probs), tuple(names), {}, {"sanity": saved})
 
 
 def _say(verdict: dict | None) -> None:
     if verdict is None:
-        st.info("Independent mode: each step randomizes one block only, so there is no top half to judge; "
-                "switch to cascading for a verdict.")
+        st.info(
+            "Independent mode: each step randomizes one block only, so there is no top half to judge; "
+            "switch to cascading for a verdict."
+        )
         return
     box = st.success if verdict["passes"] else st.warning if verdict["passes"] is False else st.info
     box(f"{md_escape(verdict['text'])} Criterion: {md_escape(verdict['criterion'])}.")
@@ -169,11 +217,15 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
     saved = bundle.extras["sanity"]
     first = next(iter(saved.values()))
     target_name = bundle.class_names[first["target"]]
-    st.markdown("A method whose map does not change when the model's weights are destroyed explains the image, "
-                f"not the model ([Adebayo et al. 2018, *Sanity Checks for Saliency Maps*]({PAPER})).")
-    st.caption(f"Class **{md_escape(target_name)}**, layer `{first['layer']}`, {first['mode']} randomization, top "
-               "block first; similarity to the trained map on the "
-               f"{first['grid'][0]}×{first['grid'][1]} input grid, from the raw maps (colours never change a number).")
+    st.markdown(
+        "A method whose map does not change when the model's weights are destroyed explains the image, "
+        f"not the model ([Adebayo et al. 2018, *Sanity Checks for Saliency Maps*]({PAPER}))."
+    )
+    st.caption(
+        f"Class **{md_escape(target_name)}**, layer `{first['layer']}`, {first['mode']} randomization, top "
+        "block first; similarity to the trained map on the "
+        f"{first['grid'][0]}×{first['grid'][1]} input grid, from the raw maps (colours never change a number)."
+    )
     rows, strips, captions = [], [], []
     for method, entry in saved.items():
         st.markdown(f"**{md_escape(entry['label'])}**")
@@ -185,18 +237,42 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
             strips.append(pic)
             captions.append(f"{entry['label']} {cap}")
         _say(entry["verdict"])
-        rows += [{"method": entry["label"], "step": k, "block": b, "probability": entry["probs"][k],
-                  **{m: v[k] for m, v in entry["similarity"].items()}} for k, b in enumerate(entry["steps"])]
-    curves = {e["label"]: {"spearman": e["similarity"]["spearman"], "ssim": e["similarity"]["ssim"]} for e in saved.values()}
-    st.plotly_chart(checks.sanity_figure(first["steps"], curves, first["probs"],
-                                                cascading=first["mode"] == "cascading", target_name=target_name),
-                    width="stretch", key="sanity_curves")
+        rows += [
+            {
+                "method": entry["label"],
+                "step": k,
+                "block": b,
+                "probability": entry["probs"][k],
+                **{m: v[k] for m, v in entry["similarity"].items()},
+            }
+            for k, b in enumerate(entry["steps"])
+        ]
+    curves = {
+        e["label"]: {"spearman": e["similarity"]["spearman"], "ssim": e["similarity"]["ssim"]} for e in saved.values()
+    }
+    st.plotly_chart(
+        checks.sanity_figure(
+            first["steps"], curves, first["probs"], cascading=first["mode"] == "cascading", target_name=target_name
+        ),
+        width="stretch",
+        key="sanity_curves",
+    )
     table = pd.DataFrame(rows)
     left, right = st.columns(2)
     with left:
-        widgets.download_png("Strips as PNG", partial(pictures.compose_grid, strips, captions, ncols=len(first["steps"]),
-                                                      cell=160, title=f"Sanity · {state.model} · {state.image}"),
-                             "gradlens_sanity.png", key="dl_sanity_png")
+        widgets.download_png(
+            "Strips as PNG",
+            partial(
+                pictures.compose_grid,
+                strips,
+                captions,
+                ncols=len(first["steps"]),
+                cell=160,
+                title=f"Sanity · {state.model} · {state.image}",
+            ),
+            "gradlens_sanity.png",
+            key="dl_sanity_png",
+        )
     with right:
         widgets.download_csv("Similarity by step as CSV", table, "gradlens_sanity.csv", key="dl_sanity_csv")
 
@@ -210,6 +286,9 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         cols = st.columns(len(pics))
         for j, (col, pic) in enumerate(zip(cols, pics)):
             agree = "reference" if j == 0 else f"IoU {cls['iou_top'][j - 1]:.2f} · ρ {cls['spearman'][j - 1]:.2f}"
-            col.image(pictures.enlarge(pic, 128), width="stretch",
-                      caption=f"{bundle.class_names[cls['classes'][j]]} ({cls['probs'][j]:.1%}) · {agree}")
+            col.image(
+                pictures.enlarge(pic, 128),
+                width="stretch",
+                caption=f"{bundle.class_names[cls['classes'][j]]} ({cls['probs'][j]:.1%}) · {agree}",
+            )
         _say(cls["verdict"])

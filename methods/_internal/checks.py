@@ -7,7 +7,8 @@ the bad value and what is valid.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,14 +39,23 @@ def check_int(name: str, value: Any, minimum: int | None = None, maximum: int | 
         methods.errors.OptionError: steps must be an int >= 1; got 0
     """
     if not is_int(value) or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        bounds = " and ".join(b for b in (f">= {minimum}" if minimum is not None else "",
-                                          f"<= {maximum}" if maximum is not None else "") if b)
+        bounds = " and ".join(
+            b
+            for b in (f">= {minimum}" if minimum is not None else "", f"<= {maximum}" if maximum is not None else "")
+            if b
+        )
         raise OptionError(f"{name} must be an int{' ' + bounds if bounds else ''}; got {value!r}")
     return int(value)
 
 
-def check_number(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
-                 exclusive_minimum: bool = False) -> float:
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    exclusive_minimum: bool = False,
+) -> float:
     """``value`` as a finite float within the bounds."""
     ok = is_number(value) and np.isfinite(float(value))
     if ok and minimum is not None:
@@ -53,9 +63,14 @@ def check_number(name: str, value: Any, *, minimum: float | None = None, maximum
     if ok and maximum is not None:
         ok = float(value) <= maximum
     if not ok:
-        bounds = " and ".join(b for b in (
-            f"{'>' if exclusive_minimum else '>='} {minimum:g}" if minimum is not None else "",
-            f"<= {maximum:g}" if maximum is not None else "") if b)
+        bounds = " and ".join(
+            b
+            for b in (
+                f"{'>' if exclusive_minimum else '>='} {minimum:g}" if minimum is not None else "",
+                f"<= {maximum:g}" if maximum is not None else "",
+            )
+            if b
+        )
         raise OptionError(f"{name} must be a finite number{' ' + bounds if bounds else ''}; got {value!r}")
     return float(value)
 

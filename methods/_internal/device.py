@@ -38,8 +38,10 @@ def resolve_device(device: Any = None, *, what: str = "device") -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         raise OptionError(f"{what}={device!r} is not a device; expected e.g. 'cpu', 'cuda' or 'cuda:1'") from None
     if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise OptionError(f"{what}={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                          f"(torch.cuda.is_available() is {torch.cuda.is_available()}); use 'cpu'")
+        raise OptionError(
+            f"{what}={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+            f"(torch.cuda.is_available() is {torch.cuda.is_available()}); use 'cpu'"
+        )
     if dev.type == "mps" and not torch.backends.mps.is_available():
         raise OptionError(f"{what}={device!r}: MPS is not available on this machine; use 'cpu'")
     return dev

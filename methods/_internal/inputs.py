@@ -53,11 +53,15 @@ def check_model_input(net: nn.Module, x: Any, *, what: str = "x", batch: int | N
     weight = next((p for p in net.parameters() if p.is_floating_point()), None)
     if weight is not None:
         if x.dtype != weight.dtype:
-            raise InputError(f"{what} is {x.dtype} but the model's weights are {weight.dtype}; "
-                             f"convert it with {what}.to({weight.dtype})")
+            raise InputError(
+                f"{what} is {x.dtype} but the model's weights are {weight.dtype}; "
+                f"convert it with {what}.to({weight.dtype})"
+            )
         if x.device != weight.device:
-            raise InputError(f"{what} is on {x.device} but the model's weights are on {weight.device}; "
-                             f"move it with {what}.to({str(weight.device)!r})")
+            raise InputError(
+                f"{what} is on {x.device} but the model's weights are on {weight.device}; "
+                f"move it with {what}.to({str(weight.device)!r})"
+            )
     conv = first_conv(net)
     if conv is not None and x.shape[1] != conv[1].in_channels:
         name, module = conv

@@ -9,7 +9,7 @@ from the callback (:class:`ProgressTracker` raises :class:`methods.errors.Cancel
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from methods.errors import Cancelled
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Iterator, Literal, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -110,7 +111,7 @@ class HookScope:
     def forward_pre(self, module: nn.Module, fn: Callable) -> None:
         self._handles.append(module.register_forward_pre_hook(fn))
 
-    def __enter__(self) -> "HookScope":
+    def __enter__(self) -> HookScope:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -167,8 +168,10 @@ def check_input(x: Any, *, what: str = "x", batch: int | None = None) -> torch.T
         methods.errors.InputError: x must be a preprocessed (N, C, H, W) tensor; got shape (3, 4, 4). Add a batch dimension with x[None]
     """
     if not isinstance(x, torch.Tensor):
-        raise InputError(f"{what} must be a preprocessed (N, C, H, W) torch.Tensor; got {type(x).__name__}. "
-                         "LoadedModel.preprocess(image)[None] makes one from an (H, W, 3) uint8 image")
+        raise InputError(
+            f"{what} must be a preprocessed (N, C, H, W) torch.Tensor; got {type(x).__name__}. "
+            "LoadedModel.preprocess(image)[None] makes one from an (H, W, 3) uint8 image"
+        )
     if x.ndim != 4:
         hint = ". Add a batch dimension with x[None]" if x.ndim == 3 else ""
         raise InputError(f"{what} must be a preprocessed (N, C, H, W) tensor; got shape {tuple(x.shape)}{hint}")
@@ -180,8 +183,10 @@ def check_input(x: Any, *, what: str = "x", batch: int | None = None) -> torch.T
         raise InputError(f"{what} must hold {batch} sample(s); got shape {tuple(x.shape)}")
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
-        raise InputError(f"{what} has {bad} NaN or infinite value(s); a map of such an input means nothing. "
-                         "Check the image and its preprocessing")
+        raise InputError(
+            f"{what} has {bad} NaN or infinite value(s); a map of such an input means nothing. "
+            "Check the image and its preprocessing"
+        )
     return x
 
 
@@ -293,8 +298,10 @@ def resolve_precision(precision: Any, device: torch.device | str | None = None, 
     if forced in PRECISIONS:
         return forced
     if forced not in ("", "auto"):
-        raise OptionError(f"${PRECISION_ENV}={forced!r} is not valid; expected one of {list(PRECISION_CHOICES)} "
-                          "(unset it for the hardware rule)")
+        raise OptionError(
+            f"${PRECISION_ENV}={forced!r} is not valid; expected one of {list(PRECISION_CHOICES)} "
+            "(unset it for the hardware rule)"
+        )
     return "bf16" if bf16_is_native(device) else "fp32"
 
 
@@ -339,7 +346,7 @@ class ForwardRunner:
         self.notes: list[str] = []
         self._stack: contextlib.ExitStack | None = None
 
-    def __enter__(self) -> "ForwardRunner":
+    def __enter__(self) -> ForwardRunner:
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
         if self.precision == "bf16":
@@ -375,7 +382,9 @@ class ForwardRunner:
                 out = fn(batch.clone(memory_format=torch.channels_last), torch.channels_last)
             except RuntimeError as exc:
                 self.channels_last = False
-                self.notes.append(f"channels_last input failed ({str(exc).splitlines()[0][:120]}); used the default layout")
+                self.notes.append(
+                    f"channels_last input failed ({str(exc).splitlines()[0][:120]}); used the default layout"
+                )
                 out = fn(batch, torch.contiguous_format)
             else:
                 self.channels_last = True

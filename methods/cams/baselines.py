@@ -6,9 +6,9 @@ controls: a method whose deletion curve is no better than theirs explains nothin
 
 from __future__ import annotations
 
-import torch
-
 from dataclasses import dataclass
+
+import torch
 
 from methods.cams.core.base import RecordedMethod
 from methods.cams.core.options import Options, option
@@ -29,8 +29,9 @@ class RandomOptions(Options):
 class CentreOptions(Options):
     """Options of :class:`CentreCam`."""
 
-    sigma: float = option(0.25, "standard deviation as a fraction of the map's longer side", minimum=0.0,
-                          exclusive_minimum=True)
+    sigma: float = option(
+        0.25, "standard deviation as a fraction of the map's longer side", minimum=0.0, exclusive_minimum=True
+    )
 
 
 @register_method(

@@ -29,8 +29,15 @@ def _head_candidates(model: nn.Module, c: int, k: int) -> list[tuple[str, torch.
     for name, m in model.named_modules():
         if isinstance(m, nn.Linear) and m.in_features == c and m.out_features == k:
             weight = m.weight.detach()  # (K, C)
-        elif (isinstance(m, nn.Conv2d) and m.in_channels == c and m.out_channels == k and m.groups == 1
-              and tuple(m.kernel_size) == (1, 1) and tuple(m.stride) == (1, 1) and m.padding in ((0, 0), 0, "valid")):
+        elif (
+            isinstance(m, nn.Conv2d)
+            and m.in_channels == c
+            and m.out_channels == k
+            and m.groups == 1
+            and tuple(m.kernel_size) == (1, 1)
+            and tuple(m.stride) == (1, 1)
+            and m.padding in ((0, 0), 0, "valid")
+        ):
             weight = m.weight.detach()[:, :, 0, 0]  # (K, C)
         else:
             continue
@@ -39,7 +46,9 @@ def _head_candidates(model: nn.Module, c: int, k: int) -> list[tuple[str, torch.
     return out
 
 
-def find_head(model: nn.Module, layer: str, activations: torch.Tensor, logits: torch.Tensor) -> tuple[str, torch.Tensor]:
+def find_head(
+    model: nn.Module, layer: str, activations: torch.Tensor, logits: torch.Tensor
+) -> tuple[str, torch.Tensor]:
     """The head module's name and its weight matrix W (K, C) float32, checked against the logits.
 
     Args:
@@ -63,9 +72,14 @@ def find_head(model: nn.Module, layer: str, activations: torch.Tensor, logits: t
         if err <= tol:
             return name, weight.float().to(activations.device)
         best = err if best is None else min(best, err)
-    found = (f"none of its {len(candidates)} Linear / 1x1-Conv2d module(s) with {c} -> {k} features turns "
-             f"the layer's global average into the logits (closest: max |error| {best:.3g})") if candidates else (
-             f"it has no Linear({c}, {k}) and no 1x1 Conv2d({c}, {k}) module")
+    found = (
+        (
+            f"none of its {len(candidates)} Linear / 1x1-Conv2d module(s) with {c} -> {k} features turns "
+            f"the layer's global average into the logits (closest: max |error| {best:.3g})"
+        )
+        if candidates
+        else (f"it has no Linear({c}, {k}) and no 1x1 Conv2d({c}, {k}) module")
+    )
     raise HeadError(
         f"CAM needs the layer's output to reach the logits through global average pooling and ONE linear map; "
         f"at layer {layer!r} ({c} channels, {k} classes) {found}. Explain the last layer before the pooling "

@@ -36,8 +36,16 @@ from methods.errors import GradLensWarning
 
 __all__ = ["FullGrad", "bias_modules", "effective_bias", "minmax_abs"]
 
-_UNCOVERED = (nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm, nn.ConvTranspose2d, nn.Conv1d,
-              nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm3d)
+_UNCOVERED = (
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+    nn.ConvTranspose2d,
+    nn.Conv1d,
+    nn.Conv3d,
+    nn.BatchNorm1d,
+    nn.BatchNorm3d,
+)
 
 
 def effective_bias(module: nn.Module) -> torch.Tensor | None:
@@ -108,12 +116,21 @@ class FullGrad(PixelMethod):
 
     def compute_input(self, call: CallContext) -> torch.Tensor:
         rec, size = call.recording, call.input_size
-        uncovered = sorted({type(m).__name__ for m in call.model.modules()
-                            if (isinstance(m, _UNCOVERED) and getattr(m, "bias", None) is not None)
-                            or (isinstance(m, nn.BatchNorm2d) and m.running_mean is None)})
+        uncovered = sorted(
+            {
+                type(m).__name__
+                for m in call.model.modules()
+                if (isinstance(m, _UNCOVERED) and getattr(m, "bias", None) is not None)
+                or (isinstance(m, nn.BatchNorm2d) and m.running_mean is None)
+            }
+        )
         if uncovered:
-            warnings.warn(f"FullGrad covers Conv2d and BatchNorm2d (running statistics) biases only; this model's "
-                          f"{', '.join(uncovered)} bias terms are left out of the map", GradLensWarning, stacklevel=2)
+            warnings.warn(
+                f"FullGrad covers Conv2d and BatchNorm2d (running statistics) biases only; this model's "
+                f"{', '.join(uncovered)} bias terms are left out of the map",
+                GradLensWarning,
+                stacklevel=2,
+            )
         total = minmax_abs(call.x.detach().float() * rec.input_gradient).sum(dim=1)  # (N, H, W)
         named = dict(call.model.named_modules())
         sites = rec.site_gradients or {}

@@ -25,8 +25,17 @@ from methods.cams.core.signed import warn_if_signed
 from methods.cams.core.smoothing import AugOptions, SmoothedMethod, first_component
 from methods.errors import RecorderError
 
-__all__ = ["GradCam", "GradCamPlusPlus", "XGradCam", "HiResCam", "LayerCam", "EigenGradCam", "GradCamElementWise",
-           "gradcampp_weights", "PP_SIGNED_NOTE"]
+__all__ = [
+    "GradCam",
+    "GradCamPlusPlus",
+    "XGradCam",
+    "HiResCam",
+    "LayerCam",
+    "EigenGradCam",
+    "GradCamElementWise",
+    "gradcampp_weights",
+    "PP_SIGNED_NOTE",
+]
 
 
 def recorded(gradients: torch.Tensor | None) -> torch.Tensor:
@@ -37,8 +46,9 @@ def recorded(gradients: torch.Tensor | None) -> torch.Tensor:
             ``needs_gradients=False`` that uses this family's maths).
     """
     if gradients is None:
-        raise RecorderError("this method needs the layer's gradients, but the recording has none; "
-                            "register it with needs_gradients=True")
+        raise RecorderError(
+            "this method needs the layer's gradients, but the recording has none; register it with needs_gradients=True"
+        )
     return gradients
 
 
@@ -138,7 +148,9 @@ class XGradCam(SmoothedMethod):
     """
 
     def check_layer(self, layer: str, activations: torch.Tensor) -> None:
-        warn_if_signed(self.spec.label, layer, activations, "Its channel weights divide by each channel's activation sum")
+        warn_if_signed(
+            self.spec.label, layer, activations, "Its channel weights divide by each channel's activation sum"
+        )
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         gradients = recorded(gradients)

@@ -31,8 +31,9 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,8 +46,17 @@ from methods.cams.core.registry import register_method
 from methods.cams.core.sites import ACTIVATIONS
 from methods.errors import GradLensWarning, RecorderError
 
-__all__ = ["NON_MONOTONE", "guided_activation", "guided_activations", "guided_gradients", "reduce_channels",
-           "GuidedBackprop", "GuidedGradCam", "GuidedOptions", "GuidedPass"]
+__all__ = [
+    "NON_MONOTONE",
+    "guided_activation",
+    "guided_activations",
+    "guided_gradients",
+    "reduce_channels",
+    "GuidedBackprop",
+    "GuidedGradCam",
+    "GuidedOptions",
+    "GuidedPass",
+]
 
 NON_MONOTONE: frozenset[str] = frozenset({"silu", "gelu", "hardswish", "mish"})
 """Activations whose derivative is negative somewhere: guided with ``max(f'(z), 0)``, and said in a note."""
@@ -165,13 +175,20 @@ def _shared_guided(call: CallContext) -> torch.Tensor:
     def make() -> torch.Tensor:
         grad, info = guided_gradients(call.model, call.x, call.targets)
         if not info.guided:
-            warnings.warn("guided backpropagation found no activation function in this model's forward, so the "
-                          "map is the plain input gradient", GradLensWarning, stacklevel=2)
+            warnings.warn(
+                "guided backpropagation found no activation function in this model's forward, so the "
+                "map is the plain input gradient",
+                GradLensWarning,
+                stacklevel=2,
+            )
         elif info.clamped:
             listed = ", ".join(f"{name} x{n}" for name, n in sorted(info.clamped.items()))
-            warnings.warn(f"guided through non-monotone activations ({listed}) with their derivative clamped at "
-                          "zero where it is negative: GradLens's extension of the ReLU rule (docs/methods.md)",
-                          GradLensWarning, stacklevel=2)
+            warnings.warn(
+                f"guided through non-monotone activations ({listed}) with their derivative clamped at "
+                "zero where it is negative: GradLens's extension of the ReLU rule (docs/methods.md)",
+                GradLensWarning,
+                stacklevel=2,
+            )
         return grad
 
     return call.shared("guided_gradients", make)
@@ -181,8 +198,11 @@ def _shared_guided(call: CallContext) -> torch.Tensor:
 class GuidedOptions(Options):
     """Options of :class:`GuidedBackprop` and :class:`GuidedGradCam`."""
 
-    reduce: str = option("abs_max", "colour channels -> one map: 'abs_max' = max |G_c| (Simonyan et al.), "
-                         "'sum' = signed sum", choices=("abs_max", "sum"))
+    reduce: str = option(
+        "abs_max",
+        "colour channels -> one map: 'abs_max' = max |G_c| (Simonyan et al.), 'sum' = signed sum",
+        choices=("abs_max", "sum"),
+    )
 
 
 @register_method(

@@ -32,10 +32,12 @@ __all__ = ["Rise", "Occlusion", "RiseOptions", "OcclusionOptions", "rise_masks",
 class PerturbOptions(Options):
     """The options RISE and occlusion share."""
 
-    batch_size: int = option(32, "perturbed inputs per forward pass; peak extra memory is O(batch_size x input)",
-                             minimum=1)
-    precision: str = option("fp32", "bf16 autocast pays only where bf16 is native (methods.bf16_is_native())",
-                            choices=PRECISIONS)
+    batch_size: int = option(
+        32, "perturbed inputs per forward pass; peak extra memory is O(batch_size x input)", minimum=1
+    )
+    precision: str = option(
+        "fp32", "bf16 autocast pays only where bf16 is native (methods.bf16_is_native())", choices=PRECISIONS
+    )
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,10 @@ class OcclusionOptions(PerturbOptions):
 
     window: int = option(16, "side of the occluding square, in input pixels", minimum=1)
     stride: int = option(8, "step between window positions, in input pixels", minimum=1)
-    baseline: float = option(0.0, "value of the occluded pixels in the model's input space (0 = the mean "
-                                  "image for mean/std-normalized inputs)")
+    baseline: float = option(
+        0.0,
+        "value of the occluded pixels in the model's input space (0 = the mean image for mean/std-normalized inputs)",
+    )
 
 
 def _forward(call: CallContext):
@@ -78,9 +82,10 @@ class _MaskSet:
     def masks(self, index: torch.Tensor) -> torch.Tensor:
         """Masks (B, H, W) in [0, 1] for mask indices ``index`` (B,)."""
         (gh, gw), c, (h, w) = self.grid, self.cell, self.size
-        up = F.interpolate(self.cells[index][:, None], size=((gh + 1) * c, (gw + 1) * c), mode="bilinear",
-                           align_corners=False)[:, 0]  # (B, (gh+1) c, (gw+1) c)
-        crops = [up[b, dy:dy + h, dx:dx + w] for b, (dy, dx) in enumerate(self.shifts[index].tolist())]
+        up = F.interpolate(
+            self.cells[index][:, None], size=((gh + 1) * c, (gw + 1) * c), mode="bilinear", align_corners=False
+        )[:, 0]  # (B, (gh+1) c, (gw+1) c)
+        crops = [up[b, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(self.shifts[index].tolist())]
         return torch.stack(crops).clamp_(0.0, 1.0)  # (B, H, W); the clamp only removes float rounding
 
 
@@ -131,8 +136,9 @@ class Rise(PixelMethod):
         total_rows = o.num_masks * n
         sal = torch.zeros(n, *size, dtype=torch.float64, device=x.device)
         targets = call.targets
-        runner = ForwardRunner(precision=o.precision, device=x.device, total=total_rows, progress=call.progress,
-                               error=ScoreError)
+        runner = ForwardRunner(
+            precision=o.precision, device=x.device, total=total_rows, progress=call.progress, error=ScoreError
+        )
         with eval_mode(call.model), runner as run:
             for start in range(0, total_rows, o.batch_size):
                 rows = torch.arange(start, min(start + o.batch_size, total_rows))
@@ -207,8 +213,9 @@ class Occlusion(PixelMethod):
         total_rows = jobs * n
         drops = torch.zeros(n, jobs, dtype=torch.float64, device=x.device)
         targets = call.targets
-        runner = ForwardRunner(precision=o.precision, device=x.device, total=total_rows, progress=call.progress,
-                               error=ScoreError)
+        runner = ForwardRunner(
+            precision=o.precision, device=x.device, total=total_rows, progress=call.progress, error=ScoreError
+        )
         with eval_mode(call.model), runner as run:
             for start in range(0, total_rows, o.batch_size):
                 rows = torch.arange(start, min(start + o.batch_size, total_rows))
@@ -219,7 +226,7 @@ class Occlusion(PixelMethod):
                     for b, j in enumerate(ji):
                         if j > 0:
                             y0, x0 = boxes[j - 1]
-                            batch[b, :, y0:y0 + wy, x0:x0 + wx] = o.baseline
+                            batch[b, :, y0 : y0 + wy, x0 : x0 + wx] = o.baseline
                     return batch
 
                 p = run(_forward(call), inputs).softmax(dim=1).gather(1, targets[si][:, None])[:, 0]  # (B,)
@@ -229,6 +236,6 @@ class Occlusion(PixelMethod):
         sal = torch.zeros(n, h, w, dtype=torch.float64, device=x.device)
         count = torch.zeros(h, w, dtype=torch.float64, device=x.device)
         for j, (y0, x0) in enumerate(boxes):
-            sal[:, y0:y0 + wy, x0:x0 + wx] += d[:, j, None, None]
-            count[y0:y0 + wy, x0:x0 + wx] += 1
+            sal[:, y0 : y0 + wy, x0 : x0 + wx] += d[:, j, None, None]
+            count[y0 : y0 + wy, x0 : x0 + wx] += 1
         return (sal / count).float()  # (N, H, W)

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import torch
 
 from methods.cams.core.base import CallContext
-from methods.cams.gradient import PP_SIGNED_NOTE, gradcampp_weights
 from methods.cams.core.options import option
 from methods.cams.core.recorder import Recording, record
 from methods.cams.core.registry import register_method
 from methods.cams.core.signed import warn_if_signed
 from methods.cams.core.smoothing import SmoothedMethod, SmoothOptions, first_component
+from methods.cams.gradient import PP_SIGNED_NOTE, gradcampp_weights
 
 __all__ = ["SmoothGradCamPlusPlus", "SmoothGradCamPlusPlusOptions", "input_noise"]
 

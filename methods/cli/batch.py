@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from methods.errors import GradLensError
 from methods.pipeline.batch import run_batch
@@ -18,9 +18,13 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m methods.batch", description=(
-        "Write the four views (original, grayscale, heatmap, overlay) and the raw maps of every image in a folder, "
-        "with a manifest; resumable; on a local process pool or a Ray cluster."))
+    p = argparse.ArgumentParser(
+        prog="python -m methods.batch",
+        description=(
+            "Write the four views (original, grayscale, heatmap, overlay) and the raw maps of every image in a folder, "
+            "with a manifest; resumable; on a local process pool or a Ray cluster."
+        ),
+    )
     p.add_argument("--model", required=True, help="catalog model name, e.g. scenes_vgg or resnet50")
     p.add_argument("--methods", default="gradcam", help="comma-separated method keys (default: gradcam)")
     p.add_argument("--layers", default="default", help="'default', 'all' or comma-separated module names")
@@ -32,13 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default $RAY_ADDRESS; none: a local Ray)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward+backward (default 16)")
     p.add_argument("--norm", default="minmax", help=f"{', '.join(MODES)} (default minmax)")
-    p.add_argument("--relu", default=True, action=argparse.BooleanOptionalAction, help="ReLU before scaling (default on)")
+    p.add_argument(
+        "--relu", default=True, action=argparse.BooleanOptionalAction, help="ReLU before scaling (default on)"
+    )
     p.add_argument("--scope", default="per_map", help=f"{' or '.join(SCOPES)} (default per_map)")
     p.add_argument("--percentiles", default="1,99", help="low,high for --norm percentile (default 1,99)")
     p.add_argument("--cmap", default="jet", help="colormap (default jet)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity in [0, 1] (default 0.5)")
     p.add_argument("--precision", default="auto", help="auto, fp32 or bf16 for forward methods (default auto)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)")
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)"
+    )
     p.add_argument("--plugins", default="", help="comma-separated modules that register your own methods")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -52,16 +60,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         pct = (-1.0, -1.0)
     try:
-        res = run_batch(args.model, args.images, args.out, methods=args.methods, layers=args.layers,
-                        targets=args.targets, engine=args.engine, workers=args.workers, batch_size=args.batch_size,
-                        norm=args.norm, relu=args.relu, scope=args.scope, percentiles=pct, cmap=args.cmap,
-                        alpha=args.alpha, precision=args.precision, device=args.device, ray_address=args.ray_address,
-                        plugins=args.plugins, bar=not args.quiet)
+        res = run_batch(
+            args.model,
+            args.images,
+            args.out,
+            methods=args.methods,
+            layers=args.layers,
+            targets=args.targets,
+            engine=args.engine,
+            workers=args.workers,
+            batch_size=args.batch_size,
+            norm=args.norm,
+            relu=args.relu,
+            scope=args.scope,
+            percentiles=pct,
+            cmap=args.cmap,
+            alpha=args.alpha,
+            precision=args.precision,
+            device=args.device,
+            ray_address=args.ray_address,
+            plugins=args.plugins,
+            bar=not args.quiet,
+        )
     except GradLensError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{res.done} image(s) done, {res.already} already in the manifest, {len(res.skipped)} skipped, "
-          f"{len(res.failed)} failed in {res.seconds:.1f} s -> {res.out / 'manifest.parquet'} ({len(res.manifest)} rows)")
+    print(
+        f"{res.done} image(s) done, {res.already} already in the manifest, {len(res.skipped)} skipped, "
+        f"{len(res.failed)} failed in {res.seconds:.1f} s -> {res.out / 'manifest.parquet'} ({len(res.manifest)} rows)"
+    )
     return 1 if res.failed else 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from methods.errors import GradLensError
 from methods.metrics.faithfulness import curves as fa
@@ -31,8 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="scene seed offset and reference-map seed (default 0)")
     p.add_argument("--out", required=True, help="output table, .parquet or .csv")
     p.add_argument("--steps", type=int, default=50, help="deletion/insertion steps (default 50)")
-    p.add_argument("--baseline", default=fa.DEFAULT_BASELINES["deletion"],
-                   help=f"what deleted pixels become: {', '.join(fa.BASELINES)} (default blur; zero is RISE's)")
+    p.add_argument(
+        "--baseline",
+        default=fa.DEFAULT_BASELINES["deletion"],
+        help=f"what deleted pixels become: {', '.join(fa.BASELINES)} (default blur; zero is RISE's)",
+    )
     p.add_argument("--insertion-baseline", default="blur", help="the insertion curve's starting image (default blur)")
     p.add_argument("--precision", default="auto", help=f"{', '.join(fa.PRECISIONS)} (default auto: bf16 where native)")
     p.add_argument("--batch-size", type=int, default=32, help="perturbed images per forward (default 32)")
@@ -41,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="local", help="local (process pool) or ray (Ray Data); default local")
     p.add_argument("--workers", type=int, default=None, help="processes or Ray actors (default: the CPU cores)")
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default $RAY_ADDRESS; none: a local Ray)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)")
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)"
+    )
     return p
 
 

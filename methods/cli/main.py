@@ -18,7 +18,7 @@ import importlib.util
 import pathlib
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import methods  # noqa: F401  registers the built-in methods before `gradlens methods` lists them
 from methods.cli import batch, evaluate
@@ -50,8 +50,10 @@ def dashboard_home() -> pathlib.Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gradlens", description="Class activation maps for CNNs: batch runs, "
-                                "evaluations, the method registry and the dashboard.")
+    p = argparse.ArgumentParser(
+        prog="gradlens",
+        description="Class activation maps for CNNs: batch runs, evaluations, the method registry and the dashboard.",
+    )
     sub = p.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
     for name, help_text in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=name == "methods")

@@ -178,11 +178,13 @@ def _converter(im: Image.Image, rows: int):
         value_range = _range_of(im, rows)
         return "L", lambda band: Image.fromarray(high_depth_to_uint8(np.asarray(band), mode, value_range), "L")
     if _has_alpha(im):
+
         def composite(band: Image.Image) -> Image.Image:
             rgba = band.convert("RGBA")
             canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             canvas.alpha_composite(rgba)
             return canvas.convert("RGB")  # transparent pixels become white
+
         return "RGB", composite
     if mode == "L":
         return "L", lambda band: band
@@ -215,7 +217,7 @@ def to_small_rgb(im: Image.Image, size: tuple[int, int], what: str) -> np.ndarra
             out = np.empty((height, width, 3), np.uint8)  # (H, W, 3): the result itself
             for y in range(0, height, rows):
                 band = np.asarray(convert(im.crop((0, y, width, min(height, y + rows)))))
-                out[y:y + band.shape[0]] = band[:, :, None] if band.ndim == 2 else band
+                out[y : y + band.shape[0]] = band[:, :, None] if band.ndim == 2 else band
             return out
         reduced = Image.new(out_mode, (math.ceil(width / fx), math.ceil(height / fy)))
         for y in range(0, height, rows):

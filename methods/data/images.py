@@ -58,6 +58,7 @@ MAX_PIXELS: int = 80_000_000
 #: (including Streamlit's ``UploadedFile``, which has ``getvalue()``).
 ImageSource = Union[str, Path, bytes, bytearray, memoryview, BinaryIO]
 
+
 def image_digest(data: bytes | bytearray | memoryview) -> str:
     """SHA-256 of raw file bytes as 64 lowercase hex characters (a cache key for uploads).
 
@@ -65,9 +66,7 @@ def image_digest(data: bytes | bytearray | memoryview) -> str:
         TypeError: ``data`` is not bytes-like.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise WrongTypeError(
-            f"image_digest expects the raw bytes of a file, got {type(data).__name__}"
-        )
+        raise WrongTypeError(f"image_digest expects the raw bytes of a file, got {type(data).__name__}")
     return hashlib.sha256(data).hexdigest()
 
 
@@ -198,10 +197,7 @@ def load_image(
         n_bytes = stream.tell()
         stream.seek(0)
         if n_bytes == 0:
-            raise ImageError(
-                f"{_cap(what)} is empty (0 bytes). Choose or upload an image file "
-                "(PNG, JPEG, ...)."
-            )
+            raise ImageError(f"{_cap(what)} is empty (0 bytes). Choose or upload an image file (PNG, JPEG, ...).")
         return _decode(stream, what, max_side=max_side, max_pixels=max_pixels, max_bytes=max_decode_bytes)
     finally:
         if must_close:
@@ -257,9 +253,7 @@ def _decode(stream: BinaryIO, what: str, *, max_side: int, max_pixels: int, max_
             im.seek(0)
             im.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageError(
-                f"{_cap(what)} is too large to decode safely ({exc}). Downscale it first."
-            ) from exc
+            raise ImageError(f"{_cap(what)} is too large to decode safely ({exc}). Downscale it first.") from exc
         except (OSError, SyntaxError, ValueError, EOFError, MemoryError, TypeError) as exc:
             raise ImageError(
                 f"The image data in {what} is incomplete or corrupt ({type(exc).__name__}: {exc}). The file may be "

@@ -28,7 +28,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Photo", "Composite", "PHOTOS", "COMPOSITES", "TILE", "load_photo", "square_tile", "load_composite", "composite_masks"]
+__all__ = [
+    "Photo",
+    "Composite",
+    "PHOTOS",
+    "COMPOSITES",
+    "TILE",
+    "load_photo",
+    "square_tile",
+    "load_composite",
+    "composite_masks",
+]
 
 #: Side of each square tile of a composite (pixels).
 TILE = 300
@@ -70,19 +80,35 @@ class Composite:
 PHOTOS: dict[str, Photo] = {
     "chelsea": Photo("chelsea", "Chelsea the cat (scikit-image sample photo; ImageNet: a cat class)"),
     "coffee": Photo("coffee", "a cup of espresso on a saucer (scikit-image sample photo; ImageNet: espresso)"),
-    "motorcycle": Photo("stereo_motorcycle", "a motorcycle, left view of a stereo pair (scikit-image; ImageNet: moped / motor scooter)", view=0),
-    "camera": Photo("camera", "the cameraman with his camera on a tripod, grayscale shown as RGB (scikit-image; ImageNet: tripod)"),
-    "rocket": Photo("rocket", "a rocket on its launch pad (scikit-image sample photo; ImageNet has no good class: drilling platform, missile)"),
-    "astronaut": Photo("astronaut", "astronaut Eileen Collins, NASA portrait (scikit-image sample photo; no ImageNet class fits a person)"),
+    "motorcycle": Photo(
+        "stereo_motorcycle",
+        "a motorcycle, left view of a stereo pair (scikit-image; ImageNet: moped / motor scooter)",
+        view=0,
+    ),
+    "camera": Photo(
+        "camera", "the cameraman with his camera on a tripod, grayscale shown as RGB (scikit-image; ImageNet: tripod)"
+    ),
+    "rocket": Photo(
+        "rocket",
+        "a rocket on its launch pad (scikit-image sample photo; ImageNet has no good class: drilling platform, missile)",
+    ),
+    "astronaut": Photo(
+        "astronaut",
+        "astronaut Eileen Collins, NASA portrait (scikit-image sample photo; no ImageNet class fits a person)",
+    ),
 }
 
 COMPOSITES: dict[str, Composite] = {
     "chelsea_coffee": Composite(
-        ("chelsea", "coffee"), ("Egyptian cat", "espresso"), (285, 967),
+        ("chelsea", "coffee"),
+        ("Egyptian cat", "espresso"),
+        (285, 967),
         "Composite: Chelsea the cat (left) | a cup of espresso (right), for class-discrimination demos",
     ),
     "coffee_chelsea": Composite(
-        ("coffee", "chelsea"), ("espresso", "Egyptian cat"), (967, 285),
+        ("coffee", "chelsea"),
+        ("espresso", "Egyptian cat"),
+        (967, 285),
         "Composite: a cup of espresso (left) | Chelsea the cat (right), the same two photos swapped",
     ),
 }
@@ -129,7 +155,7 @@ def square_tile(img: np.ndarray, side: int) -> np.ndarray:
     h, w = img.shape[:2]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
-    crop = np.ascontiguousarray(img[top:top + s, left:left + s])
+    crop = np.ascontiguousarray(img[top : top + s, left : left + s])
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float()  # (1, 3, s, s)
     x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False, antialias=True)  # (1, 3, side, side)
     return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()  # (side, side, 3)
@@ -156,5 +182,5 @@ def composite_masks(name: str) -> np.ndarray:
     k = len(COMPOSITES[name].photos)
     masks = np.zeros((k, TILE, k * TILE), dtype=bool)
     for i in range(k):
-        masks[i, :, i * TILE:(i + 1) * TILE] = True
+        masks[i, :, i * TILE : (i + 1) * TILE] = True
     return masks

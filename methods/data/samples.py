@@ -100,8 +100,15 @@ def list_samples() -> list[Sample]:
         for name, p in PHOTOS.items()
     ]
     out += [
-        Sample(name=name, kind="composite", description=c.description, suggested_model="imagenet",
-               classes=c.classes, domain="imagenet", class_ids=c.class_ids)
+        Sample(
+            name=name,
+            kind="composite",
+            description=c.description,
+            suggested_model="imagenet",
+            classes=c.classes,
+            domain="imagenet",
+            class_ids=c.class_ids,
+        )
         for name, c in COMPOSITES.items()
     ]
     return out

@@ -28,14 +28,15 @@ reported for them is measured on seeds ``>= EVAL_SEED_START``; the two ranges ar
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Iterable
+from functools import cache
 
 import cv2
 import numpy as np
 from skimage import data as _skdata
 from skimage import draw as _draw
+
 from methods.errors import OptionError
 
 __all__ = [
@@ -118,14 +119,14 @@ class Scene:
 # Backgrounds
 
 
-@lru_cache(maxsize=None)
+@cache
 def _texture(name: str) -> np.ndarray:
     """A bundled texture as float32 in [0, 1], (H, W) for grey or (H, W, 3) for RGB. Cached."""
     img = getattr(_skdata, name)()
     return np.ascontiguousarray(img, dtype=np.float32) / 255.0
 
 
-@lru_cache(maxsize=None)
+@cache
 def _noise_bank() -> np.ndarray:
     """(512, 512, 3) float32 standard normal noise from a fixed seed; crops of it are cheap."""
     return np.random.default_rng(20240601).standard_normal((512, 512, 3), dtype=np.float32)
@@ -352,9 +353,10 @@ def _place(radii: list[float], size: int, rng: np.random.Generator) -> list[tupl
     while True:
         for _ in range(200):
             centres = [tuple(float(v) for v in rng.uniform(r + 2.0, size - r - 2.0, 2)) for r in radii]
-            if len(centres) < 2 or np.hypot(
-                centres[0][0] - centres[1][0], centres[0][1] - centres[1][1]
-            ) >= radii[0] + radii[1] + _GAP:
+            if (
+                len(centres) < 2
+                or np.hypot(centres[0][0] - centres[1][0], centres[0][1] - centres[1][1]) >= radii[0] + radii[1] + _GAP
+            ):
                 return centres
         radii[:] = [0.9 * r for r in radii]  # pragma: no cover
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from methods.errors import InputError, OptionError
 
 __all__ = ["pointing_game", "energy_pointing_game", "upsample_to_mask"]

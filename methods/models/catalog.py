@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from methods.errors import UnknownModelError, WrongTypeError, suggest
-from methods.models.loaded import LoadedModel
 from methods.models import sources as _sources  # noqa: F401  importing the package registers the built-in sources
+from methods.models.loaded import LoadedModel
 from methods.models.sources.base import ModelEntry, model_sources, source_for
 
 __all__ = ["list_models", "model_names", "weights_file", "load_model"]

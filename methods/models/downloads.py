@@ -125,8 +125,14 @@ def download_weights(name: str, *, progress: Progress | None = None, timeout: fl
             progress(size, size)
         return src.path
     try:
-        return download_file(src.url, src.path, sha256_prefix=src.sha256_prefix, progress=progress,
-                             timeout=timeout, expected_bytes=int(src.megabytes * 1e6) if src.megabytes else None)
+        return download_file(
+            src.url,
+            src.path,
+            sha256_prefix=src.sha256_prefix,
+            progress=progress,
+            timeout=timeout,
+            expected_bytes=int(src.megabytes * 1e6) if src.megabytes else None,
+        )
     except WeightsNotAvailableError as exc:
         raise WeightsNotAvailableError(
             f"Downloading the weights of {name!r} failed: {exc} " + missing_message(name, src.url, src.path)

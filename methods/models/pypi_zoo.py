@@ -48,9 +48,9 @@ import torch
 from torch import nn
 
 from methods.errors import BadWeightsError, CheckpointError, WeightsNotAvailableError
-from methods.models.loaded import LoadedModel, ModelCard
 from methods.models.checkpoints.timm_archs import build_timm
 from methods.models.checkpoints.weight_files import torch_load
+from methods.models.loaded import LoadedModel, ModelCard
 
 __all__ = [
     "PYPI",
@@ -188,7 +188,14 @@ def pypi_weights_path(name: str) -> Path:
 _BLOCK = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(\w+)$")
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 _DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2", "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_IR = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 
 
 def lite_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:

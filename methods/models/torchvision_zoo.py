@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import torch
 
 from methods.errors import CheckpointError, WeightsNotAvailableError
-from methods.models.loaded import LoadedModel, ModelCard
 from methods.models.checkpoints.weight_files import build_torchvision, densenet_keys, state_dict_of, torch_load
+from methods.models.loaded import LoadedModel, ModelCard
 
 __all__ = [
     "TORCHVISION",
@@ -42,12 +42,22 @@ TORCHVISION: dict[str, TorchvisionEntry] = {
     "vgg16": TorchvisionEntry("VGG-16", "Plain 3x3 conv stacks (2014); 14x14 map at features.29.", "features.29"),
     "resnet18": TorchvisionEntry("ResNet-18", "Small residual network; 7x7 map at layer4.", "layer4"),
     "resnet50": TorchvisionEntry("ResNet-50", "Bottleneck residual network (V2 weights); 7x7 map at layer4.", "layer4"),
-    "densenet121": TorchvisionEntry("DenseNet-121", "Densely connected blocks; 7x7 map after the final ReLU (features.norm5:act).",
-                                   "features.norm5:act"),
-    "mobilenet_v3_large": TorchvisionEntry("MobileNetV3-Large", "Light mobile network; 7x7 map at features.16.", "features.16"),
-    "efficientnet_b0": TorchvisionEntry("EfficientNet-B0", "Compound-scaled MBConv network; 7x7 map at features.8.", "features.8"),
-    "convnext_tiny": TorchvisionEntry("ConvNeXt-Tiny", "Modernised ResNet (2022); 7x7 map at features.7.", "features.7"),
+    "densenet121": TorchvisionEntry(
+        "DenseNet-121",
+        "Densely connected blocks; 7x7 map after the final ReLU (features.norm5:act).",
+        "features.norm5:act",
+    ),
+    "mobilenet_v3_large": TorchvisionEntry(
+        "MobileNetV3-Large", "Light mobile network; 7x7 map at features.16.", "features.16"
+    ),
+    "efficientnet_b0": TorchvisionEntry(
+        "EfficientNet-B0", "Compound-scaled MBConv network; 7x7 map at features.8.", "features.8"
+    ),
+    "convnext_tiny": TorchvisionEntry(
+        "ConvNeXt-Tiny", "Modernised ResNet (2022); 7x7 map at features.7.", "features.7"
+    ),
 }
+
 
 def tv_weights(name: str):
     from torchvision.models import get_model_weights
@@ -104,8 +114,7 @@ def load_torchvision(name: str) -> LoadedModel:
         state = torch_load(path)
     except (CheckpointError, OSError) as exc:
         raise WeightsNotAvailableError(
-            f"The cached weight file {path} of {name!r} cannot be read: {exc} Delete it and fetch "
-            f"{weights.url} again."
+            f"The cached weight file {path} of {name!r} cannot be read: {exc} Delete it and fetch {weights.url} again."
         ) from exc
     state = state_dict_of(state)
     if name.startswith("densenet"):

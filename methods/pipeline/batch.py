@@ -29,8 +29,9 @@ from __future__ import annotations
 import pathlib
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -38,7 +39,7 @@ from methods._internal.checks import check_bool, check_choice, check_int, check_
 from methods._internal.progress import Progress
 from methods._internal.torch_utils import PRECISION_CHOICES
 from methods.cams.core.explain import resolve_layers
-from methods.errors import GradLensError, OptionError
+from methods.errors import OptionError
 from methods.pipeline import engines
 from methods.pipeline.batch_files import file_stamp, find_images, read_labels, remove_partials, write_atomic
 from methods.pipeline.batch_worker import BatchSpec
@@ -159,14 +160,23 @@ def run_batch(
     layer_names = list(resolve_layers(loaded.model, layers_arg(layers), tuple(loaded.input_size), loaded.default_layer))
     labels = None if str(targets) == "top1" else read_labels(pathlib.Path(targets), loaded.class_names)
     pairs = [(m, layer) for m in names for layer in layer_names]
-    settings = dict(model=loaded.name, norm=norm, relu=bool(relu), scope=scope, percentiles=[lo, hi], cmap=cmap,
-                    alpha=float(alpha), precision=precision, targets="top1" if labels is None else "labels")
+    settings = dict(
+        model=loaded.name,
+        norm=norm,
+        relu=bool(relu),
+        scope=scope,
+        percentiles=[lo, hi],
+        cmap=cmap,
+        alpha=float(alpha),
+        precision=precision,
+        targets="top1" if labels is None else "labels",
+    )
     if scope == "shared":  # one scale over the image's maps: the set of maps changes every picture
         settings["pairs"] = pairs
     sid = settings_id(settings)
 
     out.mkdir(parents=True, exist_ok=True)
-    if (n := remove_partials(out)):
+    if n := remove_partials(out):
         say(f"removed {n} partial file(s) an interrupted run left behind")
     store = ManifestStore(out)
     stamps = {rel: file_stamp(root / rel) for rel in rels}
@@ -184,15 +194,34 @@ def run_batch(
         if not missing:
             already += 1
             continue
-        items.append({"image": rel, "pairs": pairs if scope == "shared" else missing, "label": wanted[rel],
-                      "file_size": stamps[rel][0], "file_mtime_ns": stamps[rel][1], "merge": bool(have)})
+        items.append(
+            {
+                "image": rel,
+                "pairs": pairs if scope == "shared" else missing,
+                "label": wanted[rel],
+                "file_size": stamps[rel][0],
+                "file_mtime_ns": stamps[rel][1],
+                "merge": bool(have),
+            }
+        )
 
     n_workers = max(1, min(workers, -(-len(items) // batch_size)))  # never more workers than batches
     sent, spec_device, run_device = worker_model(model, loaded, device, engine == "local" and n_workers == 1)
     spec = BatchSpec(
-        model=sent, model_name=loaded.name, root=str(root), out=str(out), norm=norm, relu=bool(relu), scope=scope,
-        percentiles=(lo, hi), cmap=cmap, alpha=float(alpha), precision=precision, device=spec_device,
-        plugins=plugin_names, sid=sid,
+        model=sent,
+        model_name=loaded.name,
+        root=str(root),
+        out=str(out),
+        norm=norm,
+        relu=bool(relu),
+        scope=scope,
+        percentiles=(lo, hi),
+        cmap=cmap,
+        alpha=float(alpha),
+        precision=precision,
+        device=spec_device,
+        plugins=plugin_names,
+        sid=sid,
     )
     from tqdm.auto import tqdm
 
@@ -215,9 +244,16 @@ def run_batch(
             progress(finished[0], len(items))
 
     try:
-        engines.run_items(spec, items, on_results=on_results, engine=engine,
-                          workers=n_workers, batch_size=batch_size,
-                          ray_address=ray_address, num_gpus=1.0 if run_device.type == "cuda" else 0.0)
+        engines.run_items(
+            spec,
+            items,
+            on_results=on_results,
+            engine=engine,
+            workers=n_workers,
+            batch_size=batch_size,
+            ray_address=ray_address,
+            num_gpus=1.0 if run_device.type == "cuda" else 0.0,
+        )
     finally:
         tq.close()
         manifest = store.fold()
@@ -229,6 +265,8 @@ def run_batch(
 
 
 def _write_problems(out: pathlib.Path, skipped, failed) -> None:
-    df = pd.DataFrame([(i, "skipped", w) for i, w in skipped] + [(i, "failed", w) for i, w in failed],
-                      columns=["image", "status", "reason"])
+    df = pd.DataFrame(
+        [(i, "skipped", w) for i, w in skipped] + [(i, "failed", w) for i, w in failed],
+        columns=["image", "status", "reason"],
+    )
     write_atomic(out / "skipped.csv", df.to_csv(index=False).encode())

@@ -20,20 +20,36 @@ import io
 import os
 import pathlib
 import uuid
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from methods.errors import InputError, OptionError
 
-__all__ = ["PARTIAL_SUFFIX", "find_images", "image_dir", "write_atomic", "write_png", "write_npz", "read_npz",
-           "remove_partials", "read_labels", "file_stamp"]
+__all__ = [
+    "PARTIAL_SUFFIX",
+    "find_images",
+    "image_dir",
+    "write_atomic",
+    "write_png",
+    "write_npz",
+    "read_npz",
+    "remove_partials",
+    "read_labels",
+    "file_stamp",
+]
 
 PARTIAL_SUFFIX = ".partial"
 
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+PNG_PARAMS = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_SUB,
+]
 """zlib level 1, run-length matching, the "sub" row filter: on the four views of a scenes_vgg map
 2.4x faster to encode than level 1 with the default strategy and filters (1.75 vs 4.13 ms CPU for
 the four), for the same size (78.5 vs 79.2 KB). Lossless either way."""
@@ -159,7 +175,9 @@ def read_labels(path: pathlib.Path, class_names: Sequence[str]) -> dict[str, int
     except (ValueError, OSError) as exc:
         raise OptionError(f"targets={str(path)!r} is not a readable CSV: {exc}") from None
     if not {"image", "label"} <= set(df.columns):
-        raise OptionError(f"the label file {str(path)!r} needs the columns 'image' and 'label'; it has {list(df.columns)}")
+        raise OptionError(
+            f"the label file {str(path)!r} needs the columns 'image' and 'label'; it has {list(df.columns)}"
+        )
     index = {name: i for i, name in enumerate(class_names)}
     out: dict[str, int] = {}
     bad: list[str] = []
@@ -172,7 +190,9 @@ def read_labels(path: pathlib.Path, class_names: Sequence[str]) -> dict[str, int
         else:
             bad.append(f"{image}: {label!r}")
     if bad:
-        raise OptionError(f"the label file {str(path)!r} has labels that are not classes of the model "
-                          f"(indices 0..{len(class_names) - 1} or exact class names): {', '.join(bad[:5])}"
-                          + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""))
+        raise OptionError(
+            f"the label file {str(path)!r} has labels that are not classes of the model "
+            f"(indices 0..{len(class_names) - 1} or exact class names): {', '.join(bad[:5])}"
+            + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        )
     return out

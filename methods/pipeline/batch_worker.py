@@ -85,7 +85,7 @@ class BatchSpec:
     plugins: tuple[str, ...] = ()
     sid: str = ""
 
-    def build(self) -> "BatchWorker":
+    def build(self) -> BatchWorker:
         return BatchWorker(self)
 
 
@@ -152,8 +152,9 @@ class BatchWorker:
 
         return list(self.pool.map(write, range(len(group))))
 
-    def _write(self, i: int, item: dict, view: np.ndarray, all_raws: dict, exps: dict, pairs: list,
-               batch: int) -> list[dict]:
+    def _write(
+        self, i: int, item: dict, view: np.ndarray, all_raws: dict, exps: dict, pairs: list, batch: int
+    ) -> list[dict]:
         s, rel = self.spec, item["image"]
         folder = image_dir(self.out, rel)
         raws = [all_raws[pair][i] for pair in pairs]  # each (h, w)
@@ -177,21 +178,45 @@ class BatchWorker:
         top = torch.topk(probs, min(5, probs.numel()))
         target = int(first.targets[i])
         base = {
-            "image": rel, "target": target, "target_name": names[target] if target < len(names) else str(target),
-            "prob": float(probs[target]), "label": item.get("label"), "predicted": int(probs.argmax()),
-            "top5": [int(k) for k in top.indices], "top5_names": [names[int(k)] for k in top.indices],
-            "top5_probs": [float(v) for v in top.values], "original": f"{rel}/original.png", "maps": f"{rel}/maps.npz",
-            "model": s.model_name, "precision_requested": s.precision, "device": str(self.device), "norm": s.norm,
-            "relu": s.relu, "scope": s.scope, "percentile_low": float(s.percentiles[0]),
-            "percentile_high": float(s.percentiles[1]), "cmap": s.cmap, "alpha": float(s.alpha), "settings_id": s.sid,
-            "file_size": item["file_size"], "file_mtime_ns": item["file_mtime_ns"],
+            "image": rel,
+            "target": target,
+            "target_name": names[target] if target < len(names) else str(target),
+            "prob": float(probs[target]),
+            "label": item.get("label"),
+            "predicted": int(probs.argmax()),
+            "top5": [int(k) for k in top.indices],
+            "top5_names": [names[int(k)] for k in top.indices],
+            "top5_probs": [float(v) for v in top.values],
+            "original": f"{rel}/original.png",
+            "maps": f"{rel}/maps.npz",
+            "model": s.model_name,
+            "precision_requested": s.precision,
+            "device": str(self.device),
+            "norm": s.norm,
+            "relu": s.relu,
+            "scope": s.scope,
+            "percentile_low": float(s.percentiles[0]),
+            "percentile_high": float(s.percentiles[1]),
+            "cmap": s.cmap,
+            "alpha": float(s.alpha),
+            "settings_id": s.sid,
+            "file_size": item["file_size"],
+            "file_mtime_ns": item["file_mtime_ns"],
         }
         rows = []
         for (m, layer), raw in zip(pairs, raws):
             exp = exps[m]
-            row = dict(base, method=m, layer=layer, map_key=f"{m}__{layer}", map_height=int(raw.shape[0]),
-                       map_width=int(raw.shape[1]), seconds=float(exp.seconds) / batch, notes="; ".join(exp.notes),
-                       precision=str(exp.options.get("precision", "fp32")))
+            row = dict(
+                base,
+                method=m,
+                layer=layer,
+                map_key=f"{m}__{layer}",
+                map_height=int(raw.shape[0]),
+                map_width=int(raw.shape[1]),
+                seconds=float(exp.seconds) / batch,
+                notes="; ".join(exp.notes),
+                precision=str(exp.options.get("precision", "fp32")),
+            )
             row.update({v: f"{rel}/{view_name(m, layer, v)}" for v in VIEWS})
             rows.append(row)
         return rows

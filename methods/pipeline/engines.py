@@ -31,9 +31,10 @@ import logging
 import multiprocessing
 import os
 import pickle
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 from methods._internal.checks import check_choice, check_int
 from methods.errors import EngineError
@@ -75,7 +76,7 @@ def chunks(items: Sequence[dict], size: int) -> Iterator[list[dict]]:
         [2, 2, 1]
     """
     for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+        yield list(items[start : start + size])
 
 
 def run_items(
@@ -162,12 +163,15 @@ def _run_pool(spec: WorkerSpec, items: Sequence[dict], on_results, workers: int,
     try:
         pickle.dumps(spec)
     except Exception as exc:
-        raise EngineError(f"the work cannot be sent to worker processes ({type(exc).__name__}: {exc}); "
-                          "pass a catalog model name, or workers=1 to run in this process") from None
+        raise EngineError(
+            f"the work cannot be sent to worker processes ({type(exc).__name__}: {exc}); "
+            "pass a catalog model name, or workers=1 to run in this process"
+        ) from None
     pending = iter(list(chunks(items, batch_size)))
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_local,
-                             initargs=(spec, threads)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_local, initargs=(spec, threads)
+    ) as pool:
         running = set()
         try:
             for part in pending:  # at most two chunks queued per worker: results stream back
@@ -187,7 +191,9 @@ def _drain(running: set, on_results, how) -> set:
         try:
             results = future.result()
         except BrokenProcessPool as exc:
-            raise EngineError(f"a worker process died ({exc}); what was finished is kept, run again to resume") from None
+            raise EngineError(
+                f"a worker process died ({exc}); what was finished is kept, run again to resume"
+            ) from None
         on_results(results)
     return rest
 
@@ -202,8 +208,10 @@ def import_ray():
         import ray
         import ray.data  # noqa: F401  (the Data library is a separate extra)
     except ImportError as exc:
-        raise EngineError(f"engine='ray' needs Ray Data ({exc}); install it with pip install 'gradlens[ray]' "
-                          "(ray[data]==2.60.0), or use engine='local'") from None
+        raise EngineError(
+            f"engine='ray' needs Ray Data ({exc}); install it with pip install 'gradlens[ray]' "
+            "(ray[data]==2.60.0), or use engine='local'"
+        ) from None
     return ray
 
 
@@ -240,9 +248,15 @@ def _run_ray(spec, items, on_results, workers: int, batch_size: int, address: st
         ctx.print_on_execution_start = False
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         ds = ray.data.from_items([{"item": pickle.dumps(it, protocol=5)} for it in items])
-        out = ds.map_batches(RayWorker, fn_constructor_kwargs={"spec": spec}, batch_size=batch_size,
-                             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
-                             num_cpus=1, num_gpus=num_gpus or None)
+        out = ds.map_batches(
+            RayWorker,
+            fn_constructor_kwargs={"spec": spec},
+            batch_size=batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=1,
+            num_gpus=num_gpus or None,
+        )
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
             on_results([pickle.loads(b) for b in batch["result"]])
     except EngineError:

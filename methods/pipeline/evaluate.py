@@ -55,7 +55,8 @@ from __future__ import annotations
 
 import pathlib
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,9 +77,29 @@ __all__ = ["REFERENCES", "Sample", "parse_images", "evaluate", "summarize", "for
 """Reference maps added to every evaluation (information-free controls)."""
 
 COLUMNS: tuple[str, ...] = (
-    "image", "seed", "label", "predicted", "method", "layer", "target", "target_name", "prob",
-    "deletion_auc", "insertion_auc", "avg_drop", "increase", "pointing_hit", "energy_pg",
-    "seconds", "eval_seconds", "model", "steps", "baseline", "insertion_baseline", "precision", "device",
+    "image",
+    "seed",
+    "label",
+    "predicted",
+    "method",
+    "layer",
+    "target",
+    "target_name",
+    "prob",
+    "deletion_auc",
+    "insertion_auc",
+    "avg_drop",
+    "increase",
+    "pointing_hit",
+    "energy_pg",
+    "seconds",
+    "eval_seconds",
+    "model",
+    "steps",
+    "baseline",
+    "insertion_baseline",
+    "precision",
+    "device",
 )
 
 
@@ -178,11 +199,28 @@ def evaluate(
     items = sample_items(source, int(seed))
     n_workers = max(1, min(workers, len(items)))
     sent, spec_device, run_device = worker_model(model, loaded, device, engine == "local" and n_workers == 1)
-    spec = EvalSpec(model=sent, names=tuple(names), layers=tuple(layer_names), seed=int(seed), precision=precision,
-                    steps=int(steps), baseline=baseline, insertion_baseline=insertion_baseline,
-                    batch_size=int(batch_size), references=bool(references), device=spec_device)
-    rows, skipped, failed = run_evaluation(spec, items, engine=engine, workers=n_workers, ray_address=ray_address,
-                                           bar=progress, num_gpus=1.0 if run_device.type == "cuda" else 0.0)
+    spec = EvalSpec(
+        model=sent,
+        names=tuple(names),
+        layers=tuple(layer_names),
+        seed=int(seed),
+        precision=precision,
+        steps=int(steps),
+        baseline=baseline,
+        insertion_baseline=insertion_baseline,
+        batch_size=int(batch_size),
+        references=bool(references),
+        device=spec_device,
+    )
+    rows, skipped, failed = run_evaluation(
+        spec,
+        items,
+        engine=engine,
+        workers=n_workers,
+        ray_address=ray_address,
+        bar=progress,
+        num_gpus=1.0 if run_device.type == "cuda" else 0.0,
+    )
     for name, why in failed:
         say(f"failed {name}: {why}")
     for name, why in skipped:

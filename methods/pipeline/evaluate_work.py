@@ -59,7 +59,7 @@ class EvalSpec:
     device: str | None = None
     plugins: tuple[str, ...] = ()
 
-    def build(self) -> "EvalWorker":
+    def build(self) -> EvalWorker:
         return EvalWorker(self)
 
 
@@ -80,7 +80,9 @@ class EvalWorker:
                 out.append(dict(base, status="skipped", reason=str(exc)))
                 continue
             try:
-                out.append(dict(base, status="done", rows=evaluate_sample(self.loaded, sample, item["index"], self.spec)))
+                out.append(
+                    dict(base, status="done", rows=evaluate_sample(self.loaded, sample, item["index"], self.spec))
+                )
             except Exception as exc:
                 out.append(dict(base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
         return out
@@ -108,26 +110,55 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
                 for ref, m in reference_maps(size, seed=int(spec.seed) + index).items():
                     maps.append((ref, layer, m, 0.0))
         t1 = time.perf_counter()
-        scores = image_scores(loaded, x, [m for _, _, m, _ in maps], t, steps=spec.steps, baseline=spec.baseline,
-                              insertion_baseline=spec.insertion_baseline, batch_size=spec.batch_size,
-                              precision=spec.precision)
+        scores = image_scores(
+            loaded,
+            x,
+            [m for _, _, m, _ in maps],
+            t,
+            steps=spec.steps,
+            baseline=spec.baseline,
+            insertion_baseline=spec.insertion_baseline,
+            batch_size=spec.batch_size,
+            precision=spec.precision,
+        )
         share = (time.perf_counter() - t1) / len(maps)  # the shared forwards split evenly over the maps
         for (name, layer, sal, seconds), sc in zip(maps, scores):
-            rows.append(dict(
-                image=sample.name, seed=sample.seed, label=sample.labels[k] if sample.labels else None,
-                predicted=predicted, method=name, layer=layer, target=t,
-                target_name=class_names[t] if t < len(class_names) else str(t), prob=float(first.probs[0, t]),
-                deletion_auc=sc.deletion.auc, insertion_auc=sc.insertion.auc, avg_drop=sc.confidence.drop,
-                increase=sc.confidence.increase,
-                pointing_hit=pointing_game(sal, mask) if mask is not None else None,
-                energy_pg=energy_pointing_game(sal, mask) if mask is not None else None,
-                seconds=seconds, eval_seconds=share, precision=sc.deletion.precision, device=str(x.device),
-            ))
+            rows.append(
+                dict(
+                    image=sample.name,
+                    seed=sample.seed,
+                    label=sample.labels[k] if sample.labels else None,
+                    predicted=predicted,
+                    method=name,
+                    layer=layer,
+                    target=t,
+                    target_name=class_names[t] if t < len(class_names) else str(t),
+                    prob=float(first.probs[0, t]),
+                    deletion_auc=sc.deletion.auc,
+                    insertion_auc=sc.insertion.auc,
+                    avg_drop=sc.confidence.drop,
+                    increase=sc.confidence.increase,
+                    pointing_hit=pointing_game(sal, mask) if mask is not None else None,
+                    energy_pg=energy_pointing_game(sal, mask) if mask is not None else None,
+                    seconds=seconds,
+                    eval_seconds=share,
+                    precision=sc.deletion.precision,
+                    device=str(x.device),
+                )
+            )
     return rows
 
 
-def run_evaluation(spec: EvalSpec, items: list[dict], *, engine: str, workers: int, ray_address: str | None = None,
-                   bar: bool = True, num_gpus: float = 0.0) -> tuple[list[dict], list[tuple[str, str]], list[tuple[str, str]]]:
+def run_evaluation(
+    spec: EvalSpec,
+    items: list[dict],
+    *,
+    engine: str,
+    workers: int,
+    ray_address: str | None = None,
+    bar: bool = True,
+    num_gpus: float = 0.0,
+) -> tuple[list[dict], list[tuple[str, str]], list[tuple[str, str]]]:
     """Run ``spec`` over ``items`` on an engine, with a tqdm bar (one step per image, skipped
     files included). Returns ``(rows in image order, skipped (name, reason), failed (name, error))``."""
     import sys
@@ -142,8 +173,16 @@ def run_evaluation(spec: EvalSpec, items: list[dict], *, engine: str, workers: i
         tq.update(len(results))
 
     try:
-        run_items(spec, items, on_results=on_results, engine=engine, workers=max(1, min(workers, len(items))),
-                  batch_size=1, ray_address=ray_address, num_gpus=num_gpus)
+        run_items(
+            spec,
+            items,
+            on_results=on_results,
+            engine=engine,
+            workers=max(1, min(workers, len(items))),
+            batch_size=1,
+            ray_address=ray_address,
+            num_gpus=num_gpus,
+        )
     finally:
         tq.close()
     finished.sort(key=lambda r: r["index"])

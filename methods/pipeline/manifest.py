@@ -41,7 +41,8 @@ import os
 import pathlib
 import time
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -54,10 +55,41 @@ PARTS = ".manifest-parts"
 KEY = ("image", "method", "layer")
 
 COLUMNS: tuple[str, ...] = (
-    "image", "method", "layer", "target", "target_name", "prob", "label", "predicted", "top5", "top5_names",
-    "top5_probs", "original", "grayscale", "heatmap", "overlay", "maps", "map_key", "map_height", "map_width",
-    "seconds", "notes", "model", "precision", "precision_requested", "device", "norm", "relu", "scope",
-    "percentile_low", "percentile_high", "cmap", "alpha", "settings_id", "file_size", "file_mtime_ns",
+    "image",
+    "method",
+    "layer",
+    "target",
+    "target_name",
+    "prob",
+    "label",
+    "predicted",
+    "top5",
+    "top5_names",
+    "top5_probs",
+    "original",
+    "grayscale",
+    "heatmap",
+    "overlay",
+    "maps",
+    "map_key",
+    "map_height",
+    "map_width",
+    "seconds",
+    "notes",
+    "model",
+    "precision",
+    "precision_requested",
+    "device",
+    "norm",
+    "relu",
+    "scope",
+    "percentile_low",
+    "percentile_high",
+    "cmap",
+    "alpha",
+    "settings_id",
+    "file_size",
+    "file_mtime_ns",
 )
 
 _INTS = ("target", "predicted", "map_height", "map_width", "file_size", "file_mtime_ns")
@@ -87,16 +119,18 @@ def settings_id(settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def done_pairs(df: pd.DataFrame, sid: str, stamps: dict[str, tuple[int, int]],
-               labels: dict[str, int | None]) -> dict[str, set[tuple[str, str]]]:
+def done_pairs(
+    df: pd.DataFrame, sid: str, stamps: dict[str, tuple[int, int]], labels: dict[str, int | None]
+) -> dict[str, set[tuple[str, str]]]:
     """image -> the (method, layer) pairs the manifest holds for these settings, this very file
     (size and mtime) and this label."""
     out: dict[str, set[tuple[str, str]]] = {}
     if df.empty:
         return out
     rows = df[df["settings_id"] == sid]
-    for image, method, layer, size, mtime, label in zip(rows["image"], rows["method"], rows["layer"], rows["file_size"],
-                                                        rows["file_mtime_ns"], rows["label"]):
+    for image, method, layer, size, mtime, label in zip(
+        rows["image"], rows["method"], rows["layer"], rows["file_size"], rows["file_mtime_ns"], rows["label"]
+    ):
         if stamps.get(image) != (int(size), int(mtime)):
             continue
         want = labels.get(image)

@@ -12,8 +12,8 @@
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -104,8 +104,10 @@ def sample_items(source: Source, seed: int) -> list[dict]:
     if source.kind in ("scenes", "scenes2"):
         two = source.kind == "scenes2"
         start = (EVAL_TWO_START if two else EVAL_SINGLE_START) + seed
-        return [{"index": i, "name": f"scene:{start + i}", "kind": "scene", "seed": start + i, "n_objects": 2 if two else 1}
-                for i in range(source.count)]
+        return [
+            {"index": i, "name": f"scene:{start + i}", "kind": "scene", "seed": start + i, "n_objects": 2 if two else 1}
+            for i in range(source.count)
+        ]
     assert source.folder is not None
     files = sorted(p for p in source.folder.iterdir() if p.is_file() and not p.name.startswith("."))
     return [{"index": i, "name": p.name, "kind": "file", "path": str(p)} for i, p in enumerate(files)]

@@ -29,7 +29,11 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         "energy_pg": 1.0,
         "seconds": 1.0,
     }
-    order = list(dict.fromkeys([m for m in df["method"] if m not in REFERENCES] + [m for m in REFERENCES if m in set(df["method"])]))
+    order = list(
+        dict.fromkeys(
+            [m for m in df["method"] if m not in REFERENCES] + [m for m in REFERENCES if m in set(df["method"])]
+        )
+    )
     out = []
     for method in order:
         for layer in dict.fromkeys(df.loc[df["method"] == method, "layer"]):
@@ -58,7 +62,9 @@ def format_summary(summary: pd.DataFrame) -> str:
     for col, title in headers.items():
         digits = 1 if col in ("avg_drop", "increase", "pointing_hit") else 3
         table[title] = [
-            "—" if math.isnan(m) else (f"{m:.{digits}f}" if col in ("increase", "pointing_hit") else f"{m:.{digits}f} ± {s:.{digits}f}")
+            "—"
+            if math.isnan(m)
+            else (f"{m:.{digits}f}" if col in ("increase", "pointing_hit") else f"{m:.{digits}f} ± {s:.{digits}f}")
             for m, s in zip(summary[f"{col}_mean"], summary[f"{col}_std"])
         ]
     return pd.DataFrame(table).to_string(index=False)
@@ -81,10 +87,14 @@ def chance_warnings(summary: pd.DataFrame) -> list[str]:
         ref = random.get(row["layer"])
         if row["method"] in REFERENCES or ref is None:
             continue
-        for col, kind, better, beats in (("deletion_auc_mean", "deletion", "lower", lambda a, b: a < b),
-                                         ("insertion_auc_mean", "insertion", "higher", lambda a, b: a > b)):
+        for col, kind, better, beats in (
+            ("deletion_auc_mean", "deletion", "lower", lambda a, b: a < b),
+            ("insertion_auc_mean", "insertion", "higher", lambda a, b: a > b),
+        ):
             a, b = float(row[col]), float(ref[col])
             if not beats(a, b):
-                out.append(f"warning: {row['method']} at {row['layer']} does not beat the random map on {kind} "
-                           f"(AUC {a:.3f} vs random {b:.3f}; {better} is better)")
+                out.append(
+                    f"warning: {row['method']} at {row['layer']} does not beat the random map on {kind} "
+                    f"(AUC {a:.3f} vs random {b:.3f}; {better} is better)"
+                )
     return out

@@ -11,10 +11,12 @@ from __future__ import annotations
 import io
 import json
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
+
 from methods.errors import OptionError, WrongTypeError
 
 __all__ = [
@@ -44,7 +46,9 @@ def encode_png(image: np.ndarray) -> bytes:
     """An (H, W, 3) or (H, W) uint8 array as PNG bytes (lossless)."""
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise OptionError(f"image must be (H, W), (H, W, 3) or (H, W, 4) uint8; got shape {arr.shape}, dtype {arr.dtype}")
+        raise OptionError(
+            f"image must be (H, W), (H, W, 3) or (H, W, 4) uint8; got shape {arr.shape}, dtype {arr.dtype}"
+        )
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, "PNG")
     return buf.getvalue()

@@ -14,7 +14,8 @@ command's ``--out x.csv``, the dashboard's downloads) and :func:`safe_row` for `
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["FORMULA_STARTS", "safe_cell", "safe_row", "safe_frame", "csv_bytes"]
 

@@ -15,18 +15,19 @@ import hashlib
 import io
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from methods.data.images import MAX_PIXELS
-from methods.viz.normalize import MODES, SCOPES
-from methods.viz.render import COLORMAPS
 from methods.review.codec import MapDict, as_map_array, decode_png, dump_json, maps_nbytes, png_size
 from methods.review.schema import SnapshotError, SnapshotNotFound
+from methods.viz.normalize import MODES, SCOPES
+from methods.viz.render import COLORMAPS
 
 __all__ = [
     "VERDICTS",
@@ -209,8 +210,10 @@ def check_unicode(name: str, value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise SnapshotError(f"{name} holds a lone surrogate (U+{ord(value[exc.start]):04X} at position {exc.start}), "
-                            "which is not valid Unicode text; remove it") from None
+        raise SnapshotError(
+            f"{name} holds a lone surrogate (U+{ord(value[exc.start]):04X} at position {exc.start}), "
+            "which is not valid Unicode text; remove it"
+        ) from None
     if "\x00" in value:
         raise SnapshotError(f"{name} holds a NUL character (at position {value.index(chr(0))}); remove it")
     return value
@@ -325,8 +328,10 @@ def _image(data: Any) -> tuple[bytes, int, int]:
             im.verify()
         decode_png(data)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise SnapshotError(f"image_png has a valid header ({width}x{height}) but its pixel data is truncated or "
-                            f"corrupt ({type(exc).__name__}: {exc}); encode the image again") from exc
+        raise SnapshotError(
+            f"image_png has a valid header ({width}x{height}) but its pixel data is truncated or "
+            f"corrupt ({type(exc).__name__}: {exc}); encode the image again"
+        ) from exc
     return data, width, height
 
 
@@ -340,7 +345,8 @@ def validate_new(snap: NewSnapshot) -> dict[str, Any]:
     ):
         raise SnapshotError(f"model_sha256={snap.model_sha256!r} must be 64 lowercase hex characters or None")
     if snap.target_index is not None and (
-        isinstance(snap.target_index, bool) or not isinstance(snap.target_index, (int, np.integer))
+        isinstance(snap.target_index, bool)
+        or not isinstance(snap.target_index, (int, np.integer))
         or not 0 <= snap.target_index <= _INT64_MAX
     ):
         raise SnapshotError(f"target_index={snap.target_index!r} must be a class index in 0..2**63-1 or None")
@@ -364,7 +370,9 @@ def validate_new(snap: NewSnapshot) -> dict[str, Any]:
         "methods": dump_json(list(_names("methods", snap.methods))),
         "layers": dump_json(list(_names("layers", snap.layers))),
         "target_index": None if snap.target_index is None else int(snap.target_index),
-        "target_name": None if snap.target_name is None else check_text("target_name", snap.target_name, LIMITS["name"]),
+        "target_name": None
+        if snap.target_name is None
+        else check_text("target_name", snap.target_name, LIMITS["name"]),
         "norm_mode": norm.mode,
         "norm_relu": int(norm.relu),
         "norm_scope": norm.scope,

@@ -30,12 +30,17 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import plotly.io as pio
 
+from methods.review.codec import encode_png, strict_json
+from methods.review.csv_safe import safe_row
+from methods.review.records import Comment, Snapshot
+from methods.review.report_curves import curves_figure, method_labels
 from methods.review.report_data import (
     CURVE_KINDS,
     RenderedMap,
@@ -45,10 +50,6 @@ from methods.review.report_data import (
     fit_image,
     rendered_maps,
 )
-from methods.review.codec import encode_png, strict_json
-from methods.review.report_curves import curves_figure, method_labels
-from methods.review.csv_safe import safe_row
-from methods.review.records import Comment, Snapshot
 from methods.viz.styles import curve_label
 
 __all__ = [
@@ -95,7 +96,9 @@ def _png_uri(data: bytes) -> str:
 
 
 def _img(image: np.ndarray, alt: str) -> str:
-    return f'<img src="{_png_uri(encode_png(image))}" alt="{_e(alt)}" width="{image.shape[1]}" height="{image.shape[0]}">'
+    return (
+        f'<img src="{_png_uri(encode_png(image))}" alt="{_e(alt)}" width="{image.shape[1]}" height="{image.shape[0]}">'
+    )
 
 
 def _fmt(value: Any) -> str:
@@ -135,8 +138,11 @@ def _top5_table(top5: Any) -> str:
         except (TypeError, ValueError):
             return ""
         rows.append(f"<tr><td>{rank}</td><td>{_e(name)}</td><td>{_e(index)}</td><td>{_e(prob)}</td></tr>")
-    return ('<table class="top5"><tr><th>#</th><th>Class</th><th>Index</th><th>Probability</th></tr>'
-            + "".join(rows) + "</table>")
+    return (
+        '<table class="top5"><tr><th>#</th><th>Class</th><th>Index</th><th>Probability</th></tr>'
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def _verdict_class(verdict: str) -> str:
@@ -145,7 +151,9 @@ def _verdict_class(verdict: str) -> str:
 
 def _settings(s: Snapshot) -> list[tuple[str, Any]]:
     n = s.normalization
-    target = "top-1" if s.target_index is None else f"{s.target_index}" + (f" — {s.target_name}" if s.target_name else "")
+    target = (
+        "top-1" if s.target_index is None else f"{s.target_index}" + (f" — {s.target_name}" if s.target_name else "")
+    )
     return [
         ("Model", s.model_id),
         ("Checkpoint SHA-256", s.model_sha256 or "—"),
@@ -153,8 +161,11 @@ def _settings(s: Snapshot) -> list[tuple[str, Any]]:
         ("Target class", target),
         ("Methods", ", ".join(s.methods) or "—"),
         ("Layers", ", ".join(s.layers) or "—"),
-        ("Normalization", f"{n.mode}, relu={'on' if n.relu else 'off'}, scope={n.scope}"
-         + (f", percentiles {n.percentiles[0]:g}–{n.percentiles[1]:g}" if n.mode == "percentile" else "")),
+        (
+            "Normalization",
+            f"{n.mode}, relu={'on' if n.relu else 'off'}, scope={n.scope}"
+            + (f", percentiles {n.percentiles[0]:g}–{n.percentiles[1]:g}" if n.mode == "percentile" else ""),
+        ),
         ("Colormap / alpha", f"{s.colormap} / {s.alpha:g}"),
         ("Image", f"{s.image_width}×{s.image_height} px, SHA-256 {s.image_sha256}"),
         ("Created (UTC)", s.created_at),
@@ -173,15 +184,19 @@ def _section(s: Snapshot, comments: Sequence[Comment], *, plotly_included: bool,
         parts.append(f'<div class="note">{_e(s.note)}</div>')
     parts.append(f'<h3>Settings</h3><table class="settings">{_rows(_settings(s))}</table>')
     if s.view:
-        parts.append(f'<details><summary>View settings</summary><table class="view">{_rows(sorted((str(k), v) for k, v in s.view.items()))}</table></details>')
+        parts.append(
+            f'<details><summary>View settings</summary><table class="view">{_rows(sorted((str(k), v) for k, v in s.view.items()))}</table></details>'
+        )
     parts.append('<h3>Maps</h3><div class="maps">')
-    parts.append(f'<figure>{_img(fit_image(image, max_side), "original image")}<figcaption>original</figcaption></figure>')
+    parts.append(
+        f"<figure>{_img(fit_image(image, max_side), 'original image')}<figcaption>original</figcaption></figure>"
+    )
     for r in rendered_maps(s, max_side=max_side, image=image):
         lo, hi = (float(r.raw.min()), float(r.raw.max())) if r.raw.size else (0.0, 0.0)
         caption = f"{r.method} · {r.layer} · raw {r.raw.shape[0]}×{r.raw.shape[1]}, values {lo:.3g}…{hi:.3g}"
         parts.append(
             f'<figure><div class="pair">{_img(r.heatmap, f"heatmap {r.method} {r.layer}")}'
-            f'{_img(r.overlay, f"overlay {r.method} {r.layer}")}</div><figcaption>{_e(caption)}</figcaption></figure>'
+            f"{_img(r.overlay, f'overlay {r.method} {r.layer}')}</div><figcaption>{_e(caption)}</figcaption></figure>"
         )
     parts.append("</div>")
     top5 = _top5_table(s.metrics.get("top5"))
@@ -209,14 +224,16 @@ def _section(s: Snapshot, comments: Sequence[Comment], *, plotly_included: bool,
         if aucs:
             labels = method_labels(list(aucs))
             rows = "".join(
-                f"<tr><th>{_e(curve_label(m, labels))}</th>" + "".join(f"<td>{_e(_fmt(k.get(kind, '—')))}</td>" for kind in CURVE_KINDS) + "</tr>"
+                f"<tr><th>{_e(curve_label(m, labels))}</th>"
+                + "".join(f"<td>{_e(_fmt(k.get(kind, '—')))}</td>" for kind in CURVE_KINDS)
+                + "</tr>"
                 for m, k in aucs.items()
             )
             parts.append(f'<table class="aucs"><tr><th>AUC</th><th>deletion</th><th>insertion</th></tr>{rows}</table>')
         plotly_included = True
     parts.append(f"<h3>Comments ({len(comments)})</h3>")
     if not comments:
-        parts.append("<p class=\"meta\">No comments.</p>")
+        parts.append('<p class="meta">No comments.</p>')
     for c in comments:
         parts.append(
             f'<div class="comment"><span class="who">{_e(c.author)}</span> <span class="meta">{_e(c.created_at)}</span>'
@@ -251,7 +268,9 @@ def html_report(
     body: list[str] = []
     plotly_included = False
     for s in unique:
-        section, plotly_included = _section(s, comments.get(s.id, ()), plotly_included=plotly_included, max_side=max_side)
+        section, plotly_included = _section(
+            s, comments.get(s.id, ()), plotly_included=plotly_included, max_side=max_side
+        )
         body.append(section)
     toc = "".join(
         f'<li><a href="#snap-{_e(s.id)}">{_e(s.title) or "Untitled"}</a> '
@@ -259,10 +278,10 @@ def html_report(
         for s in unique
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        f"<header><h1>{_e(title)}</h1><p class=\"sub\">{len(unique)} snapshot{'s' if len(unique) != 1 else ''} · "
+        f'<header><h1>{_e(title)}</h1><p class="sub">{len(unique)} snapshot{"s" if len(unique) != 1 else ""} · '
         f"generated {_e(generated)} by GradLens</p></header>\n"
         + (f"<nav><ol>{toc}</ol></nav>\n" if unique else "<p>No snapshots.</p>\n")
         + "\n".join(body)
@@ -358,24 +377,50 @@ def zip_report(
                 put(f"{folder}/{files['raw']}", _npy(r.raw), when)
                 put(f"{folder}/{files['heatmap']}", encode_png(r.heatmap), when, stored=True)
                 put(f"{folder}/{files['overlay']}", encode_png(r.overlay), when, stored=True)
-                index.append({"method": r.method, "layer": r.layer, "shape": list(r.raw.shape),
-                              "value_range": list(r.value_range), "files": files})
+                index.append(
+                    {
+                        "method": r.method,
+                        "layer": r.layer,
+                        "shape": list(r.raw.shape),
+                        "value_range": list(r.value_range),
+                        "files": files,
+                    }
+                )
             n = s.normalization
             settings = {
-                "id": s.id, "model_id": s.model_id, "model_sha256": s.model_sha256, "page": s.page,
-                "target_index": s.target_index, "target_name": s.target_name,
-                "methods": list(s.methods), "layers": list(s.layers),
+                "id": s.id,
+                "model_id": s.model_id,
+                "model_sha256": s.model_sha256,
+                "page": s.page,
+                "target_index": s.target_index,
+                "target_name": s.target_name,
+                "methods": list(s.methods),
+                "layers": list(s.layers),
                 "normalization": {"mode": n.mode, "relu": n.relu, "scope": n.scope, "percentiles": list(n.percentiles)},
-                "colormap": s.colormap, "alpha": s.alpha, "view": s.view,
-                "image": {"file": "original.png", "width": s.image_width, "height": s.image_height, "sha256": s.image_sha256},
+                "colormap": s.colormap,
+                "alpha": s.alpha,
+                "view": s.view,
+                "image": {
+                    "file": "original.png",
+                    "width": s.image_width,
+                    "height": s.image_height,
+                    "sha256": s.image_sha256,
+                },
                 "maps": index,
             }
             put(f"{folder}/settings.json", _json_bytes(settings), when)
             put(f"{folder}/metrics.json", _json_bytes(s.metrics), when)
             review = {
-                "id": s.id, "title": s.title, "author": s.author, "note": s.note, "verdict": s.verdict,
-                "created_at": s.created_at, "updated_at": s.updated_at,
-                "comments": [{"author": c.author, "text": c.text, "created_at": c.created_at} for c in comments.get(s.id, ())],
+                "id": s.id,
+                "title": s.title,
+                "author": s.author,
+                "note": s.note,
+                "verdict": s.verdict,
+                "created_at": s.created_at,
+                "updated_at": s.updated_at,
+                "comments": [
+                    {"author": c.author, "text": c.text, "created_at": c.created_at} for c in comments.get(s.id, ())
+                ],
             }
             put(f"{folder}/review.json", _json_bytes(review), when)
             curves = curves_of(s.metrics)

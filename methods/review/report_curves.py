@@ -8,7 +8,7 @@ with the dashboard's Faithfulness page); a method's legend label is its registry
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -34,8 +34,9 @@ def method_labels(keys: Sequence[str]) -> dict[str, str]:
 
 def curves_figure(curves: Sequence[StoredCurve]) -> go.Figure:
     """Deletion (left) and insertion (right) curves, one legend entry per method or reference."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(CURVE_TITLES["deletion"], CURVE_TITLES["insertion"]),
-                        horizontal_spacing=0.08)
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=(CURVE_TITLES["deletion"], CURVE_TITLES["insertion"]), horizontal_spacing=0.08
+    )
     keys = list(dict.fromkeys(c.method for c in curves))
     lines = curve_lines(keys)
     labels = method_labels(keys)
@@ -44,8 +45,13 @@ def curves_figure(curves: Sequence[StoredCurve]) -> go.Figure:
         name = html.escape(curve_label(c.method, labels))  # plotly.js draws names as HTML-ish text
         fig.add_trace(
             go.Scatter(
-                x=list(c.fractions), y=list(c.scores), mode="lines", name=name, legendgroup=c.method,
-                showlegend=c.method not in in_legend, line=lines[c.method],
+                x=list(c.fractions),
+                y=list(c.scores),
+                mode="lines",
+                name=name,
+                legendgroup=c.method,
+                showlegend=c.method not in in_legend,
+                line=lines[c.method],
                 hovertemplate=f"{name}<br>fraction %{{x:.2f}}<br>score %{{y:.3f}}<extra></extra>",
             ),
             row=1,
@@ -54,6 +60,7 @@ def curves_figure(curves: Sequence[StoredCurve]) -> go.Figure:
         in_legend.add(c.method)
     fig.update_xaxes(title="fraction of pixels", range=[0, 1])
     fig.update_yaxes(title=SCORE_LABEL, rangemode="tozero")
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25),
-                      template="plotly_white")
+    fig.update_layout(
+        height=380, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.25), template="plotly_white"
+    )
     return fig

@@ -12,16 +12,17 @@ skipped, not fatal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from methods.review.records import Snapshot
 from methods.viz.normalize import normalize_many
 from methods.viz.ranges import display_ranges
 from methods.viz.render import heatmap, overlay
-from methods.review.records import Snapshot
 
 __all__ = ["CURVE_KINDS", "RenderedMap", "StoredCurve", "display_ranges", "fit_image", "rendered_maps", "curves_of"]
 
@@ -54,7 +55,9 @@ def fit_image(image: np.ndarray, max_side: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
 
 
-def rendered_maps(snapshot: Snapshot, *, max_side: int | None = None, image: np.ndarray | None = None) -> list[RenderedMap]:
+def rendered_maps(
+    snapshot: Snapshot, *, max_side: int | None = None, image: np.ndarray | None = None
+) -> list[RenderedMap]:
     """Every stored map of ``snapshot`` as heatmap and overlay, in stored order.
 
     With ``scope="shared"`` the normalization scale is shared by all maps of the snapshot.

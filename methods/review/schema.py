@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tomllib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+import tomllib
 
 from methods.errors import SnapshotError, SnapshotNotFound
 
@@ -107,7 +108,9 @@ def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
         secret = _from_secrets()
         chosen, origin = (secret, SECRETS_KEY) if secret is not None else (_default_path(), "default")
     if str(chosen) in ("", ".", ":memory:"):
-        raise SnapshotError(f"{origin}={str(chosen)!r} is not a database file path; give a file such as data/gradlens.sqlite3")
+        raise SnapshotError(
+            f"{origin}={str(chosen)!r} is not a database file path; give a file such as data/gradlens.sqlite3"
+        )
     chosen = chosen.absolute()
     chosen.parent.mkdir(parents=True, exist_ok=True)
     return chosen
@@ -263,6 +266,8 @@ def migrate(
     except BaseException as exc:
         conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
-            raise SnapshotError(f"{path}: schema migration to version {target} failed and was rolled back: {exc}") from exc
+            raise SnapshotError(
+                f"{path}: schema migration to version {target} failed and was rolled back: {exc}"
+            ) from exc
         raise
     return before

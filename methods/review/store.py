@@ -29,6 +29,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from methods.errors import SnapshotError, SnapshotNotFound
 from methods.review.codec import decode_maps, encode_maps, load_json
 from methods.review.pool import ConnectionPool
 from methods.review.records import (
@@ -48,7 +49,6 @@ from methods.review.records import (
     now_utc,
     validate_new,
 )
-from methods.errors import SnapshotError, SnapshotNotFound
 from methods.review.schema import connect, enable_wal, migrate, resolve_db_path
 
 __all__ = [
@@ -133,7 +133,7 @@ class SnapshotStore:
         """Close the idle connections (the store stays usable; it reopens on demand)."""
         self._pool.close()
 
-    def __enter__(self) -> "SnapshotStore":
+    def __enter__(self) -> SnapshotStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -142,7 +142,9 @@ class SnapshotStore:
     @staticmethod
     def _require(conn: sqlite3.Connection, snapshot_id: str) -> None:
         if conn.execute("SELECT 1 FROM snapshots WHERE id = ?", (snapshot_id,)).fetchone() is None:
-            raise SnapshotNotFound(f"no snapshot with id {snapshot_id!r} (deleted, or the link is from another database)")
+            raise SnapshotNotFound(
+                f"no snapshot with id {snapshot_id!r} (deleted, or the link is from another database)"
+            )
 
     # -- snapshots -----------------------------------------------------------------------------
 
@@ -197,7 +199,9 @@ class SnapshotStore:
                 (snapshot_id,),
             ).fetchone()
         if row is None:
-            raise SnapshotNotFound(f"no snapshot with id {snapshot_id!r} (deleted, or the link is from another database)")
+            raise SnapshotNotFound(
+                f"no snapshot with id {snapshot_id!r} (deleted, or the link is from another database)"
+            )
         return Snapshot(
             id=row["id"],
             created_at=row["created_at"],
@@ -397,4 +401,6 @@ class SnapshotStore:
                 "WHERE snapshot_id = ? ORDER BY id",
                 (snapshot_id,),
             ).fetchall()
-        return [VerdictChange(snapshot_id=r[0], verdict=r[1], previous=r[2], author=r[3], changed_at=r[4]) for r in rows]
+        return [
+            VerdictChange(snapshot_id=r[0], verdict=r[1], previous=r[2], author=r[3], changed_at=r[4]) for r in rows
+        ]

@@ -23,10 +23,12 @@ values are replaced by 0 first.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence, TypeVar, Union
+from collections.abc import Sequence
+from typing import Literal, TypeVar, Union
 
 import numpy as np
 import torch
+
 from methods.errors import OptionError
 
 __all__ = ["EPS", "MODES", "SCOPES", "Mode", "Scope", "normalize", "normalize_many"]
@@ -148,7 +150,11 @@ def normalize(
     """
     arr = _to_numpy(m)
     if arr.ndim == 3:
-        out = np.stack(normalize_many(list(arr), mode=mode, relu=relu, scope=scope, percentiles=percentiles)) if len(arr) else arr
+        out = (
+            np.stack(normalize_many(list(arr), mode=mode, relu=relu, scope=scope, percentiles=percentiles))
+            if len(arr)
+            else arr
+        )
     else:
         out = normalize_many([arr], mode=mode, relu=relu, scope=scope, percentiles=percentiles)[0]
     return _like(np.asarray(out, dtype=np.float32), m)

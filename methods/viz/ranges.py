@@ -12,7 +12,7 @@ looks the same wherever it is drawn:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -26,8 +26,9 @@ def test_cam_equals_gradcam_times_z_and_the_paper_formula():
         acts = net.features(x)
         logits = net(x)
     torch.testing.assert_close(cam, torch.einsum("nc,nchw->nhw", net.fc.weight[targets], acts), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(cam.mean(dim=(1, 2)) + net.fc.bias[targets], logits[torch.arange(3), targets],
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        cam.mean(dim=(1, 2)) + net.fc.bias[targets], logits[torch.arange(3), targets], rtol=1e-5, atol=1e-5
+    )
 
 
 class ConvHeadNet(nn.Module):
@@ -46,8 +47,9 @@ class ConvHeadNet(nn.Module):
 def test_a_1x1_conv_head_is_a_linear_head():
     net, x = ConvHeadNet(), torch.randn(2, 3, 8, 8)
     many = methods.explain_many(net, x, ["cam", "gradcam"], layers=["features.1"], target=[1, 3])
-    torch.testing.assert_close(many["cam"].maps["features.1"], many["gradcam"].maps["features.1"] * 64, rtol=1e-5,
-                               atol=1e-5)
+    torch.testing.assert_close(
+        many["cam"].maps["features.1"], many["gradcam"].maps["features.1"] * 64, rtol=1e-5, atol=1e-5
+    )
     rec = methods.record(net, x, ["features.1"], gradients=False)
     name, weight = find_head(net, "features.1", rec.activations["features.1"], rec.logits)
     assert name == "classifier" and weight.shape == (4, 6)
@@ -65,12 +67,15 @@ class TwoLinearHead(GapNet):
         return self.out(torch.relu(self.fc(self.pool(self.features(x)).flatten(1))))
 
 
-@pytest.mark.parametrize("net, layer, words", [
-    (TwoLinearHead(), "features.5", "closest: max |error|"),
-    (GapNet(classes=4), "features.2", "no Linear(16, 4)"),  # not the last layer: 16 channels
-    (GapNet(classes=4), "features.4", "closest"),  # the conv before the ReLU: shapes fit, maths does not
-    (HandNet(), "conv", "no Linear(2, 2)"),  # flatten + linear, no pooling
-])
+@pytest.mark.parametrize(
+    "net, layer, words",
+    [
+        (TwoLinearHead(), "features.5", "closest: max |error|"),
+        (GapNet(classes=4), "features.2", "no Linear(16, 4)"),  # not the last layer: 16 channels
+        (GapNet(classes=4), "features.4", "closest"),  # the conv before the ReLU: shapes fit, maths does not
+        (HandNet(), "conv", "no Linear(2, 2)"),  # flatten + linear, no pooling
+    ],
+)
 def test_other_heads_are_a_head_error(net, layer, words):
     x = HandNet.X if isinstance(net, HandNet) else torch.randn(1, 3, 16, 16)
     with pytest.raises(methods.HeadError, match="global average pooling and ONE linear map") as info:

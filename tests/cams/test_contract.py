@@ -81,7 +81,9 @@ def test_method_survives_constant_image(spec):
 def test_method_hooks_removed_after_bad_target(spec):
     net = GapNet(classes=4)
     with pytest.raises(methods.TargetError):
-        methods.explain(net, torch.randn(1, 3, 16, 16), spec.name, layers=_layers(spec)[-1:], target=7, **_options(spec))
+        methods.explain(
+            net, torch.randn(1, 3, 16, 16), spec.name, layers=_layers(spec)[-1:], target=7, **_options(spec)
+        )
     assert count_hooks(net) == 0
 
 

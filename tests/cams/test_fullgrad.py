@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import methods
-from methods.cams.fullgrad import bias_modules, effective_bias, minmax_abs
 from methods.cams.core.sites import site_name
+from methods.cams.fullgrad import bias_modules, effective_bias, minmax_abs
 from tiny_models import HandNet
 
 
@@ -82,8 +82,9 @@ def test_fullgrad_shares_the_recorded_pass():
 
 
 def test_uncovered_bias_terms_get_a_note():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                        nn.Linear(4, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
     exp = methods.explain(net, torch.randn(1, 3, 6, 6), "fullgrad", layers=["0"])
     assert any("GroupNorm bias terms are left out" in n for n in exp.notes)
     assert site_name("a", 1) == "a#1"

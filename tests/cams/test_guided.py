@@ -112,7 +112,9 @@ def test_relu6_by_hand_and_in_place():
         z = torch.tensor([-1.0, 3.0, 7.0], requires_grad=True)
         (g,) = torch.autograd.grad(guided_activation(F.relu6, z), z, torch.tensor(r_out))
         assert g.tolist() == list(expected)
-    a = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    a = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU6(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
     b = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     b.load_state_dict(a.state_dict())
     x = torch.randn(2, 3, 9, 9) * 4
@@ -123,8 +125,15 @@ def test_relu6_by_hand_and_in_place():
 
 
 def test_non_monotone_activations_are_guided_with_a_note():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.SiLU(), nn.Conv2d(4, 4, 3), nn.ReLU6(), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(4, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.SiLU(),
+        nn.Conv2d(4, 4, 3),
+        nn.ReLU6(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
     x = torch.randn(1, 3, 9, 9)
     exp = methods.explain(net, x, "guidedbackprop", layers=["0"], target=0)
     (note,) = exp.notes

@@ -48,8 +48,9 @@ def test_occlusion_hand_values():
 
 def test_occlusion_overlapping_windows_match_a_naive_reference():
     net, x = GapNet(classes=3, seed=61).eval(), torch.randn(2, 3, 12, 12)
-    got = methods.explain(net, x, "occlusion", layers=["features.5"], target=[2, 0], window=5, stride=3,
-                          baseline=-0.5, batch_size=7).maps["features.5"]
+    got = methods.explain(
+        net, x, "occlusion", layers=["features.5"], target=[2, 0], window=5, stride=3, baseline=-0.5, batch_size=7
+    ).maps["features.5"]
     starts = window_starts(12, 5, 3)
     assert starts == [0, 3, 6, 7]  # the last window ends at the edge
     with torch.no_grad():
@@ -88,13 +89,16 @@ def test_rise_matches_a_naive_reference_and_is_batch_independent():
     assert not torch.equal(rise_masks(12, (16, 16), cell=5, p=0.4, seed=4), masks)
 
 
-@pytest.mark.parametrize("name, opts, rows", [("rise", {"num_masks": 9}, 18), ("occlusion", {"window": 8, "stride": 8}, 10)])
+@pytest.mark.parametrize(
+    "name, opts, rows", [("rise", {"num_masks": 9}, 18), ("occlusion", {"window": 8, "stride": 8}, 10)]
+)
 def test_progress_and_bf16(name, opts, rows):
     """Progress counts rows and ends at done == total; bf16 (emulated here, still correct) is close to fp32."""
     net, x = GapNet(classes=3, seed=64).eval(), torch.randn(2, 3, 16, 16)
     seen = []
-    fp32 = methods.explain(net, x, name, layers=["features.5"], target=1, batch_size=4,
-                           progress=lambda d, t: seen.append((d, t)), **opts)
+    fp32 = methods.explain(
+        net, x, name, layers=["features.5"], target=1, batch_size=4, progress=lambda d, t: seen.append((d, t)), **opts
+    )
     assert seen[-1][0] == seen[-1][1] and all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
     assert len(seen) == math.ceil(rows / 4)
     bf16 = methods.explain(net, x, name, layers=["features.5"], target=1, precision="bf16", **opts)

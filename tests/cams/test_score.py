@@ -122,7 +122,9 @@ def test_iscam_hand_computed():
     expected = [sum(_sigmoid(i / m * c + margin) for i in range(1, m + 1)) / m for c in KnownNet.contributions()[:3]]
     w = _weights(net, x, "iscam", "feat", steps=m)[0]
     torch.testing.assert_close(w, torch.tensor(expected + [0.0]), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(_explain(net, x, "iscam", "feat", steps=m)[0], _hand_map(expected + [0.0]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        _explain(net, x, "iscam", "feat", steps=m)[0], _hand_map(expected + [0.0]), rtol=1e-5, atol=1e-6
+    )
     # one step is Score-CAM
     torch.testing.assert_close(_weights(net, x, "iscam", "feat", steps=1), _weights(net, x, "scorecam", "feat"))
 
@@ -148,7 +150,9 @@ def test_sscam_hand_computed(noise_on, fp32):
     opts = dict(num_samples=s, std=std, seed=seed, noise_on=noise_on)
     w = _weights(net, x, "sscam", "feat", **opts)[0]
     torch.testing.assert_close(w, torch.tensor(expected + [0.0]), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(_explain(net, x, "sscam", "feat", **opts)[0], _hand_map(expected + [0.0]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        _explain(net, x, "sscam", "feat", **opts)[0], _hand_map(expected + [0.0]), rtol=1e-5, atol=1e-6
+    )
     # std = 0 is Score-CAM exactly
     torch.testing.assert_close(_weights(net, x, "sscam", "feat", std=0.0), _weights(net, x, "scorecam", "feat"))
 
@@ -160,7 +164,9 @@ def test_ablationcam_hand_computed():
     for path in ("auto", "full"):
         w = _weights(net, x, "ablationcam", "feat", path=path)[0]
         torch.testing.assert_close(w, torch.tensor(expected), rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(_explain(net, x, "ablationcam", "feat", path=path)[0], _hand_map(expected), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            _explain(net, x, "ablationcam", "feat", path=path)[0], _hand_map(expected), rtol=1e-5, atol=1e-6
+        )
     assert ablation_path(net, x, "feat") == (True, "")
     # a negative class logit does not flip the sign (|y| in the denominator)
     with torch.no_grad():
@@ -250,7 +256,12 @@ REFERENCE_CASES = {
     "scorecam": (dict(), lambda x, m, j: x * m, 1, False),
     "scorecam_ic": (dict(baseline_subtract=True), lambda x, m, j: x * m, 1, True),
     "iscam": (dict(steps=3), lambda x, m, j: x * m * (j + 1) / 3, 3, False),
-    "sscam_mask": (dict(num_samples=2, std=0.5, seed=3), lambda x, m, j: x * (m + 0.5 * noise(3, j, (1, 16, 16))), 2, False),
+    "sscam_mask": (
+        dict(num_samples=2, std=0.5, seed=3),
+        lambda x, m, j: x * (m + 0.5 * noise(3, j, (1, 16, 16))),
+        2,
+        False,
+    ),
     "sscam_input": (
         dict(num_samples=2, std=0.5, seed=3, noise_on="input"),
         lambda x, m, j: x * m + 0.5 * noise(3, j, (3, 16, 16)),
@@ -544,7 +555,9 @@ def test_a_layer_that_raises_midway_leaves_no_trace(name, fail_after):
 def test_progress_reaches_total_after_every_batch(name, small):
     net, x = small
     calls = []
-    methods.explain(net, x[:2], name, layers=["act"], batch_size=4, progress=lambda d, t: calls.append((d, t)), **FAST.get(name, {}))
+    methods.explain(
+        net, x[:2], name, layers=["act"], batch_size=4, progress=lambda d, t: calls.append((d, t)), **FAST.get(name, {})
+    )
     assert calls and calls[-1][0] == calls[-1][1] > 0
     assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
     assert len(calls) >= 3  # one per batch, not just the end
@@ -555,7 +568,9 @@ def test_progress_of_the_layer_itself(small):
     net, x = small
     rec = methods.record(net, x[:1], ["act"], gradients=False)
     calls = []
-    ctx = LayerContext(net, x[:1], "act", rec.activations["act"], rec.targets, rec.logits, lambda d, t: calls.append((d, t)))
+    ctx = LayerContext(
+        net, x[:1], "act", rec.activations["act"], rec.targets, rec.logits, lambda d, t: calls.append((d, t))
+    )
     methods.create_method("scorecam", batch_size=3).compute_layer(ctx)
     assert calls == [(3, 7), (6, 7), (7, 7)]  # 6 varying channels + the shared empty mask, 3 per batch
 
@@ -715,8 +730,15 @@ def test_folding_does_not_change_the_map(name, monkeypatch, fp32):
 
 def test_fold_is_undone_when_a_forward_raises(monkeypatch):
     monkeypatch.setattr(methods.cams.score.masked, "FOLD_MIN_ROWS", 0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), FlakyLayer(fail_after=5),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        FlakyLayer(fail_after=5),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    )
     with pytest.raises(RuntimeError, match="flaky"):
         methods.explain(net, torch.randn(1, 3, 8, 8), "scorecam", layers=["2"], batch_size=1)
     assert net[3].calls >= 5 and _forward_overrides(net) == 0 and count_hooks(net) == 0 and net.training

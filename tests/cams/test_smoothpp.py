@@ -20,18 +20,26 @@ def test_linear_model_gives_grad_cam_pp_whatever_the_noise():
 
 def test_std_zero_is_grad_cam_pp():
     net, x = GapNet(classes=4, seed=41), torch.randn(2, 3, 16, 16)
-    many = methods.explain_many(net, x, ["smoothgradcampp", "gradcampp"], layers=["features.3", "features.5"],
-                                options={"smoothgradcampp": {"std": 0.0}}, target=[1, 2])
+    many = methods.explain_many(
+        net,
+        x,
+        ["smoothgradcampp", "gradcampp"],
+        layers=["features.3", "features.5"],
+        options={"smoothgradcampp": {"std": 0.0}},
+        target=[1, 2],
+    )
     for layer in ("features.3", "features.5"):
-        torch.testing.assert_close(many["smoothgradcampp"].maps[layer], many["gradcampp"].maps[layer], rtol=1e-5,
-                                   atol=1e-6)
+        torch.testing.assert_close(
+            many["smoothgradcampp"].maps[layer], many["gradcampp"].maps[layer], rtol=1e-5, atol=1e-6
+        )
 
 
 def test_matches_a_naive_reference_and_is_batch_independent():
     """One noisy forward+backward at a time with explicit autograd; the clean activations weight the map."""
     net, x = GapNet(classes=4, seed=42).eval(), torch.randn(2, 3, 16, 16)
-    got = methods.explain(net, x, "smoothgradcampp", layers=["features.3"], target=[0, 3], num_samples=3, std=0.5,
-                          seed=7).maps["features.3"]
+    got = methods.explain(
+        net, x, "smoothgradcampp", layers=["features.3"], target=[0, 3], num_samples=3, std=0.5, seed=7
+    ).maps["features.3"]
     draws = input_noise(7, 3, (1, 3, 16, 16), 0.5)
     expected = []
     for i, c in enumerate((0, 3)):
@@ -47,7 +55,9 @@ def test_matches_a_naive_reference_and_is_batch_independent():
         w = gradcampp_weights(clean.double(), *(s / 3 for s in sums))
         expected.append(torch.einsum("nc,nchw->nhw", w, clean.double())[0].float())
     torch.testing.assert_close(got, torch.stack(expected), rtol=1e-4, atol=1e-6)
-    one = methods.explain(net, x[1:], "smoothgradcampp", layers=["features.3"], target=3, num_samples=3, std=0.5, seed=7)
+    one = methods.explain(
+        net, x[1:], "smoothgradcampp", layers=["features.3"], target=3, num_samples=3, std=0.5, seed=7
+    )
     torch.testing.assert_close(one.maps["features.3"][0], got[1], rtol=1e-5, atol=1e-6)
 
 

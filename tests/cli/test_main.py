@@ -35,8 +35,23 @@ def test_batch_and_evaluate_hand_their_arguments_to_the_commands(command, capsys
 
 
 def test_bad_options_exit_2_like_the_python_m_commands(tmp_path):
-    assert gradlens.main(["evaluate", "--model", "tiny", "--images", "scenes:1", "--methods", "nope",
-                          "--out", str(tmp_path / "r.csv"), "--quiet"]) == 2
+    assert (
+        gradlens.main(
+            [
+                "evaluate",
+                "--model",
+                "tiny",
+                "--images",
+                "scenes:1",
+                "--methods",
+                "nope",
+                "--out",
+                str(tmp_path / "r.csv"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
 
 
 def test_serve_runs_streamlit_on_the_installed_dashboard(monkeypatch):

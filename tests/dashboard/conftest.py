@@ -41,8 +41,13 @@ def slow_method(request):
     from methods import ForwardMethod, register_method
     from methods.cams.core.registry import _REGISTRY
 
-    @register_method(name="test_slowcam", label="Test-Slow-CAM", family="score", cost="8 forwards",
-                     summary="test only: channel mean, with progress")
+    @register_method(
+        name="test_slowcam",
+        label="Test-Slow-CAM",
+        family="score",
+        cost="8 forwards",
+        summary="test only: channel mean, with progress",
+    )
     class SlowCam(ForwardMethod):
         progress_seen: list = []
 

@@ -17,15 +17,26 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from app_kit import (
-    HOME, PAGES, ROOT, TIMEOUT, ForwardCounter, as_array, assert_clean, live_markup, map_images, model_calls, plain,
-    plotly_specs,
-    open_app, run_page, texts,
-)
 from streamlit.testing.v1 import AppTest
 
 import methods
+from app_kit import (
+    HOME,
+    PAGES,
+    ROOT,
+    TIMEOUT,
+    ForwardCounter,
+    as_array,
+    assert_clean,
+    live_markup,
+    map_images,
+    model_calls,
+    open_app,
+    plain,
+    plotly_specs,
+    run_page,
+    texts,
+)
 from dashboard.app import cache
 from dashboard.core import pages, services
 
@@ -169,8 +180,17 @@ def test_choices_persist_across_pages_and_live_in_the_url():
 
 
 def test_a_link_restores_the_view():
-    query = {"page": "methods", "cmap": "turbo", "alpha": "0.7", "methods": "layercam,gradcam", "norm": "max",
-             "relu": "0", "scope": "shared", "target": "2", "layer": "features.13"}
+    query = {
+        "page": "methods",
+        "cmap": "turbo",
+        "alpha": "0.7",
+        "methods": "layercam,gradcam",
+        "norm": "max",
+        "relu": "0",
+        "scope": "shared",
+        "target": "2",
+        "layer": "features.13",
+    }
     at = open_app(str(ROOT / "dashboard" / PAGES["methods"]))
     at.query_params.update(query)
     at.run()
@@ -189,15 +209,30 @@ def test_a_link_restores_the_view():
 
 
 def test_a_hand_edited_link_falls_back_with_messages():
-    query = {"alpha": "7", "cmap": "rainbow", "layer": "features.99", "model": "upload:0badc0de",
-             "image": "upload:feedbeef", "target": "5000", "bogus": "1"}  # no model has 5000 classes
+    query = {
+        "alpha": "7",
+        "cmap": "rainbow",
+        "layer": "features.99",
+        "model": "upload:0badc0de",
+        "image": "upload:feedbeef",
+        "target": "5000",
+        "bogus": "1",
+    }  # no model has 5000 classes
     at = open_app(str(ROOT / "dashboard" / PAGES["methods"]))
     at.query_params.update(query)
     at.run()
     assert_clean(at)
     warnings = texts(at.warning)
-    for words in ("alpha='7'", "rainbow", "'features.99' is not a layer", "uploaded checkpoint",
-                  "uploaded image", "cannot travel in a URL", "Target class 5000 does not exist", "'bogus'"):
+    for words in (
+        "alpha='7'",
+        "rainbow",
+        "'features.99' is not a layer",
+        "uploaded checkpoint",
+        "uploaded image",
+        "cannot travel in a URL",
+        "Target class 5000 does not exist",
+        "'bogus'",
+    ):
         assert words in warnings, words
     assert at.selectbox(key="w_layer").value == ""  # the default layer
     assert len(plotly_specs(at)) == 1  # the page still draws
@@ -209,15 +244,15 @@ def test_a_hand_edited_link_falls_back_with_messages():
 
 
 def test_render_view_from_preloaded_maps_runs_no_model():
-    script = f"""
+    script = """
 import numpy as np
 from dashboard.app import capture, navigation
 from dashboard.core.services import MapBundle
 from dashboard.core.state import ViewState
 
 ramp = np.arange(64, dtype=np.float32).reshape(8, 8) - 10.0
-bundle = MapBundle(image=np.full((32, 32, 3), 90, np.uint8), maps={{"gradcam": {{"L": ramp}}, "layercam": {{"L": -ramp}}}},
-                   target=1, probs=np.array([0.2, 0.8]), class_names=("cat", "dog"), seconds={{}})
+bundle = MapBundle(image=np.full((32, 32, 3), 90, np.uint8), maps={"gradcam": {"L": ramp}, "layercam": {"L": -ramp}},
+                   target=1, probs=np.array([0.2, 0.8]), class_names=("cat", "dog"), seconds={})
 state = ViewState(page=PAGE, methods=("gradcam", "layercam"), method="gradcam", layer="L", cmap="viridis")
 with capture.preloaded(bundle):
     navigation.render_view(state)
@@ -228,8 +263,11 @@ with capture.preloaded(bundle):
     (spec,) = plotly_specs(at)
     heat = [t for t in spec["data"] if t["type"] == "heatmap"]
     assert len(heat) == 2
-    custom = as_array(heat[1]["customdata"]).reshape(8, 8, 3) if isinstance(heat[1]["customdata"], dict) \
+    custom = (
+        as_array(heat[1]["customdata"]).reshape(8, 8, 3)
+        if isinstance(heat[1]["customdata"], dict)
         else np.asarray(heat[1]["customdata"])
+    )
     np.testing.assert_allclose(custom[..., 0], -(np.arange(64).reshape(8, 8) - 10.0))
     assert "dog" in at.caption[0].value
     at = AppTest.from_string(script.replace("PAGE", '"normalization"'), default_timeout=TIMEOUT).run()
@@ -260,7 +298,9 @@ st.write("still running")
     assert not at.expander  # a library error is its own message: no details to show
 
 
-@pytest.mark.parametrize("bug", ["RuntimeError('tensor a (3) must match b (4)')", "ValueError('alpha=2 must be in [0, 1]')"])
+@pytest.mark.parametrize(
+    "bug", ["RuntimeError('tensor a (3) must match b (4)')", "ValueError('alpha=2 must be in [0, 1]')"]
+)
 def test_any_other_exception_is_a_short_message_with_an_error_id_and_a_log_line(bug, caplog):
     """A bug (a plain ValueError too: never mistaken for a validation message) becomes a short
     message with an error id; the traceback goes to the server log under that id, never to the
@@ -317,8 +357,9 @@ def test_image_upload_broken_then_constant():
     at = run_page()
     at.file_uploader(key="w_image_upload").upload("holiday.png", b"\x89PNG\r\n\x1a\n truncated", "image/png").run()
     assert not at.exception
-    assert any("holiday.png" in plain(e.value) and "corrupt" in e.value.lower() for e in at.sidebar.error), \
-        [e.value for e in at.error]
+    assert any("holiday.png" in plain(e.value) and "corrupt" in e.value.lower() for e in at.sidebar.error), [
+        e.value for e in at.error
+    ]
     assert not at.selectbox(key="w_image").value.startswith("upload:")
 
     grey = np.full((96, 96, 3), 128, np.uint8)
@@ -468,14 +509,18 @@ def test_the_image_is_preprocessed_once_per_page_run(monkeypatch):
 def test_map_notes_and_precision_are_shown_beside_the_maps_and_saved(monkeypatch):
     """A method's notes (Explanation.notes) and a precision other than fp32 reach the page, next to
     the maps, and travel with the bundle a snapshot stores (bundle_of reads them back)."""
+    from dashboard.app import save_panel
+    from dashboard.core.state import ViewState
     from methods import ForwardMethod, GradLensWarning, register_method
     from methods.cams.core.registry import _REGISTRY
 
-    from dashboard.app import save_panel
-    from dashboard.core.state import ViewState
-
-    @register_method(name="test_notedcam", label="Test-Noted-CAM", family="score", cost="0 forwards",
-                     summary="test only: the channel mean, with a note")
+    @register_method(
+        name="test_notedcam",
+        label="Test-Noted-CAM",
+        family="score",
+        cost="0 forwards",
+        summary="test only: the channel mean, with a note",
+    )
     class NotedCam(ForwardMethod):
         def compute_layer(self, ctx):
             import warnings
@@ -494,8 +539,15 @@ def test_map_notes_and_precision_are_shown_beside_the_maps_and_saved(monkeypatch
         assert not live_markup(at)
     finally:
         _REGISTRY.pop("test_notedcam", None)
-    bundle = services.MapBundle(np.zeros((4, 4, 3), np.uint8), {"scorecam": {"l": np.ones((2, 2), np.float32)}}, 0,
-                                np.array([1.0]), ("a",), {"scorecam": 0.1}, notes={"scorecam": ("n1",)},
-                                precision={"scorecam": "bf16"})
+    bundle = services.MapBundle(
+        np.zeros((4, 4, 3), np.uint8),
+        {"scorecam": {"l": np.ones((2, 2), np.float32)}},
+        0,
+        np.array([1.0]),
+        ("a",),
+        {"scorecam": 0.1},
+        notes={"scorecam": ("n1",)},
+        precision={"scorecam": "bf16"},
+    )
     snap = save_panel.new_snapshot(ViewState(), {"bundle": bundle}, author="t")
     assert snap.metrics["notes"] == {"scorecam": ["n1"]} and snap.metrics["precision"] == {"scorecam": "bf16"}

@@ -15,21 +15,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-
-from app_kit import HOME, TIMEOUT, assert_clean, live_markup, plotly_specs, texts
 from streamlit.testing.v1 import AppTest
 
-from methods.pipeline.evaluate import evaluate
-from methods.pipeline.manifest import frame as manifest_frame
-from methods.data.scenes import make_scene
-from methods.errors import InputError
-from methods.metrics.benchmark.leaderboard import leaderboard, per_class
-
-from dashboard.views.benchmark import data as bd
+from app_kit import HOME, TIMEOUT, assert_clean, live_markup, plotly_specs, texts
 from dashboard.app import cache
 from dashboard.core import pages, services
 from dashboard.core.scene_ids import parse_scene_id
 from dashboard.core.state import ViewState
+from dashboard.views.benchmark import data as bd
+from methods.data.scenes import make_scene
+from methods.errors import InputError
+from methods.metrics.benchmark.leaderboard import leaderboard, per_class
+from methods.pipeline.evaluate import evaluate
+from methods.pipeline.manifest import frame as manifest_frame
 
 BENCH = pages.page("benchmark").script
 EVAL = dict(methods=["gradcam"], steps=5, workers=1, progress=False, log=lambda _s: None)
@@ -94,7 +92,9 @@ def test_page_shows_the_librarys_leaderboard(table):
     # the distribution: one box per map kind, with the per-row values
     spec = plotly_specs(at)[0]
     assert [t["name"] for t in spec["data"]] == ["Grad-CAM", "Random", "Centre"]
-    assert sorted(_values(spec["data"][0]["y"])) == pytest.approx(sorted(df.loc[df["method"] == "gradcam", "deletion_auc"]))
+    assert sorted(_values(spec["data"][0]["y"])) == pytest.approx(
+        sorted(df.loc[df["method"] == "gradcam", "deletion_auc"])
+    )
 
 
 def test_csv_gives_the_same_numbers_as_parquet(table):
@@ -142,7 +142,9 @@ def test_bad_files_give_messages(tmp_path):
     hostile.write_text("image,<img src=x>,[a](http:b)\n1,2,3\n")
     at = _open(hostile)
     message = texts(at.error)
-    assert "neither an evaluate result nor a batch manifest: it has no column(s) ['method', 'layer', 'target']" in message
+    assert (
+        "neither an evaluate result nor a batch manifest: it has no column(s) ['method', 'layer', 'target']" in message
+    )
     assert "<img src=x>" in message and not live_markup(at)
     with pytest.raises(InputError, match="cannot be read as parquet"):
         bd.read_table(b"not parquet", "x.parquet")
@@ -179,13 +181,43 @@ def test_manifest_shows_summary_and_pictures_inside_its_folder(tmp_path):
     picture = np.zeros((8, 8, 3), np.uint8)
     for name in ("original.png", "gradcam__l4__heatmap.png", "gradcam__l4__overlay.png"):
         Image.fromarray(picture).save(out / "a.png" / name)
-    base = dict(image="a.png", method="gradcam", layer="l4", target=3, target_name="cat <b>", prob=0.5, label=3,
-                predicted=3, top5=[3], top5_names=["cat"], top5_probs=[0.5], original="a.png/original.png",
-                grayscale="a.png/g.png", heatmap="a.png/gradcam__l4__heatmap.png",
-                overlay="../../etc/passwd", maps="a.png/maps.npz", map_key="gradcam__l4", map_height=7,
-                map_width=7, seconds=0.25, notes="", model="m", precision="fp32", precision_requested="auto",
-                device="cpu", norm="minmax", relu=True, scope="per_map", percentile_low=1.0, percentile_high=99.0,
-                cmap="jet", alpha=0.5, settings_id="x", file_size=1, file_mtime_ns=1)
+    base = dict(
+        image="a.png",
+        method="gradcam",
+        layer="l4",
+        target=3,
+        target_name="cat <b>",
+        prob=0.5,
+        label=3,
+        predicted=3,
+        top5=[3],
+        top5_names=["cat"],
+        top5_probs=[0.5],
+        original="a.png/original.png",
+        grayscale="a.png/g.png",
+        heatmap="a.png/gradcam__l4__heatmap.png",
+        overlay="../../etc/passwd",
+        maps="a.png/maps.npz",
+        map_key="gradcam__l4",
+        map_height=7,
+        map_width=7,
+        seconds=0.25,
+        notes="",
+        model="m",
+        precision="fp32",
+        precision_requested="auto",
+        device="cpu",
+        norm="minmax",
+        relu=True,
+        scope="per_map",
+        percentile_low=1.0,
+        percentile_high=99.0,
+        cmap="jet",
+        alpha=0.5,
+        settings_id="x",
+        file_size=1,
+        file_mtime_ns=1,
+    )
     second = dict(base, image="b.png", target=1, predicted=2, label=1, prob=0.75, seconds=0.75)
     manifest_frame([base, second]).to_parquet(out / "manifest.parquet", index=False)
     at = _open(out / "manifest.parquet")

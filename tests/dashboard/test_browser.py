@@ -12,10 +12,19 @@ purpose: CI installs it.
 
 from __future__ import annotations
 
-
 import pytest
 
-from browser_kit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, download, nav, panel_titles, wait_ready
+from browser_kit import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    check_page,
+    download,
+    nav,
+    panel_titles,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -74,8 +83,10 @@ def test_every_page_in_a_real_browser(server):
 
             # a teammate opens a link: a fresh session shows the same view
             other = browser.new_page(viewport=VIEWPORT)
-            other.goto(server + "/Methods?page=methods&model=scenes_vgg&cmap=turbo&norm=max&relu=0&alpha=0.7"
-                       "&methods=layercam,gradcam&layer=features.13")
+            other.goto(
+                server + "/Methods?page=methods&model=scenes_vgg&cmap=turbo&norm=max&relu=0&alpha=0.7"
+                "&methods=layercam,gradcam&layer=features.13"
+            )
             check_page(other, "link", "Methods side by side", plots=1)
             body = other.inner_text("body")
             assert "features.13" in body and "max normalization" in body

@@ -12,7 +12,6 @@ import os
 import pytest
 
 from browser_kit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, start_server, stop_server, wait_ready
-
 from methods.pipeline.evaluate import evaluate
 
 pytestmark = pytest.mark.browser
@@ -31,8 +30,15 @@ def bench_server():
 def test_open_a_table_and_follow_a_row_to_the_methods_page(bench_server, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    df = evaluate("scenes_vgg", "scenes2:2", methods=["gradcam", "gradcampp"], steps=5, workers=1, progress=False,
-                  log=lambda _s: None)
+    df = evaluate(
+        "scenes_vgg",
+        "scenes2:2",
+        methods=["gradcam", "gradcampp"],
+        steps=5,
+        workers=1,
+        progress=False,
+        log=lambda _s: None,
+    )
     path = tmp_path / "eval.parquet"
     df.to_parquet(path, index=False)
     with sync_playwright() as p:

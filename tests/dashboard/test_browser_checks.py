@@ -66,7 +66,9 @@ def test_sanity_page_in_a_real_browser(compare_server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            page.goto(compare_server + "/Sanity?model=scenes_vgg&methods=gradcam,random")  # 7 blocks: 8 steps per method
+            page.goto(
+                compare_server + "/Sanity?model=scenes_vgg&methods=gradcam,random"
+            )  # 7 blocks: 8 steps per method
             check_page(page, "sanity", "Sanity checks", images=2 * 8 + 6, plots=1)
             body = page.inner_text("body")
             assert "Grad-CAM passes" in body and "Does the map depend on the class?" in body
@@ -74,6 +76,8 @@ def test_sanity_page_in_a_real_browser(compare_server):
             page.locator('[data-testid="stPlotlyChart"]').first.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "sanity_chart.png"))
             csv = download(page, "Similarity by step as CSV").decode()
-            assert csv.splitlines()[0].startswith("method,step,block,probability,spearman") and len(csv.splitlines()) == 17
+            assert (
+                csv.splitlines()[0].startswith("method,step,block,probability,spearman") and len(csv.splitlines()) == 17
+            )
         finally:
             browser.close()

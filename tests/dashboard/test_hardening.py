@@ -18,11 +18,23 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from app_kit import (HOME, PAGES, ROOT, TIMEOUT, assert_clean, live_markup, map_images, plain, plotly_specs,
-                     open_app, run_page, texts)
-from dashboard.app import cache, jobs, navigation, widgets
-from methods.runtime import ProgressTracker
+from app_kit import (
+    HOME,
+    PAGES,
+    ROOT,
+    TIMEOUT,
+    assert_clean,
+    live_markup,
+    map_images,
+    open_app,
+    plain,
+    plotly_specs,
+    run_page,
+    texts,
+)
+from dashboard.app import cache, jobs, navigation, uploads, widgets
 from methods.errors import Cancelled
+from methods.runtime import ProgressTracker
 from methods.viz import render
 
 METHODS_PAGE = str(ROOT / "dashboard" / PAGES["methods"])
@@ -102,10 +114,17 @@ def _boom(*args, **kwargs):
     raise RuntimeError("a planted bug, with a long message that must stay in the details")
 
 
-@pytest.mark.parametrize("target", ["dashboard.core.menus.sample_choices", "dashboard.core.menus.model_choices",
-                                    "dashboard.app.widgets.layer_select", "dashboard.draw.figures.map_figure",
-                                    "dashboard.app.save_panel.identity_panel"],
-                         ids=["sidebar image", "sidebar model", "controls", "show", "save panel"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "dashboard.core.menus.sample_choices",
+        "dashboard.core.menus.model_choices",
+        "dashboard.app.widgets.layer_select",
+        "dashboard.draw.figures.map_figure",
+        "dashboard.app.save_panel.identity_panel",
+    ],
+    ids=["sidebar image", "sidebar model", "controls", "show", "save panel"],
+)
 def test_a_bug_in_any_part_of_a_page_is_a_short_message(monkeypatch, target):
     """Every part of a page (each sidebar section, controls, show, the save panel) goes through
     errors.shown_errors: a short message with an error id (the traceback only in the server log),
@@ -128,9 +147,16 @@ def test_a_bug_in_any_part_of_a_page_is_a_short_message(monkeypatch, target):
 def test_values_echoed_from_a_link_render_as_text():
     """``?model=[Click to re-login](http://…)`` was a live link inside a warning, and
     ``?image=upload:x ![t](http://…)`` fetched a remote image; a parameter NAME too."""
-    query = {"model": f"[Click to re-login]({EVIL}/login)", "image": f"upload:x ![t]({EVIL}/t.png)",
-             f"[name]({EVIL}/n)": "1", "layer": f"[layer]({EVIL}/l)", "methods": f"gradcam,[m]({EVIL})",
-             "opts": f"gradcam.[o]({EVIL}):1", "cmap": f"<img src={EVIL}/c.png>", "target": f"www.evil.example"}
+    query = {
+        "model": f"[Click to re-login]({EVIL}/login)",
+        "image": f"upload:x ![t]({EVIL}/t.png)",
+        f"[name]({EVIL}/n)": "1",
+        "layer": f"[layer]({EVIL}/l)",
+        "methods": f"gradcam,[m]({EVIL})",
+        "opts": f"gradcam.[o]({EVIL}):1",
+        "cmap": f"<img src={EVIL}/c.png>",
+        "target": "www.evil.example",
+    }
     at = open_app(METHODS_PAGE)
     at.query_params.update(query)
     at.run()
@@ -164,8 +190,9 @@ def score_method():
     names = []
 
     def make(name: str, compute):
-        @register_method(name=name, label=name.replace("_", "-"), family="score", cost="8 forwards",
-                         summary="test only")
+        @register_method(
+            name=name, label=name.replace("_", "-"), family="score", cost="8 forwards", summary="test only"
+        )
         class Method(ForwardMethod):
             def compute_layer(self, ctx):
                 return compute(ctx)
@@ -326,37 +353,43 @@ def test_a_private_copy_is_the_same_model_and_leaves_the_shared_one_alone():
 
 def test_uploaded_checkpoints_are_capped_per_session(monkeypatch):
     """4 × 45 MB checkpoints added 418 MB to one session; now the oldest go beyond the limit."""
-    monkeypatch.setitem(cache.UPLOAD_LIMITS, "models", (2, 10**10))
+    monkeypatch.setitem(uploads.UPLOAD_LIMITS, "models", (2, 10**10))
     at = run_page()
     for n in (3, 4, 5):
         _load(at, f"m{n}.pt", _checkpoint("plain", n), n)
         assert_clean(at)
-    uploads = [o for o in at.selectbox(key="w_model").options if o.startswith("Uploaded")]
-    assert uploads == ["Uploaded: m4.pt (squeezenet1_1)", "Uploaded: m5.pt (squeezenet1_1)"]
+    shown = [o for o in at.selectbox(key="w_model").options if o.startswith("Uploaded")]
+    assert shown == ["Uploaded: m4.pt (squeezenet1_1)", "Uploaded: m5.pt (squeezenet1_1)"]
     assert "Dropped the oldest uploaded checkpoint, m3.pt" in texts(at.sidebar.info)
     assert at.selectbox(key="w_model").value.startswith("upload:")  # the newest is shown
 
 
 def test_the_upload_byte_limit_drops_the_oldest_and_refuses_a_too_large_one(monkeypatch):
-    one = sum(t.numel() * t.element_size() for t in torch.load(io.BytesIO(_checkpoint("plain", 3)), weights_only=True).values())
-    monkeypatch.setitem(cache.UPLOAD_LIMITS, "models", (10, int(one * 1.5)))
+    one = sum(
+        t.numel() * t.element_size()
+        for t in torch.load(io.BytesIO(_checkpoint("plain", 3)), weights_only=True).values()
+    )
+    monkeypatch.setitem(uploads.UPLOAD_LIMITS, "models", (10, int(one * 1.5)))
     at = _load(run_page(), "a.pt", _checkpoint("plain", 3), 3)
     _load(at, "b.pt", _checkpoint("plain", 4), 4)
-    assert [o for o in at.selectbox(key="w_model").options if o.startswith("Uploaded")] == ["Uploaded: b.pt (squeezenet1_1)"]
-    monkeypatch.setitem(cache.UPLOAD_LIMITS, "models", (10, one // 2))
+    assert [o for o in at.selectbox(key="w_model").options if o.startswith("Uploaded")] == [
+        "Uploaded: b.pt (squeezenet1_1)"
+    ]
+    monkeypatch.setitem(uploads.UPLOAD_LIMITS, "models", (10, one // 2))
     _load(at, "c.pt", _checkpoint("plain", 5), 5)
     (error,) = at.sidebar.error
     assert "more than the" in plain(error.value) and "MB a session may hold" in plain(error.value)
 
 
 def test_uploaded_images_are_capped_per_session(monkeypatch):
-    monkeypatch.setitem(cache.UPLOAD_LIMITS, "images", (2, 10**9))
+    monkeypatch.setitem(uploads.UPLOAD_LIMITS, "images", (2, 10**9))
     at = run_page()
     for i in range(3):
-        at.file_uploader(key="w_image_upload").set_value((f"p{i}.png", _png(np.full((32, 32, 3), 40 * i, np.uint8)),
-                                                          "image/png")).run()
-    uploads = [o for o in at.selectbox(key="w_image").options if o.startswith("Uploaded")]
-    assert uploads == ["Uploaded: p1.png", "Uploaded: p2.png"]
+        at.file_uploader(key="w_image_upload").set_value(
+            (f"p{i}.png", _png(np.full((32, 32, 3), 40 * i, np.uint8)), "image/png")
+        ).run()
+    shown = [o for o in at.selectbox(key="w_image").options if o.startswith("Uploaded")]
+    assert shown == ["Uploaded: p1.png", "Uploaded: p2.png"]
     assert "Dropped the oldest uploaded image, p0.png" in texts(at.sidebar.info)
 
 
@@ -367,11 +400,12 @@ class _Probe(np.ndarray):
 def test_uploads_are_held_by_their_session_and_freed_with_it(monkeypatch):
     """Checkpoints were kept by st.cache_resource after their session ended; now the session's
     state holds the loaded model and the decoded image, and nothing else does."""
-    real = cache.load_image
-    monkeypatch.setattr(cache, "load_image", lambda data: real(data).view(_Probe))
+    real = uploads.load_image
+    monkeypatch.setattr(uploads, "load_image", lambda data: real(data).view(_Probe))
     at = _load(run_page(), "gone.pt", _checkpoint("plain", 3), 3)
-    at.file_uploader(key="w_image_upload").set_value(("gone.png", _png(np.full((40, 40, 3), 9, np.uint8)),
-                                                      "image/png")).run()
+    at.file_uploader(key="w_image_upload").set_value(
+        ("gone.png", _png(np.full((40, 40, 3), 9, np.uint8)), "image/png")
+    ).run()
     assert_clean(at)
     (model,) = at.session_state["_uploaded_models"].values()
     (image,) = at.session_state["_uploaded_images"].values()
@@ -428,8 +462,11 @@ def _ramp_row(picture: np.ndarray, cmap: str, min_length: int = 120) -> bool:
 def test_every_exported_map_picture_carries_its_colour_scale(monkeypatch, page):
     """Exports had no colour bar and no word on the normalization or the value range."""
     made = []
-    monkeypatch.setattr(widgets, "download_png", lambda label, picture, file_name, key, *, info=None:
-                        made.append((label, picture, info)))
+    monkeypatch.setattr(
+        widgets,
+        "download_png",
+        lambda label, picture, file_name, key, *, info=None: made.append((label, picture, info)),
+    )
     at = run_page(page)
     assert_clean(at)
     assert made
@@ -475,7 +512,7 @@ def test_layers_states_what_the_maps_cost(score_method):
     assert_clean(at)
     caption = plain(at.caption[0].value)
     channels = rows[0].shape[0] + rows[-1].shape[0]
-    assert f"costs 8 forwards for each layer" in caption and f"{channels:,} channels over these 2 layers" in caption
+    assert "costs 8 forwards for each layer" in caption and f"{channels:,} channels over these 2 layers" in caption
     assert "one pass" not in caption
     at.selectbox(key="w_method").set_value("gradcam").run()
     assert "1 fwd + 1 bwd records all 2 layers at once" in plain(at.caption[0].value)
@@ -506,9 +543,14 @@ def test_csv_downloads_neutralise_formulas(monkeypatch):
 
     made = {}
     monkeypatch.setattr(widgets.st, "download_button", lambda label, data, **kw: made.setdefault(kw["key"], data))
-    frame = pd.DataFrame({"Method": ['=HYPERLINK("http://127.0.0.1:8999/x","y")', "@SUM(1+1)", "Grad-CAM"],
-                          "AUC": [-0.5, 0.25, 1.0]})
+    frame = pd.DataFrame(
+        {"Method": ['=HYPERLINK("http://127.0.0.1:8999/x","y")', "@SUM(1+1)", "Grad-CAM"], "AUC": [-0.5, 0.25, 1.0]}
+    )
     widgets.download_csv("t", frame, "t.csv", key="k")
     text = made["k"]().decode()
-    assert text.splitlines() == ["Method,AUC", "\"'=HYPERLINK(\"\"http://127.0.0.1:8999/x\"\",\"\"y\"\")\",-0.5",
-                                 "'@SUM(1+1),0.25", "Grad-CAM,1.0"]
+    assert text.splitlines() == [
+        "Method,AUC",
+        '"\'=HYPERLINK(""http://127.0.0.1:8999/x"",""y"")",-0.5',
+        "'@SUM(1+1),0.25",
+        "Grad-CAM,1.0",
+    ]

@@ -28,10 +28,9 @@ import torch
 from PIL import Image
 
 from app_kit import assert_clean, map_images, plain, run_page, texts
-from loopback_kit import block_network, loopback_server
-
 from dashboard.app import cache
 from dashboard.core import services
+from loopback_kit import block_network, loopback_server
 from methods.models import WeightsSource, downloads, weights_file
 
 LITE0 = "efficientnet_lite0"
@@ -56,8 +55,10 @@ def test_home_opens_on_lite0_explaining_chelsea():
 def test_an_explicit_link_wins_and_a_model_alone_brings_its_own_default_sample():
     at = run_page(query={"model": "scenes_resnet", "image": "scene_cross_noise"}, model=None)
     assert_clean(at)
-    assert (at.selectbox(key="w_model").value, at.selectbox(key="w_image").value) == ("scenes_resnet",
-                                                                                      "scene_cross_noise")
+    assert (at.selectbox(key="w_model").value, at.selectbox(key="w_image").value) == (
+        "scenes_resnet",
+        "scene_cross_noise",
+    )
     at = run_page(query={"model": "scenes_vgg"}, model=None)
     assert at.selectbox(key="w_image").value == "scene_star_brick"  # a scene for a scene model
     assert not at.warning, texts(at.warning)
@@ -80,7 +81,9 @@ def test_out_of_domain_notice_next_to_the_prediction_with_a_way_out():
 
     at = run_page(query={"image": "scene_star_brick"}, model=LITE0)  # the other way round
     (warning,) = at.main.warning
-    assert "trained on ImageNet-1k (ILSVRC-2012, 1000 classes) photos" in plain(warning.value) and "synthetic scene" in plain(warning.value)
+    assert "trained on ImageNet-1k (ILSVRC-2012, 1000 classes) photos" in plain(
+        warning.value
+    ) and "synthetic scene" in plain(warning.value)
     at.button(key="w_offer_domain").click().run()
     assert at.selectbox(key="w_model").value == "scenes_vgg" and not at.main.warning
 
@@ -121,8 +124,13 @@ def _serve(monkeypatch, server, mode: str) -> WeightsSource:
     torch.save(get_model(MODEL, weights=None).state_dict(), buf)
     server.payload = buf.getvalue()
     path = weights_file(MODEL)
-    src = WeightsSource(MODEL, f"http://127.0.0.1:{server.server_port}/{mode}/{path.name}", path,
-                        hashlib.sha256(server.payload).hexdigest()[:8], len(server.payload) / 1e6)
+    src = WeightsSource(
+        MODEL,
+        f"http://127.0.0.1:{server.server_port}/{mode}/{path.name}",
+        path,
+        hashlib.sha256(server.payload).hexdigest()[:8],
+        len(server.payload) / 1e6,
+    )
     monkeypatch.setattr(downloads, "weights_source", lambda name: src)
     return src
 

@@ -8,7 +8,19 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import methods
-from app_kit import HOME, PAGES, ROOT, as_array, assert_clean, model_calls, open_app, plain, plotly_specs, run_page, texts
+from app_kit import (
+    HOME,
+    PAGES,
+    ROOT,
+    as_array,
+    assert_clean,
+    model_calls,
+    open_app,
+    plain,
+    plotly_specs,
+    run_page,
+    texts,
+)
 from dashboard.app import cache
 
 
@@ -39,7 +51,10 @@ def test_score_cam_options_come_from_its_declaration():
     at.multiselect(key="w_methods").set_value(["gradcam", "scorecam"]).run()
     assert_clean(at)
     assert [e.label for e in at.expander if e.label.endswith(" options")] == ["Grad-CAM options", "Score-CAM options"]
-    assert [o.name for o in methods.get_method("gradcam").options] == ["aug_smooth", "eigen_smooth"]  # the gradient family's
+    assert [o.name for o in methods.get_method("gradcam").options] == [
+        "aug_smooth",
+        "eigen_smooth",
+    ]  # the gradient family's
     declared = methods.get_method("scorecam").options
     widgets = [*at.number_input, *at.text_input, *at.selectbox, *at.checkbox]
     keys = {w.key for w in widgets if (w.key or "").startswith("w_opt_scorecam_")}
@@ -114,8 +129,11 @@ def test_bad_options_in_a_link_fall_back_with_a_message():
     assert "URL parameter opts='centre.sigma:0'" in warnings and "sigma=0.0 is not valid" in warnings
     assert "using every method's default options" in warnings
     assert at.number_input(key="w_opt_centre_sigma").value == 0.25
-    for bad, words in (("centre.sigmx:1", "Did you mean 'sigma'"), ("nocam.seed:1", "unknown method 'nocam'"),
-                       ("random.seed:x", "not a whole number")):
+    for bad, words in (
+        ("centre.sigmx:1", "Did you mean 'sigma'"),
+        ("nocam.seed:1", "unknown method 'nocam'"),
+        ("random.seed:x", "not a whole number"),
+    ):
         at = open_app(str(ROOT / "dashboard" / PAGES["methods"]))
         at.query_params.update({"page": "methods", "opts": bad})
         at.run()

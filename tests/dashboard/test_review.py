@@ -12,14 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import streamlit as st
-
-ROOT = Path(__file__).resolve().parents[2]
-
 from streamlit.testing.v1 import AppTest
 
-from methods.review.store import SnapshotStore
-from app_kit import HOME, ForwardCounter, TIMEOUT, assert_clean, model_calls, open_app, plain  # noqa: F401
+from app_kit import HOME, TIMEOUT, ForwardCounter, assert_clean, model_calls, open_app, plain  # noqa: F401
 from dashboard.core import pages
+from methods.review.store import SnapshotStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 REVIEW = str(ROOT / "dashboard" / pages.page("review").script)
 EVIL = "<script>alert('x')</script> **bold**"
@@ -51,8 +50,13 @@ def test_save_stores_the_pages_view_maps_and_metrics(saved, db):
     sid, at = saved
     assert any(f"Review?snapshot={sid}" in s.value for s in at.success)
     snap = SnapshotStore(db).get(sid)
-    assert (snap.author, snap.title, snap.note, snap.verdict, snap.page) == ("ana", "Background blob", EVIL,
-                                                                             "needs check", "home")
+    assert (snap.author, snap.title, snap.note, snap.verdict, snap.page) == (
+        "ana",
+        "Background blob",
+        EVIL,
+        "needs check",
+        "home",
+    )
     assert (snap.colormap, snap.alpha, snap.view["cmap"], snap.view["alpha"]) == ("viridis", 0.7, "viridis", 0.7)
     assert snap.view["norm"] == "minmax" and "steps" in snap.view  # defaults are stored too
     assert snap.methods == ("gradcam",) and len(snap.layers) == 1
@@ -165,13 +169,25 @@ def test_a_faithfulness_snapshot_opens_with_its_stored_curves(db):
 
     ramp = np.arange(49, dtype=np.float32).reshape(7, 7)
     curve = {"fractions": [0.0, 0.5, 1.0], "scores": [0.9, 0.4, 0.1], "auc": 0.45}
-    sid = SnapshotStore(db).save(NewSnapshot(
-        image_png=encode_png(np.full((28, 28, 3), 120, np.uint8)), model_id="scenes_vgg", author="cy",
-        methods=("gradcam",), layers=("L",), maps={"gradcam": {"L": ramp}}, page="faithfulness",
-        target_index=1, target_name="dog", view={"page": "faithfulness", "methods": ["gradcam"], "layer": "L"},
-        metrics={"top5": [[1, "dog", 0.7], [0, "cat", 0.3]], "num_classes": 2,
-                 "curves": {"gradcam": {"deletion": curve, "insertion": {**curve, "auc": 0.61}}}},
-    ))
+    sid = SnapshotStore(db).save(
+        NewSnapshot(
+            image_png=encode_png(np.full((28, 28, 3), 120, np.uint8)),
+            model_id="scenes_vgg",
+            author="cy",
+            methods=("gradcam",),
+            layers=("L",),
+            maps={"gradcam": {"L": ramp}},
+            page="faithfulness",
+            target_index=1,
+            target_name="dog",
+            view={"page": "faithfulness", "methods": ["gradcam"], "layer": "L"},
+            metrics={
+                "top5": [[1, "dog", 0.7], [0, "cat", 0.3]],
+                "num_classes": 2,
+                "curves": {"gradcam": {"deletion": curve, "insertion": {**curve, "auc": 0.61}}},
+            },
+        )
+    )
     st.cache_data.clear()
     calls = model_calls()
     at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT)
@@ -280,8 +296,15 @@ def test_open_mode_keeps_the_name_typed_once(saved, db):
     assert at.text_input(key="w_review_author").value == "cy"
 
 
-AUTH = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
-                 "client_id": "gradlens", "client_secret": "s", "server_metadata_url": "https://id.example/.well-known"}}
+AUTH = {
+    "auth": {
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "x" * 32,
+        "client_id": "gradlens",
+        "client_secret": "s",
+        "server_metadata_url": "https://id.example/.well-known",
+    }
+}
 
 
 def test_sign_in_mode_takes_names_from_st_user(db):
@@ -353,9 +376,17 @@ def test_delete_asks_first_then_removes_the_snapshot_and_its_comments(db):
     from methods.review.store import NewSnapshot
 
     store = SnapshotStore(db)
-    sid = store.save(NewSnapshot(image_png=encode_png(np.full((16, 16, 3), 80, np.uint8)), model_id="scenes_vgg",
-                                 author="gil", methods=("gradcam",), layers=("L",),
-                                 maps={"gradcam": {"L": np.ones((4, 4), np.float32)}}, title="to delete"))
+    sid = store.save(
+        NewSnapshot(
+            image_png=encode_png(np.full((16, 16, 3), 80, np.uint8)),
+            model_id="scenes_vgg",
+            author="gil",
+            methods=("gradcam",),
+            layers=("L",),
+            maps={"gradcam": {"L": np.ones((4, 4), np.float32)}},
+            title="to delete",
+        )
+    )
     store.add_comment(sid, author="gil", text="soon gone")
     at = AppTest.from_file(REVIEW, default_timeout=TIMEOUT).run()
     at.selectbox(key="w_rv_open").set_value(sid)
@@ -375,20 +406,29 @@ def test_delete_asks_first_then_removes_the_snapshot_and_its_comments(db):
 def test_stored_fields_render_as_text_on_review(db):
     """A snapshot's title, author, model id, class name, view fields and comment names are shown
     as text: none becomes a link or a remote image."""
+    from app_kit import live_markup
     from methods.review.codec import encode_png
     from methods.review.store import NewSnapshot
 
-    from app_kit import live_markup
-
     evil = "[click](http://evil.example/x) ![i](http://evil.example/i.png)"
     store = SnapshotStore(db)
-    sid = store.save(NewSnapshot(
-        image_png=encode_png(np.full((28, 28, 3), 120, np.uint8)), model_id=f"scenes_vgg {evil}", author=evil,
-        methods=("gradcam",), layers=(evil,), maps={"gradcam": {evil: np.arange(16, dtype=np.float32).reshape(4, 4)}},
-        page="home", target_index=1, target_name=evil, title=evil, note=evil,
-        view={"page": "home", "layer": evil, "cmap": evil, "model": evil},
-        metrics={"top5": [[1, evil, 0.7], [0, "cat", 0.3]], "num_classes": 2},
-    ))
+    sid = store.save(
+        NewSnapshot(
+            image_png=encode_png(np.full((28, 28, 3), 120, np.uint8)),
+            model_id=f"scenes_vgg {evil}",
+            author=evil,
+            methods=("gradcam",),
+            layers=(evil,),
+            maps={"gradcam": {evil: np.arange(16, dtype=np.float32).reshape(4, 4)}},
+            page="home",
+            target_index=1,
+            target_name=evil,
+            title=evil,
+            note=evil,
+            view={"page": "home", "layer": evil, "cmap": evil, "model": evil},
+            metrics={"top5": [[1, evil, 0.7], [0, "cat", 0.3]], "num_classes": 2},
+        )
+    )
     store.add_comment(sid, author=evil, text=evil)
     at = _open_snapshot(sid)
     assert not at.exception

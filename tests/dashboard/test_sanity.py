@@ -7,15 +7,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 import torch
-
-import methods
-from methods.review.store import SnapshotStore
-from dashboard.app import cache
-from dashboard.core import menus
-from app_kit import REVIEW, TIMEOUT, ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page
-
 from streamlit.testing.v1 import AppTest
 
+import methods
+from app_kit import REVIEW, TIMEOUT, ForwardCounter, as_array, assert_clean, model_calls, plain, plotly_specs, run_page
+from dashboard.app import cache
+from dashboard.core import menus
+from methods.review.store import SnapshotStore
 
 
 def test_sanity_page_shows_the_librarys_numbers_and_reopens_without_the_model(db):
@@ -33,12 +31,13 @@ def test_sanity_page_shows_the_librarys_numbers_and_reopens_without_the_model(db
     assert n == 8 and res["gradcam"].steps[1] == "classifier"
     for r, m in enumerate(("gradcam", "random")):
         want = [f"{k}: {s} · ρ {v:.2f}" for k, (s, v) in enumerate(zip(res[m].steps, res[m].similarity["spearman"]))]
-        assert captions[r * n:(r + 1) * n] == want
+        assert captions[r * n : (r + 1) * n] == want
     names = loaded.class_names
     c = cls["gradcam"]
-    assert captions[2 * n:2 * n + 3] == [f"{names[c.classes[0]]} ({c.probs[0]:.1%}) · reference"] + [
+    assert captions[2 * n : 2 * n + 3] == [f"{names[c.classes[0]]} ({c.probs[0]:.1%}) · reference"] + [
         f"{names[c.classes[j]]} ({c.probs[j]:.1%}) · IoU {c.agreements[j - 1].iou_top:.2f} · ρ {c.agreements[j - 1].spearman:.2f}"
-        for j in (1, 2)]
+        for j in (1, 2)
+    ]
     said = [plain(b.value) for b in list(at.success) + list(at.warning) + list(at.info)]
     for m in ("gradcam", "random"):
         v = res[m].verdict()
@@ -48,7 +47,9 @@ def test_sanity_page_shows_the_librarys_numbers_and_reopens_without_the_model(db
     assert any("1810.03292" in md.value for md in at.markdown)
     (spec,) = plotly_specs(at)
     by_name = {t["name"]: t for t in spec["data"]}
-    np.testing.assert_allclose(as_array(by_name["Grad-CAM: Spearman"]["y"]), res["gradcam"].similarity["spearman"], atol=1e-9)
+    np.testing.assert_allclose(
+        as_array(by_name["Grad-CAM: Spearman"]["y"]), res["gradcam"].similarity["spearman"], atol=1e-9
+    )
     np.testing.assert_allclose(as_array(by_name["Random: SSIM"]["y"]), res["random"].similarity["ssim"], atol=1e-9)
     prob = [t for t in spec["data"] if t["name"].startswith("p(")][0]
     np.testing.assert_allclose(as_array(prob["y"]), res["gradcam"].probs, atol=1e-6)
@@ -77,7 +78,7 @@ def test_sanity_page_shows_the_librarys_numbers_and_reopens_without_the_model(db
         counter.close()
     assert_clean(opened)
     assert counter.count == 0 and model_calls() == calls
-    assert [i.proto.imgs[0].caption for i in opened.image][:2 * n + 3] == captions[:2 * n + 3]
+    assert [i.proto.imgs[0].caption for i in opened.image][: 2 * n + 3] == captions[: 2 * n + 3]
 
 
 def test_independent_mode_has_no_verdict_but_says_why():

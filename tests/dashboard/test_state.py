@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import fields, replace
 
 import pytest
@@ -125,7 +126,9 @@ def test_lists_from_st_query_params_take_the_last_value():
     ],
 )
 def test_a_bad_value_falls_back_with_a_message(param, value, field, words):
-    state, messages = ViewState.from_query({param: value, "cmap" if param != "cmap" else "alpha": "viridis" if param != "cmap" else "0.7"}, CHOICES)
+    state, messages = ViewState.from_query(
+        {param: value, "cmap" if param != "cmap" else "alpha": "viridis" if param != "cmap" else "0.7"}, CHOICES
+    )
     assert getattr(state, field) == getattr(ViewState(), field)
     assert len(messages) == 1, messages
     assert param in messages[0] and repr(value) in messages[0] and words in messages[0]
@@ -173,8 +176,10 @@ def test_an_upload_id_is_hex_digits_only():
 def test_an_unknown_image_names_the_fallback():
     """``?image=nosuch`` used to say "using ." (the default image is empty: the model's own)."""
     _, messages = ViewState.from_query({"image": "nosuch"}, CHOICES)
-    assert messages == ["URL parameter image='nosuch': not a known image (valid: scene_a, scene_b, astronaut); "
-                        "using the model's default sample."]
+    assert messages == [
+        "URL parameter image='nosuch': not a known image (valid: scene_a, scene_b, astronaut); "
+        "using the model's default sample."
+    ]
 
 
 def test_layers_are_not_checked_here_and_empty_layer_means_default():
@@ -197,17 +202,20 @@ def test_replace_returns_a_new_frozen_state():
     a = ViewState()
     b = replace(a, alpha=0.1)
     assert a.alpha == 0.5 and b.alpha == 0.1
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         a.alpha = 0.2  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("query, words", [
-    ({"models": "scenes_vgg,scenes_resnet,resnet18"}, "at most 2"),
-    ({"models": "scenes_vgg,scenes_vgg"}, "listed twice"),
-    ({"models": "nope"}, "not a known model"),
-    ({"depths": "1"}, "depths must be in [2, 8]"),
-    ({"depths": "x"}, "whole number"),
-])
+@pytest.mark.parametrize(
+    "query, words",
+    [
+        ({"models": "scenes_vgg,scenes_resnet,resnet18"}, "at most 2"),
+        ({"models": "scenes_vgg,scenes_vgg"}, "listed twice"),
+        ({"models": "nope"}, "not a known model"),
+        ({"depths": "1"}, "depths must be in [2, 8]"),
+        ({"depths": "x"}, "whole number"),
+    ],
+)
 def test_compare_parameters_fall_back_with_a_message(query, words):
     state, messages = ViewState.from_query(query, CHOICES)
     assert (state.models, state.depths) == ((), 4)

@@ -40,8 +40,10 @@ def test_claimed_big_high_depth_images_stay_under_a_gigabyte(tmp_path: Path):
         png16(tmp_path / "u16.png", SIDE, SIDE),
     ]
     assert max(f.stat().st_size for f in files) < 1_300_000
-    body = "\n".join(f"a = load_image({str(f)!r}); assert a.shape == (2048, 2048, 3), a.shape; assert a[:, 0].max() < 8"
-                     for f in files)
+    body = "\n".join(
+        f"a = load_image({str(f)!r}); assert a.shape == (2048, 2048, 3), a.shape; assert a[:, 0].max() < 8"
+        for f in files
+    )
     peak, error = peak_rss_mb("from methods.data.images import load_image", body)
     assert error == ""
     assert peak < 1024, f"peak {peak:.0f} MB above the baseline"
@@ -51,12 +53,16 @@ def test_budget_refuses_before_decoding(tmp_path: Path):
     """A TIFF whose ONE strip is the whole 79 MP float image needs the image (317 MB) plus the
     strip buffer (317 MB) to decode: refused from the header, in a fraction of the memory (the
     file holds 64 compressed rows only, so decoding would fail anyway: the refusal comes first)."""
-    path = tiff_shared_strips(tmp_path / "one_strip.tif", SIDE, SIDE, bits=32, sample_format=3,
-                              rows_per_strip=SIDE, stored_rows=64)
+    path = tiff_shared_strips(
+        tmp_path / "one_strip.tif", SIDE, SIDE, bits=32, sample_format=3, rows_per_strip=SIDE, stored_rows=64
+    )
     with Image.open(path) as im:
         assert decode.decode_bytes(im) == 2 * SIDE * SIDE * 4
-    with pytest.raises(ImageError, match=r"about 604 MB of memory to decode \(8900x8900 pixels, mode F, TIFF\).*"
-                                          r"limit of 512 MB \(max_decode_bytes\)"):
+    with pytest.raises(
+        ImageError,
+        match=r"about 604 MB of memory to decode \(8900x8900 pixels, mode F, TIFF\).*"
+        r"limit of 512 MB \(max_decode_bytes\)",
+    ):
         load_image(path)
     assert MAX_DECODE_BYTES == 512 * 2**20
     with pytest.raises(ImageError, match="incomplete or corrupt"):  # with a larger budget: decoded, and truncated
@@ -83,8 +89,11 @@ def test_banded_downscale_matches_the_whole_image_reference(monkeypatch):
     lo, hi = float(a16.min()), float(a16.max())
     u8 = np.clip(np.rint((a16.astype(np.float64) - lo) / (hi - lo) * 255), 0, 255).astype(np.uint8)  # (H, W)
     fx = fy = int(1500 / 300 / decode.REDUCING_GAP)  # 2
-    reference = Image.fromarray(u8).reduce((fx, fy)).resize((300, 240), Image.Resampling.LANCZOS,
-                                                            box=(0, 0, 1500 / fx, 1200 / fy))
+    reference = (
+        Image.fromarray(u8)
+        .reduce((fx, fy))
+        .resize((300, 240), Image.Resampling.LANCZOS, box=(0, 0, 1500 / fx, 1200 / fy))
+    )
     out = load_image(data, max_side=300)
     np.testing.assert_array_equal(out[:, :, 0], np.asarray(reference))
     monkeypatch.setattr(decode, "BAND_PIXELS", 7 * 1500)  # bands of 6 rows instead of 2666

@@ -13,9 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from methods.errors import GradLensError, ImageError
 from methods.data.images import ALLOWED_FORMATS, MAX_PIXELS, image_digest, load_image
-
+from methods.errors import GradLensError, ImageError
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -401,9 +400,7 @@ def test_palette_image_downscaled_after_compositing():
 
 
 def test_image_digest():
-    assert image_digest(b"abc") == (
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    )
+    assert image_digest(b"abc") == ("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     assert image_digest(b"abc") == hashlib.sha256(b"abc").hexdigest()
     assert image_digest(bytearray(b"abc")) == image_digest(memoryview(b"abc"))
     with pytest.raises(TypeError):

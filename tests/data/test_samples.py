@@ -19,7 +19,9 @@ def test_gallery_has_scenes_photos_and_composites():
     scenes = [s for s in samples if s.kind == "scene"]
     photos = [s for s in samples if s.kind == "photo"]
     composites = [s for s in samples if s.kind == "composite"]
-    assert [s.kind for s in samples] == ["scene"] * len(scenes) + ["photo"] * len(photos) + ["composite"] * len(composites)
+    assert [s.kind for s in samples] == ["scene"] * len(scenes) + ["photo"] * len(photos) + ["composite"] * len(
+        composites
+    )
     assert len(scenes) >= 6
     assert {len(s.classes) for s in scenes} == {1, 2}
     assert [s.name for s in photos] == ["chelsea", "coffee", "motorcycle", "camera", "rocket", "astronaut"]

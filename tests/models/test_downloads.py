@@ -47,8 +47,9 @@ def _bytes(obj) -> bytes:
 
 def _point_at(monkeypatch, server, name: str, mode: str, prefix: str | None) -> WeightsSource:
     path = weights_file(name)  # the real cache file load_model reads
-    src = WeightsSource(name, f"http://127.0.0.1:{server.server_port}/{mode}/{path.name}", path, prefix,
-                        len(server.payload) / 1e6)
+    src = WeightsSource(
+        name, f"http://127.0.0.1:{server.server_port}/{mode}/{path.name}", path, prefix, len(server.payload) / 1e6
+    )
     monkeypatch.setattr(downloads, "weights_source", lambda n: src)
     return src
 

@@ -18,8 +18,7 @@ from methods.cams.core.layers import candidate_layers, default_layer
 from methods.data.samples import get_sample, load_sample, load_sample_mask
 from methods.errors import BadWeightsError, CheckpointError, GradLensError, WeightsNotAvailableError
 from methods.metrics.localization import energy_pointing_game
-from methods.models import list_models, load_model, weights_file
-from methods.models import pypi_zoo
+from methods.models import list_models, load_model, pypi_zoo, weights_file
 from methods.models.pypi_zoo import PYPI, lite_keys
 
 CAT_CLASSES = {281: "tabby", 282: "tiger cat", 283: "Persian cat", 284: "Siamese cat", 285: "Egyptian cat"}
@@ -81,7 +80,9 @@ def test_key_mapping_is_by_name_not_by_order():
     assert len(state) == len(mapped) == len(model.state_dict()) == 296
     assert set(mapped) == set(model.state_dict())
     shuffled = dict(reversed(list(state.items())))
-    assert {k: v.data_ptr() for k, v in lite_keys(shuffled, model).items()} == {k: v.data_ptr() for k, v in mapped.items()}
+    assert {k: v.data_ptr() for k, v in lite_keys(shuffled, model).items()} == {
+        k: v.data_ptr() for k, v in mapped.items()
+    }
     # spot checks from the table in methods/models/pypi_zoo.py
     assert mapped["blocks.0.0.conv_pw.weight"] is state["_blocks.0._project_conv.weight"]  # first block: no expansion
     assert mapped["blocks.1.0.conv_pw.weight"] is state["_blocks.1._expand_conv.weight"]
@@ -96,18 +97,23 @@ def test_key_mapping_refuses_what_it_does_not_know():
         lite_keys({"_head.weight": torch.zeros(1)}, model)
     with pytest.raises(CheckpointError, match="block 16 .* the architecture has 16 blocks"):
         lite_keys({"_blocks.16._bn0.weight": torch.zeros(1)}, model)
-    with pytest.raises(CheckpointError, match=r"block 0 of the weight file .* does not fit blocks\.0\.0 \(DepthwiseSeparableConv\)"):
+    with pytest.raises(
+        CheckpointError, match=r"block 0 of the weight file .* does not fit blocks\.0\.0 \(DepthwiseSeparableConv\)"
+    ):
         lite_keys({"_blocks.0._expand_conv.weight": torch.zeros(1)}, model)
 
 
 # ----------------------------------------------------------------------------- agreement with the reference
 
 
-@pytest.mark.parametrize(("name", "photos"), [
-    ("efficientnet_lite0", ("chelsea", "coffee", "camera", "motorcycle", "rocket", "astronaut")),
-    ("efficientnet_lite1", ("chelsea",)),
-    ("efficientnet_lite2", ("chelsea",)),
-])
+@pytest.mark.parametrize(
+    ("name", "photos"),
+    [
+        ("efficientnet_lite0", ("chelsea", "coffee", "camera", "motorcycle", "rocket", "astronaut")),
+        ("efficientnet_lite1", ("chelsea",)),
+        ("efficientnet_lite2", ("chelsea",)),
+    ],
+)
 def test_logits_equal_the_reference_implementation(name, photos, lite0):
     """The mapped timm model and the reference implementation (PyPI efficientnet-lite-pytorch
     0.1.0, a test-only dependency) give the same logits on real photos.
@@ -141,6 +147,7 @@ def test_loading_is_offline_and_weights_only(monkeypatch):
         def fn(*args, **kwargs):
             attempts.append(what)
             raise OSError(f"{what} is blocked in this test")
+
         return fn
 
     monkeypatch.setattr(socket.socket, "connect", blocked("connect"))

@@ -22,10 +22,18 @@ from torch import nn
 from torchvision.models import get_model, get_model_weights
 
 from methods import models as zoo
-from methods.errors import CheckpointError, GradLensError, UnknownModelError, WeightsNotAvailableError
 from methods.cams.core.layers import default_layer
 from methods.data import scenes
-from methods.models import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, list_models, load_checkpoint, load_model, weights_file
+from methods.errors import CheckpointError, GradLensError, UnknownModelError, WeightsNotAvailableError
+from methods.models import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    LoadedModel,
+    list_models,
+    load_checkpoint,
+    load_model,
+    weights_file,
+)
 from methods.models.scenes import nets as sm
 from methods.models.torchvision_zoo import TORCHVISION
 
@@ -117,7 +125,13 @@ def test_catalog_default_layer_matches_the_generic_rule(name):
 
 def test_model_names_and_checkpoint_architectures():
     names = zoo.model_names()
-    assert names[:5] == ["scenes_vgg", "scenes_resnet", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+    assert names[:5] == [
+        "scenes_vgg",
+        "scenes_resnet",
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    ]
     assert set(TV_NAMES) <= set(names)
     archs = zoo.checkpoint_architectures()
     tv = [a for a in archs if not a.startswith("timm:")]
@@ -201,7 +215,10 @@ def test_cached_file_of_the_wrong_model():
     path = weights_file("resnet18")
     path.parent.mkdir(parents=True)
     torch.save(get_model("mobilenet_v3_small", weights=None).state_dict(), path)
-    with pytest.raises(CheckpointError, match="does not fit 'resnet18': its keys and shapes are those of mobilenet_v3_small with 1000 classes"):
+    with pytest.raises(
+        CheckpointError,
+        match="does not fit 'resnet18': its keys and shapes are those of mobilenet_v3_small with 1000 classes",
+    ):
         load_model("resnet18")
 
 
@@ -209,7 +226,9 @@ def test_allow_download_fails_fast_offline():
     """With sockets and name lookups blocked (the fixture), ``allow_download=True`` fails at once
     with the download's reason and today's instructions; nothing is left in the cache. The full
     download flow runs against a loopback server in tests/models/test_downloads.py."""
-    with pytest.raises(WeightsNotAvailableError, match=r"Downloading the weights of 'resnet18' failed.*expected the file"):
+    with pytest.raises(
+        WeightsNotAvailableError, match=r"Downloading the weights of 'resnet18' failed.*expected the file"
+    ):
         load_model("resnet18", allow_download=True)
     folder = weights_file("resnet18").parent
     assert not folder.exists() or list(folder.iterdir()) == []
@@ -316,8 +335,13 @@ def test_checkpoint_overrides_and_generic_default_layer():
     torch.manual_seed(5)
     ref = get_model("resnet34", weights=None, num_classes=3).eval()  # not in the catalog
     lm = load_checkpoint(
-        _saved(ref.state_dict()), arch="resnet34", num_classes=3, input_size=(96, 128),
-        mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), name="mine",
+        _saved(ref.state_dict()),
+        arch="resnet34",
+        num_classes=3,
+        input_size=(96, 128),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        name="mine",
     )
     assert lm.name == "mine"
     assert lm.input_size == (96, 128) and lm.mean == (0.5, 0.5, 0.5) and lm.std == (0.25, 0.25, 0.25)
@@ -406,23 +430,31 @@ def test_wrong_architecture_is_one_sentence_naming_the_files_architecture(resnet
     (what the audit saw for resnet50)."""
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(_saved(resnet18_10.state_dict()), arch=arch, num_classes=10)
-    assert str(info.value) == (f"The uploaded checkpoint does not fit arch={arch!r}: its keys and shapes are those "
-                               "of resnet18 with 10 classes: choose arch='resnet18'.")
-    with pytest.raises(CheckpointError, match=r"those of resnet18 with 10 classes: choose arch='resnet18' and num_classes=10\.$"):
+    assert str(info.value) == (
+        f"The uploaded checkpoint does not fit arch={arch!r}: its keys and shapes are those "
+        "of resnet18 with 10 classes: choose arch='resnet18'."
+    )
+    with pytest.raises(
+        CheckpointError, match=r"those of resnet18 with 10 classes: choose arch='resnet18' and num_classes=10\.$"
+    ):
         load_checkpoint(_saved(resnet18_10.state_dict()), arch=arch, num_classes=1000)
 
 
 def test_same_keys_different_widths_are_told_apart():
     """wide_resnet50_2 has resnet50's keys; only the shapes say which one a file is."""
     state = get_model("wide_resnet50_2", weights=None, num_classes=3).state_dict()
-    with pytest.raises(CheckpointError, match=r"those of wide_resnet50_2 with 3 classes: choose arch='wide_resnet50_2'\.$"):
+    with pytest.raises(
+        CheckpointError, match=r"those of wide_resnet50_2 with 3 classes: choose arch='wide_resnet50_2'\.$"
+    ):
         load_checkpoint(_saved(state), arch="resnet50", num_classes=3)
 
 
 def test_shape_mismatch_inside_the_network(resnet18_10):
     state = dict(resnet18_10.state_dict())
     state["conv1.weight"] = torch.zeros(64, 3, 5, 5)
-    with pytest.raises(CheckpointError, match=r"'conv1\.weight' is \(64, 3, 5, 5\) in the file, the model needs \(64, 3, 7, 7\)"):
+    with pytest.raises(
+        CheckpointError, match=r"'conv1\.weight' is \(64, 3, 5, 5\) in the file, the model needs \(64, 3, 7, 7\)"
+    ):
         load_checkpoint(_saved(state), arch="resnet18", num_classes=10)
 
 
@@ -484,7 +516,9 @@ def test_preprocess_normalization_exact_values():
     img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3) * 3
     x = _lm().preprocess(img)
     assert x.shape == (3, 4, 6) and x.dtype == torch.float32
-    expected = (img.astype(np.float32) / 255.0 - np.array([0.5, 0.25, 0.0], np.float32)) / np.array([0.5, 0.25, 1.0], np.float32)
+    expected = (img.astype(np.float32) / 255.0 - np.array([0.5, 0.25, 0.0], np.float32)) / np.array(
+        [0.5, 0.25, 1.0], np.float32
+    )
     np.testing.assert_allclose(x.permute(1, 2, 0).numpy(), expected, rtol=0, atol=1e-6)
 
 
@@ -541,7 +575,12 @@ def test_preprocess_batch_mixed_sizes():
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros((4, 6), np.uint8), np.zeros((4, 6, 4), np.uint8), np.zeros((4, 6, 3), np.float32), np.zeros((0, 6, 3), np.uint8)],
+    [
+        np.zeros((4, 6), np.uint8),
+        np.zeros((4, 6, 4), np.uint8),
+        np.zeros((4, 6, 3), np.float32),
+        np.zeros((0, 6, 3), np.uint8),
+    ],
 )
 def test_preprocess_rejects_wrong_arrays(bad):
     with pytest.raises(ValueError, match=r"uint8 array of shape \(H, W, 3\)"):

@@ -28,10 +28,10 @@ from PIL import Image
 
 import methods
 from methods.cli import batch as batch_cli
-from methods.pipeline import batch
-from methods.pipeline.manifest import COLUMNS
 from methods.data.scenes import make_scene
 from methods.errors import Cancelled, OptionError, UnknownMethodError
+from methods.pipeline import batch
+from methods.pipeline.manifest import COLUMNS
 from methods.viz.normalize import normalize_many
 from methods.viz.ranges import display_ranges
 from methods.viz.render import render_views
@@ -65,8 +65,16 @@ def png(path: pathlib.Path) -> np.ndarray:
 def test_views_maps_and_manifest_are_the_dashboards(tmp_path, vgg):
     images = write_folder(tmp_path / "in")
     settings = dict(norm="max", relu=False, scope="shared", cmap="turbo", alpha=0.3)
-    res = batch.run_batch(vgg, tmp_path / "in", tmp_path / "out", methods=["gradcam", "gradcampp"],
-                          layers="features.13,features.20", workers=1, batch_size=3, **settings)
+    res = batch.run_batch(
+        vgg,
+        tmp_path / "in",
+        tmp_path / "out",
+        methods=["gradcam", "gradcampp"],
+        layers="features.13,features.20",
+        workers=1,
+        batch_size=3,
+        **settings,
+    )
     assert (res.done, res.already, res.failed) == (4, 0, [])
     assert [s[0] for s in res.skipped] == ["broken.png"] and "not an image" in res.skipped[0][1]
     df = pd.read_parquet(tmp_path / "out" / "manifest.parquet")
@@ -117,8 +125,13 @@ def test_default_pictures_and_label_file(tmp_path, vgg):
     assert df.loc["sub/s1.png", "target"] == 5 and df.loc["sub/s1.png", "target_name"] == vgg.class_names[5]
     rel = "s0.png"
     raw = np.load(tmp_path / "out" / rel / "maps.npz")["gradcam__features.20"]
-    np.testing.assert_allclose(raw, methods.explain(vgg, vgg.preprocess(methods.load_image(tmp_path / "in" / rel))[None],
-                                                    "gradcam", target=3).maps["features.20"][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        raw,
+        methods.explain(vgg, vgg.preprocess(methods.load_image(tmp_path / "in" / rel))[None], "gradcam", target=3)
+        .maps["features.20"][0]
+        .numpy(),
+        atol=1e-5,
+    )
     norm = methods.normalize(raw)  # minmax, ReLU, per map
     view = png(tmp_path / "out" / rel / "original.png")
     expected = render_views(view, norm, colormap="jet", alpha=0.5, value_range=(0.0, 1.0))
@@ -159,13 +172,33 @@ def test_a_killed_run_loses_nothing_written_and_resumes(tmp_path):
     for i in range(40):
         Image.fromarray(np.roll(base, 3 * i, axis=1)).save(folder / f"img{i:02d}.png")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "methods.batch", "--model", "scenes_vgg", "--images", str(folder), "--out", str(out),
-           "--workers", "1", "--batch-size", "1", "--methods", "gradcam,gradcampp,layercam", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "methods.batch",
+        "--model",
+        "scenes_vgg",
+        "--images",
+        str(folder),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--batch-size",
+        "1",
+        "--methods",
+        "gradcam,gradcampp,layercam",
+        "--quiet",
+    ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     parts = out / ".manifest-parts"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and not (parts.is_dir() and len(list(parts.glob("part-*"))) >= 2):
+    while (
+        time.monotonic() < deadline
+        and proc.poll() is None
+        and not (parts.is_dir() and len(list(parts.glob("part-*"))) >= 2)
+    ):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -191,13 +224,29 @@ def test_an_image_that_fails_is_reported_and_the_rest_finish(tmp_path, vgg, caps
     folder = tmp_path / "in"
     write_folder(folder, n_scenes=2)
     Image.fromarray(np.full((50, 50, 3), 128, dtype=np.uint8)).save(folder / "flat.png")
-    res = batch.run_batch(vgg, folder, tmp_path / "out", methods="gradcam,fails_on_flat", plugins="batch_plugins",
-                          workers=1, batch_size=4)
+    res = batch.run_batch(
+        vgg, folder, tmp_path / "out", methods="gradcam,fails_on_flat", plugins="batch_plugins", workers=1, batch_size=4
+    )
     assert [f[0] for f in res.failed] == ["flat.png"] and "constant image" in res.failed[0][1]
     assert res.done == 3 and sorted(res.manifest["image"].unique()) == ["odd.png", "s0.png", "sub/s1.png"]
     assert not (tmp_path / "out" / "flat.png" / "maps.npz").exists()
-    code = batch_cli.main(["--model", "scenes_vgg", "--images", str(folder), "--out", str(tmp_path / "out"),
-                       "--methods", "gradcam,fails_on_flat", "--plugins", "batch_plugins", "--workers", "1", "--quiet"])
+    code = batch_cli.main(
+        [
+            "--model",
+            "scenes_vgg",
+            "--images",
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+            "--methods",
+            "gradcam,fails_on_flat",
+            "--plugins",
+            "batch_plugins",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 1  # the failure is retried and reported again; the others were already done
     captured = capsys.readouterr()
     assert "failed flat.png: RuntimeError: this method cannot explain a constant image" in captured.err
@@ -221,20 +270,23 @@ def test_progress_and_cancel_keep_what_finished(tmp_path, vgg):
     assert (res.already, res.done) == (1, 3)
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--methods", "gradcm"], "gradcam"),
-    (["--norm", "loud"], "'loud'"),
-    (["--cmap", "rainbowz"], "'rainbowz'"),
-    (["--alpha", "2"], "alpha"),
-    (["--precision", "fp16"], "'fp16'"),
-    (["--engine", "spark"], "'spark'"),
-    (["--workers", "0"], "workers"),
-    (["--images", "/no/such/folder"], "not a folder"),
-    (["--targets", "/no/labels.csv"], "label file"),
-    (["--layers", "nope"], "nope"),
-    (["--percentiles", "50,10"], "percentiles"),
-    (["--plugins", "no_such_module_xyz"], "no_such_module_xyz"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--methods", "gradcm"], "gradcam"),
+        (["--norm", "loud"], "'loud'"),
+        (["--cmap", "rainbowz"], "'rainbowz'"),
+        (["--alpha", "2"], "alpha"),
+        (["--precision", "fp16"], "'fp16'"),
+        (["--engine", "spark"], "'spark'"),
+        (["--workers", "0"], "workers"),
+        (["--images", "/no/such/folder"], "not a folder"),
+        (["--targets", "/no/labels.csv"], "label file"),
+        (["--layers", "nope"], "nope"),
+        (["--percentiles", "50,10"], "percentiles"),
+        (["--plugins", "no_such_module_xyz"], "no_such_module_xyz"),
+    ],
+)
 def test_bad_arguments_are_clear_errors(tmp_path, capsys, argv, needle):
     (tmp_path / "in").mkdir()
     args = {"--images": str(tmp_path / "in"), "--out": str(tmp_path / "out")}

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from methods.pipeline import batch, engines
-from methods.pipeline import evaluate as ev
 from methods.data.scenes import make_scene
 from methods.errors import EngineError
+from methods.pipeline import batch, engines
+from methods.pipeline import evaluate as ev
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FLOATS = ("prob", "top5_probs")
@@ -55,8 +55,16 @@ def folder(tmp_path_factory) -> pathlib.Path:
 
 
 def run(folder, out, engine):
-    return batch.run_batch("scenes_vgg", folder, out, methods="gradcam,fails_on_flat", plugins="batch_plugins",
-                           engine=engine, workers=2, batch_size=2)
+    return batch.run_batch(
+        "scenes_vgg",
+        folder,
+        out,
+        methods="gradcam,fails_on_flat",
+        plugins="batch_plugins",
+        engine=engine,
+        workers=2,
+        batch_size=2,
+    )
 
 
 def test_local_pool_and_ray_give_the_same_rows_and_maps(folder, tmp_path, ray_local, plugin):

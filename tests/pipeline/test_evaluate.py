@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from methods.cli import evaluate as evaluate_cli
-from methods.pipeline import evaluate as ev
+from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_scene
 from methods.metrics.faithfulness import curves as fa
 from methods.metrics.localization import energy_pointing_game, pointing_game
-from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_scene
+from methods.pipeline import evaluate as ev
 
 STEPS = 4
 
@@ -28,8 +28,11 @@ class Tiny(nn.Module):
     def __init__(self, classes: int = 8):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(4),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(4),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(16, classes)
@@ -43,8 +46,14 @@ def tiny_loaded(classes=CLASS_NAMES, name="tiny"):
 
     torch.manual_seed(0)
     return LoadedModel(
-        name=name, model=Tiny(len(classes)).eval(), input_size=(128, 128), mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25), class_names=tuple(classes), default_layer="features.4", source="checkpoint",
+        name=name,
+        model=Tiny(len(classes)).eval(),
+        input_size=(128, 128),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        class_names=tuple(classes),
+        default_layer="features.4",
+        source="checkpoint",
     )
 
 
@@ -52,14 +61,31 @@ def tiny_loaded(classes=CLASS_NAMES, name="tiny"):
 def tiny(monkeypatch):
     loaded = tiny_loaded()
     monkeypatch.setattr("methods.pipeline.common.load_model", lambda name, **kw: loaded)
-    monkeypatch.setattr("methods.pipeline.engines.default_workers", lambda: 1)  # the tiny model lives in this process only
+    monkeypatch.setattr(
+        "methods.pipeline.engines.default_workers", lambda: 1
+    )  # the tiny model lives in this process only
     return loaded
 
 
 def test_cli_scenes_to_parquet(tiny, tmp_path, capsys, fp32):
     out = tmp_path / "r.parquet"
-    code = evaluate_cli.main(["--model", "tiny", "--images", "scenes:3", "--methods", "gradcam,gradcampp", "--seed", "5",
-                    "--steps", str(STEPS), "--out", str(out), "--quiet"])
+    code = evaluate_cli.main(
+        [
+            "--model",
+            "tiny",
+            "--images",
+            "scenes:3",
+            "--methods",
+            "gradcam,gradcampp",
+            "--seed",
+            "5",
+            "--steps",
+            str(STEPS),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     df = pd.read_parquet(out)
     assert list(df.columns) == list(ev.COLUMNS)
@@ -109,8 +135,23 @@ def test_cli_scenes_to_parquet(tiny, tmp_path, capsys, fp32):
 
 def test_cli_two_object_scenes_to_csv_explains_each_class(tiny, tmp_path):
     out = tmp_path / "sub" / "r.csv"
-    assert evaluate_cli.main(["--model", "tiny", "--images", "scenes2:2", "--steps", "2", "--out", str(out), "--quiet",
-                    "--no-references"]) == 0
+    assert (
+        evaluate_cli.main(
+            [
+                "--model",
+                "tiny",
+                "--images",
+                "scenes2:2",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-references",
+            ]
+        )
+        == 0
+    )
     df = pd.read_csv(out)
     assert len(df) == 2 * 2  # 2 scenes x 2 classes x gradcam
     from methods.models.scenes.train import EVAL_TWO_START
@@ -195,16 +236,26 @@ def test_cli_bad_input_is_a_clear_error(tiny, tmp_path, capsys, argv, needle):
 def test_scenes_need_a_scene_model(monkeypatch, tmp_path, capsys):
     other = tiny_loaded(classes=[f"c{i}" for i in range(10)], name="other")
     monkeypatch.setattr("methods.pipeline.common.load_model", lambda name, **kw: other)
-    assert evaluate_cli.main(["--model", "other", "--images", "scenes:1", "--out", str(tmp_path / "r.csv"), "--quiet"]) == 2
+    assert (
+        evaluate_cli.main(["--model", "other", "--images", "scenes:1", "--out", str(tmp_path / "r.csv"), "--quiet"])
+        == 2
+    )
     assert "scenes' classes" in capsys.readouterr().err
 
 
 def test_summary_has_mean_and_std_per_method_and_layer():
     df = pd.DataFrame(
-        dict(method=["gradcam", "gradcam", "random"], layer=["l", "l", "l"], deletion_auc=[0.1, 0.3, 0.5],
-             insertion_auc=[0.5, 0.7, 0.2], avg_drop=[10.0, 30.0, 50.0], increase=[True, False, False],
-             pointing_hit=pd.array([True, None, False], dtype="boolean"),
-             energy_pg=pd.array([0.5, None, 0.1], dtype="Float64"), seconds=[0.1, 0.1, 0.0])
+        dict(
+            method=["gradcam", "gradcam", "random"],
+            layer=["l", "l", "l"],
+            deletion_auc=[0.1, 0.3, 0.5],
+            insertion_auc=[0.5, 0.7, 0.2],
+            avg_drop=[10.0, 30.0, 50.0],
+            increase=[True, False, False],
+            pointing_hit=pd.array([True, None, False], dtype="boolean"),
+            energy_pg=pd.array([0.5, None, 0.1], dtype="Float64"),
+            seconds=[0.1, 0.1, 0.0],
+        )
     )
     s = ev.summarize(df).set_index("method")
     assert s.loc["gradcam", "n"] == 2
@@ -220,10 +271,14 @@ def test_summary_has_mean_and_std_per_method_and_layer():
 def test_chance_warnings_by_hand():
     """gradcam beats random on both curves; gradcampp ties on deletion (not lower: a warning) and
     loses on insertion; each layer is compared with the random map of the same layer."""
-    s = pd.DataFrame({"method": ["gradcam", "gradcampp", "gradcam", "random", "centre", "random"],
-                      "layer": ["a", "a", "b", "a", "a", "b"],
-                      "deletion_auc_mean": [0.15, 0.32, 0.40, 0.32, 0.50, 0.35],
-                      "insertion_auc_mean": [0.75, 0.30, 0.60, 0.33, 0.10, 0.50]})
+    s = pd.DataFrame(
+        {
+            "method": ["gradcam", "gradcampp", "gradcam", "random", "centre", "random"],
+            "layer": ["a", "a", "b", "a", "a", "b"],
+            "deletion_auc_mean": [0.15, 0.32, 0.40, 0.32, 0.50, 0.35],
+            "insertion_auc_mean": [0.75, 0.30, 0.60, 0.33, 0.10, 0.50],
+        }
+    )
     assert ev.chance_warnings(s) == [
         "warning: gradcampp at a does not beat the random map on deletion (AUC 0.320 vs random 0.320; lower is better)",
         "warning: gradcampp at a does not beat the random map on insertion (AUC 0.300 vs random 0.330; higher is better)",
@@ -239,8 +294,23 @@ def test_csv_output_neutralises_formula_cells(tiny, tmp_path):
     folder.mkdir()
     (folder / "=HYPERLINK(1).png").write_bytes(_png(np.full((32, 32, 3), 90, np.uint8)))
     out = tmp_path / "r.csv"
-    assert evaluate_cli.main(["--model", "tiny", "--images", str(folder), "--steps", "1", "--out", str(out), "--quiet",
-                    "--no-references"]) == 0
+    assert (
+        evaluate_cli.main(
+            [
+                "--model",
+                "tiny",
+                "--images",
+                str(folder),
+                "--steps",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+                "--no-references",
+            ]
+        )
+        == 0
+    )
     raw = out.read_text().splitlines()
     assert raw[1].startswith("'=HYPERLINK(1).png,")
     assert pd.read_csv(out)["deletion_auc"].between(0, 1).all()

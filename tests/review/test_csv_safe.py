@@ -22,8 +22,15 @@ def test_other_values_are_unchanged(value):
 
 
 def test_frame_cells_columns_and_index():
-    frame = pd.DataFrame({"image": ["=cmd|' /C calc'!A0", "cat.png"], "=col": ["a", "-b"], "auc": [-0.5, 0.25],
-                          "cat": pd.Categorical(["@x", "y"]), "s": pd.array(["+1", "ok"], dtype="string")})
+    frame = pd.DataFrame(
+        {
+            "image": ["=cmd|' /C calc'!A0", "cat.png"],
+            "=col": ["a", "-b"],
+            "auc": [-0.5, 0.25],
+            "cat": pd.Categorical(["@x", "y"]),
+            "s": pd.array(["+1", "ok"], dtype="string"),
+        }
+    )
     out = safe_frame(frame)
     assert list(out.columns) == ["image", "'=col", "auc", "cat", "s"]
     assert out["image"].tolist() == ["'=cmd|' /C calc'!A0", "cat.png"]

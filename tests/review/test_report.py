@@ -20,10 +20,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from methods.viz import render
-from methods.review.report import StoredCurve, curves_of, display_ranges, html_report, rendered_maps, safe_name, zip_report
 from methods.review.codec import encode_png
+from methods.review.report import (
+    StoredCurve,
+    curves_of,
+    display_ranges,
+    html_report,
+    rendered_maps,
+    safe_name,
+    zip_report,
+)
 from methods.review.store import NewSnapshot, NormSettings, SnapshotStore
+from methods.viz import render
 
 PAYLOADS = (
     "<script>alert(1)</script>",
@@ -127,9 +135,38 @@ def test_html_escapes_every_user_text(hostile) -> None:
         assert payload not in doc  # never raw
         assert html.escape(payload) in doc  # shown, as text
     # what the browser will build: only our own tags, no event handlers, scripts only inline plotly
-    allowed = {"html", "head", "meta", "title", "style", "body", "header", "h1", "p", "nav", "ol", "li", "a", "span",
-               "section", "h2", "h3", "code", "div", "table", "tr", "th", "td", "details", "summary", "figure", "img",
-               "figcaption", "i", "script"}
+    allowed = {
+        "html",
+        "head",
+        "meta",
+        "title",
+        "style",
+        "body",
+        "header",
+        "h1",
+        "p",
+        "nav",
+        "ol",
+        "li",
+        "a",
+        "span",
+        "section",
+        "h2",
+        "h3",
+        "code",
+        "div",
+        "table",
+        "tr",
+        "th",
+        "td",
+        "details",
+        "summary",
+        "figure",
+        "img",
+        "figcaption",
+        "i",
+        "script",
+    }
     tags = _tags(doc)
     assert {t for t, _ in tags} <= allowed
     assert not [(t, a) for t, a in tags for name in a if name.startswith("on")]
@@ -155,8 +192,15 @@ def test_plotly_trace_names_cannot_break_out(hostile) -> None:
 
 def test_html_opens_offline_with_plotly_inline_once(store: SnapshotStore) -> None:
     ids = [
-        store.save(NewSnapshot(image_png=encode_png(_image(seed=k)), model_id="m", author="a",
-                               maps={"gradcam": {"l": np.ones((2, 2), np.float32)}}, metrics={"curves": _curves()}))
+        store.save(
+            NewSnapshot(
+                image_png=encode_png(_image(seed=k)),
+                model_id="m",
+                author="a",
+                maps={"gradcam": {"l": np.ones((2, 2), np.float32)}},
+                metrics={"curves": _curves()},
+            )
+        )
         for k in range(2)
     ]
     doc = html_report([store.get(i) for i in ids])
@@ -177,8 +221,15 @@ def test_html_opens_offline_with_plotly_inline_once(store: SnapshotStore) -> Non
 
 
 def test_html_without_curves_has_no_plotly(store: SnapshotStore) -> None:
-    sid = store.save(NewSnapshot(image_png=encode_png(_image()), model_id="m", author="a",
-                                 maps={"gradcam": {"l": np.ones((2, 2), np.float32)}}, metrics={"auc": 0.5}))
+    sid = store.save(
+        NewSnapshot(
+            image_png=encode_png(_image()),
+            model_id="m",
+            author="a",
+            maps={"gradcam": {"l": np.ones((2, 2), np.float32)}},
+            metrics={"auc": 0.5},
+        )
+    )
     doc = html_report([store.get(sid)])
     assert "plotly" not in doc.lower() and "<script" not in doc
     assert len(doc) < 200_000
@@ -193,15 +244,31 @@ def test_html_content(hostile) -> None:
     assert len(pngs) == 1 + 2 * 2  # original + (heatmap, overlay) per map
     np.testing.assert_array_equal(pngs[0], snap.image_array())  # 40x30: not downscaled
     assert all(p.shape == (40, 30, 3) for p in pngs)
-    for needle in ("Settings", "Comments (2)", "unreviewed", "minmax, relu=on, scope=per_map",
-                   "jet / 0.5", "30×40 px", snap.image_sha256, "AUC", "0.3167", "deletion"):
+    for needle in (
+        "Settings",
+        "Comments (2)",
+        "unreviewed",
+        "minmax, relu=on, scope=per_map",
+        "jet / 0.5",
+        "30×40 px",
+        snap.image_sha256,
+        "AUC",
+        "0.3167",
+        "deletion",
+    ):
         assert needle in doc
-    assert "<table class=\"metrics\">" in doc and "0.25" in doc
+    assert '<table class="metrics">' in doc and "0.25" in doc
 
 
 def test_html_downscales_large_images(store: SnapshotStore) -> None:
-    sid = store.save(NewSnapshot(image_png=encode_png(_image(300, 1200)), model_id="m", author="a",
-                                 maps={"g": {"l": np.ones((3, 3), np.float32)}}))
+    sid = store.save(
+        NewSnapshot(
+            image_png=encode_png(_image(300, 1200)),
+            model_id="m",
+            author="a",
+            maps={"g": {"l": np.ones((3, 3), np.float32)}},
+        )
+    )
     pngs = _data_pngs(html_report([store.get(sid)], max_side=400))
     assert [p.shape for p in pngs] == [(100, 400, 3)] * 3
 
@@ -215,8 +282,18 @@ def test_html_empty() -> None:
 
 
 def _snap(store: SnapshotStore, maps: dict, norm: NormSettings, **kw):
-    return store.get(store.save(NewSnapshot(image_png=encode_png(kw.pop("image", _image(4, 4))), model_id="m",
-                                            author="a", maps=maps, normalization=norm, **kw)))
+    return store.get(
+        store.save(
+            NewSnapshot(
+                image_png=encode_png(kw.pop("image", _image(4, 4))),
+                model_id="m",
+                author="a",
+                maps=maps,
+                normalization=norm,
+                **kw,
+            )
+        )
+    )
 
 
 def test_rendered_maps_apply_stored_normalization_by_hand(store: SnapshotStore) -> None:
@@ -224,11 +301,15 @@ def test_rendered_maps_apply_stored_normalization_by_hand(store: SnapshotStore) 
     needs no resize, so the heatmap's pixels are the colormap at round(255 * value)."""
     raw = np.array([[-1.0, 0.0], [1.0, 3.0]], np.float32)
     img = np.full((2, 2, 3), 100, np.uint8)
-    snap = _snap(store, {"g": {"l": raw}}, NormSettings(mode="minmax", relu=True), image=img, colormap="hot", alpha=0.25)
+    snap = _snap(
+        store, {"g": {"l": raw}}, NormSettings(mode="minmax", relu=True), image=img, colormap="hot", alpha=0.25
+    )
     (r,) = rendered_maps(snap)
     np.testing.assert_allclose(r.normalized, [[0, 0], [1 / 3, 1]], atol=1e-7)
     assert r.value_range == (0.0, 1.0) and r.raw.tobytes() == raw.tobytes()
-    lut = cv2.cvtColor(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_HOT), cv2.COLOR_BGR2RGB)[:, 0]
+    lut = cv2.cvtColor(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_HOT), cv2.COLOR_BGR2RGB)[
+        :, 0
+    ]
     np.testing.assert_array_equal(r.heatmap, lut[[[0, 0], [85, 255]]])
     expected_overlay = np.round(0.75 * 100 + 0.25 * r.heatmap.astype(np.float32)).astype(np.uint8)
     np.testing.assert_array_equal(r.overlay, expected_overlay)
@@ -267,15 +348,28 @@ def test_display_ranges_raw_mode() -> None:
 
 
 def test_curves_of_formats_and_malformed_entries() -> None:
-    curves = curves_of({"curves": {
-        **_curves(),
-        "bad1": {"deletion": "not a list", "insertion": {"fractions": [0, 1], "scores": [1, 2, 3]}},
-        "bad2": {"deletion": [1, "x"], "insertion": {"scores": []}},
-        "bad3": [1, 2, 3],
-    }})
-    assert [(c.method, c.kind) for c in curves] == [("gradcam", "deletion"), ("gradcam", "insertion"), ("layercam", "deletion")]
-    assert curves[1] == StoredCurve(method="gradcam", kind="insertion", fractions=tuple(np.linspace(0, 1, 11).tolist()),
-                              scores=tuple(np.linspace(0, 1, 11).tolist()), auc=0.5)
+    curves = curves_of(
+        {
+            "curves": {
+                **_curves(),
+                "bad1": {"deletion": "not a list", "insertion": {"fractions": [0, 1], "scores": [1, 2, 3]}},
+                "bad2": {"deletion": [1, "x"], "insertion": {"scores": []}},
+                "bad3": [1, 2, 3],
+            }
+        }
+    )
+    assert [(c.method, c.kind) for c in curves] == [
+        ("gradcam", "deletion"),
+        ("gradcam", "insertion"),
+        ("layercam", "deletion"),
+    ]
+    assert curves[1] == StoredCurve(
+        method="gradcam",
+        kind="insertion",
+        fractions=tuple(np.linspace(0, 1, 11).tolist()),
+        scores=tuple(np.linspace(0, 1, 11).tolist()),
+        auc=0.5,
+    )
     assert curves[2].fractions == (0.0, 0.5, 1.0) and curves[2].auc is None
     assert curves_of({}) == [] and curves_of({"curves": [1]}) == []
 
@@ -286,13 +380,29 @@ def test_curves_of_formats_and_malformed_entries() -> None:
 def test_zip_contents(store: SnapshotStore) -> None:
     img = _image(24, 36, seed=5)
     rng = np.random.default_rng(2)
-    maps = {"gradcam": {"layer3": rng.standard_normal((3, 4)).astype(np.float32),
-                        "layer4": rng.standard_normal((6, 8)).astype(np.float32)},
-            "layercam": {"layer4": rng.standard_normal((6, 8)).astype(np.float32)}}
+    maps = {
+        "gradcam": {
+            "layer3": rng.standard_normal((3, 4)).astype(np.float32),
+            "layer4": rng.standard_normal((6, 8)).astype(np.float32),
+        },
+        "layercam": {"layer4": rng.standard_normal((6, 8)).astype(np.float32)},
+    }
     metrics = {"auc": float("nan"), "curves": _curves()}
-    sid = store.save(NewSnapshot(image_png=encode_png(img), model_id="resnet50", author="ana", maps=maps,
-                                 methods=("gradcam", "layercam"), layers=("layer3", "layer4"), metrics=metrics,
-                                 title="t", note="n", verdict="spurious", colormap="viridis"))
+    sid = store.save(
+        NewSnapshot(
+            image_png=encode_png(img),
+            model_id="resnet50",
+            author="ana",
+            maps=maps,
+            methods=("gradcam", "layercam"),
+            layers=("layer3", "layer4"),
+            metrics=metrics,
+            title="t",
+            note="n",
+            verdict="spurious",
+            colormap="viridis",
+        )
+    )
     store.add_comment(sid, author="ben", text="hm")
     plain = store.save(NewSnapshot(image_png=encode_png(_image(5, 7)), model_id="m", author="a", maps={}))
     snaps = [store.get(sid), store.get(plain)]
@@ -324,8 +434,10 @@ def test_zip_contents(store: SnapshotStore) -> None:
     settings = json.loads(zf.read(f"{sid}/settings.json"))
     assert settings["colormap"] == "viridis" and settings["normalization"]["mode"] == "minmax"
     assert [(m["method"], m["layer"], m["files"]["raw"]) for m in settings["maps"]] == [
-        ("gradcam", "layer3", "gradcam__layer3.npy"), ("gradcam", "layer4", "gradcam__layer4.npy"),
-        ("layercam", "layer4", "layercam__layer4.npy")]
+        ("gradcam", "layer3", "gradcam__layer3.npy"),
+        ("gradcam", "layer4", "gradcam__layer4.npy"),
+        ("layercam", "layer4", "layercam__layer4.npy"),
+    ]
     metrics_json = json.loads(zf.read(f"{sid}/metrics.json"))  # strict JSON: NaN became null
     assert metrics_json["auc"] is None and metrics_json["curves"]["layercam"]["deletion"] == [0.9, 0.5, 0.1]
     review = json.loads(zf.read(f"{sid}/review.json"))
@@ -335,18 +447,32 @@ def test_zip_contents(store: SnapshotStore) -> None:
     assert rows[0] == ["method", "kind", "fraction", "score"]
     assert len(rows) == 1 + 11 + 11 + 3
     assert rows[-1] == ["layercam", "deletion", "1.0", "0.1"]
-    assert {(r[0], r[1]) for r in rows[1:]} == {("gradcam", "deletion"), ("gradcam", "insertion"), ("layercam", "deletion")}
+    assert {(r[0], r[1]) for r in rows[1:]} == {
+        ("gradcam", "deletion"),
+        ("gradcam", "insertion"),
+        ("layercam", "deletion"),
+    }
     assert zf.read("report.html").decode().startswith("<!DOCTYPE html>")
 
 
 def test_zip_names_cannot_escape_their_folder(hostile, store: SnapshotStore) -> None:
     snap, comments = hostile
-    evil = store.get(store.save(NewSnapshot(
-        image_png=encode_png(_image()), model_id="m", author="a", title="../../../etc/passwd",
-        maps={"../../evil": {"/abs/path": np.ones((2, 2), np.float32), "a\\b": np.ones((2, 2), np.float32)},
-              "a/b": {"x": np.ones((2, 2), np.float32)}, "a_b": {"x": np.ones((2, 2), np.float32)},
-              "..": {"..": np.ones((2, 2), np.float32)}},
-    )))
+    evil = store.get(
+        store.save(
+            NewSnapshot(
+                image_png=encode_png(_image()),
+                model_id="m",
+                author="a",
+                title="../../../etc/passwd",
+                maps={
+                    "../../evil": {"/abs/path": np.ones((2, 2), np.float32), "a\\b": np.ones((2, 2), np.float32)},
+                    "a/b": {"x": np.ones((2, 2), np.float32)},
+                    "a_b": {"x": np.ones((2, 2), np.float32)},
+                    "..": {"..": np.ones((2, 2), np.float32)},
+                },
+            )
+        )
+    )
     zf = zipfile.ZipFile(io.BytesIO(zip_report([snap, evil], comments=comments)))
     names = zf.namelist()
     assert len(names) == len(set(names))
@@ -363,8 +489,16 @@ def test_zip_names_cannot_escape_their_folder(hostile, store: SnapshotStore) -> 
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("layer4.1.conv2", "layer4.1.conv2"), ("../../etc/passwd", "etc_passwd"), ("..", "unnamed"), ("", "unnamed"),
-     (".hidden", "hidden"), ("a b/c\\d", "a_b_c_d"), ("ünïcode", "n_code"), ("x" * 200, "x" * 80)],
+    [
+        ("layer4.1.conv2", "layer4.1.conv2"),
+        ("../../etc/passwd", "etc_passwd"),
+        ("..", "unnamed"),
+        ("", "unnamed"),
+        (".hidden", "hidden"),
+        ("a b/c\\d", "a_b_c_d"),
+        ("ünïcode", "n_code"),
+        ("x" * 200, "x" * 80),
+    ],
 )
 def test_safe_name(text: str, expected: str) -> None:
     assert safe_name(text) == expected
@@ -375,13 +509,21 @@ def test_safe_name(text: str, expected: str) -> None:
 
 def test_top5_is_a_table_not_a_python_list(store: SnapshotStore) -> None:
     top5 = [[3, "tabby <cat>", 0.858], [7, "tiger cat", 0.1], [1, "lynx", 0.02]]
-    sid = store.save(NewSnapshot(image_png=encode_png(_image()), model_id="m", author="a",
-                                 metrics={"top5": top5, "target_probability": 0.858}))
+    sid = store.save(
+        NewSnapshot(
+            image_png=encode_png(_image()),
+            model_id="m",
+            author="a",
+            metrics={"top5": top5, "target_probability": 0.858},
+        )
+    )
     doc = html_report([store.get(sid)])
     assert "[[3," not in doc and "[3, " not in doc
-    assert ('<table class="top5"><tr><th>#</th><th>Class</th><th>Index</th><th>Probability</th></tr>'
-            "<tr><td>1</td><td>tabby &lt;cat&gt;</td><td>3</td><td>85.8%</td></tr>"
-            "<tr><td>2</td><td>tiger cat</td><td>7</td><td>10.0%</td></tr>") in doc
+    assert (
+        '<table class="top5"><tr><th>#</th><th>Class</th><th>Index</th><th>Probability</th></tr>'
+        "<tr><td>1</td><td>tabby &lt;cat&gt;</td><td>3</td><td>85.8%</td></tr>"
+        "<tr><td>2</td><td>tiger cat</td><td>7</td><td>10.0%</td></tr>"
+    ) in doc
     assert "<th>target_probability</th><td>0.858</td>" in doc  # the other metrics stay in their table
 
 
@@ -394,11 +536,15 @@ def test_report_curves_use_the_dashboards_colours_and_labels() -> None:
 
     keys = ["gradcampp", "scorecam", "ref:random", "ref:centre", "mine"]
     f = [0.0, 0.5, 1.0]
-    stored = [StoredCurve(method=k, kind=kind, fractions=tuple(f), scores=(0.9, 0.5, 0.1), auc=None)
-              for k in keys for kind in ("deletion", "insertion")]
+    stored = [
+        StoredCurve(method=k, kind=kind, fractions=tuple(f), scores=(0.9, 0.5, 0.1), auc=None)
+        for k in keys
+        for kind in ("deletion", "insertion")
+    ]
     ours = curves_figure(stored)
-    theirs = figures.curves_figure({k: (f, [0.9, 0.5, 0.1]) for k in keys}, {k: (f, [0.9, 0.5, 0.1]) for k in keys},
-                                   references=REFERENCE_KEYS)
+    theirs = figures.curves_figure(
+        {k: (f, [0.9, 0.5, 0.1]) for k in keys}, {k: (f, [0.9, 0.5, 0.1]) for k in keys}, references=REFERENCE_KEYS
+    )
 
     def styles(fig):
         return {(t.legendgroup, t.xaxis): (t.line.color, t.line.dash) for t in fig.data}
@@ -406,8 +552,13 @@ def test_report_curves_use_the_dashboards_colours_and_labels() -> None:
     assert styles(ours) == styles(theirs)
     assert [a.text for a in ours.layout.annotations] == [a.text for a in theirs.layout.annotations]
     names = {t.legendgroup: t.name for t in ours.data}
-    assert names == {"gradcampp": "Grad-CAM++", "scorecam": "Score-CAM", "ref:random": "Random map (reference)",
-                     "ref:centre": "Centre map (reference)", "mine": "mine"}
+    assert names == {
+        "gradcampp": "Grad-CAM++",
+        "scorecam": "Score-CAM",
+        "ref:random": "Random map (reference)",
+        "ref:centre": "Centre map (reference)",
+        "mine": "mine",
+    }
     assert styles(ours)[("ref:random", "x")] == ("#888888", "dot")
 
 

@@ -189,8 +189,13 @@ def test_maps_blob_never_unpickles() -> None:
 
 @pytest.mark.parametrize("bad", [None, "", "a/b", "../../etc", "x" * 65, 123, "abc def", "id;drop"])
 def test_malformed_id_is_not_found(store: SnapshotStore, bad) -> None:
-    for call in (store.get, store.comments, store.delete, lambda i: store.set_verdict(i, "spurious"),
-                 lambda i: store.add_comment(i, author="a", text="t")):
+    for call in (
+        store.get,
+        store.comments,
+        store.delete,
+        lambda i: store.set_verdict(i, "spurious"),
+        lambda i: store.add_comment(i, author="a", text="t"),
+    ):
         with pytest.raises(SnapshotNotFound, match="malformed"):
             call(bad)
 
@@ -200,8 +205,13 @@ def test_missing_id_is_not_found_and_key_error(store: SnapshotStore) -> None:
         store.get("AAAAAAAAAA")
     assert isinstance(info.value, KeyError) and isinstance(info.value, GradLensError)
     assert str(info.value).startswith("no snapshot")  # not KeyError's quoted repr
-    for call in (store.comments, store.delete, store.verdict_history, lambda i: store.set_verdict(i, "spurious"),
-                 lambda i: store.add_comment(i, author="a", text="t")):
+    for call in (
+        store.comments,
+        store.delete,
+        store.verdict_history,
+        lambda i: store.set_verdict(i, "spurious"),
+        lambda i: store.add_comment(i, author="a", text="t"),
+    ):
         with pytest.raises(SnapshotNotFound):
             call("AAAAAAAAAA")
 
@@ -213,18 +223,39 @@ def test_missing_id_is_not_found_and_key_error(store: SnapshotStore) -> None:
 def corpus(store: SnapshotStore) -> dict[str, str]:
     """Six snapshots with distinct authors, models, methods, verdicts and texts; name -> id."""
     specs = {
-        "a": dict(author="ana", model_id="resnet50", methods=("gradcam", "gradcampp"), verdict="spurious",
-                  title="Dog on SNOW", note="background"),
-        "b": dict(author="Ben", model_id="resnet50", methods=("gradcampp",), verdict="looks right",
-                  title="100% sure", note=""),
-        "c": dict(author="ana", model_id="vgg16", methods=("scorecam",), verdict="needs check",
-                  title="cat_face", note="Straße"),
-        "d": dict(author="cleo", model_id="vgg16", methods=("gradcam",), verdict="unreviewed",
-                  title="catXface", note="a\\b"),
-        "e": dict(author="ana", model_id="resnet50", methods=("eigencam",), verdict="wrong class",
-                  title="plain", note="nothing"),
-        "f": dict(author="ben", model_id="resnet50", methods=("gradcam",), verdict="spurious",
-                  title="ÄPFEL", note="1000 sure"),
+        "a": dict(
+            author="ana",
+            model_id="resnet50",
+            methods=("gradcam", "gradcampp"),
+            verdict="spurious",
+            title="Dog on SNOW",
+            note="background",
+        ),
+        "b": dict(
+            author="Ben", model_id="resnet50", methods=("gradcampp",), verdict="looks right", title="100% sure", note=""
+        ),
+        "c": dict(
+            author="ana",
+            model_id="vgg16",
+            methods=("scorecam",),
+            verdict="needs check",
+            title="cat_face",
+            note="Straße",
+        ),
+        "d": dict(
+            author="cleo", model_id="vgg16", methods=("gradcam",), verdict="unreviewed", title="catXface", note="a\\b"
+        ),
+        "e": dict(
+            author="ana",
+            model_id="resnet50",
+            methods=("eigencam",),
+            verdict="wrong class",
+            title="plain",
+            note="nothing",
+        ),
+        "f": dict(
+            author="ben", model_id="resnet50", methods=("gradcam",), verdict="spurious", title="ÄPFEL", note="1000 sure"
+        ),
     }
     ids = {}
     for name, fields in specs.items():
@@ -321,8 +352,12 @@ def test_set_verdict_changes_verdict_and_updated_time(store: SnapshotStore) -> N
     final = store.get(sid)
     assert store.verdict_history(sid) == [
         VerdictChange(snapshot_id=sid, verdict="unreviewed", previous=None, author="ana", changed_at=before.created_at),
-        VerdictChange(snapshot_id=sid, verdict="spurious", previous="unreviewed", author=None, changed_at=after.updated_at),
-        VerdictChange(snapshot_id=sid, verdict="looks right", previous="spurious", author="ben", changed_at=final.updated_at),
+        VerdictChange(
+            snapshot_id=sid, verdict="spurious", previous="unreviewed", author=None, changed_at=after.updated_at
+        ),
+        VerdictChange(
+            snapshot_id=sid, verdict="looks right", previous="spurious", author="ben", changed_at=final.updated_at
+        ),
     ]
     store.set_verdict(sid, "spurious")
     assert [r.id for r in store.list(verdict="spurious")] == [sid]
@@ -428,7 +463,10 @@ def test_maps_limit(store: SnapshotStore) -> None:
         (dict(model_id=""), "model_id is empty"),
         (dict(methods="gradcam"), "methods must be a list of strings"),
         (dict(layers=("ok", "")), "a name in layers is empty"),
-        (dict(maps={"gradcam": {"layer4": np.zeros((1, 3, 4), np.float32)}}), r"maps\['gradcam'\]\['layer4'\]: a map must be 2-D"),
+        (
+            dict(maps={"gradcam": {"layer4": np.zeros((1, 3, 4), np.float32)}}),
+            r"maps\['gradcam'\]\['layer4'\]: a map must be 2-D",
+        ),
         (dict(maps={"gradcam": {"layer4": np.array([["a"]])}}), "real numbers"),
         (dict(maps={"gradcam": np.zeros((2, 2))}), r"maps\['gradcam'\] must be a dict"),
         (dict(view={"x": object()}), "view is not JSON-serializable"),
@@ -556,16 +594,41 @@ def _v1_database(path: Path) -> dict:
     png = encode_png(_image())
     arr = np.arange(6, dtype=np.float32).reshape(2, 3)
     row = dict(
-        id="OldSnap_01", created_at="2025-01-02T03:04:05.000006+00:00", updated_at="2025-02-01T00:00:00.000000+00:00",
-        author="ana", title="old", note="from v1", verdict="spurious", model_id="vgg16", model_sha256=None,
-        page="single", methods='["gradcam"]', layers='["features.29"]', target_index=3, target_name="cat",
-        norm_mode="max", norm_relu=0, norm_scope="per_map", norm_p_low=1.0, norm_p_high=99.0, colormap="turbo",
-        alpha=0.4, view='{"page":"single"}', metrics='{"auc":0.5}', image_sha256=hashlib.sha256(png).hexdigest(),
-        image_width=9, image_height=12,
+        id="OldSnap_01",
+        created_at="2025-01-02T03:04:05.000006+00:00",
+        updated_at="2025-02-01T00:00:00.000000+00:00",
+        author="ana",
+        title="old",
+        note="from v1",
+        verdict="spurious",
+        model_id="vgg16",
+        model_sha256=None,
+        page="single",
+        methods='["gradcam"]',
+        layers='["features.29"]',
+        target_index=3,
+        target_name="cat",
+        norm_mode="max",
+        norm_relu=0,
+        norm_scope="per_map",
+        norm_p_low=1.0,
+        norm_p_high=99.0,
+        colormap="turbo",
+        alpha=0.4,
+        view='{"page":"single"}',
+        metrics='{"auc":0.5}',
+        image_sha256=hashlib.sha256(png).hexdigest(),
+        image_width=9,
+        image_height=12,
     )
     conn.execute(f"INSERT INTO snapshots ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values()))
-    conn.execute("INSERT INTO snapshot_blobs VALUES (?, ?, ?)", (row["id"], png, encode_maps({"gradcam": {"features.29": arr}})))
-    conn.execute("INSERT INTO comments (snapshot_id, author, text, created_at) VALUES (?, 'ben', 'hm', ?)", (row["id"], row["created_at"]))
+    conn.execute(
+        "INSERT INTO snapshot_blobs VALUES (?, ?, ?)", (row["id"], png, encode_maps({"gradcam": {"features.29": arr}}))
+    )
+    conn.execute(
+        "INSERT INTO comments (snapshot_id, author, text, created_at) VALUES (?, 'ben', 'hm', ?)",
+        (row["id"], row["created_at"]),
+    )
     conn.close()
     return {**row, "png": png, "arr": arr}
 
@@ -580,17 +643,26 @@ def test_upgrade_v1_database_to_current(tmp_path: Path) -> None:
     assert _raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert _raw(path, "PRAGMA integrity_check") == [("ok",)]
     snap = store.get("OldSnap_01")
-    assert (snap.title, snap.note, snap.verdict, snap.model_id, snap.target_name) == ("old", "from v1", "spurious", "vgg16", "cat")
+    assert (snap.title, snap.note, snap.verdict, snap.model_id, snap.target_name) == (
+        "old",
+        "from v1",
+        "spurious",
+        "vgg16",
+        "cat",
+    )
     assert snap.normalization == NormSettings(mode="max", relu=False, scope="per_map", percentiles=(1.0, 99.0))
     assert snap.image_png == old["png"] and snap.maps["gradcam"]["features.29"].tobytes() == old["arr"].tobytes()
     assert [c.text for c in store.comments("OldSnap_01")] == ["hm"]
     # v2's history starts with the verdict the snapshot had at the upgrade, dated by its last change
     assert store.verdict_history("OldSnap_01") == [
-        VerdictChange(snapshot_id="OldSnap_01", verdict="spurious", previous=None, author=None, changed_at=old["updated_at"])
+        VerdictChange(
+            snapshot_id="OldSnap_01", verdict="spurious", previous=None, author=None, changed_at=old["updated_at"]
+        )
     ]
     store.set_verdict("OldSnap_01", "looks right", author="cleo")
     assert [(v.previous, v.verdict, v.author) for v in store.verdict_history("OldSnap_01")] == [
-        (None, "spurious", None), ("spurious", "looks right", "cleo")
+        (None, "spurious", None),
+        ("spurious", "looks right", "cleo"),
     ]
     new_id = store.save(_make())  # new snapshots work alongside the old one
     assert {r.id for r in store.list()} == {"OldSnap_01", new_id}

@@ -49,7 +49,9 @@ def test_lone_surrogates_are_refused_everywhere_text_is_stored(store):
 
 def test_target_index_beyond_int64_is_refused(store):
     assert store.get(store.save(_snap(target_index=2**63 - 1))).target_index == 2**63 - 1
-    with pytest.raises(SnapshotError, match=r"target_index=9223372036854775808 must be a class index in 0\.\.2\*\*63-1"):
+    with pytest.raises(
+        SnapshotError, match=r"target_index=9223372036854775808 must be a class index in 0\.\.2\*\*63-1"
+    ):
         store.save(_snap(target_index=2**63))
 
 
@@ -67,7 +69,9 @@ def test_nul_in_a_filter_is_refused_not_matching_everything(store):
 def test_png_with_a_valid_header_but_truncated_data_is_refused(store):
     data = _png(1)
     cut = data[: len(data) * 2 // 3]  # IHDR intact: png_size() reads 32x32 from it
-    with pytest.raises(SnapshotError, match=r"image_png has a valid header \(32x32\) but its pixel data is truncated or corrupt"):
+    with pytest.raises(
+        SnapshotError, match=r"image_png has a valid header \(32x32\) but its pixel data is truncated or corrupt"
+    ):
         store.save(_snap(image_png=cut))
     assert store.list() == []
     good = store.get(store.save(_snap(image_png=data)))

@@ -56,7 +56,9 @@ def test_shared_scope_keeps_relative_magnitudes():
 def test_stack_per_map_and_shared():
     stack = torch.tensor([[[0.0, 1.0]], [[0.0, 4.0]]])
     torch.testing.assert_close(normalize(stack, mode="max"), torch.tensor([[[0.0, 1.0]], [[0.0, 1.0]]]))
-    torch.testing.assert_close(normalize(stack, mode="max", scope="shared"), torch.tensor([[[0.0, 0.25]], [[0.0, 1.0]]]))
+    torch.testing.assert_close(
+        normalize(stack, mode="max", scope="shared"), torch.tensor([[[0.0, 0.25]], [[0.0, 1.0]]])
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -104,7 +106,9 @@ def test_never_nan_and_in_range(m, mode, relu):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    maps=st.lists(arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 5)), elements=finite), min_size=1, max_size=4),
+    maps=st.lists(
+        arrays(np.float32, st.tuples(st.integers(1, 5), st.integers(1, 5)), elements=finite), min_size=1, max_size=4
+    ),
     mode=st.sampled_from(MODES),
 )
 def test_shared_scope_never_nan(maps, mode):

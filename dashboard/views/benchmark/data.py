@@ -19,14 +19,23 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from dashboard.core.scene_ids import scene_id
+from dashboard.core.state import ViewState
 from methods.errors import InputError
 from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES
 
-from dashboard.core.scene_ids import scene_id
-from dashboard.core.state import ViewState
-
-__all__ = ["MAX_BYTES", "Table", "read_table", "read_path", "leaderboard_tables", "cell", "manifest_summary",
-           "scene_of", "methods_view", "picture_path"]
+__all__ = [
+    "MAX_BYTES",
+    "Table",
+    "read_table",
+    "read_path",
+    "leaderboard_tables",
+    "cell",
+    "manifest_summary",
+    "scene_of",
+    "methods_view",
+    "picture_path",
+]
 
 #: Largest table read (upload or server file): 200 MB.
 MAX_BYTES = 200_000_000
@@ -113,7 +122,9 @@ def read_path(text: str) -> Table:
     if not path.is_file():
         raise InputError(f"{str(path)!r} is not a file on the server")
     if path.stat().st_size > MAX_BYTES:
-        raise InputError(f"{str(path)!r} is {path.stat().st_size / 1e6:.0f} MB; tables up to {MAX_BYTES / 1e6:.0f} MB open here")
+        raise InputError(
+            f"{str(path)!r} is {path.stat().st_size / 1e6:.0f} MB; tables up to {MAX_BYTES / 1e6:.0f} MB open here"
+        )
     return read_table(path.read_bytes(), path.name, path.resolve().parent)
 
 
@@ -165,8 +176,16 @@ def leaderboard_tables(board: pd.DataFrame) -> dict[str, pd.DataFrame]:
         table = base[~base["method"].eq(ref)].reset_index(drop=True)
         for m in metrics:
             part = board[board["metric"] == m].set_index(keys).loc[list(map(tuple, table.values))]
-            table[_header(m)] = [cell(getattr(r, f"{ref}_diff"), getattr(r, f"{ref}_low"), getattr(r, f"{ref}_high"), m,
-                                      getattr(r, f"{ref}_p")) for r in part.itertuples()]
+            table[_header(m)] = [
+                cell(
+                    getattr(r, f"{ref}_diff"),
+                    getattr(r, f"{ref}_low"),
+                    getattr(r, f"{ref}_high"),
+                    m,
+                    getattr(r, f"{ref}_p"),
+                )
+                for r in part.itertuples()
+            ]
         out[ref] = table
     return out
 
@@ -178,12 +197,26 @@ def manifest_summary(df: pd.DataFrame) -> pd.DataFrame:
     for (method, layer), g in df.groupby(["method", "layer"], sort=False):
         label = pd.to_numeric(g["label"], errors="coerce") if "label" in g.columns else pd.Series(dtype=float)
         labelled = label.notna()
-        acc = float((pd.to_numeric(g.loc[labelled, "predicted"], errors="coerce") == label[labelled]).mean() * 100) \
-            if labelled.any() and "predicted" in g.columns else math.nan
-        rows.append({"method": method, "layer": layer, "rows": len(g), "images": g["image"].nunique(),
-                     "mean probability": float(pd.to_numeric(g.get("prob"), errors="coerce").mean()) if "prob" in g else math.nan,
-                     "seconds per map": float(pd.to_numeric(g.get("seconds"), errors="coerce").mean()) if "seconds" in g else math.nan,
-                     "top-1 accuracy (%)": acc})
+        acc = (
+            float((pd.to_numeric(g.loc[labelled, "predicted"], errors="coerce") == label[labelled]).mean() * 100)
+            if labelled.any() and "predicted" in g.columns
+            else math.nan
+        )
+        rows.append(
+            {
+                "method": method,
+                "layer": layer,
+                "rows": len(g),
+                "images": g["image"].nunique(),
+                "mean probability": float(pd.to_numeric(g.get("prob"), errors="coerce").mean())
+                if "prob" in g
+                else math.nan,
+                "seconds per map": float(pd.to_numeric(g.get("seconds"), errors="coerce").mean())
+                if "seconds" in g
+                else math.nan,
+                "top-1 accuracy (%)": acc,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -196,7 +229,7 @@ def scene_of(df: pd.DataFrame, image: str) -> str | None:
     with two explained true classes), None for a file (it cannot travel in a link)."""
     if not str(image).startswith("scene:"):
         return None
-    digits = str(image)[len("scene:"):]
+    digits = str(image)[len("scene:") :]
     if not digits.isdigit():
         return None
     rows = df[df["image"] == image]
@@ -204,19 +237,24 @@ def scene_of(df: pd.DataFrame, image: str) -> str | None:
     return scene_id(int(digits), 2 if len(labels) >= 2 else 1)
 
 
-def methods_view(df: pd.DataFrame, row: pd.Series, models: tuple[str, ...], method_keys: tuple[str, ...]) -> tuple[ViewState | None, str]:
+def methods_view(
+    df: pd.DataFrame, row: pd.Series, models: tuple[str, ...], method_keys: tuple[str, ...]
+) -> tuple[ViewState | None, str]:
     """The Methods page's view of one scored row, or None and the reason it cannot open there."""
     image = scene_of(df, str(row["image"]))
     if image is None:
-        return None, (f"{row['image']} is a file of the evaluated folder: files cannot travel in a link. Upload it "
-                      "on the Methods page (sidebar, Image) to see its maps.")
+        return None, (
+            f"{row['image']} is a file of the evaluated folder: files cannot travel in a link. Upload it "
+            "on the Methods page (sidebar, Image) to see its maps."
+        )
     model = str(row.get("model", "scenes_vgg"))
     if model not in models:
         return None, f"The table's model {model!r} is not in this dashboard's catalog."
     method = str(row["method"])
     chosen = (method,) if method in method_keys else ("gradcam",)
-    return ViewState(page="methods", model=model, image=image, target=int(row["target"]), methods=chosen,
-                     layer=str(row["layer"])), ""
+    return ViewState(
+        page="methods", model=model, image=image, target=int(row["target"]), methods=chosen, layer=str(row["layer"])
+    ), ""
 
 
 def picture_path(folder: pathlib.Path, relative: str) -> pathlib.Path | None:

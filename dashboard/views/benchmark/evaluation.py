@@ -10,12 +10,12 @@ and the random reference map's seed (``seed + image index``) is ``seed + i`` eit
 from __future__ import annotations
 
 import io
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from methods.pipeline.evaluate import evaluate
 from methods.errors import OptionError
+from methods.pipeline.evaluate import evaluate
 
 __all__ = ["KINDS", "MAX_SCENES", "forwards_per_image", "run_small", "to_parquet"]
 
@@ -32,8 +32,17 @@ def forwards_per_image(kind: str, n_methods: int, n_layers: int, steps: int) -> 
     return classes * (n_methods + 2) * n_layers * 2 * (steps + 1)
 
 
-def run_small(loaded, *, kind: str, n: int, methods: Sequence[str], steps: int, seed: int = 0,
-              layers: str = "default", progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+def run_small(
+    loaded,
+    *,
+    kind: str,
+    n: int,
+    methods: Sequence[str],
+    steps: int,
+    seed: int = 0,
+    layers: str = "default",
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
     """Score ``n`` scenes of ``kind`` with :func:`methods.pipeline.evaluate.evaluate` (in this process,
     one at a time); ``progress(done, n)`` is called before each scene and at the end (it may
     raise ``Cancelled`` to stop)."""
@@ -45,8 +54,20 @@ def run_small(loaded, *, kind: str, n: int, methods: Sequence[str], steps: int, 
     for i in range(n):
         if progress is not None:
             progress(i, n)
-        parts.append(evaluate(loaded, f"{kind}:1", methods=list(methods), layers=layers, seed=int(seed) + i,
-                              steps=int(steps), progress=False, engine="local", workers=1, log=lambda _s: None))
+        parts.append(
+            evaluate(
+                loaded,
+                f"{kind}:1",
+                methods=list(methods),
+                layers=layers,
+                seed=int(seed) + i,
+                steps=int(steps),
+                progress=False,
+                engine="local",
+                workers=1,
+                log=lambda _s: None,
+            )
+        )
     if progress is not None:
         progress(n, n)
     df = pd.concat(parts, ignore_index=True)

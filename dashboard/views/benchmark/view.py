@@ -16,9 +16,6 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES, leaderboard, per_class
-from methods.models.catalog import load_model
-
 from dashboard.app import jobs, widgets
 from dashboard.app.errors import md_escape, notice, show_deferred_errors, shown_errors
 from dashboard.app.navigation import link_query
@@ -26,6 +23,8 @@ from dashboard.core import menus, pages, services
 from dashboard.draw.benchmark import distribution_figure
 from dashboard.views.benchmark import data as bd
 from dashboard.views.benchmark import evaluation
+from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES, leaderboard, per_class
+from methods.models.catalog import load_model
 
 __all__ = ["show", "TABLE_KEY"]
 
@@ -60,12 +59,17 @@ def _run_tab() -> None:
     labels = {s.name: s.label + (" (slow)" if s.is_slow else "") for s in specs}
     a, b, c = st.columns([2, 3, 1])
     model = a.selectbox("Model", _scene_models(), key="bm_model", help="A model trained on the scenes' classes.")
-    kind = b.radio("Images", list(evaluation.KINDS), key="bm_kind", format_func=evaluation.KINDS.get,
-                   horizontal=True)
+    kind = b.radio("Images", list(evaluation.KINDS), key="bm_kind", format_func=evaluation.KINDS.get, horizontal=True)
     n = c.number_input("Scenes", 1, evaluation.MAX_SCENES, 3, key="bm_n")
     d, e, f = st.columns([3, 2, 1])
-    chosen = d.multiselect("Methods", [s.name for s in specs], default=[m for m in ("gradcam", "gradcampp") if m in fast],
-                           key="bm_methods", format_func=labels.get, help="The random and centre maps are always added.")
+    chosen = d.multiselect(
+        "Methods",
+        [s.name for s in specs],
+        default=[m for m in ("gradcam", "gradcampp") if m in fast],
+        key="bm_methods",
+        format_func=labels.get,
+        help="The random and centre maps are always added.",
+    )
     steps = e.slider("Steps", 5, 50, 20, step=5, key="bm_steps", help="Deletion/insertion steps per curve.")
     seed = f.number_input("Seed", 0, 1_000_000, 0, key="bm_seed")
     if not chosen:
@@ -73,17 +77,21 @@ def _run_tab() -> None:
         return
     per_image = evaluation.forwards_per_image(kind, len(chosen), 1, int(steps))
     job = ("benchmark", model, kind, int(n), tuple(chosen), int(steps), int(seed))
-    text = (f":material/hourglass_top: About {per_image * int(n):,} forward passes (batched by 32) for {int(n)} scene(s) "
-            f"on the default layer, plus the maps: {md_escape(model)}, seed {int(seed)}.")
+    text = (
+        f":material/hourglass_top: About {per_image * int(n):,} forward passes (batched by 32) for {int(n)} scene(s) "
+        f"on the default layer, plus the maps: {md_escape(model)}, seed {int(seed)}."
+    )
     runs: dict = st.session_state.setdefault("_bm_runs", {})
     if job in runs:  # ran before in this session: its table is kept, nothing runs again
         _run_download(runs[job], kind, int(n))
         return
     if not jobs.wait_for_click(job, text, "Run the evaluation", key="bm_run"):
         return
+
     def work(tracker):  # a fresh copy of the model for this job: the shared one stays free
-        return evaluation.run_small(load_model(model), kind=kind, n=int(n), methods=chosen, steps=int(steps),
-                                       seed=int(seed), progress=tracker)
+        return evaluation.run_small(
+            load_model(model), kind=kind, n=int(n), methods=chosen, steps=int(steps), seed=int(seed), progress=tracker
+        )
 
     df = jobs.run_with_progress(work, f"Scoring {int(n)} scene(s)", job=job)
     jobs.mark_ran(job)
@@ -94,21 +102,31 @@ def _run_tab() -> None:
 
 def _run_download(data: bytes, kind: str, n: int) -> None:
     st.caption("Done: its table is open below.")
-    st.download_button("This evaluation as .parquet", data, file_name=f"gradlens_{kind}_{n}.parquet",
-                       key="bm_dl_run", icon=":material/download:", on_click="ignore")
+    st.download_button(
+        "This evaluation as .parquet",
+        data,
+        file_name=f"gradlens_{kind}_{n}.parquet",
+        key="bm_dl_run",
+        icon=":material/download:",
+        on_click="ignore",
+    )
 
 
 def _source() -> None:
     path_tab, upload_tab, run_tab = st.tabs(["Path on the server", "Upload", "Run a small evaluation"])
     with path_tab:
         a, b = st.columns([5, 1], vertical_alignment="bottom")
-        a.text_input("Path of an evaluate result or a batch manifest (.parquet or .csv)", key="bm_path",
-                     placeholder="results.parquet  or  OUTDIR/manifest.parquet")
+        a.text_input(
+            "Path of an evaluate result or a batch manifest (.parquet or .csv)",
+            key="bm_path",
+            placeholder="results.parquet  or  OUTDIR/manifest.parquet",
+        )
         b.button("Open", key="bm_open", on_click=_on_path, icon=":material/folder_open:")
         show_deferred_errors("bm_path")
     with upload_tab:
-        st.file_uploader("An evaluate result or a batch manifest", type=["parquet", "csv"], key="bm_upload",
-                         on_change=_on_upload)
+        st.file_uploader(
+            "An evaluate result or a batch manifest", type=["parquet", "csv"], key="bm_upload", on_change=_on_upload
+        )
         st.caption("A manifest's pictures stay on the server: open it by its path to see them.")
         show_deferred_errors("bm_upload")
     with run_tab:
@@ -136,24 +154,35 @@ def _evaluate_view(table: bd.Table, digest: str) -> None:
     a, b, c = st.columns(3)
     n_boot = int(a.number_input("Bootstrap resamples", 100, 20_000, 2000, step=100, key="bm_nboot"))
     seed = int(b.number_input("Bootstrap seed", 0, 1_000_000, 0, key="bm_bseed"))
-    test = c.selectbox("Paired test", ["auto", "wilcoxon", "sign"], key="bm_test",
-                       format_func={"auto": "auto (sign test on 0/1 metrics, Wilcoxon otherwise)",
-                                    "wilcoxon": "Wilcoxon signed-rank", "sign": "exact sign test"}.get)
+    test = c.selectbox(
+        "Paired test",
+        ["auto", "wilcoxon", "sign"],
+        key="bm_test",
+        format_func={
+            "auto": "auto (sign test on 0/1 metrics, Wilcoxon otherwise)",
+            "wilcoxon": "Wilcoxon signed-rank",
+            "sign": "exact sign test",
+        }.get,
+    )
     board = _board(digest, n_boot, seed, test, _df=df)
     for note in board.attrs.get("notes", []):
         notice(note, "info")
     tables = bd.leaderboard_tables(board)
     st.subheader("Leaderboard", anchor=False)
-    st.caption("Mean over the rows, then the 95 % percentile-bootstrap interval in brackets; ↓ lower is better, ↑ higher is better. "
-               "Increase and pointing game are % of the rows.")
+    st.caption(
+        "Mean over the rows, then the 95 % percentile-bootstrap interval in brackets; ↓ lower is better, ↑ higher is better. "
+        "Increase and pointing game are % of the rows."
+    )
     st.dataframe(tables["means"], hide_index=True, width="stretch", key="bm_means")
     for ref in REFERENCES:
         if ref in tables:
             st.markdown(f"**Paired difference to the {ref} map** (method − {ref}, same image and class, same layer)")
             st.dataframe(tables[ref], hide_index=True, width="stretch", key=f"bm_diff_{ref}")
-    st.caption("Beating a reference: a negative difference on deletion AUC and Average Drop, a positive one on "
-               "the others. p: two-sided, no correction for the many comparisons. Published numbers are not shown "
-               "beside these (docs/dashboard.md says why).")
+    st.caption(
+        "Beating a reference: a negative difference on deletion AUC and Average Drop, a positive one on "
+        "the others. p: two-sided, no correction for the many comparisons. Published numbers are not shown "
+        "beside these (docs/dashboard.md says why)."
+    )
     widgets.download_csv("Leaderboard as CSV", board, "gradlens_leaderboard.csv", key="bm_dl_board")
     _details(df, digest, n_boot, seed)
 
@@ -172,8 +201,11 @@ def _details(df: pd.DataFrame, digest: str, n_boot: int, seed: int) -> None:
     st.subheader("Per class", anchor=False)
     classes = _classes(digest, metric, n_boot, seed, _df=df)
     classes = classes[classes["layer"] == layer]
-    wide = classes.assign(value=[f"{bd.cell(r.mean, r.low, r.high, metric)} (n={r.n})" for r in classes.itertuples()]) \
-        .pivot(index="target_name", columns="method", values="value").rename_axis(columns=None)
+    wide = (
+        classes.assign(value=[f"{bd.cell(r.mean, r.low, r.high, metric)} (n={r.n})" for r in classes.itertuples()])
+        .pivot(index="target_name", columns="method", values="value")
+        .rename_axis(columns=None)
+    )
     wide = wide[[m for m in dict.fromkeys(classes["method"])]].reset_index().rename(columns={"target_name": "class"})
     st.dataframe(wide, hide_index=True, width="stretch", key="bm_classes")
 
@@ -185,8 +217,9 @@ def _details(df: pd.DataFrame, digest: str, n_boot: int, seed: int) -> None:
     rows = rows.sort_values(metric, ascending=ascending, kind="stable", na_position="last")
     shown = rows[["image", "target_name", *metrics]].reset_index(drop=True)
     st.caption(f"Sorted by {METRICS[metric].label}, worst first. Click a row to pick it.")
-    event = st.dataframe(shown, hide_index=True, width="stretch", key="bm_rows", on_select="rerun",
-                         selection_mode="single-row")
+    event = st.dataframe(
+        shown, hide_index=True, width="stretch", key="bm_rows", on_select="rerun", selection_mode="single-row"
+    )
     picked = (event.selection.rows if event is not None and hasattr(event, "selection") else []) or [0]
     if not len(rows):
         return
@@ -196,28 +229,43 @@ def _details(df: pd.DataFrame, digest: str, n_boot: int, seed: int) -> None:
     if view is None:
         notice(why, "info")
         return
-    st.page_link(pages.page("methods").script, label=md_escape(f"Open {row['image']} · {row['target_name']} on the Methods page"),
-                 query_params=link_query(view), icon=":material/open_in_new:")
+    st.page_link(
+        pages.page("methods").script,
+        label=md_escape(f"Open {row['image']} · {row['target_name']} on the Methods page"),
+        query_params=link_query(view),
+        icon=":material/open_in_new:",
+    )
 
 
 def _manifest_view(table: bd.Table) -> None:
     df = table.frame
     st.caption(md_escape(f"{table.name} · batch manifest · {df['image'].nunique()} image(s) · {len(df)} maps"))
-    notice("A batch manifest holds maps and pictures, not scores: for a leaderboard run "
-           "`python -m methods.evaluate` on the same images.", "info")
+    notice(
+        "A batch manifest holds maps and pictures, not scores: for a leaderboard run "
+        "`python -m methods.evaluate` on the same images.",
+        "info",
+    )
     st.subheader("Per method and layer", anchor=False)
     st.dataframe(bd.manifest_summary(df).round(4), hide_index=True, width="stretch", key="bm_manifest")
     if "target_name" in df.columns:
         st.subheader("Per class", anchor=False)
         counts = df.groupby(["target_name", "method"], sort=False).size().unstack(fill_value=0).reset_index()
-        st.dataframe(counts.rename(columns={"target_name": "explained class"}), hide_index=True, width="stretch",
-                     key="bm_manifest_classes")
+        st.dataframe(
+            counts.rename(columns={"target_name": "explained class"}),
+            hide_index=True,
+            width="stretch",
+            key="bm_manifest_classes",
+        )
     st.subheader("One image", anchor=False)
     a, b = st.columns(2)
     image = a.selectbox("Image", list(dict.fromkeys(df["image"])), key="bm_m_image")
     pairs = df[df["image"] == image]
-    pick = b.selectbox("Map", list(range(len(pairs))), key="bm_m_row",
-                       format_func=lambda i: f"{pairs.iloc[i]['method']} · {pairs.iloc[i]['layer']}")
+    pick = b.selectbox(
+        "Map",
+        list(range(len(pairs))),
+        key="bm_m_row",
+        format_func=lambda i: f"{pairs.iloc[i]['method']} · {pairs.iloc[i]['layer']}",
+    )
     row = pairs.iloc[int(pick)]
     if table.folder is None:
         st.info("Opened from an upload: the pictures are on the server; open the manifest by its path to see them.")

@@ -12,13 +12,18 @@ turn it into the :class:`~dashboard.core.services.MapBundle` a snapshot stores, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 import methods
+from dashboard.core import services
+from dashboard.core.params import is_upload
+from dashboard.core.services import MapBundle
+from dashboard.core.state import ViewState
 from methods import models as zoo
 from methods.cams.core.blocks import block_layers
 from methods.cams.core.layers import LayerInfo
@@ -33,17 +38,37 @@ from methods.metrics.agreement.maps import (
 from methods.metrics.agreement.matching import matched_layers
 from methods.viz.ranges import display_ranges
 
-from dashboard.core import services
-from dashboard.core.params import is_upload
-from dashboard.core.services import MapBundle
-from dashboard.core.state import ViewState
+__all__ = [
+    "METRIC_LABELS",
+    "TABLE_METRICS",
+    "Side",
+    "Row",
+    "block_infos",
+    "partner_options",
+    "default_partners",
+    "base_model",
+    "same_classes",
+    "class_plan",
+    "pairs",
+    "compare_grid",
+    "matched_rows",
+    "row_agreements",
+    "agreement_table",
+    "pair_matrix",
+    "matrix_table",
+    "overlays",
+    "display_image",
+    "to_bundle",
+    "from_bundle",
+]
 
-__all__ = ["METRIC_LABELS", "TABLE_METRICS", "Side", "Row", "block_infos", "partner_options", "default_partners", "base_model",
-           "same_classes", "class_plan", "pairs", "compare_grid", "matched_rows", "row_agreements",
-           "agreement_table", "pair_matrix", "matrix_table", "overlays", "display_image", "to_bundle", "from_bundle"]
-
-METRIC_LABELS: dict[str, str] = {"spearman": "Spearman", "pearson": "Pearson", "iou_top": "Top-10 % IoU",
-                                 "mass_overlap": "Mass overlap", "mass_share": "Mass share"}
+METRIC_LABELS: dict[str, str] = {
+    "spearman": "Spearman",
+    "pearson": "Pearson",
+    "iou_top": "Top-10 % IoU",
+    "mass_overlap": "Mass overlap",
+    "mass_share": "Mass share",
+}
 assert set(METRIC_LABELS) == set(METRICS), "a label for every agreement number"
 #: The numbers of the agreement table (mass_share is a's concentration more than an agreement).
 TABLE_METRICS: tuple[str, ...] = ("spearman", "pearson", "iou_top", "mass_overlap")
@@ -103,7 +128,9 @@ def partner_options(model_id: str, uploads: Mapping[str, Mapping[str, Any]]) -> 
     return [i for i in ids if i != model_id]
 
 
-def default_partners(model_id: str, options: Sequence[str], uploads: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+def default_partners(
+    model_id: str, options: Sequence[str], uploads: Mapping[str, Mapping[str, Any]]
+) -> tuple[str, ...]:
     """The page's default partner: for an uploaded checkpoint its base architecture when that is
     a catalog model (a fine-tuned network against its base), else the next catalog model of the
     same domain (scenes_vgg -> scenes_resnet, efficientnet_lite0 -> efficientnet_lite1), else the
@@ -184,7 +211,9 @@ def matched_rows(sides: Sequence[Side], n: int) -> list[Row]:
     return rows
 
 
-def row_agreements(rows: Sequence[Row], sides: Sequence[Side], grid: tuple[int, int]) -> dict[tuple[int, int, int], Agreement]:
+def row_agreements(
+    rows: Sequence[Row], sides: Sequence[Side], grid: tuple[int, int]
+) -> dict[tuple[int, int, int], Agreement]:
     """``(row, i, j) -> methods.map_agreement`` of model i's and model j's maps at that row, on ``grid``."""
     out = {}
     for r, row in enumerate(rows):
@@ -199,14 +228,16 @@ def agreement_table(rows: Sequence[Row], sides: Sequence[Side], agreements: Mapp
     for r, row in enumerate(rows):
         for i, j in pairs(len(sides)):
             agr = agreements[(r, i, j)]
-            lines.append({
-                "Depth": f"{row.target:.0%}",
-                "Models": f"{sides[i].label} ↔ {sides[j].label}",
-                "Layers": f"{row.layers[i]} ↔ {row.layers[j]}",
-                "Grids": f"{sides[i].resolution(row.layers[i])} ↔ {sides[j].resolution(row.layers[j])}",
-                **{METRIC_LABELS[m]: round(getattr(agr, m), 4) for m in TABLE_METRICS},
-                "Note": "; ".join(agr.flags),
-            })
+            lines.append(
+                {
+                    "Depth": f"{row.target:.0%}",
+                    "Models": f"{sides[i].label} ↔ {sides[j].label}",
+                    "Layers": f"{row.layers[i]} ↔ {row.layers[j]}",
+                    "Grids": f"{sides[i].resolution(row.layers[i])} ↔ {sides[j].resolution(row.layers[j])}",
+                    **{METRIC_LABELS[m]: round(getattr(agr, m), 4) for m in TABLE_METRICS},
+                    "Note": "; ".join(agr.flags),
+                }
+            )
     return pd.DataFrame(lines)
 
 
@@ -218,11 +249,21 @@ def pair_matrix(a: Side, b: Side, grid: tuple[int, int]) -> AgreementMatrix:
 
 def matrix_table(a: Side, b: Side, matrix: AgreementMatrix) -> pd.DataFrame:
     """The layer x layer matrix in long form (one line per cell, every metric), for a CSV."""
-    return pd.DataFrame([
-        {"model A": a.label, "layer A": la, "grid A": a.resolution(la), "model B": b.label, "layer B": lb,
-         "grid B": b.resolution(lb), **{m: float(matrix[m][i, j]) for m in METRICS}}
-        for i, la in enumerate(a.layers) for j, lb in enumerate(b.layers)
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "model A": a.label,
+                "layer A": la,
+                "grid A": a.resolution(la),
+                "model B": b.label,
+                "layer B": lb,
+                "grid B": b.resolution(lb),
+                **{m: float(matrix[m][i, j]) for m in METRICS},
+            }
+            for i, la in enumerate(a.layers)
+            for j, lb in enumerate(b.layers)
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -235,17 +276,20 @@ def display_image(views: Sequence[np.ndarray]) -> np.ndarray:
     return max(views, key=lambda v: v.shape[0] * v.shape[1])
 
 
-def overlays(image: np.ndarray, sides: Sequence[Side], rows: Sequence[Row],
-             state: ViewState) -> tuple[list[list[np.ndarray]], list[tuple[float, float]]]:
+def overlays(
+    image: np.ndarray, sides: Sequence[Side], rows: Sequence[Row], state: ViewState
+) -> tuple[list[list[np.ndarray]], list[tuple[float, float]]]:
     """``[row][model]`` overlay pictures, normalized with the view's settings (shared scale = one
     scale for every cell), and the display range of each cell in row-major order (for the colour bar)."""
     raw = [sides[i].maps[row.layers[i]] for row in rows for i in range(len(sides))]
     norm = services.normalized(raw, state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
-    pics = [methods.render_views(image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
-            for m, r in zip(norm, ranges)]
+    pics = [
+        methods.render_views(image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
+        for m, r in zip(norm, ranges)
+    ]
     n = len(sides)
-    return [pics[k * n:(k + 1) * n] for k in range(len(rows))], list(ranges)
+    return [pics[k * n : (k + 1) * n] for k in range(len(rows))], list(ranges)
 
 
 # ------------------------------------------------------------------------------------------
@@ -256,8 +300,15 @@ def _key(side: Side, layer: str) -> str:
     return f"{side.id} · {layer}"
 
 
-def to_bundle(sides: Sequence[Side], method: str, image: np.ndarray, probs: np.ndarray,
-              class_names: Sequence[str], *, shared: bool = False) -> MapBundle:
+def to_bundle(
+    sides: Sequence[Side],
+    method: str,
+    image: np.ndarray,
+    probs: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    shared: bool = False,
+) -> MapBundle:
     """The bundle "Save to review" stores: every model's block-layer maps under
     ``maps[method]["<model> · <layer>"]``, model 1's probabilities, and the rest in ``extras``
     (``shared``: the models share one class list)."""
@@ -269,10 +320,19 @@ def to_bundle(sides: Sequence[Side], method: str, image: np.ndarray, probs: np.n
         d["shapes"] = [list(x) for x in s.shapes]
         d["layers"], d["input_size"] = list(s.layers), list(s.input_size)
         info.append(d)
-    extras = {"model_id": " vs ".join(s.id for s in sides), "compare": {"method": method, "models": info,
-                                                                             "shared": bool(shared)}}
-    return MapBundle(image, maps, sides[0].target, np.asarray(probs), tuple(class_names),
-                     {method: float(sum(s.seconds for s in sides))}, extras)
+    extras = {
+        "model_id": " vs ".join(s.id for s in sides),
+        "compare": {"method": method, "models": info, "shared": bool(shared)},
+    }
+    return MapBundle(
+        image,
+        maps,
+        sides[0].target,
+        np.asarray(probs),
+        tuple(class_names),
+        {method: float(sum(s.seconds for s in sides))},
+        extras,
+    )
 
 
 def from_bundle(bundle: MapBundle) -> tuple[str, list[Side]]:
@@ -282,9 +342,18 @@ def from_bundle(bundle: MapBundle) -> tuple[str, list[Side]]:
     sides = []
     for d in saved["models"]:
         layers = tuple(d["layers"])
-        side = Side(id=d["id"], label=d["label"], layers=layers, shapes=tuple(tuple(x) for x in d["shapes"]),
-                    maps={}, target=int(d["target"]), target_name=d["target_name"], prob=float(d["prob"]),
-                    input_size=tuple(d["input_size"]), seconds=float(d.get("seconds", 0.0)))
+        side = Side(
+            id=d["id"],
+            label=d["label"],
+            layers=layers,
+            shapes=tuple(tuple(x) for x in d["shapes"]),
+            maps={},
+            target=int(d["target"]),
+            target_name=d["target_name"],
+            prob=float(d["prob"]),
+            input_size=tuple(d["input_size"]),
+            seconds=float(d.get("seconds", 0.0)),
+        )
         side.maps.update({l: np.asarray(bundle.maps[method][_key(side, l)]) for l in layers})
         sides.append(side)
     return method, sides

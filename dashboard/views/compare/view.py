@@ -16,9 +16,7 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from methods.cams.core.layers import LayerInfo
-
-from dashboard.app import cache, capture, jobs, widgets
+from dashboard.app import cache, capture, jobs, uploads, widgets
 from dashboard.app.errors import md_escape
 from dashboard.core import menus, services
 from dashboard.core.params import is_upload
@@ -26,6 +24,7 @@ from dashboard.core.state import ViewState
 from dashboard.draw import checks, pictures
 from dashboard.views.compare import data as cs
 from dashboard.views.compare.data import Side
+from methods.cams.core.layers import LayerInfo
 
 __all__ = ["block_infos", "partners", "model_labels", "controls", "show"]
 
@@ -33,13 +32,13 @@ _NO_URL = "Uploaded files stay in this browser session: they cannot travel in a 
 
 
 @st.cache_data(show_spinner="Finding the block layers…", max_entries=16)
-def _blocks(model_id: str, _handle: cache.ModelHandle) -> list[LayerInfo]:
+def _blocks(model_id: str, _handle: services.ModelHandle) -> list[LayerInfo]:
     with _handle.lock:
         cache.MODEL_CALLS["layers"] += 1
         return cs.block_infos(_handle.loaded)
 
 
-def block_infos(handle: cache.ModelHandle) -> list[LayerInfo]:
+def block_infos(handle: services.ModelHandle) -> list[LayerInfo]:
     """The model's block layers (cached per model; one probe forward on a miss)."""
     return _blocks(handle.id, _handle=handle)
 
@@ -47,7 +46,7 @@ def block_infos(handle: cache.ModelHandle) -> list[LayerInfo]:
 def model_labels() -> dict[str, str]:
     """Menu label of every catalog model and of this session's uploads."""
     labels = {m.id: m.label for m in menus.model_choices()}
-    labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in cache.uploaded_models().items()})
+    labels.update({k: f"Uploaded: {v['name']} ({v['arch']})" for k, v in uploads.uploaded_models().items()})
     return labels
 
 
@@ -55,9 +54,9 @@ def partners(state: ViewState) -> tuple[tuple[str, ...], list[str], tuple[str, .
     """``(partners, options, default, messages)``: the models set beside ``state.model`` (the
     view's, or the default partner), what may be chosen, the default, and why a model of the
     view was dropped (an upload of another session, the sidebar's own model, an unknown one)."""
-    uploads = cache.uploaded_models()
-    options = cs.partner_options(state.model, uploads)
-    default = cs.default_partners(state.model, options, uploads)
+    held = uploads.uploaded_models()
+    options = cs.partner_options(state.model, held)
+    default = cs.default_partners(state.model, options, held)
     kept, messages = [], []
     for m in state.models:
         if m in options:
@@ -80,21 +79,31 @@ def controls(state: ViewState) -> ViewState:
     widgets.seed("w_cmp_models", list(chosen))
     followed = st.session_state.get("_cmp_default")  # the default the menu showed last
     current = st.session_state["w_cmp_models"]
-    if any(m not in options for m in current) or (not state.models and followed is not None
-                                                  and list(followed) == current and followed != default):
+    if any(m not in options for m in current) or (
+        not state.models and followed is not None and list(followed) == current and followed != default
+    ):
         widgets.force("w_cmp_models", list(chosen))  # another sidebar model: its own default partner
     st.session_state["_cmp_default"] = default
     top = st.columns([3, 2, 1, 1.5, 1.8], vertical_alignment="bottom")
     picked = top[0].multiselect(
-        f"Compare {md_escape(labels.get(state.model, state.model))} with", options, key="w_cmp_models", max_selections=2,
+        f"Compare {md_escape(labels.get(state.model, state.model))} with",
+        options,
+        key="w_cmp_models",
+        max_selections=2,
         format_func=lambda k: labels.get(k, k),
         help="The sidebar's model is the first column; add one or two more (catalog models, or checkpoints "
-             "uploaded in the sidebar).")
+        "uploaded in the sidebar).",
+    )
     method = widgets.method_select(state, top[1])
     widgets.seed("w_cmp_depths", int(state.depths))
-    depths = top[2].number_input("Depths", 2, 8, step=1, key="w_cmp_depths",
-                                 help="Rows: the layers at 1/n, 2/n, ... of each model's block layers (4: 25 %, 50 %, "
-                                      "75 %, last).")
+    depths = top[2].number_input(
+        "Depths",
+        2,
+        8,
+        step=1,
+        key="w_cmp_depths",
+        help="Rows: the layers at 1/n, 2/n, ... of each model's block layers (4: 25 %, 50 %, 75 %, last).",
+    )
     metrics = list(cs.METRIC_LABELS)
     widgets.seed("w_cmp_metric", state.metric if state.metric in metrics else metrics[0])
     metric = top[3].selectbox("Heatmap shows", metrics, key="w_cmp_metric", format_func=cs.METRIC_LABELS.get)
@@ -103,8 +112,9 @@ def controls(state: ViewState) -> ViewState:
     if not picked:
         st.info(f"Choose at least one model to compare with; showing {', '.join(labels.get(m, m) for m in chosen)}.")
     models = tuple(picked) or chosen
-    state = replace(state, models=() if models == default else models, method=method, depths=int(depths),
-                               metric=metric, slow=slow)
+    state = replace(
+        state, models=() if models == default else models, method=method, depths=int(depths), metric=metric, slow=slow
+    )
     return widgets.option_widgets(state, [method])
 
 
@@ -116,8 +126,10 @@ def _gated(state: ViewState, ids: tuple[str, ...], infos: list[list[LayerInfo]],
     if not spec.is_slow:
         return True, job
     channels = sum(i.shape[0] for layers in infos for i in layers)
-    text = (f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer, here {channels:,} channels "
-            f"over {sum(map(len, infos))} block layers of {len(ids)} models. It runs when you ask.")
+    text = (
+        f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer, here {channels:,} channels "
+        f"over {sum(map(len, infos))} block layers of {len(ids)} models. It runs when you ask."
+    )
     return jobs.wait_for_click(job, text, f"Run {spec.label}", key="compare_run", auto=state.slow), job
 
 
@@ -143,17 +155,28 @@ def _compute(state: ViewState):
         layers = [i.name for i in info]
         kwargs = {}
         if spec.is_slow:
-            label = f"Running {spec.label} ({spec.cost}) on {labels.get(handle.id, handle.id)}: {len(layers)} block layers"
+            label = (
+                f"Running {spec.label} ({spec.cost}) on {labels.get(handle.id, handle.id)}: {len(layers)} block layers"
+            )
             kwargs = dict(private=True, run=partial(jobs.run_with_progress, label=label, job=job))
         request = services.map_request(replace(state, model=handle.id, target=target), [state.method], layers)
         bundle = cache.maps(request, **kwargs)
         first_probs = probs if first_probs is None else first_probs
         views.append(bundle.image)
-        sides.append(Side(id=handle.id, label=labels.get(handle.id, handle.id), layers=tuple(layers),
-                          shapes=tuple(tuple(i.shape) for i in info), maps=bundle.maps[state.method], target=target,
-                          target_name=bundle.target_name, prob=float(probs[target]),
-                          input_size=tuple(int(s) for s in handle.loaded.input_size),
-                          seconds=float(bundle.seconds.get(state.method, 0.0))))
+        sides.append(
+            Side(
+                id=handle.id,
+                label=labels.get(handle.id, handle.id),
+                layers=tuple(layers),
+                shapes=tuple(tuple(i.shape) for i in info),
+                maps=bundle.maps[state.method],
+                target=target,
+                target_name=bundle.target_name,
+                prob=float(probs[target]),
+                input_size=tuple(int(s) for s in handle.loaded.input_size),
+                seconds=float(bundle.seconds.get(state.method, 0.0)),
+            )
+        )
     if spec.is_slow:
         jobs.mark_ran(job)
     shared = cs.same_classes([h.class_names for h in handles])
@@ -182,9 +205,13 @@ def _explained(sides: list[Side], shared: bool, state: ViewState) -> str:
     each = " · ".join(f"**{md_escape(s.label)}** → {md_escape(s.target_name)} ({s.prob:.1%})" for s in sides)
     if shared and len({s.target for s in sides}) == 1 and state.target is not None:
         return f"Every model explains the class you chose, **{md_escape(sides[0].target_name)}**: {each}."
-    hint = (" The models share a class list: choose a class in the sidebar (*Explain the class*) to have every model "
-            "explain it." if shared else " They do not share a class list, so each explains its own top-1 class"
-            + (" (the sidebar's class applies to the first model)." if state.target is not None else "."))
+    hint = (
+        " The models share a class list: choose a class in the sidebar (*Explain the class*) to have every model "
+        "explain it."
+        if shared
+        else " They do not share a class list, so each explains its own top-1 class"
+        + (" (the sidebar's class applies to the first model)." if state.target is not None else ".")
+    )
     return f"Each map explains its model's own class: {each}.{hint}"
 
 
@@ -195,11 +222,14 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     agreements = cs.row_agreements(rows, sides, grid)
     st.markdown(_explained(sides, shared, state))
     pics, ranges = cs.overlays(image, sides, rows, state)
-    scale = pictures.scale_of(state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope,
-                                                                    (state.p_lo, state.p_hi)))
-    st.caption(f"{label} at each model's block layers (`methods.block_layers`), rows at matched relative depth "
-               f"(`methods.matched_layers`). The agreement numbers are computed on the raw maps, on one "
-               f"{grid[0]}×{grid[1]} grid: the colours ({scale.text}) never change a number.")
+    scale = pictures.scale_of(
+        state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
+    )
+    st.caption(
+        f"{label} at each model's block layers (`methods.block_layers`), rows at matched relative depth "
+        f"(`methods.matched_layers`). The agreement numbers are computed on the raw maps, on one "
+        f"{grid[0]}×{grid[1]} grid: the colours ({scale.text}) never change a number."
+    )
     widths = [0.55] + [1.0] * len(sides)
     head = st.columns(widths)
     head[0].markdown("**Depth**")
@@ -213,7 +243,9 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
         for i, (col, side) in enumerate(zip(cols[1:], sides)):
             layer = row.layers[i]
             lo, hi = ranges[r * len(sides) + i]
-            cap = f"{layer} · {side.resolution(layer)}" + ("" if scale.value_range is not None else f" · [{lo:.3g}, {hi:.3g}]")
+            cap = f"{layer} · {side.resolution(layer)}" + (
+                "" if scale.value_range is not None else f" · [{lo:.3g}, {hi:.3g}]"
+            )
             captions.append(f"{row.target:.0%} {side.label}: {cap}")
             col.image(pictures.enlarge(pics[r][i], 224), caption=cap, width="stretch")
     _, bar = st.columns([1, 2])
@@ -223,35 +255,60 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     table = cs.agreement_table(rows, sides, agreements)
     st.dataframe(table.drop(columns="Models") if len(sides) == 2 else table, hide_index=True, width="stretch")
     names = {(i, j): f"{sides[i].label} ↔ {sides[j].label}" for i, j in cs.pairs(len(sides))}
-    series = {names[p]: {m: [getattr(agreements[(r, *p)], m) for r in range(len(rows))]
-                         for m in ("spearman", "iou_top")} for p in names}
+    series = {
+        names[p]: {m: [getattr(agreements[(r, *p)], m) for r in range(len(rows))] for m in ("spearman", "iou_top")}
+        for p in names
+    }
     hover = {names[p]: [f"{row.layers[p[0]]} ↔ {row.layers[p[1]]}" for row in rows] for p in names}
-    st.plotly_chart(checks.depth_figure([r.target for r in rows], series, hover, cs.METRIC_LABELS),
-                    width="stretch", key="compare_depths")
+    st.plotly_chart(
+        checks.depth_figure([r.target for r in rows], series, hover, cs.METRIC_LABELS),
+        width="stretch",
+        key="compare_depths",
+    )
 
     st.subheader("Every block layer against every block layer")
-    st.caption(f"{cs.METRIC_LABELS[state.metric]} of each pair of layers' maps (rows: the first model, columns: the "
-               "second); hover a cell for both layers and every number. Squares: the matched depths above.")
+    st.caption(
+        f"{cs.METRIC_LABELS[state.metric]} of each pair of layers' maps (rows: the first model, columns: the "
+        "second); hover a cell for both layers and every number. Squares: the matched depths above."
+    )
     tabs = st.tabs([md_escape(names[p]) for p in names]) if len(names) > 1 else [st.container()]
     long = []
     for tab, (i, j) in zip(tabs, names):
         a, b = sides[i], sides[j]
         matrix = cs.pair_matrix(a, b, grid)
         fig = checks.similarity_heatmap(
-            a.layers, b.layers, [a.resolution(l) for l in a.layers], [b.resolution(l) for l in b.layers],
-            matrix.values, state.metric, cs.METRIC_LABELS, model_a=a.label, model_b=b.label,
-            marks=[(row.layers[i], row.layers[j]) for row in rows])
+            a.layers,
+            b.layers,
+            [a.resolution(l) for l in a.layers],
+            [b.resolution(l) for l in b.layers],
+            matrix.values,
+            state.metric,
+            cs.METRIC_LABELS,
+            model_a=a.label,
+            model_b=b.label,
+            marks=[(row.layers[i], row.layers[j]) for row in rows],
+        )
         tab.plotly_chart(fig, width="stretch", key=f"compare_matrix_{i}{j}")
         long.append(cs.matrix_table(a, b, matrix))
     left, mid, right = st.columns(3)
     flat = [p for row in pics for p in row]
-    grid_png = partial(pictures.compose_grid, flat, captions, ncols=len(sides), cell=224, scale=scale,
-                       title=f"{label} · {' vs '.join(s.label for s in sides)} · {state.image}")
+    grid_png = partial(
+        pictures.compose_grid,
+        flat,
+        captions,
+        ncols=len(sides),
+        cell=224,
+        scale=scale,
+        title=f"{label} · {' vs '.join(s.label for s in sides)} · {state.image}",
+    )
     with left:
-        widgets.download_png("Overlays as PNG", grid_png, "gradlens_compare.png", key="dl_compare_png",
-                             info=scale.png_info())
+        widgets.download_png(
+            "Overlays as PNG", grid_png, "gradlens_compare.png", key="dl_compare_png", info=scale.png_info()
+        )
     with mid:
         widgets.download_csv("Agreement table as CSV", table, "gradlens_compare_depths.csv", key="dl_compare_csv")
     with right:
         frame = pd.concat(long, ignore_index=True)
-        widgets.download_csv("Layer × layer matrix as CSV", frame, "gradlens_compare_matrix.csv", key="dl_compare_matrix")
+        widgets.download_csv(
+            "Layer × layer matrix as CSV", frame, "gradlens_compare_matrix.csv", key="dl_compare_matrix"
+        )

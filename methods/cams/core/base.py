@@ -23,8 +23,9 @@ Every method returns RAW, signed maps. Rectification and scaling are a separate 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -34,8 +35,18 @@ from methods.cams.core.options import NoOptions, Options, build_options
 from methods.cams.core.recorder import Recording
 from methods.cams.core.registry import MethodSpec
 
-__all__ = ["CamMethod", "RecordedMethod", "GradientMethod", "ForwardMethod", "PixelMethod", "LayerContext",
-           "CallContext", "RecordingNeeds", "Progress", "sub_progress"]
+__all__ = [
+    "CamMethod",
+    "RecordedMethod",
+    "GradientMethod",
+    "ForwardMethod",
+    "PixelMethod",
+    "LayerContext",
+    "CallContext",
+    "RecordingNeeds",
+    "Progress",
+    "sub_progress",
+]
 
 
 @dataclass(frozen=True)
@@ -222,10 +233,16 @@ class ForwardMethod(CamMethod):
     def explain_layers(self, call: CallContext) -> dict[str, torch.Tensor]:
         rec, out = call.recording, {}
         for i, layer in enumerate(call.layers):
-            ctx = LayerContext(model=call.model, x=call.x, layer=layer, activations=rec.activations[layer],
-                               targets=rec.targets, logits=rec.logits,
-                               progress=sub_progress(call.progress, i, 1, len(call.layers)),
-                               module=call.modules[layer])
+            ctx = LayerContext(
+                model=call.model,
+                x=call.x,
+                layer=layer,
+                activations=rec.activations[layer],
+                targets=rec.targets,
+                logits=rec.logits,
+                progress=sub_progress(call.progress, i, 1, len(call.layers)),
+                module=call.modules[layer],
+            )
             out[layer] = self.compute_layer(ctx)
         return out
 

@@ -8,7 +8,7 @@ come from the same one-pass probe as the candidate layers.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -95,8 +95,13 @@ def block_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 224))
     kept = [r for r in sorted(fired.values(), key=lambda r: r.order) if is_candidate(r)]
     index = {r.name: i for i, r in enumerate(kept)}
     names = _units("", model, fired, index)
-    position = {info.name: info.index for info in candidates_and_default(model, size, probe)[0]}  # counts the name:act entries
-    return [LayerInfo(name=n, type=type(fired[n].module).__name__, shape=output_shape(fired[n]), index=position[n]) for n in names]
+    position = {
+        info.name: info.index for info in candidates_and_default(model, size, probe)[0]
+    }  # counts the name:act entries
+    return [
+        LayerInfo(name=n, type=type(fired[n].module).__name__, shape=output_shape(fired[n]), index=position[n])
+        for n in names
+    ]
 
 
 def _units(prefix: str, module: nn.Module, fired: dict[str, FiredModule], index: dict[str, int]) -> list[str]:

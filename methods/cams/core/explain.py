@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Mapping, Sequence, Union
+from typing import Any, Literal, Union
 
 import torch
 from torch import nn
@@ -95,7 +96,9 @@ class Explanation:
         return upsample(self.maps[layer], size if size is not None else self.input_size)  # (N, H, W)
 
 
-def resolve_layers(model: nn.Module, layers: LayerSpec, input_size: tuple[int, int], default: str | None = None) -> dict[str, nn.Module]:
+def resolve_layers(
+    model: nn.Module, layers: LayerSpec, input_size: tuple[int, int], default: str | None = None
+) -> dict[str, nn.Module]:
     """Turn the ``layers`` argument into ``{name: module}``, in order: the call's one layer check.
 
     None -> the model's default layer; ``"all"`` -> every candidate layer (spatial 4-D outputs, in
@@ -194,9 +197,15 @@ def _explain_in_eval(
     needs = [m.recording_needs(net) for m in configured]
     start = time.perf_counter()
     layer_names = list(modules)
-    rec = record(net, x, modules, target=target, gradients=any(n.gradients for n in needs),
-                 input_gradient=any(n.input_gradient for n in needs),
-                 sites=list(dict.fromkeys(s for n in needs for s in n.sites)))
+    rec = record(
+        net,
+        x,
+        modules,
+        target=target,
+        gradients=any(n.gradients for n in needs),
+        input_gradient=any(n.input_gradient for n in needs),
+        sites=list(dict.fromkeys(s for n in needs for s in n.sites)),
+    )
     shared_seconds = time.perf_counter() - start
     probs = rec.logits.softmax(dim=1)
 
@@ -209,8 +218,14 @@ def _explain_in_eval(
         if not isinstance(method, CamMethod):
             raise WrongTypeError(f"{type(method).__name__} is not a CamMethod")
         t0 = time.perf_counter()
-        call = CallContext(model=net, x=x, modules=modules, recording=rec,
-                           progress=sub_progress(progress, done, n_units, total_units), cache=cache)
+        call = CallContext(
+            model=net,
+            x=x,
+            modules=modules,
+            recording=rec,
+            progress=sub_progress(progress, done, n_units, total_units),
+            cache=cache,
+        )
         done += n_units
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

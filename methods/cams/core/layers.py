@@ -59,8 +59,9 @@ densenet121                 ``features.norm5``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,8 +71,17 @@ from methods._internal.torch_utils import HookScope, eval_mode
 from methods.cams.core.sites import TensorWatch
 from methods.errors import LayerError, WrongTypeError
 
-__all__ = ["LayerInfo", "FiredModule", "PLAIN_CONTAINERS", "candidate_layers", "candidates_and_default", "default_layer",
-           "is_candidate", "output_shape", "probe_modules"]
+__all__ = [
+    "LayerInfo",
+    "FiredModule",
+    "PLAIN_CONTAINERS",
+    "candidate_layers",
+    "candidates_and_default",
+    "default_layer",
+    "is_candidate",
+    "output_shape",
+    "probe_modules",
+]
 
 #: Containers that only chain or hold their children (exact types: a subclass such as
 #: torchvision's ``Conv2dNormActivation`` is a unit of its own). :func:`methods.cams.core.blocks.block_layers` and the
@@ -197,7 +207,7 @@ def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredMo
 
 
 def _act_entry(rec: FiredModule, fired: dict[str, FiredModule], named: dict[str, nn.Module]) -> str | None:
-    """"functional" / "reused" when ``rec``'s output goes to an activation that is not a module
+    """ "functional" / "reused" when ``rec``'s output goes to an activation that is not a module
     of its own (then ``name:act`` is the only way to reach it), else None."""
     if rec.act is None:
         return None
@@ -209,12 +219,7 @@ def _act_entry(rec: FiredModule, fired: dict[str, FiredModule], named: dict[str,
 
 def is_candidate(rec: FiredModule) -> bool:
     out = rec.output
-    return (
-        rec.calls == 1
-        and isinstance(out, torch.Tensor)
-        and out.dim() == 4
-        and out.shape[2] * out.shape[3] > 1
-    )
+    return rec.calls == 1 and isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[2] * out.shape[3] > 1
 
 
 def output_shape(rec: FiredModule) -> tuple[int, int, int]:
@@ -253,7 +258,9 @@ def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 2
     return candidates_and_default(model, size)[0]
 
 
-def candidates_and_default(model: nn.Module, size: tuple[int, int], probe: list[FiredModule] | None = None) -> tuple[list[LayerInfo], str | None]:
+def candidates_and_default(
+    model: nn.Module, size: tuple[int, int], probe: list[FiredModule] | None = None
+) -> tuple[list[LayerInfo], str | None]:
     """The candidate list and the default layer from ONE probe (``probe``: one already run)."""
     probe = probe_modules(model, size) if probe is None else probe
     fired = {r.name: r for r in probe}
@@ -338,5 +345,5 @@ def _spans_stages(rec: FiredModule, cands: list[FiredModule]) -> bool:
     spatial size (timm's ``stages``, torchvision's ``features``). A stage (``layer4``, whose blocks
     all give 7 x 7) is not."""
     prefix = rec.name + "."
-    sizes = {tuple(r.output.shape[2:]) for r in cands if r.name.startswith(prefix) and "." not in r.name[len(prefix):]}
+    sizes = {tuple(r.output.shape[2:]) for r in cands if r.name.startswith(prefix) and "." not in r.name[len(prefix) :]}
     return len(sizes) > 1

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +49,13 @@ def option(
             bound strict, e.g. ``sigma > 0``).
         choices: the allowed values of a string option (or the allowed strings of ``int | str``).
     """
-    meta = {"help": help, "minimum": minimum, "maximum": maximum, "exclusive_minimum": exclusive_minimum,
-            "choices": tuple(choices) if choices is not None else None}
+    meta = {
+        "help": help,
+        "minimum": minimum,
+        "maximum": maximum,
+        "exclusive_minimum": exclusive_minimum,
+        "choices": tuple(choices) if choices is not None else None,
+    }
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -80,14 +86,20 @@ class OptionInfo:
 def _kind(annotation: Any) -> str:
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
     text = text.replace(" ", "")
-    kinds = {"bool": "bool", "int": "int", "float": "float", "str": "choice", "int|str": "int_or_choice",
-             "str|int": "int_or_choice"}
+    kinds = {
+        "bool": "bool",
+        "int": "int",
+        "float": "float",
+        "str": "choice",
+        "int|str": "int_or_choice",
+        "str|int": "int_or_choice",
+    }
     if text not in kinds:
         raise WrongTypeError(f"option type {annotation!r} is not supported (bool, int, float, str, int | str)")
     return kinds[text]
 
 
-def describe(options_class: type["Options"]) -> list[OptionInfo]:
+def describe(options_class: type[Options]) -> list[OptionInfo]:
     """The options of a method, in declaration order (what the dashboard builds widgets from).
 
     Examples:
@@ -98,11 +110,18 @@ def describe(options_class: type["Options"]) -> list[OptionInfo]:
     out = []
     for f in dataclasses.fields(options_class):
         meta = f.metadata
-        out.append(OptionInfo(
-            name=f.name, kind=_kind(f.type), default=f.default, help=meta.get("help", ""),
-            minimum=meta.get("minimum"), maximum=meta.get("maximum"),
-            exclusive_minimum=bool(meta.get("exclusive_minimum")), choices=meta.get("choices") or (),
-        ))
+        out.append(
+            OptionInfo(
+                name=f.name,
+                kind=_kind(f.type),
+                default=f.default,
+                help=meta.get("help", ""),
+                minimum=meta.get("minimum"),
+                maximum=meta.get("maximum"),
+                exclusive_minimum=bool(meta.get("exclusive_minimum")),
+                choices=meta.get("choices") or (),
+            )
+        )
     return out
 
 
@@ -168,7 +187,9 @@ class Options:
             if not _is_number(value) or not math.isfinite(float(value)):
                 raise self._bad(info, value, _range_text(info, "a number"))
             value = float(value)
-        low_bad = info.minimum is not None and (value <= info.minimum if info.exclusive_minimum else value < info.minimum)
+        low_bad = info.minimum is not None and (
+            value <= info.minimum if info.exclusive_minimum else value < info.minimum
+        )
         high_bad = info.maximum is not None and value > info.maximum
         if low_bad or high_bad:
             raise self._bad(info, raw, _range_text(info, "a number" if info.kind == "float" else "an int"))

@@ -26,8 +26,8 @@ The explained score ``y`` is the pre-softmax logit of the target class, summed o
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -99,14 +99,17 @@ def _class_index(value, k: int) -> int:
     """One class index: an int (Python, numpy or a 0-d integer tensor); bools and floats are refused."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.is_floating_point() or value.is_complex() or value.dtype == torch.bool:
-            raise TargetError(f"target {value.tolist()!r} ({value.dtype}) is not a class index; give an integer in "
-                              f"[0, {k - 1}]")
+            raise TargetError(
+                f"target {value.tolist()!r} ({value.dtype}) is not a class index; give an integer in [0, {k - 1}]"
+            )
         value = value.item()
     if isinstance(value, (bool, np.bool_)):
         raise TargetError(f"target={value!r} is a bool; give a class index in [0, {k - 1}]")
     if not is_int(value):
-        raise TargetError(f"target {value!r} is not a class index; give an integer in [0, {k - 1}] "
-                          "(floats are refused, never rounded)")
+        raise TargetError(
+            f"target {value!r} is not a class index; give an integer in [0, {k - 1}] "
+            "(floats are refused, never rounded)"
+        )
     return int(value)
 
 
@@ -124,8 +127,11 @@ def resolve_targets(target: int | Sequence[int] | torch.Tensor | None, logits: t
     n, k = logits.shape
     if target is None:
         return logits.argmax(dim=1)
-    scalar = is_int(target) or isinstance(target, (bool, float, np.bool_, np.floating)) or (
-        isinstance(target, torch.Tensor) and target.ndim == 0)
+    scalar = (
+        is_int(target)
+        or isinstance(target, (bool, float, np.bool_, np.floating))
+        or (isinstance(target, torch.Tensor) and target.ndim == 0)
+    )
     if scalar:
         values = [_class_index(target, k)] * n
     else:
@@ -273,7 +279,7 @@ def record(
                     grads = torch.autograd.grad(score, wrt, allow_unused=True)
                     grads = [(g if g is not None else torch.zeros_like(t)).detach().float() for t, g in zip(wrt, grads)]
                     grads_out = {r.spec: g for r, g in zip(refs, grads)}
-                    site_grads = {k: g for k, g in zip(site_keys, grads[len(acts):])} if site_modules else None
+                    site_grads = {k: g for k, g in zip(site_keys, grads[len(acts) :])} if site_modules else None
                     input_grad = grads[-1] if input_gradient else None
             activations = {r.spec: captured[r.spec].detach().float() for r in refs}
             return Recording(
@@ -289,8 +295,13 @@ def record(
             p.requires_grad_(flag)
 
 
-def _check_calls(refs: list[LayerRef], calls: dict[str, int], captured: dict[str, torch.Tensor],
-                 watch: TensorWatch | None, named: Mapping[str, nn.Module]) -> None:
+def _check_calls(
+    refs: list[LayerRef],
+    calls: dict[str, int],
+    captured: dict[str, torch.Tensor],
+    watch: TensorWatch | None,
+    named: Mapping[str, nn.Module],
+) -> None:
     """After the forward: every layer ran exactly as its name says, or a RecorderError says why."""
     silent = [r.spec for r in refs if calls[r.module] == 0]
     if silent:
@@ -309,8 +320,10 @@ def _check_calls(refs: list[LayerRef], calls: dict[str, int], captured: dict[str
                 f"{sites_text} (forward order), or record a module that runs once, e.g. its parent block."
             )
         if r.call is not None and r.call >= n:
-            raise RecorderError(f"layer {r.spec!r}: module {r.module!r} ({kind}) runs {n} time(s) in one forward; "
-                                f"valid call sites: {sites_text}")
+            raise RecorderError(
+                f"layer {r.spec!r}: module {r.module!r} ({kind}) runs {n} time(s) in one forward; "
+                f"valid call sites: {sites_text}"
+            )
         if r.post_act and r.spec not in captured:
             used = watch.first_use.get(r.spec) if watch is not None else None
             how = f"it goes to {used!r} first" if used else "nothing uses it"

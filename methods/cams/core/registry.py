@@ -23,8 +23,9 @@ Importing that module is all it takes: ``methods.explain(model, x, method="my_ca
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from methods.cams.core.options import OptionInfo, Options, describe
 from methods.errors import OptionError, UnknownMethodError, suggest
@@ -174,7 +175,9 @@ def register_method(
     if resolution not in ("layer", "input"):
         raise OptionError(f"resolution={resolution!r} is not one of ['layer', 'input']")
     if layer_independent and resolution != "input":
-        raise OptionError("layer_independent=True needs resolution='input' (a map at a layer's grid depends on the layer)")
+        raise OptionError(
+            "layer_independent=True needs resolution='input' (a map at a layer's grid depends on the layer)"
+        )
 
     def decorator(cls: _C) -> _C:
         existing = _REGISTRY.get(name)

@@ -33,8 +33,9 @@ seen, and nothing is patched globally (unlike ``torch.fx`` tracing).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,10 +45,31 @@ from methods.errors import LayerError, suggest
 
 __all__ = ["ACTIVATIONS", "LayerRef", "parse_layer", "site_name", "TensorWatch"]
 
-ACTIVATIONS: frozenset[str] = frozenset({
-    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "silu", "silu_", "gelu", "hardswish", "hardswish_",
-    "mish", "mish_", "leaky_relu", "leaky_relu_", "elu", "elu_", "selu", "selu_", "celu", "celu_", "softplus",
-})
+ACTIVATIONS: frozenset[str] = frozenset(
+    {
+        "relu",
+        "relu_",
+        "relu6",
+        "hardtanh",
+        "hardtanh_",
+        "silu",
+        "silu_",
+        "gelu",
+        "hardswish",
+        "hardswish_",
+        "mish",
+        "mish_",
+        "leaky_relu",
+        "leaky_relu_",
+        "elu",
+        "elu_",
+        "selu",
+        "selu_",
+        "celu",
+        "celu_",
+        "softplus",
+    }
+)
 """Names of the torch functions that count as "the activation that follows a layer"."""
 
 # functions that hand the watched tensor itself back without using its values

@@ -38,7 +38,12 @@ from methods.errors import RecorderError
 __all__ = ["AUGMENTATIONS", "SmoothOptions", "AugOptions", "SmoothedMethod", "first_component", "augmented_views"]
 
 AUGMENTATIONS: tuple[tuple[bool, float], ...] = (
-    (False, 1.0), (False, 0.9), (False, 1.1), (True, 1.0), (True, 0.9), (True, 1.1),
+    (False, 1.0),
+    (False, 0.9),
+    (False, 1.1),
+    (True, 1.0),
+    (True, 0.9),
+    (True, 1.1),
 )
 """(horizontal flip, brightness factor) of the six views of ``aug_smooth``; the first is the input itself."""
 
@@ -54,8 +59,9 @@ class AugOptions(Options):
 class SmoothOptions(AugOptions):
     """The smoothing options every gradient-family method has."""
 
-    eigen_smooth: bool = option(False, "first principal component of the per-channel terms instead of their sum "
-                                       "(one SVD per layer)")
+    eigen_smooth: bool = option(
+        False, "first principal component of the per-channel terms instead of their sum (one SVD per layer)"
+    )
 
 
 def first_direction(x: torch.Tensor) -> torch.Tensor:
@@ -71,8 +77,10 @@ def first_direction(x: torch.Tensor) -> torch.Tensor:
     try:
         return torch.linalg.eigh(x.transpose(1, 2) @ x)[1][:, :, -1]  # eigenvalues ascending: (N, C)
     except torch.linalg.LinAlgError as exc:
-        raise RecorderError(f"the principal component: neither the SVD nor the eigen-decomposition of the activations converged ({exc}); "
-                            "the layer's maps are degenerate, choose another layer") from exc
+        raise RecorderError(
+            f"the principal component: neither the SVD nor the eigen-decomposition of the activations converged ({exc}); "
+            "the layer's maps are degenerate, choose another layer"
+        ) from exc
 
 
 def first_component(terms: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
@@ -101,7 +109,9 @@ def first_component(terms: torch.Tensor, reference: torch.Tensor | None = None) 
     if h * w < 2 or c == 0:
         return torch.zeros(n, h, w, dtype=torch.float32, device=terms.device)
     proj = torch.einsum("nzc,nc->nz", x, first_direction(x))  # (N, Z)
-    ref = terms.sum(dim=1) if reference is None else torch.nan_to_num(reference.double(), nan=0.0, posinf=0.0, neginf=0.0)
+    ref = (
+        terms.sum(dim=1) if reference is None else torch.nan_to_num(reference.double(), nan=0.0, posinf=0.0, neginf=0.0)
+    )
     ref = ref.reshape(n, h * w)  # (N, Z)
     ref = ref - ref.mean(dim=1, keepdim=True)
     sign = torch.sign((proj * ref).sum(dim=1))  # (N,)

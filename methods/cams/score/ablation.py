@@ -35,11 +35,15 @@ __all__ = ["AblationCam", "AblationOptions", "ablation_path"]
 class AblationOptions(ScoreOptions):
     """Options of :class:`AblationCam`."""
 
-    path: str = option("auto", "'auto': run only the network after the layer when that is exact; 'full': always "
-                       "the whole network (for checking)", choices=("auto", "full"))
+    path: str = option(
+        "auto",
+        "'auto': run only the network after the layer when that is exact; 'full': always "
+        "the whole network (for checking)",
+        choices=("auto", "full"),
+    )
 
 
-_PLANS: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, TailPlan]]" = weakref.WeakKeyDictionary()
+_PLANS: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, TailPlan]] = weakref.WeakKeyDictionary()
 
 
 def _plan(model: torch.nn.Module, x: torch.Tensor, layer: str, fresh: bool = False) -> tuple[TailPlan, bool]:
@@ -108,8 +112,12 @@ class AblationCam(ScoreFamily):
         o = self.config
         acts, x, targets = ctx.activations, ctx.x, ctx.targets
         n, c = acts.shape[:2]
-        warn_if_signed(self.spec.label, ctx.layer, acts,
-                       "Its weights come from zeroing a channel, which RAISES a channel of negative activations instead of removing its evidence")
+        warn_if_signed(
+            self.spec.label,
+            ctx.layer,
+            acts,
+            "Its weights come from zeroing a channel, which RAISES a channel of negative activations instead of removing its evidence",
+        )
         chosen = select_channels(acts, o.channels)  # (N, C)
         _, zero = constant_channels(acts)
         scored = chosen & ~zero
@@ -153,7 +161,10 @@ class AblationCam(ScoreFamily):
             try:
                 plan, cached = _plan(ctx.model, ctx.x, ctx.layer, fresh=fresh)
             except Exception as exc:  # noqa: BLE001 - the full network may still work
-                return {}, f"recording the module order failed ({type(exc).__name__}: {exc}); running the full network for every ablated channel (slower)"
+                return (
+                    {},
+                    f"recording the module order failed ({type(exc).__name__}: {exc}); running the full network for every ablated channel (slower)",
+                )
             if not plan.stubs:
                 return {}, ""  # nothing before the layer: full forwards ARE the tail
             why = check_tail(ctx.model, ctx.x, ctx.layer, plan, acts_in, ctx.logits, self.config.batch_size)

@@ -21,15 +21,16 @@ Nothing here registers a hook; :mod:`methods.cams.score.tail` does, for Ablation
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods._internal.torch_utils import PRECISIONS, PRECISION_CHOICES, ForwardRunner, bf16_is_native, eval_mode
+from methods._internal.torch_utils import PRECISION_CHOICES, PRECISIONS, ForwardRunner, bf16_is_native, eval_mode
 from methods.cams.core.base import ForwardMethod, LayerContext
 from methods.cams.core.options import Options, option
 from methods.errors import ScoreError, ScoreWarning
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 
-
 # --------------------------------------------------------------------------------------------
 # Options and the family's base class
 
@@ -61,13 +61,18 @@ __all__ = [
 class ScoreOptions(Options):
     """The options every score-family method has (see :mod:`methods.cams.score`)."""
 
-    batch_size: int = option(32, "masked inputs per forward pass; peak extra memory is O(batch_size x input)",
-                             minimum=1)
-    channels: int | str = option("all", "'all', or score only the k channels of largest activation energy",
-                                 minimum=1, choices=("all",))
-    precision: str = option("auto", "'auto' = bf16 autocast where the device runs bf16 natively "
-                            "(methods.bf16_is_native()), else fp32; the explanation records the resolved one",
-                            choices=PRECISION_CHOICES)
+    batch_size: int = option(
+        32, "masked inputs per forward pass; peak extra memory is O(batch_size x input)", minimum=1
+    )
+    channels: int | str = option(
+        "all", "'all', or score only the k channels of largest activation energy", minimum=1, choices=("all",)
+    )
+    precision: str = option(
+        "auto",
+        "'auto' = bf16 autocast where the device runs bf16 natively "
+        "(methods.bf16_is_native()), else fp32; the explanation records the resolved one",
+        choices=PRECISION_CHOICES,
+    )
 
 
 def constant_channels(acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,7 +160,7 @@ class Jobs:
         return int(self.sample.numel())
 
     @staticmethod
-    def build(per_sample: Sequence[torch.Tensor], steps: int) -> "Jobs":
+    def build(per_sample: Sequence[torch.Tensor], steps: int) -> Jobs:
         """Jobs for ``per_sample[n]`` = the channel indices of sample n, each run ``steps`` times.
 
         Order: sample, then step, then channel, so a batch mostly shares one step (one noise draw).

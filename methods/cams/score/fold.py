@@ -99,7 +99,7 @@ class FoldedBatchNorm(ForwardPatcher):
         return weight.to(conv.weight.dtype), ((bias - mean) * scale + beta).to(conv.weight.dtype)
 
     # ----------------------------------------------------------------------------------------
-    def __enter__(self) -> "FoldedBatchNorm":
+    def __enter__(self) -> FoldedBatchNorm:
         try:
             with torch.inference_mode():
                 try:
@@ -116,8 +116,12 @@ class FoldedBatchNorm(ForwardPatcher):
                     self._patch(bn, lambda inp: inp)
                 out = self.model(self.x_one)
             tol = 1e-4 * (1.0 + float(reference.abs().max()))
-            if not (isinstance(out, torch.Tensor) and out.shape == reference.shape and bool(torch.isfinite(out).all())
-                    and float((out.float() - reference.float()).abs().max()) <= tol):
+            if not (
+                isinstance(out, torch.Tensor)
+                and out.shape == reference.shape
+                and bool(torch.isfinite(out).all())
+                and float((out.float() - reference.float()).abs().max()) <= tol
+            ):
                 self._restore()
                 self.reason = "folding changed the logits (a convolution's raw output is used elsewhere)"
                 return self

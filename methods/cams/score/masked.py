@@ -38,7 +38,9 @@ search and the check cost two single-input forwards, under 3% of 64 rows."""
 class ScoreCamOptions(ScoreOptions):
     """Options of :class:`ScoreCam`."""
 
-    baseline_subtract: bool = option(False, "subtract p(baseline) from every weight (the paper's Increase of Confidence)")
+    baseline_subtract: bool = option(
+        False, "subtract p(baseline) from every weight (the paper's Increase of Confidence)"
+    )
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,9 @@ class _MaskedScore(ScoreFamily):
         def forward(batch: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
             return ctx.model(batch)
 
-        runner = ForwardRunner(precision=o.precision, device=x.device, total=len(jobs) + int(subtract), progress=ctx.progress)
+        runner = ForwardRunner(
+            precision=o.precision, device=x.device, total=len(jobs) + int(subtract), progress=ctx.progress
+        )
         fold = FoldedBatchNorm(ctx.model, x[:1]) if len(jobs) >= FOLD_MIN_ROWS else contextlib.nullcontext()
         with eval_mode(ctx.model), fold, runner as run:
             if subtract:
@@ -105,6 +109,7 @@ class _MaskedScore(ScoreFamily):
                 maps = acts[s, k.clamp(max=c - 1)]  # (B, h, w)
                 maps = torch.where((k == c)[:, None, None], torch.zeros_like(maps), maps)
                 masks = normalized_masks(maps, size)  # (B, 1, H, W)
+
                 def inputs(s=s, masks=masks, steps_b=jobs.step[rows]) -> torch.Tensor:
                     return self._masked_inputs(x[s], masks.to(x.dtype), steps_b)  # (B, C_in, H, W)
 

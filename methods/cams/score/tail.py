@@ -38,15 +38,16 @@ the bundled scene models' ``features.N`` / ``layerK``. Layers *inside* a residua
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from methods._internal.torch_utils import HookScope
-from methods.cams.score.engine import ForwardPatcher
 from methods.cams.core.sites import TensorWatch, parse_layer
+from methods.cams.score.engine import ForwardPatcher
 from methods.errors import RecorderError, ScoreError
 
 __all__ = ["TailPlan", "plan_tail", "SubstitutedForward", "check_tail"]
@@ -99,7 +100,12 @@ def plan_tail(model: nn.Module, x_one: torch.Tensor, layer: str) -> TailPlan:
         def hook(module, args, output):
             tick[0] += 1
             end[name] = tick[0]
-            if isinstance(output, torch.Tensor) and output.is_floating_point() and output.ndim >= 1 and output.shape[0] == 1:
+            if (
+                isinstance(output, torch.Tensor)
+                and output.is_floating_point()
+                and output.ndim >= 1
+                and output.shape[0] == 1
+            ):
                 outputs[name] = (tuple(output.shape), output.dtype)
             else:
                 outputs[name] = None
@@ -122,9 +128,7 @@ def plan_tail(model: nn.Module, x_one: torch.Tensor, layer: str) -> TailPlan:
             continue
         if calls.get(name) == 1 and outputs.get(name) is not None:
             stubs.append(name)
-    placeholders = {
-        n: torch.full(outputs[n][0], float("nan"), dtype=outputs[n][1], device=x_one.device) for n in stubs
-    }
+    placeholders = {n: torch.full(outputs[n][0], float("nan"), dtype=outputs[n][1], device=x_one.device) for n in stubs}
     reason = "" if stubs else "no module finishes before the layer starts: there is no trunk to skip"
     return TailPlan(layer=layer, stubs=tuple(stubs), placeholders=placeholders, trunk_modules=len(trunk), reason=reason)
 
@@ -146,7 +150,7 @@ class SubstitutedForward(ForwardPatcher):
         self._calls = 0
         self._original: Callable | None = None
 
-    def __enter__(self) -> "SubstitutedForward":
+    def __enter__(self) -> SubstitutedForward:
         named = dict(self.model.named_modules())
         try:
             self._original = named[self.ref.module].forward

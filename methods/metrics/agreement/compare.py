@@ -17,8 +17,9 @@ Which class each map explains (``targets``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 import torch
@@ -26,9 +27,9 @@ import torch
 from methods._internal.checks import is_int
 from methods._internal.progress import Progress
 from methods._internal.torch_utils import check_input, unwrap_model
+from methods.cams.core.blocks import block_layers
 from methods.cams.core.explain import explain_many
 from methods.cams.core.layers import LayerInfo, candidate_layers
-from methods.cams.core.blocks import block_layers
 from methods.cams.core.registry import create_method
 from methods.errors import OptionError, TargetError
 from methods.metrics.agreement.maps import METRICS, Agreement, AgreementMatrix, agreement_matrix
@@ -36,7 +37,7 @@ from methods.metrics.agreement.matching import LayerMatch, matched_layers, relat
 
 __all__ = ["LayerSimilarity", "layer_similarity", "resolve_layer_list"]
 
-LayerList = Union[Literal["all", "blocks"], Sequence[Union[str, LayerInfo]]]
+LayerList = Union[Literal["all", "blocks"], Sequence[str | LayerInfo]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,7 +85,9 @@ class LayerSimilarity:
                 raise OptionError(f"{side}={name!r} is not one of the compared layers {list(names)}")
         return self.matrix.at(self.names_a.index(layer_a), self.names_b.index(layer_b))
 
-    def by_depth(self, n: int | None = 4, *, by: Literal["depth", "resolution"] = "depth") -> list[tuple[LayerMatch, int, Agreement]]:
+    def by_depth(
+        self, n: int | None = 4, *, by: Literal["depth", "resolution"] = "depth"
+    ) -> list[tuple[LayerMatch, int, Agreement]]:
         """Matched rows: ``[(match, row, Agreement)]``, one per pair of :func:`matched_layers`
         over this comparison's layer lists; ``match.pairs[row]`` names the two layers.
 
@@ -118,8 +121,10 @@ def _targets(targets: Any) -> tuple[int | None, int | None]:
         return targets, targets
     if isinstance(targets, (tuple, list)) and len(targets) == 2 and all(t is None or is_int(t) for t in targets):
         return targets[0], targets[1]
-    raise TargetError(f"targets must be None (each model's top-1), one class index for both, or a pair "
-                      f"(target_a, target_b) of class indices or None; got {targets!r}")
+    raise TargetError(
+        f"targets must be None (each model's top-1), one class index for both, or a pair "
+        f"(target_a, target_b) of class indices or None; got {targets!r}"
+    )
 
 
 def layer_similarity(

@@ -37,8 +37,9 @@ through the floating-point formula, which can round to 0.9999999999999998.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,8 +49,16 @@ from methods._internal.checks import check_number, size2
 from methods._internal.torch_utils import upsample
 from methods.errors import InputError
 
-__all__ = ["Agreement", "AgreementMatrix", "METRICS", "MAX_GRID", "map_agreement", "agreement_matrix", "common_grid",
-           "resize_map"]
+__all__ = [
+    "Agreement",
+    "AgreementMatrix",
+    "METRICS",
+    "MAX_GRID",
+    "map_agreement",
+    "agreement_matrix",
+    "common_grid",
+    "resize_map",
+]
 
 #: The largest default grid side of :func:`agreement_matrix` (finer maps are shrunk to it): the
 #: matrix of two ImageNet models costs a fraction of their forward passes this way.
@@ -125,8 +134,9 @@ class AgreementMatrix:
             flags.append("b is constant: it has no ranking (correlations and top-region numbers set to 0)")
         if self.no_mass_a[i]:
             flags.append("a has no positive value: mass overlap set to 0")
-        return Agreement(**{m: float(self.values[m][i, j]) for m in METRICS}, top=self.top, grid=self.grid,
-                         flags=tuple(flags))
+        return Agreement(
+            **{m: float(self.values[m][i, j]) for m in METRICS}, top=self.top, grid=self.grid, flags=tuple(flags)
+        )
 
 
 def _as_map(value: Any, what: str) -> torch.Tensor:
@@ -211,8 +221,9 @@ def _correlation(cx: np.ndarray, ssx: np.ndarray, cy: np.ndarray, ssy: np.ndarra
     return np.clip(np.where(den > 0, r, 0.0), -1.0, 1.0)
 
 
-def agreement_matrix(maps_a: Sequence[Any], maps_b: Sequence[Any], *, top: float = 0.1,
-                     size: int | Sequence[int] | None = None) -> AgreementMatrix:
+def agreement_matrix(
+    maps_a: Sequence[Any], maps_b: Sequence[Any], *, top: float = 0.1, size: int | Sequence[int] | None = None
+) -> AgreementMatrix:
     """Agreement of every map of ``maps_a`` with every map of ``maps_b``, vectorised.
 
     Every map is resized ONCE to the common grid, ranked once, and the matrices come from matrix

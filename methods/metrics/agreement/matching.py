@@ -27,8 +27,9 @@ which is what a side-by-side view wants.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 from methods._internal.checks import check_choice, check_int, size2
 from methods.cams.core.layers import LayerInfo
@@ -89,8 +90,9 @@ def nearest_index(depth: float, count: int) -> int:
 
 def _names(layers: Sequence[Any], what: str) -> list[str]:
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
-        raise WrongTypeError(f"{what} must be a list of layer names or LayerInfo entries in forward order; "
-                             f"got {type(layers).__name__}")
+        raise WrongTypeError(
+            f"{what} must be a list of layer names or LayerInfo entries in forward order; got {type(layers).__name__}"
+        )
     names = [x.name if isinstance(x, LayerInfo) else x for x in layers]
     if not names:
         raise OptionError(f"{what} is empty; give at least one layer (methods.block_layers(model) lists the blocks)")
@@ -170,8 +172,10 @@ def matched_layers(
 def _by_resolution(layers_a: Sequence[Any], layers_b: Sequence[Any], input_sizes: tuple[Any, Any] | None) -> LayerMatch:
     for what, layers in (("layers_a", layers_a), ("layers_b", layers_b)):
         if not all(isinstance(x, LayerInfo) for x in layers):
-            raise WrongTypeError(f"by='resolution' reads output shapes: {what} must hold LayerInfo entries "
-                                 "(methods.candidate_layers(model) or methods.block_layers(model))")
+            raise WrongTypeError(
+                f"by='resolution' reads output shapes: {what} must hold LayerInfo entries "
+                "(methods.candidate_layers(model) or methods.block_layers(model))"
+            )
     if input_sizes is not None:
         if not isinstance(input_sizes, (tuple, list)) or len(input_sizes) != 2:
             raise OptionError(f"input_sizes must be (size of A, size of B); got {input_sizes!r}")

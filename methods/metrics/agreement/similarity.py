@@ -23,7 +23,8 @@ scales with the grid (14 px at 224^2, 8 px at 128^2), so a map has about 16 x 16
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,8 +76,9 @@ def hog_similarity(a: np.ndarray, b: np.ndarray) -> float:
     cell = max(2, min(a.shape) // 16)
     if min(a.shape) < 2 * cell:
         return 0.0  # not even one 2 x 2-cell block
-    kw = dict(orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(2, 2), block_norm="L2-Hys",
-              feature_vector=True)
+    kw = dict(
+        orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(2, 2), block_norm="L2-Hys", feature_vector=True
+    )
     fa, fb = hog(scale01(a), **kw), hog(scale01(b), **kw)
     ca, cb = fa - fa.mean(), fb - fb.mean()
     den = float(np.sqrt(np.dot(ca, ca) * np.dot(cb, cb)))

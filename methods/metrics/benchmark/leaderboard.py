@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -45,8 +46,20 @@ from methods.errors import OptionError
 if TYPE_CHECKING:  # pandas is imported where a table is read: `import methods` stays light
     import pandas as pd
 
-__all__ = ["METRICS", "REFERENCES", "MetricInfo", "Interval", "bootstrap_interval", "sign_test", "paired_p",
-           "paired_differences", "reference_notes", "precision_notes", "leaderboard", "per_class"]
+__all__ = [
+    "METRICS",
+    "REFERENCES",
+    "MetricInfo",
+    "Interval",
+    "bootstrap_interval",
+    "sign_test",
+    "paired_p",
+    "paired_differences",
+    "reference_notes",
+    "precision_notes",
+    "leaderboard",
+    "per_class",
+]
 
 Test = Literal["auto", "wilcoxon", "sign"]
 KEY_COLUMNS: tuple[str, ...] = ("image", "method", "layer", "target")
@@ -67,14 +80,17 @@ class MetricInfo:
     scale: float = 1.0
 
 
-METRICS: dict[str, MetricInfo] = {m.column: m for m in (
-    MetricInfo("deletion_auc", "Deletion AUC", "", "lower"),
-    MetricInfo("insertion_auc", "Insertion AUC", "", "higher"),
-    MetricInfo("avg_drop", "Average Drop", "%", "lower"),
-    MetricInfo("increase", "Increase in Confidence", "%", "higher", binary=True, scale=100.0),
-    MetricInfo("pointing_hit", "Pointing game", "%", "higher", binary=True, scale=100.0),
-    MetricInfo("energy_pg", "Energy pointing game", "", "higher"),
-)}
+METRICS: dict[str, MetricInfo] = {
+    m.column: m
+    for m in (
+        MetricInfo("deletion_auc", "Deletion AUC", "", "lower"),
+        MetricInfo("insertion_auc", "Insertion AUC", "", "higher"),
+        MetricInfo("avg_drop", "Average Drop", "%", "lower"),
+        MetricInfo("increase", "Increase in Confidence", "%", "higher", binary=True, scale=100.0),
+        MetricInfo("pointing_hit", "Pointing game", "%", "higher", binary=True, scale=100.0),
+        MetricInfo("energy_pg", "Energy pointing game", "", "higher"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -174,20 +190,25 @@ def _check_table(df: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
         raise OptionError(f"the table must be a pandas DataFrame; got {type(df).__name__}")
     missing = [c for c in KEY_COLUMNS if c not in df.columns]
     if missing:
-        raise OptionError(f"the table has no column(s) {missing}: it is not a `python -m methods.evaluate` result "
-                          f"(its columns: {list(df.columns)[:12]})")
+        raise OptionError(
+            f"the table has no column(s) {missing}: it is not a `python -m methods.evaluate` result "
+            f"(its columns: {list(df.columns)[:12]})"
+        )
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise OptionError(f"metrics {unknown} are not leaderboard metrics; choose from {list(METRICS)}")
     present = [m for m in metrics if m in df.columns]
     if not present:
-        raise OptionError(f"the table has none of the metric columns {list(metrics)}; a batch manifest holds maps, "
-                          "not scores: run `python -m methods.evaluate` on the same images for a leaderboard")
+        raise OptionError(
+            f"the table has none of the metric columns {list(metrics)}; a batch manifest holds maps, "
+            "not scores: run `python -m methods.evaluate` on the same images for a leaderboard"
+        )
     dup = df.duplicated(list(KEY_COLUMNS))
     if dup.any():
         first = df.loc[dup, list(KEY_COLUMNS)].iloc[0].tolist()
-        raise OptionError(f"{int(dup.sum())} row(s) repeat an (image, method, layer, target), e.g. {first}: "
-                          "pairs would be ambiguous")
+        raise OptionError(
+            f"{int(dup.sum())} row(s) repeat an (image, method, layer, target), e.g. {first}: pairs would be ambiguous"
+        )
     return present
 
 
@@ -215,10 +236,20 @@ def _pairs(df: pd.DataFrame, method: str, layer: str, reference: str, metric: st
     cols = ["image", "target"]
     mine = df[(df["method"] == method) & (df["layer"] == layer)]
     ref = df[(df["method"] == reference) & (df["layer"] == layer)]
-    a = pd.DataFrame({"image": mine["image"].astype(str).values, "target": mine["target"].astype("Int64").values,
-                      "value": _values(mine, metric).values})
-    b = pd.DataFrame({"image": ref["image"].astype(str).values, "target": ref["target"].astype("Int64").values,
-                      "reference": _values(ref, metric).values})
+    a = pd.DataFrame(
+        {
+            "image": mine["image"].astype(str).values,
+            "target": mine["target"].astype("Int64").values,
+            "value": _values(mine, metric).values,
+        }
+    )
+    b = pd.DataFrame(
+        {
+            "image": ref["image"].astype(str).values,
+            "target": ref["target"].astype("Int64").values,
+            "reference": _values(ref, metric).values,
+        }
+    )
     pairs = a.merge(b, on=cols, how="inner").dropna(subset=["value", "reference"])
     pairs["diff"] = pairs["value"] - pairs["reference"]
     return pairs.reset_index(drop=True)
@@ -238,8 +269,10 @@ def reference_notes(df: pd.DataFrame, references: Sequence[str] = REFERENCES) ->
         have = set(df.loc[df["layer"] == layer, "method"])
         for ref in references:
             if ref not in have:
-                notes.append(f"No {ref!r} reference rows on layer {layer!r}: the differences to {ref} are empty there "
-                             "(the evaluation ran without references, or with other layers).")
+                notes.append(
+                    f"No {ref!r} reference rows on layer {layer!r}: the differences to {ref} are empty there "
+                    "(the evaluation ran without references, or with other layers)."
+                )
     return notes
 
 
@@ -289,14 +322,27 @@ def leaderboard(
         for metric in present:
             iv = bootstrap_interval(_values(g, metric).values, **boot)
             chosen = ("sign" if METRICS[metric].binary else "wilcoxon") if test == "auto" else test
-            row = {"method": method, "layer": layer, "metric": metric, "n": iv.n, "mean": iv.mean, "low": iv.low,
-                   "high": iv.high}
+            row = {
+                "method": method,
+                "layer": layer,
+                "metric": metric,
+                "n": iv.n,
+                "mean": iv.mean,
+                "low": iv.low,
+                "high": iv.high,
+            }
             for ref in references:
                 pairs = _pairs(df, method, layer, ref, metric) if method != ref else pd.DataFrame({"diff": []})
                 d = bootstrap_interval(pairs["diff"].values, **boot)
-                row.update({f"{ref}_diff": d.mean, f"{ref}_low": d.low, f"{ref}_high": d.high,
-                            f"{ref}_p": paired_p(pairs["diff"].values, chosen) if d.n else math.nan,
-                            f"{ref}_pairs": d.n})
+                row.update(
+                    {
+                        f"{ref}_diff": d.mean,
+                        f"{ref}_low": d.low,
+                        f"{ref}_high": d.high,
+                        f"{ref}_p": paired_p(pairs["diff"].values, chosen) if d.n else math.nan,
+                        f"{ref}_pairs": d.n,
+                    }
+                )
             row["test"] = chosen
             row["precision"] = _precisions(g)
             rows.append(row)
@@ -328,8 +374,10 @@ def precision_notes(df: pd.DataFrame) -> list[str]:
     seen = sorted({str(p) for p in df["precision"].dropna()})
     if len(seen) <= 1:
         return []
-    return [f"rows ran in more than one precision ({', '.join(seen)}): differences of about 0.003 in an AUC can "
-            "come from precision alone; rerun with GRADLENS_PRECISION=fp32 to compare like with like"]
+    return [
+        f"rows ran in more than one precision ({', '.join(seen)}): differences of about 0.003 in an AUC can "
+        "come from precision alone; rerun with GRADLENS_PRECISION=fp32 to compare like with like"
+    ]
 
 
 def per_class(df: pd.DataFrame, metric: str, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
@@ -349,6 +397,16 @@ def per_class(df: pd.DataFrame, metric: str, *, n_boot: int = 2000, level: float
         for target in sorted(g["target"].dropna().unique()):
             cell = g[g["target"] == target]
             iv = bootstrap_interval(_values(cell, metric).values, n_boot=n_boot, level=level, seed=seed)
-            rows.append({"method": method, "layer": layer, "target": int(target), "target_name": names[cell.index[0]],
-                         "n": iv.n, "mean": iv.mean, "low": iv.low, "high": iv.high})
+            rows.append(
+                {
+                    "method": method,
+                    "layer": layer,
+                    "target": int(target),
+                    "target_name": names[cell.index[0]],
+                    "n": iv.n,
+                    "mean": iv.mean,
+                    "low": iv.low,
+                    "high": iv.high,
+                }
+            )
     return pd.DataFrame(rows, columns=["method", "layer", "target", "target_name", "n", "mean", "low", "high"])

@@ -118,8 +118,9 @@ def confidence_change(
     return confidence_from(float(p[0, target]), float(p[1, target]), space=space)
 
 
-def explanation_image(model: Any, x: torch.Tensor, saliency: Any, *, space: Space = "input", mean: Any = None,
-                      std: Any = None) -> torch.Tensor:
+def explanation_image(
+    model: Any, x: torch.Tensor, saliency: Any, *, space: Space = "input", mean: Any = None, std: Any = None
+) -> torch.Tensor:
     """Grad-CAM++'s explanation map ``E = L ⊙ x`` (1, C, H, W) in ``x``'s normalized space and device
     (arguments as :func:`confidence_change`; ``model`` only supplies mean/std for ``space="pixel"``)."""
     x = check_one_image(x)

@@ -108,7 +108,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True, eq=False)
 class Curve:
     """One deletion or insertion curve.
@@ -136,9 +135,19 @@ class Curve:
     precision: str
 
     @classmethod
-    def from_scores(cls, kind: str, counts: torch.Tensor, n_pixels: int, scores: torch.Tensor, *, target: int,
-                    baseline: str, precision: str) -> "Curve":
+    def from_scores(
+        cls,
+        kind: str,
+        counts: torch.Tensor,
+        n_pixels: int,
+        scores: torch.Tensor,
+        *,
+        target: int,
+        baseline: str,
+        precision: str,
+    ) -> Curve:
         """A curve from its (S+1,) pixel counts and scores (read-only arrays; AUC by the trapezoid rule)."""
+
         def frozen(a: np.ndarray) -> np.ndarray:
             a = np.array(a, copy=True)
             a.setflags(write=False)
@@ -146,8 +155,17 @@ class Curve:
 
         f_np = frozen((counts.double() / n_pixels).numpy())
         s_np = frozen(scores.double().cpu().numpy())
-        return cls(kind=kind, fractions=f_np, scores=s_np, counts=frozen(counts.numpy()), auc=auc(f_np, s_np),
-                   target=int(target), baseline=baseline, steps=int(counts.numel()) - 1, precision=precision)
+        return cls(
+            kind=kind,
+            fractions=f_np,
+            scores=s_np,
+            counts=frozen(counts.numpy()),
+            auc=auc(f_np, s_np),
+            target=int(target),
+            baseline=baseline,
+            steps=int(counts.numel()) - 1,
+            precision=precision,
+        )
 
 
 def reference_maps(size: tuple[int, int], *, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -168,7 +186,6 @@ def reference_maps(size: tuple[int, int], *, seed: int = 0) -> dict[str, torch.T
     h, w = (check_int("size[0]", size[0], 1), check_int("size[1]", size[1], 1))
     gen = torch.Generator().manual_seed(int(seed))
     return {"random": torch.rand(h, w, generator=gen), "centre": centre_gaussian(h, w)}
-
 
 
 def auc(fractions: Any, scores: Any) -> float:
@@ -260,8 +277,17 @@ def deletion_curve(
             or ``x`` shape (the message names the argument, the value and the valid choices).
     """
     return _curve(
-        "deletion", model, x, saliency, target, steps=steps, baseline=baseline, batch_size=batch_size,
-        precision=precision, blur_sigma=blur_sigma, progress=progress,
+        "deletion",
+        model,
+        x,
+        saliency,
+        target,
+        steps=steps,
+        baseline=baseline,
+        batch_size=batch_size,
+        precision=precision,
+        blur_sigma=blur_sigma,
+        progress=progress,
     )
 
 
@@ -285,8 +311,17 @@ def insertion_curve(
     image, default ``"blur"``.
     """
     return _curve(
-        "insertion", model, x, saliency, target, steps=steps, baseline=baseline, batch_size=batch_size,
-        precision=precision, blur_sigma=blur_sigma, progress=progress,
+        "insertion",
+        model,
+        x,
+        saliency,
+        target,
+        steps=steps,
+        baseline=baseline,
+        batch_size=batch_size,
+        precision=precision,
+        blur_sigma=blur_sigma,
+        progress=progress,
     )
 
 

@@ -19,8 +19,9 @@ which moves fp32 probabilities by ~1e-7).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -164,11 +165,11 @@ def image_scores(
     score = torch.empty(len(rows), dtype=torch.float64)
     with channels_last_weights(net), runner_for(x, precision, len(rows), progress) as run:
         for start in range(0, len(rows), batch_size):
-            part = rows[start:start + batch_size]
+            part = rows[start : start + batch_size]
             p = class_probabilities(run, net, images(part))  # (B, K)
             if start == 0:
                 target = check_class(target, p.shape[1])
-            score[start:start + len(part)] = p[:, target].cpu()
+            score[start : start + len(part)] = p[:, target].cpu()
         run.finish()
     return _assemble(rows, score, counts, n, int(target), steps, d_name, i_name, precision, space, len(sals))
 
@@ -183,9 +184,15 @@ def _assemble(rows, score, counts, n, target, steps, d_name, i_name, precision, 
         middle_i = [at[("insertion", m, i)] for i in range(1, steps)]
         dele = torch.stack([p_x, *middle_d, p_del])  # (S+1,)
         ins = torch.stack([p_ins, *middle_i, p_x])  # (S+1,)
-        out.append(MapScores(
-            deletion=Curve.from_scores("deletion", counts, n, dele, target=target, baseline=d_name, precision=precision),
-            insertion=Curve.from_scores("insertion", counts, n, ins, target=target, baseline=i_name, precision=precision),
-            confidence=confidence_from(float(p_x), float(at[("masked", m, 0)]), space=space),
-        ))
+        out.append(
+            MapScores(
+                deletion=Curve.from_scores(
+                    "deletion", counts, n, dele, target=target, baseline=d_name, precision=precision
+                ),
+                insertion=Curve.from_scores(
+                    "insertion", counts, n, ins, target=target, baseline=i_name, precision=precision
+                ),
+                confidence=confidence_from(float(p_x), float(at[("masked", m, 0)]), space=space),
+            )
+        )
     return out

@@ -73,7 +73,9 @@ BLUR_SIGMA_FRACTION = 0.05
 def check_one_image(x: Any) -> torch.Tensor:
     """ONE preprocessed image as (1, C, H, W): floating point and finite ((C, H, W) is accepted)."""
     if not isinstance(x, torch.Tensor):
-        raise InputError(f"x must be a preprocessed torch.Tensor of shape (1, C, H, W) or (C, H, W); got {type(x).__name__}")
+        raise InputError(
+            f"x must be a preprocessed torch.Tensor of shape (1, C, H, W) or (C, H, W); got {type(x).__name__}"
+        )
     if x.ndim == 3:
         x = x[None]
     if x.ndim != 4 or x.shape[0] != 1:
@@ -106,7 +108,9 @@ def check_class(target: Any, num_classes: int) -> int:
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
         raise TargetError(f"target must be an int class index in [0, {num_classes - 1}]; got {target!r}")
     if not 0 <= int(target) < num_classes:
-        raise TargetError(f"target={int(target)} is out of range for a model with {num_classes} classes (valid: 0 .. {num_classes - 1})")
+        raise TargetError(
+            f"target={int(target)} is out of range for a model with {num_classes} classes (valid: 0 .. {num_classes - 1})"
+        )
     return int(target)
 
 
@@ -176,6 +180,7 @@ def baseline_substrate(x: torch.Tensor, baseline: Any, blur_sigma: float | None)
     if baseline == "mean":
         return x.mean(dim=(2, 3), keepdim=True).expand_as(x).clone(), "mean"  # (1, C, H, W)
     return blur(x, blur_sigma), "blur"
+
 
 # --------------------------------------------------------------------------------------------
 # The model runner: eval mode, channels_last weights, optional bf16 autocast; all restored.

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,8 +37,8 @@ from methods.cams.core.layers import default_layer
 from methods.cams.core.recorder import resolve_modules
 from methods.cams.core.registry import create_method
 from methods.errors import OptionError
-from methods.metrics.sanity.randomize import Block, block_seed, check_blocks, default_blocks, reinitialise
 from methods.metrics.agreement.similarity import SIMILARITIES, SIMILARITY_LABELS, similarity_to
+from methods.metrics.sanity.randomize import Block, block_seed, check_blocks, default_blocks, reinitialise
 
 __all__ = ["PAPER", "MODES", "SanityResult", "Verdict", "sanity_check"]
 
@@ -122,8 +123,10 @@ class SanityResult:
             OptionError: independent mode (no order to judge), an unknown metric, bad numbers.
         """
         if self.mode != "cascading":
-            raise OptionError("a verdict needs mode='cascading' (in independent mode each step randomizes one "
-                              "block and there is no 'top half' to judge); rerun with mode='cascading'")
+            raise OptionError(
+                "a verdict needs mode='cascading' (in independent mode each step randomizes one "
+                "block and there is no 'top half' to judge); rerun with mode='cascading'"
+            )
         metric = check_choice("metric", metric, SIMILARITIES)
         threshold = check_number("threshold", threshold, minimum=-1.0, maximum=1.0)
         fraction = check_number("fraction", fraction, minimum=0.0, maximum=1.0, exclusive_minimum=True)
@@ -133,15 +136,26 @@ class SanityResult:
         what = SIMILARITY_LABELS[metric]
         criterion = f"{what} with the trained map below {threshold:g} once the top {k} of {n} blocks are random"
         if _is_constant(self.maps[0]):
-            return Verdict(None, metric, value, threshold, k, criterion,
-                           f"{self.label}: cannot tell - its map of the trained model is constant.")
+            return Verdict(
+                None,
+                metric,
+                value,
+                threshold,
+                k,
+                criterion,
+                f"{self.label}: cannot tell - its map of the trained model is constant.",
+            )
         if value < threshold:
-            text = (f"{self.label} passes: its map decorrelates as the weights are destroyed ({what} {value:.2f} "
-                    f"< {threshold:g} once the top {k} of {n} blocks are random), so it depends on what the model "
-                    "learned.")
+            text = (
+                f"{self.label} passes: its map decorrelates as the weights are destroyed ({what} {value:.2f} "
+                f"< {threshold:g} once the top {k} of {n} blocks are random), so it depends on what the model "
+                "learned."
+            )
         else:
-            text = (f"{self.label} fails: its map stays similar with the top {k} of {n} blocks random ({what} "
-                    f"{value:.2f} >= {threshold:g}): it shows the image more than the model.")
+            text = (
+                f"{self.label} fails: its map stays similar with the top {k} of {n} blocks random ({what} "
+                f"{value:.2f} >= {threshold:g}): it shows the image more than the model."
+            )
         return Verdict(value < threshold, metric, value, threshold, k, criterion, text)
 
 

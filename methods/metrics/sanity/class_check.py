@@ -12,8 +12,9 @@ controls: ``MethodSpec.class_agnostic``) give the same map for every class by de
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -29,8 +30,13 @@ from methods.metrics.sanity.check import Verdict
 
 __all__ = ["ClassSensitivity", "class_sensitivity"]
 
-_LABELS = {"spearman": "Spearman rank correlation", "pearson": "Pearson correlation", "iou_top": "top-region IoU",
-           "mass_overlap": "mass overlap", "mass_share": "mass share"}
+_LABELS = {
+    "spearman": "Spearman rank correlation",
+    "pearson": "Pearson correlation",
+    "iou_top": "top-region IoU",
+    "mass_overlap": "mass overlap",
+    "mass_share": "mass share",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,15 +78,26 @@ class ClassSensitivity:
         c0, c1 = self.classes[0], self.classes[1]
         criterion = f"{what} between the maps of class {c0} and class {c1} below {threshold:g}"
         if self.agreements[0].flags and "constant" in " ".join(self.agreements[0].flags):
-            return Verdict(None, metric, value, threshold, 1, criterion,
-                           f"{self.label}: cannot tell - a map is constant at layer {self.layer}.")
+            return Verdict(
+                None,
+                metric,
+                value,
+                threshold,
+                1,
+                criterion,
+                f"{self.label}: cannot tell - a map is constant at layer {self.layer}.",
+            )
         if value < threshold:
-            text = (f"{self.label} passes: its map changes with the class ({what} {value:.2f} < {threshold:g} "
-                    f"between classes {c0} and {c1}), so it explains the decision, not only the image.")
+            text = (
+                f"{self.label} passes: its map changes with the class ({what} {value:.2f} < {threshold:g} "
+                f"between classes {c0} and {c1}), so it explains the decision, not only the image."
+            )
         else:
             why = " It is class-agnostic by design." if self.class_agnostic else ""
-            text = (f"{self.label} fails: its maps for classes {c0} and {c1} are alike ({what} {value:.2f} >= "
-                    f"{threshold:g}): it explains the image, not the decision.{why}")
+            text = (
+                f"{self.label} fails: its maps for classes {c0} and {c1} are alike ({what} {value:.2f} >= "
+                f"{threshold:g}): it explains the image, not the decision.{why}"
+            )
         return Verdict(value < threshold, metric, value, threshold, 1, criterion, text)
 
 
@@ -90,8 +107,10 @@ def _classes(classes: Any, logits: torch.Tensor) -> list[int]:
         count = check_int("classes", classes, 2, k)
         return [int(c) for c in logits[0].argsort(descending=True, stable=True)[:count]]
     if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence) or len(classes) < 2:
-        raise OptionError(f"classes must be a count >= 2 (the top classes) or a list of at least two class "
-                          f"indices (the first is the reference); got {classes!r}")
+        raise OptionError(
+            f"classes must be a count >= 2 (the top classes) or a list of at least two class "
+            f"indices (the first is the reference); got {classes!r}"
+        )
     out = []
     for c in classes:
         if not is_int(c) or not 0 <= int(c) < k:

@@ -45,15 +45,16 @@ equivalent here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from methods.cams.core.layers import PLAIN_CONTAINERS
 from methods.cams.core.blocks import forward_order
+from methods.cams.core.layers import PLAIN_CONTAINERS
 from methods.errors import OptionError, WrongTypeError, suggest
 
 __all__ = ["Block", "default_blocks", "check_blocks", "reinitialise", "block_seed", "NORM_LAYERS"]
@@ -94,8 +95,9 @@ def _walk(prefix: str, module: nn.Module, order: dict[str, int]) -> list[list[st
         elif full in order:
             units.append((order[full], full, next(child.children(), None) is None or isinstance(child, NORM_LAYERS)))
         elif next(child.children(), None) is not None:  # a holder whose children the parent calls
-            units += [(max(order.get(m, -1) for m in group), "\0".join(group), False)
-                      for group in _walk(full, child, order)]
+            units += [
+                (max(order.get(m, -1) for m in group), "\0".join(group), False) for group in _walk(full, child, order)
+            ]
     units.sort()
     groups: list[list[str]] = []
     previous_direct = False
@@ -110,7 +112,7 @@ def _walk(prefix: str, module: nn.Module, order: dict[str, int]) -> list[list[st
 
 
 def _get(root: nn.Module, name: str, prefix: str) -> nn.Module:
-    rel = name[len(prefix) + 1:] if prefix else name
+    rel = name[len(prefix) + 1 :] if prefix else name
     return root.get_submodule(rel)
 
 
@@ -146,7 +148,9 @@ def check_blocks(model: nn.Module, blocks: Any) -> list[Block]:
             parameters, or a module in two blocks.
     """
     if isinstance(blocks, (str, bytes)) or not isinstance(blocks, Sequence):
-        raise WrongTypeError(f"blocks must be a list of module names (or lists of names), top block first; got {blocks!r}")
+        raise WrongTypeError(
+            f"blocks must be a list of module names (or lists of names), top block first; got {blocks!r}"
+        )
     if not blocks:
         raise OptionError("blocks is empty; give at least one module name, or None for the default blocks")
     named = dict(model.named_modules())
@@ -162,11 +166,15 @@ def check_blocks(model: nn.Module, blocks: Any) -> list[Block]:
             raise WrongTypeError(f"each block must be a module name or a list of module names; got {item!r}")
         for name in names:
             if name not in named or name == "":
-                raise OptionError(f"block module {name!r} is not a module of {type(model).__name__}."
-                                  f"{suggest(name, [n for n in named if n])}")
+                raise OptionError(
+                    f"block module {name!r} is not a module of {type(model).__name__}."
+                    f"{suggest(name, [n for n in named if n])}"
+                )
             if not _has_params(named[name]):
-                raise OptionError(f"block module {name!r} ({type(named[name]).__name__}) has no parameters to "
-                                  "re-initialise; choose a layer with weights")
+                raise OptionError(
+                    f"block module {name!r} ({type(named[name]).__name__}) has no parameters to "
+                    "re-initialise; choose a layer with weights"
+                )
             if name in seen:
                 raise OptionError(f"block module {name!r} appears in two blocks")
             seen.add(name)

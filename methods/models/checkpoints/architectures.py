@@ -20,8 +20,8 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -42,7 +42,9 @@ __all__ = [
 
 SIGNATURES_FILE = Path(__file__).resolve().parents[1] / "assets" / "torchvision_signatures.json"
 
-_DENSENET_OLD_KEY = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_DENSENET_OLD_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 _AUX = ("aux1.", "aux2.", "AuxLogits.")
 _NO_AUX = ("googlenet", "inception_v3")
 
@@ -176,11 +178,18 @@ def fit_message(
     if not (missing or unexpected or differ):
         return None
     bias = classifier[: -len("weight")] + "bias" if classifier else None
-    if (classifier in differ and not missing and not unexpected and set(differ) <= {classifier, bias}
-            and got[classifier][1:] == want[classifier][1:]):
+    if (
+        classifier in differ
+        and not missing
+        and not unexpected
+        and set(differ) <= {classifier, bias}
+        and got[classifier][1:] == want[classifier][1:]
+    ):
         n = got[classifier][0]
-        return (f"its classifier '{classifier}' has {n} outputs (shape {got[classifier]}; num_classes={num_classes} "
-                f"needs {want[classifier]}): pass num_classes={n}.")
+        return (
+            f"its classifier '{classifier}' has {n} outputs (shape {got[classifier]}; num_classes={num_classes} "
+            f"needs {want[classifier]}): pass num_classes={n}."
+        )
     others = [(a, n) for a, n in looks_like(shapes) if a != arch]
     if others:
         names = " or ".join(f"{a}" for a, _ in others[:3])
@@ -190,7 +199,10 @@ def fit_message(
         return f"its keys and shapes are those of {names}{classes}: choose {change}."
     parts = []
     if differ:
-        parts.append("shape mismatch: " + "; ".join(f"'{k}' is {got[k]} in the file, the model needs {want[k]}" for k in differ[:5]))
+        parts.append(
+            "shape mismatch: "
+            + "; ".join(f"'{k}' is {got[k]} in the file, the model needs {want[k]}" for k in differ[:5])
+        )
     if missing:
         parts.append(f"{len(missing)} missing key(s): {_few(missing)}")
     if unexpected:

@@ -23,8 +23,9 @@ import io
 import json
 import struct
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -51,10 +52,19 @@ MAX_PICKLE_BYTES: int = 64 * 2**20
 _MARGIN = 16 * 2**20  # extra bytes over the architecture's float64 size (metadata, odd buffers)
 
 _SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
-    "BOOL": torch.bool, "C64": torch.complex64,
-    "F8_E4M3": getattr(torch, "float8_e4m3fn", None), "F8_E5M2": getattr(torch, "float8_e5m2", None),
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+    "C64": torch.complex64,
+    "F8_E4M3": getattr(torch, "float8_e4m3fn", None),
+    "F8_E5M2": getattr(torch, "float8_e5m2", None),
 }
 
 
@@ -119,7 +129,7 @@ def declared_safetensors(data: bytes) -> dict[str, Declared]:
     """
     (n,) = struct.unpack("<Q", data[:8])
     try:
-        header = json.loads(data[8:8 + n].decode("utf-8"))
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
         out: dict[str, Declared] = {}
         for name, entry in header.items():
             if name == "__metadata__":
@@ -129,11 +139,15 @@ def declared_safetensors(data: bytes) -> dict[str, Declared]:
             dtype = _SAFETENSORS_DTYPES.get(str(entry["dtype"]))
             if dtype is None:
                 known = ", ".join(k for k, v in _SAFETENSORS_DTYPES.items() if v is not None)
-                raise CheckpointError(f"the tensor {name!r} has dtype {entry['dtype']!r}, which GradLens does not read "
-                                      f"(it reads {known}); save the weights as float32.")
+                raise CheckpointError(
+                    f"the tensor {name!r} has dtype {entry['dtype']!r}, which GradLens does not read "
+                    f"(it reads {known}); save the weights as float32."
+                )
             out[name] = Declared(shape, dtype, "strided", end - start, (start, end))
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"this safetensors file has an unreadable header ({type(exc).__name__}: {exc}); save it again.") from exc
+        raise CheckpointError(
+            f"this safetensors file has an unreadable header ({type(exc).__name__}: {exc}); save it again."
+        ) from exc
     return out
 
 
@@ -181,8 +195,11 @@ def check_declared(
                 f"it holds {kind} tensors ({_few(bad)}, dtype {declared[bad[0]].dtype}); a network's weights "
                 "are real floating-point numbers. Save them as float: torch.save(model.float().state_dict(), path)."
             )
-    ints = [k for k, d in declared.items()
-            if k in expected and expected[k].is_floating_point() and d.dtype is not None and not d.dtype.is_floating_point]
+    ints = [
+        k
+        for k, d in declared.items()
+        if k in expected and expected[k].is_floating_point() and d.dtype is not None and not d.dtype.is_floating_point
+    ]
     if ints:
         raise CheckpointError(
             f"it holds integer weights where the model has floating-point ones ({_few(ints)}, dtype "

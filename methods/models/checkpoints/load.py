@@ -8,10 +8,12 @@ becomes a :class:`methods.models.loaded.LoadedModel` with ``source="checkpoint"`
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
+from methods._internal.checks import check_int, floats3, size2
 from methods.cams.core.layers import default_layer
 from methods.errors import CheckpointError, OptionError, UnknownModelError, suggest
 from methods.models.checkpoints.architectures import classifier_key, densenet_keys, fit_message, template
@@ -25,6 +27,15 @@ from methods.models.checkpoints.declared import (
     is_zip,
     zip_records,
 )
+from methods.models.checkpoints.timm_archs import (
+    TIMM_PREFIX,
+    TIMM_SUGGESTED,
+    build_timm,
+    check_timm_name,
+    timm_default_layer,
+    timm_factory,
+    timm_name,
+)
 from methods.models.checkpoints.weight_files import (
     CheckpointSource,
     build_torchvision,
@@ -34,9 +45,7 @@ from methods.models.checkpoints.weight_files import (
     state_dict_of,
     torch_load,
 )
-from methods._internal.checks import check_int, floats3, size2
 from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
-from methods.models.checkpoints.timm_archs import TIMM_PREFIX, TIMM_SUGGESTED, build_timm, check_timm_name, timm_default_layer, timm_factory, timm_name
 from methods.models.torchvision_zoo import TORCHVISION
 
 __all__ = ["load_checkpoint", "checkpoint_architectures", "MAX_CHECKPOINT_BYTES"]
@@ -148,7 +157,9 @@ def load_checkpoint(
     else:
         names = tuple(str(c) for c in class_names)
         if len(names) != num_classes:
-            raise OptionError(f"class_names has {len(names)} names but num_classes={num_classes}; give one name per class")
+            raise OptionError(
+                f"class_names has {len(names)} names but num_classes={num_classes}; give one name per class"
+            )
     size = size2(input_size)
     mean3, std3 = floats3(mean, "mean"), floats3(std, "std")
 
@@ -169,16 +180,22 @@ def load_checkpoint(
     if timm_arch is not None:
         net = template(timm_factory(timm_arch, num_classes))
     else:
-        if arch in ("googlenet", "inception_v3") and not any(k.startswith(("aux1.", "aux2.", "AuxLogits.")) for k in declared):
+        if arch in ("googlenet", "inception_v3") and not any(
+            k.startswith(("aux1.", "aux2.", "AuxLogits.")) for k in declared
+        ):
             kwargs.update(aux_logits=False, init_weights=False)
         if arch.startswith("densenet"):
             declared = densenet_keys(declared)  # type: ignore[assignment]
         net = template(arch, **kwargs)
     expected = net.state_dict()
     # decided from the declarations: no tensor data has been read yet
-    problem = fit_message(arch, {k: tuple(v.shape) for k, v in expected.items()},
-                          {k: d.shape for k, d in declared.items()}, num_classes=num_classes,
-                          classifier=classifier_key(net))
+    problem = fit_message(
+        arch,
+        {k: tuple(v.shape) for k, v in expected.items()},
+        {k: d.shape for k, d in declared.items()},
+        num_classes=num_classes,
+        classifier=classifier_key(net),
+    )
     if problem:
         raise CheckpointError(context + problem)
     try:
@@ -203,8 +220,19 @@ def load_checkpoint(
     return _loaded(name or f"{arch}-{digest[:8]}", model, arch, layer, size, mean3, std3, names, digest, what, kind)
 
 
-def _loaded(name: str, model: nn.Module, arch: str, layer: str, size: tuple[int, int], mean3: tuple, std3: tuple,
-            names: tuple[str, ...], digest: str, what: str, kind: str) -> LoadedModel:
+def _loaded(
+    name: str,
+    model: nn.Module,
+    arch: str,
+    layer: str,
+    size: tuple[int, int],
+    mean3: tuple,
+    std3: tuple,
+    names: tuple[str, ...],
+    digest: str,
+    what: str,
+    kind: str,
+) -> LoadedModel:
     return LoadedModel(
         name=name,
         model=model,

@@ -14,7 +14,7 @@ lists every name. timm is imported only when a ``timm:`` name is used (importing
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -56,7 +56,7 @@ def timm_name(arch: object) -> str | None:
         ('convnext_tiny', None)
     """
     if isinstance(arch, str) and arch.startswith(TIMM_PREFIX):
-        return arch[len(TIMM_PREFIX):]
+        return arch[len(TIMM_PREFIX) :]
     return None
 
 
@@ -79,6 +79,7 @@ def check_timm_name(name: str) -> str:
 
 def timm_factory(name: str, num_classes: int):
     """A zero-argument function building timm's ``name`` with ``num_classes`` outputs (no weights)."""
+
     def create() -> nn.Module:
         import timm
 
@@ -97,8 +98,9 @@ def build_timm(name: str, state: dict[str, torch.Tensor], *, num_classes: int, c
     Raises:
         CheckpointError: the tensors do not fit (missing / unexpected keys, shapes, num_classes).
     """
-    return build_from(timm_factory(name, num_classes), state, context=context, num_classes=num_classes,
-                      arch=TIMM_PREFIX + name)
+    return build_from(
+        timm_factory(name, num_classes), state, context=context, num_classes=num_classes, arch=TIMM_PREFIX + name
+    )
 
 
 def timm_default_layer(name: str, num_classes: int, input_size: Sequence[int], model: nn.Module) -> str:

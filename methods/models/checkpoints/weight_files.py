@@ -14,9 +14,10 @@ import pickle
 import pickletools
 import re
 import warnings
+from collections.abc import Callable, Mapping
 from itertools import chain
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Mapping, Union
+from typing import Any, BinaryIO, Union
 
 import torch
 from torch import nn
@@ -53,8 +54,10 @@ def read_bytes(source: CheckpointSource, *, limit: int | None = None) -> tuple[b
         with open_regular(path, CheckpointError, "checkpoint") as fh:
             size = os.fstat(fh.fileno()).st_size
             if limit is not None and size > limit:
-                raise CheckpointError(f"'{path.name}' is {size / 2**20:,.0f} MB, more than the {limit / 2**20:,.0f} MB "
-                                      "a checkpoint may be (max_bytes); pass a larger max_bytes for a bigger model you trust.")
+                raise CheckpointError(
+                    f"'{path.name}' is {size / 2**20:,.0f} MB, more than the {limit / 2**20:,.0f} MB "
+                    "a checkpoint may be (max_bytes); pass a larger max_bytes for a bigger model you trust."
+                )
             try:
                 return fh.read(), f"'{path.name}'"
             except OSError as exc:
@@ -68,9 +71,7 @@ def read_bytes(source: CheckpointSource, *, limit: int | None = None) -> tuple[b
     elif hasattr(source, "read"):
         data = source.read()
     else:
-        raise WrongTypeError(
-            f"source must be a path, bytes or a binary file-like object, got {type(source).__name__}"
-        )
+        raise WrongTypeError(f"source must be a path, bytes or a binary file-like object, got {type(source).__name__}")
     if isinstance(data, str):
         raise WrongTypeError("the checkpoint stream is text; open the file in binary mode ('rb')")
     return bytes(data), what
@@ -172,7 +173,14 @@ def torch_load(data: bytes | Path, *, meta: bool = False) -> Any:
         if name:
             does = f", i.e. {_WHAT_IT_DOES[name]}" if name in _WHAT_IT_DOES else ""
             raise CheckpointError(_CODE_REFUSED.format(what=f"it refers to {name}{does}")) from exc
-        lines = [l.strip() for l in str(exc).splitlines() if l.strip() and not l.strip().startswith(("Check the documentation", "(1)", "(2)", "Weights only load failed", "Please file an issue"))]
+        lines = [
+            l.strip()
+            for l in str(exc).splitlines()
+            if l.strip()
+            and not l.strip().startswith(
+                ("Check the documentation", "(1)", "(2)", "Weights only load failed", "Please file an issue")
+            )
+        ]
         raise CheckpointError(
             "this is not a readable PyTorch checkpoint (the weights-only loader refused it: "
             f"{(lines[-1] if lines else type(exc).__name__)[:200]}). If it was saved with torch.save(model), "
@@ -241,20 +249,29 @@ def state_dict_of(obj: Any) -> dict[str, torch.Tensor]:
         )
     state = dict(state)
     if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
-def build_torchvision(arch: str, state: dict[str, torch.Tensor], kwargs: dict, *, context: str, num_classes: int = 1000) -> nn.Module:
+def build_torchvision(
+    arch: str, state: dict[str, torch.Tensor], kwargs: dict, *, context: str, num_classes: int = 1000
+) -> nn.Module:
     """Build torchvision's ``arch`` and load ``state`` strictly (see :func:`build_from`)."""
     from torchvision.models import get_model
 
-    return build_from(lambda: get_model(arch, weights=None, **kwargs), state, context=context,
-                      num_classes=num_classes, arch=arch)
+    return build_from(
+        lambda: get_model(arch, weights=None, **kwargs), state, context=context, num_classes=num_classes, arch=arch
+    )
 
 
-def build_from(factory: Callable[[], nn.Module], state: dict[str, torch.Tensor], *, context: str,
-               num_classes: int = 1000, arch: str = "") -> nn.Module:
+def build_from(
+    factory: Callable[[], nn.Module],
+    state: dict[str, torch.Tensor],
+    *,
+    context: str,
+    num_classes: int = 1000,
+    arch: str = "",
+) -> nn.Module:
     """``factory()`` with ``state`` loaded strictly; a mismatch becomes ONE sentence in a
     CheckpointError (:func:`methods.models.checkpoints.architectures.fit_message`: the file's number of
     classes, or the torchvision architecture it looks like).
@@ -283,13 +300,21 @@ def build_from(factory: Callable[[], nn.Module], state: dict[str, torch.Tensor],
     for key in expected:
         if key.endswith(".num_batches_tracked") and key not in state:
             state[key] = torch.tensor(0, dtype=torch.long)
-    ints = [k for k, v in state.items() if k in expected and expected[k].is_floating_point() and not v.is_floating_point()]
+    ints = [
+        k for k, v in state.items() if k in expected and expected[k].is_floating_point() and not v.is_floating_point()
+    ]
     if ints:
-        raise CheckpointError(context + f"'{ints[0]}' holds {state[ints[0]].dtype} values where the model has float ones; "
-                              "save the weights as float: torch.save(model.float().state_dict(), path).")
-    problem = fit_message(arch, {k: tuple(v.shape) for k, v in expected.items()},
-                          {k: tuple(v.shape) for k, v in state.items()}, num_classes=num_classes,
-                          classifier=classifier_key(net))
+        raise CheckpointError(
+            context + f"'{ints[0]}' holds {state[ints[0]].dtype} values where the model has float ones; "
+            "save the weights as float: torch.save(model.float().state_dict(), path)."
+        )
+    problem = fit_message(
+        arch,
+        {k: tuple(v.shape) for k, v in expected.items()},
+        {k: tuple(v.shape) for k, v in state.items()},
+        num_classes=num_classes,
+        classifier=classifier_key(net),
+    )
     if problem:
         raise CheckpointError(context + problem)
     state = {

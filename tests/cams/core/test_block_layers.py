@@ -11,8 +11,8 @@ from torch import nn
 from torchvision.models import get_model
 
 import methods
-from methods.cams.core.layers import candidate_layers
 from methods.cams.core.blocks import block_layers, forward_order
+from methods.cams.core.layers import candidate_layers
 from methods.models.scenes import nets as scene_nets
 
 
@@ -31,12 +31,29 @@ def _stages(prefix: str, counts: list[int]) -> list[str]:
         ("resnet18", ["relu", "maxpool"] + [f"layer{s}.{i}" for s in range(1, 5) for i in range(2)]),
         ("resnet50", ["relu", "maxpool"] + _stages("layer", [3, 4, 6, 3])),
         ("vgg16", [f"features.{i}" for i in (3, 4, 8, 9, 15, 16, 22, 29, 30)] + ["avgpool"]),
-        ("densenet121", ["features.relu0", "features.pool0", "features.denseblock1", "features.transition1",
-                         "features.denseblock2", "features.transition2", "features.denseblock3",
-                         "features.transition3", "features.denseblock4", "features.norm5"]),
-        ("efficientnet_b0", ["features.0", "features.1", "features.2.0", "features.2.1", "features.3.0", "features.3.1"]
-         + [f"features.4.{i}" for i in range(3)] + [f"features.5.{i}" for i in range(3)]
-         + [f"features.6.{i}" for i in range(4)] + ["features.7", "features.8"]),
+        (
+            "densenet121",
+            [
+                "features.relu0",
+                "features.pool0",
+                "features.denseblock1",
+                "features.transition1",
+                "features.denseblock2",
+                "features.transition2",
+                "features.denseblock3",
+                "features.transition3",
+                "features.denseblock4",
+                "features.norm5",
+            ],
+        ),
+        (
+            "efficientnet_b0",
+            ["features.0", "features.1", "features.2.0", "features.2.1", "features.3.0", "features.3.1"]
+            + [f"features.4.{i}" for i in range(3)]
+            + [f"features.5.{i}" for i in range(3)]
+            + [f"features.6.{i}" for i in range(4)]
+            + ["features.7", "features.8"],
+        ),
         ("mobilenet_v3_large", [f"features.{i}" for i in range(17)]),
     ],
 )
@@ -63,8 +80,13 @@ def test_block_layers_of_the_bundled_models():
     assert vgg == ["features.2", "features.3", "features.6", "features.7", "features.13", "features.14", "features.20"]
     res = [(b.name, b.shape) for b in block_layers(scene_nets.build("scenes_resnet"), 128)]
     # a Sequential holding one block is named as the container (layer4, not layer4.0)
-    assert res == [("relu", (16, 64, 64)), ("layer1", (16, 64, 64)), ("layer2", (32, 32, 32)),
-                   ("layer3", (64, 16, 16)), ("layer4", (128, 16, 16))]
+    assert res == [
+        ("relu", (16, 64, 64)),
+        ("layer1", (16, 64, 64)),
+        ("layer2", (32, 32, 32)),
+        ("layer3", (64, 16, 16)),
+        ("layer4", (128, 16, 16)),
+    ]
 
 
 def test_a_single_sequential_and_a_custom_block():
@@ -77,8 +99,18 @@ def test_a_single_sequential_and_a_custom_block():
         def forward(self, x):
             return self.act(self.conv(x)) + x
 
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), Block(), Block(),
-                        nn.MaxPool2d(2), nn.Conv2d(4, 6, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        Block(),
+        Block(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 2),
+    )
     assert [b.name for b in block_layers(net, 8)] == ["2", "3", "4", "5", "6"]
 
 

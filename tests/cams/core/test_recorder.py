@@ -116,8 +116,14 @@ def test_resolve_targets(target, expected):
 
 @pytest.mark.parametrize(
     "target, message",
-    [([1], "1 entries but the batch has 2"), ([0, 1, 2], "3 entries"), (3, "out of range"), (-1, "out of range"),
-     (True, "bool"), ("cat", "sequence")],
+    [
+        ([1], "1 entries but the batch has 2"),
+        ([0, 1, 2], "3 entries"),
+        (3, "out of range"),
+        (-1, "out of range"),
+        (True, "bool"),
+        ("cat", "sequence"),
+    ],
 )
 def test_bad_targets(target, message):
     with pytest.raises(TargetError, match=message):
@@ -152,7 +158,14 @@ def test_hand_net_logits_and_probs():
 
 def test_mixed_module_modes_are_restored_module_by_module():
     """A training model with one BatchNorm frozen in eval mode comes back exactly as it was."""
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
     net.train()
     net[1].eval()
     before = [m.training for m in net.modules()]

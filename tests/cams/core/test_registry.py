@@ -11,9 +11,29 @@ import methods
 from methods.cams.core.registry import _REGISTRY, get_method, list_methods, register_method
 from tiny_models import GapNet
 
-BUILT_IN = ["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam", "eigengradcam", "gradcam_elementwise",
-            "smoothgradcampp", "cam", "scorecam", "sscam", "iscam", "ablationcam", "guidedbackprop", "guidedgradcam",
-            "fullgrad", "rise", "occlusion", "eigencam", "random", "centre"]
+BUILT_IN = [
+    "gradcam",
+    "gradcampp",
+    "xgradcam",
+    "hirescam",
+    "layercam",
+    "eigengradcam",
+    "gradcam_elementwise",
+    "smoothgradcampp",
+    "cam",
+    "scorecam",
+    "sscam",
+    "iscam",
+    "ablationcam",
+    "guidedbackprop",
+    "guidedgradcam",
+    "fullgrad",
+    "rise",
+    "occlusion",
+    "eigencam",
+    "random",
+    "centre",
+]
 
 
 def test_the_21_built_in_methods_are_registered_with_complete_specs():
@@ -53,8 +73,13 @@ def test_every_gradient_family_method_has_the_smoothing_options():
 
 def test_family_filter():
     assert [s.name for s in list_methods(family="gradient")] == BUILT_IN[:8]
-    assert [s.name for s in list_methods(family="pixel")] == ["guidedbackprop", "guidedgradcam", "fullgrad", "rise",
-                                                             "occlusion"]
+    assert [s.name for s in list_methods(family="pixel")] == [
+        "guidedbackprop",
+        "guidedgradcam",
+        "fullgrad",
+        "rise",
+        "occlusion",
+    ]
     with pytest.raises(ValueError, match="family='grad'"):
         list_methods(family="grad")
 
@@ -73,8 +98,13 @@ def test_unknown_name_suggests_closest():
 
 
 def test_user_plugin_registers_with_one_decorator():
-    @register_method(name="maxgrad_test", label="MaxGrad", family="gradient", cost="1 fwd + 1 bwd",
-                     summary="Channel weights = max of the gradient.")
+    @register_method(
+        name="maxgrad_test",
+        label="MaxGrad",
+        family="gradient",
+        cost="1 fwd + 1 bwd",
+        summary="Channel weights = max of the gradient.",
+    )
     class MaxGrad(methods.GradientMethod):
         def compute(self, activations, gradients):
             return torch.einsum("nc,nchw->nhw", gradients.amax(dim=(2, 3)), activations)

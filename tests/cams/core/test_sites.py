@@ -54,8 +54,9 @@ def test_post_activation_values_and_gradients_are_those_of_the_relu_output():
     torch.testing.assert_close(rec.gradients["features.1:act"], g)
     # post-ReLU activations feed GAP + linear: CAM works there and equals Grad-CAM x Z
     many = methods.explain_many(net, x, ["cam", "gradcam"], layers=["features.1:act"], target=[1, 3])
-    torch.testing.assert_close(many["cam"].maps["features.1:act"], many["gradcam"].maps["features.1:act"] * 64,
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        many["cam"].maps["features.1:act"], many["gradcam"].maps["features.1:act"] * 64, rtol=1e-5, atol=1e-5
+    )
     assert count_hooks(net) == 0
 
 

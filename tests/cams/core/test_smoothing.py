@@ -25,7 +25,9 @@ def test_aug_smooth_is_flip_equivariant(name):
     """The six views come in flip pairs, each un-flipped: M(flip x) = flip M(x) for ANY network."""
     net = GapNet(classes=4, seed=21)
     x = torch.randn(2, 3, 16, 16)
-    a = methods.explain(net, x, name, layers=["features.3"], target=2, **_opts(name, aug_smooth=True)).maps["features.3"]
+    a = methods.explain(net, x, name, layers=["features.3"], target=2, **_opts(name, aug_smooth=True)).maps[
+        "features.3"
+    ]
     b = methods.explain(net, x.flip(-1), name, layers=["features.3"], target=2, **_opts(name, aug_smooth=True))
     torch.testing.assert_close(b.maps["features.3"], a.flip(-1), rtol=1e-4, atol=1e-6)
 
@@ -37,7 +39,9 @@ class SymmetricNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(22)
-        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 5, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 5, 3, padding=1), nn.ReLU()
+        )
         self.fc = nn.Linear(5, 3)
         with torch.no_grad():
             for conv in (self.features[0], self.features[2]):
@@ -51,7 +55,9 @@ class SymmetricNet(nn.Module):
 def test_aug_smooth_on_a_symmetric_net_is_the_brightness_mean(name):
     net = SymmetricNet()
     x = torch.randn(1, 3, 10, 10)
-    plain = [methods.explain(net, f * x, name, layers=["features.3"], target=1).maps["features.3"] for f in (0.9, 1.0, 1.1)]
+    plain = [
+        methods.explain(net, f * x, name, layers=["features.3"], target=1).maps["features.3"] for f in (0.9, 1.0, 1.1)
+    ]
     smoothed = methods.explain(net, x, name, layers=["features.3"], target=1, aug_smooth=True).maps["features.3"]
     torch.testing.assert_close(smoothed, sum(plain) / 3, rtol=1e-4, atol=1e-6)
     assert sorted(f for _, f in AUGMENTATIONS) == [0.9, 0.9, 1.0, 1.0, 1.1, 1.1]
@@ -78,12 +84,15 @@ class RankOneNet(nn.Module):
         return self.fc(self.conv(x).mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("name, u_of", [
-    ("gradcam", lambda a, v, z: v * a / z),  # w_k = mean(g) = v_k / Z
-    ("hirescam", lambda a, v, z: v * a / z),
-    ("xgradcam", lambda a, v, z: v * a / z),  # sum(A g) / sum(A) = v_k / Z
-    ("layercam", lambda a, v, z: v.clamp(min=0) * a / z),
-])
+@pytest.mark.parametrize(
+    "name, u_of",
+    [
+        ("gradcam", lambda a, v, z: v * a / z),  # w_k = mean(g) = v_k / Z
+        ("hirescam", lambda a, v, z: v * a / z),
+        ("xgradcam", lambda a, v, z: v * a / z),  # sum(A g) / sum(A) = v_k / Z
+        ("layercam", lambda a, v, z: v.clamp(min=0) * a / z),
+    ],
+)
 def test_eigen_smooth_rank_one_closed_form(name, u_of):
     """With T^k = u_k X (rank one), the centred first principal component is |u| (X - mean X), signed
     to agree with the sum map (sum_k u_k) X."""
@@ -114,12 +123,18 @@ def test_first_component_against_numpy_eigenvectors():
 
 def test_eigengradcam_is_hirescam_with_eigen_smooth_and_agrees_in_sign():
     net, x = GapNet(classes=4, seed=25), torch.randn(2, 3, 16, 16)
-    many = methods.explain_many(net, x, ["eigengradcam", "hirescam"], layers=["features.2", "features.5"],
-                                options={"hirescam": {"eigen_smooth": True}}, target=[0, 1])
+    many = methods.explain_many(
+        net,
+        x,
+        ["eigengradcam", "hirescam"],
+        layers=["features.2", "features.5"],
+        options={"hirescam": {"eigen_smooth": True}},
+        target=[0, 1],
+    )
     plain = methods.explain(net, x, "hirescam", layers=["features.2", "features.5"], target=[0, 1])
     for layer in ("features.2", "features.5"):
         torch.testing.assert_close(many["eigengradcam"].maps[layer], many["hirescam"].maps[layer])
-        corr = (many["eigengradcam"].maps[layer] * (plain.maps[layer] - plain.maps[layer].mean(dim=(1, 2), keepdim=True)))
+        corr = many["eigengradcam"].maps[layer] * (plain.maps[layer] - plain.maps[layer].mean(dim=(1, 2), keepdim=True))
         assert (corr.sum(dim=(1, 2)) > 0).all()  # the sign follows HiResCAM's map
 
 
@@ -128,7 +143,12 @@ def test_all_aug_smooth_methods_of_a_call_share_five_extra_passes():
     calls = []
     handle = net.register_forward_hook(lambda *a: calls.append(1))
     names = ["gradcam", "gradcampp", "hirescam", "layercam"]
-    methods.explain_many(net, torch.randn(1, 3, 16, 16), names, layers=["features.3", "features.5"],
-                         options={n: {"aug_smooth": True} for n in names})
+    methods.explain_many(
+        net,
+        torch.randn(1, 3, 16, 16),
+        names,
+        layers=["features.3", "features.5"],
+        options={n: {"aug_smooth": True} for n in names},
+    )
     handle.remove()
     assert len(calls) == 6  # the shared pass + the five other views, for all four methods

@@ -40,8 +40,7 @@ def test_negated_map():
     Correlations -1. T_a = {1, 2} (values 2, 3); b = [-1, -2, -3, 1] -> T_b = {3, 0} (values 1, -1):
     IoU 0. a+ = [1, 2, 3, 0], sum 6; a+ on T_b = 1 + 0 = 1; a+ on T_a = 5: overlap 1/5, share 1/6."""
     a = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
-    _close(map_agreement(a, -a, top=0.5), spearman=-1.0, pearson=-1.0, iou_top=0.0, mass_overlap=0.2,
-           mass_share=1 / 6)
+    _close(map_agreement(a, -a, top=0.5), spearman=-1.0, pearson=-1.0, iou_top=0.0, mass_overlap=0.2, mass_share=1 / 6)
 
 
 def test_spatially_shifted_map():
@@ -62,8 +61,14 @@ def test_affinely_shifted_map_keeps_rank_and_top_region():
     """b = 2a + 5: correlations 1 (invariant to scale and offset), the same top region (IoU 1),
     so all of a's top mass lies in b's top region (overlap 1)."""
     a = torch.tensor([[0.0, 4.0, 1.0], [3.0, 2.0, 5.0]])
-    _close(map_agreement(a, 2 * a + 5, top=1 / 3), spearman=1.0, pearson=1.0, iou_top=1.0, mass_overlap=1.0,
-           mass_share=9 / 15)
+    _close(
+        map_agreement(a, 2 * a + 5, top=1 / 3),
+        spearman=1.0,
+        pearson=1.0,
+        iou_top=1.0,
+        mass_overlap=1.0,
+        mass_share=9 / 15,
+    )
 
 
 def test_ties_average_ranks_and_lower_index_top():
@@ -74,8 +79,9 @@ def test_ties_average_ranks_and_lower_index_top():
     a+ on T_b = a_1 = 1 = a+ on T_a: overlap 1, share 1/3."""
     a = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
     b = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
-    _close(map_agreement(a, b, top=0.25), spearman=-1 / 3, pearson=-1 / 3, iou_top=0.0, mass_overlap=1.0,
-           mass_share=1 / 3)
+    _close(
+        map_agreement(a, b, top=0.25), spearman=-1 / 3, pearson=-1 / 3, iou_top=0.0, mass_overlap=1.0, mass_share=1 / 3
+    )
 
 
 def test_constant_and_empty_maps_are_flagged_never_nan():

@@ -10,8 +10,8 @@ from torch import nn
 
 import methods
 from methods.errors import LayerError, OptionError, TargetError
-from methods.metrics.agreement.maps import METRICS, map_agreement
 from methods.metrics.agreement.compare import layer_similarity
+from methods.metrics.agreement.maps import METRICS, map_agreement
 from tiny_models import GapNet
 
 
@@ -87,8 +87,9 @@ def test_blocks_and_matched_rows_on_the_bundled_models():
     from methods.data.samples import load_sample
 
     img = load_sample("scene_star_brick")
-    sim = layer_similarity(va, vb, va.preprocess(img)[None], vb.preprocess(img)[None], layers_a="blocks",
-                           layers_b="blocks")
+    sim = layer_similarity(
+        va, vb, va.preprocess(img)[None], vb.preprocess(img)[None], layers_a="blocks", layers_b="blocks"
+    )
     assert len(sim.names_a) == 7 and len(sim.names_b) == 5 and sim.grid == (64, 64)
     rows = sim.by_depth(4)
     match = rows[0][0]
@@ -97,8 +98,11 @@ def test_blocks_and_matched_rows_on_the_bundled_models():
         i, j = sim.names_a.index(m.pairs[row][0]), sim.names_b.index(m.pairs[row][1])
         assert agr.spearman == sim.values("spearman")[i, j]
     res_rows = sim.by_depth(by="resolution")
-    assert [m.pairs[r] for m, r, _ in res_rows] == [("features.6", "layer1"), ("features.13", "layer2"),
-                                                  ("features.20", "layer4")]
+    assert [m.pairs[r] for m, r, _ in res_rows] == [
+        ("features.6", "layer1"),
+        ("features.13", "layer2"),
+        ("features.20", "layer4"),
+    ]
 
 
 def test_bad_arguments():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 import methods
-from methods.cams.core.layers import LayerInfo
 from methods.cams.core.blocks import block_layers
+from methods.cams.core.layers import LayerInfo
 from methods.errors import OptionError, WrongTypeError
 from methods.metrics.agreement.matching import matched_layers, nearest_index, relative_depths
 from methods.models.scenes import nets as scene_nets
@@ -83,11 +83,23 @@ def test_models_of_different_depth():
     vgg = block_layers(scene_nets.build("scenes_vgg"), 128)
     res = block_layers(scene_nets.build("scenes_resnet"), 128)
     assert matched_layers(vgg, res, n=4).pairs == (
-        ("features.6", "layer1"), ("features.7", "layer2"), ("features.14", "layer3"), ("features.20", "layer4"))
-    assert [a for a, _ in matched_layers(vgg, res)] == ["features.2", "features.6", "features.7", "features.14",
-                                                         "features.20"]
+        ("features.6", "layer1"),
+        ("features.7", "layer2"),
+        ("features.14", "layer3"),
+        ("features.20", "layer4"),
+    )
+    assert [a for a, _ in matched_layers(vgg, res)] == [
+        "features.2",
+        "features.6",
+        "features.7",
+        "features.14",
+        "features.20",
+    ]
     assert matched_layers(vgg, res, by="resolution").pairs == (
-        ("features.6", "layer1"), ("features.13", "layer2"), ("features.20", "layer4"))
+        ("features.6", "layer1"),
+        ("features.13", "layer2"),
+        ("features.20", "layer4"),
+    )
 
 
 def test_bad_arguments():

@@ -29,9 +29,18 @@ def _table() -> pd.DataFrame:
     }
     for method, cells in values.items():
         for (image, target), (dele, ins, hit) in cells.items():
-            rows.append({"image": image, "method": method, "layer": "L", "target": target,
-                         "target_name": f"c{target}", "deletion_auc": dele, "insertion_auc": ins,
-                         "pointing_hit": hit})
+            rows.append(
+                {
+                    "image": image,
+                    "method": method,
+                    "layer": "L",
+                    "target": target,
+                    "target_name": f"c{target}",
+                    "deletion_auc": dele,
+                    "insertion_auc": ins,
+                    "pointing_hit": hit,
+                }
+            )
     df = pd.DataFrame(rows)
     df["pointing_hit"] = df["pointing_hit"].astype("boolean")
     return df
@@ -69,13 +78,16 @@ def test_bootstrap_checks_its_options():
         lb.bootstrap_interval([1.0], level=95)
 
 
-@pytest.mark.parametrize("diffs, p", [
-    ([1, 1, 1, 1, 1, -1], 2 * (1 + 6) / 64),  # m = 6, k = 1
-    ([1] * 10, 2 / 1024),  # m = 10, k = 0
-    ([0.5, -2, 0, 0, 3, -1], 1.0),  # zeros dropped: m = 4, k = 2: 2 * (1 + 4 + 6) / 16 > 1
-    ([0, 0, 0], 1.0),  # nothing to test
-    ([-1, -1, -1, 2, -1, -1, -1, -1], 2 * (1 + 8) / 256),  # m = 8, k = 1
-])
+@pytest.mark.parametrize(
+    "diffs, p",
+    [
+        ([1, 1, 1, 1, 1, -1], 2 * (1 + 6) / 64),  # m = 6, k = 1
+        ([1] * 10, 2 / 1024),  # m = 10, k = 0
+        ([0.5, -2, 0, 0, 3, -1], 1.0),  # zeros dropped: m = 4, k = 2: 2 * (1 + 4 + 6) / 16 > 1
+        ([0, 0, 0], 1.0),  # nothing to test
+        ([-1, -1, -1, 2, -1, -1, -1, -1], 2 * (1 + 8) / 256),  # m = 8, k = 1
+    ],
+)
 def test_sign_test_is_the_binomial_tail(diffs, p):
     assert lb.sign_test(diffs) == pytest.approx(p, abs=1e-15)
 
@@ -130,12 +142,20 @@ def test_missing_reference_is_said():
     assert board["centre_pairs"].eq(0).all() and board["centre_diff"].isna().all()
     assert board.attrs["notes"] == [
         "No 'centre' reference rows on layer 'L': the differences to centre are empty there (the evaluation ran "
-        "without references, or with other layers)."]
+        "without references, or with other layers)."
+    ]
 
 
 def test_not_an_evaluate_table_is_refused_clearly():
-    manifest = pd.DataFrame({"image": ["a.png"], "method": ["gradcam"], "layer": ["l4"], "target": [1],
-                             "overlay": ["a.png/gradcam__l4__overlay.png"]})
+    manifest = pd.DataFrame(
+        {
+            "image": ["a.png"],
+            "method": ["gradcam"],
+            "layer": ["l4"],
+            "target": [1],
+            "overlay": ["a.png/gradcam__l4__overlay.png"],
+        }
+    )
     with pytest.raises(OptionError, match="batch manifest holds maps, not scores"):
         lb.leaderboard(manifest)
     with pytest.raises(OptionError, match=r"no column\(s\) \['target'\]"):

@@ -51,9 +51,14 @@ def trapezoid(f, s) -> float:
 def small_conv_net(seed: int = 0, classes: int = 5) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1, stride=2), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, classes),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, classes),
     ).eval()
 
 
@@ -204,7 +209,9 @@ def test_batched_equals_unbatched_and_chunks_are_bounded():
 
     model = SumClassifier(A, B)
     calls = []
-    fa.deletion_curve(model, image(), torch.rand(4, 4), 0, steps=16, batch_size=5, progress=lambda d, t: calls.append((d, t)))
+    fa.deletion_curve(
+        model, image(), torch.rand(4, 4), 0, steps=16, batch_size=5, progress=lambda d, t: calls.append((d, t))
+    )
     assert model.batch_sizes == [5, 5, 5, 2]  # 17 points in chunks of 5, never all at once
     assert calls == [(5, 17), (10, 17), (15, 17), (17, 17)]
 
@@ -312,7 +319,9 @@ def test_reference_maps_and_curves():
     assert not torch.equal(maps["random"], fa.reference_maps((5, 7), seed=4)["random"])
     model = SumClassifier(A, B)
     curves = fa.reference_curves(model, image(), 0, kind="insertion", size=(2, 2), seed=3, steps=4, baseline="zero")
-    direct = fa.insertion_curve(model, image(), fa.reference_maps((2, 2), seed=3)["random"], 0, steps=4, baseline="zero")
+    direct = fa.insertion_curve(
+        model, image(), fa.reference_maps((2, 2), seed=3)["random"], 0, steps=4, baseline="zero"
+    )
     np.testing.assert_array_equal(curves["random"].scores, direct.scores)
     assert curves["centre"].kind == "insertion"
     with pytest.raises(ValueError, match="kind='both'"):
@@ -411,10 +420,14 @@ def test_gradcam_beats_the_random_map_on_200_fresh_scenes():
     loaded = load_model("scenes_vgg")
     images, labels, _ = make_batch([EVAL_SEED_START + 20_000 + i for i in range(200)])
     x = loaded.preprocess_batch(list(images))  # (200, 3, 128, 128)
-    maps = torch.cat([
-        explain(loaded, x[s : s + 50], "gradcam", target=torch.from_numpy(labels[s : s + 50])).maps[loaded.default_layer]
-        for s in range(0, 200, 50)
-    ])  # (200, 16, 16)
+    maps = torch.cat(
+        [
+            explain(loaded, x[s : s + 50], "gradcam", target=torch.from_numpy(labels[s : s + 50])).maps[
+                loaded.default_layer
+            ]
+            for s in range(0, 200, 50)
+        ]
+    )  # (200, 16, 16)
     auc = {(m, k): [] for m in ("gradcam", "random") for k in ("deletion", "insertion")}
     for i in range(200):
         xi, target = x[i : i + 1], int(labels[i])
@@ -423,7 +436,9 @@ def test_gradcam_beats_the_random_map_on_200_fresh_scenes():
             auc[name, "deletion"].append(
                 fa.deletion_curve(loaded, xi, sal, target, steps=SCENE_STEPS, baseline="blur", batch_size=64).auc
             )
-            auc[name, "insertion"].append(fa.insertion_curve(loaded, xi, sal, target, steps=SCENE_STEPS, batch_size=64).auc)
+            auc[name, "insertion"].append(
+                fa.insertion_curve(loaded, xi, sal, target, steps=SCENE_STEPS, batch_size=64).auc
+            )
     mean = {key: float(np.mean(v)) for key, v in auc.items()}
     print({f"{m} {k}": round(v, 4) for (m, k), v in mean.items()})
     assert mean["gradcam", "deletion"] <= 0.5 * mean["random", "deletion"], mean
@@ -440,5 +455,7 @@ def test_both_curves_default_to_the_blur_baseline():
     assert default.baseline == "blur"
     assert default.scores.tolist() == fa.deletion_curve(model, x, sal, 0, steps=4, baseline="blur").scores.tolist()
     assert default.scores.tolist() != fa.deletion_curve(model, x, sal, 0, steps=4, baseline="zero").scores.tolist()
-    torch.testing.assert_close(fa.perturbed_image(x, sal, 0.5, kind="deletion"),
-                               fa.perturbed_image(x, sal, 0.5, kind="deletion", baseline="blur"))
+    torch.testing.assert_close(
+        fa.perturbed_image(x, sal, 0.5, kind="deletion"),
+        fa.perturbed_image(x, sal, 0.5, kind="deletion", baseline="blur"),
+    )

@@ -23,8 +23,15 @@ class Counting(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 8, 3, padding=1, stride=2),
-                                 nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(6, 8, 3, padding=1, stride=2),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, 4),
+        )
         self.seen = 0
 
     def forward(self, x):
@@ -39,8 +46,17 @@ def test_every_score_equals_the_one_map_functions(baseline, insertion_baseline, 
     gen = torch.Generator().manual_seed(3)
     maps = [torch.rand(6, 5, generator=gen), torch.rand(3, 3, generator=gen), np.arange(12.0).reshape(3, 4)]
     steps = 6
-    out = image_scores(net, x, maps, 2, steps=steps, baseline=baseline, insertion_baseline=insertion_baseline,
-                       batch_size=batch_size, precision="fp32")
+    out = image_scores(
+        net,
+        x,
+        maps,
+        2,
+        steps=steps,
+        baseline=baseline,
+        insertion_baseline=insertion_baseline,
+        batch_size=batch_size,
+        precision="fp32",
+    )
     assert net.seen == forward_count(3, steps, same_baselines=baseline == insertion_baseline)
     for m, sc in zip(maps, out):
         d = fa.deletion_curve(net, x, m, 2, steps=steps, baseline=baseline, precision="fp32")
@@ -51,8 +67,13 @@ def test_every_score_equals_the_one_map_functions(baseline, insertion_baseline, 
             np.testing.assert_array_equal(ours.counts, ref.counts)
             np.testing.assert_array_equal(ours.fractions, ref.fractions)
             assert ours.auc == pytest.approx(ref.auc, abs=1e-6)
-            assert (ours.kind, ours.baseline, ours.steps, ours.target, ours.precision) == \
-                (ref.kind, ref.baseline, ref.steps, ref.target, ref.precision)
+            assert (ours.kind, ours.baseline, ours.steps, ours.target, ours.precision) == (
+                ref.kind,
+                ref.baseline,
+                ref.steps,
+                ref.target,
+                ref.precision,
+            )
         assert sc.confidence.drop == pytest.approx(c.drop, abs=1e-4)
         assert sc.confidence.increase == c.increase
         assert sc.confidence.score == pytest.approx(c.score, abs=1e-7)
@@ -78,8 +99,16 @@ def test_forward_count_and_progress():
     assert forward_count(3, 50) == 300 and forward_count(1, 1) == 4 and forward_count(2, 4, same_baselines=True) == 16
     seen = []
     net = Counting().eval()
-    image_scores(net, torch.rand(1, 3, 6, 6), [torch.rand(3, 3)], 0, steps=4, batch_size=3, precision="fp32",
-                 progress=lambda d, t: seen.append((d, t)))
+    image_scores(
+        net,
+        torch.rand(1, 3, 6, 6),
+        [torch.rand(3, 3)],
+        0,
+        steps=4,
+        batch_size=3,
+        precision="fp32",
+        progress=lambda d, t: seen.append((d, t)),
+    )
     total = forward_count(1, 4, same_baselines=True)  # blur deletion and blur insertion share their end images
     assert seen[-1] == (total, total) and [d for d, _ in seen] == sorted(d for d, _ in seen)
 

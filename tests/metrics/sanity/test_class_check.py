@@ -9,8 +9,8 @@ import methods
 from methods.data.samples import list_samples, load_sample, load_sample_mask
 from methods.data.scenes import CLASS_NAMES
 from methods.errors import OptionError, TargetError
-from methods.metrics.sanity.class_check import class_sensitivity
 from methods.metrics.localization import energy_pointing_game, pointing_game
+from methods.metrics.sanity.class_check import class_sensitivity
 from tiny_models import GapNet
 
 TWO_OBJECT = [s for s in list_samples() if s.kind == "scene" and len(s.classes) == 2]

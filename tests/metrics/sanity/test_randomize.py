@@ -31,8 +31,15 @@ def test_default_blocks_of_torchvision_models_top_down():
 
 def test_default_blocks_of_the_bundled_models():
     vgg = [b.name for b in default_blocks(scene_nets.build("scenes_vgg"), (128, 128))]
-    assert vgg == ["classifier", "features.18 + features.19", "features.15 + features.16", "features.11 + features.12",
-                   "features.8 + features.9", "features.4 + features.5", "features.0 + features.1"]
+    assert vgg == [
+        "classifier",
+        "features.18 + features.19",
+        "features.15 + features.16",
+        "features.11 + features.12",
+        "features.8 + features.9",
+        "features.4 + features.5",
+        "features.0 + features.1",
+    ]
     res = [b.name for b in default_blocks(scene_nets.build("scenes_resnet"), (128, 128))]
     assert res == ["fc", "layer4", "layer3", "layer2", "layer1", "conv1 + bn1"]
 
@@ -40,8 +47,15 @@ def test_default_blocks_of_the_bundled_models():
 def test_single_sequential_and_wrapped_models():
     """A model that IS a Sequential: one block per parameterised layer, a BatchNorm joined to the
     conv before it. A model wrapping everything in one custom module: the walk goes down a level."""
-    seq = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.AdaptiveAvgPool2d(1),
-                        nn.Flatten(), nn.Linear(4, 2))
+    seq = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    )
     assert [b.name for b in default_blocks(seq, (8, 8))] == ["6", "3", "0 + 1"]
 
     class Wrapper(nn.Module):
@@ -52,8 +66,12 @@ def test_single_sequential_and_wrapped_models():
         def forward(self, x):
             return self.body(x)
 
-    assert [b.name for b in default_blocks(Wrapper(), (8, 8))] == ["body.fc", "body.features.4", "body.features.2",
-                                                                  "body.features.0"]
+    assert [b.name for b in default_blocks(Wrapper(), (8, 8))] == [
+        "body.fc",
+        "body.features.4",
+        "body.features.2",
+        "body.features.0",
+    ]
 
 
 def test_a_holder_that_never_runs_is_looked_inside():
@@ -114,7 +132,7 @@ def test_reinitialise_each_kind_of_tensor():
     assert torch.equal(net.bn.running_mean, torch.zeros(8)) and torch.equal(net.bn.running_var, torch.ones(8))
     assert int(net.bn.num_batches_tracked) == 0
     # conv: PyTorch's init, bound 1/sqrt(fan_in) = 1/sqrt(27)
-    assert float(net.conv.weight.detach().abs().max()) <= 27 ** -0.5
+    assert float(net.conv.weight.detach().abs().max()) <= 27**-0.5
     # no reset_parameters: N(0, sigma^2), sigma = the trained tensor's std (10 000 draws: within 5 %)
     assert float(net.scale.gamma.detach().std()) == pytest.approx(sigma, rel=0.05)
     assert abs(float(net.scale.gamma.detach().mean())) < 0.05 * sigma

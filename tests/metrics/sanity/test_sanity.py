@@ -11,9 +11,9 @@ import torch
 import methods
 from methods.data.samples import load_sample
 from methods.errors import LayerError, OptionError
-from methods.metrics.sanity.randomize import Block, block_seed, reinitialise
-from methods.metrics.sanity.check import sanity_check
 from methods.metrics.agreement.similarity import SIMILARITIES
+from methods.metrics.sanity.check import sanity_check
+from methods.metrics.sanity.randomize import Block, block_seed, reinitialise
 from tiny_models import GapNet, count_hooks
 
 
@@ -58,8 +58,10 @@ def test_the_callers_model_is_unchanged_bit_for_bit(scenes):
         sanity_check(net, x, mode=mode, blocks=["classifier", "features.18 + features.19".split(" + ")])
     after = net.state_dict()
     assert set(after) == set(before)
-    assert all(after[k].dtype == before[k].dtype and after[k].cpu().numpy().tobytes() == before[k].cpu().numpy().tobytes()
-               for k in before)
+    assert all(
+        after[k].dtype == before[k].dtype and after[k].cpu().numpy().tobytes() == before[k].cpu().numpy().tobytes()
+        for k in before
+    )
     assert [m.training for m in net.modules()] == modes
     assert [p.requires_grad for p in net.parameters()] == flags and [p.data_ptr() for p in net.parameters()] == ptrs
     assert count_hooks(net) == 0 and torch.equal(torch.get_rng_state(), rng) and torch.equal(x, x_before)
@@ -67,9 +69,16 @@ def test_the_callers_model_is_unchanged_bit_for_bit(scenes):
 
 def test_steps_follow_the_documented_order(scenes):
     vgg = sanity_check(scenes["scenes_vgg"], _x(scenes["scenes_vgg"]), method="centre")
-    assert vgg.steps == ("trained", "classifier", "features.18 + features.19", "features.15 + features.16",
-                         "features.11 + features.12", "features.8 + features.9", "features.4 + features.5",
-                         "features.0 + features.1")
+    assert vgg.steps == (
+        "trained",
+        "classifier",
+        "features.18 + features.19",
+        "features.15 + features.16",
+        "features.11 + features.12",
+        "features.8 + features.9",
+        "features.4 + features.5",
+        "features.0 + features.1",
+    )
     assert vgg.layer == "features.20" and len(vgg.maps) == 8 and vgg.randomized_fraction[-1] == 1.0
     res = sanity_check(scenes["scenes_resnet"], _x(scenes["scenes_resnet"]), method="centre", blocks=["fc", "layer4"])
     assert res.steps == ("trained", "fc", "layer4") and res.layer == "layer4"
@@ -104,8 +113,9 @@ def test_seeded_runs_repeat_exactly_and_modes_agree_on_the_first_block(scenes):
         ("scenes_resnet", "scene_cross_diamond_moon", "layer4", "layer2", 3),
     ],
 )
-def test_gradcam_decorrelates_while_random_ignores_what_it_never_reads(scenes, model, sample, gradcam_layer,
-                                                                      random_layer, untouched):
+def test_gradcam_decorrelates_while_random_ignores_what_it_never_reads(
+    scenes, model, sample, gradcam_layer, random_layer, untouched
+):
     """Cascading randomization on the bundled models, default seed 0. Measured (Spearman of the raw
     map to the trained one, steps 0..n; this machine, 2026-12-01):
 

@@ -61,7 +61,9 @@ def test_inflating_archives_are_refused_before_their_data_is_read(tmp_path: Path
         f"except CheckpointError as e:\n    print('REFUSED', e)\nelse:\n    raise AssertionError('loaded')"
         for f in files
     )
-    peak, error = peak_rss_mb("from methods.models import load_checkpoint\nfrom methods.errors import CheckpointError", body)
+    peak, error = peak_rss_mb(
+        "from methods.models import load_checkpoint\nfrom methods.errors import CheckpointError", body
+    )
     assert error == ""
     assert peak < 200, f"peak {peak:.0f} MB above the baseline"
 
@@ -74,15 +76,23 @@ def test_declared_shape_and_size_messages(tmp_path: Path):
     bytes = 157.1 MiB."""
     n = 1_000_000
     shaped = torch_archive(tmp_path / "a.pt", _r18_specs() | {"fc.weight": ((n,), "FloatStorage")})
-    with pytest.raises(CheckpointError, match=r"does not fit arch='resnet18'.*'fc\.weight' is \(1000000,\) in the file, "
-                                              r"the model needs \(10, 512\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"does not fit arch='resnet18'.*'fc\.weight' is \(1000000,\) in the file, "
+        r"the model needs \(10, 512\)",
+    ):
         load_checkpoint(shaped, arch="resnet18", num_classes=10)
     viewed = torch_archive(tmp_path / "b.pt", _r18_specs() | {"fc.weight": ((10, 512), "FloatStorage", 30_000_000)})
-    with pytest.raises(CheckpointError, match=r"declares 157\.1 MB of tensor data, more than the 101\.4 MB this "
-                                              r"architecture can use \(it needs 42\.7 MB as float32\); refused before reading it"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"declares 157\.1 MB of tensor data, more than the 101\.4 MB this "
+        r"architecture can use \(it needs 42\.7 MB as float32\); refused before reading it",
+    ):
         load_checkpoint(viewed, arch="resnet18", num_classes=10)
     with pytest.raises(CheckpointError, match=r"more than the 20\.0 MB \(max_bytes\)"):
-        load_checkpoint(torch_archive(tmp_path / "c.pt", _r18_specs()), arch="resnet18", num_classes=10, max_bytes=20 * 2**20)
+        load_checkpoint(
+            torch_archive(tmp_path / "c.pt", _r18_specs()), arch="resnet18", num_classes=10, max_bytes=20 * 2**20
+        )
 
 
 def test_a_pickle_that_inflates_is_refused_from_the_zip_directory():
@@ -103,8 +113,9 @@ def test_a_pickle_that_inflates_is_refused_from_the_zip_directory():
 def test_a_normal_archive_reads_no_data_when_declared(r18):
     """torch.load(map_location="meta") declares shapes, dtypes and storage sizes without data."""
     declared = dec.declared_of(weight_files.torch_load(_saved(r18), meta=True))
-    assert declared["fc.weight"] == dec.Declared((10, 512), torch.float32, "strided", 10 * 512 * 4,
-                                                 declared["fc.weight"].storage_key)
+    assert declared["fc.weight"] == dec.Declared(
+        (10, 512), torch.float32, "strided", 10 * 512 * 4, declared["fc.weight"].storage_key
+    )
     assert declared["bn1.num_batches_tracked"].dtype == torch.int64
 
 
@@ -114,7 +125,10 @@ def test_a_normal_archive_reads_no_data_when_declared(r18):
 @pytest.mark.parametrize(
     ("change", "pattern"),
     [
-        (lambda v: v.to(torch.int32) if v.is_floating_point() else v, r"integer weights where the model has floating-point ones \('conv1\.weight'"),
+        (
+            lambda v: v.to(torch.int32) if v.is_floating_point() else v,
+            r"integer weights where the model has floating-point ones \('conv1\.weight'",
+        ),
         (lambda v: v > 0, r"bool tensors \('conv1\.weight'"),
         (lambda v: v.to(torch.complex64), r"complex tensors \('conv1\.weight'"),
     ],
@@ -130,8 +144,9 @@ def test_non_float_safetensors_refused_from_the_header(r18, monkeypatch):
     from safetensors.torch import save
 
     data = save({k: (v.to(torch.int16) if v.is_floating_point() else v) for k, v in r18.items()})
-    monkeypatch.setattr("methods.models.checkpoints.load.safetensors_load",
-                        lambda data: pytest.fail("the tensor data was read"))
+    monkeypatch.setattr(
+        "methods.models.checkpoints.load.safetensors_load", lambda data: pytest.fail("the tensor data was read")
+    )
     with pytest.raises(CheckpointError, match=r"integer weights.*dtype torch\.int16"):
         load_checkpoint(data, arch="resnet18", num_classes=10)
 
@@ -152,8 +167,11 @@ def test_sparse_and_quantized_weights_are_refused(r18):
 
 def test_half_and_double_weights_still_load(r18):
     for dtype in (torch.float16, torch.float64):
-        lm = load_checkpoint(_saved({k: v.to(dtype) if v.is_floating_point() else v for k, v in r18.items()}),
-                             arch="resnet18", num_classes=10)
+        lm = load_checkpoint(
+            _saved({k: v.to(dtype) if v.is_floating_point() else v for k, v in r18.items()}),
+            arch="resnet18",
+            num_classes=10,
+        )
         assert all(p.dtype == torch.float32 for p in lm.model.parameters())
 
 
@@ -169,18 +187,26 @@ class _System:
 def test_the_os_system_pickle_names_what_was_refused(maker):
     """torch 2.14 says "unsupported GLOBAL posix.system" for protocol 2 and only "Unsupported
     operand 149" for protocol 4; both messages say the file would run os.system."""
-    data = {"torch.save": lambda: _saved({"x": _System()}),
-            "pickle protocol 4": lambda: pickle.dumps(_System(), protocol=4),
-            "pickle protocol 2": lambda: pickle.dumps(_System(), protocol=2)}[maker]()
-    with pytest.raises(CheckpointError, match=r"could run code \(it refers to (posix|nt)\.system, i\.e\. os\.system, "
-                                              r"which runs a shell command\)"):
+    data = {
+        "torch.save": lambda: _saved({"x": _System()}),
+        "pickle protocol 4": lambda: pickle.dumps(_System(), protocol=4),
+        "pickle protocol 2": lambda: pickle.dumps(_System(), protocol=2),
+    }[maker]()
+    with pytest.raises(
+        CheckpointError,
+        match=r"could run code \(it refers to (posix|nt)\.system, i\.e\. os\.system, "
+        r"which runs a shell command\)",
+    ):
         load_checkpoint(data, arch="resnet18", num_classes=10)
 
 
-@pytest.mark.parametrize("wording", [
-    "WeightsUnpickler error: Unsupported global: GLOBAL posix.system was not an allowed global by default.",
-    "Trying to load unsupported GLOBAL posix.system whose module posix is blocked.",
-])
+@pytest.mark.parametrize(
+    "wording",
+    [
+        "WeightsUnpickler error: Unsupported global: GLOBAL posix.system was not an allowed global by default.",
+        "Trying to load unsupported GLOBAL posix.system whose module posix is blocked.",
+    ],
+)
 def test_both_torch_wordings_of_a_refused_global_are_understood(wording):
     assert weight_files._refused(pickle.UnpicklingError(wording), None) == "posix.system"
 
@@ -194,15 +220,18 @@ def test_signatures_file_is_complete_and_current():
     ``python -m methods.models.checkpoints.architectures``)."""
     stored = archs.signatures()
     assert sorted(stored) == [a for a in checkpoint_architectures() if not a.startswith("timm:")]
-    fresh = archs.build_signatures(["resnet18", "wide_resnet50_2", "vgg16_bn", "densenet121", "googlenet", "squeezenet1_1"])
+    fresh = archs.build_signatures(
+        ["resnet18", "wide_resnet50_2", "vgg16_bn", "densenet121", "googlenet", "squeezenet1_1"]
+    )
     for arch, sig in fresh.items():
         assert stored[arch] == sig, arch
 
 
 def test_looks_like_uses_the_classifier_for_the_number_of_classes():
     net = get_model("densenet121", weights=None, num_classes=4)
-    legacy_names = {k.replace("norm1.", "norm.1.") if "denselayer" in k else k: tuple(v.shape)
-                    for k, v in net.state_dict().items()}
+    legacy_names = {
+        k.replace("norm1.", "norm.1.") if "denselayer" in k else k: tuple(v.shape) for k, v in net.state_dict().items()
+    }
     assert archs.looks_like(legacy_names) == [("densenet121", 4)]
     assert archs.looks_like({"a.weight": (3, 3)}) == []
 
@@ -224,7 +253,9 @@ def test_a_file_over_the_cap_is_refused_before_reading(tmp_path: Path):
     big = tmp_path / "big.pt"
     with open(big, "wb") as fh:
         fh.truncate(90 * 2**20)  # sparse on disk: 90 MB that take no space
-    with pytest.raises(CheckpointError, match=r"'big\.pt' is 90 MB, more than the 84 MB a checkpoint may be \(max_bytes\)"):
+    with pytest.raises(
+        CheckpointError, match=r"'big\.pt' is 90 MB, more than the 84 MB a checkpoint may be \(max_bytes\)"
+    ):
         load_checkpoint(big, arch="resnet18", num_classes=10, max_bytes=20 * 2**20)
 
 

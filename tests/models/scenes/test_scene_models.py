@@ -20,8 +20,8 @@ import pytest
 import torch
 
 import methods
-from methods.models.scenes import nets as sm
 from methods.data.scenes import CLASS_NAMES, make_batch
+from methods.models.scenes import nets as sm
 
 EVAL_SINGLE = range(10_000_000, 10_000_500)
 EVAL_TWO = range(11_000_000, 11_000_250)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from methods.data.scenes import CLASS_NAMES, TRAIN_SEEDS, make_scene
 from methods.models.scenes import nets as sm
 from methods.models.scenes import train as ts
 from methods.models.scenes.evaluation import peak_in_mask
-from methods.data.scenes import CLASS_NAMES, TRAIN_SEEDS, make_scene
 
 
 @pytest.mark.parametrize("arch", ts.ARCHS)
@@ -37,7 +37,9 @@ def test_tiny_run_writes_files_that_load(arch, tmp_path):
     assert m["n_single"] == 8 and m["n_two"] == 4
     t = card["training"]
     assert t["steps"] == 3 and t["seed"] == 1
-    assert t["cpu_seconds"] == pytest.approx(t["cpu_seconds_training_process"] + t["cpu_seconds_loader_workers"], abs=0.11)
+    assert t["cpu_seconds"] == pytest.approx(
+        t["cpu_seconds_training_process"] + t["cpu_seconds_loader_workers"], abs=0.11
+    )
     assert t["cpu_seconds_training_process"] > 0 and t["seconds"] > 0
     assert card["default_layer"] == sm.DEFAULT_LAYERS[name]
     assert card["weights_bytes"] == weights.stat().st_size
