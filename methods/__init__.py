@@ -28,17 +28,20 @@ Method discovery is explicit: the imports below register the built-in methods. A
 registers its own with :func:`register_method` the same way.
 """
 
-from methods._internal.torch_utils import PRECISION_ENV, bf16_is_native, resolve_precision
-from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
-from methods.cams import cam as _cam  # noqa: F401  CAM
-from methods.cams import fullgrad as _fullgrad  # noqa: F401  FullGrad
-
-# built-in methods: importing registers them, in this order (21 in all)
+# The built-in methods: importing registers them, in THIS order (21 in all), the order of every menu;
+# first, before anything else imports a method module (faithfulness imports the baselines).
+# isort: off
 from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, ++, XGrad, HiRes, Layer, Eigen-Grad, element-wise
-from methods.cams import guided as _guided  # noqa: F401  Guided Backprop, Guided Grad-CAM
-from methods.cams import perturb as _perturb  # noqa: F401  RISE, Occlusion
-from methods.cams import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
 from methods.cams import smoothpp as _smoothpp  # noqa: F401  Smooth Grad-CAM++
+from methods.cams import cam as _cam  # noqa: F401  CAM
+from methods.cams import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CAM, Ablation-CAM
+from methods.cams import guided as _guided  # noqa: F401  Guided Backprop, Guided Grad-CAM
+from methods.cams import fullgrad as _fullgrad  # noqa: F401  FullGrad
+from methods.cams import perturb as _perturb  # noqa: F401  RISE, Occlusion
+from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
+# isort: on
+
+from methods._internal.torch_utils import PRECISION_ENV, bf16_is_native, resolve_precision
 from methods.cams.core.base import (
     CallContext,
     CamMethod,

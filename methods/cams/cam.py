@@ -4,7 +4,7 @@ The head is found, not assumed: among the model's ``nn.Linear`` modules with ``i
 and ``out_features = K`` (C = the layer's channels, K = the classes) and its 1x1 ``nn.Conv2d``
 modules with ``C -> K`` channels, stride 1 and no padding (a 1x1 convolution before the pooling
 is the same linear map), the first one whose weights reproduce the model's logits from the
-layer's activations, ``GAP(A) W^T + b == logits`` (max |difference| <= 1e-4 (1 + max |logits|)), is
+layer's activations, ``GAP(A) W^T + b == logits`` (``max |difference| <= 1e-4 (1 + max |logits|)``), is
 the head. That check is what makes CAM's formula exact; no module order or name is trusted. Any
 other head (two linear layers, a max-pool, an activation after the layer, a layer that is not the
 last one) is a :class:`methods.errors.HeadError` that says so and points to Grad-CAM.

@@ -28,7 +28,7 @@ file (efficientnet-lite-pytorch names)   timm
 ======================================== ==========================================
 
 Verified against the reference implementation (PyPI ``efficientnet-lite-pytorch`` 0.1.0, a
-test-only dependency): the logits agree within 1e-4 on real photos (measured max |difference|
+test-only dependency): the logits agree within 1e-4 on real photos (measured ``max |difference|``
 in tests/models/test_pypi_zoo.py and docs/zoo.md).
 
 Preprocessing follows the weights' own convention: the whole image resized to 224 / 240 / 260 px

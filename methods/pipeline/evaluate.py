@@ -22,24 +22,24 @@ Usage::
 maps ``random`` and ``centre`` (:func:`methods.metrics.faithfulness.curves.reference_maps`, on each layer's own
 grid; the random map's seed is ``seed + image index``). Columns:
 
-==============  ==============================================================================
-image           file name, or ``scene:<seed>``
-seed            the scene's seed (empty for files)
-label           true class index (empty without ground truth)
-predicted       the model's top-1 class index
-method, layer   what made the map
-target          the explained class index; ``target_name`` its name; ``prob`` its probability
-deletion_auc    RISE deletion AUC (``--baseline``, default blur; RISE's own is zero): lower is better
-insertion_auc   RISE insertion AUC (from ``--insertion-baseline``, default blur): higher is better
-avg_drop        Grad-CAM++ drop in %, masking in the normalized input space
-increase        Grad-CAM++ increase in confidence (bool)
-pointing_hit    pointing game (bool, tolerance 0)
-energy_pg       energy-based pointing game in [0, 1]
-seconds         wall time of the method's maps for this image and class (all requested layers)
-eval_seconds    this row's share of the wall time of its image's faithfulness forwards
-model, steps, baseline, insertion_baseline   the run's options
-precision, device   the precision the curves RAN in (``--precision auto`` resolved) and the device
-==============  ==============================================================================
+==========================================  =====================================================================================
+image                                       file name, or ``scene:<seed>``
+seed                                        the scene's seed (empty for files)
+label                                       true class index (empty without ground truth)
+predicted                                   the model's top-1 class index
+method, layer                               what made the map
+target                                      the explained class index; ``target_name`` its name; ``prob`` its probability
+deletion_auc                                RISE deletion AUC (``--baseline``, default blur; RISE's own is zero): lower is better
+insertion_auc                               RISE insertion AUC (from ``--insertion-baseline``, default blur): higher is better
+avg_drop                                    Grad-CAM++ drop in %, masking in the normalized input space
+increase                                    Grad-CAM++ increase in confidence (bool)
+pointing_hit                                pointing game (bool, tolerance 0)
+energy_pg                                   energy-based pointing game in [0, 1]
+seconds                                     wall time of the method's maps for this image and class (all requested layers)
+eval_seconds                                this row's share of the wall time of its image's faithfulness forwards
+model, steps, baseline, insertion_baseline  the run's options
+precision, device                           the precision the curves RAN in (``--precision auto`` resolved) and the device
+==========================================  =====================================================================================
 
 Where it runs: ``--engine local`` (default; ``--workers`` processes, one per CPU core) or
 ``--engine ray`` (Ray Data actors, ``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster), each

@@ -120,7 +120,7 @@ def resolve_db_path(path: str | os.PathLike[str] | None = None) -> Path:
 
 
 def connect(path: Path, *, busy_timeout_ms: int = 30_000, check_same_thread: bool = True) -> sqlite3.Connection:
-    """Open one connection in autocommit mode (transactions are explicit ``BEGIN``s).
+    """Open one connection in autocommit mode (transactions are explicit ``BEGIN`` statements).
 
     Pragmas: ``busy_timeout`` (wait for another writer instead of failing at once), ``foreign_keys``
     (per connection in SQLite; comments cascade with their snapshot), ``synchronous=NORMAL`` (in WAL

@@ -43,6 +43,13 @@ def table(tmp_path_factory):
     return df, folder
 
 
+@pytest.fixture(autouse=True)
+def _results_root(tmp_path_factory, monkeypatch):
+    """The path box reads below $GRADLENS_RESULTS_ROOT only: here the session's temporary folder,
+    which holds every table these tests write."""
+    monkeypatch.setenv(bd.RESULTS_ENV, str(tmp_path_factory.getbasetemp().resolve()))
+
+
 def _values(y) -> list[float]:
     """A Plotly trace's values: a list, or Plotly's typed-array form ``{"bdata": base64, "dtype"}``."""
     if isinstance(y, dict):
@@ -131,7 +138,7 @@ def test_link_opens_that_image_on_the_methods_page(table):
 
 def test_bad_files_give_messages(tmp_path):
     at = _open(tmp_path / "missing.parquet")
-    assert "is not a file on the server" in texts(at.error)
+    assert "No .parquet or .csv table named" in texts(at.error)
     assert not at.exception
     hostile = tmp_path / "[click](http:evil) **bold**.csv"
     hostile.write_bytes(b"\x00\x01garbage,\n\xff\xfe")
@@ -242,3 +249,56 @@ def test_scene_ids_in_links():
     assert view.image == "scene2:11000001" and not messages
     view, messages = ViewState.from_query({"image": ["scene2:x"]}, choices)
     assert view.image == "" and messages
+
+
+def test_the_path_box_reads_only_tables_in_the_results_folder(tmp_path, monkeypatch):
+    """It opened any .csv/.parquet the server could read and told facts about any path ("is not a
+    file", "neither a .parquet nor a .csv", sizes, ~ expanded). Now: one message for every refusal,
+    symbolic links resolved before the check, and an off switch."""
+    root = tmp_path / "results"
+    root.mkdir()
+    outside = tmp_path / "secret.csv"
+    outside.write_text("username,password\nroot,hunter2\n")
+    (root / "link.csv").symlink_to(outside)
+    (root / "notes.txt").write_text("x")
+    (root / "sub").mkdir()
+    messages = set()
+    for typed in (
+        str(outside),
+        "../secret.csv",
+        "link.csv",
+        "notes.txt",
+        "sub",
+        "missing.csv",
+        "~/.bashrc",
+        "/etc/passwd",
+        "/proc/self/environ",
+    ):
+        with pytest.raises(InputError) as info:
+            bd.read_path(typed, root.resolve())
+        text = str(info.value).replace(repr(typed[:200]), "<typed>")
+        assert "username" not in text and "MB" not in text and "not a file" not in text
+        messages.add(text)
+    assert len(messages) == 1, messages  # the same words whatever the path: no oracle
+    good = bd.read_table  # a real table inside the folder opens, by relative or absolute path
+    df = pd.DataFrame({"image": ["a"], "method": ["m"], "layer": ["l"], "target": [0], "deletion_auc": [0.5]})
+    df.to_csv(root / "ok.csv", index=False)
+    assert bd.read_path("ok.csv", root.resolve()).frame["deletion_auc"].tolist() == [0.5]
+    assert bd.read_path(str(root / "ok.csv"), root.resolve()).kind == "evaluate" and good
+    monkeypatch.setenv(bd.RESULTS_ENV, "off")
+    assert bd.results_root() is None
+    with pytest.raises(InputError, match="turned off"):
+        bd.read_path("ok.csv")
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.switch_page(BENCH).run()
+    assert not at.text_input and "turned off" in texts(at.info)
+
+
+def test_tables_beyond_the_row_cap_are_refused_before_the_leaderboard(monkeypatch):
+    """A 200,000-row upload took 24 s and a 10 M-row one gigabytes; the page now opens MAX_ROWS rows."""
+    monkeypatch.setattr(bd, "MAX_ROWS", 10)
+    rows = pd.DataFrame(
+        {"image": [str(i) for i in range(11)], "method": "m", "layer": "l", "target": 0, "deletion_auc": 0.5}
+    )
+    with pytest.raises(InputError, match="has 11 rows; this page opens tables of up to 10 rows"):
+        bd.read_table(rows.to_csv(index=False).encode(), "big.csv")

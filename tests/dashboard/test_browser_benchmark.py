@@ -18,13 +18,18 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def bench_server():
+def bench_server(tmp_path_factory):
+    """The server reads tables below $GRADLENS_RESULTS_ROOT only: the session's temporary folder,
+    where the test writes its table."""
     port = int(os.environ["GRADLENS_BROWSER_PORT"]) if os.environ.get("GRADLENS_BROWSER_PORT") else None
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRADLENS_RESULTS_ROOT", str(tmp_path_factory.getbasetemp().resolve()))
     proc, base, log = start_server(ARTIFACTS / "streamlit_benchmark.log", port)
     try:
         yield base
     finally:
         stop_server(proc, log)
+        mp.undo()
 
 
 def test_open_a_table_and_follow_a_row_to_the_methods_page(bench_server, tmp_path):
@@ -47,7 +52,7 @@ def test_open_a_table_and_follow_a_row_to_the_methods_page(bench_server, tmp_pat
             page = browser.new_page(viewport=VIEWPORT)
             page.goto(bench_server + "/Benchmark")
             check_page(page, "benchmark_empty", "Benchmark")
-            box = page.get_by_label("Path of an evaluate result or a batch manifest (.parquet or .csv)")
+            box = page.get_by_role("textbox", name="Path of an evaluate result or a batch manifest")
             box.fill(str(path))
             box.press("Enter")
             wait_ready(page)

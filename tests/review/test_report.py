@@ -530,7 +530,7 @@ def test_top5_is_a_table_not_a_python_list(store: SnapshotStore) -> None:
 def test_report_curves_use_the_dashboards_colours_and_labels() -> None:
     """The report's chart and the dashboard's Faithfulness chart give each key the same colour and
     dash, the same subplot titles; legend names are registry labels and the reference labels."""
-    from dashboard import figures
+    from dashboard.draw import figures
     from methods.review.report_curves import curves_figure
     from methods.viz.styles import REFERENCE_KEYS
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import pathlib
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES
 
 __all__ = [
     "MAX_BYTES",
+    "MAX_ROWS",
+    "RESULTS_ENV",
+    "results_root",
     "Table",
     "read_table",
     "read_path",
@@ -84,6 +88,8 @@ def read_table(data: bytes, name: str, folder: pathlib.Path | None = None) -> Ta
             manifest (the message names the missing columns).
     """
     df = _parse(data, name)
+    if len(df) > MAX_ROWS:
+        raise InputError(f"{name!r} has {len(df):,} rows; this page opens tables of up to {MAX_ROWS:,} rows")
     if all(c in df.columns for c in _MANIFEST_KEYS):
         return Table("manifest", name, df.reset_index(drop=True), folder)
     missing = [c for c in _EVALUATE_KEYS if c not in df.columns]
@@ -110,22 +116,57 @@ def read_table(data: bytes, name: str, folder: pathlib.Path | None = None) -> Ta
     return Table("evaluate", name, df, None)
 
 
-def read_path(text: str) -> Table:
-    """Read a table from a path on the server; a manifest's folder is kept for its pictures.
+RESULTS_ENV = "GRADLENS_RESULTS_ROOT"
+"""The folder the "Path on the server" box may read below: ``$GRADLENS_RESULTS_ROOT`` (default
+``results`` in the server's working folder); ``off`` turns the box off."""
+
+#: Rows a table may have on this page (the leaderboard's bootstrap and the menus grow with them).
+MAX_ROWS = 200_000
+
+
+def results_root() -> pathlib.Path | None:
+    """The resolved results folder, or None when the operator turned the path box off."""
+    value = os.environ.get(RESULTS_ENV, "").strip()
+    if value.lower() in ("off", "none", "0", "false"):
+        return None
+    return pathlib.Path(value or "results").expanduser().resolve()
+
+
+def read_path(text: str, root: pathlib.Path | None = None) -> Table:
+    """Read a table below the results folder (:func:`results_root`); a manifest's folder is kept for
+    its pictures.
+
+    The path may be relative to the folder or absolute; symbolic links are resolved first, and
+    anything that is not a regular .parquet or .csv file INSIDE the folder gets the same message,
+    so the box tells nothing about the rest of the server (no existence, size or type).
 
     Raises:
-        InputError: no such file, not a regular file, or :func:`read_table`'s reasons.
+        InputError: the box is off, an empty path, anything outside the folder or not a table file
+            there (one message), or :func:`read_table`'s reasons.
     """
-    path = pathlib.Path(str(text).strip()).expanduser()
-    if not str(text).strip():
-        raise InputError("type the path of a .parquet or .csv file on the server")
-    if not path.is_file():
-        raise InputError(f"{str(path)!r} is not a file on the server")
+    root = results_root() if root is None else root
+    if root is None:
+        raise InputError("reading tables from the server is turned off here; upload the table instead")
+    typed = str(text).strip()
+    if not typed:
+        raise InputError("type the path of a .parquet or .csv file in the results folder")
+    refused = InputError(
+        f"no .parquet or .csv table named {typed[:200]!r} in the results folder (paths are relative to the "
+        f"folder the operator set with ${RESULTS_ENV}); upload the table instead"
+    )
+    try:
+        path = (root / typed).resolve()
+        path.relative_to(root)
+        ok = path.suffix.lower() in (".parquet", ".csv") and path.is_file()
+    except (ValueError, OSError):
+        raise refused from None
+    if not ok:
+        raise refused
     if path.stat().st_size > MAX_BYTES:
         raise InputError(
-            f"{str(path)!r} is {path.stat().st_size / 1e6:.0f} MB; tables up to {MAX_BYTES / 1e6:.0f} MB open here"
+            f"{typed!r} is {path.stat().st_size / 1e6:.0f} MB; tables up to {MAX_BYTES / 1e6:.0f} MB open here"
         )
-    return read_table(path.read_bytes(), path.name, path.resolve().parent)
+    return read_table(path.read_bytes(), path.name, path.parent)
 
 
 # ------------------------------------------------------------------------------------------

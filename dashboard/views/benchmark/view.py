@@ -115,14 +115,19 @@ def _run_download(data: bytes, kind: str, n: int) -> None:
 def _source() -> None:
     path_tab, upload_tab, run_tab = st.tabs(["Path on the server", "Upload", "Run a small evaluation"])
     with path_tab:
-        a, b = st.columns([5, 1], vertical_alignment="bottom")
-        a.text_input(
-            "Path of an evaluate result or a batch manifest (.parquet or .csv)",
-            key="bm_path",
-            placeholder="results.parquet  or  OUTDIR/manifest.parquet",
-        )
-        b.button("Open", key="bm_open", on_click=_on_path, icon=":material/folder_open:")
-        show_deferred_errors("bm_path")
+        if bd.results_root() is None:
+            st.info("Reading tables from the server is turned off here; upload the table instead.")
+        else:
+            a, b = st.columns([5, 1], vertical_alignment="bottom")
+            a.text_input(
+                "Path of an evaluate result or a batch manifest (.parquet or .csv), in the results folder",
+                key="bm_path",
+                placeholder="results.parquet  or  OUTDIR/manifest.parquet",
+                help="Relative to the results folder the operator set with $GRADLENS_RESULTS_ROOT (default: "
+                "results/ in the server's working folder). Nothing outside it is read.",
+            )
+            b.button("Open", key="bm_open", on_click=_on_path, icon=":material/folder_open:")
+            show_deferred_errors("bm_path")
     with upload_tab:
         st.file_uploader(
             "An evaluate result or a batch manifest", type=["parquet", "csv"], key="bm_upload", on_change=_on_upload

@@ -45,16 +45,16 @@ ConvNeXt-T          ``features.7``          last stage
 
 and for timm (checked in tests/cams/core/test_layers.py):
 
-=========================== ================ =====================================================
-model                       default          why
-=========================== ================ =====================================================
-tf_efficientnet_lite0, B0   ``bn2``          BN + activation after ``conv_head`` (its Identity
-                                             ``bn2.drop`` no longer hides it)
-resnet50                    ``layer4``       the last stage
-convnext_tiny               ``stages.3``     ``stages`` holds four stages of different sizes
-regnety_008                 ``s4``           ``final_conv`` is an Identity
-densenet121                 ``features.norm5``
-=========================== ================ =====================================================
+=========================== ==================== =================================================
+model                       default              why
+=========================== ==================== =================================================
+tf_efficientnet_lite0, B0   ``bn2``              BN + activation after ``conv_head`` (its Identity
+                                                 ``bn2.drop`` no longer hides it)
+resnet50                    ``layer4``           the last stage
+convnext_tiny               ``stages.3``         ``stages`` holds four stages of different sizes
+regnety_008                 ``s4``               ``final_conv`` is an Identity
+densenet121                 ``features.norm5``   the last normalization layer before the head
+=========================== ==================== =================================================
 """
 
 from __future__ import annotations

@@ -50,10 +50,12 @@ model's train/eval flags are restored and its parameters are never touched.
 """
 
 from methods._internal.torch_utils import bf16_is_native
+
+# Importing registers the methods: Score-CAM, SS-CAM, IS-CAM, then Ablation-CAM (the menus' order).
+# isort: off
+from methods.cams.score.masked import IsCam, ScoreCam, SsCam
 from methods.cams.score.ablation import AblationCam, ablation_path
 from methods.cams.score.engine import ScoreWarning
-
-# registration order: Score-CAM, SS-CAM, IS-CAM, then Ablation-CAM
-from methods.cams.score.masked import IsCam, ScoreCam, SsCam
+# isort: on
 
 __all__ = ["ScoreCam", "SsCam", "IsCam", "AblationCam", "ScoreWarning", "ablation_path", "bf16_is_native"]

