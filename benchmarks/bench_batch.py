@@ -33,11 +33,11 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import time_interleaved  # noqa: E402
+from common import time_interleaved
 
-import methods  # noqa: E402
-from methods.data.scenes import make_scene  # noqa: E402
-from methods.pipeline.batch import run_batch  # noqa: E402
+import methods
+from methods.data.scenes import make_scene
+from methods.pipeline.batch import run_batch
 
 
 def machine() -> str:

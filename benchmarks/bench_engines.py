@@ -28,10 +28,10 @@ import time
 from PIL import Image
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_batch import machine  # noqa: E402
+from bench_batch import machine
 
-from methods.data.scenes import make_scene  # noqa: E402
-from methods.pipeline.batch import run_batch  # noqa: E402
+from methods.data.scenes import make_scene
+from methods.pipeline.batch import run_batch
 
 
 def one_run(folder: pathlib.Path, out: pathlib.Path, engine: str, workers: int, batch_size: int) -> float:

@@ -26,15 +26,15 @@ import sys
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_batch import machine  # noqa: E402
-from common import time_interleaved  # noqa: E402
+from bench_batch import machine
+from common import time_interleaved
 
-import methods  # noqa: E402
-from methods._internal.torch_utils import bf16_is_native, channels_last_weights, resolve_precision  # noqa: E402
-from methods.metrics.faithfulness import curves as fa  # noqa: E402
-from methods.metrics.faithfulness.image_scores import forward_count  # noqa: E402
-from methods.metrics.faithfulness.perturbation import class_probabilities, runner_for  # noqa: E402
-from methods.pipeline.evaluate import evaluate  # noqa: E402
+import methods
+from methods._internal.torch_utils import bf16_is_native, channels_last_weights, resolve_precision
+from methods.metrics.faithfulness import curves as fa
+from methods.metrics.faithfulness.image_scores import forward_count
+from methods.metrics.faithfulness.perturbation import class_probabilities, runner_for
+from methods.pipeline.evaluate import evaluate
 
 
 def main() -> None:

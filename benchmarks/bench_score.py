@@ -41,7 +41,7 @@ import torch
 import torchvision
 
 import methods
-import methods.cams.score  # noqa: F401
+import methods.cams.score
 from methods.cams.core.base import LayerContext
 from methods.runtime import resolve_precision
 

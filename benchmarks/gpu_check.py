@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         from pytorch_grad_cam import ScoreCAM
 
         def peer():
-            cam = ScoreCAM(model=net_gpu, target_layers=[net_gpu.layer4])  # noqa: B023
+            cam = ScoreCAM(model=net_gpu, target_layers=[net_gpu.layer4])
             cam.batch_size = 32
             return cam(input_tensor=xg)
 

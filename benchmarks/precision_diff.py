@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from bench_batch import machine  # noqa: E402
+from bench_batch import machine
 
-import methods  # noqa: E402
-from methods.data.photos import PHOTOS, load_photo  # noqa: E402
-from methods.data.scenes import make_scene  # noqa: E402
+import methods
+from methods.data.photos import PHOTOS, load_photo
+from methods.data.scenes import make_scene
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -215,7 +215,7 @@ class BatchWorker:
                 map_width=int(raw.shape[1]),
                 seconds=float(exp.seconds) / batch,
                 notes="; ".join(exp.notes),
-                precision=str(exp.options.get("precision", "fp32")),
+                precision=exp.precision,
             )
             row.update({v: f"{rel}/{view_name(m, layer, v)}" for v in VIEWS})
             rows.append(row)

@@ -206,7 +206,7 @@ def import_ray():
     """The ``ray`` module with Ray Data, or an EngineError saying how to install it."""
     try:
         import ray
-        import ray.data  # noqa: F401  (the Data library is a separate extra)
+        import ray.data  # the Data library is a separate extra
     except ImportError as exc:
         raise EngineError(
             f"engine='ray' needs Ray Data ({exc}); install it with pip install 'gradlens[ray]' "

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import methods
-import methods.cams.score  # noqa: F401
+import methods.cams.score
 from methods.cams.core.base import LayerContext
 from methods.cams.score import ablation_path
 from methods.cams.score.engine import noise

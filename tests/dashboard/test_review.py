@@ -14,7 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from app_kit import HOME, TIMEOUT, ForwardCounter, assert_clean, model_calls, open_app, plain  # noqa: F401
+from app_kit import HOME, TIMEOUT, ForwardCounter, assert_clean, model_calls, open_app, plain
 from dashboard.core import pages
 from methods.review.store import SnapshotStore
 

@@ -9,7 +9,7 @@ import pytest
 def plugin():
     """Registers the test plugin (tests/batch_plugins.py) for one test and unregisters it after,
     so no other test (the README's method table ...) sees it."""
-    import batch_plugins  # noqa: F401
+    import batch_plugins
     from methods.cams.core import registry
 
     registry.register_method(
