@@ -48,6 +48,7 @@ from typing import Any
 from dashboard.core.pages import VIEW_PAGES
 from dashboard.core.params import PAGE_PARSERS, UPLOAD_PREFIX, InvalidParam, is_upload
 from dashboard.core.scene_ids import is_scene_id
+from methods.viz.ranges import display_colormap
 
 __all__ = [
     "LAYER_SETS",
@@ -172,6 +173,12 @@ class ViewState:
             {_PARAM[k]: _encode_value(k, v) for k, v in data.items() if k in _FIELD_NAMES and k not in SESSION_ONLY},
             choices,
         )
+
+    @property
+    def draw_cmap(self) -> str:
+        """The colormap maps are DRAWN with: the diverging one for a signed display (no ReLU, max or
+        raw normalization), else the chosen one (:func:`methods.viz.ranges.display_colormap`)."""
+        return display_colormap(self.cmap, mode=self.norm, relu=self.relu)
 
     # ---------------------------------------------------------------------------------------
     # URL

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from methods.viz import render as _render
+from methods.viz.ranges import is_signed_display
 
 __all__ = [
     "png_bytes",
@@ -115,6 +116,10 @@ def scale_text(mode: str, relu: bool, scope: str | None, percentiles: tuple[floa
     if mode == "percentile" and percentiles is not None:
         text += f" ({percentiles[0]:g}–{percentiles[1]:g} %)"
     text += " after ReLU" if relu else ", no ReLU"
+    if is_signed_display(mode=mode, relu=relu):
+        text += ": diverging colours, blue below 0, white at 0, red above"
+    elif not relu:
+        text += " (0 is not the middle here: choose max for a zero-centred view)"
     if scope is not None:
         text += ", one shared scale" if scope == "shared" else ", each map on its own scale"
     return text

@@ -58,10 +58,12 @@ def show(state: ViewState) -> None:
     widgets.map_notes(bundle, ["gradcam"], services.method_label)
     norm = services.normalized([raw], state)[0]
     value_range = display_range(norm, mode=state.norm, relu=state.relu)
-    views = methods.render_views(bundle.image, norm, colormap=state.cmap, alpha=state.alpha, value_range=value_range)
+    views = methods.render_views(
+        bundle.image, norm, colormap=state.draw_cmap, alpha=state.alpha, value_range=value_range
+    )
     target_name = bundle.target_name
     scale = pictures.ColourScale(
-        state.cmap, value_range, pictures.scale_text(state.norm, state.relu, None, (state.p_lo, state.p_hi))
+        state.draw_cmap, value_range, pictures.scale_text(state.norm, state.relu, None, (state.p_lo, state.p_hi))
     )
 
     st.subheader(f"Grad-CAM for “{md_escape(target_name)}” at layer {md_escape(layer)}")
@@ -69,7 +71,7 @@ def show(state: ViewState) -> None:
     captions = [
         "Original (as the model sees it)",
         "Grayscale map (black = low, white = high)",
-        f"Heatmap ({state.cmap})",
+        f"Heatmap ({state.draw_cmap})",
         f"Overlay (alpha {state.alpha:.2f})",
     ]
     cols = st.columns(4)

@@ -105,11 +105,11 @@ def show(state: ViewState) -> None:
         f"{'One shared scale: compare strengths across layers.' if state.scope == 'shared' else 'Each map on its own scale.'}"
     )
     overlays = [
-        methods.render_views(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
+        methods.render_views(bundle.image, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r).overlay
         for m, r in zip(norm, ranges)
     ]
     scale = pictures.scale_of(
-        state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
+        state.draw_cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
     )
     captions = [
         f"{n} · {services.resolution(by_name[n])}"

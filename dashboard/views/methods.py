@@ -82,7 +82,7 @@ def show(state: ViewState) -> None:
         norm,
         raw,
         titles,
-        cmap=state.cmap,
+        cmap=state.draw_cmap,
         alpha=state.alpha,
         ranges=ranges,
         ncols=2 if len(names) == 4 else min(3, len(names)),
@@ -90,12 +90,12 @@ def show(state: ViewState) -> None:
     st.plotly_chart(fig, width="stretch", key="methods_fig")
 
     scale = pictures.scale_of(
-        state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
+        state.draw_cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
     )
 
     def grid():  # composed only when the PNG is downloaded
         overlays = [
-            methods.viz.render.overlay(bundle.image, m, colormap=state.cmap, alpha=state.alpha, value_range=r)
+            methods.viz.render.overlay(bundle.image, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r)
             for m, r in zip(norm, ranges)
         ]
         caps = (

@@ -12,7 +12,7 @@ from dashboard.app.errors import md_escape
 from dashboard.core import services
 from dashboard.core.state import ViewState
 from dashboard.draw import figures, pictures
-from methods.viz.ranges import display_range
+from methods.viz.ranges import display_colormap, display_range
 
 MODE_TEXT = {
     "raw": "unchanged; the colours stretch over the map's own range",
@@ -66,9 +66,10 @@ def show(state: ViewState) -> None:
         for col, mode in zip(cols, services.NORM_MODES):
             norm = services.normalized([raw], state, mode=mode, relu=relu, scope="per_map")[0]
             lo, hi = display_range(norm, mode=mode, relu=relu)
-            heat = methods.viz.render.heatmap(norm, bundle.image.shape[:2], colormap=state.cmap, value_range=(lo, hi))
+            cmap = display_colormap(state.cmap, mode=mode, relu=relu)  # signed panels: diverging, 0 white
+            heat = methods.viz.render.heatmap(norm, bundle.image.shape[:2], colormap=cmap, value_range=(lo, hi))
             title = f"{mode}{' (' + format(state.p_lo, 'g') + '–' + format(state.p_hi, 'g') + ' %)' if mode == 'percentile' else ''}"
-            scale = pictures.ColourScale(state.cmap, (lo, hi), f"{title}, {'ReLU' if relu else 'no ReLU'}")
+            scale = pictures.ColourScale(cmap, (lo, hi), f"{title}, {'ReLU' if relu else 'no ReLU'}")
             heat = pictures.with_colorbar(pictures.enlarge(heat, 256), scale)  # each variant: its own range
             with col:
                 st.markdown(f"**{title}**")
@@ -119,7 +120,7 @@ def show(state: ViewState) -> None:
                 "GradLens normalization": "every mode, with and without ReLU (one colour bar under each variant)",
                 "GradLens colour range": "each variant its own, written on its colour bar",
                 "GradLens raw range": f"{float(raw.min()):.6g} .. {float(raw.max()):.6g}",
-                "GradLens colormap": state.cmap,
+                "GradLens colormap": f"{state.cmap} (signed panels: {methods.viz.render.DIVERGING})",
             },
         )
     with b:

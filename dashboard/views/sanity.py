@@ -132,7 +132,7 @@ def _strip(image: np.ndarray, maps, state: ViewState) -> list[np.ndarray]:
     norm = services.normalized([np.asarray(m, dtype=np.float32) for m in maps], state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     return [
-        methods.render_views(image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
+        methods.render_views(image, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r).overlay
         for m, r in zip(norm, ranges)
     ]
 

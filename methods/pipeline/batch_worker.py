@@ -37,7 +37,7 @@ from methods.errors import GradLensError
 from methods.pipeline.batch_files import image_dir, read_npz, write_npz, write_png
 from methods.pipeline.common import worker_setup
 from methods.viz.normalize import normalize_many
-from methods.viz.ranges import display_ranges
+from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import render_views
 
 __all__ = ["BatchSpec", "BatchWorker", "VIEWS", "view_name"]
@@ -160,9 +160,10 @@ class BatchWorker:
         raws = [all_raws[pair][i] for pair in pairs]  # each (h, w)
         norms = normalize_many(raws, mode=s.norm, relu=s.relu, scope=s.scope, percentiles=s.percentiles)
         ranges = display_ranges(norms, mode=s.norm, relu=s.relu, scope=s.scope)
+        cmap = display_colormap(s.cmap, mode=s.norm, relu=s.relu)  # signed maps: diverging, zero white
         write_png(folder / "original.png", view)
         for (m, layer), norm, value_range in zip(pairs, norms, ranges):
-            views = render_views(view, norm, colormap=s.cmap, alpha=s.alpha, value_range=value_range)
+            views = render_views(view, norm, colormap=cmap, alpha=s.alpha, value_range=value_range)
             for name in VIEWS:
                 write_png(folder / view_name(m, layer, name), getattr(views, name))
         arrays = read_npz(folder / "maps.npz") if item.get("merge") else {}

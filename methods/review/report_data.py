@@ -21,7 +21,7 @@ from PIL import Image
 
 from methods.review.records import Snapshot
 from methods.viz.normalize import normalize_many
-from methods.viz.ranges import display_ranges
+from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import heatmap, overlay
 
 __all__ = ["CURVE_KINDS", "RenderedMap", "StoredCurve", "display_ranges", "fit_image", "rendered_maps", "curves_of"]
@@ -72,6 +72,7 @@ def rendered_maps(
     norm = snapshot.normalization
     normalized = normalize_many(raws, mode=norm.mode, relu=norm.relu, scope=norm.scope, percentiles=norm.percentiles)
     ranges = display_ranges(normalized, mode=norm.mode, relu=norm.relu, scope=norm.scope)
+    cmap = display_colormap(snapshot.colormap, mode=norm.mode, relu=norm.relu)
     out = []
     for (method, layer), raw, n, vr in zip(keys, raws, normalized, ranges):
         out.append(
@@ -81,8 +82,8 @@ def rendered_maps(
                 raw=raw,
                 normalized=n,
                 value_range=vr,
-                heatmap=heatmap(n, img.shape[:2], colormap=snapshot.colormap, value_range=vr),
-                overlay=overlay(img, n, colormap=snapshot.colormap, alpha=snapshot.alpha, value_range=vr),
+                heatmap=heatmap(n, img.shape[:2], colormap=cmap, value_range=vr),
+                overlay=overlay(img, n, colormap=cmap, alpha=snapshot.alpha, value_range=vr),
             )
         )
     return out

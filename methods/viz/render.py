@@ -14,9 +14,45 @@ import numpy as np
 
 from methods.errors import InputError, OptionError
 
-__all__ = ["COLORMAPS", "Views", "resize_map", "to_uint8", "grayscale", "heatmap", "overlay", "render_views"]
+__all__ = [
+    "COLORMAPS",
+    "DIVERGING",
+    "diverging_lut",
+    "Views",
+    "resize_map",
+    "to_uint8",
+    "grayscale",
+    "heatmap",
+    "overlay",
+    "render_views",
+]
 
-COLORMAPS: dict[str, int] = {
+DIVERGING = "diverging"
+"""The colormap signed maps are drawn with (:func:`methods.viz.ranges.display_colormap`)."""
+
+
+def diverging_lut() -> np.ndarray:
+    """A blue - white - red colormap as an OpenCV lookup table (256, 1, 3) uint8, BGR.
+
+    Entry ``i`` interpolates linearly in RGB between blue (40, 80, 200) at 0, near-white
+    (240, 240, 240) at 127.5 and red (190, 30, 40) at 255, so a value at the middle of the display
+    range — zero for a signed map drawn on ``[-a, a]`` — is (near) white, negatives are blue and
+    positives red. Entries 127 and 128 are the two closest to white.
+
+    Examples:
+        >>> lut = diverging_lut()
+        >>> lut.shape, lut[0, 0, ::-1].tolist(), lut[255, 0, ::-1].tolist()
+        ((256, 1, 3), [40, 80, 200], [190, 30, 40])
+    """
+    t = np.arange(256, dtype=np.float64) / 255.0  # (256,)
+    blue, white, red = np.array([40.0, 80, 200]), np.array([240.0, 240, 240]), np.array([190.0, 30, 40])
+    low = blue + (white - blue) * np.clip(t / 0.5, 0, 1)[:, None]  # (256, 3)
+    high = white + (red - white) * np.clip((t - 0.5) / 0.5, 0, 1)[:, None]
+    rgb = np.where((t < 0.5)[:, None], low, high)
+    return np.round(rgb[:, ::-1]).astype(np.uint8)[:, None, :]  # (256, 1, 3) BGR
+
+
+COLORMAPS: dict[str, int | np.ndarray] = {
     "jet": cv2.COLORMAP_JET,
     "turbo": cv2.COLORMAP_TURBO,
     "viridis": cv2.COLORMAP_VIRIDIS,
@@ -27,8 +63,9 @@ COLORMAPS: dict[str, int] = {
     "hot": cv2.COLORMAP_HOT,
     "bone": cv2.COLORMAP_BONE,
     "parula": cv2.COLORMAP_PARULA,
+    DIVERGING: diverging_lut(),
 }
-"""Colormap name -> OpenCV colormap id."""
+"""Colormap name -> OpenCV colormap id (or lookup table: ``"diverging"``, for signed maps)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +106,7 @@ def to_uint8(m, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def _colormap_id(colormap: str) -> int:
+def _colormap_id(colormap: str) -> int | np.ndarray:
     if colormap not in COLORMAPS:
         raise OptionError(f"colormap={colormap!r} is not one of {sorted(COLORMAPS)}")
     return COLORMAPS[colormap]

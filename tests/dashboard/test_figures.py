@@ -36,8 +36,9 @@ def test_display_range():
     assert display_range(m, mode="minmax", relu=False) == (0.0, 1.0)
     assert display_range(m, mode="max", relu=True) == (0.0, 1.0)
     assert display_range(m, mode="max", relu=False) == (-1.0, 1.0)
-    assert display_range(m, mode="raw", relu=False) == (-2.0, 3.0)
-    assert display_range(np.full((2, 2), 7.0), mode="raw", relu=False) == (7.0, 8.0)  # never empty
+    assert display_range(m, mode="raw", relu=False) == (-3.0, 3.0)  # signed: symmetric, 0 in the middle
+    assert display_range(m, mode="raw", relu=True) == (-2.0, 3.0)
+    assert display_range(np.full((2, 2), 7.0), mode="raw", relu=True) == (7.0, 8.0)  # never empty
     a, b = np.array([0.0, 1.0]), np.array([5.0, 9.0])
     assert display_ranges([a, b], mode="raw", relu=True, scope="shared") == [(0.0, 9.0)] * 2
     assert display_ranges([a, b], mode="raw", relu=True, scope="per_map") == [(0.0, 1.0), (5.0, 9.0)]
@@ -150,7 +151,11 @@ def test_scale_of_says_per_map_when_the_ranges_differ():
     assert own.value_range is None and "its own" in own.range_text
     assert (
         pictures.scale_text("percentile", False, "shared", (2.0, 98.0))
-        == "percentile normalization (2–98 %), no ReLU, one shared scale"
+        == "percentile normalization (2–98 %), no ReLU (0 is not the middle here: choose max for a zero-centred "
+        "view), one shared scale"
+    )
+    assert pictures.scale_text("max", False, None).endswith(
+        "no ReLU: diverging colours, blue below 0, white at 0, red above"
     )
 
 

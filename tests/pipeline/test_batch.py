@@ -33,7 +33,7 @@ from methods.errors import Cancelled, OptionError, UnknownMethodError
 from methods.pipeline import batch
 from methods.pipeline.manifest import COLUMNS
 from methods.viz.normalize import normalize_many
-from methods.viz.ranges import display_ranges
+from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import render_views
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -96,7 +96,10 @@ def test_views_maps_and_manifest_are_the_dashboards(tmp_path, vgg):
         norms = normalize_many(raws, mode="max", relu=False, scope="shared")
         ranges = display_ranges(norms, mode="max", relu=False, scope="shared")
         for (m, layer), norm, rg in zip(pairs, norms, ranges):
-            views = render_views(view, norm, colormap="turbo", alpha=0.3, value_range=rg)
+            # a signed display (max, no ReLU) is drawn with the diverging colormap whatever --cmap says
+            cmap = display_colormap("turbo", mode="max", relu=False)
+            assert cmap == "diverging"
+            views = render_views(view, norm, colormap=cmap, alpha=0.3, value_range=rg)
             row = rows[(rows["method"] == m) & (rows["layer"] == layer)].iloc[0]
             for name in ("grayscale", "heatmap", "overlay"):
                 assert row[name] == f"{rel}/{m}__{layer}__{name}.png"

@@ -328,19 +328,26 @@ def test_rendered_maps_shared_scope_and_signed_max(store: SnapshotStore) -> None
     np.testing.assert_allclose(r1.normalized, [[0.0, 1.0]])
     np.testing.assert_allclose(r2.normalized, [[0.0, 1.0]])
     assert r1.value_range == (0.0, 1.0)
-    # the picture is what methods.viz.render draws from the same inputs
+    # the picture is what methods.viz.render draws from the same inputs: a signed display (max, no
+    # ReLU) in the diverging colormap whatever the snapshot's colormap (jet) says
     img = shared.image_array()
     np.testing.assert_array_equal(
         rendered_maps(shared)[1].overlay,
-        render.overlay(img, np.array([[-1.0, 1.0]], np.float32), colormap="jet", alpha=0.5, value_range=(-1.0, 1.0)),
+        render.overlay(
+            img, np.array([[-1.0, 1.0]], np.float32), colormap="diverging", alpha=0.5, value_range=(-1.0, 1.0)
+        ),
     )
 
 
 def test_display_ranges_raw_mode() -> None:
+    """After ReLU: the values' own range. Without: symmetric [-a, a] (0 in the middle of the colours)."""
     a, b = np.array([[1.0, 3.0]]), np.array([[-2.0, 0.0]])
-    assert display_ranges([a, b], mode="raw", relu=False, scope="per_map") == [(1.0, 3.0), (-2.0, 0.0)]
-    assert display_ranges([a, b], mode="raw", relu=False, scope="shared") == [(-2.0, 3.0)] * 2
-    assert display_ranges([np.zeros((2, 2))], mode="raw", relu=False, scope="per_map") == [(0.0, 1.0)]
+    assert display_ranges([a, b], mode="raw", relu=True, scope="per_map") == [(1.0, 3.0), (-2.0, 0.0)]
+    assert display_ranges([a, b], mode="raw", relu=True, scope="shared") == [(-2.0, 3.0)] * 2
+    assert display_ranges([a, b], mode="raw", relu=False, scope="per_map") == [(-3.0, 3.0), (-2.0, 2.0)]
+    assert display_ranges([a, b], mode="raw", relu=False, scope="shared") == [(-3.0, 3.0)] * 2
+    assert display_ranges([np.zeros((2, 2))], mode="raw", relu=True, scope="per_map") == [(0.0, 1.0)]
+    assert display_ranges([np.zeros((2, 2))], mode="raw", relu=False, scope="per_map") == [(-1.0, 1.0)]
     assert display_ranges([a], mode="percentile", relu=False, scope="shared") == [(0.0, 1.0)]
 
 

@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import methods
+from methods.viz import render
 from methods.viz.render import COLORMAPS, grayscale, heatmap, overlay, render_views, resize_map, to_uint8
 
 
@@ -91,3 +93,27 @@ def test_render_views_equals_the_three_calls_and_colours_once(monkeypatch):
     assert calls == {"resize": 1, "colour": 1}
     with pytest.raises(ValueError, match="alpha"):
         render_views(img, m, alpha=-0.1)
+
+
+def test_a_signed_map_is_drawn_with_zero_at_the_diverging_colormaps_white_centre():
+    """Signed maps were drawn with jet after "no ReLU", where zero is cyan-green. The display rule
+    (methods.viz.ranges) now draws a signed display with the blue - white - red colormap on a
+    symmetric range: zero gets the LUT's middle (near-white), -a blue, +a red."""
+    from methods.viz.ranges import display_colormap, display_ranges
+
+    m = np.array([[-2.0, 0.0, 1.0, 2.0]], dtype=np.float32)  # (1, 4) raw, signed
+    for mode in ("raw", "max"):
+        norm = methods.normalize(m, mode=mode, relu=False)
+        (rng,) = display_ranges([norm], mode=mode, relu=False, scope="per_map")
+        assert rng[0] == -rng[1]  # zero-centred
+        cmap = display_colormap("jet", mode=mode, relu=False)
+        assert cmap == "diverging"
+        heat = render.heatmap(norm, (1, 4), colormap=cmap, value_range=rng)  # (1, 4, 3) RGB
+        lut = render.diverging_lut()[:, 0, ::-1].astype(int)  # (256, 3) RGB
+        assert heat[0, 1].tolist() in (lut[127].tolist(), lut[128].tolist())  # 0 -> the white centre
+        assert min(heat[0, 1]) >= 235  # near-white
+        assert heat[0, 0].tolist() == lut[0].tolist() and heat[0, 3].tolist() == lut[255].tolist()  # -a blue, +a red
+        assert heat[0, 0][2] > heat[0, 0][0] and heat[0, 3][0] > heat[0, 3][2]
+    # with ReLU, or with min-max (zero is not the middle there), the chosen colormap stays
+    assert display_colormap("jet", mode="max", relu=True) == "jet"
+    assert display_colormap("jet", mode="minmax", relu=False) == "jet"

@@ -285,7 +285,7 @@ def overlays(
     norm = services.normalized(raw, state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     pics = [
-        methods.render_views(image, m, colormap=state.cmap, alpha=state.alpha, value_range=r).overlay
+        methods.render_views(image, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r).overlay
         for m, r in zip(norm, ranges)
     ]
     n = len(sides)

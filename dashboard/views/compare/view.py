@@ -223,7 +223,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     st.markdown(_explained(sides, shared, state))
     pics, ranges = cs.overlays(image, sides, rows, state)
     scale = pictures.scale_of(
-        state.cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
+        state.draw_cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
     )
     st.caption(
         f"{label} at each model's block layers (`methods.block_layers`), rows at matched relative depth "
