@@ -8,7 +8,7 @@ the bad value and what is valid.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 import numpy as np
 
@@ -75,16 +75,23 @@ def check_number(
     return float(value)
 
 
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+_S = TypeVar("_S", bound=str)
+
+
+def check_choice(name: str, value: Any, choices: Sequence[_S]) -> _S:
     """``value`` if it is one of ``choices``.
 
     Examples:
         >>> check_choice("kind", "deletion", ("deletion", "insertion"))
         'deletion'
     """
-    if not isinstance(value, str) or value not in choices:
+    if not _is_choice(value, choices):
         raise OptionError(f"{name}={value!r} is not one of {list(choices)}")
     return value
+
+
+def _is_choice(value: Any, choices: Sequence[_S]) -> TypeGuard[_S]:
+    return isinstance(value, str) and value in choices
 
 
 def check_bool(name: str, value: Any) -> bool:
@@ -117,4 +124,4 @@ def floats3(value: Any, what: str) -> tuple[float, float, float]:
         out = ()
     if len(out) != 3 or not all(np.isfinite(out)):
         raise OptionError(f"{what} must be three finite numbers (R, G, B), got {value!r}")
-    return out  # type: ignore[return-value]
+    return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, Union
 
 import torch
 import torch.nn.functional as F
@@ -42,6 +42,8 @@ __all__ = [
     "eval_mode",
     "HookScope",
     "unwrap_model",
+    "HoldsModule",
+    "ModelLike",
     "model_device",
     "check_input",
     "upsample",
@@ -54,9 +56,9 @@ __all__ = [
 ]
 
 Precision = Literal["auto", "fp32", "bf16"]
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[Literal["fp32", "bf16"], ...] = ("fp32", "bf16")
 """The precisions a computation RUNS in (what results record)."""
-PRECISION_CHOICES: tuple[str, ...] = ("auto",) + PRECISIONS
+PRECISION_CHOICES: tuple[Precision, ...] = ("auto", *PRECISIONS)
 """What a caller may ask for: ``"auto"`` resolves per device (:func:`resolve_precision`)."""
 PRECISION_ENV = "GRADLENS_PRECISION"
 """Environment variable that says what ``precision="auto"`` resolves to: ``auto`` (or unset: the
@@ -119,6 +121,17 @@ class HookScope:
             self._handles.pop().remove()
 
 
+class HoldsModule(Protocol):
+    """A LoadedModel-like object: the module to explain is its ``.model``."""
+
+    @property
+    def model(self) -> nn.Module: ...
+
+
+ModelLike = Union[nn.Module, HoldsModule]
+"""What the explain functions accept: an ``nn.Module`` or a :class:`methods.LoadedModel`."""
+
+
 def unwrap_model(model: Any) -> tuple[nn.Module, str | None]:
     """``(module, default_layer)`` from an ``nn.Module`` (default None) or a LoadedModel-like
     object with ``.model`` (and optionally ``.default_layer``).
@@ -137,10 +150,10 @@ def unwrap_model(model: Any) -> tuple[nn.Module, str | None]:
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (or buffer); torch's default device for a model
     without tensors."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
     return torch.get_default_device()
 
 

@@ -79,6 +79,7 @@ class RandomCam(RecordedMethod):
     """
 
     options_class = RandomOptions
+    config: RandomOptions
 
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         n, c = activations.shape[:2]
@@ -106,6 +107,7 @@ class CentreCam(RecordedMethod):
     """
 
     options_class = CentreOptions
+    config: CentreOptions
 
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         n, _, h, w = activations.shape

@@ -18,7 +18,7 @@ from torch import nn
 from methods.cams.core.base import CallContext
 from methods.cams.core.recorder import Recording
 from methods.cams.core.registry import register_method
-from methods.cams.core.smoothing import SmoothedMethod, first_component
+from methods.cams.core.smoothing import SmoothedMethod, SmoothOptions, first_component
 from methods.errors import HeadError
 
 __all__ = ["Cam", "find_head"]
@@ -115,6 +115,8 @@ class Cam(SmoothedMethod):
     Raises:
         HeadError: the layer does not feed a GAP + linear head.
     """
+
+    config: SmoothOptions
 
     def _weights(self, call: CallContext, layer: str) -> torch.Tensor:
         def make() -> torch.Tensor:

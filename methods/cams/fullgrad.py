@@ -131,11 +131,14 @@ class FullGrad(PixelMethod):
                 GradLensWarning,
                 stacklevel=2,
             )
+        assert rec.input_gradient is not None  # recording_needs asks for it
         total = minmax_abs(call.x.detach().float() * rec.input_gradient).sum(dim=1)  # (N, H, W)
         named = dict(call.model.named_modules())
         sites = rec.site_gradients or {}
         for name in bias_modules(call.model):
-            bias = effective_bias(named[name]).float()  # (C,)
+            covered = effective_bias(named[name])
+            assert covered is not None  # bias_modules lists modules with a covered bias only
+            bias = covered.float()  # (C,)
             k = 0
             while site_name(name, k) in sites:
                 grad = sites[site_name(name, k)]  # (N, C, h, w)

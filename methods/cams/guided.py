@@ -66,12 +66,12 @@ class _GuidedFunction(torch.autograd.Function):
     """Forward: the activation's output ``a`` (computed outside). Backward: ``ReLU(R_out) * slope``."""
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, a: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, z: torch.Tensor, a: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(slope)  # the slope, not z: an in-place caller may overwrite z
         return a.clone()
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (slope,) = ctx.saved_tensors
         return grad.clamp(min=0) * slope, None, None
 
@@ -239,6 +239,7 @@ class GuidedBackprop(PixelMethod):
     """
 
     options_class = GuidedOptions
+    config: GuidedOptions
 
     def recording_needs(self, model: nn.Module) -> RecordingNeeds:
         return RecordingNeeds()
@@ -269,6 +270,7 @@ class GuidedGradCam(PixelMethod):
     """
 
     options_class = GuidedOptions
+    config: GuidedOptions
 
     def recording_needs(self, model: nn.Module) -> RecordingNeeds:
         return RecordingNeeds(gradients=True)
@@ -276,6 +278,7 @@ class GuidedGradCam(PixelMethod):
     def explain_layers(self, call: CallContext) -> dict[str, torch.Tensor]:
         guided = reduce_channels(_shared_guided(call), self.config.reduce)  # (N, H, W)
         rec, out = call.recording, {}
+        assert rec.gradients is not None  # recording_needs asks for them
         for layer in call.layers:
             acts, grads = rec.activations[layer], rec.gradients[layer]
             gradcam = torch.einsum("nc,nchw->nhw", grads.mean(dim=(2, 3)), acts).clamp(min=0)  # (N, h, w)

@@ -124,6 +124,7 @@ class Rise(PixelMethod):
     """
 
     options_class = RiseOptions
+    config: RiseOptions
 
     def recording_needs(self, model) -> RecordingNeeds:
         return RecordingNeeds()
@@ -200,6 +201,7 @@ class Occlusion(PixelMethod):
     """
 
     options_class = OcclusionOptions
+    config: OcclusionOptions
 
     def recording_needs(self, model) -> RecordingNeeds:
         return RecordingNeeds()

@@ -74,6 +74,7 @@ class SmoothGradCamPlusPlus(SmoothedMethod):
     """
 
     options_class = SmoothGradCamPlusPlusOptions
+    config: SmoothGradCamPlusPlusOptions
 
     def check_layer(self, layer: str, activations: torch.Tensor) -> None:
         warn_if_signed(self.spec.label, layer, activations, PP_SIGNED_NOTE)
@@ -85,6 +86,7 @@ class SmoothGradCamPlusPlus(SmoothedMethod):
         sums: dict[str, list[torch.Tensor]] = {}
         for d in draws:
             noisy = rec if o.std == 0 else record(call.model, x + d.to(x), call.modules, target=call.targets)
+            assert noisy.gradients is not None  # a gradient method's recordings carry gradients
             for layer in call.layers:
                 g = noisy.gradients[layer].double()  # (N, C, h, w)
                 parts = [g, g * g, g * g * g]

@@ -107,7 +107,7 @@ class Scene:
     @property
     def mask(self) -> np.ndarray:
         """(H, W) bool union of all object masks (the first object's mask if there is one)."""
-        return self.masks.any(axis=0)
+        return np.asarray(self.masks.any(axis=0))  # an array: masks is (K, H, W)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -170,7 +170,7 @@ def _background_of(kind: str, size: int, rng: np.random.Generator) -> np.ndarray
     if kind == "noise":
         # Low-frequency colour field plus fine colour noise.
         coarse = int(rng.integers(2, 9))
-        field = rng.uniform(0.0, 255.0, size=(coarse, coarse, 3)).astype(np.float32)
+        field: np.ndarray = rng.uniform(0.0, 255.0, size=(coarse, coarse, 3)).astype(np.float32)
         field = cv2.resize(field, (size, size), interpolation=cv2.INTER_CUBIC)  # smooth, no blocks
         fine = _noise(size, rng) * rng.uniform(5.0, 25.0)
         return field + fine
@@ -201,8 +201,8 @@ def _clutter(img: np.ndarray, rng: np.random.Generator) -> None:
         rr, cc, val = rr[keep], cc[keep], val[keep, None].astype(np.float32)
         img[rr, cc] = img[rr, cc] * (1 - val) + _random_colour(rng) * val
     for _ in range(int(rng.integers(0, 4))):  # curved strokes
-        pts = rng.integers(0, size, 6)
-        rr, cc = _draw.bezier_curve(*(int(p) for p in pts), weight=float(rng.uniform(0.5, 3.0)), shape=(size, size))
+        r0, c0, r1, c1, r2, c2 = (int(p) for p in rng.integers(0, size, 6))
+        rr, cc = _draw.bezier_curve(r0, c0, r1, c1, r2, c2, weight=float(rng.uniform(0.5, 3.0)), shape=(size, size))
         img[rr, cc] = _random_colour(rng)
     for _ in range(int(rng.integers(0, 8))):  # specks: small irregular polygons
         cy, cx = rng.uniform(0, size, 2)
@@ -326,6 +326,7 @@ def make_scene(seed: int, *, size: int = 128, n_objects: int = 1) -> Scene:
     _clutter(img, rng)
 
     s = size / 128.0
+    labels: tuple[int, ...]
     if n_objects == 1:
         labels = (int(rng.integers(len(CLASS_NAMES))),)
         radii = [rng.uniform(15.0, 30.0) * s]
@@ -352,7 +353,10 @@ def _place(radii: list[float], size: int, rng: np.random.Generator) -> list[tupl
     200 times (never seen at size 128), the radii shrink by 10 % in place and it tries again."""
     while True:
         for _ in range(200):
-            centres = [tuple(float(v) for v in rng.uniform(r + 2.0, size - r - 2.0, 2)) for r in radii]
+            centres = []
+            for r in radii:
+                cy, cx = rng.uniform(r + 2.0, size - r - 2.0, 2)
+                centres.append((float(cy), float(cx)))
             if (
                 len(centres) < 2
                 or np.hypot(centres[0][0] - centres[1][0], centres[0][1] - centres[1][1]) >= radii[0] + radii[1] + _GAP

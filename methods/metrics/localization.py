@@ -78,7 +78,7 @@ def pointing_game(saliency: Any, mask: Any, *, tolerance: float = 0) -> bool:
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         raise OptionError(f"tolerance must be a number of pixels >= 0; got {tolerance!r}")
     mk = _as_mask(mask)
-    m = upsample_to_mask(saliency, tuple(mk.shape))  # (H, W)
+    m = upsample_to_mask(saliency, (mk.shape[0], mk.shape[1]))  # (H, W)
     idx = int(torch.argmax(m.flatten()))  # first maximum in row-major order
     row, col = divmod(idx, mk.shape[1])
     if tolerance == 0:
@@ -104,7 +104,7 @@ def energy_pointing_game(saliency: Any, mask: Any) -> float:
         ValueError: a map or mask that is not 2-D, or a non-boolean mask.
     """
     mk = _as_mask(mask)
-    m = upsample_to_mask(saliency, tuple(mk.shape)).clamp_min(0.0)  # (H, W)
+    m = upsample_to_mask(saliency, (mk.shape[0], mk.shape[1])).clamp_min(0.0)  # (H, W)
     total = float(m.sum())
     if not total > 0.0:
         return 0.0

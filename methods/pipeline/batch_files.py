@@ -130,7 +130,8 @@ def write_png(path: pathlib.Path, image: np.ndarray) -> None:
 
 def write_npz(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     """Arrays in ONE compressed ``.npz`` (``np.savez_compressed``), written atomically."""
-    write_atomic(path, lambda fh: np.savez_compressed(fh, **arrays))
+    # allow_pickle=True is numpy's default, named so that no array's key can be taken for it
+    write_atomic(path, lambda fh: np.savez_compressed(fh, allow_pickle=True, **arrays))
 
 
 def read_npz(path: pathlib.Path) -> dict[str, np.ndarray]:

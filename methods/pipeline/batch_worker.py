@@ -36,7 +36,7 @@ from methods.data.images import load_image
 from methods.errors import GradLensError
 from methods.pipeline.batch_files import image_dir, read_npz, write_npz, write_png
 from methods.pipeline.common import worker_setup
-from methods.viz.normalize import normalize_many
+from methods.viz.normalize import as_mode, as_scope, normalize_many
 from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import render_views
 
@@ -137,7 +137,10 @@ class BatchWorker:
         layers = list(dict.fromkeys(layer for _, layer in pairs))
         options = {m: {"precision": self.precision} for m in names if "precision" in get_method(m).option_names}
         labels = [item.get("label") for item, _ in group]
-        target = None if all(v is None for v in labels) else [int(v) for v in labels]
+        known = [int(v) for v in labels if v is not None]
+        # a run's images are all labelled (a label file) or none are (top-1): batch.py skips the unlabelled
+        assert not known or len(known) == len(labels), "some images of the group have no label"
+        target = known or None
         x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
         exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
         views = self.loaded.denormalize(x)  # (B, H, W, 3) uint8: the images as the model sees them
@@ -158,7 +161,8 @@ class BatchWorker:
         s, rel = self.spec, item["image"]
         folder = image_dir(self.out, rel)
         raws = [all_raws[pair][i] for pair in pairs]  # each (h, w)
-        norms = normalize_many(raws, mode=s.norm, relu=s.relu, scope=s.scope, percentiles=s.percentiles)
+        mode, scope = as_mode(s.norm), as_scope(s.scope)
+        norms = normalize_many(raws, mode=mode, relu=s.relu, scope=scope, percentiles=s.percentiles)
         ranges = display_ranges(norms, mode=s.norm, relu=s.relu, scope=s.scope)
         cmap = display_colormap(s.cmap, mode=s.norm, relu=s.relu)  # signed maps: diverging, zero white
         write_png(folder / "original.png", view)

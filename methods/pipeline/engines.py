@@ -219,6 +219,8 @@ class RayWorker:
     """A Ray Data actor: builds the spec once, then maps batches of pickled items to pickled results."""
 
     def __init__(self, spec: WorkerSpec) -> None:
+        self.worker: Worker | None
+        self.error: str | None
         try:
             self.worker, self.error = spec.build(), None
         except Exception as exc:  # reported in the first result: Ray would otherwise retry the actor

@@ -181,9 +181,9 @@ def evaluate(
         raise OptionError(f"seed must be an int >= 0; got {seed!r}")
     check_int("steps", steps, 1)
     check_int("batch_size", batch_size, 1)
-    check_choice("baseline", baseline, fa.BASELINES)
-    check_choice("insertion_baseline", insertion_baseline, fa.BASELINES)
-    check_choice("precision", precision, fa.PRECISIONS)
+    deletion_start = check_choice("baseline", baseline, fa.BASELINES)
+    insertion_start = check_choice("insertion_baseline", insertion_baseline, fa.BASELINES)
+    curve_precision = check_choice("precision", precision, fa.PRECISIONS)
     loaded = load_model_arg(model)
     class_names = tuple(loaded.class_names)
     if source.kind != "folder":
@@ -204,10 +204,10 @@ def evaluate(
         names=tuple(names),
         layers=tuple(layer_names),
         seed=int(seed),
-        precision=precision,
+        precision=curve_precision,
         steps=int(steps),
-        baseline=baseline,
-        insertion_baseline=insertion_baseline,
+        baseline=deletion_start,
+        insertion_baseline=insertion_start,
         batch_size=int(batch_size),
         references=bool(references),
         device=spec_device,

@@ -20,10 +20,12 @@ from typing import Any
 
 import torch
 
+from methods._internal.torch_utils import Precision
 from methods.cams.core.explain import explain_many
 from methods.errors import GradLensError
 from methods.metrics.faithfulness.curves import reference_maps
 from methods.metrics.faithfulness.image_scores import image_scores
+from methods.metrics.faithfulness.perturbation import BaselineName
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.pipeline.common import worker_setup
 from methods.pipeline.engines import run_items
@@ -51,10 +53,10 @@ class EvalSpec:
     layers: tuple[str, ...]
     seed: int = 0
     steps: int = 50
-    baseline: str = "blur"
-    insertion_baseline: str = "blur"
+    baseline: BaselineName = "blur"
+    insertion_baseline: BaselineName = "blur"
     batch_size: int = 32
-    precision: str = "auto"
+    precision: Precision = "auto"
     references: bool = True
     device: str | None = None
     plugins: tuple[str, ...] = ()
@@ -106,7 +108,7 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
                 maps.append((name, layer, exps[name].maps[layer][0], exps[name].seconds))
         if spec.references:
             for layer in spec.layers:
-                size = tuple(first.maps[layer].shape[-2:])
+                size = (first.maps[layer].shape[-2], first.maps[layer].shape[-1])
                 for ref, m in reference_maps(size, seed=int(spec.seed) + index).items():
                     maps.append((ref, layer, m, 0.0))
         t1 = time.perf_counter()

@@ -109,7 +109,7 @@ def encode_maps(maps: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
             arrays[key] = as_map_array(arr)
     arrays[_INDEX_KEY] = np.frombuffer(json.dumps(index).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, allow_pickle=True, **arrays)  # numpy's default, named: no key can take its place
     return buf.getvalue()
 
 

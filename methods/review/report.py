@@ -218,9 +218,9 @@ def _section(s: Snapshot, comments: Sequence[Comment], *, plotly_included: bool,
         )
         parts.append(f'<h3>Deletion / insertion curves</h3><div class="curves">{div}</div>')
         aucs: dict[str, dict[str, float]] = {}
-        for c in curves:
-            if c.auc is not None:
-                aucs.setdefault(c.method, {})[c.kind] = c.auc
+        for curve in curves:
+            if curve.auc is not None:
+                aucs.setdefault(curve.method, {})[curve.kind] = curve.auc
         if aucs:
             labels = method_labels(list(aucs))
             rows = "".join(
@@ -349,7 +349,7 @@ def zip_report(
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
 
-        def put(name: str, data: bytes, when: tuple[int, ...], *, stored: bool = False) -> None:
+        def put(name: str, data: bytes, when: tuple[int, int, int, int, int, int], *, stored: bool = False) -> None:
             info = zipfile.ZipInfo(name, date_time=when)
             info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16

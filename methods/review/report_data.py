@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from methods.review.records import Snapshot
-from methods.viz.normalize import normalize_many
+from methods.viz.normalize import as_mode, as_scope, normalize_many
 from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import heatmap, overlay
 
@@ -70,7 +70,8 @@ def rendered_maps(
     keys = [(method, layer) for method, layers in snapshot.maps.items() for layer in layers]
     raws = [snapshot.maps[m][l] for m, l in keys]
     norm = snapshot.normalization
-    normalized = normalize_many(raws, mode=norm.mode, relu=norm.relu, scope=norm.scope, percentiles=norm.percentiles)
+    mode, scope = as_mode(norm.mode), as_scope(norm.scope)  # stored as text
+    normalized = normalize_many(raws, mode=mode, relu=norm.relu, scope=scope, percentiles=norm.percentiles)
     ranges = display_ranges(normalized, mode=norm.mode, relu=norm.relu, scope=norm.scope)
     cmap = display_colormap(snapshot.colormap, mode=norm.mode, relu=norm.relu)
     out = []

@@ -23,6 +23,7 @@ applied when shown, exactly as the dashboard does after its cache.
 
 from __future__ import annotations
 
+import builtins
 import os
 import secrets
 import sqlite3
@@ -243,7 +244,7 @@ class SnapshotStore:
         verdict: str | None = None,
         text: str | None = None,
         limit: int = 200,
-    ) -> list[SnapshotSummary]:
+    ) -> builtins.list[SnapshotSummary]:
         """Snapshots matching ALL given filters, newest first.
 
         Args:
@@ -343,10 +344,11 @@ class SnapshotStore:
                 "INSERT INTO comments (snapshot_id, author, text, created_at) VALUES (?, ?, ?, ?)",
                 (snapshot_id, author, text, created),
             )
+            assert cur.lastrowid is not None  # set by the INSERT
             comment_id = int(cur.lastrowid)
         return Comment(id=comment_id, snapshot_id=snapshot_id, author=author, text=text, created_at=created)
 
-    def comments(self, snapshot_id: str) -> list[Comment]:
+    def comments(self, snapshot_id: str) -> builtins.list[Comment]:
         """The snapshot's comments, oldest first.
 
         Raises:
@@ -387,7 +389,7 @@ class SnapshotStore:
                 (snapshot_id, verdict, previous, author, now),
             )
 
-    def verdict_history(self, snapshot_id: str) -> list[VerdictChange]:
+    def verdict_history(self, snapshot_id: str) -> builtins.list[VerdictChange]:
         """Every verdict the snapshot has had, oldest first (the first is the one it was saved with).
 
         Raises:

@@ -24,14 +24,14 @@ values are replaced by 0 first.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, TypeVar, Union
+from typing import Literal, TypeGuard, TypeVar, Union
 
 import numpy as np
 import torch
 
 from methods.errors import OptionError
 
-__all__ = ["EPS", "MODES", "SCOPES", "Mode", "Scope", "normalize", "normalize_many"]
+__all__ = ["EPS", "MODES", "SCOPES", "Mode", "Scope", "as_mode", "as_scope", "normalize", "normalize_many"]
 
 EPS = 1e-8
 """Spans and peaks at or below ``EPS * max(1, |scale|)`` count as zero (constant maps -> zeros)."""
@@ -51,15 +51,43 @@ def _to_numpy(m: ArrayLike) -> np.ndarray:
     return np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def _like(out: np.ndarray, original: ArrayLike) -> ArrayLike:
+def _like(out: np.ndarray, original: _A) -> _A:
     return torch.from_numpy(out) if isinstance(original, torch.Tensor) else out
 
 
+def _is_mode(value: str) -> TypeGuard[Mode]:
+    return value in MODES
+
+
+def _is_scope(value: str) -> TypeGuard[Scope]:
+    return value in SCOPES
+
+
+def as_mode(mode: str) -> Mode:
+    """``mode`` checked to be one of :data:`MODES` (a setting read from a file or a form).
+
+    Raises:
+        OptionError: it is not.
+    """
+    if _is_mode(mode):
+        return mode
+    raise OptionError(f"mode={mode!r} is not one of {list(MODES)}")
+
+
+def as_scope(scope: str) -> Scope:
+    """``scope`` checked to be one of :data:`SCOPES`.
+
+    Raises:
+        OptionError: it is not.
+    """
+    if _is_scope(scope):
+        return scope
+    raise OptionError(f"scope={scope!r} is not one of {list(SCOPES)}")
+
+
 def _validate(mode: str, scope: str, percentiles: tuple[float, float]) -> None:
-    if mode not in MODES:
-        raise OptionError(f"mode={mode!r} is not one of {list(MODES)}")
-    if scope not in SCOPES:
-        raise OptionError(f"scope={scope!r} is not one of {list(SCOPES)}")
+    as_mode(mode)
+    as_scope(scope)
     lo, hi = percentiles
     if not (0.0 <= lo < hi <= 100.0):
         raise OptionError(f"percentiles={percentiles!r} must satisfy 0 <= low < high <= 100")
@@ -89,13 +117,13 @@ def _scale(values: list[np.ndarray], mode: str, percentiles: tuple[float, float]
 
 
 def normalize_many(
-    maps: Sequence[ArrayLike],
+    maps: Sequence[_A],
     *,
     mode: Mode = "minmax",
     relu: bool = True,
     scope: Scope = "per_map",
     percentiles: tuple[float, float] = (1.0, 99.0),
-) -> list[ArrayLike]:
+) -> list[_A]:
     """Normalize a set of maps (shapes may differ, e.g. layers at different resolutions).
 
     Args:

@@ -139,6 +139,7 @@ class CamMethod:
 
     spec: ClassVar[MethodSpec]
     options_class: ClassVar[type[Options]] = NoOptions
+    config: Options  # a subclass narrows this to an instance of its ``options_class``
 
     def __init__(self, **options: Any) -> None:
         self.config = build_options(self.options_class, self.spec.label, options)

@@ -34,7 +34,7 @@ from torch import nn
 
 from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
-from methods._internal.torch_utils import eval_mode, resolve_precision, unwrap_model, upsample
+from methods._internal.torch_utils import ModelLike, eval_mode, resolve_precision, unwrap_model, upsample
 from methods.cams.core.base import CallContext, CamMethod, sub_progress
 from methods.cams.core.layers import candidate_layers, default_layer
 from methods.cams.core.recorder import record, resolve_modules
@@ -141,7 +141,7 @@ def _clean(m: torch.Tensor) -> torch.Tensor:
 
 
 def explain_many(
-    model: nn.Module,
+    model: ModelLike,
     x: torch.Tensor,
     methods: Sequence[str | CamMethod] = ("gradcam",),
     *,
@@ -274,7 +274,7 @@ def _clean_maps(raw: Mapping[str, torch.Tensor], layer_names: Sequence[str]) -> 
 
 
 def explain(
-    model: nn.Module,
+    model: ModelLike,
     x: torch.Tensor,
     method: str | CamMethod = "gradcam",
     *,

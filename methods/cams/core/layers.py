@@ -279,6 +279,7 @@ def candidates_and_default(
         chosen = _outermost(group, cands)
         kind = _act_entry(chosen, fired, named)
         if kind == "functional" or (kind == "reused" and default == chosen.name + ":act"):
+            assert chosen.act is not None  # _act_entry gives a kind only to a module with an act
             entries.append((chosen.name + ":act", chosen.act[0], output_shape(chosen)))
     infos = [LayerInfo(name=n, type=t, shape=sh, index=i) for i, (n, t, sh) in enumerate(entries)]
     return infos, default

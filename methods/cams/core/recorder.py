@@ -243,6 +243,7 @@ def record(
             downstream = output.clone()  # downstream in-place ops change the clone, never ``output``
             for r in now:
                 if r.post_act:
+                    assert watch is not None  # made above whenever a ref has post_act
                     watch.watch(downstream, r.spec)
                 else:
                     captured[r.spec] = output
@@ -276,8 +277,10 @@ def record(
                     acts = [captured[r.spec] for r in refs]
                     site_keys = list(site_outputs)
                     wrt = acts + [site_outputs[k] for k in site_keys] + ([x_in] if input_gradient else [])
-                    grads = torch.autograd.grad(score, wrt, allow_unused=True)
-                    grads = [(g if g is not None else torch.zeros_like(t)).detach().float() for t, g in zip(wrt, grads)]
+                    raw_grads = torch.autograd.grad(score, wrt, allow_unused=True)
+                    grads = [
+                        (g if g is not None else torch.zeros_like(t)).detach().float() for t, g in zip(wrt, raw_grads)
+                    ]
                     grads_out = {r.spec: g for r, g in zip(refs, grads)}
                     site_grads = {k: g for k, g in zip(site_keys, grads[len(acts) :])} if site_modules else None
                     input_grad = grads[-1] if input_gradient else None

@@ -25,10 +25,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeAlias, TypeVar
 
 from methods.cams.core.options import OptionInfo, Options, describe
-from methods.errors import OptionError, UnknownMethodError, suggest
+from methods.errors import OptionError, UnknownMethodError, WrongTypeError, suggest
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
 __all__ = [
     "Family",
@@ -48,19 +51,22 @@ Resolution = Literal["layer", "input"]
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class MethodClass(Protocol):
-    """What the registry needs from a method's class: a :class:`methods.cams.core.base.CamMethod`
-    subclass, described by its shape here because :mod:`~methods.cams.core.base` imports this module.
+class MethodShape(Protocol):
+    """What the registry needs from a method: a :class:`methods.cams.core.base.CamMethod`, described
+    by its shape here because :mod:`~methods.cams.core.base` imports this module.
 
-    Calling it with validated keyword options builds the method; ``options_class`` is its options
-    dataclass (what menus and the option widgets read).
+    Its class, called with validated keyword options, builds the method; ``options_class`` is its
+    options dataclass (what menus and the option widgets read); ``spec`` is set on registration.
     """
 
-    options_class: type[Options]
-    __module__: str
-    __qualname__: str
+    spec: ClassVar[MethodSpec]
+    options_class: ClassVar[type[Options]]
 
-    def __call__(self, **options: Any) -> Any: ...
+    def __init__(self, **options: Any) -> None: ...
+
+
+MethodClass: TypeAlias = "type[MethodShape]"
+"""A registered method's class (a :class:`methods.cams.core.base.CamMethod` subclass)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,11 @@ def register_method(
         )
 
     def decorator(cls: _C) -> _C:
+        if not _is_method_class(cls):
+            raise WrongTypeError(
+                f"{cls.__qualname__} cannot be registered as a method: it needs an options_class "
+                "(a methods.cams.core.options.Options subclass); derive it from methods.CamMethod"
+            )
         existing = _REGISTRY.get(name)
         if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
             raise OptionError(
@@ -201,11 +212,17 @@ def register_method(
             layer_independent=bool(layer_independent),
             final_layer_only=bool(final_layer_only),
         )
-        cls.spec = spec  # type: ignore[attr-defined]
+        cls.spec = spec
         _REGISTRY[name] = spec
         return cls
 
     return decorator
+
+
+def _is_method_class(cls: type) -> TypeIs[MethodClass]:
+    """Whether ``cls`` has what the registry reads: an ``options_class`` that is an Options subclass."""
+    options_class = getattr(cls, "options_class", None)
+    return isinstance(options_class, type) and issubclass(options_class, Options)
 
 
 def get_method(name: str) -> MethodSpec:

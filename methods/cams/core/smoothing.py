@@ -27,6 +27,7 @@ ask for ``aug_smooth``. Averaging over {x, flip x} makes the map exactly flip-eq
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -145,7 +146,8 @@ class SmoothedMethod(RecordedMethod):
     """A recorded method whose map is ``sum_k T^k`` of per-channel terms (:meth:`terms`), with the
     ``aug_smooth`` / ``eigen_smooth`` options of the module docstring when its options have them."""
 
-    options_class = SmoothOptions
+    options_class: ClassVar[type[AugOptions]] = SmoothOptions
+    config: AugOptions
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         """Per-channel terms (N, C, h, w) whose channel sum is the map."""

@@ -107,6 +107,7 @@ class AblationCam(ScoreFamily):
     """
 
     options_class = AblationOptions
+    config: AblationOptions
 
     def weights(self, ctx: LayerContext) -> torch.Tensor:
         o = self.config

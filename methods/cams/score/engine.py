@@ -85,6 +85,7 @@ class ScoreFamily(ForwardMethod):
     """Base of the score family: the map from channel weights, ``M = sum_k w_k A^k``."""
 
     options_class = ScoreOptions
+    config: ScoreOptions
 
     def weights(self, ctx: LayerContext) -> torch.Tensor:
         """Channel weights ``w`` (N, C) float32 for ``ctx.layer``."""

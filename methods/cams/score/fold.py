@@ -55,7 +55,7 @@ class FoldedBatchNorm(ForwardPatcher):
     # ----------------------------------------------------------------------------------------
     def _find_pairs(self) -> tuple[list[tuple[nn.Conv2d, nn.BatchNorm2d]], torch.Tensor]:
         conv_out: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}
-        bn_in: dict[nn.Module, torch.Tensor] = {}
+        bn_in: dict[nn.BatchNorm2d, torch.Tensor] = {}
         calls: dict[nn.Module, int] = {}
 
         def count(module, *args):
@@ -90,6 +90,7 @@ class FoldedBatchNorm(ForwardPatcher):
 
     @staticmethod
     def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+        assert bn.running_var is not None and bn.running_mean is not None  # pairs keep tracked BNs only
         var, mean = bn.running_var.double(), bn.running_mean.double()
         gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(var)
         beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(var)

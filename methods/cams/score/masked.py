@@ -65,6 +65,8 @@ class IsCamOptions(ScoreOptions):
 class _MaskedScore(ScoreFamily):
     """Score-CAM and its variants: ``w_k`` = mean over ``_steps()`` masked inputs of ``p``."""
 
+    config: ScoreOptions
+
     def _steps(self) -> int:
         return 1
 
@@ -148,6 +150,7 @@ class ScoreCam(_MaskedScore):
     """
 
     options_class = ScoreCamOptions
+    config: ScoreCamOptions
 
 
 @register_method(
@@ -178,6 +181,7 @@ class SsCam(_MaskedScore):
     """
 
     options_class = SsCamOptions
+    config: SsCamOptions
 
     def _steps(self) -> int:
         return 1 if float(self.config.std) == 0.0 else int(self.config.num_samples)
@@ -217,6 +221,7 @@ class IsCam(_MaskedScore):
     """
 
     options_class = IsCamOptions
+    config: IsCamOptions
 
     def _steps(self) -> int:
         return int(self.config.steps)

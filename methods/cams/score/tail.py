@@ -172,6 +172,7 @@ class SubstitutedForward(ForwardPatcher):
         call = self._calls
         self._calls += 1
         if call != self.ref.call_index:
+            assert self._original is not None  # saved by __enter__ before this forward was patched in
             return self._original(*args, **kwargs)  # another call site of a reused module
         if not self.ref.post_act:
             return self._acts
@@ -180,6 +181,7 @@ class SubstitutedForward(ForwardPatcher):
         return marker
 
     def _hand_over(self, key: Any, func: Callable, args: tuple, kwargs: dict) -> torch.Tensor:
+        assert self._acts is not None  # only the watch of a substituted forward calls this
         return self._acts  # the activation's output IS the substituted tensor
 
     def _stub_forward(self, placeholder: torch.Tensor) -> Callable:

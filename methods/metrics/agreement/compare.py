@@ -197,8 +197,8 @@ def layer_similarity(
         method=configured.spec.name,
         names_a=tuple(names_a),
         names_b=tuple(names_b),
-        grids_a=tuple(tuple(maps_a[n].shape) for n in names_a),
-        grids_b=tuple(tuple(maps_b[n].shape) for n in names_b),
+        grids_a=tuple((maps_a[n].shape[0], maps_a[n].shape[1]) for n in names_a),  # each map is (h, w)
+        grids_b=tuple((maps_b[n].shape[0], maps_b[n].shape[1]) for n in names_b),
         depths_a=tuple(relative_depths(len(names_a))),
         depths_b=tuple(relative_depths(len(names_b))),
         matrix=matrix,

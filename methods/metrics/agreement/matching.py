@@ -138,7 +138,7 @@ def matched_layers(
         >>> matched_layers(["a0", "a1", "a2", "a3"], ["b0", "b1"], n=2).pairs
         (('a2', 'b1'), ('a3', 'b1'))
     """
-    by = check_choice("by", by, MATCH_BY)
+    check_choice("by", by, MATCH_BY)
     names_a, names_b = _names(layers_a, "layers_a"), _names(layers_b, "layers_b")
     if by == "resolution":
         if n is not None:

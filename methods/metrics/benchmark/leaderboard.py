@@ -33,6 +33,7 @@ Increase in Confidence and pointing game as % of the rows.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Iterable, Sequence
@@ -327,12 +328,12 @@ def leaderboard(
         raise OptionError(f"test={test!r} must be one of ['auto', 'wilcoxon', 'sign']")
     _check_boot(n_boot, level)
     present = _check_table(df, metrics)
-    boot = dict(n_boot=int(n_boot), level=float(level), seed=int(seed))
+    interval = functools.partial(bootstrap_interval, n_boot=int(n_boot), level=float(level), seed=int(seed))
     rows = []
     for method, layer in _order(df):
         g = df[(df["method"] == method) & (df["layer"] == layer)]
         for metric in present:
-            iv = bootstrap_interval(_values(g, metric).values, **boot)
+            iv = interval(_values(g, metric).values)
             chosen = ("sign" if METRICS[metric].binary else "wilcoxon") if test == "auto" else test
             row = {
                 "method": method,
@@ -345,7 +346,7 @@ def leaderboard(
             }
             for ref in references:
                 pairs = _pairs(df, method, layer, ref, metric) if method != ref else pd.DataFrame({"diff": []})
-                d = bootstrap_interval(pairs["diff"].values, **boot)
+                d = interval(pairs["diff"].values)
                 row.update(
                     {
                         f"{ref}_diff": d.mean,

@@ -110,9 +110,9 @@ def confidence_change(
     """
     net, _ = unwrap_model(model)
     x = check_model_input(net, check_one_image(x))
-    precision = resolve_precision(precision, x.device)
+    ran_in = resolve_precision(precision, x.device)
     masked = explanation_image(model, x, saliency, space=space, mean=mean, std=std)  # (1, C, H, W)
-    with channels_last_weights(net), runner_for(x, precision, 2) as run:
+    with channels_last_weights(net), runner_for(x, ran_in, 2) as run:
         p = class_probabilities(run, net, torch.cat([x, masked]))  # (2, K)
     target = check_class(target, p.shape[1])
     return confidence_from(float(p[0, target]), float(p[1, target]), space=space)

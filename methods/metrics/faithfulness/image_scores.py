@@ -127,7 +127,7 @@ def image_scores(
     x = check_model_input(net, check_one_image(x))
     steps = check_int("steps", steps, 1)
     batch_size = check_int("batch_size", batch_size, 1)
-    precision = resolve_precision(precision, x.device)
+    ran_in = resolve_precision(precision, x.device)  # 'auto' resolved: what the curves record
     sals = [check_saliency(s) for s in saliencies]
     if not sals:
         raise InputError("saliencies is empty; give at least one (h, w) map")
@@ -163,7 +163,7 @@ def image_scores(
         return torch.cat(out)  # (B, C, H, W)
 
     score = torch.empty(len(rows), dtype=torch.float64)
-    with channels_last_weights(net), runner_for(x, precision, len(rows), progress) as run:
+    with channels_last_weights(net), runner_for(x, ran_in, len(rows), progress) as run:
         for start in range(0, len(rows), batch_size):
             part = rows[start : start + batch_size]
             p = class_probabilities(run, net, images(part))  # (B, K)
@@ -171,7 +171,7 @@ def image_scores(
                 target = check_class(target, p.shape[1])
             score[start : start + len(part)] = p[:, target].cpu()
         run.finish()
-    return _assemble(rows, score, counts, n, int(target), steps, d_name, i_name, precision, space, len(sals))
+    return _assemble(rows, score, counts, n, int(target), steps, d_name, i_name, ran_in, space, len(sals))
 
 
 def _assemble(rows, score, counts, n, target, steps, d_name, i_name, precision, space, n_maps) -> list[MapScores]:

@@ -29,7 +29,7 @@ from torch import nn
 
 from methods._internal.checks import check_choice
 from methods._internal.progress import Progress
-from methods._internal.torch_utils import PRECISION_CHOICES, ForwardRunner, check_input, upsample
+from methods._internal.torch_utils import PRECISION_CHOICES, ForwardRunner, Precision, check_input, upsample
 from methods.errors import InputError, OptionError, TargetError
 
 __all__ = [
@@ -52,14 +52,15 @@ __all__ = [
     "runner_for",
 ]
 
-BaselineSpec = Union[Literal["zero", "mean", "blur"], torch.Tensor]
+BaselineName = Literal["zero", "mean", "blur"]
+BaselineSpec = Union[BaselineName, torch.Tensor]
 Kind = Literal["deletion", "insertion"]
 
-BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
-DEFAULT_BASELINES: dict[str, str] = {"deletion": "blur", "insertion": "blur"}
+BASELINES: tuple[BaselineName, ...] = ("zero", "mean", "blur")
+DEFAULT_BASELINES: dict[str, BaselineName] = {"deletion": "blur", "insertion": "blur"}
 """The baseline each curve uses unless told: blur for both (see docs/faithfulness.md for why
 deletion does not use RISE's zero)."""
-PRECISIONS: tuple[str, ...] = PRECISION_CHOICES
+PRECISIONS: tuple[Precision, ...] = PRECISION_CHOICES
 """The precisions a curve accepts: ``"auto"`` (bf16 where native, else fp32), ``"fp32"``, ``"bf16"``."""
 KINDS: tuple[str, ...] = ("deletion", "insertion")
 BLUR_SIGMA_FRACTION = 0.05

@@ -213,7 +213,7 @@ def sanity_check(
     """
     net, loaded_default = unwrap_model(model)
     check_input(x, batch=1)
-    mode = check_choice("mode", mode, MODES)
+    check_choice("mode", mode, MODES)
     seed = check_int("seed", seed, 0)
     if options is not None and not isinstance(options, Mapping):
         raise OptionError(f"options must be a dict of the method's keyword options; got {options!r}")

@@ -206,8 +206,8 @@ def reinitialise(model: nn.Module, block: Block, *, seed: int) -> None:
                 if callable(reset):
                     reset()
                     covered.update(id(p) for p in m.parameters(recurse=False))
-                elif callable(getattr(m, "reset_running_stats", None)):
-                    m.reset_running_stats()
+                elif callable(reset_stats := getattr(m, "reset_running_stats", None)):
+                    reset_stats()
         for top in modules:
             for p in top.parameters():
                 if id(p) in covered:

@@ -22,6 +22,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -46,11 +47,13 @@ _DENSENET_OLD_KEY = re.compile(
     r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
 )
 _AUX = ("aux1.", "aux2.", "AuxLogits.")
+_V = TypeVar("_V")
 _NO_AUX = ("googlenet", "inception_v3")
 
 
-def densenet_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """torchvision's DenseNet files use old names (``norm.1.weight``); the modules are ``norm1``."""
+def densenet_keys(state: Mapping[str, _V]) -> dict[str, _V]:
+    """torchvision's DenseNet files use old names (``norm.1.weight``); the modules are ``norm1``.
+    Only the keys change: the values (tensors, shapes, declarations) are passed through."""
     out = {}
     for key, value in state.items():
         m = _DENSENET_OLD_KEY.match(key)
@@ -90,7 +93,7 @@ def classifier_key(model: nn.Module) -> str | None:
 def comparable(shapes: Mapping[str, Sequence[int]]) -> dict[str, tuple[int, ...]]:
     """Key -> shape with DenseNet's old names mapped, and without BatchNorm counters and the
     auxiliary heads of GoogLeNet / Inception (files differ in those without being different nets)."""
-    renamed = densenet_keys(shapes)  # type: ignore[arg-type]
+    renamed = densenet_keys(shapes)
     return {k: tuple(v) for k, v in renamed.items() if not k.endswith("num_batches_tracked") and not k.startswith(_AUX)}
 
 

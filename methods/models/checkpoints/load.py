@@ -185,7 +185,7 @@ def load_checkpoint(
         ):
             kwargs.update(aux_logits=False, init_weights=False)
         if arch.startswith("densenet"):
-            declared = densenet_keys(declared)  # type: ignore[assignment]
+            declared = densenet_keys(declared)
         net = template(arch, **kwargs)
     expected = net.state_dict()
     # decided from the declarations: no tensor data has been read yet

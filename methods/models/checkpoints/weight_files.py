@@ -111,7 +111,7 @@ def _pickle_globals(data: bytes) -> list[str]:
                 info = zf.getinfo(name) if name else None
                 if info is None or info.file_size > 64 * 2**20:
                     return []
-                data = zf.read(name)
+                data = zf.read(info)
         except (zipfile.BadZipFile, OSError, ValueError, KeyError):
             return []
     found: list[str] = []

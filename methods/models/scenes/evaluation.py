@@ -46,7 +46,7 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 def gradcam_maps(model: nn.Module, x: torch.Tensor, layer: str, target: torch.Tensor) -> torch.Tensor:
     """Grad-CAM maps upsampled to the input size with the library: (N, H, W)."""
     exp = explain(model, x, "gradcam", layers=[layer], target=target)
-    return exp.upsampled(layer, tuple(x.shape[-2:]))
+    return exp.upsampled(layer, (x.shape[-2], x.shape[-1]))
 
 
 def _mean_or_none(a: np.ndarray) -> float | None:
@@ -89,26 +89,28 @@ def evaluate(
         raise OptionError(f"need n_single >= 1, n_two >= 0, batch_size >= 1; got {n_single}, {n_two}, {batch_size}")
     cam = cam or gradcam_maps
     model.eval()
-    correct, hits, labels_all = [], [], []
+    correct_parts: list[np.ndarray] = []
+    hit_parts: list[np.ndarray] = []
+    label_parts: list[np.ndarray] = []
     for start in range(0, n_single, batch_size):
         seeds = range(EVAL_SINGLE_START + start, EVAL_SINGLE_START + min(start + batch_size, n_single))
         images, labels, masks = make_batch(seeds)
         x = to_tensor(images)
         with torch.no_grad():
             pred = model(x).argmax(1).numpy()
-        correct.append(pred == labels)
-        hits.append(peak_in_mask(cam(model, x, layer, torch.from_numpy(labels)), masks))
-        labels_all.append(labels)
-    correct, hits, labels_all = np.concatenate(correct), np.concatenate(hits), np.concatenate(labels_all)
+        correct_parts.append(pred == labels)
+        hit_parts.append(peak_in_mask(cam(model, x, layer, torch.from_numpy(labels)), masks))
+        label_parts.append(labels)
+    correct, hits, labels_all = np.concatenate(correct_parts), np.concatenate(hit_parts), np.concatenate(label_parts)
 
-    own = []
+    own_parts: list[np.ndarray] = []
     for start in range(0, n_two, batch_size):
         seeds = range(EVAL_TWO_START + start, EVAL_TWO_START + min(start + batch_size, n_two))
         images, labels, masks = make_batch(seeds, n_objects=2)  # (N, 2), (N, 2, H, W)
         x = to_tensor(images)
         per_obj = [peak_in_mask(cam(model, x, layer, torch.from_numpy(labels[:, k])), masks[:, k]) for k in (0, 1)]
-        own.append(np.stack(per_obj, axis=1))  # (N, 2)
-    own = np.concatenate(own) if own else np.zeros((0, 2), bool)
+        own_parts.append(np.stack(per_obj, axis=1))  # (N, 2)
+    own = np.concatenate(own_parts) if own_parts else np.zeros((0, 2), bool)
 
     k = len(CLASS_NAMES)
     return {

@@ -126,6 +126,11 @@ _RESNET_STRIDES = (1, 2, 2, 1)
 class ScenesResNet(nn.Module):
     """ResNet-style classifier: stride-2 stem, ``layer1``..``layer4`` of basic blocks, GAP, ``fc``."""
 
+    layer1: nn.Sequential  # the stages, set by name in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, num_classes: int = 8, widths=_RESNET_WIDTHS, strides=_RESNET_STRIDES, blocks=(1, 1, 1, 1)):
         super().__init__()
         self.conv1 = nn.Conv2d(3, widths[0], 3, stride=2, padding=1, bias=False)

@@ -44,6 +44,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -65,9 +66,20 @@ __all__ = [
 ]
 
 ARCHS = ("vgg", "resnet")
-_DEFAULTS = {
-    "vgg": dict(steps=1400, batch_size=48, lr=3e-3, crop=64, crop_share=0.5, two_share=0.25),
-    "resnet": dict(steps=1400, batch_size=48, lr=3e-3, crop=64, crop_share=0.5, two_share=0.25),
+
+
+class _Recipe(TypedDict):
+    steps: int
+    batch_size: int
+    lr: float
+    crop: int | None
+    crop_share: float
+    two_share: float
+
+
+_DEFAULTS: dict[str, _Recipe] = {
+    "vgg": _Recipe(steps=1400, batch_size=48, lr=3e-3, crop=64, crop_share=0.5, two_share=0.25),
+    "resnet": _Recipe(steps=1400, batch_size=48, lr=3e-3, crop=64, crop_share=0.5, two_share=0.25),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -179,10 +191,17 @@ def train(
     """
     if arch not in ARCHS:
         raise OptionError(f"arch must be one of {list(ARCHS)}, got {arch!r}")
-    cfg = dict(_DEFAULTS[arch])
-    for key, val in dict(steps=steps, batch_size=batch_size, lr=lr, crop_share=crop_share, two_share=two_share).items():
-        if val is not None:
-            cfg[key] = val
+    cfg = _DEFAULTS[arch].copy()
+    if steps is not None:
+        cfg["steps"] = steps
+    if batch_size is not None:
+        cfg["batch_size"] = batch_size
+    if lr is not None:
+        cfg["lr"] = lr
+    if crop_share is not None:
+        cfg["crop_share"] = crop_share
+    if two_share is not None:
+        cfg["two_share"] = two_share
     if crop != -1:
         cfg["crop"] = crop
     if int(cfg["steps"]) < 1 or int(cfg["batch_size"]) < 2:
@@ -260,6 +279,7 @@ def train(
     weights = out_dir / f"{name}.safetensors"
     save_file(state, str(weights), metadata={"model": name, "format": "pt"})
     n_params = sum(p.numel() for p in model.parameters())
+    n_bytes = weights.stat().st_size
     card = {
         "name": name,
         "architecture": type(model).__name__,
@@ -271,7 +291,7 @@ def train(
         "parameters": int(n_params),
         "weights_file": weights.name,
         "weights_dtype": "float32",
-        "weights_bytes": weights.stat().st_size,
+        "weights_bytes": n_bytes,
         "metrics": metrics,
         "data": {
             "generator": "methods.data.scenes.make_scene",
@@ -312,7 +332,7 @@ def train(
         },
     }
     (out_dir / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    say(f"[{name}] wrote {weights} ({card['weights_bytes'] / 1e6:.2f} MB) and {name}.json")
+    say(f"[{name}] wrote {weights} ({n_bytes / 1e6:.2f} MB) and {name}.json")
     return card
 
 

