@@ -223,8 +223,8 @@ def record(
             model (dtype or device of its weights, channels of its first convolution).
         LayerError: unknown layer name, or a layer whose output is not a 4-D tensor.
         RecorderError: a layer that fires twice (name a call site ``#k``) or never, a ``#k``
-            beyond the module's calls, or a ``:act`` layer whose output is not passed to an
-            activation next.
+            beyond the module's calls, a ``:act`` layer whose output is not passed to an
+            activation next, or NaN / inf logits.
         TargetError: a bad target.
 
     Examples:
@@ -310,6 +310,7 @@ def record(
                         f"the model must return (N, classes) logits; it returned "
                         f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}"
                     )
+                _check_finite(logits)
                 _check_calls(refs, calls, captured, watch, named)
                 targets = resolve_targets(target, logits)
                 grads_out: dict[str, torch.Tensor] | None = None
@@ -337,6 +338,19 @@ def record(
     finally:
         for p, flag in grad_flags:
             p.requires_grad_(flag)
+
+
+def _check_finite(logits: torch.Tensor) -> None:
+    """The logits are finite, or a RecorderError says so (a NaN would give a silent all-zero map)."""
+    bad = (~torch.isfinite(logits.detach())).any(dim=1)  # (N,)
+    if bool(bad.any()):
+        rows = bad.nonzero()[:, 0].tolist()
+        shown = ", ".join(map(str, rows[:8])) + (" ..." if len(rows) > 8 else "")
+        raise RecorderError(
+            f"the model returned non-finite logits (NaN or inf) for {len(rows)} of {len(bad)} sample(s) "
+            f"(sample {shown}) from a finite input, so no map can be computed; check the model's weights "
+            "and its numerics (an overflow, a division by zero)"
+        )
 
 
 def _check_calls(
