@@ -170,7 +170,26 @@ class EngineError(GradLensError, RuntimeError):
 class GradLensWarning(UserWarning):
     """Something a user should know about a map (a slower route taken, a layer whose signed
     activations invert a method ...). :func:`methods.explain_many` records the messages a method
-    warns during its computation in :attr:`methods.Explanation.notes` (and lets them propagate)."""
+    warns during its computation in :attr:`methods.Explanation.notes` and passes each distinct one
+    on ONCE per call.
+
+    A warning about one layer may say so (``layer``, the method's ``label``, ``kind``: what is
+    wrong as a predicate, "mostly negative"; ``advice``: one clause): the call then passes ONE line
+    on for all the layers of that kind ("Grad-CAM++: 10 of 13 layers are mostly negative
+    (features.3, ...): ..."), while ``notes`` keep each layer's full message.
+    """
+
+    def __init__(
+        self,
+        message: object = "",
+        *,
+        label: str | None = None,
+        layer: str | None = None,
+        kind: str | None = None,
+        advice: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.label, self.layer, self.kind, self.advice = label, layer, kind, advice
 
 
 class ScoreWarning(GradLensWarning):

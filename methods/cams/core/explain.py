@@ -237,8 +237,8 @@ def _explain_in_eval(
             warnings.simplefilter("always")
             raw = method.explain_layers(call)
             maps = _clean_maps(raw, layer_names)
-        for w in caught:  # recorded for the Explanation, and passed on to the caller's filters
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        for message, w in _collapsed(caught, len(layer_names)):  # passed on to the caller's filters, once
+            warnings.warn_explicit(message, w.category, w.filename, w.lineno, source=w.source)
         notes = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradLensWarning)))
         options = _recorded_options(method, x.device)
         results[method.spec.name] = Explanation(
@@ -256,6 +256,37 @@ def _explain_in_eval(
             precision=str(options.get("precision", "fp32")),
         )
     return results
+
+
+def _collapsed(caught: Sequence[warnings.WarningMessage], n_layers: int) -> list[tuple[Warning | str, Any]]:
+    """The warnings a method's computation raised, as the caller sees them: each distinct message
+    once, and the per-layer warnings of one kind (a :class:`GradLensWarning` with ``layer`` and
+    ``kind``) as ONE line for all their layers; each layer's full message stays in the notes."""
+    groups: dict[tuple, list[warnings.WarningMessage]] = {}
+    for w in caught:
+        m = w.message
+        if isinstance(m, GradLensWarning) and m.layer is not None and m.kind is not None:
+            key: tuple = (w.category, m.label, m.kind, m.advice)
+        else:
+            key = (w.category, str(m))
+        groups.setdefault(key, []).append(w)
+    out: list[tuple[Warning | str, Any]] = []
+    for key, ws in groups.items():
+        first = ws[0].message
+        if not (isinstance(first, GradLensWarning) and len(key) == 4):
+            out.append((first, ws[0]))
+            continue
+        layers = list(dict.fromkeys(str(w.message.layer) for w in ws))  # type: ignore[attr-defined]
+        shown = ", ".join(layers[:4]) + (", ..." if len(layers) > 4 else "")
+        verb = "is" if len(layers) == 1 else "are"
+        line = (
+            f"{first.label}: {len(layers)} of {n_layers} layer{'s' if n_layers != 1 else ''} {verb} "
+            f"{first.kind} ({shown})"
+            + (f": {first.advice}" if first.advice else "")
+            + " (details per layer: Explanation.notes)"
+        )
+        out.append((ws[0].category(line, label=first.label, kind=first.kind, advice=first.advice), ws[0]))
+    return out
 
 
 def _recorded_options(method: CamMethod, device: torch.device) -> dict[str, Any]:
