@@ -263,29 +263,31 @@ def _collapsed(caught: Sequence[warnings.WarningMessage], n_layers: int) -> list
     once, and the per-layer warnings of one kind (a :class:`GradLensWarning` with ``layer`` and
     ``kind``) as ONE line for all their layers; each layer's full message stays in the notes."""
     groups: dict[tuple, list[warnings.WarningMessage]] = {}
+    layers: dict[tuple, list[str]] = {}
     for w in caught:
         m = w.message
         if isinstance(m, GradLensWarning) and m.layer is not None and m.kind is not None:
             key: tuple = (w.category, m.label, m.kind, m.advice)
+            layers.setdefault(key, []).append(m.layer)
         else:
             key = (w.category, str(m))
         groups.setdefault(key, []).append(w)
     out: list[tuple[Warning | str, Any]] = []
     for key, ws in groups.items():
         first = ws[0].message
-        if not (isinstance(first, GradLensWarning) and len(key) == 4):
+        if key not in layers or not isinstance(first, GradLensWarning):
             out.append((first, ws[0]))
             continue
-        layers = list(dict.fromkeys(str(w.message.layer) for w in ws))  # type: ignore[attr-defined]
-        shown = ", ".join(layers[:4]) + (", ..." if len(layers) > 4 else "")
-        verb = "is" if len(layers) == 1 else "are"
+        names = list(dict.fromkeys(layers[key]))
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        verb = "is" if len(names) == 1 else "are"
         line = (
-            f"{first.label}: {len(layers)} of {n_layers} layer{'s' if n_layers != 1 else ''} {verb} "
+            f"{first.label}: {len(names)} of {n_layers} layer{'s' if n_layers != 1 else ''} {verb} "
             f"{first.kind} ({shown})"
             + (f": {first.advice}" if first.advice else "")
             + " (details per layer: Explanation.notes)"
         )
-        out.append((ws[0].category(line, label=first.label, kind=first.kind, advice=first.advice), ws[0]))
+        out.append((type(first)(line, label=first.label, kind=first.kind, advice=first.advice), ws[0]))
     return out
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ def layer_names(model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Mo
         >>> layer_names(net, [net[1], "0"]), layer_names(net, net[0])
         (['1', '0'], ['0'])
     """
-    items = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
+    items: list[Any] = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
     if not any(isinstance(item, nn.Module) for item in items):
         return list(items)
     names: dict[int, str] = {}
