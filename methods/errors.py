@@ -34,6 +34,9 @@ EngineError                 a batch engine (process pool, Ray) could not run the
 
 Warnings: :class:`GradLensWarning` (recorded in ``Explanation.notes``) and its subclass
 :class:`ScoreWarning` (a score-family method took a slower route).
+
+A message that shows a value the caller gave shows it through :func:`brief`: a module is named by
+its class, never printed whole (``repr`` of a network is its every layer).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ __all__ = [
     "GradLensWarning",
     "ScoreWarning",
     "suggest",
+    "brief",
 ]
 
 
@@ -166,7 +170,26 @@ class EngineError(GradLensError, RuntimeError):
 class GradLensWarning(UserWarning):
     """Something a user should know about a map (a slower route taken, a layer whose signed
     activations invert a method ...). :func:`methods.explain_many` records the messages a method
-    warns during its computation in :attr:`methods.Explanation.notes` (and lets them propagate)."""
+    warns during its computation in :attr:`methods.Explanation.notes` and passes each distinct one
+    on ONCE per call.
+
+    A warning about one layer may say so (``layer``, the method's ``label``, ``kind``: what is
+    wrong as a predicate, "mostly negative"; ``advice``: one clause): the call then passes ONE line
+    on for all the layers of that kind ("Grad-CAM++: 10 of 13 layers are mostly negative
+    (features.3, ...): ..."), while ``notes`` keep each layer's full message.
+    """
+
+    def __init__(
+        self,
+        message: object = "",
+        *,
+        label: str | None = None,
+        layer: str | None = None,
+        kind: str | None = None,
+        advice: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.label, self.layer, self.kind, self.advice = label, layer, kind, advice
 
 
 class ScoreWarning(GradLensWarning):
@@ -188,3 +211,29 @@ def suggest(value: object, choices: Iterable[str], n: int = 3) -> str:
     lookup = {c.lower(): c for c in choices}
     close = difflib.get_close_matches(str(value).lower(), list(lookup), n=n, cutoff=0.5)
     return f" Did you mean {', '.join(repr(lookup[c]) for c in close)}?" if close else ""
+
+
+def _is_module(value: object) -> bool:
+    """Whether ``value`` is a ``torch.nn.Module`` (checked by class, so this module needs no torch)."""
+    return any(c.__name__ == "Module" and c.__module__ == "torch.nn.modules.module" for c in type(value).__mro__)
+
+
+def brief(value: object, limit: int = 80) -> str:
+    """``value`` as an error message shows it: its ``repr`` when short and on one line; a module
+    (``torch.nn.Module``) by its class name only; anything longer by its type.
+
+    Examples:
+        >>> brief("layer4"), brief(3)
+        ("'layer4'", '3')
+        >>> import torch
+        >>> brief(torch.nn.Sequential(torch.nn.ReLU()))
+        'a Sequential module'
+        >>> brief(list(range(100)))
+        'a list'
+    """
+    if _is_module(value):
+        return f"a {type(value).__name__} module"
+    text = repr(value)
+    if len(text) > limit or "\n" in text:
+        return f"a {type(value).__name__}"
+    return text

@@ -193,3 +193,14 @@ def test_unusable_devices_are_clear_errors(monkeypatch):
         _device.default_device()
     with pytest.raises(methods.OptionError, match="'toaster' is not a device"):
         _device.resolve_device("toaster")
+
+
+@pytest.mark.parametrize("name", ["meta", "cpu:1", " cpu:3 "])
+def test_devices_that_cannot_run_a_model_are_refused(monkeypatch, name):
+    """Issue 26: ``GRADLENS_DEVICE=meta`` or ``cpu:1`` was accepted and then every batch image failed."""
+    monkeypatch.setenv(_device.DEVICE_ENV, name)
+    with pytest.raises(methods.OptionError, match=rf"^\$GRADLENS_DEVICE='{name.strip()}'"):
+        _device.default_device()
+    with pytest.raises(methods.OptionError, match=r"cannot run a model|one CPU device"):
+        _device.resolve_device(name.strip())
+    assert _device.resolve_device("cpu:0") == torch.device("cpu:0")

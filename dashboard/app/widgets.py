@@ -25,6 +25,9 @@ from dashboard.draw.pictures import png_bytes
 from methods.cams.core.options import OptionInfo
 from methods.review.csv_safe import csv_bytes
 
+_JS_SAFE_INT = 2**53 - 1
+"""The largest int a number widget holds exactly (a JavaScript double); a seed option's bound is 2**63 - 1."""
+
 __all__ = [
     "seed",
     "force",
@@ -134,6 +137,8 @@ def _option_widget(info: OptionInfo, key: str, current: Any, where) -> Any:
         bounds["min_value"] = cast(math.ceil(info.minimum) if cast is int else info.minimum)
     if info.maximum is not None:
         bounds["max_value"] = cast(math.floor(info.maximum) if cast is int else info.maximum)
+    if cast is int:  # the browser holds numbers as doubles: Streamlit refuses int bounds beyond 2**53 - 1
+        bounds = {k: max(-_JS_SAFE_INT, min(v, _JS_SAFE_INT)) for k, v in bounds.items()}
     seed(key, cast(current))
     if cast is int:
         return where.number_input(label, step=1, key=key, help=help_, **bounds)

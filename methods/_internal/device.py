@@ -25,7 +25,9 @@ def resolve_device(device: Any = None, *, what: str = "device") -> torch.device:
     """A usable ``torch.device`` from a name, a device or None (None -> :func:`default_device`).
 
     Raises:
-        OptionError: not a device name, or a CUDA / MPS device this machine does not have.
+        OptionError: not a device name, a device that cannot run a model (``meta`` holds shapes,
+            not numbers; ``cpu:1``: there is one CPU device), or a CUDA / MPS device this machine
+            does not have.
 
     Examples:
         >>> resolve_device("cpu")
@@ -37,6 +39,12 @@ def resolve_device(device: Any = None, *, what: str = "device") -> torch.device:
         dev = torch.device(device.strip() if isinstance(device, str) else device)
     except (RuntimeError, TypeError, ValueError):
         raise OptionError(f"{what}={device!r} is not a device; expected e.g. 'cpu', 'cuda' or 'cuda:1'") from None
+    if dev.type == "meta":
+        raise OptionError(
+            f"{what}={device!r} cannot run a model: a meta tensor has a shape but no values; use 'cpu' or 'cuda'"
+        )
+    if dev.type == "cpu" and dev.index not in (None, 0):
+        raise OptionError(f"{what}={device!r}: there is one CPU device ('cpu' or 'cpu:0'); use 'cpu'")
     if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
         raise OptionError(
             f"{what}={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s) "

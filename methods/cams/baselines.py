@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from methods.cams.core.base import RecordedMethod
-from methods.cams.core.options import Options, option
+from methods.cams.core.options import MAX_SEED, Options, option
 from methods.cams.core.registry import register_method
 from methods.cams.core.smoothing import first_component
 
@@ -22,7 +22,7 @@ __all__ = ["EigenCam", "RandomCam", "CentreCam", "RandomOptions", "CentreOptions
 class RandomOptions(Options):
     """Options of :class:`RandomCam`."""
 
-    seed: int = option(0, "seed of the standard-normal channel weights")
+    seed: int = option(0, "seed of the standard-normal channel weights, 0 to 2**63 - 1", minimum=0, maximum=MAX_SEED)
 
 
 @dataclass(frozen=True)

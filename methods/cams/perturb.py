@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from methods._internal.torch_utils import PRECISIONS, ForwardRunner, eval_mode
 from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
-from methods.cams.core.options import Options, option
+from methods.cams.core.options import MAX_SEED, Options, option
 from methods.cams.core.registry import register_method
 from methods.errors import ScoreError
 
@@ -33,7 +33,10 @@ class PerturbOptions(Options):
     """The options RISE and occlusion share."""
 
     batch_size: int = option(
-        32, "perturbed inputs per forward pass; peak extra memory is O(batch_size x input)", minimum=1
+        32,
+        "perturbed inputs per forward pass, at most 1024; peak extra memory is O(batch_size x input)",
+        minimum=1,
+        maximum=1024,
     )
     precision: str = option(
         "fp32", "bf16 autocast pays only where bf16 is native (methods.bf16_is_native())", choices=PRECISIONS
@@ -44,18 +47,31 @@ class PerturbOptions(Options):
 class RiseOptions(PerturbOptions):
     """Options of :class:`Rise`."""
 
-    num_masks: int = option(1000, "random masks, one forward each (the paper: 4000-8000)", minimum=1)
-    cell: int = option(16, "side of a mask cell in input pixels (the paper's 224 / 7 = 32)", minimum=1)
+    num_masks: int = option(
+        1000, "random masks, one forward each (the paper: 4000-8000), at most 20000", minimum=1, maximum=20_000
+    )
+    cell: int = option(
+        16,
+        "side of a mask cell in input pixels (the paper's 224 / 7 = 32), at most 512 (each mask is "
+        "upsampled to about (input + cell) pixels a side)",
+        minimum=1,
+        maximum=512,
+    )
     p: float = option(0.5, "probability that a cell is kept", minimum=0.0, maximum=1.0, exclusive_minimum=True)
-    seed: int = option(0, "seed of the masks", minimum=0)
+    seed: int = option(0, "seed of the masks, 0 to 2**63 - 1", minimum=0, maximum=MAX_SEED)
 
 
 @dataclass(frozen=True)
 class OcclusionOptions(PerturbOptions):
     """Options of :class:`Occlusion`."""
 
-    window: int = option(16, "side of the occluding square, in input pixels", minimum=1)
-    stride: int = option(8, "step between window positions, in input pixels", minimum=1)
+    window: int = option(
+        16,
+        "side of the occluding square, in input pixels, at most 4096 (clipped to the input)",
+        minimum=1,
+        maximum=4096,
+    )
+    stride: int = option(8, "step between window positions, in input pixels, at most 4096", minimum=1, maximum=4096)
     baseline: float = option(
         0.0,
         "value of the occluded pixels in the model's input space (0 = the mean image for mean/std-normalized inputs)",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from methods.cams.core.base import CallContext
-from methods.cams.core.options import option
+from methods.cams.core.options import MAX_SEED, option
 from methods.cams.core.recorder import Recording, record
 from methods.cams.core.registry import register_method
 from methods.cams.core.signed import warn_if_signed
@@ -21,9 +21,11 @@ __all__ = ["SmoothGradCamPlusPlus", "SmoothGradCamPlusPlusOptions", "input_noise
 class SmoothGradCamPlusPlusOptions(SmoothOptions):
     """Options of :class:`SmoothGradCamPlusPlus`."""
 
-    num_samples: int = option(8, "noisy copies of the input (one forward + backward each)", minimum=1)
+    num_samples: int = option(
+        8, "noisy copies of the input (one forward + backward each), at most 256", minimum=1, maximum=256
+    )
     std: float = option(0.3, "noise standard deviation, in the units of the preprocessed input", minimum=0.0)
-    seed: int = option(0, "seed of the noise draws", minimum=0)
+    seed: int = option(0, "seed of the noise draws, 0 to 2**63 - 1", minimum=0, maximum=MAX_SEED)
 
 
 def input_noise(seed: int, num_samples: int, shape: tuple[int, ...], std: float) -> list[torch.Tensor]:

@@ -139,3 +139,25 @@ def test_bad_options_in_a_link_fall_back_with_a_message():
         at.run()
         assert_clean(at)
         assert any(words in w.value for w in at.warning), (bad, [w.value for w in at.warning])
+
+
+def _every_number_option_app() -> None:
+    import streamlit as st
+
+    import methods
+    from dashboard.app.widgets import _option_widget
+
+    for spec in methods.list_methods():
+        for info in spec.options:
+            if info.kind in ("int", "float"):
+                _option_widget(info, f"w_opt_{spec.name}_{info.name}", info.default, st)
+
+
+def test_every_declared_bound_fits_a_number_widget():
+    """A seed's bound is 2**63 - 1; Streamlit refuses an int bound beyond 2**53 - 1 (what a browser
+    holds exactly), so the widget clamps it and the library checks the rest."""
+    at = AppTest.from_function(_every_number_option_app, default_timeout=60).run()
+    assert not at.exception
+    seeds = [w for w in at.number_input if w.key.endswith("_seed")]
+    assert len(seeds) >= 4
+    assert all(w.max == 2**53 - 1 and w.min == 0 for w in seeds)

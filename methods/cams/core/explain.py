@@ -39,11 +39,11 @@ from methods.cams.core.base import CallContext, CamMethod, sub_progress
 from methods.cams.core.layers import candidate_layers, default_layer
 from methods.cams.core.recorder import record, resolve_modules
 from methods.cams.core.registry import create_method
-from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError
+from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError, brief
 
 __all__ = ["Explanation", "explain", "explain_many", "resolve_layers"]
 
-LayerSpec = Union[None, Literal["all"], str, Sequence[str]]
+LayerSpec = Union[None, Literal["all"], str, nn.Module, Sequence[Union[str, nn.Module]]]
 TargetSpec = Union[None, int, Sequence[int], torch.Tensor]
 
 
@@ -92,7 +92,7 @@ class Explanation:
                 raise LayerError(f"this explanation has {len(self.layers)} layers; name one of {list(self.layers)}")
             layer = self.layers[0]
         if layer not in self.maps:
-            raise LayerError(f"layer {layer!r} is not in this explanation; it has {list(self.layers)}")
+            raise LayerError(f"layer {brief(layer)} is not in this explanation; it has {list(self.layers)}")
         return upsample(self.maps[layer], size if size is not None else self.input_size)  # (N, H, W)
 
 
@@ -102,17 +102,22 @@ def resolve_layers(
     """Turn the ``layers`` argument into ``{name: module}``, in order: the call's one layer check.
 
     None -> the model's default layer; ``"all"`` -> every candidate layer (spatial 4-D outputs, in
-    forward order, modules that run once); a name or a list of names -> checked against
+    forward order, modules that run once); a name, a module of ``model`` (``model.layer4``, matched
+    by identity and keyed by its name) or a list of both -> checked against
     ``model.named_modules()``. The modules are handed down to the recorder and to the forward
     methods (:attr:`LayerContext.module`), so nothing looks a layer up twice.
 
     Raises:
-        LayerError: an empty list, a duplicate, or a name that is not a module (with suggestions).
+        LayerError: an empty list, a duplicate, a module not inside ``model``, or a name that is
+            not a module (with suggestions).
     """
+    names: list[str | nn.Module]
     if layers is None:
         names = [default] if default else [default_layer(model, input_size=input_size)]
     elif isinstance(layers, str):
         names = [info.name for info in candidate_layers(model, input_size=input_size)] if layers == "all" else [layers]
+    elif isinstance(layers, nn.Module):  # before the sequence case: an nn.Sequential iterates its children
+        names = [layers]
     else:
         names = list(layers)
         if not names:
@@ -156,7 +161,8 @@ def explain_many(
         model: an ``nn.Module`` (returning (N, K) logits) or a ``LoadedModel``.
         x: preprocessed input (N, 3, H, W); never modified.
         methods: registry keys (or configured method objects).
-        layers: None (default layer), ``"all"``, a name or a list of names.
+        layers: None (default layer), ``"all"``, a name, a module of the model, or a list of
+            names and modules.
         target: None (top-1 per sample), an int, or N ints.
         options: per-method keyword options, ``{"random": {"seed": 3}}``.
         progress: ``(done, total)`` callback for forward methods (score family).
@@ -231,8 +237,8 @@ def _explain_in_eval(
             warnings.simplefilter("always")
             raw = method.explain_layers(call)
             maps = _clean_maps(raw, layer_names)
-        for w in caught:  # recorded for the Explanation, and passed on to the caller's filters
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        for message, w in _collapsed(caught, len(layer_names)):  # passed on to the caller's filters, once
+            warnings.warn_explicit(message, w.category, w.filename, w.lineno, source=w.source)
         notes = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradLensWarning)))
         options = _recorded_options(method, x.device)
         results[method.spec.name] = Explanation(
@@ -250,6 +256,39 @@ def _explain_in_eval(
             precision=str(options.get("precision", "fp32")),
         )
     return results
+
+
+def _collapsed(caught: Sequence[warnings.WarningMessage], n_layers: int) -> list[tuple[Warning | str, Any]]:
+    """The warnings a method's computation raised, as the caller sees them: each distinct message
+    once, and the per-layer warnings of one kind (a :class:`GradLensWarning` with ``layer`` and
+    ``kind``) as ONE line for all their layers; each layer's full message stays in the notes."""
+    groups: dict[tuple, list[warnings.WarningMessage]] = {}
+    layers: dict[tuple, list[str]] = {}
+    for w in caught:
+        m = w.message
+        if isinstance(m, GradLensWarning) and m.layer is not None and m.kind is not None:
+            key: tuple = (w.category, m.label, m.kind, m.advice)
+            layers.setdefault(key, []).append(m.layer)
+        else:
+            key = (w.category, str(m))
+        groups.setdefault(key, []).append(w)
+    out: list[tuple[Warning | str, Any]] = []
+    for key, ws in groups.items():
+        first = ws[0].message
+        if key not in layers or not isinstance(first, GradLensWarning):
+            out.append((first, ws[0]))
+            continue
+        names = list(dict.fromkeys(layers[key]))
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        verb = "is" if len(names) == 1 else "are"
+        line = (
+            f"{first.label}: {len(names)} of {n_layers} layer{'s' if n_layers != 1 else ''} {verb} "
+            f"{first.kind} ({shown})"
+            + (f": {first.advice}" if first.advice else "")
+            + " (details per layer: Explanation.notes)"
+        )
+        out.append((type(first)(line, label=first.label, kind=first.kind, advice=first.advice), ws[0]))
+    return out
 
 
 def _recorded_options(method: CamMethod, device: torch.device) -> dict[str, Any]:
@@ -288,9 +327,12 @@ def explain(
     Args:
         model: an ``nn.Module`` returning (N, K) logits, or a ``LoadedModel``.
         x: preprocessed input (N, 3, H, W); never modified.
-        method: registry key (``methods.list_methods()``) or a configured method object.
+        method: registry key (``methods.list_methods()``), a peer library's name for the same
+            method (``"GradCAMPlusPlus"``, :data:`methods.cams.core.registry.ALIASES`) or a
+            configured method object.
         layers: None = the model's default layer; a name or list of names from
-            ``model.named_modules()``; ``"all"`` = every candidate layer.
+            ``model.named_modules()``, or the modules themselves (``model.layer4``,
+            ``[model.layer4[-1]]``; maps are keyed by their names); ``"all"`` = every candidate layer.
         target: None = top-1 class per sample; an int for all samples; N ints (a length mismatch is
             an error). The explained score is the pre-softmax logit of that class.
         progress: ``(done, total)`` callback, used by the slow (score) methods.

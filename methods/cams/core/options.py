@@ -28,7 +28,11 @@ import numpy as np
 
 from methods.errors import OptionError, WrongTypeError, suggest
 
-__all__ = ["Options", "NoOptions", "OptionInfo", "option", "describe", "build_options"]
+__all__ = ["Options", "NoOptions", "OptionInfo", "option", "describe", "build_options", "MAX_SEED"]
+
+MAX_SEED = 2**63 - 1
+"""The largest seed an option accepts (``torch.Generator.manual_seed`` takes 64-bit seeds; a larger
+Python int raised a raw ValueError). Every ``seed`` option is ``0 <= seed <= MAX_SEED``."""
 
 
 def option(
@@ -133,12 +137,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
+def _bound(value: float) -> str:
+    """A bound as text: an int exactly (``2**63 - 1`` is not ``9.22337e+18``), a float with ``:g``."""
+    return str(value) if _is_int(value) else f"{value:g}"
+
+
 def _range_text(info: OptionInfo, number: str) -> str:
     parts = []
     if info.minimum is not None:
-        parts.append(f"{'>' if info.exclusive_minimum else '>='} {info.minimum:g}")
+        parts.append(f"{'>' if info.exclusive_minimum else '>='} {_bound(info.minimum)}")
     if info.maximum is not None:
-        parts.append(f"<= {info.maximum:g}")
+        parts.append(f"<= {_bound(info.maximum)}")
     return f"{number} {' and '.join(parts)}".strip() if parts else number
 
 

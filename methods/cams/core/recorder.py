@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,13 +38,14 @@ from methods._internal.checks import is_int
 from methods._internal.inputs import check_model_input
 from methods._internal.torch_utils import HookScope, eval_mode
 from methods.cams.core.sites import LayerRef, TensorWatch, parse_layer, site_name
-from methods.errors import LayerError, RecorderError, TargetError
+from methods.errors import LayerError, RecorderError, TargetError, brief
 
 __all__ = [
     "LayerError",
     "TargetError",
     "RecorderError",
     "Recording",
+    "layer_names",
     "record",
     "resolve_modules",
     "resolve_targets",
@@ -72,24 +74,62 @@ class Recording:
     site_gradients: dict[str, torch.Tensor] | None = None
 
 
-def resolve_modules(model: nn.Module, layers: Sequence[str]) -> dict[str, nn.Module]:
-    """Map each layer name to its module, in the given order: the one layer check of the library.
-
-    A name is a module name, optionally with a call site ``#k`` and/or ``:act``
-    (:mod:`methods.cams.core.sites`); the module of ``"act#1:act"`` is ``act``.
+def layer_names(model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module]) -> list[str]:
+    """The layer names of ``layers``: a name stays as it is; a module object (pytorch-grad-cam's
+    ``target_layers=[model.layer4[-1]]`` habit) becomes its qualified name in
+    ``model.named_modules()``, found by identity (a module registered under two names gets the first).
 
     Raises:
-        LayerError: no layer, a duplicate, or a name that is not a module of ``model`` (the
-            message suggests the closest module names).
+        LayerError: a module that is not inside ``model``, or ``model`` itself (the message names
+            the module's class, never its printout).
+
+    Examples:
+        >>> net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU())
+        >>> layer_names(net, [net[1], "0"]), layer_names(net, net[0])
+        (['1', '0'], ['0'])
     """
-    layers = list(layers)
-    if not layers:
+    items: list[Any] = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
+    if not any(isinstance(item, nn.Module) for item in items):
+        return list(items)
+    names: dict[int, str] = {}
+    for name, module in model.named_modules():
+        names.setdefault(id(module), name)
+    out: list = []
+    for item in items:
+        if not isinstance(item, nn.Module):
+            out.append(item)
+            continue
+        name = names.get(id(item))
+        if name is None:
+            raise LayerError(
+                f"layers: {brief(item)} is not inside the model (modules are matched by identity); pass one "
+                "of the model's own modules (e.g. model.layer4[-1]) or its name (methods.candidate_layers lists them)"
+            )
+        if name == "":
+            raise LayerError(f"layers: {brief(item)} is the model itself; name one of its modules instead")
+        out.append(name)
+    return out
+
+
+def resolve_modules(model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module]) -> dict[str, nn.Module]:
+    """Map each layer to its module, in the given order: the one layer check of the library.
+
+    A layer is a module name, optionally with a call site ``#k`` and/or ``:act``
+    (:mod:`methods.cams.core.sites`; the module of ``"act#1:act"`` is ``act``), or a module object
+    of ``model`` (:func:`layer_names` turns it into its name, the key of maps and recordings).
+
+    Raises:
+        LayerError: no layer, a duplicate, a module not inside ``model``, or a name that is not a
+            module of ``model`` (the message suggests the closest module names).
+    """
+    names = layer_names(model, layers)
+    if not names:
         raise LayerError("layers is empty: name at least one layer")
-    if len(set(map(str, layers))) != len(layers):
-        raise LayerError(f"layers {layers} contain duplicates")
+    if len(set(map(str, names))) != len(names):
+        raise LayerError(f"layers [{', '.join(map(brief, names))}] contain duplicates")
     named = dict(model.named_modules())
     found: dict[str, nn.Module] = {}
-    for name in layers:
+    for name in names:
         ref = parse_layer(name, named)
         found[ref.spec] = named[ref.module]
     return found
@@ -107,7 +147,7 @@ def _class_index(value, k: int) -> int:
         raise TargetError(f"target={value!r} is a bool; give a class index in [0, {k - 1}]")
     if not is_int(value):
         raise TargetError(
-            f"target {value!r} is not a class index; give an integer in [0, {k - 1}] "
+            f"target {brief(value)} is not a class index; give an integer in [0, {k - 1}] "
             "(floats are refused, never rounded)"
         )
     return int(value)
@@ -138,7 +178,7 @@ def resolve_targets(target: int | Sequence[int] | torch.Tensor | None, logits: t
         if isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim != 1:
             raise TargetError(f"target must be None, an int or a sequence of {n} ints; got shape {tuple(target.shape)}")
         if not isinstance(target, (Sequence, torch.Tensor, np.ndarray)) or isinstance(target, (str, bytes)):
-            raise TargetError(f"target must be None, an int or a sequence of {n} ints; got {target!r}")
+            raise TargetError(f"target must be None, an int or a sequence of {n} ints; got {brief(target)}")
         values = [_class_index(t, k) for t in target]
         if len(values) != n:
             raise TargetError(
@@ -154,7 +194,7 @@ def resolve_targets(target: int | Sequence[int] | torch.Tensor | None, logits: t
 def record(
     model: nn.Module,
     x: torch.Tensor,
-    layers: Sequence[str] | Mapping[str, nn.Module],
+    layers: str | nn.Module | Sequence[str | nn.Module] | Mapping[str, nn.Module],
     *,
     target: int | Sequence[int] | torch.Tensor | None = None,
     gradients: bool = True,
@@ -167,7 +207,8 @@ def record(
         model: any ``nn.Module`` returning (N, K) logits.
         x: input batch (N, C, H, W), floating point and finite; not modified.
         layers: layer names (module names, optionally with ``#k`` / ``:act``, see
-            :mod:`methods.cams.core.sites`) to record, at least one; or the ``{name: module}`` mapping
+            :mod:`methods.cams.core.sites`) or module objects of ``model`` to record, at least one;
+            or the ``{name: module}`` mapping
             :func:`resolve_modules` returned (then nothing is looked up again).
         target: see :func:`resolve_targets`.
         gradients: also compute d(logit_target)/d(activation) for every layer.
@@ -183,8 +224,8 @@ def record(
             model (dtype or device of its weights, channels of its first convolution).
         LayerError: unknown layer name, or a layer whose output is not a 4-D tensor.
         RecorderError: a layer that fires twice (name a call site ``#k``) or never, a ``#k``
-            beyond the module's calls, or a ``:act`` layer whose output is not passed to an
-            activation next.
+            beyond the module's calls, a ``:act`` layer whose output is not passed to an
+            activation next, or NaN / inf logits.
         TargetError: a bad target.
 
     Examples:
@@ -194,7 +235,11 @@ def record(
         (torch.Size([1, 2, 2, 2]), torch.Size([1, 2, 2, 2]), [1])
     """
     check_model_input(model, x)
-    modules = dict(layers) if isinstance(layers, Mapping) else resolve_modules(model, layers)
+    modules = (
+        dict(layers)
+        if isinstance(layers, Mapping) and not isinstance(layers, nn.Module)
+        else resolve_modules(model, layers)
+    )
     if not modules:
         raise LayerError("layers is empty: name at least one layer")
     named = dict(model.named_modules())
@@ -267,6 +312,7 @@ def record(
                         f"the model must return (N, classes) logits; it returned "
                         f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}"
                     )
+                _check_finite(logits)
                 _check_calls(refs, calls, captured, watch, named)
                 targets = resolve_targets(target, logits)
                 grads_out: dict[str, torch.Tensor] | None = None
@@ -296,6 +342,19 @@ def record(
     finally:
         for p, flag in grad_flags:
             p.requires_grad_(flag)
+
+
+def _check_finite(logits: torch.Tensor) -> None:
+    """The logits are finite, or a RecorderError says so (a NaN would give a silent all-zero map)."""
+    bad = (~torch.isfinite(logits.detach())).any(dim=1)  # (N,)
+    if bool(bad.any()):
+        rows = bad.nonzero()[:, 0].tolist()
+        shown = ", ".join(map(str, rows[:8])) + (" ..." if len(rows) > 8 else "")
+        raise RecorderError(
+            f"the model returned non-finite logits (NaN or inf) for {len(rows)} of {len(bad)} sample(s) "
+            f"(sample {shown}) from a finite input, so no map can be computed; check the model's weights "
+            "and its numerics (an overflow, a division by zero)"
+        )
 
 
 def _check_calls(

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeAlias, TypeVar
 
 from methods.cams.core.options import OptionInfo, Options, describe
-from methods.errors import OptionError, UnknownMethodError, WrongTypeError, suggest
+from methods.errors import OptionError, UnknownMethodError, WrongTypeError, brief, suggest
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
 __all__ = [
+    "ALIASES",
     "Family",
     "MethodSpec",
     "MethodClass",
@@ -133,6 +134,42 @@ class MethodSpec:
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
+ALIASES: dict[str, str] = {
+    # pytorch-grad-cam (jacobgil/pytorch-grad-cam, pytorch_grad_cam/__init__.py) class names
+    "GradCAM": "gradcam",
+    "GradCAMPlusPlus": "gradcampp",
+    "XGradCAM": "xgradcam",
+    "HiResCAM": "hirescam",
+    "LayerCAM": "layercam",
+    "EigenCAM": "eigencam",
+    "EigenGradCAM": "eigengradcam",
+    "GradCAMElementWise": "gradcam_elementwise",
+    "ScoreCAM": "scorecam",
+    "AblationCAM": "ablationcam",
+    "FullGrad": "fullgrad",
+    "GuidedBackpropReLUModel": "guidedbackprop",
+    "RandomCAM": "random",
+    # torch-cam (frgfm/torch-cam, torchcam/methods) class names
+    "CAM": "cam",
+    "GradCAMpp": "gradcampp",
+    "SmoothGradCAMpp": "smoothgradcampp",
+    "SSCAM": "sscam",
+    "ISCAM": "iscam",
+    # Captum (captum.attr) class names
+    "GuidedBackprop": "guidedbackprop",
+    "GuidedGradCam": "guidedgradcam",
+    "Occlusion": "occlusion",
+}
+"""Other libraries' names for a GradLens method -> its registry key, for users who bring their habits
+(``methods.explain(model, x, "GradCAMPlusPlus")``). :func:`get_method` also matches these names and
+the registry keys without regard to case (``"gradCAM"``). An entry is here only where the method is
+the same one: the same formula from the same paper; where GradLens departs from the paper, its
+docstring's "Deviation:" line says so, and that holds under every name. The one control,
+pytorch-grad-cam's ``RandomCAM``, draws its channel weights from U(-1, 1) where ``random`` draws
+N(0, 1): the same control (activations weighted by random channel weights), other numbers.
+Not here, because GradLens has no such method: pytorch-grad-cam's ``KPCA_CAM``, ``FinerCAM``,
+``ShapleyCAM`` and ``DeepFeatureFactorization``; they get the "did you mean" suggestions."""
+
 _C = TypeVar("_C", bound=type)
 
 
@@ -225,18 +262,34 @@ def _is_method_class(cls: type) -> TypeIs[MethodClass]:
     return isinstance(options_class, type) and issubclass(options_class, Options)
 
 
+def _lookup(name: str) -> MethodSpec | None:
+    """The spec of a registry key, or of a peer library's name (:data:`ALIASES`), ignoring case."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    folded = {key.lower(): key for key in _REGISTRY}
+    folded.update({alias.lower(): key for alias, key in ALIASES.items() if key in _REGISTRY})
+    key = folded.get(name.strip().lower())
+    return _REGISTRY[key] if key is not None else None
+
+
 def get_method(name: str) -> MethodSpec:
-    """The spec registered under ``name``.
+    """The spec registered under ``name``: a registry key, or another library's name for the same
+    method (:data:`ALIASES`: ``"GradCAMPlusPlus"`` -> ``gradcampp``); case does not matter.
 
     Raises:
-        UnknownMethodError: ``name`` is not registered; the message lists the closest names and all
-            registered names.
+        UnknownMethodError: ``name`` is neither registered nor an alias; the message lists the
+            closest names and all registered names.
+
+    Examples:
+        >>> get_method("GradCAMPlusPlus").name, get_method("SmoothGradCAMpp").name
+        ('gradcampp', 'smoothgradcampp')
     """
-    spec = _REGISTRY.get(name) if isinstance(name, str) else None
+    spec = _lookup(name) if isinstance(name, str) else None
     if spec is None:
         names = sorted(_REGISTRY)
         raise UnknownMethodError(
-            f"unknown method {name!r}.{suggest(str(name), names)} Registered methods: {', '.join(names)}"
+            f"unknown method {brief(name)}.{suggest(str(name) if isinstance(name, str) else '', names)} "
+            f"Registered methods: {', '.join(names)}"
         )
     return spec
 
@@ -249,5 +302,6 @@ def list_methods(family: Family | None = None) -> list[MethodSpec]:
 
 
 def create_method(name: str, **options: Any):
-    """Instantiate the method ``name`` with validated keyword options."""
+    """Instantiate the method ``name`` (a registry key or an alias, see :func:`get_method`) with
+    validated keyword options."""
     return get_method(name).cls(**options)

@@ -8,7 +8,8 @@ contributions. As reported in issue 14 (pretrained EfficientNet-Lite0 ``blocks.1
 values, chelsea|coffee composite): XGrad-CAM gave 0.67 of the cat map's mass on the cat's side
 (0.97 for the espresso map on its side) and Ablation-CAM 0.13 (fully inverted) against 0.99. The maths is right
 on such a layer; the reader must be told, so these methods warn with a
-:class:`methods.errors.GradLensWarning` (recorded in :attr:`methods.Explanation.notes`).
+:class:`methods.errors.GradLensWarning` (recorded in :attr:`methods.Explanation.notes`; a call
+over many such layers passes ONE line on for all of them, see :func:`methods.explain_many`).
 """
 
 from __future__ import annotations
@@ -56,5 +57,10 @@ def warn_if_signed(label: str, layer: str, activations: torch.Tensor, why: str) 
         "for a map that follows the evidence, explain a layer after an activation function, or use "
         "Grad-CAM / HiResCAM here."
     )
-    warnings.warn(message, GradLensWarning, stacklevel=3)
+    advice = (
+        "channels with negative activations flip the sign of their contribution and the map can invert; "
+        "explain a layer after an activation function, or use Grad-CAM / HiResCAM there"
+    )
+    warning = GradLensWarning(message, label=label, layer=layer, kind="mostly negative", advice=advice)
+    warnings.warn(warning, stacklevel=3)
     return message

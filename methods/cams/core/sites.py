@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from methods.errors import LayerError, suggest
+from methods.errors import LayerError, brief, suggest
 
 __all__ = ["ACTIVATIONS", "LayerRef", "parse_layer", "site_name", "TensorWatch"]
 
@@ -119,7 +119,7 @@ def parse_layer(spec: Any, named: Mapping[str, nn.Module]) -> LayerRef:
         (LayerRef(spec='0:act', module='0', call=None, post_act=True), 0)
     """
     if not isinstance(spec, str) or spec == "":
-        raise LayerError(f"a layer name must be a non-empty string; got {spec!r}")
+        raise LayerError(f"a layer must be a non-empty name or a module of the model; got {brief(spec)}")
     if spec in named:
         return LayerRef(spec=spec, module=spec)
     rest, post_act = (spec[: -len(":act")], True) if spec.endswith(":act") else (spec, False)

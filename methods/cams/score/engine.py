@@ -62,7 +62,10 @@ class ScoreOptions(Options):
     """The options every score-family method has (see :mod:`methods.cams.score`)."""
 
     batch_size: int = option(
-        32, "masked inputs per forward pass; peak extra memory is O(batch_size x input)", minimum=1
+        32,
+        "masked inputs per forward pass, at most 1024; peak extra memory is O(batch_size x input)",
+        minimum=1,
+        maximum=1024,
     )
     channels: int | str = option(
         "all", "'all', or score only the k channels of largest activation energy", minimum=1, choices=("all",)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from methods.cams.core.base import LayerContext
-from methods.cams.core.options import option
+from methods.cams.core.options import MAX_SEED, option
 from methods.cams.core.registry import register_method
 from methods.cams.score.engine import (
     ForwardRunner,
@@ -47,10 +47,12 @@ class ScoreCamOptions(ScoreOptions):
 class SsCamOptions(ScoreOptions):
     """Options of :class:`SsCam`."""
 
-    num_samples: int = option(35, "noisy copies per channel (the authors' code: 35)", minimum=1)
+    num_samples: int = option(
+        35, "noisy copies per channel, one forward each (the authors' code: 35), at most 256", minimum=1, maximum=256
+    )
     std: float = option(0.2, "noise standard deviation, in mask units (or input units for input noise)", minimum=0.0)
     noise_on: str = option("mask", "where the noise is added", choices=("mask", "input"))
-    seed: int = option(0, "seed of the noise draws", minimum=0)
+    seed: int = option(0, "seed of the noise draws, 0 to 2**63 - 1", minimum=0, maximum=MAX_SEED)
     baseline_subtract: bool = option(False, "subtract p(baseline) from every weight")
 
 
@@ -58,7 +60,12 @@ class SsCamOptions(ScoreOptions):
 class IsCamOptions(ScoreOptions):
     """Options of :class:`IsCam`."""
 
-    steps: int = option(10, "points on the path from the empty to the full mask", minimum=1)
+    steps: int = option(
+        10,
+        "points on the path from the empty to the full mask, one forward per channel each, at most 256",
+        minimum=1,
+        maximum=256,
+    )
     baseline_subtract: bool = option(False, "subtract p(baseline) from every weight")
 
 

@@ -110,12 +110,20 @@ def test_bad_arguments():
         methods.explain("resnet", x, "gradcam")
 
 
-def test_nan_from_the_model_never_reaches_a_map():
-    class NanNet(GapNet):
-        def forward(self, x):
-            out = super().forward(x)
-            return out * torch.tensor(float("nan"))
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_logits_are_an_error_not_an_all_zero_map(bad):
+    """Issue 26: NaN logits gave an all-zero map in silence (the NaN gradients were cleaned to 0);
+    like a NaN input, they are now an error that says what the model returned and for which sample."""
 
-    exp = methods.explain_many(NanNet(), torch.randn(1, 3, 8, 8), RECORDED, layers=["features.2"], target=0)
-    for e in exp.values():
-        assert torch.isfinite(e.maps["features.2"]).all()
+    class BadNet(GapNet):
+        def forward(self, x):
+            out = super().forward(x)  # (N, K)
+            return torch.cat([out[:1], out[1:] * torch.tensor(bad)])  # sample 1 only
+
+    for name in RECORDED:
+        with pytest.raises(
+            methods.RecorderError, match=r"non-finite logits \(NaN or inf\) for 1 of 2 sample\(s\) \(sample 1\)"
+        ):
+            methods.explain(BadNet(), torch.randn(2, 3, 8, 8), name, layers=["features.2"], target=0)
+    with pytest.raises(methods.RecorderError, match="non-finite logits"):
+        methods.record(BadNet(), torch.randn(2, 3, 8, 8), ["features.2"], gradients=False)

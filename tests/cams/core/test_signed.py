@@ -33,3 +33,28 @@ def test_signed_layer_notes():
     assert "'features.4'" in note and "% of the activations are negative" in note and "Grad-CAM / HiResCAM" in note
     positive = methods.explain_many(_net(3.0), x, sorted(WARNS), layers=["features.4"], target=1, options=opts)
     assert all(not exp.notes for exp in positive.values())
+
+
+def test_one_line_per_method_for_many_signed_layers():
+    """Issue 25: the README's second block printed ten paragraph-long Grad-CAM++ warnings, one per
+    layer. A call now warns ONCE per method and kind with one line naming the layers; the notes keep
+    each layer's full message."""
+    import warnings
+
+    net = _net(-3.0)
+    with torch.no_grad():
+        net.features[0].bias.fill_(-3.0)  # features.0 and features.4: mostly negative; features.2 not
+    x = torch.randn(1, 3, 16, 16)
+    layers = ["features.0", "features.2", "features.4"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        many = methods.explain_many(net, x, ["gradcampp", "xgradcam", "gradcam"], layers=layers, target=1)
+    lines = [str(w.message) for w in caught if issubclass(w.category, methods.GradLensWarning)]
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    pp = next(line for line in lines if line.startswith("Grad-CAM++"))
+    assert pp.startswith("Grad-CAM++: 2 of 3 layers are mostly negative (features.0, features.4): ")
+    assert "Explanation.notes" in pp and len(pp) < 400
+    notes = many["gradcampp"].notes
+    assert len(notes) == 2 and "'features.0'" in notes[0] and "'features.4'" in notes[1]
+    assert "% of the activations are negative" in notes[1]
+    assert not many["gradcam"].notes
