@@ -1,4 +1,8 @@
-"""The Benchmark page's figure: one metric's distribution per method (box or violin), references grey."""
+"""The Benchmark page's figure: one metric's distribution per method (box or violin), references grey.
+
+Method and layer names come from an uploaded table (user text): they reach the figure only through
+:func:`dashboard.draw.text.plotly_text`.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Literal
 import pandas as pd
 import plotly.graph_objects as go
 
+from dashboard.draw.text import plotly_text
 from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES
 
 __all__ = ["distribution_figure"]
@@ -34,7 +39,7 @@ def distribution_figure(
     fig = go.Figure()
     for method in order:
         values = pd.to_numeric(rows.loc[rows["method"] == method, metric], errors="coerce").dropna() * info.scale
-        name = labels.get(method, method)
+        name = plotly_text(labels.get(method, method))
         colour = _REF_COLOUR if method in REFERENCES else None
         if kind == "violin":
             fig.add_trace(
@@ -54,7 +59,7 @@ def distribution_figure(
             )
     unit = f" ({info.unit})" if info.unit else ""
     fig.update_layout(
-        title=f"{info.label}{unit} per map on {layer} · {'lower' if info.better == 'lower' else 'higher'} is better",
+        title=f"{info.label}{unit} per map on {plotly_text(layer)} · {'lower' if info.better == 'lower' else 'higher'} is better",
         yaxis_title=f"{info.label}{unit}",
         showlegend=False,
         height=420,

@@ -6,7 +6,9 @@
 * :func:`sanity_figure`: similarity to the trained map against the number of randomized blocks,
   one colour per method (Spearman solid, SSIM dashed), the target probability on a second axis.
 
-Colours come from THE palette, :data:`methods.viz.styles.PALETTE`.
+Colours come from THE palette, :data:`methods.viz.styles.PALETTE`. Layer, model, method and class
+names are user text (a checkpoint's classes, a saved snapshot's fields): every one reaches the figure
+through :func:`dashboard.draw.text.plotly_text`, so none becomes Plotly markup.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from dashboard.draw.text import plotly_text, plotly_texts
 from methods.viz.styles import PALETTE
 
 __all__ = ["similarity_heatmap", "depth_figure", "sanity_figure"]
@@ -47,18 +50,19 @@ def similarity_heatmap(
         marks: (layer of A, layer of B) cells to mark (the matched depths).
     """
     z = np.asarray(values[metric], dtype=float)  # (L_a, L_b)
+    model_a, model_b = plotly_text(model_a), plotly_text(model_b)
     la, lb = z.shape
     names = list(values)
     custom = np.empty((la, lb, 2 + len(names)), dtype=object)  # (L_a, L_b, k)
     for i in range(la):
         for j in range(lb):
-            custom[i, j, 0] = f"{names_a[i]} ({grids_a[i]})"
-            custom[i, j, 1] = f"{names_b[j]} ({grids_b[j]})"
+            custom[i, j, 0] = plotly_text(f"{names_a[i]} ({grids_a[i]})")
+            custom[i, j, 1] = plotly_text(f"{names_b[j]} ({grids_b[j]})")
             for k, m in enumerate(names):
                 custom[i, j, 2 + k] = f"{float(values[m][i, j]):.3f}"
     hover = (
         f"{model_a}: %{{customdata[0]}}<br>{model_b}: %{{customdata[1]}}<br>"
-        + "<br>".join(f"{labels.get(m, m)} %{{customdata[{2 + k}]}}" for k, m in enumerate(names))
+        + "<br>".join(f"{plotly_text(labels.get(m, m))} %{{customdata[{2 + k}]}}" for k, m in enumerate(names))
         + "<extra></extra>"
     )
     diverging = metric in _CORRELATIONS
@@ -72,7 +76,7 @@ def similarity_heatmap(
             colorscale="RdBu_r" if diverging else "Viridis",
             zmin=-1.0 if diverging else 0.0,
             zmax=1.0,
-            colorbar=dict(title=dict(text=labels.get(metric, metric), side="right"), thickness=14),
+            colorbar=dict(title=dict(text=plotly_text(labels.get(metric, metric)), side="right"), thickness=14),
         )
     )
     if marks:
@@ -97,7 +101,7 @@ def similarity_heatmap(
             title=f"{model_b} (forward order)",
             tickmode="array",
             tickvals=list(range(lb)),
-            ticktext=list(names_b),
+            ticktext=plotly_texts(names_b),
             tickangle=-60,
             tickfont=dict(size=10),
         ),
@@ -105,7 +109,7 @@ def similarity_heatmap(
             title=f"{model_a} (forward order)",
             tickmode="array",
             tickvals=list(range(la)),
-            ticktext=list(names_a),
+            ticktext=plotly_texts(names_a),
             autorange="reversed",
             tickfont=dict(size=10),
         ),
@@ -125,19 +129,20 @@ def depth_figure(
     dashes = ("solid", "dot", "dash", "dashdot")
     x = [100.0 * d for d in depths]
     for p, (pair, by_metric) in enumerate(series.items()):
+        shown = plotly_text(pair)
         for k, (metric, values) in enumerate(by_metric.items()):
+            what = plotly_text(labels.get(metric, metric))
             fig.add_trace(
                 go.Scatter(
                     x=x,
                     y=list(values),
                     mode="lines+markers",
-                    name=f"{pair}: {labels.get(metric, metric)}",
+                    name=f"{shown}: {what}",
                     line=dict(
                         color=PALETTE[p % len(PALETTE)], dash=dashes[k % len(dashes)], width=2.5 if k == 0 else 1.8
                     ),
-                    customdata=list(hover.get(pair, [""] * len(x))),
-                    hovertemplate=f"{pair}<br>depth %{{x:.0f}} %<br>%{{customdata}}<br>{labels.get(metric, metric)} "
-                    "%{y:.3f}<extra></extra>",
+                    customdata=plotly_texts(hover.get(pair, [""] * len(x))),
+                    hovertemplate=f"{shown}<br>depth %{{x:.0f}} %<br>%{{customdata}}<br>{what} %{{y:.3f}}<extra></extra>",
                 )
             )
     fig.add_hline(y=0.0, line=dict(color="#999999", width=1))
@@ -166,20 +171,22 @@ def sanity_figure(
     the right axis (grey). ``steps[k]`` names the block of step k (hover)."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     x = list(range(len(steps)))
-    names = [f"{k}: {s}" for k, s in enumerate(steps)]
+    names = [plotly_text(f"{k}: {s}") for k, s in enumerate(steps)]
+    target_name = plotly_text(target_name)
     styles = {"spearman": ("solid", "Spearman"), "ssim": ("dash", "SSIM")}
     for m, (label, by) in enumerate(curves.items()):
         for measure, values in by.items():
-            dash, what = styles.get(measure, ("dot", measure))
+            dash, what = styles.get(measure, ("dot", plotly_text(measure)))
+            shown = plotly_text(label)
             fig.add_trace(
                 go.Scatter(
                     x=x,
                     y=list(values),
                     mode="lines+markers",
-                    name=f"{label}: {what}",
+                    name=f"{shown}: {what}",
                     customdata=names,
                     line=dict(color=PALETTE[m % len(PALETTE)], dash=dash, width=2.5 if measure == "spearman" else 1.6),
-                    hovertemplate=f"{label}<br>%{{customdata}}<br>{what} %{{y:.3f}}<extra></extra>",
+                    hovertemplate=f"{shown}<br>%{{customdata}}<br>{what} %{{y:.3f}}<extra></extra>",
                 ),
                 secondary_y=False,
             )

@@ -1,7 +1,8 @@
 """Figure builders for the dashboard: pure numpy / plotly, no streamlit.
 
 Everything here takes arrays that are already computed (raw or normalized maps, curves) and
-returns a Plotly figure or a number. Nothing runs a model. The pictures and PNG grids are in
+returns a Plotly figure or a number. Nothing runs a model. Titles, layer and method names may be
+user text: each reaches a figure through :func:`dashboard.draw.text.plotly_text`. The pictures and PNG grids are in
 :mod:`dashboard.draw.pictures`; colours and curve styles come from :mod:`methods.viz.styles`.
 """
 
@@ -15,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.draw.pictures import data_uri
+from dashboard.draw.text import plotly_text, plotly_texts
 from methods.viz import render as _render
 from methods.viz.styles import (
     CURVE_TITLES,
@@ -77,7 +79,7 @@ def map_figure(
     fig = make_subplots(
         rows=nrows,
         cols=ncols,
-        subplot_titles=list(titles),
+        subplot_titles=plotly_texts(titles),
         horizontal_spacing=0.03,
         vertical_spacing=0.08 if nrows > 1 else 0.02,
     )
@@ -113,7 +115,7 @@ def map_figure(
                 hovertemplate=(
                     "cell (row %{customdata[1]}, col %{customdata[2]})"
                     f" of {h}×{w}<br>normalized %{{z:.3f}}<br>raw %{{customdata[0]:.4g}}"
-                    f"<extra>{titles[i]}</extra>"
+                    f"<extra>{plotly_text(titles[i])}</extra>"
                 ),
             )
         )
@@ -162,7 +164,7 @@ def histogram_figure(
         )
     )
     fig.update_layout(
-        title=dict(text=title, font=dict(size=12)) if title else None,
+        title=dict(text=plotly_text(title), font=dict(size=12)) if title else None,
         height=170,
         margin=dict(l=10, r=10, t=28 if title else 8, b=10),
         bargap=0,
@@ -203,7 +205,10 @@ def concentration_figure(
             x=list(range(len(layers))),
             y=list(shares),
             mode="lines+markers",
-            customdata=np.stack([np.asarray(layers, dtype=object), np.asarray(resolutions, dtype=object)], axis=-1)
+            customdata=np.stack(
+                [np.asarray(plotly_texts(layers), dtype=object), np.asarray(plotly_texts(resolutions), dtype=object)],
+                axis=-1,
+            )
             if layers
             else None,
             hovertemplate="%{customdata[0]} (%{customdata[1]})<br>top share %{y:.2f}<extra></extra>",
@@ -222,7 +227,7 @@ def concentration_figure(
         xaxis=dict(
             tickmode="array",
             tickvals=list(range(len(layers))),
-            ticktext=list(layers),
+            ticktext=plotly_texts(layers),
             title="layer (forward order)",
             tickangle=-45 if len(layers) > 6 else 0,
         ),
@@ -260,7 +265,7 @@ def curves_figure(
     lines = curve_lines([*deletion, *insertion], references)
     for col, curves in ((1, deletion), (2, insertion)):
         for key, (fractions, scores) in curves.items():
-            name = labels.get(key, key)
+            name = plotly_text(labels.get(key, key))
             line = lines[key]
             fig.add_trace(
                 go.Scatter(
