@@ -222,9 +222,10 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         f"not the model ([Adebayo et al. 2018, *Sanity Checks for Saliency Maps*]({PAPER}))."
     )
     st.caption(
-        f"Class **{md_escape(target_name)}**, layer `{first['layer']}`, {first['mode']} randomization, top "
-        "block first; similarity to the trained map on the "
-        f"{first['grid'][0]}×{first['grid'][1]} input grid, from the raw maps (colours never change a number)."
+        f"Class **{md_escape(target_name)}**, layer {md_escape(first['layer'])}, {md_escape(first['mode'])} "
+        "randomization, top block first; similarity to the trained map on the "
+        f"{md_escape(first['grid'][0])}×{md_escape(first['grid'][1])} input grid, from the raw maps (colours never "
+        "change a number)."
     )
     rows, strips, captions = [], [], []
     for method, entry in saved.items():
@@ -233,7 +234,7 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         cols = st.columns(len(pics))
         for k, (col, pic) in enumerate(zip(cols, pics)):
             cap = f"{k}: {entry['steps'][k]} · ρ {entry['similarity']['spearman'][k]:.2f}"
-            col.image(pictures.enlarge(pic, 128), caption=cap, width="stretch")
+            col.image(pictures.enlarge(pic, 128), caption=md_escape(cap), width="stretch")
             strips.append(pic)
             captions.append(f"{entry['label']} {cap}")
         _say(entry["verdict"])
@@ -289,6 +290,6 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
             col.image(
                 pictures.enlarge(pic, 128),
                 width="stretch",
-                caption=f"{bundle.class_names[cls['classes'][j]]} ({cls['probs'][j]:.1%}) · {agree}",
+                caption=md_escape(f"{bundle.class_names[cls['classes'][j]]} ({cls['probs'][j]:.1%}) · {agree}"),
             )
         _say(cls["verdict"])

@@ -26,7 +26,7 @@ def test_sanity_page_shows_the_librarys_numbers_and_reopens_without_the_model(db
     res = {m: methods.sanity_check(loaded, x, method=m, mode="cascading", seed=0) for m in ("gradcam", "random")}
     cls = {m: methods.class_sensitivity(loaded, x, method=m, classes=3) for m in ("gradcam", "random")}
     assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in before.items())  # never touched
-    captions = [i.proto.imgs[0].caption for i in at.image]
+    captions = [plain(i.proto.imgs[0].caption) for i in at.image]  # markdown, names escaped
     n = len(res["gradcam"].steps)
     assert n == 8 and res["gradcam"].steps[1] == "classifier"
     for r, m in enumerate(("gradcam", "random")):
@@ -78,7 +78,7 @@ def test_sanity_page_shows_the_librarys_numbers_and_reopens_without_the_model(db
         counter.close()
     assert_clean(opened)
     assert counter.count == 0 and model_calls() == calls
-    assert [i.proto.imgs[0].caption for i in opened.image][: 2 * n + 3] == captions[: 2 * n + 3]
+    assert [plain(i.proto.imgs[0].caption) for i in opened.image][: 2 * n + 3] == captions[: 2 * n + 3]
 
 
 def test_independent_mode_has_no_verdict_but_says_why():

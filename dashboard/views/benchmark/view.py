@@ -281,7 +281,7 @@ def _manifest_view(table: bd.Table) -> None:
         if path is None:
             col.text(f"{view}: {row[view]} is not in the manifest's folder")
         else:
-            col.image(str(path), caption=f"{view} · {row['target_name']}", width="stretch")
+            col.image(str(path), caption=md_escape(f"{view} · {row['target_name']}"), width="stretch")
 
 
 def show() -> None:

@@ -17,7 +17,7 @@ import streamlit as st
 
 import methods
 from dashboard.app import cache, capture, jobs, uploads, widgets
-from dashboard.app.errors import md_escape
+from dashboard.app.errors import md_escape, notice
 from dashboard.core import menus, services
 from dashboard.core.params import is_upload
 from dashboard.core.state import ViewState
@@ -74,7 +74,7 @@ def controls(state: ViewState) -> ViewState:
     """Partner models, method (and its options), matched depths, the heatmap's metric, slow switch."""
     chosen, options, default, messages = partners(state)
     for text in messages:
-        st.warning(text, icon=":material/link_off:")
+        notice(text, "warning", icon=":material/link_off:")  # model ids from the link: user text
     labels = model_labels()
     widgets.seed("w_cmp_models", list(chosen))
     followed = st.session_state.get("_cmp_default")  # the default the menu showed last
@@ -110,7 +110,9 @@ def controls(state: ViewState) -> ViewState:
     widgets.seed("w_slow", state.slow)
     slow = top[4].toggle("Run slow methods", key="w_slow", help="Otherwise a slow method waits for its Run button.")
     if not picked:
-        st.info(f"Choose at least one model to compare with; showing {', '.join(labels.get(m, m) for m in chosen)}.")
+        notice(
+            f"Choose at least one model to compare with; showing {', '.join(labels.get(m, m) for m in chosen)}.", "info"
+        )
     models = tuple(picked) or chosen
     state = replace(
         state, models=() if models == default else models, method=method, depths=int(depths), metric=metric, slow=slow
@@ -226,7 +228,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
         state.draw_cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
     )
     st.caption(
-        f"{label} at each model's block layers (`methods.block_layers`), rows at matched relative depth "
+        f"{md_escape(label)} at each model's block layers (`methods.block_layers`), rows at matched relative depth "
         f"(`methods.matched_layers`). The agreement numbers are computed on the raw maps, on one "
         f"{grid[0]}×{grid[1]} grid: the colours ({scale.text}) never change a number."
     )
@@ -247,7 +249,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
                 "" if scale.value_range is not None else f" · [{lo:.3g}, {hi:.3g}]"
             )
             captions.append(f"{row.target:.0%} {side.label}: {cap}")
-            col.image(pictures.enlarge(pics[r][i], 224), caption=cap, width="stretch")
+            col.image(pictures.enlarge(pics[r][i], 224), caption=md_escape(cap), width="stretch")
     _, bar = st.columns([1, 2])
     bar.image(pictures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
 
