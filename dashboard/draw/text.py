@@ -16,23 +16,26 @@ __all__ = ["plotly_text", "plotly_texts"]
 
 #: ``&`` first in meaning: an escaped ``<`` must not read as the user's own ``&lt;``. Plotly
 #: decodes ``&lt;`` ``&gt;`` ``&amp;`` and numeric entities when it draws, never as a tag.
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "%": "&#37;", "$": "&#36;"}
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "$": "&#36;"}
 
 
 def plotly_text(text: object) -> str:
     """``text`` as Plotly shows it literally: ``&``, ``<`` and ``>`` HTML-escaped (no tag, no link,
-    no entity of the user's own), ``%`` and ``$`` as numeric entities (no ``%{…}`` substitution in a
-    hover template, no MathJax), line breaks as spaces.
+    no entity of the user's own), ``$`` and the ``%`` of ``%{`` as numeric entities (no MathJax, no
+    ``%{…}`` substitution in a hover template; "10 %" stays as it is), line breaks as spaces.
 
     Examples:
         >>> plotly_text('<a href="http://x">m</a>')
         '&lt;a href="http://x"&gt;m&lt;/a&gt;'
-        >>> plotly_text("%{customdata[0]} & $x$")
-        '&#37;{customdata[0]} &amp; &#36;x&#36;'
+        >>> plotly_text("%{customdata[0]} & $x$ at 10 %")
+        '&#37;{customdata[0]} &amp; &#36;x&#36; at 10 %'
     """
     out = []
-    for ch in str(text):
-        if ch in _ENTITIES:
+    text = str(text)
+    for i, ch in enumerate(text):
+        if ch == "%" and text[i + 1 : i + 2] == "{":
+            out.append("&#37;")
+        elif ch in _ENTITIES:
             out.append(_ENTITIES[ch])
         elif ch in "\r\n\t\v\f":
             out.append(" ")

@@ -72,7 +72,7 @@ def _figure_json(fig) -> dict:
 def test_plotly_text_escapes_what_plotly_reads_as_markup():
     assert plotly_text(A_TAG) == '&lt;a href="http://127.0.0.1:8999/h"&gt;m&lt;/a&gt;'
     assert plotly_text("&lt;b&gt;") == "&amp;lt;b&amp;gt;"  # a user's own entity stays as typed
-    assert plotly_text("%{customdata[0]} $x$") == "&#37;{customdata[0]} &#36;x&#36;"
+    assert plotly_text("%{customdata[0]} $x$ 10 %") == "&#37;{customdata[0]} &#36;x&#36; 10 %"
     assert plotly_text("a\nb<br>") == "a b&lt;br&gt;"
     assert plotly_text(3) == "3"
     for text in HOSTILE:
