@@ -9,7 +9,6 @@ shown with ``st.text``, in dataframes, or through ``errors.md_escape``.
 
 from __future__ import annotations
 
-import html
 from dataclasses import replace
 from datetime import datetime, timezone
 from urllib.parse import urlencode
@@ -129,7 +128,7 @@ def _stored_curves(snap: Snapshot) -> None:
     curves = (snap.metrics or {}).get("curves") or {}
     if not curves:
         return
-    labels = {k: html.escape(services.method_label(k)) for k in curves}  # Plotly renders <a href> in names
+    labels = {k: services.method_label(k) for k in curves}  # curves_figure escapes them for Plotly
     labels.update(REFERENCE_LABELS)
     have = {k: v for k, v in curves.items() if "deletion" in v and "insertion" in v}
     fig = figures.curves_figure(
