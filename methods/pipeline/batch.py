@@ -41,10 +41,19 @@ from methods._internal.torch_utils import PRECISION_CHOICES
 from methods.cams.core.explain import resolve_layers
 from methods.errors import OptionError
 from methods.pipeline import engines
-from methods.pipeline.batch_files import file_stamp, find_images, read_labels, remove_partials, write_atomic
+from methods.pipeline.batch_files import (
+    PROBLEMS,
+    file_stamp,
+    find_images,
+    prepare_out,
+    read_labels,
+    remove_partials,
+    write_atomic,
+)
 from methods.pipeline.batch_worker import BatchSpec
 from methods.pipeline.common import import_plugins, layers_arg, load_model_arg, method_names, worker_model
-from methods.pipeline.manifest import ManifestStore, done_pairs, settings_id
+from methods.pipeline.manifest import MANIFEST, PARTS, ManifestStore, done_pairs, settings_id
+from methods.review.csv_safe import csv_bytes
 from methods.viz.normalize import MODES, SCOPES
 from methods.viz.render import COLORMAPS
 
@@ -72,6 +81,22 @@ class BatchResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+RESERVED: tuple[str, ...] = (MANIFEST, PROBLEMS, PARTS)
+"""Names the run keeps for its own files at the top of the output folder: an image whose output
+folder would take one (``skipped.csv``, ``manifest.parquet/x.png`` ...) is skipped with a reason."""
+
+
+def _reserved(rel: str) -> bool:
+    return rel.split("/")[0].casefold() in {name.casefold() for name in RESERVED}
+
+
+def _reserved_reason(rel: str) -> str:
+    return (
+        f"its output folder OUTDIR/{rel.split('/')[0]} is a name reserved for the batch's own "
+        f"{', '.join(RESERVED)}; rename the file or its folder"
+    )
 
 
 def _check_pictures(norm, relu, scope, percentiles, cmap, alpha) -> tuple[float, float]:
@@ -156,6 +181,7 @@ def run_batch(
     engine, workers = engines.check_engine(engine, workers)
     root, out = pathlib.Path(images), pathlib.Path(out)
     rels = find_images(root, exclude=out if out.resolve().is_relative_to(root.resolve()) else None)
+    prepare_out(root, out, keep=(MANIFEST, PROBLEMS))
     loaded = load_model_arg(model)
     layer_names = list(resolve_layers(loaded.model, layers_arg(layers), tuple(loaded.input_size), loaded.default_layer))
     labels = None if str(targets) == "top1" else read_labels(pathlib.Path(targets), loaded.class_names)
@@ -175,14 +201,14 @@ def run_batch(
         settings["pairs"] = pairs
     sid = settings_id(settings)
 
-    out.mkdir(parents=True, exist_ok=True)
     if n := remove_partials(out):
         say(f"removed {n} partial file(s) an interrupted run left behind")
-    store = ManifestStore(out)
+    store = ManifestStore(out, log=say)
+    skipped: list[tuple[str, str]] = [(rel, _reserved_reason(rel)) for rel in rels if _reserved(rel)]
+    rels = [rel for rel in rels if not _reserved(rel)]
     stamps = {rel: file_stamp(root / rel) for rel in rels}
     wanted = {rel: (labels.get(rel) if labels is not None else None) for rel in rels}
     done = done_pairs(store.fold(), sid, stamps, wanted)
-    skipped: list[tuple[str, str]] = []
     failed: list[tuple[str, str]] = []
     items, already = [], 0
     for rel in rels:
@@ -269,4 +295,4 @@ def _write_problems(out: pathlib.Path, skipped, failed) -> None:
         [(i, "skipped", w) for i, w in skipped] + [(i, "failed", w) for i, w in failed],
         columns=["image", "status", "reason"],
     )
-    write_atomic(out / "skipped.csv", df.to_csv(index=False).encode())
+    write_atomic(out / PROBLEMS, csv_bytes(df))  # file names that would start a formula are neutralised
