@@ -35,6 +35,7 @@ __all__ = [
     "PARTIAL_SUFFIX",
     "PROBLEMS",
     "prepare_out",
+    "check_writable",
     "quarantine",
     "find_images",
     "image_dir",
@@ -154,13 +155,23 @@ def prepare_out(images: pathlib.Path, out: pathlib.Path, keep: Sequence[str] = (
             raise OptionError(
                 f"out={str(out)!r} holds a folder {name!r} where the run writes its file {name!r}; move it away"
             )
+    check_writable(out, f"out={str(out)!r}")
+
+
+def check_writable(folder: pathlib.Path, what: str) -> None:
+    """Create ``folder`` (with its parents) and write and delete a hidden probe file in it.
+
+    Raises:
+        OptionError: ``"<what> cannot be written: <the OS's reason>"``.
+    """
+    folder = pathlib.Path(folder)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-probe-{os.getpid()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         write_atomic(probe, b"")
         probe.unlink(missing_ok=True)
     except OSError as exc:
-        raise OptionError(f"out={str(out)!r} cannot be written: {exc.strerror or exc}") from None
+        raise OptionError(f"{what} cannot be written: {exc.strerror or exc}") from None
 
 
 def quarantine(path: pathlib.Path) -> pathlib.Path:
