@@ -14,7 +14,7 @@ Usage::
   (seeds from 11_000_000); EACH of the two classes is explained, one row per class, scored against
   its own object's mask.
 * a folder — every file in it (not recursive, sorted by name) that :func:`methods.data.images.load_image`
-  can read; other files are reported and skipped. The explained class is the model's top-1; there
+  can read; other files are reported and skipped (``--out``, when it lies in the folder, is left out). The explained class is the model's top-1; there
   is no ground truth, so ``label``, ``pointing_hit`` and ``energy_pg`` are empty.
 
 ``--layers`` is ``default``, ``all`` or comma-separated module names. The output (``.parquet`` or
@@ -203,7 +203,7 @@ def evaluate(
     curve_opts = dict(steps=int(steps), batch_size=int(batch_size), precision=precision)
 
     engine, workers = check_engine(engine, workers)
-    items = sample_items(source, int(seed))
+    items = sample_items(source, int(seed), exclude=out_path)  # its own table is never an input
     n_workers = max(1, min(workers, len(items)))
     sent, spec_device, run_device = worker_model(model, loaded, device, engine == "local" and n_workers == 1)
     spec = EvalSpec(

@@ -98,3 +98,18 @@ def test_the_table_is_written_through_a_rename(tmp_path, cli):
     assert cli(out) == 0 and cli.calls == [1]
     assert len(pd.read_parquet(out)) == 3  # gradcam + the two references
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.parquet"]
+
+
+def test_out_in_the_images_folder_is_not_read_back(tmp_path, cli, capsys):
+    from PIL import Image
+
+    from methods.data.scenes import make_scene
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(make_scene(10_000_000).image).save(folder / "a.png")
+    argv = ["--model", "scenes_vgg", "--images", str(folder), "--steps", "2", "--workers", "1", "--quiet"]
+    for _ in range(2):
+        assert evaluate_cli.main(argv + ["--out", str(folder / "r.parquet")]) == 0
+    assert "r.parquet" not in capsys.readouterr().err  # never listed as a skipped input
+    assert list(pd.read_parquet(folder / "r.parquet")["image"].unique()) == ["a.png"]
