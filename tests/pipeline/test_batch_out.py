@@ -155,3 +155,40 @@ def test_a_part_with_a_non_integer_target_is_moved_aside(tmp_path, cli, capsys):
     assert df["target"].dtype == np.int64 and sorted(df["image"]) == ["a.png", "b.png"]
     assert (out / PARTS / "part-2.parquet.broken-1").is_file()
     assert "part-2.parquet could not be read" in capsys.readouterr().err
+
+
+def _huge_png(width: int = 12_000, height: int = 12_000) -> bytes:
+    """A PNG whose header says width x height RGB (144 MP), with a few rows of data: what a decoder
+    without limits would try to allocate (432 MB) from a file of a few hundred bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (1 + 3 * width) * 4)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL's own, on the header
+def test_images_in_the_folder_keep_the_image_limits(tmp_path, cli):
+    """A 12000 x 12000 PNG is refused by methods.data.images.load_image's pixel limit (a guard:
+    the batch reads every image through it)."""
+    images, out = tmp_path / "in", tmp_path / "out"
+    scene_png(images / "a.png")
+    (images / "huge.png").write_bytes(_huge_png())
+    assert cli(images, out) == 0
+    report = pd.read_csv(out / "skipped.csv")
+    assert report["image"].tolist() == ["huge.png"] and "pixels" in report["reason"][0]
+    assert not (out / "huge.png").exists()
+
+
+def test_out_inside_images_is_left_out_of_the_images(tmp_path, cli, capsys):
+    images = tmp_path / "in"
+    scene_png(images / "a.png")
+    assert cli(images, images / "results") == 0
+    assert cli(images, images / "results") == 0  # the outputs are never read back as images
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1].startswith("0 image(s) done, 1 already in the manifest, 0 skipped")
+    assert set(pd.read_parquet(images / "results" / "manifest.parquet")["image"]) == {"a.png"}
