@@ -144,7 +144,8 @@ def run_batch(
     Args:
         model: catalog name, or a ``LoadedModel`` (sent to each worker process).
         images: the input folder (searched recursively).
-        out: the output folder (created; may already hold an earlier run to resume).
+        out: the output folder (created; may already hold an earlier run to resume). Images whose
+            output folder would take a name the run keeps (:data:`RESERVED`) are skipped.
         methods: registry keys (list or comma-separated).
         layers: ``"default"``, ``"all"``, comma-separated module names or a list.
         targets: ``"top1"`` (each image's predicted class) or a CSV label file (columns
@@ -168,7 +169,8 @@ def run_batch(
         A :class:`BatchResult`.
 
     Raises:
-        OptionError, UnknownMethodError, LayerError, UnknownModelError: bad arguments, before any work.
+        OptionError, UnknownMethodError, LayerError, UnknownModelError: bad arguments, before any work;
+            among them an ``out`` that is ``images`` or holds it, is a file, or cannot be written.
         EngineError: the engine could not run (what finished is kept).
     """
     t0 = time.perf_counter()
@@ -181,7 +183,6 @@ def run_batch(
     engine, workers = engines.check_engine(engine, workers)
     root, out = pathlib.Path(images), pathlib.Path(out)
     rels = find_images(root, exclude=out if out.resolve().is_relative_to(root.resolve()) else None)
-    prepare_out(root, out, keep=(MANIFEST, PROBLEMS))
     loaded = load_model_arg(model)
     layer_names = list(resolve_layers(loaded.model, layers_arg(layers), tuple(loaded.input_size), loaded.default_layer))
     labels = None if str(targets) == "top1" else read_labels(pathlib.Path(targets), loaded.class_names)
@@ -201,6 +202,7 @@ def run_batch(
         settings["pairs"] = pairs
     sid = settings_id(settings)
 
+    prepare_out(root, out, keep=(MANIFEST, PROBLEMS))  # every argument checked; no work done yet
     if n := remove_partials(out):
         say(f"removed {n} partial file(s) an interrupted run left behind")
     store = ManifestStore(out, log=say)
