@@ -85,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GradLensError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the output folder failed during the run (disk full, removed, made read-only)
+        print(f"error: could not write under out={args.out!r}: {exc}", file=sys.stderr)
+        return 2
     print(
         f"{res.done} image(s) done, {res.already} already in the manifest, {len(res.skipped)} skipped, "
         f"{len(res.failed)} failed in {res.seconds:.1f} s -> {res.out / 'manifest.parquet'} ({len(res.manifest)} rows)"

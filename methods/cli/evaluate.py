@@ -76,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GradLensError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the run writes failed (disk full, folder removed or made read-only)
+        print(f"error: could not write under out={args.out!r}: {exc}", file=sys.stderr)
+        return 2
     n_images = df["image"].nunique()
     skipped = len(df.attrs.get("skipped", []))
     print(f"{n_images} image(s), {len(df)} rows -> {args.out}" + (f" ({skipped} file(s) skipped)" if skipped else ""))

@@ -41,10 +41,19 @@ from methods._internal.torch_utils import PRECISION_CHOICES
 from methods.cams.core.explain import resolve_layers
 from methods.errors import OptionError
 from methods.pipeline import engines
-from methods.pipeline.batch_files import file_stamp, find_images, read_labels, remove_partials, write_atomic
+from methods.pipeline.batch_files import (
+    PROBLEMS,
+    file_stamp,
+    find_images,
+    prepare_out,
+    read_labels,
+    remove_partials,
+    write_atomic,
+)
 from methods.pipeline.batch_worker import BatchSpec
 from methods.pipeline.common import import_plugins, layers_arg, load_model_arg, method_names, worker_model
-from methods.pipeline.manifest import ManifestStore, done_pairs, settings_id
+from methods.pipeline.manifest import MANIFEST, PARTS, ManifestStore, done_pairs, settings_id
+from methods.review.csv_safe import csv_bytes
 from methods.viz.normalize import MODES, SCOPES
 from methods.viz.render import COLORMAPS
 
@@ -72,6 +81,22 @@ class BatchResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+RESERVED: tuple[str, ...] = (MANIFEST, PROBLEMS, PARTS)
+"""Names the run keeps for its own files at the top of the output folder: an image whose output
+folder would take one (``skipped.csv``, ``manifest.parquet/x.png`` ...) is skipped with a reason."""
+
+
+def _reserved(rel: str) -> bool:
+    return rel.split("/")[0].casefold() in {name.casefold() for name in RESERVED}
+
+
+def _reserved_reason(rel: str) -> str:
+    return (
+        f"its output folder OUTDIR/{rel.split('/')[0]} is a name reserved for the batch's own "
+        f"{', '.join(RESERVED)}; rename the file or its folder"
+    )
 
 
 def _check_pictures(norm, relu, scope, percentiles, cmap, alpha) -> tuple[float, float]:
@@ -119,7 +144,8 @@ def run_batch(
     Args:
         model: catalog name, or a ``LoadedModel`` (sent to each worker process).
         images: the input folder (searched recursively).
-        out: the output folder (created; may already hold an earlier run to resume).
+        out: the output folder (created; may already hold an earlier run to resume). Images whose
+            output folder would take a name the run keeps (:data:`RESERVED`) are skipped.
         methods: registry keys (list or comma-separated).
         layers: ``"default"``, ``"all"``, comma-separated module names or a list.
         targets: ``"top1"`` (each image's predicted class) or a CSV label file (columns
@@ -143,7 +169,8 @@ def run_batch(
         A :class:`BatchResult`.
 
     Raises:
-        OptionError, UnknownMethodError, LayerError, UnknownModelError: bad arguments, before any work.
+        OptionError, UnknownMethodError, LayerError, UnknownModelError: bad arguments, before any work;
+            among them an ``out`` that is ``images`` or holds it, is a file, or cannot be written.
         EngineError: the engine could not run (what finished is kept).
     """
     t0 = time.perf_counter()
@@ -175,14 +202,15 @@ def run_batch(
         settings["pairs"] = pairs
     sid = settings_id(settings)
 
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(root, out, keep=(MANIFEST, PROBLEMS))  # every argument checked; no work done yet
     if n := remove_partials(out):
         say(f"removed {n} partial file(s) an interrupted run left behind")
-    store = ManifestStore(out)
+    store = ManifestStore(out, log=say)
+    skipped: list[tuple[str, str]] = [(rel, _reserved_reason(rel)) for rel in rels if _reserved(rel)]
+    rels = [rel for rel in rels if not _reserved(rel)]
     stamps = {rel: file_stamp(root / rel) for rel in rels}
     wanted = {rel: (labels.get(rel) if labels is not None else None) for rel in rels}
     done = done_pairs(store.fold(), sid, stamps, wanted)
-    skipped: list[tuple[str, str]] = []
     failed: list[tuple[str, str]] = []
     items, already = [], 0
     for rel in rels:
@@ -269,4 +297,4 @@ def _write_problems(out: pathlib.Path, skipped, failed) -> None:
         [(i, "skipped", w) for i, w in skipped] + [(i, "failed", w) for i, w in failed],
         columns=["image", "status", "reason"],
     )
-    write_atomic(out / "skipped.csv", df.to_csv(index=False).encode())
+    write_atomic(out / PROBLEMS, csv_bytes(df))  # file names that would start a formula are neutralised

@@ -11,6 +11,10 @@ written so that no reader ever sees half of it.
   leaves at most hidden ``.partial`` files, which :func:`remove_partials` deletes on the next run;
   a file under its final name is always complete. (No ``fsync``: this protects against a killed
   process, not against a power cut.)
+* :func:`prepare_out` — the output folder, checked before any work: not the images folder nor
+  one that holds it (the outputs would be read back as inputs), not a file, and writable;
+* :func:`quarantine` — a file that cannot be read is renamed to ``<name>.broken-<n>`` (kept for a
+  look, never read again);
 * :func:`read_labels` — the ``--targets`` label file.
 """
 
@@ -29,6 +33,10 @@ from methods.errors import InputError, OptionError
 
 __all__ = [
     "PARTIAL_SUFFIX",
+    "PROBLEMS",
+    "prepare_out",
+    "check_writable",
+    "quarantine",
     "find_images",
     "image_dir",
     "write_atomic",
@@ -41,6 +49,8 @@ __all__ = [
 ]
 
 PARTIAL_SUFFIX = ".partial"
+PROBLEMS = "skipped.csv"
+"""The skip report's name in the output folder."""
 
 PNG_PARAMS = [
     cv2.IMWRITE_PNG_COMPRESSION,
@@ -116,6 +126,64 @@ def write_atomic(path: pathlib.Path, write: Callable[[io.BufferedWriter], None] 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def prepare_out(images: pathlib.Path, out: pathlib.Path, keep: Sequence[str] = ()) -> None:
+    """Create the output folder and check, before any work, that the run can write there.
+
+    Args:
+        images: the ``--images`` folder.
+        out: the ``--out`` folder (created with its parents when missing).
+        keep: names the run writes at the top of ``out`` (the manifest, the skip report): each must
+            not be a folder already.
+
+    Raises:
+        OptionError: ``out`` is ``images`` or holds it (every output would be read back as an input
+            next run), is a file, or cannot be created or written (the OS's reason).
+    """
+    images, out = pathlib.Path(images), pathlib.Path(out)
+    where, src = out.resolve(), images.resolve()
+    if src == where or src.is_relative_to(where):
+        raise OptionError(
+            f"out={str(out)!r} is the images folder or holds it (images={str(images)!r}): the outputs would be "
+            "read back as inputs; choose an output folder outside the images folder"
+        )
+    if out.exists() and not out.is_dir():
+        raise OptionError(f"out={str(out)!r} is a file, not a folder; give a folder (it is created when missing)")
+    for name in keep:
+        if (out / name).is_dir():
+            raise OptionError(
+                f"out={str(out)!r} holds a folder {name!r} where the run writes its file {name!r}; move it away"
+            )
+    check_writable(out, f"out={str(out)!r}")
+
+
+def check_writable(folder: pathlib.Path, what: str) -> None:
+    """Create ``folder`` (with its parents) and write and delete a hidden probe file in it.
+
+    Raises:
+        OptionError: ``"<what> cannot be written: <the OS's reason>"``.
+    """
+    folder = pathlib.Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        write_atomic(probe, b"")
+        probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise OptionError(f"{what} cannot be written: {exc.strerror or exc}") from None
+
+
+def quarantine(path: pathlib.Path) -> pathlib.Path:
+    """Rename a file that cannot be read to ``<name>.broken-<n>`` (the first free ``n``); returns the
+    new path. The file is kept for a look and never read again."""
+    path = pathlib.Path(path)
+    n = 1
+    while path.with_name(f"{path.name}.broken-{n}").exists():
+        n += 1
+    dest = path.with_name(f"{path.name}.broken-{n}")
+    os.replace(path, dest)
+    return dest
 
 
 def write_png(path: pathlib.Path, image: np.ndarray) -> None:

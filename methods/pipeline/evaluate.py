@@ -14,7 +14,7 @@ Usage::
   (seeds from 11_000_000); EACH of the two classes is explained, one row per class, scored against
   its own object's mask.
 * a folder — every file in it (not recursive, sorted by name) that :func:`methods.data.images.load_image`
-  can read; other files are reported and skipped. The explained class is the model's top-1; there
+  can read; other files are reported and skipped (``--out``, when it lies in the folder, is left out). The explained class is the model's top-1; there
   is no ground truth, so ``label``, ``pointing_hit`` and ``energy_pg`` are empty.
 
 ``--layers`` is ``default``, ``all`` or comma-separated module names. The output (``.parquet`` or
@@ -53,6 +53,7 @@ warning for every method x layer that does not beat the random map (:func:`chanc
 
 from __future__ import annotations
 
+import io
 import pathlib
 import sys
 from collections.abc import Callable, Sequence
@@ -66,6 +67,7 @@ from methods.cams.core.explain import resolve_layers
 from methods.data.scenes import CLASS_NAMES
 from methods.errors import OptionError
 from methods.metrics.faithfulness import curves as fa
+from methods.pipeline.batch_files import check_writable, write_atomic
 from methods.pipeline.common import layers_arg, load_model_arg, method_names, worker_model
 from methods.pipeline.engines import check_engine
 from methods.pipeline.evaluate_work import EvalSpec, run_evaluation
@@ -123,6 +125,9 @@ def _check_out(out: Any) -> pathlib.Path | None:
     path = pathlib.Path(out)
     if path.suffix.lower() not in (".parquet", ".csv"):
         raise OptionError(f"out={str(out)!r} must end in .parquet or .csv")
+    if path.is_dir():
+        raise OptionError(f"out={str(out)!r} is a folder; give a .parquet or .csv file name")
+    check_writable(path.parent, f"out={str(out)!r}: its folder")  # before the run, not after it
     return path
 
 
@@ -159,7 +164,9 @@ def evaluate(
         steps, baseline, precision, batch_size: curve options (:func:`methods.metrics.faithfulness.curves.deletion_curve`);
             ``insertion_baseline`` is the insertion curve's start.
         references: add the ``random`` and ``centre`` reference rows.
-        out: write the table to this ``.parquet`` or ``.csv`` file.
+        out: write the table to this ``.parquet`` or ``.csv`` file: checked before the run (not
+            a folder; its folder is created and must be writable), written atomically after it
+            (a hidden partial file in the same folder renamed over ``out``).
         progress: show a tqdm bar (stderr).
         log: where notes go (skipped files); default: stderr.
         engine, workers, ray_address: where the images are scored (:mod:`methods.pipeline.engines`:
@@ -170,8 +177,8 @@ def evaluate(
         The table (``COLUMNS``), also written to ``out`` if given.
 
     Raises:
-        ValueError: bad options, scenes with a model not trained on the scenes' classes, or no
-            readable image. UnknownMethodError / LayerError / UnknownModelError from the library.
+        ValueError: bad options, scenes with a model not trained on the scenes' classes, no
+            readable image, or an ``out`` that cannot be written (OptionError, before the run). UnknownMethodError / LayerError / UnknownModelError from the library.
     """
     say = log or (lambda s: print(s, file=sys.stderr))
     out_path = _check_out(out)
@@ -196,7 +203,7 @@ def evaluate(
     curve_opts = dict(steps=int(steps), batch_size=int(batch_size), precision=precision)
 
     engine, workers = check_engine(engine, workers)
-    items = sample_items(source, int(seed))
+    items = sample_items(source, int(seed), exclude=out_path)  # its own table is never an input
     n_workers = max(1, min(workers, len(items)))
     sent, spec_device, run_device = worker_model(model, loaded, device, engine == "local" and n_workers == 1)
     spec = EvalSpec(
@@ -250,10 +257,17 @@ def _table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFra
 
 
 def _write(df: pd.DataFrame, path: pathlib.Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The table to ``path`` atomically: a hidden partial file in the same folder renamed over it,
+    so ``path`` is the old complete table or the new one, never half of either."""
     frame = df.copy()
     frame.attrs = {}
     if path.suffix.lower() == ".parquet":
-        frame.to_parquet(path, index=False)
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        data = buf.getvalue()
     else:
-        path.write_bytes(csv_bytes(frame))  # text cells that would start a formula are neutralised
+        data = csv_bytes(frame)  # text cells that would start a formula are neutralised
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise OptionError(f"out={str(path)!r} could not be written: {exc.strerror or exc}") from None

@@ -30,6 +30,11 @@ a small ``OUTDIR/.manifest-parts/part-*.parquet`` (atomically), and folds the pa
 ``manifest.parquet`` (atomically: a new file renamed over the old) every half minute and at the
 end. A killed run therefore loses at most the batch in flight; the next run folds the parts
 left behind. Rows are unique per (image, method, layer): a newer row replaces an older one.
+
+A manifest or part that cannot be read as a manifest table (truncated, not parquet, a column
+missing or of the wrong kind, e.g. a ``target`` that is not an integer) is moved aside to
+``<name>.broken-<n>`` (:func:`methods.pipeline.batch_files.quarantine`) with a note, and the run goes
+on without its rows: their images are done again.
 """
 
 from __future__ import annotations
@@ -39,14 +44,16 @@ import io
 import json
 import os
 import pathlib
+import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-from methods.pipeline.batch_files import write_atomic
+from methods.pipeline.batch_files import quarantine, write_atomic
 
 __all__ = ["COLUMNS", "KEY", "MANIFEST", "PARTS", "ManifestStore", "frame", "settings_id", "done_pairs"]
 
@@ -146,8 +153,9 @@ class ManifestStore:
     Only one process (the batch driver) writes it. Reading never sees half a file.
     """
 
-    def __init__(self, out: pathlib.Path) -> None:
+    def __init__(self, out: pathlib.Path, log: Callable[[str], None] | None = None) -> None:
         self.out = pathlib.Path(out)
+        self.log = log or (lambda s: print(s, file=sys.stderr))
         self.path = self.out / MANIFEST
         self.parts = self.out / PARTS
         self.last_fold = time.monotonic()
@@ -160,13 +168,24 @@ class ManifestStore:
 
     def read(self, parts: Sequence[pathlib.Path] | None = None) -> pd.DataFrame:
         """The manifest with the given (default: all) parts folded in; one row per key, the newest."""
-        frames = [pd.read_parquet(self.path)] if self.path.is_file() else []
-        frames += [pd.read_parquet(p) for p in (self._part_files() if parts is None else parts)]
-        frames = [f for f in frames if len(f)]
+        paths = [self.path] if self.path.is_file() else []
+        paths += list(self._part_files() if parts is None else parts)
+        frames = [f for f in (self._read_one(p) for p in paths) if f is not None and len(f)]
         if not frames:
             return frame([])
-        df = pd.concat([frame(f) for f in frames], ignore_index=True)
+        df = pd.concat(frames, ignore_index=True)
         return frame(df.drop_duplicates(list(KEY), keep="last").sort_values(list(KEY), kind="stable"))
+
+    def _read_one(self, path: pathlib.Path) -> pd.DataFrame | None:
+        """One manifest or part file as a manifest table; None (and the file moved aside) when it
+        cannot be read as one."""
+        try:
+            return frame(pd.read_parquet(path))
+        except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            dest = quarantine(path)
+            self.log(f"{path.name} could not be read ({why}); moved it aside to {dest.name}: its images are done again")
+            return None
 
     def append(self, rows: Sequence[dict]) -> None:
         """Persist ``rows`` at once, as a new part file (atomic)."""

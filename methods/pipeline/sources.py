@@ -98,9 +98,10 @@ def samples(source: Source, seed: int, skipped: list[tuple[str, str]]) -> Iterat
         yield Sample(path.name, image)
 
 
-def sample_items(source: Source, seed: int) -> list[dict]:
+def sample_items(source: Source, seed: int, *, exclude: pathlib.Path | None = None) -> list[dict]:
     """The samples of ``source`` as plain dicts an engine can send to a worker (nothing is read
-    yet): ``{"index", "name", "kind": "scene" | "file", "seed", "n_objects" | "path"}``."""
+    yet): ``{"index", "name", "kind": "scene" | "file", "seed", "n_objects" | "path"}``.
+    ``exclude`` is a file left out of a folder (the evaluation's own output table)."""
     if source.kind in ("scenes", "scenes2"):
         two = source.kind == "scenes2"
         start = (EVAL_TWO_START if two else EVAL_SINGLE_START) + seed
@@ -110,6 +111,8 @@ def sample_items(source: Source, seed: int) -> list[dict]:
         ]
     assert source.folder is not None
     files = sorted(p for p in source.folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if exclude is not None:
+        files = [p for p in files if p.resolve() != pathlib.Path(exclude).resolve()]
     return [{"index": i, "name": p.name, "kind": "file", "path": str(p)} for i, p in enumerate(files)]
 
 
