@@ -469,6 +469,53 @@ def test_faithfulness_curves_table_and_perturbed_images():
     assert model_calls() == calls and at.query_params["step"] == "5"
 
 
+def test_faithfulness_says_per_method_whether_it_beats_each_reference_on_this_image_only():
+    """Issue 25: the page gave AUCs without saying whether the method beats the random and centre
+    maps, nor that one image cannot tell; it now says both and links to the Benchmark page."""
+    pytest.importorskip("methods.metrics.faithfulness.curves")
+    at = run_page("faithfulness", {"steps": "5"})
+    at.button(key="faith_run").click().run()
+    assert_clean(at)
+    auc = at.dataframe[0].value
+    said = " ".join(plain(m.value) for m in at.markdown)
+    row = auc.set_index("Map")
+    for kind, column in (
+        ("deletion", "Deletion AUC (lower is better)"),
+        ("insertion", "Insertion AUC (higher is better)"),
+    ):
+        mine = row.loc["Grad-CAM", column]
+        found = re.search(rf"On this image Grad-CAM's {kind} AUC \(([\d.]+)\) is ([^\n]*)", said)
+        assert found, said
+        assert float(found[1]) == pytest.approx(mine, abs=1e-3)
+        for ref, label in (("random", "Random map (reference)"), ("centre", "Centre map (reference)")):
+            theirs = row.loc[label, column]
+            shown = re.search(rf"the {ref} map's \(([\d.]+)\)", found[2])
+            assert shown and float(shown[1]) == pytest.approx(theirs, abs=1e-3), found[2]
+            beats = (mine < theirs if kind == "deletion" else mine > theirs) and abs(mine - theirs) >= 1e-3
+            conclusion = found[2].split(": ", 1)[1]  # "it beats ... here."
+            if beats:
+                assert "both" in conclusion or f"beats the {ref}" in conclusion, conclusion
+            elif abs(mine - theirs) >= 1e-3:
+                assert re.search(rf"not( beat)? the (\w+ or the )?{ref}", conclusion), conclusion
+    caveat = texts(at.info)
+    assert "One image is not evidence" in caveat and "no verdict on a method" in caveat and "Benchmark page" in caveat
+    links = at.get("page_link")
+    assert any("Benchmark" in link.proto.label for link in links)
+
+
+def test_faithfulness_baseline_defaults_to_blur_like_the_library():
+    """Issue 25: the menu defaulted to RISE's pairing (deletion to zero) while the library and
+    ``methods.evaluate`` default to blur for both curves."""
+    from methods.metrics.faithfulness import curves
+
+    assert curves.DEFAULT_BASELINES == {"deletion": "blur", "insertion": "blur"}
+    at = run_page("faithfulness")
+    assert_clean(at)
+    menu = at.selectbox(key="w_baseline")
+    assert menu.value == "blur" and menu.options[0].startswith("blur")
+    assert "baseline" not in at.query_params  # the default is not spelled out in the link
+
+
 # ------------------------------------------------------------------------------------------
 # one image context per run
 
