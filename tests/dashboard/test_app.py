@@ -78,6 +78,24 @@ def test_analysis_pages_render(page):
         assert any("Why both" in m.value for m in at.markdown)
 
 
+def test_methods_page_says_the_pass_is_shared_and_notes_maps_equal_by_mathematics():
+    """Issue 25: the "Seconds" column repeated the shared pass for every method without saying so,
+    and Grad-CAM, XGrad-CAM and HiResCAM drew the same map at a layer that feeds global average
+    pooling and a linear head (scenes_vgg ``features.20``) with no note. Measured: their min-max maps
+    differ by at most 1.8e-7 there."""
+    at = run_page("methods", {"methods": "gradcam,xgradcam,hirescam,gradcampp"})
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert "Seconds" not in table.columns
+    assert "Seconds (incl. the shared forward+backward, counted once per method)" in table.columns
+    captions = " ".join(plain(c.value) for c in at.caption)
+    assert "share ONE forward and backward pass" in captions and "do not add up" in captions
+    info = texts(at.info)
+    assert "Grad-CAM, XGrad-CAM and HiResCAM draw the same map at layer features.20" in info, info
+    assert "mathematics, not chance" in info and "global average pooling and a linear head" in info
+    assert "Grad-CAM++" not in info.split("draw the same map")[0]  # a different map: not in the group
+
+
 def test_method_menu_comes_from_the_registry():
     at = run_page("methods")
     expected = [s.label + (" (slow)" if s.is_slow else "") for s in methods.list_methods()]
