@@ -5,6 +5,7 @@ from functools import partial
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 import methods
 from dashboard.app import cache, jobs, navigation, widgets
@@ -162,11 +163,14 @@ def verdict(state: ViewState, aucs: dict, labels: dict) -> None:
         "info",
         icon=":material/balance:",
     )
-    st.page_link(
-        pages.page("benchmark").script,
-        label="Open the Benchmark page (intervals over a data set)",
-        icon=":material/leaderboard:",
-    )
+    try:
+        st.page_link(
+            pages.page("benchmark").script,
+            label="Open the Benchmark page (intervals over a data set)",
+            icon=":material/leaderboard:",
+        )
+    except StreamlitPageNotFoundError:  # this page was started on its own: no other page to link to
+        st.caption("The Benchmark page is in the app's page list (`streamlit run dashboard/Home.py`).")
 
 
 def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: str) -> None:

@@ -521,6 +521,16 @@ def test_faithfulness_says_per_method_whether_it_beats_each_reference_on_this_im
     assert any("Benchmark" in link.proto.label for link in links)
 
 
+def test_faithfulness_page_started_on_its_own_says_where_the_benchmark_page_is():
+    """A page file run on its own has no page list: the Benchmark link becomes a line of text."""
+    at = open_app(str(ROOT / "dashboard" / PAGES["faithfulness"]), {"steps": "5"})
+    at.run()
+    at.button(key="faith_run").click().run()
+    assert_clean(at)
+    assert "One image is not evidence" in texts(at.info)
+    assert any("streamlit run dashboard/Home.py" in plain(c.value) for c in at.caption)
+
+
 def test_faithfulness_baseline_defaults_to_blur_like_the_library():
     """Issue 25: the menu defaulted to RISE's pairing (deletion to zero) while the library and
     ``methods.evaluate`` default to blur for both curves."""
