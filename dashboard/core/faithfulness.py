@@ -127,13 +127,16 @@ _BETTER = {"deletion": "lower", "insertion": "higher"}
 _TIE = 5e-4  # AUCs closer than this read as level (they print alike at three decimals)
 
 
-def verdicts(aucs: dict[str, dict[str, float]], labels: dict[str, str]) -> list[str]:
+def verdicts(
+    aucs: dict[str, dict[str, float]], labels: dict[str, str], noted: frozenset[str] = frozenset()
+) -> list[str]:
     """One sentence per method and curve: does its AUC beat each reference map's on THIS image?
 
     ``aucs`` maps a key (a method, or a ``REFERENCE_KEYS`` entry) to ``{"deletion": auc,
     "insertion": auc}``; ``labels`` maps a method key to its display name. Deletion AUC is better
     when lower, insertion AUC when higher; two AUCs within 0.0005 are level (neither beats).
-    The sentences speak of this image only: one image is no evidence about the method.
+    The sentences speak of this image only: one image is no evidence about the method. A method
+    in ``noted`` (its map carries a note: partly guided, constant, a fallback) is read with it.
 
     Examples:
         >>> aucs = {"gradcam": {"deletion": 0.1, "insertion": 0.615},
@@ -141,6 +144,8 @@ def verdicts(aucs: dict[str, dict[str, float]], labels: dict[str, str]) -> list[
         >>> for line in verdicts(aucs, {"gradcam": "Grad-CAM"}): print(line)
         On this image Grad-CAM's deletion AUC (0.100) is below the random map's (0.300) and the centre map's (0.200): it beats both references here.
         On this image Grad-CAM's insertion AUC (0.615) is above the random map's (0.400) but below the centre map's (0.619): it beats the random reference but not the centre reference here.
+        >>> verdicts(aucs, {"gradcam": "Grad-CAM"}, frozenset({"gradcam"}))[0].endswith("the note on Grad-CAM's map above.")
+        True
     """
     refs = [k for k in REFERENCE_KEYS if k in aucs]
     out: list[str] = []
@@ -169,7 +174,9 @@ def verdicts(aucs: dict[str, dict[str, float]], labels: dict[str, str]) -> list[
                 end = f"it does not beat the {' or the '.join(lost)} reference here"
             else:
                 end = f"it beats the {' and the '.join(beaten)} reference but not the {' or the '.join(lost)} reference here"
-            out.append(f"On this image {labels.get(key, key)}'s {kind} AUC ({mine:.3f}) is {text}: {end}.")
+            name = labels.get(key, key)
+            caveat = f" Read it with the note on {name}'s map above." if key in noted else ""
+            out.append(f"On this image {name}'s {kind} AUC ({mine:.3f}) is {text}: {end}.{caveat}")
     return out
 
 

@@ -132,7 +132,8 @@ def show(state: ViewState) -> None:
     )
     auc.insert(3, "Insertion − deletion", auc.iloc[:, 2] - auc.iloc[:, 1])
     st.dataframe(auc.round(4), hide_index=True, width="stretch")
-    verdict(state, {k: {kind: curves[k][kind]["auc"] for kind in ("deletion", "insertion")} for k in keys}, labels)
+    aucs = {k: {kind: curves[k][kind]["auc"] for kind in ("deletion", "insertion")} for k in keys}
+    verdict(aucs, labels, frozenset(n for n in names if bundle.notes.get(n)))
     long = pd.DataFrame(
         [
             {"map": labels[k], "curve": kind, "fraction": f, "score": s}
@@ -149,9 +150,9 @@ def show(state: ViewState) -> None:
     perturbed_view(state, bundle, curves, labels, layer)
 
 
-def verdict(state: ViewState, aucs: dict, labels: dict) -> None:
+def verdict(aucs: dict, labels: dict, noted: frozenset[str]) -> None:
     """Per method and curve: does it beat each reference on this image; and why one image settles nothing."""
-    lines = faithfulness.verdicts(aucs, labels)
+    lines = faithfulness.verdicts(aucs, labels, noted)
     if not lines:
         return
     st.markdown("\n".join(f"- {md_escape(line)}" for line in lines))
