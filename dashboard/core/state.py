@@ -24,7 +24,8 @@ Query parameters (only values that differ from the defaults are written)::
     plo, phi  percentiles for norm=percentile, 0 <= plo < phi <= 100
     cmap      colormap name (methods.viz.render.COLORMAPS)
     alpha     overlay opacity in [0, 1]
-    baseline  deletion/insertion baseline: rise (deletion to zero, insertion from blur) | zero | mean | blur
+    baseline  deletion/insertion baseline: blur (default, the library's and the evaluate command's) | zero |
+              mean | rise (RISE's pairing: deletion to zero, insertion from blur)
     steps     number of deletion/insertion steps
     step      the step whose perturbed image is shown
     slow      NOT a link parameter: a link never starts slow work. The switch is for the session
@@ -67,7 +68,7 @@ __all__ = [
 LAYER_SETS: tuple[str, ...] = ("blocks", "all")  # the Layers page: one map per block, or every candidate layer
 DEFAULT_MODEL = "efficientnet_lite0"  # the first screen: ImageNet-pretrained, from PyPI, no download
 #: Baselines documented for methods.metrics.faithfulness.curves; the dashboard asks the module when it exists.
-DEFAULT_BASELINES: tuple[str, ...] = ("rise", "zero", "mean", "blur")
+DEFAULT_BASELINES: tuple[str, ...] = ("blur", "zero", "mean", "rise")
 STEPS_RANGE: tuple[int, int] = (5, 200)
 
 
@@ -112,8 +113,9 @@ class ViewState:
         p_lo, p_hi: percentiles for ``norm="percentile"``.
         cmap: colormap name (``methods.viz.render.COLORMAPS``).
         alpha: overlay opacity.
-        baseline: what deleted pixels become and inserted ones start from (faithfulness);
-            ``"rise"`` = the library's per-curve defaults (deletion to zeros, insertion from blur).
+        baseline: what deleted pixels become and inserted ones start from (faithfulness); default
+            ``"blur"`` for both curves, as the library and ``python -m methods.evaluate``; ``"rise"`` =
+            RISE's pairing (deletion to zeros, insertion from blur).
         steps: number of deletion/insertion steps.
         step: the step whose perturbed image is shown (0..steps).
         slow: run slow methods without a button press (this session only: never from a link).
@@ -137,7 +139,7 @@ class ViewState:
     p_hi: float = 99.0
     cmap: str = "jet"
     alpha: float = 0.5
-    baseline: str = "rise"
+    baseline: str = "blur"
     steps: int = 50
     step: int = 10
     slow: bool = False

@@ -5,20 +5,21 @@ from functools import partial
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 import methods
 from dashboard.app import cache, jobs, navigation, widgets
 from dashboard.app.errors import md_escape, notice
-from dashboard.core import faithfulness, services
+from dashboard.core import faithfulness, pages, services
 from dashboard.core.state import STEPS_RANGE, ViewState
 from dashboard.draw import figures, pictures
 from methods.viz.styles import REFERENCE_KEYS, REFERENCE_LABELS
 
 BASELINE_LABELS = {
-    "rise": "RISE: deletion to zero, insertion from blur",
+    "blur": "blur (a blurred copy; the library's default)",
     "zero": "zero (the dataset-mean colour)",
     "mean": "mean (this image's mean colour)",
-    "blur": "blur (a blurred copy)",
+    "rise": "RISE: deletion to zero, insertion from blur",
 }
 
 
@@ -131,6 +132,8 @@ def show(state: ViewState) -> None:
     )
     auc.insert(3, "Insertion − deletion", auc.iloc[:, 2] - auc.iloc[:, 1])
     st.dataframe(auc.round(4), hide_index=True, width="stretch")
+    aucs = {k: {kind: curves[k][kind]["auc"] for kind in ("deletion", "insertion")} for k in keys}
+    verdict(aucs, labels, frozenset(n for n in names if bundle.notes.get(n)))
     long = pd.DataFrame(
         [
             {"map": labels[k], "curve": kind, "fraction": f, "score": s}
@@ -145,6 +148,30 @@ def show(state: ViewState) -> None:
     with b:
         widgets.download_csv("Curves as CSV", long, "gradlens_curves.csv", key="dl_curves")
     perturbed_view(state, bundle, curves, labels, layer)
+
+
+def verdict(aucs: dict, labels: dict, noted: frozenset[str]) -> None:
+    """Per method and curve: does it beat each reference on this image; and why one image settles nothing."""
+    lines = faithfulness.verdicts(aucs, labels, noted)
+    if not lines:
+        return
+    st.markdown("\n".join(f"- {md_escape(line)}" for line in lines))
+    notice(
+        "One image is not evidence: these comparisons hold for this image, class and baseline only, and "
+        "the order of two AUCs often flips from one image to the next. They are no verdict on a method. "
+        "The Benchmark page runs the same curves over a data set and gives each method's AUC with a "
+        "confidence interval, and whether it beats the references there.",
+        "info",
+        icon=":material/balance:",
+    )
+    try:
+        st.page_link(
+            pages.page("benchmark").script,
+            label="Open the Benchmark page (intervals over a data set)",
+            icon=":material/leaderboard:",
+        )
+    except StreamlitPageNotFoundError:  # this page was started on its own: no other page to link to
+        st.caption("The Benchmark page is in the app's page list (`streamlit run dashboard/Home.py`).")
 
 
 def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: str) -> None:

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -52,6 +53,64 @@ def shared_scale_warning(titles: list[str], raw: list, relu: bool) -> str:
     )
 
 
+#: Maps equal by mathematics: the registry names of methods whose rules coincide, and when.
+IDENTITIES: tuple[tuple[frozenset[str], str], ...] = (
+    (
+        frozenset({"gradcam", "xgradcam", "hirescam"}),
+        "where the gradient of the class score is the same at every position of the layer, as when the "
+        "layer feeds global average pooling and a linear head (y = Σ_k w_k · mean(A_k), so ∂y/∂A_k = "
+        "w_k/(h·w) everywhere), Grad-CAM's averaged gradient, XGrad-CAM's activation-weighted gradient and "
+        "HiResCAM's element-wise gradient × activation all reduce to Σ_k w_k A_k/(h·w).",
+    ),
+    (
+        frozenset({"layercam", "gradcam_elementwise"}),
+        "both rules are ReLU(∂y/∂A) ⊙ A summed over channels, at every layer.",
+    ),
+)
+SAME_TOL = 1e-6  # largest difference of two min-max normalized maps that still reads as the same map
+SECONDS = "Seconds (incl. the shared forward+backward, counted once per method)"
+
+
+def identical_groups(names: list[str], raw: list[np.ndarray], tol: float = SAME_TOL) -> list[list[str]]:
+    """Groups (two or more, in the given order) of methods whose maps are equal to ``tol`` after
+    min-max; constant maps are left out (they are equal for no reason worth a note).
+
+    Examples:
+        >>> a = np.array([[0.0, 1.0], [2.0, 3.0]])
+        >>> identical_groups(["g", "x", "l"], [a, 5 * a + 1, a[::-1]])
+        [['g', 'x']]
+    """
+    scaled = {}
+    for n, r in zip(names, raw):
+        lo, hi = float(r.min()), float(r.max())
+        if r.size and hi > lo:
+            scaled[n] = (np.asarray(r, dtype=np.float64) - lo) / (hi - lo)
+    groups: list[list[str]] = []
+    for n, m in scaled.items():
+        home = next(
+            (g for g in groups if scaled[g[0]].shape == m.shape and np.abs(scaled[g[0]] - m).max() <= tol), None
+        )
+        if home is None:
+            groups.append([n])
+        else:
+            home.append(n)
+    return [g for g in groups if len(g) > 1]
+
+
+def identity_note(group: list[str], layer: str) -> str:
+    """What a reader must know about methods that draw the same map: one piece of evidence, and why."""
+    titles = [services.method_label(m) for m in group]
+    listed = ", ".join(titles[:-1]) + f" and {titles[-1]}"
+    why = next((reason for members, reason in IDENTITIES if set(group) <= members), None)
+    text = f"{listed} draw the same map at layer {layer} (equal to {SAME_TOL:g} after min-max). "
+    text += (
+        f"That is mathematics, not chance: {why}"
+        if why
+        else "Their rules coincide on this image and layer, for no reason the dashboard knows of."
+    )
+    return text + " Their agreement is one piece of evidence, not several."
+
+
 def show(state: ViewState) -> None:
     """Draw the Methods page from a view state."""
     if not state.methods:
@@ -65,6 +124,8 @@ def show(state: ViewState) -> None:
     raw = [bundle.maps[m][layer] for m in names]
     widgets.note_constant({services.method_label(m): r for m, r in zip(names, raw)})
     widgets.map_notes(bundle, names, services.method_label)
+    for group in identical_groups(names, raw):
+        notice(identity_note(group, layer), "info", icon=":material/equal:")
     norm = services.normalized(raw, state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     target = bundle.target_name
@@ -118,13 +179,19 @@ def show(state: ViewState) -> None:
             "Method": titles,
             "Family": [specs[m].family for m in names],
             "Cost": [specs[m].cost for m in names],
-            "Seconds": [round(bundle.seconds.get(m, float("nan")), 4) for m in names],
+            SECONDS: [round(bundle.seconds.get(m, float("nan")), 4) for m in names],
             "Raw min": [float(r.min()) for r in raw],
             "Raw max": [float(r.max()) for r in raw],
             "Positive share": [float((r > 0).mean()) for r in raw],
         }
     )
     st.dataframe(table, hide_index=True, width="stretch")
+    st.caption(
+        "Seconds: the methods computed together share ONE forward and backward pass of the model, and "
+        "each row counts that shared pass again plus the method's own work, so the rows do not add up "
+        "to the time the page took; between methods computed in the same run, the difference of two rows "
+        "is the difference of their own extra times."
+    )
     a, b = st.columns(2)
     with a:
         widgets.download_png(

@@ -48,6 +48,7 @@ from methods.review.report_data import (
     curves_of,
     display_ranges,
     fit_image,
+    image_label,
     rendered_maps,
 )
 from methods.viz.styles import curve_label
@@ -167,7 +168,7 @@ def _settings(s: Snapshot) -> list[tuple[str, Any]]:
             + (f", percentiles {n.percentiles[0]:g}–{n.percentiles[1]:g}" if n.mode == "percentile" else ""),
         ),
         ("Colormap / alpha", f"{s.colormap} / {s.alpha:g}"),
-        ("Image", f"{s.image_width}×{s.image_height} px, SHA-256 {s.image_sha256}"),
+        ("Image", f"{image_label(s) or 'unnamed'} · {s.image_width}×{s.image_height} px, SHA-256 {s.image_sha256}"),
         ("Created (UTC)", s.created_at),
         ("Updated (UTC)", s.updated_at),
     ]
@@ -189,7 +190,8 @@ def _section(s: Snapshot, comments: Sequence[Comment], *, plotly_included: bool,
         )
     parts.append('<h3>Maps</h3><div class="maps">')
     parts.append(
-        f"<figure>{_img(fit_image(image, max_side), 'original image')}<figcaption>original</figcaption></figure>"
+        f"<figure>{_img(fit_image(image, max_side), 'original image')}"
+        f"<figcaption>original{_e(': ' + image_label(s) if image_label(s) else '')}</figcaption></figure>"
     )
     for r in rendered_maps(s, max_side=max_side, image=image):
         lo, hi = (float(r.raw.min()), float(r.raw.max())) if r.raw.size else (0.0, 0.0)
@@ -401,6 +403,7 @@ def zip_report(
                 "alpha": s.alpha,
                 "view": s.view,
                 "image": {
+                    "name": image_label(s),
                     "file": "original.png",
                     "width": s.image_width,
                     "height": s.image_height,

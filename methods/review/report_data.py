@@ -19,14 +19,64 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from methods.data import samples
 from methods.review.records import Snapshot
 from methods.viz.normalize import as_mode, as_scope, normalize_many
 from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import heatmap, overlay
 
-__all__ = ["CURVE_KINDS", "RenderedMap", "StoredCurve", "display_ranges", "fit_image", "rendered_maps", "curves_of"]
+__all__ = [
+    "CURVE_KINDS",
+    "image_label",
+    "RenderedMap",
+    "StoredCurve",
+    "display_ranges",
+    "fit_image",
+    "rendered_maps",
+    "curves_of",
+]
 
 CURVE_KINDS: tuple[str, ...] = ("deletion", "insertion")
+
+
+# ----------------------------------------------------------------------------- the image
+
+
+def image_label(s: Snapshot) -> str:
+    """What the snapshot's image is called: its file name or gallery name, from what was saved.
+
+    Read from ``metrics["image_name"]`` (a file name a saver recorded) or else the saved view's
+    ``image`` id (the dashboard's ``ViewState.to_dict()``): a gallery sample is named with its
+    description, ``""`` is the model's default sample, ``"upload:<digest>"`` an uploaded file whose
+    name was not saved, ``"scene:<seed>"`` a generated scene. ``""`` when nothing names it.
+
+    Examples:
+        >>> from types import SimpleNamespace as S
+        >>> image_label(S(metrics={}, view={"image": "chelsea"}, model_id="efficientnet_lite0"))
+        'chelsea (gallery sample): Chelsea the cat (scikit-image sample photo; ImageNet: a cat class)'
+        >>> image_label(S(metrics={}, view={"image": ""}, model_id="efficientnet_lite0"))
+        "chelsea (gallery sample, the model's default): Chelsea the cat (scikit-image sample photo; ImageNet: a cat class)"
+        >>> image_label(S(metrics={}, view={"image": "upload:ab12"}, model_id="m"))
+        'an uploaded file (upload:ab12; its file name was not saved)'
+    """
+    named = s.metrics.get("image_name") if isinstance(s.metrics, Mapping) else None
+    if isinstance(named, str) and named.strip():
+        return named.strip()
+    view = s.view if isinstance(s.view, Mapping) else {}
+    if "image" not in view:
+        return ""
+    image = str(view.get("image") or "")
+    default = ""
+    if not image:  # the dashboard's default: a scene for scene models, else the first photo
+        wanted = "scenes_vgg" if str(s.model_id).startswith("scenes_") else "imagenet"
+        image = next((x.name for x in samples.list_samples() if x.suggested_model == wanted), "")
+        default = ", the model's default"
+    if image.startswith("upload:"):
+        return f"an uploaded file ({image}; its file name was not saved)"
+    known = {x.name: x for x in samples.list_samples()}
+    if image in known:
+        return f"{image} (gallery sample{default}): {known[image].description}"
+    return image
 
 
 # ----------------------------------------------------------------------------- rendering

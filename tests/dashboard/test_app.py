@@ -78,6 +78,24 @@ def test_analysis_pages_render(page):
         assert any("Why both" in m.value for m in at.markdown)
 
 
+def test_methods_page_says_the_pass_is_shared_and_notes_maps_equal_by_mathematics():
+    """Issue 25: the "Seconds" column repeated the shared pass for every method without saying so,
+    and Grad-CAM, XGrad-CAM and HiResCAM drew the same map at a layer that feeds global average
+    pooling and a linear head (scenes_vgg ``features.20``) with no note. Measured: their min-max maps
+    differ by at most 1.8e-7 there."""
+    at = run_page("methods", {"methods": "gradcam,xgradcam,hirescam,gradcampp"})
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert "Seconds" not in table.columns
+    assert "Seconds (incl. the shared forward+backward, counted once per method)" in table.columns
+    captions = " ".join(plain(c.value) for c in at.caption)
+    assert "share ONE forward and backward pass" in captions and "do not add up" in captions
+    info = texts(at.info)
+    assert "Grad-CAM, XGrad-CAM and HiResCAM draw the same map at layer features.20" in info, info
+    assert "mathematics, not chance" in info and "global average pooling and a linear head" in info
+    assert "Grad-CAM++" not in info.split("draw the same map")[0]  # a different map: not in the group
+
+
 def test_method_menu_comes_from_the_registry():
     at = run_page("methods")
     expected = [s.label + (" (slow)" if s.is_slow else "") for s in methods.list_methods()]
@@ -467,6 +485,63 @@ def test_faithfulness_curves_table_and_perturbed_images():
     at.slider(key="w_step").set_value(5).run()  # moving the step never re-runs the curves
     assert_clean(at)
     assert model_calls() == calls and at.query_params["step"] == "5"
+
+
+def test_faithfulness_says_per_method_whether_it_beats_each_reference_on_this_image_only():
+    """Issue 25: the page gave AUCs without saying whether the method beats the random and centre
+    maps, nor that one image cannot tell; it now says both and links to the Benchmark page."""
+    pytest.importorskip("methods.metrics.faithfulness.curves")
+    at = run_page("faithfulness", {"steps": "5"})
+    at.button(key="faith_run").click().run()
+    assert_clean(at)
+    auc = at.dataframe[0].value
+    said = " ".join(plain(m.value) for m in at.markdown)
+    row = auc.set_index("Map")
+    for kind, column in (
+        ("deletion", "Deletion AUC (lower is better)"),
+        ("insertion", "Insertion AUC (higher is better)"),
+    ):
+        mine = row.loc["Grad-CAM", column]
+        found = re.search(rf"On this image Grad-CAM's {kind} AUC \(([\d.]+)\) is ([^\n]*)", said)
+        assert found, said
+        assert float(found[1]) == pytest.approx(mine, abs=1e-3)
+        for ref, label in (("random", "Random map (reference)"), ("centre", "Centre map (reference)")):
+            theirs = row.loc[label, column]
+            shown = re.search(rf"the {ref} map's \(([\d.]+)\)", found[2])
+            assert shown and float(shown[1]) == pytest.approx(theirs, abs=1e-3), found[2]
+            beats = (mine < theirs if kind == "deletion" else mine > theirs) and abs(mine - theirs) >= 1e-3
+            conclusion = found[2].split(": ", 1)[1]  # "it beats ... here."
+            if beats:
+                assert "both" in conclusion or f"beats the {ref}" in conclusion, conclusion
+            elif abs(mine - theirs) >= 1e-3:
+                assert re.search(rf"not( beat)? the (\w+ or the )?{ref}", conclusion), conclusion
+    caveat = texts(at.info)
+    assert "One image is not evidence" in caveat and "no verdict on a method" in caveat and "Benchmark page" in caveat
+    links = at.get("page_link")
+    assert any("Benchmark" in link.proto.label for link in links)
+
+
+def test_faithfulness_page_started_on_its_own_says_where_the_benchmark_page_is():
+    """A page file run on its own has no page list: the Benchmark link becomes a line of text."""
+    at = open_app(str(ROOT / "dashboard" / PAGES["faithfulness"]), {"steps": "5"})
+    at.run()
+    at.button(key="faith_run").click().run()
+    assert_clean(at)
+    assert "One image is not evidence" in texts(at.info)
+    assert any("streamlit run dashboard/Home.py" in plain(c.value) for c in at.caption)
+
+
+def test_faithfulness_baseline_defaults_to_blur_like_the_library():
+    """Issue 25: the menu defaulted to RISE's pairing (deletion to zero) while the library and
+    ``methods.evaluate`` default to blur for both curves."""
+    from methods.metrics.faithfulness import curves
+
+    assert curves.DEFAULT_BASELINES == {"deletion": "blur", "insertion": "blur"}
+    at = run_page("faithfulness")
+    assert_clean(at)
+    menu = at.selectbox(key="w_baseline")
+    assert menu.value == "blur" and menu.options[0].startswith("blur")
+    assert "baseline" not in at.query_params  # the default is not spelled out in the link
 
 
 # ------------------------------------------------------------------------------------------

@@ -576,3 +576,34 @@ def test_zip_curves_csv_neutralises_formulas(store: SnapshotStore) -> None:
     with zipfile.ZipFile(io.BytesIO(zip_report([store.get(sid)]))) as zf:
         rows = list(csv.reader(io.StringIO(zf.read(f"{sid}/curves.csv").decode("utf-8"))))
     assert rows[1] == ["'" + evil, "deletion", "0.0", "-0.5"]  # the text is neutralised, the number is not
+
+
+@pytest.mark.parametrize(
+    ("view", "metrics", "model", "named"),
+    [
+        ({"image": "chelsea"}, {}, "efficientnet_lite0", "chelsea (gallery sample): Chelsea the cat"),
+        ({"image": ""}, {}, "efficientnet_lite0", "chelsea (gallery sample, the model's default)"),
+        ({"image": "upload:ab12"}, {}, "m", "an uploaded file (upload:ab12; its file name was not saved)"),
+        ({"image": "upload:ab12"}, {"image_name": "my cat.jpg"}, "m", "my cat.jpg"),
+    ],
+)
+def test_reports_name_the_image(store: SnapshotStore, view, metrics, model, named) -> None:
+    """Issue 25: a report said only "30×40 px, SHA-256 …"; it now names the image (its gallery
+    name, or the file name where one was saved) beside the size and hash, in the HTML and the ZIP."""
+    sid = store.save(
+        NewSnapshot(
+            image_png=encode_png(_image()),
+            model_id=model,
+            author="a",
+            maps={"gradcam": {"l": np.ones((2, 2), np.float32)}},
+            view=view,
+            metrics=metrics,
+        )
+    )
+    snap = store.get(sid)
+    doc = html.unescape(html_report([snap]))
+    assert f"{named}" in doc and "30×40 px" in doc
+    assert f"<figcaption>original: {named}" in doc
+    with zipfile.ZipFile(io.BytesIO(zip_report([snap]))) as z:
+        (settings,) = [n for n in z.namelist() if n.endswith("settings.json")]
+        assert json.loads(z.read(settings))["image"]["name"].startswith(named)

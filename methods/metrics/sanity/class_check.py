@@ -4,7 +4,9 @@ A map that is the same whatever class is explained explains the image, not the d
 class-discrimination argument of Grad-CAM, Selvaraju et al. 2017, https://arxiv.org/abs/1610.02391,
 and the "explains the image" failure of Adebayo et al. 2018, https://arxiv.org/abs/1810.03292).
 :func:`class_sensitivity` explains ONE image for several classes ``c_0, c_1, ...`` (by default the
-model's two most probable, ``c_0`` = top-1) at one layer, one :func:`methods.explain_many` call
+top-1 class ``c_0`` and the LEAST probable class, as in the Grad-CAM paper's check: two
+near-synonyms such as "tiger cat" and "Egyptian cat" share their evidence and would pass a
+class-blind method's maps as alike for a good reason) at one layer, one :func:`methods.explain_many` call
 per class (each map is exactly ``explain(model, x, target=c)``), and measures the agreement of each map ``M_{c_j}`` with ``M_{c_0}``
 (:func:`methods.map_agreement`, on the layer's grid). Class-agnostic methods (Eigen-CAM, the
 controls: ``MethodSpec.class_agnostic``) give the same map for every class by design.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -51,6 +53,7 @@ class ClassSensitivity:
         maps: raw (h, w) float32 map per class.
         agreements: :class:`Agreement` of ``maps[j]`` with ``maps[0]``, for j = 1, 2, ...
         class_agnostic: the method ignores the class by design (its spec says so).
+        class_names: one name per class of the model when it has them (a LoadedModel), else empty.
     """
 
     method: str
@@ -61,6 +64,11 @@ class ClassSensitivity:
     maps: tuple[torch.Tensor, ...]
     agreements: tuple[Agreement, ...]
     class_agnostic: bool
+    class_names: tuple[str, ...] = ()
+
+    def class_label(self, c: int) -> str:
+        """``'"tiger cat" (282)'`` where the model names its classes, else ``"class 282"``."""
+        return f'"{self.class_names[c]}" ({c})' if 0 <= c < len(self.class_names) else f"class {c}"
 
     def verdict(self, *, metric: str = "iou_top", threshold: float = 0.5) -> Verdict:
         """Passes when the map of the second class differs from the first: ``metric`` of
@@ -75,8 +83,8 @@ class ClassSensitivity:
         threshold = check_number("threshold", threshold, minimum=-1.0, maximum=1.0)
         value = float(getattr(self.agreements[0], metric))
         what = _LABELS[metric]
-        c0, c1 = self.classes[0], self.classes[1]
-        criterion = f"{what} between the maps of class {c0} and class {c1} below {threshold:g}"
+        c0, c1 = self.class_label(self.classes[0]), self.class_label(self.classes[1])
+        criterion = f"{what} between the maps of {c0} and {c1} below {threshold:g}"
         if self.agreements[0].flags and "constant" in " ".join(self.agreements[0].flags):
             return Verdict(
                 None,
@@ -90,12 +98,12 @@ class ClassSensitivity:
         if value < threshold:
             text = (
                 f"{self.label} passes: its map changes with the class ({what} {value:.2f} < {threshold:g} "
-                f"between classes {c0} and {c1}), so it explains the decision, not only the image."
+                f"between {c0} and {c1}), so it explains the decision, not only the image."
             )
         else:
             why = " It is class-agnostic by design." if self.class_agnostic else ""
             text = (
-                f"{self.label} fails: its maps for classes {c0} and {c1} are alike ({what} {value:.2f} >= "
+                f"{self.label} fails: its maps for {c0} and {c1} are alike ({what} {value:.2f} >= "
                 f"{threshold:g}): it explains the image, not the decision.{why}"
             )
         return Verdict(value < threshold, metric, value, threshold, 1, criterion, text)
@@ -103,12 +111,18 @@ class ClassSensitivity:
 
 def _classes(classes: Any, logits: torch.Tensor) -> list[int]:
     k = int(logits.shape[1])
+    order = logits[0].argsort(descending=True, stable=True)  # (K,) most probable first
+    if isinstance(classes, str) and classes == "least":
+        if k < 2:
+            raise OptionError(f"classes='least' needs a model with at least two classes; this one has {k}")
+        return [int(order[0]), int(order[-1])]
     if is_int(classes):
         count = check_int("classes", classes, 2, k)
-        return [int(c) for c in logits[0].argsort(descending=True, stable=True)[:count]]
+        return [int(c) for c in order[:count]]
     if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence) or len(classes) < 2:
         raise OptionError(
-            f"classes must be a count >= 2 (the top classes) or a list of at least two class "
+            f"classes must be 'least' (the top-1 and the least probable class), a count >= 2 (the top "
+            f"classes) or a list of at least two class "
             f"indices (the first is the reference); got {classes!r}"
         )
     out = []
@@ -127,7 +141,7 @@ def class_sensitivity(
     *,
     method: str = "gradcam",
     layer: str | None = None,
-    classes: int | Sequence[int] = 2,
+    classes: Literal["least"] | int | Sequence[int] = "least",
     options: Mapping[str, Any] | None = None,
     top: float = 0.1,
 ) -> ClassSensitivity:
@@ -138,8 +152,10 @@ def class_sensitivity(
         x: ONE preprocessed image, (1, C, H, W); never modified.
         method: a registry key (every registered method works, with its ``options``).
         layer: the explained layer (default: the model's default layer).
-        classes: a count ``k >= 2`` (the model's top-k classes, most probable first) or a list
-            of class indices (the first is the reference).
+        classes: ``"least"`` (default: the top-1 class and the least probable one, the dissimilar
+            pair of the Grad-CAM paper's check), a count ``k >= 2`` (the model's top-k classes, most
+            probable first; neighbours are often near-synonyms whose maps agree for a good reason)
+            or a list of class indices (the first is the reference).
         options: the method's keyword options.
         top: the top fraction of :func:`methods.map_agreement`.
 
@@ -158,6 +174,7 @@ def class_sensitivity(
         ((0, 2), 1.0, True)
     """
     net, loaded_default = unwrap_model(model)
+    names = tuple(str(c) for c in (getattr(model, "class_names", None) or ()))
     check_input(x, batch=1)
     if options is not None and not isinstance(options, Mapping):
         raise OptionError(f"options must be a dict of the method's keyword options; got {options!r}")
@@ -168,6 +185,8 @@ def class_sensitivity(
     with eval_mode(net), torch.inference_mode():
         logits = net(x.detach().clone()).float()  # (1, K)
     chosen = _classes(classes, logits)
+    if len(names) != int(logits.shape[1]):  # names that do not match the logits name nothing
+        names = ()
     # one call per class (not one batch): a map must equal explain(model, x, target=c) exactly, and
     # some methods draw per batch row (Random's channel weights), which would differ between rows
     exps = [explain_many(net, x, [configured], layers=[layer], target=c)[configured.spec.name] for c in chosen]
@@ -182,4 +201,5 @@ def class_sensitivity(
         maps=maps,
         agreements=tuple(map_agreement(maps[0], m, top=top) for m in maps[1:]),
         class_agnostic=configured.spec.class_agnostic,
+        class_names=names,
     )

@@ -91,3 +91,35 @@ def test_bad_arguments():
     with pytest.raises(OptionError, match="metric"):
         class_sensitivity(net, x, classes=2).verdict(metric="ssim")
     assert methods.class_sensitivity is class_sensitivity
+
+
+def test_default_compares_the_top_class_with_the_least_likely_and_names_them(scenes):
+    """Issue 25: the check compared the top class with the second ("tiger cat" vs "Egyptian cat",
+    near-synonyms whose maps agree for a good reason) and named them "classes 285 and 282". The
+    default is now the Grad-CAM paper's dissimilar pair: top-1 against the least probable class,
+    each named by its name (and index) where the model has names."""
+    loaded = scenes["scenes_vgg"]
+    sample = TWO_OBJECT[0]
+    x = loaded.preprocess(load_sample(sample.name))[None]
+    with torch.no_grad():
+        probs = torch.softmax(loaded.model(x), 1)[0]
+    res = class_sensitivity(loaded, x, method="gradcam")
+    top, least = int(probs.argmax()), int(probs.argmin())
+    assert res.classes == (top, least)
+    text = res.verdict().text
+    assert f'"{CLASS_NAMES[top]}" ({top})' in text and f'"{CLASS_NAMES[least]}" ({least})' in text, text
+    assert f'"{CLASS_NAMES[top]}" ({top})' in res.verdict().criterion
+
+
+def test_without_class_names_the_verdict_keeps_the_index():
+    net = GapNet().eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        order = net(x)[0].argsort(descending=True).tolist()
+    res = class_sensitivity(net, x, method="gradcam", layer="features.5")
+    assert res.classes == (order[0], order[-1])
+    text = res.verdict().text
+    assert f"class {order[0]}" in text and f"class {order[-1]}" in text
+    assert class_sensitivity(net, x, method="gradcam", layer="features.5", classes=2).classes == tuple(order[:2])
+    with pytest.raises(OptionError, match="least"):
+        class_sensitivity(net, x, classes="most")
