@@ -164,6 +164,10 @@ def new_snapshot(
     }
     if model_label:  # the list shows an uploaded model by its file name, not "upload:46bd…"
         metrics["model_label"] = model_label
+    if is_upload(view.image):  # reports name an uploaded picture by its file name
+        picture = uploads.uploaded_images().get(view.image)
+        if picture is not None:
+            metrics["image_name"] = str(picture["name"])
     if bundle.extras:  # what the Compare and Sanity pages need to redraw the view (bundle_of reads it back)
         metrics["extras"] = bundle.extras
     curves = recorded.get("curves") or {}

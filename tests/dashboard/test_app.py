@@ -626,3 +626,9 @@ def test_map_notes_and_precision_are_shown_beside_the_maps_and_saved(monkeypatch
     )
     snap = save_panel.new_snapshot(ViewState(), {"bundle": bundle}, author="t")
     assert snap.metrics["notes"] == {"scorecam": ["n1"]} and snap.metrics["precision"] == {"scorecam": "bf16"}
+    assert "image_name" not in snap.metrics  # a gallery image: the report names it from the view
+    from dashboard.app import uploads
+
+    monkeypatch.setattr(uploads, "uploaded_images", lambda: {"upload:ab12": {"name": "my cat.png"}})
+    snap = save_panel.new_snapshot(ViewState(image="upload:ab12"), {"bundle": bundle}, author="t")
+    assert snap.metrics["image_name"] == "my cat.png"  # reports name an upload by its file name
