@@ -204,7 +204,7 @@ def perturbed_view(state: ViewState, bundle, curves: dict, labels: dict, layer: 
             width="stretch",
             caption=f"{kind.capitalize()}: {fractions[step]:.0%} of the pixels ({count}) "
             f"{'removed' if kind == 'deletion' else 'put back'}; probability of "
-            f"{bundle.target_name} = {score:.3f}",
+            f"{md_escape(bundle.target_name)} = {score:.3f}",  # a checkpoint's class name is user text
         )
     grid = partial(
         pictures.compose_grid,

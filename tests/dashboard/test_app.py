@@ -463,7 +463,6 @@ def test_slow_method_shows_its_cost_and_runs_on_the_button(slow_method):
 
 
 def test_faithfulness_curves_table_and_perturbed_images():
-    pytest.importorskip("methods.metrics.faithfulness.curves")
     at = run_page("faithfulness")
     assert_clean(at)
     at.slider(key="w_steps").set_value(10).run()
@@ -490,7 +489,6 @@ def test_faithfulness_curves_table_and_perturbed_images():
 def test_faithfulness_says_per_method_whether_it_beats_each_reference_on_this_image_only():
     """Issue 25: the page gave AUCs without saying whether the method beats the random and centre
     maps, nor that one image cannot tell; it now says both and links to the Benchmark page."""
-    pytest.importorskip("methods.metrics.faithfulness.curves")
     at = run_page("faithfulness", {"steps": "5"})
     at.button(key="faith_run").click().run()
     assert_clean(at)
@@ -632,3 +630,18 @@ def test_map_notes_and_precision_are_shown_beside_the_maps_and_saved(monkeypatch
     monkeypatch.setattr(uploads, "uploaded_images", lambda: {"upload:ab12": {"name": "my cat.png"}})
     snap = save_panel.new_snapshot(ViewState(image="upload:ab12"), {"bundle": bundle}, author="t")
     assert snap.metrics["image_name"] == "my cat.png"  # reports name an upload by its file name
+
+
+def test_faithfulness_perturbed_captions_show_a_hostile_class_name_as_text(monkeypatch):
+    """The perturbed pictures' captions (markdown) put the class name in raw: a checkpoint whose
+    class is ``![cls0](http://…/x.png)`` made every viewer's browser fetch that image."""
+    hostile = "![cls0](http://127.0.0.1:8999/x.png) [login](http://127.0.0.1:8999/l)"
+    monkeypatch.setattr(services.MapBundle, "target_name", property(lambda self: hostile))
+    at = run_page("faithfulness", {"steps": "5"})
+    at.button(key="faith_run").click().run()
+    assert_clean(at)
+    captions = [i.caption for img in at.image for i in img.proto.imgs if "probability of" in (i.caption or "")]
+    assert len(captions) == 2  # deletion and insertion
+    for caption in captions:
+        assert plain(caption).endswith(f"probability of {hostile} = " + caption.rsplit("= ", 1)[1])
+        assert "![" not in caption and "](http" not in caption  # escaped: no image, no link
