@@ -1,0 +1,71 @@
+"""A view of a model whose forward returns the (N, K) scores GradLens explains.
+
+Every method in GradLens explains a column of an (N, K) score tensor: a classifier's logits. A
+model that returns something else — a Hugging Face output object with ``.logits``, a detector's
+list of box dicts, a segmenter's per-pixel logits — is explained through a :class:`ScoreView`: a
+module that runs the model unchanged and turns its output into (N, K) scores.
+
+The view SHARES the model's submodules, parameters and buffers (the same dict objects), so every
+layer keeps its name (``blocks.11.norm1``, not ``model.blocks.11.norm1``), hooks placed on the
+view's modules fire inside the model's own forward, and nothing is copied. ``train``/``eval`` on
+the view set the wrapped model's own flag (the view's ``training`` IS that flag) (torchvision's detectors branch on
+``self.training`` at the top level).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["ScoreView", "inner_model"]
+
+
+class ScoreView(nn.Module):
+    """Runs ``model`` and returns :meth:`read` of its output: (N, K) float scores.
+
+    Subclasses implement :meth:`read`. ``named_modules()`` of the view equals the model's, except
+    that the root ``""`` is the view itself.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, "_wrapped", model)  # not a child: names keep no prefix
+        self._modules = model._modules
+        self._parameters = model._parameters
+        self._buffers = model._buffers
+
+    @property
+    def wrapped(self) -> nn.Module:
+        """The model this view runs."""
+        wrapped: nn.Module = self.__dict__["_wrapped"]
+        return wrapped
+
+    @property
+    def training(self) -> bool:
+        """The wrapped model's own flag: the view has none of its own, so saving and restoring
+        the flags of ``view.modules()`` restores the wrapped model's too."""
+        wrapped = self.__dict__.get("_wrapped")
+        return bool(wrapped.training) if wrapped is not None else True
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        wrapped = self.__dict__.get("_wrapped")
+        if wrapped is not None:
+            wrapped.training = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, K) scores of the wrapped model on ``x``."""
+        return self.read(self.wrapped(x))
+
+    def read(self, output: Any) -> torch.Tensor:
+        """The (N, K) scores in the model's raw ``output``; subclasses define it."""
+        raise NotImplementedError
+
+
+def inner_model(model: nn.Module) -> nn.Module:
+    """The model under any number of :class:`ScoreView` layers (the model itself otherwise)."""
+    while isinstance(model, ScoreView):
+        model = model.wrapped
+    return model
