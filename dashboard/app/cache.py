@@ -279,7 +279,15 @@ def maps(request: MapRequest, *, run: Run = _here, private: bool = False) -> Map
         result["seconds"],
         notes=result["notes"],
         precision=result["precision"],
+        original=ctx.image,
+        placement=_placement(handle.loaded, ctx.image),
     )
+
+
+def _placement(loaded, image: np.ndarray):
+    """Where the model input lies on ``image`` (None for a model without the geometry)."""
+    place = getattr(loaded, "placement", None)
+    return place(image.shape[:2]) if callable(place) else None
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -116,6 +116,10 @@ class MapBundle:
         notes: method -> what the reader must know about its maps (``Explanation.notes``: a signed
             layer, an extension of a rule, a slower route), shown beside the maps and saved with them.
         precision: method -> the precision its maps were computed in (``Explanation.precision``).
+        original: (H, W, 3) uint8, the user's picture at its own size and aspect (None: draw on
+            ``image``; a stored snapshot keeps the model's view only).
+        placement: where the model input lies on ``original`` (``LoadedModel.placement``): maps are
+            drawn there, and what the model did not see (outside a centre crop) is dimmed.
     """
 
     image: np.ndarray
@@ -127,6 +131,18 @@ class MapBundle:
     extras: dict = field(default_factory=dict)
     notes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     precision: dict[str, str] = field(default_factory=dict)
+    original: np.ndarray | None = None
+    placement: Any = None
+
+    @property
+    def picture(self) -> np.ndarray:
+        """What maps are drawn on: the user's own picture when known, else the model's view."""
+        return self.original if self.original is not None and self.placement is not None else self.image
+
+    @property
+    def place(self) -> Any:
+        """The placement to draw with (``render_views(bundle.picture, m, placement=bundle.place)``)."""
+        return self.placement if self.original is not None else None
 
     @property
     def target_name(self) -> str:

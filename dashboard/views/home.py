@@ -47,6 +47,22 @@ def method_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _original_caption(bundle) -> str:
+    """What the first panel is: the picture at its own size, and which part the model saw."""
+    place = bundle.place
+    if place is None:
+        return "Original (as the model sees it)"
+    h, w = place.image_size
+    if place.mode == "crop" and place.seen_share < 0.999:
+        return (
+            f"Original {w}×{h}; the model saw the centre {place.seen_share:.0%} (its evaluation crop): "
+            "the dimmed border is not explained"
+        )
+    if place.mode == "letterbox":
+        return f"Original {w}×{h}, letterboxed into the model's input (padding not shown)"
+    return f"Original {w}×{h}, resized whole to the model's input"
+
+
 def show(state: ViewState) -> None:
     """Draw the home page from a view state."""
     st.caption("Grad-CAM-style class activation maps: which pixels made the network say what it said.")
@@ -59,7 +75,12 @@ def show(state: ViewState) -> None:
     norm = services.normalized([raw], state)[0]
     value_range = display_range(norm, mode=state.norm, relu=state.relu)
     views = methods.render_views(
-        bundle.image, norm, colormap=state.draw_cmap, alpha=state.alpha, value_range=value_range
+        bundle.picture,
+        norm,
+        colormap=state.draw_cmap,
+        alpha=state.alpha,
+        value_range=value_range,
+        placement=bundle.place,
     )
     target_name = bundle.target_name
     scale = pictures.ColourScale(
@@ -69,7 +90,7 @@ def show(state: ViewState) -> None:
     st.subheader(f"Grad-CAM for “{md_escape(target_name)}” at layer {md_escape(layer)}")
     panels = [views.original, views.grayscale, views.heatmap, views.overlay]
     captions = [
-        "Original (as the model sees it)",
+        _original_caption(bundle),
         "Grayscale map (black = low, white = high)",
         f"Heatmap ({state.draw_cmap})",
         f"Overlay (alpha {state.alpha:.2f})",

@@ -105,7 +105,9 @@ def show(state: ViewState) -> None:
         f"{'One shared scale: compare strengths across layers.' if state.scope == 'shared' else 'Each map on its own scale.'}"
     )
     overlays = [
-        methods.render_views(bundle.image, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r).overlay
+        methods.render_views(
+            bundle.picture, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r, placement=bundle.place
+        ).overlay
         for m, r in zip(norm, ranges)
     ]
     scale = pictures.scale_of(

@@ -156,7 +156,9 @@ def show(state: ViewState) -> None:
 
     def grid():  # composed only when the PNG is downloaded
         overlays = [
-            methods.viz.render.overlay(bundle.image, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r)
+            methods.viz.render.overlay(
+                bundle.picture, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r, placement=bundle.place
+            )
             for m, r in zip(norm, ranges)
         ]
         caps = (
@@ -165,7 +167,7 @@ def show(state: ViewState) -> None:
             else [f"{t} [{r[0]:.3g}, {r[1]:.3g}]" for t, r in zip(titles, ranges)]
         )
         return pictures.compose_grid(
-            [bundle.image] + overlays,
+            [bundle.picture] + overlays,
             ["Image"] + caps,
             ncols=min(5, len(names) + 1),
             cell=224,

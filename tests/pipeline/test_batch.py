@@ -85,8 +85,8 @@ def test_views_maps_and_manifest_are_the_dashboards(tmp_path, vgg):
         image = methods.load_image(tmp_path / "in" / rel)
         x = vgg.preprocess(image)[None]
         exps = methods.explain_many(vgg, x, ["gradcam", "gradcampp"], layers=["features.13", "features.20"])
-        view = vgg.denormalize(x[0])
-        assert np.array_equal(png(out / rel / "original.png"), view)
+        view = png(out / rel / "original.png")
+        assert np.array_equal(view, image)  # issue 25: the picture at its own size (odd.png: 60 x 90)
         stored = np.load(out / rel / "maps.npz")
         rows = df[df["image"] == rel]
         pairs = list(zip(rows["method"], rows["layer"]))
@@ -99,7 +99,7 @@ def test_views_maps_and_manifest_are_the_dashboards(tmp_path, vgg):
             # a signed display (max, no ReLU) is drawn with the diverging colormap whatever --cmap says
             cmap = display_colormap("turbo", mode="max", relu=False)
             assert cmap == "diverging"
-            views = render_views(view, norm, colormap=cmap, alpha=0.3, value_range=rg)
+            views = render_views(view, norm, colormap=cmap, alpha=0.3, value_range=rg, placement=vgg.placement(view.shape[:2]))
             row = rows[(rows["method"] == m) & (rows["layer"] == layer)].iloc[0]
             for name in ("grayscale", "heatmap", "overlay"):
                 assert row[name] == f"{rel}/{m}__{layer}__{name}.png"
@@ -302,3 +302,36 @@ def test_bad_arguments_are_clear_errors(tmp_path, capsys, argv, needle):
 def test_unknown_method_is_a_gradlens_error(tmp_path):
     with pytest.raises(UnknownMethodError):
         batch.run_batch("scenes_vgg", tmp_path, tmp_path / "o", methods=["nope"])
+
+
+def test_a_cropping_model_writes_the_picture_at_its_size_with_the_unseen_border_dimmed(tmp_path, vgg):
+    """Issue 25: batch wrote original.png and overlays at the model's 128 x 128. A model that
+    centre-crops (as the ImageNet weights were evaluated) gets a 90 x 150 picture back at 90 x 150,
+    each map drawn on the crop and the border outside it dimmed (not explained)."""
+    import dataclasses
+
+    from methods.viz.render import UNSEEN_DIM
+
+    cropping = dataclasses.replace(vgg, resize="crop", crop_pct=0.875)
+    (tmp_path / "in").mkdir()
+    picture = np.full((90, 150, 3), 180, np.uint8)
+    picture[20:70, 40:110] = make_scene(10_000_001).image[:50, :70]
+    Image.fromarray(picture).save(tmp_path / "in" / "wide.png")
+    batch.run_batch(cropping, tmp_path / "in", tmp_path / "out", methods=["gradcam"], workers=1)
+    folder = tmp_path / "out" / "wide.png"
+    assert np.array_equal(png(folder / "original.png"), picture)
+    over = png(folder / "gradcam__features.20__overlay.png")
+    assert over.shape == (90, 150, 3)
+    place = cropping.placement((90, 150))
+    # 90 x 150 -> 146 x 243 (short side floor(128 / 0.875)), crop corner (9, 58): rows 5.5 .. 84.5,
+    # columns 35.8 .. 114.8 of the picture are seen
+    assert place.resized == (146, 243) and place.offset == (9, 58)
+    top, left, bottom, right = place.seen
+    assert (top, left, bottom, right) == pytest.approx((9 * 90 / 146, 58 * 150 / 243, 137 * 90 / 146, 186 * 150 / 243))
+    dim = np.round(picture * UNSEEN_DIM).astype(np.uint8)
+    assert (over[:, :35] == dim[:, :35]).all() and (over[:, 116:] == dim[:, 116:]).all()
+    assert (over[:5] == dim[:5]).all() and (over[85:] == dim[85:]).all()
+    assert (over[10:80, 40:110] != dim[10:80, 40:110]).any()
+    raw = np.load(folder / "maps.npz")["gradcam__features.20"]
+    want = render_views(picture, methods.normalize(raw), placement=place).overlay
+    assert np.array_equal(over, want)

@@ -85,6 +85,8 @@ class Side:
         target, target_name, prob: the explained class, its name, its softmax probability.
         input_size: ``(H, W)`` of the model's input (the largest gives the page's picture).
         seconds: wall time of its explain call.
+        placement: where its input lies on the user's picture (``LoadedModel.placement``; None
+            for a saved comparison, drawn on the stored model view).
     """
 
     id: str
@@ -97,6 +99,7 @@ class Side:
     prob: float
     input_size: tuple[int, int]
     seconds: float = 0.0
+    placement: Any = None
 
     def resolution(self, layer: str) -> str:
         c, h, w = self.shapes[self.layers.index(layer)]
@@ -280,15 +283,26 @@ def overlays(
     image: np.ndarray, sides: Sequence[Side], rows: Sequence[Row], state: ViewState
 ) -> tuple[list[list[np.ndarray]], list[tuple[float, float]]]:
     """``[row][model]`` overlay pictures, normalized with the view's settings (shared scale = one
-    scale for every cell), and the display range of each cell in row-major order (for the colour bar)."""
+    scale for every cell), and the display range of each cell in row-major order (for the colour bar).
+
+    ``image`` is the user's picture when every side has its placement for it (each map then lies
+    where that model's input lies: a centre crop leaves the border dimmed), else a model view."""
     raw = [sides[i].maps[row.layers[i]] for row in rows for i in range(len(sides))]
     norm = services.normalized(raw, state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
-    pics = [
-        methods.render_views(image, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r).overlay
-        for m, r in zip(norm, ranges)
-    ]
     n = len(sides)
+    on_picture = all(s.placement is not None and tuple(s.placement.image_size) == image.shape[:2] for s in sides)
+    pics = [
+        methods.render_views(
+            image,
+            m,
+            colormap=state.draw_cmap,
+            alpha=state.alpha,
+            value_range=r,
+            placement=sides[k % n].placement if on_picture else None,
+        ).overlay
+        for k, (m, r) in enumerate(zip(norm, ranges))
+    ]
     return [pics[k * n : (k + 1) * n] for k in range(len(rows))], list(ranges)
 
 

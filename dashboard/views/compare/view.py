@@ -177,12 +177,13 @@ def _compute(state: ViewState):
                 prob=float(probs[target]),
                 input_size=tuple(int(s) for s in handle.loaded.input_size),
                 seconds=float(bundle.seconds.get(state.method, 0.0)),
+                placement=bundle.place,
             )
         )
     if spec.is_slow:
         jobs.mark_ran(job)
     shared = cs.same_classes([h.class_names for h in handles])
-    return sides, cs.display_image(views), first_probs, handles[0].class_names, shared
+    return sides, cs.display_image(views), first_probs, handles[0].class_names, shared, bundle.picture
 
 
 def show(state: ViewState) -> None:
@@ -196,9 +197,10 @@ def show(state: ViewState) -> None:
         got = _compute(state)
         if got is None:
             return
-        sides, image, probs, names, shared = got
+        sides, image, probs, names, shared, picture = got
         method = state.method
         capture.record_bundle(cs.to_bundle(sides, method, image, probs, names, shared=shared))
+        image = picture if all(s.placement is not None for s in sides) else image  # drawn on the user's picture
     _draw(state, method, sides, image, shared)
 
 
