@@ -1,20 +1,21 @@
 """Real photos for ImageNet models: scikit-image's sample photos and composites made from them.
 
 Every photo here ships inside scikit-image (``skimage.data``; no download, unlike ``eagle``,
-``lily`` or ``skin``, which need the network). What EfficientNet-Lite0 (ImageNet-1k, 224 x 224,
-whole image resized) calls them, measured on this machine and re-checked in
-tests/models/test_pypi_zoo.py for the first two:
+``lily`` or ``skin``, which need the network). What EfficientNet-Lite0 (ImageNet-1k, 224 x 224)
+calls them with its evaluation transform (timm's resize 256 + centre crop 224, issue 25) and, as
+before issue 25, with the whole image squashed to 224 x 224, measured on this machine and
+re-checked in tests/models/test_pypi_zoo.py for the first four:
 
-================ =================================== ===========================================
-name             photo                               Lite0 top-1
-================ =================================== ===========================================
-``chelsea``      Chelsea the cat                     Egyptian cat 0.79
-``coffee``       a cup of espresso on a saucer       espresso 0.88
-``motorcycle``   a motorcycle (stereo pair, left)    moped 0.48 / motor scooter 0.34
-``camera``       the cameraman (grayscale -> RGB)    tripod 0.94
-``rocket``       a rocket on its launch pad          drilling platform 0.54 (missile 0.07)
-``astronaut``    Eileen Collins, NASA portrait       bobsled 0.30 (no ImageNet class fits)
-================ =================================== ===========================================
+================ ================================= =============================== ==========================
+name             photo                             Lite0 top-1 (evaluation crop)   whole image squashed
+================ ================================= =============================== ==========================
+``chelsea``      Chelsea the cat                   tiger cat 0.38 / Egyptian 0.37  Egyptian cat 0.79
+``coffee``       a cup of espresso on a saucer     espresso 0.95                   espresso 0.88
+``motorcycle``   a motorcycle (stereo pair, left)  moped 0.57 / scooter 0.12       moped 0.48 / scooter 0.34
+``camera``       the cameraman (grayscale -> RGB)  tripod 0.95                     tripod 0.94
+``rocket``       a rocket on its launch pad        missile 0.31 / projectile 0.23  drilling platform 0.54
+``astronaut``    Eileen Collins, NASA portrait     bobsled 0.13 (no class fits)    bobsled 0.30
+================ ================================= =============================== ==========================
 
 Composites put two photos side by side (each centre-cropped to a square, 300 x 300), so a
 class-discriminative map must light up the half of the class asked for. Their ground truth is a

@@ -20,11 +20,10 @@ Safety and offline rules:
   safetensors), so an uploaded pickle can never run code. Files that need more than tensors and
   plain containers are refused with a :class:`CheckpointError`.
 
-Deviation from torchvision's preprocessing: torchvision's ImageNet weights come with
-"resize the short side to 256 (or 232/236), centre-crop 224". :meth:`LoadedModel.preprocess`
-instead resizes the **whole** image to 224 x 224 (bilinear, antialiased), so that a map covers the
-full picture the user sees. Non-square images are squeezed; accuracy can drop slightly compared with
-the published numbers.
+Preprocessing is the weights' own evaluation transform (``LoadedModel.resize``, issue 25):
+torchvision's "resize the short side to 256 (or 232/236), centre-crop 224" (``crop_pct`` from the
+weights' transforms) and timm's ``crop_pct`` for the Lite models; the bundled scene models take
+their square scenes whole. Maps are drawn back on the user's picture (``LoadedModel.placement``).
 """
 
 from __future__ import annotations
