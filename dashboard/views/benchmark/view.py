@@ -14,6 +14,7 @@ import hashlib
 
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitPageNotFoundError
 
 import methods
 from dashboard.app import jobs, widgets
@@ -234,12 +235,18 @@ def _details(df: pd.DataFrame, digest: str, n_boot: int, seed: int) -> None:
     if view is None:
         notice(why, "info")
         return
-    st.page_link(
-        pages.page("methods").script,
-        label=md_escape(f"Open {row['image']} · {row['target_name']} on the Methods page"),
-        query_params=link_query(view),
-        icon=":material/open_in_new:",
-    )
+    try:
+        st.page_link(
+            pages.page("methods").script,
+            label=md_escape(f"Open {row['image']} · {row['target_name']} on the Methods page"),
+            query_params=link_query(view),
+            icon=":material/open_in_new:",
+        )
+    except StreamlitPageNotFoundError:  # this page was started on its own: no other page to link to
+        st.caption(
+            md_escape(f"{row['image']} · {row['target_name']}: open it on the Methods page of the whole app ")
+            + "(`streamlit run dashboard/Home.py`)."
+        )
 
 
 def _manifest_view(table: bd.Table) -> None:
