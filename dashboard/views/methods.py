@@ -37,6 +37,32 @@ def controls(state: ViewState) -> ViewState:
     return widgets.option_widgets(state, state.methods)  # an expander per chosen method with options
 
 
+#: The percentile a fine-grained pixel map is clipped at for display (its brightest 1 % saturate).
+FINE_CLIP = 99.0
+
+
+def fine_grained(name: str, raw: np.ndarray, input_size) -> bool:
+    """A pixel-family method's gradient map at the input's own resolution (Guided Backprop, Guided
+    Grad-CAM, FullGrad): a few pixels hold the maximum, so min-max leaves the rest nearly black."""
+    spec = methods.get_method(name)
+    return spec.family == "pixel" and spec.needs_gradients and tuple(raw.shape) == tuple(input_size)
+
+
+def display_norms(names: list[str], raw: list, state: ViewState, input_size) -> tuple[list, list[str]]:
+    """The maps as drawn, and the methods drawn with a percentile clip: under the default per-map
+    min-max, a fine-grained pixel map (:func:`fine_grained`) is scaled from 0 (or its minimum without
+    ReLU) to its :data:`FINE_CLIP` th percentile instead of its maximum, brighter pixels saturating."""
+    norm = services.normalized(raw, state)
+    if state.norm != "minmax" or state.scope != "per_map":
+        return norm, []
+    clipped = []
+    for k, (name, r) in enumerate(zip(names, raw)):
+        if fine_grained(name, r, input_size):
+            norm[k] = services.normalized([r], state, mode="percentile", percentiles=(0.0, FINE_CLIP))[0]
+            clipped.append(name)
+    return norm, clipped
+
+
 def shared_scale_warning(titles: list[str], raw: list, relu: bool) -> str:
     """What a shared scale across methods does: their raw units differ (Grad-CAM++ peaked at 22.8
     where the others peaked near 0.19), so the small-unit maps draw pale or blank."""
@@ -126,7 +152,17 @@ def show(state: ViewState) -> None:
     widgets.map_notes(bundle, names, services.method_label)
     for group in identical_groups(names, raw):
         notice(identity_note(group, layer), "info", icon=":material/equal:")
-    norm = services.normalized(raw, state)
+    input_size = bundle.image.shape[:2]
+    norm, clipped = display_norms(names, raw, state, input_size)
+    if clipped:
+        notice(
+            f"{', '.join(services.method_label(m) for m in clipped)}: a fine-grained pixel map, drawn with a "
+            f"{FINE_CLIP:g}th-percentile clip (values up to the {FINE_CLIP:g}th percentile span the colours, the "
+            "brightest 1 % saturate): under plain min-max a few pixels hold the maximum and the rest is nearly "
+            "invisible. Choose another normalization in the sidebar to drop the clip.",
+            "info",
+            icon=":material/contrast:",
+        )
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     target = bundle.target_name
     h, w = raw[0].shape

@@ -31,6 +31,18 @@ extreme tails. ReLU first (the papers' choice) keeps only evidence *for* the cla
 """
 
 
+def same_max_minmax(raw) -> bool:
+    """True when, after ReLU, *max* and *min-max* normalization give the same map: the rectified
+    map's minimum is 0 (a value <= 0 before ReLU) and it has a positive value.
+
+    Examples:
+        >>> import numpy as np
+        >>> same_max_minmax(np.array([[-1.0, 2.0]])), same_max_minmax(np.array([[1.0, 2.0]]))
+        (True, False)
+    """
+    return float(raw.min()) <= 0.0 < float(raw.max())
+
+
 def controls(state: ViewState) -> ViewState:
     left, right = st.columns(2)
     method = widgets.method_select(state, left)
@@ -57,6 +69,12 @@ def show(state: ViewState) -> None:
     panels, captions, stats = [], [], []
     for relu in (True, False):
         st.subheader("ReLU, then scale" if relu else "No ReLU: the sign is kept")
+        if relu and same_max_minmax(raw):
+            st.caption(
+                "*max* and *min-max* draw the same picture here: after ReLU the map is non-negative and its "
+                "minimum is 0 (some value is ≤ 0 before ReLU), so M / max M and (M − min) / (max − min) coincide. "
+                "They differ below, without ReLU, where the minimum is negative."
+            )
         if not relu and raw.min() >= 0:
             st.caption(
                 "This map has no negative value, so ReLU changes nothing here; only *max* draws it "
