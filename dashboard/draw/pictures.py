@@ -29,6 +29,9 @@ __all__ = [
     "colorbar",
     "with_colorbar",
     "compose_grid",
+    "caption_strip",
+    "notes_text",
+    "with_notes",
     "enlarge",
 ]
 
@@ -245,13 +248,47 @@ def compose_grid(
     if scale is not None:
         parts.append(colorbar(scale, width, pad=pad))
     if note:
-        line = Image.new("RGB", (width, 22), (255, 255, 255))
-        line_draw = ImageDraw.Draw(line)
-        line_draw.text(
-            (pad, 2), _fit_text(line_draw, note, _font(12), width - 2 * pad), fill=(60, 60, 60), font=_font(12)
-        )
-        parts.append(np.asarray(line))
+        parts.append(caption_strip(note, width, pad=pad))
     return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def notes_text(notes: Mapping[str, Sequence[str]]) -> str:
+    """The notes of the maps in a picture, one line each ("Guided Backprop: 33 activations ..."),
+    for a PNG's caption strip and its ``GradLens notes`` text chunk; "" when there are none.
+
+    Examples:
+        >>> notes_text({"Grad-CAM": (), "Guided Backprop": ("a note",)})
+        'Note · Guided Backprop: a note'
+    """
+    return "\n".join(f"Note · {who}: {text}" for who, said in notes.items() for text in said)
+
+
+def with_notes(info: Mapping[str, str] | None, notes: str) -> dict[str, str]:
+    """A PNG's text chunks with the notes added (``GradLens notes``) when there are any."""
+    out = dict(info or {})
+    if notes:
+        out["GradLens notes"] = notes
+    return out
+
+
+def caption_strip(text: str, width: int, *, pad: int = 8, font_size: int = 12, max_lines: int = 12) -> np.ndarray:
+    """``text`` as a white strip ``width`` pixels wide, wrapped at words (each ``"\\n"`` starts a
+    new line) over at most ``max_lines`` lines, the last shortened with "…": (H, width, 3) uint8.
+    What a picture's notes become in a PNG download, so they are seen, not only stored."""
+    font = _font(font_size)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines: list[str] = []
+    for para in str(text).split("\n"):
+        left = max_lines - len(lines)
+        if left <= 0:
+            break
+        lines += _wrap(probe, para, font, max(16, width - 2 * pad), lines=left)
+    step = font_size + 6
+    canvas = Image.new("RGB", (width, step * len(lines) + 6), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, words in enumerate(lines):
+        draw.text((pad, 3 + i * step), words, fill=(60, 60, 60), font=font)
+    return np.asarray(canvas)
 
 
 def enlarge(image: np.ndarray, min_side: int = 384) -> np.ndarray:

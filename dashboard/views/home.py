@@ -107,6 +107,7 @@ def show(state: ViewState) -> None:
         f"{float(raw.max()):.3g}; shown with {state.norm} normalization{' after ReLU' if state.relu else ''}. "
         f"Computed in {bundle.seconds.get('gradcam', 0.0) * 1000:.0f} ms."
     )
+    notes = pictures.notes_text({"Grad-CAM": bundle.notes.get("gradcam", ())})
     grid = partial(
         pictures.compose_grid,
         panels,
@@ -115,9 +116,11 @@ def show(state: ViewState) -> None:
         cell=256,
         scale=scale,
         title=f"Grad-CAM · {state.model} · {state.image} · class {target_name} · {layer}",
-        note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}",
+        note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}" + (f"\n{notes}" if notes else ""),
     )
-    widgets.download_png("The four views as PNG", grid, "gradlens_home.png", key="dl_home", info=scale.png_info())
+    widgets.download_png(
+        "The four views as PNG", grid, "gradlens_home.png", key="dl_home", info=pictures.with_notes(scale.png_info(), notes)
+    )
 
     left, right = st.columns([1, 2], gap="large")
     with left:

@@ -160,6 +160,7 @@ def show(state: ViewState) -> None:
             "Raw max": [float(m.max()) for m in raw],
         }
     )
+    notes = pictures.notes_text({label: bundle.notes.get(state.method, ())})
     a, b = st.columns(2)
     with a:
         grid = partial(
@@ -170,9 +171,14 @@ def show(state: ViewState) -> None:
             cell=224,
             scale=scale,
             title=f"{label} · {state.model} · {state.image} · class {bundle.target_name}",
+            note=notes or None,
         )
         widgets.download_png(
-            "Layer grid as PNG", grid, "gradlens_layers.png", key="dl_layers_png", info=scale.png_info()
+            "Layer grid as PNG",
+            grid,
+            "gradlens_layers.png",
+            key="dl_layers_png",
+            info=pictures.with_notes(scale.png_info(), notes),
         )
     with b:
         widgets.download_csv("Layer table as CSV", table, "gradlens_layers.csv", key="dl_layers_csv")

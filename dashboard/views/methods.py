@@ -190,6 +190,8 @@ def show(state: ViewState) -> None:
         state.draw_cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
     )
 
+    notes = pictures.notes_text({services.method_label(m): bundle.notes.get(m, ()) for m in names})
+
     def grid():  # composed only when the PNG is downloaded
         overlays = [
             methods.viz.render.overlay(
@@ -209,6 +211,7 @@ def show(state: ViewState) -> None:
             cell=224,
             title=f"{state.model} · {state.image} · class {target} · {layer}",
             scale=scale,
+            note=notes or None,
         )
 
     specs = {m: methods.get_method(m) for m in names}
@@ -233,7 +236,11 @@ def show(state: ViewState) -> None:
     a, b = st.columns(2)
     with a:
         widgets.download_png(
-            "Overlays as PNG", grid, "gradlens_methods.png", key="dl_methods_png", info=scale.png_info()
+            "Overlays as PNG",
+            grid,
+            "gradlens_methods.png",
+            key="dl_methods_png",
+            info=pictures.with_notes(scale.png_info(), notes),
         )
     with b:
         widgets.download_csv("Table as CSV", table, "gradlens_methods.csv", key="dl_methods_csv")

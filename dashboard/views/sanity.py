@@ -59,7 +59,9 @@ def controls(state: ViewState) -> ViewState:
         10,
         step=1,
         key="w_sn_classes",
-        help="Class sensitivity: maps of the top classes, compared with the top-1's.",
+        help="Class sensitivity: the top-1's map against the least likely class's (the verdict, as in the "
+        "Grad-CAM paper: a dissimilar class), then against the next most likely classes up to this many "
+        "(near-synonyms, whose maps may agree for a good reason).",
     )
     widgets.seed("w_slow", state.slow)
     slow = top[4].toggle("Run slow methods", key="w_slow", help="Otherwise a slow method waits for its Run button.")
@@ -77,7 +79,7 @@ def _check(
     target: int,
     mode: str,
     seed: int,
-    classes: int,
+    classes: int | tuple[int, ...],
     options_key: str,
     _handle: services.ModelHandle,
     _x,
@@ -89,10 +91,25 @@ def _check(
     cache.MODEL_CALLS["sanity"] += 1
     options = json.loads(options_key)
     if kind == "classes":
-        return methods.class_sensitivity(own, _x, method=method, layer=layer, classes=classes, options=options)
+        return methods.class_sensitivity(own, _x, method=method, layer=layer, classes=list(classes), options=options)
     return methods.sanity_check(
         own, _x, method=method, layer=layer, target=target, mode=mode, seed=seed, options=options, progress=_progress
     )
+
+
+def class_picks(probs, target: int, count: int) -> tuple[int, ...]:
+    """The class check's classes: the explained class, the LEAST likely class (the verdict's pair, a
+    dissimilar class as in the Grad-CAM paper), then the next most likely classes up to ``count``
+    classes in all (near-synonyms, shown for comparison).
+
+    Examples:
+        >>> class_picks(np.array([0.1, 0.6, 0.05, 0.25]), 1, 3)
+        (1, 2, 3)
+    """
+    order = [int(c) for c in np.argsort(-np.asarray(probs), kind="stable")]
+    least = order[-1] if order[-1] != target else order[-2]
+    rest = [c for c in order if c not in (target, least)]
+    return (int(target), least, *rest[: max(0, int(count) - 2)])
 
 
 def _run(state: ViewState, kind: str, method: str, label: str):
@@ -110,7 +127,7 @@ def _run(state: ViewState, kind: str, method: str, label: str):
         target,
         state.mode,
         state.seed,
-        state.classes,
+        class_picks(probs, target, state.classes) if kind == "classes" else state.classes,
         json.dumps(state.options_of(method), sort_keys=True),
     )
     job = ("sanity",) + key
@@ -170,11 +187,13 @@ def _to_bundle(image, probs, names, results) -> MapBundle:
             "grid": list(res.grid),
             "similarity": {k: [float(x) for x in v] for k, v in res.similarity.items()},
             "verdict": dataclasses.asdict(res.verdict()) if res.mode == "cascading" else None,
+            "notes": [str(n) for n in getattr(res, "notes", ())],
         }
         if cls is not None:
             maps[method].update({f"class {c}": np.asarray(m, dtype=np.float32) for c, m in zip(cls.classes, cls.maps)})
             entry["classes"] = {
                 "classes": list(cls.classes),
+                "names": [str(names[c]) if 0 <= c < len(names) else str(c) for c in cls.classes],
                 "probs": list(cls.probs),
                 "iou_top": [a.iou_top for a in cls.agreements],
                 "spearman": [a.spearman for a in cls.agreements],
@@ -185,15 +204,39 @@ def _to_bundle(image, probs, names, results) -> MapBundle:
     return MapBundle(image, maps, int(first["target"]), np.asarray(probs), tuple(names), {}, {"sanity": saved})
 
 
-def _say(verdict: dict | None) -> None:
+#: Pictures per row of a strip: wide enough that a caption wraps at its words, never per character.
+PER_ROW = 5
+
+
+def number(value: float) -> str:
+    """``-0.03`` as ``−0.03`` (U+2212: no line break after the sign, unlike a hyphen)."""
+    return f"{value:.2f}".replace("-", "\u2212")
+
+
+def _show_strip(pics: list[np.ndarray], caps: list[str]) -> None:
+    """A strip in rows of at most :data:`PER_ROW` pictures (the last row keeps the same widths)."""
+    for start in range(0, len(pics), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for col, pic, cap in zip(cols, pics[start : start + PER_ROW], caps[start : start + PER_ROW]):
+            col.image(pictures.enlarge(pic, 128), caption=md_escape(cap), width="stretch")
+
+
+INDEPENDENT = (
+    "Independent mode: each step randomizes one block only, so there is no top half to judge; "
+    "switch to cascading for a verdict."
+)
+
+
+def _say(verdict: dict | None, notes=()) -> None:
     if verdict is None:
-        st.info(
-            "Independent mode: each step randomizes one block only, so there is no top half to judge; "
-            "switch to cascading for a verdict."
-        )
-        return
+        return  # independent mode: said once for the page (INDEPENDENT)
     box = st.success if verdict["passes"] else st.warning if verdict["passes"] is False else st.info
-    box(f"{md_escape(verdict['text'])} Criterion: {md_escape(verdict['criterion'])}.")
+    caveat = (
+        " This verdict comes from a map with a note (above): it holds for the map as computed, read it with the note."
+        if notes
+        else ""
+    )
+    box(f"{md_escape(verdict['text'])} Criterion: {md_escape(verdict['criterion'])}.{md_escape(caveat)}")
 
 
 def show(state: ViewState) -> None:
@@ -227,17 +270,21 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         f"{md_escape(first['grid'][0])}×{md_escape(first['grid'][1])} input grid, from the raw maps (colours never "
         "change a number)."
     )
+    if first["mode"] != "cascading":
+        st.info(INDEPENDENT)  # once for the page, not once per method
     rows, strips, captions = [], [], []
     for method, entry in saved.items():
         st.markdown(f"**{md_escape(entry['label'])}**")
+        for text in entry.get("notes", ()):
+            st.warning(md_escape(f"{entry['label']}: {text}"), icon=":material/report:")
         pics = _strip(bundle.image, [bundle.maps[method][f"step {k}"] for k in range(len(entry["steps"]))], state)
-        cols = st.columns(len(pics))
-        for k, (col, pic) in enumerate(zip(cols, pics)):
-            cap = f"{k}: {entry['steps'][k]} · ρ {entry['similarity']['spearman'][k]:.2f}"
-            col.image(pictures.enlarge(pic, 128), caption=md_escape(cap), width="stretch")
-            strips.append(pic)
-            captions.append(f"{entry['label']} {cap}")
-        _say(entry["verdict"])
+        caps = [
+            f"{k}: {entry['steps'][k]} · ρ\u00a0{number(entry['similarity']['spearman'][k])}" for k in range(len(pics))
+        ]
+        _show_strip(pics, caps)
+        strips += pics
+        captions += [f"{entry['label']} {cap}" for cap in caps]
+        _say(entry["verdict"], entry.get("notes", ()))
         rows += [
             {
                 "method": entry["label"],
@@ -259,6 +306,7 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         key="sanity_curves",
     )
     table = pd.DataFrame(rows)
+    notes = pictures.notes_text({e["label"]: e.get("notes", ()) for e in saved.values()})
     left, right = st.columns(2)
     with left:
         widgets.download_png(
@@ -270,9 +318,11 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
                 ncols=len(first["steps"]),
                 cell=160,
                 title=f"Sanity · {state.model} · {state.image}",
+                note=notes or None,
             ),
             "gradlens_sanity.png",
             key="dl_sanity_png",
+            info=pictures.with_notes({}, notes),
         )
     with right:
         widgets.download_csv("Similarity by step as CSV", table, "gradlens_sanity.csv", key="dl_sanity_csv")
@@ -284,12 +334,15 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
             continue
         st.markdown(f"**{md_escape(entry['label'])}**")
         pics = _strip(bundle.image, [bundle.maps[method][f"class {c}"] for c in cls["classes"]], state)
-        cols = st.columns(len(pics))
-        for j, (col, pic) in enumerate(zip(cols, pics)):
-            agree = "reference" if j == 0 else f"IoU {cls['iou_top'][j - 1]:.2f} · ρ {cls['spearman'][j - 1]:.2f}"
-            col.image(
-                pictures.enlarge(pic, 128),
-                width="stretch",
-                caption=md_escape(f"{bundle.class_names[cls['classes'][j]]} ({cls['probs'][j]:.1%}) · {agree}"),
+        caps = []
+        for j in range(len(pics)):
+            agree = (
+                "reference"
+                if j == 0
+                else f"IoU\u00a0{number(cls['iou_top'][j - 1])} · ρ\u00a0{number(cls['spearman'][j - 1])}"
             )
-        _say(cls["verdict"])
+            role = " · least likely" if j == 1 else ""
+            name = cls["names"][j] if "names" in cls else bundle.class_names[cls["classes"][j]]  # a snapshot keeps them
+            caps.append(f"{name} ({cls['probs'][j]:.1%}){role} · {agree}")
+        _show_strip(pics, caps)
+        _say(cls["verdict"], entry.get("notes", ()))

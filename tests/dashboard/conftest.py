@@ -60,3 +60,29 @@ def slow_method(request):
 
     yield SlowCam
     _REGISTRY.pop("test_slowcam", None)  # the registry has no public unregister; keep it clean
+
+
+@pytest.fixture
+def noted_method():
+    """A registered fast test method whose every map carries a note (it warns a GradLensWarning,
+    which ``explain`` turns into ``Explanation.notes``), removed afterwards."""
+    import warnings
+
+    from methods import ForwardMethod, register_method
+    from methods.cams.core.registry import _REGISTRY
+    from methods.errors import GradLensWarning
+
+    @register_method(
+        name="test_notedcam",
+        label="Test-Noted-CAM",
+        family="activation",
+        cost="1 forward",
+        summary="test only: channel mean, with a note",
+    )
+    class NotedCam(ForwardMethod):
+        def compute_layer(self, ctx):
+            warnings.warn(GradLensWarning("test note: this map is partly made up"), stacklevel=2)
+            return ctx.activations.mean(dim=1)  # (N, h, w)
+
+    yield NotedCam
+    _REGISTRY.pop("test_notedcam", None)

