@@ -68,7 +68,7 @@ PAGES: tuple[Page, ...] = (
         "Layers",
         "pages/2_Layers.py",
         "dashboard.views.layers",
-        SIDEBAR_FIELDS + ("method", "layer", "layers", "layer_set") + _METHOD_OPTIONS,
+        SIDEBAR_FIELDS + ("method", "layer", "layers", "layer_set", "layer_page") + _METHOD_OPTIONS,
     ),
     Page(
         "normalization",

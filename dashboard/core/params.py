@@ -122,4 +122,5 @@ PAGE_PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "mode": lambda v, c: parse_choice(v, c.modes, "randomization mode"),
     "seed": lambda v, c: parse_int(v, 0, 2**31 - 1, "seed"),
     "classes": lambda v, c: parse_int(v, CLASSES_RANGE[0], CLASSES_RANGE[1], "classes"),
+    "layer_page": lambda v, c: parse_int(v, 1, 999, "layer page"),
 }

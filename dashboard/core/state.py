@@ -18,6 +18,7 @@ Query parameters (only values that differ from the defaults are written)::
     layer     module name; absent = the model's default layer
     layers    comma-separated module names (Layers page); absent = every layer of ``layerset``
     layerset  blocks (one per block, ``methods.cams.core.blocks.block_layers``) | all candidate layers
+    lpage     the Layers page's page of panels (1, 2, ...), when its layers need several
     norm      raw | minmax | max | percentile
     relu      1 | 0
     scope     per_map | shared
@@ -145,6 +146,7 @@ class ViewState:
     slow: bool = False
     options: tuple[tuple[str, str, Any], ...] = ()
     layer_set: str = "blocks"
+    layer_page: int = 1  # Layers: which page of panels (dashboard.views.layers.PER_PAGE each)
     models: tuple[str, ...] = ()  # Compare: the models beside `model` (empty: the page's default partner)
     depths: int = 4  # Compare: matched depths, the rows
     metric: str = "spearman"  # Compare: the layer x layer heatmap's agreement number
@@ -266,7 +268,7 @@ _FALLBACK_TEXT = {
     "models": "the default partner",
 }
 _PARAM: dict[str, str] = {name: name for name in _FIELD_NAMES}
-_PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts", "layer_set": "layerset"})
+_PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts", "layer_set": "layerset", "layer_page": "lpage"})
 
 
 def option_text(value: Any) -> str:

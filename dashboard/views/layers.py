@@ -1,5 +1,6 @@
 """Layers: one method at every block output (or every candidate layer, or a chosen subset), from ONE explain call."""
 
+import math
 from dataclasses import replace
 from functools import partial
 
@@ -16,6 +17,8 @@ from methods.metrics.border import border_share, border_threshold
 from methods.viz.ranges import display_ranges
 
 TOP_FRACTION = 0.10
+#: Panels per page of the Layers page (a page selector in the URL, ``lpage``, beyond that).
+PER_PAGE = 24
 
 
 _SET_LABELS = {"blocks": "Block outputs", "all": "Every candidate layer"}
@@ -25,8 +28,8 @@ def layer_set(handle, which: str) -> list:
     """The layers a view without a chosen subset shows: one per block (``methods.cams.core.blocks.block_layers``)
     or every candidate layer, in forward order (``LayerInfo`` rows)."""
     rows, _ = cache.layer_infos(handle)
-    if which == "all":
-        return rows
+    if which == "all":  # every layer that does something: no Identity, no dropout in eval, no empty .aa / .se
+        return [r for r in rows if not getattr(r, "no_op", False)]
     blocks = {b.name for b in cache.block_infos(handle)}
     return [r for r in rows if r.name in blocks] or rows  # a model without blocks: every layer
 
@@ -47,7 +50,8 @@ def controls(state: ViewState) -> ViewState:
         format_func=_SET_LABELS.get,
         horizontal=True,
         help="Block outputs: one map per block, what a network is read by. "
-        f"Every candidate layer: all {len(rows)} layers with a spatial output (slower).",
+        f"Every candidate layer: the {sum(not getattr(r, 'no_op', False) for r in rows)} of {len(rows)} layers with "
+        f"a spatial output that change their input (no Identity), {PER_PAGE} to a page.",
     )
     if which != state.layer_set:  # another set: its own layers, not the old subset
         state = replace(state, layer_set=which, layers=())
@@ -64,7 +68,33 @@ def controls(state: ViewState) -> ViewState:
     )
     chosen = sorted(chosen, key=lambda n: by_name[n].index)
     layers = () if chosen == shown else tuple(chosen)
-    return widgets.option_widgets(replace(state, method=method, layers=layers), [method])
+    count = max(1, math.ceil(len(chosen) / PER_PAGE))
+    page = 1
+    if count > 1:
+        widgets.seed("w_layer_page", min(max(1, state.layer_page), count))
+        if st.session_state.get("w_layer_page", 1) not in range(1, count + 1):  # fewer pages than before
+            widgets.force("w_layer_page", count)
+        page = st.selectbox(
+            "Page",
+            list(range(1, count + 1)),
+            key="w_layer_page",
+            format_func=lambda p: f"{p} of {count}: {chosen[(p - 1) * PER_PAGE]} … {chosen[min(p * PER_PAGE, len(chosen)) - 1]}",
+            help=f"{len(chosen)} layers, {PER_PAGE} to a page; each page is one explain call.",
+        )
+    state = replace(state, method=method, layers=layers, layer_page=int(page))
+    return widgets.option_widgets(state, [method])
+
+
+def page_of(names: list[str], page: int) -> tuple[list[str], int, int]:
+    """The layers on ``page`` (1-based, clamped), that page and the number of pages.
+
+    Examples:
+        >>> page_of([str(i) for i in range(30)], 2)[0][:2], page_of([str(i) for i in range(30)], 9)[1:]
+        (['24', '25'], (2, 2))
+    """
+    count = max(1, math.ceil(len(names) / PER_PAGE))
+    page = min(max(1, int(page)), count)
+    return names[(page - 1) * PER_PAGE : page * PER_PAGE], page, count
 
 
 def cost_text(spec, layers: list) -> str:
@@ -86,10 +116,23 @@ def show(state: ViewState) -> None:
     handle = cache.model_handle(state.model)
     rows, default = cache.layer_infos(handle)
     by_name = {r.name: r for r in rows}
-    names = list(state.layers) or [r.name for r in layer_set(handle, state.layer_set)]
-    if not names:
+    everyone = list(state.layers) or [r.name for r in layer_set(handle, state.layer_set)]
+    if not everyone:
         st.info("Choose at least one layer.")
         return
+    names, page, count = page_of(everyone, state.layer_page)
+    if count > 1 or (state.layer_set == "all" and not state.layers):
+        skipped = [r.name for r in rows if getattr(r, "no_op", False)] if not state.layers else []
+        st.caption(
+            (f"Page {page} of {count}: layers {(page - 1) * PER_PAGE + 1}–{(page - 1) * PER_PAGE + len(names)} of "
+             f"{len(everyone)}. " if count > 1 else "")
+            + (
+                f"Left out: {len(skipped)} layers whose output equals their input in one recorded forward pass "
+                "(Identity, dropout in eval mode, empty .aa / .se placeholders): their maps are the previous layer's."
+                if skipped
+                else ""
+            )
+        )
     bundle = jobs.gated_maps(state, [state.method], names, key="layers")
     if bundle is None:
         return

@@ -278,3 +278,30 @@ def test_missing_torchvision_weights_offer_the_imagenet_model_that_fits_the_phot
     assert_clean(at)
     assert (at.selectbox(key="w_model").value, at.selectbox(key="w_image").value) == (LITE0, "coffee")
     assert len(map_images(at)) == 4
+
+
+def test_every_layer_leaves_out_no_ops_and_comes_in_pages():
+    """Issue 25: "every candidate layer" drew 261 panels on Lite0, no-op Identity layers included
+    (bn1.drop, blocks.*.aa, .se), on a 19,175-px page. Layers whose output equals their input in
+    one recorded pass are left out (106 of 261; in-place activations, which return their input
+    object changed, stay), and the rest come 24 to a page, the page in the URL."""
+    from dashboard.views.layers import PER_PAGE
+
+    handle = cache.model_handle(LITE0)
+    rows, _ = cache.layer_infos(handle)
+    no_ops = [r for r in rows if r.no_op]
+    assert len(rows) == 261 and len(no_ops) == 106
+    assert {r.type for r in no_ops} == {"Identity"}
+    assert {"bn1.drop", "blocks.0.0.aa", "blocks.0.0.se"} <= {r.name for r in no_ops}
+    assert not any(r.no_op for r in rows if r.name.endswith(".act") and r.type == "ReLU6")  # in place: kept
+    kept = [r.name for r in rows if not r.no_op]
+    at = run_page("layers", {"layerset": "all", "lpage": "2"}, model=LITE0)
+    assert_clean(at)
+    shown = [img.proto.imgs[0].caption.split(" · ")[0] for img in map_images(at)]
+    assert shown == kept[PER_PAGE : 2 * PER_PAGE]
+    assert at.selectbox(key="w_layer_page").value == 2 and len(at.selectbox(key="w_layer_page").options) == 7
+    assert any(f"Page 2 of 7: layers 25–48 of {len(kept)}" in c.value and "Left out: 106 layers" in c.value for c in at.caption)
+    at.selectbox(key="w_layer_page").set_value(7).run()
+    assert_clean(at)
+    assert [img.proto.imgs[0].caption.split(" · ")[0] for img in map_images(at)] == kept[6 * PER_PAGE :]
+    assert at.query_params["lpage"] == "7"

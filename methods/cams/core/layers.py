@@ -110,12 +110,16 @@ class LayerInfo:
         type: class name of the module (``"ReLU"``, ``"Sequential"``, ``"Bottleneck"``).
         shape: ``(C, h, w)`` of the module's output for the probed input size.
         index: position in forward order, 0-based (the list index in :func:`candidate_layers`).
+        no_op: its output equals its input in the probe (an ``Identity``, a dropout in eval mode,
+            timm's ``.aa`` / ``.se`` placeholders): its map is the previous layer's, so a list of
+            layers to look at can leave it out.
     """
 
     name: str
     type: str
     shape: tuple[int, int, int]
     index: int
+    no_op: bool = False
 
 
 @dataclass
@@ -129,6 +133,7 @@ class FiredModule:
     output: Any  # the output object of the first call (strong reference, dropped after the probe)
     takes_input: bool  # the model's input tensor was one of its positional inputs
     passes_through: bool  # its output IS one of its inputs (Identity, Dropout in eval mode)
+    same_as_input: bool = False  # its output IS or EQUALS its first tensor input (a no-op in this pass)
     act: tuple[str, str | None] | None = None  # (activation, module it runs in) consuming the output first
 
 
@@ -138,6 +143,20 @@ def _in_channels(model: nn.Module) -> int:
         if isinstance(m, nn.modules.conv._ConvNd):
             return int(m.in_channels)
     return 3
+
+
+def _first_tensor(args: tuple) -> torch.Tensor | None:
+    return next((a for a in args if isinstance(a, torch.Tensor)), None)
+
+
+def _same_as_input(args: tuple, output: Any, version: int | None) -> bool:
+    """The module's output is its first tensor input, or equal to it (a copy that changed nothing),
+    and that input was not changed in place on the way (``version``: its version counter before the
+    call; an in-place ReLU returns its input object, changed)."""
+    first = _first_tensor(args)
+    if first is None or not isinstance(output, torch.Tensor) or version is None or first._version != version:
+        return False
+    return first is output or (first.shape == output.shape and first.dtype == output.dtype and torch.equal(first, output))
 
 
 def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredModule]:
@@ -165,9 +184,13 @@ def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredMo
 
     watch = TensorWatch(on_activation)
 
+    versions: dict[str, int | None] = {}  # name -> version counter of its first tensor input, before the call
+
     def pre(name: str):
         def hook(module: nn.Module, args: tuple) -> None:
             stack.append(name)
+            first = _first_tensor(args)
+            versions.setdefault(name, None if first is None else first._version)
 
         return hook
 
@@ -187,6 +210,7 @@ def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredMo
                 output=output,
                 takes_input=any(a is x for a in args),
                 passes_through=any(a is output for a in args),
+                same_as_input=_same_as_input(args, output, versions.get(name)),
             )
             counter[0] += 1
             if isinstance(output, torch.Tensor) and output.dim() == 4:
@@ -268,10 +292,10 @@ def candidates_and_default(
     cands = [r for r in probe if is_candidate(r)]
     default = _default(cands, fired, named)
     # name:act entries: after the last alias of the tensor, for the alias the default rule picks
-    entries: list[tuple[str, str, tuple[int, int, int]]] = []
+    entries: list[tuple[str, str, tuple[int, int, int], bool]] = []
     done: set[int] = set()
     for r in cands:
-        entries.append((r.name, type(r.module).__name__, output_shape(r)))
+        entries.append((r.name, type(r.module).__name__, output_shape(r), r.same_as_input))
         group = [g for g in cands if g.output is r.output]
         if r is not group[-1] or id(r.output) in done:
             continue
@@ -280,8 +304,8 @@ def candidates_and_default(
         kind = _act_entry(chosen, fired, named)
         if kind == "functional" or (kind == "reused" and default == chosen.name + ":act"):
             assert chosen.act is not None  # _act_entry gives a kind only to a module with an act
-            entries.append((chosen.name + ":act", chosen.act[0], output_shape(chosen)))
-    infos = [LayerInfo(name=n, type=t, shape=sh, index=i) for i, (n, t, sh) in enumerate(entries)]
+            entries.append((chosen.name + ":act", chosen.act[0], output_shape(chosen), False))
+    infos = [LayerInfo(name=n, type=t, shape=sh, index=i, no_op=same) for i, (n, t, sh, same) in enumerate(entries)]
     return infos, default
 
 

@@ -370,3 +370,33 @@ def test_existing_user_hooks_are_kept():
     assert len(model[0]._forward_hooks) == 1
     assert seen == [torch.Size([1, 2, 3, 3])]
     handle.remove()
+
+
+def test_no_op_layers_are_marked_from_one_recorded_pass():
+    """Issue 25: a layer whose output equals its input (Identity, Dropout in eval mode, a module
+    that returns an equal copy) is marked ``no_op``; an in-place ReLU returns its input OBJECT,
+    changed (its version counter moved), and is not."""
+    import torch
+    from torch import nn
+
+    from methods.cams.core.layers import candidate_layers
+
+    class Copy(nn.Module):
+        def forward(self, x):
+            return x.clone()
+
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),  # 0
+        nn.Identity(),  # 1: no-op
+        nn.Dropout(0.5),  # 2: no-op in eval mode
+        Copy(),  # 3: an equal copy: no-op
+        nn.ReLU(inplace=True),  # 4: changes its input in place: NOT a no-op
+        nn.Conv2d(4, 4, 3, padding=1),  # 5
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    ).train()  # the probe runs in eval mode and restores train mode
+    torch.manual_seed(0)
+    infos = {i.name: i.no_op for i in candidate_layers(net, (8, 8))}
+    assert infos == {"0": False, "1": True, "2": True, "3": True, "4": False, "5": False}
+    assert net.training
