@@ -119,7 +119,11 @@ def show(state: ViewState) -> None:
         note=f"raw map values {float(raw.min()):.4g} … {float(raw.max()):.4g}" + (f"\n{notes}" if notes else ""),
     )
     widgets.download_png(
-        "The four views as PNG", grid, "gradlens_home.png", key="dl_home", info=pictures.with_notes(scale.png_info(), notes)
+        "The four views as PNG",
+        grid,
+        "gradlens_home.png",
+        key="dl_home",
+        info=pictures.with_notes(scale.png_info(), notes),
     )
 
     left, right = st.columns([1, 2], gap="large")

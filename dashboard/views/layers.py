@@ -78,7 +78,9 @@ def controls(state: ViewState) -> ViewState:
             "Page",
             list(range(1, count + 1)),
             key="w_layer_page",
-            format_func=lambda p: f"{p} of {count}: {chosen[(p - 1) * PER_PAGE]} … {chosen[min(p * PER_PAGE, len(chosen)) - 1]}",
+            format_func=lambda p: (
+                f"{p} of {count}: {chosen[(p - 1) * PER_PAGE]} … {chosen[min(p * PER_PAGE, len(chosen)) - 1]}"
+            ),
             help=f"{len(chosen)} layers, {PER_PAGE} to a page; each page is one explain call.",
         )
     state = replace(state, method=method, layers=layers, layer_page=int(page))
@@ -124,8 +126,12 @@ def show(state: ViewState) -> None:
     if count > 1 or (state.layer_set == "all" and not state.layers):
         skipped = [r.name for r in rows if getattr(r, "no_op", False)] if not state.layers else []
         st.caption(
-            (f"Page {page} of {count}: layers {(page - 1) * PER_PAGE + 1}–{(page - 1) * PER_PAGE + len(names)} of "
-             f"{len(everyone)}. " if count > 1 else "")
+            (
+                f"Page {page} of {count}: layers {(page - 1) * PER_PAGE + 1}–{(page - 1) * PER_PAGE + len(names)} of "
+                f"{len(everyone)}. "
+                if count > 1
+                else ""
+            )
             + (
                 f"Left out: {len(skipped)} layers whose output equals their input in one recorded forward pass "
                 "(Identity, dropout in eval mode, empty .aa / .se placeholders): their maps are the previous layer's."

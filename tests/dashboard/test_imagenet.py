@@ -300,7 +300,9 @@ def test_every_layer_leaves_out_no_ops_and_comes_in_pages():
     shown = [img.proto.imgs[0].caption.split(" · ")[0] for img in map_images(at)]
     assert shown == kept[PER_PAGE : 2 * PER_PAGE]
     assert at.selectbox(key="w_layer_page").value == 2 and len(at.selectbox(key="w_layer_page").options) == 7
-    assert any(f"Page 2 of 7: layers 25–48 of {len(kept)}" in c.value and "Left out: 106 layers" in c.value for c in at.caption)
+    assert any(
+        f"Page 2 of 7: layers 25–48 of {len(kept)}" in c.value and "Left out: 106 layers" in c.value for c in at.caption
+    )
     at.selectbox(key="w_layer_page").set_value(7).run()
     assert_clean(at)
     assert [img.proto.imgs[0].caption.split(" · ")[0] for img in map_images(at)] == kept[6 * PER_PAGE :]

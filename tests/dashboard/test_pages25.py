@@ -37,7 +37,9 @@ def test_guided_backprop_is_drawn_with_a_percentile_clip_and_the_page_says_so():
     at = run_page("methods", {"methods": "gradcam,guidedbackprop"})
     assert_clean(at)
     said = [plain(i.value) for i in at.info if "percentile clip" in i.value]
-    assert len(said) == 1 and said[0].startswith("Guided Backprop: a fine-grained pixel map, drawn with a 99th-percentile clip")
+    assert len(said) == 1 and said[0].startswith(
+        "Guided Backprop: a fine-grained pixel map, drawn with a 99th-percentile clip"
+    )
     vgg = methods.load_model("scenes_vgg")
     from dashboard.core import menus
 

@@ -35,7 +35,8 @@ def test_sanity_page_shows_the_librarys_numbers_and_reopens_without_the_model(db
     assert n == 8 and res["gradcam"].steps[1] == "classifier"
     for r, m in enumerate(("gradcam", "random")):
         want = [
-            f"{k}: {s} · ρ\u00a0{number(v)}" for k, (s, v) in enumerate(zip(res[m].steps, res[m].similarity["spearman"]))
+            f"{k}: {s} · ρ\u00a0{number(v)}"
+            for k, (s, v) in enumerate(zip(res[m].steps, res[m].similarity["spearman"]))
         ]
         assert captions[r * n : (r + 1) * n] == want
     names = loaded.class_names

@@ -22,7 +22,9 @@ from methods.viz.render import UNSEEN_DIM, render_views
 
 
 def _model(resize: str, crop_pct: float = 1.0, size=(224, 224)) -> LoadedModel:
-    return LoadedModel("m", nn.Identity(), size, (0.0,) * 3, (1.0,) * 3, ("a",), "x", "bundled", resize=resize, crop_pct=crop_pct)
+    return LoadedModel(
+        "m", nn.Identity(), size, (0.0,) * 3, (1.0,) * 3, ("a",), "x", "bundled", resize=resize, crop_pct=crop_pct
+    )
 
 
 def _photo(h: int = 300, w: int = 451) -> np.ndarray:

@@ -99,7 +99,9 @@ def test_views_maps_and_manifest_are_the_dashboards(tmp_path, vgg):
             # a signed display (max, no ReLU) is drawn with the diverging colormap whatever --cmap says
             cmap = display_colormap("turbo", mode="max", relu=False)
             assert cmap == "diverging"
-            views = render_views(view, norm, colormap=cmap, alpha=0.3, value_range=rg, placement=vgg.placement(view.shape[:2]))
+            views = render_views(
+                view, norm, colormap=cmap, alpha=0.3, value_range=rg, placement=vgg.placement(view.shape[:2])
+            )
             row = rows[(rows["method"] == m) & (rows["layer"] == layer)].iloc[0]
             for name in ("grayscale", "heatmap", "overlay"):
                 assert row[name] == f"{rel}/{m}__{layer}__{name}.png"

@@ -263,9 +263,7 @@ def row_label(
     return f"**{row.target:.0%}**  \n" + "  \n".join(parts)
 
 
-def agreement_table(
-    rows: Sequence[Row], sides: Sequence[Side], agreements: Mapping, relu: bool = True
-) -> pd.DataFrame:
+def agreement_table(rows: Sequence[Row], sides: Sequence[Side], agreements: Mapping, relu: bool = True) -> pd.DataFrame:
     """One line per depth and pair of models: layers, grids and the agreement numbers."""
     lines = []
     for r, row in enumerate(rows):

@@ -156,7 +156,9 @@ def _same_as_input(args: tuple, output: Any, version: int | None) -> bool:
     first = _first_tensor(args)
     if first is None or not isinstance(output, torch.Tensor) or version is None or first._version != version:
         return False
-    return first is output or (first.shape == output.shape and first.dtype == output.dtype and torch.equal(first, output))
+    return first is output or (
+        first.shape == output.shape and first.dtype == output.dtype and torch.equal(first, output)
+    )
 
 
 def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredModule]:
