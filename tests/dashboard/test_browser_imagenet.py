@@ -3,7 +3,8 @@ shows EfficientNet-Lite0 explaining chelsea the cat with Grad-CAM at its default
 
 The screenshot ``tests/_artifacts/home_lite0.png`` is for a person to look at: the Grad-CAM map
 must sit on the cat (looked at when this test was written: the hot region covers the cat's face,
-eyes to chin; the background at the left edge and top right stays cold).
+eyes to chin; the background at the left edge and top right stays cold). Since issue 25 the photo
+keeps its 451 x 300 aspect and the border outside the model's centre crop is dimmed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ def test_home_opens_on_lite0_explaining_chelsea(server):
             for i in range(4):  # each view drawn: a decoded picture, not a broken image
                 assert views.nth(i).evaluate("img => img.complete && img.naturalWidth > 0"), i
             body = page.inner_text("body")
-            assert "Grad-CAM for “Egyptian cat” at layer bn2" in body
+            assert "Grad-CAM for “tiger cat” at layer bn2" in body  # the evaluation crop (issue 25)
+            # the photo at its own aspect (451 x 300, enlarged x2), not squashed to a square
+            size = views.nth(0).evaluate("img => [img.naturalWidth, img.naturalHeight]")
+            assert size == [902, 600], size
             assert page.get_by_role("combobox", name="Model").input_value().startswith("EfficientNet-Lite0")
             assert page.get_by_role("combobox", name="Image").input_value().startswith("Photo · chelsea")
             assert "Models run on CPU" in page.locator('[data-testid="stSidebar"]').inner_text()

@@ -259,8 +259,14 @@ def row_label(
             parts.append(f"{pair}Spearman — (a map draws as nothing)")
         else:
             noted = " (from a map with a note)" if sides[i].notes or sides[j].notes else ""
-            parts.append(f"{pair}Spearman {agreements[(r, i, j)].spearman:.2f}{noted}")
+            rho = f"{agreements[(r, i, j)].spearman:.2f}".replace("-", "\u2212")  # no line break after the sign
+            parts.append(f"{pair}Spearman\u00a0{rho}{noted}")
     return f"**{row.target:.0%}**  \n" + "  \n".join(parts)
+
+
+def pair_numbers(rows: Sequence[Row], sides: Sequence[Side]) -> list[str]:
+    """The "Models" cells of :func:`agreement_table` as the page's numbers ("1 ↔ 3"), row by row."""
+    return [f"{i + 1} ↔ {j + 1}" for _ in rows for i, j in pairs(len(sides))]
 
 
 def agreement_table(rows: Sequence[Row], sides: Sequence[Side], agreements: Mapping, relu: bool = True) -> pd.DataFrame:

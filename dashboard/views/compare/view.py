@@ -293,15 +293,19 @@ def _draw(state: ViewState, method: str, sides: list[Side], image, shared: bool)
 
     st.subheader("Agreement at the matched depths")
     table = cs.agreement_table(rows, sides, agreements, state.relu)
+    shown = table.drop(columns="Models") if len(sides) == 2 else table.assign(Models=cs.pair_numbers(rows, sides))
+    numbers = {c: st.column_config.NumberColumn(c, width=92, format="%.4f") for c in shown.columns[4:-1]}
     st.dataframe(
-        table.drop(columns="Models") if len(sides) == 2 else table,
+        shown,
         hide_index=True,
         width="stretch",
-        column_config={  # wide enough that no column is cut off; the note wraps in its own column
-            "Models": st.column_config.TextColumn("Models", width="medium"),
-            "Layers": st.column_config.TextColumn("Layers", width="medium"),
-            "Grids": st.column_config.TextColumn("Grids", width="medium"),
-            "Note": st.column_config.TextColumn("Note", width="large"),
+        column_config={  # sized so that every column is in view at once (the CSV has the model names)
+            "Depth": st.column_config.TextColumn("Depth", width=56),
+            "Models": st.column_config.TextColumn("Models", width=64, help="The numbered models above"),
+            "Layers": st.column_config.TextColumn("Layers", width=180),
+            "Grids": st.column_config.TextColumn("Grids", width=170),
+            **numbers,
+            "Note": st.column_config.TextColumn("Note", width=240, help="Hover a cell for the whole note"),
         },
     )
     names = {(i, j): f"{sides[i].label} ↔ {sides[j].label}" for i, j in cs.pairs(len(sides))}

@@ -149,16 +149,26 @@ def _first_tensor(args: tuple) -> torch.Tensor | None:
     return next((a for a in args if isinstance(a, torch.Tensor)), None)
 
 
+def _version_of(t: torch.Tensor | None) -> int | None:
+    """A tensor's version counter (None for none, or an inference tensor, which keeps no counter)."""
+    try:
+        return None if t is None else int(t._version)
+    except RuntimeError:
+        return None
+
+
 def _same_as_input(args: tuple, output: Any, version: int | None) -> bool:
     """The module's output is its first tensor input, or equal to it (a copy that changed nothing),
     and that input was not changed in place on the way (``version``: its version counter before the
     call; an in-place ReLU returns its input object, changed)."""
     first = _first_tensor(args)
-    if first is None or not isinstance(output, torch.Tensor) or version is None or first._version != version:
+    if first is None or not isinstance(output, torch.Tensor) or version is None or _version_of(first) != version:
         return False
-    return first is output or (
-        first.shape == output.shape and first.dtype == output.dtype and torch.equal(first, output)
-    )
+    if first is output:
+        return True
+    if first.is_meta or output.is_meta or first.shape != output.shape or first.dtype != output.dtype:
+        return False  # a meta tensor has no values to compare
+    return bool(torch.equal(first, output))
 
 
 def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredModule]:
@@ -192,7 +202,7 @@ def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredMo
         def hook(module: nn.Module, args: tuple) -> None:
             stack.append(name)
             first = _first_tensor(args)
-            versions.setdefault(name, None if first is None else first._version)
+            versions.setdefault(name, _version_of(first))
 
         return hook
 
