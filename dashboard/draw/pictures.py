@@ -284,10 +284,10 @@ def caption_strip(text: str, width: int, *, pad: int = 8, font_size: int = 12, m
             break
         lines += _wrap(probe, para, font, max(16, width - 2 * pad), lines=left)
     step = font_size + 6
-    canvas = Image.new("RGB", (width, step * len(lines) + 6), (255, 255, 255))
+    canvas = Image.new("RGB", (width, step * len(lines) + 4), (255, 255, 255))
     draw = ImageDraw.Draw(canvas)
     for i, words in enumerate(lines):
-        draw.text((pad, 3 + i * step), words, fill=(60, 60, 60), font=font)
+        draw.text((pad, 2 + i * step), words, fill=(60, 60, 60), font=font)
     return np.asarray(canvas)
 
 

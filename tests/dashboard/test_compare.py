@@ -301,7 +301,9 @@ def test_three_models_name_every_pair_in_the_row_label():
     cells = [plain(m.value) for m in at.markdown if m.value.startswith("**100%**")]
     (cell,) = cells
     want = [
-        f"{a}↔{b} Spearman\u00a0{float(table[(table['Depth'] == '100%')].iloc[k]['Spearman']):.2f}".replace("-", "\u2212")
+        f"{a}↔{b} Spearman\u00a0{float(table[(table['Depth'] == '100%')].iloc[k]['Spearman']):.2f}".replace(
+            "-", "\u2212"
+        )
         for k, (a, b) in enumerate([(1, 2), (1, 3), (2, 3)])
     ]
     assert list(table["Models"]) == ["1 ↔ 2", "1 ↔ 3", "2 ↔ 3"] * 2  # the numbers of the heads: no cut-off names

@@ -39,6 +39,7 @@ EVERYTHING_CHANGED = ViewState(
     slow=True,
     options=(("centre", "sigma", 0.125), ("random", "seed", 3)),
     layer_set="all",
+    layer_page=3,
     models=("scenes_vgg", "upload:ab12"),
     depths=3,
     metric="iou_top",

@@ -3,7 +3,8 @@ and the paper's main contrast (Adebayo et al. 2018, arXiv:1810.03292, Fig. 2): G
 similar to its trained map while the weights are destroyed, Grad-CAM does not.
 
 Figures measured here (2026-12-01, 2 shared AMD EPYC cores; ``benchmarks/measure_sanity.py``),
-Spearman of the raw map to the trained one, cascading, seed 0, steps 0..n:
+Spearman of the raw map to the trained one, cascading, seed 0, steps 0..n (Lite0 rows: the photo
+squashed to 224 x 224, before issue 25's evaluation crop; the assertions hold for both):
 
 * efficientnet_lite0, Grad-CAM at ``bn2`` (19 blocks: classifier, conv_head + bn2, blocks.6 ... conv_stem + bn1):
   chelsea   1.00 0.46 0.33 0.42 0.32 0.22 0.00 -0.08 -0.07 -0.23 0.20 0.17 0.31 0.21 0.27 0.33 0.23 0.04 -0.37 -0.02;
@@ -47,7 +48,9 @@ def test_gradcam_on_pretrained_lite0_decorrelates_while_the_top_half_goes(lite0,
     top_half = res.similarity["spearman"][1:10]  # the classifier ... blocks.4.0
     assert (top_half < 0.55).all(), top_half.round(2)
     assert res.verdict().passes is True
-    assert res.probs[0] > 0.25 and (res.probs[1:] < 0.05).all()  # trained: 0.79 (chelsea), 0.30 (astronaut); random: ~0
+    # trained, with the evaluation crop (issue 25): 0.38 (chelsea, tiger cat), 0.13 (astronaut, bobsled;
+    # squashed it was 0.79 / 0.30); random: ~0
+    assert res.probs[0] > 0.1 and (res.probs[1:] < 0.05).all()
 
 
 @pytest.mark.parametrize("sample", ["scene_star_brick", "scene_cross_diamond_moon"])
