@@ -50,7 +50,7 @@ def method_table() -> pd.DataFrame:
 def _original_caption(bundle) -> str:
     """What the first panel is: the picture at its own size, and which part the model saw."""
     place = bundle.place
-    if place is None:
+    if place is None or place.mode == "squash":  # the whole picture, resized: what the model sees
         return "Original (as the model sees it)"
     h, w = place.image_size
     if place.mode == "crop" and place.seen_share < 0.999:
@@ -60,7 +60,7 @@ def _original_caption(bundle) -> str:
         )
     if place.mode == "letterbox":
         return f"Original {w}×{h}, letterboxed into the model's input (padding not shown)"
-    return f"Original {w}×{h}, resized whole to the model's input"
+    return f"Original {w}×{h}; the model saw all of it"
 
 
 def show(state: ViewState) -> None:
