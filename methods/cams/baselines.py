@@ -30,7 +30,11 @@ class CentreOptions(Options):
     """Options of :class:`CentreCam`."""
 
     sigma: float = option(
-        0.25, "standard deviation as a fraction of the map's longer side", minimum=0.0, exclusive_minimum=True
+        0.25,
+        "standard deviation as a fraction of the map's longer side, at most 100",
+        minimum=0.0,
+        maximum=100.0,
+        exclusive_minimum=True,
     )
 
 

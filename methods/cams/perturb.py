@@ -74,7 +74,10 @@ class OcclusionOptions(PerturbOptions):
     stride: int = option(8, "step between window positions, in input pixels, at most 4096", minimum=1, maximum=4096)
     baseline: float = option(
         0.0,
-        "value of the occluded pixels in the model's input space (0 = the mean image for mean/std-normalized inputs)",
+        "value of the occluded pixels in the model's input space (0 = the mean image for mean/std-normalized "
+        "inputs), between -1000 and 1000",
+        minimum=-1000.0,
+        maximum=1000.0,
     )
 
 

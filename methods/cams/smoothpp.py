@@ -24,7 +24,9 @@ class SmoothGradCamPlusPlusOptions(SmoothOptions):
     num_samples: int = option(
         8, "noisy copies of the input (one forward + backward each), at most 256", minimum=1, maximum=256
     )
-    std: float = option(0.3, "noise standard deviation, in the units of the preprocessed input", minimum=0.0)
+    std: float = option(
+        0.3, "noise standard deviation, in the units of the preprocessed input, at most 100", minimum=0.0, maximum=100.0
+    )
     seed: int = option(0, "seed of the noise draws, 0 to 2**63 - 1", minimum=0, maximum=MAX_SEED)
 
 

@@ -68,7 +68,11 @@ class ScoreOptions(Options):
         maximum=1024,
     )
     channels: int | str = option(
-        "all", "'all', or score only the k channels of largest activation energy", minimum=1, choices=("all",)
+        "all",
+        "'all', or score only the k channels of largest activation energy (k >= C means all), at most 65536",
+        minimum=1,
+        maximum=65_536,
+        choices=("all",),
     )
     precision: str = option(
         "auto",

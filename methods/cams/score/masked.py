@@ -50,7 +50,12 @@ class SsCamOptions(ScoreOptions):
     num_samples: int = option(
         35, "noisy copies per channel, one forward each (the authors' code: 35), at most 256", minimum=1, maximum=256
     )
-    std: float = option(0.2, "noise standard deviation, in mask units (or input units for input noise)", minimum=0.0)
+    std: float = option(
+        0.2,
+        "noise standard deviation, in mask units (or input units for input noise), at most 100",
+        minimum=0.0,
+        maximum=100.0,
+    )
     noise_on: str = option("mask", "where the noise is added", choices=("mask", "input"))
     seed: int = option(0, "seed of the noise draws, 0 to 2**63 - 1", minimum=0, maximum=MAX_SEED)
     baseline_subtract: bool = option(False, "subtract p(baseline) from every weight")
