@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -88,23 +89,51 @@ def _forward(call: CallContext):
     return run
 
 
+MASK_CHUNK = 64
+"""RISE masks are drawn in chunks of this many: chunk j's cells and shifts come from a generator
+seeded with ``(seed, j)``, so a call holds at most two chunks' cells at once (not all ``num_masks``:
+20,000 masks of 1-pixel cells on a 224 px input were 4 GB) and mask i depends only on
+``(seed, i, grid, cell, p)``, never on the batch it is made in."""
+
+_UPSAMPLE_FLOATS = 1 << 24
+"""At most this many floats (64 MB) of upsampled masks exist at once while a batch's masks are
+made (a large ``cell`` upsamples each mask to ``(grid + 1) x cell`` pixels a side)."""
+
+
 class _MaskSet:
-    """The RISE masks of one call: binary grids and shifts drawn up front, masks made per batch."""
+    """The RISE masks of one call, drawn chunk by chunk (:data:`MASK_CHUNK`) as batches need them."""
 
     def __init__(self, n: int, size: tuple[int, int], cell: int, p: float, seed: int) -> None:
-        gen = torch.Generator().manual_seed(int(seed))
-        self.size, self.cell = size, cell
+        self.n, self.size, self.cell, self.p, self.seed = n, size, cell, p, int(seed)
         self.grid = (math.ceil(size[0] / cell), math.ceil(size[1] / cell))
-        self.cells = (torch.rand(n, *self.grid, generator=gen) < p).float()  # (n, gh, gw)
-        self.shifts = torch.randint(0, cell, (n, 2), generator=gen)  # (n, 2)
+        self._chunks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _chunk(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cells (k, gh, gw) and shifts (k, 2) of chunk ``j`` (the last one may be shorter)."""
+        if j not in self._chunks:
+            state = np.random.SeedSequence([self.seed, j]).generate_state(2, dtype=np.uint32)
+            gen = torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+            k = min(MASK_CHUNK, self.n - j * MASK_CHUNK)  # a full chunk is drawn, so the last one's masks
+            cells = (torch.rand(MASK_CHUNK, *self.grid, generator=gen)[:k] < self.p).float()  # (k, gh, gw)
+            shifts = torch.randint(0, self.cell, (MASK_CHUNK, 2), generator=gen)[:k]  # (k, 2) do not depend on n
+            while len(self._chunks) >= 2:  # batches walk the masks in order: keep the newest two
+                self._chunks.pop(min(self._chunks))
+            self._chunks[j] = (cells, shifts)
+        return self._chunks[j]
 
     def masks(self, index: torch.Tensor) -> torch.Tensor:
         """Masks (B, H, W) in [0, 1] for mask indices ``index`` (B,)."""
         (gh, gw), c, (h, w) = self.grid, self.cell, self.size
-        up = F.interpolate(
-            self.cells[index][:, None], size=((gh + 1) * c, (gw + 1) * c), mode="bilinear", align_corners=False
-        )[:, 0]  # (B, (gh+1) c, (gw+1) c)
-        crops = [up[b, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(self.shifts[index].tolist())]
+        idx = index.tolist()
+        cells = torch.stack([self._chunk(i // MASK_CHUNK)[0][i % MASK_CHUNK] for i in idx])  # (B, gh, gw)
+        shifts = [self._chunk(i // MASK_CHUNK)[1][i % MASK_CHUNK].tolist() for i in idx]
+        step = max(1, _UPSAMPLE_FLOATS // ((gh + 1) * c * (gw + 1) * c))
+        crops = []
+        for s in range(0, len(idx), step):
+            up = F.interpolate(
+                cells[s : s + step, None], size=((gh + 1) * c, (gw + 1) * c), mode="bilinear", align_corners=False
+            )[:, 0]  # (b, (gh+1) c, (gw+1) c)
+            crops += [up[b, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(shifts[s : s + step])]
         return torch.stack(crops).clamp_(0.0, 1.0)  # (B, H, W); the clamp only removes float rounding
 
 
@@ -112,7 +141,7 @@ def rise_masks(num_masks: int, size: tuple[int, int], *, cell: int = 16, p: floa
     """All ``num_masks`` RISE masks (num_masks, H, W) of :class:`Rise` for an input of ``size``
     (what one call uses; for inspection and tests — the method itself makes them per batch)."""
     ms = _MaskSet(num_masks, size, cell, p, seed)
-    return ms.masks(torch.arange(num_masks))
+    return torch.cat([ms.masks(torch.arange(s, min(s + MASK_CHUNK, num_masks))) for s in range(0, num_masks, MASK_CHUNK)])
 
 
 @register_method(

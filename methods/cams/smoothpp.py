@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -30,8 +31,10 @@ class SmoothGradCamPlusPlusOptions(SmoothOptions):
     seed: int = option(0, "seed of the noise draws, 0 to 2**63 - 1", minimum=0, maximum=MAX_SEED)
 
 
-def input_noise(seed: int, num_samples: int, shape: tuple[int, ...], std: float) -> list[torch.Tensor]:
-    """The ``num_samples`` noise draws ``std * d_j`` of one call, each of ``shape`` (1, C, H, W).
+def input_noise(seed: int, num_samples: int, shape: tuple[int, ...], std: float) -> Iterator[torch.Tensor]:
+    """The ``num_samples`` noise draws ``std * d_j`` of one call, each of ``shape`` (1, C, H, W),
+    made one at a time as the caller asks for them (one input's worth of noise exists at once, not
+    ``num_samples``: 3,000 draws made up front were 610 MB).
 
     One ``torch.Generator`` seeded with ``seed`` draws them in order, so draw j depends only on
     (seed, j, shape): every sample of a batch sees the same draws (its map does not depend on the
@@ -39,7 +42,8 @@ def input_noise(seed: int, num_samples: int, shape: tuple[int, ...], std: float)
     calls (what torch-cam does) gives the same numbers for a batch of one.
     """
     gen = torch.Generator().manual_seed(int(seed))
-    return [torch.randn(shape, generator=gen) * std for _ in range(num_samples)]
+    for _ in range(num_samples):
+        yield torch.randn(shape, generator=gen) * std
 
 
 @register_method(
