@@ -45,6 +45,7 @@ from methods.runtime import Progress
 __all__ = [
     "MODEL_CALLS",
     "SLOW_SLOTS",
+    "private_model",
     "model_handle",
     "image_key",
     "image_for",
@@ -181,6 +182,12 @@ def _private_model(handle: ModelHandle, progress: Progress | None) -> Iterator[A
         yield own
     finally:
         _SLOW_SLOTS.release()
+
+
+def private_model(handle: ModelHandle, progress: Progress | None = None):
+    """A context manager: a private copy of ``handle``'s model in one of the :data:`SLOW_SLOTS`
+    (for a page's own long job, e.g. the Sanity checks); waiting for a slot can be cancelled."""
+    return _private_model(handle, progress)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

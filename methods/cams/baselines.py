@@ -62,6 +62,8 @@ class EigenCam(RecordedMethod):
     eigenvector of ``X_c^T X_c`` instead (the same direction), so no LinAlgError escapes.
     """
 
+    svds_per_layer = 1
+
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         return first_component(activations, reference=activations.mean(dim=1))  # (N, h, w)
 

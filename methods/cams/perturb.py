@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from methods._internal.torch_utils import PRECISIONS, ForwardRunner, eval_mode
 from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
+from methods.cams.core.cost import Passes
 from methods.cams.core.options import MAX_SEED, Options, option
 from methods.cams.core.registry import register_method
 from methods.errors import ScoreError
@@ -141,7 +142,9 @@ def rise_masks(num_masks: int, size: tuple[int, int], *, cell: int = 16, p: floa
     """All ``num_masks`` RISE masks (num_masks, H, W) of :class:`Rise` for an input of ``size``
     (what one call uses; for inspection and tests — the method itself makes them per batch)."""
     ms = _MaskSet(num_masks, size, cell, p, seed)
-    return torch.cat([ms.masks(torch.arange(s, min(s + MASK_CHUNK, num_masks))) for s in range(0, num_masks, MASK_CHUNK)])
+    return torch.cat(
+        [ms.masks(torch.arange(s, min(s + MASK_CHUNK, num_masks))) for s in range(0, num_masks, MASK_CHUNK)]
+    )
 
 
 @register_method(
@@ -173,6 +176,9 @@ class Rise(PixelMethod):
 
     options_class = RiseOptions
     config: RiseOptions
+
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        return Passes(forwards=1 + self.config.num_masks)
 
     def recording_needs(self, model) -> RecordingNeeds:
         return RecordingNeeds()
@@ -250,6 +256,11 @@ class Occlusion(PixelMethod):
 
     options_class = OcclusionOptions
     config: OcclusionOptions
+
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        o, (h, w) = self.config, input_size
+        windows = len(window_starts(h, o.window, o.stride)) * len(window_starts(w, o.window, o.stride))
+        return Passes(forwards=2 + windows)  # the shared pass, the unoccluded input, every window
 
     def recording_needs(self, model) -> RecordingNeeds:
         return RecordingNeeds()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from methods.cams.core.base import CallContext
+from methods.cams.core.cost import Passes
 from methods.cams.core.options import MAX_SEED, option
 from methods.cams.core.recorder import Recording, record
 from methods.cams.core.registry import register_method
@@ -83,6 +84,12 @@ class SmoothGradCamPlusPlus(SmoothedMethod):
 
     options_class = SmoothGradCamPlusPlusOptions
     config: SmoothGradCamPlusPlusOptions
+
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        """The clean pass and one forward + backward per noisy copy (per view with ``aug_smooth``)."""
+        p = super().passes(channels=channels, input_size=input_size)
+        noisy = 0 if self.config.std == 0 else self.config.num_samples
+        return replace(p, forwards=1 + noisy, backwards=1 + noisy)
 
     def check_layer(self, layer: str, activations: torch.Tensor) -> None:
         warn_if_signed(self.spec.label, layer, activations, PP_SIGNED_NOTE)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from methods._internal.progress import Progress
+from methods.cams.core.cost import Passes
 from methods.cams.core.options import NoOptions, Options, build_options
 from methods.cams.core.recorder import Recording
 from methods.cams.core.registry import MethodSpec
@@ -156,6 +157,21 @@ class CamMethod:
     def progress_units(self, n_layers: int) -> int:
         """How many units of the call's progress this method reports (0: it is fast)."""
         return 0
+
+    #: SVDs of a layer's activations per layer and view (Eigen-CAM: 1), for :meth:`passes`.
+    svds_per_layer: ClassVar[int] = 0
+
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        """Model passes this method runs for ONE image at a layer of ``channels`` channels, with its
+        options (what :func:`methods.cams.core.cost.estimate` sums). Default: the shared recorded
+        pass, with its backward when ``spec.needs_gradients``; a method registered ``slow`` that
+        does not override this has an unknown cost (over every budget)."""
+        return Passes(
+            forwards=1,
+            backwards=int(bool(self.spec.needs_gradients)),
+            svds=self.svds_per_layer,
+            declared=not self.spec.slow,
+        )
 
     def explain_layers(self, call: CallContext) -> dict[str, torch.Tensor]:
         """RAW maps ``{layer: (N, h, w) or (N, H, W)}`` for every layer of ``call``."""
