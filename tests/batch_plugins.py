@@ -30,3 +30,24 @@ class BrokenSpec:
 
     def build(self):
         raise FileNotFoundError("weights.safetensors is missing on this worker")
+
+
+class SleepySpec:
+    """A worker spec whose workers write their pid to ``folder`` once built, then sleep on every
+    item (to test that workers die with a SIGKILLed parent)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def build(self):
+        import os
+        import pathlib
+        import time
+
+        pathlib.Path(self.folder, f"{os.getpid()}.pid").write_text("up")
+
+        def work(items):
+            time.sleep(600)
+            return items
+
+        return work
