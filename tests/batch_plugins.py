@@ -51,3 +51,18 @@ class SleepySpec:
             return items
 
         return work
+
+
+@register_method(
+    name="sleepy_mean",
+    label="Sleepy mean (test)",
+    family="baseline",
+    cost="none",
+    summary="Test plugin: the channel mean, after a 0.2 s sleep (a run long enough to be killed mid-way).",
+)
+class SleepyMean(ForwardMethod):
+    def compute_layer(self, ctx) -> torch.Tensor:
+        import time
+
+        time.sleep(0.2)
+        return ctx.activations.mean(dim=1)  # (N, h, w)
