@@ -157,7 +157,11 @@ def _evaluate_view(table: bd.Table, digest: str) -> None:
             facts.append(f"{what} {', '.join(map(str, dict.fromkeys(df[col])))}")
     st.caption(md_escape(f"{table.name} · " + " · ".join(facts)))
     a, b, c = st.columns(3)
-    n_boot = int(a.number_input("Bootstrap resamples", 100, 20_000, 2000, step=100, key="bm_nboot"))
+    n_boot, fewer = bd.resamples_for(
+        df, int(a.number_input("Bootstrap resamples", 100, 20_000, 2000, step=100, key="bm_nboot"))
+    )
+    if fewer:
+        notice(fewer, "info")
     seed = int(b.number_input("Bootstrap seed", 0, 1_000_000, 0, key="bm_bseed"))
     test = c.selectbox(
         "Paired test",
@@ -263,11 +267,16 @@ def _manifest_view(table: bd.Table) -> None:
         )
     st.subheader("One image", anchor=False)
     a, b = st.columns(2)
-    image = a.selectbox("Image", list(dict.fromkeys(df["image"])), key="bm_m_image")
+    images, cut = bd.capped_menu(list(dict.fromkeys(df["image"])), "images")
+    image = a.selectbox("Image", images, key="bm_m_image")
     pairs = df[df["image"] == image]
+    picks, cut_maps = bd.capped_menu(list(range(len(pairs))), f"maps of {image}")
+    for message in (cut, cut_maps):
+        if message:
+            notice(message, "info")
     pick = b.selectbox(
         "Map",
-        list(range(len(pairs))),
+        picks,
         key="bm_m_row",
         format_func=lambda i: f"{pairs.iloc[i]['method']} · {pairs.iloc[i]['layer']}",
     )
@@ -277,9 +286,10 @@ def _manifest_view(table: bd.Table) -> None:
         return
     cols = st.columns(3)
     for col, view in zip(cols, ("original", "heatmap", "overlay")):
-        path = bd.picture_path(table.folder, row[view])
+        value = row.get(view)  # a manifest-shaped table may lack the column
+        path = bd.picture_path(table.folder, value) if isinstance(value, str) else None
         if path is None:
-            col.text(f"{view}: {row[view]} is not in the manifest's folder")
+            col.text(f"{view}: {value} is not in the manifest's folder")
         else:
             col.image(str(path), caption=md_escape(f"{view} · {row['target_name']}"), width="stretch")
 
