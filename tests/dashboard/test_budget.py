@@ -163,3 +163,16 @@ def test_opening_a_snapshot_runs_nothing_that_was_not_saved(review_db):
         assert any("Score-CAM was not saved in this snapshot" in g for g in _gate_texts(review))
     finally:
         counter.close()
+
+
+def test_the_benchmark_pages_evaluation_takes_a_slow_job_slot(monkeypatch):
+    slots = _CountingSlots(cache._SLOW_SLOTS)
+    monkeypatch.setattr(cache, "_SLOW_SLOTS", slots)
+    at = AppTest.from_file(str(ROOT / "dashboard" / "Home.py"), default_timeout=TIMEOUT).run()
+    at.switch_page(str(ROOT / "dashboard" / PAGES["benchmark"])).run()
+    at.number_input(key="bm_n").set_value(1).run()
+    at.slider(key="bm_steps").set_value(5).run()
+    assert slots.acquired == 0  # nothing runs before the click
+    at.button(key="bm_run").click().run()
+    assert_clean(at)
+    assert slots.acquired == 1 and slots.held == 0

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 import methods
-from dashboard.app import jobs, widgets
+from dashboard.app import cache, jobs, widgets
 from dashboard.app.errors import md_escape, notice, show_deferred_errors, shown_errors
 from dashboard.app.navigation import link_query
 from dashboard.core import menus, pages, services
@@ -88,10 +88,17 @@ def _run_tab() -> None:
     if not jobs.wait_for_click(job, text, "Run the evaluation", key="bm_run"):
         return
 
-    def work(tracker):  # a fresh copy of the model for this job: the shared one stays free
-        return evaluation.run_small(
-            load_model(model), kind=kind, n=int(n), methods=chosen, steps=int(steps), seed=int(seed), progress=tracker
-        )
+    def work(tracker):  # a fresh copy of the model for this job, in a slow-job slot: the shared one stays free
+        with cache.slow_slot(tracker):
+            return evaluation.run_small(
+                load_model(model),
+                kind=kind,
+                n=int(n),
+                methods=chosen,
+                steps=int(steps),
+                seed=int(seed),
+                progress=tracker,
+            )
 
     df = jobs.run_with_progress(work, f"Scoring {int(n)} scene(s)", job=job)
     jobs.mark_ran(job)
