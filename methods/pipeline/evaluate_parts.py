@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from methods.errors import WrongTypeError
 from methods.pipeline.batch_files import file_stamp, quarantine, remove_partials, write_atomic
 
 __all__ = ["EvalCheckpoint", "parts_folder"]
@@ -46,7 +47,7 @@ def _plain(value: Any) -> Any:
     """A JSON-ready value (numpy scalars as Python ones; NaN kept: json writes and reads it)."""
     if isinstance(value, np.generic):
         return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in an evaluate checkpoint")
+    raise WrongTypeError(f"cannot store a {type(value).__name__} in an evaluate checkpoint (a row's cell)")
 
 
 def _same(a: Any, b: Any) -> bool:
