@@ -165,3 +165,43 @@ def test_the_map_menu_of_a_manifest_upload_is_capped(results_root):
     assert_clean(at)
     assert len(at.selectbox(key="bm_m_row").options) == bd.MAX_MENU
     assert f"This table has {rows:,} maps of a.png; the menu lists the first {bd.MAX_MENU:,}" in texts(at.info)
+
+
+def test_the_leaderboard_reports_progress_and_stops_on_cancel():
+    """The page runs the leaderboard as long work of its session: progress after each method x layer
+    group, and a Cancelled raised there (Cancel, a closed tab) stops it between two groups."""
+    import numpy as np
+
+    from methods.errors import Cancelled
+    from methods.metrics.benchmark.leaderboard import leaderboard
+
+    rng = np.random.default_rng(1)
+    df = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "image": [f"i{k}" for k in range(20)],
+                    "method": m,
+                    "layer": "l",
+                    "target": 0,
+                    "deletion_auc": rng.random(20),
+                }
+            )
+            for m in ("gradcam", "random", "centre")
+        ],
+        ignore_index=True,
+    )
+    seen: list[tuple[int, int]] = []
+    board = leaderboard(df, n_boot=200, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)] and len(board) == 3
+
+    def cancel_at_second(done: int, total: int) -> None:
+        if done == 1:
+            raise Cancelled("stopped")
+
+    try:
+        leaderboard(df, n_boot=200, progress=cancel_at_second)
+    except Cancelled:
+        pass
+    else:
+        raise AssertionError("the leaderboard did not stop")

@@ -23,6 +23,7 @@ from dashboard.core import menus, pages, services
 from dashboard.draw.benchmark import distribution_figure
 from dashboard.views.benchmark import data as bd
 from dashboard.views.benchmark import evaluation
+from methods.errors import Cancelled
 from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES, leaderboard, per_class
 from methods.models.catalog import load_model
 
@@ -146,9 +147,26 @@ def _source() -> None:
             _run_tab()
 
 
-@st.cache_data(show_spinner="Bootstrapping the intervals…", max_entries=16)
-def _board(digest: str, n_boot: int, seed: int, test: str, _df: pd.DataFrame) -> pd.DataFrame:
-    return leaderboard(_df, n_boot=n_boot, seed=seed, test=test)
+@st.cache_data(show_spinner=False, max_entries=16)
+def _board(digest: str, n_boot: int, seed: int, test: str, _df: pd.DataFrame, _progress=None) -> pd.DataFrame:
+    return leaderboard(_df, n_boot=n_boot, seed=seed, test=test, progress=_progress)
+
+
+def _leaderboard(df: pd.DataFrame, digest: str, n_boot: int, seed: int, test: str) -> pd.DataFrame | None:
+    """The leaderboard as long work of this session: a progress bar with Cancel, stopped between two
+    method x layer groups when the tab closes; once cancelled it waits for a button."""
+    label = f"Bootstrapping the intervals ({n_boot:,} resamples, seed {seed}, {test} test)"
+
+    def work(progress):
+        return _board(digest, n_boot, seed, test, _df=df, _progress=progress)
+
+    try:
+        return jobs.run_with_progress(work, label)
+    except Cancelled:
+        if not st.button("Compute the leaderboard", key="bm_board_run", icon=":material/play_arrow:"):
+            st.info("The leaderboard was cancelled.")
+            return None
+    return jobs.run_clicked(work, label)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -180,7 +198,9 @@ def _evaluate_view(table: bd.Table, digest: str) -> None:
             "sign": "exact sign test",
         }.get,
     )
-    board = _board(digest, n_boot, seed, test, _df=df)
+    board = _leaderboard(df, digest, n_boot, seed, test)
+    if board is None:
+        return
     for note in board.attrs.get("notes", []):
         notice(note, "info")
     tables = bd.leaderboard_tables(board)
