@@ -28,7 +28,7 @@ Method discovery is explicit: the imports below register the built-in methods. A
 registers its own with :func:`register_method` the same way.
 """
 
-# The built-in methods: importing registers them, in THIS order (21 in all), the order of every menu;
+# The built-in methods: importing registers them, in THIS order (22 in all), the order of every menu;
 # first, before anything else imports a method module (faithfulness imports the baselines).
 # isort: off
 from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, ++, XGrad, HiRes, Layer, Eigen-Grad, element-wise
@@ -38,6 +38,7 @@ from methods.cams import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CA
 from methods.cams import guided as _guided  # noqa: F401  Guided Backprop, Guided Grad-CAM
 from methods.cams import fullgrad as _fullgrad  # noqa: F401  FullGrad
 from methods.cams import perturb as _perturb  # noqa: F401  RISE, Occlusion
+from methods.cams import drise as _drise  # noqa: F401  D-RISE (detection targets)
 from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
 # isort: on
 

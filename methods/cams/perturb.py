@@ -24,6 +24,7 @@ from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
 from methods.cams.core.options import MAX_SEED, Options, option
 from methods.cams.core.registry import register_method
 from methods.errors import ScoreError
+from methods.targets.base import explained_scores
 
 __all__ = ["Rise", "Occlusion", "RiseOptions", "OcclusionOptions", "rise_masks", "window_starts"]
 
@@ -166,7 +167,7 @@ class Rise(PixelMethod):
                 def inputs(s=s, m=m) -> torch.Tensor:
                     return x[s] * m[:, None]  # (B, C, H, W)
 
-                p = run(_forward(call), inputs).softmax(dim=1).gather(1, targets[s][:, None])[:, 0]  # (B,)
+                p = explained_scores(call.model, run(_forward(call), inputs)).gather(1, targets[s][:, None])[:, 0]  # (B,)
                 sal.index_add_(0, s, p.double()[:, None, None] * m.double())
             run.finish()
         return (sal / (o.num_masks * o.p)).float()  # (N, H, W)
@@ -247,7 +248,7 @@ class Occlusion(PixelMethod):
                             batch[b, :, y0 : y0 + wy, x0 : x0 + wx] = o.baseline
                     return batch
 
-                p = run(_forward(call), inputs).softmax(dim=1).gather(1, targets[si][:, None])[:, 0]  # (B,)
+                p = explained_scores(call.model, run(_forward(call), inputs)).gather(1, targets[si][:, None])[:, 0]  # (B,)
                 drops[si, torch.tensor(ji, device=x.device)] = p.double()
             run.finish()
         d = drops[:, :1] - drops[:, 1:]  # (N, W): the drop of each window

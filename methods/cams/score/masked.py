@@ -26,6 +26,7 @@ from methods.cams.score.engine import (
     select_channels,
 )
 from methods.cams.score.fold import FoldedBatchNorm
+from methods.targets.base import explained_scores
 
 __all__ = ["ScoreCam", "SsCam", "IsCam", "ScoreCamOptions", "SsCamOptions", "IsCamOptions", "FOLD_MIN_ROWS"]
 
@@ -111,7 +112,7 @@ class _MaskedScore(ScoreFamily):
         fold = FoldedBatchNorm(ctx.model, x[:1]) if len(jobs) >= FOLD_MIN_ROWS else contextlib.nullcontext()
         with eval_mode(ctx.model), fold, runner as run:
             if subtract:
-                p_base = run(forward, torch.zeros_like(x[:1])).softmax(dim=1)[0]  # (K,)
+                p_base = explained_scores(ctx.model, run(forward, torch.zeros_like(x[:1])))[0]  # (K,)
             for rows in jobs.batches(o.batch_size):
                 s = jobs.sample[rows].to(x.device)  # (B,)
                 k = jobs.channel[rows].to(x.device)  # (B,)
@@ -122,7 +123,7 @@ class _MaskedScore(ScoreFamily):
                 def inputs(s=s, masks=masks, steps_b=jobs.step[rows]) -> torch.Tensor:
                     return self._masked_inputs(x[s], masks.to(x.dtype), steps_b)  # (B, C_in, H, W)
 
-                probs = run(forward, inputs).softmax(dim=1)  # (B, K)
+                probs = explained_scores(ctx.model, run(forward, inputs))  # (B, K): softmax, or a target's scores
                 p = probs.gather(1, targets[s][:, None])[:, 0]  # (B,)
                 sums.index_add_(0, s * (c + 1) + k, p.double())
             run.finish()
