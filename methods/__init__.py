@@ -77,6 +77,8 @@ from methods.metrics.benchmark.leaderboard import bootstrap_interval, leaderboar
 from methods.metrics.faithfulness.confidence import confidence_change
 from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve, reference_curves
 from methods.metrics.localization import energy_pointing_game, pointing_game
+from methods.metrics.objects import ObjectScores, object_scores
+from methods import targets
 from methods.metrics.sanity.check import SanityResult, Verdict, sanity_check
 from methods.metrics.sanity.class_check import ClassSensitivity, class_sensitivity
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model
@@ -88,6 +90,9 @@ __version__ = "0.3.0.dev0"
 
 __all__ = [
     "__version__",
+    "targets",
+    "object_scores",
+    "ObjectScores",
     "GradLensError",
     "GradLensWarning",
     "OptionError",
