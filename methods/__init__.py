@@ -42,6 +42,7 @@ from methods.cams import drise as _drise  # noqa: F401  D-RISE (detection target
 from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
 # isort: on
 
+from methods import targets
 from methods._internal.torch_utils import PRECISION_ENV, bf16_is_native, resolve_precision
 from methods.cams.core.base import (
     CallContext,
@@ -78,7 +79,6 @@ from methods.metrics.faithfulness.confidence import confidence_change
 from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve, reference_curves
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.metrics.objects import ObjectScores, object_scores
-from methods import targets
 from methods.metrics.sanity.check import SanityResult, Verdict, sanity_check
 from methods.metrics.sanity.class_check import ClassSensitivity, class_sensitivity
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model

@@ -44,7 +44,9 @@ class BoxDetector(nn.Module):
                 "scores": torch.stack([s1[n], s2[n]])[keep] if keep else torch.zeros(0),
             }
             if self.probs:
-                p = torch.stack([torch.stack([1 - s1[n], s1[n], 0 * s1[n]]), torch.stack([1 - s2[n], 0 * s2[n], s2[n]])])
+                p = torch.stack(
+                    [torch.stack([1 - s1[n], s1[n], 0 * s1[n]]), torch.stack([1 - s2[n], 0 * s2[n], s2[n]])]
+                )
                 d["probs"] = p[keep]
             out.append(d)
         return out

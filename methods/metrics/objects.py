@@ -130,7 +130,7 @@ def object_scores(
     sal = saliency if isinstance(saliency, torch.Tensor) else torch.as_tensor(saliency)
     if sal.ndim != 2:
         raise InputError(f"saliency must be ONE (h, w) map; got shape {tuple(sal.shape)}")
-    maps = {"map": sal.detach().float().cpu(), **reference_maps(tuple(sal.shape), seed=seed)}
+    maps = {"map": sal.detach().float().cpu(), **reference_maps((int(sal.shape[0]), int(sal.shape[1])), seed=seed)}
     pointing = {k: pointing_game(m, obj) for k, m in maps.items()}
     energy = {k: energy_pointing_game(m, obj) for k, m in maps.items()}
     if not curves:

@@ -84,7 +84,9 @@ class BoxTarget(Target):
         return f"box ({x0:g}, {y0:g}, {x1:g}, {y1:g}) class {self.label}"
 
     def _reference(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(self.box, dtype=like.dtype if like.is_floating_point() else torch.float32, device=like.device)
+        return torch.tensor(
+            self.box, dtype=like.dtype if like.is_floating_point() else torch.float32, device=like.device
+        )
 
     def _match(self, det: Detections) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(score, IoU) of the matched detection, or None."""

@@ -70,7 +70,11 @@ class EmbeddingTarget(Target):
         return self.reference.ndim != 1
 
     def describe(self) -> str:
-        return "similarity to a reference image" if self.is_image else f"similarity to a {self.reference.numel()}-d embedding"
+        return (
+            "similarity to a reference image"
+            if self.is_image
+            else f"similarity to a {self.reference.numel()}-d embedding"
+        )
 
     def embedding_of(self, model: nn.Module) -> torch.Tensor:
         """The reference embedding (D,): ``reference`` itself, or ``model``'s embedding of the image."""

@@ -14,6 +14,7 @@ the target that fits the output it got.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 
 from methods.errors import TargetError
 
-__all__ = ["Detections", "detection_list", "segmentation_logits", "output_hint"]
+__all__ = ["Detections", "detection_list", "segmentation_logits", "output_hint", "padding_note"]
 
 
 @dataclass(frozen=True)
@@ -108,5 +109,32 @@ def output_hint(output: Any) -> str:
             "target=methods.targets.RegionTarget(label=c, mask=...) or box=(x0, y0, x1, y1)"
         )
     if isinstance(output, torch.Tensor) and output.ndim == 4:
-        return "; per-pixel (N, K, H, W) outputs: explain a region with target=methods.targets.RegionTarget(label=c, ...)"
+        return (
+            "; per-pixel (N, K, H, W) outputs: explain a region with target=methods.targets.RegionTarget(label=c, ...)"
+        )
     return ""
+
+
+def padding_note(model: Any, input_size: tuple[int, int]) -> str:
+    """A note when a torchvision detector pads the resized input (its maps then cover padding).
+
+    ``GeneralizedRCNNTransform`` scales an (H, W) input by ``s = min(min_size / min(H, W),
+    max_size / max(H, W))`` to ``floor(s H) x floor(s W)`` and pads the bottom / right to a multiple
+    of ``size_divisible`` (32); the backbone's maps cover the padded image, so the upsampled map is
+    stretched over the input by the padded share. "" when nothing is padded (or no such transform).
+    """
+    t = getattr(model, "transform", None)
+    if type(t).__name__ != "GeneralizedRCNNTransform" or getattr(t, "fixed_size", None):
+        return ""
+    h, w = input_size
+    scale = min(float(t.min_size[-1]) / min(h, w), float(t.max_size) / max(h, w))
+    rh, rw = int(math.floor(h * scale)), int(math.floor(w * scale))
+    d = int(t.size_divisible)
+    ph, pw = int(math.ceil(rh / d) * d), int(math.ceil(rw / d) * d)
+    if (ph, pw) == (rh, rw):
+        return ""
+    return (
+        f"the detector resizes this {h}x{w} input to {rh}x{rw} and pads it to {ph}x{pw}: layer maps cover the "
+        f"padding too ({100 * (1 - rh * rw / (ph * pw)):.0f}% of the grid), so an upsampled map is stretched by up to "
+        f"{ph / rh:.3f} x {pw / rw:.3f}; use an input whose resized sides are multiples of {d}"
+    )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from task_models import BOX1, BoxDetector
 
 import methods
 from methods.errors import InputError
 from methods.metrics.faithfulness.curves import reference_maps
 from methods.metrics.objects import object_mask, object_scores
 from methods.targets import BoxTarget, RegionTarget
+from task_models import BOX1, BoxDetector
 
 
 def test_object_mask_from_a_box_a_target_or_a_region():

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from task_models import BOX1, BoxDetector
 
 import methods
 from methods.cams.perturb import rise_masks
 from methods.errors import TargetError
 from methods.targets import BoxTarget, RegionTarget
+from task_models import BOX1, BoxDetector
 
 OPTS = {"num_masks": 40, "cell": 4, "seed": 5}
 

@@ -19,6 +19,7 @@ import torch
 import methods
 from methods._internal.torch_utils import upsample
 from methods.targets import BoxTarget, RegionTarget, detect
+from methods.targets.outputs import padding_note
 
 pytest.importorskip("pytorch_grad_cam")
 detection = pytest.importorskip("torchvision.models.detection")
@@ -52,6 +53,10 @@ def test_box_target_grad_cam_matches_pytorch_grad_cam_on_faster_rcnn_mobilenet()
     box = det["boxes"][0] + torch.tensor([1.0, -1.0, 2.0, 1.0])  # near, not equal (no IoU kinks)
     label = int(det["labels"][0])
     layer = "backbone.body.16"
+    assert methods.default_layer(model, (160, 160)) == layer  # not roi_heads.box_roi_pool (one map per RoI)
+    blocks = [b.name for b in methods.block_layers(model, (160, 160))]
+    assert blocks[-3:] == [layer, "backbone.fpn.layer_blocks.1", "backbone.fpn.layer_blocks.0"]
+    assert padding_note(model, (160, 160)) == "" and "pads it to" in padding_note(model, (100, 130))
     ours = methods.explain(model, x, "gradcam", layers=layer, target=BoxTarget(box, label, similarity="class_plus_iou"))
     cam = GradCAM(model=model, target_layers=[model.backbone.body._modules["16"]])
     peer = cam(x, targets=[FasterRCNNBoxScoreTarget(labels=[label], bounding_boxes=[box.numpy()[None]][0])])[0]
@@ -74,6 +79,7 @@ def test_region_target_grad_cam_matches_semantic_segmentation_target_on_lraspp()
             return self.m(z)["out"]
 
     layer = "backbone.16"
+    assert methods.default_layer(model, (96, 96)) == layer
     ours = methods.explain(model, x, "gradcam", layers=layer, target=RegionTarget(1, mask=mask))
     cam = GradCAM(model=Out(model), target_layers=[model.backbone._modules["16"]])
     peer = cam(x, targets=[SemanticSegmentationTarget(1, mask.float().numpy())])[0]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from task_models import BOX1, BOX2, BoxDetector, Embedder, PixelSegmenter
 
 import methods
 from methods.cams.perturb import rise_masks
 from methods.errors import RecorderError, TargetError
 from methods.targets import BoxTarget, ClassTarget, EmbeddingTarget, RegionTarget, detect
+from task_models import BOX1, BOX2, BoxDetector, Embedder, PixelSegmenter
 
 
 def _image(seed: int = 0, n: int = 1) -> torch.Tensor:
@@ -28,8 +28,12 @@ def test_box_target_scores_the_matched_detection_and_its_similarities():
     s1 = float(a[2:6, 2:6].mean())
     assert float(BoxTarget(BOX1, 1).scores(out).detach()) == pytest.approx(s1, rel=1e-6)
     ref = (2.0, 2.0, 6.0, 8.0)  # IoU with BOX1 = 16 / 24
-    assert float(BoxTarget(ref, 1, similarity="class_x_iou").scores(out).detach()) == pytest.approx(s1 * 2 / 3, rel=1e-6)
-    assert float(BoxTarget(ref, 1, similarity="class_plus_iou").scores(out).detach()) == pytest.approx(s1 + 2 / 3, rel=1e-6)
+    assert float(BoxTarget(ref, 1, similarity="class_x_iou").scores(out).detach()) == pytest.approx(
+        s1 * 2 / 3, rel=1e-6
+    )
+    assert float(BoxTarget(ref, 1, similarity="class_plus_iou").scores(out).detach()) == pytest.approx(
+        s1 + 2 / 3, rel=1e-6
+    )
     assert float(BoxTarget(BOX2, 2).scores(out).detach()) == pytest.approx(float(a.mean()), rel=1e-6)
     # the label must match: no class-1 box overlaps BOX2 with IoU >= 0.5 (16 / 64): 0, or an error when strict
     assert float(BoxTarget(BOX2, 1).scores(out).detach()) == 0.0

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from torch import nn
 
 from methods._internal.checks import size2
-from methods.cams.core.task_layers import task_blocks
 from methods.cams.core.layers import (
     PLAIN_CONTAINERS,
     FiredModule,
@@ -23,6 +22,7 @@ from methods.cams.core.layers import (
     output_shape,
     probe_modules,
 )
+from methods.cams.core.task_layers import task_blocks
 
 __all__ = ["block_layers", "forward_order"]
 

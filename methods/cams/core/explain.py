@@ -43,11 +43,13 @@ from methods.cams.core.registry import create_method
 from methods.cams.core.tasks import per_sample, split_target
 from methods.errors import GradLensWarning, LayerError, OptionError, TargetError, WrongTypeError, brief
 from methods.targets import Target, TargetView
+from methods.targets.outputs import padding_note
 
 __all__ = ["Explanation", "explain", "explain_many", "resolve_layers"]
 
 LayerSpec = Union[None, Literal["all"], str, nn.Module, Sequence[Union[str, nn.Module]]]
-TargetSpec = Union[None, int, Sequence[int], torch.Tensor, Target, Sequence[Target]]
+ClassSpec = Union[None, int, Sequence[int], torch.Tensor]
+TargetSpec = Union[ClassSpec, Target, Sequence[Target]]
 
 
 @dataclass(frozen=True)
@@ -206,21 +208,28 @@ def explain_many(
     check_model_input(net, x)
     kind, target = split_target(target, int(x.shape[0]))
     if kind == "per_sample":
+        assert isinstance(target, list)  # split_target gives the N task targets
         configured_many = _instantiate(methods, options or {})
         return per_sample(
-            lambda xi, target: explain_many(model, xi, configured_many, layers=layers, target=target, progress=progress),
+            lambda xi, target: explain_many(
+                model, xi, configured_many, layers=layers, target=target, progress=progress
+            ),
             x,
             target,
         )
     configured = _instantiate(methods, options or {})
     _check_kinds(configured, target.kind if isinstance(target, Target) else "class")
+    class_target: ClassSpec = target  # type: ignore[assignment]  # split_target left a class spec or a Target
+    notes: tuple[str, ...] = ()
     if isinstance(target, Target):  # a box, region or embedding: explain its (N, 1) score view
-        net, target = target.view(net), 0
+        note = padding_note(net, (int(x.shape[-2]), int(x.shape[-1])))
+        notes = (note,) if note else ()
+        net, class_target = target.view(net), 0
     input_size = (int(x.shape[-2]), int(x.shape[-1]))
     modules = resolve_layers(net, layers, input_size, default)
 
     with eval_mode(net):  # forward methods too run the model in eval mode; each flag restored after
-        return _explain_in_eval(net, x, configured, modules, input_size, target, progress)
+        return _explain_in_eval(net, x, configured, modules, input_size, class_target, progress, notes)
 
 
 def _explain_in_eval(
@@ -229,8 +238,9 @@ def _explain_in_eval(
     configured: list[CamMethod],
     modules: dict[str, nn.Module],
     input_size: tuple[int, int],
-    target: TargetSpec,
+    target: ClassSpec,
     progress: Progress | None,
+    call_notes: tuple[str, ...] = (),
 ) -> dict[str, Explanation]:
     needs = [m.recording_needs(net) for m in configured]
     start = time.perf_counter()
@@ -273,7 +283,9 @@ def _explain_in_eval(
             maps = _clean_maps(raw, layer_names)
         for message, w in _collapsed(caught, len(layer_names)):  # passed on to the caller's filters, once
             warnings.warn_explicit(message, w.category, w.filename, w.lineno, source=w.source)
-        notes = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradLensWarning)))
+        notes = tuple(
+            dict.fromkeys([*call_notes, *(str(w.message) for w in caught if issubclass(w.category, GradLensWarning))])
+        )
         options = _recorded_options(method, x.device)
         results[method.spec.name] = Explanation(
             method=method.spec.name,

@@ -152,7 +152,8 @@ class ScoreCam(_MaskedScore):
     ``M = sum_k w_k A^k``.
 
     ``w_k`` is the softmax probability, as in the authors' code (not a softmax over channels, as
-    some re-implementations do). Options: the family's, plus ``baseline_subtract`` (False).
+    some re-implementations do); for a task target (:mod:`methods.targets`) it is the target's
+    score itself. Options: the family's, plus ``baseline_subtract`` (False).
     Deviation: a constant non-zero channel is scored on its (all-zero) mask, ``w_k = p(X o 0)``;
     the authors' code skips it (``w_k = 0``). All-zero channels contribute 0 either way.
     """

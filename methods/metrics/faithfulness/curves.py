@@ -69,7 +69,6 @@ from methods._internal.progress import Progress
 from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
 from methods.cams.baselines import centre_gaussian
 from methods.errors import OptionError
-from methods.targets import ClassTarget, Target
 from methods.metrics.faithfulness.confidence import ConfidenceChange, confidence_change
 from methods.metrics.faithfulness.perturbation import (
     BASELINES,
@@ -91,6 +90,7 @@ from methods.metrics.faithfulness.perturbation import (
     runner_for,
     step_counts,
 )
+from methods.targets import ClassTarget, Target
 
 __all__ = [
     "BASELINES",
