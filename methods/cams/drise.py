@@ -1,7 +1,7 @@
 """D-RISE: RISE for one detection, weighted by the similarity of the masked input's detections.
 
 Petsiuk, Jain, Manjunatha, Lee, Agarwal, Ordonez, Saenko, "Black-box Explanation of Object
-Detectors via Saliency Maps", CVPR 2021, https://arxiv.org/abs/2006.03204.
+Detectors via Saliency Maps", CVPR 2021, https://arxiv.org/abs/2006.03204::
 
     S = (1 / (N p)) sum_i w_i M_i,   w_i = max_{d in f(x o M_i)} IoU(b, d_box) * cos(P, d_probs)
 

@@ -1,5 +1,5 @@
 """Embedding targets: cosine similarity to a reference embedding (retrieval, re-identification,
-face verification, CLIP-style image encoders).
+face verification, CLIP-style image encoders)::
 
     y = cos(f(x), e) = <f(x), e> / (||f(x)|| ||e||)
 

@@ -123,8 +123,8 @@ def padding_note(model: Any, input_size: tuple[int, int]) -> str:
     of ``size_divisible`` (32); the backbone's maps cover the padded image, so the upsampled map is
     stretched over the input by the padded share. "" when nothing is padded (or no such transform).
     """
-    t = getattr(model, "transform", None)
-    if type(t).__name__ != "GeneralizedRCNNTransform" or getattr(t, "fixed_size", None):
+    t: Any = getattr(model, "transform", None)
+    if t is None or type(t).__name__ != "GeneralizedRCNNTransform" or getattr(t, "fixed_size", None):
         return ""
     h, w = input_size
     scale = min(float(t.min_size[-1]) / min(h, w), float(t.max_size) / max(h, w))

@@ -1,16 +1,16 @@
 """Segmentation targets: a class's per-pixel logits over a region (Seg-Grad-CAM).
 
 Vinogradova, Dibrov & Myers, "Towards Interpretable Semantic Segmentation via Gradient-weighted
-Class Activation Mapping", AAAI-SA 2020, https://arxiv.org/abs/2002.11434:
+Class Activation Mapping", AAAI-SA 2020, https://arxiv.org/abs/2002.11434::
 
-    y^c = sum_{(i, j) in R} y^c_{ij}        (reduce="sum", the paper's)
-    y^c = (1 / |R|) sum_{(i, j) in R} y^c_{ij}   (reduce="mean")
+    y^c = sum_{(i, j) in R} y^c_{ij}              (reduce="sum", the paper's)
+    y^c = (1 / |R|) sum_{(i, j) in R} y^c_{ij}    (reduce="mean")
 
 ``y^c_{ij}`` is the pre-softmax logit of class ``c`` at output pixel (i, j) and ``R`` the region:
 a boolean mask, a box ``(x0, y0, x1, y1)`` in input pixels (pixel (i, j) is in the box when its
 centre ``(j + 0.5, i + 0.5)`` is), or the whole image. Any map method then explains ``y^c``; the
-sum and the mean give the same normalized maps (they differ by the constant ``|R|``), but
-the raw scores of the score family and the curves differ by that factor.
+sum and the mean give the same normalized maps (they differ by a constant factor), but
+the raw scores of the score family and the curves differ by that factor (``|R|``).
 
 Output resolution: torchvision's segmenters return logits at the input's size. When the output's
 (h, w) differs from the mask's, the mask is resized to it with nearest-neighbour sampling (a box is

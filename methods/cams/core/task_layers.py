@@ -5,16 +5,11 @@ The generic rule of :func:`methods.cams.core.layers.default_layer` would pick a 
 architectures the default is the backbone's last stage, and the block layers are the backbone's
 stages plus the FPN levels:
 
-=============================================  ==========================  =============================
-architecture (torchvision)                     default layer               block layers
-=============================================  ==========================  =============================
-Faster / Mask R-CNN, RetinaNet, FCOS (+ FPN)   ``backbone.body.<last>``    ``backbone.body.*``,
-                                               (ResNet: ``layer4``;        ``backbone.fpn.layer_blocks.*``
-                                               MobileNetV3: ``16``)
-SSD (VGG) / SSDlite (MobileNetV3)              ``backbone.features.<last>``  ``backbone.features.*``,
-                                                                           ``backbone.extra.*``
-FCN, DeepLabV3, LRASPP                         ``backbone.<last>``         ``backbone.*``
-=============================================  ==========================  =============================
+* Faster / Mask R-CNN, RetinaNet, FCOS (FPN backbones): default ``backbone.body.<last>`` (ResNet:
+  ``layer4``; MobileNetV3: ``16``); blocks ``backbone.body.*`` and ``backbone.fpn.layer_blocks.*``;
+* SSD (VGG) / SSDlite (MobileNetV3): default ``backbone.features.<last>``; blocks
+  ``backbone.features.*`` and ``backbone.extra.*``;
+* FCN, DeepLabV3, LRASPP: default ``backbone.<last>``; blocks ``backbone.*``.
 
 (``<last>`` = the last direct child that gives a candidate map.) The model may be seen through a
 :class:`methods._internal.score_view.ScoreView` (a target's view): names are the model's own.
