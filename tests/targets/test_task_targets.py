@@ -164,3 +164,23 @@ def test_class_targets_keep_working_and_wrong_outputs_point_to_the_right_target(
         methods.explain(net, x, "gradcam", layers="0", target=BoxTarget(BOX1, 1))
     with pytest.raises(TargetError, match="empty"):
         BoxTarget((3, 3, 3, 5), 1)
+
+
+SMALL = {"rise": {"num_masks": 16, "cell": 4}, "drise": {"num_masks": 16, "cell": 4}, "sscam": {"num_samples": 2}}
+SMALL["occlusion"] = {"window": 4, "stride": 4}
+TASKS = {
+    "box": (BoxDetector, lambda: BoxTarget(BOX1, 1)),
+    "region": (PixelSegmenter, lambda: RegionTarget(1)),
+    "embedding": (Embedder, lambda: EmbeddingTarget(torch.tensor([1.0, 0.0, 0.0, 0.0]))),
+}
+CASES = [(kind, s.name) for kind in TASKS for s in methods.list_methods(target=kind)]
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize(("kind", "name"), CASES, ids=[f"{k}-{n}" for k, n in CASES])
+def test_every_method_that_takes_a_task_target_gives_a_finite_map_and_leaves_the_model_clean(kind, name):
+    make, target = TASKS[kind]
+    model = make().train()
+    exp = methods.explain(model, _image(9), name, layers="conv", target=target(), **SMALL.get(name, {}))
+    assert torch.isfinite(exp.maps["conv"]).all() and exp.logits.shape == (1, 1)
+    assert model.training and not model.conv._forward_hooks and model.conv.weight.requires_grad

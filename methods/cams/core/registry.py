@@ -105,7 +105,7 @@ class MethodSpec:
             :class:`methods.errors.HeadError` (a page offers it at that layer only).
         targets: the target kinds the method explains (:data:`TARGET_KINDS`: ``"class"`` for a
             classifier's class, ``"box"``, ``"region"``, ``"embedding"`` for :mod:`methods.targets`);
-            every built-in method takes all of them but D-RISE (boxes only).
+            every built-in method takes all of them but D-RISE (boxes only) and CAM (classes only).
     """
 
     name: str
