@@ -51,3 +51,21 @@ def test_deletion_and_insertion_on_the_box_score(fp32):
     assert s.beats()["deletion"] == {r: s.deletion["map"] < s.deletion[r] for r in ("random", "centre")}
     exp = methods.explain(BoxDetector(), x, "hirescam", layers="conv", target=BoxTarget(BOX1, 1))
     assert object_scores(None, x, exp.maps["conv"][0], BoxTarget(BOX1, 1), curves=False).energy["map"] == 1.0
+
+
+def test_object_rows_one_row_per_object_method_layer_and_reference(fp32):
+    from methods.pipeline.objects import detected_targets, object_rows
+    from task_models import BOX2
+
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    targets = detected_targets(BoxDetector(), x, min_score=0.0)
+    assert [(t.box, t.label) for t in targets] == [(BOX1, 1), (BOX2, 2)]
+    rows = object_rows(BoxDetector(), x, targets, ["hirescam", "gradcam"], layers=["conv"], image="a.png", steps=4)
+    assert len(rows) == 2 * (2 + 2)  # 2 objects x (2 methods + random + centre)
+    first = rows[0]
+    assert (first["image"], first["object"], first["method"], first["layer"]) == ("a.png", 0, "hirescam", "conv")
+    assert first["energy_pg"] == 1.0 and first["pointing_hit"] is True  # HiResCAM of BOX1 lies in BOX1
+    assert first["score"] == pytest.approx(float(x.mean(dim=1)[0, 2:6, 2:6].mean()), rel=1e-6)
+    assert [r["method"] for r in rows[:4]] == ["hirescam", "gradcam", "random", "centre"]
+    assert all(r["deletion_auc"] is not None for r in rows)
+    assert rows[4]["target"] == "box (0, 0, 8, 8) class 2" and rows[4]["energy_pg"] == 1.0  # the whole image
