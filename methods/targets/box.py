@@ -62,7 +62,7 @@ class BoxTarget(Target):
         (tensor([0.8000]), tensor([0.4000]))
     """
 
-    box: tuple[float, float, float, float]
+    box: Any  # (x0, y0, x1, y1): a tuple, list or tensor; held as a tuple of floats
     label: int
     iou_threshold: float = 0.5
     similarity: Literal["class", "class_x_iou", "class_plus_iou"] = "class"
