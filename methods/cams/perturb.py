@@ -1,7 +1,8 @@
 """RISE and occlusion: input-resolution maps from the class probability of perturbed inputs.
 
 Both are black-box: they run the model on many perturbed copies of the input and read only the
-softmax probability ``p_c`` of the explained class — no gradients, no layer. They are slow
+softmax probability ``p_c`` of the explained class (for a task target of :mod:`methods.targets`,
+the target's own score: :func:`methods.targets.explained_scores`) — no gradients, no layer. They are slow
 (``spec.slow``: one forward per mask or window position), layer-independent (one map per call, the
 same for every requested layer) and batched like the score family: at most ``batch_size`` inputs
 reach the model at once (peak extra memory O(batch_size x input)), forwards run through
@@ -26,6 +27,7 @@ from methods.cams.core.cost import Passes
 from methods.cams.core.options import MAX_SEED, Options, option
 from methods.cams.core.registry import register_method
 from methods.errors import ScoreError
+from methods.targets.base import explained_scores
 
 __all__ = ["Rise", "Occlusion", "RiseOptions", "OcclusionOptions", "rise_masks", "window_starts"]
 
@@ -204,7 +206,9 @@ class Rise(PixelMethod):
                 def inputs(s=s, m=m) -> torch.Tensor:
                     return x[s] * m[:, None]  # (B, C, H, W)
 
-                p = run(_forward(call), inputs).softmax(dim=1).gather(1, targets[s][:, None])[:, 0]  # (B,)
+                p = explained_scores(call.model, run(_forward(call), inputs)).gather(1, targets[s][:, None])[
+                    :, 0
+                ]  # (B,)
                 sal.index_add_(0, s, p.double()[:, None, None] * m.double())
             run.finish()
         return (sal / (o.num_masks * o.p)).float()  # (N, H, W)
@@ -290,7 +294,9 @@ class Occlusion(PixelMethod):
                             batch[b, :, y0 : y0 + wy, x0 : x0 + wx] = o.baseline
                     return batch
 
-                p = run(_forward(call), inputs).softmax(dim=1).gather(1, targets[si][:, None])[:, 0]  # (B,)
+                p = explained_scores(call.model, run(_forward(call), inputs)).gather(1, targets[si][:, None])[
+                    :, 0
+                ]  # (B,)
                 drops[si, torch.tensor(ji, device=x.device)] = p.double()
             run.finish()
         d = drops[:, :1] - drops[:, 1:]  # (N, W): the drop of each window

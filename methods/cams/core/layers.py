@@ -69,6 +69,7 @@ from torch import nn
 from methods._internal.checks import size2
 from methods._internal.torch_utils import HookScope, eval_mode
 from methods.cams.core.sites import TensorWatch
+from methods.cams.core.task_layers import task_default
 from methods.errors import LayerError, WrongTypeError
 
 __all__ = [
@@ -266,7 +267,7 @@ def candidates_and_default(
     fired = {r.name: r for r in probe}
     named = dict(model.named_modules())
     cands = [r for r in probe if is_candidate(r)]
-    default = _default(cands, fired, named)
+    default = task_default(model, [r.name for r in cands]) or _default(cands, fired, named)
     # name:act entries: after the last alias of the tensor, for the alias the default rule picks
     entries: list[tuple[str, str, tuple[int, int, int]]] = []
     done: set[int] = set()

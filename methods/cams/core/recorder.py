@@ -39,6 +39,7 @@ from methods._internal.inputs import check_model_input
 from methods._internal.torch_utils import HookScope, eval_mode
 from methods.cams.core.sites import LayerRef, TensorWatch, parse_layer, site_name
 from methods.errors import LayerError, RecorderError, TargetError, brief
+from methods.targets.outputs import output_hint
 
 __all__ = [
     "LayerError",
@@ -311,6 +312,7 @@ def record(
                     raise RecorderError(
                         f"the model must return (N, classes) logits; it returned "
                         f"{tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__}"
+                        + output_hint(logits)
                     )
                 _check_finite(logits)
                 _check_calls(refs, calls, captured, watch, named)

@@ -26,6 +26,7 @@ from methods.cams.score.engine import (
     select_channels,
 )
 from methods.cams.score.fold import FoldedBatchNorm
+from methods.targets.base import explained_scores
 
 __all__ = ["ScoreCam", "SsCam", "IsCam", "ScoreCamOptions", "SsCamOptions", "IsCamOptions", "FOLD_MIN_ROWS"]
 
@@ -116,7 +117,7 @@ class _MaskedScore(ScoreFamily):
         fold = FoldedBatchNorm(ctx.model, x[:1]) if len(jobs) >= FOLD_MIN_ROWS else contextlib.nullcontext()
         with eval_mode(ctx.model), fold, runner as run:
             if subtract:
-                p_base = run(forward, torch.zeros_like(x[:1])).softmax(dim=1)[0]  # (K,)
+                p_base = explained_scores(ctx.model, run(forward, torch.zeros_like(x[:1])))[0]  # (K,)
             for rows in jobs.batches(o.batch_size):
                 s = jobs.sample[rows].to(x.device)  # (B,)
                 k = jobs.channel[rows].to(x.device)  # (B,)
@@ -127,7 +128,7 @@ class _MaskedScore(ScoreFamily):
                 def inputs(s=s, masks=masks, steps_b=jobs.step[rows]) -> torch.Tensor:
                     return self._masked_inputs(x[s], masks.to(x.dtype), steps_b)  # (B, C_in, H, W)
 
-                probs = run(forward, inputs).softmax(dim=1)  # (B, K)
+                probs = explained_scores(ctx.model, run(forward, inputs))  # (B, K): softmax, or a target's scores
                 p = probs.gather(1, targets[s][:, None])[:, 0]  # (B,)
                 sums.index_add_(0, s * (c + 1) + k, p.double())
             run.finish()
@@ -156,7 +157,8 @@ class ScoreCam(_MaskedScore):
     ``M = sum_k w_k A^k``.
 
     ``w_k`` is the softmax probability, as in the authors' code (not a softmax over channels, as
-    some re-implementations do). Options: the family's, plus ``baseline_subtract`` (False).
+    some re-implementations do); for a task target (:mod:`methods.targets`) it is the target's
+    score itself. Options: the family's, plus ``baseline_subtract`` (False).
     Deviation: a constant non-zero channel is scored on its (all-zero) mask, ``w_k = p(X o 0)``;
     the authors' code skips it (``w_k = 0``). All-zero channels contribute 0 either way.
     """
