@@ -66,14 +66,14 @@ def test_every_int_option_is_bounded_or_sizes_nothing():
     that sizes no work (``channels``: k >= C keeps every channel)."""
     unbounded = {
         (spec.name, o.name)
-        for spec in methods.list_methods()
+        for spec in methods.list_methods(target=None)
         for o in spec.options
         if o.kind in ("int", "int_or_choice") and o.maximum is None
     }
     assert unbounded == set()  # channels too, since issue 26 (at most 65536)
 
 
-@pytest.mark.parametrize("spec", methods.list_methods(), ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", methods.list_methods(target=None), ids=lambda s: s.name)
 def test_every_numeric_option_declares_finite_bounds(spec):
     """Contract over the registry (issue 26): every int and float option of every method declares a
     finite minimum AND maximum, and the maximum itself is accepted while maximum x 2 + 1 is refused
