@@ -207,6 +207,13 @@ def load_huggingface(
     num_labels = int(getattr(config, "num_labels", len(id2label)))
     names = tuple(id2label.get(i, f"class {i}") for i in range(num_labels))
     view = LogitsView(model)
+    try:
+        layer = default_layer(view, input_size=size)
+    except (RuntimeError, ValueError) as exc:
+        raise CheckpointError(
+            f"the model does not run on a {size[0]}x{size[1]} input, the size its preprocessor_config.json asks "
+            f"for ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from exc
     return LoadedModel(
         name=HF_PREFIX + label,
         model=view,
@@ -214,7 +221,7 @@ def load_huggingface(
         mean=mean,
         std=std,
         class_names=names,
-        default_layer=default_layer(view, input_size=size),
+        default_layer=layer,
         source="huggingface",
         note=f"Hugging Face {type(model).__name__} from {origin}",
         card=ModelCard(weights=origin, license="see the model card", trained_on="see the model card"),
