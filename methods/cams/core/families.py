@@ -11,7 +11,7 @@ too (``model.blocks[-1].norm1``).
 ==================================== ============================================ ==================================
 family                               default layer                                why
 ==================================== ============================================ ==================================
-timm ViT / DeiT / BEiT / EVA         ``blocks.<last>.norm1``                      patch tokens of the last block's
+timm ViT / DeiT / BEiT / EVA (*)     ``blocks.<last>.norm1``                      patch tokens of the last block's
                                                                                   output get no gradient
 timm Swin                            ``layers.<last>``                            the last stage (N, h, w, C)
 timm ConvNeXt                        ``stages.<last>`` (generic rule)             the last stage
@@ -22,6 +22,8 @@ HF Swin                              ``swin.layernorm``                         
                                                                                   pooler averages every token
 HF ConvNeXt                          ``convnext.encoder.stages.<last>``           the last stage (generic rule)
 ==================================== ============================================ ==================================
+
+(*) and any model built like them: a ``num_prefix_tokens`` attribute and a ``blocks`` module.
 """
 
 from __future__ import annotations
@@ -58,9 +60,9 @@ def family_default(model: nn.Module, candidates: Sequence[str]) -> str | None:
     """
     net = inner_model(model)
     module = type(net).__module__
+    if hasattr(net, "num_prefix_tokens") and isinstance(getattr(net, "blocks", None), nn.Module):
+        return _last_match(_VIT_BLOCK_NORM, candidates)  # timm's ViT layout (and models written like it)
     if module.startswith("timm."):
-        if hasattr(net, "num_prefix_tokens") and isinstance(getattr(net, "blocks", None), nn.Module):
-            return _last_match(_VIT_BLOCK_NORM, candidates)
         if module.endswith("swin_transformer"):
             return _last_match(_TIMM_SWIN_STAGE, candidates)
         return None
