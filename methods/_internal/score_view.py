@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from methods.errors import RecorderError
+
 __all__ = ["LogitsView", "ScoreView", "as_logits_model", "inner_model", "is_transformers_model"]
 
 
@@ -78,7 +80,10 @@ class LogitsView(ScoreView):
     def read(self, output: Any) -> torch.Tensor:
         logits = getattr(output, "logits", None)
         if not isinstance(logits, torch.Tensor):
-            raise TypeError(f"{type(output).__name__} has no .logits tensor; wrap the model in a ScoreView of its own")
+            raise RecorderError(
+                f"the model returned {type(output).__name__}, which has no .logits tensor; wrap the model in a "
+                "ScoreView of its own that reads its (N, K) scores"
+            )
         return logits
 
 

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from tests.loopback_kit import block_network, hub_server
 
 from methods.errors import CheckpointError, WeightsNotAvailableError
 from methods.models import load_model
 from methods.models.huggingface import hf_preprocessing, load_huggingface
-from tests.loopback_kit import block_network, hub_server
 
 transformers = pytest.importorskip("transformers")
 

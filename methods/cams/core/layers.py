@@ -357,5 +357,7 @@ def _spans_stages(rec: FiredModule, cands: list[FiredModule]) -> bool:
     spatial size (timm's ``stages``, torchvision's ``features``). A stage (``layer4``, whose blocks
     all give 7 x 7) is not."""
     prefix = rec.name + "."
-    sizes = {r.layout.grid for r in cands if r.layout and r.name.startswith(prefix) and "." not in r.name[len(prefix) :]}
+    sizes = {
+        r.layout.grid for r in cands if r.layout and r.name.startswith(prefix) and "." not in r.name[len(prefix) :]
+    }
     return len(sizes) > 1

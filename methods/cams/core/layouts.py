@@ -151,8 +151,9 @@ def token_grid(model: nn.Module, input_size: tuple[int, int]) -> TokenGrid | Non
     net = inner_model(model)
     pe = getattr(net, "patch_embed", None)
     if isinstance(pe, nn.Module):
-        if hasattr(pe, "dynamic_feat_size"):
-            grid = _size2(pe.dynamic_feat_size(tuple(input_size)))
+        dynamic = getattr(pe, "dynamic_feat_size", None)
+        if callable(dynamic):
+            grid = _size2(dynamic(tuple(input_size)))
         elif hasattr(pe, "grid_size"):
             grid = _size2(pe.grid_size)
         else:

@@ -83,9 +83,7 @@ def test_token_gradcam_by_hand_class_token_dropped_non_square_grid():
     exp = methods.explain(model, X, "gradcam", layers="blocks.0.norm1", target=1)
     assert torch.allclose(exp.maps["blocks.0.norm1"], torch.tensor([[[14 / 3, 6.0, 22 / 3]]]), atol=1e-5)
     rec = record(model, X, ["blocks.0.norm1"], target=1)
-    assert rec.layouts["blocks.0.norm1"] == Layout(
-        "tokens", 2, (1, 3), prefix=1, why="1 prefix token(s) + 1x3 patches"
-    )
+    assert rec.layouts["blocks.0.norm1"] == Layout("tokens", 2, (1, 3), prefix=1, why="1 prefix token(s) + 1x3 patches")
     assert torch.equal(rec.activations["blocks.0.norm1"], torch.tensor([[[[14.0, 22.0, 30.0]], [[0.0, 2.0, 4.0]]]]))
 
 
@@ -198,7 +196,8 @@ def test_vit_agrees_with_pytorch_grad_cam():
 
 def test_swin_channels_last_agrees_with_pytorch_grad_cam_and_the_issue_case_is_right():
     """The issue's case: Swin's ``norm`` outputs (N, h, w, 768) (7 x 7 at 224 px); it used to be read
-    as (C=7, 7, 768). A 128 px Swin-T (window 4, depths 2-2-2-2, random weights) keeps the test short;
+    as (C=7, 7, 768). A 128 px Swin-T made narrow (window 4, depths 2-2-2-2, width 32, random weights) keeps the
+    test short;
     the 224 px model's default layer and shapes are checked in test_layers.py (TIMM_DEFAULTS)."""
     timm = pytest.importorskip("timm")
     cams = pytest.importorskip("pytorch_grad_cam")
@@ -206,7 +205,13 @@ def test_swin_channels_last_agrees_with_pytorch_grad_cam_and_the_issue_case_is_r
 
     torch.manual_seed(0)
     model = timm.create_model(
-        "swin_tiny_patch4_window7_224", pretrained=False, img_size=128, window_size=4, depths=(2, 2, 2, 2)
+        "swin_tiny_patch4_window7_224",
+        pretrained=False,
+        img_size=128,
+        window_size=4,
+        depths=(2, 2, 2, 2),
+        embed_dim=32,
+        num_heads=(1, 2, 4, 8),
     ).eval()
     x = torch.rand(1, 3, 128, 128)
     exp = methods.explain(model, x, "gradcam", target=3, layers=["layers.3.blocks.1.norm1", "norm"])
