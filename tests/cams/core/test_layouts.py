@@ -242,3 +242,20 @@ def test_every_method_gives_a_finite_map_on_tokens_or_refuses(method):
     m = exp.maps["blocks.0.norm1"]
     assert m.shape == ((1, 1, 3) if exp.resolution == "layer" else (1, 2, 6))
     assert torch.isfinite(m).all()
+
+
+@pytest.mark.parametrize("method", [s.name for s in methods.list_methods() if s.resolution == "layer"])
+def test_every_layer_method_runs_on_a_channels_last_layer_or_refuses(method):
+    """The same on an (N, h, w, C) layer read through its LayerNorm (only Ablation-CAM refuses)."""
+    torch.manual_seed(0)
+    model, x = ChannelsLast(), torch.randn(1, 3, 4, 4)
+    if method == "ablationcam":
+        with pytest.raises(LayerError, match="channels last"):
+            methods.explain(model, x, method, layers="norm", target=0)
+        return
+    try:
+        exp = methods.explain(model, x, method, layers="norm", target=0)
+    except methods.GradLensError as exc:  # a method's own precondition (CAM's head check)
+        assert method == "cam", exc
+        return
+    assert exp.maps["norm"].shape == (1, 4, 4) and torch.isfinite(exp.maps["norm"]).all()
