@@ -28,7 +28,7 @@ Method discovery is explicit: the imports below register the built-in methods. A
 registers its own with :func:`register_method` the same way.
 """
 
-# The built-in methods: importing registers them, in THIS order (21 in all), the order of every menu;
+# The built-in methods: importing registers them, in THIS order (22 in all), the order of every menu;
 # first, before anything else imports a method module (faithfulness imports the baselines).
 # isort: off
 from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, ++, XGrad, HiRes, Layer, Eigen-Grad, element-wise
@@ -38,9 +38,11 @@ from methods.cams import score as _score  # noqa: F401  Score-CAM, SS-CAM, IS-CA
 from methods.cams import guided as _guided  # noqa: F401  Guided Backprop, Guided Grad-CAM
 from methods.cams import fullgrad as _fullgrad  # noqa: F401  FullGrad
 from methods.cams import perturb as _perturb  # noqa: F401  RISE, Occlusion
+from methods.cams import drise as _drise  # noqa: F401  D-RISE (detection targets)
 from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
 # isort: on
 
+from methods import targets
 from methods._internal.torch_utils import PRECISION_ENV, bf16_is_native, resolve_precision
 from methods.cams.core.base import (
     CallContext,
@@ -76,6 +78,7 @@ from methods.metrics.benchmark.leaderboard import bootstrap_interval, leaderboar
 from methods.metrics.faithfulness.confidence import confidence_change
 from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve, reference_curves
 from methods.metrics.localization import energy_pointing_game, pointing_game
+from methods.metrics.objects import ObjectScores, object_scores
 from methods.metrics.sanity.check import SanityResult, Verdict, sanity_check
 from methods.metrics.sanity.class_check import ClassSensitivity, class_sensitivity
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model
@@ -87,6 +90,9 @@ __version__ = "0.3.0.dev0"
 
 __all__ = [
     "__version__",
+    "targets",
+    "object_scores",
+    "ObjectScores",
     "GradLensError",
     "GradLensWarning",
     "OptionError",

@@ -30,3 +30,39 @@ class BrokenSpec:
 
     def build(self):
         raise FileNotFoundError("weights.safetensors is missing on this worker")
+
+
+class SleepySpec:
+    """A worker spec whose workers write their pid to ``folder`` once built, then sleep on every
+    item (to test that workers die with a SIGKILLed parent)."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    def build(self):
+        import os
+        import pathlib
+        import time
+
+        pathlib.Path(self.folder, f"{os.getpid()}.pid").write_text("up")
+
+        def work(items):
+            time.sleep(600)
+            return items
+
+        return work
+
+
+@register_method(
+    name="sleepy_mean",
+    label="Sleepy mean (test)",
+    family="baseline",
+    cost="none",
+    summary="Test plugin: the channel mean, after a 0.2 s sleep (a run long enough to be killed mid-way).",
+)
+class SleepyMean(ForwardMethod):
+    def compute_layer(self, ctx) -> torch.Tensor:
+        import time
+
+        time.sleep(0.2)
+        return ctx.activations.mean(dim=1)  # (N, h, w)

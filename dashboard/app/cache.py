@@ -45,6 +45,8 @@ from methods.runtime import Progress
 __all__ = [
     "MODEL_CALLS",
     "SLOW_SLOTS",
+    "private_model",
+    "slow_slot",
     "model_handle",
     "image_key",
     "image_for",
@@ -170,17 +172,32 @@ def _locked(handle: ModelHandle, progress: Progress | None = None) -> Iterator[A
 
 
 @contextmanager
+def slow_slot(progress: Progress | None = None) -> Iterator[None]:
+    """One of the :data:`SLOW_SLOTS` for a long job, held while the block runs (waiting for it
+    can be cancelled through ``progress``). Every long job takes one: slow maps, curves, the
+    Sanity checks, the Benchmark page's evaluation."""
+    _acquire(_SLOW_SLOTS, progress)
+    try:
+        yield
+    finally:
+        _SLOW_SLOTS.release()
+
+
+@contextmanager
 def _private_model(handle: ModelHandle, progress: Progress | None) -> Iterator[Any]:
     """A copy of the model for one long job: the shared lock is held only while it is copied
     (a copy taken under the lock carries no other job's hooks), so fast work of every session goes
     on during the job. At most :data:`SLOW_SLOTS` jobs hold a copy at once; the others wait here."""
-    _acquire(_SLOW_SLOTS, progress)
-    try:
+    with slow_slot(progress):
         with _locked(handle, progress) as loaded:
             own = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
         yield own
-    finally:
-        _SLOW_SLOTS.release()
+
+
+def private_model(handle: ModelHandle, progress: Progress | None = None):
+    """A context manager: a private copy of ``handle``'s model in one of the :data:`SLOW_SLOTS`
+    (for a page's own long job, e.g. the Sanity checks); waiting for a slot can be cancelled."""
+    return _private_model(handle, progress)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

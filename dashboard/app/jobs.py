@@ -1,8 +1,10 @@
 """The long work a page asks for (the page shell itself is :mod:`dashboard.app.shell`).
 
 * :func:`raw_maps` / :func:`gated_maps`: the maps a page draws, from a preloaded snapshot or the
-  cache; slow methods wait behind a button showing their cost, pressed in THIS session (a link
-  never starts slow work).
+  cache; a request whose estimated cost (:func:`request_cost`: model passes x input pixels x
+  layers, from :mod:`methods.cams.core.cost`) is over :data:`~methods.cams.core.cost.SMALL_BUDGET`
+  waits behind a button showing that cost, pressed in THIS session (a link never starts work above
+  the budget), and runs in one of the shared slow-job slots (:data:`dashboard.app.cache.SLOW_SLOTS`).
 * :func:`run_with_progress`: long work in a worker thread behind a progress bar with a Cancel
   button. The work stops at its next progress callback (between two batches) when Cancel is
   pressed, when the script run is interrupted by any other click, and when the browser session
@@ -30,6 +32,7 @@ from dashboard.app.errors import log
 from dashboard.core import services
 from dashboard.core.services import MapBundle, merge
 from dashboard.core.state import ViewState
+from methods.cams.core.cost import Cost, estimate
 from methods.errors import Cancelled
 from methods.runtime import ProgressTracker
 
@@ -38,6 +41,7 @@ __all__ = [
     "run_clicked",
     "raw_maps",
     "gated_maps",
+    "request_cost",
     "wait_for_click",
     "mark_ran",
     "faithfulness_curves",
@@ -186,36 +190,55 @@ def mark_ran(job: Hashable) -> None:
     st.session_state.setdefault("_jobs_ran", set()).add(job)
 
 
+def request_cost(state: ViewState, method: str, layers: Sequence[str | None], *, images: int = 1) -> Cost:
+    """The estimated cost of ``method`` with the view's options at ``layers`` of the view's model
+    and image (no model call beyond the cached layer list)."""
+    handle = cache.model_handle(state.model)
+    shapes = {i.name: i.shape for i in cache.layer_infos(handle)[0]}
+    channels = [int(shapes[cache.resolve_layer(handle, l)][0]) for l in layers]
+    size = tuple(int(v) for v in cache.context(handle, state.image).x.shape[-2:])
+    return estimate(method, state.options_of(method), input_size=(size[0], size[1]), channels=channels, images=images)
+
+
+def slow_text(label: str, note: str, cost: Cost, what: str = "per layer") -> str:
+    """The box above a Run button: what the request would cost (markdown; ``label`` and ``note``
+    come from the registry)."""
+    return f":material/hourglass_top: **{label} is slow** here: {cost.describe()}; {note} {what}. It runs when you ask."
+
+
 def gated_maps(
     state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *, key: str
 ) -> MapBundle | None:
-    """Raw maps; slow methods (``spec.is_slow``) wait behind a button showing their cost.
+    """Raw maps; a method whose request is over the budget (:func:`request_cost`) waits behind a
+    button showing its cost.
 
-    Fast methods share one cached call. A slow method runs on its button (or at once with the
-    session's "run slow methods" switch), with a progress bar; once run it is read from the cache
-    on later reruns. Returns None when nothing is computed yet.
+    Requests within the budget share one cached call. One over it runs on its button (or at once
+    with the session's "run slow methods" switch), with a progress bar, in a slow-job slot; once
+    run it is read from the cache on later reruns. While a saved snapshot is open, its maps are
+    shown and every method it did not save waits for its button (even a cheap one, and whatever
+    the switch says). Returns None when nothing is computed yet.
     """
     specs = {name: methods.get_method(name) for name in method_names}
-    fast = [m for m in method_names if not specs[m].is_slow]
-    bundle = raw_maps(state, fast, layers) if fast else None
-    for name in (m for m in method_names if specs[m].is_slow):
-        spec = specs[name]
+    saved = [m for m in method_names if capture.from_preloaded([m], layers) is not None]
+    snapshot = capture.preloaded_bundle() is not None
+    costs = {name: request_cost(state, name, layers) for name in method_names if name not in saved}
+    gated = [m for m in method_names if m in costs and (snapshot or costs[m].over())]
+    fast = [m for m in method_names if m in costs and m not in gated]
+    bundle = raw_maps(state, saved, layers) if saved else None
+    bundle = merge(bundle, raw_maps(state, fast, layers)) if fast else bundle
+    for name in gated:
+        spec, cost = specs[name], costs[name]
         job = (state.model, state.image, state.target, name, tuple(layers), tuple(state.options_of(name).items()))
-        if capture.from_preloaded([name], layers) is None:
-            handle = cache.model_handle(state.model)
-            shapes = {i.name: i.shape for i in cache.layer_infos(handle)[0]}
-            counts = [shapes[cache.resolve_layer(handle, l)][0] for l in layers]
-            channels = (
-                ", ".join(map(str, counts)) + " channels here"
-                if len(counts) <= 3
-                else f"{sum(counts)} channels over {len(counts)} layers here"
-            )
+        text = slow_text(spec.label, spec.cost, cost)
+        if snapshot:
             text = (
-                f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer ({channels}). "
+                f":material/history: **{spec.label} was not saved in this snapshot**: {cost.describe()}. "
                 "It runs when you ask."
             )
-            if not wait_for_click(job, text, f"Run {spec.label}", key=f"{key}_run_{name}", auto=state.slow):
-                continue
+        if not wait_for_click(
+            job, text, f"Run {spec.label}", key=f"{key}_run_{name}", auto=state.slow and not snapshot
+        ):
+            continue
         label = f"Running {spec.label} ({spec.cost}) on {len(layers)} layer(s)"
         bundle = merge(bundle, raw_maps(state, [name], layers, progress_label=label, job=job))
         mark_ran(job)

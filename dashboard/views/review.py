@@ -171,11 +171,13 @@ def _open(snapshot_id: str) -> None:
         bundle = bundle_of(snap)
         single = snap.layers[0] if len(snap.layers) == 1 else None
         with capture.preloaded(bundle, default_layer=single):
+            # slow=False: what the snapshot did not save (a slow method that waited for its Run
+            # button when it was saved) waits for a click here too, it never runs on open
             if page == "faithfulness":  # the curves are stored: draw them, and the maps they rank
-                render_view(replace(state, page="methods", methods=tuple(snap.methods), slow=True))
+                render_view(replace(state, page="methods", methods=tuple(snap.methods), slow=False))
                 _stored_curves(snap)
             else:
-                render_view(replace(state, slow=True))
+                render_view(replace(state, slow=False))
     if not is_upload(snap.model_id) and not is_upload(state.image):
         path = "./" if page == "home" else pages.page(page).script.removesuffix(".py").split("_", 1)[-1]
         st.markdown(f"[Open this view live on its page (runs the model)]({path}?{urlencode(state.to_query())})")

@@ -12,7 +12,6 @@ with Cancel. A slow method waits for its Run button, as on the other pages.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from dataclasses import replace
@@ -85,16 +84,26 @@ def _check(
     _x,
     _progress=None,
 ):
-    with _handle.lock:  # a private copy: the shared model is free again while the check runs
-        net = copy.deepcopy(_handle.loaded.model)
-    own = dataclasses.replace(_handle.loaded, model=net)
-    cache.MODEL_CALLS["sanity"] += 1
-    options = json.loads(options_key)
-    if kind == "classes":
-        return methods.class_sensitivity(own, _x, method=method, layer=layer, classes=list(classes), options=options)
-    return methods.sanity_check(
-        own, _x, method=method, layer=layer, target=target, mode=mode, seed=seed, options=options, progress=_progress
-    )
+    # a private copy in one of the shared slow-job slots (the checks of three link-opened tabs ran
+    # at once, beside the two slow jobs the slots allow): the shared model is free meanwhile
+    with cache.private_model(_handle, _progress) as own:
+        cache.MODEL_CALLS["sanity"] += 1
+        options = json.loads(options_key)
+        if kind == "classes":
+            return methods.class_sensitivity(
+                own, _x, method=method, layer=layer, classes=list(classes), options=options
+            )
+        return methods.sanity_check(
+            own,
+            _x,
+            method=method,
+            layer=layer,
+            target=target,
+            mode=mode,
+            seed=seed,
+            options=options,
+            progress=_progress,
+        )
 
 
 def class_picks(probs, target: int, count: int) -> tuple[int, ...]:
@@ -132,11 +141,10 @@ def _run(state: ViewState, kind: str, method: str, label: str):
     )
     job = ("sanity",) + key
     spec = methods.get_method(method)
-    if spec.is_slow:
-        text = (
-            f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per map, one map per step here. "
-            "It runs when you ask."
-        )
+    maps = state.classes if kind == "classes" else len(cache.block_infos(handle)) + 1  # one map per step
+    cost = jobs.request_cost(state, method, [layer], images=maps)
+    if cost.over():
+        text = jobs.slow_text(spec.label, spec.cost, cost, "per map, one map per step here")
         if not jobs.wait_for_click(job, text, f"Run {spec.label}", key=f"sanity_run_{kind}_{method}", auto=state.slow):
             return None
     result = jobs.run_with_progress(lambda p: _check(*key, _handle=handle, _x=ctx.x, _progress=p), label, job=job)

@@ -30,7 +30,11 @@ class CentreOptions(Options):
     """Options of :class:`CentreCam`."""
 
     sigma: float = option(
-        0.25, "standard deviation as a fraction of the map's longer side", minimum=0.0, exclusive_minimum=True
+        0.25,
+        "standard deviation as a fraction of the map's longer side, at most 100",
+        minimum=0.0,
+        maximum=100.0,
+        exclusive_minimum=True,
     )
 
 
@@ -57,6 +61,8 @@ class EigenCam(RecordedMethod):
     as 0, like NaN in every other map; when the SVD does not converge, ``v_1`` is the top
     eigenvector of ``X_c^T X_c`` instead (the same direction), so no LinAlgError escapes.
     """
+
+    svds_per_layer = 1
 
     def compute(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         return first_component(activations, reference=activations.mean(dim=1))  # (N, h, w)

@@ -97,6 +97,7 @@ def find_head(
     summary="Activations weighted by the linear head's row of the class (GAP + linear networks only).",
     needs_gradients=False,
     final_layer_only=True,
+    targets=("class",),  # a GAP + linear head reaches class logits, never a box, region or embedding score
 )
 class Cam(SmoothedMethod):
     """CAM (Zhou et al., CVPR 2016, "Learning Deep Features for Discriminative Localization",

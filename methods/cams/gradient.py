@@ -229,6 +229,7 @@ class EigenGradCam(SmoothedMethod):
     """
 
     options_class = AugOptions
+    svds_per_layer = 1
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         gradients = recorded(gradients)

@@ -41,6 +41,7 @@ from torch.overrides import TorchFunctionMode
 
 from methods._internal.torch_utils import eval_mode, upsample
 from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
+from methods.cams.core.cost import Passes
 from methods.cams.core.options import Options, option
 from methods.cams.core.registry import register_method
 from methods.cams.core.sites import ACTIVATIONS
@@ -274,6 +275,9 @@ class GuidedGradCam(PixelMethod):
 
     def recording_needs(self, model: nn.Module) -> RecordingNeeds:
         return RecordingNeeds(gradients=True)
+
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        return Passes(forwards=2, backwards=2)  # the shared pass and the guided one
 
     def explain_layers(self, call: CallContext) -> dict[str, torch.Tensor]:
         guided = reduce_channels(_shared_guided(call), self.config.reduce)  # (N, H, W)

@@ -1,7 +1,8 @@
 """RISE and occlusion: input-resolution maps from the class probability of perturbed inputs.
 
 Both are black-box: they run the model on many perturbed copies of the input and read only the
-softmax probability ``p_c`` of the explained class — no gradients, no layer. They are slow
+softmax probability ``p_c`` of the explained class (for a task target of :mod:`methods.targets`,
+the target's own score: :func:`methods.targets.explained_scores`) — no gradients, no layer. They are slow
 (``spec.slow``: one forward per mask or window position), layer-independent (one map per call, the
 same for every requested layer) and batched like the score family: at most ``batch_size`` inputs
 reach the model at once (peak extra memory O(batch_size x input)), forwards run through
@@ -16,14 +17,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from methods._internal.torch_utils import PRECISIONS, ForwardRunner, eval_mode
 from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
+from methods.cams.core.cost import Passes
 from methods.cams.core.options import MAX_SEED, Options, option
 from methods.cams.core.registry import register_method
 from methods.errors import ScoreError
+from methods.targets.base import explained_scores
 
 __all__ = ["Rise", "Occlusion", "RiseOptions", "OcclusionOptions", "rise_masks", "window_starts"]
 
@@ -74,7 +78,10 @@ class OcclusionOptions(PerturbOptions):
     stride: int = option(8, "step between window positions, in input pixels, at most 4096", minimum=1, maximum=4096)
     baseline: float = option(
         0.0,
-        "value of the occluded pixels in the model's input space (0 = the mean image for mean/std-normalized inputs)",
+        "value of the occluded pixels in the model's input space (0 = the mean image for mean/std-normalized "
+        "inputs), between -1000 and 1000",
+        minimum=-1000.0,
+        maximum=1000.0,
     )
 
 
@@ -85,23 +92,51 @@ def _forward(call: CallContext):
     return run
 
 
+MASK_CHUNK = 64
+"""RISE masks are drawn in chunks of this many: chunk j's cells and shifts come from a generator
+seeded with ``(seed, j)``, so a call holds at most two chunks' cells at once (not all ``num_masks``:
+20,000 masks of 1-pixel cells on a 224 px input were 4 GB) and mask i depends only on
+``(seed, i, grid, cell, p)``, never on the batch it is made in."""
+
+_UPSAMPLE_FLOATS = 1 << 24
+"""At most this many floats (64 MB) of upsampled masks exist at once while a batch's masks are
+made (a large ``cell`` upsamples each mask to ``(grid + 1) x cell`` pixels a side)."""
+
+
 class _MaskSet:
-    """The RISE masks of one call: binary grids and shifts drawn up front, masks made per batch."""
+    """The RISE masks of one call, drawn chunk by chunk (:data:`MASK_CHUNK`) as batches need them."""
 
     def __init__(self, n: int, size: tuple[int, int], cell: int, p: float, seed: int) -> None:
-        gen = torch.Generator().manual_seed(int(seed))
-        self.size, self.cell = size, cell
+        self.n, self.size, self.cell, self.p, self.seed = n, size, cell, p, int(seed)
         self.grid = (math.ceil(size[0] / cell), math.ceil(size[1] / cell))
-        self.cells = (torch.rand(n, *self.grid, generator=gen) < p).float()  # (n, gh, gw)
-        self.shifts = torch.randint(0, cell, (n, 2), generator=gen)  # (n, 2)
+        self._chunks: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _chunk(self, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cells (k, gh, gw) and shifts (k, 2) of chunk ``j`` (the last one may be shorter)."""
+        if j not in self._chunks:
+            state = np.random.SeedSequence([self.seed, j]).generate_state(2, dtype=np.uint32)
+            gen = torch.Generator().manual_seed((int(state[0]) << 31) ^ int(state[1]))
+            k = min(MASK_CHUNK, self.n - j * MASK_CHUNK)  # a full chunk is drawn, so the last one's masks
+            cells = (torch.rand(MASK_CHUNK, *self.grid, generator=gen)[:k] < self.p).float()  # (k, gh, gw)
+            shifts = torch.randint(0, self.cell, (MASK_CHUNK, 2), generator=gen)[:k]  # (k, 2) do not depend on n
+            while len(self._chunks) >= 2:  # batches walk the masks in order: keep the newest two
+                self._chunks.pop(min(self._chunks))
+            self._chunks[j] = (cells, shifts)
+        return self._chunks[j]
 
     def masks(self, index: torch.Tensor) -> torch.Tensor:
         """Masks (B, H, W) in [0, 1] for mask indices ``index`` (B,)."""
         (gh, gw), c, (h, w) = self.grid, self.cell, self.size
-        up = F.interpolate(
-            self.cells[index][:, None], size=((gh + 1) * c, (gw + 1) * c), mode="bilinear", align_corners=False
-        )[:, 0]  # (B, (gh+1) c, (gw+1) c)
-        crops = [up[b, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(self.shifts[index].tolist())]
+        idx = index.tolist()
+        cells = torch.stack([self._chunk(i // MASK_CHUNK)[0][i % MASK_CHUNK] for i in idx])  # (B, gh, gw)
+        shifts = [self._chunk(i // MASK_CHUNK)[1][i % MASK_CHUNK].tolist() for i in idx]
+        step = max(1, _UPSAMPLE_FLOATS // ((gh + 1) * c * (gw + 1) * c))
+        crops = []
+        for s in range(0, len(idx), step):
+            up = F.interpolate(
+                cells[s : s + step, None], size=((gh + 1) * c, (gw + 1) * c), mode="bilinear", align_corners=False
+            )[:, 0]  # (b, (gh+1) c, (gw+1) c)
+            crops += [up[b, dy : dy + h, dx : dx + w] for b, (dy, dx) in enumerate(shifts[s : s + step])]
         return torch.stack(crops).clamp_(0.0, 1.0)  # (B, H, W); the clamp only removes float rounding
 
 
@@ -109,7 +144,9 @@ def rise_masks(num_masks: int, size: tuple[int, int], *, cell: int = 16, p: floa
     """All ``num_masks`` RISE masks (num_masks, H, W) of :class:`Rise` for an input of ``size``
     (what one call uses; for inspection and tests — the method itself makes them per batch)."""
     ms = _MaskSet(num_masks, size, cell, p, seed)
-    return ms.masks(torch.arange(num_masks))
+    return torch.cat(
+        [ms.masks(torch.arange(s, min(s + MASK_CHUNK, num_masks))) for s in range(0, num_masks, MASK_CHUNK)]
+    )
 
 
 @register_method(
@@ -142,6 +179,9 @@ class Rise(PixelMethod):
     options_class = RiseOptions
     config: RiseOptions
 
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        return Passes(forwards=1 + self.config.num_masks)
+
     def recording_needs(self, model) -> RecordingNeeds:
         return RecordingNeeds()
 
@@ -166,7 +206,9 @@ class Rise(PixelMethod):
                 def inputs(s=s, m=m) -> torch.Tensor:
                     return x[s] * m[:, None]  # (B, C, H, W)
 
-                p = run(_forward(call), inputs).softmax(dim=1).gather(1, targets[s][:, None])[:, 0]  # (B,)
+                p = explained_scores(call.model, run(_forward(call), inputs)).gather(1, targets[s][:, None])[
+                    :, 0
+                ]  # (B,)
                 sal.index_add_(0, s, p.double()[:, None, None] * m.double())
             run.finish()
         return (sal / (o.num_masks * o.p)).float()  # (N, H, W)
@@ -219,6 +261,11 @@ class Occlusion(PixelMethod):
     options_class = OcclusionOptions
     config: OcclusionOptions
 
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        o, (h, w) = self.config, input_size
+        windows = len(window_starts(h, o.window, o.stride)) * len(window_starts(w, o.window, o.stride))
+        return Passes(forwards=2 + windows)  # the shared pass, the unoccluded input, every window
+
     def recording_needs(self, model) -> RecordingNeeds:
         return RecordingNeeds()
 
@@ -247,7 +294,9 @@ class Occlusion(PixelMethod):
                             batch[b, :, y0 : y0 + wy, x0 : x0 + wx] = o.baseline
                     return batch
 
-                p = run(_forward(call), inputs).softmax(dim=1).gather(1, targets[si][:, None])[:, 0]  # (B,)
+                p = explained_scores(call.model, run(_forward(call), inputs)).gather(1, targets[si][:, None])[
+                    :, 0
+                ]  # (B,)
                 drops[si, torch.tensor(ji, device=x.device)] = p.double()
             run.finish()
         d = drops[:, :1] - drops[:, 1:]  # (N, W): the drop of each window

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import torch
 
 from methods.cams.core.base import CallContext
+from methods.cams.core.cost import Passes
 from methods.cams.core.options import MAX_SEED, option
 from methods.cams.core.recorder import Recording, record
 from methods.cams.core.registry import register_method
@@ -24,12 +26,16 @@ class SmoothGradCamPlusPlusOptions(SmoothOptions):
     num_samples: int = option(
         8, "noisy copies of the input (one forward + backward each), at most 256", minimum=1, maximum=256
     )
-    std: float = option(0.3, "noise standard deviation, in the units of the preprocessed input", minimum=0.0)
+    std: float = option(
+        0.3, "noise standard deviation, in the units of the preprocessed input, at most 100", minimum=0.0, maximum=100.0
+    )
     seed: int = option(0, "seed of the noise draws, 0 to 2**63 - 1", minimum=0, maximum=MAX_SEED)
 
 
-def input_noise(seed: int, num_samples: int, shape: tuple[int, ...], std: float) -> list[torch.Tensor]:
-    """The ``num_samples`` noise draws ``std * d_j`` of one call, each of ``shape`` (1, C, H, W).
+def input_noise(seed: int, num_samples: int, shape: tuple[int, ...], std: float) -> Iterator[torch.Tensor]:
+    """The ``num_samples`` noise draws ``std * d_j`` of one call, each of ``shape`` (1, C, H, W),
+    made one at a time as the caller asks for them (one input's worth of noise exists at once, not
+    ``num_samples``: 3,000 draws made up front were 610 MB).
 
     One ``torch.Generator`` seeded with ``seed`` draws them in order, so draw j depends only on
     (seed, j, shape): every sample of a batch sees the same draws (its map does not depend on the
@@ -37,7 +43,8 @@ def input_noise(seed: int, num_samples: int, shape: tuple[int, ...], std: float)
     calls (what torch-cam does) gives the same numbers for a batch of one.
     """
     gen = torch.Generator().manual_seed(int(seed))
-    return [torch.randn(shape, generator=gen) * std for _ in range(num_samples)]
+    for _ in range(num_samples):
+        yield torch.randn(shape, generator=gen) * std
 
 
 @register_method(
@@ -77,6 +84,12 @@ class SmoothGradCamPlusPlus(SmoothedMethod):
 
     options_class = SmoothGradCamPlusPlusOptions
     config: SmoothGradCamPlusPlusOptions
+
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        """The clean pass and one forward + backward per noisy copy (per view with ``aug_smooth``)."""
+        p = super().passes(channels=channels, input_size=input_size)
+        noisy = 0 if self.config.std == 0 else self.config.num_samples
+        return replace(p, forwards=1 + noisy, backwards=1 + noisy)
 
     def check_layer(self, layer: str, activations: torch.Tensor) -> None:
         warn_if_signed(self.spec.label, layer, activations, PP_SIGNED_NOTE)

@@ -6,6 +6,8 @@
 * :mod:`methods.pipeline.batch` — :func:`~methods.pipeline.batch.run_batch`: the views, raw maps and
   a resumable manifest for a folder (workers in ``batch_worker``, files in ``batch_files``, the
   manifest in ``manifest``);
+* :mod:`methods.pipeline.objects` — :func:`~methods.pipeline.objects.object_rows`: one row per
+  object of a detector's or segmenter's image (its maps, localization and faithfulness);
 * :mod:`methods.pipeline.engines` — where the work runs: a local process pool or Ray;
 * :mod:`methods.pipeline.common` — the arguments both loops share and every worker's set-up.
 

@@ -12,7 +12,8 @@ Engines (``engine=``):
 
 * ``"local"`` — ``workers`` processes on this machine (default: the CPU cores this process may
   use), started with ``spawn`` (a clean interpreter: safe with torch's thread pools), each with
-  ``cores // workers`` torch threads. ``workers=1`` runs in this process, without a pool.
+  ``cores // workers`` torch threads. Workers die with their parent
+  (:func:`methods._internal.orphans.die_with_parent`): a SIGKILLed command leaves no worker behind. ``workers=1`` runs in this process, without a pool.
 * ``"ray"`` — Ray Data: a dataset of the items, ``map_batches`` with an actor pool of ``workers``
   actors (``ActorPoolStrategy(size=workers)``), each actor building the spec once. It joins the
   cluster at ``ray_address`` (or ``$RAY_ADDRESS``); without one it starts a local Ray instance
@@ -37,6 +38,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from methods._internal.checks import check_choice, check_int
+from methods._internal.orphans import die_with_parent
 from methods.errors import EngineError
 
 __all__ = ["ENGINES", "WorkerSpec", "Worker", "default_workers", "check_engine", "run_items", "chunks", "import_ray"]
@@ -127,8 +129,11 @@ def run_items(
 _STATE: dict[str, Any] = {}
 
 
-def _init_local(spec: WorkerSpec, threads: int) -> None:
+def _init_local(spec: WorkerSpec, threads: int, parent_pid: int | None = None) -> None:
     import torch
+
+    if parent_pid is not None:  # a SIGKILLed batch/evaluate left its workers running, idle, holding the model
+        die_with_parent(parent_pid)
 
     torch.set_num_threads(threads)
     try:
@@ -170,7 +175,7 @@ def _run_pool(spec: WorkerSpec, items: Sequence[dict], on_results, workers: int,
     pending = iter(list(chunks(items, batch_size)))
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_local, initargs=(spec, threads)
+        max_workers=workers, mp_context=context, initializer=_init_local, initargs=(spec, threads, os.getpid())
     ) as pool:
         running = set()
         try:

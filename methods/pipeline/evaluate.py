@@ -70,6 +70,7 @@ from methods.metrics.faithfulness import curves as fa
 from methods.pipeline.batch_files import check_writable, write_atomic
 from methods.pipeline.common import layers_arg, load_model_arg, method_names, worker_model
 from methods.pipeline.engines import check_engine
+from methods.pipeline.evaluate_parts import EvalCheckpoint
 from methods.pipeline.evaluate_work import EvalSpec, run_evaluation
 from methods.pipeline.sources import Sample, parse_images, sample_items
 from methods.pipeline.summary import REFERENCES, chance_warnings, format_summary, summarize
@@ -166,7 +167,9 @@ def evaluate(
         references: add the ``random`` and ``centre`` reference rows.
         out: write the table to this ``.parquet`` or ``.csv`` file: checked before the run (not
             a folder; its folder is created and must be writable), written atomically after it
-            (a hidden partial file in the same folder renamed over ``out``).
+            (a hidden partial file in the same folder renamed over ``out``). Every finished image
+            is checkpointed beside it (:mod:`methods.pipeline.evaluate_parts`): a run killed even
+            with SIGKILL resumes where it stopped when run again with the same arguments.
         progress: show a tqdm bar (stderr).
         log: where notes go (skipped files); default: stderr.
         engine, workers, ray_address: where the images are scored (:mod:`methods.pipeline.engines`:
@@ -219,6 +222,15 @@ def evaluate(
         references=bool(references),
         device=spec_device,
     )
+    checkpoint = None
+    if out_path is not None:  # every finished image is kept beside out: a killed run resumes
+        settings = dict(
+            model=str(getattr(loaded, "name", type(loaded.model).__name__)),
+            images=str(images),
+            **{k: v for k, v in vars(spec).items() if k not in ("model", "device")},
+            curve_precision=precision,
+        )
+        checkpoint = EvalCheckpoint(out_path, settings, say)
     rows, skipped, failed = run_evaluation(
         spec,
         items,
@@ -227,6 +239,7 @@ def evaluate(
         ray_address=ray_address,
         bar=progress,
         num_gpus=1.0 if run_device.type == "cuda" else 0.0,
+        checkpoint=checkpoint,
     )
     for name, why in failed:
         say(f"failed {name}: {why}")
@@ -239,6 +252,8 @@ def evaluate(
     df.attrs["failed"] = [f"{n}: {w}" for n, w in failed]
     if out_path is not None:
         _write(df, out_path)
+        assert checkpoint is not None
+        checkpoint.close()
     return df
 
 

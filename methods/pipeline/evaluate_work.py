@@ -30,6 +30,7 @@ from methods.metrics.faithfulness.perturbation import BaselineName
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.pipeline.common import worker_setup
 from methods.pipeline.engines import run_items
+from methods.pipeline.evaluate_parts import EvalCheckpoint
 from methods.pipeline.sources import load_sample
 
 __all__ = ["EvalSpec", "EvalWorker", "evaluate_sample"]
@@ -180,27 +181,36 @@ def run_evaluation(
     ray_address: str | None = None,
     bar: bool = True,
     num_gpus: float = 0.0,
+    checkpoint: EvalCheckpoint | None = None,
 ) -> tuple[list[dict], list[tuple[str, str]], list[tuple[str, str]]]:
     """Run ``spec`` over ``items`` on an engine, with a tqdm bar (one step per image, skipped
-    files included). Returns ``(rows in image order, skipped (name, reason), failed (name, error))``."""
+    files included). Returns ``(rows in image order, skipped (name, reason), failed (name, error))``.
+    With a ``checkpoint`` (:mod:`methods.pipeline.evaluate_parts`), images an earlier run finished
+    are read from it, not scored again, and every finished image is saved there as it arrives."""
     import sys
 
     from tqdm.auto import tqdm
 
-    finished: list[dict] = []
-    tq = tqdm(total=len(items), desc="evaluating", unit="image", disable=not bar, file=sys.stderr)
+    finished: list[dict] = list(checkpoint.open(items).values()) if checkpoint is not None else []
+    have = {int(r["index"]) for r in finished}
+    todo = [it for it in items if int(it["index"]) not in have]
+    tq = tqdm(
+        total=len(items), initial=len(finished), desc="evaluating", unit="image", disable=not bar, file=sys.stderr
+    )
 
     def on_results(results: list[dict]) -> None:
+        if checkpoint is not None:
+            checkpoint.save(results)  # persisted before the bar moves: a kill from here on loses nothing of it
         finished.extend(results)
         tq.update(len(results))
 
     try:
         run_items(
             spec,
-            items,
+            todo,
             on_results=on_results,
             engine=engine,
-            workers=max(1, min(workers, len(items))),
+            workers=max(1, min(workers, len(todo))),
             batch_size=1,
             ray_address=ray_address,
             num_gpus=num_gpus,

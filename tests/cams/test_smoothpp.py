@@ -40,7 +40,7 @@ def test_matches_a_naive_reference_and_is_batch_independent():
     got = methods.explain(
         net, x, "smoothgradcampp", layers=["features.3"], target=[0, 3], num_samples=3, std=0.5, seed=7
     ).maps["features.3"]
-    draws = input_noise(7, 3, (1, 3, 16, 16), 0.5)
+    draws = list(input_noise(7, 3, (1, 3, 16, 16), 0.5))
     expected = []
     for i, c in enumerate((0, 3)):
         with torch.no_grad():
@@ -63,7 +63,7 @@ def test_matches_a_naive_reference_and_is_batch_independent():
 
 def test_noise_draws_are_seeded_and_match_torch_normal_with_a_global_seed():
     """Matched seeds with torch-cam: torch.manual_seed(s) then Normal(0, std).sample(shape) per draw."""
-    a, b = input_noise(3, 2, (1, 3, 4, 4), 0.3), input_noise(3, 2, (1, 3, 4, 4), 0.3)
+    a, b = list(input_noise(3, 2, (1, 3, 4, 4), 0.3)), list(input_noise(3, 2, (1, 3, 4, 4), 0.3))
     assert all(torch.equal(p, q) for p, q in zip(a, b)) and not torch.equal(a[0], a[1])
     torch.manual_seed(3)
     normal = torch.distributions.Normal(0.0, 0.3)

@@ -300,7 +300,7 @@ def test_tables_beyond_the_row_cap_are_refused_before_the_leaderboard(monkeypatc
     rows = pd.DataFrame(
         {"image": [str(i) for i in range(11)], "method": "m", "layer": "l", "target": 0, "deletion_auc": 0.5}
     )
-    with pytest.raises(InputError, match="has 11 rows; this page opens tables of up to 10 rows"):
+    with pytest.raises(InputError, match="has more than 10 rows; this page opens tables of up to 10 rows"):
         bd.read_table(rows.to_csv(index=False).encode(), "big.csv")
 
 

@@ -89,7 +89,8 @@ def test_a_failed_write_keeps_the_old_table_whole(tmp_path, cli, capsys, monkeyp
     assert code == 2 and cli.calls == [1]  # the run went through; its write failed
     assert "No space left on device" in capsys.readouterr().err
     assert out.read_text() == "old,table\n1,2\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]  # no partial file left
+    # no partial file left; the checkpoint stays, so a rerun writes the table without scoring again
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.csv.parts", "r.csv"]
 
 
 def test_the_table_is_written_through_a_rename(tmp_path, cli):

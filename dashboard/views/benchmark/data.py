@@ -19,6 +19,7 @@ import pathlib
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from dashboard.core.scene_ids import scene_id
 from dashboard.core.state import ViewState
@@ -28,6 +29,10 @@ from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES
 __all__ = [
     "MAX_BYTES",
     "MAX_ROWS",
+    "MAX_MENU",
+    "BOOT_DRAWS",
+    "capped_menu",
+    "resamples_for",
     "RESULTS_ENV",
     "results_root",
     "Table",
@@ -59,6 +64,11 @@ class Table:
     folder: pathlib.Path | None = None
 
 
+class _TooLong(Exception):
+    def __init__(self, rows: int | None) -> None:
+        self.rows = rows
+
+
 def _parse(data: bytes, name: str) -> pd.DataFrame:
     suffix = pathlib.PurePath(name).suffix.lower()
     if suffix not in (".parquet", ".csv"):
@@ -67,8 +77,19 @@ def _parse(data: bytes, name: str) -> pd.DataFrame:
         raise InputError(f"{name!r} is {len(data) / 1e6:.0f} MB; tables up to {MAX_BYTES / 1e6:.0f} MB open here")
     try:
         if suffix == ".parquet":
+            # the row count from the file's footer, before a single row is decoded: 189 KB of 10 M
+            # identical rows (run-length encoded) decoded to 2.5 GB before the row cap saw them
+            rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+            if rows > MAX_ROWS:
+                raise _TooLong(rows)
             return pd.read_parquet(io.BytesIO(data))
-        return pd.read_csv(io.BytesIO(data))
+        df = pd.read_csv(io.BytesIO(data), nrows=MAX_ROWS + 1)  # never more than the cap + 1 rows
+        if len(df) > MAX_ROWS:
+            raise _TooLong(None)
+        return df
+    except _TooLong as long:
+        count = f"{long.rows:,}" if long.rows is not None else f"more than {MAX_ROWS:,}"
+        raise InputError(f"{name!r} has {count} rows; this page opens tables of up to {MAX_ROWS:,} rows") from None
     except Exception as exc:  # noqa: BLE001 -- any parser failure on a user's file is a message, not a bug
         raise InputError(f"{name!r} cannot be read as {suffix[1:]}: {type(exc).__name__}: {str(exc)[:200]}") from None
 
@@ -122,6 +143,38 @@ RESULTS_ENV = "GRADLENS_RESULTS_ROOT"
 
 #: Rows a table may have on this page (the leaderboard's bootstrap and the menus grow with them).
 MAX_ROWS = 200_000
+
+#: Options a menu built from a table's cells may have (a 10 M-row manifest of one image built a
+#: "Map" menu of 10 M options); the rest are named in a message.
+MAX_MENU = 1_000
+
+#: Resample draws (resamples x rows) one bootstrap interval may take: with more rows than
+#: ``BOOT_DRAWS / resamples``, the page takes fewer resamples and says so (50,000 rows at the
+#: page's 20,000 resamples were 1e9 draws per interval, minutes of a core per leaderboard).
+BOOT_DRAWS = 100_000_000
+
+
+def capped_menu(options: list, what: str) -> tuple[list, str | None]:
+    """At most :data:`MAX_MENU` of ``options``, and the message to show when some were left out."""
+    if len(options) <= MAX_MENU:
+        return options, None
+    return options[:MAX_MENU], (
+        f"This table has {len(options):,} {what}; the menu lists the first {MAX_MENU:,}. "
+        "Open a smaller table to see the others."
+    )
+
+
+def resamples_for(df: pd.DataFrame, wanted: int) -> tuple[int, str | None]:
+    """The resamples the leaderboard takes for ``df``: ``wanted``, or fewer when its largest
+    method x layer group would need more than :data:`BOOT_DRAWS` draws per interval (at least 100)."""
+    largest = int(df.groupby(["method", "layer"], sort=False).size().max()) if len(df) else 0
+    cap = max(100, BOOT_DRAWS // max(1, largest))
+    if wanted <= cap:
+        return wanted, None
+    return cap, (
+        f"{wanted:,} resamples of {largest:,} rows would be {wanted * largest:,} draws per interval; "
+        f"the intervals use {cap:,} resamples (at most {BOOT_DRAWS:,} draws each)."
+    )
 
 
 def results_root() -> pathlib.Path | None:

@@ -17,13 +17,14 @@ import streamlit as st
 from streamlit.errors import StreamlitPageNotFoundError
 
 import methods
-from dashboard.app import jobs, widgets
+from dashboard.app import cache, jobs, widgets
 from dashboard.app.errors import md_escape, notice, show_deferred_errors, shown_errors
 from dashboard.app.navigation import link_query
 from dashboard.core import menus, pages, services
 from dashboard.draw.benchmark import distribution_figure
 from dashboard.views.benchmark import data as bd
 from dashboard.views.benchmark import evaluation
+from methods.errors import Cancelled
 from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES, leaderboard, per_class
 from methods.models.catalog import load_model
 
@@ -89,10 +90,17 @@ def _run_tab() -> None:
     if not jobs.wait_for_click(job, text, "Run the evaluation", key="bm_run"):
         return
 
-    def work(tracker):  # a fresh copy of the model for this job: the shared one stays free
-        return evaluation.run_small(
-            load_model(model), kind=kind, n=int(n), methods=chosen, steps=int(steps), seed=int(seed), progress=tracker
-        )
+    def work(tracker):  # a fresh copy of the model for this job, in a slow-job slot: the shared one stays free
+        with cache.slow_slot(tracker):
+            return evaluation.run_small(
+                load_model(model),
+                kind=kind,
+                n=int(n),
+                methods=chosen,
+                steps=int(steps),
+                seed=int(seed),
+                progress=tracker,
+            )
 
     df = jobs.run_with_progress(work, f"Scoring {int(n)} scene(s)", job=job)
     jobs.mark_ran(job)
@@ -140,9 +148,26 @@ def _source() -> None:
             _run_tab()
 
 
-@st.cache_data(show_spinner="Bootstrapping the intervals…", max_entries=16)
-def _board(digest: str, n_boot: int, seed: int, test: str, _df: pd.DataFrame) -> pd.DataFrame:
-    return leaderboard(_df, n_boot=n_boot, seed=seed, test=test)
+@st.cache_data(show_spinner=False, max_entries=16)
+def _board(digest: str, n_boot: int, seed: int, test: str, _df: pd.DataFrame, _progress=None) -> pd.DataFrame:
+    return leaderboard(_df, n_boot=n_boot, seed=seed, test=test, progress=_progress)
+
+
+def _leaderboard(df: pd.DataFrame, digest: str, n_boot: int, seed: int, test: str) -> pd.DataFrame | None:
+    """The leaderboard as long work of this session: a progress bar with Cancel, stopped between two
+    method x layer groups when the tab closes; once cancelled it waits for a button."""
+    label = f"Bootstrapping the intervals ({n_boot:,} resamples, seed {seed}, {test} test)"
+
+    def work(progress):
+        return _board(digest, n_boot, seed, test, _df=df, _progress=progress)
+
+    try:
+        return jobs.run_with_progress(work, label)
+    except Cancelled:
+        if not st.button("Compute the leaderboard", key="bm_board_run", icon=":material/play_arrow:"):
+            st.info("The leaderboard was cancelled.")
+            return None
+    return jobs.run_clicked(work, label)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -158,7 +183,11 @@ def _evaluate_view(table: bd.Table, digest: str) -> None:
             facts.append(f"{what} {', '.join(map(str, dict.fromkeys(df[col])))}")
     st.caption(md_escape(f"{table.name} · " + " · ".join(facts)))
     a, b, c = st.columns(3)
-    n_boot = int(a.number_input("Bootstrap resamples", 100, 20_000, 2000, step=100, key="bm_nboot"))
+    n_boot, fewer = bd.resamples_for(
+        df, int(a.number_input("Bootstrap resamples", 100, 20_000, 2000, step=100, key="bm_nboot"))
+    )
+    if fewer:
+        notice(fewer, "info")
     seed = int(b.number_input("Bootstrap seed", 0, 1_000_000, 0, key="bm_bseed"))
     test = c.selectbox(
         "Paired test",
@@ -170,7 +199,9 @@ def _evaluate_view(table: bd.Table, digest: str) -> None:
             "sign": "exact sign test",
         }.get,
     )
-    board = _board(digest, n_boot, seed, test, _df=df)
+    board = _leaderboard(df, digest, n_boot, seed, test)
+    if board is None:
+        return
     for note in board.attrs.get("notes", []):
         notice(note, "info")
     tables = bd.leaderboard_tables(board)
@@ -270,11 +301,16 @@ def _manifest_view(table: bd.Table) -> None:
         )
     st.subheader("One image", anchor=False)
     a, b = st.columns(2)
-    image = a.selectbox("Image", list(dict.fromkeys(df["image"])), key="bm_m_image")
+    images, cut = bd.capped_menu(list(dict.fromkeys(df["image"])), "images")
+    image = a.selectbox("Image", images, key="bm_m_image")
     pairs = df[df["image"] == image]
+    picks, cut_maps = bd.capped_menu(list(range(len(pairs))), f"maps of {image}")
+    for message in (cut, cut_maps):
+        if message:
+            notice(message, "info")
     pick = b.selectbox(
         "Map",
-        list(range(len(pairs))),
+        picks,
         key="bm_m_row",
         format_func=lambda i: f"{pairs.iloc[i]['method']} · {pairs.iloc[i]['layer']}",
     )
@@ -284,9 +320,10 @@ def _manifest_view(table: bd.Table) -> None:
         return
     cols = st.columns(3)
     for col, view in zip(cols, ("original", "heatmap", "overlay")):
-        path = bd.picture_path(table.folder, row[view])
+        value = row.get(view)  # a manifest-shaped table may lack the column
+        path = bd.picture_path(table.folder, value) if isinstance(value, str) else None
         if path is None:
-            col.text(f"{view}: {row[view]} is not in the manifest's folder")
+            col.text(f"{view}: {value} is not in the manifest's folder")
         else:
             col.image(str(path), caption=md_escape(f"{view} · {row['target_name']}"), width="stretch")
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from methods._internal.progress import Progress
+from methods.cams.core.cost import Passes
 from methods.cams.core.options import NoOptions, Options, build_options
 from methods.cams.core.recorder import Recording
 from methods.cams.core.registry import MethodSpec
@@ -157,6 +158,21 @@ class CamMethod:
         """How many units of the call's progress this method reports (0: it is fast)."""
         return 0
 
+    #: SVDs of a layer's activations per layer and view (Eigen-CAM: 1), for :meth:`passes`.
+    svds_per_layer: ClassVar[int] = 0
+
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        """Model passes this method runs for ONE image at a layer of ``channels`` channels, with its
+        options (what :func:`methods.cams.core.cost.estimate` sums). Default: the shared recorded
+        pass, with its backward when ``spec.needs_gradients``; a method registered ``slow`` that
+        does not override this has an unknown cost (over every budget)."""
+        return Passes(
+            forwards=1,
+            backwards=int(bool(self.spec.needs_gradients)),
+            svds=self.svds_per_layer,
+            declared=not self.spec.slow,
+        )
+
     def explain_layers(self, call: CallContext) -> dict[str, torch.Tensor]:
         """RAW maps ``{layer: (N, h, w) or (N, H, W)}`` for every layer of ``call``."""
         raise NotImplementedError
@@ -209,6 +225,8 @@ class LayerContext:
         progress: callback ``(done, total)`` or None.
         module: the layer's module, resolved once by :func:`methods.explain_many` (None when a
             caller builds a context by hand; then methods look it up by name).
+        layout: how the layer's own output is laid out (``"nchw"``, ``"nhwc"`` or ``"tokens"``,
+            :mod:`methods.cams.core.layouts`); ``activations`` are (N, C, h, w) whatever it is.
     """
 
     model: nn.Module
@@ -219,6 +237,7 @@ class LayerContext:
     logits: torch.Tensor
     progress: Progress | None = None
     module: nn.Module | None = None
+    layout: str = "nchw"
 
 
 class ForwardMethod(CamMethod):
@@ -243,6 +262,7 @@ class ForwardMethod(CamMethod):
                 logits=rec.logits,
                 progress=sub_progress(call.progress, i, 1, len(call.layers)),
                 module=call.modules[layer],
+                layout=rec.layouts[layer].kind if layer in rec.layouts else "nchw",
             )
             out[layer] = self.compute_layer(ctx)
         return out

@@ -22,6 +22,7 @@ from methods.cams.core.layers import (
     output_shape,
     probe_modules,
 )
+from methods.cams.core.task_layers import task_blocks
 
 __all__ = ["block_layers", "forward_order"]
 
@@ -94,7 +95,7 @@ def block_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 224))
     fired = {r.name: r for r in probe}
     kept = [r for r in sorted(fired.values(), key=lambda r: r.order) if is_candidate(r)]
     index = {r.name: i for i, r in enumerate(kept)}
-    names = _units("", model, fired, index)
+    names = task_blocks(model, list(index)) or _units("", model, fired, index)  # torchvision detectors / segmenters
     position = {
         info.name: info.index for info in candidates_and_default(model, size, probe)[0]
     }  # counts the name:act entries

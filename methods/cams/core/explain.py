@@ -23,6 +23,7 @@ same whatever the method:
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,12 +40,16 @@ from methods.cams.core.base import CallContext, CamMethod, sub_progress
 from methods.cams.core.layers import candidate_layers, default_layer
 from methods.cams.core.recorder import record, resolve_modules
 from methods.cams.core.registry import create_method
-from methods.errors import GradLensWarning, LayerError, OptionError, WrongTypeError, brief
+from methods.cams.core.tasks import per_sample, split_target
+from methods.errors import GradLensWarning, LayerError, OptionError, TargetError, WrongTypeError, brief
+from methods.targets import Target, TargetView
+from methods.targets.outputs import padding_note
 
 __all__ = ["Explanation", "explain", "explain_many", "resolve_layers"]
 
 LayerSpec = Union[None, Literal["all"], str, nn.Module, Sequence[Union[str, nn.Module]]]
-TargetSpec = Union[None, int, Sequence[int], torch.Tensor]
+ClassSpec = Union[None, int, Sequence[int], torch.Tensor]
+TargetSpec = Union[ClassSpec, Target, Sequence[Target]]
 
 
 @dataclass(frozen=True)
@@ -55,9 +60,10 @@ class Explanation:
         method: registry key of the method.
         maps: layer -> (N, h, w) float32 RAW map (signed, un-normalized, layer resolution).
         layers: the layers, in the order requested.
-        targets: (N,) explained class per sample.
-        logits: (N, K) pre-softmax outputs.
-        probs: (N, K) softmax of ``logits``.
+        targets: (N,) explained class per sample (0 for a task target: the view's one score column).
+        logits: (N, K) pre-softmax outputs; for a task target (box, region, embedding) the (N, 1)
+            scores of the explained input.
+        probs: (N, K) softmax of ``logits``; for a task target the scores themselves (N, 1).
         input_size: (H, W) of the explained input.
         seconds: wall time of this method's share of the call (the shared pass counted once per method).
         options: the method's options; a ``precision`` option records the precision that RAN
@@ -69,6 +75,8 @@ class Explanation:
         precision: the precision the map's computation RAN in: ``"fp32"`` for the gradient,
             activation and baseline families (always fp32), the resolved ``precision`` option
             (``"fp32"`` or ``"bf16"``) for methods that run their own forwards.
+        target: the task target explained (:mod:`methods.targets`; a tuple of them when each sample
+            had its own), None for a class target.
     """
 
     method: str
@@ -83,6 +91,7 @@ class Explanation:
     notes: tuple[str, ...] = ()
     resolution: str = "layer"
     precision: str = "fp32"
+    target: Any = None
 
     def upsampled(self, layer: str | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
         """The raw map of ``layer`` resized to ``size`` (default: the input size), bilinear,
@@ -140,6 +149,18 @@ def _instantiate(methods: Iterable[str | CamMethod], options: Mapping[str, Mappi
     return out
 
 
+def _check_kinds(configured: Sequence[CamMethod], kind: str) -> None:
+    """Every method explains this kind of target (``MethodSpec.targets``), or a TargetError says so."""
+    for m in configured:
+        kinds = getattr(m.spec, "targets", ())
+        if kind not in kinds:
+            what = "a class index" if kind == "class" else f"a {kind} target"
+            raise TargetError(
+                f"{m.spec.label} explains only {', '.join(kinds)} targets and the target is {what}; "
+                f"pass one of those (methods.targets) or choose another method (methods.list_methods(target={kind!r}))"
+            )
+
+
 def _clean(m: torch.Tensor) -> torch.Tensor:
     """float32, finite (a NaN or inf becomes 0: never NaN in a map)."""
     return torch.nan_to_num(m.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
@@ -163,7 +184,9 @@ def explain_many(
         methods: registry keys (or configured method objects).
         layers: None (default layer), ``"all"``, a name, a module of the model, or a list of
             names and modules.
-        target: None (top-1 per sample), an int, or N ints.
+        target: None (top-1 per sample), an int, or N ints (a classifier's class); a task target
+            (:class:`methods.targets.BoxTarget`, ``RegionTarget``, ``EmbeddingTarget``) scored for
+            every sample, or N of them (one per sample: one call per sample, concatenated).
         options: per-method keyword options, ``{"random": {"seed": 3}}``.
         progress: ``(done, total)`` callback for forward methods (score family).
 
@@ -183,12 +206,30 @@ def explain_many(
     """
     net, default = unwrap_model(model)
     check_model_input(net, x)
+    kind, target = split_target(target, int(x.shape[0]))
+    if kind == "per_sample":
+        assert isinstance(target, list)  # split_target gives the N task targets
+        configured_many = _instantiate(methods, options or {})
+        return per_sample(
+            lambda xi, target: explain_many(
+                model, xi, configured_many, layers=layers, target=target, progress=progress
+            ),
+            x,
+            target,
+        )
     configured = _instantiate(methods, options or {})
+    _check_kinds(configured, target.kind if isinstance(target, Target) else "class")
+    class_target: ClassSpec = target  # type: ignore[assignment]  # split_target left a class spec or a Target
+    notes: tuple[str, ...] = ()
+    if isinstance(target, Target):  # a box, region or embedding: explain its (N, 1) score view
+        note = padding_note(net, (int(x.shape[-2]), int(x.shape[-1])))
+        notes = (note,) if note else ()
+        net, class_target = target.view(net), 0
     input_size = (int(x.shape[-2]), int(x.shape[-1]))
     modules = resolve_layers(net, layers, input_size, default)
 
     with eval_mode(net):  # forward methods too run the model in eval mode; each flag restored after
-        return _explain_in_eval(net, x, configured, modules, input_size, target, progress)
+        return _explain_in_eval(net, x, configured, modules, input_size, class_target, progress, notes)
 
 
 def _explain_in_eval(
@@ -197,23 +238,26 @@ def _explain_in_eval(
     configured: list[CamMethod],
     modules: dict[str, nn.Module],
     input_size: tuple[int, int],
-    target: TargetSpec,
+    target: ClassSpec,
     progress: Progress | None,
+    call_notes: tuple[str, ...] = (),
 ) -> dict[str, Explanation]:
     needs = [m.recording_needs(net) for m in configured]
     start = time.perf_counter()
     layer_names = list(modules)
-    rec = record(
-        net,
-        x,
-        modules,
-        target=target,
-        gradients=any(n.gradients for n in needs),
-        input_gradient=any(n.input_gradient for n in needs),
-        sites=list(dict.fromkeys(s for n in needs for s in n.sites)),
-    )
+    view = net if isinstance(net, TargetView) else None
+    with view.strict_scores() if view is not None else contextlib.nullcontext():  # the input must hold the target
+        rec = record(
+            net,
+            x,
+            modules,
+            target=target,
+            gradients=any(n.gradients for n in needs),
+            input_gradient=any(n.input_gradient for n in needs),
+            sites=list(dict.fromkeys(s for n in needs for s in n.sites)),
+        )
     shared_seconds = time.perf_counter() - start
-    probs = rec.logits.softmax(dim=1)
+    probs = rec.logits if view is not None else rec.logits.softmax(dim=1)  # a task score is no logit
 
     units = [m.progress_units(len(layer_names)) for m in configured]
     total_units = sum(units)
@@ -239,7 +283,9 @@ def _explain_in_eval(
             maps = _clean_maps(raw, layer_names)
         for message, w in _collapsed(caught, len(layer_names)):  # passed on to the caller's filters, once
             warnings.warn_explicit(message, w.category, w.filename, w.lineno, source=w.source)
-        notes = tuple(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, GradLensWarning)))
+        notes = tuple(
+            dict.fromkeys([*call_notes, *(str(w.message) for w in caught if issubclass(w.category, GradLensWarning))])
+        )
         options = _recorded_options(method, x.device)
         results[method.spec.name] = Explanation(
             method=method.spec.name,
@@ -254,6 +300,7 @@ def _explain_in_eval(
             notes=notes,
             resolution=method.spec.resolution,
             precision=str(options.get("precision", "fp32")),
+            target=getattr(view.target, "source", view.target) if view is not None else None,
         )
     return results
 
@@ -334,7 +381,9 @@ def explain(
             ``model.named_modules()``, or the modules themselves (``model.layer4``,
             ``[model.layer4[-1]]``; maps are keyed by their names); ``"all"`` = every candidate layer.
         target: None = top-1 class per sample; an int for all samples; N ints (a length mismatch is
-            an error). The explained score is the pre-softmax logit of that class.
+            an error). The explained score is the pre-softmax logit of that class. A task target
+            (:mod:`methods.targets`: ``BoxTarget``, ``RegionTarget``, ``EmbeddingTarget``) or N
+            of them explains that target's score instead (docs/targets.md).
         progress: ``(done, total)`` callback, used by the slow (score) methods.
         **options: the method's keyword options (e.g. ``seed=3`` for ``random``).
 

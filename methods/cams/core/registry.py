@@ -38,6 +38,7 @@ __all__ = [
     "Family",
     "MethodSpec",
     "MethodClass",
+    "TARGET_KINDS",
     "UnknownMethodError",
     "register_method",
     "get_method",
@@ -48,6 +49,8 @@ __all__ = [
 
 Family = Literal["gradient", "activation", "score", "pixel", "baseline"]
 FAMILIES: tuple[str, ...] = ("gradient", "activation", "score", "pixel", "baseline")
+TARGET_KINDS: tuple[str, ...] = ("class", "box", "region", "embedding")
+"""What a map can explain: a classifier's class, or a task target of :mod:`methods.targets`."""
 Resolution = Literal["layer", "input"]
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -100,6 +103,9 @@ class MethodSpec:
         final_layer_only: the method works only at the layer whose output reaches the logits by
             global average pooling and one linear map (CAM); elsewhere it raises
             :class:`methods.errors.HeadError` (a page offers it at that layer only).
+        targets: the target kinds the method explains (:data:`TARGET_KINDS`: ``"class"`` for a
+            classifier's class, ``"box"``, ``"region"``, ``"embedding"`` for :mod:`methods.targets`);
+            every built-in method takes all of them but D-RISE (boxes only) and CAM (classes only).
     """
 
     name: str
@@ -115,6 +121,7 @@ class MethodSpec:
     resolution: Resolution = "layer"
     layer_independent: bool = False
     final_layer_only: bool = False
+    targets: tuple[str, ...] = TARGET_KINDS
 
     @property
     def options(self) -> list[OptionInfo]:
@@ -187,6 +194,7 @@ def register_method(
     resolution: Resolution | None = None,
     layer_independent: bool = False,
     final_layer_only: bool = False,
+    targets: tuple[str, ...] = TARGET_KINDS,
 ) -> Callable[[_C], _C]:
     """Class decorator: register a CAM method under ``name`` with a frozen spec.
 
@@ -203,6 +211,7 @@ def register_method(
         resolution: ``"layer"`` or ``"input"``; defaults to ``"input"`` for ``family="pixel"``.
         layer_independent: the map is the same for every layer (computed once per call).
         final_layer_only: only the layer before a GAP + linear head works (CAM).
+        targets: the target kinds the method explains (default: all of :data:`TARGET_KINDS`).
 
     Returns:
         The decorator; it sets ``cls.spec`` and returns the class unchanged otherwise.
@@ -221,6 +230,10 @@ def register_method(
         raise OptionError(
             "layer_independent=True needs resolution='input' (a map at a layer's grid depends on the layer)"
         )
+
+    bad = [t for t in targets if t not in TARGET_KINDS]
+    if bad or not targets:
+        raise OptionError(f"targets={targets!r} must be a non-empty tuple of {list(TARGET_KINDS)}")
 
     def decorator(cls: _C) -> _C:
         if not _is_method_class(cls):
@@ -248,6 +261,7 @@ def register_method(
             resolution=resolution,
             layer_independent=bool(layer_independent),
             final_layer_only=bool(final_layer_only),
+            targets=tuple(targets),
         )
         cls.spec = spec
         _REGISTRY[name] = spec
@@ -294,11 +308,19 @@ def get_method(name: str) -> MethodSpec:
     return spec
 
 
-def list_methods(family: Family | None = None) -> list[MethodSpec]:
-    """Registered methods in registration order, optionally of one family."""
+def list_methods(family: Family | None = None, *, target: str | None = "class") -> list[MethodSpec]:
+    """Registered methods in registration order, optionally of one family, that explain ``target``
+    (a kind of :data:`TARGET_KINDS`; default ``"class"``: what a classifier's pages offer;
+    ``target=None``: every method, D-RISE included)."""
     if family is not None and family not in FAMILIES:
         raise OptionError(f"family={family!r} is not one of {list(FAMILIES)}")
-    return [s for s in _REGISTRY.values() if family is None or s.family == family]
+    if target is not None and target not in TARGET_KINDS:
+        raise OptionError(f"target={target!r} is not one of {list(TARGET_KINDS)} (or None for every method)")
+    return [
+        s
+        for s in _REGISTRY.values()
+        if (family is None or s.family == family) and (target is None or target in s.targets)
+    ]
 
 
 def create_method(name: str, **options: Any):

@@ -26,12 +26,13 @@ ask for ``aug_smooth``. Averaging over {x, flip x} makes the map exactly flip-eq
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
 
 from methods.cams.core.base import CallContext, RecordedMethod
+from methods.cams.core.cost import Passes
 from methods.cams.core.options import Options, option
 from methods.cams.core.recorder import Recording, record
 from methods.errors import RecorderError
@@ -148,6 +149,12 @@ class SmoothedMethod(RecordedMethod):
 
     options_class: ClassVar[type[AugOptions]] = SmoothOptions
     config: AugOptions
+
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        """The plain passes, in six views with ``aug_smooth``, plus one SVD per layer with ``eigen_smooth``."""
+        p = super().passes(channels=channels, input_size=input_size)
+        svds = p.svds + int(bool(getattr(self.config, "eigen_smooth", False)))
+        return replace(p, svds=svds, views=len(AUGMENTATIONS) if getattr(self.config, "aug_smooth", False) else 1)
 
     def terms(self, activations: torch.Tensor, gradients: torch.Tensor | None) -> torch.Tensor:
         """Per-channel terms (N, C, h, w) whose channel sum is the map."""

@@ -32,6 +32,7 @@ from torch import nn
 
 from methods._internal.torch_utils import PRECISION_CHOICES, PRECISIONS, ForwardRunner, bf16_is_native, eval_mode
 from methods.cams.core.base import ForwardMethod, LayerContext
+from methods.cams.core.cost import Passes
 from methods.cams.core.options import Options, option
 from methods.errors import ScoreError, ScoreWarning
 
@@ -68,7 +69,11 @@ class ScoreOptions(Options):
         maximum=1024,
     )
     channels: int | str = option(
-        "all", "'all', or score only the k channels of largest activation energy", minimum=1, choices=("all",)
+        "all",
+        "'all', or score only the k channels of largest activation energy (k >= C means all), at most 65536",
+        minimum=1,
+        maximum=65_536,
+        choices=("all",),
     )
     precision: str = option(
         "auto",
@@ -93,6 +98,17 @@ class ScoreFamily(ForwardMethod):
     def weights(self, ctx: LayerContext) -> torch.Tensor:
         """Channel weights ``w`` (N, C) float32 for ``ctx.layer``."""
         raise NotImplementedError
+
+    def _steps(self) -> int:
+        """Forwards per scored channel (SS-CAM: ``num_samples``, IS-CAM: ``steps``)."""
+        return 1
+
+    def passes(self, *, channels: int, input_size: tuple[int, int]) -> Passes:
+        """The shared pass, then per layer one forward per scored channel and step, plus the
+        baseline's (skipped constant channels are not subtracted: an upper estimate)."""
+        chosen = self.config.channels
+        k = channels if chosen == "all" else min(int(chosen), channels)
+        return Passes(forwards=1, per_layer=k * self._steps() + 1)
 
     def compute_layer(self, ctx: LayerContext) -> torch.Tensor:
         w = self.weights(ctx)  # (N, C)

@@ -26,6 +26,7 @@ from methods.cams.score.engine import (
     select_channels,
 )
 from methods.cams.score.fold import FoldedBatchNorm
+from methods.targets.base import explained_scores
 
 __all__ = ["ScoreCam", "SsCam", "IsCam", "ScoreCamOptions", "SsCamOptions", "IsCamOptions", "FOLD_MIN_ROWS"]
 
@@ -50,7 +51,12 @@ class SsCamOptions(ScoreOptions):
     num_samples: int = option(
         35, "noisy copies per channel, one forward each (the authors' code: 35), at most 256", minimum=1, maximum=256
     )
-    std: float = option(0.2, "noise standard deviation, in mask units (or input units for input noise)", minimum=0.0)
+    std: float = option(
+        0.2,
+        "noise standard deviation, in mask units (or input units for input noise), at most 100",
+        minimum=0.0,
+        maximum=100.0,
+    )
     noise_on: str = option("mask", "where the noise is added", choices=("mask", "input"))
     seed: int = option(0, "seed of the noise draws, 0 to 2**63 - 1", minimum=0, maximum=MAX_SEED)
     baseline_subtract: bool = option(False, "subtract p(baseline) from every weight")
@@ -111,7 +117,7 @@ class _MaskedScore(ScoreFamily):
         fold = FoldedBatchNorm(ctx.model, x[:1]) if len(jobs) >= FOLD_MIN_ROWS else contextlib.nullcontext()
         with eval_mode(ctx.model), fold, runner as run:
             if subtract:
-                p_base = run(forward, torch.zeros_like(x[:1])).softmax(dim=1)[0]  # (K,)
+                p_base = explained_scores(ctx.model, run(forward, torch.zeros_like(x[:1])))[0]  # (K,)
             for rows in jobs.batches(o.batch_size):
                 s = jobs.sample[rows].to(x.device)  # (B,)
                 k = jobs.channel[rows].to(x.device)  # (B,)
@@ -122,7 +128,7 @@ class _MaskedScore(ScoreFamily):
                 def inputs(s=s, masks=masks, steps_b=jobs.step[rows]) -> torch.Tensor:
                     return self._masked_inputs(x[s], masks.to(x.dtype), steps_b)  # (B, C_in, H, W)
 
-                probs = run(forward, inputs).softmax(dim=1)  # (B, K)
+                probs = explained_scores(ctx.model, run(forward, inputs))  # (B, K): softmax, or a target's scores
                 p = probs.gather(1, targets[s][:, None])[:, 0]  # (B,)
                 sums.index_add_(0, s * (c + 1) + k, p.double())
             run.finish()
@@ -151,7 +157,8 @@ class ScoreCam(_MaskedScore):
     ``M = sum_k w_k A^k``.
 
     ``w_k`` is the softmax probability, as in the authors' code (not a softmax over channels, as
-    some re-implementations do). Options: the family's, plus ``baseline_subtract`` (False).
+    some re-implementations do); for a task target (:mod:`methods.targets`) it is the target's
+    score itself. Options: the family's, plus ``baseline_subtract`` (False).
     Deviation: a constant non-zero channel is scored on its (all-zero) mask, ``w_k = p(X o 0)``;
     the authors' code skips it (``w_k = 0``). All-zero channels contribute 0 either way.
     """

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from methods._internal.progress import Progress
 from methods.errors import OptionError
 
 if TYPE_CHECKING:  # pandas is imported where a table is read: `import methods` stays light
@@ -298,6 +299,7 @@ def leaderboard(
     level: float = 0.95,
     seed: int = 0,
     test: Test = "auto",
+    progress: Progress | None = None,
 ) -> pd.DataFrame:
     """The leaderboard of an evaluate table, long form: one row per method x layer x metric.
 
@@ -308,6 +310,8 @@ def leaderboard(
         references: reference methods to pair against (default ``random`` and ``centre``).
         n_boot, level, seed: the bootstrap (:func:`bootstrap_interval`); every cell uses ``seed``.
         test: ``"auto"`` (sign test for 0/1 metrics, Wilcoxon otherwise), ``"wilcoxon"`` or ``"sign"``.
+        progress: ``progress(done, total)`` after each method x layer group (it may raise
+            :class:`methods.errors.Cancelled` to stop: the dashboard's Cancel and closed tabs).
 
     Returns:
         Columns ``method, layer, metric, n, mean, low, high``, then per reference ``R``:
@@ -330,7 +334,10 @@ def leaderboard(
     present = _check_table(df, metrics)
     interval = functools.partial(bootstrap_interval, n_boot=int(n_boot), level=float(level), seed=int(seed))
     rows = []
-    for method, layer in _order(df):
+    groups = list(_order(df))
+    for done, (method, layer) in enumerate(groups):
+        if progress is not None:
+            progress(done, len(groups))
         g = df[(df["method"] == method) & (df["layer"] == layer)]
         for metric in present:
             iv = interval(_values(g, metric).values)
@@ -359,6 +366,8 @@ def leaderboard(
             row["test"] = chosen
             row["precision"] = _precisions(g)
             rows.append(row)
+    if progress is not None:
+        progress(len(groups), len(groups))
     out = pd.DataFrame(rows)
     out.attrs["notes"] = reference_notes(df, references) + precision_notes(df)
     return out

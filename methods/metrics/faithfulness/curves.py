@@ -18,7 +18,8 @@ that order (all channels of a pixel together; round half up):
 * insertion: ``x_i = where(rank < k_i, x, b)``   — starting from ``b`` (by default a blurred copy
   of ``x``), the most salient pixels are put back first.
 
-The curve is ``p_i = softmax(f(x_i))[c]``, the probability of the explained class ``c``, against
+The curve is ``p_i = softmax(f(x_i))[c]``, the probability of the explained class ``c`` (for a task
+target of :mod:`methods.targets`, the target's own score, e.g. a detection's class score), against
 the fraction ``f_i = k_i / N``; its AUC is the trapezoid rule ``sum_i (f_{i+1} - f_i)(p_i + p_{i+1})/2``,
 in [0, 1]. A faithful map gives a LOW deletion AUC (the class collapses once its evidence is gone)
 and a HIGH insertion AUC.
@@ -89,6 +90,7 @@ from methods.metrics.faithfulness.perturbation import (
     runner_for,
     step_counts,
 )
+from methods.targets import ClassTarget, Target
 
 __all__ = [
     "BASELINES",
@@ -212,6 +214,10 @@ def _curve(
     progress: Progress | None,
 ) -> Curve:
     net, _ = unwrap_model(model)
+    if isinstance(target, ClassTarget):
+        target = target.index
+    elif isinstance(target, Target):  # a box, region or embedding: the curve of its score
+        net, target = target.view(net), 0
     x = check_model_input(net, check_one_image(x))
     steps = check_int("steps", steps, 1)
     batch_size = check_int("batch_size", batch_size, 1)
@@ -258,7 +264,10 @@ def deletion_curve(
         model: an ``nn.Module`` returning (N, K) logits, or a ``LoadedModel`` (uses ``.model``).
         x: one preprocessed image, (1, C, H, W) or (C, H, W); never modified.
         saliency: (h, w) raw map (tensor or array, any scale and sign); upsampled bilinearly to (H, W).
-        target: the explained class (int in [0, K)).
+        target: the explained class (int in [0, K)), or a task target (:mod:`methods.targets`:
+            ``BoxTarget``, ``RegionTarget``, ``EmbeddingTarget``): the curve is then that target's
+            score (not a probability; a box no detection matches any more scores 0) and
+            ``Curve.target`` is 0.
         steps: number of equal steps S >= 1; the curve has S+1 points.
         baseline: ``"blur"`` (default), ``"zero"`` (RISE's deletion), ``"mean"`` or a tensor of
             x's shape: what a removed pixel becomes (see the module docstring).

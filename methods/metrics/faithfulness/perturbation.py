@@ -31,6 +31,7 @@ from methods._internal.checks import check_choice
 from methods._internal.progress import Progress
 from methods._internal.torch_utils import PRECISION_CHOICES, ForwardRunner, Precision, check_input, upsample
 from methods.errors import InputError, OptionError, TargetError
+from methods.targets.base import explained_scores
 
 __all__ = [
     "BASELINES",
@@ -191,7 +192,7 @@ def class_probabilities(run: ForwardRunner, net: nn.Module, batch: torch.Tensor)
     """Softmax probabilities (B, K) float64 of ``batch`` through ``net`` in the runner's precision
     (autocast on the runner's device type, channels_last inputs, inference mode)."""
     out = run(lambda b, fmt: net(b), batch)  # (B, K) float32
-    return out.softmax(dim=1).double()
+    return explained_scores(net, out).double()  # a task target's view: its (B, 1) scores as they are
 
 
 def runner_for(x: torch.Tensor, precision: str, total: int, progress: Progress | None = None) -> ForwardRunner:

@@ -66,8 +66,26 @@ def test_every_int_option_is_bounded_or_sizes_nothing():
     that sizes no work (``channels``: k >= C keeps every channel)."""
     unbounded = {
         (spec.name, o.name)
-        for spec in methods.list_methods()
+        for spec in methods.list_methods(target=None)
         for o in spec.options
         if o.kind in ("int", "int_or_choice") and o.maximum is None
     }
-    assert {name for _, name in unbounded} <= {"channels"}
+    assert unbounded == set()  # channels too, since issue 26 (at most 65536)
+
+
+@pytest.mark.parametrize("spec", methods.list_methods(target=None), ids=lambda s: s.name)
+def test_every_numeric_option_declares_finite_bounds(spec):
+    """Contract over the registry (issue 26): every int and float option of every method declares a
+    finite minimum AND maximum, and the maximum itself is accepted while maximum x 2 + 1 is refused
+    with an OptionError naming the option (a new method is checked the moment it registers)."""
+    import math
+
+    for o in spec.options:
+        if o.kind not in ("int", "float", "int_or_choice"):
+            continue
+        assert o.minimum is not None and o.maximum is not None, f"{spec.name}.{o.name} has no declared bounds"
+        assert math.isfinite(o.minimum) and math.isfinite(o.maximum) and o.minimum <= o.maximum
+        assert methods.create_method(spec.name, **{o.name: o.maximum}).options[o.name] == o.maximum
+        over = o.maximum * 2 + 1
+        with pytest.raises(methods.OptionError, match=f"{o.name}="):
+            methods.create_method(spec.name, **{o.name: int(over) if o.kind != "float" else float(over)})
