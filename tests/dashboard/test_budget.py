@@ -176,3 +176,21 @@ def test_the_benchmark_pages_evaluation_takes_a_slow_job_slot(monkeypatch):
     at.button(key="bm_run").click().run()
     assert_clean(at)
     assert slots.acquired == 1 and slots.held == 0
+
+
+def test_compare_decides_slow_by_the_summed_cost_of_its_models():
+    """Compare used the static "slow" flag: Score-CAM on two channels per layer is 4 passes per
+    layer and runs from a link; Smooth Grad-CAM++ with 40 samples over the block layers of two
+    models waits for its button and no model call runs until it is clicked."""
+    page = str(ROOT / "dashboard" / PAGES["compare"])
+    at = open_app(page, {"method": "scorecam", "opts": "scorecam.channels:2"})
+    at.run()
+    assert_clean(at)
+    assert not _gate_texts(at)
+    at = open_app(page, {"method": "smoothgradcampp", "opts": "smoothgradcampp.num_samples:40"})
+    before = cache.MODEL_CALLS["explain"]
+    at.run()
+    assert_clean(at)
+    assert cache.MODEL_CALLS["explain"] == before
+    (gate,) = _gate_texts(at)
+    assert "Smooth Grad-CAM++ is slow" in gate and "block layers of 2 models" in gate, gate

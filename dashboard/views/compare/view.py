@@ -24,6 +24,7 @@ from dashboard.core.state import ViewState
 from dashboard.draw import checks, pictures
 from dashboard.views.compare import data as cs
 from dashboard.views.compare.data import Side
+from methods.cams.core.cost import SMALL_BUDGET
 from methods.cams.core.layers import LayerInfo
 from methods.metrics.border import border_share, border_threshold
 
@@ -121,19 +122,30 @@ def controls(state: ViewState) -> ViewState:
     return widgets.option_widgets(state, [method])
 
 
-def _gated(state: ViewState, ids: tuple[str, ...], infos: list[list[LayerInfo]], plan: list) -> tuple[bool, tuple]:
-    """A slow method waits for its Run button, pressed in this session (``jobs.wait_for_click``,
-    showing its cost from the registry); returns (may it run now?, the job)."""
+def _gated(
+    state: ViewState, ids: tuple[str, ...], infos: list[list[LayerInfo]], plan: list
+) -> tuple[bool, tuple, bool]:
+    """A request over the budget (the models' estimated costs summed, ``jobs.request_cost``) waits
+    for its Run button, pressed in this session (``jobs.wait_for_click``); returns (may it run
+    now?, the job, is it over the budget?)."""
     spec = methods.get_method(state.method)
     job = ("compare", ids, state.image, tuple(plan), state.method, tuple(state.options_of(state.method).items()))
-    if not spec.is_slow:
-        return True, job
-    channels = sum(i.shape[0] for layers in infos for i in layers)
+    costs = [
+        jobs.request_cost(replace(state, model=i), state.method, [x.name for x in info]) for i, info in zip(ids, infos)
+    ]
+    if not _over(costs):
+        return True, job, False
+    passes = sum(c.passes for c in costs)
     text = (
-        f":material/hourglass_top: **{spec.label} is slow**: {spec.cost} per layer, here {channels:,} channels "
-        f"over {sum(map(len, infos))} block layers of {len(ids)} models. It runs when you ask."
+        f":material/hourglass_top: **{spec.label} is slow** here: about {passes:,} model passes over "
+        f"{sum(map(len, infos))} block layers of {len(ids)} models ({spec.cost} per layer). It runs when you ask."
     )
-    return jobs.wait_for_click(job, text, f"Run {spec.label}", key="compare_run", auto=state.slow), job
+    return jobs.wait_for_click(job, text, f"Run {spec.label}", key="compare_run", auto=state.slow), job, True
+
+
+def _over(costs: list) -> bool:
+    """Whether the models' requests together cost more than a link may start (any unknown cost does)."""
+    return any(not c.known for c in costs) or sum(c.units for c in costs) > SMALL_BUDGET
 
 
 def _compute(state: ViewState):
@@ -146,7 +158,7 @@ def _compute(state: ViewState):
     handles = [cache.model_handle(i) for i in ids]
     plan = cs.class_plan(state.target, [h.class_names for h in handles])
     infos = [block_infos(h) for h in handles]
-    go_on, job = _gated(state, ids, infos, plan)
+    go_on, job, slow = _gated(state, ids, infos, plan)
     if not go_on:
         return None
     spec = methods.get_method(state.method)
@@ -157,7 +169,7 @@ def _compute(state: ViewState):
         target = services.check_target(wanted, probs, handle.id)
         layers = [i.name for i in info]
         kwargs = {}
-        if spec.is_slow:
+        if slow:
             label = (
                 f"Running {spec.label} ({spec.cost}) on {labels.get(handle.id, handle.id)}: {len(layers)} block layers"
             )
@@ -182,7 +194,7 @@ def _compute(state: ViewState):
                 notes=tuple(bundle.notes.get(state.method, ())),
             )
         )
-    if spec.is_slow:
+    if slow:
         jobs.mark_ran(job)
     shared = cs.same_classes([h.class_names for h in handles])
     return sides, cs.display_image(views), first_probs, handles[0].class_names, shared, bundle.picture
