@@ -18,9 +18,13 @@ What comes from where:
   else ``size`` as ``height``/``width`` or ``shortest_edge``; ``image_mean`` / ``image_std``),
   else ``config.image_size`` and ImageNet statistics.
 
-Deviation from the image processors: like every GradLens model, the WHOLE image is resized to the
-input size (:meth:`methods.models.loaded.LoadedModel.preprocess`), no short-side resize + centre crop,
-so the map covers the picture shown.
+* how the picture is placed (:func:`hf_placement`): a processor that resizes the short side and
+  cuts out the centre (``do_center_crop`` with ``size.shortest_edge`` and ``crop_size``, or
+  ConvNeXt's ``crop_pct``) gives ``resize="crop"`` with that ``crop_pct``; one that resizes to a
+  fixed height x width (ViT) gives ``resize="squash"``, as its processor does.
+
+Deviation from the image processors: GradLens resizes bilinearly (antialiased); processors often
+use bicubic.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from methods.cams.core.layers import default_layer
 from methods.errors import CheckpointError, OptionError, WeightsNotAvailableError
 from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
 
-__all__ = ["HF_PREFIX", "HF_FILES", "load_huggingface", "hf_preprocessing", "fetch_hub_files"]
+__all__ = ["HF_PREFIX", "HF_FILES", "load_huggingface", "hf_preprocessing", "hf_placement", "fetch_hub_files"]
 
 HF_PREFIX = "hf:"
 #: The files a model needs: (file name, required).
@@ -94,6 +98,28 @@ def hf_preprocessing(
     if len(mean) != 3 or len(std) != 3:
         raise CheckpointError(f"image_mean / image_std must have 3 values (RGB), got {mean} / {std}")
     return size, (mean[0], mean[1], mean[2]), (std[0], std[1], std[2])
+
+
+def hf_placement(processor: dict[str, Any], input_size: tuple[int, int]) -> tuple[str, float]:
+    """``(resize, crop_pct)`` of :class:`methods.models.loaded.LoadedModel` for an image processor.
+
+    Examples:
+        >>> hf_placement({"do_center_crop": True, "size": {"shortest_edge": 256}, "crop_size": 224}, (224, 224))
+        ('crop', 0.875)
+        >>> hf_placement({"size": {"shortest_edge": 224}, "crop_pct": 0.875}, (224, 224))
+        ('crop', 0.875)
+        >>> hf_placement({"size": {"height": 224, "width": 224}}, (224, 224))
+        ('squash', 1.0)
+    """
+    size = processor.get("size")
+    short = size.get("shortest_edge") if isinstance(size, dict) else None
+    if processor.get("do_center_crop") and short:
+        pct = min(input_size) / float(short)
+        return ("crop", pct) if 0.0 < pct <= 1.0 else ("squash", 1.0)
+    declared = processor.get("crop_pct")
+    if short and isinstance(declared, (int, float)) and 0.0 < float(declared) < 1.0:
+        return "crop", float(declared)
+    return "squash", 1.0
 
 
 def fetch_hub_files(repo_id: str, *, revision: str = "main", cache_dir: str | Path | None = None) -> Path:
@@ -203,6 +229,7 @@ def load_huggingface(
     processor = _read_json(processor_file) if processor_file.is_file() else {}
     config = model.config
     size, mean, std = hf_preprocessing(processor, getattr(config, "image_size", None))
+    resize, crop_pct = hf_placement(processor, size)
     id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
     num_labels = int(getattr(config, "num_labels", len(id2label)))
     names = tuple(id2label.get(i, f"class {i}") for i in range(num_labels))
@@ -223,6 +250,8 @@ def load_huggingface(
         class_names=names,
         default_layer=layer,
         source="huggingface",
+        resize=resize,  # type: ignore[arg-type]  # one of RESIZES
+        crop_pct=crop_pct,
         note=f"Hugging Face {type(model).__name__} from {origin}",
         card=ModelCard(weights=origin, license="see the model card", trained_on="see the model card"),
     )

@@ -134,3 +134,18 @@ def test_processor_rules():
     assert hf_preprocessing({"do_normalize": False}, 64)[1:] == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     with pytest.raises(CheckpointError, match="1/255"):
         hf_preprocessing({"rescale_factor": 1 / 127.5}, 64)
+
+
+def test_a_centre_cropping_processor_crops_the_picture(folder):
+    """A DeiT-style processor (short side 40, centre crop 32) gives resize="crop", crop_pct 0.8: a
+    40 x 60 picture keeps its centre 32 x 32 (rows 4..35, columns 14..45), exactly as the processor."""
+    path, _ = folder
+    cropping = dict(PROCESSOR, size={"shortest_edge": 40}, do_center_crop=True, crop_size={"height": 32, "width": 32})
+    (path / "preprocessor_config.json").write_text(json.dumps(cropping))
+    loaded = load_model(f"hf:{path}")
+    assert (loaded.resize, loaded.crop_pct, loaded.input_size) == ("crop", 0.8, (32, 32))
+    image = np.zeros((40, 60, 3), dtype=np.uint8)
+    image[4:36, 14:46] = 255  # the centre crop is white, the rest black
+    x = loaded.preprocess(image)  # (3, 32, 32), no resize needed: the short side is already 40
+    white = (torch.tensor([1.0, 1.0, 1.0]) - torch.tensor(loaded.mean)) / torch.tensor(loaded.std)
+    assert torch.allclose(x, white[:, None, None].expand(3, 32, 32), atol=1e-5)
