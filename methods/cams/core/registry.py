@@ -46,8 +46,8 @@ __all__ = [
     "suggest",
 ]
 
-Family = Literal["gradient", "activation", "score", "pixel", "baseline"]
-FAMILIES: tuple[str, ...] = ("gradient", "activation", "score", "pixel", "baseline")
+Family = Literal["gradient", "activation", "score", "pixel", "baseline", "attention"]
+FAMILIES: tuple[str, ...] = ("gradient", "activation", "score", "pixel", "baseline", "attention")
 Resolution = Literal["layer", "input"]
 _NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -80,8 +80,9 @@ class MethodSpec:
         family: ``"gradient"`` (layer maps from one forward + one backward), ``"activation"``
             (layer maps from one forward and the model's own weights: CAM), ``"score"`` (layer maps
             from many forwards, no gradients), ``"pixel"`` (maps at the input's resolution:
-            guided backprop, FullGrad, RISE, occlusion ...) or ``"baseline"`` (a reference that a
-            real method must beat).
+            guided backprop, FullGrad, RISE, occlusion ...), ``"baseline"`` (a reference that a
+            real method must beat) or ``"attention"`` (maps from a transformer's recorded attention
+            weights, on its patch grid: rollout, Chefer, LeGrad).
         needs_gradients: whether the method runs a backward pass (layer or input gradients).
         cost: human cost note (``"1 fwd + 1 bwd"``, ``"C/batch forwards"``).
         paper: URL of the paper (empty for baselines without one).
@@ -100,6 +101,9 @@ class MethodSpec:
         final_layer_only: the method works only at the layer whose output reaches the logits by
             global average pooling and one linear map (CAM); elsewhere it raises
             :class:`methods.errors.HeadError` (a page offers it at that layer only).
+        requires: ``model -> None`` when the method applies to the model, else a one-line reason
+            (attention methods on a CNN); None: it applies to every model. Menus call
+            :meth:`why_not` to show "does not apply" instead of running into an error.
     """
 
     name: str
@@ -115,6 +119,15 @@ class MethodSpec:
     resolution: Resolution = "layer"
     layer_independent: bool = False
     final_layer_only: bool = False
+    requires: Callable[[Any], str | None] | None = None
+
+    def why_not(self, model: Any) -> str | None:
+        """None when the method applies to ``model``; else the one-line reason it does not."""
+        return self.requires(model) if self.requires is not None else None
+
+    def applies_to(self, model: Any) -> bool:
+        """Whether the method applies to ``model`` (see :attr:`requires`)."""
+        return self.why_not(model) is None
 
     @property
     def options(self) -> list[OptionInfo]:
@@ -187,6 +200,7 @@ def register_method(
     resolution: Resolution | None = None,
     layer_independent: bool = False,
     final_layer_only: bool = False,
+    requires: Callable[[Any], str | None] | None = None,
 ) -> Callable[[_C], _C]:
     """Class decorator: register a CAM method under ``name`` with a frozen spec.
 
@@ -203,6 +217,7 @@ def register_method(
         resolution: ``"layer"`` or ``"input"``; defaults to ``"input"`` for ``family="pixel"``.
         layer_independent: the map is the same for every layer (computed once per call).
         final_layer_only: only the layer before a GAP + linear head works (CAM).
+        requires: ``model -> None | reason``: which models the method applies to (default: all).
 
     Returns:
         The decorator; it sets ``cls.spec`` and returns the class unchanged otherwise.
@@ -248,6 +263,7 @@ def register_method(
             resolution=resolution,
             layer_independent=bool(layer_independent),
             final_layer_only=bool(final_layer_only),
+            requires=requires,
         )
         cls.spec = spec
         _REGISTRY[name] = spec

@@ -1,0 +1,67 @@
+"""``scenes_vit``: a small timm Vision Transformer trained on :mod:`methods.data.scenes`.
+
+The bundled CNNs (:mod:`methods.models.scenes.nets`) have a transformer sibling so that
+transformer-native methods (attention rollout, Chefer relevance, LeGrad) and token maps are
+measured on a *trained* transformer offline, and the Compare page can show a CNN beside a ViT
+trained on the same task.
+
+Layout (``timm.models.vision_transformer.VisionTransformer``, Dosovitskiy et al. 2021,
+https://arxiv.org/abs/2010.11929): 128x128 input, 16x16 patches (an 8x8 grid, 64 patch tokens
+plus one class token), ``embed_dim`` 128, ``depth`` 4 pre-norm blocks of 4 heads, MLP ratio 4,
+class-token pooling, linear ``head``. About 0.9 M parameters (3.6 MB as float32 safetensors).
+Same inputs as the CNNs: :func:`methods.models.scenes.nets.preprocess`, ``MEAN``/``STD``.
+
+Deviation: the paper's ViT-Ti/S/B are far larger (5.7 M+ parameters, 224 px); this size was
+chosen so that training on one CPU core stays within minutes (``train_vit``).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["VIT_CONFIG", "VIT_DEFAULT_LAYER", "build_scenes_vit"]
+
+#: Keyword arguments of timm's ``VisionTransformer`` for ``scenes_vit`` (also in the model card).
+VIT_CONFIG: dict = {
+    "img_size": 128,
+    "patch_size": 16,
+    "embed_dim": 128,
+    "depth": 4,
+    "num_heads": 4,
+    "mlp_ratio": 4.0,
+    "class_token": True,
+    "global_pool": "token",
+}
+
+#: The layer token-map methods read by default: the last block's first norm (its input to the
+#: last attention; the class token's final read-out happens after it).
+VIT_DEFAULT_LAYER = "blocks.3.norm1"
+
+
+def _conv_stem_class() -> type:
+    from timm.layers import PatchEmbed
+
+    class ConvStemEmbed(PatchEmbed):
+        """timm's ``PatchEmbed`` whose ``proj`` is a convolutional stem (Xiao et al. 2021,
+        https://arxiv.org/abs/2106.14881): four stride-2 3x3 conv-BN-ReLU (3 -> 16 -> 32 -> 64 -> 128
+        channels, 128 px -> 8x8) and a 1x1 conv to ``embed_dim``. Same token grid as 16x16 patches."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            chans, layers = (3, 16, 32, 64, 128), []
+            for c_in, c_out in zip(chans[:-1], chans[1:]):
+                layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+            layers.append(nn.Conv2d(chans[-1], self.proj.out_channels, 1))
+            self.proj = nn.Sequential(*layers)  # type: ignore[assignment]  # timm types proj as Conv2d
+
+    return ConvStemEmbed
+
+
+def build_scenes_vit(num_classes: int = 8, stem: str = "patch") -> nn.Module:
+    """A freshly initialised ``scenes_vit`` (timm ``VisionTransformer`` with :data:`VIT_CONFIG`);
+    ``stem="conv"`` swaps the 16x16 patchify for a convolutional stem on the same grid."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    if stem == "conv":
+        return VisionTransformer(num_classes=num_classes, embed_layer=_conv_stem_class(), **VIT_CONFIG)
+    return VisionTransformer(num_classes=num_classes, **VIT_CONFIG)
