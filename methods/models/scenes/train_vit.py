@@ -69,7 +69,7 @@ def train_vit(
     seed: int = 0,
     out_dir: str | pathlib.Path = sm.ASSETS_DIR,
     batch_size: int = 64,
-    lr: float = 1e-3,
+    lr: float = 5e-4,
     two_share: float = 0.25,
     threads: int | None = 1,
     workers: int = 1,
@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(sm.ASSETS_DIR))
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--two-share", type=float, default=0.25)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=1)

@@ -20,12 +20,13 @@ from methods.errors import LayerError
 T = 5  # tokens: class + 2x2 patches
 
 
-def tiny_vit(zero_query: bool = False) -> nn.Module:
+def tiny_vit(zero_query: bool = False, avg: bool = False) -> nn.Module:
     from timm.models.vision_transformer import VisionTransformer
 
     torch.manual_seed(0)
+    pool = {"class_token": False, "global_pool": "avg"} if avg else {}
     m = VisionTransformer(
-        img_size=8, patch_size=4, embed_dim=8, depth=2, num_heads=2, mlp_ratio=2.0, num_classes=3
+        img_size=8, patch_size=4, embed_dim=8, depth=2, num_heads=2, mlp_ratio=2.0, num_classes=3, **pool
     ).eval()
     with torch.no_grad():
         for p in m.parameters():
@@ -40,33 +41,37 @@ def tiny_vit(zero_query: bool = False) -> nn.Module:
 def by_hand(m: nn.Module, x: torch.Tensor):
     """The tiny ViT's forward written out: logits, per-layer A (N, heads, T, T), block tokens."""
     z = m.patch_embed(x)  # (N, 4, 8)
-    z = torch.cat([m.cls_token.expand(len(x), -1, -1), z], dim=1) + m.pos_embed
+    if m.cls_token is not None:
+        z = torch.cat([m.cls_token.expand(len(x), -1, -1), z], dim=1)
+    z = z + m.pos_embed
+    t = z.shape[1]
     atts, blocks = [], []
     for blk in m.blocks:
         h = blk.norm1(z)
-        qkv = blk.attn.qkv(h).reshape(len(x), T, 3, 2, 4).permute(2, 0, 3, 1, 4)
+        qkv = blk.attn.qkv(h).reshape(len(x), t, 3, 2, 4).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         a = torch.softmax(q @ k.transpose(-2, -1) / 2.0, dim=-1)  # scale 1/sqrt(4)
         atts.append(a)
-        o = (a @ v).transpose(1, 2).reshape(len(x), T, 8)
+        o = (a @ v).transpose(1, 2).reshape(len(x), t, 8)
         z = z + blk.attn.proj(o)
         z = z + blk.mlp(blk.norm2(z))
         blocks.append(z)
-    logits = m.head(m.norm(z)[:, 0])
+    logits = m.head(m.norm(z)[:, 0]) if m.cls_token is not None else m.head(m.fc_norm(z.mean(dim=1)))
     return logits, atts, blocks
 
 
-def naive_rollout(atts: list[torch.Tensor]) -> torch.Tensor:
-    """Class-token row of the rollout, with loops: (N, T)."""
-    n = atts[0].shape[0]
-    out = torch.zeros(n, T)
+def naive_rollout(atts: list[torch.Tensor], rows: list[int] | None = None) -> torch.Tensor:
+    """The rollout's class-token row (or the mean of ``rows``), with loops: (N, T)."""
+    n, t = atts[0].shape[0], atts[0].shape[-1]
+    rows = rows or [0]
+    out = torch.zeros(n, t)
     for s in range(n):
-        r = [[1.0 if i == j else 0.0 for j in range(T)] for i in range(T)]
+        r = [[1.0 if i == j else 0.0 for j in range(t)] for i in range(t)]
         for a in atts:
-            mix = [[float(a[s, :, i, j].mean()) + (1.0 if i == j else 0.0) for j in range(T)] for i in range(T)]
+            mix = [[float(a[s, :, i, j].mean()) + (1.0 if i == j else 0.0) for j in range(t)] for i in range(t)]
             mix = [[v / sum(row) for v in row] for row in mix]
-            r = [[sum(mix[i][k] * r[k][j] for k in range(T)) for j in range(T)] for i in range(T)]
-        out[s] = torch.tensor(r[0])
+            r = [[sum(mix[i][k] * r[k][j] for k in range(t)) for j in range(t)] for i in range(t)]
+        out[s] = torch.tensor([sum(r[i][j] for i in rows) / len(rows) for j in range(t)])
     return out
 
 
@@ -81,6 +86,15 @@ def test_rollout_equals_a_naive_reference(x):
     exp = methods.explain(m, x, "rollout")
     ref = tokens_to_grid(naive_rollout([a.detach() for a in atts]), (2, 2))
     assert exp.maps[exp.layers[0]].shape == (2, 2, 2)
+    torch.testing.assert_close(exp.maps[exp.layers[0]], ref, atol=1e-5, rtol=1e-5)
+
+
+def test_rollout_of_an_average_pooled_vit_reads_the_mean_patch_row(x):
+    m = tiny_vit(avg=True)
+    logits, atts, _ = by_hand(m, x)
+    exp = methods.explain(m, x, "rollout")
+    torch.testing.assert_close(exp.logits, logits.detach(), atol=1e-5, rtol=1e-5)  # the hand forward is the model's
+    ref = tokens_to_grid(naive_rollout([a.detach() for a in atts], rows=[0, 1, 2, 3]), (2, 2))  # no prefix token
     torch.testing.assert_close(exp.maps[exp.layers[0]], ref, atol=1e-5, rtol=1e-5)
 
 
