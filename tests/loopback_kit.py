@@ -10,6 +10,7 @@ refused attempts).
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import socket
 import threading
@@ -84,3 +85,55 @@ def block_network(monkeypatch) -> list[str]:
     monkeypatch.setattr(socket.socket, "connect", connect)
     monkeypatch.setattr(socket, "getaddrinfo", lookup)
     return refused
+
+
+class HubHandler(http.server.BaseHTTPRequestHandler):
+    """A fake Hugging Face hub: HEAD/GET ``/{owner}/{name}/resolve/{revision}/{file}`` serves
+    ``server.files[file]`` (the requests huggingface_hub 2.4.0 makes for ``hf_hub_download``:
+    a HEAD for the metadata - ETag, X-Repo-Commit, size - then a GET); anything else is a 404
+    with ``X-Error-Code: EntryNotFound``."""
+
+    def _answer(self, body: bool) -> None:
+        server = self.server
+        server.requests.append(f"{self.command} {self.path}")
+        parts = self.path.split("?")[0].strip("/").split("/")
+        data = server.files.get(parts[4]) if len(parts) == 5 and parts[2] == "resolve" else None
+        if data is None:
+            self.send_response(404)
+            self.send_header("X-Error-Code", "EntryNotFound")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", '"' + hashlib.sha256(data).hexdigest() + '"')
+        self.send_header("X-Repo-Commit", "0" * 40)
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self._answer(True)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's name
+        self._answer(False)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def hub_server(files: dict[str, bytes]):
+    """A :class:`HubHandler` server on 127.0.0.1 serving ``files`` (name -> bytes); yields it
+    (``server.requests`` lists "METHOD path"); its URL is ``http://127.0.0.1:<server.server_address[1]>``."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), HubHandler)
+    srv.daemon_threads = True
+    srv.files = dict(files)
+    srv.requests = []
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -58,3 +58,28 @@ def test_view_mode_is_the_wrapped_models_flag() -> None:
     assert net.training and net.conv.training and view.training
     view.eval()
     assert not net.training and not view.training
+
+
+def test_transformers_models_are_read_through_a_logits_view():
+    """A ``transformers`` model returns an output object; unwrap_model gives a LogitsView of it
+    (names unchanged), anything else comes back as it is, and an output without .logits is refused."""
+    import pytest
+
+    transformers = pytest.importorskip("transformers")
+    from methods._internal.score_view import LogitsView, as_logits_model
+    from methods._internal.torch_utils import unwrap_model
+    from methods.errors import RecorderError
+
+    config = transformers.ViTConfig(
+        image_size=16, patch_size=8, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8
+    )
+    model = transformers.ViTForImageClassification(config).eval()
+    view, default = unwrap_model(model)
+    assert isinstance(view, LogitsView) and default is None
+    assert [n for n, _ in view.named_modules()][1:] == [n for n, _ in model.named_modules()][1:]
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(view(x), model(x).logits)
+    plain = torch.nn.Linear(2, 2)
+    assert as_logits_model(plain) is plain and as_logits_model(view) is view
+    with pytest.raises(RecorderError, match="no .logits tensor"):
+        LogitsView(plain).read(torch.zeros(1, 2))

@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["ScoreView", "inner_model"]
+from methods.errors import RecorderError
+
+__all__ = ["LogitsView", "ScoreView", "as_logits_model", "inner_model", "is_transformers_model"]
 
 
 class ScoreView(nn.Module):
@@ -69,3 +71,38 @@ def inner_model(model: nn.Module) -> nn.Module:
     while isinstance(model, ScoreView):
         model = model.wrapped
     return model
+
+
+class LogitsView(ScoreView):
+    """A view that reads ``.logits`` from the output object of a Hugging Face ``transformers``
+    image classifier (``ImageClassifierOutput`` and the like): (N, K) scores."""
+
+    def read(self, output: Any) -> torch.Tensor:
+        logits = getattr(output, "logits", None)
+        if not isinstance(logits, torch.Tensor):
+            raise RecorderError(
+                f"the model returned {type(output).__name__}, which has no .logits tensor; wrap the model in a "
+                "ScoreView of its own that reads its (N, K) scores"
+            )
+        return logits
+
+
+def is_transformers_model(model: nn.Module) -> bool:
+    """``model`` is a Hugging Face ``transformers`` ``PreTrainedModel`` (checked by class, without
+    importing transformers)."""
+    return any(
+        cls.__name__ == "PreTrainedModel" and cls.__module__.startswith("transformers.") for cls in type(model).__mro__
+    )
+
+
+def as_logits_model(model: nn.Module) -> nn.Module:
+    """``model`` itself, or a :class:`LogitsView` of it when it is a ``transformers`` model.
+
+    Examples:
+        >>> net = nn.Linear(2, 3)
+        >>> as_logits_model(net) is net
+        True
+    """
+    if isinstance(model, ScoreView) or not is_transformers_model(model):
+        return model
+    return LogitsView(model)

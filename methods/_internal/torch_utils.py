@@ -33,6 +33,7 @@ from torch import nn
 
 from methods._internal.device import default_device
 from methods._internal.progress import Progress
+from methods._internal.score_view import as_logits_model
 from methods.errors import InputError, OptionError, RecorderError, WrongTypeError
 
 __all__ = [
@@ -134,16 +135,18 @@ ModelLike = Union[nn.Module, HoldsModule]
 
 def unwrap_model(model: Any) -> tuple[nn.Module, str | None]:
     """``(module, default_layer)`` from an ``nn.Module`` (default None) or a LoadedModel-like
-    object with ``.model`` (and optionally ``.default_layer``).
+    object with ``.model`` (and optionally ``.default_layer``). A Hugging Face ``transformers``
+    model (which returns an output object) comes back as a
+    :class:`methods._internal.score_view.LogitsView` of itself, so it returns (N, K) logits.
 
     Raises:
         WrongTypeError: anything else.
     """
     if isinstance(model, nn.Module):
-        return model, None
+        return as_logits_model(model), None
     inner = getattr(model, "model", None)
     if isinstance(inner, nn.Module):
-        return inner, getattr(model, "default_layer", None)
+        return as_logits_model(inner), getattr(model, "default_layer", None)
     raise WrongTypeError(f"model must be a torch.nn.Module or a LoadedModel; got {type(model).__name__}")
 
 

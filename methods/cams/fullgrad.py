@@ -30,9 +30,10 @@ from torch import nn
 
 from methods._internal.torch_utils import upsample
 from methods.cams.core.base import CallContext, PixelMethod, RecordingNeeds
+from methods.cams.core.layouts import token_grid
 from methods.cams.core.registry import register_method
 from methods.cams.core.sites import site_name
-from methods.errors import GradLensWarning
+from methods.errors import GradLensWarning, LayerError
 
 __all__ = ["FullGrad", "bias_modules", "effective_bias", "minmax_abs"]
 
@@ -112,6 +113,13 @@ class FullGrad(PixelMethod):
     """
 
     def recording_needs(self, model: nn.Module) -> RecordingNeeds:
+        if token_grid(model, (224, 224)) is not None:
+            raise LayerError(
+                "FullGrad does not apply to this model: it is a vision transformer (it has a patch embedding), "
+                "whose bias terms sit in Linear and LayerNorm layers acting on every token; FullGrad's "
+                "Conv2d / BatchNorm2d rule would leave nearly all of them out and give a map of the patch "
+                "embedding alone. Use a gradient method (gradcam) at a block layer, or rise / occlusion"
+            )
         return RecordingNeeds(gradients=True, input_gradient=True, sites=tuple(bias_modules(model)))
 
     def compute_input(self, call: CallContext) -> torch.Tensor:

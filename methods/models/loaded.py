@@ -27,8 +27,8 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "Domain", "DOMA
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-Source = Literal["bundled", "torchvision", "pypi", "checkpoint"]
-SOURCES: tuple[str, ...] = ("bundled", "torchvision", "pypi", "checkpoint")
+Source = Literal["bundled", "torchvision", "pypi", "checkpoint", "huggingface"]
+SOURCES: tuple[str, ...] = ("bundled", "torchvision", "pypi", "checkpoint", "huggingface")
 
 Domain = Literal["imagenet", "scenes", "unknown"]
 #: What a model was trained on, machine-readable: ``"imagenet"`` (ImageNet-1k photos),
@@ -70,7 +70,7 @@ class LoadedModel:
         mean, std: per-channel normalization of [0, 1] RGB.
         class_names: one name per output logit.
         default_layer: module name to explain when none is chosen.
-        source: ``"bundled"``, ``"torchvision"``, ``"pypi"`` or ``"checkpoint"``.
+        source: ``"bundled"``, ``"torchvision"``, ``"pypi"``, ``"checkpoint"`` or ``"huggingface"``.
         digest: sha256 (hex) of an uploaded checkpoint's bytes; None otherwise.
         note: human text: which weights, from where.
         domain: what the model was trained on, one of :data:`DOMAINS` (``"imagenet"``,

@@ -11,7 +11,7 @@ from methods.models.sources.base import ModelSource, model_sources, register_sou
 
 def test_one_source_per_kind_in_menu_order():
     sources = model_sources()
-    assert [s.kind for s in sources] == ["bundled", "pypi", "torchvision"]
+    assert [s.kind for s in sources] == ["bundled", "pypi", "torchvision", "huggingface"]
     assert all(isinstance(s, ModelSource) for s in sources)
     names = [n for s in sources for n in s.names()]
     assert len(names) == len(set(names)) and names == catalog.model_names()
@@ -45,4 +45,4 @@ def test_a_second_source_of_a_kind_or_a_taken_name_is_refused():
         register_source(Again())
     with pytest.raises(OptionError, match="belong to another source"):
         register_source(Thief())
-    assert [s.kind for s in model_sources()] == ["bundled", "pypi", "torchvision"]
+    assert [s.kind for s in model_sources()] == ["bundled", "pypi", "torchvision", "huggingface"]

@@ -209,6 +209,8 @@ class LayerContext:
         progress: callback ``(done, total)`` or None.
         module: the layer's module, resolved once by :func:`methods.explain_many` (None when a
             caller builds a context by hand; then methods look it up by name).
+        layout: how the layer's own output is laid out (``"nchw"``, ``"nhwc"`` or ``"tokens"``,
+            :mod:`methods.cams.core.layouts`); ``activations`` are (N, C, h, w) whatever it is.
     """
 
     model: nn.Module
@@ -219,6 +221,7 @@ class LayerContext:
     logits: torch.Tensor
     progress: Progress | None = None
     module: nn.Module | None = None
+    layout: str = "nchw"
 
 
 class ForwardMethod(CamMethod):
@@ -243,6 +246,7 @@ class ForwardMethod(CamMethod):
                 logits=rec.logits,
                 progress=sub_progress(call.progress, i, 1, len(call.layers)),
                 module=call.modules[layer],
+                layout=rec.layouts[layer].kind if layer in rec.layouts else "nchw",
             )
             out[layer] = self.compute_layer(ctx)
         return out

@@ -68,6 +68,8 @@ from torch import nn
 
 from methods._internal.checks import size2
 from methods._internal.torch_utils import HookScope, eval_mode
+from methods.cams.core.families import family_default
+from methods.cams.core.layouts import Layout, decide_layout, model_facts
 from methods.cams.core.sites import TensorWatch
 from methods.errors import LayerError, WrongTypeError
 
@@ -130,6 +132,8 @@ class FiredModule:
     takes_input: bool  # the model's input tensor was one of its positional inputs
     passes_through: bool  # its output IS one of its inputs (Identity, Dropout in eval mode)
     act: tuple[str, str | None] | None = None  # (activation, module it runs in) consuming the output first
+    layout: Layout | None = None  # how its output reads as (C, h, w); None: not a map (see refused)
+    refused: str = ""  # why its output is not a map, when it is a 3-D / 4-D tensor
 
 
 def _in_channels(model: nn.Module) -> int:
@@ -155,6 +159,7 @@ def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredMo
     x = torch.randn(1, _in_channels(model), *input_size, generator=gen).to(device=device, dtype=dtype)  # (1, C, H, W)
 
     fired: dict[str, FiredModule] = {}
+    facts = model_facts(model, input_size)
     counter = [0]
     stack: list[str] = []
     acts: dict[int, tuple[str, str | None]] = {}  # id(output) -> (activation name, module running it)
@@ -189,6 +194,11 @@ def probe_modules(model: nn.Module, input_size: tuple[int, int]) -> list[FiredMo
                 passes_through=any(a is output for a in args),
             )
             counter[0] += 1
+            if isinstance(output, torch.Tensor) and output.dim() in (3, 4):
+                try:
+                    fired[name].layout = decide_layout(facts, name, module, output, 1)
+                except LayerError as exc:
+                    fired[name].refused = str(exc)
             if isinstance(output, torch.Tensor) and output.dim() == 4:
                 watch.watch(output, id(output))
 
@@ -218,13 +228,14 @@ def _act_entry(rec: FiredModule, fired: dict[str, FiredModule], named: dict[str,
 
 
 def is_candidate(rec: FiredModule) -> bool:
-    out = rec.output
-    return rec.calls == 1 and isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[2] * out.shape[3] > 1
+    """Runs once and gives a map (any layout :mod:`methods.cams.core.layouts` decides) with h * w > 1."""
+    return rec.calls == 1 and rec.layout is not None and rec.layout.grid[0] * rec.layout.grid[1] > 1
 
 
 def output_shape(rec: FiredModule) -> tuple[int, int, int]:
-    _, c, h, w = rec.output.shape
-    return int(c), int(h), int(w)
+    """``(C, h, w)`` of the map the module's output reads as."""
+    assert rec.layout is not None  # only asked of candidates
+    return rec.layout.shape
 
 
 def candidate_layers(model: nn.Module, input_size: int | Sequence[int] = (224, 224)) -> list[LayerInfo]:
@@ -266,7 +277,7 @@ def candidates_and_default(
     fired = {r.name: r for r in probe}
     named = dict(model.named_modules())
     cands = [r for r in probe if is_candidate(r)]
-    default = _default(cands, fired, named)
+    default = family_default(model, [r.name for r in cands]) or _default(cands, fired, named)
     # name:act entries: after the last alias of the tensor, for the alias the default rule picks
     entries: list[tuple[str, str, tuple[int, int, int]]] = []
     done: set[int] = set()
@@ -346,5 +357,7 @@ def _spans_stages(rec: FiredModule, cands: list[FiredModule]) -> bool:
     spatial size (timm's ``stages``, torchvision's ``features``). A stage (``layer4``, whose blocks
     all give 7 x 7) is not."""
     prefix = rec.name + "."
-    sizes = {tuple(r.output.shape[2:]) for r in cands if r.name.startswith(prefix) and "." not in r.name[len(prefix) :]}
+    sizes = {
+        r.layout.grid for r in cands if r.layout and r.name.startswith(prefix) and "." not in r.name[len(prefix) :]
+    }
     return len(sizes) > 1

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from torch import nn
 from methods._internal.checks import is_int
 from methods._internal.inputs import check_model_input
 from methods._internal.torch_utils import HookScope, eval_mode
+from methods.cams.core.layouts import Layout, ModelFacts, decide_layout, model_facts
 from methods.cams.core.sites import LayerRef, TensorWatch, parse_layer, site_name
 from methods.errors import LayerError, RecorderError, TargetError, brief
 
@@ -64,6 +65,9 @@ class Recording:
         input_gradient: (N, C, H, W) d(logit of target)/dx, when asked for (``input_gradient=True``).
         site_gradients: ``"module#k"`` -> (N, C, h, w) gradient of call k's output, for the modules
             given as ``sites`` (every call), else None.
+        layouts: layer -> the :class:`methods.cams.core.layouts.Layout` its output was read with
+            (``"nchw"``, ``"nhwc"`` or ``"tokens"``); activations and gradients above are already
+            converted to (N, C, h, w).
     """
 
     activations: dict[str, torch.Tensor]
@@ -72,6 +76,7 @@ class Recording:
     targets: torch.Tensor
     input_gradient: torch.Tensor | None = None
     site_gradients: dict[str, torch.Tensor] | None = None
+    layouts: dict[str, Layout] = field(default_factory=dict)
 
 
 def layer_names(model: nn.Module, layers: str | nn.Module | Sequence[str | nn.Module]) -> list[str]:
@@ -206,6 +211,9 @@ def record(
     Args:
         model: any ``nn.Module`` returning (N, K) logits.
         x: input batch (N, C, H, W), floating point and finite; not modified.
+            A layer may output (N, C, h, w), transformer tokens (N, T, C) or channels-last
+            (N, h, w, C): :mod:`methods.cams.core.layouts` decides which from the model's structure
+            (or refuses); recordings are always (N, C, h, w), gradients taken on the original tensor.
         layers: layer names (module names, optionally with ``#k`` / ``:act``, see
             :mod:`methods.cams.core.sites`) or module objects of ``model`` to record, at least one;
             or the ``{name: module}`` mapping
@@ -222,7 +230,8 @@ def record(
     Raises:
         InputError: ``x`` is not a finite floating-point (N, C, H, W) tensor, or does not fit the
             model (dtype or device of its weights, channels of its first convolution).
-        LayerError: unknown layer name, or a layer whose output is not a 4-D tensor.
+        LayerError: unknown layer name, or a layer whose output is not a map: not a tensor, or one
+            whose layout cannot be decided (:mod:`methods.cams.core.layouts`).
         RecorderError: a layer that fires twice (name a call site ``#k``) or never, a ``#k``
             beyond the module's calls, a ``:act`` layer whose output is not passed to an
             activation next, or NaN / inf logits.
@@ -254,10 +263,22 @@ def record(
     site_outputs: dict[str, torch.Tensor] = {}
     calls: dict[str, int] = {name: 0 for name in set(by_module) | set(site_modules)}
 
+    facts: list[ModelFacts] = []  # read from the model once, when a layer needs it
+    layouts: dict[str, Layout] = {}
+    spec_module = {r.spec: r.module for r in refs}
+
+    def layout_of(spec: str, module: nn.Module, out: torch.Tensor) -> Layout:
+        if out.ndim == 4 and not facts and isinstance(module, _PLAIN_FIRST):
+            return Layout("nchw", int(out.shape[1]), (int(out.shape[2]), int(out.shape[3])))
+        if not facts:
+            facts.append(model_facts(model, (int(x.shape[-2]), int(x.shape[-1]))))
+        return decide_layout(facts[0], spec, module, out, int(x.shape[0]))
+
     def on_activation(spec: str, func, args, kwargs):
         out = func(*args, **kwargs)
-        if not isinstance(out, torch.Tensor) or out.ndim != 4:
+        if not isinstance(out, torch.Tensor) or out.ndim not in (3, 4):
             return out
+        layouts[spec] = layout_of(spec, named[spec_module[spec]], out)
         captured[spec] = out
         return out.clone()  # downstream in-place ops change the clone, never the recorded tensor
 
@@ -273,12 +294,15 @@ def record(
             now = [r for r in wanted if r.call_index == k]
             if not now and not is_site:
                 return None
-            if now and (not isinstance(output, torch.Tensor) or output.ndim != 4):
-                got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+            if now and not isinstance(output, torch.Tensor):
                 raise LayerError(
-                    f"layer {now[0].spec!r} ({type(module).__name__}) outputs {got}, not a (N, C, h, w) map; "
-                    "choose a convolutional layer (methods.candidate_layers lists them)"
+                    f"layer {now[0].spec!r} ({type(module).__name__}) outputs {type(output).__name__}, not a "
+                    "(N, C, h, w) map; choose a convolutional layer (methods.candidate_layers lists them)"
                 )
+            plain = [r for r in now if not r.post_act]
+            if plain:
+                layout = layout_of(plain[0].spec, module, output)
+                layouts.update({r.spec: layout for r in plain})
             if not isinstance(output, torch.Tensor):
                 return None
             if gradients and not output.requires_grad:
@@ -330,7 +354,8 @@ def record(
                     grads_out = {r.spec: g for r, g in zip(refs, grads)}
                     site_grads = {k: g for k, g in zip(site_keys, grads[len(acts) :])} if site_modules else None
                     input_grad = grads[-1] if input_gradient else None
-            activations = {r.spec: captured[r.spec].detach().float() for r in refs}
+                    grads_out = {k: layouts[k].to_map(g) for k, g in grads_out.items()}
+            activations = {r.spec: layouts[r.spec].to_map(captured[r.spec].detach()).float() for r in refs}
             return Recording(
                 activations=activations,
                 gradients=grads_out,
@@ -338,10 +363,15 @@ def record(
                 targets=targets,
                 input_gradient=input_grad,
                 site_gradients=site_grads,
+                layouts=dict(layouts),
             )
     finally:
         for p, flag in grad_flags:
             p.requires_grad_(flag)
+
+
+#: Module types whose output is channels first whatever the model: no model facts needed for them.
+_PLAIN_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm)
 
 
 def _check_finite(logits: torch.Tensor) -> None:

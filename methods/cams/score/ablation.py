@@ -27,6 +27,7 @@ from methods.cams.score.engine import (
     select_channels,
 )
 from methods.cams.score.tail import SubstitutedForward, TailPlan, check_tail, plan_tail
+from methods.errors import LayerError
 
 __all__ = ["AblationCam", "AblationOptions", "ablation_path"]
 
@@ -68,6 +69,8 @@ def ablation_path(model: torch.nn.Module, x: torch.Tensor, layer: str) -> tuple[
     ablated copy needs a full forward pass (the reason a dashboard can show).
     """
     rec = record(model, x[:1], [layer], gradients=False)
+    if layer in rec.layouts and rec.layouts[layer].kind != "nchw":
+        return False, _layout_refusal(layer, rec.layouts[layer].kind)
     with eval_mode(model):
         try:
             plan, _ = _plan(model, x[:1], layer)
@@ -78,6 +81,16 @@ def ablation_path(model: torch.nn.Module, x: torch.Tensor, layer: str) -> tuple[
         acts = rec.activations[layer].to(x.dtype)
         why = check_tail(model, x[:1], layer, plan, acts, rec.logits, batch_size=1)
     return (not why), why
+
+
+def _layout_refusal(layer: str, kind: str) -> str:
+    """Why Ablation-CAM refuses a token or channels-last layer."""
+    what = "transformer tokens (N, T, C)" if kind == "tokens" else "channels last (N, h, w, C)"
+    return (
+        f"Ablation-CAM runs the network on ablated copies of layer {layer!r}'s output, and that output is "
+        f"{what}, not (N, C, h, w): it is not supported there. Use Score-CAM or a gradient method at this "
+        "layer, or Ablation-CAM at a convolutional layer"
+    )
 
 
 @register_method(
@@ -112,6 +125,8 @@ class AblationCam(ScoreFamily):
     def weights(self, ctx: LayerContext) -> torch.Tensor:
         o = self.config
         acts, x, targets = ctx.activations, ctx.x, ctx.targets
+        if ctx.layout != "nchw":
+            raise LayerError(_layout_refusal(ctx.layer, ctx.layout))
         n, c = acts.shape[:2]
         warn_if_signed(
             self.spec.label,

@@ -7,9 +7,10 @@ tag such as ``"timm:resnet50.a1_in1k"`` names the same architecture). The model 
 ``timm.create_model(name, pretrained=False, num_classes=...)`` on the ``meta`` device (nothing is
 downloaded, no random init) and the file's tensors are assigned strictly.
 
-Only convolutional models give maps: a vision transformer has no spatial 4-D layer after its
-patch embedding. :data:`TIMM_SUGGESTED` is a short list of CNNs for menus; ``timm.list_models()``
-lists every name. timm is imported only when a ``timm:`` name is used (importing it takes seconds).
+Convolutional models and vision transformers both give maps: a ViT / DeiT / BEiT block's tokens
+and a Swin stage's channels-last output are read as (N, C, h, w) maps by
+:mod:`methods.cams.core.layouts` (default layers: docs/transformers.md). :data:`TIMM_SUGGESTED` is
+a short list for menus; ``timm.list_models()`` lists every name. timm is imported only when a ``timm:`` name is used (importing it takes seconds).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = ["TIMM_PREFIX", "TIMM_SUGGESTED", "timm_name", "check_timm_name", "bui
 
 TIMM_PREFIX = "timm:"
 
-#: timm CNNs offered in menus (any other ``timm:<name>`` is accepted too). Their default layers
+#: timm CNNs and vision transformers offered in menus (any other ``timm:<name>`` is accepted too). Their default layers
 #: are checked in tests/cams/core/test_layers.py (TIMM_DEFAULTS).
 TIMM_SUGGESTED: tuple[str, ...] = tuple(
     TIMM_PREFIX + n
@@ -44,6 +45,10 @@ TIMM_SUGGESTED: tuple[str, ...] = tuple(
         "resnet50d",
         "resnext50_32x4d",
         "tf_efficientnet_lite0",
+        "vit_tiny_patch16_224",
+        "deit_tiny_patch16_224",
+        "beit_base_patch16_224",
+        "swin_tiny_patch4_window7_224",
     )
 )
 
@@ -108,7 +113,7 @@ def timm_default_layer(name: str, num_classes: int, input_size: Sequence[int], m
     (shapes only); when a model cannot run on the meta device, probed on ``model`` itself.
 
     Raises:
-        LayerError: the model has no spatial layer (not a CNN).
+        LayerError: the model has no layer that gives a map.
     """
     try:
         with torch.device("meta"):

@@ -275,6 +275,11 @@ TIMM_DEFAULTS = {
     "resnet50d": ("layer4", 2048),
     "resnext50_32x4d": ("layer4", 2048),
     "tf_efficientnet_lite0": ("bn2", 1280),
+    # transformers (docs/transformers.md): the last block's norm1 (tokens), Swin's last stage (channels last)
+    "vit_tiny_patch16_224": ("blocks.11.norm1", 192, 14),
+    "deit_tiny_patch16_224": ("blocks.11.norm1", 192, 14),
+    "beit_base_patch16_224": ("blocks.11.norm1", 768, 14),
+    "swin_tiny_patch4_window7_224": ("layers.3", 768, 7),
 }
 
 
@@ -287,10 +292,11 @@ def test_default_layer_of_timm_architectures(arch):
     assert {a.split(":", 1)[1] for a in TIMM_SUGGESTED} == set(TIMM_DEFAULTS)
     with torch.device("meta"):
         model = timm.create_model(arch, pretrained=False)
-    expected, channels = TIMM_DEFAULTS[arch]
+    expected, channels, *grid = TIMM_DEFAULTS[arch]
     assert default_layer(model) == expected
     info = {li.name: li for li in candidate_layers(model)}[expected]
-    assert info.shape == (channels, 7, 7)
+    side = grid[0] if grid else 7
+    assert info.shape == (channels, side, side)
 
 
 def test_no_candidate_is_an_error():
