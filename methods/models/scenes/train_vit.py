@@ -5,10 +5,13 @@ Usage::
     # the shipped weights:
     python -m methods.models.scenes.train_vit --steps 2000 --seed 0 --threads 1 --workers 1 --stem conv
 
-Data: the same stream as the CNNs (:mod:`methods.models.scenes.train`): batch ``i`` comes from
-``numpy.random.default_rng([seed, i])`` over ``TRAIN_SEEDS``; whole 128x128 scenes (no crop
-phase: a ViT's position embeddings fix the grid), a share ``two_share`` of each batch with two
-objects and the soft label 1/2 per class. Evaluation seeds (>= ``EVAL_SEED_START``) are never
+Data: the same stream and curriculum as the CNNs (:mod:`methods.models.scenes.train`): batch
+``i`` comes from ``numpy.random.default_rng([seed, i])`` over ``TRAIN_SEEDS``; the first
+``crop_share`` of the steps are 64x64 windows around a single object (same pixel scale, a 4x4
+token grid: the model trains with timm's ``dynamic_img_size``, position embeddings resampled),
+then whole 128x128 scenes, a share ``two_share`` of each batch with two objects and the soft
+label 1/2 per class. The shipped model is the fixed-size ``VisionTransformer`` with the same
+state dict. Evaluation seeds (>= ``EVAL_SEED_START``) are never
 drawn in training.
 
 Optimiser: AdamW (weight decay 0.05) with a OneCycle schedule (15 % warm-up, cosine decay),
@@ -76,6 +79,8 @@ def train_vit(
     eval_single: int = 1000,
     eval_every: int = 500,
     stem: str = "conv",
+    crop: int | None = 64,
+    crop_share: float = 0.5,
     log: Callable[[str], None] | None = print,
     log_every: int = 100,
 ) -> dict:
@@ -98,11 +103,12 @@ def train_vit(
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = build_scenes_vit(len(CLASS_NAMES), stem=stem).train()
+    model = build_scenes_vit(len(CLASS_NAMES), stem=stem, dynamic=True).train()
+    crop_steps = int(round(crop_share * steps)) if crop else 0
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     loader = torch.utils.data.DataLoader(
-        _Batches(seed, steps, batch_size, None, 0, two_share),
+        _Batches(seed, steps, batch_size, crop, crop_steps, two_share),
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
@@ -128,6 +134,9 @@ def train_vit(
             say(f"[{NAME}] step {step + 1}: accuracy on 200 fresh scenes {accuracy(model, 200):.3f}")
     del it, loader
     seconds, cpu = time.time() - t0, time.process_time() - c0
+    trained = model
+    model = build_scenes_vit(len(CLASS_NAMES), stem=stem)
+    model.load_state_dict(trained.state_dict(), strict=True)  # the fixed-size model that ships
     model.eval()
     acc = accuracy(model, eval_single) if eval_single else None
     say(f"[{NAME}] accuracy on {eval_single} fresh scenes: {acc}")
@@ -167,6 +176,8 @@ def train_vit(
             "steps": steps,
             "batch_size": batch_size,
             "two_object_share": two_share,
+            "crop": crop,
+            "crop_steps": crop_steps,
             "optimizer": "AdamW(weight_decay=0.05), OneCycleLR(pct_start=0.15), clip_grad_norm 1.0",
             "max_lr": lr,
             "label_smoothing": 0.05,
@@ -178,7 +189,7 @@ def train_vit(
             "python": platform.python_version(),
             "date": datetime.date.today().isoformat(),
             "command": f"python -m methods.models.scenes.train_vit --steps {steps} --seed {seed} "
-            f"--threads {threads} --workers {workers} --stem {stem}",
+            f"--threads {threads} --workers {workers} --stem {stem}" + ("" if crop else " --no-crop"),
         },
     }
     (out / f"{NAME}.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
@@ -198,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--eval-single", type=int, default=1000)
     p.add_argument("--stem", choices=("patch", "conv"), default="conv")
+    p.add_argument("--no-crop", action="store_true", help="whole scenes from the first step")
     a = p.parse_args(argv)
     train_vit(
         steps=a.steps,
@@ -210,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=a.workers,
         eval_single=a.eval_single,
         stem=a.stem,
+        crop=None if a.no_crop else 64,
     )
     return 0
 

@@ -61,11 +61,14 @@ def _conv_stem_class() -> type:
     return ConvStemEmbed
 
 
-def build_scenes_vit(num_classes: int = 8, stem: str = "patch") -> nn.Module:
+def build_scenes_vit(num_classes: int = 8, stem: str = "patch", dynamic: bool = False) -> nn.Module:
     """A freshly initialised ``scenes_vit`` (timm ``VisionTransformer`` with :data:`VIT_CONFIG`);
-    ``stem="conv"`` swaps the 16x16 patchify for a convolutional stem on the same grid."""
+    ``stem="conv"`` swaps the 16x16 patchify for a convolutional stem on the same grid.
+    ``dynamic=True`` (training only) takes other input sizes, the position embeddings resampled;
+    its state dict is the same as the shipped model's."""
     from timm.models.vision_transformer import VisionTransformer
 
+    extra: dict = {"dynamic_img_size": True} if dynamic else {}
     if stem == "conv":
-        return VisionTransformer(num_classes=num_classes, embed_layer=_conv_stem_class(), **VIT_CONFIG)
-    return VisionTransformer(num_classes=num_classes, **VIT_CONFIG)
+        extra["embed_layer"] = _conv_stem_class()
+    return VisionTransformer(num_classes=num_classes, **VIT_CONFIG, **extra)
