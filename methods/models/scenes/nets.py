@@ -190,7 +190,7 @@ def build_scenes_resnet(num_classes: int = 8) -> nn.Module:
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "scenes_vgg": build_scenes_vgg,
     "scenes_resnet": build_scenes_resnet,
-    "scenes_vit": lambda num_classes: build_scenes_vit(num_classes, stem="conv"),
+    "scenes_vit": lambda num_classes: build_scenes_vit(num_classes, stem="vgg"),
 }
 
 

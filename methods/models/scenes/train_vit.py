@@ -3,7 +3,7 @@
 Usage::
 
     # the shipped weights:
-    python -m methods.models.scenes.train_vit --steps 2000 --seed 0 --threads 1 --workers 1 --stem conv
+    python -m methods.models.scenes.train_vit --steps 600 --seed 0 --threads 1 --workers 1 --stem vgg --no-crop
 
 Data: the same stream and curriculum as the CNNs (:mod:`methods.models.scenes.train`): batch
 ``i`` comes from ``numpy.random.default_rng([seed, i])`` over ``TRAIN_SEEDS``; the first
@@ -13,6 +13,10 @@ then whole 128x128 scenes, a share ``two_share`` of each batch with two objects 
 label 1/2 per class. The shipped model is the fixed-size ``VisionTransformer`` with the same
 state dict. Evaluation seeds (>= ``EVAL_SEED_START``) are never
 drawn in training.
+
+``--stem vgg`` (the shipped hybrid, see :mod:`methods.models.scenes.vit`) loads the bundled
+scenes_vgg's ``features`` into the embedding and freezes them (BatchNorm statistics too); only
+the 2x2 projection, the position embeddings, the blocks and the head train.
 
 Optimiser: AdamW (weight decay 0.05) with a OneCycle schedule (15 % warm-up, cosine decay),
 label smoothing 0.05, gradient clipping at norm 1 - the usual recipe that lets a small ViT
@@ -81,6 +85,7 @@ def train_vit(
     stem: str = "conv",
     crop: int | None = 64,
     crop_share: float = 0.5,
+    init: str | pathlib.Path | None = None,
     log: Callable[[str], None] | None = print,
     log_every: int = 100,
 ) -> dict:
@@ -104,8 +109,17 @@ def train_vit(
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = build_scenes_vit(len(CLASS_NAMES), stem=stem, dynamic=True).train()
+    if init is not None:  # a second stage: go on from an earlier run's weights
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(init)), strict=True)
+    frozen: torch.nn.Module | None = None
+    if stem == "vgg":  # the hybrid: scenes_vgg's trained features, frozen (BatchNorm statistics too)
+        frozen = model.patch_embed.proj[0]
+        frozen.load_state_dict({k.removeprefix("features."): v for k, v in sm.load_pretrained("scenes_vgg").state_dict().items() if k.startswith("features.")})
+        frozen.requires_grad_(False)
     crop_steps = int(round(crop_share * steps)) if crop else 0
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     loader = torch.utils.data.DataLoader(
         _Batches(seed, steps, batch_size, crop, crop_steps, two_share),
@@ -117,12 +131,14 @@ def train_vit(
     running = 0.0
     it = iter(loader)
     for step in range(steps):
+        if frozen is not None:
+            frozen.eval()
         x, y = next(it)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=0.05)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         opt.step()
         sched.step()
         running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
@@ -176,6 +192,7 @@ def train_vit(
             "steps": steps,
             "batch_size": batch_size,
             "two_object_share": two_share,
+            "init": str(init) if init is not None else None,
             "crop": crop,
             "crop_steps": crop_steps,
             "optimizer": "AdamW(weight_decay=0.05), OneCycleLR(pct_start=0.15), clip_grad_norm 1.0",
@@ -208,8 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--eval-single", type=int, default=1000)
-    p.add_argument("--stem", choices=("patch", "conv"), default="conv")
+    p.add_argument("--stem", choices=("patch", "conv", "vgg"), default="conv")
     p.add_argument("--no-crop", action="store_true", help="whole scenes from the first step")
+    p.add_argument("--init", default=None, help="start from these weights (a second stage)")
     a = p.parse_args(argv)
     train_vit(
         steps=a.steps,
@@ -223,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         eval_single=a.eval_single,
         stem=a.stem,
         crop=None if a.no_crop else 64,
+        init=a.init,
     )
     return 0
 

@@ -19,7 +19,8 @@ BUNDLED: dict[str, tuple[str, str]] = {
     ),
     "scenes_vit": (
         "Scenes ViT (bundled)",
-        "Small Vision Transformer (timm, 4 blocks, 8x8 tokens) trained on GradLens synthetic scenes; no download.",
+        "Small hybrid Vision Transformer (timm; scenes_vgg's features, then 4 attention blocks on 8x8 "
+        "tokens) trained on GradLens synthetic scenes; no download.",
     ),
 }
 

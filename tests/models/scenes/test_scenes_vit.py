@@ -58,20 +58,12 @@ def test_attention_maps_point_at_the_object_on_most_fresh_scenes():
 
 
 def test_training_script_runs_seeded_and_writes_weights_and_card(tmp_path):
-    card = train_vit(
-        steps=2, batch_size=4, out_dir=tmp_path, eval_single=8, eval_every=0, workers=0, threads=None, log=None
-    )
+    kw = dict(steps=2, batch_size=4, eval_single=8, eval_every=0, workers=0, threads=None, stem="vgg", crop=None, log=None)
+    card = train_vit(out_dir=tmp_path, **kw)
     assert (tmp_path / "scenes_vit.safetensors").is_file() and card["training"]["steps"] == 2
     a = sm.load_weights("scenes_vit", tmp_path / "scenes_vit.safetensors").state_dict()
-    train_vit(
-        steps=2,
-        batch_size=4,
-        out_dir=tmp_path / "again",
-        eval_single=8,
-        eval_every=0,
-        workers=0,
-        threads=None,
-        log=None,
-    )
+    train_vit(out_dir=tmp_path / "again", **kw)
     b = sm.load_weights("scenes_vit", tmp_path / "again" / "scenes_vit.safetensors").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # same seed, same weights
+    vgg = sm.load_pretrained("scenes_vgg").state_dict()
+    assert torch.equal(a["patch_embed.proj.0.0.weight"], vgg["features.0.weight"])  # the frozen stem
