@@ -177,6 +177,11 @@ def _init(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def vgg_features() -> nn.Module:
+    """A fresh ``scenes_vgg`` ``features`` stack (the embedding of the hybrid ``scenes_vit``)."""
+    return ScenesVGG().features
+
+
 def build_scenes_vgg(num_classes: int = 8) -> nn.Module:
     """A freshly initialised ``scenes_vgg`` (see the module docstring for the layout)."""
     return ScenesVGG(num_classes)
@@ -190,7 +195,7 @@ def build_scenes_resnet(num_classes: int = 8) -> nn.Module:
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "scenes_vgg": build_scenes_vgg,
     "scenes_resnet": build_scenes_resnet,
-    "scenes_vit": lambda num_classes: build_scenes_vit(num_classes, stem="vgg"),
+    "scenes_vit": lambda num_classes: build_scenes_vit(num_classes, stem="vgg", vgg_features=vgg_features),
 }
 
 

@@ -37,6 +37,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +46,7 @@ from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, TRAIN_SEEDS, make_
 from methods.errors import OptionError
 from methods.models.scenes import nets as sm
 from methods.models.scenes.evaluation import EVAL_SINGLE_START, to_tensor
-from methods.models.scenes.train import _Batches
+from methods.models.scenes.train import Batches
 from methods.models.scenes.vit import VIT_CONFIG, VIT_DEFAULT_LAYER, build_scenes_vit
 
 __all__ = ["train_vit", "accuracy", "main"]
@@ -108,21 +109,28 @@ def train_vit(
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = build_scenes_vit(len(CLASS_NAMES), stem=stem, dynamic=True).train()
+    model = build_scenes_vit(len(CLASS_NAMES), stem=stem, dynamic=True, vgg_features=sm.vgg_features).train()
     if init is not None:  # a second stage: go on from an earlier run's weights
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(init)), strict=True)
-    frozen: torch.nn.Module | None = None
+    frozen: Any = None
     if stem == "vgg":  # the hybrid: scenes_vgg's trained features, frozen (BatchNorm statistics too)
-        frozen = model.patch_embed.proj[0]
-        frozen.load_state_dict({k.removeprefix("features."): v for k, v in sm.load_pretrained("scenes_vgg").state_dict().items() if k.startswith("features.")})
+        embed: Any = model.patch_embed
+        frozen = embed.proj[0]
+        frozen.load_state_dict(
+            {
+                k.removeprefix("features."): v
+                for k, v in sm.load_pretrained("scenes_vgg").state_dict().items()
+                if k.startswith("features.")
+            }
+        )
         frozen.requires_grad_(False)
     crop_steps = int(round(crop_share * steps)) if crop else 0
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     loader = torch.utils.data.DataLoader(
-        _Batches(seed, steps, batch_size, crop, crop_steps, two_share),
+        Batches(seed, steps, batch_size, crop, crop_steps, two_share),
         batch_size=None,
         num_workers=workers,
         prefetch_factor=4 if workers else None,
@@ -151,7 +159,7 @@ def train_vit(
     del it, loader
     seconds, cpu = time.time() - t0, time.process_time() - c0
     trained = model
-    model = build_scenes_vit(len(CLASS_NAMES), stem=stem)
+    model = build_scenes_vit(len(CLASS_NAMES), stem=stem, vgg_features=sm.vgg_features)
     model.load_state_dict(trained.state_dict(), strict=True)  # the fixed-size model that ships
     model.eval()
     acc = accuracy(model, eval_single) if eval_single else None

@@ -27,7 +27,11 @@ difference between the two models lives in the four attention blocks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from torch import nn
+
+from methods.errors import OptionError
 
 __all__ = ["VIT_CONFIG", "VIT_DEFAULT_LAYER", "build_scenes_vit"]
 
@@ -67,10 +71,8 @@ def _conv_stem_class() -> type:
     return ConvStemEmbed
 
 
-def _vgg_stem_class() -> type:
+def _vgg_stem_class(features: Callable[[], nn.Module]) -> type:
     from timm.layers import PatchEmbed
-
-    from methods.models.scenes.nets import ScenesVGG
 
     class VGGStemEmbed(PatchEmbed):
         """timm's ``PatchEmbed`` whose ``proj`` is ``scenes_vgg``'s ``features`` (128 channels on a
@@ -79,22 +81,30 @@ def _vgg_stem_class() -> type:
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            features = ScenesVGG().features
-            self.proj = nn.Sequential(features, nn.Conv2d(128, self.proj.out_channels, 2, stride=2))  # type: ignore[assignment]
+            self.proj = nn.Sequential(features(), nn.Conv2d(128, self.proj.out_channels, 2, stride=2))  # type: ignore[assignment]
 
     return VGGStemEmbed
 
 
-def build_scenes_vit(num_classes: int = 8, stem: str = "patch", dynamic: bool = False) -> nn.Module:
+def build_scenes_vit(
+    num_classes: int = 8,
+    stem: str = "patch",
+    dynamic: bool = False,
+    vgg_features: Callable[[], nn.Module] | None = None,
+) -> nn.Module:
     """A freshly initialised ``scenes_vit`` (timm ``VisionTransformer`` with :data:`VIT_CONFIG`);
     ``stem="conv"`` swaps the 16x16 patchify for a convolutional stem on the same grid.
     ``dynamic=True`` (training only) takes other input sizes, the position embeddings resampled;
-    its state dict is the same as the shipped model's."""
+    its state dict is the same as the shipped model's. ``stem="vgg"`` (the shipped hybrid) needs
+    ``vgg_features``: a function that builds scenes_vgg's ``features`` (``nets`` passes it; this
+    module does not import ``nets``)."""
     from timm.models.vision_transformer import VisionTransformer
 
     extra: dict = {"dynamic_img_size": True} if dynamic else {}
     if stem == "conv":
         extra["embed_layer"] = _conv_stem_class()
     elif stem == "vgg":
-        extra["embed_layer"] = _vgg_stem_class()
+        if vgg_features is None:
+            raise OptionError("stem='vgg' needs vgg_features (use methods.models.scenes.nets.build('scenes_vit'))")
+        extra["embed_layer"] = _vgg_stem_class(vgg_features)
     return VisionTransformer(num_classes=num_classes, **VIT_CONFIG, **extra)

@@ -58,7 +58,9 @@ def test_attention_maps_point_at_the_object_on_most_fresh_scenes():
 
 
 def test_training_script_runs_seeded_and_writes_weights_and_card(tmp_path):
-    kw = dict(steps=2, batch_size=4, eval_single=8, eval_every=0, workers=0, threads=None, stem="vgg", crop=None, log=None)
+    kw = dict(
+        steps=2, batch_size=4, eval_single=8, eval_every=0, workers=0, threads=None, stem="vgg", crop=None, log=None
+    )
     card = train_vit(out_dir=tmp_path, **kw)
     assert (tmp_path / "scenes_vit.safetensors").is_file() and card["training"]["steps"] == 2
     a = sm.load_weights("scenes_vit", tmp_path / "scenes_vit.safetensors").state_dict()
