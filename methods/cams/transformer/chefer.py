@@ -5,10 +5,13 @@ GradLens implements the relevance update of the authors' follow-up for self-atte
 
     Ā_l = mean_h ( (∂y_c/∂A_l) ⊙ A_l )^+          (T, T), ⁺ = max(·, 0)
     R_0 = I,   R_l = R_(l-1) + Ā_l · R_(l-1)       for l = 1 .. L
-    map = r^T R_L  on the patch tokens, reshaped to the patch grid
+    map = r^T (R_L - I)  on the patch tokens, reshaped to the patch grid
 
 ``y_c`` is the target logit, ``A_l`` layer l's softmax attention (N, heads, T, T), ``r`` the
-query row the classifier reads (the class token; the patch mean for average pooling).
+query row the classifier reads (the class token; the patch mean for average pooling). For a
+class-token read-out, subtracting ``I`` changes nothing on the patch tokens (the paper's
+``R[0, 1:]``); for an average-pooled head it removes each patch's own residual path, a uniform
+floor of ``1/n`` on every patch that would otherwise swamp the map's energy.
 
 Deviation: the CVPR 2021 paper weights the attention's LRP relevance (not ``A_l``) by the
 gradient and multiplies ``I + Ā_l`` over layers; its full LRP through every layer is not
@@ -56,5 +59,6 @@ class CheferRelevance(AttentionMethod):
         atts = p.record.attentions
         grads = torch.autograd.grad(p.score, atts)
         rel = relevance_matrix([a.detach() for a in atts], [g.detach() for g in grads])  # (N, T, T)
+        rel = rel - torch.eye(rel.shape[-1], dtype=rel.dtype, device=rel.device)
         rows = readout_rows(model, rel.shape[-1], p.n_prefix).to(rel)
         return tokens_to_grid(torch.einsum("t,nts->ns", rows, rel), p.grid)  # (N, h, w)

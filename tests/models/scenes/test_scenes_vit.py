@@ -49,12 +49,15 @@ def test_attention_maps_point_at_the_object_on_most_fresh_scenes():
     vit = sm.load_pretrained("scenes_vit")
     images, labels, masks = make_batch(range(EVAL_SINGLE_START, EVAL_SINGLE_START + 40))
     x = to_tensor(images)
-    for name in ("chefer", "legrad"):
+    for name in ("rollout", "chefer"):  # 500 scenes: 0.73 and 0.70 (benchmarks/vit_scenes.py); chance ~0.1
         exp = methods.explain(vit, x, name, target=torch.from_numpy(labels))
         maps = exp.maps[exp.layers[0]]
         assert maps.shape == (40, 8, 8)
         hits = sum(pointing_game(maps[i], masks[i]) for i in range(40))
-        assert hits >= 28, f"{name}: {hits}/40"  # measured: see benchmarks/vit_scenes.py
+        assert hits >= 22, f"{name}: {hits}/40"
+    with pytest.warns(methods.GradLensWarning, match="LeGrad: this model averages its tokens"):
+        exp = methods.explain(vit, x[:2], "legrad", target=torch.from_numpy(labels[:2]))
+    assert any("class-token read-out" in n for n in exp.notes)  # the note says why not to trust it
 
 
 def test_training_script_runs_seeded_and_writes_weights_and_card(tmp_path):
