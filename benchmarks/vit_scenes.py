@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 import torch
 
 import methods
 from methods.data.scenes import make_batch
-from methods.errors import GradLensError
+from methods.errors import GradLensError, GradLensWarning
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.models.scenes import nets as sm
 from methods.models.scenes.evaluation import EVAL_SINGLE_START, to_tensor
 
-VIT_METHODS = ("rollout", "chefer", "legrad", "gradcam")
+VIT_METHODS = ("rollout", "chefer", "legrad", "gradcam", "gradcam@blocks.3")
 
 
 def score(model, x, labels, masks, method: str, layer: str | None, batch: int = 50) -> tuple[float, float]:
@@ -48,6 +49,7 @@ def main() -> None:
     p.add_argument("--weights", default=None, help="a scenes_vit safetensors file (default: the bundled one)")
     a = p.parse_args()
     torch.set_num_threads(1)
+    warnings.simplefilter("once", GradLensWarning)  # LeGrad's note on average-pooled heads: once
     vit = sm.load_weights("scenes_vit", a.weights) if a.weights else sm.load_pretrained("scenes_vit")
     images, labels_np, masks = make_batch(range(EVAL_SINGLE_START, EVAL_SINGLE_START + a.n))
     x, labels = to_tensor(images), torch.from_numpy(labels_np)
@@ -58,7 +60,8 @@ def main() -> None:
     )
     print(f"{'model':<13s} {'method':<10s} {'layer':<16s} {'pointing':>8s} {'energy':>7s} {'s/img':>7s}")
     for method in VIT_METHODS:
-        layer = sm.DEFAULT_LAYERS["scenes_vit"] if method == "gradcam" else None
+        method, _, at = method.partition("@")
+        layer = at or (sm.DEFAULT_LAYERS["scenes_vit"] if method == "gradcam" else None)
         t0 = time.perf_counter()
         try:
             pt, en = score(vit, x, labels, masks, method, layer)
