@@ -28,7 +28,7 @@ Method discovery is explicit: the imports below register the built-in methods. A
 registers its own with :func:`register_method` the same way.
 """
 
-# The built-in methods: importing registers them, in THIS order (22 in all), the order of every menu;
+# The built-in methods: importing registers them, in THIS order (25 in all), the order of every menu;
 # first, before anything else imports a method module (faithfulness imports the baselines).
 # isort: off
 from methods.cams import gradient as _gradient  # noqa: F401  Grad-CAM, ++, XGrad, HiRes, Layer, Eigen-Grad, element-wise
@@ -40,6 +40,9 @@ from methods.cams import fullgrad as _fullgrad  # noqa: F401  FullGrad
 from methods.cams import perturb as _perturb  # noqa: F401  RISE, Occlusion
 from methods.cams import drise as _drise  # noqa: F401  D-RISE (detection targets)
 from methods.cams import baselines as _baselines  # noqa: F401  Eigen-CAM, Random, Centre
+from methods.cams.transformer import rollout as _rollout  # noqa: F401  Attention rollout
+from methods.cams.transformer import chefer as _chefer  # noqa: F401  Chefer relevance
+from methods.cams.transformer import legrad as _legrad  # noqa: F401  LeGrad
 # isort: on
 
 from methods import targets

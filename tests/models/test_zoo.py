@@ -125,9 +125,10 @@ def test_catalog_default_layer_matches_the_generic_rule(name):
 
 def test_model_names_and_checkpoint_architectures():
     names = zoo.model_names()
-    assert names[:5] == [
+    assert names[:6] == [
         "scenes_vgg",
         "scenes_resnet",
+        "scenes_vit",
         "efficientnet_lite0",
         "efficientnet_lite1",
         "efficientnet_lite2",

@@ -47,8 +47,8 @@ __all__ = [
     "suggest",
 ]
 
-Family = Literal["gradient", "activation", "score", "pixel", "baseline"]
-FAMILIES: tuple[str, ...] = ("gradient", "activation", "score", "pixel", "baseline")
+Family = Literal["gradient", "activation", "score", "pixel", "baseline", "attention"]
+FAMILIES: tuple[str, ...] = ("gradient", "activation", "score", "pixel", "baseline", "attention")
 TARGET_KINDS: tuple[str, ...] = ("class", "box", "region", "embedding")
 """What a map can explain: a classifier's class, or a task target of :mod:`methods.targets`."""
 Resolution = Literal["layer", "input"]
@@ -83,8 +83,9 @@ class MethodSpec:
         family: ``"gradient"`` (layer maps from one forward + one backward), ``"activation"``
             (layer maps from one forward and the model's own weights: CAM), ``"score"`` (layer maps
             from many forwards, no gradients), ``"pixel"`` (maps at the input's resolution:
-            guided backprop, FullGrad, RISE, occlusion ...) or ``"baseline"`` (a reference that a
-            real method must beat).
+            guided backprop, FullGrad, RISE, occlusion ...), ``"baseline"`` (a reference that a
+            real method must beat) or ``"attention"`` (maps from a transformer's recorded attention
+            weights, on its patch grid: rollout, Chefer, LeGrad).
         needs_gradients: whether the method runs a backward pass (layer or input gradients).
         cost: human cost note (``"1 fwd + 1 bwd"``, ``"C/batch forwards"``).
         paper: URL of the paper (empty for baselines without one).
@@ -106,6 +107,9 @@ class MethodSpec:
         targets: the target kinds the method explains (:data:`TARGET_KINDS`: ``"class"`` for a
             classifier's class, ``"box"``, ``"region"``, ``"embedding"`` for :mod:`methods.targets`);
             every built-in method takes all of them but D-RISE (boxes only) and CAM (classes only).
+        requires: ``model -> None`` when the method applies to the model, else a one-line reason
+            (attention methods on a CNN); None: it applies to every model. Menus call
+            :meth:`why_not` to show "does not apply" instead of running into an error.
     """
 
     name: str
@@ -122,6 +126,15 @@ class MethodSpec:
     layer_independent: bool = False
     final_layer_only: bool = False
     targets: tuple[str, ...] = TARGET_KINDS
+    requires: Callable[[Any], str | None] | None = None
+
+    def why_not(self, model: Any) -> str | None:
+        """None when the method applies to ``model``; else the one-line reason it does not."""
+        return self.requires(model) if self.requires is not None else None
+
+    def applies_to(self, model: Any) -> bool:
+        """Whether the method applies to ``model`` (see :attr:`requires`)."""
+        return self.why_not(model) is None
 
     @property
     def options(self) -> list[OptionInfo]:
@@ -195,6 +208,7 @@ def register_method(
     layer_independent: bool = False,
     final_layer_only: bool = False,
     targets: tuple[str, ...] = TARGET_KINDS,
+    requires: Callable[[Any], str | None] | None = None,
 ) -> Callable[[_C], _C]:
     """Class decorator: register a CAM method under ``name`` with a frozen spec.
 
@@ -212,6 +226,7 @@ def register_method(
         layer_independent: the map is the same for every layer (computed once per call).
         final_layer_only: only the layer before a GAP + linear head works (CAM).
         targets: the target kinds the method explains (default: all of :data:`TARGET_KINDS`).
+        requires: ``model -> None | reason``: which models the method applies to (default: all).
 
     Returns:
         The decorator; it sets ``cls.spec`` and returns the class unchanged otherwise.
@@ -262,6 +277,7 @@ def register_method(
             layer_independent=bool(layer_independent),
             final_layer_only=bool(final_layer_only),
             targets=tuple(targets),
+            requires=requires,
         )
         cls.spec = spec
         _REGISTRY[name] = spec

@@ -29,12 +29,14 @@ from torch import nn
 
 from methods.data.scenes import CLASS_NAMES
 from methods.errors import BadWeightsError, MissingWeightsError, OptionError
+from methods.models.scenes.vit import VIT_DEFAULT_LAYER, build_scenes_vit
 
 __all__ = [
     "INPUT_SIZE",
     "MEAN",
     "STD",
     "BUNDLED",
+    "BUNDLED_TRANSFORMERS",
     "DEFAULT_LAYERS",
     "ASSETS_DIR",
     "MissingWeightsError",
@@ -56,9 +58,17 @@ INPUT_SIZE = 128
 MEAN: tuple[float, float, float] = (0.5205, 0.5102, 0.5017)
 STD: tuple[float, float, float] = (0.2363, 0.2361, 0.2387)
 
+#: The bundled CNNs. The bundled transformer ``scenes_vit`` (:mod:`methods.models.scenes.vit`) is in
+#: ``BUNDLED_TRANSFORMERS``; every function here takes either.
 BUNDLED: tuple[str, ...] = ("scenes_vgg", "scenes_resnet")
-#: Layer whose Grad-CAM localizes best (measured, see the model cards): the end of each backbone.
-DEFAULT_LAYERS: dict[str, str] = {"scenes_vgg": "features.20", "scenes_resnet": "layer4"}
+BUNDLED_TRANSFORMERS: tuple[str, ...] = ("scenes_vit",)
+#: Layer whose Grad-CAM localizes best (measured, see the model cards): the end of each backbone;
+#: for the ViT the last block's first norm (token maps).
+DEFAULT_LAYERS: dict[str, str] = {
+    "scenes_vgg": "features.20",
+    "scenes_resnet": "layer4",
+    "scenes_vit": VIT_DEFAULT_LAYER,
+}
 
 ASSETS_DIR = pathlib.Path(__file__).resolve().parents[1] / "assets"
 
@@ -167,6 +177,11 @@ def _init(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def vgg_features() -> nn.Module:
+    """A fresh ``scenes_vgg`` ``features`` stack (the embedding of the hybrid ``scenes_vit``)."""
+    return ScenesVGG().features
+
+
 def build_scenes_vgg(num_classes: int = 8) -> nn.Module:
     """A freshly initialised ``scenes_vgg`` (see the module docstring for the layout)."""
     return ScenesVGG(num_classes)
@@ -180,12 +195,13 @@ def build_scenes_resnet(num_classes: int = 8) -> nn.Module:
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "scenes_vgg": build_scenes_vgg,
     "scenes_resnet": build_scenes_resnet,
+    "scenes_vit": lambda num_classes: build_scenes_vit(num_classes, stem="vgg", vgg_features=vgg_features),
 }
 
 
 def _check_name(name: str) -> str:
     if name not in _BUILDERS:
-        raise OptionError(f"unknown bundled model {name!r}; valid names are {list(BUNDLED)}")
+        raise OptionError(f"unknown bundled model {name!r}; valid names are {list(BUNDLED + BUNDLED_TRANSFORMERS)}")
     return name
 
 
@@ -208,8 +224,10 @@ def card_path(name: str) -> pathlib.Path:
     return ASSETS_DIR / f"{_check_name(name)}.json"
 
 
-def _arch_flag(name: str) -> str:
-    return name.removeprefix("scenes_")
+def _retrain(name: str) -> str:
+    if name in BUNDLED_TRANSFORMERS:
+        return "python -m methods.models.scenes.train_vit"
+    return f"python -m methods.models.scenes.train --arch {name.removeprefix('scenes_')}"
 
 
 def load_weights(name: str, path: str | pathlib.Path) -> nn.Module:
@@ -228,7 +246,7 @@ def load_weights(name: str, path: str | pathlib.Path) -> nn.Module:
 
     model = build(name)
     path = pathlib.Path(path)
-    retrain = f"python -m methods.models.scenes.train --arch {_arch_flag(name)}"
+    retrain = _retrain(name)
     if not path.is_file():
         raise MissingWeightsError(f"weights of {name!r} not found at {path}; recreate them with `{retrain}`")
     try:
@@ -268,10 +286,7 @@ def model_card(name: str) -> dict:
     """
     path = card_path(name)
     if not path.is_file():
-        raise MissingWeightsError(
-            f"model card of {name!r} not found at {path}; recreate it with "
-            f"`python -m methods.models.scenes.train --arch {_arch_flag(name)}`"
-        )
+        raise MissingWeightsError(f"model card of {name!r} not found at {path}; recreate it with `{_retrain(name)}`")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

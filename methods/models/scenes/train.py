@@ -57,6 +57,7 @@ from methods.models.scenes.evaluation import EVAL_SINGLE_START, EVAL_TWO_START, 
 
 __all__ = [
     "ARCHS",
+    "Batches",
     "EVAL_SINGLE_START",
     "EVAL_TWO_START",
     "train",
@@ -131,6 +132,9 @@ class _Batches(torch.utils.data.IterableDataset):
         for i in range(wid, self.steps, nw):
             rng = np.random.default_rng([self.seed, i])
             yield _batch(rng, self.bs, crop=self.crop if i < self.crop_steps else None, two_share=self.two_share)
+
+
+Batches = _Batches  # public name: methods.models.scenes.train_vit draws the same stream
 
 
 def _children_cpu() -> float:

@@ -1,4 +1,4 @@
-"""The bundled scene models (``scenes_vgg``, ``scenes_resnet``): weights shipped in ``methods/models/assets/``."""
+"""The bundled scene models (``scenes_vgg``, ``scenes_resnet``, ``scenes_vit``): weights shipped in ``methods/models/assets/``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ BUNDLED: dict[str, tuple[str, str]] = {
         "Scenes ResNet (bundled)",
         "Small ResNet-style CNN trained on GradLens synthetic scenes; no download.",
     ),
+    "scenes_vit": (
+        "Scenes ViT (bundled)",
+        "Small hybrid Vision Transformer (timm; scenes_vgg's features, then 4 attention blocks on 8x8 "
+        "tokens) trained on GradLens synthetic scenes; no download.",
+    ),
 }
 
 
@@ -27,7 +32,8 @@ def scenes_card(name: str) -> ModelCard:
         license="MIT (GradLens)",
         trained_on=f"GradLens synthetic scenes: {len(scene_nets.CLASS_NAMES)} shapes "
         f"({', '.join(scene_nets.CLASS_NAMES)}) on textured backgrounds; not photos",
-        origin="trained on CPU by methods/models/scenes/train.py (see the JSON card next to the weights)",
+        origin=f"trained on CPU by methods/models/scenes/{'train_vit' if name == 'scenes_vit' else 'train'}.py "
+        "(see the JSON card next to the weights)",
     )
 
 

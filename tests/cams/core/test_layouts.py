@@ -234,6 +234,10 @@ def test_every_method_gives_a_finite_map_on_tokens_or_refuses(method):
     token is zero, so the logits ARE the head applied to the patches' average.)"""
     refused = {"ablationcam", "fullgrad"}
     model = TinyViT()
+    if methods.get_method(method).why_not(model):  # attention methods: TinyViT has no timm/HF attention
+        with pytest.raises(methods.GradLensError, match="does not apply"):
+            methods.explain(model, X, method, layers="blocks.0.norm1", target=1)
+        return
     if method in refused:
         with pytest.raises(methods.GradLensError):
             methods.explain(model, X, method, layers="blocks.0.norm1", target=1)
@@ -249,6 +253,10 @@ def test_every_layer_method_runs_on_a_channels_last_layer_or_refuses(method):
     """The same on an (N, h, w, C) layer read through its LayerNorm (only Ablation-CAM refuses)."""
     torch.manual_seed(0)
     model, x = ChannelsLast(), torch.randn(1, 3, 4, 4)
+    if methods.get_method(method).why_not(model):  # attention methods refuse a model without attention
+        with pytest.raises(methods.GradLensError, match="does not apply"):
+            methods.explain(model, x, method, layers="norm", target=0)
+        return
     if method == "ablationcam":
         with pytest.raises(LayerError, match="channels last"):
             methods.explain(model, x, method, layers="norm", target=0)

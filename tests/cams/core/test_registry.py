@@ -33,15 +33,18 @@ BUILT_IN = [
     "eigencam",
     "random",
     "centre",
+    "rollout",
+    "chefer",
+    "legrad",
 ]
 
 
-def test_the_21_built_in_methods_are_registered_with_complete_specs():
+def test_the_24_built_in_methods_are_registered_with_complete_specs():
     names = [s.name for s in list_methods()]
-    assert names[: len(BUILT_IN)] == BUILT_IN and len(BUILT_IN) == 21
+    assert names[: len(BUILT_IN)] == BUILT_IN and len(BUILT_IN) == 24
     for spec in list_methods():
         assert spec.label and spec.cost and spec.summary
-        assert spec.family in ("gradient", "activation", "score", "pixel", "baseline")
+        assert spec.family in ("gradient", "activation", "score", "pixel", "baseline", "attention")
         if spec.family == "gradient":
             assert spec.needs_gradients
         if spec.family in ("score", "activation", "baseline"):
@@ -58,7 +61,8 @@ def test_spec_flags_of_the_new_families():
     independent = {s.name for s in list_methods() if s.layer_independent}
     assert independent == {"guidedbackprop", "fullgrad", "rise", "occlusion"}
     agnostic = {s.name for s in list_methods() if s.class_agnostic}
-    assert agnostic == {"guidedbackprop", "fullgrad", "eigencam", "random", "centre"}
+    assert agnostic == {"guidedbackprop", "fullgrad", "eigencam", "random", "centre", "rollout"}
+    assert {s.name for s in list_methods() if s.requires is not None} == {"rollout", "chefer", "legrad"}
     assert [s.name for s in list_methods() if s.final_layer_only] == ["cam"]
     with pytest.raises(ValueError, match="layer_independent=True needs resolution='input'"):
         register_method(name="badflags", label="x", family="gradient", cost="x", summary="x", layer_independent=True)
