@@ -6,6 +6,8 @@
   saved view redraws without the model).
 * :func:`offer_model`: one click to another model and its default sample (the scene model
   wherever ground-truth masks are needed).
+* :func:`task_panel`: a model whose task (classification, detection, segmentation) the page does
+  not explain: what it is, and a link to the page that does (the page table's ``tasks``).
 * :func:`weights_panel`: a catalog model whose weights are not here. torchvision: a
   "Download weights (N MB)" button that fetches them with ``methods.models.download_weights``
   (temporary file, length and sha256 checked, renamed when complete) behind a progress bar with
@@ -24,15 +26,22 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.app.errors import shown_errors
-from dashboard.app.navigation import VIEW_KEY
+from dashboard.app import uploads
+from dashboard.app.errors import md_escape, shown_errors
+from dashboard.app.navigation import VIEW_KEY, link_query
 from dashboard.app.widgets import force
-from dashboard.core import menus
+from dashboard.core import menus, pages
 from dashboard.core.params import is_upload
 from dashboard.core.state import DEFAULT_MODEL, ViewState
 from methods.models import downloads
 
-__all__ = ["model_choice", "domain_text", "domain_warning", "offer_model", "weights_panel"]
+__all__ = ["model_choice", "model_task", "domain_text", "domain_warning", "offer_model", "task_panel", "weights_panel"]
+
+_TASK_WORDS = {
+    "classification": "a classifier: it gives one score per class for the whole image",
+    "detection": "a detector: it returns boxes, each with a label and a score",
+    "segmentation": "a segmenter: it gives a class to every pixel",
+}
 
 #: ``run(work, label)``: calls ``work(progress)`` behind a progress bar (``jobs.run_with_progress``).
 Run = Callable[..., Any]
@@ -65,6 +74,40 @@ def domain_warning(view: ViewState, container=None) -> bool:
         label = next((m.label for m in menus.model_choices() if m.id == other), other)
         offer_model(other, f"Explain it with {label}", key="w_offer_domain", image=view.image, container=box)
     return bool(text)
+
+
+def model_task(view: ViewState) -> str:
+    """The task of the view's model: the catalog's, or an uploaded checkpoint's (its LoadedModel)."""
+    choice = model_choice(view.model)
+    if choice is not None:
+        return choice.task
+    handle = uploads.session_upload(uploads.uploaded_models(), view.model, "checkpoint")["handle"]  # an upload
+    return str(getattr(handle.loaded, "task", "classification"))
+
+
+def task_panel(view: ViewState, row: pages.Page) -> bool:
+    """True when page ``row`` explains the view's model's task; otherwise say what the model is,
+    why this page does not fit it, and link to the page that does (carrying the view); False."""
+    task = model_task(view)
+    if task in row.tasks:
+        return True
+    choice = model_choice(view.model)
+    label = choice.label if choice is not None else view.model
+    other = pages.page_for_task(task)
+    what = " or ".join(_TASK_WORDS[t].split(":")[0] for t in row.tasks)
+    with st.container(border=True):
+        st.markdown(
+            f":material/category: **{md_escape(label)} is {_TASK_WORDS.get(task, task)}.** "
+            f"The {row.title} page explains {what}, so it has nothing to show for this model. "
+            f"The {other.title} page explains its {'boxes' if task == 'detection' else 'objects'}."
+        )
+        st.page_link(
+            other.script,
+            label=f"Open the {other.title} page",
+            icon=":material/arrow_forward:",
+            query_params=link_query(view),
+        )
+    return False
 
 
 def _switch(model: str, image: str) -> None:

@@ -74,6 +74,11 @@ def _run_view(row: pages.Page) -> ViewState:
     if not model_fit.weights_panel(view, run=run_clicked):  # the weights first: a download or a pip command
         commit(view)
         return view
+    with shown_errors(doing="checking the model's task") as task_check:
+        fits = model_fit.task_panel(view, row)  # a detector on a classification page: the page that fits
+    if task_check.failed or not fits:
+        commit(view)
+        return view
     capture.start_recording()
     review_slot = st.container()  # "Save to review", filled once the page has drawn its maps
     if controls is not None:

@@ -212,6 +212,9 @@ def _target_section(view: ViewState, messages: list[str]) -> ViewState:
     if choice is not None and not choice.available:  # nothing to load: the page says how to get the weights
         sb.caption("The classes appear once the model's weights are on this machine (see the page).")
         return view
+    if model_fit.model_task(view) != "classification":  # boxes or pixels: the page picks the object
+        sb.caption("This model detects or segments: pick the object to explain on the Detection page.")
+        return view
     # the page shows the library's full message; here a pointer is enough
     with shown_errors(
         container=sb,

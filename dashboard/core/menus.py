@@ -60,6 +60,7 @@ class ModelChoice:
     trained_on: str = ""
     how_to_get: str = ""
     download_mb: float | None = None
+    task: str = "classification"
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def model_choices() -> list[ModelChoice]:
             entry.card.trained_on if entry.card is not None else "",
             entry.how_to_get,
             entry.download_mb,
+            entry.task,
         )
         for entry in zoo.list_models()
     ]
@@ -137,15 +139,19 @@ def sample_choices() -> list[SampleChoice]:
 
 
 def default_image(model_id: str) -> str:
-    """The sample a view without an image shows: a scene for scene models, else a photo.
+    """The sample a view without an image shows: a scene for scene models (a two-object scene for
+    the bundled detector and segmenter, which have objects to pick), else a photo.
 
     Examples:
-        >>> default_image("efficientnet_lite0"), default_image("scenes_vgg")
-        ('chelsea', 'scene_star_brick')
+        >>> default_image("efficientnet_lite0"), default_image("scenes_vgg"), default_image("scenes_det")
+        ('chelsea', 'scene_star_brick', 'scene_circle_semicircle_grass')
     """
     choices = sample_choices()
     wanted = model_id if model_id.startswith("scenes_") else "imagenet"
-    return next((s.id for s in choices if s.suggested_model == wanted), choices[0].id if choices else "")
+    found = next((s.id for s in choices if s.suggested_model == wanted), None)
+    if found is None and wanted != "imagenet":
+        found = next((s.id for s in choices if s.kind == "scene" and len(s.classes) > 1), None)
+    return found or (choices[0].id if choices else "")
 
 
 def load_sample(name: str) -> np.ndarray:

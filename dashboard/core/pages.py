@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-__all__ = ["Page", "PAGES", "SIDEBAR_FIELDS", "VIEW_PAGES", "page"]
+__all__ = ["Page", "PAGES", "SIDEBAR_FIELDS", "VIEW_PAGES", "page", "page_for_task"]
 
 #: The view-state fields the sidebar sets: every page that draws a view reads them.
 SIDEBAR_FIELDS: tuple[str, ...] = ("model", "image", "target", "norm", "relu", "scope", "p_lo", "p_hi", "cmap", "alpha")
@@ -35,6 +35,8 @@ class Page:
         view: import path of the module whose ``show`` (and ``controls``) draw the page.
         fields: the :class:`~dashboard.core.state.ViewState` fields the page reads; empty = it draws
             no view (no sidebar; its links carry no view; ``show()`` takes no state).
+        tasks: the model tasks (``LoadedModel.task``) the page explains; a model of another task
+            gets a notice and a link to the page that fits (:func:`page_for_task`).
     """
 
     key: str
@@ -42,6 +44,7 @@ class Page:
     script: str
     view: str
     fields: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ("classification",)
 
     @property
     def label(self) -> str:
@@ -98,6 +101,14 @@ PAGES: tuple[Page, ...] = (
         "dashboard.views.sanity",
         SIDEBAR_FIELDS + ("methods", "layer", "mode", "seed", "classes") + _METHOD_OPTIONS,
     ),
+    Page(
+        "detection",
+        "Detection and segmentation",
+        "pages/9_Detection.py",
+        "dashboard.views.detection.view",
+        SIDEBAR_FIELDS + ("methods", "method", "layer", "box", "region", "steps") + _METHOD_OPTIONS,
+        tasks=("detection", "segmentation"),
+    ),
     Page("review", "Review", "pages/5_Review.py", "dashboard.views.review"),
     Page("benchmark", "Benchmark", "pages/8_Benchmark.py", "dashboard.views.benchmark.view"),
 )
@@ -114,3 +125,9 @@ def page(key: str) -> Page:
         return _BY_KEY[key]
     except KeyError:
         raise ValueError(f"page={key!r} is not one of {list(_BY_KEY)}") from None
+
+
+def page_for_task(task: str) -> Page:
+    """The page that explains models of ``task``: the first view page other than Home that does
+    (``"detection"`` -> the Detection page, ``"classification"`` -> Methods)."""
+    return next(p for p in PAGES if p.draws_view and task in p.tasks and p.key != "home")

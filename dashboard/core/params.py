@@ -14,6 +14,8 @@ readable module. Each parser takes the raw text and a ``Choices`` (duck-typed: i
     mode      Sanity: cascading | independent (``methods.metrics.sanity.check.MODES``)
     seed      Sanity: seed of the re-initialisations, >= 0
     classes   Sanity: how many top classes the class-sensitivity check compares, 2..10
+    box       Detection: the explained detection, by rank in the model's output (0 = the highest score)
+    region    Detection (segmentation models): the explained class's region, mask | box
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ __all__ = [
     "PARTNERS_MAX",
     "DEPTHS_RANGE",
     "CLASSES_RANGE",
+    "BOX_MAX",
+    "REGIONS",
     "PAGE_PARSERS",
     "parse_int",
     "parse_choice",
@@ -40,6 +44,10 @@ PARTNERS_MAX = 2
 #: Compare: the number of matched depths; Sanity: the number of classes of the class check.
 DEPTHS_RANGE: tuple[int, int] = (2, 8)
 CLASSES_RANGE: tuple[int, int] = (2, 10)
+#: Detection: the most detections a view may name (torchvision keeps 100 per image by default).
+BOX_MAX = 299
+#: Detection, segmentation models: the region of the class that is explained.
+REGIONS: tuple[str, ...] = ("mask", "box")
 
 
 class InvalidParam(Exception):
@@ -123,4 +131,6 @@ PAGE_PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "seed": lambda v, c: parse_int(v, 0, 2**31 - 1, "seed"),
     "classes": lambda v, c: parse_int(v, CLASSES_RANGE[0], CLASSES_RANGE[1], "classes"),
     "layer_page": lambda v, c: parse_int(v, 1, 999, "layer page"),
+    "box": lambda v, c: parse_int(v, 0, BOX_MAX, "box"),
+    "region": lambda v, c: parse_choice(v, REGIONS, "region"),
 }

@@ -33,7 +33,8 @@ Query parameters (only values that differ from the defaults are written)::
               that turns it on; ``from_query`` reports ``slow=1`` and ignores it
     opts      non-default method options, ``method.option:value`` comma-separated
               (``scorecam.batch_size:8,random.seed:3``; bools are true/false)
-    models, depths, metric (Compare page), mode, seed, classes (Sanity page): dashboard/core/params.py
+    models, depths, metric (Compare page), mode, seed, classes (Sanity page), box, region
+              (Detection page): dashboard/core/params.py
 
 ``from_query`` never raises on a hand-edited URL: every bad value falls back to its default and
 produces one human-readable message saying what was wrong.
@@ -123,6 +124,9 @@ class ViewState:
         options: non-default method options, sorted ``(method, option, value)`` triples.
         layer_set: the Layers page's layers when none are chosen: ``"blocks"`` or ``"all"``.
         models ... classes: the Compare and Sanity pages' fields (:mod:`dashboard.core.params`).
+        box, region: the Detection page's object: the detection's rank (0 = highest score); for a
+            segmenter, the class is ``target`` (None = the largest predicted object class) and
+            ``region`` its predicted ``"mask"`` or that mask's ``"box"``.
     """
 
     page: str = "home"
@@ -153,6 +157,8 @@ class ViewState:
     mode: str = "cascading"  # Sanity: cascading | independent randomization
     seed: int = 0  # Sanity: seed of the re-initialisations
     classes: int = 3  # Sanity: top classes of the class-sensitivity check
+    box: int = 0  # Detection: the detection's rank in the model's output
+    region: str = "mask"  # Detection, segmenters: "mask" | "box"
 
     def options_of(self, method: str) -> dict[str, Any]:
         """The non-default options of ``method`` as keyword arguments."""

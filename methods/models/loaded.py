@@ -25,7 +25,18 @@ from methods._internal.torch_utils import model_device
 from methods.data.placement import RESIZES, Placement, Resize, placement
 from methods.errors import InputError, OptionError, WrongTypeError
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Source", "SOURCES", "Domain", "DOMAINS", "ModelCard", "LoadedModel"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Source",
+    "SOURCES",
+    "Domain",
+    "DOMAINS",
+    "Task",
+    "TASKS",
+    "ModelCard",
+    "LoadedModel",
+]
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -38,6 +49,13 @@ Domain = Literal["imagenet", "scenes", "unknown"]
 #: ``"scenes"`` (GradLens's synthetic shapes), ``"unknown"`` (a user's checkpoint). An image from
 #: another domain (a photo for a scenes model) gets a prediction that means little.
 DOMAINS: tuple[str, ...] = ("imagenet", "scenes", "unknown")
+
+Task = Literal["classification", "detection", "segmentation"]
+#: What the model's output is: ``"classification"`` ((N, K) logits), ``"detection"`` (torchvision's
+#: list of ``{"boxes", "labels", "scores"}`` dicts; the model takes images in [0, 1] and normalises
+#: inside, so its LoadedModel has mean 0 and std 1) or ``"segmentation"`` (torchvision's
+#: ``{"out": (N, K, H, W)}`` logits). The pages and commands read it to know which views fit.
+TASKS: tuple[str, ...] = ("classification", "detection", "segmentation")
 
 
 @dataclass(frozen=True)
@@ -85,6 +103,9 @@ class LoadedModel:
             evaluation transform) or ``"letterbox"`` (fit inside, pad with the mean).
         crop_pct: the share of the resized short side the centre crop keeps (``"crop"`` only;
             0.875 = torchvision's "resize 256, crop 224"; timm's cfg ``crop_pct`` per model).
+        task: one of :data:`TASKS`. For ``"detection"`` and ``"segmentation"``, ``class_names``
+            are the output label names by label id (index 0 is the background, as in
+            torchvision's COCO/VOC categories).
     """
 
     name: str
@@ -101,6 +122,7 @@ class LoadedModel:
     card: ModelCard | None = None
     resize: Resize = "squash"
     crop_pct: float = 1.0
+    task: Task = "classification"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, nn.Module):
@@ -109,6 +131,8 @@ class LoadedModel:
             raise OptionError(f"source must be one of {list(SOURCES)}, got {self.source!r}")
         if self.domain not in DOMAINS:
             raise OptionError(f"domain must be one of {list(DOMAINS)}, got {self.domain!r}")
+        if self.task not in TASKS:
+            raise OptionError(f"task must be one of {list(TASKS)}, got {self.task!r}")
         if self.card is not None and not isinstance(self.card, ModelCard):
             raise WrongTypeError(f"card must be a ModelCard or None, got {type(self.card).__name__}")
         if self.resize not in RESIZES:

@@ -85,7 +85,7 @@ def tv_crop_pct(weights) -> float:
 def missing_message(name: str, url: str, path: Path) -> str:
     """What to do when the weights of torchvision's ``name`` are not in the cache (one paragraph)."""
     return (
-        f"The ImageNet weights of {name!r} are not on this machine: expected the file {path} "
+        f"The pre-trained weights of {name!r} are not on this machine: expected the file {path} "
         "(the torch hub cache; it follows $TORCH_HOME). GradLens does not download unless asked. "
         f"To get it: on a machine with internet, download {url} and copy it to {path}; or, when "
         f"online, call methods.models.download_weights({name!r}) or load_model({name!r}, "

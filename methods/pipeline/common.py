@@ -22,11 +22,23 @@ __all__ = ["load_model_arg", "layers_arg", "method_names", "import_plugins", "wo
 
 
 def load_model_arg(model: Any):
-    """A ``LoadedModel`` from a catalog name (loaded on the CPU) or a ``LoadedModel`` (as given)."""
+    """A ``LoadedModel`` from a catalog name (loaded on the CPU) or a ``LoadedModel`` (as given).
+
+    Raises:
+        OptionError: a detection or segmentation model (``LoadedModel.task``): batch and evaluate
+            explain one class per image, which such a model does not give.
+    """
     if isinstance(model, str):
-        return load_model(model)
-    if not hasattr(model, "model") or not hasattr(model, "preprocess"):
+        model = load_model(model)
+    elif not hasattr(model, "model") or not hasattr(model, "preprocess"):
         raise WrongTypeError(f"model must be a catalog name or a LoadedModel; got {type(model).__name__}")
+    task = getattr(model, "task", "classification")
+    if task != "classification":
+        raise OptionError(
+            f"{model.name} is a {task} model: batch and evaluate explain a classifier's class, one per image. "
+            "Explain its objects with methods.explain(..., target=...) (a box or region target) or on the "
+            "dashboard's Detection page."
+        )
     return model
 
 

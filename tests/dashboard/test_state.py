@@ -46,6 +46,8 @@ EVERYTHING_CHANGED = ViewState(
     mode="independent",
     seed=7,
     classes=4,
+    box=3,
+    region="box",
 )
 
 
@@ -194,7 +196,16 @@ def test_without_choices_names_are_not_checked():
 
 
 def test_pages_are_the_dashboard_pages():
-    assert VIEW_PAGES == ("home", "methods", "layers", "normalization", "faithfulness", "compare", "sanity")
+    assert VIEW_PAGES == (
+        "home",
+        "methods",
+        "layers",
+        "normalization",
+        "faithfulness",
+        "compare",
+        "sanity",
+        "detection",
+    )
     for page in VIEW_PAGES:
         assert ViewState.from_query({"page": page}, CHOICES)[0].page == page
 

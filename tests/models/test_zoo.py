@@ -125,10 +125,12 @@ def test_catalog_default_layer_matches_the_generic_rule(name):
 
 def test_model_names_and_checkpoint_architectures():
     names = zoo.model_names()
-    assert names[:6] == [
+    assert names[:8] == [
         "scenes_vgg",
         "scenes_resnet",
         "scenes_vit",
+        "scenes_det",
+        "scenes_seg",
         "efficientnet_lite0",
         "efficientnet_lite1",
         "efficientnet_lite2",

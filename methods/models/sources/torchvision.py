@@ -1,5 +1,6 @@
-"""torchvision ImageNet models from the local torch hub cache (:mod:`methods.models.torchvision_zoo`);
-downloaded only when the caller allows it (:func:`methods.models.downloads.download_weights`)."""
+"""torchvision ImageNet models (:mod:`methods.models.torchvision_zoo`) and COCO/VOC detection and
+segmentation models (:mod:`methods.models.task_zoo`) from the local torch hub cache; downloaded only
+when the caller allows it (:func:`methods.models.downloads.download_weights`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from methods.models.downloads import download_weights
 from methods.models.loaded import LoadedModel, Source
 from methods.models.sources.base import ModelEntry, register_source
+from methods.models.task_zoo import TASK_MODELS, load_task_model, task_card, task_input_size
 from methods.models.torchvision_zoo import TORCHVISION, cache_path, load_torchvision, tv_card, tv_input_size, tv_weights
 
 __all__ = ["TorchvisionSource"]
@@ -19,10 +21,10 @@ class TorchvisionSource:
     kind: Source = "torchvision"
 
     def names(self) -> list[str]:
-        return list(TORCHVISION)
+        return list(TORCHVISION) + list(TASK_MODELS)
 
     def owns(self, name: str) -> bool:
-        return name in TORCHVISION
+        return name in TORCHVISION or name in TASK_MODELS
 
     def entries(self) -> list[ModelEntry]:
         out = []
@@ -45,6 +47,26 @@ class TorchvisionSource:
                     download_mb=float(mb) if mb else None,
                 )
             )
+        for name, te in TASK_MODELS.items():
+            weights = tv_weights(name)
+            path = cache_path(weights.url)
+            mb = weights.meta.get("_file_size")
+            out.append(
+                ModelEntry(
+                    name,
+                    te.label,
+                    "torchvision",
+                    task_input_size(name),
+                    te.description,
+                    path.is_file(),
+                    str(path),
+                    domain="unknown",
+                    card=task_card(name),
+                    how_to_get=f"download_weights({name!r}) fetches {weights.url}" + (f" ({mb:g} MB)" if mb else ""),
+                    download_mb=float(mb) if mb else None,
+                    task=te.task,
+                )
+            )
         return out
 
     def weights_file(self, name: str) -> Path:
@@ -53,7 +75,7 @@ class TorchvisionSource:
     def load(self, name: str, *, allow_download: bool = False) -> LoadedModel:
         if allow_download and not self.weights_file(name).is_file():
             download_weights(name)
-        return load_torchvision(name)
+        return load_task_model(name) if name in TASK_MODELS else load_torchvision(name)
 
 
 register_source(TorchvisionSource())
