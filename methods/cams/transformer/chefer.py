@@ -50,6 +50,7 @@ def relevance_matrix(attentions: list[torch.Tensor], gradients: list[torch.Tenso
     paper="https://arxiv.org/abs/2012.09838",
     summary="Attention weighted by its gradient (positive part, head mean), accumulated R += Ā R over layers.",
     requires=why_not,
+    targets=("class",),  # a task target of a ViT (a ViT detector, an embedder) is not tested yet
 )
 class CheferRelevance(AttentionMethod):
     """Gradient x attention relevance on a vision transformer's patch grid (see the module docstring)."""

@@ -48,6 +48,7 @@ def legrad_tokens(gradients: list[torch.Tensor]) -> torch.Tensor:
     paper="https://arxiv.org/abs/2404.03214",
     summary="Positive gradient of each layer's read-out score w.r.t. that layer's attention, averaged.",
     requires=why_not_readout,
+    targets=("class",),  # a task target of a ViT (a ViT detector, an embedder) is not tested yet
 )
 class LeGrad(AttentionMethod):
     """LeGrad on a vision transformer's patch grid (see the module docstring)."""

@@ -49,6 +49,7 @@ def rollout_matrix(attentions: list[torch.Tensor]) -> torch.Tensor:
     paper="https://arxiv.org/abs/2005.00928",
     summary="Head-averaged attention plus identity, row-normalised, multiplied over layers; the read-out token's row.",
     requires=why_not,
+    targets=("class",),  # a task target of a ViT (a ViT detector, an embedder) is not tested yet
 )
 class AttentionRollout(AttentionMethod):
     """Attention rollout on a vision transformer's patch grid (see the module docstring)."""

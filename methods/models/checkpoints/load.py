@@ -82,7 +82,8 @@ def checkpoint_architectures() -> list[str]:
 
     Any other timm model is accepted too, named ``"timm:<name>"`` with a name from
     ``timm.list_models()`` (there are over a thousand; they are not listed here). Only
-    convolutional models give maps (a ViT has no spatial 4-D layer).
+    models with a spatial grid give maps: CNNs, and transformers whose tokens form a patch grid
+    (:mod:`methods.cams.core.layouts`).
 
     Examples:
         >>> archs = checkpoint_architectures()

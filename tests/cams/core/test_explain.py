@@ -12,7 +12,11 @@ from tiny_models import GapNet
 
 #: every method that answers at any layer with a bounded number of passes (the score family, RISE
 #: and occlusion run their own many forwards; CAM works only at the layer in front of the head)
-RECORDED = [s.name for s in methods.list_methods() if s.family != "score" and not s.slow and not s.final_layer_only]
+RECORDED = [
+    s.name
+    for s in methods.list_methods()
+    if s.family != "score" and not s.slow and not s.final_layer_only and s.requires is None  # CNN-wide methods
+]
 #: those that add no pass to the call's one recorded forward + backward (Smooth Grad-CAM++ runs its
 #: noisy copies, guided backprop and Guided Grad-CAM their guided pass; FullGrad records in the shared one)
 SHARED_PASS = [n for n in RECORDED if n not in ("smoothgradcampp", "guidedbackprop", "guidedgradcam")]
