@@ -48,9 +48,14 @@ def _parser() -> argparse.ArgumentParser:
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)"
     )
     p.add_argument(
-        "--min-score", type=float, default=0.5, help="detectors: explain boxes with score >= this, in [0, 1] (default 0.5)"
+        "--min-score",
+        type=float,
+        default=0.5,
+        help="detectors: explain boxes with score >= this, in [0, 1] (default 0.5)",
     )
-    p.add_argument("--max-objects", type=int, default=20, help="detectors, segmenters: objects per image, 1-100 (default 20)")
+    p.add_argument(
+        "--max-objects", type=int, default=20, help="detectors, segmenters: objects per image, 1-100 (default 20)"
+    )
     p.add_argument("--plugins", default="", help="comma-separated modules that register your own methods")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

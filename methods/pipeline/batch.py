@@ -18,6 +18,9 @@ the reason and skipped) and every method x layer it writes::
     OUTDIR/manifest.parquet                                       one row per image x method x layer
     OUTDIR/skipped.csv                                            this run's skipped and failed images
 
+A detector or segmenter gets one set of maps and one manifest row per object
+(``object<k>__<method>__<layer>__<view>.png``; :mod:`methods.pipeline.batch_objects`).
+
 The pictures are the dashboard's for the same settings (:mod:`methods.pipeline.batch_worker`). The
 run is resumable: rows already in the manifest with the same settings are skipped, and a killed
 run loses only the batch in flight (:mod:`methods.pipeline.manifest`). Engines: :mod:`methods.pipeline.engines`.
@@ -51,8 +54,8 @@ from methods.pipeline.batch_files import (
     write_atomic,
 )
 from methods.pipeline.batch_worker import BatchSpec
-from methods.pipeline.evaluate_objects import OBJECT_TASKS
 from methods.pipeline.common import import_plugins, layers_arg, load_model_arg, method_names, worker_model
+from methods.pipeline.evaluate_objects import OBJECT_TASKS
 from methods.pipeline.manifest import MANIFEST, PARTS, ManifestStore, done_pairs, settings_id
 from methods.review.csv_safe import csv_bytes
 from methods.viz.normalize import MODES, SCOPES

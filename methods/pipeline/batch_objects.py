@@ -81,7 +81,9 @@ def _picture(worker: Any, item: dict, picture: Any, pairs: list, options: dict) 
     for k, obj in enumerate(objects):
         exps = explain_many(loaded, x, names, layers=layers, target=obj.target, options=options)
         raws = [exps[m].maps[layer][0].detach().float().cpu() for m, layer in pairs]
-        norms = normalize_many([r.numpy() for r in raws], mode=mode, relu=s.relu, scope=scope, percentiles=s.percentiles)
+        norms = normalize_many(
+            [r.numpy() for r in raws], mode=mode, relu=s.relu, scope=scope, percentiles=s.percentiles
+        )
         ranges = display_ranges(norms, mode=s.norm, relu=s.relu, scope=s.scope)
         pre = object_prefix(k)
         for (m, layer), norm, value_range in zip(pairs, norms, ranges):

@@ -214,7 +214,7 @@ class BatchWorker:
         }
 
     def _rows(self, i: int, item: dict, exps: dict, pairs: list, raws: list, batch: int) -> list[dict]:
-        s, rel = self.spec, item["image"]
+        rel = item["image"]
         names = self.loaded.class_names
         first = exps[pairs[0][0]]
         probs = first.probs[i].detach().float().cpu()  # (K,)

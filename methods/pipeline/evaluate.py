@@ -41,6 +41,9 @@ model, steps, baseline, insertion_baseline  the run's options
 precision, device                           the precision the curves RAN in (``--precision auto`` resolved) and the device
 ==========================================  =====================================================================================
 
+A detector or segmenter (``LoadedModel.task``) writes one row per OBJECT instead (``OBJECT_COLUMNS``,
+``--min-score``, ``--max-objects``; :mod:`methods.pipeline.evaluate_objects`).
+
 Where it runs: ``--engine local`` (default; ``--workers`` processes, one per CPU core) or
 ``--engine ray`` (Ray Data actors, ``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster), each
 worker loading the model once (:mod:`methods.pipeline.engines`); the table is the same either way.
@@ -273,7 +276,11 @@ def evaluate(
             model=str(getattr(loaded, "name", type(loaded.model).__name__)),
             images=str(images),
             # a classifier's settings stay as before the object options came: its checkpoints still resume
-            **{k: v for k, v in vars(spec).items() if k not in ("model", "device") + (() if objects else _OBJECT_OPTIONS)},
+            **{
+                k: v
+                for k, v in vars(spec).items()
+                if k not in ("model", "device") + (() if objects else _OBJECT_OPTIONS)
+            },
             curve_precision=precision,
         )
         checkpoint = EvalCheckpoint(out_path, settings, say)

@@ -8,7 +8,7 @@ Which objects (:func:`image_objects`):
   (:class:`methods.targets.BoxTarget`'s rule: the highest IoU); an object no detection matches gets
   ONE row with ``detected = False`` and no map or score (never a map of nothing);
 * a detector on a folder of pictures: the model's own boxes with score >= ``min_score``, best
-  first, at most ``max_objects`` (:func:`methods.pipeline.objects.detected_targets`);
+  first, at most ``max_objects`` (the rule of :func:`methods.pipeline.objects.detected_targets`);
 * a segmenter on the scenes: one :class:`methods.targets.RegionTarget` per ground-truth class present,
   over that object's exact mask; on a folder: one per class the model predicts (per-pixel argmax,
   background left out), over its predicted mask, largest first, at most ``max_objects``.
@@ -34,7 +34,6 @@ from methods.cams.core.explain import explain_many
 from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve, reference_maps
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.metrics.objects import object_mask
-from methods.pipeline.objects import detected_targets
 from methods.targets import BoxTarget, RegionTarget, box_iou, detect, segmentation_logits
 
 __all__ = ["ObjectItem", "image_objects", "mask_box", "evaluate_objects", "OBJECT_TASKS", "MATCH_IOU"]
@@ -81,10 +80,15 @@ def image_objects(loaded: Any, x: torch.Tensor, sample: Any, *, min_score: float
         )
     if task == "detection":
         if not truth:
-            det = detect(loaded, x)[0]
-            found = detected_targets(loaded, x, min_score=min_score, max_objects=max_objects)
-            scores = {tuple(det["boxes"][i].tolist()): float(det["scores"][i]) for i in range(len(det["scores"]))}
-            return [ObjectItem(t, t.label, tuple(float(v) for v in t.box), None, scores.get(tuple(t.box))) for t in found]
+            det = detect(loaded, x)[0]  # the rule of methods.pipeline.objects.detected_targets, with the scores
+            keep = (det["scores"] >= float(min_score)).nonzero().flatten()[: int(max_objects)].tolist()
+            found = []
+            for i in keep:
+                x0, y0, x1, y1 = (float(v) for v in det["boxes"][i].tolist())
+                label = int(det["labels"][i])
+                target = BoxTarget((x0, y0, x1, y1), label)
+                found.append(ObjectItem(target, label, (x0, y0, x1, y1), None, float(det["scores"][i])))
+            return found
         det = detect(loaded, x)[0]
         out = []
         for lab, m in zip(sample.labels, sample.masks):

@@ -149,7 +149,9 @@ def test_batch_one_row_per_object_with_its_maps(name, request, folder, tmp_path)
         got = tuple(float(v) for v in row.box.split(","))
         if name == "det":  # the detector's own box: on the object (IoU with the mask's box)
             target = BoxTarget(got, lab)
-            inter = max(0.0, min(got[2], box[2]) - max(got[0], box[0])) * max(0.0, min(got[3], box[3]) - max(got[1], box[1]))
+            inter = max(0.0, min(got[2], box[2]) - max(got[0], box[0])) * max(
+                0.0, min(got[3], box[3]) - max(got[1], box[1])
+            )
             union = (got[2] - got[0]) * (got[3] - got[1]) + (box[2] - box[0]) * (box[3] - box[1]) - inter
             assert inter / union > 0.7 and row.score >= 0.5
         else:  # the predicted mask of the class: mostly the true object
