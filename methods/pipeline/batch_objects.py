@@ -23,14 +23,14 @@ from typing import Any
 
 from methods.cams.core.explain import explain_many
 from methods.metrics.objects import object_scores
-from methods.pipeline.batch_files import image_dir, read_npz, write_npz, write_png
+from methods.pipeline.batch_files import VIEWS, image_dir, read_npz, view_name, write_npz, write_png
 from methods.pipeline.evaluate_objects import image_objects
 from methods.pipeline.sources import Sample
 from methods.viz.normalize import as_mode, as_scope, normalize_many
 from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import render_views
 
-__all__ = ["object_prefix", "object_results"]
+__all__ = ["object_prefix", "object_rows_of"]
 
 
 def object_prefix(k: int) -> str:
@@ -43,25 +43,10 @@ def object_prefix(k: int) -> str:
     return f"object{k}__"
 
 
-def object_results(worker: Any, group: list, pairs: list[tuple[str, str]], options: dict) -> list[dict]:
-    """One result per picture of ``group`` (``(item, picture)`` pairs): ``"done"`` with its rows,
-    ``"skipped"`` when the model finds no object, ``"failed"`` with the error."""
-    from methods.pipeline.batch_worker import result
-
-    out = []
-    for item, picture in group:
-        try:
-            rows = _picture(worker, item, picture, pairs, options)
-            why = f"no object (detection score >= {worker.spec.min_score:g} or predicted class)"
-            out.append(result(item, "done", rows=rows) if rows else result(item, "skipped", why))
-        except Exception as exc:
-            out.append(result(item, "failed", f"{type(exc).__name__}: {exc}"))
-    return out
-
-
-def _picture(worker: Any, item: dict, picture: Any, pairs: list, options: dict) -> list[dict]:
-    from methods.pipeline.batch_worker import VIEWS, view_name
-
+def object_rows_of(worker: Any, item: dict, picture: Any, pairs: list, options: dict) -> list[dict]:
+    """Write the maps of every object of one picture; its manifest rows (none: no object).
+    ``worker`` is the :class:`methods.pipeline.batch_worker.BatchWorker` (its spec, model, output
+    folder and :meth:`settings_row`)."""
     s, loaded, rel = worker.spec, worker.loaded, item["image"]
     x = loaded.preprocess(picture)[None]
     objects = image_objects(loaded, x, Sample(rel, picture), min_score=s.min_score, max_objects=s.max_objects)

@@ -35,27 +35,15 @@ from methods.cams.core.explain import explain_many
 from methods.cams.core.registry import get_method
 from methods.data.images import load_image
 from methods.errors import GradLensError
-from methods.pipeline.batch_files import image_dir, read_npz, write_npz, write_png
-from methods.pipeline.batch_objects import object_results
+from methods.pipeline.batch_files import VIEWS, image_dir, read_npz, view_name, write_npz, write_png
+from methods.pipeline.batch_objects import object_rows_of
 from methods.pipeline.common import worker_setup
 from methods.pipeline.evaluate_objects import OBJECT_TASKS
 from methods.viz.normalize import as_mode, as_scope, normalize_many
 from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import render_views
 
-__all__ = ["BatchSpec", "BatchWorker", "VIEWS", "view_name", "result"]
-
-VIEWS: tuple[str, ...] = ("grayscale", "heatmap", "overlay")
-
-
-def view_name(method: str, layer: str, view: str) -> str:
-    """The file name of one view of one map.
-
-    Examples:
-        >>> view_name("gradcam", "features.20", "overlay")
-        'gradcam__features.20__overlay.png'
-    """
-    return f"{method}__{layer}__{view}.png"
+__all__ = ["BatchSpec", "BatchWorker", "result"]
 
 
 @dataclass(frozen=True)
@@ -144,7 +132,7 @@ class BatchWorker:
         layers = list(dict.fromkeys(layer for _, layer in pairs))
         options = {m: {"precision": self.precision} for m in names if "precision" in get_method(m).option_names}
         if self.loaded.task in OBJECT_TASKS:  # a detector / segmenter: each object its own maps
-            return object_results(self, group, pairs, options)
+            return self._objects(group, pairs, options)
         labels = [item.get("label") for item, _ in group]
         known = [int(v) for v in labels if v is not None]
         # a run's images are all labelled (a label file) or none are (top-1): batch.py skips the unlabelled
@@ -189,6 +177,19 @@ class BatchWorker:
         arrays.update({f"{m}__{layer}": raw for (m, layer), raw in zip(pairs, raws)})
         write_npz(folder / "maps.npz", arrays)
         return self._rows(i, item, exps, pairs, raws, batch)
+
+    def _objects(self, group: list, pairs: list, options: dict) -> list[dict]:
+        """One result per picture of a detector / segmenter: ``"skipped"`` when it finds no object."""
+        out = []
+        for item, picture in group:
+            try:
+                rows = object_rows_of(self, item, picture, pairs, options)
+            except Exception as exc:
+                out.append(result(item, "failed", f"{type(exc).__name__}: {exc}"))
+                continue
+            why = f"no object (a detection with score >= {self.spec.min_score:g}, or a predicted class)"
+            out.append(result(item, "done", rows=rows) if rows else result(item, "skipped", why))
+        return out
 
     def settings_row(self, item: dict) -> dict:
         """The columns every row of one image shares: the file, its label and the run's settings."""

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from methods.cams.core.explain import explain_many
+from methods.errors import InputError
 from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve, reference_maps
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.metrics.objects import object_mask
@@ -74,7 +75,7 @@ def image_objects(loaded: Any, x: torch.Tensor, sample: Any, *, min_score: float
     task = loaded.task
     truth = sample.masks is not None and len(sample.labels) > 0
     if truth and tuple(sample.masks.shape[1:]) != tuple(x.shape[-2:]):
-        raise ValueError(
+        raise InputError(
             f"the scene's masks are {tuple(sample.masks.shape[1:])} but the model input is {tuple(x.shape[-2:])}: "
             "ground-truth objects need a model that takes the scene at its own size"
         )
