@@ -1,4 +1,5 @@
-"""The batch command's manifest: ``OUTDIR/manifest.parquet``, one row per image x method x layer.
+"""The batch command's manifest: ``OUTDIR/manifest.parquet``, one row per image x method x layer
+(x object for a detector or segmenter).
 
 Columns (:data:`COLUMNS`; paths are relative to OUTDIR, with ``/``):
 
