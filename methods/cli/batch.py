@@ -47,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)"
     )
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=0.5,
+        help="detectors: explain boxes with score >= this, in [0, 1] (default 0.5)",
+    )
+    p.add_argument(
+        "--max-objects", type=int, default=20, help="detectors, segmenters: objects per image, 1-100 (default 20)"
+    )
     p.add_argument("--plugins", default="", help="comma-separated modules that register your own methods")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -78,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             alpha=args.alpha,
             precision=args.precision,
             device=args.device,
+            min_score=args.min_score,
+            max_objects=args.max_objects,
             ray_address=args.ray_address,
             plugins=args.plugins,
             bar=not args.quiet,

@@ -45,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes or Ray actors (default: the CPU cores)")
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default $RAY_ADDRESS; none: a local Ray)")
     p.add_argument(
+        "--min-score",
+        type=float,
+        default=0.5,
+        help="detectors: explain boxes with score >= this, in [0, 1] (default 0.5)",
+    )
+    p.add_argument(
+        "--max-objects", type=int, default=20, help="detectors, segmenters: objects per image, 1-100 (default 20)"
+    )
+    p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)"
     )
     return p
@@ -72,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             ray_address=args.ray_address,
             device=args.device,
+            min_score=args.min_score,
+            max_objects=args.max_objects,
         )
     except (GradLensError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

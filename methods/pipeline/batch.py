@@ -18,6 +18,9 @@ the reason and skipped) and every method x layer it writes::
     OUTDIR/manifest.parquet                                       one row per image x method x layer
     OUTDIR/skipped.csv                                            this run's skipped and failed images
 
+A detector or segmenter gets one set of maps and one manifest row per object
+(``object<k>__<method>__<layer>__<view>.png``; :mod:`methods.pipeline.batch_objects`).
+
 The pictures are the dashboard's for the same settings (:mod:`methods.pipeline.batch_worker`). The
 run is resumable: rows already in the manifest with the same settings are skipped, and a killed
 run loses only the batch in flight (:mod:`methods.pipeline.manifest`). Engines: :mod:`methods.pipeline.engines`.
@@ -52,6 +55,7 @@ from methods.pipeline.batch_files import (
 )
 from methods.pipeline.batch_worker import BatchSpec
 from methods.pipeline.common import import_plugins, layers_arg, load_model_arg, method_names, worker_model
+from methods.pipeline.evaluate_objects import OBJECT_TASKS
 from methods.pipeline.manifest import MANIFEST, PARTS, ManifestStore, done_pairs, settings_id
 from methods.review.csv_safe import csv_bytes
 from methods.viz.normalize import MODES, SCOPES
@@ -138,6 +142,8 @@ def run_batch(
     progress: Progress | None = None,
     bar: bool = False,
     log: Callable[[str], None] | None = None,
+    min_score: float = 0.5,
+    max_objects: int = 20,
 ) -> BatchResult:
     """Write the views, raw maps and manifest rows of every image under ``images`` (see the module docstring).
 
@@ -164,6 +170,11 @@ def run_batch(
             :class:`methods.errors.Cancelled` from it stops the run; what finished is kept).
         bar: show a tqdm progress bar (images/s, time left) on stderr.
         log: where notes go (default: stderr).
+        min_score: a detector's boxes explained: score >= this, in [0, 1].
+        max_objects: at most this many objects per picture (1 to 100).
+
+    A detection or segmentation model (``LoadedModel.task``) gets one set of maps and one row per
+    OBJECT: its own boxes or predicted classes (:mod:`methods.pipeline.batch_objects`).
 
     Returns:
         A :class:`BatchResult`.
@@ -183,7 +194,15 @@ def run_batch(
     engine, workers = engines.check_engine(engine, workers)
     root, out = pathlib.Path(images), pathlib.Path(out)
     rels = find_images(root, exclude=out if out.resolve().is_relative_to(root.resolve()) else None)
-    loaded = load_model_arg(model)
+    check_number("min_score", min_score, minimum=0.0, maximum=1.0)
+    max_objects = check_int("max_objects", max_objects, 1, 100)
+    loaded = load_model_arg(model, objects=True)
+    objects = loaded.task in OBJECT_TASKS
+    if objects and str(targets) != "top1":
+        raise OptionError(
+            f"targets={str(targets)!r}: a label file names one class per image; {loaded.name} is a {loaded.task} "
+            "model, whose objects are its own boxes or predicted classes: leave targets at 'top1'"
+        )
     layer_names = list(resolve_layers(loaded.model, layers_arg(layers), tuple(loaded.input_size), loaded.default_layer))
     labels = None if str(targets) == "top1" else read_labels(pathlib.Path(targets), loaded.class_names)
     pairs = [(m, layer) for m in names for layer in layer_names]
@@ -198,6 +217,8 @@ def run_batch(
         precision=precision,
         targets="top1" if labels is None else "labels",
     )
+    if objects:  # only here: a classifier's settings id stays as it was (its runs still resume)
+        settings.update(min_score=float(min_score), max_objects=int(max_objects))
     if scope == "shared":  # one scale over the image's maps: the set of maps changes every picture
         settings["pairs"] = pairs
     sid = settings_id(settings)
@@ -250,6 +271,8 @@ def run_batch(
         device=spec_device,
         plugins=plugin_names,
         sid=sid,
+        min_score=float(min_score),
+        max_objects=int(max_objects),
     )
     from tqdm.auto import tqdm
 

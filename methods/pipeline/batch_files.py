@@ -32,6 +32,8 @@ import numpy as np
 from methods.errors import InputError, OptionError
 
 __all__ = [
+    "VIEWS",
+    "view_name",
     "PARTIAL_SUFFIX",
     "PROBLEMS",
     "prepare_out",
@@ -265,3 +267,16 @@ def read_labels(path: pathlib.Path, class_names: Sequence[str]) -> dict[str, int
             + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         )
     return out
+
+
+VIEWS: tuple[str, ...] = ("grayscale", "heatmap", "overlay")
+
+
+def view_name(method: str, layer: str, view: str) -> str:
+    """The file name of one view of one map.
+
+    Examples:
+        >>> view_name("gradcam", "features.20", "overlay")
+        'gradcam__features.20__overlay.png'
+    """
+    return f"{method}__{layer}__{view}.png"

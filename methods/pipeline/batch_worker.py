@@ -35,25 +35,15 @@ from methods.cams.core.explain import explain_many
 from methods.cams.core.registry import get_method
 from methods.data.images import load_image
 from methods.errors import GradLensError
-from methods.pipeline.batch_files import image_dir, read_npz, write_npz, write_png
+from methods.pipeline.batch_files import VIEWS, image_dir, read_npz, view_name, write_npz, write_png
+from methods.pipeline.batch_objects import object_rows_of
 from methods.pipeline.common import worker_setup
+from methods.pipeline.evaluate_objects import OBJECT_TASKS
 from methods.viz.normalize import as_mode, as_scope, normalize_many
 from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import render_views
 
-__all__ = ["BatchSpec", "BatchWorker", "VIEWS", "view_name"]
-
-VIEWS: tuple[str, ...] = ("grayscale", "heatmap", "overlay")
-
-
-def view_name(method: str, layer: str, view: str) -> str:
-    """The file name of one view of one map.
-
-    Examples:
-        >>> view_name("gradcam", "features.20", "overlay")
-        'gradcam__features.20__overlay.png'
-    """
-    return f"{method}__{layer}__{view}.png"
+__all__ = ["BatchSpec", "BatchWorker", "result"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +59,8 @@ class BatchSpec:
         device: the device to run on (None: the worker's :func:`methods._internal.device.default_device`).
         plugins: modules to import first (they register a user's own methods).
         sid: the settings id the rows carry (:func:`methods.pipeline.manifest.settings_id`).
+        min_score, max_objects: a detector's boxes kept (score >= min_score), and at most this many
+            objects per picture (:mod:`methods.pipeline.batch_objects`).
     """
 
     model: Any
@@ -85,12 +77,14 @@ class BatchSpec:
     device: str | None = None
     plugins: tuple[str, ...] = ()
     sid: str = ""
+    min_score: float = 0.5
+    max_objects: int = 20
 
     def build(self) -> BatchWorker:
         return BatchWorker(self)
 
 
-def _result(item: dict, status: str, reason: str = "", rows: list | None = None) -> dict:
+def result(item: dict, status: str, reason: str = "", rows: list | None = None) -> dict:
     return {"image": item["image"], "status": status, "reason": reason, "rows": rows or []}
 
 
@@ -117,7 +111,7 @@ class BatchWorker:
         groups: dict[tuple, list[tuple[dict, np.ndarray]]] = {}
         for item, image, why in self.pool.map(self._read, items):
             if image is None:
-                results.append(_result(item, "skipped", why))
+                results.append(result(item, "skipped", why))
                 continue
             groups.setdefault(tuple(tuple(p) for p in item["pairs"]), []).append((item, image))
         for pairs, group in groups.items():
@@ -128,7 +122,7 @@ class BatchWorker:
                     try:
                         results += self._run([one], list(pairs))
                     except Exception as exc:
-                        results.append(_result(one[0], "failed", f"{type(exc).__name__}: {exc}"))
+                        results.append(result(one[0], "failed", f"{type(exc).__name__}: {exc}"))
         return results
 
     # ----------------------------------------------------------------------------------------
@@ -137,6 +131,8 @@ class BatchWorker:
         names = list(dict.fromkeys(m for m, _ in pairs))
         layers = list(dict.fromkeys(layer for _, layer in pairs))
         options = {m: {"precision": self.precision} for m in names if "precision" in get_method(m).option_names}
+        if self.loaded.task in OBJECT_TASKS:  # a detector / segmenter: each object its own maps
+            return self._objects(group, pairs, options)
         labels = [item.get("label") for item, _ in group]
         known = [int(v) for v in labels if v is not None]
         # a run's images are all labelled (a label file) or none are (top-1): batch.py skips the unlabelled
@@ -149,9 +145,9 @@ class BatchWorker:
         def write(i: int) -> dict:
             item = group[i][0]
             try:
-                return _result(item, "done", rows=self._write(i, item, group[i][1], raws, exps, pairs, len(group)))
+                return result(item, "done", rows=self._write(i, item, group[i][1], raws, exps, pairs, len(group)))
             except Exception as exc:
-                return _result(item, "failed", f"{type(exc).__name__}: {exc}")
+                return result(item, "failed", f"{type(exc).__name__}: {exc}")
 
         return list(self.pool.map(write, range(len(group))))
 
@@ -182,23 +178,25 @@ class BatchWorker:
         write_npz(folder / "maps.npz", arrays)
         return self._rows(i, item, exps, pairs, raws, batch)
 
-    def _rows(self, i: int, item: dict, exps: dict, pairs: list, raws: list, batch: int) -> list[dict]:
+    def _objects(self, group: list, pairs: list, options: dict) -> list[dict]:
+        """One result per picture of a detector / segmenter: ``"skipped"`` when it finds no object."""
+        out = []
+        for item, picture in group:
+            try:
+                rows = object_rows_of(self, item, picture, pairs, options)
+            except Exception as exc:
+                out.append(result(item, "failed", f"{type(exc).__name__}: {exc}"))
+                continue
+            why = f"no object (a detection with score >= {self.spec.min_score:g}, or a predicted class)"
+            out.append(result(item, "done", rows=rows) if rows else result(item, "skipped", why))
+        return out
+
+    def settings_row(self, item: dict) -> dict:
+        """The columns every row of one image shares: the file, its label and the run's settings."""
         s, rel = self.spec, item["image"]
-        names = self.loaded.class_names
-        first = exps[pairs[0][0]]
-        probs = first.probs[i].detach().float().cpu()  # (K,)
-        top = torch.topk(probs, min(5, probs.numel()))
-        target = int(first.targets[i])
-        base = {
+        return {
             "image": rel,
-            "target": target,
-            "target_name": names[target] if target < len(names) else str(target),
-            "prob": float(probs[target]),
             "label": item.get("label"),
-            "predicted": int(probs.argmax()),
-            "top5": [int(k) for k in top.indices],
-            "top5_names": [names[int(k)] for k in top.indices],
-            "top5_probs": [float(v) for v in top.values],
             "original": f"{rel}/original.png",
             "maps": f"{rel}/maps.npz",
             "model": s.model_name,
@@ -215,6 +213,26 @@ class BatchWorker:
             "file_size": item["file_size"],
             "file_mtime_ns": item["file_mtime_ns"],
         }
+
+    def _rows(self, i: int, item: dict, exps: dict, pairs: list, raws: list, batch: int) -> list[dict]:
+        rel = item["image"]
+        names = self.loaded.class_names
+        first = exps[pairs[0][0]]
+        probs = first.probs[i].detach().float().cpu()  # (K,)
+        top = torch.topk(probs, min(5, probs.numel()))
+        target = int(first.targets[i])
+        base = self.settings_row(item)
+        base.update(
+            {
+                "target": target,
+                "target_name": names[target] if target < len(names) else str(target),
+                "prob": float(probs[target]),
+                "predicted": int(probs.argmax()),
+                "top5": [int(k) for k in top.indices],
+                "top5_names": [names[int(k)] for k in top.indices],
+                "top5_probs": [float(v) for v in top.values],
+            }
+        )
         rows = []
         for (m, layer), raw in zip(pairs, raws):
             exp = exps[m]

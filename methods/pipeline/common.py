@@ -21,19 +21,23 @@ from methods.models.loaded import LoadedModel
 __all__ = ["load_model_arg", "layers_arg", "method_names", "import_plugins", "worker_model", "worker_setup"]
 
 
-def load_model_arg(model: Any):
+def load_model_arg(model: Any, *, objects: bool = False):
     """A ``LoadedModel`` from a catalog name (loaded on the CPU) or a ``LoadedModel`` (as given).
 
+    Args:
+        objects: the caller writes one row per object, so a detection or segmentation model is
+            accepted (evaluate, batch); otherwise only a classifier is.
+
     Raises:
-        OptionError: a detection or segmentation model (``LoadedModel.task``): batch and evaluate
-            explain one class per image, which such a model does not give.
+        OptionError: a detection or segmentation model (``LoadedModel.task``) where ``objects`` is
+            False: the caller explains one class per image, which such a model does not give.
     """
     if isinstance(model, str):
         model = load_model(model)
     elif not hasattr(model, "model") or not hasattr(model, "preprocess"):
         raise WrongTypeError(f"model must be a catalog name or a LoadedModel; got {type(model).__name__}")
     task = getattr(model, "task", "classification")
-    if task != "classification":
+    if task != "classification" and not objects:
         raise OptionError(
             f"{model.name} is a {task} model: batch and evaluate explain a classifier's class, one per image. "
             "Explain its objects with methods.explain(..., target=...) (a box or region target) or on the "

@@ -41,6 +41,9 @@ model, steps, baseline, insertion_baseline  the run's options
 precision, device                           the precision the curves RAN in (``--precision auto`` resolved) and the device
 ==========================================  =====================================================================================
 
+A detector or segmenter (``LoadedModel.task``) writes one row per OBJECT instead (``OBJECT_COLUMNS``,
+``--min-score``, ``--max-objects``; :mod:`methods.pipeline.evaluate_objects`).
+
 Where it runs: ``--engine local`` (default; ``--workers`` processes, one per CPU core) or
 ``--engine ray`` (Ray Data actors, ``--ray-address`` / ``$RAY_ADDRESS`` joins a cluster), each
 worker loading the model once (:mod:`methods.pipeline.engines`); the table is the same either way.
@@ -62,7 +65,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from methods._internal.checks import check_choice, check_int
+from methods._internal.checks import check_choice, check_int, check_number
 from methods.cams.core.explain import resolve_layers
 from methods.data.scenes import CLASS_NAMES
 from methods.errors import OptionError
@@ -70,6 +73,7 @@ from methods.metrics.faithfulness import curves as fa
 from methods.pipeline.batch_files import check_writable, write_atomic
 from methods.pipeline.common import layers_arg, load_model_arg, method_names, worker_model
 from methods.pipeline.engines import check_engine
+from methods.pipeline.evaluate_objects import OBJECT_TASKS
 from methods.pipeline.evaluate_parts import EvalCheckpoint
 from methods.pipeline.evaluate_work import EvalSpec, run_evaluation
 from methods.pipeline.sources import Sample, parse_images, sample_items
@@ -104,6 +108,36 @@ COLUMNS: tuple[str, ...] = (
     "precision",
     "device",
 )
+
+_OBJECT_OPTIONS = ("min_score", "max_objects", "curves")
+
+OBJECT_COLUMNS: tuple[str, ...] = (
+    "image",
+    "seed",
+    "object",
+    "label",
+    "label_name",
+    "box",
+    "detected",
+    "score",
+    "method",
+    "layer",
+    "pointing_hit",
+    "energy_pg",
+    "deletion_auc",
+    "insertion_auc",
+    "seconds",
+    "eval_seconds",
+    "model",
+    "task",
+    "steps",
+    "baseline",
+    "insertion_baseline",
+    "precision",
+    "device",
+)
+"""The table of a detector or segmenter: one row per object x method x layer (a ground-truth
+object the detector missed: one row, ``detected`` False, no method) (:mod:`methods.pipeline.evaluate_objects`)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,6 +186,8 @@ def evaluate(
     workers: int | None = None,
     ray_address: str | None = None,
     device: Any = None,
+    min_score: float = 0.5,
+    max_objects: int = 20,
 ) -> pd.DataFrame:
     """Score every map of every image; one row per image x method x layer x explained class.
 
@@ -175,9 +211,16 @@ def evaluate(
         engine, workers, ray_address: where the images are scored (:mod:`methods.pipeline.engines`:
             ``"local"`` process pool, default one worker per CPU core, or ``"ray"``).
         device: where the model runs (default ``$GRADLENS_DEVICE``, else CUDA when present).
+        min_score: a detector's boxes kept on pictures without ground truth: score >= this, in [0, 1].
+        max_objects: at most this many objects per picture (1 to 100): a detector's best boxes, a
+            segmenter's largest predicted classes.
+
+    A detection or segmentation model (``LoadedModel.task``) writes one row per OBJECT
+    (``OBJECT_COLUMNS``; :mod:`methods.pipeline.evaluate_objects`): on the scenes the ground-truth
+    objects, on a folder the model's own boxes or predicted classes.
 
     Returns:
-        The table (``COLUMNS``), also written to ``out`` if given.
+        The table (``COLUMNS``, or ``OBJECT_COLUMNS`` for a detector or segmenter), also written to ``out`` if given.
 
     Raises:
         ValueError: bad options, scenes with a model not trained on the scenes' classes, no
@@ -194,10 +237,13 @@ def evaluate(
     deletion_start = check_choice("baseline", baseline, fa.BASELINES)
     insertion_start = check_choice("insertion_baseline", insertion_baseline, fa.BASELINES)
     curve_precision = check_choice("precision", precision, fa.PRECISIONS)
-    loaded = load_model_arg(model)
+    check_number("min_score", min_score, minimum=0.0, maximum=1.0)
+    check_int("max_objects", max_objects, 1, 100)
+    loaded = load_model_arg(model, objects=True)
     class_names = tuple(loaded.class_names)
+    objects = loaded.task in OBJECT_TASKS
     if source.kind != "folder":
-        if class_names != tuple(CLASS_NAMES):
+        if class_names != (("background",) if objects else ()) + tuple(CLASS_NAMES):
             raise OptionError(
                 f"images={images!r} needs a model trained on the scenes' classes {list(CLASS_NAMES)} "
                 f"(scenes_vgg, scenes_resnet); {getattr(loaded, 'name', 'this model')!r} has {len(class_names)} other classes"
@@ -221,13 +267,20 @@ def evaluate(
         batch_size=int(batch_size),
         references=bool(references),
         device=spec_device,
+        min_score=float(min_score),
+        max_objects=int(max_objects),
     )
     checkpoint = None
     if out_path is not None:  # every finished image is kept beside out: a killed run resumes
         settings = dict(
             model=str(getattr(loaded, "name", type(loaded.model).__name__)),
             images=str(images),
-            **{k: v for k, v in vars(spec).items() if k not in ("model", "device")},
+            # a classifier's settings stay as before the object options came: its checkpoints still resume
+            **{
+                k: v
+                for k, v in vars(spec).items()
+                if k not in ("model", "device") + (() if objects else _OBJECT_OPTIONS)
+            },
             curve_precision=precision,
         )
         checkpoint = EvalCheckpoint(out_path, settings, say)
@@ -247,7 +300,8 @@ def evaluate(
         say(f"skipped {name}: {why}")
     if not rows:
         raise OptionError(f"no image could be evaluated from images={images!r} ({len(skipped)} file(s) skipped)")
-    df = _table(rows, loaded, curve_opts, baseline, insertion_baseline)
+    table = _object_table if objects else _table
+    df = table(rows, loaded, curve_opts, baseline, insertion_baseline)
     df.attrs["skipped"] = [f"{n}: {w}" for n, w in skipped]
     df.attrs["failed"] = [f"{n}: {w}" for n, w in failed]
     if out_path is not None:
@@ -269,6 +323,21 @@ def _table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFra
     df["baseline"] = baseline
     df["insertion_baseline"] = insertion_baseline
     return df[list(COLUMNS)]
+
+
+def _object_table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFrame:
+    df = pd.DataFrame(rows).reindex(columns=list(OBJECT_COLUMNS))
+    df["seed"] = df["seed"].astype("Int64")
+    for col in ("pointing_hit", "detected"):
+        df[col] = df[col].astype("boolean")
+    for col in ("score", "energy_pg", "deletion_auc", "insertion_auc", "seconds", "eval_seconds"):
+        df[col] = df[col].astype("Float64")
+    df["model"] = str(getattr(loaded, "name", type(loaded.model).__name__))
+    df["task"] = loaded.task
+    df["steps"] = curve_opts["steps"]
+    df["baseline"] = baseline
+    df["insertion_baseline"] = insertion_baseline
+    return df
 
 
 def _write(df: pd.DataFrame, path: pathlib.Path) -> None:

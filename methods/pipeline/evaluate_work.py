@@ -30,6 +30,7 @@ from methods.metrics.faithfulness.perturbation import BaselineName
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.pipeline.common import worker_setup
 from methods.pipeline.engines import run_items
+from methods.pipeline.evaluate_objects import OBJECT_TASKS, evaluate_objects
 from methods.pipeline.evaluate_parts import EvalCheckpoint
 from methods.pipeline.sources import load_sample
 
@@ -48,6 +49,9 @@ class EvalSpec:
         references: add the random and centre rows.
         device: where to run (None: the worker's default device).
         plugins: modules to import first (a user's own methods).
+        min_score, max_objects: a detector's own boxes on pictures without ground truth (and a
+            segmenter's classes: ``max_objects``) (:mod:`methods.pipeline.evaluate_objects`).
+        curves: compute the deletion / insertion curves of a detector's or segmenter's objects.
     """
 
     model: Any
@@ -62,6 +66,9 @@ class EvalSpec:
     references: bool = True
     device: str | None = None
     plugins: tuple[str, ...] = ()
+    min_score: float = 0.5
+    max_objects: int = 20
+    curves: bool = True
 
     def build(self) -> EvalWorker:
         return EvalWorker(self)
@@ -84,9 +91,8 @@ class EvalWorker:
                 out.append(dict(base, status="skipped", reason=str(exc)))
                 continue
             try:
-                out.append(
-                    dict(base, status="done", rows=evaluate_sample(self.loaded, sample, item["index"], self.spec))
-                )
+                score = evaluate_objects if self.loaded.task in OBJECT_TASKS else evaluate_sample
+                out.append(dict(base, status="done", rows=score(self.loaded, sample, item["index"], self.spec)))
             except Exception as exc:
                 out.append(dict(base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
         return out

@@ -1,4 +1,5 @@
-"""The batch command's manifest: ``OUTDIR/manifest.parquet``, one row per image x method x layer.
+"""The batch command's manifest: ``OUTDIR/manifest.parquet``, one row per image x method x layer
+(x object for a detector or segmenter).
 
 Columns (:data:`COLUMNS`; paths are relative to OUTDIR, with ``/``):
 
@@ -23,13 +24,20 @@ cmap, alpha
 settings_id                       a hash of the settings that change outputs: a second run skips
                                   exactly the rows with its own settings_id
 file_size, file_mtime_ns          the input file when it was done (a changed file is done again)
+object, box, score                a detector's or segmenter's object (one row per object x method x
+                                  layer; empty for a classifier): its index in the image, its box
+                                  ``x0,y0,x1,y1`` (input pixels), the detection score (a region:
+                                  its summed logits); ``target`` / ``target_name`` are its label
+pointing_hit, pointing_random,    pointing game and energy in the object (box; segmentation: the
+pointing_centre, energy_pg,       predicted mask) of the map and of the random and centre
+energy_random, energy_centre      reference maps (:func:`methods.metrics.objects.object_scores`)
 ================================  ===================================================================
 
 How it is kept (:class:`ManifestStore`): after every finished batch the driver writes its rows as
 a small ``OUTDIR/.manifest-parts/part-*.parquet`` (atomically), and folds the parts into
 ``manifest.parquet`` (atomically: a new file renamed over the old) every half minute and at the
 end. A killed run therefore loses at most the batch in flight; the next run folds the parts
-left behind. Rows are unique per (image, method, layer): a newer row replaces an older one.
+left behind. Rows are unique per (image, object, method, layer): a newer row replaces an older one.
 
 A manifest or part that cannot be read as a manifest table (truncated, not parquet, a column
 missing or of the wrong kind, e.g. a ``target`` that is not an integer) is moved aside to
@@ -55,11 +63,11 @@ import pyarrow as pa
 
 from methods.pipeline.batch_files import quarantine, write_atomic
 
-__all__ = ["COLUMNS", "KEY", "MANIFEST", "PARTS", "ManifestStore", "frame", "settings_id", "done_pairs"]
+__all__ = ["COLUMNS", "OBJECT_ONLY", "KEY", "MANIFEST", "PARTS", "ManifestStore", "frame", "settings_id", "done_pairs"]
 
 MANIFEST = "manifest.parquet"
 PARTS = ".manifest-parts"
-KEY = ("image", "method", "layer")
+KEY = ("image", "object", "method", "layer")
 
 COLUMNS: tuple[str, ...] = (
     "image",
@@ -97,7 +105,19 @@ COLUMNS: tuple[str, ...] = (
     "settings_id",
     "file_size",
     "file_mtime_ns",
+    "object",
+    "box",
+    "score",
+    "pointing_hit",
+    "pointing_random",
+    "pointing_centre",
+    "energy_pg",
+    "energy_random",
+    "energy_centre",
 )
+OBJECT_ONLY: tuple[str, ...] = COLUMNS[COLUMNS.index("object") :]
+"""Columns only a detector's or segmenter's rows fill (empty on a classifier's; a manifest written
+before they came reads with them empty)."""
 
 _INTS = ("target", "predicted", "map_height", "map_width", "file_size", "file_mtime_ns")
 _FLOATS = ("prob", "seconds", "percentile_low", "percentile_high", "alpha")
@@ -106,6 +126,15 @@ _FLOATS = ("prob", "seconds", "percentile_low", "percentile_high", "alpha")
 def frame(rows: Sequence[dict] | pd.DataFrame) -> pd.DataFrame:
     """Rows as a manifest table: the columns in order, one dtype per column (so parts concatenate)."""
     df = pd.DataFrame(list(rows), columns=list(COLUMNS)) if not isinstance(rows, pd.DataFrame) else rows.copy()
+    for col in OBJECT_ONLY:
+        if col not in df.columns:
+            df[col] = None
+    df["object"] = df["object"].astype("Int64")
+    df["box"] = df["box"].astype(object)
+    for col in ("score", "energy_pg", "energy_random", "energy_centre"):
+        df[col] = df[col].astype("Float64")
+    for col in ("pointing_hit", "pointing_random", "pointing_centre"):
+        df[col] = df[col].astype("boolean")
     for col in _INTS:
         df[col] = df[col].astype("int64")
     for col in _FLOATS:

@@ -19,7 +19,9 @@ REFERENCES: tuple[str, ...] = ("random", "centre")
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and std per method x layer (references last): n, the two AUCs, Average Drop (%),
-    Increase in Confidence (%), pointing game (%) and energy."""
+    Increase in Confidence (%), pointing game (%) and energy. Rows without a method (a
+    ground-truth object the detector missed) are left out."""
+    df = df[df["method"].notna()]
     metrics = {
         "deletion_auc": 1.0,
         "insertion_auc": 1.0,
@@ -40,6 +42,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             g = df[(df["method"] == method) & (df["layer"] == layer)]
             row: dict[str, Any] = {"method": method, "layer": layer, "n": len(g)}
             for col, scale in metrics.items():
+                if col not in g.columns:  # a detector's / segmenter's table has no Average Drop, no Increase
+                    row[f"{col}_mean"] = row[f"{col}_std"] = math.nan
+                    continue
                 v = pd.to_numeric(g[col].astype("Float64"), errors="coerce").dropna().astype(float) * scale
                 row[f"{col}_mean"] = float(v.mean()) if len(v) else math.nan
                 row[f"{col}_std"] = float(v.std(ddof=0)) if len(v) else math.nan

@@ -33,7 +33,7 @@ def cli(vgg, monkeypatch):
     from methods.pipeline import batch
 
     real = batch.load_model_arg
-    monkeypatch.setattr(batch, "load_model_arg", lambda m: vgg if m == "scenes_vgg" else real(m))
+    monkeypatch.setattr(batch, "load_model_arg", lambda m, **kw: vgg if m == "scenes_vgg" else real(m, **kw))
 
     def run(images: pathlib.Path, out: pathlib.Path, *extra: str) -> int:
         argv = ["--model", "scenes_vgg", "--images", str(images), "--out", str(out), "--workers", "1", "--quiet"]

@@ -94,6 +94,16 @@ def test_evaluate_on_ray_equals_the_local_run(ray_local):
     pd.testing.assert_frame_equal(here[cols], there[cols], atol=1e-6)
 
 
+def test_object_rows_on_ray_equal_the_local_run(ray_local):
+    """A segmenter's one-row-per-object table goes through the same worker on Ray."""
+    opts = dict(steps=2, progress=False, methods=["gradcam"], precision="fp32")
+    here = ev.evaluate("scenes_seg", "scenes2:2", engine="local", workers=1, **opts)
+    there = ev.evaluate("scenes_seg", "scenes2:2", engine="ray", workers=2, **opts)
+    cols = [c for c in ev.OBJECT_COLUMNS if c not in ("seconds", "eval_seconds")]
+    assert len(here) == 2 * 2 * 3  # 2 scenes x 2 objects x (gradcam, random, centre)
+    pd.testing.assert_frame_equal(here[cols], there[cols], atol=1e-6)
+
+
 def test_a_worker_that_cannot_start_is_an_engine_error(ray_local):
     from batch_plugins import BrokenSpec
 
