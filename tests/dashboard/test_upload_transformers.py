@@ -110,11 +110,9 @@ def test_folder_paths_are_read_by_their_file_name_and_a_pickle_is_refused(hf_fol
 
 def test_a_timm_vit_checkpoint_upload_draws_its_blocks():
     torch.manual_seed(0)
-    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=3, depth=2)
     full = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=3)
     buf = io.BytesIO()
     torch.save(full.state_dict(), buf)
-    del vit
     at = run_page()
     at.file_uploader(key="w_ckpt_file").set_value(("vit.pt", buf.getvalue(), "application/octet-stream"))
     at.selectbox(key="w_ckpt_arch").set_value("timm:vit_tiny_patch16_224")
