@@ -27,6 +27,7 @@ from dashboard.core import services
 from dashboard.core.services import ModelHandle
 from methods.data.images import load_image
 from methods.errors import CheckpointError, GradLensError, ImageError, OptionError
+from methods.models.huggingface import load_huggingface
 
 __all__ = [
     "UPLOAD_LIMITS",
@@ -168,8 +169,6 @@ def _hf_files(files: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
 def load_uploaded_huggingface(files: Sequence[tuple[str, bytes]], name: str = "") -> str:
     """Load a Hugging Face image classifier from its uploaded folder files ``(file name, bytes)``
     (errors raise), keep it in the session, return its id."""
-    from methods.models.huggingface import load_huggingface
-
     named = _hf_files(files)
     digest = hashlib.sha256()
     for key in sorted(named):

@@ -9,7 +9,16 @@ import os
 
 import pytest
 
-from browser_kit import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, VIEWPORT, check_page, panel_titles, start_server, stop_server
+from browser_kit import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    VIEWPORT,
+    check_page,
+    panel_titles,
+    start_server,
+    stop_server,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -31,7 +31,12 @@ def hf_folder(tmp_path_factory) -> dict[str, bytes]:
     )  # fmt: skip
     folder = tmp_path_factory.mktemp("hf_vit")
     transformers.ViTForImageClassification(config).eval().save_pretrained(folder, safe_serialization=True)
-    processor = {"do_resize": True, "size": {"height": 32, "width": 32}, "image_mean": [0.5] * 3, "image_std": [0.5] * 3}
+    processor = {
+        "do_resize": True,
+        "size": {"height": 32, "width": 32},
+        "image_mean": [0.5] * 3,
+        "image_std": [0.5] * 3,
+    }
     (folder / "preprocessor_config.json").write_text(json.dumps(processor))
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
@@ -87,7 +92,10 @@ def _methods_script() -> str:
         (lambda f: {k: v for k, v in f.items() if k != "model.safetensors"}, "lacks model.safetensors"),
         (lambda f: {**f, "config.json": b"{" + b" " * 1_000_001 + b"}"}, "more than the 1 MB allowed"),
         (
-            lambda f: {**f, "config.json": json.dumps({**json.loads(f["config.json"]), "auto_map": {"x": "y.Z"}}).encode()},
+            lambda f: {
+                **f,
+                "config.json": json.dumps({**json.loads(f["config.json"]), "auto_map": {"x": "y.Z"}}).encode(),
+            },
             "auto_map",
         ),
     ],
