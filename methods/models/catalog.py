@@ -76,7 +76,7 @@ def list_models() -> list[ModelEntry]:
 
     Examples:
         >>> [e.name for e in list_models()][:5]
-        ['scenes_vgg', 'scenes_resnet', 'scenes_det', 'scenes_seg', 'efficientnet_lite0']
+        ['scenes_vgg', 'scenes_resnet', 'scenes_vit', 'scenes_det', 'scenes_seg']
         >>> {e.name: e.domain for e in list_models()}["efficientnet_lite0"]
         'imagenet'
     """
