@@ -236,9 +236,11 @@ def gated_maps(
     the switch says). A method that does not apply to the model gets a note instead
     (:func:`applicable`). Returns None when nothing is computed yet.
     """
-    method_names = applicable(state, method_names)
-    specs = {name: methods.get_method(name) for name in method_names}
     saved = [m for m in method_names if capture.from_preloaded([m], layers) is not None]
+    rest = [m for m in method_names if m not in saved]  # a snapshot's own maps need no model
+    keep = set(saved) | set(applicable(state, rest) if rest else ())
+    method_names = [m for m in method_names if m in keep]
+    specs = {name: methods.get_method(name) for name in method_names}
     snapshot = capture.preloaded_bundle() is not None
     costs = {name: request_cost(state, name, layers) for name in method_names if name not in saved}
     gated = [m for m in method_names if m in costs and (snapshot or costs[m].over())]
