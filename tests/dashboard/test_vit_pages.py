@@ -79,3 +79,13 @@ def test_compare_names_the_model_a_method_does_not_apply_to():
     assert_clean(at)
     note = texts(at.info)
     assert "Attention rollout does not apply to Scenes VGG" in note and "Scenes ViT" not in note
+
+
+def test_layers_says_an_attention_method_draws_one_map_whatever_the_layer():
+    """Rollout reads every block's attention: the Layers page would show its one map under seven layer
+    names; it says so instead of letting the pictures pass for seven layers' maps."""
+    at = run_page("layers", {"method": "rollout"}, model=VIT)
+    assert_clean(at)
+    assert "Attention rollout draws one map whatever the layer" in texts(at.info)
+    at = run_page("layers", {"method": "gradcam"}, model=VIT)
+    assert "whatever the layer" not in texts(at.info)
