@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from app_kit import assert_clean, map_images, plain, plotly_specs, run_page, texts
+from app_kit import assert_clean, live_markup, map_images, plain, plotly_specs, run_page, texts
 
 VIT = "scenes_vit"
 NOT_APPLY = "Attention rollout does not apply to this model:"
@@ -89,3 +89,31 @@ def test_layers_says_an_attention_method_draws_one_map_whatever_the_layer():
     assert "Attention rollout draws one map whatever the layer" in texts(at.info)
     at = run_page("layers", {"method": "gradcam"}, model=VIT)
     assert "whatever the layer" not in texts(at.info)
+
+
+def test_the_reason_a_method_does_not_apply_is_escaped():
+    """A reason that quotes user text (a module or class name) is drawn as text, never as a link."""
+    from methods import ForwardMethod, register_method
+    from methods.cams.core.registry import _REGISTRY
+
+    @register_method(
+        name="test_picky",
+        label="Test-Picky",
+        family="score",
+        cost="1 fwd",
+        summary="test only: refuses every model",
+        requires=lambda model: "it needs [a ViT](http://example.com/x) <b>here</b>",
+    )
+    class Picky(ForwardMethod):
+        def compute_layer(self, ctx):  # pragma: no cover - never run: it applies to no model
+            raise AssertionError("a method that does not apply must not run")
+
+    try:
+        at = run_page("methods", {"methods": "gradcam,test_picky"}, model="scenes_vgg")
+        assert_clean(at)
+        assert "Test-Picky does not apply to this model: it needs [a ViT](http://example.com/x) <b>here</b>" in texts(
+            at.info
+        )
+        assert live_markup(at) == []
+    finally:
+        _REGISTRY.pop("test_picky", None)
