@@ -26,7 +26,7 @@ from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.models.scenes import nets as sm
 from methods.models.scenes.evaluation import EVAL_SINGLE_START, to_tensor
 
-VIT_METHODS = ("rollout", "chefer", "legrad", "gradcam", "gradcam@blocks.3")
+VIT_METHODS = ("rollout", "chefer", "legrad", "gradcam", "gradcam@blocks.3.norm1")
 
 
 def score(model, x, labels, masks, method: str, layer: str | None, batch: int = 50) -> tuple[float, float]:

@@ -28,7 +28,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 import methods
 from dashboard.app import cache, capture
-from dashboard.app.errors import log
+from dashboard.app.errors import log, notice
 from dashboard.core import services
 from dashboard.core.services import MapBundle, merge
 from dashboard.core.state import ViewState
@@ -41,6 +41,7 @@ __all__ = [
     "run_clicked",
     "raw_maps",
     "gated_maps",
+    "applicable",
     "request_cost",
     "wait_for_click",
     "mark_ran",
@@ -206,6 +207,22 @@ def slow_text(label: str, note: str, cost: Cost, what: str = "per layer") -> str
     return f":material/hourglass_top: **{label} is slow** here: {cost.describe()}; {note} {what}. It runs when you ask."
 
 
+def applicable(state: ViewState, method_names: Sequence[str], container=None) -> list[str]:
+    """The methods that apply to the page's model; each one that does not
+    (:meth:`~methods.cams.core.registry.MethodSpec.why_not`, e.g. attention rollout on a CNN) gets a
+    short note "does not apply to this model: <reason>" (escaped) and is never run."""
+    model = cache.model_handle(state.model).loaded.model
+    keep = []
+    for name in method_names:
+        spec = methods.get_method(name)
+        reason = spec.why_not(model)
+        if reason is None:
+            keep.append(name)
+        else:
+            notice(f"{spec.label} does not apply to this model: {reason}", "info", container, icon=":material/block:")
+    return keep
+
+
 def gated_maps(
     state: ViewState, method_names: Sequence[str], layers: Sequence[str | None], *, key: str
 ) -> MapBundle | None:
@@ -216,10 +233,14 @@ def gated_maps(
     with the session's "run slow methods" switch), with a progress bar, in a slow-job slot; once
     run it is read from the cache on later reruns. While a saved snapshot is open, its maps are
     shown and every method it did not save waits for its button (even a cheap one, and whatever
-    the switch says). Returns None when nothing is computed yet.
+    the switch says). A method that does not apply to the model gets a note instead
+    (:func:`applicable`). Returns None when nothing is computed yet.
     """
-    specs = {name: methods.get_method(name) for name in method_names}
     saved = [m for m in method_names if capture.from_preloaded([m], layers) is not None]
+    rest = [m for m in method_names if m not in saved]  # a snapshot's own maps need no model
+    keep = set(saved) | set(applicable(state, rest) if rest else ())
+    method_names = [m for m in method_names if m in keep]
+    specs = {name: methods.get_method(name) for name in method_names}
     snapshot = capture.preloaded_bundle() is not None
     costs = {name: request_cost(state, name, layers) for name in method_names if name not in saved}
     gated = [m for m in method_names if m in costs and (snapshot or costs[m].over())]

@@ -62,6 +62,32 @@ def _on_checkpoint_load() -> None:
         )
 
 
+def _on_hf_load() -> None:
+    force(_CKPT_OPEN, True)
+    files = st.session_state.get("w_hf_files") or []
+    with shown_errors(defer_to="hf", doing="loading the Hugging Face model"):
+        if not files:
+            raise OptionError("choose the folder's files first: config.json and model.safetensors")
+        name = (st.session_state.get("w_hf_name") or "").strip()
+        force("w_model", uploads.load_uploaded_huggingface([(f.name, f.getvalue()) for f in files], name))
+
+
+def _hf_panel() -> None:
+    """A Hugging Face image classifier from its folder's files (no code from it runs)."""
+    st.divider()
+    st.file_uploader(
+        "Or a Hugging Face folder: config.json, model.safetensors (and preprocessor_config.json)",
+        type=["json", "safetensors"],
+        accept_multiple_files=True,
+        key="w_hf_files",
+        help="An AutoModelForImageClassification folder (ViT, DeiT, BEiT, Swin, ConvNeXt, DINOv2 ...), as "
+        "save_pretrained writes it. Safetensors only; a config that asks for the repository's code is refused.",
+    )
+    st.text_input("Name (optional)", key="w_hf_name", max_chars=80)
+    st.button("Load Hugging Face model", on_click=_on_hf_load, key="w_hf_load")
+    show_deferred_errors("hf")
+
+
 def _checkpoint_panel(sb) -> None:
     """File, architecture, classes, names and Load, with the library's message (once, as it is)
     under the button. Its open state and fields live in the session: an error keeps them."""
@@ -72,7 +98,7 @@ def _checkpoint_panel(sb) -> None:
         seed(key, saved.get(key, default))
     with sb.expander("Upload a checkpoint", key=_CKPT_OPEN, on_change="rerun"):
         st.file_uploader(
-            "Checkpoint file (state_dict or safetensors)",
+            "Checkpoint file (state_dict or safetensors; timm ViT, DeiT, BEiT, Swin are in the menu)",
             type=["pt", "pth", "ckpt", "bin", "safetensors"],
             key="w_ckpt_file",
         )
@@ -81,6 +107,7 @@ def _checkpoint_panel(sb) -> None:
         st.text_area("Class names (optional, one per line)", key="w_ckpt_names", height=80)
         st.button("Load checkpoint", on_click=_on_checkpoint_load, disabled=not archs, key="w_ckpt_load")
         show_deferred_errors("checkpoint")
+        _hf_panel()
         st.caption(_NO_URL)
     saved.update({key: st.session_state.get(key) for key in defaults})
 

@@ -5,12 +5,21 @@ Uploaded files cannot travel in a URL: the loaded model and the decoded picture 
 at most :data:`UPLOAD_LIMITS` (count and bytes in memory); a new upload beyond them drops the
 oldest, and :func:`upload_notes` says so once. Checkpoints are read with ``weights_only=True``
 through the library (:func:`methods.load_checkpoint`): nothing uploaded is executed.
+
+A Hugging Face image classifier comes as its folder's files (:data:`HF_UPLOAD_LIMITS`: ``config.json``,
+``model.safetensors``, optionally ``preprocessor_config.json``; each size bounded, no other file),
+written to a private temporary folder and loaded by :func:`methods.models.huggingface.load_huggingface`
+(safetensors only, a config asking for remote code refused), then the folder is deleted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import tempfile
 import threading
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
 
 import streamlit as st
 
@@ -18,6 +27,7 @@ from dashboard.core import services
 from dashboard.core.services import ModelHandle
 from methods.data.images import load_image
 from methods.errors import CheckpointError, GradLensError, ImageError, OptionError
+from methods.models.huggingface import load_huggingface
 
 __all__ = [
     "UPLOAD_LIMITS",
@@ -27,6 +37,8 @@ __all__ = [
     "upload_notes",
     "keep",
     "load_uploaded_checkpoint",
+    "HF_UPLOAD_LIMITS",
+    "load_uploaded_huggingface",
     "register_uploaded_image",
 ]
 
@@ -109,6 +121,74 @@ def load_uploaded_checkpoint(
             "arch": arch,
             "num_classes": num_classes,
             "class_names": class_names,
+            "sha256": sha,
+            "nbytes": _weight_bytes(loaded),
+            "handle": ModelHandle(model_id, loaded, threading.Lock()),
+        }
+    keep("models", model_id, known)
+    return model_id
+
+
+#: The files of an uploaded Hugging Face folder and the most bytes each may have (the weights: the
+#: session's model budget); None marks the optional one.
+HF_UPLOAD_LIMITS: dict[str, int] = {
+    "config.json": 1_000_000,
+    "model.safetensors": UPLOAD_LIMITS["models"][1],
+    "preprocessor_config.json": 1_000_000,
+}
+_HF_REQUIRED = ("config.json", "model.safetensors")
+
+
+def _hf_files(files: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
+    """The uploaded files by name, checked: known names only, each once, within its size, the
+    required ones present (CheckpointError says which)."""
+    named: dict[str, bytes] = {}
+    for path, data in files:
+        name = PurePosixPath(path.replace("\\", "/")).name  # a browser's folder upload names "folder/file"
+        if name not in HF_UPLOAD_LIMITS:
+            raise CheckpointError(
+                f"{name!r} is not a file of a Hugging Face image classifier GradLens loads; upload "
+                f"{', '.join(HF_UPLOAD_LIMITS)} only (safetensors weights: a pickle file can run code)"
+            )
+        if name in named:
+            raise CheckpointError(f"{name!r} was uploaded twice; upload one folder's files at a time")
+        if len(data) > HF_UPLOAD_LIMITS[name]:
+            raise CheckpointError(
+                f"{name} has {len(data) / 1e6:.1f} MB, more than the {HF_UPLOAD_LIMITS[name] / 1e6:.0f} MB allowed"
+            )
+        named[name] = data
+    missing = [n for n in _HF_REQUIRED if n not in named]
+    if missing:
+        raise CheckpointError(
+            f"the Hugging Face folder lacks {' and '.join(missing)}; upload config.json and model.safetensors "
+            "(and preprocessor_config.json if the folder has one) together"
+        )
+    return named
+
+
+def load_uploaded_huggingface(files: Sequence[tuple[str, bytes]], name: str = "") -> str:
+    """Load a Hugging Face image classifier from its uploaded folder files ``(file name, bytes)``
+    (errors raise), keep it in the session, return its id."""
+    named = _hf_files(files)
+    digest = hashlib.sha256()
+    for key in sorted(named):
+        digest.update(key.encode() + b"\0" + hashlib.sha256(named[key]).digest())
+    sha = digest.hexdigest()
+    model_id = f"upload:{hashlib.sha256(f'hf|{sha}'.encode()).hexdigest()[:16]}"
+    known = uploaded_models().get(model_id)
+    if known is None:
+        with tempfile.TemporaryDirectory(prefix="gradlens_hf_", ignore_cleanup_errors=True) as tmp:
+            for key, data in named.items():
+                (Path(tmp) / key).write_bytes(data)
+            loaded = load_huggingface(tmp)
+        label = name or "Hugging Face model"
+        kind = type(getattr(loaded.model, "wrapped", loaded.model)).__name__  # the class under LogitsView
+        loaded = dataclasses.replace(loaded, name=f"hf:{label}", note=f"Hugging Face {kind}, uploaded ({label})")
+        known = {
+            "name": label,
+            "arch": f"hf:{kind}",
+            "num_classes": len(loaded.class_names),
+            "class_names": tuple(loaded.class_names),
             "sha256": sha,
             "nbytes": _weight_bytes(loaded),
             "handle": ModelHandle(model_id, loaded, threading.Lock()),

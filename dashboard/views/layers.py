@@ -9,7 +9,7 @@ import streamlit as st
 
 import methods
 from dashboard.app import cache, jobs, widgets
-from dashboard.app.errors import md_escape
+from dashboard.app.errors import md_escape, notice
 from dashboard.core import services
 from dashboard.core.state import ViewState
 from dashboard.draw import figures, pictures
@@ -144,6 +144,15 @@ def show(state: ViewState) -> None:
         return
     raw = [bundle.maps[state.method][n] for n in names]
     widgets.map_notes(bundle, [state.method], services.method_label)
+    spec = methods.get_method(state.method)
+    if len(names) > 1 and (spec.layer_independent or spec.family == "attention"):
+        notice(
+            f"{spec.label} draws one map whatever the layer (it reads "
+            f"{'every block’s attention' if spec.family == 'attention' else 'the whole model'}, not one layer): "
+            "every picture below is that same map. To see what each layer holds, choose a layer method such as Grad-CAM.",
+            "info",
+            icon=":material/layers_clear:",
+        )
     widgets.note_constant(dict(zip(names, raw)))
     norm = services.normalized(raw, state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)

@@ -167,7 +167,7 @@ def _compute(state: ViewState):
     while every method waits for its button."""
     out = {}
     image = probs = None
-    for method in state.methods:
+    for method in jobs.applicable(state, state.methods):  # a note for each method that does not apply
         label = services.method_label(method)
         got = _run(state, "cascade", method, f"{label}: randomizing the blocks ({state.mode})")
         if got is None:

@@ -128,8 +128,11 @@ def block_infos(loaded) -> list[LayerInfo]:
 
 def partner_options(model_id: str, uploads: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Models that can stand beside ``model_id``: the catalog's available ones, then this session's
-    uploaded checkpoints (never ``model_id`` itself)."""
-    ids = [e.name for e in zoo.list_models() if e.available] + list(uploads)
+    uploaded checkpoints (never ``model_id`` itself). Detectors and segmenters are left out: the page
+    compares classifiers (``scenes_vit``'s next catalog model is ``scenes_det``)."""
+    ids = [
+        e.name for e in zoo.list_models() if e.available and getattr(e, "task", "classification") == "classification"
+    ] + list(uploads)
     return [i for i in ids if i != model_id]
 
 

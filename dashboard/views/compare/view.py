@@ -157,12 +157,22 @@ def _compute(state: ViewState):
     ids = (state.model,) + partners(state)[0]
     handles = [cache.model_handle(i) for i in ids]
     plan = cs.class_plan(state.target, [h.class_names for h in handles])
+    spec = methods.get_method(state.method)
+    labels = model_labels()
+    reasons = [(h.id, spec.why_not(h.loaded.model)) for h in handles]
+    for model_id, reason in reasons:
+        if reason is not None:
+            notice(
+                f"{spec.label} does not apply to {labels.get(model_id, model_id)}: {reason}",
+                "info",
+                icon=":material/block:",
+            )
+    if any(reason is not None for _, reason in reasons):
+        return None
     infos = [block_infos(h) for h in handles]
     go_on, job, slow = _gated(state, ids, infos, plan)
     if not go_on:
         return None
-    spec = methods.get_method(state.method)
-    labels = model_labels()
     sides, views, first_probs = [], [], None
     for handle, info, wanted in zip(handles, infos, plan):  # one model after the other: one context each
         probs = cache.predictions(handle, state.image)

@@ -8,11 +8,19 @@ last place where patch tokens still influence the class token is the input of th
 attention, i.e. the output of its first norm — the layer pytorch-grad-cam's ViT recipe targets
 too (``model.blocks[-1].norm1``).
 
+An average-pooled timm ViT (``global_pool`` "avg", "avgmax" or "max"; e.g. ``class_token=False``,
+as ``scenes_vit``) has no class-token read-out: the pool reads every patch token of the last
+block's output, so those tokens DO reach the score and the default is the last block itself, the
+map the head reads (on ``scenes_vit``: Grad-CAM pointing 0.64 at ``blocks.3`` against 0.26 at
+``blocks.3.norm1``, docs/scenes.md).
+
 ==================================== ============================================ ==================================
 family                               default layer                                why
 ==================================== ============================================ ==================================
 timm ViT / DeiT / BEiT / EVA (*)     ``blocks.<last>.norm1``                      patch tokens of the last block's
                                                                                   output get no gradient
+timm ViT, average-pooled (*)         ``blocks.<last>``                            the pool reads every patch token
+(``global_pool`` avg / avgmax / max)                                              of the last block's output
 timm Swin                            ``layers.<last>``                            the last stage (N, h, w, C)
 timm ConvNeXt                        ``stages.<last>`` (generic rule)             the last stage
 HF ViT / DeiT / BEiT                 ``<base>.layers.<last>.layernorm_before``    as timm ViT
@@ -41,6 +49,9 @@ _VIT_BLOCK_NORM = re.compile(r"^blocks\.\d+\.norm1$")
 _HF_LAYER_NORM = re.compile(r"(^|\.)(layers|layer)\.\d+\.(layernorm_before|norm1)$")
 _HF_SWIN_NORM = re.compile(r"^swin\w*\.layernorm$")
 _TIMM_SWIN_STAGE = re.compile(r"^layers\.\d+$")
+_VIT_BLOCK = re.compile(r"^blocks\.\d+$")
+#: timm ViT pools that read every patch token of the last block's output (no class-token read-out).
+_TOKEN_AVERAGING_POOLS = ("avg", "avgmax", "max")
 
 
 def _last_match(pattern: re.Pattern[str], names: Sequence[str]) -> str | None:
@@ -57,10 +68,15 @@ def family_default(model: nn.Module, candidates: Sequence[str]) -> str | None:
         >>> vit = timm.create_model("vit_tiny_patch16_224", pretrained=False)
         >>> family_default(vit, ["blocks.0.norm1", "blocks.11.norm1", "norm"])
         'blocks.11.norm1'
+        >>> pooled = timm.create_model("vit_tiny_patch16_224", pretrained=False, class_token=False, global_pool="avg")
+        >>> family_default(pooled, ["blocks.0", "blocks.11.norm1", "blocks.11", "norm"])
+        'blocks.11'
     """
     net = inner_model(model)
     module = type(net).__module__
     if hasattr(net, "num_prefix_tokens") and isinstance(getattr(net, "blocks", None), nn.Module):
+        if getattr(net, "global_pool", None) in _TOKEN_AVERAGING_POOLS:
+            return _last_match(_VIT_BLOCK, candidates)  # the pool reads the last block's patch tokens
         return _last_match(_VIT_BLOCK_NORM, candidates)  # timm's ViT layout (and models written like it)
     if module.startswith("timm."):
         if module.endswith("swin_transformer"):

@@ -17,7 +17,7 @@ def test_files_card_and_size():
     assert path.is_file() and path.stat().st_size <= 5_000_000
     card = sm.model_card("scenes_vit")
     assert card["name"] == "scenes_vit" and card["classes"] == list(CLASS_NAMES)
-    assert card["default_layer"] == sm.DEFAULT_LAYERS["scenes_vit"] == "blocks.3.norm1"
+    assert card["default_layer"] == sm.DEFAULT_LAYERS["scenes_vit"] == "blocks.3"
     assert card["metrics"]["accuracy"] >= 0.97 and card["metrics"]["single_seeds"][0] >= 10_000_000
     assert card["data"]["train_seeds"][1] <= 10_000_000
 
