@@ -203,6 +203,12 @@ def _check_table(df: pd.DataFrame, metrics: Sequence[str]) -> list[str]:
     if not isinstance(df, pd.DataFrame):
         raise OptionError(f"the table must be a pandas DataFrame; got {type(df).__name__}")
     missing = [c for c in KEY_COLUMNS if c not in df.columns]
+    if missing and "object" in df.columns:
+        raise OptionError(
+            "this is a per-object table (a detector's or segmenter's `python -m methods.evaluate` result); "
+            "the leaderboard ranks classification tables only for now: read the per-object energy, pointing "
+            "and curves in the table itself"
+        )
     if missing:
         raise OptionError(
             f"the table has no column(s) {missing}: it is not a `python -m methods.evaluate` result "

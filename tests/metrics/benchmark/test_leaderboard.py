@@ -202,3 +202,13 @@ def test_bootstrap_draws_in_bounded_chunks_with_the_same_numbers(monkeypatch):
     got = lb.bootstrap_interval(x, n_boot=500, seed=3)
     assert (got.low, got.high) == pytest.approx(expected, abs=1e-12)
     assert got.mean == pytest.approx(float(x.mean()))
+
+
+def test_a_per_object_table_is_refused_with_the_reason():
+    """A detector's evaluate table (one row per object, no `target` column) is not mistaken for a
+    table of another program: the message says it is per-object and not ranked yet."""
+    objects = pd.DataFrame(
+        {"image": ["a", "a"], "object": [0, 1], "method": ["gradcam"] * 2, "layer": ["l"] * 2, "energy_pg": [0.2, 0.3]}
+    )
+    with pytest.raises(OptionError, match="per-object table"):
+        lb.leaderboard(objects)
