@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from methods.cli.object_options import add_object_options
 from methods.errors import GradLensError
 from methods.pipeline.batch import run_batch
 from methods.viz.normalize import MODES, SCOPES
@@ -47,15 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)"
     )
-    p.add_argument(
-        "--min-score",
-        type=float,
-        default=0.5,
-        help="detectors: explain boxes with score >= this, in [0, 1] (default 0.5)",
-    )
-    p.add_argument(
-        "--max-objects", type=int, default=20, help="detectors, segmenters: objects per image, 1-100 (default 20)"
-    )
+    add_object_options(p)
     p.add_argument("--plugins", default="", help="comma-separated modules that register your own methods")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

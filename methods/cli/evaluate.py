@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from methods.cli.object_options import add_object_options
 from methods.errors import GradLensError
 from methods.metrics.faithfulness import curves as fa
 from methods.pipeline.evaluate import evaluate
@@ -44,15 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="local", help="local (process pool) or ray (Ray Data); default local")
     p.add_argument("--workers", type=int, default=None, help="processes or Ray actors (default: the CPU cores)")
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default $RAY_ADDRESS; none: a local Ray)")
-    p.add_argument(
-        "--min-score",
-        type=float,
-        default=0.5,
-        help="detectors: explain boxes with score >= this, in [0, 1] (default 0.5)",
-    )
-    p.add_argument(
-        "--max-objects", type=int, default=20, help="detectors, segmenters: objects per image, 1-100 (default 20)"
-    )
+    add_object_options(p)
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)"
     )

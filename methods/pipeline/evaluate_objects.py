@@ -142,15 +142,7 @@ def evaluate_objects(loaded: Any, sample: Any, index: int, spec: Any) -> list[di
         exps = explain_many(loaded, x, names, layers=list(spec.layers), target=obj.target)
         first = exps[names[0]]
         score = obj.score if obj.score is not None else float(first.logits[0, 0])
-        maps: list[tuple[str, str, torch.Tensor, float]] = []
-        for name in names:
-            for layer in spec.layers:
-                maps.append((name, layer, exps[name].maps[layer][0], exps[name].seconds))
-        if spec.references:
-            for layer in spec.layers:
-                size = (first.maps[layer].shape[-2], first.maps[layer].shape[-1])
-                for ref, m in reference_maps(size, seed=int(spec.seed) + index).items():
-                    maps.append((ref, layer, m, 0.0))
+        maps = scored_maps(exps, names, spec, index)
         region = object_mask(tuple(x.shape[-2:]), target=obj.target)  # the box (detection) or mask
         for name, layer, sal, seconds in maps:
             t1 = time.perf_counter()
@@ -171,3 +163,19 @@ def evaluate_objects(loaded: Any, sample: Any, index: int, spec: Any) -> list[di
             row["eval_seconds"] = time.perf_counter() - t1
             rows.append(row)
     return rows
+
+
+def scored_maps(exps: dict, names: list[str], spec: Any, index: int) -> list[tuple[str, str, torch.Tensor, float]]:
+    """``(method, layer, map (h, w), seconds)`` of every method x layer of one explained target, then
+    (with ``spec.references``) the random and centre maps on each layer's grid, seeded per image."""
+    first = exps[names[0]]
+    maps: list[tuple[str, str, torch.Tensor, float]] = []
+    for name in names:
+        for layer in spec.layers:
+            maps.append((name, layer, exps[name].maps[layer][0], exps[name].seconds))
+    if spec.references:
+        for layer in spec.layers:
+            size = (first.maps[layer].shape[-2], first.maps[layer].shape[-1])
+            for ref, m in reference_maps(size, seed=int(spec.seed) + index).items():
+                maps.append((ref, layer, m, 0.0))
+    return maps

@@ -24,13 +24,12 @@ import torch
 from methods._internal.torch_utils import Precision
 from methods.cams.core.explain import explain_many
 from methods.errors import GradLensError
-from methods.metrics.faithfulness.curves import reference_maps
 from methods.metrics.faithfulness.image_scores import image_scores
 from methods.metrics.faithfulness.perturbation import BaselineName
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.pipeline.common import worker_setup
 from methods.pipeline.engines import run_items
-from methods.pipeline.evaluate_objects import OBJECT_TASKS, evaluate_objects
+from methods.pipeline.evaluate_objects import OBJECT_TASKS, evaluate_objects, scored_maps
 from methods.pipeline.evaluate_parts import EvalCheckpoint
 from methods.pipeline.sources import load_sample
 
@@ -129,15 +128,7 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
         t = int(first.targets[0])
         mask = sample.masks[k] if sample.masks is not None else None
         on_picture = _on_picture(loaded, sample.image)
-        maps: list[tuple[str, str, torch.Tensor, float]] = []
-        for name in names:
-            for layer in spec.layers:
-                maps.append((name, layer, exps[name].maps[layer][0], exps[name].seconds))
-        if spec.references:
-            for layer in spec.layers:
-                size = (first.maps[layer].shape[-2], first.maps[layer].shape[-1])
-                for ref, m in reference_maps(size, seed=int(spec.seed) + index).items():
-                    maps.append((ref, layer, m, 0.0))
+        maps = scored_maps(exps, names, spec, index)
         t1 = time.perf_counter()
         scores = image_scores(
             loaded,

@@ -5,6 +5,7 @@ when the caller allows it (:func:`methods.models.downloads.download_weights`).""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from methods.models.downloads import download_weights
 from methods.models.loaded import LoadedModel, Source
@@ -27,47 +28,15 @@ class TorchvisionSource:
         return name in TORCHVISION or name in TASK_MODELS
 
     def entries(self) -> list[ModelEntry]:
-        out = []
-        for name, tv in TORCHVISION.items():
-            weights = tv_weights(name)
-            path = cache_path(weights.url)
-            mb = weights.meta.get("_file_size")
-            out.append(
-                ModelEntry(
-                    name,
-                    tv.label,
-                    "torchvision",
-                    tv_input_size(weights),
-                    tv.description,
-                    path.is_file(),
-                    str(path),
-                    domain="imagenet",
-                    card=tv_card(name),
-                    how_to_get=f"download_weights({name!r}) fetches {weights.url}" + (f" ({mb:g} MB)" if mb else ""),
-                    download_mb=float(mb) if mb else None,
-                )
-            )
-        for name, te in TASK_MODELS.items():
-            weights = tv_weights(name)
-            path = cache_path(weights.url)
-            mb = weights.meta.get("_file_size")
-            out.append(
-                ModelEntry(
-                    name,
-                    te.label,
-                    "torchvision",
-                    task_input_size(name),
-                    te.description,
-                    path.is_file(),
-                    str(path),
-                    domain="unknown",
-                    card=task_card(name),
-                    how_to_get=f"download_weights({name!r}) fetches {weights.url}" + (f" ({mb:g} MB)" if mb else ""),
-                    download_mb=float(mb) if mb else None,
-                    task=te.task,
-                )
-            )
-        return out
+        classifiers = [
+            _entry(name, tv.label, tv.description, tv_input_size(tv_weights(name)), "imagenet", tv_card(name))
+            for name, tv in TORCHVISION.items()
+        ]
+        tasks = [
+            _entry(name, te.label, te.description, task_input_size(name), "unknown", task_card(name), te.task)
+            for name, te in TASK_MODELS.items()
+        ]
+        return classifiers + tasks
 
     def weights_file(self, name: str) -> Path:
         return cache_path(tv_weights(name).url)
@@ -79,3 +48,26 @@ class TorchvisionSource:
 
 
 register_source(TorchvisionSource())
+
+
+def _entry(
+    name: str, label: str, description: str, size: Any, domain: Any, card: Any, task: Any = "classification"
+) -> ModelEntry:
+    """The menu entry of a torchvision model: whether its weights file is cached, and how to get it."""
+    weights = tv_weights(name)
+    path = cache_path(weights.url)
+    mb = weights.meta.get("_file_size")
+    return ModelEntry(
+        name,
+        label,
+        "torchvision",
+        size,
+        description,
+        path.is_file(),
+        str(path),
+        domain=domain,
+        card=card,
+        how_to_get=f"download_weights({name!r}) fetches {weights.url}" + (f" ({mb:g} MB)" if mb else ""),
+        download_mb=float(mb) if mb else None,
+        task=task,
+    )
