@@ -23,6 +23,7 @@ its own, and the image that raises again is reported as ``"failed"`` with the er
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,11 +40,31 @@ from methods.pipeline.batch_files import VIEWS, image_dir, read_npz, view_name, 
 from methods.pipeline.batch_objects import object_rows_of
 from methods.pipeline.common import worker_setup
 from methods.pipeline.evaluate_objects import OBJECT_TASKS
+from methods.pipeline.overlap import overlapped
 from methods.viz.normalize import as_mode, as_scope, normalize_many
 from methods.viz.ranges import display_colormap, display_ranges
 from methods.viz.render import render_views
 
 __all__ = ["BatchSpec", "BatchWorker", "result"]
+
+
+@dataclass
+class _Writes:
+    """A group's maps, computed; ``write(i)`` draws and writes image ``i``'s files -> its result."""
+
+    worker: BatchWorker
+    group: list[tuple[dict, np.ndarray]]
+    pairs: list[tuple[str, str]]
+    raws: dict
+    exps: dict
+
+    def write(self, i: int) -> dict:
+        item = self.group[i][0]
+        try:
+            rows = self.worker._write(i, item, self.group[i][1], self.raws, self.exps, self.pairs, len(self.group))
+            return result(item, "done", rows=rows)
+        except Exception as exc:
+            return result(item, "failed", f"{type(exc).__name__}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -107,27 +128,53 @@ class BatchWorker:
             return item, None, str(exc)
 
     def __call__(self, items: list[dict]) -> list[dict]:
-        results: list[dict] = []
-        groups: dict[tuple, list[tuple[dict, np.ndarray]]] = {}
-        for item, image, why in self.pool.map(self._read, items):
-            if image is None:
-                results.append(result(item, "skipped", why))
-                continue
-            groups.setdefault(tuple(tuple(p) for p in item["pairs"]), []).append((item, image))
-        for pairs, group in groups.items():
-            try:
-                results += self._run(group, list(pairs))
-            except Exception:  # find the image that fails: each on its own
-                for one in group:
-                    try:
-                        results += self._run([one], list(pairs))
-                    except Exception as exc:
-                        results.append(result(one[0], "failed", f"{type(exc).__name__}: {exc}"))
-        return results
+        """One part, the stages one after the other (what a process-pool task or a Ray actor runs)."""
+        return self._finish(self._compute(self._decode(items)))
+
+    def stream(self, parts: Iterable[list[dict]]) -> Iterator[list[dict]]:
+        """``self(part)`` for every part, in order, with reading the next part and writing the
+        previous one overlapped with the model (:func:`methods.pipeline.overlap.overlapped`): the
+        same results and files; each part's results come out only once its files are written."""
+        return overlapped(parts, self._decode, self._compute, self._finish)
 
     # ----------------------------------------------------------------------------------------
 
-    def _run(self, group: list[tuple[dict, np.ndarray]], pairs: list[tuple[str, str]]) -> list[dict]:
+    def _decode(self, items: list[dict]) -> tuple[list[dict], dict]:
+        """Read the part's images: ``(skipped results, {pairs: [(item, picture)]})``."""
+        skipped: list[dict] = []
+        groups: dict[tuple, list[tuple[dict, np.ndarray]]] = {}
+        for item, image, why in self.pool.map(self._read, items):
+            if image is None:
+                skipped.append(result(item, "skipped", why))
+                continue
+            groups.setdefault(tuple(tuple(p) for p in item["pairs"]), []).append((item, image))
+        return skipped, groups
+
+    def _compute(self, decoded: tuple[list[dict], dict]) -> list:
+        """The model's work of a part: a list of pieces, each ready results or a :class:`_Writes`."""
+        skipped, groups = decoded
+        pieces: list = [skipped]
+        for pairs, group in groups.items():
+            try:
+                pieces.append(self._maps(group, list(pairs)))
+            except Exception:  # find the image that fails: each on its own
+                for one in group:
+                    try:
+                        pieces.append(self._maps([one], list(pairs)))
+                    except Exception as exc:
+                        pieces.append([result(one[0], "failed", f"{type(exc).__name__}: {exc}")])
+        return pieces
+
+    def _finish(self, pieces: list) -> list[dict]:
+        """Encode and write the pictures of a part (images in parallel): its results, in order."""
+        results: list[dict] = []
+        for piece in pieces:
+            results += (
+                list(self.pool.map(piece.write, range(len(piece.group)))) if isinstance(piece, _Writes) else piece
+            )
+        return results
+
+    def _maps(self, group: list[tuple[dict, np.ndarray]], pairs: list[tuple[str, str]]) -> _Writes | list[dict]:
         names = list(dict.fromkeys(m for m, _ in pairs))
         layers = list(dict.fromkeys(layer for _, layer in pairs))
         options = {m: {"precision": self.precision} for m in names if "precision" in get_method(m).option_names}
@@ -141,15 +188,7 @@ class BatchWorker:
         x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
         exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
         raws = {(m, layer): exps[m].maps[layer].detach().float().cpu().numpy() for m, layer in pairs}  # (B, h, w) each
-
-        def write(i: int) -> dict:
-            item = group[i][0]
-            try:
-                return result(item, "done", rows=self._write(i, item, group[i][1], raws, exps, pairs, len(group)))
-            except Exception as exc:
-                return result(item, "failed", f"{type(exc).__name__}: {exc}")
-
-        return list(self.pool.map(write, range(len(group))))
+        return _Writes(self, group, pairs, raws, exps)
 
     def _write(
         self, i: int, item: dict, picture: np.ndarray, all_raws: dict, exps: dict, pairs: list, batch: int

@@ -13,7 +13,8 @@ Engines (``engine=``):
 * ``"local"`` — ``workers`` processes on this machine (default: the CPU cores this process may
   use), started with ``spawn`` (a clean interpreter: safe with torch's thread pools), each with
   ``cores // workers`` torch threads. Workers die with their parent
-  (:func:`methods._internal.orphans.die_with_parent`): a SIGKILLed command leaves no worker behind. ``workers=1`` runs in this process, without a pool.
+  (:func:`methods._internal.orphans.die_with_parent`): a SIGKILLed command leaves no worker behind. ``workers=1`` runs in this process, without a pool; a worker with a ``stream(parts)`` method
+  (the batch command's) gets all parts at once, to overlap reading, the model and writing.
 * ``"ray"`` — Ray Data: a dataset of the items, ``map_batches`` with an actor pool of ``workers``
   actors (``ActorPoolStrategy(size=workers)``), each actor building the spec once. It joins the
   cluster at ``ray_address`` (or ``$RAY_ADDRESS``); without one it starts a local Ray instance
@@ -28,6 +29,7 @@ raised by ``on_results`` (e.g. :class:`methods.errors.Cancelled`) stops the run.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -117,10 +119,19 @@ def run_items(
         _run_ray(spec, items, on_results, workers, batch_size, ray_address, num_gpus)
     elif workers == 1:
         worker = spec.build()
-        for part in chunks(items, batch_size):
-            on_results(worker(part))
+        stream = getattr(worker, "stream", None)  # reading, model and writing overlapped (the batch worker)
+        with contextlib.closing(
+            stream(chunks(items, batch_size)) if stream else _one_by_one(worker, items, batch_size)
+        ) as parts:
+            for results in parts:
+                on_results(results)
     else:
         _run_pool(spec, items, on_results, workers, batch_size)
+
+
+def _one_by_one(worker: Worker, items: Sequence[dict], batch_size: int) -> Iterator[list[dict]]:
+    for part in chunks(items, batch_size):
+        yield worker(part)
 
 
 # --------------------------------------------------------------------------------------------
