@@ -1,11 +1,15 @@
-"""Three stages of a batch run overlapped: decode ahead, compute here, write behind.
+"""The stages of a batch run overlapped: decode ahead, the model, write behind, report.
 
-:func:`overlapped` runs ``decode(part)`` for the next part in a **decode thread**, ``compute``
-in the calling thread (the model: it keeps torch's own thread pool), and ``finish`` (encoding and
-writing the files) in a **writer thread**, joined by two queues of ``depth`` slots each. So while
-the model works on part k, part k+1 is being read and decoded and part k-1's pictures encoded and
-written; PIL's and OpenCV's decoders and encoders, zlib and file I/O release the GIL, so the
-threads use the cores the model leaves idle (its Python-bound steps, the gaps between its kernels).
+:func:`overlapped` runs each stage in its own thread, joined by bounded queues of ``depth``
+slots: ``decode(part)`` (reading files) in a **decode thread**, ``compute`` (the model; torch
+keeps its own intra-op thread pool) in a **model thread**, ``finish`` (drawing, encoding and
+writing the files) in a **writer thread**; the caller's thread only takes finished parts and does
+what it does with them (the batch command: append the manifest rows, move the bar). So while the
+model works on part k, part k+1 is being decoded, part k-1's pictures encoded and written and
+part k-2's rows persisted: the model does not wait for any of them. PIL's and OpenCV's decoders
+and encoders (``cv2.imencode`` runs without the GIL), zlib and file I/O release the GIL, so the
+other stages run on the cycles the model leaves idle (its Python-bound steps, the gaps between
+its kernels) or on spare cores.
 
 What stays as it was without threads:
 
@@ -13,11 +17,12 @@ What stays as it was without threads:
 * **nothing reported before it is on disk** — a part's results are yielded only after its
   ``finish`` returned (its files are written), so a caller that persists them (the manifest) never
   records a file that is not there; a killed run loses at most the parts in the pipeline
-  (``2 * depth + 3``: decoded, computing, waiting, writing), which the next run recomputes;
-* **errors** — an exception in any stage is raised to the caller (in the caller's thread, with its
-  traceback chained), never swallowed; the other stages are stopped;
-* **memory** — at most ``depth`` decoded parts wait for the model and ``depth`` computed parts wait
-  for the writer (bounded queues: a slow disk holds the model back instead of filling memory).
+  (``3 * depth + 3``), whose files the next run writes again;
+* **errors** — an exception in any stage travels down the line after the parts before it and is
+  raised in the caller's thread (with its original traceback), never swallowed; the stages are
+  then stopped;
+* **memory** — every queue is bounded (``depth`` parts): a slow disk or a slow caller holds the
+  model back instead of filling memory.
 
 Leaving the loop early (the caller stops iterating, raises, or closes the generator) stops the
 threads after the step each is in and joins them.
@@ -77,76 +82,56 @@ def overlapped(
     Args:
         parts: the work, one element per batch (consumed lazily by the decode thread).
         decode: runs in the decode thread (reading files).
-        compute: runs in the calling thread (the model).
+        compute: runs in the model thread.
         finish: runs in the writer thread (encoding, writing); what it returns is yielded.
-        depth: slots of each of the two queues (>= 1).
+        depth: slots of each of the three queues (>= 1).
 
     Raises:
         Whatever a stage raised (the first one), after the threads are stopped.
     """
     depth = check_int("depth", depth, 1)
-    stop = threading.Event()
+    stop = threading.Event()  # set when the caller is gone: every stage ends after its current step
     decoded: queue.Queue = queue.Queue(maxsize=depth)
     computed: queue.Queue = queue.Queue(maxsize=depth)
-    written: queue.Queue = queue.Queue()  # unbounded, but never holds more than the parts in flight
+    written: queue.Queue = queue.Queue(maxsize=depth)
 
     def decoder() -> None:
         try:
             for part in parts:
                 if stop.is_set() or not _put(decoded, decode(part), stop):
                     return
-        except BaseException as exc:  # carried to the caller
+        except BaseException as exc:  # handed down the line, in order, to the caller
             _put(decoded, _Failed(exc), stop)
             return
         _put(decoded, _END, stop)
 
-    def writer() -> None:
-        while True:
-            got = _get(computed, stop)
-            if got is _END or isinstance(got, _Failed):
-                written.put(got)
-                return
-            try:
-                done = finish(got)
-            except BaseException as exc:
-                written.put(_Failed(exc))
-                stop.set()  # the caller stops computing and raises it after what was written before
-                return
-            written.put(done)
+    def stage(fn: Callable[[Any], Any], source: queue.Queue, sink: queue.Queue) -> Callable[[], None]:
+        def run() -> None:
+            while True:
+                got = _get(source, stop)
+                if got is not _END and not isinstance(got, _Failed):
+                    try:
+                        got = fn(got)
+                    except BaseException as exc:
+                        got = _Failed(exc)
+                if not _put(sink, got, stop) or got is _END or isinstance(got, _Failed):
+                    return
+
+        return run
 
     threads = [
         threading.Thread(target=decoder, name="gradlens-decode", daemon=True),
-        threading.Thread(target=writer, name="gradlens-write", daemon=True),
+        threading.Thread(target=stage(compute, decoded, computed), name="gradlens-model", daemon=True),
+        threading.Thread(target=stage(finish, computed, written), name="gradlens-write", daemon=True),
     ]
     for t in threads:
         t.start()
-    in_flight = 0  # parts handed to the writer and not yet yielded
     try:
-        while True:
-            got = _get(decoded, stop)
+        while (got := _get(written, stop)) is not _END:
             if isinstance(got, _Failed):
                 raise got.exc
-            if got is _END:
-                break
-            value = compute(got)
-            _put(computed, value, stop)
-            in_flight += 1
-            while in_flight and not written.empty():  # hand on what the writer finished meanwhile
-                in_flight -= 1
-                yield _unwrap(written.get())
-        _put(computed, _END, stop)
-        while True:
-            got = written.get()
-            if got is _END:
-                break
-            yield _unwrap(got)
+            yield got
     finally:
         stop.set()
         for t in threads:
             t.join()
-
-
-def _unwrap(got: Any) -> Any:
-    if isinstance(got, _Failed):
-        raise got.exc
-    return got

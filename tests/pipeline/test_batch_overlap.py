@@ -5,8 +5,9 @@
   broken file, an odd-sized flat picture and a label file's targets among the parts;
 * an exception in the writer (or the decoder, or the model's stage) reaches the caller, after the
   parts finished before it; it is never swallowed and the threads are stopped;
-* the queues are bounded: with the writer stalled, the decode thread pulls at most
-  ``2 * depth + 3`` parts (not the thousand on offer), and everything comes out in order afterwards.
+* the queues are bounded: with the writer (or the caller) stalled, the decode thread pulls
+  ``2 * depth + 3`` parts (``3 * depth + 4``), not the thousand on offer, and everything comes out
+  in order afterwards.
 
 No timing is asserted.
 """
@@ -116,11 +117,14 @@ def test_a_worker_whose_writer_breaks_raises_from_stream(tmp_path):
 
 
 @pytest.mark.parametrize("depth", [1, 2])
-def test_the_queues_are_bounded_when_the_writer_stalls(depth):
+@pytest.mark.parametrize("stalled", ["writer", "caller"])
+def test_the_queues_are_bounded_when_the_writer_or_the_caller_stalls(depth, stalled):
     pulled = []
     release = threading.Event()
     full = threading.Event()
-    bound = 2 * depth + 3  # decoder holding 1 + depth queued + compute holding 1 + depth queued + writer holding 1
+    # decoder holding 1 + depth queued, model holding 1 + depth queued, writer holding 1 (+ depth
+    # written and waiting, and the one in the caller's hands, when the caller is the one that stalls)
+    bound = 2 * depth + 3 if stalled == "writer" else 3 * depth + 4
 
     def parts():
         for i in range(1000):
@@ -130,19 +134,26 @@ def test_the_queues_are_bounded_when_the_writer_stalls(depth):
             yield i
 
     def finish(x):
-        release.wait(30)
+        if stalled == "writer":
+            release.wait(30)
         return x
 
     out: list = []
-    consumer = threading.Thread(
-        target=lambda: out.extend(overlapped(parts(), lambda p: p, lambda p: p, finish, depth=depth))
-    )
+
+    def consume():
+        for v in overlapped(parts(), lambda p: p, lambda p: p * 2, finish, depth=depth):
+            if stalled == "caller":
+                release.wait(30)
+            out.append(v)
+
+    consumer = threading.Thread(target=consume)
     consumer.start()
-    assert full.wait(30)
-    # give an unbounded queue every chance to show itself: the threads keep running meanwhile
-    for _ in range(200):
-        threading.Event().wait(0.001)
-    assert len(pulled) <= bound + 1  # the generator may be one step into the next part
-    release.set()
-    consumer.join(60)
-    assert out == list(range(1000))
+    try:
+        assert full.wait(30)
+        for _ in range(200):  # give an unbounded queue every chance to show itself meanwhile
+            threading.Event().wait(0.001)
+        assert len(pulled) == bound  # not the thousand on offer
+    finally:
+        release.set()
+        consumer.join(60)
+    assert out == [2 * i for i in range(1000)]
