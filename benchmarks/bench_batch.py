@@ -10,7 +10,12 @@ Timed, interleaved round-robin (median of ``--repeats``):
 * **batch command** — :func:`methods.pipeline.batch.run_batch` in this process (``workers=1``): read and
   decode every PNG, preprocess, Grad-CAM over batches of ``--batch-size`` images, normalize,
   render, and write ``original.png`` + 3 PNGs + ``maps.npz`` per image and the manifest, into a
-  fresh output folder each time (all files written through temp files and renames);
+  fresh output folder each time (all files written through temp files and renames; the folders
+  are deleted after the timing, not inside it). Reading, the model, writing and the manifest
+  overlap (:mod:`methods.pipeline.overlap`);
+* **batch command, stages in turn** — the same with the stages one after the other (each batch
+  read, computed, written, then the next: the batch command before the overlap), to show what
+  the overlap buys in the same run;
 * **plain forward+backward** — the same images, already preprocessed in memory, through the model
   in the same batches with a forward hook on the layer and ``torch.autograd.grad`` of the top-1
   logits to that layer's output: the minimum any Grad-CAM computes, with no library around it;
@@ -38,6 +43,7 @@ from common import time_interleaved
 import methods
 from methods.data.scenes import make_scene
 from methods.pipeline.batch import run_batch
+from methods.pipeline.batch_worker import BatchWorker
 
 
 def machine() -> str:
@@ -72,10 +78,18 @@ def main() -> None:
     chunks = list(xs.split(bs))
     module = dict(net.named_modules())[layer]
 
+    runs = iter(range(10**6))
+
     def batch_command():
-        out = work / "out"
-        shutil.rmtree(out, ignore_errors=True)
-        run_batch(loaded, folder, out, methods=["gradcam"], workers=1, batch_size=bs)
+        run_batch(loaded, folder, work / f"out{next(runs)}", methods=["gradcam"], workers=1, batch_size=bs)
+
+    def batch_in_turn():
+        overlapped = BatchWorker.stream
+        setattr(BatchWorker, "stream", None)  # the engine then calls the worker part by part
+        try:
+            batch_command()
+        finally:
+            setattr(BatchWorker, "stream", overlapped)
 
     def plain():
         for x in chunks:
@@ -104,6 +118,7 @@ def main() -> None:
 
     fns = {
         "batch command (decode .. PNGs, manifest)": batch_command,
+        "batch command, stages in turn": batch_in_turn,
         "plain forward+backward": plain,
         "decode + preprocess": decode,
         "methods.explain on the batches": explain_only,
@@ -120,6 +135,8 @@ def main() -> None:
     print(
         f"\n  batch command / plain forward+backward = {ratio:.2f}  (goal <= 1.50: {'met' if ratio <= 1.5 else 'NOT met'})"
     )
+    in_turn = times["batch command, stages in turn"] / times["plain forward+backward"]
+    print(f"  batch command with the stages in turn / plain forward+backward = {in_turn:.2f}")
     print(
         f"  methods.explain / plain forward+backward = {times['methods.explain on the batches'] / times['plain forward+backward']:.2f}"
     )
@@ -129,6 +146,8 @@ def main() -> None:
         - times["decode + preprocess"]
     )
     print(f"  the rest (normalize, render, PNG + npz + manifest writing): {rest / n * 1000:.2f} ms/image")
+    rest = times["batch command, stages in turn"] - times["methods.explain on the batches"] - times["decode + preprocess"]
+    print(f"  the same with the stages in turn: {rest / n * 1000:.2f} ms/image")
     one, many = times[f"Grad-CAM {bs} images at batch 1"], times[f"Grad-CAM {bs} images at batch {bs}"]
     print(
         f"  Grad-CAM batch 1 / batch {bs} = {one / many:.2f}  ({one / bs * 1000:.2f} vs {many / bs * 1000:.2f} ms/image)"
