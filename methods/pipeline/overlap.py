@@ -1,15 +1,18 @@
-"""The stages of a batch run overlapped: decode ahead, the model, write behind, report.
+"""The stages of a batch run overlapped: decode ahead, the model, write behind.
 
-:func:`overlapped` runs each stage in its own thread, joined by bounded queues of ``depth``
-slots: ``decode(part)`` (reading files) in a **decode thread**, ``compute`` (the model; torch
-keeps its own intra-op thread pool) in a **model thread**, ``finish`` (drawing, encoding and
-writing the files) in a **writer thread**; the caller's thread only takes finished parts and does
-what it does with them (the batch command: append the manifest rows, move the bar). So while the
-model works on part k, part k+1 is being decoded, part k-1's pictures encoded and written and
-part k-2's rows persisted: the model does not wait for any of them. PIL's and OpenCV's decoders
-and encoders (``cv2.imencode`` runs without the GIL), zlib and file I/O release the GIL, so the
-other stages run on the cycles the model leaves idle (its Python-bound steps, the gaps between
-its kernels) or on spare cores.
+:func:`overlapped` runs ``decode(part)`` (reading files) for the next parts in a **decode
+thread**, ``compute`` (the model) in the **caller's thread**, and ``finish`` (drawing, encoding
+and writing the files) for the previous parts in a **writer thread**, joined by bounded queues of
+``depth`` parts. So while the model works on part k, part k+1 is being decoded and part k-1's
+pictures encoded and written. PIL's PNG decoder, ``cv2.imencode``, zlib and file I/O release
+the GIL, so those threads run on the cycles the model leaves idle (its Python-bound steps, the
+gaps between its kernels) or on spare cores.
+
+The model stays in the caller's thread on purpose: torch's intra-op thread pool is set up for
+that thread (``torch.set_num_threads``), and in a new Python thread torch on this OpenMP build ran
+on one core (measured: CPU time / wall time 0.97 with 2 threads set) — faster on a loaded
+machine, up to twice as slow on an idle one. What the caller does with each finished part (the
+batch command: append its manifest rows) runs between two parts' model work.
 
 What stays as it was without threads:
 
@@ -17,7 +20,7 @@ What stays as it was without threads:
 * **nothing reported before it is on disk** — a part's results are yielded only after its
   ``finish`` returned (its files are written), so a caller that persists them (the manifest) never
   records a file that is not there; a killed run loses at most the parts in the pipeline
-  (``3 * depth + 3``), whose files the next run writes again;
+  (``3 * depth + 3``, the caller's own included), whose files the next run writes again;
 * **errors** — an exception in any stage travels down the line after the parts before it and is
   raised in the caller's thread (with its original traceback), never swallowed; the stages are
   then stopped;
@@ -82,7 +85,7 @@ def overlapped(
     Args:
         parts: the work, one element per batch (consumed lazily by the decode thread).
         decode: runs in the decode thread (reading files).
-        compute: runs in the model thread.
+        compute: runs in the calling thread.
         finish: runs in the writer thread (encoding, writing); what it returns is yielded.
         depth: slots of each of the three queues (>= 1).
 
@@ -105,29 +108,52 @@ def overlapped(
             return
         _put(decoded, _END, stop)
 
-    def stage(fn: Callable[[Any], Any], source: queue.Queue, sink: queue.Queue) -> Callable[[], None]:
-        def run() -> None:
-            while True:
-                got = _get(source, stop)
-                if got is not _END and not isinstance(got, _Failed):
-                    try:
-                        got = fn(got)
-                    except BaseException as exc:
-                        got = _Failed(exc)
-                if not _put(sink, got, stop) or got is _END or isinstance(got, _Failed):
-                    return
+    def writer() -> None:
+        while True:
+            got = _get(computed, stop)
+            if got is not _END and not isinstance(got, _Failed):
+                try:
+                    got = finish(got)
+                except BaseException as exc:  # handed to the caller, after the parts before it
+                    got = _Failed(exc)
+            if not _put(written, got, stop) or got is _END or isinstance(got, _Failed):
+                return
 
-        return run
+    def handed_on() -> Iterator[Any]:  # what the writer finished, without waiting
+        while True:
+            try:
+                got = written.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(got, _Failed):
+                raise got.exc
+            yield got
+
+    def send(value: Any) -> Iterator[Any]:  # to the writer; while its queue is full, hand on what it finished
+        while True:
+            try:
+                computed.put(value, timeout=0.05)
+                return
+            except queue.Full:
+                yield from handed_on()
 
     threads = [
         threading.Thread(target=decoder, name="gradlens-decode", daemon=True),
-        threading.Thread(target=stage(compute, decoded, computed), name="gradlens-model", daemon=True),
-        threading.Thread(target=stage(finish, computed, written), name="gradlens-write", daemon=True),
+        threading.Thread(target=writer, name="gradlens-write", daemon=True),
     ]
     for t in threads:
         t.start()
     try:
-        while (got := _get(written, stop)) is not _END:
+        while True:
+            got = _get(decoded, stop)
+            if isinstance(got, _Failed):
+                raise got.exc
+            if got is _END:
+                break
+            yield from send(compute(got))  # the model, in the caller's thread
+            yield from handed_on()
+        yield from send(_END)
+        while (got := written.get()) is not _END:
             if isinstance(got, _Failed):
                 raise got.exc
             yield got
