@@ -112,6 +112,12 @@ def result(item: dict, status: str, reason: str = "", rows: list | None = None) 
 class BatchWorker:
     """Loads the model once; ``worker(items) -> results`` (see the module docstring)."""
 
+    overlap: bool = False
+    """Whether the in-process engine runs :meth:`stream` (reading, model, writing overlapped) instead
+    of calling the worker part by part. Off: on an idle 2-core machine the overlap measured 7-19 %
+    SLOWER (the model's torch threads already fill the cores; docs/batch.md), so it is an opt-in
+    until it is measured to pay (more cores, a slow disk, a GPU)."""
+
     def __init__(self, spec: BatchSpec) -> None:
         self.spec = spec
         self.loaded, self.device = worker_setup(spec.model, spec.device, spec.plugins)

@@ -29,7 +29,6 @@ raised by ``on_results`` (e.g. :class:`methods.errors.Cancelled`) stops the run.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -119,12 +118,18 @@ def run_items(
         _run_ray(spec, items, on_results, workers, batch_size, ray_address, num_gpus)
     elif workers == 1:
         worker = spec.build()
-        stream = getattr(worker, "stream", None)  # reading, model and writing overlapped (the batch worker)
-        with contextlib.closing(
+        # reading, the model and writing overlapped: a worker that has ``stream`` and asks for it
+        stream = getattr(worker, "stream", None) if getattr(worker, "overlap", False) else None
+        parts: Iterator[list[dict]] = (
             stream(chunks(items, batch_size)) if stream else _one_by_one(worker, items, batch_size)
-        ) as parts:
+        )
+        try:
             for results in parts:
                 on_results(results)
+        finally:  # stops the overlap's threads when on_results raises (Cancelled ...)
+            close = getattr(parts, "close", None)
+            if close is not None:
+                close()
     else:
         _run_pool(spec, items, on_results, workers, batch_size)
 
