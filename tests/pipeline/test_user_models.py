@@ -74,8 +74,13 @@ def files(tmp_path_factory):
 
 @pytest.fixture
 def factory_path(files, monkeypatch):
+    """The factory module importable for one test; the names it registers are removed after."""
+    from methods.models.sources.user import USER_MODELS
+
     monkeypatch.syspath_prepend(str(files))
-    return files
+    yield files
+    for name in [n for n in USER_MODELS if n.startswith("user_factories:")]:
+        USER_MODELS.pop(name)
 
 
 def api_model(files):
