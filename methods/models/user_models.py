@@ -113,12 +113,15 @@ class ModelRef:
         target: the checkpoint path, or ``"module:function"``.
         arch: the architecture of a checkpoint (``"resnet18"``, ``"timm:convnext_tiny"``).
         config: class names and preprocessing (:class:`ModelConfig`).
+        sha256: the checkpoint's digest when the driver loaded it; a worker that reads other bytes
+            (the file was replaced during the run) refuses them instead of mixing two models.
     """
 
     kind: Literal["checkpoint", "factory"]
     target: str
     arch: str | None = None
     config: ModelConfig = field(default_factory=ModelConfig)
+    sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("checkpoint", "factory"):
@@ -169,6 +172,11 @@ class ModelRef:
             mean=cfg.mean or IMAGENET_MEAN,
             std=cfg.std or IMAGENET_STD,
         )
+        if self.sha256 is not None and loaded.digest != self.sha256:
+            raise CheckpointError(
+                f"checkpoint {self.target!r} changed since the run started (sha256 {self.sha256[:12]} -> "
+                f"{str(loaded.digest)[:12]}); run again on a file that stays put"
+            )
         rest = {k: v for k, v in cfg.overrides().items() if k in ("resize", "crop_pct", "task")}
         return dataclasses.replace(loaded, **rest) if rest else loaded
 

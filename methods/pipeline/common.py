@@ -115,6 +115,8 @@ def worker_model(model: Any, loaded: Any, device: Any, in_process: bool) -> tupl
     run_device = resolve_device(device) if (device is not None or by_name) else loaded.device
     if in_process and not by_name and run_device != loaded.device:
         loaded = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+    if isinstance(model, ModelRef) and model.kind == "checkpoint":
+        model = dataclasses.replace(model, sha256=loaded.digest)  # workers must read the same bytes
     sent = loaded if (in_process or not by_name) else model
     return sent, (None if (device is None and by_name) else str(run_device)), run_device
 

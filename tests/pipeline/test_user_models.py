@@ -11,6 +11,7 @@ with a message that names it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import textwrap
@@ -26,6 +27,7 @@ import methods
 from methods.cli import batch as batch_cli
 from methods.cli import evaluate as evaluate_cli
 from methods.data.scenes import make_scene
+from methods.errors import CheckpointError
 from methods.models.catalog import model_names
 from methods.models.user_models import ModelRef
 from methods.pipeline import batch
@@ -127,6 +129,9 @@ def test_the_ref_travels_as_paths_not_modules(files):
     assert b"torch" not in blob and len(blob) < 2000  # no module, no tensor in what is sent
     loaded = pickle.loads(blob).load()
     assert loaded.class_names == tuple(NAMES) and loaded.input_size == (64, 64) and loaded.std == (0.25,) * 3
+    pinned = dataclasses.replace(ref, sha256="0" * 64)  # what a worker gets: the driver's digest
+    with pytest.raises(CheckpointError, match="changed since the run started"):
+        pinned.load()
     # without a config: the number of classes is what the file's fc.weight declares
     bare = ModelRef("checkpoint", str(files / "w.pt"), "resnet18").load()
     assert bare.class_names == ("class 0", "class 1", "class 2") and bare.input_size == (224, 224)
