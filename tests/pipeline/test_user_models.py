@@ -235,3 +235,39 @@ def test_bad_inputs_exit_2_with_a_clear_message(factory_path, tmp_path, capsys, 
     assert needle in capsys.readouterr().err
     assert evaluate_cli.main(argv + common + ["--out", str(tmp_path / "r.csv"), "--steps", "1"]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_timm_safetensors_and_a_classes_file(tmp_path):
+    """The class count of a timm checkpoint in safetensors comes from its declared head; a classes
+    file (relative to the config) names them; a config's count that differs is refused."""
+    import timm
+    from safetensors.torch import save_file
+
+    from methods.models.model_config import read_model_config
+
+    torch.manual_seed(0)
+    net = timm.create_model("resnet10t", pretrained=False, num_classes=4)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp_path / "w.safetensors")
+    bare = ModelRef("checkpoint", str(tmp_path / "w.safetensors"), "timm:resnet10t").load()
+    assert bare.num_classes == 4 and bare.source == "checkpoint"
+    (tmp_path / "names.txt").write_text("ant\nbee\n\ncat\ndog\n")
+    (tmp_path / "cfg.json").write_text(json.dumps({"classes_file": "names.txt", "resize": "crop", "crop_pct": 0.875}))
+    named = ModelRef(
+        "checkpoint", str(tmp_path / "w.safetensors"), "timm:resnet10t", read_model_config(tmp_path / "cfg.json")
+    )
+    loaded = named.load()
+    assert loaded.class_names == ("ant", "bee", "cat", "dog") and loaded.resize == "crop" and loaded.crop_pct == 0.875
+    x = torch.rand(1, 3, 224, 224)
+    torch.testing.assert_close(loaded.model(x), net.eval()(x), atol=1e-5, rtol=1e-5)  # the file's weights
+
+
+def test_a_pickle_that_would_run_code_is_refused_before_anything_runs(tmp_path, capsys):
+    class Boom:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    torch.save({"fc.weight": torch.zeros(3, 512), "x": Boom()}, tmp_path / "evil.pt")
+    argv = ["--checkpoint", str(tmp_path / "evil.pt"), "--arch", "resnet18", "--images", str(tmp_path), "--quiet"]
+    assert batch_cli.main(argv + ["--out", str(tmp_path / "o"), "--workers", "1"]) == 2
+    captured = capsys.readouterr()
+    assert "ran" not in captured.out and "could run code" in captured.err
