@@ -54,7 +54,8 @@ class UserSource:
         for name, ref in USER_MODELS.items():
             size = ref.config.input_size or (224, 224)
             path = ref.target if ref.kind == "checkpoint" else None
-            out.append(ModelEntry(name, name, "user", size, f"your model ({ref.label})", True, path))
+            available = path is None or Path(path).is_file()  # a checkpoint moved away since it was registered
+            out.append(ModelEntry(name, name, "user", size, f"your model ({ref.label})", available, path))
         return out
 
     def weights_file(self, name: str) -> Path:
