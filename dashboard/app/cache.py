@@ -297,11 +297,11 @@ def maps(request: MapRequest, *, run: Run = _here, private: bool = False) -> Map
         notes=result["notes"],
         precision=result["precision"],
         original=ctx.image,
-        placement=_placement(handle.loaded, ctx.image),
+        placement=placement_of(handle.loaded, ctx.image),
     )
 
 
-def _placement(loaded, image: np.ndarray):
+def placement_of(loaded, image: np.ndarray):
     """Where the model input lies on ``image`` (None for a model without the geometry)."""
     place = getattr(loaded, "placement", None)
     return place(image.shape[:2]) if callable(place) else None

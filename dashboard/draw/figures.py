@@ -56,6 +56,7 @@ def map_figure(
     ranges: Sequence[tuple[float, float]] | None = None,
     ncols: int = 3,
     cell_px: int = 420,
+    placement=None,
 ) -> go.Figure:
     """Maps over the image, one panel each; hover shows the cell, normalized and raw value.
 
@@ -63,11 +64,15 @@ def map_figure(
     with opacity ``alpha``.
 
     Args:
-        image: (H, W, 3) uint8.
+        image: (H, W, 3) uint8: the model's input view, or with ``placement`` the user's own picture.
         norm_maps: (h, w) normalized maps (what the colours show).
         raw_maps: (h, w) raw maps of the same shapes (shown on hover).
         titles: one per map.
         ranges: colour range of each map (default: (0, 1)).
+        placement: where the model input lies on ``image`` (``MapBundle.place``,
+            :class:`methods.data.placement.Placement`): each cell is drawn where its part of the input
+            lies on the picture (the affine ``u = scale * X - offset`` inverted), and the part of the
+            picture the model did not see is dimmed as in :func:`methods.viz.render.render_views`.
     """
     n = len(norm_maps)
     if not (n == len(raw_maps) == len(titles)) or n == 0:
@@ -75,7 +80,11 @@ def map_figure(
     ranges = list(ranges) if ranges is not None else [(0.0, 1.0)] * n
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
+    if placement is not None:  # the picture with its unseen border dimmed (alpha 0: no colour)
+        image = _render.render_views(image, np.zeros((1, 1), np.float32), alpha=0.0, placement=placement).overlay
     height, width = image.shape[:2]
+    in_h, in_w = placement.input_size if placement is not None else (height, width)
+    (sy, sx), (oy, ox) = (placement.scale, placement.offset) if placement is not None else ((1.0, 1.0), (0, 0))
     fig = make_subplots(
         rows=nrows,
         cols=ncols,
@@ -93,7 +102,7 @@ def map_figure(
         if nm.shape != rm.shape:
             raise ValueError(f"map {titles[i]!r}: normalized {nm.shape} and raw {rm.shape} shapes differ")
         h, w = nm.shape
-        dx, dy = width / w, height / h
+        dx, dy = in_w / w / sx, in_h / h / sy  # one cell, in picture pixels
         rows_idx, cols_idx = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
         custom = np.stack([rm, rows_idx, cols_idx], axis=-1)  # (h, w, 3)
         lo, hi = ranges[i]
@@ -102,9 +111,9 @@ def map_figure(
             go.Heatmap(
                 z=nm,
                 customdata=custom,
-                x0=dx / 2 - 0.5,
+                x0=(in_w / w / 2 + ox) / sx - 0.5,  # cell centre on the picture; pixel i is centred at i
                 dx=dx,
-                y0=dy / 2 - 0.5,
+                y0=(in_h / h / 2 + oy) / sy - 0.5,
                 dy=dy,
                 zmin=lo,
                 zmax=hi,

@@ -175,7 +175,7 @@ def show(state: ViewState) -> None:
     if state.scope == "shared" and len(names) > 1:
         notice(shared_scale_warning(titles, raw, state.relu), "info", icon=":material/straighten:")
     fig = figures.map_figure(
-        bundle.image,
+        bundle.picture,
         norm,
         raw,
         titles,
@@ -183,6 +183,7 @@ def show(state: ViewState) -> None:
         alpha=state.alpha,
         ranges=ranges,
         ncols=2 if len(names) == 4 else min(3, len(names)),
+        placement=bundle.place,
     )
     st.plotly_chart(fig, width="stretch", key="methods_fig")
 

@@ -149,40 +149,45 @@ def _run(state: ViewState, kind: str, method: str, label: str):
             return None
     result = jobs.run_with_progress(lambda p: _check(*key, _handle=handle, _x=ctx.x, _progress=p), label, job=job)
     jobs.mark_ran(job)
-    return result, ctx.view, probs
+    return result, ctx, probs
 
 
-def _strip(image: np.ndarray, maps, state: ViewState) -> list[np.ndarray]:
-    """Overlays of raw maps with the view's normalization (each map its own scale unless shared)."""
+def _strip(bundle: MapBundle, maps, state: ViewState) -> list[np.ndarray]:
+    """Overlays of raw maps with the view's normalization (each map its own scale unless shared),
+    on the user's picture where the bundle knows it (``bundle.picture`` / ``bundle.place``, as on
+    the Home page: the part the model did not see dimmed), else on the model's view."""
     norm = services.normalized([np.asarray(m, dtype=np.float32) for m in maps], state)
     ranges = display_ranges(norm, mode=state.norm, relu=state.relu, scope=state.scope)
     return [
-        methods.render_views(image, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r).overlay
+        methods.render_views(
+            bundle.picture, m, colormap=state.draw_cmap, alpha=state.alpha, value_range=r, placement=bundle.place
+        ).overlay
         for m, r in zip(norm, ranges)
     ]
 
 
 def _compute(state: ViewState):
-    """``(image, probs, class names, {method: (SanityResult, ClassSensitivity | None)})``, or None
-    while every method waits for its button."""
+    """``(image context, probs, model handle, {method: (SanityResult, ClassSensitivity | None)})``,
+    or None while every method waits for its button."""
     out = {}
-    image = probs = None
+    ctx = probs = None
     for method in jobs.applicable(state, state.methods):  # a note for each method that does not apply
         label = services.method_label(method)
         got = _run(state, "cascade", method, f"{label}: randomizing the blocks ({state.mode})")
         if got is None:
             continue
-        res, image, probs = got
+        res, ctx, probs = got
         cls = _run(state, "classes", method, f"{label}: maps of the top {state.classes} classes")
         out[method] = (res, None if cls is None else cls[0])
     if not out:
         return None
-    return image, probs, cache.model_handle(state.model).class_names, out
+    return ctx, probs, cache.model_handle(state.model), out
 
 
-def _to_bundle(image, probs, names, results) -> MapBundle:
+def _to_bundle(ctx, probs, handle, results) -> MapBundle:
     """What "Save to review" stores: each step's and each class's raw map, the rest in ``extras``."""
     maps, saved = {}, {}
+    names = handle.class_names
     for method, (res, cls) in results.items():
         maps[method] = {f"step {k}": np.asarray(m, dtype=np.float32) for k, m in enumerate(res.maps)}
         entry = {
@@ -209,7 +214,17 @@ def _to_bundle(image, probs, names, results) -> MapBundle:
             }
         saved[method] = entry
     first = next(iter(saved.values()))
-    return MapBundle(image, maps, int(first["target"]), np.asarray(probs), tuple(names), {}, {"sanity": saved})
+    return MapBundle(
+        ctx.view,
+        maps,
+        int(first["target"]),
+        np.asarray(probs),
+        tuple(names),
+        {},
+        {"sanity": saved},
+        original=ctx.image,
+        placement=cache.placement_of(handle.loaded, ctx.image),
+    )
 
 
 #: Pictures per row of a strip: wide enough that a caption wraps at its words, never per character.
@@ -285,7 +300,7 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         st.markdown(f"**{md_escape(entry['label'])}**")
         for text in entry.get("notes", ()):
             st.warning(md_escape(f"{entry['label']}: {text}"), icon=":material/report:")
-        pics = _strip(bundle.image, [bundle.maps[method][f"step {k}"] for k in range(len(entry["steps"]))], state)
+        pics = _strip(bundle, [bundle.maps[method][f"step {k}"] for k in range(len(entry["steps"]))], state)
         caps = [
             f"{k}: {entry['steps'][k]} · ρ\u00a0{number(entry['similarity']['spearman'][k])}" for k in range(len(pics))
         ]
@@ -341,7 +356,7 @@ def _draw(state: ViewState, bundle: MapBundle) -> None:
         if cls is None:
             continue
         st.markdown(f"**{md_escape(entry['label'])}**")
-        pics = _strip(bundle.image, [bundle.maps[method][f"class {c}"] for c in cls["classes"]], state)
+        pics = _strip(bundle, [bundle.maps[method][f"class {c}"] for c in cls["classes"]], state)
         caps = []
         for j in range(len(pics)):
             agree = (

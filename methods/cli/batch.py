@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from methods.cli.model_options import add_model_options, model_arg
 from methods.cli.object_options import add_object_options
 from methods.errors import GradLensError
 from methods.pipeline.batch import run_batch
@@ -26,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
             "with a manifest; resumable; on a local process pool or a Ray cluster."
         ),
     )
-    p.add_argument("--model", required=True, help="catalog model name, e.g. scenes_vgg or resnet50")
+    add_model_options(p)
     p.add_argument("--methods", default="gradcam", help="comma-separated method keys (default: gradcam)")
     p.add_argument("--layers", default="default", help="'default', 'all' or comma-separated module names")
     p.add_argument("--images", required=True, help="folder of images (searched recursively)")
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pct = (-1.0, -1.0)
     try:
         res = run_batch(
-            args.model,
+            model_arg(args),
             args.images,
             args.out,
             methods=args.methods,

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from methods.cli.model_options import add_model_options, model_arg
 from methods.cli.object_options import add_object_options
 from methods.errors import GradLensError
 from methods.metrics.faithfulness import curves as fa
@@ -25,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Faithfulness (deletion/insertion AUC, Average Drop, Increase in Confidence) and localization "
         "(pointing game, energy) of CAM methods on a data set, with random and centre reference maps.",
     )
-    p.add_argument("--model", required=True, help="catalog model name, e.g. scenes_vgg or resnet50")
+    add_model_options(p)
     p.add_argument("--methods", default="gradcam", help="comma-separated method keys (default: gradcam)")
     p.add_argument("--layers", default="default", help="'default', 'all' or comma-separated module names")
     p.add_argument("--images", required=True, help="scenes:N, scenes2:N or a folder of images")
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         df = evaluate(
-            args.model,
+            model_arg(args),
             args.images,
             methods=args.methods.split(","),
             layers=args.layers,

@@ -13,6 +13,10 @@
 * :mod:`~methods.models.checkpoints.declared` — what a checkpoint declares (shapes, dtypes, sizes), checked
   before its data is read; :mod:`~methods.models.checkpoints.architectures` — meta-device templates and
   which torchvision architecture a file looks like;
+* :mod:`~methods.models.user_models` / :mod:`~methods.models.model_config` — your checkpoint or
+  ``module:function`` factory as a picklable :class:`ModelRef` (what the commands send to their
+  workers) with class names and preprocessing from a JSON :class:`ModelConfig`;
+  :func:`register_model` lists one in the catalog;
 * :mod:`~methods.models.scenes.nets` / :mod:`~methods.models.scenes.train` — the bundled scene
   networks, their weights (``assets/``) and how they were trained.
 """
@@ -22,7 +26,10 @@ from methods.models.checkpoints.load import checkpoint_architectures, load_check
 from methods.models.downloads import WeightsSource, download_weights, weights_source
 from methods.models.huggingface import load_huggingface
 from methods.models.loaded import DOMAINS, IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
+from methods.models.model_config import ModelConfig, read_model_config
 from methods.models.sources.base import ModelEntry, ModelSource, model_sources, register_source
+from methods.models.sources.user import register_model
+from methods.models.user_models import ModelRef
 
 __all__ = [
     "LoadedModel",
@@ -44,4 +51,8 @@ __all__ = [
     "ModelSource",
     "register_source",
     "model_sources",
+    "ModelRef",
+    "ModelConfig",
+    "read_model_config",
+    "register_model",
 ]

@@ -41,8 +41,8 @@ __all__ = [
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
-Source = Literal["bundled", "torchvision", "pypi", "checkpoint", "huggingface"]
-SOURCES: tuple[str, ...] = ("bundled", "torchvision", "pypi", "checkpoint", "huggingface")
+Source = Literal["bundled", "torchvision", "pypi", "checkpoint", "huggingface", "user"]
+SOURCES: tuple[str, ...] = ("bundled", "torchvision", "pypi", "checkpoint", "huggingface", "user")
 
 Domain = Literal["imagenet", "scenes", "unknown"]
 #: What a model was trained on, machine-readable: ``"imagenet"`` (ImageNet-1k photos),
@@ -91,7 +91,7 @@ class LoadedModel:
         mean, std: per-channel normalization of [0, 1] RGB.
         class_names: one name per output logit.
         default_layer: module name to explain when none is chosen.
-        source: ``"bundled"``, ``"torchvision"``, ``"pypi"``, ``"checkpoint"`` or ``"huggingface"``.
+        source: ``"bundled"``, ``"torchvision"``, ``"pypi"``, ``"checkpoint"``, ``"huggingface"`` or ``"user"`` (a user's ``module:function`` factory).
         digest: sha256 (hex) of an uploaded checkpoint's bytes; None otherwise.
         note: human text: which weights, from where.
         domain: what the model was trained on, one of :data:`DOMAINS` (``"imagenet"``,

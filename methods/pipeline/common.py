@@ -17,12 +17,14 @@ from methods.cams.core.registry import get_method
 from methods.errors import OptionError, WrongTypeError
 from methods.models.catalog import load_model
 from methods.models.loaded import LoadedModel
+from methods.models.user_models import ModelRef
 
 __all__ = ["load_model_arg", "layers_arg", "method_names", "import_plugins", "worker_model", "worker_setup"]
 
 
 def load_model_arg(model: Any, *, objects: bool = False):
-    """A ``LoadedModel`` from a catalog name (loaded on the CPU) or a ``LoadedModel`` (as given).
+    """A ``LoadedModel`` from a catalog name or a :class:`~methods.models.user_models.ModelRef` (a
+    user's checkpoint or factory; loaded on the CPU), or a ``LoadedModel`` (as given).
 
     Args:
         objects: the caller writes one row per object, so a detection or segmentation model is
@@ -34,8 +36,10 @@ def load_model_arg(model: Any, *, objects: bool = False):
     """
     if isinstance(model, str):
         model = load_model(model)
+    elif isinstance(model, ModelRef):
+        model = model.load()
     elif not hasattr(model, "model") or not hasattr(model, "preprocess"):
-        raise WrongTypeError(f"model must be a catalog name or a LoadedModel; got {type(model).__name__}")
+        raise WrongTypeError(f"model must be a catalog name, a ModelRef or a LoadedModel; got {type(model).__name__}")
     task = getattr(model, "task", "classification")
     if task != "classification" and not objects:
         raise OptionError(
@@ -100,28 +104,37 @@ def import_plugins(plugins: Sequence[str] | str | None) -> tuple[str, ...]:
 def worker_model(model: Any, loaded: Any, device: Any, in_process: bool) -> tuple[Any, str | None, Any]:
     """``(model for the spec, device for the spec, the device it runs on here)``.
 
-    * a catalog name: in this process the driver's own copy is used (loaded once); worker
-      processes load it by name; ``device=None`` lets each worker pick its default device;
+    * a catalog name or a :class:`~methods.models.user_models.ModelRef`: in this process the
+      driver's own copy is used (loaded once); worker processes load it by name / from the ref (a
+      checkpoint travels as its path, architecture and config, never as a pickled module);
+      ``device=None`` lets each worker pick its default device;
     * a caller's ``LoadedModel``: it runs where it is unless ``device`` says otherwise, and then a
       COPY is moved (the caller's model is never moved); worker processes get a pickled copy.
     """
-    by_name = isinstance(model, str)
+    by_name = isinstance(model, (str, ModelRef))
     run_device = resolve_device(device) if (device is not None or by_name) else loaded.device
     if in_process and not by_name and run_device != loaded.device:
         loaded = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+    if isinstance(model, ModelRef) and model.kind == "checkpoint":
+        model = dataclasses.replace(model, sha256=loaded.digest)  # workers must read the same bytes
     sent = loaded if (in_process or not by_name) else model
     return sent, (None if (device is None and by_name) else str(run_device)), run_device
 
 
 def worker_setup(model: Any, device: Any, plugins: Sequence[str]) -> tuple[LoadedModel, torch.device]:
     """In a worker (process, Ray actor or this process): import the plugins, load the model once
-    (a catalog name) or take the one sent, and put it on the worker's device.
+    (a catalog name or a ModelRef) or take the one sent, and put it on the worker's device.
 
     Returns:
         ``(loaded model, the device it runs on)``.
     """
     import_plugins(tuple(plugins))
-    loaded = load_model(model) if isinstance(model, str) else model
+    if isinstance(model, str):
+        loaded = load_model(model)
+    elif isinstance(model, ModelRef):
+        loaded = model.load()
+    else:
+        loaded = model
     run_device = resolve_device(device)
     if loaded.device != run_device:
         loaded.model.to(run_device)

@@ -11,7 +11,7 @@ from methods.models.sources.base import ModelSource, model_sources, register_sou
 
 def test_one_source_per_kind_in_menu_order():
     sources = model_sources()
-    assert [s.kind for s in sources] == ["bundled", "pypi", "torchvision", "huggingface"]
+    assert [s.kind for s in sources] == ["bundled", "pypi", "torchvision", "huggingface", "user"]
     assert all(isinstance(s, ModelSource) for s in sources)
     names = [n for s in sources for n in s.names()]
     assert len(names) == len(set(names)) and names == catalog.model_names()
@@ -45,4 +45,27 @@ def test_a_second_source_of_a_kind_or_a_taken_name_is_refused():
         register_source(Again())
     with pytest.raises(OptionError, match="belong to another source"):
         register_source(Thief())
-    assert [s.kind for s in model_sources()] == ["bundled", "pypi", "torchvision", "huggingface"]
+    assert [s.kind for s in model_sources()] == ["bundled", "pypi", "torchvision", "huggingface", "user"]
+
+
+def test_a_registered_user_model_is_listed_loaded_and_removable(tmp_path):
+    import torch
+    import torchvision
+
+    from methods.models.sources.user import USER_MODELS, register_model
+    from methods.models.user_models import ModelRef
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=2).state_dict(), tmp_path / "w.pt")
+    ref = ModelRef("checkpoint", str(tmp_path / "w.pt"), "resnet18")
+    try:
+        register_model("my_resnet", ref)
+        assert catalog.model_names()[-1] == "my_resnet" and source_for("my_resnet").kind == "user"
+        assert catalog.list_models()[-1].source == "user" and catalog.weights_file("my_resnet") == tmp_path / "w.pt"
+        assert catalog.load_model("my_resnet").class_names == ("class 0", "class 1")
+        with pytest.raises(OptionError, match="belongs to the bundled models"):
+            register_model("scenes_vgg", ref)
+        with pytest.raises(OptionError, match="registered already"):
+            register_model("my_resnet", ModelRef("factory", "m:f"))
+    finally:
+        USER_MODELS.pop("my_resnet", None)

@@ -129,3 +129,21 @@ def test_missing_ray_is_a_clear_error(monkeypatch):
 def test_default_workers_is_the_cores_this_process_may_use():
     assert engines.default_workers() == len(os.sched_getaffinity(0))
     assert engines.check_engine("local", None) == ("local", engines.default_workers())
+
+
+def test_a_checkpoint_travels_to_ray_actors_as_its_path_and_gives_the_local_rows(folder, tmp_path, ray_local):
+    """issue 23: a ModelRef (path, arch, config), not a pickled module, is sent; each actor re-loads it."""
+    import torch
+    import torchvision
+
+    from methods.models.model_config import ModelConfig
+    from methods.models.user_models import ModelRef
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "w.pt")
+    ref = ModelRef("checkpoint", str(tmp_path / "w.pt"), "resnet18", ModelConfig(("a", "b", "c"), input_size=64))
+    opts = dict(steps=2, progress=False, methods=["gradcam"], precision="fp32")
+    here = ev.evaluate(ref.load(), str(folder), engine="local", workers=1, **opts)
+    there = ev.evaluate(ref, str(folder), engine="ray", workers=2, **opts)
+    cols = [c for c in ev.COLUMNS if c in here.columns and c not in ("seconds", "eval_seconds")]
+    pd.testing.assert_frame_equal(here[cols].reset_index(drop=True), there[cols].reset_index(drop=True), atol=1e-6)

@@ -64,23 +64,32 @@ def test_a_killed_evaluate_resumes_with_no_duplicate_and_no_missing_row(tmp_path
     assert not out.exists() and 3 <= kept < N  # killed mid-way: no table yet, some images kept
 
     logs: list[str] = []
-    import batch_plugins  # noqa: F401  (sleepy_mean, in this process too)
+    import batch_plugins  # sleepy_mean, in this process too
+    from methods.cams.core import registry
 
-    resumed = ev.evaluate(
-        "scenes_vgg",
-        f"scenes:{N}",
-        methods=["gradcam", "sleepy_mean"],
-        steps=3,
-        workers=1,
-        progress=False,
-        out=out,
-        log=logs.append,
+    spec = batch_plugins.SleepyMean.spec
+    registry.register_method(**{k: getattr(spec, k) for k in ("name", "label", "family", "cost", "summary")})(
+        batch_plugins.SleepyMean
     )
+    try:
+        resumed = ev.evaluate(
+            "scenes_vgg",
+            f"scenes:{N}",
+            methods=["gradcam", "sleepy_mean"],
+            steps=3,
+            workers=1,
+            progress=False,
+            out=out,
+            log=logs.append,
+        )
+        whole = ev.evaluate(
+            "scenes_vgg", f"scenes:{N}", methods=["gradcam", "sleepy_mean"], steps=3, workers=1, progress=False
+        )
+    finally:  # the import registered the test plugins: no other test (the README's table) may see them
+        for name in ("sleepy_mean", "fails_on_flat"):
+            registry._REGISTRY.pop(name, None)
     assert any(f"resuming: {kept} image(s) already scored" in line for line in logs), logs
     assert not parts_folder(out).exists()  # removed once the table is written
-    whole = ev.evaluate(
-        "scenes_vgg", f"scenes:{N}", methods=["gradcam", "sleepy_mean"], steps=3, workers=1, progress=False
-    )
     on_disk = pd.read_parquet(out)
     assert len(on_disk) == len(whole) == N * 4  # 2 methods + 2 references, one layer, one class each
     assert not on_disk.duplicated(KEY).any()

@@ -17,10 +17,11 @@ map the head reads (on ``scenes_vit``: Grad-CAM pointing 0.64 at ``blocks.3`` ag
 ==================================== ============================================ ==================================
 family                               default layer                                why
 ==================================== ============================================ ==================================
-timm ViT / DeiT / BEiT / EVA (*)     ``blocks.<last>.norm1``                      patch tokens of the last block's
+timm ViT / DeiT / EVA, class token   ``blocks.<last>.norm1``                      patch tokens of the last block's
                                                                                   output get no gradient
 timm ViT, average-pooled (*)         ``blocks.<last>``                            the pool reads every patch token
-(``global_pool`` avg / avgmax / max)                                              of the last block's output
+(``global_pool`` avg / avgmax / max;                                              of the last block's output
+                                                                                  (timm's BEiT is one)
 timm Swin                            ``layers.<last>``                            the last stage (N, h, w, C)
 timm ConvNeXt                        ``stages.<last>`` (generic rule)             the last stage
 HF ViT / DeiT / BEiT                 ``<base>.layers.<last>.layernorm_before``    as timm ViT

@@ -275,10 +275,11 @@ TIMM_DEFAULTS = {
     "resnet50d": ("layer4", 2048),
     "resnext50_32x4d": ("layer4", 2048),
     "tf_efficientnet_lite0": ("bn2", 1280),
-    # transformers (docs/transformers.md): the last block's norm1 (tokens), Swin's last stage (channels last)
+    # transformers (docs/transformers.md): a class-token read-out -> the last block's norm1; BEiT averages
+    # its patch tokens (global_pool "avg") -> the last block itself; Swin's last stage (channels last)
     "vit_tiny_patch16_224": ("blocks.11.norm1", 192, 14),
     "deit_tiny_patch16_224": ("blocks.11.norm1", 192, 14),
-    "beit_base_patch16_224": ("blocks.11.norm1", 768, 14),
+    "beit_base_patch16_224": ("blocks.11", 768, 14),
     "swin_tiny_patch4_window7_224": ("layers.3", 768, 7),
 }
 
