@@ -156,3 +156,21 @@ def test_save_to_review_reopens_without_the_model(db):
     a, b = opened.dataframe[0].value, at.dataframe[0].value
     assert list(a["Layer"]) == list(b["Layer"]) and np.allclose(a["Energy in region"], b["Energy in region"])
     assert len(opened.get("plotly_chart")) == len(at.get("plotly_chart")) == 1
+
+
+def test_the_pictures_caption_shows_a_class_name_as_text():
+    """A checkpoint's class name is user text: under the boxes it is escaped, never a link or an image."""
+    from types import SimpleNamespace
+
+    from dashboard.views.detection.draw import objects_caption
+
+    hostile = Obj(
+        rank=0,
+        label=1,
+        name="![x](http://127.0.0.1:8999/x.png) [Click](http://evil)",
+        score=0.9,
+        box=(1.0, 2.0, 3.0, 4.0),
+    )
+    caption = objects_caption(SimpleNamespace(objects=(hostile,), chosen=hostile))
+    assert "\\!\\[x\\]" in caption and "\\[Click\\]" in caption and "](http" not in caption
+    assert plain(caption).startswith("1 object(s) reported by the model; explained: #1 ![x]")

@@ -117,7 +117,7 @@ def _grid(pics: list[np.ndarray], captions: list[str], ncols: int = 4) -> None:
     for start in range(0, len(pics), ncols):
         cols = st.columns(ncols)
         for col, pic, cap in zip(cols, pics[start : start + ncols], captions[start : start + ncols]):
-            col.image(pic, caption=cap, width="stretch")
+            col.image(pic, caption=md_escape(cap), width="stretch")  # layer names can come from a snapshot
 
 
 def _curve_figure(curves: dict, label: str) -> go.Figure:
@@ -134,13 +134,18 @@ def _curve_figure(curves: dict, label: str) -> go.Figure:
     return fig
 
 
+def objects_caption(shown: Shown) -> str:
+    """The caption under the picture with the boxes (markdown; a class name is user text, escaped)."""
+    return f"{len(shown.objects)} object(s) reported by the model; explained: {md_escape(shown.chosen.text())} (yellow)"
+
+
 def draw_shown(shown: Shown, state: ViewState, *, saved: bool = False) -> None:
     """The page below the controls: objects, maps by method, maps by layer, energy, deletion, downloads."""
     obj = shown.chosen
     what = "box" if shown.task == "detection" else f"predicted {shown.region}"
     st.image(
         draw_objects(shown.image, shown.objects, obj.rank),
-        caption=f"{len(shown.objects)} object(s) reported by the model; explained: {obj.text()} (yellow)",
+        caption=objects_caption(shown),
         width=512,
     )
     st.caption(
