@@ -6,6 +6,7 @@ Usage::
     gradlens evaluate --model scenes_vgg --images scenes:200 --out r.parquet   # = python -m methods.evaluate
     gradlens methods                                                    # the registered methods (a markdown table)
     gradlens serve [streamlit options]                                  # the dashboard (streamlit run dashboard/Home.py)
+    gradlens drift A.pt B.pt --arch scenes_vgg --images scenes:50      # explanation drift between two checkpoints
 
 Each subcommand's own options: ``gradlens <subcommand> --help``. Argparse only: the work is done
 by :mod:`methods.pipeline` (batch, evaluate), the registry (methods) and Streamlit (serve).
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 import methods  # noqa: F401  registers the built-in methods before `gradlens methods` lists them
 from methods.cli import batch, evaluate
+from methods.cli import drift as drift_cli
 from methods.cli.method_table import markdown_table
 
 __all__ = ["main", "dashboard_home"]
@@ -31,6 +33,7 @@ SUBCOMMANDS = {
     "evaluate": "faithfulness and localization of methods on a data set",
     "methods": "print the registered methods (key, label, family, cost, paper)",
     "serve": "start the Streamlit dashboard",
+    "drift": "explanation drift between two checkpoints of one model (exit 3 past a threshold)",
 }
 
 
@@ -76,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return batch.main(rest)
     if command == "evaluate":
         return evaluate.main(rest)
+    if command == "drift":
+        return drift_cli.main(rest)
     if command == "methods":
         _parser().parse_args(args)  # only --help
         print(markdown_table())
