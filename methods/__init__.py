@@ -59,6 +59,7 @@ from methods.cams.core.base import (
 )
 from methods.cams.core.blocks import block_layers
 from methods.cams.core.explain import Explanation, explain, explain_many
+from methods.cams.core.fusion import FusedExplanation, explain_fused, fuse_layer_maps
 from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
 from methods.cams.core.options import Options, option
 from methods.cams.core.recorder import Recording, record
@@ -161,4 +162,7 @@ __all__ = [
     "bf16_is_native",
     "resolve_precision",
     "PRECISION_ENV",
+    "FusedExplanation",
+    "explain_fused",
+    "fuse_layer_maps",
 ]
