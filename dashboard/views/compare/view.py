@@ -23,6 +23,7 @@ from dashboard.core.params import is_upload
 from dashboard.core.state import ViewState
 from dashboard.draw import checks, pictures
 from dashboard.views.compare import data as cs
+from dashboard.views.compare import drift as drift_report
 from dashboard.views.compare.data import Side
 from methods.cams.core.cost import SMALL_BUDGET
 from methods.cams.core.layers import LayerInfo
@@ -212,6 +213,7 @@ def _compute(state: ViewState):
 
 def show(state: ViewState) -> None:
     """Draw the Compare page from a view state (from a saved snapshot's maps when one is open)."""
+    drift_report.section()  # a `gradlens drift` report, opened beside the live comparison
     pre = capture.preloaded_bundle()
     if pre is not None and "compare" in pre.extras:
         method, sides = cs.from_bundle(pre)
