@@ -34,18 +34,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("a", help="the reference checkpoint (a weight file, or a catalog name such as scenes_vgg)")
     p.add_argument("b", help="the candidate checkpoint (a weight file, or a catalog name)")
-    p.add_argument("--arch", default=None, help="the weight files' architecture: torchvision name, timm:<name>, "
-                   "or a catalog model (scenes_vgg) whose architecture the files hold")
+    p.add_argument(
+        "--arch",
+        default=None,
+        help="the weight files' architecture: torchvision name, timm:<name>, "
+        "or a catalog model (scenes_vgg) whose architecture the files hold",
+    )
     p.add_argument("--model-config", default=None, help="JSON: class_names, input_size, mean, std (docs/batch.md)")
     p.add_argument("--images", required=True, help="scenes:N, scenes2:N or a folder of images")
     p.add_argument("--limit", type=int, default=100, help=f"the most images taken (default 100, at most {MAX_IMAGES})")
     p.add_argument("--method", default="gradcam", help="a method with layer maps (default gradcam)")
     p.add_argument("--layer", default=None, help="the layer of both models (default: the model's default layer)")
     p.add_argument("--max-map-change", type=float, default=None, help="fail when mean (1 - Spearman) is above (0..2)")
-    p.add_argument("--max-top1-change", type=float, default=None, help="fail when the share of images whose top-1 "
-                   "class changed is above (0..1)")
-    p.add_argument("--max-faithfulness-drop", type=float, default=None, help="fail when the mean drop of insertion "
-                   "- deletion AUC (A's minus B's) is above (-2..2)")
+    p.add_argument(
+        "--max-top1-change",
+        type=float,
+        default=None,
+        help="fail when the share of images whose top-1 class changed is above (0..1)",
+    )
+    p.add_argument(
+        "--max-faithfulness-drop",
+        type=float,
+        default=None,
+        help="fail when the mean drop of insertion - deletion AUC (A's minus B's) is above (-2..2)",
+    )
     p.add_argument("--steps", type=int, default=20, help="deletion/insertion steps (default 20)")
     p.add_argument("--baseline", default="blur", help=f"{', '.join(BASELINES)} (default blur)")
     p.add_argument("--precision", default="fp32", help=f"{', '.join(PRECISIONS)} (default fp32)")

@@ -293,9 +293,10 @@ def drift(
         progress: ``(done, total)`` after every image.
 
     Returns:
-        ``{"kind": "gradlens-drift", "version", "model_a", "model_b", "options", "images_spec",
-        "n_images", "limited", "skipped", "summary", "thresholds", "failed", "passed", "most_moved",
-        "images"}`` (``images``: one row per image of :func:`image_drift`, most moved first).
+        A dict with ``kind`` (``"gradlens-drift"``), ``version``, ``model_a``, ``model_b``,
+        ``options``, ``images_spec``, ``n_images``, ``limited``, ``skipped``, ``summary``,
+        ``thresholds``, ``failed``, ``passed``, ``most_moved`` and ``images`` (one row per image
+        of :func:`image_drift`, most moved first).
 
     Raises:
         OptionError, UnknownModelError, UnknownMethodError, LayerError: bad arguments.

@@ -56,7 +56,9 @@ def _is_checkpoint_arch(arch: str) -> bool:
     return timm_name(arch) is not None or arch in checkpoint_architectures()
 
 
-def weights_into(base: LoadedModel, source: str | Path | bytes, *, max_bytes: int = MAX_CHECKPOINT_BYTES) -> LoadedModel:
+def weights_into(
+    base: LoadedModel, source: str | Path | bytes, *, max_bytes: int = MAX_CHECKPOINT_BYTES
+) -> LoadedModel:
     """``base`` (a catalog model) with the weights of ``source`` instead of its own.
 
     The file is a state_dict (``torch.save(model.state_dict(), path)``, a dict holding one under

@@ -58,7 +58,9 @@ def write_report(report: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def _bad(what: str, why: str) -> InputError:
-    return InputError(f"not a readable drift report: {what} {why}. Write one with `gradlens drift ... --out report.json`.")
+    return InputError(
+        f"not a readable drift report: {what} {why}. Write one with `gradlens drift ... --out report.json`."
+    )
 
 
 def _text(value: Any, what: str, *, none: bool = False) -> str | None:
@@ -78,7 +80,7 @@ def _number(value: Any, what: str) -> float | None:
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise InputError(f"{name} is not JSON")
 
 
 def read_report(data: bytes) -> dict[str, Any]:
@@ -94,13 +96,15 @@ def read_report(data: bytes) -> dict[str, Any]:
     if not isinstance(data, (bytes, bytearray)):
         raise InputError(f"a drift report is read from bytes, got {type(data).__name__}")
     if len(data) > MAX_REPORT_BYTES:
-        raise InputError(f"the drift report is {len(data) / 1e6:.1f} MB; reports up to {MAX_REPORT_BYTES / 1e6:.0f} MB open here")
+        raise InputError(
+            f"the drift report is {len(data) / 1e6:.1f} MB; reports up to {MAX_REPORT_BYTES / 1e6:.0f} MB open here"
+        )
     try:
         raw = json.loads(bytes(data).decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _bad("the file", f"is not strict JSON ({type(exc).__name__})") from None
     if not isinstance(raw, dict) or raw.get("kind") != REPORT_KIND:
-        raise _bad("the file", f"has no \"kind\": \"{REPORT_KIND}\"")
+        raise _bad("the file", f'has no "kind": "{REPORT_KIND}"')
     if raw.get("version") != REPORT_VERSION:
         raise _bad("its version", f"is {str(raw.get('version'))[:20]!r}; this GradLens reads version {REPORT_VERSION}")
     out: dict[str, Any] = {}
@@ -109,7 +113,8 @@ def read_report(data: bytes) -> dict[str, Any]:
         if not isinstance(card, dict):
             raise _bad(side, "is missing")
         out[side] = {k: _text(card.get(k), f"{side}.{k}", none=True) for k in _CARD_FIELDS}
-    options = raw.get("options") if isinstance(raw.get("options"), dict) else {}
+    given = raw.get("options")
+    options: dict = given if isinstance(given, dict) else {}
     out["method"] = _text(options.get("method", "?"), "options.method")
     out["layer"] = _text(raw.get("layer"), "layer")
     out["images_spec"] = _text(raw.get("images_spec", ""), "images_spec")
@@ -122,7 +127,8 @@ def read_report(data: bytes) -> dict[str, Any]:
         if not isinstance(entry, dict):
             raise _bad(f"summary.{stat}", "is missing")
         out["summary"][stat] = {k: _number(entry.get(k), f"summary.{stat}.{k}") for k in ("mean", "low", "high", "n")}
-    thresholds = raw.get("thresholds") if isinstance(raw.get("thresholds"), dict) else {}
+    given = raw.get("thresholds")
+    thresholds: dict = given if isinstance(given, dict) else {}
     out["thresholds"] = {str(k)[:40]: _number(v, f"thresholds.{k}") for k, v in list(thresholds.items())[:10]}
     failed = raw.get("failed")
     if not isinstance(failed, list):

@@ -31,7 +31,9 @@ def report() -> dict:
         net.classifier[1].weight.neg_()
         net.classifier[1].bias.neg_()
     b = dataclasses.replace(a, name="scenes_vgg negated", model=net)
-    r = drift(a, b, "scenes:3", options=DriftOptions(steps=2, n_boot=50), thresholds=DriftThresholds(max_map_change=0.1))
+    r = drift(
+        a, b, "scenes:3", options=DriftOptions(steps=2, n_boot=50), thresholds=DriftThresholds(max_map_change=0.1)
+    )
     r["images"][0]["image"] = HOSTILE
     r["model_b"]["name"] = HOSTILE
     return r

@@ -172,15 +172,26 @@ def test_summary_and_failed_thresholds_on_hand_rows():
     rows = [{**r, "faithfulness_drop": 0.1, "deletion_change": 0.0, "insertion_change": 0.0} for r in rows]
     s = summarize_drift(rows, n_boot=200)
     assert s["map_change"]["mean"] == 0.5 and s["top1_changed"]["mean"] == pytest.approx(1 / 3)
-    assert s["faithfulness_drop"] == {"mean": pytest.approx(0.1), "low": pytest.approx(0.1), "high": pytest.approx(0.1), "n": 3}
+    assert s["faithfulness_drop"] == {
+        "mean": pytest.approx(0.1),
+        "low": pytest.approx(0.1),
+        "high": pytest.approx(0.1),
+        "n": 3,
+    }
     assert 0.0 <= s["map_change"]["low"] <= 0.5 <= s["map_change"]["high"] <= 1.0
     failed = failed_thresholds(s, DriftThresholds(max_map_change=0.5, max_top1_change=0.3, max_faithfulness_drop=0.2))
     assert [f["threshold"] for f in failed] == ["max_top1_change"]  # 0.5 <= 0.5 passes; 1/3 > 0.3 fails
 
 
 def test_read_report_round_trip_and_refusals(files, tmp_path):
-    r = drift("scenes_vgg", files / "damaged.pt", "scenes:2", arch="scenes_vgg", options=FAST,
-              thresholds=DriftThresholds(max_map_change=0.1))
+    r = drift(
+        "scenes_vgg",
+        files / "damaged.pt",
+        "scenes:2",
+        arch="scenes_vgg",
+        options=FAST,
+        thresholds=DriftThresholds(max_map_change=0.1),
+    )
     path = write_report(r, tmp_path / "r.json")
     back = read_report(path.read_bytes())
     assert back["passed"] is False and back["failed"][0]["threshold"] == "max_map_change"

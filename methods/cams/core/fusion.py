@@ -62,7 +62,9 @@ class FusionOptions(Options):
     scale: str = option(
         "shallow", "tanh(gamma * map / max) for the shallow layers (LayerCAM), every layer, or none", choices=SCALES
     )
-    gamma: float = option(2.0, "tanh scale factor of LayerCAM's Eq. 9", minimum=0.0, maximum=100.0, exclusive_minimum=True)
+    gamma: float = option(
+        2.0, "tanh scale factor of LayerCAM's Eq. 9", minimum=0.0, maximum=100.0, exclusive_minimum=True
+    )
 
 
 @dataclass(frozen=True)
