@@ -211,3 +211,32 @@ def test_read_report_round_trip_and_refusals(files, tmp_path):
         with pytest.raises(InputError):
             read_report(data)
     assert np.isfinite([row["map_change"] for row in back["images"]]).all()
+
+
+def test_torchvision_checkpoints_on_a_folder_with_an_unreadable_file(tmp_path):
+    """The commands' own checkpoint path (ModelRef: --arch resnet18 and a model config) on a folder:
+    the same random weights saved twice agree exactly; a file that is no image is skipped and listed."""
+    from PIL import Image
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    state = resnet18(num_classes=3).state_dict()
+    torch.save(state, tmp_path / "r1.pt")
+    torch.save(state, tmp_path / "r2.pt")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"class_names": ["a", "b", "c"], "input_size": 64}))
+    out = tmp_path / "r.json"
+    argv = ["drift", str(tmp_path / "r1.pt"), str(tmp_path / "r2.pt"), "--arch", "resnet18", "--model-config"]
+    argv += [str(config), "--images", str(folder), "--steps", "2", "--n-boot", "20", "--quiet", "--out", str(out)]
+    assert gradlens.main([*argv, "--max-map-change", "0"]) == EXIT_OK
+    report = json.loads(out.read_text())
+    assert report["n_images"] == 2 and [s[0] for s in report["skipped"]] == ["notes.txt"]
+    assert report["layer"] == "layer4" and report["model_a"]["classes"] == 3
+    assert all(r["spearman"] == 1.0 and r["map_change"] == 0.0 for r in report["images"])
+    assert {r["target_name"] for r in report["images"]} <= {"a", "b", "c"}
