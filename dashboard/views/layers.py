@@ -113,6 +113,42 @@ def cost_text(spec, layers: list) -> str:
     return f"from one explain call ({spec.cost} for each layer)"
 
 
+FUSE_KEY = "w_layers_fuse"
+
+
+def _fused(state: ViewState, bundle, names: list[str], raw: list, spec) -> None:
+    """LayerCAM's fusion of the shown layers' maps (``methods.fuse_layer_maps``): from the maps
+    already computed, so no model pass; a gradient-family method and two or more layers only."""
+    if spec.family != "gradient" or len(names) < 2:
+        return
+    fuse = st.selectbox(
+        "Fuse these layers (LayerCAM)",
+        ["off", "max", "mean"],
+        key=FUSE_KEY,
+        help="Each layer's map resized to the input, rectified, divided by its maximum and scaled by tanh(2·) "
+        "except the coarsest layer (LayerCAM, Jiang et al. 2021), then combined; docs/methods.md.",
+    )
+    if fuse == "off":
+        return
+    size = tuple(int(s) for s in bundle.image.shape[:2])
+    fused = methods.fuse_layer_maps(dict(zip(names, raw)), size, fuse=fuse).numpy()  # (H, W) in [0, 1]
+    pic = methods.render_views(
+        bundle.picture,
+        fused,
+        colormap=state.draw_cmap,
+        alpha=state.alpha,
+        value_range=(0.0, 1.0),
+        placement=bundle.place,
+    ).overlay
+    _, col, _ = st.columns([1, 2, 1])
+    col.image(
+        pictures.enlarge(pic, 256),
+        caption=f"Fused ({fuse}) of {len(names)} layers · peak {fused.max():.3f} · mean {fused.mean():.3f} · "
+        "colours 0 to 1",
+        width="stretch",
+    )
+
+
 def show(state: ViewState) -> None:
     """Draw the Layers page from a view state."""
     handle = cache.model_handle(state.model)
@@ -191,6 +227,7 @@ def show(state: ViewState) -> None:
             col.image(pictures.enlarge(pic, 256), caption=cap, width="stretch")
     _, bar = st.columns([2, 2])
     bar.image(pictures.colorbar(scale, 480), caption=f"Overlay colours: {scale.range_text}", width="stretch")
+    _fused(state, bundle, names, raw, spec)
 
     st.subheader("How concentrated is the map, by depth?")
     size = bundle.image.shape[:2]

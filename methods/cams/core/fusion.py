@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from methods._internal.checks import size2
@@ -114,7 +115,7 @@ def fuse_layer_maps(
     """Fuse raw layer maps ``{layer: (N, h_l, w_l)}`` into one (N, H, W) map (module docstring).
 
     Args:
-        maps: raw maps per layer, in order (one sample: (h_l, w_l) also works).
+        maps: raw maps per layer, in order (one sample: (h_l, w_l) also works; tensors or arrays).
         size: the fused grid ``(H, W)`` (usually the input size).
         fuse, scale, gamma: :class:`FusionOptions`.
 
@@ -133,8 +134,9 @@ def fuse_layer_maps(
     if not isinstance(maps, Mapping) or len(maps) == 0:
         raise LayerError("maps is empty; fusion needs the maps of at least one layer")
     grid = size2(size, "size")
-    squeeze = all(m.ndim == 2 for m in maps.values())
-    stacked = {k: (m[None] if m.ndim == 2 else m).detach().float() for k, m in maps.items()}  # (N, h, w)
+    tensors = {k: m if isinstance(m, torch.Tensor) else torch.as_tensor(np.asarray(m)) for k, m in maps.items()}
+    squeeze = all(m.ndim == 2 for m in tensors.values())
+    stacked = {k: (m[None] if m.ndim == 2 else m).detach().float() for k, m in tensors.items()}  # (N, h, w)
     if len({m.shape[0] for m in stacked.values()}) != 1 or any(m.ndim != 3 for m in stacked.values()):
         raise OptionError(f"maps must all be (N, h, w) with one N; got {[tuple(m.shape) for m in stacked.values()]}")
     deep = deepest_layer({k: tuple(m.shape) for k, m in stacked.items()})
