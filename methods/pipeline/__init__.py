@@ -9,6 +9,8 @@
 * :mod:`methods.pipeline.objects` — :func:`~methods.pipeline.objects.object_rows`: one row per
   object of a detector's or segmenter's image (its maps, localization and faithfulness);
 * :mod:`methods.pipeline.engines` — where the work runs: a local process pool or Ray;
+* :mod:`methods.pipeline.drift` — :func:`~methods.pipeline.drift.drift`: explanation drift between two
+  checkpoints of one model (the two sides in ``drift_models``, the report file in ``drift_report``);
 * :mod:`methods.pipeline.common` — the arguments both loops share and every worker's set-up.
 
 Nothing here parses a command line (that is :mod:`methods.cli`) or imports the dashboard.

@@ -133,15 +133,16 @@ def read_report(data: bytes) -> dict[str, Any]:
     failed = raw.get("failed")
     if not isinstance(failed, list):
         raise _bad("failed", "must be a list")
-    out["failed"] = [
-        {
-            "threshold": _text(f.get("threshold"), "failed.threshold"),
-            "limit": _number(f.get("limit"), "failed.limit"),
-            "value": _number(f.get("value"), "failed.value"),
-        }
-        for f in failed[:10]
-        if isinstance(f, dict)
-    ]
+    out["failed"] = []
+    for f in failed[:10]:
+        if not isinstance(f, dict):
+            raise _bad("failed", "must hold objects")
+        limit, value = _number(f.get("limit"), "failed.limit"), _number(f.get("value"), "failed.value")
+        if limit is None or value is None:
+            raise _bad("failed", "must give each threshold's limit and value")
+        out["failed"].append(
+            {"threshold": _text(f.get("threshold"), "failed.threshold"), "limit": limit, "value": value}
+        )
     out["passed"] = not out["failed"]
     rows = raw.get("images")
     if not isinstance(rows, list) or not rows:

@@ -205,6 +205,7 @@ def test_read_report_round_trip_and_refusals(files, tmp_path):
         path.read_bytes().replace(b'"spearman": ', b'"spearman": NaN, "x": ', 1),
         json.dumps({**r, "images": [{"image": 3}]}).encode(),
         json.dumps({**r, "images": []}).encode(),
+        json.dumps({**r, "failed": [{"threshold": "max_map_change", "limit": None, "value": 1.0}]}).encode(),
         b" " * (MAX_REPORT_BYTES + 1),
     ]
     for data in bad:
