@@ -29,7 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     add_model_options(p)
     p.add_argument("--methods", default="gradcam", help="comma-separated method keys (default: gradcam)")
     p.add_argument("--layers", default="default", help="'default', 'all' or comma-separated module names")
-    p.add_argument("--images", required=True, help="scenes:N, scenes2:N or a folder of images")
+    p.add_argument(
+        "--images",
+        required=True,
+        help="scenes:N, scenes2:N, a folder of images, or an annotated data set: coco:ANN.json[:IMAGES_DIR], "
+        "voc:DIR, imagefolder:DIR, masks:DIR (docs/datasets.md)",
+    )
     p.add_argument("--seed", type=int, default=0, help="scene seed offset and reference-map seed (default 0)")
     p.add_argument("--out", required=True, help="output table, .parquet or .csv")
     p.add_argument("--steps", type=int, default=50, help="deletion/insertion steps (default 50)")
