@@ -134,7 +134,7 @@ def build_sample(record: dict, options: AnnotatedOptions | None = None) -> Annot
     boxes = np.zeros((len(objects), 4), dtype=np.float64)
     sources: list[MaskSource] = []
     for k, obj in enumerate(objects):
-        label = f"{where}, object {obj.get('id', k)} ({obj['class']})"
+        label = f"{where}, image {record['name']!r}, annotation {obj.get('id', k)} ({obj['class']})"
         if "full" in obj:  # a mask PNG: the class's pixels
             masks[k], src = resize_nearest(obj["full"], h, w), "mask_png"
             rows, cols = np.nonzero(obj["full"].any(axis=1))[0], np.nonzero(obj["full"].any(axis=0))[0]
