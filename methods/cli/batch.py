@@ -30,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     add_model_options(p)
     p.add_argument("--methods", default="gradcam", help="comma-separated method keys (default: gradcam)")
     p.add_argument("--layers", default="default", help="'default', 'all' or comma-separated module names")
-    p.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    p.add_argument(
+        "--images",
+        required=True,
+        help="folder of images (searched recursively), or an annotated data set: coco:ANN.json[:IMAGES_DIR], "
+        "voc:DIR, imagefolder:DIR (each image explained for its annotated class; docs/datasets.md)",
+    )
     p.add_argument("--out", required=True, help="output folder (resumes what is already there)")
     p.add_argument("--targets", default="top1", help="'top1' or a CSV label file with columns image,label")
     p.add_argument("--engine", default="local", help="local (process pool) or ray (Ray Data); default local")
