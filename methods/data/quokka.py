@@ -10,6 +10,9 @@ here is ``"wallaby"`` (index 104). EfficientNet-Lite0 (evaluation crop) calls it
 wallaby 0.05 (second), marmot 0.03 — measured on this machine; a model's disagreement is part of
 what the photo shows.
 
+imgaug's box (148, 50, 550, 642) is not the polygon's extent (143, 50, 548, 641): the outline
+reaches 5 px left of the box. Both are shipped as imgaug wrote them.
+
 Its mask is the polygon rasterised by :func:`methods.data.annotated.rasterize_polygons` (pixel
 centres inside, COCO's continuous coordinates). Deviation: imgaug draws its polygons with pixel
 centres at integer coordinates, half a pixel from COCO's convention used here; the area differs
