@@ -199,7 +199,7 @@ def run_batch(
     check_choice("precision", precision, PRECISION_CHOICES)
     batch_size = check_int("batch_size", batch_size, 1)
     engine, workers = engines.check_engine(engine, workers)
-    dataset = parse_dataset(images) if is_dataset(images) else None
+    dataset = parse_dataset(images) if isinstance(images, str) and is_dataset(images) else None
     root, out = pathlib.Path(images) if dataset is None else dataset_root(dataset), pathlib.Path(out)
     if dataset is None:
         rels = find_images(root, exclude=out if out.resolve().is_relative_to(root.resolve()) else None)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from annotated_kit import CLASSES, picture, voc_xml, write_coco
-from tiny_models import GapNet
 
+from annotated_kit import CLASSES, picture, voc_xml, write_coco
 from methods.errors import OptionError
 from methods.models import LoadedModel
 from methods.pipeline import batch
+from tiny_models import GapNet
 
 
 @pytest.fixture

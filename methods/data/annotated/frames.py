@@ -93,11 +93,11 @@ def check_box(box: object, width: int, height: int, tolerance: float, where: str
         >>> check_box([-0.5, 0, 10.4, 5], 10, 5, 1.0, "a.xml")
         (0.0, 0.0, 10.0, 5.0)
     """
-    ok = isinstance(box, Sequence) and len(box) == 4
-    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in box)  # type: ignore[union-attr]
-    if not ok:
+    if not (isinstance(box, Sequence) and len(box) == 4) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in box
+    ):
         raise AnnotationError(f"{where}: a box must be 4 finite numbers; got {box!r}")
-    x0, y0, x1, y1 = (float(v) for v in box)  # type: ignore[union-attr]
+    x0, y0, x1, y1 = (float(v) for v in box)
     if x1 <= x0 or y1 <= y0:
         raise AnnotationError(f"{where}: the box (x0, y0, x1, y1) = {(x0, y0, x1, y1)} is empty (x1 <= x0 or y1 <= y0)")
     t = float(tolerance)

@@ -87,7 +87,7 @@ def parse_dataset(text: str) -> DatasetSpec:
     path = pathlib.Path(rest)
     if not path.is_dir():
         raise OptionError(f"images={text!r}: '{path}' is not a folder ({head}:DIR names a folder)")
-    return DatasetSpec(head, path)  # type: ignore[arg-type]
+    return DatasetSpec(head, path)
 
 
 def iter_records(
