@@ -20,7 +20,7 @@ import pathlib
 from collections.abc import Iterator
 
 from methods.data.annotated.classes import ClassMatcher
-from methods.data.annotated.files import read_bounded
+from methods.data.annotated.files import inside, read_bounded
 from methods.data.annotated.frames import check_box
 from methods.data.annotated.options import AnnotatedOptions
 from methods.errors import AnnotationError
@@ -119,7 +119,7 @@ def coco_records(
             raise AnnotationError(
                 f"{where} has {len(anns)} annotations, more than max_annotations={opts.max_annotations}"
             )
-        file = root / str(img["file_name"])
+        file = inside(root, str(img["file_name"]), where)
         if not file.is_file():
             raise AnnotationError(f"{where}: the image file '{file}' does not exist (images_root is '{root}')")
         objects = []

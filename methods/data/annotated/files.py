@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from methods._internal.files import open_regular
 from methods.errors import AnnotationError
 
-__all__ = ["IMAGE_SUFFIXES", "read_bounded", "image_files"]
+__all__ = ["IMAGE_SUFFIXES", "read_bounded", "image_files", "inside"]
 
 #: File name endings an ImageFolder or a mask folder's ``images/`` counts as images (any case);
 #: other files (a README, a .DS_Store) are not part of the set.
@@ -43,3 +43,23 @@ def image_files(folder: pathlib.Path) -> Iterator[pathlib.Path]:
                 entries.append(pathlib.Path(dirpath) / fn)
     entries.sort(key=lambda p: p.relative_to(folder).as_posix())
     yield from entries
+
+
+def inside(root: pathlib.Path, name: str, where: str) -> pathlib.Path:
+    """``root / name`` for a file name an annotation gives, refused when it is absolute or climbs out
+    of ``root`` with ``..`` (the batch writes each image's outputs under its name).
+
+    Raises:
+        AnnotationError: an absolute name, a ``..`` part, or a backslash.
+
+    Examples:
+        >>> inside(pathlib.Path("data"), "a/b.jpg", "x").as_posix()
+        'data/a/b.jpg'
+    """
+    pure = pathlib.PurePosixPath(name)
+    if not name or pure.is_absolute() or ".." in pure.parts or "\\" in name:
+        raise AnnotationError(
+            f"{where}: the file name {name!r} must be a path relative to the images folder '{root}', without "
+            "'..' or backslashes"
+        )
+    return root / pure

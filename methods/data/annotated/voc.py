@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 from methods.data.annotated.classes import ClassMatcher
-from methods.data.annotated.files import read_bounded
+from methods.data.annotated.files import inside, read_bounded
 from methods.data.annotated.frames import check_box
 from methods.data.annotated.options import AnnotatedOptions
 from methods.errors import AnnotationError
@@ -96,7 +96,7 @@ def voc_records(folder: str | pathlib.Path, class_names, options: AnnotatedOptio
             continue
         if len(objs) > opts.max_annotations:
             raise AnnotationError(f"{where} has {len(objs)} objects, more than max_annotations={opts.max_annotations}")
-        file = img_dir / filename
+        file = inside(img_dir, filename, where)
         if not file.is_file():
             raise AnnotationError(f"{where}: the image file '{file}' does not exist")
         objects = []

@@ -29,6 +29,13 @@ def test_missing_image_names_the_file(tmp_path):
         records(f"coco:{path}")
 
 
+@pytest.mark.parametrize("name", ["../a.png", "/etc/a.png", "x/../../a.png", "a\\b.png"])
+def test_file_names_stay_inside_the_images_folder(tmp_path, name):
+    path = one_image(tmp_path, {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]}, file=name)
+    with pytest.raises(AnnotationError, match=r"must be a path relative to the images folder"):
+        records(f"coco:{path}")
+
+
 def test_box_outside_names_the_box_and_the_image_size(tmp_path):
     path = one_image(tmp_path, {"id": 7, "image_id": 1, "category_id": 1, "bbox": [6, 2, 8, 3]})
     with pytest.raises(
