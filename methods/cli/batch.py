@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from methods.cli.dataset_options import add_dataset_options, dataset_options
 from methods.cli.model_options import add_model_options, model_arg
 from methods.cli.object_options import add_object_options
 from methods.errors import GradLensError
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     add_object_options(p)
     p.add_argument("--plugins", default="", help="comma-separated modules that register your own methods")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_dataset_options(p)
     return p
 
 
@@ -88,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             min_score=args.min_score,
             max_objects=args.max_objects,
+            dataset_options=dataset_options(args),
             ray_address=args.ray_address,
             plugins=args.plugins,
             bar=not args.quiet,

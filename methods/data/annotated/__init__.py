@@ -6,7 +6,7 @@ Formats: COCO JSON (:mod:`.coco`), Pascal VOC XML (:mod:`.voc`), an ImageFolder
 """
 
 from methods.data.annotated.classes import ClassMatcher
-from methods.data.annotated.options import AnnotatedOptions
+from methods.data.annotated.options import AnnotatedOptions, read_class_map
 from methods.data.annotated.polygon import rasterize_polygons, shoelace_area
 from methods.data.annotated.rle import decode_rle, rle_area
 from methods.data.annotated.sample import AnnotatedSample, build_sample
@@ -25,6 +25,7 @@ __all__ = [
     "iter_records",
     "parse_dataset",
     "rasterize_polygons",
+    "read_class_map",
     "rle_area",
     "shoelace_area",
 ]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from methods._internal.checks import check_int, check_number
-from methods.errors import OptionError
+from methods.errors import AnnotationError, OptionError
 
-__all__ = ["AnnotatedOptions"]
+__all__ = ["AnnotatedOptions", "read_class_map"]
 
 
 @dataclass(frozen=True)
@@ -66,3 +68,25 @@ class AnnotatedOptions:
         d = dict(d)
         d["class_map"] = tuple(tuple(p) for p in d.get("class_map", ()))
         return cls(**d)
+
+
+def read_class_map(path: str | os.PathLike[str], max_bytes: int = 2**20) -> dict[str, str]:
+    """A class map from a JSON file: ``{"annotation name": "model class name" | "#index", ...}``.
+
+    Raises:
+        AnnotationError: missing, larger than ``max_bytes``, not JSON, or not an object of strings.
+    """
+    from methods.data.annotated.files import read_bounded
+
+    data = read_bounded(path, max_bytes, "class map")
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AnnotationError(
+            f'the class map \'{path}\' is not JSON ({exc}); expected {{"cat": "tabby", ...}}'
+        ) from exc
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
+        raise AnnotationError(
+            f"the class map '{path}' must be a JSON object of annotation name -> model class name (or '#index')"
+        )
+    return doc
