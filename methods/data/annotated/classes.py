@@ -71,7 +71,7 @@ class ClassMatcher:
                 listing = f" Its classes: {list(self.class_names)}." if n <= 30 else f" (it has {n} classes)"
                 raise AnnotationError(
                     f"{where}: class {wanted!r}{mapped} is not a class of the model.{suggest(wanted, self.class_names)}"
-                    f"{listing} Rename it in the annotations or map it (AnnotatedOptions.class_map)."
+                    f"{listing} Rename it in the annotations or map it (--class-map FILE.json, or AnnotatedOptions.class_map)."
                 )
             idx = found[0]
         self._seen[name] = idx
