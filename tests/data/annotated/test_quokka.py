@@ -102,3 +102,18 @@ def test_quokka_through_the_coco_loader(tmp_path):
     (small,) = iter_annotated(spec, names, AnnotatedOptions(class_map={"animal": "wallaby"}, max_side=480))
     assert small.image.shape == (322, 480, 3) and small.scale == pytest.approx((0.5, 322 / 643))
     assert abs(int(small.masks.sum()) - int(quokka_mask().sum()) / 4) / (int(quokka_mask().sum()) / 4) < 0.01
+
+
+def test_a_non_editable_install_ships_the_quokka():
+    """pyproject's package-data names the folder (a wheel built from it held the four files)."""
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[3]
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["methods"]
+    assert "data/assets/quokka/*" in data
+    assert sorted(p.name for p in (root / "methods" / "data" / "assets" / "quokka").iterdir()) == [
+        "LICENSE",
+        "NOTICE",
+        "quokka.jpg",
+        "quokka_annotations.json",
+    ]
