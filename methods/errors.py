@@ -26,6 +26,7 @@ MissingWeightsError         a bundled weight file is missing (also FileNotFoundE
 CheckpointError             a weight file cannot be loaded safely or does not fit
 BadWeightsError             a bundled weight file is unreadable (CheckpointError, ValueError)
 ImageError                  a file is not an image GradLens can read safely
+AnnotationError             an annotated data set is malformed or does not fit the model (ValueError)
 SnapshotError               the review store refused a snapshot, comment or verdict
 SnapshotNotFound            no snapshot has this id (SnapshotError, KeyError)
 Cancelled                   a long computation was stopped on request
@@ -61,6 +62,7 @@ __all__ = [
     "CheckpointError",
     "BadWeightsError",
     "ImageError",
+    "AnnotationError",
     "SnapshotError",
     "SnapshotNotFound",
     "Cancelled",
@@ -144,6 +146,12 @@ class BadWeightsError(CheckpointError, ValueError):
 
 class ImageError(GradLensError):
     """An input file is not an image GradLens can read safely (empty, truncated, too large...)."""
+
+
+class AnnotationError(GradLensError, ValueError):
+    """An annotated data set (COCO JSON, Pascal VOC XML, an ImageFolder, a mask folder) cannot be
+    used: malformed file, a missing image, a box outside its image, a class the model does not know
+    (the message names the file, the bad value and what was expected; also a ``ValueError``)."""
 
 
 class SnapshotError(GradLensError):

@@ -192,8 +192,8 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
         options,
         key="w_image",
         format_func=lambda k: labels.get(k, k),
-        help="The gallery: photos and composites for ImageNet models, scenes (with exact "
-        "object masks) for the scene models; or upload your own below.",
+        help="The gallery: photos, composites and an annotated photo (the quokka, with its outline) for "
+        "ImageNet models, scenes (with exact object masks) for the scene models; or upload your own below.",
     )
     sample = next((s for s in samples if s.id == image_id), None)
     if sample is not None:

@@ -37,7 +37,12 @@ __all__ = [
 #: exact object masks).
 SCENE_MODEL = "scenes_vgg"
 #: The gallery's groups in menu order, with the word each label starts with.
-SAMPLE_GROUPS: dict[str, str] = {"photo": "Photo", "composite": "Composite", "scene": "Scene"}
+SAMPLE_GROUPS: dict[str, str] = {
+    "photo": "Photo",
+    "annotated": "Annotated photo",
+    "composite": "Composite",
+    "scene": "Scene",
+}
 
 
 @dataclass(frozen=True)

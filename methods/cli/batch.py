@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from methods.cli.dataset_options import add_dataset_options, dataset_options
 from methods.cli.model_options import add_model_options, model_arg
 from methods.cli.object_options import add_object_options
 from methods.errors import GradLensError
@@ -30,7 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     add_model_options(p)
     p.add_argument("--methods", default="gradcam", help="comma-separated method keys (default: gradcam)")
     p.add_argument("--layers", default="default", help="'default', 'all' or comma-separated module names")
-    p.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    p.add_argument(
+        "--images",
+        required=True,
+        help="folder of images (searched recursively), or an annotated data set: coco:ANN.json[:IMAGES_DIR], "
+        "voc:DIR, imagefolder:DIR (each image explained for its annotated class; docs/datasets.md)",
+    )
     p.add_argument("--out", required=True, help="output folder (resumes what is already there)")
     p.add_argument("--targets", default="top1", help="'top1' or a CSV label file with columns image,label")
     p.add_argument("--engine", default="local", help="local (process pool) or ray (Ray Data); default local")
@@ -52,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     add_object_options(p)
     p.add_argument("--plugins", default="", help="comma-separated modules that register your own methods")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_dataset_options(p)
     return p
 
 
@@ -83,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             min_score=args.min_score,
             max_objects=args.max_objects,
+            dataset_options=dataset_options(args),
             ray_address=args.ray_address,
             plugins=args.plugins,
             bar=not args.quiet,

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from methods.cli.dataset_options import add_dataset_options, dataset_options
 from methods.cli.model_options import add_model_options, model_arg
 from methods.cli.object_options import add_object_options
 from methods.errors import GradLensError
@@ -29,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     add_model_options(p)
     p.add_argument("--methods", default="gradcam", help="comma-separated method keys (default: gradcam)")
     p.add_argument("--layers", default="default", help="'default', 'all' or comma-separated module names")
-    p.add_argument("--images", required=True, help="scenes:N, scenes2:N or a folder of images")
+    p.add_argument(
+        "--images",
+        required=True,
+        help="scenes:N, scenes2:N, a folder of images, or an annotated data set: coco:ANN.json[:IMAGES_DIR], "
+        "voc:DIR, imagefolder:DIR, masks:DIR (docs/datasets.md)",
+    )
     p.add_argument("--seed", type=int, default=0, help="scene seed offset and reference-map seed (default 0)")
     p.add_argument("--out", required=True, help="output table, .parquet or .csv")
     p.add_argument("--steps", type=int, default=50, help="deletion/insertion steps (default 50)")
@@ -47,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes or Ray actors (default: the CPU cores)")
     p.add_argument("--ray-address", default=None, help="Ray cluster to join (default $RAY_ADDRESS; none: a local Ray)")
     add_object_options(p)
+    add_dataset_options(p)
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default $GRADLENS_DEVICE, else CUDA if present)"
     )
@@ -77,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             device=args.device,
             min_score=args.min_score,
             max_objects=args.max_objects,
+            dataset_options=dataset_options(args),
         )
     except (GradLensError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
-"""The sample-image gallery: generated scenes with ground truth, real photos, and composites.
+"""The sample-image gallery: generated scenes with ground truth, real photos, composites, and an
+annotated photo.
 
-Everything here loads offline. Three kinds:
+Everything here loads offline. Four kinds:
 
 * ``"scene"``: regenerated on demand from fixed seeds (in a range no bundled model was trained or
   evaluated on: ``SAMPLE_SEED_START`` and up), so no image files ship; their object masks come
@@ -9,6 +10,8 @@ Everything here loads offline. Three kinds:
   ImageNet classifiers (``efficientnet_lite0`` ...), not the scenes models, and have no mask.
 * ``"composite"``: two photos side by side (``chelsea_coffee``: cat | espresso); the mask of each
   named ImageNet class is the tile its photo fills, for class-discrimination checks.
+* ``"annotated"``: a real photo with a hand-drawn outline: ``quokka`` (imgaug 0.4.0, MIT;
+  :mod:`methods.data.quokka`), ImageNet class "wallaby", its mask the outline polygon rasterised.
 
 :attr:`Sample.domain` says which models a sample suits, matching
 :attr:`methods.models.LoadedModel.domain` (``"scenes"`` or ``"imagenet"``).
@@ -22,6 +25,7 @@ from typing import Literal
 import numpy as np
 
 from methods.data.photos import COMPOSITES, PHOTOS, composite_masks, load_composite, load_photo
+from methods.data.quokka import QUOKKA_CLASS, QUOKKA_CLASS_ID, load_quokka, quokka_mask
 from methods.data.scenes import CLASS_NAMES, EVAL_SEED_START, make_scene
 from methods.errors import OptionError, suggest
 
@@ -37,8 +41,9 @@ class Sample:
 
     Attributes:
         name: key for :func:`load_sample` (lower_snake).
-        kind: ``"scene"`` (generated, has masks), ``"photo"`` (natural image, no mask) or
-            ``"composite"`` (photos side by side, a mask per class).
+        kind: ``"scene"`` (generated, has masks), ``"photo"`` (natural image, no mask),
+            ``"composite"`` (photos side by side, a mask per class) or ``"annotated"`` (a natural
+            photo with an annotated outline mask).
         description: one line for people.
         suggested_model: ``"scenes_vgg"`` for scenes, ``"imagenet"`` for photos and composites.
         classes: the class name of each mask of :func:`load_sample_mask`, in order (scene object
@@ -50,7 +55,7 @@ class Sample:
     """
 
     name: str
-    kind: Literal["scene", "photo", "composite"]
+    kind: Literal["scene", "photo", "composite", "annotated"]
     description: str
     suggested_model: str
     classes: tuple[str, ...] = ()
@@ -77,7 +82,7 @@ def _scene_classes(name: str) -> tuple[str, ...]:
 
 
 def list_samples() -> list[Sample]:
-    """All samples: the generated scenes first, then the photos, then the composites.
+    """All samples: the generated scenes first, then the photos, the composites, the annotated photo.
 
     Examples:
         >>> [s.name for s in list_samples() if s.kind == "composite"]
@@ -111,6 +116,17 @@ def list_samples() -> list[Sample]:
         )
         for name, c in COMPOSITES.items()
     ]
+    out.append(
+        Sample(
+            name="quokka",
+            kind="annotated",
+            description="a quokka with its outline (imgaug sample photo, MIT; ImageNet: wallaby, the closest class)",
+            suggested_model="imagenet",
+            classes=(QUOKKA_CLASS,),
+            domain="imagenet",
+            class_ids=(QUOKKA_CLASS_ID,),
+        )
+    )
     return out
 
 
@@ -146,12 +162,14 @@ def load_sample(name: str) -> np.ndarray:
         return load_photo(name)
     if name in COMPOSITES:
         return load_composite(name)
+    if name == "quokka":
+        return load_quokka()
     raise _unknown(name)
 
 
 def load_sample_mask(name: str) -> np.ndarray | None:
     """Masks of a sample, (K, H, W) bool in the order of ``Sample.classes``: a scene's object masks,
-    a composite's class tiles; None for photos.
+    a composite's class tiles, the quokka's outline; None for photos.
 
     Raises:
         OptionError (a ValueError): unknown name (suggests the closest names).
@@ -163,4 +181,6 @@ def load_sample_mask(name: str) -> np.ndarray | None:
         return None
     if name in COMPOSITES:
         return composite_masks(name)
+    if name == "quokka":
+        return quokka_mask()
     raise _unknown(name)

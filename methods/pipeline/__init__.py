@@ -5,7 +5,7 @@
   the summary in ``summary``);
 * :mod:`methods.pipeline.batch` — :func:`~methods.pipeline.batch.run_batch`: the views, raw maps and
   a resumable manifest for a folder (workers in ``batch_worker``, files in ``batch_files``, the
-  manifest in ``manifest``);
+  manifest in ``manifest``, an annotated data set's images and labels in ``batch_dataset``);
 * :mod:`methods.pipeline.objects` — :func:`~methods.pipeline.objects.object_rows`: one row per
   object of a detector's or segmenter's image (its maps, localization and faithfulness);
 * :mod:`methods.pipeline.engines` — where the work runs: a local process pool or Ray;

@@ -42,8 +42,10 @@ from methods._internal.checks import check_bool, check_choice, check_int, check_
 from methods._internal.progress import Progress
 from methods._internal.torch_utils import PRECISION_CHOICES
 from methods.cams.core.explain import resolve_layers
+from methods.data.annotated import AnnotatedOptions, is_dataset, parse_dataset
 from methods.errors import OptionError
 from methods.pipeline import engines
+from methods.pipeline.batch_dataset import dataset_images, dataset_root
 from methods.pipeline.batch_files import (
     PROBLEMS,
     file_stamp,
@@ -144,12 +146,16 @@ def run_batch(
     log: Callable[[str], None] | None = None,
     min_score: float = 0.5,
     max_objects: int = 20,
+    dataset_options: AnnotatedOptions | None = None,
 ) -> BatchResult:
     """Write the views, raw maps and manifest rows of every image under ``images`` (see the module docstring).
 
     Args:
         model: catalog name, or a ``LoadedModel`` (sent to each worker process).
-        images: the input folder (searched recursively).
+        images: the input folder (searched recursively), or an annotated data set
+            (``coco:ANN.json[:IMAGES_DIR]``, ``voc:DIR``, ``imagefolder:DIR``; docs/datasets.md): each
+            image is explained for the class its annotations name (an image naming several classes is
+            skipped; :mod:`methods.pipeline.batch_dataset`).
         out: the output folder (created; may already hold an earlier run to resume). Images whose
             output folder would take a name the run keeps (:data:`RESERVED`) are skipped.
         methods: registry keys (list or comma-separated).
@@ -172,6 +178,7 @@ def run_batch(
         log: where notes go (default: stderr).
         min_score: a detector's boxes explained: score >= this, in [0, 1].
         max_objects: at most this many objects per picture (1 to 100).
+        dataset_options: limits and class map of an annotated data set (``AnnotatedOptions``).
 
     A detection or segmentation model (``LoadedModel.task``) gets one set of maps and one row per
     OBJECT: its own boxes or predicted classes (:mod:`methods.pipeline.batch_objects`).
@@ -192,12 +199,22 @@ def run_batch(
     check_choice("precision", precision, PRECISION_CHOICES)
     batch_size = check_int("batch_size", batch_size, 1)
     engine, workers = engines.check_engine(engine, workers)
-    root, out = pathlib.Path(images), pathlib.Path(out)
-    rels = find_images(root, exclude=out if out.resolve().is_relative_to(root.resolve()) else None)
+    dataset = parse_dataset(images) if isinstance(images, str) and is_dataset(images) else None
+    root, out = pathlib.Path(images) if dataset is None else dataset_root(dataset), pathlib.Path(out)
+    if dataset is None:
+        rels = find_images(root, exclude=out if out.resolve().is_relative_to(root.resolve()) else None)
     check_number("min_score", min_score, minimum=0.0, maximum=1.0)
     max_objects = check_int("max_objects", max_objects, 1, 100)
     loaded = load_model_arg(model, objects=True)
     objects = loaded.task in OBJECT_TASKS
+    given: list[tuple[str, str]] = []  # a data set's images that cannot be explained for one class
+    if dataset is not None:
+        if objects or str(targets) != "top1":
+            raise OptionError(
+                f"images={str(images)!r} is an annotated data set: its annotations give each image's class, for a "
+                "classifier; leave targets at 'top1' (a label file would give them twice) and use a classifier"
+            )
+        root, rels, annotated, given = dataset_images(dataset, loaded.class_names, dataset_options)
     if objects and str(targets) != "top1":
         raise OptionError(
             f"targets={str(targets)!r}: a label file names one class per image; {loaded.name} is a {loaded.task} "
@@ -205,6 +222,7 @@ def run_batch(
         )
     layer_names = list(resolve_layers(loaded.model, layers_arg(layers), tuple(loaded.input_size), loaded.default_layer))
     labels = None if str(targets) == "top1" else read_labels(pathlib.Path(targets), loaded.class_names)
+    labels = annotated if dataset is not None else labels
     pairs = [(m, layer) for m in names for layer in layer_names]
     settings = dict(
         model=loaded.name,
@@ -227,7 +245,7 @@ def run_batch(
     if n := remove_partials(out):
         say(f"removed {n} partial file(s) an interrupted run left behind")
     store = ManifestStore(out, log=say)
-    skipped: list[tuple[str, str]] = [(rel, _reserved_reason(rel)) for rel in rels if _reserved(rel)]
+    skipped: list[tuple[str, str]] = given + [(rel, _reserved_reason(rel)) for rel in rels if _reserved(rel)]
     rels = [rel for rel in rels if not _reserved(rel)]
     stamps = {rel: file_stamp(root / rel) for rel in rels}
     wanted = {rel: (labels.get(rel) if labels is not None else None) for rel in rels}

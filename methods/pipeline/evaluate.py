@@ -13,6 +13,11 @@ Usage::
 * ``scenes2:N`` — N two-object scenes ``make_scene(EVAL_TWO_START + seed + i, n_objects=2)``
   (seeds from 11_000_000); EACH of the two classes is explained, one row per class, scored against
   its own object's mask.
+* ``coco:ANN.json[:IMAGES_DIR]``, ``voc:DIR``, ``imagefolder:DIR``, ``masks:DIR`` — an annotated data
+  set (:mod:`methods.data.annotated`, docs/datasets.md; classifiers only): EACH class an image's
+  annotations name is explained, one row per class, scored against the union of that class's
+  object masks (a box stands in where an object has no mask; an ImageFolder has no mask, so only
+  ``label`` is filled). Annotation class names are matched to the model's class names.
 * a folder — every file in it (not recursive, sorted by name) that :func:`methods.data.images.load_image`
   can read; other files are reported and skipped (``--out``, when it lies in the folder, is left out). The explained class is the model's top-1; there
   is no ground truth, so ``label``, ``pointing_hit`` and ``energy_pg`` are empty.
@@ -67,6 +72,7 @@ import pandas as pd
 
 from methods._internal.checks import check_choice, check_int, check_number
 from methods.cams.core.explain import resolve_layers
+from methods.data.annotated import AnnotatedOptions
 from methods.data.scenes import CLASS_NAMES
 from methods.errors import OptionError
 from methods.metrics.faithfulness import curves as fa
@@ -188,12 +194,15 @@ def evaluate(
     device: Any = None,
     min_score: float = 0.5,
     max_objects: int = 20,
+    dataset_options: AnnotatedOptions | None = None,
 ) -> pd.DataFrame:
     """Score every map of every image; one row per image x method x layer x explained class.
 
     Args:
         model: catalog name (``methods.models.catalog.load_model``) or a ``LoadedModel``.
-        images: ``"scenes:N"``, ``"scenes2:N"`` or a folder (see the module docstring).
+        images: ``"scenes:N"``, ``"scenes2:N"``, a folder, or an annotated data set
+            (``"coco:ANN.json[:IMAGES_DIR]"``, ``"voc:DIR"``, ``"imagefolder:DIR"``, ``"masks:DIR"``;
+            docs/datasets.md) (see the module docstring).
         methods: registry keys; ``random`` and ``centre`` are the references and are added by
             ``references=True``.
         layers: ``"default"``, ``"all"``, comma-separated names or a list of names.
@@ -214,6 +223,8 @@ def evaluate(
         min_score: a detector's boxes kept on pictures without ground truth: score >= this, in [0, 1].
         max_objects: at most this many objects per picture (1 to 100): a detector's best boxes, a
             segmenter's largest predicted classes.
+        dataset_options: limits and the class map of an annotated data set
+            (:class:`methods.data.annotated.AnnotatedOptions`; default its defaults).
 
     A detection or segmentation model (``LoadedModel.task``) writes one row per OBJECT
     (``OBJECT_COLUMNS``; :mod:`methods.pipeline.evaluate_objects`): on the scenes the ground-truth
@@ -242,7 +253,13 @@ def evaluate(
     loaded = load_model_arg(model, objects=True)
     class_names = tuple(loaded.class_names)
     objects = loaded.task in OBJECT_TASKS
-    if source.kind != "folder":
+    if source.kind == "annotated" and objects:
+        raise OptionError(
+            f"images={images!r}: annotated data sets are scored with classifiers for now; "
+            f"{getattr(loaded, 'name', 'this model')!r} is a {loaded.task} model (its label numbering counts the "
+            "background, which the annotated loaders do not map yet). Use a folder of the pictures instead."
+        )
+    if source.kind in ("scenes", "scenes2"):
         if class_names != (("background",) if objects else ()) + tuple(CLASS_NAMES):
             raise OptionError(
                 f"images={images!r} needs a model trained on the scenes' classes {list(CLASS_NAMES)} "
@@ -252,7 +269,8 @@ def evaluate(
     curve_opts = dict(steps=int(steps), batch_size=int(batch_size), precision=precision)
 
     engine, workers = check_engine(engine, workers)
-    items = sample_items(source, int(seed), exclude=out_path)  # its own table is never an input
+    # its own table is never an input; an annotated set is listed and checked against the classes here
+    items = sample_items(source, int(seed), exclude=out_path, class_names=class_names, options=dataset_options)
     n_workers = max(1, min(workers, len(items)))
     sent, spec_device, run_device = worker_model(model, loaded, device, engine == "local" and n_workers == 1)
     spec = EvalSpec(
@@ -282,6 +300,8 @@ def evaluate(
                 if k not in ("model", "device") + (() if objects else _OBJECT_OPTIONS)
             },
             curve_precision=precision,
+            # only for a data set: the settings (and checkpoints) of the other sources stay as they were
+            **({"dataset": (dataset_options or AnnotatedOptions()).as_dict()} if source.kind == "annotated" else {}),
         )
         checkpoint = EvalCheckpoint(out_path, settings, say)
     rows, skipped, failed = run_evaluation(

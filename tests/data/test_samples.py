@@ -19,15 +19,17 @@ def test_gallery_has_scenes_photos_and_composites():
     scenes = [s for s in samples if s.kind == "scene"]
     photos = [s for s in samples if s.kind == "photo"]
     composites = [s for s in samples if s.kind == "composite"]
+    annotated = [s for s in samples if s.kind == "annotated"]
     assert [s.kind for s in samples] == ["scene"] * len(scenes) + ["photo"] * len(photos) + ["composite"] * len(
         composites
-    )
+    ) + ["annotated"] * len(annotated)
+    assert [s.name for s in annotated] == ["quokka"]
     assert len(scenes) >= 6
     assert {len(s.classes) for s in scenes} == {1, 2}
     assert [s.name for s in photos] == ["chelsea", "coffee", "motorcycle", "camera", "rocket", "astronaut"]
     assert [s.name for s in composites] == ["chelsea_coffee", "coffee_chelsea"]
     assert all(s.suggested_model == "scenes_vgg" and s.domain == "scenes" for s in scenes)
-    assert all(s.suggested_model == "imagenet" and s.domain == "imagenet" for s in photos + composites)
+    assert all(s.suggested_model == "imagenet" and s.domain == "imagenet" for s in photos + composites + annotated)
     assert all(s.description for s in samples)
     assert all(s.class_ids == tuple(CLASS_NAMES.index(c) for c in s.classes) for s in scenes)
 
