@@ -283,7 +283,8 @@ def drift(
 
     Args:
         a, b: catalog names, weight files (with ``arch``) or LoadedModels, of ONE architecture.
-        images: ``"scenes:N"``, ``"scenes2:N"`` or a folder (:func:`methods.pipeline.sources.parse_images`);
+        images: ``"scenes:N"``, ``"scenes2:N"``, a folder or an annotated data set (``coco:``, ``voc:``,
+            ``imagefolder:``, ``masks:``; :func:`methods.pipeline.sources.parse_images`);
             the first ``options.limit`` images are taken.
         arch: the architecture of a weight file (a torchvision name, ``timm:<name>`` or a catalog
             model such as ``"scenes_vgg"``).
@@ -319,10 +320,12 @@ def drift(
     for m in (model_a, model_b):
         if m.task != "classification":
             raise OptionError(f"{m.name} is a {m.task} model; drift compares classifiers (one top-1 class per image)")
-    total = min(source.count, opts.limit)
+    # A data set's size is known once listed (count 0): the limit bounds it.
+    total = min(source.count, opts.limit) if source.kind != "annotated" else opts.limit
     skipped: list[tuple[str, str]] = []
     rows = []
-    for i, sample in enumerate(itertools.islice(samples(source, 0, skipped), total)):
+    stream = samples(source, 0, skipped, class_names=model_a.class_names)
+    for i, sample in enumerate(itertools.islice(stream, total)):
         rows.append(image_drift(model_a, model_b, sample.image, sample.name, opts))
         if progress is not None:
             progress(i + 1, total)
@@ -341,7 +344,7 @@ def drift(
         "options": {k: getattr(opts, k) for k in opts.__dataclass_fields__},
         "images_spec": str(images),
         "n_images": len(rows),
-        "limited": source.count > opts.limit,
+        "limited": source.count > opts.limit if source.kind != "annotated" else len(rows) >= opts.limit,
         "skipped": [list(s) for s in skipped],
         "summary": summary,
         "thresholds": thresholds.as_dict(),

@@ -241,3 +241,25 @@ def test_torchvision_checkpoints_on_a_folder_with_an_unreadable_file(tmp_path):
     assert report["layer"] == "layer4" and report["model_a"]["classes"] == 3
     assert all(r["spearman"] == 1.0 and r["map_change"] == 0.0 for r in report["images"])
     assert {r["target_name"] for r in report["images"]} <= {"a", "b", "c"}
+
+
+def test_drift_reads_an_annotated_data_set(files, tmp_path):
+    """A COCO set (count unknown until listed) is read with A's class names and bounded by --limit:
+    the two scenes written as COCO give the same per-image numbers as the scenes themselves."""
+    from tests.pipeline.test_evaluate_annotated import scenes_as_coco
+
+    ann = scenes_as_coco(tmp_path, 2)
+    as_coco = drift(files / "a.pt", files / "damaged.pt", f"coco:{ann}", arch="scenes_vgg", options=FAST)
+    as_scenes = drift(files / "a.pt", files / "damaged.pt", "scenes2:2", arch="scenes_vgg", options=FAST)
+    assert as_coco["n_images"] == 2 and not as_coco["limited"]
+    coco_sp = sorted(r["spearman"] for r in as_coco["images"])
+    scene_sp = sorted(r["spearman"] for r in as_scenes["images"])
+    assert coco_sp == pytest.approx(scene_sp, abs=1e-6)
+    one = drift(
+        files / "a.pt",
+        files / "a_again.pt",
+        f"coco:{ann}",
+        arch="scenes_vgg",
+        options=DriftOptions(steps=3, n_boot=50, limit=1),
+    )
+    assert one["n_images"] == 1 and one["limited"] and one["passed"]
