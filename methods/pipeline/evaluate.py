@@ -35,6 +35,7 @@ avg_drop                                    Grad-CAM++ drop in %, masking in the
 increase                                    Grad-CAM++ increase in confidence (bool)
 pointing_hit                                pointing game (bool, tolerance 0)
 energy_pg                                   energy-based pointing game in [0, 1]
+road_morf, road_lerf                        only with ``road=True`` (``--road``): ROAD's mean MoRF / LeRF probability (lower / higher is better)
 seconds                                     wall time of the method's maps for this image and class (all requested layers)
 eval_seconds                                this row's share of the wall time of its image's faithfulness forwards
 model, steps, baseline, insertion_baseline  the run's options
@@ -65,7 +66,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from methods._internal.checks import check_choice, check_int, check_number
+from methods._internal.checks import check_bool, check_choice, check_int, check_number
 from methods.cams.core.explain import resolve_layers
 from methods.data.scenes import CLASS_NAMES
 from methods.errors import OptionError
@@ -108,6 +109,9 @@ COLUMNS: tuple[str, ...] = (
     "precision",
     "device",
 )
+
+ROAD_COLUMNS: tuple[str, ...] = ("road_morf", "road_lerf")
+"""Added after ``COLUMNS`` when the evaluation ran with ``road=True``."""
 
 _OBJECT_OPTIONS = ("min_score", "max_objects", "curves")
 
@@ -188,6 +192,7 @@ def evaluate(
     device: Any = None,
     min_score: float = 0.5,
     max_objects: int = 20,
+    road: bool = False,
 ) -> pd.DataFrame:
     """Score every map of every image; one row per image x method x layer x explained class.
 
@@ -214,6 +219,8 @@ def evaluate(
         min_score: a detector's boxes kept on pictures without ground truth: score >= this, in [0, 1].
         max_objects: at most this many objects per picture (1 to 100): a detector's best boxes, a
             segmenter's largest predicted classes.
+        road: add the ``road_morf`` and ``road_lerf`` columns (:mod:`methods.metrics.faithfulness.road`;
+            classifiers only; slow: 18 sparse solves per map).
 
     A detection or segmentation model (``LoadedModel.task``) writes one row per OBJECT
     (``OBJECT_COLUMNS``; :mod:`methods.pipeline.evaluate_objects`): on the scenes the ground-truth
@@ -269,6 +276,7 @@ def evaluate(
         device=spec_device,
         min_score=float(min_score),
         max_objects=int(max_objects),
+        road=check_bool("road", road),
     )
     checkpoint = None
     if out_path is not None:  # every finished image is kept beside out: a killed run resumes
@@ -280,6 +288,7 @@ def evaluate(
                 k: v
                 for k, v in vars(spec).items()
                 if k not in ("model", "device") + (() if objects else _OBJECT_OPTIONS)
+                and not (k == "road" and not v)  # checkpoints of runs without ROAD still resume
             },
             curve_precision=precision,
         )
@@ -322,7 +331,7 @@ def _table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFra
     df["steps"] = curve_opts["steps"]
     df["baseline"] = baseline
     df["insertion_baseline"] = insertion_baseline
-    return df[list(COLUMNS)]
+    return df[list(COLUMNS) + [c for c in ROAD_COLUMNS if c in df.columns]]
 
 
 def _object_table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFrame:
