@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["STATISTICS", "MetricAgreement", "metric_agreement"]
 
 Statistic = Literal["spearman", "kendall"]
-STATISTICS: tuple[str, ...] = ("spearman", "kendall")
+STATISTICS: tuple[Statistic, ...] = ("spearman", "kendall")
 STATUSES: tuple[str, ...] = ("agree", "weak", "disagree", "too few")
 
 

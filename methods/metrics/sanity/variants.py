@@ -320,9 +320,9 @@ def smooth_mprt(
     sigma = opts.noise * float(xd.max() - xd.min())
     rng = np.random.RandomState(opts.seed)
     n, done = opts.samples, 0
-    averaged = []
+    averaged: list[np.ndarray] = []
     for m in (net, rand):
-        total = None
+        total: np.ndarray | None = None
         for start in range(0, n, opts.batch_size):
             idx = range(start, min(start + opts.batch_size, n))
             noisy = [xd + (rng.randn(*xd.shape) * sigma if i < n - 1 else 0.0) for i in idx]  # the last is clean
@@ -332,6 +332,7 @@ def smooth_mprt(
             done += len(idx)
             if progress is not None:
                 progress(done, 2 * n)
+        assert total is not None  # n >= 1
         avg = total / n  # (h, w)
         averaged.append(np.abs(avg) if opts.absolute else avg)
     sim = _spearman(averaged[0], averaged[1])
