@@ -78,13 +78,16 @@ from methods.errors import (
 from methods.metrics.agreement.compare import LayerSimilarity, layer_similarity
 from methods.metrics.agreement.maps import Agreement, map_agreement
 from methods.metrics.agreement.matching import LayerMatch, matched_layers
+from methods.metrics.agreement.metric_agreement import MetricAgreement, metric_agreement
 from methods.metrics.benchmark.leaderboard import bootstrap_interval, leaderboard, per_class, sign_test
 from methods.metrics.faithfulness.confidence import confidence_change
 from methods.metrics.faithfulness.curves import deletion_curve, insertion_curve, reference_curves
+from methods.metrics.faithfulness.road import RoadOptions, RoadResult, road
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.metrics.objects import ObjectScores, object_scores
 from methods.metrics.sanity.check import SanityResult, Verdict, sanity_check
 from methods.metrics.sanity.class_check import ClassSensitivity, class_sensitivity
+from methods.metrics.sanity.variants import EfficientMPRTOptions, SmoothMPRTOptions, efficient_mprt, smooth_mprt
 from methods.models import LoadedModel, list_models, load_checkpoint, load_model
 from methods.viz.normalize import normalize, normalize_many
 from methods.viz.render import COLORMAPS, render_views
@@ -165,4 +168,13 @@ __all__ = [
     "FusedExplanation",
     "explain_fused",
     "fuse_layer_maps",
+    "road",
+    "RoadOptions",
+    "RoadResult",
+    "smooth_mprt",
+    "SmoothMPRTOptions",
+    "efficient_mprt",
+    "EfficientMPRTOptions",
+    "metric_agreement",
+    "MetricAgreement",
 ]

@@ -1,4 +1,5 @@
-"""The Benchmark page's figure: one metric's distribution per method (box or violin), references grey.
+"""The Benchmark page's figures: one metric's distribution per method (box or violin), references
+grey; the metric-agreement heatmap.
 
 Method and layer names come from an uploaded table (user text): they reach the figure only through
 :func:`dashboard.draw.text.plotly_text`.
@@ -12,9 +13,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.draw.text import plotly_text
+from methods.metrics.agreement.metric_agreement import MetricAgreement
 from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES
 
-__all__ = ["distribution_figure"]
+__all__ = ["distribution_figure", "agreement_figure"]
 
 _REF_COLOUR = "#9e9e9e"
 
@@ -64,5 +66,46 @@ def distribution_figure(
         showlegend=False,
         height=420,
         margin=dict(l=60, r=20, t=50, b=40),
+    )
+    return fig
+
+
+def agreement_figure(res: MetricAgreement) -> go.Figure:
+    """Heatmap of the metric-by-metric rank correlations of a :class:`MetricAgreement`: red where
+    two metrics order the methods in reverse, blue where alike (-1 .. 1, white at 0); each cell
+    shows its value and ``n`` (entries both metrics scored)."""
+    labels = [plotly_text(METRICS[m].label if m in METRICS else m) for m in res.metrics]
+    z = res.matrix.loc[list(res.metrics), list(res.metrics)].to_numpy(dtype=float)  # (M, M)
+    n = {(p.metric_a, p.metric_b): int(p.n) for p in res.pairs.itertuples()}
+    text = [
+        [
+            "1"
+            if a == b
+            else (f"{z[i, j]:.2f}" if z[i, j] == z[i, j] else "n/a")
+            + ("" if a == b else f"<br>n={n.get((a, b), n.get((b, a), 0))}")
+            for j, b in enumerate(res.metrics)
+        ]
+        for i, a in enumerate(res.metrics)
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=labels,
+            y=labels,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="RdBu",
+            zmin=-1.0,
+            zmax=1.0,
+            zmid=0.0,
+            hovertemplate="%{y} vs %{x}: %{z:.2f}<extra></extra>",
+        )
+    )
+    what = "Spearman ρ" if res.statistic == "spearman" else "Kendall τ"
+    fig.update_layout(
+        title=f"{what} between the metrics' rankings of {res.n_entries} method × layer entries",
+        height=140 + 60 * len(res.metrics),
+        margin=dict(l=160, r=20, t=50, b=120),
+        yaxis=dict(autorange="reversed"),
     )
     return fig

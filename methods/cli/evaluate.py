@@ -48,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", help=f"{', '.join(fa.PRECISIONS)} (default auto: bf16 where native)")
     p.add_argument("--batch-size", type=int, default=32, help="perturbed images per forward (default 32)")
     p.add_argument("--no-references", action="store_true", help="leave out the random and centre reference rows")
+    p.add_argument("--road", action="store_true", help="add ROAD's road_morf / road_lerf columns (slow)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--engine", default="local", help="local (process pool) or ray (Ray Data); default local")
     p.add_argument("--workers", type=int, default=None, help="processes or Ray actors (default: the CPU cores)")
@@ -85,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             min_score=args.min_score,
             max_objects=args.max_objects,
             dataset_options=dataset_options(args),
+            road=args.road,
         )
     except (GradLensError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -40,6 +40,7 @@ avg_drop                                    Grad-CAM++ drop in %, masking in the
 increase                                    Grad-CAM++ increase in confidence (bool)
 pointing_hit                                pointing game (bool, tolerance 0)
 energy_pg                                   energy-based pointing game in [0, 1]
+road_morf, road_lerf                        only with ``road=True`` (``--road``): ROAD's mean MoRF / LeRF probability (lower / higher is better)
 seconds                                     wall time of the method's maps for this image and class (all requested layers)
 eval_seconds                                this row's share of the wall time of its image's faithfulness forwards
 model, steps, baseline, insertion_baseline  the run's options
@@ -70,7 +71,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from methods._internal.checks import check_choice, check_int, check_number
+from methods._internal.checks import check_bool, check_choice, check_int, check_number
 from methods.cams.core.explain import resolve_layers
 from methods.data.annotated import AnnotatedOptions
 from methods.data.scenes import CLASS_NAMES
@@ -114,6 +115,9 @@ COLUMNS: tuple[str, ...] = (
     "precision",
     "device",
 )
+
+ROAD_COLUMNS: tuple[str, ...] = ("road_morf", "road_lerf")
+"""Added after ``COLUMNS`` when the evaluation ran with ``road=True``."""
 
 _OBJECT_OPTIONS = ("min_score", "max_objects", "curves")
 
@@ -195,6 +199,7 @@ def evaluate(
     min_score: float = 0.5,
     max_objects: int = 20,
     dataset_options: AnnotatedOptions | None = None,
+    road: bool = False,
 ) -> pd.DataFrame:
     """Score every map of every image; one row per image x method x layer x explained class.
 
@@ -225,6 +230,8 @@ def evaluate(
             segmenter's largest predicted classes.
         dataset_options: limits and the class map of an annotated data set
             (:class:`methods.data.annotated.AnnotatedOptions`; default its defaults).
+        road: add the ``road_morf`` and ``road_lerf`` columns (:mod:`methods.metrics.faithfulness.road`;
+            classifiers only; slow: 18 sparse solves per map).
 
     A detection or segmentation model (``LoadedModel.task``) writes one row per OBJECT
     (``OBJECT_COLUMNS``; :mod:`methods.pipeline.evaluate_objects`): on the scenes the ground-truth
@@ -287,6 +294,7 @@ def evaluate(
         device=spec_device,
         min_score=float(min_score),
         max_objects=int(max_objects),
+        road=check_bool("road", road),
     )
     checkpoint = None
     if out_path is not None:  # every finished image is kept beside out: a killed run resumes
@@ -298,6 +306,7 @@ def evaluate(
                 k: v
                 for k, v in vars(spec).items()
                 if k not in ("model", "device") + (() if objects else _OBJECT_OPTIONS)
+                and not (k == "road" and not v)  # checkpoints of runs without ROAD still resume
             },
             curve_precision=precision,
             # only for a data set: the settings (and checkpoints) of the other sources stay as they were
@@ -342,7 +351,7 @@ def _table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFra
     df["steps"] = curve_opts["steps"]
     df["baseline"] = baseline
     df["insertion_baseline"] = insertion_baseline
-    return df[list(COLUMNS)]
+    return df[list(COLUMNS) + [c for c in ROAD_COLUMNS if c in df.columns]]
 
 
 def _object_table(rows, loaded, curve_opts, baseline, insertion_baseline) -> pd.DataFrame:

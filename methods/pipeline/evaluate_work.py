@@ -26,6 +26,7 @@ from methods.cams.core.explain import explain_many
 from methods.errors import GradLensError
 from methods.metrics.faithfulness.image_scores import image_scores
 from methods.metrics.faithfulness.perturbation import BaselineName
+from methods.metrics.faithfulness.road import RoadOptions, road
 from methods.metrics.localization import energy_pointing_game, pointing_game
 from methods.pipeline.common import worker_setup
 from methods.pipeline.engines import run_items
@@ -51,6 +52,8 @@ class EvalSpec:
         min_score, max_objects: a detector's own boxes on pictures without ground truth (and a
             segmenter's classes: ``max_objects``) (:mod:`methods.pipeline.evaluate_objects`).
         curves: compute the deletion / insertion curves of a detector's or segmenter's objects.
+        road: add ROAD's ``road_morf`` / ``road_lerf`` columns (:func:`road_columns`; a classifier's
+            rows only; ~2 F sparse solves and forwards per map, F = 9 fractions).
     """
 
     model: Any
@@ -68,6 +71,7 @@ class EvalSpec:
     min_score: float = 0.5
     max_objects: int = 20
     curves: bool = True
+    road: bool = False
 
     def build(self) -> EvalWorker:
         return EvalWorker(self)
@@ -164,9 +168,23 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
                     eval_seconds=share,
                     precision=sc.deletion.precision,
                     device=str(x.device),
+                    **(road_columns(loaded, x, sal, t, spec) if spec.road else {}),
                 )
             )
     return rows
+
+
+def road_columns(loaded: Any, x: torch.Tensor, sal: torch.Tensor, target: int, spec: EvalSpec) -> dict:
+    """ROAD's two summaries of one map (:func:`methods.metrics.faithfulness.road.road`, default
+    fractions and noise, noise seeded with ``spec.seed``; the curves' batch size and precision)."""
+    res = road(
+        loaded,
+        x,
+        sal,
+        target,
+        options=RoadOptions(seed=spec.seed, batch_size=min(spec.batch_size, 1024), precision=spec.precision),
+    )
+    return {"road_morf": res.road_morf, "road_lerf": res.road_lerf}
 
 
 def run_evaluation(

@@ -3,7 +3,8 @@
 Open an evaluate result or a batch manifest (a path on the server or an upload), or run a small
 evaluation here; then the leaderboard (:func:`methods.metrics.benchmark.leaderboard.leaderboard`: means
 with bootstrap intervals, paired differences to the random and centre maps with p-values), one
-metric's distribution per method, a per-class breakdown, and a link that opens one scored image on
+metric's distribution per method, where the metrics disagree (their rank correlations over the
+methods), a per-class breakdown, and a link that opens one scored image on
 the Methods page. Everything a file or a user typed is shown as text (``st.text``, dataframes,
 ``errors.notice``/``md_escape``).
 """
@@ -24,6 +25,7 @@ from dashboard.core import menus, pages, services
 from dashboard.draw.benchmark import distribution_figure
 from dashboard.views.benchmark import data as bd
 from dashboard.views.benchmark import evaluation
+from dashboard.views.benchmark.agreement import show_agreement
 from methods.errors import Cancelled
 from methods.metrics.benchmark.leaderboard import METRICS, REFERENCES, leaderboard, per_class
 from methods.models.catalog import load_model
@@ -222,6 +224,7 @@ def _evaluate_view(table: bd.Table, digest: str) -> None:
     )
     widgets.download_csv("Leaderboard as CSV", board, "gradlens_leaderboard.csv", key="bm_dl_board")
     _details(df, digest, n_boot, seed)
+    show_agreement(df, digest)
 
 
 def _details(df: pd.DataFrame, digest: str, n_boot: int, seed: int) -> None:

@@ -15,7 +15,8 @@ scored on each layer's own grid.
   :math:`d_i = x_i^{\\text{method}} - x_i^{\\text{reference}}`; the table holds
   :math:`\\bar d` and its bootstrap interval (pairs resampled together). Sign: for deletion AUC
   and Average Drop lower is better, so a method that beats the reference has a NEGATIVE
-  difference there and a positive one on the other metrics.
+  difference there and a positive one on the other metrics (ROAD MoRF, an opt-in column, is a
+  lower-is-better one too).
 * **p-value** (two-sided, H0: the differences are centred on zero) — ``"wilcoxon"``: the Wilcoxon
   signed-rank test (Wilcoxon 1945, *Biometrics Bulletin* 1(6):80-83) via
   :func:`scipy.stats.wilcoxon`, zero differences dropped (Wilcoxon's own rule); ``"sign"``: the
@@ -91,6 +92,8 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("increase", "Increase in Confidence", "%", "higher", binary=True, scale=100.0),
         MetricInfo("pointing_hit", "Pointing game", "%", "higher", binary=True, scale=100.0),
         MetricInfo("energy_pg", "Energy pointing game", "", "higher"),
+        MetricInfo("road_morf", "ROAD MoRF", "", "lower"),  # opt-in columns (evaluate road=True)
+        MetricInfo("road_lerf", "ROAD LeRF", "", "higher"),
     )
 }
 
