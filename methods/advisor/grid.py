@@ -106,7 +106,9 @@ def choose_layers(loaded: Any, options: AdviseOptions) -> list[str]:
     return names
 
 
-def method_grid(loaded: Any, names: Sequence[str], layers: Sequence[str]) -> tuple[list[tuple[str, tuple[str, ...]]], list[str]]:
+def method_grid(
+    loaded: Any, names: Sequence[str], layers: Sequence[str]
+) -> tuple[list[tuple[str, tuple[str, ...]]], list[str]]:
     """``([(method, its layers)], notes)``: layer-independent methods on ``(INPUT,)``; a
     final-layer-only method (CAM) on the layers where one forward on zeros shows it works."""
     grid: list[tuple[str, tuple[str, ...]]] = []
@@ -126,7 +128,9 @@ def method_grid(loaded: Any, names: Sequence[str], layers: Sequence[str]) -> tup
                 except HeadError:
                     pass
             if not ok:
-                notes.append(f"{spec.label} works at none of the layers {list(layers)} (it needs the layer before GAP + one linear map): left out")
+                notes.append(
+                    f"{spec.label} works at none of the layers {list(layers)} (it needs the layer before GAP + one linear map): left out"
+                )
                 continue
             grid.append((name, tuple(ok)))
             continue

@@ -3,15 +3,15 @@
 A normalization turns a raw map ``M`` into the map that is scored (:func:`methods.viz.normalize.normalize`,
 ``scope="per_map"``):
 
-==============  =============================================  ==========================
-name            map                                            kind of transform
-==============  =============================================  ==========================
-``raw``         ``M``                                          identity
-``max``         ``M / max|M|``                                 positive scale
-``minmax``      ``(M - min M) / (max M - min M)``              positive affine
-``relu_minmax`` ``min-max(ReLU(M))`` (the dashboard default)   not affine: ties at 0
-``percentile``  ``min-max(clip(M, P1, P99))``                  not affine: ties at both ends
-==============  =============================================  ==========================
+================  =============================================  ==============================
+name              map                                            kind of transform
+================  =============================================  ==============================
+``raw``           ``M``                                          identity
+``max``           ``M / max|M|``                                 positive scale
+``minmax``        ``(M - min M) / (max M - min M)``              positive affine
+``relu_minmax``   ``min-max(ReLU(M))`` (the dashboard default)   not affine: ties at 0
+``percentile``    ``min-max(clip(M, P1, P99))``                  not affine: ties at both ends
+================  =============================================  ==============================
 
 Why most of them cannot change a score: deletion and insertion (RISE) and the pointing game depend
 on the map only through the ORDER of the pixels of its bilinear upsampling. Bilinear upsampling is

@@ -25,11 +25,12 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from methods.advisor.metrics import AdvisorMetric
+from methods.errors import OptionError
 from methods.metrics.benchmark.leaderboard import bootstrap_interval, paired_p
 
 __all__ = ["RANK_COLUMNS", "Ranking", "rank", "fmt_p"]
@@ -148,7 +149,9 @@ def rank(
         (['gradcam', 'layercam', 'random'], True)
     """
     col, higher = metric.column, metric.better == "higher"
-    chosen = ("sign" if metric.binary else "wilcoxon") if test == "auto" else test
+    if test not in ("auto", "wilcoxon", "sign"):
+        raise OptionError(f"test={test!r} must be one of ['auto', 'wilcoxon', 'sign']")
+    chosen: Literal["wilcoxon", "sign"] = ("sign" if metric.binary else "wilcoxon") if test == "auto" else test  # type: ignore[assignment]
     interval = functools.partial(bootstrap_interval, n_boot=int(n_boot), level=float(level), seed=int(seed))
     groups = dict(groups or {})
     labels = dict(labels or {})
@@ -184,7 +187,12 @@ def rank(
         if best is not None and r is not best:
             d = _paired(r["_rows"], best["_rows"], col)
             di = interval(d.values)
-            r.update(diff_best=di.mean, diff_best_low=di.low, diff_best_high=di.high, p_best=paired_p(d.values, chosen) if len(d) else math.nan)  # type: ignore[arg-type]
+            r.update(
+                diff_best=di.mean,
+                diff_best_low=di.low,
+                diff_best_high=di.high,
+                p_best=paired_p(d.values, chosen) if len(d) else math.nan,
+            )
         ref = refs.get((r["layer"], r["norm"]))
         if ref is not None:
             d = _paired(r["_rows"], ref["_rows"], col)
@@ -194,7 +202,7 @@ def rank(
                 random_low=ref["low"],
                 random_high=ref["high"],
                 diff_random=float(d.mean()) if len(d) else math.nan,
-                p_random=paired_p(d.values, chosen) if len(d) else math.nan,  # type: ignore[arg-type]
+                p_random=paired_p(d.values, chosen) if len(d) else math.nan,
                 beats_random=bool(better_side),
             )
     references = [r for r in rows if r["method"] == "random"]

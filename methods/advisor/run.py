@@ -70,7 +70,10 @@ def _sanity(loaded, grid, items, options, out, settings, tick) -> list[SanityVer
         try:
             held = json.loads(path.read_text())
             if held.get("key") == key:
-                return [SanityVerdict(**{**v, "verdicts": tuple(v["verdicts"]), "texts": tuple(v["texts"])}) for v in held["verdicts"]]
+                return [
+                    SanityVerdict(**{**v, "verdicts": tuple(v["verdicts"]), "texts": tuple(v["texts"])})
+                    for v in held["verdicts"]
+                ]
         except (OSError, ValueError, KeyError, TypeError):
             pass
     samples = [load_sample(it) for it in items[: options.n_sanity]]
@@ -154,7 +157,10 @@ def advise(
     if not items:
         raise OptionError(f"images={images!r} holds no file to score")
     n_sanity = min(options.n_sanity, len(items))
-    phases = [("cheap", [g for g in grid if not get_method(g[0]).slow]), ("slow", [g for g in grid if get_method(g[0]).slow])]
+    phases = [
+        ("cheap", [g for g in grid if not get_method(g[0]).slow]),
+        ("slow", [g for g in grid if get_method(g[0]).slow]),
+    ]
     total = n_sanity * len(grid) + len(items) * sum(1 for _, p in phases if p)
     done = [0]
 
@@ -165,7 +171,9 @@ def advise(
         if progress is not None:
             progress(done[0], total)
 
-    base = dict(model=str(getattr(loaded, "name", type(loaded.model).__name__)), images=str(images), **options.curve_options())
+    base = dict(
+        model=str(getattr(loaded, "name", type(loaded.model).__name__)), images=str(images), **options.curve_options()
+    )
     sanity = (
         _sanity(loaded, grid, items, options, out, dict(base, grid=grid, n=n_sanity, seed=options.seed), tick)
         if n_sanity
@@ -194,7 +202,14 @@ def advise(
         )
         checkpoint = None
         if out is not None:
-            key = dict(base, phase=phase, grid=[[m, list(ls)] for m, ls in phase_grid], norms=list(norms), metric=metric.key, seed=options.seed)
+            key = dict(
+                base,
+                phase=phase,
+                grid=[[m, list(ls)] for m, ls in phase_grid],
+                norms=list(norms),
+                metric=metric.key,
+                seed=options.seed,
+            )
             checkpoint = EvalCheckpoint(pathlib.Path(out) / f"scores-{phase}.parquet", key, say)
             checkpoints.append(checkpoint)
         got, sk, fl, back = run_phase(spec, items, checkpoint=checkpoint, on_image=tick, workers=workers)
@@ -221,7 +236,9 @@ def advise(
     notes += list(ranking.notes)
     notes += [f"skipped {n}: {w}" for n, w in skipped]
     if (scores["layer"] == INPUT).any():
-        notes.append("layer 'input': a layer-independent method (its map is at the input's size), with its own random map")
+        notes.append(
+            "layer 'input': a layer-independent method (its map is at the input's size), with its own random map"
+        )
     advice = Advice(
         recommendation=ranking.recommendation,
         table=ranking.table,
@@ -234,7 +251,12 @@ def advise(
         metric_label=metric.label,
         better=metric.better,
         test=ranking.test,
-        settings=dict(base, options={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(options).items()}, layers=layers, level=options.level),
+        settings=dict(
+            base,
+            options={k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(options).items()},
+            layers=layers,
+            level=options.level,
+        ),
         scores=scores.reset_index(drop=True),
         evaluations=evaluations,
         resumed=resumed,

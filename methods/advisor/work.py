@@ -32,7 +32,7 @@ from methods.metrics.faithfulness.curves import reference_maps
 from methods.pipeline.common import worker_setup
 from methods.pipeline.engines import run_items
 from methods.pipeline.evaluate_parts import EvalCheckpoint
-from methods.pipeline.evaluate_work import _on_picture
+from methods.pipeline.evaluate_work import on_picture
 from methods.pipeline.sources import load_sample
 
 __all__ = ["INPUT", "AdviseSpec", "AdviseWorker", "score_image", "run_phase"]
@@ -87,7 +87,9 @@ class AdviseWorker:
                 out.append(dict(base, status="skipped", reason=str(exc)))
                 continue
             try:
-                out.append(dict(base, status="done", rows=score_image(self.loaded, sample, int(item["index"]), self.spec)))
+                out.append(
+                    dict(base, status="done", rows=score_image(self.loaded, sample, int(item["index"]), self.spec))
+                )
             except Exception as exc:  # one bad image never stops the others: reported in the result
                 out.append(dict(base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
         return out
@@ -131,7 +133,7 @@ def score_image(loaded: Any, sample: Any, index: int, spec: AdviseSpec) -> list[
             x=x,
             target=t,
             mask=sample.masks[k] if sample.masks is not None else None,
-            on_picture=_on_picture(loaded, sample.image),
+            on_picture=on_picture(loaded, sample.image),
             options=dict(spec.options),
         )
         values = SCORERS[metric.scorer](job, [s for *_, s in scored])

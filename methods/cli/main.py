@@ -4,11 +4,12 @@ Usage::
 
     gradlens batch --model scenes_vgg --images photos/ --out results/   # = python -m methods.batch
     gradlens evaluate --model scenes_vgg --images scenes:200 --out r.parquet   # = python -m methods.evaluate
+    gradlens advise --model scenes_vgg --images scenes:40 --out advice/       # = python -m methods.advise
     gradlens methods                                                    # the registered methods (a markdown table)
     gradlens serve [streamlit options]                                  # the dashboard (streamlit run dashboard/Home.py)
 
 Each subcommand's own options: ``gradlens <subcommand> --help``. Argparse only: the work is done
-by :mod:`methods.pipeline` (batch, evaluate), the registry (methods) and Streamlit (serve).
+by :mod:`methods.pipeline` (batch, evaluate), :mod:`methods.advisor` (advise), the registry (methods) and Streamlit (serve).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 import methods  # noqa: F401  registers the built-in methods before `gradlens methods` lists them
-from methods.cli import batch, evaluate
+from methods.cli import advise, batch, evaluate
 from methods.cli.method_table import markdown_table
 
 __all__ = ["main", "dashboard_home"]
@@ -29,6 +30,7 @@ __all__ = ["main", "dashboard_home"]
 SUBCOMMANDS = {
     "batch": "the four views, the raw maps and a manifest for every image of a folder",
     "evaluate": "faithfulness and localization of methods on a data set",
+    "advise": "which method, layer and normalization to trust on your model and images",
     "methods": "print the registered methods (key, label, family, cost, paper)",
     "serve": "start the Streamlit dashboard",
 }
@@ -76,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return batch.main(rest)
     if command == "evaluate":
         return evaluate.main(rest)
+    if command == "advise":
+        return advise.main(rest)
     if command == "methods":
         _parser().parse_args(args)  # only --help
         print(markdown_table())
