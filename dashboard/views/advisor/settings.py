@@ -17,8 +17,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image
+
 from dashboard.core.params import InvalidParam, parse_choice, parse_int
 from methods.advisor import METRICS, Advice, AdviseOptions, advise
+from methods.data.photos import PHOTOS, load_photo
 
 __all__ = ["KINDS", "MAX_IMAGES", "Choice", "from_query", "to_query", "images_spec", "photo_folder", "forwards", "run"]
 
@@ -73,10 +76,6 @@ def photo_folder() -> pathlib.Path:
     """scikit-image's sample photos written once per process to a temporary folder (a folder is what
     the Advisor's image sources read)."""
     if "dir" not in _PHOTOS or not _PHOTOS["dir"].is_dir():
-        from PIL import Image
-
-        from methods.data.photos import PHOTOS, load_photo
-
         folder = pathlib.Path(tempfile.mkdtemp(prefix="gradlens-photos-"))
         for name in PHOTOS:
             Image.fromarray(load_photo(name)).save(folder / f"{name}.png")

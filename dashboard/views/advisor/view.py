@@ -29,6 +29,18 @@ from methods.pipeline.sources import load_sample, parse_images, sample_items
 
 __all__ = ["show", "RESULT_KEY"]
 
+_COLUMNS = {
+    "candidate": "candidate",
+    "n": "n",
+    "mean": "mean",
+    "low": "low",
+    "high": "high",
+    "diff_best": "Δ vs best",
+    "p_best": "p vs best",
+    "random_mean": "random map",
+    "p_random": "p vs random",
+    "beats_random": "beats random",
+}
 RESULT_KEY = "_advisor_result"  # (job, Advice) of the last finished run in this session
 _QUERY_READ = "_advisor_query_read"
 
@@ -55,7 +67,7 @@ def _choice(models: dict[str, str]) -> adv.Choice:
     if st.session_state.get("adv_images") not in kinds:
         st.session_state["adv_images"] = kinds[0]
     images = b.radio("Images", kinds, key="adv_images", format_func=adv.KINDS.get, horizontal=True)
-    n = c.number_input("Images", *adv.N_RANGE, key="adv_n", disabled=images == "photos", help="Scenes to score.")
+    n = c.number_input("How many", *adv.N_RANGE, key="adv_n", disabled=images == "photos", help="Scenes to score.")
     metrics = [k for k, m in METRICS.items() if images != "photos" or not m.needs_masks]
     if st.session_state.get("adv_metric") not in metrics:
         st.session_state["adv_metric"] = metrics[0]
@@ -153,13 +165,22 @@ def _result(advice: Advice, choice: adv.Choice) -> None:
     st.plotly_chart(ranking_figure(advice.table, advice.metric_label, advice.better), key="adv_figure")
     table = advice.table.copy()
     table.insert(0, "candidate", [row_label(r) for r in table.to_dict(orient="records")])
-    cols = ["candidate", "n", "mean", "low", "high", "diff_best", "p_best", "random_mean", "p_random", "beats_random"]
-    st.dataframe(table[cols], hide_index=True, key="adv_table")
+    shown = table[list(_COLUMNS)].rename(columns=_COLUMNS)
+    number = st.column_config.NumberColumn
+    st.dataframe(
+        shown,
+        hide_index=True,
+        key="adv_table",
+        column_config={
+            c: number(format="%.3f") for c in _COLUMNS.values() if c not in ("candidate", "n", "beats random")
+        }
+        | {"p vs best": number(format="%.3g"), "p vs random": number(format="%.3g")},
+    )
     if advice.sanity:
         st.subheader("Sanity check")
         for v in advice.sanity:
             word = {True: "passes", False: "fails: dropped", None: "cannot tell"}[v.passes]
-            st.text(f"{v.label} at {v.layer}: {word}")
+            st.text(f"{v.label} at {v.layer}: {word} ({v.verdicts.count(True)} of {len(v.verdicts)} image(s) pass)")
     a, b = st.columns(2)
     a.download_button(
         "advice.json",
@@ -167,8 +188,16 @@ def _result(advice: Advice, choice: adv.Choice) -> None:
         file_name="advice.json",
         key="adv_dl_json",
         on_click="ignore",
+        icon=":material/download:",
     )
-    b.download_button("advice.md", advice.to_markdown(), file_name="advice.md", key="adv_dl_md", on_click="ignore")
+    b.download_button(
+        "advice.md",
+        advice.to_markdown(),
+        file_name="advice.md",
+        key="adv_dl_md",
+        on_click="ignore",
+        icon=":material/download:",
+    )
     with st.expander("Save to Review"), shown_errors(doing="saving the advice to Review"):
         author = save_panel.identity_panel("advisor")
         if st.button("Save to Review", key="adv_save", icon=":material/bookmark_add:", disabled=not author):
