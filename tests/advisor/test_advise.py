@@ -131,3 +131,30 @@ def test_options_and_refusals(vgg, tmp_path):
         advise(vgg, str(tmp_path), metric="energy")
     with pytest.raises(OptionError, match="not both"):
         advise(vgg, "scenes:1", AdviseOptions(), metric="energy")
+
+
+def test_slow_methods_run_after_the_cheap_ones(fp32, vgg, monkeypatch):
+    """With include_slow, Score-CAM (slow) is scored in a second phase, after every image of the cheap phase."""
+    phases: list[tuple[str, ...]] = []
+    real = work.score_image
+
+    def recording(loaded, sample, index, spec):
+        phases.append(tuple(m for m, _ in spec.grid))
+        return real(loaded, sample, index, spec)
+
+    monkeypatch.setattr(work, "score_image", recording)
+    a = advise(
+        vgg,
+        "scenes:2",
+        methods=("scorecam", "gradcam"),
+        include_slow=True,
+        layers="features.20",
+        normalizations=("minmax",),
+        n_sanity=0,
+        n_boot=200,
+        steps=4,
+        precision="fp32",
+    )
+    assert phases == [("gradcam",), ("gradcam",), ("scorecam",), ("scorecam",)]
+    assert set(a.table["method"]) == {"gradcam", "scorecam", "random"}
+    assert (a.scores["method"] == "random").sum() == 2  # one random row per image, not one per phase
