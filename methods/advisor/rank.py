@@ -242,6 +242,13 @@ def _candidates(df: pd.DataFrame, col: str) -> list[tuple[str, str, list[str], p
     return out
 
 
+def _same_values(a: pd.DataFrame, b: pd.DataFrame, column: str) -> bool:
+    """The two candidates' values are equal on every (image, target), and they share all of them."""
+    x = pd.Series(a[column].astype(float).values, index=_key(a).values).sort_index()
+    y = pd.Series(b[column].astype(float).values, index=_key(b).values).sort_index()
+    return bool(x.index.equals(y.index) and (x.values == y.values).all())
+
+
 def _fmt(r: Mapping[str, Any]) -> str:
     return f"{r['mean']:.3f} [{r['low']:.3f}, {r['high']:.3f}]"
 
@@ -249,10 +256,21 @@ def _fmt(r: Mapping[str, Any]) -> str:
 def _recommend(out, best, ranked, refs, metric, failed_sanity, alpha, test) -> Ranking:
     notes: list[str] = []
     head = f"{best['label']} at {best['layer']}, {best['normalization']}: {metric.label} {_fmt(best)} (n = {best['n']})"
+    tied = [r for r in ranked[1:] if _same_values(r["_rows"], best["_rows"], metric.column)]
+    if tied:
+        names = "; ".join(f"{r['label']} at {r['layer']}, {r['normalization']}" for r in tied)
+        head += f" (tied with {names}: identical scores on every image)"
+        notes.append(
+            f"{best['label']} at {best['layer']}, {best['normalization']} and {names} gave identical scores on "
+            "every image: their maps coincide here "
+            "(e.g. HiResCAM and XGrad-CAM equal Grad-CAM where the layer reaches the logits by global average "
+            "pooling and one linear map): a tie, not a ranking"
+        )
     parts = [head]
-    clear = True
-    if len(ranked) > 1:
-        nxt = ranked[1]
+    clear = not tied
+    rest = [r for r in ranked[1:] if not any(r is t for t in tied)]
+    if rest:
+        nxt = rest[0]
         p = nxt.get("p_best", math.nan)
         parts.append(
             f"next best: {nxt['label']} at {nxt['layer']}, {nxt['normalization']}: {_fmt(nxt)}, "
@@ -260,7 +278,7 @@ def _recommend(out, best, ranked, refs, metric, failed_sanity, alpha, test) -> R
         )
         overlap = _overlap((best["low"], best["high"]), (nxt["low"], nxt["high"]))
         significant = not math.isnan(p) and p < alpha
-        clear = not overlap and significant
+        clear = clear and not overlap and significant
         if overlap or not significant:
             notes.append(
                 f"intervals overlap or the paired difference is not significant ({fmt_p(p)}): no clear winner "

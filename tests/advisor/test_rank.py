@@ -98,3 +98,23 @@ def test_positive_affine_normalizations_give_identical_curves(fp32, gap_net):
         assert s[k].deletion.auc == pytest.approx(s[0].deletion.auc, abs=1e-7)
         assert s[k].insertion.auc == pytest.approx(s[0].insertion.auc, abs=1e-7)
     assert not math.isclose(s[3].deletion.auc, s[0].deletion.auc, abs_tol=1e-6)
+
+
+def test_methods_with_identical_scores_are_a_tie_not_a_ranking():
+    """HiResCAM equals Grad-CAM on a GAP + linear head: identical values are named as a tie, and the
+    'next best' of the sentence is the first candidate that differs."""
+    g = [0.8, 0.7, 0.9, 0.85]
+    t = _table(
+        {("gradcam", "l4", "raw"): g, ("hirescam", "l4", "raw"): g, ("layercam", "l4", "raw"): [0.6, 0.5, 0.7, 0.65]}
+    )
+    res = rank(
+        t,
+        METRICS["insertion"],
+        labels={"gradcam": "Grad-CAM", "hirescam": "HiResCAM", "layercam": "LayerCAM"},
+        n_boot=200,
+        test="sign",
+    )
+    assert "(tied with HiResCAM at l4, raw: identical scores on every image)" in res.recommendation
+    assert "next best: LayerCAM at l4, raw:" in res.recommendation
+    assert "p = 0.125" in res.recommendation  # 4 of 4 positive: 2 / 2^4
+    assert not res.clear_winner and any("a tie, not a ranking" in n for n in res.notes)
