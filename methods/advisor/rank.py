@@ -282,7 +282,8 @@ def _recommend(out, best, ranked, refs, metric, failed_sanity, alpha, test) -> R
         if overlap or not significant:
             notes.append(
                 f"intervals overlap or the paired difference is not significant ({fmt_p(p)}): no clear winner "
-                f"between {best['label']} at {best['layer']} and {nxt['label']} at {nxt['layer']}"
+                f"between {best['label']} at {best['layer']}, {best['normalization']} and {nxt['label']} at "
+                f"{nxt['layer']}, {nxt['normalization']}"
             )
     ref = refs.get((best["layer"], best["norm"]))
     beats = bool(best.get("beats_random", False))

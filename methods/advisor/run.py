@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -49,7 +50,7 @@ _SANITY = ".advisor-sanity.json"
 
 def _check_images(loaded: Any, images: str, metric: Any):
     source = parse_images(images)
-    if source.kind != "folder" and tuple(loaded.class_names) != tuple(CLASS_NAMES):
+    if source.kind in ("scenes", "scenes2") and tuple(loaded.class_names) != tuple(CLASS_NAMES):
         raise OptionError(
             f"images={images!r} needs a model trained on the scenes' classes (scenes_vgg, scenes_resnet); "
             f"{getattr(loaded, 'name', 'this model')!r} has {len(loaded.class_names)} other classes"
@@ -234,6 +235,12 @@ def advise(
         alpha=options.alpha,
     )
     notes += list(ranking.notes)
+    warned: dict[str, str] = {}  # what a method warned about its maps (Explanation.notes), once per kind
+    for cell in scores["notes"].dropna() if "notes" in scores.columns else []:
+        for n in filter(None, str(cell).split(" | ")):
+            who, _, text = n.partition(": ")
+            warned.setdefault(re.sub(r"\d+(\.\d+)?%", "N%", n), f"{labels.get(who, who)} warned: {text}")
+    notes += list(warned.values())
     notes += [f"skipped {n}: {w}" for n, w in skipped]
     if (scores["layer"] == INPUT).any():
         notes.append(

@@ -95,12 +95,14 @@ class AdviseWorker:
         return out
 
 
-def _maps(loaded: Any, x: torch.Tensor, spec: AdviseSpec, target: int | None) -> tuple[list, int, float]:
-    """``([(method, layer, map (h, w))], explained class, its probability)``: one explain call per layer set."""
+def _maps(loaded: Any, x: torch.Tensor, spec: AdviseSpec, target: int | None) -> tuple[list, int, float, list[str]]:
+    """``([(method, layer, map (h, w))], explained class, its probability, the methods' notes)``:
+    one explain call per layer set (``Explanation.notes``: what a method warned about its maps)."""
     by_layers: dict[tuple[str, ...], list[str]] = {}
     for method, layers in spec.grid:
         by_layers.setdefault(layers, []).append(method)
     maps: list[tuple[str, str, torch.Tensor]] = []
+    said: list[str] = []
     t, prob = target, float("nan")
     for layers, names in by_layers.items():
         real = [loaded.default_layer] if layers == (INPUT,) else list(layers)  # any layer: the map ignores it
@@ -110,8 +112,9 @@ def _maps(loaded: Any, x: torch.Tensor, spec: AdviseSpec, target: int | None) ->
             t, prob = int(exp.targets[0]), float(exp.probs[0, int(exp.targets[0])])
             for key, layer in zip(layers, real):
                 maps.append((name, key, exp.maps[layer][0]))
+            said.extend(f"{name}: {n}" for n in exp.notes if f"{name}: {n}" not in said)
     assert t is not None
-    return maps, int(t), prob
+    return maps, int(t), prob, said
 
 
 def score_image(loaded: Any, sample: Any, index: int, spec: AdviseSpec) -> list[dict]:
@@ -122,7 +125,7 @@ def score_image(loaded: Any, sample: Any, index: int, spec: AdviseSpec) -> list[
     targets: list[int | None] = list(sample.labels) if sample.labels else [None]
     rows: list[dict] = []
     for k, target in enumerate(targets):
-        maps, t, prob = _maps(loaded, x, spec, target)
+        maps, t, prob, said = _maps(loaded, x, spec, target)
         sizes = {layer: tuple(m.shape[-2:]) for _, layer, m in maps}
         sizes[INPUT] = tuple(x.shape[-2:])
         for layer in spec.reference_layers:
@@ -147,6 +150,7 @@ def score_image(loaded: Any, sample: Any, index: int, spec: AdviseSpec) -> list[
                     method=method,
                     layer=layer,
                     norm=norm,
+                    notes=" | ".join(n for n in said if n.startswith(f"{method}: ")) if method != "random" else "",
                     **{c: float(val) for c, val in v.items()},
                 )
             )

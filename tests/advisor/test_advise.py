@@ -158,3 +158,21 @@ def test_slow_methods_run_after_the_cheap_ones(fp32, vgg, monkeypatch):
     assert phases == [("gradcam",), ("gradcam",), ("scorecam",), ("scorecam",)]
     assert set(a.table["method"]) == {"gradcam", "scorecam", "random"}
     assert (a.scores["method"] == "random").sum() == 2  # one random row per image, not one per phase
+
+
+def test_a_methods_warning_about_its_maps_reaches_the_notes(fp32, vgg):
+    """Grad-CAM++ warns on features.0 (a conv output, mostly negative): the warning is in the advice's
+    notes once, whatever the per-image percentage."""
+    a = advise(
+        vgg,
+        "scenes:2",
+        methods=("gradcampp",),
+        layers="features.0,features.20",
+        normalizations=("minmax",),
+        n_sanity=0,
+        n_boot=200,
+        steps=4,
+        precision="fp32",
+    )
+    warned = [n for n in a.notes if n.startswith("Grad-CAM++ warned: ")]
+    assert len(warned) == 1 and "features.0" in warned[0] and "negative" in warned[0]
