@@ -13,6 +13,7 @@ from methods.advisor.metrics import METRICS
 from methods.advisor.normalizations import apply, equivalence_groups, group_label
 from methods.advisor.rank import rank
 from methods.metrics.faithfulness.image_scores import image_scores
+from methods.metrics.localization import energy_pointing_game
 
 
 def _table(values: dict[tuple[str, str, str], list[float]], column: str = "insertion_auc") -> pd.DataFrame:
@@ -118,3 +119,16 @@ def test_methods_with_identical_scores_are_a_tie_not_a_ranking():
     assert "next best: LayerCAM at l4, raw:" in res.recommendation
     assert "p = 0.125" in res.recommendation  # 4 of 4 positive: 2 / 2^4
     assert not res.clear_winner and any("a tie, not a ranking" in n for n in res.notes)
+
+
+def test_energy_is_unchanged_by_a_positive_scale_only():
+    """The energy pointing game sum_mask ReLU(L) / sum ReLU(L): raw and max (a positive scale) give
+    the same value; min-max (a shift) moves negative mass into the map and changes it — so for
+    energy the Advisor scores raw ≡ max as one row and min-max as another."""
+    m = torch.tensor([[2.0, -1.0], [-1.0, 1.0]])
+    mask = torch.tensor([[True, False], [False, False]])
+    raw = energy_pointing_game(apply("raw", m), mask)
+    assert raw == pytest.approx(energy_pointing_game(apply("max", m), mask))
+    assert raw == pytest.approx(2.0 / 3.0)  # a 2x2 map on a 2x2 mask: no upsampling; 2 / (2 + 1)
+    # min-max: (m + 1) / 3 = [[1, 0], [0, 2/3]]: 1 / (1 + 2/3) = 0.6
+    assert energy_pointing_game(apply("minmax", m), mask) == pytest.approx(0.6)
