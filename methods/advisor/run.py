@@ -181,6 +181,11 @@ def advise(
         else []
     )
     failed = {v.method for v in sanity if v.passes is False}
+    if failed and all(m in failed for m, _ in grid):
+        raise OptionError(
+            "every method failed the sanity check, so there is nothing to rank: "
+            + " ".join(t for v in sanity for t in v.texts[:1])
+        )
     sent, spec_device, _ = worker_model(model, loaded, device, workers == 1)
     rows: list[dict] = []
     skipped: list[tuple[str, str]] = []
@@ -218,6 +223,8 @@ def advise(
         resumed += back
         rows += got
         skipped += sk + [(n, f"failed: {w}") for n, w in fl]
+    if progress is not None:
+        progress(total, total)
     if not rows:
         raise OptionError(f"no image could be scored from images={images!r} ({len(skipped)} skipped)")
     scores = pd.DataFrame(rows).drop_duplicates(["image", "target", "method", "layer", "norm"], keep="first")

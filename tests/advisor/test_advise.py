@@ -176,3 +176,8 @@ def test_a_methods_warning_about_its_maps_reaches_the_notes(fp32, vgg):
     )
     warned = [n for n in a.notes if n.startswith("Grad-CAM++ warned: ")]
     assert len(warned) == 1 and "features.0" in warned[0] and "negative" in warned[0]
+
+
+def test_every_method_failing_sanity_is_said_not_ranked(fp32, vgg):
+    with pytest.raises(OptionError, match="every method failed the sanity check.*Guided Backprop fails"):
+        advise(vgg, "scenes:1", methods=("guidedbackprop",), n_sanity=1, steps=4, precision="fp32")
