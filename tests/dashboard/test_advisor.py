@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from app_kit import HOME, PAGES, TIMEOUT, assert_clean, plain, plotly_specs
 from dashboard.views.advisor import settings as adv
 from methods.advisor import AdviseOptions, advise
+from methods.review.store import SnapshotStore
 
 OPTIONS = dict(methods=("gradcam",), layers="default", normalizations=("minmax",), n_sanity=0, steps=5)
 
@@ -21,7 +22,8 @@ def _page() -> AppTest:
     return at
 
 
-def test_run_shows_the_librarys_recommendation_and_intervals(fp32):
+def test_run_shows_the_librarys_recommendation_and_intervals(fp32, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADLENS_DB", str(tmp_path / "review.db"))
     at = _page()
     at.selectbox(key="adv_model").select("scenes_vgg").run()
     at.number_input(key="adv_n").set_value(3).run()
@@ -42,6 +44,15 @@ def test_run_shows_the_librarys_recommendation_and_intervals(fp32):
     assert spec["x"] == pytest.approx(want.table["mean"].tolist())
     assert spec["error_x"]["array"] == pytest.approx((want.table["high"] - want.table["mean"]).tolist())
     assert at.query_params["n"] == "3" and at.query_params["model"] == "scenes_vgg"
+    # Save to Review: the recommended map of the first scene, the report in the snapshot
+    at.text_input(key="w_review_author").input("ana").run()
+    at.button(key="adv_save").click().run()
+    assert_clean(at)
+    with SnapshotStore(tmp_path / "review.db") as store:
+        (summary,) = store.list()
+        snap = store.get(summary.id)
+    assert snap.page == "advisor" and snap.author == "ana" and snap.layers == ("features.20",)
+    assert snap.metrics["advisor"]["recommendation"] == want.recommendation
 
 
 def test_url_parameters_round_trip_and_bad_values_are_ignored():

@@ -106,7 +106,7 @@ def _options(choice: adv.Choice) -> AdviseOptions | None:
         help="auto: the default layer and two earlier stages.",
     )
     steps = h.slider("Curve steps", 5, 30, 10, step=5, key="adv_steps")
-    n_sanity = i.number_input("Sanity-check images", 0, 3, 1, key="adv_sanity", help="0 skips the sanity check.")
+    n_sanity = i.number_input("Sanity-check images", 0, 3, 2, key="adv_sanity", help="0 skips the sanity check.")
     if not chosen or not norms:
         st.info("Choose at least one method and one normalization.")
         return None
@@ -204,7 +204,10 @@ def _result(advice: Advice, choice: adv.Choice) -> None:
             loaded = load_model(choice.model)
             image = load_sample(sample_items(parse_images(adv.images_spec(choice.images, choice.n)), 0)[0]).image
             sid = save_panel.store().save(advice_snapshot(advice, loaded, image, author=author))
-            st.page_link(save_panel.snapshot_link(sid), label=f"Saved as {sid}: open it in Review")
+            link = save_panel.snapshot_link(sid)
+            st.success(
+                f"Saved as snapshot `{sid}`. Link (relative to this app): [{link}]({link})", icon=":material/check:"
+            )
 
 
 def show() -> None:
