@@ -4,6 +4,8 @@ and the documented exit status."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 
@@ -41,3 +43,10 @@ def test_bad_input_exits_2(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert "scenes:0" in err and "gradcam" in err  # the bad value, and the closest method
+
+
+def test_python_m_methods_advise_forwards_to_the_command():
+    done = subprocess.run(
+        [sys.executable, "-m", "methods.advise", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and "Exit 0: the recommendation beats the random map" in " ".join(done.stdout.split())
