@@ -37,7 +37,7 @@ from methods.advisor.result import Advice
 from methods.advisor.work import INPUT, AdviseSpec, run_phase
 from methods.cams.core.registry import get_method
 from methods.data.scenes import CLASS_NAMES
-from methods.errors import Cancelled, OptionError
+from methods.errors import Cancelled, GradLensError, OptionError
 from methods.pipeline.batch_files import check_writable, write_atomic
 from methods.pipeline.common import load_model_arg, worker_model
 from methods.pipeline.evaluate_parts import EvalCheckpoint
@@ -77,7 +77,14 @@ def _sanity(loaded, grid, items, options, out, settings, tick) -> list[SanityVer
                 ]
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    samples = [load_sample(it) for it in items[: options.n_sanity]]
+    samples = []
+    for it in items:  # the first n_sanity READABLE images (an unreadable file is skipped by the scoring too)
+        if len(samples) == options.n_sanity:
+            break
+        try:
+            samples.append(load_sample(it))
+        except (GradLensError, OSError, ValueError):
+            continue
     verdicts = sanity_screen(loaded, grid, samples, seed=options.seed, tick=tick)
     if path is not None:
         data = {"key": key, "verdicts": [dict(vars(v)) for v in verdicts]}

@@ -181,3 +181,19 @@ def test_a_methods_warning_about_its_maps_reaches_the_notes(fp32, vgg):
 def test_every_method_failing_sanity_is_said_not_ranked(fp32, vgg):
     with pytest.raises(OptionError, match="every method failed the sanity check.*Guided Backprop fails"):
         advise(vgg, "scenes:1", methods=("guidedbackprop",), n_sanity=1, steps=4, precision="fp32")
+
+
+def test_a_folder_with_an_unreadable_file(fp32, vgg, tmp_path):
+    """A folder: the unreadable file is skipped (by the sanity screen too) and named in the notes;
+    the explained class is the model's top-1."""
+    from PIL import Image
+
+    from methods.data.scenes import make_scene
+
+    (tmp_path / "a_broken.png").write_bytes(b"not an image")
+    for i in range(3):
+        Image.fromarray(make_scene(5 + i).image).save(tmp_path / f"s{i}.png")
+    a = advise(vgg, str(tmp_path), methods=("gradcam",), layers="features.20", normalizations=("minmax",), n_sanity=1, n_boot=200, steps=4, precision="fp32", log=lambda _s: None)  # fmt: skip
+    assert set(a.scores["image"]) == {"s0.png", "s1.png", "s2.png"}
+    assert a.sanity[0].texts[0].startswith("s0.png: Grad-CAM passes")
+    assert any(n.startswith("skipped a_broken.png: ") for n in a.notes)
