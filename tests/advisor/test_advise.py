@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 
 import methods.advisor.work as work
 from methods.advisor import AdviseOptions, advise
 from methods.advisor.review import advice_snapshot
+from methods.data.scenes import make_scene
 from methods.errors import Cancelled, OptionError
 from methods.models.catalog import load_model
 from methods.pipeline.sources import load_sample, parse_images, sample_items
@@ -186,10 +188,6 @@ def test_every_method_failing_sanity_is_said_not_ranked(fp32, vgg):
 def test_a_folder_with_an_unreadable_file(fp32, vgg, tmp_path):
     """A folder: the unreadable file is skipped (by the sanity screen too) and named in the notes;
     the explained class is the model's top-1."""
-    from PIL import Image
-
-    from methods.data.scenes import make_scene
-
     (tmp_path / "a_broken.png").write_bytes(b"not an image")
     for i in range(3):
         Image.fromarray(make_scene(5 + i).image).save(tmp_path / f"s{i}.png")
