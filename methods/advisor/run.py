@@ -77,7 +77,7 @@ def _sanity(loaded, grid, items, options, out, settings, tick) -> list[SanityVer
                 ]
         except (OSError, ValueError, KeyError, TypeError):
             pass
-    samples = []
+    samples: list[Any] = []
     for it in items:  # the first n_sanity READABLE images (an unreadable file is skipped by the scoring too)
         if len(samples) == options.n_sanity:
             break
