@@ -134,7 +134,7 @@ def test_nothing_outside_methods_imports_its_private_modules():
 
 
 #: the ``python -m methods.batch`` / ``python -m methods.evaluate`` forwarders (the README documents them)
-FORWARDERS = ("methods.batch", "methods.evaluate")
+FORWARDERS = ("methods.batch", "methods.evaluate", "methods.advise")
 
 
 def test_the_library_imports_neither_its_command_line_nor_the_dashboard():

@@ -111,6 +111,7 @@ PAGES: tuple[Page, ...] = (
     ),
     Page("review", "Review", "pages/5_Review.py", "dashboard.views.review"),
     Page("benchmark", "Benchmark", "pages/8_Benchmark.py", "dashboard.views.benchmark.view"),
+    Page("advisor", "Advisor", "pages/10_Advisor.py", "dashboard.views.advisor.view"),
 )
 _BY_KEY = {p.key: p for p in PAGES}
 assert len(_BY_KEY) == len(PAGES), "page keys must be unique"

@@ -4,12 +4,13 @@ Usage::
 
     gradlens batch --model scenes_vgg --images photos/ --out results/   # = python -m methods.batch
     gradlens evaluate --model scenes_vgg --images scenes:200 --out r.parquet   # = python -m methods.evaluate
+    gradlens advise --model scenes_vgg --images scenes:40 --out advice/       # = python -m methods.advise
     gradlens methods                                                    # the registered methods (a markdown table)
     gradlens serve [streamlit options]                                  # the dashboard (streamlit run dashboard/Home.py)
     gradlens drift A.pt B.pt --arch scenes_vgg --images scenes:50      # explanation drift between two checkpoints
 
 Each subcommand's own options: ``gradlens <subcommand> --help``. Argparse only: the work is done
-by :mod:`methods.pipeline` (batch, evaluate), the registry (methods) and Streamlit (serve).
+by :mod:`methods.pipeline` (batch, evaluate), :mod:`methods.advisor` (advise), the registry (methods) and Streamlit (serve).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Sequence
 
 import methods  # noqa: F401  registers the built-in methods before `gradlens methods` lists them
-from methods.cli import batch, evaluate
+from methods.cli import advise, batch, evaluate
 from methods.cli import drift as drift_cli
 from methods.cli.method_table import markdown_table
 
@@ -31,9 +32,10 @@ __all__ = ["main", "dashboard_home"]
 SUBCOMMANDS = {
     "batch": "the four views, the raw maps and a manifest for every image of a folder",
     "evaluate": "faithfulness and localization of methods on a data set",
+    "advise": "which method, layer and normalization to trust on your model and images",
+    "drift": "explanation drift between two checkpoints of one model (exit 3 past a threshold)",
     "methods": "print the registered methods (key, label, family, cost, paper)",
     "serve": "start the Streamlit dashboard",
-    "drift": "explanation drift between two checkpoints of one model (exit 3 past a threshold)",
 }
 
 
@@ -81,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return evaluate.main(rest)
     if command == "drift":
         return drift_cli.main(rest)
+    if command == "advise":
+        return advise.main(rest)
     if command == "methods":
         _parser().parse_args(args)  # only --help
         print(markdown_table())

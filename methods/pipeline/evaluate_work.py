@@ -34,7 +34,7 @@ from methods.pipeline.evaluate_objects import OBJECT_TASKS, evaluate_objects, sc
 from methods.pipeline.evaluate_parts import EvalCheckpoint
 from methods.pipeline.sources import load_sample
 
-__all__ = ["EvalSpec", "EvalWorker", "evaluate_sample"]
+__all__ = ["EvalSpec", "EvalWorker", "evaluate_sample", "on_picture"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class EvalWorker:
         return out
 
 
-def _on_picture(loaded: Any, image: np.ndarray):
+def on_picture(loaded: Any, image: np.ndarray):
     """``map -> map on the picture``, for scoring against the picture's masks: a map covers the
     model input, which is a centre crop of the picture for the ImageNet models
     (``LoadedModel.resize``); the unseen border gets the map's minimum (never the peak, no mass).
@@ -131,7 +131,7 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
         predicted = int(first.probs[0].argmax())
         t = int(first.targets[0])
         mask = sample.masks[k] if sample.masks is not None else None
-        on_picture = _on_picture(loaded, sample.image)
+        place = on_picture(loaded, sample.image)
         maps = scored_maps(exps, names, spec, index)
         t1 = time.perf_counter()
         scores = image_scores(
@@ -162,8 +162,8 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
                     insertion_auc=sc.insertion.auc,
                     avg_drop=sc.confidence.drop,
                     increase=sc.confidence.increase,
-                    pointing_hit=pointing_game(on_picture(sal), mask) if mask is not None else None,
-                    energy_pg=energy_pointing_game(on_picture(sal), mask) if mask is not None else None,
+                    pointing_hit=pointing_game(place(sal), mask) if mask is not None else None,
+                    energy_pg=energy_pointing_game(place(sal), mask) if mask is not None else None,
                     seconds=seconds,
                     eval_seconds=share,
                     precision=sc.deletion.precision,

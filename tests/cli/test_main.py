@@ -22,7 +22,7 @@ def test_methods_subcommand_prints_the_registry_table(capsys):
 def test_no_or_unknown_subcommand_is_a_usage_error(capsys):
     assert gradlens.main([]) == 2
     assert gradlens.main(["explode"]) == 2
-    assert "choose a subcommand: batch, evaluate, methods, serve" in capsys.readouterr().err
+    assert "choose a subcommand: batch, evaluate, advise, drift, methods, serve" in capsys.readouterr().err
     assert gradlens.main(["--help"]) == 0
 
 

@@ -1,0 +1,73 @@
+"""The Advisor page (dashboard/views/advisor/, pages/10_Advisor.py) under AppTest: the run button
+behind a cost, the recommendation the library gives for the same choices, the error bars equal to
+the library's intervals, user text escaped, and the URL parameters."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app_kit import HOME, PAGES, TIMEOUT, assert_clean, plain, plotly_specs
+from dashboard.views.advisor import settings as adv
+from methods.advisor import AdviseOptions, advise
+from methods.review.store import SnapshotStore
+
+OPTIONS = dict(methods=("gradcam",), layers="default", normalizations=("minmax",), n_sanity=0, steps=5)
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    at.switch_page(PAGES["advisor"]).run()
+    assert_clean(at)
+    return at
+
+
+def test_run_shows_the_librarys_recommendation_and_intervals(fp32, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADLENS_DB", str(tmp_path / "review.db"))
+    at = _page()
+    at.selectbox(key="adv_model").select("scenes_vgg").run()
+    at.number_input(key="adv_n").set_value(3).run()
+    at.multiselect(key="adv_methods").set_value(["gradcam"]).run()
+    at.multiselect(key="adv_norms").set_value(["minmax"]).run()
+    at.radio(key="adv_layers").set_value("default").run()
+    at.slider(key="adv_steps").set_value(5).run()
+    at.number_input(key="adv_sanity").set_value(0).run()
+    boxes = [m.value for m in at.markdown if "forward passes" in m.value]
+    assert boxes and "Up to 72 forward passes" in boxes[0]  # 3 images x 2 maps x 2 curves x 6 points
+    assert not [s for s in at.success if "Recommendation" in s.value]  # nothing runs before the click
+    at.button(key="adv_run").click().run()
+    assert_clean(at)
+    want = advise("scenes_vgg", "scenes:3", AdviseOptions(**OPTIONS, n_boot=1000), log=lambda _s: None)
+    shown = [s.value for s in at.success]
+    assert len(shown) == 1 and plain(shown[0]) == f"**Recommendation.** {want.recommendation}"
+    spec = plotly_specs(at)[0]["data"][0]
+    assert spec["x"] == pytest.approx(want.table["mean"].tolist())
+    assert spec["error_x"]["array"] == pytest.approx((want.table["high"] - want.table["mean"]).tolist())
+    assert at.query_params["n"] == "3" and at.query_params["model"] == "scenes_vgg"
+    # Save to Review: the recommended map of the first scene, the report in the snapshot
+    at.text_input(key="w_review_author").input("ana").run()
+    at.button(key="adv_save").click().run()
+    assert_clean(at)
+    with SnapshotStore(tmp_path / "review.db") as store:
+        (summary,) = store.list()
+        snap = store.get(summary.id)
+    assert snap.page == "advisor" and snap.author == "ana" and snap.layers == ("features.20",)
+    assert snap.metrics["advisor"]["recommendation"] == want.recommendation
+
+
+def test_url_parameters_round_trip_and_bad_values_are_ignored():
+    choice, notes = adv.from_query(
+        {"model": "scenes_resnet", "n": "99", "metric": "energy"},
+        ["scenes_vgg", "scenes_resnet"],
+        adv.Choice("scenes_vgg"),
+    )
+    assert choice == adv.Choice("scenes_resnet", "scenes", 8, "energy")
+    assert notes == [f"the link's n was ignored: n must be in [2, {adv.MAX_IMAGES}]"]
+    assert adv.from_query(adv.to_query(choice), ["scenes_resnet"], adv.Choice("x"))[0] == choice
+
+
+def test_cost_bound():
+    """3 scenes, 1 method + random, 2 layers, 2 normalizations, 5 steps: 3 x 2 x 2 x 2 x 2 x 6."""
+    assert adv.forwards("scenes", 3, 1, 2, 2, 5, "insertion") == 3 * 2 * 2 * 2 * 2 * 6
+    assert adv.forwards("scenes2", 3, 1, 1, 1, 5, "insertion") == 2 * 3 * 2 * 2 * 6
+    assert adv.forwards("scenes", 3, 1, 1, 1, 5, "energy") == 0
