@@ -11,9 +11,14 @@ masks, and its SCORER: a function that scores every map of one image and explain
   https://arxiv.org/abs/1710.11063);
 * ``"masks"`` — the pointing game (Zhang et al. 2016, https://arxiv.org/abs/1608.00507) and the
   energy-based pointing game (Score-CAM, Wang et al. 2020, https://arxiv.org/abs/1910.01279),
-  against the object's mask on the picture (:mod:`methods.metrics.localization`).
+  against the object's mask on the picture (:mod:`methods.metrics.localization`);
+* ``"road"`` — ROAD (Rong et al., ICML 2022, https://arxiv.org/abs/2202.00449): the mean class
+  probability over the MoRF / LeRF removal fractions with noisy linear imputation
+  (:func:`methods.metrics.faithfulness.road.road`, default fractions and noise, noise seeded with the
+  run's seed). It depends only on the order of the map's pixels, so it is affine-invariant. Slow:
+  18 forwards and 18 sparse solves per map.
 
-:func:`register_metric` adds one (e.g. ROAD, a scorer that returns ``{"road_morf": ...}`` per map).
+:func:`register_metric` adds one (a scorer returns one ``{column: value}`` per map).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import torch
 from methods.advisor.normalizations import Invariance
 from methods.errors import OptionError
 from methods.metrics.faithfulness.image_scores import image_scores
+from methods.metrics.faithfulness.road import RoadOptions, road
 from methods.metrics.localization import energy_pointing_game, pointing_game
 
 __all__ = ["AdvisorMetric", "ImageJob", "Scorer", "METRICS", "SCORERS", "register_metric", "get_metric"]
@@ -116,7 +122,17 @@ def _masks(job: ImageJob, maps: Sequence[torch.Tensor]) -> list[dict[str, float]
     return out
 
 
-SCORERS: dict[str, Scorer] = {"curves": _curves, "masks": _masks}
+def _road(job: ImageJob, maps: Sequence[torch.Tensor]) -> list[dict[str, float]]:
+    o = job.options
+    opts = RoadOptions(seed=int(o.get("seed", 0)), batch_size=min(int(o["batch_size"]), 1024), precision=o["precision"])
+    out = []
+    for m in maps:
+        r = road(job.loaded, job.x, m, job.target, options=opts)
+        out.append({"road_morf": r.road_morf, "road_lerf": r.road_lerf})
+    return out
+
+
+SCORERS: dict[str, Scorer] = {"curves": _curves, "masks": _masks, "road": _road}
 
 METRICS: dict[str, AdvisorMetric] = {
     m.key: m
@@ -126,6 +142,8 @@ METRICS: dict[str, AdvisorMetric] = {
         AdvisorMetric("avg_drop", "avg_drop", "Average Drop %", "lower", "scale", False, "curves"),
         AdvisorMetric("pointing", "pointing_hit", "pointing game", "higher", "affine", True, "masks", binary=True),
         AdvisorMetric("energy", "energy_pg", "energy pointing game", "higher", "scale", True, "masks"),
+        AdvisorMetric("road_morf", "road_morf", "ROAD MoRF", "lower", "affine", False, "road"),
+        AdvisorMetric("road_lerf", "road_lerf", "ROAD LeRF", "higher", "affine", False, "road"),
     )
 }
 

@@ -99,4 +99,5 @@ class AdviseOptions:
             insertion_baseline=self.insertion_baseline,
             batch_size=self.batch_size,
             precision=self.precision,
+            seed=self.seed,
         )

@@ -67,7 +67,9 @@ class Ranking:
         table: :data:`RANK_COLUMNS`, best first; the random reference rows last (``rank`` 0).
         recommendation: the sentence with its evidence ("" when nothing could be ranked).
         best: the best row as a dict (empty when none).
-        beats_random: the best's interval lies wholly on the better side of the random map's.
+        beats_random: the best's interval lies wholly on the better side of the random map's AND its
+            paired test against the random map gives p < alpha (a few images give narrow intervals by
+            accident: one image's "interval" is a point).
         clear_winner: the best beats the next best with non-overlapping intervals AND p < alpha.
         notes: what a reader must know (overlapping intervals, ties, a best that does not beat random).
         test: the paired test that ran.
@@ -197,13 +199,15 @@ def rank(
         if ref is not None:
             d = _paired(r["_rows"], ref["_rows"], col)
             better_side = r["low"] > ref["high"] if higher else r["high"] < ref["low"]
+            p_random = paired_p(d.values, chosen) if len(d) else math.nan
             r.update(
                 random_mean=ref["mean"],
                 random_low=ref["low"],
                 random_high=ref["high"],
                 diff_random=float(d.mean()) if len(d) else math.nan,
-                p_random=paired_p(d.values, chosen) if len(d) else math.nan,
-                beats_random=bool(better_side),
+                p_random=p_random,
+                # both: a bootstrap interval of a handful of images is narrow by accident (one image: a point)
+                beats_random=bool(better_side) and not math.isnan(p_random) and p_random < alpha,
             )
     references = [r for r in rows if r["method"] == "random"]
     for r in references:
@@ -291,8 +295,10 @@ def _recommend(out, best, ranked, refs, metric, failed_sanity, alpha, test) -> R
         parts.append(f"random map at {best['layer']}: {_fmt(ref)}, paired {fmt_p(best.get('p_random', math.nan))}")
         if not beats:
             notes.append(
-                f"the best choice does not beat the random map with non-overlapping intervals "
-                f"({_fmt(best)} vs {_fmt(ref)}): trust no map of this grid on these images"
+                f"the best choice does not beat the random map with non-overlapping intervals and "
+                f"{fmt_p(best.get('p_random', math.nan))} < {alpha:g} ({_fmt(best)} vs {_fmt(ref)}): trust no map "
+                "of this grid on these images"
+                + (" — too few images for any evidence; score more" if int(best.get("n", 0)) < 6 else "")
             )
     else:
         notes.append("no random reference on the best's layer: chance level unknown")

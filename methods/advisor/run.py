@@ -36,6 +36,7 @@ from methods.advisor.rank import rank
 from methods.advisor.result import Advice
 from methods.advisor.work import INPUT, AdviseSpec, run_phase
 from methods.cams.core.registry import get_method
+from methods.data.annotated import AnnotatedOptions
 from methods.data.scenes import CLASS_NAMES
 from methods.errors import Cancelled, GradLensError, OptionError
 from methods.pipeline.batch_files import check_writable, write_atomic
@@ -55,10 +56,12 @@ def _check_images(loaded: Any, images: str, metric: Any):
             f"images={images!r} needs a model trained on the scenes' classes (scenes_vgg, scenes_resnet); "
             f"{getattr(loaded, 'name', 'this model')!r} has {len(loaded.class_names)} other classes"
         )
-    if source.kind == "folder" and metric.needs_masks:
+    no_masks = source.kind == "folder" or (source.dataset is not None and source.dataset.format == "imagefolder")
+    if no_masks and metric.needs_masks:
+        what = "an ImageFolder data set (labels only)" if source.kind == "annotated" else "a folder of images"
         raise OptionError(
-            f"metric={metric.key!r} needs object masks; a folder of images has none: rank by insertion, "
-            "deletion or avg_drop, or use annotated images"
+            f"metric={metric.key!r} needs object masks; {what} has none: rank by insertion, deletion, "
+            "avg_drop or ROAD, or give masks (coco:, voc:, masks: data sets)"
         )
     return source
 
@@ -103,13 +106,15 @@ def advise(
     log: Callable[[str], None] | None = None,
     workers: int = 1,
     device: Any = None,
+    dataset_options: AnnotatedOptions | None = None,
     **settings: Any,
 ) -> Advice:
     """Rank methods x layers x normalizations on ``images`` and recommend one (module docstring).
 
     Args:
         model: catalog name, :class:`~methods.models.user_models.ModelRef` or ``LoadedModel`` (a classifier).
-        images: ``"scenes:N"``, ``"scenes2:N"`` or a folder (:func:`methods.pipeline.sources.parse_images`).
+        images: ``"scenes:N"``, ``"scenes2:N"``, a folder or an annotated data set (``coco:``, ``voc:``,
+            ``imagefolder:``, ``masks:``; :func:`methods.pipeline.sources.parse_images`, docs/datasets.md).
         options: an :class:`AdviseOptions`; or give its fields as keyword ``settings``
             (``methods=("gradcam",), metric="deletion"``), not both.
         out: a folder: the report (``advice.json``, ``advice.md``, ``scores.parquet``) is written
@@ -121,6 +126,8 @@ def advise(
         log: where notes go (resumed images, skipped files); default stderr.
         workers: processes scoring images (1: in this process).
         device: where the model runs (default: ``$GRADLENS_DEVICE``, else CUDA when present).
+        dataset_options: limits and the class map of an annotated data set
+            (:class:`methods.data.annotated.AnnotatedOptions`; default its defaults).
 
     Returns:
         An :class:`~methods.advisor.result.Advice`.
@@ -161,7 +168,7 @@ def advise(
                 f"{group_label(g)} give identical {metric.label} scores (a {'positive affine' if metric.invariance == 'affine' else 'positive scale'} "
                 "transform of the map leaves it unchanged): scored once, one row"
             )
-    items = sample_items(source, int(options.seed))
+    items = sample_items(source, int(options.seed), class_names=loaded.class_names, options=dataset_options)
     if not items:
         raise OptionError(f"images={images!r} holds no file to score")
     n_sanity = min(options.n_sanity, len(items))

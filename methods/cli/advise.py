@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from methods.advisor import METRICS, NORMALIZATIONS, AdviseOptions, advise
+from methods.cli.dataset_options import add_dataset_options, dataset_options
 from methods.cli.model_options import add_model_options, model_arg
 from methods.errors import Cancelled, GradLensError
 
@@ -39,7 +40,11 @@ def _parser() -> argparse.ArgumentParser:
         "and a sanity check. Exit 0: the recommendation beats the random map; 1: nothing does; 2: bad input.",
     )
     add_model_options(p)
-    p.add_argument("--images", required=True, help="scenes:N, scenes2:N or a folder of images")
+    p.add_argument(
+        "--images",
+        required=True,
+        help="scenes:N, scenes2:N, a folder of images, or an annotated set: coco:ANN.json, voc:DIR, imagefolder:DIR, masks:DIR",
+    )
     p.add_argument(
         "--out", required=True, help="folder for advice.json, advice.md, scores.parquet (and the resume checkpoints)"
     )
@@ -70,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=d.steps, help=f"deletion/insertion steps (default {d.steps})")
     p.add_argument("--precision", default=d.precision, help="auto, fp32 or bf16 (default auto)")
     p.add_argument("--workers", type=int, default=1, help="processes scoring images (default 1)")
+    add_dataset_options(p)
     p.add_argument("--device", default=None, help="cpu, cuda ... (default $GRADLENS_DEVICE, else CUDA if present)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     return p
@@ -99,7 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             precision=args.precision,
         )
         advice = advise(
-            model_arg(args), args.images, options, out=args.out, progress=show, workers=args.workers, device=args.device
+            model_arg(args),
+            args.images,
+            options,
+            out=args.out,
+            progress=show,
+            workers=args.workers,
+            device=args.device,
+            dataset_options=dataset_options(args),
         )
     except (GradLensError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

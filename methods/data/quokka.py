@@ -38,6 +38,7 @@ __all__ = [
     "quokka_polygon",
     "quokka_box",
     "quokka_mask",
+    "quokka_dataset",
 ]
 
 QUOKKA_CLASS = "wallaby"
@@ -90,3 +91,15 @@ def quokka_mask() -> np.ndarray:
         True
     """
     return rasterize_polygons([quokka_polygon()], 643, 960)[None]
+
+
+def quokka_dataset() -> str:
+    """The quokka as an annotated data set for the commands: ``coco:<assets>/quokka_coco.json`` (one
+    image, one object of class ``wallaby``, its 39-point outline as the mask; derived from imgaug's
+    file, see ``assets/quokka/NOTICE``).
+
+    Examples:
+        >>> quokka_dataset().startswith("coco:") and quokka_dataset().endswith("quokka_coco.json")
+        True
+    """
+    return "coco:" + quokka_path("quokka_coco.json")

@@ -59,6 +59,26 @@ def test_lower_is_better_and_not_beating_random():
     assert any("does not beat the random map" in n for n in res.notes)
 
 
+def test_separate_intervals_from_too_few_images_are_not_evidence():
+    """Three images, the method above random on each: the bootstrap intervals do not overlap, but the
+    exact sign test gives p = 2 / 2^3 = 0.25 >= 0.05, so the best does NOT beat random; one image (a
+    point "interval") neither, with the note asking for more images."""
+    a, r = [0.90, 0.91, 0.92], [0.30, 0.31, 0.32]
+    t = _table({("a", "l", "raw"): a, ("random", "l", "raw"): r})
+    res = rank(t, METRICS["insertion"], n_boot=500, test="sign")
+    row = res.table.loc[0]
+    assert row["low"] > row["random_high"] and row["p_random"] == pytest.approx(0.25)
+    assert not res.beats_random and not bool(row["beats_random"])
+    assert any("too few images" in n for n in res.notes)
+    one = rank(_table({("a", "l", "raw"): a[:1], ("random", "l", "raw"): r[:1]}), METRICS["insertion"], n_boot=50)
+    assert one.table.loc[0, "low"] == one.table.loc[0, "high"] == 0.90 and not one.beats_random
+    # six images all above random: sign p = 2 / 64 < 0.05 and the intervals apart: it beats random
+    six = rank(
+        _table({("a", "l", "raw"): a * 2, ("random", "l", "raw"): r * 2}), METRICS["insertion"], n_boot=500, test="sign"
+    )
+    assert six.table.loc[0, "p_random"] == pytest.approx(2 / 64) and six.beats_random
+
+
 def test_clear_winner_with_many_images():
     a = [0.9 + 0.001 * i for i in range(20)]
     b = [0.5 + 0.001 * i for i in range(20)]

@@ -4,7 +4,8 @@ URL parameters (read once when the page opens, written back when the choices cha
 is ignored with a note, never an error page):
 
     model    a catalog model id the page offers
-    images   scenes | scenes2 | photos (photos: scikit-image's sample photos, :mod:`methods.data.photos`)
+    images   scenes | scenes2 | photos | quokka (photos: scikit-image's sample photos, :mod:`methods.data.photos`;
+             quokka: the annotated photo, :func:`methods.data.quokka.quokka_dataset`)
     n        images to score, 2..MAX_IMAGES
     metric   the ranking metric (:data:`methods.advisor.METRICS`)
 """
@@ -22,14 +23,29 @@ from PIL import Image
 from dashboard.core.params import InvalidParam, parse_choice, parse_int
 from methods.advisor import METRICS, Advice, AdviseOptions, advise
 from methods.data.photos import PHOTOS, load_photo
+from methods.data.quokka import quokka_dataset
 
-__all__ = ["KINDS", "MAX_IMAGES", "Choice", "from_query", "to_query", "images_spec", "photo_folder", "forwards", "run"]
+__all__ = [
+    "KINDS",
+    "PHOTO_KINDS",
+    "MAX_IMAGES",
+    "Choice",
+    "from_query",
+    "to_query",
+    "images_spec",
+    "photo_folder",
+    "forwards",
+    "run",
+]
 
 KINDS: dict[str, str] = {
     "scenes": "One-object scenes (with masks)",
     "scenes2": "Two-object scenes (each class explained)",
     "photos": "Sample photos (no masks)",
+    "quokka": "The annotated quokka photo (its outline as the mask)",
 }
+PHOTO_KINDS = ("photos", "quokka")
+"""The image kinds for ImageNet models (the others are the scenes)."""
 MAX_IMAGES = 30
 N_RANGE = (2, MAX_IMAGES)
 
@@ -84,7 +100,9 @@ def photo_folder() -> pathlib.Path:
 
 
 def images_spec(kind: str, n: int) -> str:
-    """``scenes:N`` / ``scenes2:N``, or the photo folder (all of its photos)."""
+    """``scenes:N`` / ``scenes2:N``, the photo folder (all of its photos) or the quokka's COCO set."""
+    if kind == "quokka":
+        return quokka_dataset()
     return str(photo_folder()) if kind == "photos" else f"{kind}:{int(n)}"
 
 
@@ -92,10 +110,12 @@ def forwards(kind: str, n: int, n_methods: int, n_layers: int, n_norms: int, ste
     """Upper bound of the model forwards of a run: per image and class, every map (methods x layers
     x normalizations scored, plus the random map per layer x normalization) has a deletion and an
     insertion curve of ``steps + 1`` points; the mask metrics run no forwards beyond the maps."""
-    if METRICS[metric].scorer != "curves":
+    scorer = METRICS[metric].scorer
+    if scorer not in ("curves", "road"):
         return 0
     classes = 2 if kind == "scenes2" else 1
-    return n * classes * (n_methods + 1) * n_layers * n_norms * 2 * (steps + 1)
+    per_map = 2 * (steps + 1) if scorer == "curves" else 18  # ROAD: 9 MoRF + 9 LeRF fractions
+    return n * classes * (n_methods + 1) * n_layers * n_norms * per_map
 
 
 def run(loaded: Any, choice: Choice, options: AdviseOptions, progress: Callable[[int, int], None]) -> Advice:

@@ -63,11 +63,13 @@ def _choice(models: dict[str, str]) -> adv.Choice:
             st.session_state.setdefault(f"adv_{key}", value)
     a, b, c, d = st.columns([2, 3, 1, 2])
     model = a.selectbox("Model", ids, key="adv_model", help="An available classifier of the catalog.")
-    kinds = [k for k in adv.KINDS if (k == "photos") == (models[model] != "scenes")]
+    kinds = [k for k in adv.KINDS if (k in adv.PHOTO_KINDS) == (models[model] != "scenes")]
     if st.session_state.get("adv_images") not in kinds:
         st.session_state["adv_images"] = kinds[0]
     images = b.radio("Images", kinds, key="adv_images", format_func=adv.KINDS.get, horizontal=True)
-    n = c.number_input("How many", *adv.N_RANGE, key="adv_n", disabled=images == "photos", help="Scenes to score.")
+    n = c.number_input(
+        "How many", *adv.N_RANGE, key="adv_n", disabled=images in adv.PHOTO_KINDS, help="Scenes to score."
+    )
     metrics = [k for k, m in METRICS.items() if images != "photos" or not m.needs_masks]
     if st.session_state.get("adv_metric") not in metrics:
         st.session_state["adv_metric"] = metrics[0]
@@ -128,7 +130,7 @@ def _run(choice: adv.Choice, options: AdviseOptions) -> Advice | None:
     if held is not None and held[0] == job:
         return held[1]
     n_layers = options.max_layers if options.layers == "auto" else 1
-    n = len(PHOTOS) if choice.images == "photos" else choice.n
+    n = {"photos": len(PHOTOS), "quokka": 1}.get(choice.images, choice.n)
     total = adv.forwards(
         choice.images, n, len(options.methods), n_layers, len(options.normalizations), options.steps, choice.metric
     )
@@ -156,7 +158,7 @@ def _result(advice: Advice, choice: adv.Choice) -> None:
     icon = ":material/verified:" if advice.beats_random else ":material/warning:"
     box(f"**Recommendation.** {md_escape(advice.recommendation)}", icon=icon)
     st.caption(
-        f"Beats the random map with non-overlapping intervals: **{'yes' if advice.beats_random else 'no'}** · "
+        f"Beats the random map (non-overlapping intervals, paired p < 0.05): **{'yes' if advice.beats_random else 'no'}** · "
         f"clear winner over the next best: **{'yes' if advice.clear_winner else 'no'}** · "
         f"{advice.evaluations} image(s) scored in {advice.seconds:.0f} s."
     )
