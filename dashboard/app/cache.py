@@ -307,7 +307,11 @@ def block_infos(handle: ModelHandle) -> list[LayerInfo]:
 
 
 def resolve_layer(handle: ModelHandle, layer: str | None) -> str:
-    """``layer`` checked against the model's candidate layers; None -> the default layer."""
+    """``layer`` checked against the model's candidate layers; None -> the default layer (the
+    model's own ``default_layer`` when it names one: no probe of the layers for it)."""
+    own = getattr(handle.loaded, "default_layer", None)
+    if layer is None and own:
+        return own
     infos, default = layer_infos(handle)
     return services.check_layer(layer, infos, default, handle.id)
 

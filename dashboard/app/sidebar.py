@@ -240,7 +240,10 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
 
 def _check_layers(view: ViewState, handle, messages: list[str]) -> ViewState:
     """The view's layer and layers checked against the model (a hand-edited link may name any):
-    unknown ones are reported and replaced by the default, on every page."""
+    unknown ones are reported and replaced by the default, on every page. A view that names no
+    layer needs no check: the model's layers are not probed for it (Home's first map)."""
+    if view.layer is None and not view.layers:
+        return view
     infos, default = cache.layer_infos(handle)
     names = [i.name for i in infos]
     if view.layer is not None and view.layer not in names:
