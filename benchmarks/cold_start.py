@@ -1,6 +1,6 @@
 """The first map on Home in a cold process against its floor app, in ONE run.
 
-    python benchmarks/cold_start.py [--repeats 3] [--importtime] [--profile]
+    python benchmarks/cold_start.py [--repeats 3] [--importtime] [--profile] [--before DIR]
 
 Each sample is a fresh Python process that imports Streamlit's test harness and runs one script
 with ``streamlit.testing.v1.AppTest`` (the same harness for both, so its cost cancels in the
@@ -13,11 +13,14 @@ has finished, so it includes the interpreter, every import, the model load and t
   builds the same network (``tf_efficientnet_lite0``), loads the same weight file, runs one
   forward + backward on a 224 x 224 input and draws one picture with ``st.image``.
 
-The two are interleaved (Home, floor, Home, floor, ...) so the machine's load hits both; the
-medians and their ratio are printed with the machine (CPU model, cores) and the load average
-before and after. ``--importtime`` prints the slowest imports of Home's module chain
-(``python -X importtime``); ``--profile`` prints the top of a cProfile of Home's first run in one
-cold process. The goal (issue 24): Home / floor <= 1.2. This prints a figure; no test times it.
+The apps are interleaved (Home, floor, Home, floor, ...) so the machine's load hits all of them;
+the medians and their ratio are printed with the machine (CPU model, cores) and the load average
+before and after, and the ratio of the processes' CPU time (user + system), which a loaded machine
+moves less than wall time. ``--before DIR`` adds the Home of another tree (an older commit:
+``git archive <commit> | tar -x -C DIR``) to the same run, for a before/after on the same load.
+``--importtime`` prints the slowest imports of Home's module chain (``python -X importtime``);
+``--profile`` prints the top of a cProfile of Home's first run (in the script's own thread) in
+one cold process. The goal (issue 24): Home / floor <= 1.2. This prints a figure; no test times it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -87,13 +91,15 @@ def load() -> str:
         return "load average unknown"
 
 
-def cold_run(script: Path) -> float:
-    """Seconds from spawning a fresh process to the end of ``script``'s first AppTest run."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+def cold_run(script: Path, root: Path = ROOT) -> tuple[float, float]:
+    """Seconds from spawning a fresh process to the end of ``script``'s first AppTest run, and the
+    CPU seconds (user + system, every thread) the whole process used (``root``: the tree it runs from)."""
+    env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     spawned = time.time()
     out = subprocess.run(
         [sys.executable, "-c", RUNNER, str(script), repr(spawned)],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -101,10 +107,12 @@ def cold_run(script: Path) -> float:
     )
     if out.returncode != 0:
         raise SystemExit(f"{script.name} failed:\n{out.stdout}\n{out.stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     images, seconds = out.stdout.split()[-2:]
-    if script == HOME and int(images) < 4:
+    if script.name == "Home.py" and int(images) < 4:
         raise SystemExit(f"Home drew {images} pictures, not its four views: the map is missing")
-    return float(seconds)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return float(seconds), cpu
 
 
 def import_times(top: int = 15) -> None:
@@ -128,25 +136,31 @@ def import_times(top: int = 15) -> None:
         print(f"  {seconds:6.2f}  {name}")
 
 
-def profile(top: int = 25) -> None:
-    """The top of a cProfile of Home's first run in a cold process (cumulative time)."""
-    code = (
-        "import cProfile, pstats, sys\n"
-        "from streamlit.testing.v1 import AppTest\n"
-        f"at = AppTest.from_file({str(HOME)!r}, default_timeout=900)\n"
-        "p = cProfile.Profile(); p.enable(); at.run(); p.disable()\n"
-        f"pstats.Stats(p).sort_stats('cumulative').print_stats({top})\n"
+def profile(tmp: Path, top: int = 40) -> None:
+    """The top of a cProfile of Home's first run in a cold process (cumulative time, the
+    project's functions and the big imports): Home runs inside a profiled wrapper script, since
+    AppTest runs a script in its own thread."""
+    stats = tmp / "home.prof"
+    wrapper = tmp / "profiled_home.py"
+    wrapper.write_text(
+        "import cProfile, runpy\n"
+        "p = cProfile.Profile()\n"
+        "p.enable()\n"
+        "try:\n"
+        f"    runpy.run_path({str(HOME)!r}, run_name='__main__')\n"
+        "finally:\n"
+        "    p.disable()\n"
+        f"    p.dump_stats({str(stats)!r})\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    print(f"\n== cProfile of Home's first run in a cold process ({load()})")
-    print(out.stdout[out.stdout.find("ncalls") :])
+    cold_run(wrapper)
+    import io
+    import pstats
+
+    text = io.StringIO()
+    pattern = f"{ROOT}|timm/__init__|pandas/__init__|torchvision/__init__|streamlit/elements/arrow"
+    pstats.Stats(str(stats), stream=text).sort_stats("cumulative").print_stats(pattern, top)
+    print(f"\n== cProfile of Home's first run in a cold process ({load()}; profiled times are inflated)")
+    print(text.getvalue()[text.getvalue().find("ncalls") :].replace(str(ROOT) + "/", ""))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,6 +168,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeats", type=int, default=3, help="cold processes per app (default 3)")
     ap.add_argument("--importtime", action="store_true", help="also print the slowest imports")
     ap.add_argument("--profile", action="store_true", help="also print a profile of Home's first run")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another tree of GradLens (e.g. `git archive <commit> | tar -x -C DIR`): its Home is timed in the same run",
+    )
     args = ap.parse_args(argv)
     print(f"machine: {machine()}")
     print(f"before: {load()}")
@@ -161,21 +181,39 @@ def main(argv: list[str] | None = None) -> None:
         floor = Path(tmp) / "floor_app.py"
         floor.write_text(FLOOR_APP)
         cold_run(floor)  # the first process of all warms the OS file cache for both (same torch, timm)
-        times: dict[str, list[float]] = {"Home": [], "floor": []}
+        apps = [("Home", HOME, ROOT), ("floor", floor, ROOT)]
+        if args.before is not None:
+            before = args.before.resolve()
+            apps.insert(1, ("before", before / "dashboard" / "Home.py", before))
+        times: dict[str, list[float]] = {name: [] for name, _, _ in apps}
+        cpus: dict[str, list[float]] = {name: [] for name, _, _ in apps}
         for _ in range(args.repeats):
-            times["Home"].append(cold_run(HOME))
-            times["floor"].append(cold_run(floor))
+            for name, script, root in apps:
+                wall, cpu = cold_run(script, root)
+                times[name].append(wall)
+                cpus[name].append(cpu)
+        if args.profile:
+            profile(Path(tmp))
     print(f"after:  {load()}")
     print("\n== First map in a cold process (spawn -> end of the first AppTest run)")
     for name, values in times.items():
         shown = ", ".join(f"{v:.2f}" for v in values)
-        print(f"  {name:<6s} median {statistics.median(values):6.2f} s   ({shown})")
+        print(
+            f"  {name:<6s} median {statistics.median(values):6.2f} s   ({shown});  "
+            f"CPU time median {statistics.median(cpus[name]):6.2f} s"
+        )
     ratio = statistics.median(times["Home"]) / statistics.median(times["floor"])
+    cpu_ratio = statistics.median(cpus["Home"]) / statistics.median(cpus["floor"])
     print(f"  Home / floor = {ratio:.2f}  (goal <= 1.20: {'met' if ratio <= 1.2 else 'NOT met'})")
+    print(f"  CPU time Home / floor = {cpu_ratio:.2f}  (less sensitive to the machine's load)")
+    if args.before is not None:
+        b, bc = statistics.median(times["before"]), statistics.median(cpus["before"])
+        print(
+            f"  before ({args.before}) / floor = {b / statistics.median(times['floor']):.2f}; "
+            f"CPU time {bc / statistics.median(cpus['floor']):.2f}"
+        )
     if args.importtime:
         import_times()
-    if args.profile:
-        profile()
 
 
 if __name__ == "__main__":
