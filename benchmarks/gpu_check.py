@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n5. the sheet (images/s)")
     sheet = gpu_sheet.measure(gpu, tiny=args.tiny)
     print(sheet.text())
+    FAILURES.extend(line for line in sheet.header if "FAILED" in line)  # a model the sheet could not measure
     if args.sheet:
         pathlib.Path(args.sheet).write_text(sheet.markdown())
         print(f"  written to {args.sheet}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU round in one script, for a machine with an NVIDIA GPU (see DEVELOPERS.md / docs/dashboard.md):
+# The GPU round in one script, for a machine with an NVIDIA GPU (docs/dashboard.md, "The dashboard on a GPU"):
 #   bash benchmarks/gpu_run.sh [SHEET]          (default SHEET: docs/gpu_sheet.md)
 # 1. installs the project's requirements (requirements.txt) into the current Python;
 # 2. runs the tests marked `gpu` (they skip where torch sees no CUDA GPU; here they must run);

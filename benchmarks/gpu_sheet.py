@@ -156,7 +156,13 @@ def measure(device: torch.device, *, tiny: bool = False, batch: int = 32, repeat
     )
     for model_name, model, size in zoo(device, tiny):
         print(f"  measuring {model_name} ...", flush=True)
-        sheet.rows += model_rows(model_name, model, size, device, batch=batch, repeats=repeats, steps=steps)
+        try:
+            sheet.rows += model_rows(model_name, model, size, device, batch=batch, repeats=repeats, steps=steps)
+        except Exception as exc:  # a GPU run is rare: one model's failure must not lose the others' rows
+            if tiny:
+                raise
+            sheet.header.append(f"{model_name}: FAILED with {type(exc).__name__}: {str(exc)[:300]}")
+            print(f"  {model_name} FAILED: {type(exc).__name__}: {exc}")
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
