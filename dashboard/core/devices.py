@@ -97,7 +97,12 @@ def place(loaded: Any, device: Any) -> Any:
 
 def is_accelerator(device: Any) -> bool:
     """Whether ``device`` is a GPU (CUDA or MPS): work there is bounded per device
-    (``dashboard.app.cache.GPU_SLOTS``); the CPU is not."""
+    (``dashboard.app.cache.GPU_SLOTS``); the CPU is not.
+
+    Examples:
+        >>> is_accelerator("cuda:1"), is_accelerator("mps"), is_accelerator("cpu")
+        (True, True, False)
+    """
     return torch.device(device).type in ("cuda", "mps")
 
 

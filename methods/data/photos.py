@@ -131,6 +131,10 @@ def skimage_image(loader: str) -> np.ndarray:
     A loader of :data:`PLAIN_PNG` is read straight from its file with Pillow: ``skimage.data``'s own
     readers import ``skimage.io`` and SciPy (about 0.5 s in a fresh process, on the dashboard's
     first map). Any other loader is called.
+
+    Examples:
+        >>> skimage_image("chelsea").shape, skimage_image("brick").shape
+        ((300, 451, 3), (512, 512))
     """
     if loader in PLAIN_PNG:
         import skimage  # a lazy package: its submodules are not imported here
