@@ -1,7 +1,9 @@
-"""End-to-end check of GradLens on a CUDA GPU, for whenever one is at hand.
+"""End-to-end check of GradLens on a CUDA GPU, for whenever one is at hand, and its speed sheet.
 
-    PYTHONPATH=$PWD python benchmarks/gpu_check.py
+    PYTHONPATH=$PWD python benchmarks/gpu_check.py [--sheet docs/gpu_sheet.md]
+    PYTHONPATH=$PWD python benchmarks/gpu_check.py --device cpu --tiny     # the smoke test (tests/test_gpu_check.py)
 
+``benchmarks/gpu_run.sh`` runs it on a GPU machine (install, GPU-marked tests, this script).
 On a machine without a GPU it says so and exits 0. With one (``torch.cuda.is_available()``):
 
 1. maps: every registered method on the bundled scenes_vgg model, 4 scenes, GPU vs CPU — the
@@ -15,8 +17,15 @@ On a machine without a GPU it says so and exits 0. With one (``torch.cuda.is_ava
 4. speed: Score-CAM on torchvision resnet18 (random weights) layer4, 224 x 224, batch 32 — GPU with
    the default precision, GPU fp32, CPU fp32, and pytorch-grad-cam on the GPU if it is importable.
 
-Exit status: 0 when every check passed (or there is no GPU), 1 otherwise. ``--device cpu`` runs
-the same checks with the CPU standing in for the GPU: a self-test of this script, nothing more.
+5. the sheet (``benchmarks/gpu_sheet.py``): images/s of plain inference, Grad-CAM at the last
+   layer, every gradient method x every block layer, Score-CAM against its C-forward floor and
+   deletion + insertion, on resnet50, EfficientNet-Lite0 and a ViT, fp32 and bf16; printed, and
+   written as markdown to ``--sheet PATH``.
+
+Exit status: 0 when every check passed (or there is no GPU), 1 otherwise; the sheet's goals are
+reported, not failed on. ``--device cpu`` runs the same checks with the CPU standing in for the
+GPU: a self-test of this script, nothing more. ``--tiny`` makes it small (one scene, a few methods,
+the sheet on scenes_vgg and a 2-block ViT, one repeat): the smoke test a CPU runs in seconds.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import sys
 import tempfile
 import time
 
+import gpu_sheet
 import numpy as np
 import torch
 
@@ -70,7 +80,13 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", help="the device under test (default cuda; cpu = self-test)")
+    ap.add_argument("--tiny", action="store_true", help="small models and inputs: a quick smoke test")
+    ap.add_argument("--sheet", default=None, help="write the speed sheet as markdown to this path")
+    ap.add_argument("--no-checks", action="store_true", help="the sheet only (skip checks 1-4)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(
             "No CUDA GPU on this machine (torch.cuda.is_available() is False): nothing to check. "
@@ -82,11 +98,27 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.get_device_name(gpu) if gpu.type == "cuda" else "none (the CPU stands in: a self-test of the script)"
     )
     print(f"device under test: {gpu}, {name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
+    if not args.no_checks:
+        checks(gpu, tiny=args.tiny)
+    print("\n5. the sheet (images/s)")
+    sheet = gpu_sheet.measure(gpu, tiny=args.tiny)
+    print(sheet.text())
+    FAILURES.extend(line for line in sheet.header if "FAILED" in line)  # a model the sheet could not measure
+    if args.sheet:
+        pathlib.Path(args.sheet).write_text(sheet.markdown())
+        print(f"  written to {args.sheet}")
+    print(f"\n{'all checks passed' if not FAILURES else f'{len(FAILURES)} check(s) FAILED'}")
+    return 1 if FAILURES else 0
+
+
+def checks(gpu: torch.device, *, tiny: bool) -> None:
+    """Checks 1-4 (``tiny``: one scene, Grad-CAM, LayerCAM and Score-CAM, 5 curve steps, no batch or
+    evaluate command, no speed section)."""
     from methods.data.scenes import make_scene
 
     cpu_model = methods.load_model("scenes_vgg")
     gpu_model = methods.LoadedModel(**{**cpu_model.__dict__, "model": copy.deepcopy(cpu_model.model).to(gpu)})
-    images = [make_scene(10_000_000 + i).image for i in range(4)]
+    images = [make_scene(10_000_000 + i).image for i in range(1 if tiny else 4)]
     x_cpu = cpu_model.preprocess_batch(images)
     x_gpu = gpu_model.preprocess_batch(images)
     check(x_gpu.device.type == gpu.type, "LoadedModel.preprocess puts the input on the model's device")
@@ -95,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     for spec in methods.list_methods():
         if gpu.type == "cpu" and spec.is_slow and spec.name != "scorecam":
             continue  # the self-test on a CPU keeps to one score method: the others take minutes here
+        if tiny and spec.name not in ("gradcam", "layercam", "scorecam"):
+            continue
         opts = {"precision": "fp32"} if "precision" in spec.option_names else {}
         a = methods.explain(cpu_model, x_cpu, spec.name, **opts).maps[cpu_model.default_layer]
         b = methods.explain(gpu_model, x_gpu, spec.name, **opts).maps[cpu_model.default_layer].cpu()
@@ -114,9 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     from methods.metrics.faithfulness import curves as fa
 
     sal = methods.explain(cpu_model, x_cpu[:1], "gradcam").maps[cpu_model.default_layer][0]
-    d_cpu = fa.deletion_curve(cpu_model, x_cpu[:1], sal, 0, steps=20, precision="fp32")
-    d_gpu = fa.deletion_curve(gpu_model, x_gpu[:1], sal.to(gpu), 0, steps=20, precision="fp32")
+    steps = 5 if tiny else 20
+    d_cpu = fa.deletion_curve(cpu_model, x_cpu[:1], sal, 0, steps=steps, precision="fp32")
+    d_gpu = fa.deletion_curve(gpu_model, x_gpu[:1], sal.to(gpu), 0, steps=steps, precision="fp32")
     check(abs(d_cpu.auc - d_gpu.auc) <= 1e-4, f"deletion AUC CPU {d_cpu.auc:.6f} vs GPU {d_gpu.auc:.6f}")
+    if tiny:
+        return
     from PIL import Image
 
     from methods.pipeline.batch import run_batch
@@ -151,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n4. Score-CAM speed (resnet18 random weights, layer4, 224 x 224, batch 32)")
     if gpu.type == "cpu":
         print("  skipped in the self-test")
-        print(f"\n{'all checks passed' if not FAILURES else f'{len(FAILURES)} check(s) FAILED'}")
-        return 1 if FAILURES else 0
+        return
     import torchvision
 
     torch.manual_seed(0)
@@ -186,8 +222,6 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  GPU default / pytorch-grad-cam = {times['GPU default precision'] / times['pytorch-grad-cam ScoreCAM (GPU)']:.2f}"
         )
-    print(f"\n{'all checks passed' if not FAILURES else f'{len(FAILURES)} check(s) FAILED'}")
-    return 1 if FAILURES else 0
 
 
 if __name__ == "__main__":

@@ -45,3 +45,14 @@ def precision(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     (bf16 is emulated, and slow, where it is not native). Pair it with ``precision_kit.tolerance``."""
     monkeypatch.setenv(PRECISION_ENV, request.param)
     return request.param
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` need a real CUDA GPU: skipped where there is none (benchmarks/gpu_run.sh
+    runs them on a GPU machine with ``-m gpu``)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)

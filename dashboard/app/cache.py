@@ -1,7 +1,10 @@
 """Models, images and computations behind Streamlit's caches; the model runs only on a miss.
 
-* Models are cached with ``st.cache_resource`` (shared by every session) together with a lock;
-  every use of a model happens under its lock.
+* Models are cached with ``st.cache_resource`` (shared by every session) together with a lock,
+  keyed by model and device (the session's device: :func:`use_device`, set by the sidebar); every
+  use of a model happens under its lock. Work on a GPU also takes one of the device's
+  :data:`GPU_SLOTS` (:func:`_device_slot`): at most that many computations share one GPU at once,
+  whatever their models and sessions.
 * The image is loaded and preprocessed ONCE per script run (:func:`context`): the
   :class:`~dashboard.core.services.ImageContext` (picture, model input, model view) is handed to every
   cached computation below.
@@ -32,12 +35,11 @@ import numpy as np
 import streamlit as st
 
 from dashboard.app import uploads
-from dashboard.core import faithfulness, menus, scene_ids, services
+from dashboard.core import devices, faithfulness, menus, scene_ids, services
 from dashboard.core.params import is_upload
 from dashboard.core.services import ImageContext, MapBundle, MapRequest, ModelHandle
 from dashboard.core.state import ViewState
 from methods import models as zoo
-from methods import resolve_precision
 from methods.cams.core.layers import LayerInfo
 from methods.data.scenes import make_scene
 from methods.runtime import Progress
@@ -45,7 +47,11 @@ from methods.runtime import Progress
 __all__ = [
     "MODEL_CALLS",
     "SLOW_SLOTS",
+    "GPU_SLOTS",
+    "use_device",
+    "session_device",
     "private_model",
+    "locked",
     "slow_slot",
     "model_handle",
     "image_key",
@@ -79,16 +85,39 @@ def _here(work: Callable[[Progress | None], Any]) -> Any:
 # models
 
 
+_DEVICE_KEY = "_gradlens_device"
+
+
+def use_device(device: str) -> None:
+    """Run this session's models on ``device`` (a view's ``device``: "" = the machine's default;
+    checked against ``devices.present()``, raising the library's OptionError)."""
+    devices.chosen(device)
+    st.session_state[_DEVICE_KEY] = device
+
+
+def session_device() -> str:
+    """The device this session's models run on, as a menu entry (``"cpu"``, ``"cuda:0"`` ...)."""
+    return str(devices.chosen(st.session_state.get(_DEVICE_KEY, devices.AUTO)))
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
-def _zoo_model(name: str) -> ModelHandle:
-    return ModelHandle(name, zoo.load_model(name), threading.Lock())
+def _zoo_model(name: str, device: str) -> ModelHandle:
+    return ModelHandle(name, devices.place(zoo.load_model(name), device), threading.Lock(), device)
 
 
 def model_handle(model_id: str) -> ModelHandle:
-    """The cached model of ``model_id``: a catalog name, or a checkpoint uploaded in this session."""
+    """The cached model of ``model_id`` on this session's device (:func:`session_device`): a
+    catalog name, or a checkpoint uploaded in this session (moved, under its lock, when the
+    session picks another device)."""
+    device = session_device()
     if is_upload(model_id):
-        return uploads.session_upload(uploads.uploaded_models(), model_id, "checkpoint")["handle"]
-    return _zoo_model(model_id)
+        handle = uploads.session_upload(uploads.uploaded_models(), model_id, "checkpoint")["handle"]
+        if handle.device != device:
+            with handle.lock:
+                devices.place(handle.loaded, device)
+                handle.device = device
+        return handle
+    return _zoo_model(model_id, device)
 
 
 # ------------------------------------------------------------------------------------------
@@ -150,6 +179,22 @@ def context(handle: ModelHandle, image_id: str) -> ImageContext:
 SLOW_SLOTS = 2
 _SLOW_SLOTS = threading.BoundedSemaphore(SLOW_SLOTS)
 
+#: Computations that may run at once on one GPU, over every model and session: the long jobs'
+#: slots and one more, so a short map is never queued behind two long jobs for good. Each holds
+#: its activations (and a long job its model copy) in the GPU's memory; the bound keeps a busy
+#: server from running the GPU out of memory. The CPU has no such bound.
+GPU_SLOTS = SLOW_SLOTS + 1
+_GPU_GATES: dict[str, threading.BoundedSemaphore] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def _gate(device: str) -> threading.BoundedSemaphore | None:
+    """The semaphore of ``device``'s :data:`GPU_SLOTS` (None for the CPU)."""
+    if not devices.is_accelerator(device):
+        return None
+    with _GATES_LOCK:
+        return _GPU_GATES.setdefault(device, threading.BoundedSemaphore(GPU_SLOTS))
+
 
 def _acquire(lock, progress: Progress | None) -> None:
     """``lock.acquire()``; with a progress callback the wait itself can be cancelled: the
@@ -162,11 +207,27 @@ def _acquire(lock, progress: Progress | None) -> None:
 
 
 @contextmanager
+def _device_slot(device: str, progress: Progress | None = None) -> Iterator[None]:
+    """One of ``device``'s :data:`GPU_SLOTS` while the block runs (nothing on the CPU). Taken
+    after a model's lock, never before: no one waits for a lock while holding a slot."""
+    gate = _gate(device)
+    if gate is None:
+        yield
+        return
+    _acquire(gate, progress)
+    try:
+        yield
+    finally:
+        gate.release()
+
+
+@contextmanager
 def _locked(handle: ModelHandle, progress: Progress | None = None) -> Iterator[Any]:
-    """The shared model, under its lock, for a short job."""
+    """The shared model, under its lock (and a slot of its GPU), for a short job."""
     _acquire(handle.lock, progress)
     try:
-        yield handle.loaded
+        with _device_slot(handle.device, progress):
+            yield handle.loaded
     finally:
         handle.lock.release()
 
@@ -191,7 +252,14 @@ def _private_model(handle: ModelHandle, progress: Progress | None) -> Iterator[A
     with slow_slot(progress):
         with _locked(handle, progress) as loaded:
             own = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
-        yield own
+        with _device_slot(handle.device, progress):
+            yield own
+
+
+def locked(handle: ModelHandle, progress: Progress | None = None):
+    """A context manager: ``handle``'s shared model under its lock and a slot of its GPU (any short
+    use of a shared model: a page's own forward, a probe)."""
+    return _locked(handle, progress)
 
 
 def private_model(handle: ModelHandle, progress: Progress | None = None):
@@ -201,8 +269,8 @@ def private_model(handle: ModelHandle, progress: Progress | None = None):
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _predict(model_id: str, image_key: str, _handle: ModelHandle, _ctx: ImageContext) -> np.ndarray:
-    with _handle.lock:
+def _predict(model_key: str, image_key: str, _handle: ModelHandle, _ctx: ImageContext) -> np.ndarray:
+    with _locked(_handle):
         MODEL_CALLS["predict"] += 1
         return services.predict(_handle.loaded, _ctx.x)
 
@@ -210,24 +278,24 @@ def _predict(model_id: str, image_key: str, _handle: ModelHandle, _ctx: ImageCon
 def predictions(handle: ModelHandle, image_id: str) -> np.ndarray:
     """Softmax probabilities (K,) for an image (cached)."""
     ctx = context(handle, image_id)
-    return _predict(handle.id, ctx.key, _handle=handle, _ctx=ctx)
+    return _predict(handle.key, ctx.key, _handle=handle, _ctx=ctx)
 
 
 @st.cache_data(show_spinner="Finding the layers…", max_entries=16)
-def _layers(model_id: str, _handle: ModelHandle) -> tuple[list[LayerInfo], str]:
-    with _handle.lock:
+def _layers(model_key: str, _handle: ModelHandle) -> tuple[list[LayerInfo], str]:
+    with _locked(_handle):
         MODEL_CALLS["layers"] += 1
         return services.layer_list(_handle.loaded)
 
 
 def layer_infos(handle: ModelHandle) -> tuple[list[LayerInfo], str]:
     """Candidate layers in forward order, and the model's default layer (cached)."""
-    return _layers(handle.id, _handle=handle)
+    return _layers(handle.key, _handle=handle)
 
 
 @st.cache_data(show_spinner="Finding the blocks…", max_entries=16)
-def _blocks(model_id: str, _handle: ModelHandle) -> list[LayerInfo]:
-    with _handle.lock:
+def _blocks(model_key: str, _handle: ModelHandle) -> list[LayerInfo]:
+    with _locked(_handle):
         MODEL_CALLS["layers"] += 1
         return services.block_list(_handle.loaded)
 
@@ -235,11 +303,15 @@ def _blocks(model_id: str, _handle: ModelHandle) -> list[LayerInfo]:
 def block_infos(handle: ModelHandle) -> list[LayerInfo]:
     """The block layers (one per block, forward order; ``LayerInfo.index`` = position among the
     candidate layers) of the model (cached)."""
-    return _blocks(handle.id, _handle=handle)
+    return _blocks(handle.key, _handle=handle)
 
 
 def resolve_layer(handle: ModelHandle, layer: str | None) -> str:
-    """``layer`` checked against the model's candidate layers; None -> the default layer."""
+    """``layer`` checked against the model's candidate layers; None -> the default layer (the
+    model's own ``default_layer`` when it names one: no probe of the layers for it)."""
+    own = getattr(handle.loaded, "default_layer", None)
+    if layer is None and own:
+        return own
     infos, default = layer_infos(handle)
     return services.check_layer(layer, infos, default, handle.id)
 
@@ -251,7 +323,7 @@ def resolve_target(state: ViewState, probs: np.ndarray) -> int:
 
 @st.cache_data(show_spinner=False, max_entries=128, max_size="512MB")  # "all layers" of a big model: ~10 MB
 def _raw_maps(
-    model_id: str,
+    model_key: str,
     image_key: str,
     method_names: tuple[str, ...],
     layers: tuple[str, ...],
@@ -278,14 +350,14 @@ def maps(request: MapRequest, *, run: Run = _here, private: bool = False) -> Map
     probs = predictions(handle, request.image)
     target = services.check_target(request.target, probs, request.model)
     key = (
-        handle.id,
+        handle.key,
         ctx.key,
         request.methods,
         tuple(resolve_layer(handle, l) for l in request.layers),
         target,
         request.options,
-        resolve_precision("auto", "cpu"),
-    )  # what "auto" means is part of the key
+        devices.auto_precision(handle.device),
+    )  # what "auto" means on the model's device is part of the key
     result = run(lambda progress: _raw_maps(*key, _handle=handle, _ctx=ctx, _progress=progress, _private=private))
     return MapBundle(
         ctx.view,
@@ -309,7 +381,7 @@ def placement_of(loaded, image: np.ndarray):
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _curves(
-    model_id: str,
+    model_key: str,
     image_key: str,
     what: str,
     target: int,
@@ -342,7 +414,7 @@ def curves(state: ViewState, bundle: MapBundle, method: str, layer: str, *, run:
     handle = model_handle(state.model)
     ctx = context(handle, state.image)
     raw = bundle.maps[method][layer]
-    key = (handle.id, ctx.key, method, bundle.target, state.baseline, state.steps, _digest(raw))
+    key = (handle.key, ctx.key, method, bundle.target, state.baseline, state.steps, _digest(raw))
     return run(lambda progress: _curves(*key, _handle=handle, _ctx=ctx, _saliency=raw, _progress=progress))
 
 
@@ -353,7 +425,7 @@ def reference_curves(
     handle = model_handle(state.model)
     ctx = context(handle, state.image)
     grid = np.zeros(shape, dtype=np.float32)  # only its shape matters
-    key = (handle.id, ctx.key, "references", bundle.target, state.baseline, state.steps, f"{shape[0]}x{shape[1]}")
+    key = (handle.key, ctx.key, "references", bundle.target, state.baseline, state.steps, f"{shape[0]}x{shape[1]}")
     return run(lambda progress: _curves(*key, _handle=handle, _ctx=ctx, _saliency=grid, _progress=progress))
 
 

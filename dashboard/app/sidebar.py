@@ -18,7 +18,7 @@ import streamlit as st
 from dashboard.app import cache, model_fit, uploads
 from dashboard.app.errors import notice, show_deferred_errors, shown_errors
 from dashboard.app.widgets import force, refresh_label, seed
-from dashboard.core import menus, services
+from dashboard.core import devices, menus, services
 from dashboard.core.params import is_upload
 from dashboard.core.scene_ids import is_scene_id, scene_label
 from dashboard.core.state import DEFAULT_MODEL, ViewState
@@ -142,12 +142,40 @@ def _model_section(view: ViewState, messages: list[str]) -> ViewState:
     choice = next((m for m in models if m.id == model_id), None)
     if choice is not None and choice.trained_on:
         sb.caption(f"Trained on: {choice.trained_on}")  # the catalog's card (no user input)
+    view = _device_choice(sb, view, messages)
     notice_text = choice.notice if choice is not None else ""
     if notice_text:
         sb.warning(notice_text, icon=":material/cloud_off:")  # the library's text and path (no user input)
     for text in uploads.upload_notes():
         notice(text, "info", sb, icon=":material/delete_sweep:")
     _checkpoint_panel(sb)
+    return view
+
+
+def _device_choice(sb, view: ViewState, messages: list[str]) -> ViewState:
+    """The device menu: the devices present (``devices.present()``), the machine's default first
+    chosen. Picking the default leaves the view's ``device`` empty (a link then means "the
+    default device" on whatever machine opens it); the session's models follow the choice."""
+    options = list(devices.present())
+    default = str(devices.default())
+    if view.device and view.device not in options:  # a snapshot or a hand-edited link of another machine
+        messages.append(f"Device {view.device!r} is not on this machine; using {default}.")
+        view = replace(view, device=devices.AUTO)
+        force("w_device", default)
+    seed("w_device", view.device or default)
+    if st.session_state["w_device"] not in options:
+        force("w_device", default)
+    picked = sb.selectbox(
+        "Device",
+        options,
+        key="w_device",
+        format_func=lambda d: devices.label(d) + (" (default)" if d == default else ""),
+        help="Where the models run. The devices of this machine; a GPU runs the score methods and the "
+        "faithfulness curves in bf16 where it supports it (precision auto).",
+        disabled=len(options) == 1,
+    )
+    view = replace(view, device=devices.AUTO if picked == default else picked)
+    cache.use_device(view.device)
     return view
 
 
@@ -212,7 +240,10 @@ def _image_section(view: ViewState, messages: list[str]) -> ViewState:
 
 def _check_layers(view: ViewState, handle, messages: list[str]) -> ViewState:
     """The view's layer and layers checked against the model (a hand-edited link may name any):
-    unknown ones are reported and replaced by the default, on every page."""
+    unknown ones are reported and replaced by the default, on every page. A view that names no
+    layer needs no check: the model's layers are not probed for it (Home's first map)."""
+    if view.layer is None and not view.layers:
+        return view
     infos, default = cache.layer_infos(handle)
     names = [i.name for i in infos]
     if view.layer is not None and view.layer not in names:
@@ -343,17 +374,15 @@ def _display_section(view: ViewState, page: str) -> ViewState:
 
 def _device_text(view: ViewState) -> str:
     """Where the view's model runs (its weights' device), and the machine's default device
-    (``methods.runtime.default_device``: ``$GRADLENS_DEVICE``, else a CUDA GPU, else the CPU)."""
+    (``methods.runtime.default_device``: ``$GRADLENS_DEVICE``, else a CUDA GPU, else the CPU)
+    when the session chose another one."""
     choice = model_fit.model_choice(view.model)
     loaded = choice is None or choice.available
-    device = cache.model_handle(view.model).loaded.device if loaded else services.default_device()
-    text = f":material/memory: Models run on **{services.device_label(device)}**"
-    default = services.default_device()
-    if device != default:
-        text += (
-            f" (this machine's default device is {services.device_label(default)}; the dashboard loads "
-            "its models on the CPU)"
-        )
+    device = cache.model_handle(view.model).loaded.device if loaded else cache.session_device()
+    text = f":material/memory: Models run on **{devices.label(device)}**"
+    default = devices.default()
+    if devices.label(device) != devices.label(default):
+        text += f" (this machine's default device is {devices.label(default)})"
     return text + "."
 
 

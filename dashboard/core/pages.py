@@ -20,7 +20,19 @@ from pathlib import PurePosixPath
 __all__ = ["Page", "PAGES", "SIDEBAR_FIELDS", "VIEW_PAGES", "page", "page_for_task"]
 
 #: The view-state fields the sidebar sets: every page that draws a view reads them.
-SIDEBAR_FIELDS: tuple[str, ...] = ("model", "image", "target", "norm", "relu", "scope", "p_lo", "p_hi", "cmap", "alpha")
+SIDEBAR_FIELDS: tuple[str, ...] = (
+    "model",
+    "image",
+    "target",
+    "norm",
+    "relu",
+    "scope",
+    "p_lo",
+    "p_hi",
+    "cmap",
+    "alpha",
+    "device",
+)
 _METHOD_OPTIONS = ("options", "slow")  # pages that run methods: their options, slow methods on a click
 
 

@@ -18,12 +18,11 @@ import numpy as np
 import torch
 
 import methods
-from dashboard.core import menus
+from dashboard.core import devices, menus
 from dashboard.core.faithfulness import baselines
 from dashboard.core.params import InvalidParam
 from dashboard.core.state import Choices, ViewState
 from methods import models as zoo
-from methods import runtime
 from methods.cams.core.blocks import block_layers
 from methods.cams.core.layers import LayerInfo, candidate_layers, default_layer
 from methods.cams.core.options import OptionInfo, build_options
@@ -44,8 +43,6 @@ __all__ = [
     "checkpoint_architectures",
     "image_context",
     "predict",
-    "default_device",
-    "device_label",
     "layer_list",
     "block_list",
     "resolution",
@@ -71,11 +68,18 @@ NORM_SCOPES: tuple[str, ...] = tuple(SCOPES)
 
 @dataclass(eq=False)
 class ModelHandle:
-    """A loaded model shared by every session, and the lock that serialises its use."""
+    """A loaded model shared by every session, the lock that serialises its use, and the device its
+    weights are on (``"cpu"``, ``"cuda:0"`` ...: :mod:`dashboard.core.devices`)."""
 
     id: str
     loaded: Any  # methods.models.loaded.LoadedModel
     lock: threading.Lock
+    device: str = "cpu"
+
+    @property
+    def key(self) -> str:
+        """The cache key of the model: its id on its device (``"scenes_vgg@cuda:0"``)."""
+        return f"{self.id}@{self.device}"
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -195,31 +199,11 @@ def image_context(loaded, image_id: str, key: str, image: np.ndarray) -> ImageCo
 # model computations (callers hold the model's lock)
 
 
-def default_device() -> torch.device:
-    """This machine's default device (``methods.runtime.default_device``: ``$GRADLENS_DEVICE``,
-    else the first CUDA GPU, else the CPU)."""
-    return runtime.default_device()
-
-
-def device_label(device) -> str:
-    """``"CPU"``, ``"CUDA GPU 0 (<name>)"``, ``"MPS"``: a device as a person reads it.
-
-    Examples:
-        >>> device_label(torch.device("cpu"))
-        'CPU'
-    """
-    device = runtime.resolve_device(device) if not isinstance(device, torch.device) else device
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return f"CUDA GPU {index} ({torch.cuda.get_device_name(index)})"
-    return device.type.upper()
-
-
 def predict(loaded, x: torch.Tensor) -> np.ndarray:
     """Softmax probabilities (K,) of the (1, 3, h, w) input."""
     with torch.no_grad():
         logits = loaded.model(x)  # (1, K)
-    return logits.softmax(dim=1)[0].float().numpy()
+    return logits.softmax(dim=1)[0].float().cpu().numpy()
 
 
 def layer_list(loaded) -> tuple[list[LayerInfo], str]:
@@ -278,13 +262,19 @@ def compute_maps(
     """RAW maps of several methods at several layers from ONE ``explain_many`` call.
 
     Returns ``{"maps": {method: {layer: (h, w) float32}}, "seconds": {method: s}, "notes": {method:
-    (note, ...)}, "precision": {method: "fp32" | "bf16"}}``.
+    (note, ...)}, "precision": {method: "fp32" | "bf16"}}``. The maps stay on the model's device
+    until every one is made, then leave it in ONE transfer (:func:`devices.host_arrays`).
     """
     results = methods.explain_many(
         loaded, x, list(method_names), layers=list(layers), target=target, options=options or {}, progress=progress
     )
+    keys = [(m, l) for m, e in results.items() for l in e.layers]
+    host = devices.host_arrays([results[m].maps[l][0] for m, l in keys])  # (h, w) each, one copy
+    maps: dict[str, dict[str, np.ndarray]] = {m: {} for m in results}
+    for (m, l), array in zip(keys, host):
+        maps[m][l] = array
     return {
-        "maps": {m: {l: e.maps[l][0].numpy().astype(np.float32) for l in e.layers} for m, e in results.items()},
+        "maps": maps,
         "seconds": {m: float(e.seconds) for m, e in results.items()},
         "notes": {m: tuple(e.notes) for m, e in results.items()},
         "precision": {m: e.precision for m, e in results.items()},
@@ -389,6 +379,7 @@ def choices() -> Choices:
         parse_option=parse_option,
         metrics=agreement.METRICS,
         modes=sanity.MODES,
+        devices=devices.present(),
     )
 
 

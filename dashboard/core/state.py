@@ -25,6 +25,8 @@ Query parameters (only values that differ from the defaults are written)::
     plo, phi  percentiles for norm=percentile, 0 <= plo < phi <= 100
     cmap      colormap name (methods.viz.render.COLORMAPS)
     alpha     overlay opacity in [0, 1]
+    device    where the models run: cpu | cuda:0 ... | mps, one present on the machine (dashboard.core.devices);
+              absent = the machine's default device. Not restored from a snapshot (a machine's own)
     baseline  deletion/insertion baseline: blur (default, the library's and the evaluate command's) | zero |
               mean | rise (RISE's pairing: deletion to zero, insertion from blur)
     steps     number of deletion/insertion steps
@@ -91,6 +93,7 @@ class Choices:
     baselines: tuple[str, ...] = DEFAULT_BASELINES
     metrics: tuple[str, ...] | None = None  # the Compare heatmap's agreement numbers
     modes: tuple[str, ...] | None = None  # the Sanity page's randomization modes
+    devices: tuple[str, ...] | None = None  # the devices present (dashboard.core.devices.present)
     #: ``parse_option(method, option, text) -> value``: checks one method option against the
     #: library (raises :class:`InvalidParam`); None = take the value's literal type unchecked.
     parse_option: Callable[[str, str, str], Any] | None = None
@@ -115,6 +118,7 @@ class ViewState:
         p_lo, p_hi: percentiles for ``norm="percentile"``.
         cmap: colormap name (``methods.viz.render.COLORMAPS``).
         alpha: overlay opacity.
+        device: where the models run (``"cpu"``, ``"cuda:0"`` ...); "" = this machine's default.
         baseline: what deleted pixels become and inserted ones start from (faithfulness); default
             ``"blur"`` for both curves, as the library and ``python -m methods.evaluate``; ``"rise"`` =
             RISE's pairing (deletion to zeros, insertion from blur).
@@ -144,6 +148,7 @@ class ViewState:
     p_hi: float = 99.0
     cmap: str = "jet"
     alpha: float = 0.5
+    device: str = ""
     baseline: str = "blur"
     steps: int = 50
     step: int = 10
@@ -178,9 +183,9 @@ class ViewState:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], choices: Choices | None = None) -> tuple[ViewState, list[str]]:
         """Inverse of :meth:`to_dict`, validated like :meth:`from_query` (session-only fields,
-        such as ``slow``, are not restored)."""
+        such as ``slow``, and the saving machine's ``device`` are not restored)."""
         return cls.from_query(
-            {_PARAM[k]: _encode_value(k, v) for k, v in data.items() if k in _FIELD_NAMES and k not in SESSION_ONLY},
+            {_PARAM[k]: _encode_value(k, v) for k, v in data.items() if k in _FIELD_NAMES and k not in _NOT_RESTORED},
             choices,
         )
 
@@ -265,6 +270,7 @@ _FIELD_NAMES = tuple(f.name for f in fields(ViewState))
 #: minutes of computation on a shared server.
 SESSION_ONLY: tuple[str, ...] = ("slow",)
 _NOT_IN_LINKS = frozenset(SESSION_ONLY) | {"page"}
+_NOT_RESTORED = frozenset(SESSION_ONLY) | {"device"}
 _FALLBACK_TEXT = {
     "image": "the model's default sample",
     "target": "the top-1 class",
@@ -272,6 +278,7 @@ _FALLBACK_TEXT = {
     "layers": "every layer of the layer set",
     "options": "every method's default options",
     "models": "the default partner",
+    "device": "this machine's default device",
 }
 _PARAM: dict[str, str] = {name: name for name in _FIELD_NAMES}
 _PARAM.update({"p_lo": "plo", "p_hi": "phi", "options": "opts", "layer_set": "layerset", "layer_page": "lpage"})
@@ -421,6 +428,7 @@ _PARSERS = {
     "p_hi": lambda v, c: _float(v, 0.0, 100.0, "the high percentile"),
     "cmap": lambda v, c: _one_of(v, c.colormaps, "colormap"),
     "alpha": lambda v, c: _float(v, 0.0, 1.0, "alpha"),
+    "device": lambda v, c: _one_of(v, c.devices, "device on this machine"),
     "baseline": lambda v, c: _one_of(v, c.baselines, "baseline"),
     "steps": lambda v, c: _int(v, STEPS_RANGE[0], STEPS_RANGE[1], "steps"),
     "step": lambda v, c: _int(v, 0, STEPS_RANGE[1], "step"),

@@ -1,11 +1,12 @@
 """GradLens home: the notebook's view of one image, and the methods the library knows.
 
-Run from the repository root: ``streamlit run dashboard/Home.py``.
+Run from the repository root: ``streamlit run dashboard/Home.py``. The tables are plain rows and
+columns, not pandas DataFrames: the first page of a cold server imports no pandas or pyarrow
+before its map is drawn (tests/dashboard/test_cold_start.py).
 """
 
 from functools import partial
 
-import pandas as pd
 import streamlit as st
 
 import methods
@@ -30,8 +31,8 @@ HOW_TO_READ = """
 """
 
 
-def method_table() -> pd.DataFrame:
-    """The registry as a table: label, family, cost, paper, summary (never a hard-coded list)."""
+def method_table() -> list[dict[str, str]]:
+    """The registry as table rows: label, family, cost, paper, summary (never a hard-coded list)."""
     rows = [
         {
             "Method": s.label,
@@ -44,7 +45,7 @@ def method_table() -> pd.DataFrame:
         }
         for s in methods.list_methods()
     ]
-    return pd.DataFrame(rows)
+    return rows
 
 
 def _original_caption(bundle) -> str:
@@ -130,12 +131,10 @@ def show(state: ViewState) -> None:
     with left:
         st.subheader("Prediction")
         order = bundle.probs.argsort()[::-1][:5]
-        top = pd.DataFrame(
-            {
-                "Class": [bundle.class_names[i] if i < len(bundle.class_names) else str(i) for i in order],
-                "Probability": [float(bundle.probs[i]) for i in order],
-            }
-        )
+        top = {
+            "Class": [bundle.class_names[i] if i < len(bundle.class_names) else str(i) for i in order],
+            "Probability": [float(bundle.probs[i]) for i in order],
+        }
         st.dataframe(
             top,
             hide_index=True,

@@ -129,7 +129,7 @@ def _run(state: ViewState, kind: str, method: str, label: str):
     layer = cache.resolve_layer(handle, state.layer)
     key = (
         kind,
-        handle.id,
+        handle.key,
         ctx.key,
         method,
         layer,

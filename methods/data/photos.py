@@ -26,6 +26,7 @@ usable by localization metrics (:func:`methods.metrics.localization.energy_point
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +40,7 @@ __all__ = [
     "square_tile",
     "load_composite",
     "composite_masks",
+    "skimage_image",
 ]
 
 #: Side of each square tile of a composite (pixels).
@@ -115,6 +117,38 @@ COMPOSITES: dict[str, Composite] = {
 }
 
 
+#: ``skimage.data`` loaders that only read one PNG file of ``skimage/data/`` (tests/data/test_photos.py
+#: checks each against its loader, pixel for pixel).
+PLAIN_PNG: dict[str, str] = {
+    **{n: f"{n}.png" for n in ("astronaut", "brick", "camera", "cell", "chelsea", "coffee", "grass", "gravel", "moon")},
+    "immunohistochemistry": "ihc.png",
+}
+
+
+def skimage_image(loader: str) -> np.ndarray:
+    """The image of the ``skimage.data`` function ``loader``, as that function returns it.
+
+    A loader of :data:`PLAIN_PNG` is read straight from its file with Pillow: ``skimage.data``'s own
+    readers import ``skimage.io`` and SciPy (about 0.5 s in a fresh process, on the dashboard's
+    first map). Any other loader is called.
+
+    Examples:
+        >>> skimage_image("chelsea").shape, skimage_image("brick").shape
+        ((300, 451, 3), (512, 512))
+    """
+    if loader in PLAIN_PNG:
+        import skimage  # a lazy package: its submodules are not imported here
+        from PIL import Image
+
+        path = Path(skimage.__file__).parent / "data" / PLAIN_PNG[loader]
+        if path.is_file():
+            with Image.open(path) as im:
+                return np.asarray(im)
+    from skimage import data
+
+    return getattr(data, loader)()
+
+
 def load_photo(name: str) -> np.ndarray:
     """The photo ``name`` (a key of :data:`PHOTOS`) as (H, W, 3) uint8 RGB, a fresh array.
 
@@ -124,10 +158,8 @@ def load_photo(name: str) -> np.ndarray:
         >>> load_photo("camera").shape
         (512, 512, 3)
     """
-    from skimage import data
-
     photo = PHOTOS[name]
-    img = getattr(data, photo.loader)()
+    img = skimage_image(photo.loader)
     if photo.view is not None:
         img = img[photo.view]
     img = np.asarray(img)

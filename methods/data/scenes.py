@@ -34,9 +34,9 @@ from functools import cache
 
 import cv2
 import numpy as np
-from skimage import data as _skdata
 from skimage import draw as _draw
 
+from methods.data.photos import skimage_image
 from methods.errors import OptionError
 
 __all__ = [
@@ -122,7 +122,7 @@ class Scene:
 @cache
 def _texture(name: str) -> np.ndarray:
     """A bundled texture as float32 in [0, 1], (H, W) for grey or (H, W, 3) for RGB. Cached."""
-    img = getattr(_skdata, name)()
+    img = skimage_image(name)
     return np.ascontiguousarray(img, dtype=np.float32) / 255.0
 
 

@@ -42,7 +42,17 @@ from methods._internal.checks import check_choice, check_int
 from methods._internal.orphans import die_with_parent
 from methods.errors import EngineError
 
-__all__ = ["ENGINES", "WorkerSpec", "Worker", "default_workers", "check_engine", "run_items", "chunks", "import_ray"]
+__all__ = [
+    "ENGINES",
+    "WorkerSpec",
+    "Worker",
+    "default_workers",
+    "check_engine",
+    "run_items",
+    "chunks",
+    "import_ray",
+    "gpu_share",
+]
 
 ENGINES: tuple[str, ...] = ("local", "ray")
 
@@ -255,6 +265,28 @@ class RayWorker:
         return {"result": np.array([pickle.dumps(r, protocol=5) for r in results], dtype=object)}
 
 
+def gpu_share(num_gpus: float, workers: int, cluster_gpus: float) -> float:
+    """The GPUs each of ``workers`` Ray actors asks for: ``num_gpus``, or an equal share of the
+    cluster's GPUs when there are fewer than ``workers x num_gpus`` (2 actors on 1 GPU: 0.5 each;
+    Ray would otherwise wait for GPUs that never come).
+
+    Raises:
+        EngineError: GPUs asked for on a cluster without any.
+
+    Examples:
+        >>> gpu_share(1.0, 2, 1.0), gpu_share(1.0, 2, 4.0), gpu_share(0.0, 3, 0.0)
+        (0.5, 1.0, 0.0)
+    """
+    if num_gpus <= 0:
+        return 0.0
+    if cluster_gpus <= 0:
+        raise EngineError(
+            f"the device is a GPU (each Ray actor asks for {num_gpus:g}) but the Ray cluster has no GPU; "
+            "use --device cpu, or a cluster whose nodes have GPUs"
+        )
+    return min(float(num_gpus), float(cluster_gpus) / workers)
+
+
 def _run_ray(spec, items, on_results, workers: int, batch_size: int, address: str | None, num_gpus: float) -> None:
     ray = import_ray()
     started = False
@@ -266,6 +298,7 @@ def _run_ray(spec, items, on_results, workers: int, batch_size: int, address: st
             else:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
             started = True
+        num_gpus = gpu_share(num_gpus, workers, float(ray.cluster_resources().get("GPU", 0.0)))
         ctx = ray.data.DataContext.get_current()  # our own tqdm bar shows the progress
         ctx.enable_progress_bars = ctx.enable_operator_progress_bars = False
         ctx.print_on_execution_start = False

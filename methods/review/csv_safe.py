@@ -41,10 +41,11 @@ def safe_row(row: Iterable[Any]) -> list[Any]:
 
 
 def safe_frame(frame: Any) -> Any:
-    """A copy of a pandas DataFrame whose text cells, column names and index labels are safe."""
+    """A copy of a pandas DataFrame whose text cells, column names and index labels are safe (a
+    list of row dicts or a dict of columns is read as a DataFrame first)."""
     import pandas as pd
 
-    out = frame.copy()
+    out = frame.copy() if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
     for column in out.columns:
         series = out[column]
         if series.dtype == object or isinstance(series.dtype, (pd.StringDtype, pd.CategoricalDtype)):
@@ -56,7 +57,7 @@ def safe_frame(frame: Any) -> Any:
 
 
 def csv_bytes(frame: Any, *, index: bool = False) -> bytes:
-    """UTF-8 CSV of a DataFrame, made safe by :func:`safe_frame`.
+    """UTF-8 CSV of a DataFrame (or of rows / columns :func:`safe_frame` reads), made safe by :func:`safe_frame`.
 
     Examples:
         >>> import pandas as pd

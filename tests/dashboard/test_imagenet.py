@@ -32,7 +32,6 @@ from PIL import Image
 import methods
 from app_kit import assert_clean, map_images, plain, run_page, texts
 from dashboard.app import cache
-from dashboard.core import services
 from loopback_kit import block_network, loopback_server
 from methods.data.samples import load_sample as menus_sample
 from methods.models import WeightsSource, downloads, weights_file
@@ -232,13 +231,10 @@ def test_layers_page_defaults_to_block_outputs_and_can_show_every_layer():
     assert at.query_params["layerset"] == "all" and "layers" not in at.query_params
 
 
-def test_sidebar_says_where_the_models_run(monkeypatch):
+def test_sidebar_says_where_the_models_run():
+    """(A faked GPU: tests/dashboard/test_devices.py.)"""
     at = run_page(model="scenes_vgg")
     assert "Models run on **CPU**." in [c.value.split(":material/memory: ")[-1] for c in at.sidebar.caption]
-    monkeypatch.setattr(services, "default_device", lambda: torch.device("meta"))  # as if a GPU were the default
-    at = run_page(model="scenes_vgg")
-    line = next(c.value for c in at.sidebar.caption if "Models run on" in c.value)
-    assert "**CPU**" in line and "default device is META" in line
 
 
 def test_layers_page_flags_maps_piled_on_the_border():

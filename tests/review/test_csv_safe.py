@@ -45,3 +45,12 @@ def test_frame_cells_columns_and_index():
 def test_rows_for_csv_writer():
     assert safe_row(["=x", 1.5, "-y", -2]) == ["'=x", 1.5, "'-y", -2]
     assert FORMULA_STARTS == ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_rows_and_columns_are_read_as_a_frame_and_made_safe():
+    """Home's tables are plain rows (the method table) and columns (the top-5): their CSV is the
+    same as a DataFrame's, formulas neutralised."""
+    rows = [{"Method": "=HYPERLINK(1)", "Cost": "1 fwd"}, {"Method": "Grad-CAM", "Cost": "+2"}]
+    assert csv_bytes(rows).decode() == "Method,Cost\n'=HYPERLINK(1),1 fwd\nGrad-CAM,'+2\n"
+    columns = {"Class": ["@cat", "dog"], "Probability": [0.75, 0.25]}
+    assert csv_bytes(columns).decode() == "Class,Probability\n'@cat,0.75\ndog,0.25\n"

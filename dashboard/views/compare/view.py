@@ -36,14 +36,14 @@ _NO_URL = "Uploaded files stay in this browser session: they cannot travel in a 
 
 @st.cache_data(show_spinner="Finding the block layers…", max_entries=16)
 def _blocks(model_id: str, _handle: services.ModelHandle) -> list[LayerInfo]:
-    with _handle.lock:
+    with cache.locked(_handle):
         cache.MODEL_CALLS["layers"] += 1
         return cs.block_infos(_handle.loaded)
 
 
 def block_infos(handle: services.ModelHandle) -> list[LayerInfo]:
     """The model's block layers (cached per model; one probe forward on a miss)."""
-    return _blocks(handle.id, _handle=handle)
+    return _blocks(handle.key, _handle=handle)
 
 
 def model_labels() -> dict[str, str]:

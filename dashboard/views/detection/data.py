@@ -23,6 +23,7 @@ import torch
 
 import methods
 from dashboard.app import cache
+from dashboard.core import devices
 from dashboard.core.services import ImageContext, ModelHandle
 from dashboard.views.detection.objects import Obj, detected_objects, segmented_objects
 from methods.metrics.faithfulness import curves
@@ -52,7 +53,7 @@ def _forward(loaded: Any, x: torch.Tensor) -> Any:
 @st.cache_data(show_spinner="Running the model…", max_entries=64)
 def _outputs(model_id: str, image_key: str, _handle: ModelHandle, _ctx: ImageContext) -> dict:
     """JSON-friendly output of one image: detections, or a segmenter's (K, h, w) logits."""
-    with _handle.lock:
+    with cache.locked(_handle):
         cache.MODEL_CALLS["predict"] += 1
         loaded = _handle.loaded
         out = _forward(loaded, _ctx.x)
@@ -66,7 +67,7 @@ def _outputs(model_id: str, image_key: str, _handle: ModelHandle, _ctx: ImageCon
 def model_objects(handle: ModelHandle, ctx: ImageContext) -> list[Obj]:
     """The objects the model reports on ``ctx``'s image, in the page's order (detections: the
     model's order; segments: largest first)."""
-    out = _outputs(handle.id, ctx.key, _handle=handle, _ctx=ctx)
+    out = _outputs(handle.key, ctx.key, _handle=handle, _ctx=ctx)
     return objects_for(handle.loaded.task, out, handle.class_names)
 
 
@@ -100,7 +101,7 @@ def _maps(
     _ctx: ImageContext,
     _target: Any,
 ) -> dict:
-    with _handle.lock:
+    with cache.locked(_handle):
         cache.MODEL_CALLS["explain"] += 1
         loaded = _handle.loaded
         options = json.loads(options_key)
@@ -112,7 +113,11 @@ def _maps(
             target=_target,
             options={m: options.get(m, {}) for m in method_names},
         )
-    maps = {m: {l: e.maps[l][0].detach().float().cpu().numpy() for l in layers} for m, e in found.items()}
+    keys = [(m, l) for m in found for l in layers]
+    host = devices.host_arrays([found[m].maps[l][0] for m, l in keys])  # one device-to-host copy
+    maps: dict[str, dict[str, np.ndarray]] = {m: {} for m in found}
+    for (m, l), array in zip(keys, host):
+        maps[m][l] = array
     notes = {m: tuple(e.notes) for m, e in found.items()}
     seconds = {m: float(e.seconds) for m, e in found.items()}
     score = float(next(iter(found.values())).logits[0, 0])
@@ -138,7 +143,7 @@ def object_maps(
     """RAW maps ``{"maps": {method: {layer: (h, w)}}, "notes", "seconds", "score"}`` of one object."""
     task = handle.loaded.task
     return _maps(
-        handle.id,
+        handle.key,
         ctx.key,
         object_key(task, obj, region),
         method_names,
@@ -156,7 +161,7 @@ def _deletion(
 ) -> dict:
     maps = {"map": torch.as_tensor(_map), **curves.reference_maps(tuple(_map.shape))}
     out = {}
-    with _handle.lock:
+    with cache.locked(_handle):
         cache.MODEL_CALLS["faithfulness"] += 1
         loaded = _handle.loaded
         for key, m in maps.items():
@@ -175,7 +180,7 @@ def deletion(handle: ModelHandle, ctx: ImageContext, obj: Obj, region: str, sali
     task = handle.loaded.task
     digest = str(hash(np.ascontiguousarray(saliency, dtype=np.float32).tobytes()))
     return _deletion(
-        handle.id,
+        handle.key,
         ctx.key,
         object_key(task, obj, region),
         digest,
