@@ -73,3 +73,32 @@ def test_cost_bound():
     assert adv.forwards("scenes", 3, 1, 2, 2, 5, "insertion") == 3 * 2 * 2 * 2 * 2 * 6
     assert adv.forwards("scenes2", 3, 1, 1, 1, 5, "insertion") == 2 * 3 * 2 * 2 * 6
     assert adv.forwards("scenes", 3, 1, 1, 1, 5, "energy") == 0
+    # ROAD: 9 MoRF + 9 LeRF fractions per map
+    assert adv.forwards("scenes", 3, 1, 1, 1, 5, "road_morf") == 3 * 2 * 18
+
+
+def test_the_annotated_quokka_on_lite0_ranks_by_its_outline_and_saves(fp32, tmp_path, monkeypatch):
+    """An ImageNet model offers the quokka; its energy equals the library's on the same options, the
+    one-image warning is shown, and Save to Review reads the photo through the data set."""
+    monkeypatch.setenv("GRADLENS_DB", str(tmp_path / "review.db"))
+    at = _page()
+    at.selectbox(key="adv_model").select("efficientnet_lite0").run()
+    at.radio(key="adv_images").set_value("quokka").run()
+    at.selectbox(key="adv_metric").select("energy").run()
+    at.multiselect(key="adv_methods").set_value(["gradcam"]).run()
+    at.multiselect(key="adv_norms").set_value(["raw"]).run()
+    at.radio(key="adv_layers").set_value("default").run()
+    at.number_input(key="adv_sanity").set_value(0).run()
+    at.button(key="adv_run").click().run()
+    assert_clean(at)
+    opts = dict(OPTIONS, normalizations=("raw",), metric="energy", n_boot=1000)
+    want = advise("efficientnet_lite0", adv.images_spec("quokka", 1), AdviseOptions(**opts), log=lambda _s: None)
+    shown = [w.value for w in at.warning if "Recommendation" in w.value]
+    assert len(shown) == 1 and plain(shown[0]) == f"**Recommendation.** {want.recommendation}"
+    assert "energy pointing game" in want.recommendation and not want.beats_random
+    at.text_input(key="w_review_author").input("ana").run()
+    at.button(key="adv_save").click().run()
+    assert_clean(at)
+    with SnapshotStore(tmp_path / "review.db") as store:
+        (summary,) = store.list()
+        assert store.get(summary.id).page == "advisor"

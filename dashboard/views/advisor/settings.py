@@ -24,6 +24,7 @@ from dashboard.core.params import InvalidParam, parse_choice, parse_int
 from methods.advisor import METRICS, Advice, AdviseOptions, advise
 from methods.data.photos import PHOTOS, load_photo
 from methods.data.quokka import quokka_dataset
+from methods.pipeline.sources import load_sample, parse_images, sample_items
 
 __all__ = [
     "KINDS",
@@ -118,6 +119,16 @@ def forwards(kind: str, n: int, n_methods: int, n_layers: int, n_norms: int, ste
     return n * classes * (n_methods + 1) * n_layers * n_norms * per_map
 
 
-def run(loaded: Any, choice: Choice, options: AdviseOptions, progress: Callable[[int, int], None]) -> Advice:
-    """The Advisor on ``choice``'s images, in this process (``progress`` may raise Cancelled)."""
-    return advise(loaded, images_spec(choice.images, choice.n), options, progress=progress, log=lambda _s: None)
+def run(
+    loaded: Any, choice: Choice, options: AdviseOptions, progress: Callable[[int, int], None], device: Any = None
+) -> Advice:
+    """The Advisor on ``choice``'s images, in this process, on ``device`` (the sidebar's choice;
+    ``progress`` may raise Cancelled)."""
+    spec = images_spec(choice.images, choice.n)
+    return advise(loaded, spec, options, progress=progress, log=lambda _s: None, device=device)
+
+
+def first_image(loaded: Any, choice: Choice) -> Any:
+    """The first picture of ``choice``'s images (an annotated set needs the model's class names)."""
+    spec = images_spec(choice.images, choice.n)
+    return load_sample(sample_items(parse_images(spec), 0, class_names=loaded.class_names)[0]).image

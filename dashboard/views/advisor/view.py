@@ -25,7 +25,6 @@ from methods.advisor.options import DEFAULT_METHODS
 from methods.advisor.review import advice_snapshot
 from methods.data.photos import PHOTOS
 from methods.models.catalog import load_model
-from methods.pipeline.sources import load_sample, parse_images, sample_items
 
 __all__ = ["show", "RESULT_KEY"]
 
@@ -145,7 +144,7 @@ def _run(choice: adv.Choice, options: AdviseOptions) -> Advice | None:
 
     def work(tracker):  # a fresh copy of the model, in a slow-job slot: the shared one stays free
         with cache.slow_slot(tracker):
-            return adv.run(load_model(choice.model), choice, options, tracker)
+            return adv.run(load_model(choice.model), choice, options, tracker, device=cache.session_device())
 
     advice = jobs.run_with_progress(work, "Running the Advisor", job=job)
     jobs.mark_ran(job)
@@ -204,7 +203,7 @@ def _result(advice: Advice, choice: adv.Choice) -> None:
         author = save_panel.identity_panel("advisor")
         if st.button("Save to Review", key="adv_save", icon=":material/bookmark_add:", disabled=not author):
             loaded = load_model(choice.model)
-            image = load_sample(sample_items(parse_images(adv.images_spec(choice.images, choice.n)), 0)[0]).image
+            image = adv.first_image(loaded, choice)
             sid = save_panel.store().save(advice_snapshot(advice, loaded, image, author=author))
             link = save_panel.snapshot_link(sid)
             st.success(
