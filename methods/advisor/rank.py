@@ -143,12 +143,19 @@ def rank(
     Examples:
         >>> import pandas as pd
         >>> from methods.advisor.metrics import METRICS
-        >>> t = pd.DataFrame({"image": list("abcd") * 3, "target": 0, "layer": "l4", "norm": "raw",
-        ...     "method": ["gradcam"] * 4 + ["layercam"] * 4 + ["random"] * 4,
-        ...     "insertion_auc": [.9, .8, .85, .95, .7, .75, .72, .71, .3, .35, .32, .31]})
+        >>> t = pd.DataFrame({"image": list("abcdefgh") * 3, "target": 0, "layer": "l4", "norm": "raw",
+        ...     "method": ["gradcam"] * 8 + ["layercam"] * 8 + ["random"] * 8,
+        ...     "insertion_auc": [.9, .8, .85, .95, .88, .92, .83, .9,
+        ...                       .7, .75, .72, .71, .74, .7, .73, .76,
+        ...                       .3, .35, .32, .31, .33, .3, .34, .36]})
         >>> r = rank(t, METRICS["insertion"], n_boot=200, test="sign")
         >>> r.table["method"].tolist(), r.beats_random
         (['gradcam', 'layercam', 'random'], True)
+
+        Four images could not show it: a sign test on four pairs has p >= 0.125.
+
+        >>> rank(t[t["image"] < "e"], METRICS["insertion"], n_boot=200, test="sign").beats_random
+        False
     """
     col, higher = metric.column, metric.better == "higher"
     if test not in ("auto", "wilcoxon", "sign"):

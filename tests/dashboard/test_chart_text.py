@@ -177,8 +177,10 @@ def test_benchmark_upload_with_hostile_names_has_no_live_markup(tmp_path, monkey
     assert len(at.dataframe) >= 2  # the leaderboard is there
     assert live_markup(at) == []
     assert _caption_markup(at) == []
-    (spec,) = plotly_specs(at)
-    _assert_no_markup(spec, (A_TAG, IMG_TAG))
+    distribution, agreement = plotly_specs(at)
+    _assert_no_markup(distribution, (A_TAG, IMG_TAG))
+    _assert_no_markup(agreement, ())  # the metric-agreement heatmap: rows and columns are metric names
+    assert agreement["data"][0]["x"] == ["Deletion AUC", "Insertion AUC"]
 
 
 def _sanity_snapshot(db) -> str:

@@ -105,7 +105,7 @@ def test_quokka_through_the_coco_loader(tmp_path):
 
 
 def test_a_non_editable_install_ships_the_quokka():
-    """pyproject's package-data names the folder (a wheel built from it held the four files)."""
+    """pyproject's package-data names the folder (a wheel built from it held these files)."""
     import tomllib
 
     root = pathlib.Path(__file__).resolve().parents[3]
@@ -116,4 +116,5 @@ def test_a_non_editable_install_ships_the_quokka():
         "NOTICE",
         "quokka.jpg",
         "quokka_annotations.json",
+        "quokka_coco.json",
     ]
