@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from methods._internal.threads import tuner
 from methods._internal.torch_utils import resolve_precision
 from methods.cams.core.explain import explain_many
 from methods.cams.core.registry import get_method
@@ -192,7 +193,8 @@ class BatchWorker:
         assert not known or len(known) == len(labels), "some images of the group have no label"
         target = known or None
         x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
-        exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
+        with tuner("batch.model").run(len(group)):  # 1 or all threads, whichever is faster here now
+            exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
         raws = {(m, layer): exps[m].maps[layer].detach().float().cpu().numpy() for m, layer in pairs}  # (B, h, w) each
         return _Writes(self, group, pairs, raws, exps)
 

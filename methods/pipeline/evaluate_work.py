@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from methods._internal.threads import tuner
 from methods._internal.torch_utils import Precision
 from methods.cams.core.explain import explain_many
 from methods.errors import GradLensError
@@ -122,7 +123,8 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
     targets = list(sample.labels) if sample.labels else [None]
     rows: list[dict] = []
     for k, target in enumerate(targets):
-        exps = explain_many(loaded, x, names, layers=list(spec.layers), target=target)
+        with tuner("evaluate.explain").run():  # one image: 1 thread often beats 2 (methods._internal.threads)
+            exps = explain_many(loaded, x, names, layers=list(spec.layers), target=target)
         first = exps[names[0]]
         predicted = int(first.probs[0].argmax())
         t = int(first.targets[0])
@@ -140,6 +142,7 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
             insertion_baseline=spec.insertion_baseline,
             batch_size=spec.batch_size,
             precision=spec.precision,
+            threads=tuner("evaluate.curves"),
         )
         share = (time.perf_counter() - t1) / len(maps)  # the shared forwards split evenly over the maps
         for (name, layer, sal, seconds), sc in zip(maps, scores):
