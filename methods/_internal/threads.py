@@ -12,8 +12,9 @@ the code, so :class:`ThreadTuner` measures it:
   curve forwards), each run inside ``with tuner.run(size):``;
 * the first units try each candidate (1 thread and the process's own count), then every unit
   runs on the candidate with the lower median time per item over its last few units;
-* every ``probe_every`` units the other candidate is tried again, so a machine whose load
-  changes is followed.
+* the other candidate is tried again now and then, so a machine whose load changes is followed:
+  every ``probe_every`` units, or less often when it was much slower (looking again costs at
+  most ``overhead``, 5 %, of the time).
 
 The thread count is set for the unit and put back afterwards (``torch.set_num_threads`` is
 process-wide: do not run two tuned units at once in one process). Results do not depend on it:
@@ -25,6 +26,7 @@ there is nothing to choose and ``run`` changes nothing.
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 import threading
 import time
@@ -32,7 +34,7 @@ from collections.abc import Iterator
 
 import torch
 
-from methods._internal.checks import check_int
+from methods._internal.checks import check_int, check_number
 
 __all__ = ["ThreadTuner", "tuner"]
 
@@ -43,7 +45,9 @@ class ThreadTuner:
     """Chooses between 1 thread and the process's thread count by timing units of work.
 
     Args:
-        probe_every: every this many units, the candidate not in use is timed again (>= 2).
+        probe_every: at least this many units between two looks at the candidate not in use (>= 2).
+        overhead: what looking again may cost, as a share of the time (a candidate r times slower
+            is looked at every ``(r - 1) / overhead`` units when that is more than ``probe_every``).
 
     Examples:
         >>> t = ThreadTuner()
@@ -53,21 +57,32 @@ class ThreadTuner:
         True
     """
 
-    def __init__(self, probe_every: int = 8) -> None:
+    def __init__(self, probe_every: int = 8, overhead: float = 0.05) -> None:
         self.probe_every = check_int("probe_every", probe_every, 2)
+        self.overhead = check_number("overhead", overhead, minimum=0.001, maximum=1.0)
         most = torch.get_num_threads()
         self.candidates: tuple[int, ...] = (most, 1) if most > 1 else (most,)
         self.seconds: dict[int, list[float]] = {c: [] for c in self.candidates}  # per item, last units
+        self.last: dict[int, int] = {c: -1 for c in self.candidates}  # the unit each candidate last ran
         self.units = 0
 
     def choose(self) -> int:
-        """The thread count for the next unit."""
+        """The thread count for the next unit: an untried candidate, else the faster one, except
+        that the slower one runs again once enough units have passed that looking again costs at
+        most ``overhead`` of the time (``probe_every`` units, more when the slower one is much
+        slower: a candidate 5x slower is looked at every 80 units for 5 %)."""
         untried = [c for c in self.candidates if not self.seconds[c]]
         if untried:
             return untried[0]
-        best = min(self.candidates, key=lambda c: statistics.median(self.seconds[c]))
-        if len(self.candidates) > 1 and self.units % self.probe_every == self.probe_every - 1:
-            return next(c for c in self.candidates if c != best)  # look again: the load may have changed
+        medians = {c: statistics.median(self.seconds[c]) for c in self.candidates}
+        best = min(self.candidates, key=medians.__getitem__)
+        for other in self.candidates:
+            if other == best:
+                continue
+            slower = medians[other] / max(medians[best], 1e-12)
+            every = max(self.probe_every, math.ceil((slower - 1.0) / self.overhead))
+            if self.units - self.last[other] >= every:
+                return other  # look again: the load may have changed
         return best
 
     @contextlib.contextmanager
@@ -85,6 +100,7 @@ class ThreadTuner:
             spent = (time.perf_counter() - start) / max(1, size)
             torch.set_num_threads(before)
             if size > 0:
+                self.last[count] = self.units
                 kept = self.seconds[count]
                 kept.append(spent)
                 del kept[:-_KEEP]

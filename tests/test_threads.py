@@ -1,0 +1,92 @@
+"""methods._internal.threads: the thread count of a unit of work is chosen by timing, and put back."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from methods._internal.threads import ThreadTuner, tuner
+from methods.errors import OptionError
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_tries_each_candidate_then_keeps_the_faster_and_looks_again(two_threads):
+    t = ThreadTuner(probe_every=4, overhead=0.5)
+    assert t.candidates == (2, 1)
+    assert t.choose() == 2  # untried first, in order
+    t.seconds[2].append(0.010)
+    t.last[2] = 0
+    assert t.choose() == 1
+    t.seconds[1].append(0.008)
+    t.last[1] = 1
+    t.units = 2
+    assert t.choose() == 1  # 1 thread measured faster
+    t.units = 4  # 4 units since 2 threads ran (10/8 slower: probe_every decides)
+    assert t.choose() == 2
+    t.seconds[2] = [0.040]  # 5x slower: looked at every (5 - 1) / 0.5 = 8 units
+    t.units = 7
+    assert t.choose() == 1
+    t.units = 8
+    assert t.choose() == 2
+    t.seconds[1] += [0.050, 0.060]  # the load changed: median of 1 thread's last units is now 0.050
+    t.last[1], t.units = 8, 9
+    assert t.choose() == 2
+
+
+def test_run_sets_the_count_for_the_block_and_puts_it_back(two_threads):
+    t = ThreadTuner()
+    seen = []
+    for size in (4, 4, 4):
+        with t.run(size) as n:
+            seen.append((n, torch.get_num_threads()))
+        assert torch.get_num_threads() == 2
+    assert seen[0] == (2, 2) and seen[1] == (1, 1)
+    assert t.units == 3 and len(t.seconds[2]) + len(t.seconds[1]) == 3
+    with t.run(0):  # a set-up unit: run, not recorded
+        pass
+    assert t.units == 3
+    with pytest.raises(ValueError), t.run(1):  # an error inside: the count is put back all the same
+        torch.set_num_threads(1)
+        raise ValueError
+    assert torch.get_num_threads() == 2
+
+
+def test_keeps_the_last_three_units_per_candidate(two_threads):
+    t = ThreadTuner(probe_every=2)
+    for _ in range(12):
+        with t.run(1):
+            pass
+    assert all(len(v) <= 3 for v in t.seconds.values())
+
+
+def test_one_thread_has_nothing_to_choose():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t = ThreadTuner()
+        assert t.candidates == (1,)
+        for _ in range(5):
+            with t.run(2) as n:
+                assert n == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_named_tuners_are_kept_per_thread_count(two_threads):
+    assert tuner("test.a") is tuner("test.a") is not tuner("test.b")
+    torch.set_num_threads(1)
+    assert tuner("test.a").candidates == (1,)
+
+
+def test_bad_options():
+    with pytest.raises(OptionError, match="probe_every"):
+        ThreadTuner(probe_every=1)
+    with pytest.raises(OptionError, match="overhead"):
+        ThreadTuner(overhead=0)
