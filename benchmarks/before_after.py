@@ -4,8 +4,9 @@
         bench_batch.py --images 64 --repeats 3
 
 ``--base`` is a checkout of the older code (``git worktree add /tmp/gradlens-base <commit>``). Each
-round runs the script once in the base tree and once in this tree (alternating which goes first),
-each a fresh process with its own tree on ``PYTHONPATH``; every ``name = number`` line the script
+round runs THIS tree's script once against the base tree's library and once against this tree's
+(alternating which goes first), each a fresh process with that tree first on ``PYTHONPATH``: the
+same measurement of two versions of the code. Every ``name = number`` line the script
 prints (its ratios, each measured inside that run against its own floor) is collected. Printed:
 each run's figures with the load average, then the median of every figure per tree. The two
 trees never run at the same time; on a shared machine the load still differs from run to run,
@@ -23,13 +24,13 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parents[1]
-FIGURE = re.compile(r"^\s*(?P<name>[^=:]+?) = (?P<value>[0-9]+(?:\.[0-9]+)?)\b", re.M)
+FIGURE = re.compile(r"^[ \t]*(?P<name>[^=:\n]+?) = (?P<value>[0-9]+(?:\.[0-9]+)?)\b", re.M)
 
 
 def run(tree: pathlib.Path, script: str, args: list[str]) -> tuple[dict[str, float], str]:
     env = dict(os.environ, PYTHONPATH=str(tree))
     out = subprocess.run(
-        [sys.executable, str(tree / "benchmarks" / script), *args],
+        [sys.executable, str(HERE / "benchmarks" / script), *args],  # this tree's script, ``tree``'s library
         cwd=tree,
         env=env,
         capture_output=True,

@@ -192,8 +192,8 @@ class BatchWorker:
         # a run's images are all labelled (a label file) or none are (top-1): batch.py skips the unlabelled
         assert not known or len(known) == len(labels), "some images of the group have no label"
         target = known or None
-        x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
         with tuner("batch.model").run(len(group)):  # 1 or all threads, whichever is faster here now
+            x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
             exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
         raws = {(m, layer): exps[m].maps[layer].detach().float().cpu().numpy() for m, layer in pairs}  # (B, h, w) each
         return _Writes(self, group, pairs, raws, exps)

@@ -92,7 +92,9 @@ class EvalWorker:
                 continue
             try:
                 score = evaluate_objects if self.loaded.task in OBJECT_TASKS else evaluate_sample
-                out.append(dict(base, status="done", rows=score(self.loaded, sample, item["index"], self.spec)))
+                with tuner("evaluate.image").run():  # 1 or all torch threads, whichever is faster here now
+                    rows = score(self.loaded, sample, item["index"], self.spec)
+                out.append(dict(base, status="done", rows=rows))
             except Exception as exc:
                 out.append(dict(base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
         return out
@@ -123,8 +125,7 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
     targets = list(sample.labels) if sample.labels else [None]
     rows: list[dict] = []
     for k, target in enumerate(targets):
-        with tuner("evaluate.explain").run():  # one image: 1 thread often beats 2 (methods._internal.threads)
-            exps = explain_many(loaded, x, names, layers=list(spec.layers), target=target)
+        exps = explain_many(loaded, x, names, layers=list(spec.layers), target=target)
         first = exps[names[0]]
         predicted = int(first.probs[0].argmax())
         t = int(first.targets[0])
@@ -142,7 +143,6 @@ def evaluate_sample(loaded: Any, sample: Any, index: int, spec: EvalSpec) -> lis
             insertion_baseline=spec.insertion_baseline,
             batch_size=spec.batch_size,
             precision=spec.precision,
-            threads=tuner("evaluate.curves"),
         )
         share = (time.perf_counter() - t1) / len(maps)  # the shared forwards split evenly over the maps
         for (name, layer, sal, seconds), sc in zip(maps, scores):
