@@ -90,3 +90,20 @@ def test_bad_options():
         ThreadTuner(probe_every=1)
     with pytest.raises(OptionError, match="overhead"):
         ThreadTuner(overhead=0)
+
+
+def test_overlapping_units_put_the_own_count_back(two_threads):
+    """Two runs in threads of one process: whichever order they end in, the process's own count
+    comes back (a naive save/restore per unit would leave 1 thread behind)."""
+    a, b = ThreadTuner(), ThreadTuner()
+    a.seconds[2], b.seconds[2] = [0.1], [0.1]
+    a.seconds[1], b.seconds[1] = [0.01], [0.01]  # both choose 1 thread
+    ua, ub = a.run(1), b.run(1)
+    ua.__enter__()
+    assert torch.get_num_threads() == 1
+    ub.__enter__()  # b starts while a holds 1 thread: a per-unit "before" would be 1
+    ua.__exit__(None, None, None)
+    assert torch.get_num_threads() == 1  # b still runs
+    ub.__exit__(None, None, None)
+    assert torch.get_num_threads() == 2
+    assert tuner("test.c").candidates == (2, 1)

@@ -16,8 +16,10 @@ the code, so :class:`ThreadTuner` measures it:
   every ``probe_every`` units, or less often when it was much slower (looking again costs at
   most ``overhead``, 5 %, of the time).
 
-The thread count is set for the unit and put back afterwards (``torch.set_num_threads`` is
-process-wide: do not run two tuned units at once in one process). Results do not depend on it:
+The thread count is set for the unit and put back afterwards. ``torch.set_num_threads`` is
+process-wide: units that run at the same time in threads of one process (two runs started from a
+server's sessions) share whichever count was set last, and the process's own count is put back
+when the last of them ends. Results do not depend on it:
 the same kernels run, only their split across threads changes (float sums may round in another
 order: differences ~1e-7, well inside every tolerance the tests use). With one usable thread
 there is nothing to choose and ``run`` changes nothing.
@@ -36,7 +38,7 @@ import torch
 
 from methods._internal.checks import check_int, check_number
 
-__all__ = ["ThreadTuner", "tuner"]
+__all__ = ["ThreadTuner", "tuner", "own_threads"]
 
 _KEEP = 3  # units remembered per candidate
 
@@ -48,6 +50,7 @@ class ThreadTuner:
         probe_every: at least this many units between two looks at the candidate not in use (>= 2).
         overhead: what looking again may cost, as a share of the time (a candidate r times slower
             is looked at every ``(r - 1) / overhead`` units when that is more than ``probe_every``).
+        most: the larger candidate (default: the process's own thread count, :func:`own_threads`).
 
     Examples:
         >>> t = ThreadTuner()
@@ -57,10 +60,10 @@ class ThreadTuner:
         True
     """
 
-    def __init__(self, probe_every: int = 8, overhead: float = 0.05) -> None:
+    def __init__(self, probe_every: int = 8, overhead: float = 0.05, most: int | None = None) -> None:
         self.probe_every = check_int("probe_every", probe_every, 2)
         self.overhead = check_number("overhead", overhead, minimum=0.001, maximum=1.0)
-        most = torch.get_num_threads()
+        most = own_threads() if most is None else check_int("most", most, 1)
         self.candidates: tuple[int, ...] = (most, 1) if most > 1 else (most,)
         self.seconds: dict[int, list[float]] = {c: [] for c in self.candidates}  # per item, last units
         self.last: dict[int, int] = {c: -1 for c in self.candidates}  # the unit each candidate last ran
@@ -91,14 +94,13 @@ class ThreadTuner:
         ``size=0``: a unit that is not like the others (a first call that sets things up): it
         runs on the current choice and its time is not recorded."""
         count = self.choose()
-        before = torch.get_num_threads()
-        torch.set_num_threads(count)
+        _enter(count)
         start = time.perf_counter()
         try:
             yield count
         finally:
             spent = (time.perf_counter() - start) / max(1, size)
-            torch.set_num_threads(before)
+            _leave()
             if size > 0:
                 self.last[count] = self.units
                 kept = self.seconds[count]
@@ -109,14 +111,41 @@ class ThreadTuner:
 
 _TUNERS: dict[tuple[str, int], ThreadTuner] = {}
 _LOCK = threading.Lock()
+_ACTIVE = [0, 0]  # [tuned units running now (any thread), the thread count before the first of them]
+
+
+def _enter(count: int) -> None:
+    """A tuned unit starts: remember the process's own count if it is the only one, set ``count``."""
+    with _LOCK:
+        if _ACTIVE[0] == 0:
+            _ACTIVE[1] = torch.get_num_threads()
+        _ACTIVE[0] += 1
+        torch.set_num_threads(count)
+
+
+def _leave() -> None:
+    """A tuned unit ends: the last one running puts the process's own count back. (Units that
+    overlap in time, two runs in threads of one process, share whichever count was set last; the
+    count is always put back to what it was before the first of them.)"""
+    with _LOCK:
+        _ACTIVE[0] -= 1
+        if _ACTIVE[0] == 0:
+            torch.set_num_threads(_ACTIVE[1])
+
+
+def own_threads() -> int:
+    """The process's thread count outside tuned units (while one runs, the count before it)."""
+    with _LOCK:
+        return _ACTIVE[1] if _ACTIVE[0] else torch.get_num_threads()
 
 
 def tuner(name: str) -> ThreadTuner:
-    """The process's tuner for one kind of work (``"batch.model"``, ``"evaluate.curves"`` ...):
+    """The process's tuner for one kind of work (``"batch.model"``, ``"evaluate.image"`` ...):
     kept across runs in this process, so a second run starts from what the first measured; a
-    new one when the process's thread count changed."""
-    key = (name, torch.get_num_threads())
+    new one when the process's own thread count changed."""
+    most = own_threads()
+    key = (name, most)
     with _LOCK:
         if key not in _TUNERS:
-            _TUNERS[key] = ThreadTuner()
+            _TUNERS[key] = ThreadTuner(most=most)
         return _TUNERS[key]
