@@ -9,11 +9,14 @@ Per image and explained class, every map (each method x layer, then the ``random
 ``centre`` references on each layer's grid) is scored by ONE
 :func:`methods.metrics.faithfulness.image_scores.image_scores` call: the unperturbed and the fully perturbed
 images, which are the same for every map, run once, and the curve forwards of all maps share
-full batches.
+full batches. On the CPU each image is scored on 1 torch thread or on all, whichever this process measured
+faster for the last images (:mod:`methods._internal.threads`: on a loaded machine 1 thread can be
+several times faster); the scores do not depend on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +95,8 @@ class EvalWorker:
                 continue
             try:
                 score = evaluate_objects if self.loaded.task in OBJECT_TASKS else evaluate_sample
-                with tuner("evaluate.image").run():  # 1 or all torch threads, whichever is faster here now
+                on_cpu = self.device.type == "cpu"  # 1 or all torch threads, whichever is faster here now
+                with tuner("evaluate.image").run() if on_cpu else contextlib.nullcontext():
                     rows = score(self.loaded, sample, item["index"], self.spec)
                 out.append(dict(base, status="done", rows=rows))
             except Exception as exc:
