@@ -4,8 +4,8 @@ torch runs each operator on ``torch.get_num_threads()`` OpenMP threads that meet
 after every parallel region. On a machine whose cores are taken by other work, one of those
 threads waits for a time slice at every barrier: measured on a shared 2-core machine (load 3-7),
 Grad-CAM of one 128 x 128 image took 1.0 s with 2 threads and 25 ms with 1, a batched
-forward+backward 3-7x longer with 2 threads than with 1. On an idle machine the same 2 threads
-are up to twice as fast as 1. Which one pays is a property of the machine at that moment, not of
+forward+backward 2-7x longer with 2 threads than with 1. On an idle machine 2 threads can be up
+to twice as fast as 1. Which one pays is a property of the machine at that moment, not of
 the code, so :class:`ThreadTuner` measures it:
 
 * the work comes in units (a batch of the batch command, an image's explanation, a chunk of
