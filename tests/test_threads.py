@@ -22,32 +22,38 @@ def test_tries_each_candidate_then_keeps_the_faster_and_looks_again(two_threads)
     assert t.candidates == (2, 1)
     assert t.choose() == 2  # untried first, in order
     t.seconds[2].append(0.010)
-    t.last[2] = 0
+    assert t.choose() == 1  # each runs twice, in turn
+    t.seconds[1].append(0.008)
+    t.seconds[2].append(0.010)
     assert t.choose() == 1
     t.seconds[1].append(0.008)
-    t.last[1] = 1
-    t.units = 2
+    t.last[2], t.last[1], t.units = 2, 3, 4
     assert t.choose() == 1  # 1 thread measured faster
-    t.units = 4  # 4 units since 2 threads ran (10/8 slower: probe_every decides)
+    t.units = 6  # 4 units since 2 threads ran (10/8 slower: probe_every decides)
     assert t.choose() == 2
-    t.seconds[2] = [0.040]  # 5x slower: looked at every (5 - 1) / 0.5 = 8 units
-    t.units = 7
+    t.seconds[2] = [0.040, 0.040]  # 5x slower: looked at every (5 - 1) / 0.5 = 8 units
+    t.units = 9
     assert t.choose() == 1
-    t.units = 8
+    t.units = 10
     assert t.choose() == 2
     t.seconds[1] += [0.050, 0.060]  # the load changed: median of 1 thread's last units is now 0.050
-    t.last[1], t.units = 8, 9
+    t.last[1], t.units = 10, 11
+    assert t.choose() == 2
+    t.seconds[1], t.seconds[2] = [0.001] * 2, [1.0] * 2  # 1000x slower: 19,980 units for 5 %, capped at 64
+    t.last[2], t.units = 100, 163
+    assert t.choose() == 1
+    t.units = 164
     assert t.choose() == 2
 
 
 def test_run_sets_the_count_for_the_block_and_puts_it_back(two_threads):
     t = ThreadTuner()
     seen = []
-    for size in (4, 4, 4):
+    for size in (4, 4, 4, 4):
         with t.run(size) as n:
             seen.append((n, torch.get_num_threads()))
         assert torch.get_num_threads() == 2
-    assert seen[0] == (2, 2) and seen[1] == (1, 1)
+    assert seen[:3] == [(2, 2), (2, 2), (1, 1)]  # a warm-up unit, then each candidate in turn
     assert t.units == 3 and len(t.seconds[2]) + len(t.seconds[1]) == 3
     with t.run(0):  # a set-up unit: run, not recorded
         pass
@@ -96,8 +102,8 @@ def test_overlapping_units_put_the_own_count_back(two_threads):
     """Two runs in threads of one process: whichever order they end in, the process's own count
     comes back (a naive save/restore per unit would leave 1 thread behind)."""
     a, b = ThreadTuner(), ThreadTuner()
-    a.seconds[2], b.seconds[2] = [0.1], [0.1]
-    a.seconds[1], b.seconds[1] = [0.01], [0.01]  # both choose 1 thread
+    a.seconds[2], b.seconds[2] = [0.1, 0.1], [0.1, 0.1]
+    a.seconds[1], b.seconds[1] = [0.01, 0.01], [0.01, 0.01]  # both choose 1 thread
     ua, ub = a.run(1), b.run(1)
     ua.__enter__()
     assert torch.get_num_threads() == 1

@@ -10,11 +10,12 @@ the code, so :class:`ThreadTuner` measures it:
 
 * the work comes in units (a batch of the batch command, an image's explanation, a chunk of
   curve forwards), each run inside ``with tuner.run(size):``;
-* the first units try each candidate (1 thread and the process's own count), then every unit
-  runs on the candidate with the lower median time per item over its last few units;
+* the first unit is a warm-up (not timed: it pays one-time costs), then each candidate (1 thread
+  and the process's own count) runs two units in turn, then every unit runs on the candidate
+  with the lower median time per item over its last few units;
 * the other candidate is tried again now and then, so a machine whose load changes is followed:
   every ``probe_every`` units, or less often when it was much slower (looking again costs at
-  most ``overhead``, 5 %, of the time).
+  most ``overhead``, 5 %, of the time), but at least every 64 units.
 
 The thread count is set for the unit and put back afterwards. ``torch.set_num_threads`` is
 process-wide: units that run at the same time in threads of one process (two runs started from a
@@ -41,6 +42,8 @@ from methods._internal.checks import check_int, check_number
 __all__ = ["ThreadTuner", "tuner", "own_threads"]
 
 _KEEP = 3  # units remembered per candidate
+_TRIES = 2  # units each candidate runs before the tuner chooses
+_LONGEST = 64  # the most units between two looks at the slower candidate
 
 
 class ThreadTuner:
@@ -68,22 +71,23 @@ class ThreadTuner:
         self.seconds: dict[int, list[float]] = {c: [] for c in self.candidates}  # per item, last units
         self.last: dict[int, int] = {c: -1 for c in self.candidates}  # the unit each candidate last ran
         self.units = 0
+        self._warmed = False
 
     def choose(self) -> int:
         """The thread count for the next unit: an untried candidate, else the faster one, except
         that the slower one runs again once enough units have passed that looking again costs at
         most ``overhead`` of the time (``probe_every`` units, more when the slower one is much
-        slower: a candidate 5x slower is looked at every 80 units for 5 %)."""
-        untried = [c for c in self.candidates if not self.seconds[c]]
-        if untried:
-            return untried[0]
+        slower: a candidate 3x slower is looked at every 40 units for 5 %), and at least every 64 units."""
+        untried = [c for c in self.candidates if len(self.seconds[c]) < _TRIES]
+        if untried:  # each candidate twice, in turn: one slow first unit does not decide alone
+            return min(untried, key=lambda c: len(self.seconds[c]))
         medians = {c: statistics.median(self.seconds[c]) for c in self.candidates}
         best = min(self.candidates, key=medians.__getitem__)
         for other in self.candidates:
             if other == best:
                 continue
             slower = medians[other] / max(medians[best], 1e-12)
-            every = max(self.probe_every, math.ceil((slower - 1.0) / self.overhead))
+            every = min(_LONGEST, max(self.probe_every, math.ceil((slower - 1.0) / self.overhead)))
             if self.units - self.last[other] >= every:
                 return other  # look again: the load may have changed
         return best
@@ -94,6 +98,7 @@ class ThreadTuner:
         ``size=0``: a unit that is not like the others (a first call that sets things up): it
         runs on the current choice and its time is not recorded."""
         count = self.choose()
+        warm_up, self._warmed = not self._warmed, True
         _enter(count)
         start = time.perf_counter()
         try:
@@ -101,7 +106,7 @@ class ThreadTuner:
         finally:
             spent = (time.perf_counter() - start) / max(1, size)
             _leave()
-            if size > 0:
+            if size > 0 and not warm_up:  # the very first unit pays one-time costs: not recorded
                 self.last[count] = self.units
                 kept = self.seconds[count]
                 kept.append(spent)
