@@ -113,3 +113,18 @@ def test_overlapping_units_put_the_own_count_back(two_threads):
     ub.__exit__(None, None, None)
     assert torch.get_num_threads() == 2
     assert tuner("test.c").candidates == (2, 1)
+
+
+def test_a_unit_inside_a_block_puts_the_blocks_count_back(two_threads):
+    """evaluate runs an image's work on the faster count so far (run(0)) and times each chunk of
+    curve forwards inside it: after each chunk the image's count is back."""
+    t = ThreadTuner()
+    t.seconds[2], t.seconds[1] = [0.5, 0.5], [0.1, 0.1]  # 1 thread faster
+    t._warmed = True
+    with t.run(0) as outer:
+        assert outer == 1 == torch.get_num_threads() and t.best() == 1
+        t.last[2] = -100  # due for a look at 2 threads
+        with t.run(3) as inner:
+            assert inner == 2 == torch.get_num_threads()
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2 and t.units == 1

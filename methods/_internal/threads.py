@@ -92,12 +92,19 @@ class ThreadTuner:
                 return other  # look again: the load may have changed
         return best
 
+    def best(self) -> int:
+        """The candidate with the lower median time so far (the process's own count before any)."""
+        timed = [c for c in self.candidates if self.seconds[c]]
+        if not timed:
+            return self.candidates[0]
+        return min(timed, key=lambda c: statistics.median(self.seconds[c]))
+
     @contextlib.contextmanager
     def run(self, size: int = 1) -> Iterator[int]:
         """Run the block (one unit of ``size`` items) on the chosen thread count; yields it.
-        ``size=0``: a unit that is not like the others (a first call that sets things up): it
-        runs on the current choice and its time is not recorded."""
-        count = self.choose()
+        ``size=0``: work that is not like the units (set-up, or a block around units): it runs on
+        :meth:`best`, is not timed, and units inside it set their own count and put this one back."""
+        count = self.choose() if size > 0 else self.best()
         warm_up, self._warmed = not self._warmed, True
         _enter(count)
         start = time.perf_counter()
@@ -117,6 +124,7 @@ class ThreadTuner:
 _TUNERS: dict[tuple[str, int], ThreadTuner] = {}
 _LOCK = threading.Lock()
 _ACTIVE = [0, 0]  # [tuned units running now (any thread), the thread count before the first of them]
+_LOCAL = threading.local()  # per thread: the counts of the units it is inside, innermost last
 
 
 def _enter(count: int) -> None:
@@ -125,17 +133,23 @@ def _enter(count: int) -> None:
         if _ACTIVE[0] == 0:
             _ACTIVE[1] = torch.get_num_threads()
         _ACTIVE[0] += 1
+        _LOCAL.__dict__.setdefault("stack", []).append(count)
         torch.set_num_threads(count)
 
 
 def _leave() -> None:
-    """A tuned unit ends: the last one running puts the process's own count back. (Units that
-    overlap in time, two runs in threads of one process, share whichever count was set last; the
-    count is always put back to what it was before the first of them.)"""
+    """A tuned unit ends: the unit around it in this thread gets its count back, and the last one
+    running puts the process's own count back. (Units that overlap in time in different threads of
+    one process share whichever count was set last; the count is always put back to what it was
+    before the first of them.)"""
     with _LOCK:
         _ACTIVE[0] -= 1
+        stack = _LOCAL.stack
+        stack.pop()
         if _ACTIVE[0] == 0:
             torch.set_num_threads(_ACTIVE[1])
+        elif stack:
+            torch.set_num_threads(stack[-1])
 
 
 def own_threads() -> int:
