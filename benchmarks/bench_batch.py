@@ -17,6 +17,13 @@ Timed, interleaved round-robin (median of ``--repeats``):
 * **plain forward+backward** — the same images, already preprocessed in memory, through the model
   in the same batches with a forward hook on the layer and ``torch.autograd.grad`` of the top-1
   logits to that layer's output: the minimum any Grad-CAM computes, with no library around it;
+* **plain forward+backward, parameters frozen** — the same with every parameter's
+  ``requires_grad`` off and the graph started at the layer's output: no graph is recorded
+  before the layer, which is what the library's recorder does, so this is the least any Grad-CAM
+  computes. On more than one torch thread both plain passes are also timed on 1 thread (the
+  batch worker runs its model step on 1 thread or all, whichever its thread tuner measured
+  faster: :mod:`methods._internal.threads`). The goal's ratio is to the first plain pass (the
+  figure kept from before); the ratio to the fastest of the four is printed too, the stricter one;
 * the parts: decoding + preprocessing alone, ``methods.explain`` on the in-memory batches alone.
 
 Also: Grad-CAM ms per image at batch 1 vs batch ``--batch-size`` (maps batched across images).
@@ -99,6 +106,40 @@ def main() -> None:
             score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
             torch.autograd.grad(score, seen["a"])
 
+    def plain_frozen():  # the least a Grad-CAM computes: no graph before the layer (parameters frozen)
+        flags = [q.requires_grad for q in net.parameters()]
+        for q in net.parameters():
+            q.requires_grad_(False)
+        try:
+            for x in chunks:
+                seen = {}
+
+                def hook(m, a, o, seen=seen):
+                    seen["a"] = o.detach().requires_grad_(True)
+                    return seen["a"]
+
+                handle = module.register_forward_hook(hook)
+                try:
+                    logits = net(x)
+                finally:
+                    handle.remove()
+                score = logits.gather(1, logits.argmax(1, keepdim=True)).sum()
+                torch.autograd.grad(score, seen["a"])
+        finally:
+            for q, flag in zip(net.parameters(), flags):
+                q.requires_grad_(flag)
+
+    def one_thread(fn):
+        def run():
+            before = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                fn()
+            finally:
+                torch.set_num_threads(before)
+
+        return run
+
     def decode():
         torch.stack([loaded.preprocess(methods.load_image(p)) for p in paths])
 
@@ -117,11 +158,15 @@ def main() -> None:
         "batch command (decode .. PNGs, manifest)": batch_command,
         "batch command, overlapped": batch_overlapped,
         "plain forward+backward": plain,
+        "plain forward+backward, parameters frozen": plain_frozen,
         "decode + preprocess": decode,
         "methods.explain on the batches": explain_only,
         f"Grad-CAM {bs} images at batch 1": explain_one_by_one,
         f"Grad-CAM {bs} images at batch {bs}": explain_batched_same_images,
     }
+    if torch.get_num_threads() > 1:  # the floors on 1 thread too: the batch worker's thread tuner may pick it
+        fns["plain forward+backward, 1 thread"] = one_thread(plain)
+        fns["plain forward+backward, parameters frozen, 1 thread"] = one_thread(plain_frozen)
     times = time_interleaved(fns, repeats=args.repeats, warmup=1)
     n = args.images
     print(f"\nscenes_vgg, {n} images of 128x128, Grad-CAM at {layer}, batch size {bs}, median of {args.repeats}")
@@ -134,6 +179,14 @@ def main() -> None:
     )
     over = times["batch command, overlapped"] / times["plain forward+backward"]
     print(f"  batch command overlapped / plain forward+backward = {over:.2f}")
+    print(f"  batch command ms/image = {times['batch command (decode .. PNGs, manifest)'] / n * 1000:.2f}")
+    print(f"  batch command overlapped ms/image = {times['batch command, overlapped'] / n * 1000:.2f}")
+    fastest = min(t for name, t in times.items() if name.startswith("plain"))
+    print(
+        f"  batch command / the fastest plain pass = {times['batch command (decode .. PNGs, manifest)'] / fastest:.2f}"
+        f"  (overlapped: {times['batch command, overlapped'] / fastest:.2f}; the fastest of the plain passes above: "
+        "parameters frozen or not, 1 thread or all: the stricter floor)"
+    )
     print(
         f"  methods.explain / plain forward+backward = {times['methods.explain on the batches'] / times['plain forward+backward']:.2f}"
     )

@@ -7,7 +7,9 @@ One :class:`BatchWorker` lives in each worker process or Ray actor (built once f
    ``"skipped"`` result with the reason);
 2. preprocesses all images to the model's input size and explains them TOGETHER: one
    :func:`methods.explain_many` call, so every gradient method and layer of the batch share one
-   forward+backward over B images (on scenes_vgg 3.9 ms per image at B = 16 against 6.5 ms at B = 1);
+   forward+backward over B images (on scenes_vgg 3.9 ms per image at B = 16 against 6.5 ms at B = 1),
+   on the CPU on 1 torch thread or on all, whichever this process measured faster for the last
+   batches (:mod:`methods._internal.threads`);
 3. per image, draws exactly the dashboard's pictures: :func:`methods.viz.normalize.normalize_many`
    (the run's mode, ReLU, scope and percentiles; ``scope="shared"`` = one scale over all maps of
    the image), :func:`methods.viz.ranges.display_ranges` and :func:`methods.viz.render.render_views`
@@ -22,6 +24,7 @@ its own, and the image that raises again is reported as ``"failed"`` with the er
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from methods._internal.threads import tuner
 from methods._internal.torch_utils import resolve_precision
 from methods.cams.core.explain import explain_many
 from methods.cams.core.registry import get_method
@@ -191,8 +195,10 @@ class BatchWorker:
         # a run's images are all labelled (a label file) or none are (top-1): batch.py skips the unlabelled
         assert not known or len(known) == len(labels), "some images of the group have no label"
         target = known or None
-        x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
-        exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
+        on_cpu = self.device.type == "cpu"  # 1 or all threads, whichever is faster here now
+        with tuner("batch.model").run(len(group)) if on_cpu else contextlib.nullcontext():
+            x = self.loaded.preprocess_batch([image for _, image in group])  # (B, 3, H, W)
+            exps = explain_many(self.loaded, x, names, layers=layers, target=target, options=options)
         raws = {(m, layer): exps[m].maps[layer].detach().float().cpu().numpy() for m, layer in pairs}  # (B, h, w) each
         return _Writes(self, group, pairs, raws, exps)
 

@@ -123,24 +123,31 @@ _INTS = ("target", "predicted", "map_height", "map_width", "file_size", "file_mt
 _FLOATS = ("prob", "seconds", "percentile_low", "percentile_high", "alpha")
 
 
+def _kinds() -> dict[str, str]:
+    kinds = {"object": "Int64", "box": "object", "label": "Int64", "relu": "bool"}
+    kinds.update({c: "Float64" for c in ("score", "energy_pg", "energy_random", "energy_centre")})
+    kinds.update({c: "boolean" for c in ("pointing_hit", "pointing_random", "pointing_centre")})
+    kinds.update({c: "int64" for c in _INTS})
+    kinds.update({c: "float64" for c in _FLOATS})
+    return kinds
+
+
+_KINDS = _kinds()
+"""The dtype of every column :func:`frame` sets (the rest keep what pandas gives them)."""
+
+
 def frame(rows: Sequence[dict] | pd.DataFrame) -> pd.DataFrame:
-    """Rows as a manifest table: the columns in order, one dtype per column (so parts concatenate)."""
+    """Rows as a manifest table: the columns in order, one dtype per column (so parts concatenate).
+
+    A column already of its dtype is left as it is (the table is the same; converting it again
+    only cost time: a manifest is framed after every batch)."""
     df = pd.DataFrame(list(rows), columns=list(COLUMNS)) if not isinstance(rows, pd.DataFrame) else rows.copy()
     for col in OBJECT_ONLY:
         if col not in df.columns:
             df[col] = None
-    df["object"] = df["object"].astype("Int64")
-    df["box"] = df["box"].astype(object)
-    for col in ("score", "energy_pg", "energy_random", "energy_centre"):
-        df[col] = df[col].astype("Float64")
-    for col in ("pointing_hit", "pointing_random", "pointing_centre"):
-        df[col] = df[col].astype("boolean")
-    for col in _INTS:
-        df[col] = df[col].astype("int64")
-    for col in _FLOATS:
-        df[col] = df[col].astype("float64")
-    df["label"] = df["label"].astype("Int64")
-    df["relu"] = df["relu"].astype(bool)
+    for col, kind in _KINDS.items():
+        if df[col].dtype != kind:
+            df[col] = df[col].astype(kind)
     return df[list(COLUMNS)].reset_index(drop=True)
 
 
@@ -189,6 +196,7 @@ class ManifestStore:
         self.parts = self.out / PARTS
         self.last_fold = time.monotonic()
         self.fold_seconds = 0.0
+        self._written: dict[pathlib.Path, pd.DataFrame] = {}  # parts this store wrote, as their tables
 
     def _part_files(self) -> list[pathlib.Path]:
         if not self.parts.is_dir():
@@ -207,7 +215,9 @@ class ManifestStore:
 
     def _read_one(self, path: pathlib.Path) -> pd.DataFrame | None:
         """One manifest or part file as a manifest table; None (and the file moved aside) when it
-        cannot be read as one."""
+        cannot be read as one. A part this store wrote is not read back: its table is kept."""
+        if (mine := self._written.get(path)) is not None:
+            return mine
         try:
             return frame(pd.read_parquet(path))
         except (OSError, ValueError, TypeError, KeyError, pa.ArrowException) as exc:
@@ -221,13 +231,18 @@ class ManifestStore:
         if not rows:
             return
         buf = io.BytesIO()
-        frame(rows).to_parquet(buf, index=False)
+        table = frame(rows)
+        table.to_parquet(buf, index=False)
         name = f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
         write_atomic(self.parts / name, buf.getvalue())
+        self._written[self.parts / name] = table
 
     def fold(self) -> pd.DataFrame:
         """Fold every part into ``manifest.parquet`` (a new file renamed over the old one), then
-        delete those parts. Returns the manifest."""
+        delete those parts. Returns the manifest (as read back from the bytes written).
+
+        The parts this store appended are folded from the tables it kept, not read back from disk
+        (the same rows: :meth:`append` wrote them from those tables)."""
         t0 = time.monotonic()
         parts = self._part_files()
         df = self.read(parts)
@@ -235,8 +250,10 @@ class ManifestStore:
             buf = io.BytesIO()
             df.to_parquet(buf, index=False)
             write_atomic(self.path, buf.getvalue())
+            df = frame(pd.read_parquet(io.BytesIO(buf.getvalue())))  # the kinds a reader of the file gets
             for p in parts:  # a crash here only leaves parts that fold to the same rows again
                 p.unlink(missing_ok=True)
+                self._written.pop(p, None)
         self.last_fold = time.monotonic()
         self.fold_seconds = self.last_fold - t0
         return df

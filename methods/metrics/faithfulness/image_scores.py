@@ -19,6 +19,7 @@ which moves fp32 probabilities by ~1e-7).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 from methods._internal.checks import check_int
 from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
+from methods._internal.threads import ThreadTuner
 from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
 from methods.errors import InputError
 from methods.metrics.faithfulness.confidence import ConfidenceChange, Space, confidence_from, explanation_image
@@ -90,6 +92,7 @@ def image_scores(
     mean: Any = None,
     std: Any = None,
     progress: Progress | None = None,
+    threads: ThreadTuner | None = None,
 ) -> list[MapScores]:
     """Deletion and insertion curves and the confidence change of every map of one image.
 
@@ -107,6 +110,8 @@ def image_scores(
         blur_sigma: sigma of the ``"blur"`` baseline in pixels (default 0.05 * max(H, W)).
         space, mean, std: the confidence change's masking space (see :func:`methods.metrics.faithfulness.confidence.confidence_change`).
         progress: ``(done, total)`` callback after every chunk (total = :func:`forward_count`).
+        threads: runs each chunk on the thread count it picks (:mod:`methods._internal.threads`;
+            the evaluate command's worker passes one); None: torch's setting as it is.
 
     Returns:
         One :class:`MapScores` per map, in order; each equals ``deletion_curve``,
@@ -146,8 +151,11 @@ def image_scores(
         rows += [("deletion", m, i) for i in range(1, steps)] + [("insertion", m, i) for i in range(1, steps)]
         rows.append(("masked", m, 0))
 
-    def images(part: list[tuple[str, int, int]]) -> torch.Tensor:
-        out, j = [], 0
+    def images(part: list[tuple[str, int, int]], layout: torch.memory_format) -> torch.Tensor:
+        # written straight into one batch in the layout the runner feeds the model (no concatenation,
+        # no second copy into channels_last); the same values as perturb() makes image by image
+        out = torch.empty((len(part), *x.shape[1:]), dtype=x.dtype, device=x.device, memory_format=layout)
+        j = 0
         while j < len(part):  # one tensor op per run of rows of the same (kind, map)
             kind, m, _ = part[j]
             end = j
@@ -155,18 +163,20 @@ def image_scores(
                 end += 1
             if kind in ("deletion", "insertion"):
                 k = counts[[i for _, _, i in part[j:end]]].to(x.device).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
-                out.append(perturb(kind, x, d_sub if kind == "deletion" else i_sub, ranks[m] < k))  # (B, C, H, W)
+                perturb(kind, x, d_sub if kind == "deletion" else i_sub, ranks[m] < k, out=out[j:end])
             else:
                 one = {"x": x, "del_base": d_sub, "ins_base": i_sub}.get(kind)
-                out.append((one if one is not None else masked[m]).expand(end - j, -1, -1, -1))
+                out[j:end] = one if one is not None else masked[m]
             j = end
-        return torch.cat(out)  # (B, C, H, W)
+        return out  # (B, C, H, W)
 
     score = torch.empty(len(rows), dtype=torch.float64)
     with channels_last_weights(net), runner_for(x, ran_in, len(rows), progress) as run:
         for start in range(0, len(rows), batch_size):
             part = rows[start : start + batch_size]
-            p = class_probabilities(run, net, images(part))  # (B, K)
+            layout = torch.contiguous_format if run.channels_last is False else torch.channels_last
+            with threads.run(len(part) if start else 0) if threads is not None else contextlib.nullcontext():
+                p = class_probabilities(run, net, images(part, layout))  # (B, K)
             if start == 0:
                 target = check_class(target, p.shape[1])
             score[start : start + len(part)] = p[:, target].cpu()

@@ -208,11 +208,16 @@ def pixel_ranks(sal: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return rank.view(1, 1, h, w)
 
 
-def perturb(kind: str, x: torch.Tensor, substrate: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-    """Deletion puts the substrate on the chosen pixels, insertion puts the image there. (B, C, H, W)."""
-    if kind == "deletion":
-        return torch.where(chosen, substrate, x)
-    return torch.where(chosen, x, substrate)
+def perturb(
+    kind: str, x: torch.Tensor, substrate: torch.Tensor, chosen: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Deletion puts the substrate on the chosen pixels, insertion puts the image there. (B, C, H, W).
+
+    ``out``: a tensor of the result's shape to write into (a slice of a batch being built), else a new one."""
+    first, second = (substrate, x) if kind == "deletion" else (x, substrate)
+    if out is None:
+        return torch.where(chosen, first, second)
+    return torch.where(chosen, first, second, out=out)
 
 
 def perturbed_image(

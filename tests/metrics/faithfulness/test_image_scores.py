@@ -119,3 +119,28 @@ def test_bad_input():
         image_scores(net, torch.rand(1, 3, 6, 6), [], 0)
     with pytest.raises(TargetError, match="out of range"):
         image_scores(net, torch.rand(1, 3, 6, 6), [torch.rand(2, 2)], 9, steps=2)
+
+
+def test_a_thread_tuner_changes_no_score():
+    """The evaluate worker runs the chunks on 1 thread or all (methods._internal.threads): the same
+    numbers as torch's own setting, and the same images (built in place) as the one-map functions."""
+    from methods._internal.threads import ThreadTuner
+    from methods.metrics.faithfulness.perturbation import perturb
+
+    net = Counting().eval()
+    x = torch.rand(1, 3, 12, 10)
+    maps = [torch.rand(6, 5, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+    plain = image_scores(net, x, maps, 1, steps=7, batch_size=5, precision="fp32")
+    t = ThreadTuner(probe_every=2)
+    tuned = image_scores(net, x, maps, 1, steps=7, batch_size=5, precision="fp32", threads=t)
+    assert t.units == len(range(0, forward_count(3, 7, same_baselines=True), 5)) - 1  # the first chunk unrecorded
+    for a, b in zip(plain, tuned):
+        np.testing.assert_allclose(a.deletion.scores, b.deletion.scores, atol=1e-7)
+        np.testing.assert_allclose(a.insertion.scores, b.insertion.scores, atol=1e-7)
+        assert a.confidence.drop == pytest.approx(b.confidence.drop, abs=1e-6)
+    chosen = torch.rand(4, 1, 12, 10) < 0.5
+    sub = torch.zeros_like(x)
+    for kind in ("deletion", "insertion"):
+        out = torch.empty(6, 3, 12, 10, memory_format=torch.channels_last)
+        perturb(kind, x, sub, chosen, out=out[1:5])
+        assert torch.equal(out[1:5], perturb(kind, x, sub, chosen))
