@@ -48,6 +48,7 @@ __all__ = [
     "MODEL_CALLS",
     "SLOW_SLOTS",
     "GPU_SLOTS",
+    "device_slot",
     "use_device",
     "session_device",
     "private_model",
@@ -254,6 +255,13 @@ def _private_model(handle: ModelHandle, progress: Progress | None) -> Iterator[A
             own = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
         with _device_slot(handle.device, progress):
             yield own
+
+
+def device_slot(device: str, progress: Progress | None = None):
+    """A context manager: one of ``device``'s :data:`GPU_SLOTS` (nothing on the CPU), for a long job
+    that runs a model of its own on the session's device (the Advisor, the Benchmark page's
+    evaluation). Take it inside :func:`slow_slot`; waiting can be cancelled through ``progress``."""
+    return _device_slot(device, progress)
 
 
 def locked(handle: ModelHandle, progress: Progress | None = None):

@@ -191,3 +191,53 @@ def test_maps_on_a_real_gpu_equal_the_cpus():
         a = out["cpu"]["maps"][method][loaded.default_layer]
         b = out["cuda:0"]["maps"][method][loaded.default_layer]
         assert np.abs(a - b).max() <= 1e-4 * max(np.abs(a).max(), 1e-12)
+
+
+def test_the_long_jobs_run_on_the_chosen_gpu_inside_one_of_its_slots(monkeypatch):
+    """The Benchmark page's evaluation and the Advisor run their own model copy on the sidebar's
+    device, each holding one of that GPU's slots while it runs (a faked GPU: the call is recorded,
+    then run on the CPU), and give the slot back."""
+    from dashboard.views.advisor import settings as advisor_settings
+    from dashboard.views.benchmark import evaluation
+    from methods.advisor import advise as real_advise
+    from methods.pipeline.evaluate import evaluate as real_evaluate
+
+    fake_gpus(monkeypatch, 1)
+    monkeypatch.setattr(devices, "place", lambda loaded, device: loaded)
+    seen: list[tuple[str, str, int]] = []
+
+    def gate_value() -> int:
+        return cache._GPU_GATES["cuda:0"]._value
+
+    def evaluate(*args, device=None, **kwargs):
+        seen.append(("evaluate", str(device), gate_value()))
+        return real_evaluate(*args, device="cpu", **kwargs)
+
+    def advise(*args, device=None, **kwargs):
+        seen.append(("advise", str(device), gate_value()))
+        return real_advise(*args, device="cpu", **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate", evaluate)
+    monkeypatch.setattr(advisor_settings, "advise", advise)
+    st.cache_resource.clear()
+    try:
+        at = run_page("benchmark", model="scenes_vgg")
+        at.multiselect(key="bm_methods").set_value(["gradcam"]).run()
+        at.number_input(key="bm_n").set_value(1).run()
+        at.slider(key="bm_steps").set_value(3).run()
+        at.button(key="bm_run").click().run()
+        assert_clean(at)
+        at.switch_page("pages/10_Advisor.py").run()
+        at.selectbox(key="adv_model").select("scenes_vgg").run()
+        at.number_input(key="adv_n").set_value(1).run()
+        at.multiselect(key="adv_methods").set_value(["gradcam"]).run()
+        at.radio(key="adv_layers").set_value("default").run()
+        at.slider(key="adv_steps").set_value(3).run()
+        at.number_input(key="adv_sanity").set_value(0).run()
+        at.button(key="adv_run").click().run()
+        assert_clean(at)
+        held = cache.GPU_SLOTS - 1
+        assert seen == [("evaluate", "cuda:0", held), ("advise", "cuda:0", held)]
+        assert gate_value() == cache.GPU_SLOTS  # given back
+    finally:
+        st.cache_resource.clear()

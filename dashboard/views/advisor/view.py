@@ -142,9 +142,11 @@ def _run(choice: adv.Choice, options: AdviseOptions) -> Advice | None:
     if not jobs.wait_for_click(job, text, "Run the Advisor", key="adv_run"):
         return None
 
-    def work(tracker):  # a fresh copy of the model, in a slow-job slot: the shared one stays free
-        with cache.slow_slot(tracker):
-            return adv.run(load_model(choice.model), choice, options, tracker, device=cache.session_device())
+    device = cache.session_device()
+
+    def work(tracker):  # a fresh copy of the model, in a slow-job slot (and a slot of its GPU): the shared one stays free
+        with cache.slow_slot(tracker), cache.device_slot(device, tracker):
+            return adv.run(load_model(choice.model), choice, options, tracker, device=device)
 
     advice = jobs.run_with_progress(work, "Running the Advisor", job=job)
     jobs.mark_ran(job)

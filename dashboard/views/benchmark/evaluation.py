@@ -42,10 +42,11 @@ def run_small(
     seed: int = 0,
     layers: str = "default",
     progress: Callable[[int, int], None] | None = None,
+    device: str = "cpu",
 ) -> pd.DataFrame:
     """Score ``n`` scenes of ``kind`` with :func:`methods.pipeline.evaluate.evaluate` (in this process,
-    one at a time); ``progress(done, n)`` is called before each scene and at the end (it may
-    raise ``Cancelled`` to stop)."""
+    one at a time, on ``device``: the sidebar's choice); ``progress(done, n)`` is called before each
+    scene and at the end (it may raise ``Cancelled`` to stop)."""
     if kind not in KINDS:
         raise OptionError(f"kind={kind!r} must be one of {list(KINDS)}")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SCENES:
@@ -65,6 +66,7 @@ def run_small(
                 progress=False,
                 engine="local",
                 workers=1,
+                device=device,
                 log=lambda _s: None,
             )
         )

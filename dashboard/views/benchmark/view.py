@@ -92,10 +92,13 @@ def _run_tab() -> None:
     if not jobs.wait_for_click(job, text, "Run the evaluation", key="bm_run"):
         return
 
-    def work(tracker):  # a fresh copy of the model for this job, in a slow-job slot: the shared one stays free
-        with cache.slow_slot(tracker):
+    device = cache.session_device()
+
+    def work(tracker):  # a fresh copy of the model, in a slow-job slot (and a slot of its GPU): the shared one stays free
+        with cache.slow_slot(tracker), cache.device_slot(device, tracker):
             return evaluation.run_small(
                 load_model(model),
+                device=device,
                 kind=kind,
                 n=int(n),
                 methods=chosen,
