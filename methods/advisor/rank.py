@@ -302,9 +302,9 @@ def _recommend(out, best, ranked, refs, metric, failed_sanity, alpha, test) -> R
         parts.append(f"random map at {best['layer']}: {_fmt(ref)}, paired {fmt_p(best.get('p_random', math.nan))}")
         if not beats:
             notes.append(
-                f"the best choice does not beat the random map with non-overlapping intervals and "
-                f"{fmt_p(best.get('p_random', math.nan))} < {alpha:g} ({_fmt(best)} vs {_fmt(ref)}): trust no map "
-                "of this grid on these images"
+                f"the best choice does not beat the random map (that needs non-overlapping intervals and a "
+                f"paired p < {alpha:g}; here {_fmt(best)} vs {_fmt(ref)}, {fmt_p(best.get('p_random', math.nan))}): "
+                "trust no map of this grid on these images"
                 + (" — too few images for any evidence; score more" if int(best.get("n", 0)) < 6 else "")
             )
     else:

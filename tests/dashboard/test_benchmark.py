@@ -23,6 +23,7 @@ from dashboard.core import pages, services
 from dashboard.core.scene_ids import parse_scene_id
 from dashboard.core.state import ViewState
 from dashboard.views.benchmark import data as bd
+from methods import load_model
 from methods.data.scenes import make_scene
 from methods.errors import InputError
 from methods.metrics.benchmark.leaderboard import leaderboard, per_class
@@ -320,3 +321,34 @@ def pages_root():
     from app_kit import ROOT
 
     return ROOT / "dashboard"
+
+
+def test_an_evaluate_table_of_an_annotated_mask_folder_opens_with_its_classes(tmp_path_factory):
+    """A user's annotated set (a mask folder of four scenes, labelled by their masks, not by the
+    scene generator) scored by evaluate: the page shows its leaderboard and one per-class row per
+    annotated class, with the pointing game computed against the user's masks."""
+    root = tmp_path_factory.mktemp("masks_set")
+    scenes = [make_scene(2_000 + i) for i in range(4)]
+    names = load_model("scenes_vgg").class_names
+    (root / "classes.txt").write_text("\n".join(["background", *names]) + "\n")
+    for i, s in enumerate(scenes):
+        (root / "images").mkdir(exist_ok=True)
+        (root / "masks").mkdir(exist_ok=True)
+        Image.fromarray(s.image).save(root / "images" / f"s{i}.png")
+        Image.fromarray((s.mask.astype(np.uint8) * (s.label + 1)).astype(np.uint8), mode="L").save(
+            root / "masks" / f"s{i}.png"
+        )
+    df = evaluate("scenes_vgg", f"masks:{root}", **EVAL)
+    assert sorted(df.loc[df["method"] == "gradcam", "target_name"]) == sorted(names[s.label] for s in scenes)
+    assert df["pointing_hit"].notna().all()  # the masks came through
+    df.to_parquet(root / "eval.parquet", index=False)
+    at = _open(root / "eval.parquet")
+    assert_clean(at)
+    assert not live_markup(at)
+    shown = [d.value for d in at.dataframe]
+    board = leaderboard(df)
+    row = board[(board["method"] == "gradcam") & (board["metric"] == "pointing_hit")].iloc[0]
+    assert row["n"] == 4
+    assert shown[0].loc[0, "method"] == "gradcam"
+    per_class_shown = shown[3].set_index("class")
+    assert sorted(per_class_shown.index) == sorted({names[s.label] for s in scenes})
