@@ -144,7 +144,9 @@ def _run(choice: adv.Choice, options: AdviseOptions) -> Advice | None:
 
     device = cache.session_device()
 
-    def work(tracker):  # a fresh copy of the model, in a slow-job slot (and a slot of its GPU): the shared one stays free
+    def work(
+        tracker,
+    ):  # a fresh copy of the model, in a slow-job slot (and a slot of its GPU): the shared one stays free
         with cache.slow_slot(tracker), cache.device_slot(device, tracker):
             return adv.run(load_model(choice.model), choice, options, tracker, device=device)
 

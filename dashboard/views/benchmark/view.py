@@ -94,7 +94,9 @@ def _run_tab() -> None:
 
     device = cache.session_device()
 
-    def work(tracker):  # a fresh copy of the model, in a slow-job slot (and a slot of its GPU): the shared one stays free
+    def work(
+        tracker,
+    ):  # a fresh copy of the model, in a slow-job slot (and a slot of its GPU): the shared one stays free
         with cache.slow_slot(tracker), cache.device_slot(device, tracker):
             return evaluation.run_small(
                 load_model(model),
