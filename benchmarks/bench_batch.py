@@ -1,9 +1,10 @@
 """Speed of the batch command against a plain batched forward+backward of the same images, in one run.
 
-    PYTHONPATH=$PWD python benchmarks/bench_batch.py [--images 64] [--batch-size 16] [--repeats 5]
+    PYTHONPATH=$PWD python benchmarks/bench_batch.py [--images 64] [--batch-size 16] [--repeats 5] [--model NAME]
 
-Setup: the bundled scenes_vgg model (128 x 128 inputs), ``--images`` synthetic scenes written as PNG
-files, Grad-CAM at the default layer (features.20), the four views per image.
+Setup: the bundled scenes_vgg model (128 x 128 inputs; ``--model`` names another catalog classifier,
+e.g. ``efficientnet_lite0`` at 224 x 224, whose preprocessing resizes the scenes), ``--images``
+synthetic scenes written as PNG files, Grad-CAM at the model's default layer, the four views per image.
 
 Timed, interleaved round-robin (median of ``--repeats``):
 
@@ -69,6 +70,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--model", default="scenes_vgg", help="a catalog classifier (default scenes_vgg)")
     args = ap.parse_args()
     print("machine:", machine())
     work = pathlib.Path(tempfile.mkdtemp(prefix="gradlens-bench-batch-"))
@@ -76,10 +78,10 @@ def main() -> None:
     folder.mkdir()
     for i in range(args.images):
         Image.fromarray(make_scene(10_000_000 + i).image).save(folder / f"scene{i:04d}.png")
-    loaded = methods.load_model("scenes_vgg")
+    loaded = methods.load_model(args.model)
     net, layer, bs = loaded.model, loaded.default_layer, args.batch_size
     paths = sorted(folder.iterdir())
-    xs = torch.stack([loaded.preprocess(methods.load_image(p)) for p in paths])  # (N, 3, 128, 128)
+    xs = torch.stack([loaded.preprocess(methods.load_image(p)) for p in paths])  # (N, 3, H, W) at the model's size
     chunks = list(xs.split(bs))
     module = dict(net.named_modules())[layer]
 
@@ -169,7 +171,10 @@ def main() -> None:
         fns["plain forward+backward, parameters frozen, 1 thread"] = one_thread(plain_frozen)
     times = time_interleaved(fns, repeats=args.repeats, warmup=1)
     n = args.images
-    print(f"\nscenes_vgg, {n} images of 128x128, Grad-CAM at {layer}, batch size {bs}, median of {args.repeats}")
+    size = "x".join(str(v) for v in xs.shape[-2:])
+    print(
+        f"\n{args.model}, {n} scenes of 128x128 read at {size}, Grad-CAM at {layer}, batch size {bs}, median of {args.repeats}"
+    )
     for name, t in times.items():
         count = bs if name.startswith("Grad-CAM") else n
         print(f"  {name:<44s} {t:8.3f} s   {count / t:8.1f} images/s   {t / count * 1000:7.2f} ms/image")
