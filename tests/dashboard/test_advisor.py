@@ -4,12 +4,17 @@ the library's intervals, user text escaped, and the URL parameters."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app_kit import HOME, PAGES, TIMEOUT, assert_clean, plain, plotly_specs
 from dashboard.views.advisor import settings as adv
 from methods.advisor import AdviseOptions, advise
+from methods.data.annotated import AnnotatedOptions
+from methods.data.scenes import make_scene
+from methods.errors import InputError
 from methods.review.store import SnapshotStore
 
 OPTIONS = dict(methods=("gradcam",), layers="default", normalizations=("minmax",), n_sanity=0, steps=5)
@@ -102,3 +107,88 @@ def test_the_annotated_quokka_on_lite0_ranks_by_its_outline_and_saves(fp32, tmp_
     with SnapshotStore(tmp_path / "review.db") as store:
         (summary,) = store.list()
         assert store.get(summary.id).page == "advisor"
+
+
+def _mask_folder(root, count: int) -> None:
+    """``count`` one-object scenes as a mask folder (classes.txt: background, then scenes_vgg's classes)."""
+    names = ("circle", "square", "triangle", "star", "cross", "diamond", "ellipse", "semicircle")
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    (root / "classes.txt").write_text("\n".join(["background", *names]) + "\n")
+    for i in range(count):
+        s = make_scene(3_000 + i)
+        Image.fromarray(s.image).save(root / "images" / f"s{i}.png")
+        Image.fromarray((s.mask * (s.label + 1)).astype(np.uint8), mode="L").save(root / "masks" / f"s{i}.png")
+
+
+def test_dataset_spec_stays_in_the_results_folder(tmp_path):
+    root = tmp_path / "results"
+    _mask_folder(root / "val", 1)
+    (root / "val" / "ann.json").write_text("{}")
+    assert adv.dataset_spec("masks:val", root) == f"masks:{root / 'val'}"
+    assert (
+        adv.dataset_spec("coco:val/ann.json:val/images", root)
+        == f"coco:{root / 'val' / 'ann.json'}:{root / 'val' / 'images'}"
+    )
+    (tmp_path / "outside").mkdir()
+    (root / "link").symlink_to(tmp_path / "outside")
+    refused = "no data set .* in the results folder"
+    for text in (
+        "masks:../outside",
+        "masks:link",
+        "masks:nothing",
+        "coco:val",
+        f"masks:{tmp_path}",
+        "voc:val/classes.txt",
+    ):
+        with pytest.raises(InputError, match=refused):
+            adv.dataset_spec(text, root)
+    for text in ("val", "tiff:val", "masks:"):
+        with pytest.raises(InputError, match="FORMAT:PATH"):
+            adv.dataset_spec(text, root)
+
+
+def test_dataset_spec_is_off_when_the_operator_turns_the_folder_off(monkeypatch):
+    monkeypatch.setenv("GRADLENS_RESULTS_ROOT", "off")
+    with pytest.raises(InputError, match="turned off"):
+        adv.dataset_spec("masks:val")
+
+
+def test_the_users_annotated_set_from_the_results_folder(fp32, tmp_path, monkeypatch):
+    """The first n images of a mask folder in the results folder: the cost counts its image x class
+    pairs, the recommendation is the library's on the same set and limit, a link keeps the set, and
+    a path outside the folder is a message on the page."""
+    root = tmp_path / "results"
+    _mask_folder(root / "val", 5)
+    monkeypatch.setenv("GRADLENS_RESULTS_ROOT", str(root))
+    at = _page()
+    at.selectbox(key="adv_model").select("scenes_vgg").run()
+    at.radio(key="adv_images").set_value("dataset").run()
+    assert [i.value for i in at.info if "Type the data set" in i.value]
+    at.text_input(key="adv_dataset").input("masks:../").run()
+    errors = [plain(e.value) for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("No data set 'masks:../' in the results folder"), errors
+    assert str(tmp_path) not in errors[0]  # no server path shown
+    at.text_input(key="adv_dataset").input("masks:val").run()
+    at.number_input(key="adv_n").set_value(4).run()
+    at.multiselect(key="adv_methods").set_value(["gradcam"]).run()
+    at.multiselect(key="adv_norms").set_value(["minmax"]).run()
+    at.radio(key="adv_layers").set_value("default").run()
+    at.slider(key="adv_steps").set_value(5).run()
+    at.number_input(key="adv_sanity").set_value(0).run()
+    assert_clean(at)
+    boxes = [m.value for m in at.markdown if "forward passes" in m.value]
+    assert boxes and "Up to 96 forward passes" in boxes[0] and "for 4 image(s)" in boxes[0]  # 4 x 2 maps x 2 curves x 6
+    at.button(key="adv_run").click().run()
+    assert_clean(at)
+    assert at.query_params["images"] == "dataset" and at.query_params["dataset"] == "masks:val"
+    want = advise(
+        "scenes_vgg",
+        f"masks:{root / 'val'}",
+        AdviseOptions(**OPTIONS, n_boot=1000),
+        log=lambda _s: None,
+        dataset_options=AnnotatedOptions(max_images=4),
+    )
+    assert want.evaluations == 4
+    shown = [b.value for b in [*at.warning, *at.success] if "Recommendation" in b.value]
+    assert len(shown) == 1 and plain(shown[0]) == f"**Recommendation.** {want.recommendation}"

@@ -1,6 +1,7 @@
 """The Advisor page: which method, layer and normalization to trust on a model and an image set.
 
-Bounded choices (a catalog classifier, 2 to 30 scenes or the sample photos, cheap methods unless a
+Bounded choices (a catalog classifier, 2 to 30 scenes, the sample photos, the quokka or the first 2 to
+30 images of an annotated set in the results folder, cheap methods unless a
 slow one is picked, 5 to 30 curve steps), the cost before a click, a progress bar with Cancel, then
 the recommendation with its evidence, the ranked table with bootstrap intervals as error bars, the
 sanity verdicts, the report's files and "Save to Review". The work is
@@ -54,7 +55,7 @@ def _choice(models: dict[str, str]) -> adv.Choice:
     default = adv.Choice(model=ids[0])
     if not st.session_state.get(_QUERY_READ):  # the link's choice seeds the widgets once
         st.session_state[_QUERY_READ] = True
-        query = {k: st.query_params.get(k) for k in ("model", "images", "n", "metric")}
+        query = {k: st.query_params.get(k) for k in ("model", "images", "n", "metric", "dataset")}
         seeded, notes = adv.from_query(query, ids, default)
         for note in notes:
             st.caption(md_escape(note))
@@ -62,18 +63,33 @@ def _choice(models: dict[str, str]) -> adv.Choice:
             st.session_state.setdefault(f"adv_{key}", value)
     a, b, c, d = st.columns([2, 3, 1, 2])
     model = a.selectbox("Model", ids, key="adv_model", help="An available classifier of the catalog.")
-    kinds = [k for k in adv.KINDS if (k in adv.PHOTO_KINDS) == (models[model] != "scenes")]
+    kinds = [k for k in adv.KINDS if k == "dataset" or (k in adv.PHOTO_KINDS) == (models[model] != "scenes")]
     if st.session_state.get("adv_images") not in kinds:
         st.session_state["adv_images"] = kinds[0]
     images = b.radio("Images", kinds, key="adv_images", format_func=adv.KINDS.get, horizontal=True)
     n = c.number_input(
-        "How many", *adv.N_RANGE, key="adv_n", disabled=images in adv.PHOTO_KINDS, help="Scenes to score."
+        "How many",
+        *adv.N_RANGE,
+        key="adv_n",
+        disabled=images in adv.PHOTO_KINDS,
+        help="Scenes to score, or the first images of your data set.",
     )
+    dataset = ""
+    if images == "dataset":
+        dataset = st.text_input(
+            "Data set (FORMAT:PATH in the results folder)",
+            key="adv_dataset",
+            max_chars=adv.MAX_DATASET_TEXT,
+            placeholder="masks:val  ·  coco:val/instances.json  ·  voc:VOC2012  ·  imagefolder:val",
+            help="An annotated set on this server, below the results folder the operator set "
+            "(GRADLENS_RESULTS_ROOT, default ./results): COCO JSON, Pascal VOC, ImageFolder or a mask folder "
+            "(docs/datasets.md). Class names must be the model's. ImageFolder has no masks: rank by a curve metric.",
+        )
     metrics = [k for k, m in METRICS.items() if images != "photos" or not m.needs_masks]
     if st.session_state.get("adv_metric") not in metrics:
         st.session_state["adv_metric"] = metrics[0]
     metric = d.selectbox("Rank by", metrics, key="adv_metric", format_func=lambda k: METRICS[k].label)
-    choice = adv.Choice(model=model, images=images, n=int(n), metric=metric)
+    choice = adv.Choice(model=model, images=images, n=int(n), metric=metric, dataset=str(dataset).strip())
     st.query_params.from_dict(adv.to_query(choice))
     return choice
 
@@ -130,8 +146,22 @@ def _run(choice: adv.Choice, options: AdviseOptions) -> Advice | None:
         return held[1]
     n_layers = options.max_layers if options.layers == "auto" else 1
     n = {"photos": len(PHOTOS), "quokka": 1}.get(choice.images, choice.n)
+    explained = None
+    if choice.images == "dataset":
+        if not choice.dataset:
+            st.info("Type the data set: FORMAT:PATH in the results folder, e.g. masks:val.")
+            return None
+        names = cache.model_handle(choice.model).loaded.class_names
+        n, explained = adv.explained_pairs(adv.images_spec("dataset", n, choice.dataset), n, names)
     total = adv.forwards(
-        choice.images, n, len(options.methods), n_layers, len(options.normalizations), options.steps, choice.metric
+        choice.images,
+        n,
+        len(options.methods),
+        n_layers,
+        len(options.normalizations),
+        options.steps,
+        choice.metric,
+        explained=explained,
     )
     slow = [methods.get_method(m).label for m in options.methods if methods.get_method(m).slow]
     text = (
