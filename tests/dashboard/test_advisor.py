@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from app_kit import HOME, PAGES, TIMEOUT, assert_clean, plain, plotly_specs
+from app_kit import HOME, PAGES, TIMEOUT, assert_clean, plain, plotly_specs, run_page
 from dashboard.views.advisor import settings as adv
 from methods.advisor import AdviseOptions, advise
 from methods.data.annotated import AnnotatedOptions
@@ -109,6 +109,29 @@ def test_the_annotated_quokka_on_lite0_ranks_by_its_outline_and_saves(fp32, tmp_
         assert store.get(summary.id).page == "advisor"
 
 
+def _one_small_grid(at) -> None:
+    """Grad-CAM, min-max, the default layer, 5 steps, no sanity check: OPTIONS, on the page."""
+    at.multiselect(key="adv_methods").set_value(["gradcam"]).run()
+    at.multiselect(key="adv_norms").set_value(["minmax"]).run()
+    at.radio(key="adv_layers").set_value("default").run()
+    at.slider(key="adv_steps").set_value(5).run()
+    at.number_input(key="adv_sanity").set_value(0).run()
+
+
+def _shows_the_librarys_advice(at, model, spec: str) -> None:
+    """The page's recommendation box is advise()'s on the first 4 images of ``spec`` with OPTIONS."""
+    want = advise(
+        model,
+        spec,
+        AdviseOptions(**OPTIONS, n_boot=1000),
+        log=lambda _s: None,
+        dataset_options=AnnotatedOptions(max_images=4),
+    )
+    assert want.evaluations == 4
+    shown = [b.value for b in [*at.warning, *at.success] if "Recommendation" in b.value]
+    assert len(shown) == 1 and plain(shown[0]) == f"**Recommendation.** {want.recommendation}"
+
+
 def _mask_folder(root, count: int) -> None:
     """``count`` one-object scenes as a mask folder (classes.txt: background, then scenes_vgg's classes)."""
     names = ("circle", "square", "triangle", "star", "cross", "diamond", "ellipse", "semicircle")
@@ -171,24 +194,63 @@ def test_the_users_annotated_set_from_the_results_folder(fp32, tmp_path, monkeyp
     assert str(tmp_path) not in errors[0]  # no server path shown
     at.text_input(key="adv_dataset").input("masks:val").run()
     at.number_input(key="adv_n").set_value(4).run()
-    at.multiselect(key="adv_methods").set_value(["gradcam"]).run()
-    at.multiselect(key="adv_norms").set_value(["minmax"]).run()
-    at.radio(key="adv_layers").set_value("default").run()
-    at.slider(key="adv_steps").set_value(5).run()
-    at.number_input(key="adv_sanity").set_value(0).run()
+    _one_small_grid(at)
     assert_clean(at)
     boxes = [m.value for m in at.markdown if "forward passes" in m.value]
     assert boxes and "Up to 96 forward passes" in boxes[0] and "for 4 image(s)" in boxes[0]  # 4 x 2 maps x 2 curves x 6
     at.button(key="adv_run").click().run()
     assert_clean(at)
     assert at.query_params["images"] == "dataset" and at.query_params["dataset"] == "masks:val"
-    want = advise(
-        "scenes_vgg",
-        f"masks:{root / 'val'}",
-        AdviseOptions(**OPTIONS, n_boot=1000),
-        log=lambda _s: None,
-        dataset_options=AnnotatedOptions(max_images=4),
-    )
-    assert want.evaluations == 4
-    shown = [b.value for b in [*at.warning, *at.success] if "Recommendation" in b.value]
-    assert len(shown) == 1 and plain(shown[0]) == f"**Recommendation.** {want.recommendation}"
+    _shows_the_librarys_advice(at, "scenes_vgg", f"masks:{root / 'val'}")
+
+
+def test_an_uploaded_checkpoint_of_its_own_classes_on_its_own_image_folder(fp32, tmp_path, monkeypatch):
+    """A checkpoint uploaded in the sidebar (squeezenet1_1, 3 classes of the user's) is offered by
+    the Advisor with the data set as its only image kind; the page's recommendation equals the
+    library's on a copy of the same loaded model, the same set and limit."""
+    import io
+
+    import torch
+    import torchvision
+
+    from dashboard.app import uploads
+
+    root = tmp_path / "results"
+    fruit = ("apple", "banana", "cherry")
+    for k, name in enumerate(fruit):
+        for j in range(2):
+            folder = root / "fruit" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = np.random.default_rng(10 * k + j).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{j}.png")
+    monkeypatch.setenv("GRADLENS_RESULTS_ROOT", str(root))
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.save(torchvision.models.squeezenet1_1(num_classes=3).state_dict(), buf)
+    at = run_page()
+    at.file_uploader(key="w_ckpt_file").set_value(("fruit.pt", buf.getvalue(), "application/octet-stream"))
+    at.selectbox(key="w_ckpt_arch").set_value("squeezenet1_1")
+    at.number_input(key="w_ckpt_classes").set_value(3)
+    at.text_area(key="w_ckpt_names").set_value("\n".join(fruit))
+    at.run()
+    at.button(key="w_ckpt_load").click().run()
+    assert_clean(at)
+    upload_id = at.selectbox(key="w_model").value
+    assert upload_id.startswith("upload:")
+    at.switch_page(PAGES["advisor"]).run()
+    assert_clean(at)
+    menu = at.selectbox(key="adv_model")
+    label = "Uploaded: fruit.pt (squeezenet1_1)"  # the menu shows the upload by its file name
+    assert menu.options[-1] == label
+    menu.select(label).run()
+    assert at.query_params["model"] == upload_id
+    assert at.radio(key="adv_images").options == [adv.KINDS["dataset"]]
+    at.text_input(key="adv_dataset").input("imagefolder:fruit").run()
+    at.number_input(key="adv_n").set_value(4).run()
+    _one_small_grid(at)
+    at.button(key="adv_run").click().run()
+    assert_clean(at)
+    entry = at.session_state[uploads._UPLOAD_KEYS["models"]][upload_id]
+    loaded = entry["handle"].loaded
+    assert loaded.class_names == fruit
+    _shows_the_librarys_advice(at, loaded, f"imagefolder:{root / 'fruit'}")

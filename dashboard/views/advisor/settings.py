@@ -28,6 +28,7 @@ from methods.advisor import METRICS, Advice, AdviseOptions, advise
 from methods.data.annotated import AnnotatedOptions
 from methods.data.photos import PHOTOS, load_photo
 from methods.data.quokka import quokka_dataset
+from methods.data.scenes import CLASS_NAMES as SCENE_CLASSES
 from methods.errors import InputError
 from methods.pipeline.sources import load_sample, parse_images, sample_items
 
@@ -40,6 +41,8 @@ __all__ = [
     "to_query",
     "images_spec",
     "dataset_spec",
+    "upload_domain",
+    "kinds_for",
     "DATASET_FORMATS",
     "photo_folder",
     "forwards",
@@ -57,6 +60,28 @@ KINDS: dict[str, str] = {
 PHOTO_KINDS = ("photos", "quokka")
 """The image kinds for ImageNet models (``scenes`` and ``scenes2`` for the scene models; ``dataset`` for any)."""
 DATASET_FORMATS = ("coco", "voc", "imagefolder", "masks")
+IMAGENET_CLASSES = 1000
+
+
+def upload_domain(class_names: Sequence[str]) -> str:
+    """The image kinds an uploaded classifier can use, by its class names: ``"scenes"`` (the scenes'
+    eight classes, in order), ``"imagenet"`` (1000 classes: the photos and the quokka), else ``"custom"``."""
+    if tuple(class_names) == tuple(SCENE_CLASSES):
+        return "scenes"
+    return "imagenet" if len(class_names) == IMAGENET_CLASSES else "custom"
+
+
+def kinds_for(domain: str) -> list[str]:
+    """The image kinds offered for a model of ``domain``: the scenes for scene models, your data set
+    only for an uploaded checkpoint of other classes (``"custom"``), else the photos and the quokka;
+    your data set for every model."""
+    if domain == "scenes":
+        return ["scenes", "scenes2", "dataset"]
+    if domain == "custom":
+        return ["dataset"]
+    return ["photos", "quokka", "dataset"]
+
+
 MAX_DATASET_TEXT = 300
 MAX_IMAGES = 30
 N_RANGE = (2, MAX_IMAGES)

@@ -16,7 +16,7 @@ import json
 import streamlit as st
 
 import methods
-from dashboard.app import cache, jobs, save_panel
+from dashboard.app import cache, jobs, save_panel, uploads
 from dashboard.app.errors import md_escape, shown_errors
 from dashboard.core import menus
 from dashboard.draw.advisor import ranking_figure, row_label
@@ -25,7 +25,6 @@ from methods.advisor import METRICS, NORMALIZATIONS, Advice, AdviseOptions
 from methods.advisor.options import DEFAULT_METHODS
 from methods.advisor.review import advice_snapshot
 from methods.data.photos import PHOTOS
-from methods.models.catalog import load_model
 
 __all__ = ["show", "RESULT_KEY"]
 
@@ -46,8 +45,19 @@ _QUERY_READ = "_advisor_query_read"
 
 
 def _models() -> dict[str, str]:
-    """Available classifiers: id -> domain."""
-    return {m.id: m.domain for m in menus.model_choices() if m.available and m.task == "classification"}
+    """Available classifiers: id -> domain; this session's uploaded checkpoints too, their domain
+    read from their class names (the scenes', ImageNet's 1000, or ``"custom"``: your data set only)."""
+    found = {m.id: m.domain for m in menus.model_choices() if m.available and m.task == "classification"}
+    for upload_id, info in uploads.uploaded_models().items():
+        names = tuple(info.get("class_names") or ())
+        if getattr(info["handle"].loaded, "task", "classification") == "classification":
+            found[upload_id] = adv.upload_domain(names)
+    return found
+
+
+def _label(model_id: str) -> str:
+    info = uploads.uploaded_models().get(model_id)
+    return model_id if info is None else f"Uploaded: {info['name']} ({info['arch']})"
 
 
 def _choice(models: dict[str, str]) -> adv.Choice:
@@ -60,10 +70,20 @@ def _choice(models: dict[str, str]) -> adv.Choice:
         for note in notes:
             st.caption(md_escape(note))
         for key, value in vars(seeded).items():
-            st.session_state.setdefault(f"adv_{key}", value)
+            st.session_state.setdefault(f"adv_{key}", _label(value) if key == "model" else value)
     a, b, c, d = st.columns([2, 3, 1, 2])
-    model = a.selectbox("Model", ids, key="adv_model", help="An available classifier of the catalog.")
-    kinds = [k for k in adv.KINDS if k == "dataset" or (k in adv.PHOTO_KINDS) == (models[model] != "scenes")]
+    by_label = {_label(i): i for i in ids}  # an upload by its file name; a catalog model by its id
+    if st.session_state.get("adv_model") not in by_label:  # an upload dropped from the session
+        st.session_state["adv_model"] = ids[0]
+    model = by_label[
+        a.selectbox(
+            "Model",
+            list(by_label),
+            key="adv_model",
+            help="An available classifier of the catalog, or a checkpoint uploaded in the sidebar.",
+        )
+    ]
+    kinds = adv.kinds_for(models[model])
     if st.session_state.get("adv_images") not in kinds:
         st.session_state["adv_images"] = kinds[0]
     images = b.radio("Images", kinds, key="adv_images", format_func=adv.KINDS.get, horizontal=True)
@@ -174,11 +194,13 @@ def _run(choice: adv.Choice, options: AdviseOptions) -> Advice | None:
 
     device = cache.session_device()
 
+    handle = cache.model_handle(choice.model)
+
     def work(
         tracker,
-    ):  # a fresh copy of the model, in a slow-job slot (and a slot of its GPU): the shared one stays free
-        with cache.slow_slot(tracker), cache.device_slot(device, tracker):
-            return adv.run(load_model(choice.model), choice, options, tracker, device=device)
+    ):  # a private copy of the model in a slow-job slot and a slot of its GPU: the shared one stays free
+        with cache.private_model(handle, tracker) as own:
+            return adv.run(own, choice, options, tracker, device=device)
 
     advice = jobs.run_with_progress(work, "Running the Advisor", job=job)
     jobs.mark_ran(job)
@@ -236,9 +258,10 @@ def _result(advice: Advice, choice: adv.Choice) -> None:
     with st.expander("Save to Review"), shown_errors(doing="saving the advice to Review"):
         author = save_panel.identity_panel("advisor")
         if st.button("Save to Review", key="adv_save", icon=":material/bookmark_add:", disabled=not author):
-            loaded = load_model(choice.model)
-            image = adv.first_image(loaded, choice)
-            sid = save_panel.store().save(advice_snapshot(advice, loaded, image, author=author))
+            with cache.locked(cache.model_handle(choice.model)) as loaded:
+                image = adv.first_image(loaded, choice)
+                snapshot = advice_snapshot(advice, loaded, image, author=author)
+            sid = save_panel.store().save(snapshot)
             link = save_panel.snapshot_link(sid)
             st.success(
                 f"Saved as snapshot `{sid}`. Link (relative to this app): [{link}]({link})", icon=":material/check:"
