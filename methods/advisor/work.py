@@ -27,13 +27,11 @@ import torch
 from methods.advisor.metrics import METRICS, SCORERS, ImageJob
 from methods.advisor.normalizations import apply
 from methods.cams.core.explain import explain_many
-from methods.errors import GradLensError
 from methods.metrics.faithfulness.curves import reference_maps
-from methods.pipeline.common import worker_setup
+from methods.pipeline.common import score_items, worker_setup
 from methods.pipeline.engines import run_items
 from methods.pipeline.evaluate_parts import EvalCheckpoint
 from methods.pipeline.evaluate_work import on_picture
-from methods.pipeline.sources import load_sample
 
 __all__ = ["INPUT", "AdviseSpec", "AdviseWorker", "score_image", "run_phase"]
 
@@ -78,21 +76,7 @@ class AdviseWorker:
         self.loaded, self.device = worker_setup(spec.model, spec.device, spec.plugins)
 
     def __call__(self, items: list[dict]) -> list[dict]:
-        out = []
-        for item in items:
-            base = {"index": item["index"], "name": item["name"], "rows": [], "reason": ""}
-            try:
-                sample = load_sample(item)
-            except (GradLensError, OSError, ValueError) as exc:
-                out.append(dict(base, status="skipped", reason=str(exc)))
-                continue
-            try:
-                out.append(
-                    dict(base, status="done", rows=score_image(self.loaded, sample, int(item["index"]), self.spec))
-                )
-            except Exception as exc:  # one bad image never stops the others: reported in the result
-                out.append(dict(base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
-        return out
+        return score_items(items, lambda sample, item: score_image(self.loaded, sample, int(item["index"]), self.spec))
 
 
 def _maps(loaded: Any, x: torch.Tensor, spec: AdviseSpec, target: int | None) -> tuple[list, int, float, list[str]]:

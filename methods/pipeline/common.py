@@ -7,19 +7,28 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from methods._internal.device import resolve_device
 from methods.cams.core.registry import get_method
-from methods.errors import OptionError, WrongTypeError
+from methods.errors import GradLensError, OptionError, WrongTypeError
 from methods.models.catalog import load_model
 from methods.models.loaded import LoadedModel
 from methods.models.user_models import ModelRef
+from methods.pipeline.sources import load_sample
 
-__all__ = ["load_model_arg", "layers_arg", "method_names", "import_plugins", "worker_model", "worker_setup"]
+__all__ = [
+    "load_model_arg",
+    "layers_arg",
+    "method_names",
+    "import_plugins",
+    "worker_model",
+    "worker_setup",
+    "score_items",
+]
 
 
 def load_model_arg(model: Any, *, objects: bool = False):
@@ -139,3 +148,22 @@ def worker_setup(model: Any, device: Any, plugins: Sequence[str]) -> tuple[Loade
     if loaded.device != run_device:
         loaded.model.to(run_device)
     return loaded, run_device
+
+
+def score_items(items: Sequence[dict], score: Callable[[Any, dict], list[dict]]) -> list[dict]:
+    """A scoring worker's results: per item ``{"index", "name", "status", "rows", "reason"}``, status
+    ``"skipped"`` (its picture could not be read), ``"failed"`` (``score(sample, item)`` raised: the
+    error is the reason, and one bad image never stops the others) or ``"done"`` with score's rows."""
+    out = []
+    for item in items:
+        base = {"index": item["index"], "name": item["name"], "rows": [], "reason": ""}
+        try:
+            sample = load_sample(item)
+        except (GradLensError, OSError, ValueError) as exc:
+            out.append(dict(base, status="skipped", reason=str(exc)))
+            continue
+        try:
+            out.append(dict(base, status="done", rows=score(sample, item)))
+        except Exception as exc:  # reported in the result, never raised
+            out.append(dict(base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
+    return out

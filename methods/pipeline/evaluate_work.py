@@ -28,16 +28,14 @@ import torch
 from methods._internal.threads import ThreadTuner, tuner
 from methods._internal.torch_utils import Precision
 from methods.cams.core.explain import explain_many
-from methods.errors import GradLensError
 from methods.metrics.faithfulness.image_scores import image_scores
 from methods.metrics.faithfulness.perturbation import BaselineName
 from methods.metrics.faithfulness.road import RoadOptions, road
 from methods.metrics.localization import energy_pointing_game, pointing_game
-from methods.pipeline.common import worker_setup
+from methods.pipeline.common import score_items, worker_setup
 from methods.pipeline.engines import run_items
 from methods.pipeline.evaluate_objects import OBJECT_TASKS, evaluate_objects, scored_maps
 from methods.pipeline.evaluate_parts import EvalCheckpoint
-from methods.pipeline.sources import load_sample
 
 __all__ = ["EvalSpec", "EvalWorker", "evaluate_sample", "on_picture"]
 
@@ -90,25 +88,14 @@ class EvalWorker:
         self.loaded, self.device = worker_setup(spec.model, spec.device, spec.plugins)
 
     def __call__(self, items: list[dict]) -> list[dict]:
-        out = []
-        for item in items:
-            base = {"index": item["index"], "name": item["name"], "rows": [], "reason": ""}
-            try:
-                sample = load_sample(item)
-            except (GradLensError, OSError, ValueError) as exc:
-                out.append(dict(base, status="skipped", reason=str(exc)))
-                continue
-            try:
-                threads = tuner("evaluate.curves") if self.device.type == "cpu" else None
-                with threads.run(0) if threads is not None else contextlib.nullcontext():  # the faster count
-                    if self.loaded.task in OBJECT_TASKS:
-                        rows = evaluate_objects(self.loaded, sample, item["index"], self.spec)
-                    else:
-                        rows = evaluate_sample(self.loaded, sample, item["index"], self.spec, threads)
-                out.append(dict(base, status="done", rows=rows))
-            except Exception as exc:
-                out.append(dict(base, status="failed", reason=f"{type(exc).__name__}: {exc}"))
-        return out
+        return score_items(items, self._score)
+
+    def _score(self, sample: Any, item: dict) -> list[dict]:
+        threads = tuner("evaluate.curves") if self.device.type == "cpu" else None
+        with threads.run(0) if threads is not None else contextlib.nullcontext():  # the faster count
+            if self.loaded.task in OBJECT_TASKS:
+                return evaluate_objects(self.loaded, sample, item["index"], self.spec)
+            return evaluate_sample(self.loaded, sample, item["index"], self.spec, threads)
 
 
 def on_picture(loaded: Any, image: np.ndarray):
