@@ -1,4 +1,5 @@
-"""Small annotated data sets written into a test's tmp_path: COCO, VOC, ImageFolder, mask folder.
+"""Small annotated data sets written into a test's tmp_path (COCO, VOC, ImageFolder, mask folder, the
+quokka as imgaug names it) and the tiny classifier over their classes.
 
 Every picture is a seeded noise image, so nothing is read from disk but what the test wrote.
 """
@@ -11,7 +12,46 @@ import pathlib
 import numpy as np
 from PIL import Image
 
+from methods.data.quokka import quokka_box, quokka_polygon
+from methods.models import LoadedModel
+from tiny_models import GapNet
+
 CLASSES = ("tench", "Egyptian cat", "espresso", "wallaby")
+
+
+def tiny_gap(input_size: tuple[int, int] = (48, 64)) -> LoadedModel:
+    """A seeded GapNet over :data:`CLASSES` (class names matched by the loaders), input ``input_size``."""
+    return LoadedModel(
+        name="tiny_gap",
+        model=GapNet(classes=len(CLASSES), seed=0).eval(),
+        input_size=input_size,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        class_names=CLASSES,
+        default_layer="features.4",
+        source="checkpoint",
+    )
+
+
+def write_quokka_coco(path: pathlib.Path) -> pathlib.Path:
+    """The quokka as a COCO set at ``path``: its box and its polygon, the class named "animal" as
+    imgaug does (so a class map is needed to reach the model's "wallaby")."""
+    x0, y0, x1, y1 = quokka_box()
+    doc = {
+        "images": [{"id": 1, "file_name": "quokka.jpg", "width": 960, "height": 643}],
+        "categories": [{"id": 1, "name": "animal"}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [x0, y0, x1 - x0, y1 - y0],
+                "segmentation": [quokka_polygon()],
+            }
+        ],
+    }
+    path.write_text(json.dumps(doc))
+    return path
 
 
 def picture(path: pathlib.Path, width: int, height: int, seed: int = 0) -> pathlib.Path:

@@ -9,48 +9,23 @@ import pathlib
 import pandas as pd
 import pytest
 
-from annotated_kit import CLASSES
+from annotated_kit import tiny_gap, write_quokka_coco
 from methods.cli import batch as batch_cli
 from methods.cli import evaluate as evaluate_cli
-from methods.data.quokka import quokka_box, quokka_path, quokka_polygon
-from methods.models import LoadedModel
-from tiny_models import GapNet
+from methods.data.quokka import quokka_path
 
 
 @pytest.fixture
 def tiny(monkeypatch):
-    loaded = LoadedModel(
-        name="tiny_gap",
-        model=GapNet(classes=len(CLASSES), seed=0).eval(),
-        input_size=(48, 64),
-        mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25),
-        class_names=CLASSES,
-        default_layer="features.4",
-        source="checkpoint",
-    )
+    loaded = tiny_gap()
     monkeypatch.setattr("methods.pipeline.common.load_model", lambda name, **kw: loaded)
     monkeypatch.setattr("methods.pipeline.engines.default_workers", lambda: 1)
     return loaded
 
 
 def quokka_set(tmp_path: pathlib.Path) -> str:
-    x0, y0, x1, y1 = quokka_box()
-    doc = {
-        "images": [{"id": 1, "file_name": "quokka.jpg", "width": 960, "height": 643}],
-        "categories": [{"id": 1, "name": "animal"}],
-        "annotations": [
-            {
-                "id": 1,
-                "image_id": 1,
-                "category_id": 1,
-                "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "segmentation": [quokka_polygon()],
-            }
-        ],
-    }
-    (tmp_path / "q.json").write_text(json.dumps(doc))
-    return f"coco:{tmp_path / 'q.json'}:{pathlib.Path(quokka_path()).parent}"
+    path = write_quokka_coco(tmp_path / "q.json")
+    return f"coco:{path}:{pathlib.Path(quokka_path()).parent}"
 
 
 def test_evaluate_cli_with_a_class_map(tmp_path, tiny, capsys, fp32):

@@ -7,25 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotated_kit import CLASSES, picture, voc_xml, write_coco
+from annotated_kit import picture, tiny_gap, voc_xml, write_coco
 from methods.errors import OptionError
-from methods.models import LoadedModel
 from methods.pipeline import batch
-from tiny_models import GapNet
 
 
 @pytest.fixture
 def tiny():
-    return LoadedModel(
-        name="tiny_gap",
-        model=GapNet(classes=len(CLASSES), seed=0).eval(),
-        input_size=(32, 32),
-        mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25),
-        class_names=CLASSES,
-        default_layer="features.4",
-        source="checkpoint",
-    )
+    return tiny_gap((32, 32))
 
 
 def test_imagefolder_batch_equals_a_label_file_run(tmp_path, tiny, fp32):

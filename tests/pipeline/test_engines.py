@@ -22,25 +22,7 @@ from methods.errors import EngineError
 from methods.pipeline import batch, engines
 from methods.pipeline import evaluate as ev
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 FLOATS = ("prob", "top5_probs")
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    old = os.environ.get("PYTHONPATH")
-    # Ray's workers are new interpreters: they find the project (and tests/batch_plugins.py) by PYTHONPATH
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")] + ([old] if old else []))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 @pytest.fixture(scope="module")

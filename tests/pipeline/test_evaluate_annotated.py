@@ -4,7 +4,6 @@ engine gives the local engine's table."""
 
 from __future__ import annotations
 
-import os
 import pathlib
 
 import numpy as np
@@ -12,34 +11,18 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from annotated_kit import CLASSES, encode_string, picture, write_coco
+from annotated_kit import CLASSES, encode_string, picture, tiny_gap, write_coco
 from methods.cams.core.explain import explain
 from methods.data.annotated import rasterize_polygons
 from methods.data.scenes import CLASS_NAMES, make_scene
 from methods.errors import AnnotationError, OptionError
 from methods.metrics.localization import energy_pointing_game, pointing_game
-from methods.models import LoadedModel
 from methods.models.scenes.evaluation import EVAL_TWO_START
 from methods.pipeline import evaluate as ev
 from methods.pipeline.sources import load_sample, parse_images, sample_items
-from tiny_models import GapNet
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 CAT_A = [4, 4, 20, 4, 20, 16, 4, 16]  # two cats (polygons) and an espresso (box only)
 CAT_B = [40, 30, 60, 30, 50, 44]
-
-
-def tiny_gap() -> LoadedModel:
-    return LoadedModel(
-        name="tiny_gap",
-        model=GapNet(classes=len(CLASSES), seed=0).eval(),
-        input_size=(48, 64),
-        mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25),
-        class_names=CLASSES,
-        default_layer="features.4",
-        source="checkpoint",
-    )
 
 
 def tiny_coco(root: pathlib.Path) -> pathlib.Path:
@@ -144,22 +127,6 @@ def test_scenes_written_as_coco_score_as_the_scenes(tmp_path):
     coco = ev.evaluate("scenes_vgg", f"coco:{path}", **opts)
     assert coco["image"].tolist() == [f"s{i}.png" for i in (0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1)]
     pd.testing.assert_frame_equal(scenes[SAME], coco[SAME], atol=1e-6)
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")] + ([old] if old else []))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 def test_annotated_set_on_ray_equals_the_local_run(tmp_path, ray_local):

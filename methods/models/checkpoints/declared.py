@@ -5,8 +5,8 @@ anyone looks at a shape. So :func:`methods.models.checkpoints.load.load_checkpoi
 two steps:
 
 1. **Declarations.** For a torch zip archive: the zip's central directory (record sizes, no
-   decompression: :func:`zip_records`) and then ``torch.load(map_location="meta",
-   weights_only=True)``, torch's own restricted unpickler, which builds *meta* tensors (shape,
+   decompression: :func:`zip_records`) and then
+   ``torch.load(map_location="meta", weights_only=True)``, torch's own restricted unpickler, which builds *meta* tensors (shape,
    dtype, layout, storage size; no data: torch reads no storage record for the meta device). The
    legacy (pre-1.6, non-zip) format cannot compress, so its data is no larger than the file; it
    is declared the same way. For safetensors: the JSON header (:func:`declared_safetensors`).

@@ -4,12 +4,12 @@ COCO loader as a one-image data set (the fixture other tests can build on)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import pathlib
 
 import numpy as np
 import pytest
 
+from annotated_kit import write_quokka_coco
 from methods.data.annotated import AnnotatedOptions, iter_annotated, shoelace_area
 from methods.data.annotated.polygon import as_vertices
 from methods.data.quokka import (
@@ -66,32 +66,11 @@ def test_gallery_entry_is_the_photo_with_its_mask_and_class():
     np.testing.assert_array_equal(load_sample_mask("quokka"), quokka_mask())
 
 
-def write_quokka_coco(folder: pathlib.Path) -> pathlib.Path:
-    """The quokka as a COCO set: its box and its polygon, the class named "animal" as imgaug does."""
-    x0, y0, x1, y1 = quokka_box()
-    doc = {
-        "images": [{"id": 1, "file_name": "quokka.jpg", "width": 960, "height": 643}],
-        "categories": [{"id": 1, "name": "animal"}],
-        "annotations": [
-            {
-                "id": 1,
-                "image_id": 1,
-                "category_id": 1,
-                "bbox": [x0, y0, x1 - x0, y1 - y0],
-                "segmentation": [quokka_polygon()],
-            }
-        ],
-    }
-    path = folder / "quokka_coco.json"
-    path.write_text(json.dumps(doc))
-    return path
-
-
 def test_quokka_through_the_coco_loader(tmp_path):
     from torchvision.models import ResNet18_Weights
 
     names = ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
-    path = write_quokka_coco(tmp_path)
+    path = write_quokka_coco(tmp_path / "quokka_coco.json")
     spec = f"coco:{path}:{pathlib.Path(quokka_path()).parent}"
     with pytest.raises(ValueError, match=r"class 'animal' is not a class of the model"):
         list(iter_annotated(spec, names))
