@@ -1,6 +1,6 @@
 """Seconds per image of the evaluate command against the floor its forward count sets, in one run.
 
-    PYTHONPATH=$PWD python benchmarks/bench_evaluate.py [--images 4] [--steps 50] [--repeats 3]
+    PYTHONPATH=$PWD python benchmarks/bench_evaluate.py [--images 4] [--steps 50] [--repeats 3] [--precision auto]
 
 Setup: the bundled scenes_vgg model, ``scenes:N``, Grad-CAM at the default layer plus the two
 reference maps (random, centre): 3 maps per image, deletion and insertion curves (both blur, the defaults) of
@@ -22,6 +22,13 @@ the image's ``forward_count`` forwards run back to back in ONE runner (chunks of
 beforehand; the floor above pays the runner's set-up once per 32 images), on 1 thread and on all,
 and prints the ratio to the faster of them (the ratio to the default-threads floor alone would
 credit the thread choice to evaluate's overhead).
+
+Since round 3 every curve runs its forwards with each Conv2d -> BatchNorm2d pair folded into one
+convolution (:func:`methods.metrics.faithfulness.perturbation.curve_model`; scenes_vgg has 13 such
+pairs). The two floors above are the model as it is (unfolded), the goal's definition; where this
+tree has ``curve_model`` the script also times the image's forwards back to back through the folded
+model and prints evaluate's ratio to that: its overhead over the arithmetic it really runs.
+``--precision fp32`` measures what a CPU without native bf16 runs by default.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from bench_batch import machine
-from common import time_interleaved
+from common import allocator_state, time_interleaved
 
 import methods
 from methods._internal.torch_utils import bf16_is_native, channels_last_weights, resolve_precision
@@ -44,21 +51,36 @@ from methods.metrics.faithfulness.image_scores import forward_count
 from methods.metrics.faithfulness.perturbation import class_probabilities, runner_for
 from methods.pipeline.evaluate import evaluate
 
+try:  # this round's folded curve forwards; an older tree (before_after.py --base) has none
+    from methods.metrics.faithfulness.perturbation import curve_model
+except ImportError:
+    curve_model = None
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     args = ap.parse_args()
     print("machine:", machine())
-    precision = resolve_precision("auto", "cpu")
-    print(f"precision auto -> {precision} (bf16 native here: {bf16_is_native('cpu')})")
+    print("C allocator:", allocator_state())
+    precision = resolve_precision(args.precision, "cpu")
+    print(f"precision {args.precision} -> {precision} (bf16 native here: {bf16_is_native('cpu')})")
     loaded = methods.load_model("scenes_vgg")
     x = torch.randn(32, 3, 128, 128)
 
     def evaluation():
-        evaluate(loaded, f"scenes:{args.images}", methods=["gradcam"], steps=args.steps, workers=1, progress=False)
+        evaluate(
+            loaded,
+            f"scenes:{args.images}",
+            methods=["gradcam"],
+            steps=args.steps,
+            workers=1,
+            progress=False,
+            precision=precision,
+        )
 
     def forward32():
         with channels_last_weights(loaded.model), runner_for(x[:1], precision, 32) as run:
@@ -84,10 +106,20 @@ def main() -> None:
             for start in range(0, shared, 32):
                 class_probabilities(run, loaded.model, rows[start : start + 32])
 
+    def forwards_folded():  # the same through the model as the curves run it now (batch norms folded)
+        assert curve_model is not None
+        with curve_model(loaded.model, rows[:1]), runner_for(rows[:1], precision, shared) as run:
+            for start in range(0, shared, 32):
+                class_probabilities(run, loaded.model, rows[start : start + 32])
+
     fns = {"evaluate": evaluation, "forward batch 32": forward32, "the image's forwards": forwards}
+    if curve_model is not None:
+        fns["folded: the image's forwards"] = forwards_folded
     if torch.get_num_threads() > 1:  # the floors on 1 thread too: the thread count the tuner may choose
         fns["forward batch 32, 1 thread"] = one_thread(forward32)
         fns["the image's forwards, 1 thread"] = one_thread(forwards)
+        if curve_model is not None:
+            fns["folded: the image's forwards, 1 thread"] = one_thread(forwards_folded)
     times = time_interleaved(fns, repeats=args.repeats, warmup=1)
     per_image = times["evaluate"] / args.images
     per_forward = times["forward batch 32"] / 32
@@ -114,6 +146,13 @@ def main() -> None:
         f"forwards in one runner, images made beforehand, on 1 thread or {torch.get_num_threads()}, whichever was "
         "faster in this run, as evaluate's thread tuner chooses)"
     )
+    folded = [t for name, t in times.items() if name.startswith("folded:")]
+    if folded:
+        print(
+            f"  the image's {shared} forwards back to back, batch norms folded (as the curves run them)  {min(folded):8.3f} s"
+        )
+        print(f"  the image's forwards unfolded / folded = {strict_floor / min(folded):.2f}")
+        print(f"  evaluate / the image's folded forwards back to back = {per_image / min(folded):.2f}")
     print(f"  evaluate s/image = {per_image:.3f}")
     print(f"  evaluate / the one-map-at-a-time floor ({before} forwards) = {per_image / (before * per_forward):.2f}")
     if not bf16_is_native("cpu"):

@@ -30,3 +30,13 @@ def report(title: str, times: dict[str, float], ratios: list[tuple[str, str, str
         ratio = times[num] / times[den]
         verdict = "" if goal is None else (f"  (goal <= {goal:.2f}: {'met' if ratio <= goal else 'NOT met'})")
         print(f"  {label} = {ratio:.2f}{verdict}")
+
+
+def allocator_state() -> str:
+    """Keep glibc's large blocks for the whole run when this tree can (``methods.keep_large_blocks``:
+    the commands' workers do it on their first call, so the floors are timed the same way); what holds."""
+    try:
+        from methods import keep_large_blocks
+    except ImportError:  # an older tree (before_after.py --base): the C allocator's defaults
+        return "system (this tree has no keep_large_blocks)"
+    return keep_large_blocks()

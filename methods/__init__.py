@@ -46,6 +46,7 @@ from methods.cams.transformer import legrad as _legrad  # noqa: F401  LeGrad
 # isort: on
 
 from methods import targets
+from methods._internal.allocator import keep_large_blocks
 from methods._internal.torch_utils import PRECISION_ENV, bf16_is_native, resolve_precision
 from methods.cams.core.base import (
     CallContext,
@@ -97,6 +98,7 @@ __version__ = "0.3.0.dev0"
 
 __all__ = [
     "__version__",
+    "keep_large_blocks",
     "targets",
     "object_scores",
     "ObjectScores",

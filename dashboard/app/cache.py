@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
+import methods
 from dashboard.app import uploads
 from dashboard.core import devices, faithfulness, menus, scene_ids, services
 from dashboard.core.params import is_upload
@@ -109,7 +110,9 @@ def _zoo_model(name: str, device: str) -> ModelHandle:
 def model_handle(model_id: str) -> ModelHandle:
     """The cached model of ``model_id`` on this session's device (:func:`session_device`): a
     catalog name, or a checkpoint uploaded in this session (moved, under its lock, when the
-    session picks another device)."""
+    session picks another device). Keeps the C allocator's large blocks for the process's batches
+    (:func:`methods.keep_large_blocks`, once)."""
+    methods.keep_large_blocks()
     device = session_device()
     if is_upload(model_id):
         handle = uploads.session_upload(uploads.uploaded_models(), model_id, "checkpoint")["handle"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from methods._internal.allocator import keep_large_blocks
 from methods._internal.device import resolve_device
 from methods.cams.core.registry import get_method
 from methods.errors import GradLensError, OptionError, WrongTypeError
@@ -131,12 +132,14 @@ def worker_model(model: Any, loaded: Any, device: Any, in_process: bool) -> tupl
 
 
 def worker_setup(model: Any, device: Any, plugins: Sequence[str]) -> tuple[LoadedModel, torch.device]:
-    """In a worker (process, Ray actor or this process): import the plugins, load the model once
+    """In a worker (process, Ray actor or this process): keep the C allocator's large blocks
+    (:func:`methods._internal.allocator.keep_large_blocks`), import the plugins, load the model once
     (a catalog name or a ModelRef) or take the one sent, and put it on the worker's device.
 
     Returns:
         ``(loaded model, the device it runs on)``.
     """
+    keep_large_blocks()  # batches reuse the heap's large blocks: no page faults per tensor (allocator.py)
     import_plugins(tuple(plugins))
     if isinstance(model, str):
         loaded = load_model(model)

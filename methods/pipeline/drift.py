@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from methods._internal.allocator import keep_large_blocks
 from methods._internal.checks import check_choice, check_int, check_number
 from methods.cams.core.explain import explain
 from methods.cams.core.registry import get_method
@@ -313,6 +314,7 @@ def drift(
     opts = options if options is not None else DriftOptions()
     if not isinstance(thresholds, DriftThresholds) or not isinstance(opts, DriftOptions):
         raise OptionError("thresholds must be a DriftThresholds and options a DriftOptions")
+    keep_large_blocks()  # both models' batches reuse the heap's large blocks (methods._internal.allocator)
     source = parse_images(images)
     model_a = load_side(a, arch=arch, config=config, what="A")
     model_b = load_side(b, arch=arch, config=config, what="B")

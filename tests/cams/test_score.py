@@ -672,8 +672,8 @@ class ReusedConvNet(nn.Module):
 def test_fold_finds_every_pair_of_resnet18_and_restores():
     import torchvision
 
+    from methods._internal.bn_folding import FoldedBatchNorm
     from methods.cams.score.engine import eval_mode
-    from methods.cams.score.fold import FoldedBatchNorm
 
     net = torchvision.models.resnet18(num_classes=4)
     x = torch.randn(1, 3, 32, 32)
@@ -688,8 +688,8 @@ def test_fold_finds_every_pair_of_resnet18_and_restores():
 
 
 def test_fold_refuses_when_the_raw_conv_output_is_reused():
+    from methods._internal.bn_folding import FoldedBatchNorm
     from methods.cams.score.engine import eval_mode
-    from methods.cams.score.fold import FoldedBatchNorm
 
     net = ReusedConvNet()
     with eval_mode(net), FoldedBatchNorm(net, torch.randn(1, 3, 8, 8)) as fold:

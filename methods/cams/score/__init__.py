@@ -42,7 +42,7 @@ Options common to the family (keyword-only, validated at construction):
   the precision that ran.
   All 4-D batches are fed ``channels_last`` when the model accepts it, and (Score-CAM family, from
   ``FOLD_MIN_ROWS`` forwards on) Conv->BatchNorm pairs run as one folded convolution, checked
-  against the real logits first (:mod:`methods.cams.score.fold`).
+  against the real logits first (:mod:`methods._internal.bn_folding`).
 
 Progress: ``ctx.progress(done, total)`` after every batch, counting forward rows; it ends at
 ``(total, total)``. Forwards run under ``torch.inference_mode()``, in eval mode, without hooks; the

@@ -21,14 +21,12 @@ Nothing here registers a hook; :mod:`methods.cams.score.tail` does, for Ablation
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from methods._internal.torch_utils import PRECISION_CHOICES, PRECISIONS, ForwardRunner, bf16_is_native, eval_mode
 from methods.cams.core.base import ForwardMethod, LayerContext
@@ -48,7 +46,6 @@ __all__ = [
     "normalized_masks",
     "Jobs",
     "ForwardRunner",
-    "ForwardPatcher",
     "eval_mode",
     "bf16_is_native",
 ]
@@ -200,30 +197,3 @@ class Jobs:
     def batches(self, batch_size: int) -> Iterator[slice]:
         for start in range(0, len(self), batch_size):
             yield slice(start, min(start + batch_size, len(self)))
-
-
-# --------------------------------------------------------------------------------------------
-# Running forwards
-
-
-class ForwardPatcher:
-    """Instance-level ``forward`` overrides of modules, undone in reverse order.
-
-    Subclasses set ``self._saved = []`` and call :meth:`_restore` in ``finally``; a module whose
-    class ``forward`` was in use gets its instance attribute removed again.
-    """
-
-    _saved: list[tuple[nn.Module, bool, Any]]
-
-    def _patch(self, module: nn.Module, fn: Callable) -> None:
-        had = "forward" in module.__dict__
-        self._saved.append((module, had, module.__dict__.get("forward")))
-        object.__setattr__(module, "forward", fn)
-
-    def _restore(self) -> None:
-        while self._saved:
-            module, had, old = self._saved.pop()
-            if had:
-                object.__setattr__(module, "forward", old)
-            else:
-                module.__dict__.pop("forward", None)

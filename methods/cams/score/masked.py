@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from methods._internal.bn_folding import FOLD_MIN_ROWS, FoldedBatchNorm
 from methods.cams.core.base import LayerContext
 from methods.cams.core.options import MAX_SEED, option
 from methods.cams.core.registry import register_method
@@ -25,14 +26,9 @@ from methods.cams.score.engine import (
     normalized_masks,
     select_channels,
 )
-from methods.cams.score.fold import FoldedBatchNorm
 from methods.targets.base import explained_scores
 
 __all__ = ["ScoreCam", "SsCam", "IsCam", "ScoreCamOptions", "SsCamOptions", "IsCamOptions", "FOLD_MIN_ROWS"]
-
-FOLD_MIN_ROWS = 64
-"""Masked forwards from which Conv->BatchNorm pairs are folded (:mod:`methods.cams.score.fold`): the
-search and the check cost two single-input forwards, under 3% of 64 rows."""
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from methods._internal.forward_patch import ForwardPatcher
 from methods._internal.torch_utils import HookScope
 from methods.cams.core.sites import TensorWatch, parse_layer
-from methods.cams.score.engine import ForwardPatcher
 from methods.errors import RecorderError, ScoreError
 
 __all__ = ["TailPlan", "plan_tail", "SubstitutedForward", "check_tail"]
@@ -163,7 +163,7 @@ class SubstitutedForward(ForwardPatcher):
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self._restore()
+        super().__exit__(*exc)
         self._acts = None
 
     def _layer_forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:

@@ -29,13 +29,14 @@ import torch
 
 from methods._internal.checks import check_choice
 from methods._internal.inputs import check_model_input
-from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model, upsample
+from methods._internal.torch_utils import Precision, resolve_precision, unwrap_model, upsample
 from methods.errors import OptionError
 from methods.metrics.faithfulness.perturbation import (
     check_class,
     check_one_image,
     check_saliency,
     class_probabilities,
+    curve_model,
     runner_for,
 )
 from methods.viz.normalize import normalize
@@ -112,7 +113,7 @@ def confidence_change(
     x = check_model_input(net, check_one_image(x))
     ran_in = resolve_precision(precision, x.device)
     masked = explanation_image(model, x, saliency, space=space, mean=mean, std=std)  # (1, C, H, W)
-    with channels_last_weights(net), runner_for(x, ran_in, 2) as run:
+    with curve_model(net, x), runner_for(x, ran_in, 2) as run:
         p = class_probabilities(run, net, torch.cat([x, masked]))  # (2, K)
     target = check_class(target, p.shape[1])
     return confidence_from(float(p[0, target]), float(p[1, target]), space=space)

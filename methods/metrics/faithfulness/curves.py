@@ -66,7 +66,7 @@ import torch
 from methods._internal.checks import check_choice, check_int
 from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
-from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
+from methods._internal.torch_utils import Precision, resolve_precision, unwrap_model
 from methods.cams.baselines import centre_gaussian
 from methods.errors import OptionError
 from methods.metrics.faithfulness.confidence import ConfidenceChange, confidence_change
@@ -83,6 +83,7 @@ from methods.metrics.faithfulness.perturbation import (
     check_one_image,
     check_saliency,
     class_probabilities,
+    curve_model,
     perturb,
     perturbation_order,
     perturbed_image,
@@ -230,7 +231,7 @@ def _curve(
     counts = step_counts(n, steps)  # (S+1,)
 
     scores = torch.empty(steps + 1, dtype=torch.float64)
-    with channels_last_weights(net), runner_for(x, precision, steps + 1) as run:
+    with curve_model(net, x), runner_for(x, precision, steps + 1) as run:
         # the target is checked against the model's output of the first chunk
         for start in range(0, steps + 1, batch_size):
             stop = min(start + batch_size, steps + 1)

@@ -30,7 +30,7 @@ from methods._internal.checks import check_int
 from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
 from methods._internal.threads import ThreadTuner
-from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
+from methods._internal.torch_utils import Precision, resolve_precision, unwrap_model
 from methods.errors import InputError
 from methods.metrics.faithfulness.confidence import ConfidenceChange, Space, confidence_from, explanation_image
 from methods.metrics.faithfulness.curves import Curve
@@ -41,6 +41,7 @@ from methods.metrics.faithfulness.perturbation import (
     check_one_image,
     check_saliency,
     class_probabilities,
+    curve_model,
     perturb,
     pixel_ranks,
     runner_for,
@@ -171,7 +172,7 @@ def image_scores(
         return out  # (B, C, H, W)
 
     score = torch.empty(len(rows), dtype=torch.float64)
-    with channels_last_weights(net), runner_for(x, ran_in, len(rows), progress) as run:
+    with curve_model(net, x), runner_for(x, ran_in, len(rows), progress) as run:
         for start in range(0, len(rows), batch_size):
             part = rows[start : start + batch_size]
             layout = torch.contiguous_format if run.channels_last is False else torch.channels_last

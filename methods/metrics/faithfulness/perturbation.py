@@ -10,8 +10,10 @@ Drop); this module holds the pieces that protocol is made of, so each stays smal
 * baselines — ``"zero"``, ``"mean"``, ``"blur"`` (:func:`blur`) or a tensor, all in the model's
   normalized input space;
 * :func:`perturbed_image` — the image a curve scores at a given fraction;
-* the runner — for the duration of a call the model is in eval mode and its 4-D weights are held
-  in channels_last layout (faster convolutions on CPU); the original tensors, layout and
+* the runner — for the duration of a call (:func:`curve_model`) the model is in eval mode, its 4-D
+  weights are held in channels_last layout (faster convolutions on CPU) and each Conv2d ->
+  BatchNorm2d pair runs as one folded convolution, checked first against the model's own output
+  on the image (:mod:`methods._internal.bn_folding`); the original tensors, layout, forwards and
   train/eval flags are put back afterwards, also when the call fails. Batches go through the
   model under ``torch.inference_mode()``, with bfloat16 autocast for ``precision="bf16"``
   (``"auto"``, the default, resolves per device: :func:`methods._internal.torch_utils.resolve_precision`).
@@ -19,7 +21,9 @@ Drop); this module holds the pieces that protocol is made of, so each stays smal
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any, Literal, Union
 
 import numpy as np
@@ -27,9 +31,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from methods._internal.bn_folding import FoldedBatchNorm
 from methods._internal.checks import check_choice
 from methods._internal.progress import Progress
-from methods._internal.torch_utils import PRECISION_CHOICES, ForwardRunner, Precision, check_input, upsample
+from methods._internal.torch_utils import (
+    PRECISION_CHOICES,
+    ForwardRunner,
+    Precision,
+    channels_last_weights,
+    check_input,
+    upsample,
+)
 from methods.errors import InputError, OptionError, TargetError
 from methods.targets.base import explained_scores
 
@@ -51,6 +63,7 @@ __all__ = [
     "perturbed_image",
     "class_probabilities",
     "runner_for",
+    "curve_model",
 ]
 
 BaselineName = Literal["zero", "mean", "blur"]
@@ -193,6 +206,20 @@ def class_probabilities(run: ForwardRunner, net: nn.Module, batch: torch.Tensor)
     (autocast on the runner's device type, channels_last inputs, inference mode)."""
     out = run(lambda b, fmt: net(b), batch)  # (B, K) float32
     return explained_scores(net, out).double()  # a task target's view: its (B, 1) scores as they are
+
+
+@contextlib.contextmanager
+def curve_model(net: nn.Module, x: torch.Tensor) -> Iterator[FoldedBatchNorm]:
+    """The model as every curve's forwards run it, for the block: eval mode, 4-D weights held
+    channels_last (:func:`methods._internal.torch_utils.channels_last_weights`), and each
+    Conv2d -> BatchNorm2d pair run as ONE convolution with the batch norm folded into its weights,
+    where that reproduces ``net``'s own output on ``x`` (1, C, H, W) to 1e-4 relative
+    (:class:`methods._internal.bn_folding.FoldedBatchNorm`: found and checked on this call, undone
+    after, parameters untouched). Every curve folds, whatever its length, so that a curve computed
+    alone and the same curve inside ``image_scores`` run the same arithmetic. Yields the fold
+    (``.pairs`` folded, ``.reason`` when none)."""
+    with channels_last_weights(net), FoldedBatchNorm(net, x[:1]) as fold:
+        yield fold
 
 
 def runner_for(x: torch.Tensor, precision: str, total: int, progress: Progress | None = None) -> ForwardRunner:

@@ -51,7 +51,7 @@ import torch
 from methods._internal.checks import check_choice, check_int, check_number
 from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
-from methods._internal.torch_utils import Precision, channels_last_weights, resolve_precision, unwrap_model
+from methods._internal.torch_utils import Precision, resolve_precision, unwrap_model
 from methods.errors import OptionError
 from methods.metrics.faithfulness.imputation import linear_imputation
 from methods.metrics.faithfulness.perturbation import (
@@ -60,6 +60,7 @@ from methods.metrics.faithfulness.perturbation import (
     check_one_image,
     check_saliency,
     class_probabilities,
+    curve_model,
     pixel_ranks,
     runner_for,
 )
@@ -239,7 +240,7 @@ def road(
         return linear_imputation(x, _removed(rank, curve, counts[i]), noise=opts.noise, generator=gen)  # (1, C, H, W)
 
     scores = torch.empty(len(rows), dtype=torch.float64)
-    with channels_last_weights(net), runner_for(x, ran_in, len(rows), progress) as run:
+    with curve_model(net, x), runner_for(x, ran_in, len(rows), progress) as run:
         for start in range(0, len(rows), opts.batch_size):
             part = rows[start : start + opts.batch_size]
             p = class_probabilities(run, net, torch.cat([image(r) for r in part]))  # (B, K)
