@@ -46,6 +46,19 @@ def test_tries_each_candidate_then_keeps_the_faster_and_looks_again(two_threads)
     assert t.choose() == 2
 
 
+def test_the_default_looks_at_a_slower_candidate_every_25_units_and_follows_its_own_slowdown(two_threads):
+    t = ThreadTuner()  # defaults: probe_every 8, overhead 0.02
+    t.seconds[2], t.seconds[1] = [0.010] * 3, [0.015] * 3  # 1 thread 1.5x slower: (1.5 - 1) / 0.02 = 25 units
+    t.last[2], t.last[1], t.units = 10, 10, 34
+    assert t.choose() == 2  # 24 units since 1 thread ran: not yet
+    t.units = 35
+    assert t.choose() == 1  # 25: look again (0.5 of a unit per 25 = 2 % of the time)
+    t.last[1] = 35
+    t.seconds[2] = [0.010, 0.030, 0.030]  # the machine got busy: the last three units of 2 threads (as run keeps them)
+    t.units = 37
+    assert t.choose() == 1  # its median 0.030 > 0.015: switched, without waiting for a look
+
+
 def test_run_sets_the_count_for_the_block_and_puts_it_back(two_threads):
     t = ThreadTuner()
     seen = []

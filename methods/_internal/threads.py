@@ -15,7 +15,8 @@ the code, so :class:`ThreadTuner` measures it:
   with the lower median time per item over its last few units;
 * the other candidate is tried again now and then, so a machine whose load changes is followed:
   every ``probe_every`` units, or less often when it was much slower (looking again costs at
-  most ``overhead``, 5 %, of the time), but at least every 64 units.
+  most ``overhead``, 2 %, of the time), but at least every 64 units. (When the chosen candidate
+  itself slows down, the tuner sees it in the units it times and switches without a look.)
 
 The thread count is set for the unit and put back afterwards. ``torch.set_num_threads`` is
 process-wide: units that run at the same time in threads of one process (two runs started from a
@@ -63,7 +64,7 @@ class ThreadTuner:
         True
     """
 
-    def __init__(self, probe_every: int = 8, overhead: float = 0.05, most: int | None = None) -> None:
+    def __init__(self, probe_every: int = 8, overhead: float = 0.02, most: int | None = None) -> None:
         self.probe_every = check_int("probe_every", probe_every, 2)
         self.overhead = check_number("overhead", overhead, minimum=0.001, maximum=1.0)
         most = own_threads() if most is None else check_int("most", most, 1)
@@ -77,7 +78,7 @@ class ThreadTuner:
         """The thread count for the next unit: an untried candidate, else the faster one, except
         that the slower one runs again once enough units have passed that looking again costs at
         most ``overhead`` of the time (``probe_every`` units, more when the slower one is much
-        slower: a candidate 3x slower is looked at every 40 units for 5 %), and at least every 64 units."""
+        slower: a candidate 1.5x slower is looked at every 25 units for 2 %), and at least every 64 units."""
         untried = [c for c in self.candidates if len(self.seconds[c]) < _TRIES]
         if untried:  # each candidate twice, in turn: one slow first unit does not decide alone
             return min(untried, key=lambda c: len(self.seconds[c]))

