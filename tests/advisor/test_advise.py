@@ -18,6 +18,9 @@ from methods.models.catalog import load_model
 from methods.pipeline.sources import load_sample, parse_images, sample_items
 from methods.review.store import SnapshotStore
 
+QUICK = dict(normalizations=("minmax",), n_boot=200, steps=4, precision="fp32")
+"""The options of the small runs below: one normalization, 200 resamples, 4-step curves, fp32."""
+
 
 @pytest.fixture(scope="module")
 def vgg():
@@ -70,11 +73,8 @@ def test_sanity_drops_guided_backprop(fp32, vgg):
         "scenes:2",
         methods=("gradcam", "guidedbackprop"),
         layers="features.20",
-        normalizations=("minmax",),
         n_sanity=1,
-        n_boot=200,
-        steps=4,
-        precision="fp32",
+        **QUICK,
     )
     verdicts = {s.method: s.passes for s in a.sanity}
     assert verdicts == {"gradcam": True, "guidedbackprop": False}
@@ -91,15 +91,7 @@ def test_cancel_then_resume_scores_each_image_once(fp32, vgg, tmp_path, monkeypa
         return real(loaded, sample, index, spec)
 
     monkeypatch.setattr(work, "score_image", counting)
-    opts = AdviseOptions(
-        methods=("gradcam",),
-        layers="features.20",
-        normalizations=("minmax",),
-        n_sanity=0,
-        n_boot=200,
-        steps=4,
-        precision="fp32",
-    )
+    opts = AdviseOptions(methods=("gradcam",), layers="features.20", n_sanity=0, **QUICK)
 
     def stop_after_two(done: int, total: int) -> None:
         if done >= 2:
@@ -151,11 +143,8 @@ def test_slow_methods_run_after_the_cheap_ones(fp32, vgg, monkeypatch):
         methods=("scorecam", "gradcam"),
         include_slow=True,
         layers="features.20",
-        normalizations=("minmax",),
         n_sanity=0,
-        n_boot=200,
-        steps=4,
-        precision="fp32",
+        **QUICK,
     )
     assert phases == [("gradcam",), ("gradcam",), ("scorecam",), ("scorecam",)]
     assert set(a.table["method"]) == {"gradcam", "scorecam", "random"}
@@ -170,11 +159,8 @@ def test_a_methods_warning_about_its_maps_reaches_the_notes(fp32, vgg):
         "scenes:2",
         methods=("gradcampp",),
         layers="features.0,features.20",
-        normalizations=("minmax",),
         n_sanity=0,
-        n_boot=200,
-        steps=4,
-        precision="fp32",
+        **QUICK,
     )
     warned = [n for n in a.notes if n.startswith("Grad-CAM++ warned: ")]
     assert len(warned) == 1 and "features.0" in warned[0] and "negative" in warned[0]
@@ -191,7 +177,7 @@ def test_a_folder_with_an_unreadable_file(fp32, vgg, tmp_path):
     (tmp_path / "a_broken.png").write_bytes(b"not an image")
     for i in range(3):
         Image.fromarray(make_scene(5 + i).image).save(tmp_path / f"s{i}.png")
-    a = advise(vgg, str(tmp_path), methods=("gradcam",), layers="features.20", normalizations=("minmax",), n_sanity=1, n_boot=200, steps=4, precision="fp32", log=lambda _s: None)  # fmt: skip
+    a = advise(vgg, str(tmp_path), methods=("gradcam",), layers="features.20", n_sanity=1, log=lambda _s: None, **QUICK)
     assert set(a.scores["image"]) == {"s0.png", "s1.png", "s2.png"}
     assert a.sanity[0].texts[0].startswith("s0.png: Grad-CAM passes")
     assert any(n.startswith("skipped a_broken.png: ") for n in a.notes)

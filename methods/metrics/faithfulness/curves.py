@@ -66,7 +66,7 @@ import torch
 from methods._internal.checks import check_choice, check_int
 from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
-from methods._internal.torch_utils import Precision, resolve_precision, unwrap_model
+from methods._internal.torch_utils import Precision, resolve_precision
 from methods.cams.baselines import centre_gaussian
 from methods.errors import OptionError
 from methods.metrics.faithfulness.confidence import ConfidenceChange, confidence_change
@@ -89,9 +89,9 @@ from methods.metrics.faithfulness.perturbation import (
     perturbed_image,
     pixel_ranks,
     runner_for,
+    scored_model,
     step_counts,
 )
-from methods.targets import ClassTarget, Target
 
 __all__ = [
     "BASELINES",
@@ -214,11 +214,7 @@ def _curve(
     blur_sigma: float | None,
     progress: Progress | None,
 ) -> Curve:
-    net, _ = unwrap_model(model)
-    if isinstance(target, ClassTarget):
-        target = target.index
-    elif isinstance(target, Target):  # a box, region or embedding: the curve of its score
-        net, target = target.view(net), 0
+    net, target = scored_model(model, target)  # a box, region or embedding: the curve of its score
     x = check_model_input(net, check_one_image(x))
     steps = check_int("steps", steps, 1)
     batch_size = check_int("batch_size", batch_size, 1)

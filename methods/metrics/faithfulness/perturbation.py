@@ -40,10 +40,12 @@ from methods._internal.torch_utils import (
     Precision,
     channels_last_weights,
     check_input,
+    unwrap_model,
     upsample,
 )
 from methods.errors import InputError, OptionError, TargetError
-from methods.targets.base import explained_scores
+from methods.targets.base import Target, explained_scores
+from methods.targets.classes import ClassTarget
 
 __all__ = [
     "BASELINES",
@@ -64,6 +66,7 @@ __all__ = [
     "class_probabilities",
     "runner_for",
     "curve_model",
+    "scored_model",
 ]
 
 BaselineName = Literal["zero", "mean", "blur"]
@@ -206,6 +209,19 @@ def class_probabilities(run: ForwardRunner, net: nn.Module, batch: torch.Tensor)
     (autocast on the runner's device type, channels_last inputs, inference mode)."""
     out = run(lambda b, fmt: net(b), batch)  # (B, K) float32
     return explained_scores(net, out).double()  # a task target's view: its (B, 1) scores as they are
+
+
+def scored_model(model: Any, target: Any) -> tuple[nn.Module, Any]:
+    """The module a curve runs and the target column it reads, from a module or a ``LoadedModel``
+    and a target of any kind: a :class:`~methods.targets.ClassTarget` -> its class index; a task
+    target (box, region, embedding) -> its (N, 1) score view and column 0; anything else -> the model
+    and the target as given (checked against the output later, :func:`check_class`)."""
+    net, _ = unwrap_model(model)
+    if isinstance(target, ClassTarget):
+        return net, target.index
+    if isinstance(target, Target):
+        return target.view(net), 0
+    return net, target
 
 
 @contextlib.contextmanager

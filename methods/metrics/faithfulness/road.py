@@ -51,7 +51,7 @@ import torch
 from methods._internal.checks import check_choice, check_int, check_number
 from methods._internal.inputs import check_model_input
 from methods._internal.progress import Progress
-from methods._internal.torch_utils import Precision, resolve_precision, unwrap_model
+from methods._internal.torch_utils import Precision, resolve_precision
 from methods.errors import OptionError
 from methods.metrics.faithfulness.imputation import linear_imputation
 from methods.metrics.faithfulness.perturbation import (
@@ -63,8 +63,8 @@ from methods.metrics.faithfulness.perturbation import (
     curve_model,
     pixel_ranks,
     runner_for,
+    scored_model,
 )
-from methods.targets import ClassTarget, Target
 
 __all__ = ["PAPER", "CURVES", "RoadOptions", "RoadResult", "road", "road_seed", "road_image"]
 
@@ -219,11 +219,7 @@ def road(
     opts = options if options is not None else RoadOptions()
     if not isinstance(opts, RoadOptions):
         raise OptionError(f"options must be a RoadOptions; got {type(opts).__name__}")
-    net, _ = unwrap_model(model)
-    if isinstance(target, ClassTarget):
-        target = target.index
-    elif isinstance(target, Target):  # a box, region or embedding: the curves of its score
-        net, target = target.view(net), 0
+    net, target = scored_model(model, target)  # a box, region or embedding: the curves of its score
     x = check_model_input(net, check_one_image(x))
     ran_in = resolve_precision(opts.precision, x.device)
     sal = check_saliency(saliency)
